@@ -1,0 +1,98 @@
+/*
+ * The engine: configuration, writer threads, and the public entry points
+ * of the read side (docs/api.md "Engine", "Reading").
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+#include "err.h"
+#include "index.h"
+
+MIX_API void mix_engine_config_init(struct mix_engine_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->writer_threads = 1;
+	cfg->log_rotate_size = 4u << 20;
+	cfg->queue_max = 4096;
+}
+
+MIX_API int mix_engine_create(const struct mix_engine_config *cfg,
+			      struct mix_engine **engine_r)
+{
+	struct mix_engine *e;
+	unsigned i;
+	int ret;
+
+	*engine_r = NULL;
+	e = calloc(1, sizeof(*e));
+	if (!e)
+		return -ENOMEM;
+	if (cfg)
+		e->cfg = *cfg;
+	else
+		mix_engine_config_init(&e->cfg);
+	if (e->cfg.writer_threads == 0 || e->cfg.writer_threads > 256 ||
+	    e->cfg.log_rotate_size < 4096 ||
+	    e->cfg.log_rotate_size > (1u << 30) || e->cfg.queue_max == 0) {
+		free(e);
+		return mix_err(MIX_EINVAL, "engine config out of range "
+			       "(writer_threads 1..256, log_rotate_size 4 KiB.."
+			       "1 GiB, queue_max >= 1)");
+	}
+	e->writers = calloc(e->cfg.writer_threads, sizeof(*e->writers));
+	if (!e->writers) {
+		free(e);
+		return -ENOMEM;
+	}
+	for (i = 0; i < e->cfg.writer_threads; i++) {
+		if ((ret = mix_writer_start(e, &e->writers[i], i)) < 0) {
+			while (i-- > 0)
+				mix_writer_stop(&e->writers[i]);
+			free(e->writers);
+			free(e);
+			return ret;
+		}
+	}
+	e->nwriters = e->cfg.writer_threads;
+	*engine_r = e;
+	return 0;
+}
+
+MIX_API int mix_engine_free(struct mix_engine **ep)
+{
+	struct mix_engine *e = *ep;
+	unsigned i;
+	if (!e)
+		return 0;
+	if (__atomic_load_n(&e->open_indexes, __ATOMIC_ACQUIRE) != 0)
+		return mix_err(MIX_EINVAL, "mix_engine_free: %u indexes still "
+			       "open", e->open_indexes);
+	for (i = 0; i < e->nwriters; i++)
+		mix_writer_stop(&e->writers[i]);
+	/* deferred frees of closed indexes have all run (index close waits
+	 * for them), so nothing of ours is left in liburcu's queues */
+	free(e->writers);
+	free(e);
+	*ep = NULL;
+	return 0;
+}
+
+MIX_API void mix_read_lock(void)
+{
+	mix_rcu_read_lock();
+}
+
+MIX_API void mix_read_unlock(void)
+{
+	mix_rcu_read_unlock();
+}
+
+MIX_API const struct mix_snap *mix_index_snap(struct mix_index *idx)
+{
+	/* ORDER(snap-publish): pairs with MIX_RCU_PUBLISH in
+	 * mix_index_publish(); the snapshot stays valid until the caller's
+	 * mix_read_unlock() (its unpublish waits for a grace period). */
+	return MIX_RCU_DEREF(idx->snap);
+}

@@ -1,0 +1,325 @@
+/*
+ * The writer's work on one index (docs/design.md §3): apply a batch of
+ * transactions to a builder, write them to the log with one write(), sync
+ * once if any asked for it, publish the next snapshot, complete the
+ * committers; checkpoint and rotate when the log is big.
+ *
+ * Runs on the index's writer thread only (and on the opening/closing
+ * thread while no writer has the index), so everything here but the
+ * published snapshot pointer is single-threaded.
+ *
+ * Failure rule: a transaction that cannot be applied fails alone (the
+ * build is redone without it).  A failed write or sync fails the whole
+ * batch and poisons the index (MIX_EPANIC until reopened): after a failed
+ * fdatasync the kernel may have dropped the dirty pages, so nothing can
+ * be assumed about what is on disk, and a retry that "succeeds" would lie.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "engine.h"
+#include "err.h"
+#include "index-file.h"
+#include "index.h"
+#include "txn.h"
+
+/* A batch is flushed once its encoding passes this (keeps offsets far
+ * below 2^32 with the largest rotation size). */
+#define BATCH_BYTES_MAX (64u << 20)
+/* No transaction may start beyond this log offset (modseq low half). */
+#define LOG_OFFSET_MAX 0xf0000000u
+
+static void poison(struct mix_index *idx)
+{
+	__atomic_store_n(&idx->poisoned, 1, __ATOMIC_RELEASE);
+}
+
+int mix_index_publish(struct mix_index *idx, struct mix_builder *b)
+{
+	struct mix_snap *s, *prev = idx->snap;
+	struct mix_robj *retired;
+	int ret;
+
+	b->hdr.log_file_seq = idx->log.hdr.file_seq;
+	b->hdr.log_file_head_offset = (uint32_t)idx->log.offset;
+	if ((ret = mix_builder_finish(b, &s, &retired)) < 0)
+		return ret;
+	mix_reclaim_publish(&idx->reclaim, s, prev, retired);
+	/* ORDER(snap-publish): s and everything it points to are complete
+	 * and never written again; pairs with MIX_RCU_DEREF in
+	 * mix_index_snap(). */
+	MIX_RCU_PUBLISH(idx->snap, s);
+	if (prev)
+		mix_reclaim_unpublish(prev);
+	return 0;
+}
+
+/* Apply txns[start..n) (skipping failed ones) until the batch is full.
+ * Returns the end of what was applied (>= start + 1 unless a transaction
+ * failed, in which case *failed_r is set and the build must be redone). */
+static uint32_t apply_some(struct mix_index *idx, struct mix_builder *b,
+			   struct mix_txn **txns, uint32_t start, uint32_t n,
+			   int *need_sync_r, int *failed_r)
+{
+	const struct mix_log_header *lh = &idx->log.hdr;
+	uint32_t i;
+	int ret;
+
+	for (i = start; i < n; i++) {
+		struct mix_txn *t = txns[i];
+		uint64_t off = idx->log.offset + idx->batch.len;
+		if (t->failed)
+			continue;
+		if (off > LOG_OFFSET_MAX) {
+			if (i == start) {
+				t->failed = 1;
+				t->ret = mix_err(MIX_ELIMIT, "%s: log offset "
+						 "%llu too large", idx->dir,
+						 (unsigned long long)off);
+				*failed_r = 1;
+			}
+			return i;
+		}
+		ret = mix_txn_apply(b, t, mix_modseq_make(lh->indexid,
+							  lh->file_seq,
+							  (uint32_t)off),
+				    &idx->batch);
+		if (ret < 0) {
+			t->failed = 1;
+			t->ret = ret;
+			mix_err_copy(t->errmsg, sizeof(t->errmsg));
+			*failed_r = 1;
+			return i;
+		}
+		if (t->durability == MIX_DURABILITY_SYNC)
+			*need_sync_r = 1;
+		if (idx->batch.len > BATCH_BYTES_MAX)
+			return i + 1;
+	}
+	return n;
+}
+
+static void complete_range(struct mix_txn **txns, uint32_t start,
+			   uint32_t end, int ret)
+{
+	uint32_t i;
+	for (i = start; i < end; i++) {
+		struct mix_txn *t = txns[i];
+		if (t->failed) {
+			mix_err_set(t->ret, t->errmsg);
+			mix_txn_complete(t, t->ret);
+		} else {
+			mix_txn_complete(t, ret);
+		}
+	}
+}
+
+/* Write, sync and publish what b holds for txns[start..end). */
+static int flush(struct mix_index *idx, struct mix_builder *b, int need_sync)
+{
+	struct mix_writer *w = idx->writer;
+	int ret = 0;
+
+	if (idx->batch.len > 0) {
+		ret = mix_log_append(&idx->log, idx->batch.data,
+				     idx->batch.len);
+		if (ret == 0 && w)
+			__atomic_add_fetch(&w->stat_bytes, idx->batch.len,
+					   __ATOMIC_RELAXED);
+	}
+	if (ret == 0 && need_sync) {
+		ret = mix_log_sync(&idx->log);
+		if (ret == 0 && w)
+			__atomic_add_fetch(&w->stat_fsyncs, 1,
+					   __ATOMIC_RELAXED);
+	}
+	if (ret == 0)
+		ret = mix_index_publish(idx, b);
+	if (ret < 0) {
+		poison(idx);
+		mix_builder_abort(b);
+	}
+	return ret;
+}
+
+static void run_batch(struct mix_index *idx, struct mix_txn **txns,
+		      uint32_t n)
+{
+	uint32_t start = 0, end;
+	struct mix_builder b;
+	int ret, need_sync, failed;
+
+	while (start < n) {
+		if (__atomic_load_n(&idx->poisoned, __ATOMIC_ACQUIRE)) {
+			mix_err(MIX_EPANIC, "%s: an earlier write failed; "
+				"reopen the index", idx->dir);
+			complete_range(txns, start, n, MIX_EPANIC);
+			return;
+		}
+		if ((ret = mix_builder_begin(&b, idx->snap)) < 0) {
+			complete_range(txns, start, n, ret);
+			return;
+		}
+		idx->batch.len = 0;
+		need_sync = failed = 0;
+		end = apply_some(idx, &b, txns, start, n, &need_sync, &failed);
+		if (failed) {
+			/* redo the build without the failed transaction */
+			mix_builder_abort(&b);
+			continue;
+		}
+		ret = flush(idx, &b, need_sync);
+		complete_range(txns, start, end, ret);
+		start = end;
+		if (ret == 0 && idx->log.offset >= idx->rotate_size &&
+		    mix_index_checkpoint_rotate(idx) < 0 &&
+		    idx->log.offset > LOG_OFFSET_MAX / 2)
+			poison(idx); /* cannot rotate and must */
+	}
+}
+
+static void close_index(struct mix_index *idx, struct mix_txn *t)
+{
+	int ret = 0;
+	if (!__atomic_load_n(&idx->poisoned, __ATOMIC_ACQUIRE) &&
+	    idx->log.offset > idx->log.hdr.hdr_size)
+		ret = mix_index_checkpoint(idx, 0);
+	mix_txn_complete(t, ret);
+}
+
+void mix_index_process_batch(struct mix_index *idx, struct mix_txn **txns,
+			     uint32_t count)
+{
+	uint32_t i, n = 0;
+	struct mix_txn *close_txn = NULL;
+
+	for (i = 0; i < count; i++) {
+		if (txns[i]->kind == TXN_KIND_CLOSE)
+			close_txn = txns[i];
+		else
+			txns[n++] = txns[i];
+	}
+	if (n)
+		run_batch(idx, txns, n);
+	if (close_txn)
+		close_index(idx, close_txn);
+}
+
+/* ---- checkpoint and rotation ------------------------------------------ */
+
+static int checkpoint_write(struct mix_index *idx, const struct mix_snap *s)
+{
+	const struct mix_layout *l = s->layout;
+	struct mix_ifile_ext *exts;
+	struct mix_snap_runs runs = { s, 0 };
+	struct mix_ifile_src src;
+	uint32_t i;
+	int ret;
+
+	exts = calloc(l->ext_count, sizeof(*exts));
+	if (!exts)
+		return -ENOMEM;
+	for (i = 0; i < l->ext_count; i++) {
+		memcpy(exts[i].name, l->exts[i].name, sizeof(exts[i].name));
+		exts[i].reset_id = l->exts[i].reset_id;
+		exts[i].hdr_size = s->exthdrs->e[i].size;
+		exts[i].hdr = s->exthdrs->e[i].data;
+		exts[i].rec_offset = l->exts[i].rec_offset;
+		exts[i].rec_size = l->exts[i].rec_size;
+		exts[i].rec_align = l->exts[i].rec_align;
+	}
+	memset(&src, 0, sizeof(src));
+	src.hdr = s->hdr;
+	src.hdr.log_file_seq = idx->log.hdr.file_seq;
+	src.hdr.log_file_head_offset = (uint32_t)idx->log.offset;
+	src.record_size = s->record_size;
+	src.ext_count = l->ext_count;
+	src.exts = exts;
+	src.keyword_count = s->kw->count;
+	src.keywords = s->kw->names;
+	src.next_run = mix_snap_next_run;
+	src.ctx = &runs;
+	ret = mix_ifile_write(idx->dir, &src);
+	free(exts);
+	return ret;
+}
+
+/* Replace the current snapshot by one whose chunks point into the new
+ * mix.index mapping (same content, next generation). */
+int mix_index_remap(struct mix_index *idx)
+{
+	struct mix_ifile f;
+	struct mix_builder b;
+	struct mix_map *map;
+	char path[4096];
+	int ret;
+
+	snprintf(path, sizeof(path), "%s/%s", idx->dir, MIX_INDEX_FILENAME);
+	if ((ret = mix_ifile_open(path, &f)) < 0)
+		return ret;
+	map = calloc(1, sizeof(*map));
+	if (!map) {
+		mix_ifile_free(&f);
+		return -ENOMEM;
+	}
+	map->robj.kind = MIX_ROBJ_MAP;
+	map->robj.born_gen = idx->snap->gen + 1;
+	map->addr = f.map;
+	map->size = f.map_size;
+	if ((ret = mix_builder_from_ifile(&b, idx->snap->gen + 1, &f, map)) < 0) {
+		mix_ifile_free(&f);
+		free(map);
+		return ret;
+	}
+	mix_ifile_free_keep_map(&f);
+	mix_builder_retire_all(&b, idx->snap, idx->map);
+	idx->map = map;
+	return mix_index_publish(idx, &b);
+}
+
+int mix_index_checkpoint(struct mix_index *idx, int do_remap)
+{
+	int ret = checkpoint_write(idx, idx->snap);
+	if (ret < 0)
+		return ret;
+	idx->ckpt_file_seq = idx->log.hdr.file_seq;
+	idx->ckpt_offset = idx->log.offset;
+	if (do_remap && (ret = mix_index_remap(idx)) < 0) {
+		/* the checkpoint is fine; readers keep the heap chunks */
+		ret = 0;
+	}
+	return ret;
+}
+
+int mix_index_rotate(struct mix_index *idx)
+{
+	struct mix_log_writer nw;
+	const struct mix_log_header *h = &idx->log.hdr;
+	int ret = mix_log_rotate_to(idx->dir, h->indexid, h->file_seq + 1,
+				    h->file_seq, (uint32_t)idx->log.offset,
+				    &nw);
+	if (ret < 0)
+		return ret;
+	mix_log_writer_close(&idx->log);
+	idx->log = nw;
+	return 0;
+}
+
+int mix_index_checkpoint_rotate(struct mix_index *idx)
+{
+	int ret = mix_index_checkpoint(idx, 1);
+	if (ret == 0 && (ret = mix_index_rotate(idx)) < 0) {
+		/* If the old log was renamed away but the new one is not in
+		 * place, further appends would go to a file nobody reads. */
+		char path[4096];
+		snprintf(path, sizeof(path), "%s/%s", idx->dir,
+			 MIX_LOG_FILENAME);
+		if (access(path, F_OK) != 0)
+			poison(idx);
+	}
+	return ret;
+}

@@ -1,0 +1,589 @@
+/*
+ * Opening, recovering and closing an index (docs/design.md §2, invariants
+ * 2-5; docs/format.md §3.4-§3.5).
+ *
+ * Open maps and verifies mix.index, then replays the logs from the
+ * index's log position: mix.index.log.2 (if the position is in it), then
+ * mix.index.log.  A torn transaction at the tail is cut off (reported,
+ * never appended after).  A writable open then makes sure the index
+ * covers everything replayed (checkpoint) and continues in a new log file
+ * (file_seq + 1), so that no modseq a reader may have seen before a crash
+ * is ever issued again (invariant 4).
+ *
+ * Runs on the opening thread before any writer has the index, and close
+ * runs after the writer let it go: no concurrency but readers.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "engine.h"
+#include "err.h"
+#include "fileio.h"
+#include "index-file.h"
+#include "index.h"
+#include "txn.h"
+
+#define LOCK_FILENAME "mix.index.lock"
+
+struct recovery {
+	struct mix_index *idx;
+	struct mix_builder b;
+	int have_state;
+	int have_index;      /* mix.index was loaded */
+	struct mix_map *map;
+	uint32_t indexid;
+	/* the log position the state has reached */
+	uint32_t pos_seq;
+	uint64_t pos_off;
+	uint32_t max_seq;    /* highest log file_seq ever seen */
+	int need_checkpoint;
+	struct mix_log_reader logs[2]; /* [0] .log.2, [1] .log */
+	int have_log[2];
+};
+
+static void path_of(char *buf, size_t size, const char *dir, const char *name)
+{
+	snprintf(buf, size, "%s/%s", dir, name);
+}
+
+static void warn(struct mix_index *idx, const char *msg)
+{
+	const struct mix_engine_config *c = &idx->engine->cfg;
+	if (c->warning)
+		c->warning(c->warning_ctx, msg);
+}
+
+/* ---- the lock (invariant 2) ------------------------------------------ */
+
+static int lock_take(struct mix_index *idx)
+{
+	char path[4096], pidbuf[32] = "";
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+	int fd, n;
+
+	path_of(path, sizeof(path), idx->dir, LOCK_FILENAME);
+	fd = mix_io_open(path, O_RDWR | O_CREAT, 0644);
+	if (fd < 0)
+		return fd;
+	if (fcntl(fd, F_OFD_SETLK, &fl) < 0) {
+		int e = errno;
+		n = (int)pread(fd, pidbuf, sizeof(pidbuf) - 1, 0);
+		pidbuf[n > 0 ? n : 0] = '\0';
+		close(fd);
+		if (e == EAGAIN || e == EACCES)
+			return mix_err(MIX_ELOCKED, "%s: locked for writing by "
+				       "pid %s", path,
+				       pidbuf[0] ? pidbuf : "(unknown)");
+		errno = e;
+		return mix_err_sys("fcntl(%s, F_OFD_SETLK)", path);
+	}
+	n = snprintf(pidbuf, sizeof(pidbuf), "%ld\n", (long)getpid());
+	if (ftruncate(fd, 0) < 0 || pwrite(fd, pidbuf, n, 0) != n) {
+		/* the lock holds; only the pid in messages is missing */
+	}
+	idx->lock_fd = fd;
+	return 0;
+}
+
+/* ---- initial states ---------------------------------------------------- */
+
+static uint32_t now_indexid(void)
+{
+	time_t now = time(NULL);
+	return now > MIX_INDEXID_EPOCH ? (uint32_t)(now - MIX_INDEXID_EPOCH)
+				       : 1;
+}
+
+/* The header of a new, empty index whose first log is file_seq. */
+static void empty_header(struct mix_index_header *h, uint32_t indexid,
+			 uint32_t file_seq)
+{
+	memset(h, 0, sizeof(*h));
+	h->indexid = indexid;
+	h->next_uid = 1;
+	h->first_recent_uid = 1;
+	h->first_unseen_uid_lowwater = 1;
+	h->first_deleted_uid_lowwater = 1;
+	/* docs/format.md §4: below every modseq this index will issue */
+	h->highest_modseq = mix_modseq_make(indexid, file_seq, 0);
+}
+
+static int state_empty(struct recovery *rc, uint32_t indexid,
+		       uint32_t file_seq)
+{
+	struct mix_index_header h;
+	empty_header(&h, indexid, file_seq);
+	rc->indexid = indexid;
+	rc->have_state = 1;
+	return mix_builder_init_empty(&rc->b, 1, &h);
+}
+
+static int load_index(struct recovery *rc)
+{
+	struct mix_index *idx = rc->idx;
+	struct mix_ifile f;
+	char path[4096];
+	int ret;
+
+	path_of(path, sizeof(path), idx->dir, MIX_INDEX_FILENAME);
+	ret = mix_ifile_open(path, &f);
+	if (ret < 0)
+		return ret;
+	rc->map = calloc(1, sizeof(*rc->map));
+	if (!rc->map) {
+		mix_ifile_free(&f);
+		return -ENOMEM;
+	}
+	rc->map->robj.kind = MIX_ROBJ_MAP;
+	rc->map->robj.born_gen = 1;
+	rc->map->addr = f.map;
+	rc->map->size = f.map_size;
+	ret = mix_builder_from_ifile(&rc->b, 1, &f, rc->map);
+	if (ret < 0) {
+		mix_ifile_free(&f);
+		free(rc->map);
+		rc->map = NULL;
+		return ret;
+	}
+	mix_ifile_free_keep_map(&f);
+	rc->have_state = rc->have_index = 1;
+	rc->indexid = rc->b.hdr.indexid;
+	rc->pos_seq = rc->b.hdr.log_file_seq;
+	rc->pos_off = rc->b.hdr.log_file_head_offset;
+	rc->max_seq = rc->pos_seq;
+	return 0;
+}
+
+static int open_logs(struct recovery *rc)
+{
+	static const char *const names[2] = { MIX_LOG2_FILENAME,
+					      MIX_LOG_FILENAME };
+	char path[4096];
+	int i, ret;
+
+	for (i = 0; i < 2; i++) {
+		path_of(path, sizeof(path), rc->idx->dir, names[i]);
+		ret = mix_log_reader_open(path, &rc->logs[i]);
+		if (ret == -ENOENT)
+			continue;
+		if (ret < 0)
+			return ret;
+		rc->have_log[i] = 1;
+		if (rc->logs[i].hdr.file_seq > rc->max_seq)
+			rc->max_seq = rc->logs[i].hdr.file_seq;
+	}
+	if (rc->have_log[0] && rc->have_log[1] &&
+	    rc->logs[0].hdr.file_seq >= rc->logs[1].hdr.file_seq) {
+		/* a rotation was cut short: .log.2 is the newer one's
+		 * predecessor only if its seq is lower; ignore it otherwise */
+		mix_log_reader_close(&rc->logs[0]);
+		rc->have_log[0] = 0;
+	}
+	return 0;
+}
+
+/* ---- replay ------------------------------------------------------------ */
+
+static int replay_log(struct recovery *rc, struct mix_log_reader *r,
+		      uint64_t from, uint64_t limit, int last)
+{
+	struct mix_index *idx = rc->idx;
+	const uint8_t *txn;
+	uint32_t size;
+	uint64_t off;
+	int ret;
+
+	if ((ret = mix_log_reader_seek(r, from)) < 0)
+		return ret;
+	while (r->pos < limit &&
+	       (ret = mix_log_reader_next(r, &txn, &size, &off)) > 0) {
+		ret = mix_replay_txn(&rc->b, txn, size,
+				     mix_modseq_make(rc->indexid,
+						     r->hdr.file_seq,
+						     (uint32_t)off),
+				     r->path, off);
+		if (ret < 0)
+			return ret;
+		idx->info.replayed_txns++;
+		rc->need_checkpoint = 1;
+	}
+	if (ret < 0)
+		return ret;
+	rc->pos_seq = r->hdr.file_seq;
+	rc->pos_off = r->pos;
+	if (r->pos < limit && r->torn) {
+		if (!last)
+			return mix_err(MIX_ECORRUPT, "%s: %s; the next log says "
+				       "valid data runs to offset %llu",
+				       r->path, r->torn_reason,
+				       (unsigned long long)limit);
+		idx->info.dropped_bytes = r->size - r->torn_offset;
+		idx->info.dropped_file_seq = r->hdr.file_seq;
+		idx->info.dropped_offset = (uint32_t)r->torn_offset;
+		warn(idx, r->torn_reason);
+	}
+	return 0;
+}
+
+/* Replay every log at or after the state's position, checking that the
+ * chain (file_seq, prev_file_seq, prev_file_offset) has no gap. */
+static int replay_chain(struct recovery *rc)
+{
+	int i, ret;
+	for (i = 0; i < 2; i++) {
+		struct mix_log_reader *r = &rc->logs[i];
+		uint64_t limit = r->size;
+		if (!rc->have_log[i] || r->hdr.file_seq < rc->pos_seq)
+			continue;
+		if (r->hdr.indexid != rc->indexid)
+			return mix_err(MIX_ECORRUPT, "%s: field indexid: %u, "
+				       "but the index is %u", r->path,
+				       r->hdr.indexid, rc->indexid);
+		if (i == 0 && rc->have_log[1] &&
+		    rc->logs[1].hdr.prev_file_seq == r->hdr.file_seq)
+			limit = rc->logs[1].hdr.prev_file_offset;
+		if (r->hdr.file_seq == rc->pos_seq) {
+			ret = replay_log(rc, r, rc->pos_off, limit, i == 1 ||
+					 !rc->have_log[1]);
+		} else if (r->hdr.prev_file_seq == rc->pos_seq &&
+			   r->hdr.prev_file_offset <= rc->pos_off) {
+			ret = replay_log(rc, r, r->hdr.hdr_size, limit, i == 1);
+		} else {
+			return mix_err(MIX_ECORRUPT, "%s: log file_seq %u "
+				       "(prev %u offset %u) does not continue "
+				       "from seq %u offset %llu: a log is "
+				       "missing", r->path, r->hdr.file_seq,
+				       r->hdr.prev_file_seq,
+				       r->hdr.prev_file_offset, rc->pos_seq,
+				       (unsigned long long)rc->pos_off);
+		}
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
+}
+
+/* No usable mix.index: start from the first log of the chain if the logs
+ * reach back to the index's creation (prev_file_seq == 0). */
+static int rebuild_start(struct recovery *rc)
+{
+	int i;
+	for (i = 0; i < 2; i++) {
+		struct mix_log_reader *r = &rc->logs[i];
+		if (rc->have_log[i] && r->hdr.prev_file_seq == 0) {
+			if (state_empty(rc, r->hdr.indexid, r->hdr.file_seq) < 0)
+				return -ENOMEM;
+			rc->pos_seq = r->hdr.file_seq;
+			rc->pos_off = r->hdr.hdr_size;
+			rc->need_checkpoint = 1;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* ---- open ---------------------------------------------------------------- */
+
+/* RECREATE: remember how far the old index's modseqs went, remove it. */
+static int recreate_prepare(struct mix_index *idx, uint32_t *indexid_r)
+{
+	static const char *const names[3] = { MIX_LOG_FILENAME,
+					      MIX_LOG2_FILENAME,
+					      MIX_INDEX_FILENAME };
+	uint64_t floor = 0;
+	char path[4096];
+	int i, ret;
+
+	for (i = 0; i < 2; i++) {
+		struct mix_log_reader r;
+		path_of(path, sizeof(path), idx->dir, names[i]);
+		if (mix_log_reader_open(path, &r) == 0) {
+			uint64_t top = (uint64_t)r.hdr.indexid + r.hdr.file_seq;
+			if (top > floor)
+				floor = top;
+			mix_log_reader_close(&r);
+		}
+	}
+	for (i = 0; i < 3; i++) {
+		path_of(path, sizeof(path), idx->dir, names[i]);
+		if ((ret = mix_io_unlink(path)) < 0)
+			return ret;
+	}
+	/* modseq = (indexid + seq) << 32: the new index's first log (seq 1)
+	 * must start above everything the old one issued */
+	*indexid_r = now_indexid();
+	if (floor >= *indexid_r)
+		*indexid_r = (uint32_t)floor;
+	if (*indexid_r > 0x7ffffff0u)
+		return mix_err(MIX_ELIMIT, "%s: indexid exhausted", idx->dir);
+	return 0;
+}
+
+static int recover(struct recovery *rc, unsigned flags)
+{
+	struct mix_index *idx = rc->idx;
+	char msg[512] = "";
+	uint32_t new_id = 0;
+	int ret, index_err = 0;
+
+	if ((flags & MIX_OPEN_RECREATE) &&
+	    (ret = recreate_prepare(idx, &new_id)) < 0)
+		return ret;
+	ret = load_index(rc);
+	if (ret == MIX_EVERSION || (ret < 0 && ret != -ENOENT &&
+				    ret != MIX_ECORRUPT))
+		return ret;
+	if (ret < 0) {
+		index_err = ret;
+		mix_err_copy(msg, sizeof(msg));
+	}
+	if ((ret = open_logs(rc)) < 0)
+		return ret;
+	if (!rc->have_state) {
+		ret = rebuild_start(rc);
+		if (ret < 0)
+			return ret;
+		if (ret == 0 && index_err == -ENOENT && !rc->have_log[0] &&
+		    !rc->have_log[1]) {
+			if (!(flags & (MIX_OPEN_CREATE | MIX_OPEN_RECREATE)))
+				return mix_err(MIX_ENOTFOUND, "%s: no index",
+					       idx->dir);
+			idx->info.created = 1;
+			return state_empty(rc, new_id ? new_id
+						      : now_indexid(), 1);
+		}
+		if (ret == 0)
+			return index_err == MIX_ECORRUPT ?
+				mix_err_set(MIX_ECORRUPT, msg) :
+				mix_err(MIX_ECORRUPT, "%s/%s is missing and the "
+					"logs do not reach back to the index's "
+					"creation", idx->dir,
+					MIX_INDEX_FILENAME);
+		if (index_err == MIX_ECORRUPT) {
+			idx->info.rebuilt = 1;
+			warn(idx, msg);
+		}
+	}
+	return replay_chain(rc);
+}
+
+/* Writable open: make mix.index cover everything replayed and continue in
+ * a new log file. */
+static int writer_setup(struct recovery *rc)
+{
+	struct mix_index *idx = rc->idx;
+	struct mix_log_writer *lw = &idx->log;
+	int ret;
+
+	if (idx->info.created) {
+		ret = mix_log_rotate_to(idx->dir, rc->indexid, 1, 0, 0, lw);
+		return ret < 0 ? ret : mix_index_checkpoint(idx, 1);
+	}
+	/* the old active log, as the position the state reached */
+	lw->hdr.indexid = rc->indexid;
+	lw->hdr.file_seq = rc->pos_seq;
+	lw->hdr.hdr_size = sizeof(struct mix_log_header);
+	lw->offset = rc->pos_off;
+	if (rc->have_log[1]) {
+		/* what we replayed must be on disk before a new log says
+		 * where it ended */
+		int fd = mix_io_open(rc->logs[1].path, O_RDWR, 0);
+		if (fd < 0)
+			return fd;
+		ret = mix_io_fdatasync(fd, rc->logs[1].path);
+		close(fd);
+		if (ret < 0)
+			return ret;
+	}
+	if (rc->need_checkpoint || !rc->have_index) {
+		if ((ret = mix_index_checkpoint(idx, 0)) < 0)
+			return ret;
+	}
+	ret = mix_log_rotate_to(idx->dir, rc->indexid, rc->max_seq + 1,
+				rc->pos_seq, (uint32_t)rc->pos_off, lw);
+	if (ret < 0)
+		return ret;
+	if (rc->need_checkpoint || !rc->have_index)
+		(void)mix_index_remap(idx); /* chunks into the new mapping */
+	return 0;
+}
+
+static void recovery_free(struct recovery *rc)
+{
+	int i;
+	for (i = 0; i < 2; i++)
+		if (rc->have_log[i])
+			mix_log_reader_close(&rc->logs[i]);
+}
+
+static void index_free(struct mix_index *idx)
+{
+	if (idx->snap) {
+		struct mix_robj *extra = idx->map ? &idx->map->robj : NULL;
+		mix_rcu_barrier();
+		if (extra)
+			extra->next = NULL;
+		mix_reclaim_destroy(&idx->reclaim, idx->snap, extra);
+		mix_rcu_barrier();
+	} else if (idx->map) {
+		mix_robj_free(&idx->map->robj);
+	}
+	mix_log_writer_close(&idx->log);
+	if (idx->lock_fd >= 0)
+		close(idx->lock_fd);
+	mix_buf_free(&idx->batch);
+	free(idx->dir);
+	free(idx);
+}
+
+static int index_alloc(struct mix_engine *e, const char *dir, unsigned flags,
+		       struct mix_index **idx_r)
+{
+	struct mix_index *idx = calloc(1, sizeof(*idx));
+	if (!idx || !(idx->dir = strdup(dir))) {
+		free(idx);
+		return -ENOMEM;
+	}
+	idx->engine = e;
+	idx->flags = flags;
+	idx->lock_fd = -1;
+	idx->log.fd = -1;
+	idx->rotate_size = e->cfg.log_rotate_size;
+	if (mix_reclaim_init(&idx->reclaim) < 0) {
+		free(idx->dir);
+		free(idx);
+		return -ENOMEM;
+	}
+	*idx_r = idx;
+	return 0;
+}
+
+MIX_API int mix_index_open(struct mix_engine *e, const char *dir,
+			   unsigned flags, struct mix_index **idx_r)
+{
+	struct recovery rc;
+	struct mix_index *idx;
+	int ret;
+
+	*idx_r = NULL;
+	if (!e || !dir || (flags & ~(MIX_OPEN_CREATE | MIX_OPEN_READONLY |
+				     MIX_OPEN_RECREATE)) ||
+	    ((flags & MIX_OPEN_READONLY) &&
+	     (flags & (MIX_OPEN_CREATE | MIX_OPEN_RECREATE))))
+		return mix_err(MIX_EINVAL, "mix_index_open: bad arguments");
+	if ((ret = index_alloc(e, dir, flags, &idx)) < 0)
+		return ret;
+	memset(&rc, 0, sizeof(rc));
+	rc.idx = idx;
+	if (!(flags & MIX_OPEN_READONLY))
+		ret = lock_take(idx);
+	if (ret == 0)
+		ret = recover(&rc, flags);
+	if (ret == 0) {
+		idx->map = rc.map;
+		rc.map = NULL;
+		idx->log.hdr.file_seq = rc.pos_seq;
+		idx->log.offset = rc.pos_off;
+		ret = mix_index_publish(idx, &rc.b);
+		rc.have_state = 0;
+	}
+	if (ret == 0 && !(flags & MIX_OPEN_READONLY))
+		ret = writer_setup(&rc);
+	if (rc.have_state)
+		mix_builder_abort(&rc.b);
+	if (rc.map)
+		mix_robj_free(&rc.map->robj);
+	recovery_free(&rc);
+	if (ret < 0) {
+		char msg[512];
+		mix_err_copy(msg, sizeof(msg));
+		index_free(idx);
+		return mix_err_set(ret, msg);
+	}
+	if (!(flags & MIX_OPEN_READONLY))
+		idx->writer = &e->writers[__atomic_fetch_add(
+			&e->next_writer, 1, __ATOMIC_RELAXED) % e->nwriters];
+	__atomic_add_fetch(&e->open_indexes, 1, __ATOMIC_RELAXED);
+	*idx_r = idx;
+	return 0;
+}
+
+MIX_API void mix_index_open_info(struct mix_index *idx,
+				 struct mix_open_info *info_r)
+{
+	*info_r = idx->info;
+}
+
+MIX_API int mix_index_close(struct mix_index **idxp)
+{
+	struct mix_index *idx = *idxp;
+	int ret = 0;
+
+	if (!idx)
+		return 0;
+	*idxp = NULL;
+	if (idx->writer) {
+		struct mix_txn *t = calloc(1, sizeof(*t));
+		if (!t)
+			return -ENOMEM;
+		t->index = idx;
+		t->kind = TXN_KIND_CLOSE;
+		ret = mix_txn_commit_wait(t);
+		mix_txn_free(t);
+	}
+	__atomic_sub_fetch(&idx->engine->open_indexes, 1, __ATOMIC_RELAXED);
+	index_free(idx);
+	return ret;
+}
+
+/* docs/format.md §2.2: no NUL, space or control characters. */
+static int ext_name_valid(const char *name)
+{
+	for (; *name; name++)
+		if ((unsigned char)*name <= 0x20 || *name == 0x7f)
+			return 0;
+	return 1;
+}
+
+MIX_API int mix_index_ext_register(struct mix_index *idx, const char *name,
+				   uint16_t record_size, uint16_t record_align,
+				   uint32_t hdr_size, uint32_t *ext_id_r)
+{
+	struct mix_txn *t;
+	struct txn_op *op;
+	size_t len = name ? strlen(name) : 0;
+	int ret;
+
+	if (len == 0 || len > MIX_EXT_NAME_MAX || record_size > MIX_EXT_REC_MAX ||
+	    hdr_size > MIX_EXT_HDR_MAX ||
+	    (record_align != 1 && record_align != 2 && record_align != 4 &&
+	     record_align != 8) || !ext_name_valid(name))
+		return mix_err(MIX_EINVAL, "extension '%.64s': bad name or "
+			       "sizes", name ? name : "");
+	if ((ret = mix_txn_begin(idx, &t)) < 0)
+		return ret;
+	ret = -ENOMEM;
+	if (mix_buf_append(&t->arena, name, len + 1) == 0 &&
+	    (t->ops = calloc(1, sizeof(*t->ops)))) {
+		op = &t->ops[0];
+		t->nops = t->ops_cap = 1;
+		op->type = TXN_EXT_REGISTER;
+		op->data = 0;
+		op->size = (uint32_t)len;
+		op->rec_size = record_size;
+		op->rec_align = record_align;
+		op->hdr_size = hdr_size;
+		ret = mix_rcu_read_ongoing() ?
+			mix_err(MIX_EDEADLK, "inside a read-side section") :
+			mix_txn_commit_wait(t);
+		if (ret == 0)
+			*ext_id_r = t->ext_id;
+	}
+	mix_txn_free(t);
+	return ret;
+}

@@ -1,0 +1,78 @@
+/*
+ * One open index (index.c: open, recovery, checkpoint, rotation, close;
+ * replay.c: applying logged transactions; txn-apply.c: the writer's
+ * resolution of transactions).  docs/design.md §2-§4.
+ */
+#ifndef MIX_INDEX_H
+#define MIX_INDEX_H
+
+#include <stdint.h>
+
+#include "mix/mix.h"
+#include "reclaim.h"
+#include "snapshot.h"
+#include "txlog.h"
+
+struct mix_index {
+	struct mix_engine *engine;
+	struct mix_writer *writer;   /* the one writer thread that owns it */
+	char *dir;
+	unsigned flags;
+
+	/* ORDER(snap-publish): the current snapshot.  Stored with
+	 * MIX_RCU_PUBLISH by the writer (or open) after the snapshot is
+	 * complete; loaded with MIX_RCU_DEREF inside read-side sections. */
+	struct mix_snap *snap;
+
+	/* writer-only state (open and close run when no writer has it) */
+	struct mix_log_writer log;
+	struct mix_map *map;         /* mapping of the current mix.index */
+	struct mix_reclaim reclaim;
+	int lock_fd;
+	uint64_t rotate_size;
+	uint32_t ckpt_file_seq;      /* log position of the last checkpoint */
+	uint64_t ckpt_offset;
+	struct mix_buf batch;        /* encoded transactions of a batch */
+
+	/* MIX_EPANIC once set; atomic (committers read it) */
+	int poisoned;
+	struct mix_open_info info;
+};
+
+/* Writer thread: apply and publish a batch of transactions of index
+ * (linked through node; count of them). */
+void mix_index_process_batch(struct mix_index *idx, struct mix_txn **txns,
+			     uint32_t count);
+
+/* Writer: write the current snapshot to mix.index at the log's current
+ * position; with do_remap, republish it with chunks in the new mapping. */
+int mix_index_checkpoint(struct mix_index *idx, int do_remap);
+/* Republish the current state with chunks in mix.index's mapping. */
+int mix_index_remap(struct mix_index *idx);
+/* Writer: start a new log file (file_seq + 1); the old one becomes
+ * mix.index.log.2.  Only after a checkpoint at the old log's end. */
+int mix_index_rotate(struct mix_index *idx);
+/* Both, as the writer does when the log passed rotate_size. */
+int mix_index_checkpoint_rotate(struct mix_index *idx);
+
+/* Publish the builder's state as the next snapshot. */
+int mix_index_publish(struct mix_index *idx, struct mix_builder *b);
+
+/* Apply a HDR record's words to b's header (replay.c). */
+int mix_hdr_apply(struct mix_builder *b, uint32_t offset, const uint8_t *data,
+		  uint32_t size);
+
+/* Apply one logged transaction (replay.c). */
+int mix_replay_txn(struct mix_builder *b, const uint8_t *txn, uint32_t size,
+		   uint64_t modseq, const char *path, uint64_t offset);
+
+/* Resolve and apply one transaction in the writer (txn-apply.c): apply it
+ * to b and encode its effective changes at the end of buf.  modseq is the
+ * transaction's.  Returns 0 (t->result filled; nothing encoded if it
+ * changed nothing) or an error (b may be partly changed: the caller
+ * aborts the build). */
+struct mix_txn;
+int mix_txn_apply(struct mix_builder *b, struct mix_txn *t, uint64_t modseq,
+		  struct mix_buf *buf);
+
+#endif

@@ -1,0 +1,106 @@
+/*
+ * The engine's only contact with liburcu.  The flavor is chosen here:
+ * urcu-memb (sys_membarrier; read-side sections are a thread-local counter
+ * update and a compiler barrier).  QSBR is out because a library cannot
+ * make its users announce quiescent states; urcu-bp would register threads
+ * itself, but its read side is slower — we register automatically instead
+ * (mix_rcu_read_lock's first call in a thread), and unregister from a
+ * pthread key destructor at thread exit.  docs/design.md §RCU.
+ *
+ * ThreadSanitizer does not see liburcu's grace periods (membarrier and
+ * futexes in uninstrumented code).  Under TSan we tell it what they
+ * order: every read-side unlock "releases" a shared token and every
+ * reclamation "acquires" it, and deferred frees release/acquire their
+ * object; the publish/subscribe pair uses C11 release/consume atomics,
+ * which compile to the same instructions as rcu_assign_pointer /
+ * rcu_dereference on x86 and which TSan understands.
+ */
+#ifndef MIX_RCU_H
+#define MIX_RCU_H
+
+#define _LGPL_SOURCE 1
+#include <urcu/urcu-memb.h>
+#include <urcu/compiler.h>
+#include <urcu/wfcqueue.h>
+
+#if defined(__SANITIZE_THREAD__)
+#define MIX_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define MIX_TSAN 1
+#endif
+#endif
+
+#ifdef MIX_TSAN
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+extern char mix_rcu_tsan_token;
+#define MIX_TSAN_RELEASE(p) __tsan_release((void *)(p))
+#define MIX_TSAN_ACQUIRE(p) __tsan_acquire((void *)(p))
+#else
+#define MIX_TSAN_RELEASE(p) ((void)0)
+#define MIX_TSAN_ACQUIRE(p) ((void)0)
+#endif
+
+extern _Thread_local int mix_rcu_registered;
+void mix_rcu_register_slow(void);
+
+/* Register the calling thread with the RCU domain if it is not yet. */
+static inline void mix_rcu_thread_ensure(void)
+{
+	if (caa_unlikely(!mix_rcu_registered))
+		mix_rcu_register_slow();
+}
+
+static inline void mix_rcu_read_lock(void)
+{
+	mix_rcu_thread_ensure();
+	urcu_memb_read_lock();
+}
+
+static inline void mix_rcu_read_unlock(void)
+{
+#ifdef MIX_TSAN
+	/* ORDER(rcu-gp): everything this section read happens before any
+	 * reclamation that acquires the token after a grace period. */
+	__tsan_release(&mix_rcu_tsan_token);
+#endif
+	urcu_memb_read_unlock();
+}
+
+static inline int mix_rcu_read_ongoing(void)
+{
+	return mix_rcu_registered && urcu_memb_read_ongoing();
+}
+
+/* Publish p = v: v's contents are complete before the store.  Pairs with
+ * MIX_RCU_DEREF.  (rcu_assign_pointer; a release store.) */
+#define MIX_RCU_PUBLISH(p, v) __atomic_store_n(&(p), (v), __ATOMIC_RELEASE)
+/* Subscribe: read p once; what it points to was complete at publish.
+ * (rcu_dereference; a consume load, plain mov on x86.) */
+#define MIX_RCU_DEREF(p) __atomic_load_n(&(p), __ATOMIC_CONSUME)
+
+/* Deferred call after a grace period (call_rcu), from liburcu's call_rcu
+ * thread. */
+struct mix_rcu_head {
+	struct rcu_head head;
+	void (*fn)(struct mix_rcu_head *h);
+};
+void mix_rcu_defer(struct mix_rcu_head *h, void (*fn)(struct mix_rcu_head *h));
+
+/* Wait for a grace period (synchronize_rcu).  Not inside a section. */
+void mix_rcu_synchronize(void);
+
+/* Wait until every deferred call queued so far has run (rcu_barrier). */
+void mix_rcu_barrier(void);
+
+/* Before freeing anything that readers reached through a published
+ * pointer, after its grace period: tells TSan about the grace period. */
+static inline void mix_rcu_gp_acquire(void)
+{
+#ifdef MIX_TSAN
+	__tsan_acquire(&mix_rcu_tsan_token);
+#endif
+}
+
+#endif

@@ -1,0 +1,1112 @@
+/*
+ * Building the next snapshot (writer thread only; docs/design.md §4).
+ *
+ * A builder starts from the current snapshot's directory and changes it
+ * copy-on-write: a chunk born in this build (robj.born_gen == gen) is
+ * private and changed in place; any other chunk is copied on its first
+ * change and the original goes on the builder's retired list, to be freed
+ * by reclaim.c once no snapshot that holds it is alive.  Layout, keyword
+ * list and extension headers follow the same rule.  Nothing a published
+ * snapshot can reach is ever written.
+ *
+ * Every mutation keeps the header exact: messages_count, seen/deleted
+ * counts, the unseen/deleted low-water UIDs (= first such UID, or next_uid
+ * when there is none) and highest_modseq.  Mutations report the UIDs they
+ * actually changed, so the writer logs only effective changes and a no-op
+ * never raises a modseq; replay runs the same functions on the logged
+ * ranges, so the live state and a replayed state cannot diverge.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+#include "index-file.h"
+#include "snapshot.h"
+
+#define KW_STEP 8u /* keyword bitmap grows in steps of 64 keywords */
+
+static inline uint32_t r_uid(const uint8_t *r)
+{
+	uint32_t u;
+	memcpy(&u, r, 4);
+	return u;
+}
+
+static inline void r_set_modseq(uint8_t *r, uint64_t modseq)
+{
+	memcpy(r + MIX_REC_MODSEQ_OFFSET, &modseq, 8);
+}
+
+static inline uint16_t b_rs(const struct mix_builder *b)
+{
+	return b->layout->record_size;
+}
+
+static inline uint32_t b_kwb(const struct mix_builder *b)
+{
+	return b->layout->exts[MIX_EXT_KEYWORDS].rec_size;
+}
+
+static inline uint8_t *c_rec(const struct mix_builder *b, struct mix_chunk *c,
+			     uint32_t pos)
+{
+	return c->recs + (size_t)pos * b_rs(b);
+}
+
+int mix_ranges_add(struct mix_ranges *rs, uint32_t first, uint32_t last)
+{
+	if (rs->count == rs->cap) {
+		uint32_t ncap = rs->cap ? rs->cap * 2 : 16;
+		void *n = realloc(rs->r, ncap * sizeof(*rs->r));
+		if (!n)
+			return -ENOMEM;
+		rs->r = n;
+		rs->cap = ncap;
+	}
+	rs->r[rs->count].first = first;
+	rs->r[rs->count].last = last;
+	rs->count++;
+	return 0;
+}
+
+void mix_ranges_free(struct mix_ranges *rs)
+{
+	free(rs->r);
+	memset(rs, 0, sizeof(*rs));
+}
+
+/* Tracks maximal runs of changed records (consecutive in UID order). */
+struct run {
+	struct mix_ranges *out;
+	int open;
+};
+
+static int run_changed(struct run *run, uint32_t uid)
+{
+	if (!run->out)
+		return 0;
+	if (run->open) {
+		run->out->r[run->out->count - 1].last = uid;
+		return 0;
+	}
+	run->open = 1;
+	return mix_ranges_add(run->out, uid, uid);
+}
+
+/* ---- object lifetime inside a build ----------------------------------- */
+
+static void robj_init(struct mix_robj *o, uint32_t kind, uint64_t gen)
+{
+	o->next = NULL;
+	o->born_gen = gen;
+	o->dead_gen = 0;
+	o->kind = kind;
+}
+
+/* o leaves the state being built: free it now if no snapshot ever saw it,
+ * else hand it to the reclaimer with the generation it died in. */
+static void retire(struct mix_builder *b, struct mix_robj *o)
+{
+	if (o->born_gen == b->gen) {
+		mix_robj_free(o);
+		return;
+	}
+	o->dead_gen = b->gen;
+	o->next = b->retired;
+	b->retired = o;
+}
+
+static struct mix_chunk *chunk_new(struct mix_builder *b, uint32_t cap)
+{
+	struct mix_chunk *c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	c->recs = malloc((size_t)cap * b_rs(b));
+	if (!c->recs) {
+		free(c);
+		return NULL;
+	}
+	robj_init(&c->robj, MIX_ROBJ_CHUNK, b->gen);
+	c->cap = cap;
+	return c;
+}
+
+/* Make chunk ci private (copy on write) with room for at least cap. */
+static struct mix_chunk *chunk_private(struct mix_builder *b, uint32_t ci,
+				       uint32_t cap)
+{
+	struct mix_chunk *old = b->chunks[ci], *c;
+	if (old->robj.born_gen == b->gen && old->cap >= cap)
+		return old;
+	c = chunk_new(b, cap > old->count ? cap : old->count);
+	if (!c)
+		return NULL;
+	memcpy(c->recs, old->recs, (size_t)old->count * b_rs(b));
+	c->count = old->count;
+	c->first_uid = old->first_uid;
+	c->last_uid = old->last_uid;
+	c->max_modseq = old->max_modseq;
+	b->chunks[ci] = c;
+	retire(b, &old->robj);
+	return c;
+}
+
+static int dir_reserve(struct mix_builder *b, uint32_t more)
+{
+	uint32_t need = b->nchunks + more, ncap;
+	struct mix_chunk **n;
+	if (need <= b->chunks_cap)
+		return 0;
+	ncap = b->chunks_cap ? b->chunks_cap : 16;
+	while (ncap < need)
+		ncap *= 2;
+	n = realloc(b->chunks, ncap * sizeof(*n));
+	if (!n)
+		return -ENOMEM;
+	b->chunks = n;
+	b->chunks_cap = ncap;
+	return 0;
+}
+
+static void dir_remove(struct mix_builder *b, uint32_t ci)
+{
+	memmove(&b->chunks[ci], &b->chunks[ci + 1],
+		(b->nchunks - ci - 1) * sizeof(b->chunks[0]));
+	b->nchunks--;
+}
+
+/* ---- begin / abort / finish ------------------------------------------- */
+
+int mix_builder_begin(struct mix_builder *b, const struct mix_snap *base)
+{
+	memset(b, 0, sizeof(*b));
+	b->gen = base->gen + 1;
+	b->hdr = base->hdr;
+	b->layout = (struct mix_layout *)base->layout;
+	b->kw = (struct mix_kwlist *)base->kw;
+	b->exthdrs = (struct mix_exthdrs *)base->exthdrs;
+	if (dir_reserve(b, base->nchunks + 1) < 0)
+		return -ENOMEM;
+	memcpy(b->chunks, base->chunks, base->nchunks * sizeof(b->chunks[0]));
+	b->nchunks = base->nchunks;
+	return 0;
+}
+
+static int is_private(const struct mix_builder *b, const struct mix_robj *o)
+{
+	return o->born_gen == b->gen;
+}
+
+void mix_builder_abort(struct mix_builder *b)
+{
+	uint32_t i;
+	struct mix_robj *o, *next;
+	for (i = 0; i < b->nchunks; i++)
+		if (is_private(b, &b->chunks[i]->robj))
+			mix_robj_free(&b->chunks[i]->robj);
+	if (b->layout && is_private(b, &b->layout->robj))
+		mix_robj_free(&b->layout->robj);
+	if (b->kw && is_private(b, &b->kw->robj))
+		mix_robj_free(&b->kw->robj);
+	if (b->exthdrs && is_private(b, &b->exthdrs->robj))
+		mix_robj_free(&b->exthdrs->robj);
+	/* retired shared objects are still reachable from the base */
+	for (o = b->retired; o; o = next) {
+		next = o->next;
+		o->next = NULL;
+		o->dead_gen = 0;
+	}
+	free(b->chunks);
+	memset(b, 0, sizeof(*b));
+}
+
+/* Merge neighbours that are both small (after expunges). */
+static int merge_small(struct mix_builder *b)
+{
+	uint32_t i = 0;
+	while (i + 1 < b->nchunks) {
+		struct mix_chunk *x = b->chunks[i], *y = b->chunks[i + 1], *m;
+		if (x->count + y->count > MIX_CHUNK_MAX / 2 ||
+		    (!is_private(b, &x->robj) && !is_private(b, &y->robj))) {
+			i++;
+			continue;
+		}
+		m = chunk_new(b, i + 2 == b->nchunks ? MIX_CHUNK_MAX
+						      : x->count + y->count);
+		if (!m)
+			return -ENOMEM;
+		memcpy(m->recs, x->recs, (size_t)x->count * b_rs(b));
+		memcpy(c_rec(b, m, x->count), y->recs,
+		       (size_t)y->count * b_rs(b));
+		m->count = x->count + y->count;
+		m->first_uid = x->first_uid;
+		m->last_uid = y->last_uid;
+		m->max_modseq = x->max_modseq > y->max_modseq ? x->max_modseq
+							      : y->max_modseq;
+		b->chunks[i] = m;
+		dir_remove(b, i + 1);
+		retire(b, &x->robj);
+		retire(b, &y->robj);
+	}
+	return 0;
+}
+
+static size_t up8(size_t n) { return (n + 7) & ~(size_t)7; }
+
+int mix_builder_finish(struct mix_builder *b, struct mix_snap **snap_r,
+		       struct mix_robj **retired_r)
+{
+	struct mix_snap *s;
+	uint32_t n, i, seq = 0;
+	size_t off_first, off_seq, off_mod, off_chunks, total;
+	uint8_t *mem;
+
+	if (merge_small(b) < 0)
+		return -ENOMEM;
+	n = b->nchunks;
+	off_mod = up8(sizeof(*s));
+	off_chunks = off_mod + (size_t)n * 8;
+	off_first = off_chunks + (size_t)n * sizeof(void *);
+	off_seq = off_first + (size_t)n * 4;
+	total = off_seq + (size_t)(n + 1) * 4;
+	mem = calloc(1, total);
+	if (!mem)
+		return -ENOMEM;
+	s = (struct mix_snap *)mem;
+	s->c_max_modseq = (const uint64_t *)(mem + off_mod);
+	s->chunks = (struct mix_chunk *const *)(mem + off_chunks);
+	s->c_first_uid = (const uint32_t *)(mem + off_first);
+	s->c_seq = (const uint32_t *)(mem + off_seq);
+	for (i = 0; i < n; i++) {
+		struct mix_chunk *c = b->chunks[i];
+		((uint64_t *)(mem + off_mod))[i] = c->max_modseq;
+		((struct mix_chunk **)(mem + off_chunks))[i] = c;
+		((uint32_t *)(mem + off_first))[i] = c->first_uid;
+		((uint32_t *)(mem + off_seq))[i] = seq;
+		seq += c->count;
+	}
+	((uint32_t *)(mem + off_seq))[n] = seq;
+	s->nchunks = n;
+	s->gen = b->gen;
+	s->hdr = b->hdr;
+	s->hdr.messages_count = seq;
+	s->record_size = b->layout->record_size;
+	s->kw_bits = b_kwb(b) * 8;
+	s->layout = b->layout;
+	s->kw = b->kw;
+	s->exthdrs = b->exthdrs;
+	s->refs = 1;
+	*snap_r = s;
+	*retired_r = b->retired;
+	free(b->chunks);
+	memset(b, 0, sizeof(*b));
+	return 0;
+}
+
+void mix_builder_touch(struct mix_builder *b, uint64_t modseq)
+{
+	if (modseq > b->hdr.highest_modseq)
+		b->hdr.highest_modseq = modseq;
+	b->changed = 1;
+}
+
+/* ---- locating records ------------------------------------------------- */
+
+/* First chunk that may hold uid or a larger one: the last chunk whose
+ * first UID is <= uid (or 0). */
+static uint32_t dir_find(const struct mix_builder *b, uint32_t uid)
+{
+	uint32_t lo = 0, hi = b->nchunks;
+	if (hi == 0 || b->chunks[0]->first_uid >= uid)
+		return 0;
+	while (hi - lo > 1) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (b->chunks[mid]->first_uid <= uid)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* First position in c with uid >= uid. */
+static uint32_t chunk_lower_bound(const struct mix_builder *b,
+				  struct mix_chunk *c, uint32_t uid)
+{
+	uint32_t lo = 0, hi = c->count;
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (r_uid(c_rec(b, c, mid)) < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* ---- header counters -------------------------------------------------- */
+
+static void counters_add(struct mix_index_header *h, uint32_t uid,
+			 uint8_t flags, int sign)
+{
+	if (flags & MIX_FLAG_SEEN)
+		h->seen_messages_count += sign;
+	if (flags & MIX_FLAG_DELETED)
+		h->deleted_messages_count += sign;
+	(void)uid;
+}
+
+/* First UID >= from whose flag bit is (set ? set : clear), or next_uid. */
+static uint32_t scan_first(const struct mix_builder *b, uint32_t from,
+			   uint8_t flag, int set)
+{
+	uint32_t ci = dir_find(b, from), pos;
+	for (; ci < b->nchunks; ci++) {
+		struct mix_chunk *c = b->chunks[ci];
+		pos = c->first_uid >= from ? 0 : chunk_lower_bound(b, c, from);
+		for (; pos < c->count; pos++) {
+			const uint8_t *r = c_rec(b, c, pos);
+			if (!!(r[4] & flag) == set)
+				return r_uid(r);
+		}
+	}
+	return b->hdr.next_uid;
+}
+
+/* After uid's flags went from old to new (or it was added/expunged with
+ * old/new = 0 meaning "not present"): keep the low-water marks exact. */
+static void lowwater_update(struct mix_builder *b, uint32_t uid, int present,
+			    uint8_t flags, int was_present, uint8_t oldflags)
+{
+	struct mix_index_header *h = &b->hdr;
+	int unseen = present && !(flags & MIX_FLAG_SEEN);
+	int was_unseen = was_present && !(oldflags & MIX_FLAG_SEEN);
+	int del = present && (flags & MIX_FLAG_DELETED);
+	int was_del = was_present && (oldflags & MIX_FLAG_DELETED);
+
+	if (unseen && uid < h->first_unseen_uid_lowwater)
+		h->first_unseen_uid_lowwater = uid;
+	else if (was_unseen && !unseen && uid == h->first_unseen_uid_lowwater)
+		h->first_unseen_uid_lowwater =
+			scan_first(b, uid + 1, MIX_FLAG_SEEN, 0);
+	if (del && uid < h->first_deleted_uid_lowwater)
+		h->first_deleted_uid_lowwater = uid;
+	else if (was_del && !del && uid == h->first_deleted_uid_lowwater)
+		h->first_deleted_uid_lowwater =
+			scan_first(b, uid + 1, MIX_FLAG_DELETED, 1);
+}
+
+static void set_record_modseq(struct mix_chunk *c, uint8_t *r,
+			      uint64_t modseq)
+{
+	r_set_modseq(r, modseq);
+	if (modseq > c->max_modseq)
+		c->max_modseq = modseq;
+}
+
+/* ---- append ----------------------------------------------------------- */
+
+int mix_builder_append(struct mix_builder *b, uint32_t uid, uint8_t flags,
+		       uint64_t modseq)
+{
+	struct mix_chunk *c = b->nchunks ? b->chunks[b->nchunks - 1] : NULL;
+	struct mix_index_header *h = &b->hdr;
+	uint8_t *r;
+
+	if (uid == 0 || uid < h->next_uid || (flags & ~MIX_FLAGS_ALL))
+		return mix_err(MIX_ECORRUPT, "append of uid %u below next_uid "
+			       "%u or with bad flags 0x%x", uid, h->next_uid,
+			       flags);
+	if (c && c->count < MIX_CHUNK_MAX) {
+		c = chunk_private(b, b->nchunks - 1, MIX_CHUNK_MAX);
+		if (!c)
+			return -ENOMEM;
+	} else {
+		if (dir_reserve(b, 1) < 0 || !(c = chunk_new(b, MIX_CHUNK_MAX)))
+			return -ENOMEM;
+		b->chunks[b->nchunks++] = c;
+	}
+	r = c_rec(b, c, c->count);
+	memset(r, 0, b_rs(b));
+	memcpy(r, &uid, 4);
+	r[4] = flags;
+	if (c->count == 0)
+		c->first_uid = uid;
+	c->last_uid = uid;
+	c->count++;
+	set_record_modseq(c, r, modseq);
+	/* low-water marks that said "none" pointed at next_uid */
+	if (h->first_unseen_uid_lowwater >= h->next_uid)
+		h->first_unseen_uid_lowwater = uid + 1;
+	if (h->first_deleted_uid_lowwater >= h->next_uid)
+		h->first_deleted_uid_lowwater = uid + 1;
+	h->next_uid = uid + 1;
+	h->messages_count++;
+	counters_add(h, uid, flags, 1);
+	lowwater_update(b, uid, 1, flags, 0, 0);
+	mix_builder_touch(b, modseq);
+	return 0;
+}
+
+/* ---- expunge ---------------------------------------------------------- */
+
+/* Remove the records of c in [first, last]; returns removed count. */
+static int expunge_chunk(struct mix_builder *b, uint32_t ci, uint32_t first,
+			 uint32_t last, struct run *run, uint32_t *removed_r)
+{
+	struct mix_chunk *c = b->chunks[ci], *n;
+	uint32_t pos = chunk_lower_bound(b, c, first), end = pos, i;
+	size_t rs = b_rs(b);
+
+	while (end < c->count && r_uid(c_rec(b, c, end)) <= last)
+		end++;
+	*removed_r = end - pos;
+	if (end == pos)
+		return 0;
+	for (i = pos; i < end; i++) {
+		const uint8_t *r = c_rec(b, c, i);
+		counters_add(&b->hdr, r_uid(r), r[4], -1);
+		if (run_changed(run, r_uid(r)) < 0)
+			return -ENOMEM;
+	}
+	if (end - pos == c->count) {
+		dir_remove(b, ci);
+		retire(b, &c->robj);
+		return 0;
+	}
+	n = chunk_new(b, ci + 1 == b->nchunks ? MIX_CHUNK_MAX
+					      : c->count - (end - pos));
+	if (!n)
+		return -ENOMEM;
+	memcpy(n->recs, c->recs, pos * rs);
+	memcpy(n->recs + pos * rs, c->recs + end * rs, (c->count - end) * rs);
+	n->count = c->count - (end - pos);
+	n->first_uid = r_uid(n->recs);
+	n->last_uid = r_uid(c_rec(b, n, n->count - 1));
+	n->max_modseq = c->max_modseq;
+	b->chunks[ci] = n;
+	retire(b, &c->robj);
+	return 0;
+}
+
+int mix_builder_expunge(struct mix_builder *b, uint32_t first, uint32_t last,
+			uint64_t modseq, struct mix_ranges *out)
+{
+	struct run run = { out, 0 };
+	uint32_t ci = dir_find(b, first), removed, total = 0;
+	struct mix_index_header *h = &b->hdr;
+
+	while (ci < b->nchunks && b->chunks[ci]->first_uid <= last) {
+		uint32_t before = b->nchunks;
+		if (b->chunks[ci]->last_uid < first) {
+			ci++;
+			continue;
+		}
+		if (expunge_chunk(b, ci, first, last, &run, &removed) < 0)
+			return -ENOMEM;
+		total += removed;
+		if (b->nchunks == before)
+			ci++;
+	}
+	if (total == 0)
+		return 0;
+	h->messages_count -= total;
+	if (h->first_unseen_uid_lowwater >= first &&
+	    h->first_unseen_uid_lowwater <= last)
+		h->first_unseen_uid_lowwater =
+			scan_first(b, first, MIX_FLAG_SEEN, 0);
+	if (h->first_deleted_uid_lowwater >= first &&
+	    h->first_deleted_uid_lowwater <= last)
+		h->first_deleted_uid_lowwater =
+			scan_first(b, first, MIX_FLAG_DELETED, 1);
+	mix_builder_touch(b, modseq);
+	return 0;
+}
+
+/* ---- per-record changes ----------------------------------------------- */
+
+/* Apply fn to every record in [first, last]; fn returns 1 if it would
+ * change the record (then it is called again on the private copy with
+ * apply=1).  Changed records get modseq. */
+typedef int rec_fn(struct mix_builder *b, uint8_t *r, int apply, void *ctx);
+
+static int for_range(struct mix_builder *b, uint32_t first, uint32_t last,
+		     uint64_t modseq, struct mix_ranges *out, rec_fn *fn,
+		     void *ctx)
+{
+	struct run run = { out, 0 };
+	uint32_t ci = dir_find(b, first), pos;
+	int any = 0;
+
+	for (; ci < b->nchunks && b->chunks[ci]->first_uid <= last; ci++) {
+		struct mix_chunk *c = b->chunks[ci];
+		if (c->last_uid < first)
+			continue;
+		pos = chunk_lower_bound(b, c, first);
+		for (; pos < c->count; pos++) {
+			uint8_t *r = c_rec(b, c, pos);
+			if (r_uid(r) > last)
+				break;
+			if (!fn(b, r, 0, ctx)) {
+				run.open = 0;
+				continue;
+			}
+			if (!is_private(b, &c->robj)) {
+				c = chunk_private(b, ci, ci + 1 == b->nchunks ?
+						  MIX_CHUNK_MAX : 0);
+				if (!c)
+					return -ENOMEM;
+				r = c_rec(b, c, pos);
+			}
+			fn(b, r, 1, ctx);
+			set_record_modseq(c, r, modseq);
+			if (run_changed(&run, r_uid(r)) < 0)
+				return -ENOMEM;
+			any = 1;
+		}
+	}
+	if (any)
+		mix_builder_touch(b, modseq);
+	return 0;
+}
+
+struct flags_ctx { uint8_t add, remove; };
+
+static int flags_fn(struct mix_builder *b, uint8_t *r, int apply, void *ctx)
+{
+	const struct flags_ctx *f = ctx;
+	uint8_t old = r[4], nf = (uint8_t)((old | f->add) & ~f->remove);
+	if (!apply)
+		return nf != old;
+	r[4] = nf;
+	counters_add(&b->hdr, r_uid(r), old, -1);
+	counters_add(&b->hdr, r_uid(r), nf, 1);
+	lowwater_update(b, r_uid(r), 1, nf, 1, old);
+	return 1;
+}
+
+int mix_builder_flags(struct mix_builder *b, uint32_t first, uint32_t last,
+		      uint8_t add, uint8_t remove, uint64_t modseq,
+		      struct mix_ranges *out)
+{
+	struct flags_ctx f = { add, remove };
+	return for_range(b, first, last, modseq, out, flags_fn, &f);
+}
+
+struct kw_ctx { uint32_t idx; int add; const uint8_t *want; };
+
+static int kw_fn(struct mix_builder *b, uint8_t *r, int apply, void *ctx)
+{
+	const struct kw_ctx *k = ctx;
+	uint8_t *bm = r + MIX_REC_KEYWORDS_OFFSET;
+	uint8_t bit = (uint8_t)(1u << (k->idx % 8));
+	int has = !!(bm[k->idx / 8] & bit);
+	(void)b;
+	if (!apply)
+		return has != k->add;
+	if (k->add)
+		bm[k->idx / 8] |= bit;
+	else
+		bm[k->idx / 8] &= (uint8_t)~bit;
+	return 1;
+}
+
+int mix_builder_keyword(struct mix_builder *b, uint32_t first, uint32_t last,
+			uint32_t kw_idx, int add, uint64_t modseq,
+			struct mix_ranges *out)
+{
+	struct kw_ctx k = { kw_idx, !!add, NULL };
+	if (kw_idx >= b->kw->count)
+		return mix_err(MIX_ECORRUPT, "keyword index %u out of range",
+			       kw_idx);
+	return for_range(b, first, last, modseq, out, kw_fn, &k);
+}
+
+static int kwset_fn(struct mix_builder *b, uint8_t *r, int apply, void *ctx)
+{
+	const struct kw_ctx *k = ctx;
+	uint8_t *bm = r + MIX_REC_KEYWORDS_OFFSET;
+	if (!apply)
+		return memcmp(bm, k->want, b_kwb(b)) != 0;
+	memcpy(bm, k->want, b_kwb(b));
+	return 1;
+}
+
+int mix_builder_keywords_set(struct mix_builder *b, uint32_t first,
+			     uint32_t last, const uint8_t *want,
+			     uint64_t modseq, struct mix_ranges *out)
+{
+	struct kw_ctx k = { 0, 0, want };
+	return for_range(b, first, last, modseq, out, kwset_fn, &k);
+}
+
+struct ext_ctx {
+	uint16_t off, size;
+	const uint8_t *data;
+};
+
+static int ext_fn(struct mix_builder *b, uint8_t *r, int apply, void *ctx)
+{
+	const struct ext_ctx *x = ctx;
+	(void)b;
+	if (!apply)
+		return memcmp(r + x->off, x->data, x->size) != 0;
+	memcpy(r + x->off, x->data, x->size);
+	return 1;
+}
+
+int mix_builder_ext_rec(struct mix_builder *b, uint32_t uid, uint32_t ext_id,
+			const uint8_t *data, uint64_t modseq, int *changed_r)
+{
+	const struct mix_ext *e;
+	struct mix_ranges out = { 0 };
+	struct ext_ctx x;
+	int ret;
+
+	if (ext_id < MIX_EXT_FIRST || ext_id >= b->layout->ext_count ||
+	    b->layout->exts[ext_id].rec_size == 0)
+		return mix_err(MIX_EINVAL, "extension %u has no record data",
+			       ext_id);
+	e = &b->layout->exts[ext_id];
+	x.off = e->rec_offset;
+	x.size = e->rec_size;
+	x.data = data;
+	ret = for_range(b, uid, uid, modseq, &out, ext_fn, &x);
+	*changed_r = ret == 0 && out.count > 0;
+	mix_ranges_free(&out);
+	return ret;
+}
+
+/* ---- layout, keywords, extensions ------------------------------------- */
+
+static struct mix_layout *layout_alloc(const struct mix_builder *b,
+				       uint32_t ext_count)
+{
+	struct mix_layout *l = calloc(1, sizeof(*l) +
+					     ext_count * sizeof(l->exts[0]));
+	if (!l)
+		return NULL;
+	robj_init(&l->robj, MIX_ROBJ_LAYOUT, b->gen);
+	l->ext_count = ext_count;
+	return l;
+}
+
+/* Assign record offsets: modseq at 8, keywords at 16, the rest in order
+ * at their alignment; record_size rounded up to 8 (docs/format.md §2.4). */
+static int layout_compute(struct mix_layout *l)
+{
+	uint32_t off = MIX_REC_KEYWORDS_OFFSET, i;
+	l->exts[MIX_EXT_MODSEQ].rec_offset = MIX_REC_MODSEQ_OFFSET;
+	l->exts[MIX_EXT_KEYWORDS].rec_offset = MIX_REC_KEYWORDS_OFFSET;
+	off += l->exts[MIX_EXT_KEYWORDS].rec_size;
+	for (i = MIX_EXT_FIRST; i < l->ext_count; i++) {
+		struct mix_ext *e = &l->exts[i];
+		if (e->rec_size == 0) {
+			e->rec_offset = 0;
+			continue;
+		}
+		off = (off + e->rec_align - 1) & ~(uint32_t)(e->rec_align - 1);
+		e->rec_offset = (uint16_t)off;
+		off += e->rec_size;
+		if (off > 0xfff8)
+			return mix_err(MIX_ELIMIT, "record size %u too large "
+				       "with extension %s", off, e->name);
+	}
+	l->record_size = (uint16_t)mix_align8(off);
+	return 0;
+}
+
+/* Copy one record from layout ol to layout nl. */
+static void relay_record(const struct mix_layout *ol,
+			 const struct mix_layout *nl, const uint8_t *src,
+			 uint8_t *dst)
+{
+	uint32_t i, okw = ol->exts[MIX_EXT_KEYWORDS].rec_size;
+	uint32_t nkw = nl->exts[MIX_EXT_KEYWORDS].rec_size;
+	memset(dst, 0, nl->record_size);
+	memcpy(dst, src, sizeof(struct mix_index_record));
+	memcpy(dst + MIX_REC_KEYWORDS_OFFSET, src + MIX_REC_KEYWORDS_OFFSET,
+	       okw < nkw ? okw : nkw);
+	for (i = MIX_EXT_FIRST; i < ol->ext_count; i++)
+		if (ol->exts[i].rec_size)
+			memcpy(dst + nl->exts[i].rec_offset,
+			       src + ol->exts[i].rec_offset,
+			       ol->exts[i].rec_size);
+}
+
+/* Switch to layout nl, copying every record into new private chunks. */
+static int relayout(struct mix_builder *b, struct mix_layout *nl)
+{
+	struct mix_layout *ol = b->layout;
+	uint32_t ci, pos;
+
+	for (ci = 0; ci < b->nchunks; ci++) {
+		struct mix_chunk *c = b->chunks[ci], *n;
+		uint32_t cap = ci + 1 == b->nchunks ? MIX_CHUNK_MAX : c->count;
+		n = calloc(1, sizeof(*n));
+		if (!n || !(n->recs = malloc((size_t)cap * nl->record_size))) {
+			free(n);
+			return -ENOMEM;
+		}
+		robj_init(&n->robj, MIX_ROBJ_CHUNK, b->gen);
+		n->cap = cap;
+		for (pos = 0; pos < c->count; pos++)
+			relay_record(ol, nl,
+				     c->recs + (size_t)pos * ol->record_size,
+				     n->recs + (size_t)pos * nl->record_size);
+		n->count = c->count;
+		n->first_uid = c->first_uid;
+		n->last_uid = c->last_uid;
+		n->max_modseq = c->max_modseq;
+		b->chunks[ci] = n;
+		retire(b, &c->robj);
+	}
+	b->layout = nl;
+	retire(b, &ol->robj);
+	return 0;
+}
+
+/* Install nl: re-lay records only if any record position changed. */
+static int layout_install(struct mix_builder *b, struct mix_layout *nl)
+{
+	const struct mix_layout *ol = b->layout;
+	uint32_t i;
+	int same = ol->record_size == nl->record_size &&
+		   ol->exts[MIX_EXT_KEYWORDS].rec_size ==
+			   nl->exts[MIX_EXT_KEYWORDS].rec_size;
+	for (i = MIX_EXT_FIRST; same && i < ol->ext_count; i++)
+		same = ol->exts[i].rec_offset == nl->exts[i].rec_offset;
+	if (!same)
+		return relayout(b, nl);
+	b->layout = nl;
+	retire(b, (struct mix_robj *)&ol->robj);
+	return 0;
+}
+
+static struct mix_layout *layout_copy(const struct mix_builder *b,
+				      uint32_t ext_count)
+{
+	struct mix_layout *l = layout_alloc(b, ext_count);
+	if (l)
+		memcpy(l->exts, b->layout->exts,
+		       b->layout->ext_count * sizeof(l->exts[0]));
+	return l;
+}
+
+static struct mix_kwlist *kwlist_make(uint64_t gen, const char *const *names,
+				      uint32_t count, const char *extra,
+				      size_t extra_len)
+{
+	size_t bytes = 0, i, n = count + (extra ? 1 : 0);
+	struct mix_kwlist *k;
+	char *p;
+	for (i = 0; i < count; i++)
+		bytes += strlen(names[i]) + 1;
+	bytes += extra ? extra_len + 1 : 0;
+	k = malloc(sizeof(*k) + n * sizeof(k->names[0]) + bytes);
+	if (!k)
+		return NULL;
+	robj_init(&k->robj, MIX_ROBJ_KWLIST, gen);
+	k->count = (uint32_t)n;
+	p = (char *)&k->names[n];
+	for (i = 0; i < n; i++) {
+		size_t len = i < count ? strlen(names[i]) : extra_len;
+		memcpy(p, i < count ? names[i] : extra, len);
+		p[len] = '\0';
+		k->names[i] = p;
+		p += len + 1;
+	}
+	return k;
+}
+
+int mix_builder_keyword_idx(struct mix_builder *b, const char *name,
+			    size_t len, int create, uint32_t *idx_r)
+{
+	struct mix_kwlist *k;
+	uint32_t i, kwb = b_kwb(b);
+
+	for (i = 0; i < b->kw->count; i++) {
+		if (strncmp(b->kw->names[i], name, len) == 0 &&
+		    b->kw->names[i][len] == '\0') {
+			*idx_r = i;
+			return 1;
+		}
+	}
+	if (!create)
+		return 0;
+	if (b->kw->count >= MIX_MAX_KEYWORDS)
+		return mix_err(MIX_ELIMIT, "more than %u keywords",
+			       MIX_MAX_KEYWORDS);
+	k = kwlist_make(b->gen, b->kw->names, b->kw->count, name, len);
+	if (!k)
+		return -ENOMEM;
+	if (k->count > kwb * 8) {
+		struct mix_layout *nl = layout_copy(b, b->layout->ext_count);
+		int ret;
+		if (!nl) {
+			free(k);
+			return -ENOMEM;
+		}
+		nl->exts[MIX_EXT_KEYWORDS].rec_size = (uint16_t)(kwb + KW_STEP);
+		ret = layout_compute(nl);
+		if (ret == 0)
+			ret = layout_install(b, nl);
+		if (ret < 0) {
+			free(nl);
+			free(k);
+			return ret;
+		}
+	}
+	retire(b, &b->kw->robj);
+	b->kw = k;
+	*idx_r = k->count - 1;
+	b->changed = 1;
+	return 1;
+}
+
+int mix_builder_ext_find(const struct mix_builder *b, const char *name,
+			 size_t len, uint32_t *ext_id_r)
+{
+	uint32_t i;
+	for (i = 0; i < b->layout->ext_count; i++) {
+		const char *n = b->layout->exts[i].name;
+		if (strncmp(n, name, len) == 0 && n[len] == '\0') {
+			*ext_id_r = i;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+static struct mix_exthdrs *exthdrs_make(uint64_t gen,
+					const struct mix_exthdrs *old,
+					uint32_t count, uint32_t new_size)
+{
+	size_t bytes = 0, i;
+	struct mix_exthdrs *x;
+	uint8_t *p;
+	for (i = 0; i < count; i++)
+		bytes += i < old->count ? old->e[i].size : new_size;
+	x = calloc(1, sizeof(*x) + count * sizeof(x->e[0]) + bytes);
+	if (!x)
+		return NULL;
+	robj_init(&x->robj, MIX_ROBJ_EXTHDRS, gen);
+	x->count = count;
+	p = (uint8_t *)&x->e[count];
+	for (i = 0; i < count; i++) {
+		x->e[i].size = i < old->count ? old->e[i].size : new_size;
+		x->e[i].data = p;
+		if (i < old->count && old->e[i].size)
+			memcpy(p, old->e[i].data, old->e[i].size);
+		p += x->e[i].size;
+	}
+	return x;
+}
+
+int mix_builder_ext_add(struct mix_builder *b, const char *name, size_t len,
+			uint32_t reset_id, uint32_t hdr_size, uint16_t rec_size,
+			uint16_t rec_align, uint32_t *ext_id_r)
+{
+	uint32_t id = b->layout->ext_count;
+	struct mix_layout *nl;
+	struct mix_exthdrs *x;
+	struct mix_ext *e;
+	int ret;
+
+	if (len == 0 || len > MIX_EXT_NAME_MAX || rec_size > MIX_EXT_REC_MAX ||
+	    hdr_size > MIX_EXT_HDR_MAX ||
+	    (rec_align != 1 && rec_align != 2 && rec_align != 4 &&
+	     rec_align != 8))
+		return mix_err(MIX_EINVAL, "extension '%.*s': bad sizes "
+			       "(record %u align %u header %u)", (int)len,
+			       name, rec_size, rec_align, hdr_size);
+	nl = layout_copy(b, id + 1);
+	if (!nl)
+		return -ENOMEM;
+	e = &nl->exts[id];
+	memcpy(e->name, name, len);
+	e->name[len] = '\0';
+	e->reset_id = reset_id;
+	e->hdr_size = hdr_size;
+	e->rec_size = rec_size;
+	e->rec_align = rec_align;
+	x = exthdrs_make(b->gen, b->exthdrs, id + 1, hdr_size);
+	if (!x || (ret = layout_compute(nl)) < 0 ||
+	    (ret = layout_install(b, nl)) < 0) {
+		free(x);
+		free(nl);
+		return x ? ret : -ENOMEM;
+	}
+	retire(b, &b->exthdrs->robj);
+	b->exthdrs = x;
+	b->changed = 1;
+	*ext_id_r = id;
+	return 0;
+}
+
+int mix_builder_ext_hdr(struct mix_builder *b, uint32_t ext_id,
+			uint32_t offset, const uint8_t *data, uint32_t size,
+			int *changed_r)
+{
+	struct mix_exthdrs *x = b->exthdrs;
+	*changed_r = 0;
+	if (ext_id == MIX_EXT_KEYWORDS || ext_id >= x->count ||
+	    offset > x->e[ext_id].size || size > x->e[ext_id].size - offset)
+		return mix_err(MIX_EINVAL, "extension %u header update at %u+%u "
+			       "outside its %u bytes", ext_id, offset, size,
+			       ext_id < x->count ? x->e[ext_id].size : 0);
+	if (memcmp(x->e[ext_id].data + offset, data, size) == 0)
+		return 0;
+	if (!is_private(b, &x->robj)) {
+		x = exthdrs_make(b->gen, b->exthdrs, b->exthdrs->count, 0);
+		if (!x)
+			return -ENOMEM;
+		retire(b, &b->exthdrs->robj);
+		b->exthdrs = x;
+	}
+	memcpy((uint8_t *)x->e[ext_id].data + offset, data, size);
+	*changed_r = 1;
+	b->changed = 1;
+	return 0;
+}
+
+/* ---- starting points -------------------------------------------------- */
+
+static int base_objects(struct mix_builder *b, uint32_t ext_count,
+			const char *const *kw, uint32_t kw_count)
+{
+	static const struct mix_exthdrs none = { .count = 0 };
+	b->layout = layout_alloc(b, ext_count);
+	b->kw = kwlist_make(b->gen, kw, kw_count, NULL, 0);
+	b->exthdrs = exthdrs_make(b->gen, &none, ext_count, 0);
+	if (!b->layout || !b->kw || !b->exthdrs) {
+		free(b->layout);
+		free(b->kw);
+		free(b->exthdrs);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+int mix_builder_init_empty(struct mix_builder *b, uint64_t gen,
+			   const struct mix_index_header *hdr)
+{
+	struct mix_layout *l;
+	memset(b, 0, sizeof(*b));
+	b->gen = gen;
+	b->hdr = *hdr;
+	if (base_objects(b, MIX_EXT_FIRST, NULL, 0) < 0)
+		return -ENOMEM;
+	l = b->layout;
+	snprintf(l->exts[0].name, sizeof(l->exts[0].name), "%s",
+		 MIX_EXT_NAME_MODSEQ);
+	l->exts[0].rec_size = 8;
+	l->exts[0].rec_align = 8;
+	snprintf(l->exts[1].name, sizeof(l->exts[1].name), "%s",
+		 MIX_EXT_NAME_KEYWORDS);
+	l->exts[1].rec_align = 4;
+	return layout_compute(l);
+}
+
+/* Extension header data of a verified file, copied out of the mapping
+ * (the "keywords" header lives in the keyword list instead). */
+static struct mix_exthdrs *exthdrs_from_ifile(uint64_t gen,
+					      const struct mix_ifile *f)
+{
+	struct mix_exthdrs *x;
+	size_t bytes = 0;
+	uint32_t i;
+	uint8_t *p;
+
+	for (i = 0; i < f->ext_count; i++)
+		bytes += i == MIX_EXT_KEYWORDS ? 0 : f->exts[i].hdr_size;
+	x = calloc(1, sizeof(*x) + f->ext_count * sizeof(x->e[0]) + bytes);
+	if (!x)
+		return NULL;
+	robj_init(&x->robj, MIX_ROBJ_EXTHDRS, gen);
+	x->count = f->ext_count;
+	p = (uint8_t *)&x->e[f->ext_count];
+	for (i = 0; i < f->ext_count; i++) {
+		x->e[i].data = p;
+		x->e[i].size = i == MIX_EXT_KEYWORDS ? 0 : f->exts[i].hdr_size;
+		if (x->e[i].size)
+			memcpy(p, f->exts[i].hdr, x->e[i].size);
+		p += x->e[i].size;
+	}
+	return x;
+}
+
+/* Chunks of at most MIX_CHUNK_MAX records pointing into the mapping. */
+static int chunks_from_ifile(struct mix_builder *b, const struct mix_ifile *f)
+{
+	uint32_t i, n = f->hdr->messages_count, rs = f->hdr->record_size;
+
+	for (i = 0; i < n; i += MIX_CHUNK_MAX) {
+		uint32_t cnt = n - i < MIX_CHUNK_MAX ? n - i : MIX_CHUNK_MAX, j;
+		struct mix_chunk *c;
+		if (dir_reserve(b, 1) < 0 || !(c = calloc(1, sizeof(*c))))
+			return -ENOMEM;
+		robj_init(&c->robj, MIX_ROBJ_CHUNK, b->gen);
+		c->recs = (uint8_t *)f->records + (size_t)i * rs;
+		c->count = cnt;
+		c->first_uid = r_uid(c->recs);
+		c->last_uid = r_uid(c->recs + (size_t)(cnt - 1) * rs);
+		for (j = 0; j < cnt; j++) {
+			uint64_t m;
+			memcpy(&m, c->recs + (size_t)j * rs +
+					   MIX_REC_MODSEQ_OFFSET, 8);
+			if (m > c->max_modseq)
+				c->max_modseq = m;
+		}
+		b->chunks[b->nchunks++] = c;
+	}
+	return 0;
+}
+
+int mix_builder_from_ifile(struct mix_builder *b, uint64_t gen,
+			   const struct mix_ifile *f, struct mix_map *map)
+{
+	uint32_t i;
+	(void)map; /* chunks point into it; the caller manages its life */
+
+	memset(b, 0, sizeof(*b));
+	b->gen = gen;
+	b->hdr = *f->hdr;
+	if (base_objects(b, f->ext_count, f->keywords, f->keyword_count) < 0)
+		return -ENOMEM;
+	for (i = 0; i < f->ext_count; i++) {
+		struct mix_ext *e = &b->layout->exts[i];
+		memcpy(e->name, f->exts[i].name, sizeof(e->name));
+		e->reset_id = f->exts[i].reset_id;
+		e->hdr_size = f->exts[i].hdr_size;
+		e->rec_offset = f->exts[i].rec_offset;
+		e->rec_size = f->exts[i].rec_size;
+		e->rec_align = f->exts[i].rec_align;
+	}
+	b->layout->record_size = f->hdr->record_size;
+	free(b->exthdrs);
+	b->exthdrs = exthdrs_from_ifile(gen, f);
+	if (!b->exthdrs || chunks_from_ifile(b, f) < 0) {
+		mix_builder_abort(b);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* All shared objects of old leave the state at this build's generation
+ * (used after a checkpoint, when every chunk is replaced by one that
+ * points into the new mapping). */
+void mix_builder_retire_all(struct mix_builder *b, const struct mix_snap *old,
+			    struct mix_map *old_map)
+{
+	uint32_t i;
+	for (i = 0; i < old->nchunks; i++)
+		retire(b, (struct mix_robj *)&old->chunks[i]->robj);
+	retire(b, (struct mix_robj *)&old->layout->robj);
+	retire(b, (struct mix_robj *)&old->kw->robj);
+	retire(b, (struct mix_robj *)&old->exthdrs->robj);
+	if (old_map)
+		retire(b, &old_map->robj);
+}

@@ -1,0 +1,1267 @@
+/*
+ * mix.index.log — the transaction log (docs/format.md §3 and §4).
+ *
+ * What: creating and rotating the log file, appending encoded
+ * transactions, reading a log file back one transaction at a time, and
+ * encoding / decoding the operation records inside one transaction.
+ * Applying operations to a snapshot is the caller's job.
+ *
+ * Who may change what: only the thread that owns the mailbox (and, across
+ * processes, holds the log lock) calls mix_log_rotate_to, mix_log_append
+ * and mix_log_sync, on its own struct mix_log_writer.  Readers, encoders
+ * and the decoder touch no shared state: a struct mix_log_reader or
+ * struct mix_buf belongs to one thread, and the decoder only reads the
+ * transaction it is handed.
+ *
+ * Invariants:
+ * - A batch of transactions is written with one pwrite at the end of
+ *   valid data.  After a failed append or sync the writer takes no more
+ *   appends (MIX_EPANIC): bytes at that offset may have been seen by
+ *   another process, so the offset, and with it the modseq, must not be
+ *   given to different bytes (§4); the caller rotates to a new file.
+ * - The encoders emit only what the decoder accepts: every record is run
+ *   through the decoder's own checks before the encoder returns.
+ * - Every byte read from a file is hostile.  The reader checks the header
+ *   (§3.1) and each transaction's framing and CRC (§3.2, §3.4); the
+ *   decoder checks every record size, count and field (§3.3).  Failures
+ *   are a torn tail or MIX_ECORRUPT naming the file / record and offset,
+ *   never an assert.
+ * - Transactions are 4-aligned in 4-aligned buffers (the reader's buffer
+ *   is malloc'd; hdr_size and every txn_size are multiples of 4), so the
+ *   typed pointers handed out in struct mix_log_op are aligned.  Fields
+ *   are read with memcpy.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "crc32c.h"
+#include "err.h"
+#include "fileio.h"
+#include "txlog.h"
+
+static inline uint32_t get_u32(const uint8_t *p)
+{
+	uint32_t v;
+	memcpy(&v, p, sizeof(v));
+	return v;
+}
+
+static inline uint16_t get_u16(const uint8_t *p)
+{
+	uint16_t v;
+	memcpy(&v, p, sizeof(v));
+	return v;
+}
+
+static inline void put_u32(uint8_t *p, uint32_t v)
+{
+	memcpy(p, &v, sizeof(v));
+}
+
+/* 1 if the n bytes at p are all 0. */
+static int all_zero(const uint8_t *p, uint64_t n)
+{
+	for (uint64_t i = 0; i < n; i++) {
+		if (p[i] != 0)
+			return 0;
+	}
+	return 1;
+}
+
+/* §3.2: CRC32C over the transaction's txn_size bytes, the boundary's crc
+ * field taken as 0.  txn_size >= 16. */
+static uint32_t txn_crc(const uint8_t *txn, uint32_t txn_size)
+{
+	static const uint8_t zero[4];
+	const size_t crc_off = offsetof(struct mix_log_boundary, crc);
+	uint32_t crc;
+
+	crc = mix_crc32c(0, txn, crc_off);
+	crc = mix_crc32c(crc, zero, sizeof(zero));
+	return mix_crc32c(crc, txn + crc_off + 4, txn_size - (crc_off + 4));
+}
+
+/* ---- growable buffer --------------------------------------------------- */
+
+int mix_buf_reserve(struct mix_buf *b, size_t more)
+{
+	size_t need, cap;
+	uint8_t *p;
+
+	if (more <= b->cap - b->len)
+		return 0;
+	if (more > SIZE_MAX - b->len)
+		return mix_err(-ENOMEM, "log buffer: %zu + %zu bytes overflows",
+			       b->len, more);
+	need = b->len + more;
+	cap = b->cap ? b->cap : 256;
+	while (cap < need)
+		cap = cap > SIZE_MAX / 2 ? need : cap * 2;
+	p = realloc(b->data, cap);
+	if (p == NULL)
+		return mix_err(-ENOMEM, "log buffer: cannot grow to %zu bytes",
+			       cap);
+	b->data = p;
+	b->cap = cap;
+	return 0;
+}
+
+int mix_buf_append(struct mix_buf *b, const void *p, size_t n)
+{
+	int ret = mix_buf_reserve(b, n);
+
+	if (ret < 0)
+		return ret;
+	if (n > 0)
+		memcpy(b->data + b->len, p, n);
+	b->len += n;
+	return 0;
+}
+
+void mix_buf_free(struct mix_buf *b)
+{
+	free(b->data);
+	memset(b, 0, sizeof(*b));
+}
+
+/* ---- record validation (shared by the decoder and the encoders) -------- */
+
+static const char *const log_type_names[] = {
+	[MIX_LOG_BOUNDARY] = "boundary",
+	[MIX_LOG_APPEND] = "append",
+	[MIX_LOG_EXPUNGE] = "expunge",
+	[MIX_LOG_FLAGS] = "flags",
+	[MIX_LOG_KEYWORD] = "keyword",
+	[MIX_LOG_KEYWORD_RESET] = "keyword-reset",
+	[MIX_LOG_EXT_INTRO] = "ext-intro",
+	[MIX_LOG_EXT_HDR] = "ext-hdr",
+	[MIX_LOG_EXT_REC] = "ext-rec",
+	[MIX_LOG_HDR] = "hdr",
+};
+
+static const char *log_type_name(uint16_t type)
+{
+	size_t n = sizeof(log_type_names) / sizeof(log_type_names[0]);
+
+	if (type < n && log_type_names[type] != NULL)
+		return log_type_names[type];
+	return "of unknown type";
+}
+
+/* Where a record is, for messages.  encoding: the record was just built
+ * by mix_logenc_* (a bad one is the caller's MIX_EINVAL, not corruption). */
+struct rec_ctx {
+	const char *name;
+	uint32_t off;
+	int encoding;
+};
+
+static int rec_bad(const struct rec_ctx *c, const char *fmt, ...)
+	MIX_PRINTF(2, 3);
+static int rec_bad(const struct rec_ctx *c, const char *fmt, ...)
+{
+	char detail[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(detail, sizeof(detail), fmt, ap);
+	va_end(ap);
+	if (c->encoding)
+		return mix_err(MIX_EINVAL, "cannot encode %s record: %s",
+			       c->name, detail);
+	return mix_err(MIX_ECORRUPT, "transaction record %s at offset %u: %s",
+		       c->name, c->off, detail);
+}
+
+/* §3.3.1: n bytes of UID ranges, each first >= 1 and first <= last,
+ * sorted and not overlapping (first > the previous range's last). */
+static int dec_ranges(const struct rec_ctx *c, const uint8_t *p, uint32_t n,
+		      struct mix_log_op *op)
+{
+	uint32_t count, prev_last = 0;
+
+	if (n % sizeof(struct mix_log_uid_range) != 0)
+		return rec_bad(c, "%u bytes of UID ranges is not a multiple "
+			       "of 8", n);
+	count = n / sizeof(struct mix_log_uid_range);
+	for (uint32_t i = 0; i < count; i++) {
+		uint32_t first = get_u32(p + (size_t)i * 8);
+		uint32_t last = get_u32(p + (size_t)i * 8 + 4);
+
+		if (first == 0)
+			return rec_bad(c, "range %u: first UID is 0", i);
+		if (first > last)
+			return rec_bad(c, "range %u: first UID %u > last UID %u",
+				       i, first, last);
+		if (i > 0 && first <= prev_last)
+			return rec_bad(c, "range %u: first UID %u is not above "
+				       "the previous range's last UID %u "
+				       "(ranges must be sorted, not overlapping)",
+				       i, first, prev_last);
+		prev_last = last;
+	}
+	op->ranges = (const struct mix_log_uid_range *)p;
+	op->count = count;
+	return 0;
+}
+
+/* §3.3.2 APPEND */
+static int dec_append(const struct rec_ctx *c, const uint8_t *p, uint32_t n,
+		      struct mix_log_op *op)
+{
+	uint32_t count, prev_uid = 0;
+
+	if (n % sizeof(struct mix_log_append) != 0)
+		return rec_bad(c, "payload of %u bytes is not a multiple of 8",
+			       n);
+	count = n / sizeof(struct mix_log_append);
+	for (uint32_t i = 0; i < count; i++) {
+		uint32_t uid = get_u32(p + (size_t)i * 8);
+		uint32_t flags = get_u32(p + (size_t)i * 8 + 4);
+
+		if (uid == 0)
+			return rec_bad(c, "entry %u: UID is 0", i);
+		if (uid <= prev_uid)
+			return rec_bad(c, "entry %u: UID %u is not above the "
+				       "previous UID %u", i, uid, prev_uid);
+		if (flags > 0xff || (flags & ~(uint32_t)MIX_FLAGS_ALL) != 0)
+			return rec_bad(c, "entry %u (UID %u): flags 0x%x outside "
+				       "0x%x", i, uid, flags,
+				       (unsigned)MIX_FLAGS_ALL);
+		prev_uid = uid;
+	}
+	op->appends = (const struct mix_log_append *)p;
+	op->count = count;
+	return 0;
+}
+
+/* §3.3.4 FLAGS */
+static int dec_flags(const struct rec_ctx *c, const uint8_t *p, uint32_t n,
+		     struct mix_log_op *op)
+{
+	struct mix_log_flags f;
+
+	if (n < sizeof(f))
+		return rec_bad(c, "payload of %u bytes is shorter than its "
+			       "4-byte header", n);
+	memcpy(&f, p, sizeof(f));
+	if ((f.add & ~MIX_FLAGS_ALL) != 0 || (f.remove & ~MIX_FLAGS_ALL) != 0)
+		return rec_bad(c, "add 0x%02x / remove 0x%02x outside 0x%02x",
+			       f.add, f.remove, (unsigned)MIX_FLAGS_ALL);
+	if ((f.add & f.remove) != 0)
+		return rec_bad(c, "add 0x%02x and remove 0x%02x overlap",
+			       f.add, f.remove);
+	if (f.pad != 0)
+		return rec_bad(c, "pad is 0x%x, expected 0", f.pad);
+	op->add = f.add;
+	op->remove = f.remove;
+	return dec_ranges(c, p + sizeof(f), n - sizeof(f), op);
+}
+
+/* §3.3.5 / §3.3.7: a name of size bytes at p, padded with zeros to
+ * align4(size) bytes.  Keyword names also exclude controls and space. */
+static int dec_name(const struct rec_ctx *c, const uint8_t *p, uint32_t size,
+		    int keyword)
+{
+	for (uint32_t i = 0; i < size; i++) {
+		if (p[i] == 0)
+			return rec_bad(c, "name byte %u is NUL", i);
+		if (keyword && (p[i] <= 0x20 || p[i] == 0x7f))
+			return rec_bad(c, "keyword name byte %u is 0x%02x (control "
+				       "or space)", i, p[i]);
+	}
+	if (!all_zero(p + size, mix_align4(size) - size))
+		return rec_bad(c, "padding after the name is not zero");
+	return 0;
+}
+
+/* §3.3.5 KEYWORD */
+static int dec_keyword(const struct rec_ctx *c, const uint8_t *p, uint32_t n,
+		       struct mix_log_op *op)
+{
+	struct mix_log_keyword k;
+	uint32_t name_end;
+	int ret;
+
+	if (n < sizeof(k))
+		return rec_bad(c, "payload of %u bytes is shorter than its "
+			       "4-byte header", n);
+	memcpy(&k, p, sizeof(k));
+	if (k.modify != MIX_LOG_KW_ADD && k.modify != MIX_LOG_KW_REMOVE)
+		return rec_bad(c, "modify is %u, expected 1 (add) or 2 (remove)",
+			       k.modify);
+	if (k.pad != 0)
+		return rec_bad(c, "pad is 0x%x, expected 0", k.pad);
+	if (k.name_size == 0 || k.name_size > MIX_MAX_KEYWORD_LEN)
+		return rec_bad(c, "name_size %u outside 1..%u", k.name_size,
+			       MIX_MAX_KEYWORD_LEN);
+	name_end = sizeof(k) + mix_align4(k.name_size);
+	if (name_end > n)
+		return rec_bad(c, "name of %u bytes runs past the record's %u "
+			       "payload bytes", k.name_size, n);
+	ret = dec_name(c, p + sizeof(k), k.name_size, 1);
+	if (ret < 0)
+		return ret;
+	op->modify = k.modify;
+	op->name = (const char *)(p + sizeof(k));
+	op->name_size = k.name_size;
+	return dec_ranges(c, p + name_end, n - name_end, op);
+}
+
+/* §3.3.7 EXT_INTRO */
+static int dec_ext_intro(const struct rec_ctx *c, const uint8_t *p,
+			 uint32_t n, struct mix_log_op *op)
+{
+	struct mix_log_ext_intro in;
+	uint32_t a;
+
+	if (n < sizeof(in))
+		return rec_bad(c, "payload of %u bytes is shorter than its "
+			       "20-byte header", n);
+	memcpy(&in, p, sizeof(in));
+	if (in.name_size == 0 || in.name_size > MIX_EXT_NAME_MAX)
+		return rec_bad(c, "name_size %u outside 1..%u", in.name_size,
+			       MIX_EXT_NAME_MAX);
+	if (n != sizeof(in) + mix_align4(in.name_size))
+		return rec_bad(c, "payload is %u bytes, expected %u for a "
+			       "%u-byte name", n,
+			       (unsigned)sizeof(in) + mix_align4(in.name_size),
+			       in.name_size);
+	if (in.record_size > MIX_EXT_REC_MAX)
+		return rec_bad(c, "record_size %u above %u", in.record_size,
+			       MIX_EXT_REC_MAX);
+	a = in.record_align;
+	if (a != 1 && a != 2 && a != 4 && a != 8)
+		return rec_bad(c, "record_align %u is not 1, 2, 4 or 8", a);
+	if (in.hdr_size > MIX_EXT_HDR_MAX)
+		return rec_bad(c, "hdr_size %u above %u", in.hdr_size,
+			       MIX_EXT_HDR_MAX);
+	if (in.pad != 0)
+		return rec_bad(c, "pad is 0x%x, expected 0", in.pad);
+	op->intro = in;
+	op->ext_id = in.ext_id;
+	op->name = (const char *)(p + sizeof(in));
+	op->name_size = in.name_size;
+	return dec_name(c, p + sizeof(in), in.name_size, 0);
+}
+
+/* §3.3.8 EXT_HDR */
+static int dec_ext_hdr(const struct rec_ctx *c, const uint8_t *p, uint32_t n,
+		       struct mix_log_op *op)
+{
+	struct mix_log_ext_hdr h;
+
+	if (n < sizeof(h))
+		return rec_bad(c, "payload of %u bytes is shorter than its "
+			       "12-byte header", n);
+	memcpy(&h, p, sizeof(h));
+	if (h.size > MIX_EXT_HDR_MAX ||
+	    (uint64_t)h.offset + h.size > MIX_EXT_HDR_MAX)
+		return rec_bad(c, "offset %u + size %u passes the %u-byte limit "
+			       "of extension header data", h.offset, h.size,
+			       MIX_EXT_HDR_MAX);
+	if (n != sizeof(h) + mix_align4(h.size))
+		return rec_bad(c, "payload is %u bytes, expected %u for %u "
+			       "bytes of data", n,
+			       (unsigned)sizeof(h) + mix_align4(h.size), h.size);
+	if (!all_zero(p + sizeof(h) + h.size, mix_align4(h.size) - h.size))
+		return rec_bad(c, "padding after the data is not zero");
+	op->ext_id = h.ext_id;
+	op->offset = h.offset;
+	op->size = h.size;
+	op->data = p + sizeof(h);
+	return 0;
+}
+
+/* §3.3.9 EXT_REC: entries of { u32 uid; data[rec_size]; zero pad }. */
+static int dec_ext_rec(const struct rec_ctx *c, const uint8_t *p, uint32_t n,
+		       struct mix_log_op *op)
+{
+	struct mix_log_ext_rec h;
+	uint32_t stride, count, prev_uid = 0;
+
+	if (n < sizeof(h))
+		return rec_bad(c, "payload of %u bytes is shorter than its "
+			       "8-byte header", n);
+	memcpy(&h, p, sizeof(h));
+	if (h.rec_size == 0 || h.rec_size > MIX_EXT_REC_MAX)
+		return rec_bad(c, "rec_size %u outside 1..%u", h.rec_size,
+			       MIX_EXT_REC_MAX);
+	stride = mix_align4(4 + h.rec_size);
+	if ((n - sizeof(h)) % stride != 0)
+		return rec_bad(c, "%u bytes of entries is not a multiple of "
+			       "the %u-byte entry", n - (unsigned)sizeof(h),
+			       stride);
+	count = (n - sizeof(h)) / stride;
+	for (uint32_t i = 0; i < count; i++) {
+		const uint8_t *e = p + sizeof(h) + (size_t)i * stride;
+		uint32_t uid = get_u32(e);
+
+		if (uid == 0 || uid <= prev_uid)
+			return rec_bad(c, "entry %u: UID %u is not above the "
+				       "previous UID %u (or is 0)", i, uid,
+				       prev_uid);
+		if (!all_zero(e + 4 + h.rec_size, stride - 4 - h.rec_size))
+			return rec_bad(c, "entry %u: padding is not zero", i);
+		prev_uid = uid;
+	}
+	op->ext_id = h.ext_id;
+	op->rec_size = h.rec_size;
+	op->stride = stride;
+	op->count = count;
+	op->data = p + sizeof(h);
+	return 0;
+}
+
+/* §3.3.10: the base header fields a HDR record may write. */
+static int hdr_word_writable(uint32_t off)
+{
+	return off == offsetof(struct mix_index_header, uid_validity) ||
+	       off == offsetof(struct mix_index_header, next_uid) ||
+	       off == offsetof(struct mix_index_header, first_recent_uid) ||
+	       (off >= offsetof(struct mix_index_header, day_stamp) &&
+		off < offsetof(struct mix_index_header, checksum));
+}
+
+/* §3.3.10 HDR */
+static int dec_hdr(const struct rec_ctx *c, const uint8_t *p, uint32_t n,
+		   struct mix_log_op *op)
+{
+	struct mix_log_hdr h;
+
+	if (n < sizeof(h))
+		return rec_bad(c, "payload of %u bytes is shorter than its "
+			       "8-byte header", n);
+	memcpy(&h, p, sizeof(h));
+	if (h.offset % 4 != 0 || h.size % 4 != 0)
+		return rec_bad(c, "offset %u / size %u not multiples of 4",
+			       h.offset, h.size);
+	if ((uint64_t)h.offset + h.size > sizeof(struct mix_index_header))
+		return rec_bad(c, "offset %u + size %u passes the %u-byte base "
+			       "header", h.offset, h.size,
+			       (unsigned)sizeof(struct mix_index_header));
+	if (n != sizeof(h) + h.size)
+		return rec_bad(c, "payload is %u bytes, expected %u for %u "
+			       "bytes of data", n, (unsigned)sizeof(h) + h.size,
+			       h.size);
+	for (uint32_t o = h.offset; o < h.offset + h.size; o += 4) {
+		if (!hdr_word_writable(o))
+			return rec_bad(c, "writes base header offset %u; only "
+				       "uid_validity, next_uid, "
+				       "first_recent_uid, day_stamp and "
+				       "day_first_uid may be written", o);
+	}
+	op->offset = h.offset;
+	op->size = h.size;
+	op->data = p + sizeof(h);
+	return 0;
+}
+
+/* Validate the payload (n bytes at p) of a record of type and fill op. */
+static int rec_decode(const struct rec_ctx *c, uint16_t type,
+		      const uint8_t *p, uint32_t n, struct mix_log_op *op)
+{
+	memset(op, 0, sizeof(*op));
+	op->type = type;
+	switch (type) {
+	case MIX_LOG_APPEND:
+		return dec_append(c, p, n, op);
+	case MIX_LOG_EXPUNGE:
+	case MIX_LOG_KEYWORD_RESET:
+		return dec_ranges(c, p, n, op);
+	case MIX_LOG_FLAGS:
+		return dec_flags(c, p, n, op);
+	case MIX_LOG_KEYWORD:
+		return dec_keyword(c, p, n, op);
+	case MIX_LOG_EXT_INTRO:
+		return dec_ext_intro(c, p, n, op);
+	case MIX_LOG_EXT_HDR:
+		return dec_ext_hdr(c, p, n, op);
+	case MIX_LOG_EXT_REC:
+		return dec_ext_rec(c, p, n, op);
+	case MIX_LOG_HDR:
+		return dec_hdr(c, p, n, op);
+	default:
+		/* §3.3: major version 1 has no optional record types; a
+		 * BOUNDARY is only valid as a transaction's first record */
+		return rec_bad(c, "type %u is not an operation record", type);
+	}
+}
+
+/* ---- decoding a transaction -------------------------------------------- */
+
+/* §3.2: the boundary record at the start of the transaction. */
+static int txn_check_boundary(const uint8_t *txn, uint32_t txn_size)
+{
+	struct rec_ctx c = { .name = "boundary", .off = 0 };
+	struct mix_log_boundary bd;
+
+	if (txn_size < sizeof(bd) || txn_size % 4 != 0)
+		return rec_bad(&c, "transaction size %u is below 16 or not a "
+			       "multiple of 4", txn_size);
+	memcpy(&bd, txn, sizeof(bd));
+	if (bd.rec.type != MIX_LOG_BOUNDARY || bd.rec.size != sizeof(bd) ||
+	    bd.rec.flags != 0)
+		return rec_bad(&c, "first record has type %u, size %u, flags "
+			       "0x%x; expected a boundary (type 1, size 16, "
+			       "flags 0)", bd.rec.type, bd.rec.size,
+			       bd.rec.flags);
+	if (bd.txn_size != txn_size)
+		return rec_bad(&c, "txn_size %u does not match the transaction's "
+			       "%u bytes", bd.txn_size, txn_size);
+	return 0;
+}
+
+int mix_log_txn_next_op(const uint8_t *txn, uint32_t txn_size, uint32_t *pos,
+			struct mix_log_op *op_r)
+{
+	struct rec_ctx c = { .name = "header" };
+	uint32_t p = *pos, size, left;
+	uint16_t type, flags;
+	int ret;
+
+	if (((uintptr_t)txn & 3) != 0 || p % 4 != 0 || p > txn_size ||
+	    (p > 0 && p < sizeof(struct mix_log_boundary)))
+		return mix_err(MIX_EINVAL, "mix_log_txn_next_op: position %u "
+			       "in a %u-byte transaction at %p is not a record "
+			       "boundary, or the transaction is not 4-aligned",
+			       p, txn_size, (const void *)txn);
+	if (p == 0) {
+		ret = txn_check_boundary(txn, txn_size);
+		if (ret < 0)
+			return ret;
+		p = sizeof(struct mix_log_boundary);
+	}
+	if (p == txn_size) {
+		*pos = p;
+		return 0;
+	}
+	c.off = p;
+	left = txn_size - p;
+	if (left < sizeof(struct mix_log_rec))
+		return rec_bad(&c, "only %u bytes left in the transaction, less "
+			       "than a record header", left);
+	/* §3.3: the record header */
+	size = get_u32(txn + p);
+	type = get_u16(txn + p + 4);
+	flags = get_u16(txn + p + 6);
+	c.name = log_type_name(type);
+	if (size < sizeof(struct mix_log_rec) || size % 4 != 0)
+		return rec_bad(&c, "size %u is below 8 or not a multiple of 4",
+			       size);
+	if (size > left)
+		return rec_bad(&c, "size %u runs past the transaction's end "
+			       "(%u bytes left)", size, left);
+	if (flags != 0)
+		return rec_bad(&c, "flags 0x%x, expected 0", flags);
+	ret = rec_decode(&c, type, txn + p + 8, size - 8, op_r);
+	if (ret < 0)
+		return ret;
+	*pos = p + size;
+	return 1;
+}
+
+/* ---- encoding ---------------------------------------------------------- */
+
+static int enc_check_aligned(const struct mix_buf *b)
+{
+	if (b->len % 4 != 0)
+		return mix_err(MIX_EINVAL, "log buffer length %zu is not a "
+			       "multiple of 4", b->len);
+	return 0;
+}
+
+int mix_logenc_begin(struct mix_buf *b, size_t *start_r)
+{
+	struct mix_log_boundary bd = {
+		.rec = { .size = sizeof(bd), .type = MIX_LOG_BOUNDARY },
+	};
+	size_t start = b->len;
+	int ret;
+
+	ret = enc_check_aligned(b);
+	if (ret == 0)
+		ret = mix_buf_append(b, &bd, sizeof(bd));
+	if (ret < 0)
+		return ret;
+	*start_r = start;
+	return 0;
+}
+
+void mix_logenc_end(struct mix_buf *b, size_t start)
+{
+	uint8_t *txn;
+	size_t size;
+
+	if (start > b->len || b->len - start < sizeof(struct mix_log_boundary))
+		return;
+	txn = b->data + start;
+	size = b->len - start;
+	if (size > UINT32_MAX)
+		size = 0;   /* unreadable on purpose; see txlog.h */
+	put_u32(txn + offsetof(struct mix_log_boundary, txn_size),
+		(uint32_t)size);
+	put_u32(txn + offsetof(struct mix_log_boundary, crc), 0);
+	if (size != 0)
+		put_u32(txn + offsetof(struct mix_log_boundary, crc),
+			txn_crc(txn, (uint32_t)size));
+}
+
+/* Append a record of type with a zero-filled payload of payload bytes
+ * (padded to 4); *start_r gets the record's position in b. */
+static int rec_open(struct mix_buf *b, uint16_t type, uint64_t payload,
+		    size_t *start_r)
+{
+	uint64_t size = sizeof(struct mix_log_rec) + ((payload + 3) & ~3ull);
+	struct mix_log_rec rec = { .type = type };
+	int ret;
+
+	ret = enc_check_aligned(b);
+	if (ret < 0)
+		return ret;
+	if (size > UINT32_MAX)
+		return mix_err(MIX_EINVAL, "cannot encode %s record: %llu bytes "
+			       "is too large", log_type_name(type),
+			       (unsigned long long)size);
+	ret = mix_buf_reserve(b, (size_t)size);
+	if (ret < 0)
+		return ret;
+	rec.size = (uint32_t)size;
+	*start_r = b->len;
+	memcpy(b->data + b->len, &rec, sizeof(rec));
+	memset(b->data + b->len + sizeof(rec), 0, (size_t)size - sizeof(rec));
+	b->len += (size_t)size;
+	return 0;
+}
+
+/* Check the record just built at start with the decoder; on failure drop
+ * it (b->len = start) and return MIX_EINVAL. */
+static int rec_close(struct mix_buf *b, size_t start)
+{
+	const uint8_t *rec = b->data + start;
+	uint16_t type = get_u16(rec + 4);
+	struct rec_ctx c = { .name = log_type_name(type), .encoding = 1 };
+	struct mix_log_op op;
+	int ret;
+
+	ret = rec_decode(&c, type, rec + 8, get_u32(rec) - 8, &op);
+	if (ret < 0)
+		b->len = start;
+	return ret;
+}
+
+int mix_logenc_append(struct mix_buf *b, const struct mix_log_append *recs,
+		      uint32_t count)
+{
+	uint64_t n = (uint64_t)count * sizeof(*recs);
+	size_t start;
+	int ret = rec_open(b, MIX_LOG_APPEND, n, &start);
+
+	if (ret < 0)
+		return ret;
+	if (n > 0)
+		memcpy(b->data + start + 8, recs, (size_t)n);
+	return rec_close(b, start);
+}
+
+/* EXPUNGE and KEYWORD_RESET: a payload of ranges only (§3.3.3, §3.3.6). */
+static int enc_ranges_rec(struct mix_buf *b, uint16_t type,
+			  const struct mix_log_uid_range *r, uint32_t count)
+{
+	uint64_t n = (uint64_t)count * sizeof(*r);
+	size_t start;
+	int ret = rec_open(b, type, n, &start);
+
+	if (ret < 0)
+		return ret;
+	if (n > 0)
+		memcpy(b->data + start + 8, r, (size_t)n);
+	return rec_close(b, start);
+}
+
+int mix_logenc_expunge(struct mix_buf *b, const struct mix_log_uid_range *r,
+		       uint32_t count)
+{
+	return enc_ranges_rec(b, MIX_LOG_EXPUNGE, r, count);
+}
+
+int mix_logenc_keyword_reset(struct mix_buf *b,
+			     const struct mix_log_uid_range *r, uint32_t count)
+{
+	return enc_ranges_rec(b, MIX_LOG_KEYWORD_RESET, r, count);
+}
+
+int mix_logenc_flags(struct mix_buf *b, uint8_t add, uint8_t remove,
+		     const struct mix_log_uid_range *r, uint32_t count)
+{
+	struct mix_log_flags f = { .add = add, .remove = remove };
+	uint64_t n = (uint64_t)count * sizeof(*r);
+	size_t start;
+	int ret = rec_open(b, MIX_LOG_FLAGS, sizeof(f) + n, &start);
+
+	if (ret < 0)
+		return ret;
+	memcpy(b->data + start + 8, &f, sizeof(f));
+	if (n > 0)
+		memcpy(b->data + start + 8 + sizeof(f), r, (size_t)n);
+	return rec_close(b, start);
+}
+
+int mix_logenc_keyword(struct mix_buf *b, uint8_t modify, const char *name,
+		       const struct mix_log_uid_range *r, uint32_t count)
+{
+	struct mix_log_keyword k = { .modify = modify };
+	uint64_t n = (uint64_t)count * sizeof(*r);
+	size_t nlen, start, rpos;
+	int ret;
+
+	if (name == NULL || (nlen = strlen(name)) > MIX_MAX_KEYWORD_LEN)
+		return mix_err(MIX_EINVAL, "cannot encode keyword record: name "
+			       "missing or longer than %u bytes",
+			       MIX_MAX_KEYWORD_LEN);
+	k.name_size = (uint16_t)nlen;
+	ret = rec_open(b, MIX_LOG_KEYWORD,
+		       sizeof(k) + mix_align4((uint32_t)nlen) + n, &start);
+	if (ret < 0)
+		return ret;
+	memcpy(b->data + start + 8, &k, sizeof(k));
+	memcpy(b->data + start + 8 + sizeof(k), name, nlen);
+	rpos = start + 8 + sizeof(k) + mix_align4((uint32_t)nlen);
+	if (n > 0)
+		memcpy(b->data + rpos, r, (size_t)n);
+	return rec_close(b, start);
+}
+
+int mix_logenc_ext_intro(struct mix_buf *b,
+			 const struct mix_log_ext_intro *intro,
+			 const char *name)
+{
+	struct mix_log_ext_intro in = *intro;
+	size_t nlen, start;
+	int ret;
+
+	if (name == NULL || (nlen = strlen(name)) > MIX_EXT_NAME_MAX)
+		return mix_err(MIX_EINVAL, "cannot encode ext-intro record: "
+			       "name missing or longer than %u bytes",
+			       MIX_EXT_NAME_MAX);
+	in.name_size = (uint16_t)nlen;
+	in.pad = 0;
+	ret = rec_open(b, MIX_LOG_EXT_INTRO,
+		       sizeof(in) + mix_align4((uint32_t)nlen), &start);
+	if (ret < 0)
+		return ret;
+	memcpy(b->data + start + 8, &in, sizeof(in));
+	memcpy(b->data + start + 8 + sizeof(in), name, nlen);
+	return rec_close(b, start);
+}
+
+int mix_logenc_ext_hdr(struct mix_buf *b, uint32_t ext_id, uint32_t offset,
+		       const void *data, uint32_t size)
+{
+	struct mix_log_ext_hdr h = { ext_id, offset, size };
+	size_t start;
+	int ret;
+
+	if (size > MIX_EXT_HDR_MAX)
+		return mix_err(MIX_EINVAL, "cannot encode ext-hdr record: size "
+			       "%u above %u", size, MIX_EXT_HDR_MAX);
+	ret = rec_open(b, MIX_LOG_EXT_HDR, sizeof(h) + mix_align4(size), &start);
+	if (ret < 0)
+		return ret;
+	memcpy(b->data + start + 8, &h, sizeof(h));
+	if (size > 0)
+		memcpy(b->data + start + 8 + sizeof(h), data, size);
+	return rec_close(b, start);
+}
+
+int mix_logenc_ext_rec(struct mix_buf *b, uint32_t ext_id, uint32_t rec_size,
+		       const uint32_t *uids, const uint8_t *data,
+		       uint32_t count)
+{
+	struct mix_log_ext_rec h = { ext_id, rec_size };
+	uint32_t stride;
+	size_t start;
+	uint8_t *e;
+	int ret;
+
+	if (rec_size == 0 || rec_size > MIX_EXT_REC_MAX)
+		return mix_err(MIX_EINVAL, "cannot encode ext-rec record: "
+			       "rec_size %u outside 1..%u", rec_size,
+			       MIX_EXT_REC_MAX);
+	stride = mix_align4(4 + rec_size);
+	ret = rec_open(b, MIX_LOG_EXT_REC,
+		       sizeof(h) + (uint64_t)count * stride, &start);
+	if (ret < 0)
+		return ret;
+	memcpy(b->data + start + 8, &h, sizeof(h));
+	e = b->data + start + 8 + sizeof(h);
+	for (uint32_t i = 0; i < count; i++, e += stride) {
+		put_u32(e, uids[i]);
+		memcpy(e + 4, data + (size_t)i * rec_size, rec_size);
+	}
+	return rec_close(b, start);
+}
+
+int mix_logenc_hdr(struct mix_buf *b, uint32_t offset, const void *data,
+		   uint32_t size)
+{
+	struct mix_log_hdr h = { offset, size };
+	size_t start;
+	int ret;
+
+	if (size > sizeof(struct mix_index_header))
+		return mix_err(MIX_EINVAL, "cannot encode hdr record: size %u "
+			       "above the base header's %u bytes", size,
+			       (unsigned)sizeof(struct mix_index_header));
+	ret = rec_open(b, MIX_LOG_HDR, sizeof(h) + mix_align4(size), &start);
+	if (ret < 0)
+		return ret;
+	memcpy(b->data + start + 8, &h, sizeof(h));
+	if (size > 0)
+		memcpy(b->data + start + 8 + sizeof(h), data, size);
+	return rec_close(b, start);
+}
+
+/* ---- writing ----------------------------------------------------------- */
+
+/* §3.1: a fresh header with its checksum. */
+static void log_hdr_init(struct mix_log_header *h, uint32_t indexid,
+			 uint32_t file_seq, uint32_t prev_file_seq,
+			 uint32_t prev_file_offset)
+{
+	memset(h, 0, sizeof(*h));
+	h->magic = MIX_LOG_MAGIC;
+	h->major_version = MIX_LOG_MAJOR;
+	h->minor_version = MIX_LOG_MINOR;
+	h->hdr_size = sizeof(*h);
+	h->indexid = indexid;
+	h->file_seq = file_seq;
+	h->prev_file_seq = prev_file_seq;
+	h->prev_file_offset = prev_file_offset;
+	h->create_stamp = (uint64_t)time(NULL);
+	h->compat_flags = MIX_COMPAT_LITTLE_ENDIAN;
+	h->checksum = mix_crc32c(0, h, sizeof(*h));
+}
+
+/* dir/name in malloc'd memory, or NULL. */
+static char *path_join(const char *dir, const char *name)
+{
+	char *p;
+
+	/* asprintf leaves p undefined on failure */
+	if (asprintf(&p, "%s/%s", dir, name) < 0)
+		return NULL;
+	return p;
+}
+
+/* Run an I/O call for cleanup without losing the current error message. */
+static void unlink_keep_err(const char *path)
+{
+	char msg[512];
+
+	mix_err_copy(msg, sizeof(msg));
+	(void)mix_io_unlink(path);
+	(void)mix_err_set(0, msg);
+}
+
+/* Write and fsync the new log under tmp; w->fd stays open on it. */
+static int rotate_write_tmp(struct mix_log_writer *w, const char *tmp)
+{
+	int ret;
+
+	w->fd = mix_io_open(tmp, O_CREAT | O_TRUNC | O_RDWR, 0644);
+	if (w->fd < 0) {
+		ret = w->fd;
+		w->fd = -1;
+		return ret;
+	}
+	ret = mix_io_pwrite(w->fd, tmp, &w->hdr, sizeof(w->hdr), 0);
+	if (ret == 0)
+		ret = mix_io_fsync(w->fd, tmp);
+	return ret;
+}
+
+/* §3.5: the two renames.  The old log's rename is made durable before the
+ * new file takes its name: otherwise a crash could keep the second rename
+ * and lose the first, and the old log (with transactions mix.index may not
+ * have yet) would be gone. */
+static int rotate_renames(struct mix_log_writer *w, const char *tmp,
+			  const char *log2)
+{
+	int ret = mix_io_rename(w->path, log2);
+
+	if (ret == -ENOENT)
+		mix_err_clear();        /* no active log yet */
+	else if (ret < 0)
+		return ret;
+	else if ((ret = mix_io_fsync_dir(w->dir)) < 0)
+		return ret;
+	ret = mix_io_rename(tmp, w->path);
+	if (ret == 0)
+		ret = mix_io_fsync_dir(w->dir);
+	return ret;
+}
+
+static int rotate_check_args(const char *dir, uint32_t indexid,
+			     uint32_t file_seq, uint32_t prev_file_seq)
+{
+	if (file_seq == 0 || prev_file_seq >= file_seq)
+		return mix_err(MIX_EINVAL, "%s/%s: cannot create log with "
+			       "file_seq %u after prev_file_seq %u", dir,
+			       MIX_LOG_FILENAME, file_seq, prev_file_seq);
+	if (!mix_modseq_file_ok(indexid, file_seq))
+		return mix_err(MIX_ELIMIT, "%s/%s: indexid %u + file_seq %u "
+			       "reaches 2^31: its modseqs would pass 2^63 (§4)",
+			       dir, MIX_LOG_FILENAME, indexid, file_seq);
+	return 0;
+}
+
+int mix_log_rotate_to(const char *dir, uint32_t indexid, uint32_t file_seq,
+		      uint32_t prev_file_seq, uint32_t prev_file_offset,
+		      struct mix_log_writer *w_r)
+{
+	struct mix_log_writer w = { .fd = -1 };
+	char *tmp = NULL, *log2 = NULL;
+	int ret;
+
+	memset(w_r, 0, sizeof(*w_r));
+	w_r->fd = -1;
+	ret = rotate_check_args(dir, indexid, file_seq, prev_file_seq);
+	if (ret < 0)
+		return ret;
+	w.path = path_join(dir, MIX_LOG_FILENAME);
+	tmp = path_join(dir, MIX_LOG_TMP_FILENAME);
+	log2 = path_join(dir, MIX_LOG2_FILENAME);
+	w.dir = strdup(dir);
+	if (w.path == NULL || tmp == NULL || log2 == NULL || w.dir == NULL) {
+		ret = mix_err(-ENOMEM, "%s: out of memory", dir);
+		goto out;
+	}
+	log_hdr_init(&w.hdr, indexid, file_seq, prev_file_seq,
+		     prev_file_offset);
+	w.offset = sizeof(w.hdr);
+	ret = rotate_write_tmp(&w, tmp);
+	if (ret == 0)
+		ret = rotate_renames(&w, tmp, log2);
+out:
+	if (ret < 0) {
+		if (tmp != NULL)
+			unlink_keep_err(tmp);
+		mix_log_writer_close(&w);
+	} else {
+		*w_r = w;
+	}
+	free(tmp);
+	free(log2);
+	return ret;
+}
+
+int mix_log_append(struct mix_log_writer *w, const void *buf, size_t len)
+{
+	char msg[512];
+	int ret;
+
+	if (w->path == NULL || w->fd < 0 || len % 4 != 0)
+		return mix_err(MIX_EINVAL, "mix_log_append: writer not open or "
+			       "length %zu not a multiple of 4", len);
+	if (w->failed)
+		return mix_err(MIX_EPANIC, "%s: an earlier append or sync failed; "
+			       "the log takes no more writes (§4)", w->path);
+	if (w->offset > MIX_LOG_SIZE_MAX || len > MIX_LOG_SIZE_MAX - w->offset)
+		return mix_err(MIX_ELIMIT, "%s: appending %zu bytes at offset "
+			       "%llu would pass the 4 GiB log limit (§3.4)",
+			       w->path, len, (unsigned long long)w->offset);
+	if (len == 0)
+		return 0;
+	ret = mix_io_pwrite(w->fd, w->path, buf, len, w->offset);
+	if (ret == 0) {
+		w->offset += len;
+		return 0;
+	}
+	/* part of the batch may be on disk: cut it so that recovery cannot
+	 * replay a transaction whose committer was told it failed */
+	w->failed = 1;
+	mix_err_copy(msg, sizeof(msg));
+	(void)mix_io_ftruncate(w->fd, w->path, w->offset);
+	return mix_err_set(ret, msg);
+}
+
+int mix_log_sync(struct mix_log_writer *w)
+{
+	int ret;
+
+	if (w->path == NULL || w->fd < 0)
+		return mix_err(MIX_EINVAL, "mix_log_sync: writer not open");
+	if (w->failed)
+		return mix_err(MIX_EPANIC, "%s: an earlier append or sync failed; "
+			       "the log cannot be made durable (§4)", w->path);
+	ret = mix_io_fdatasync(w->fd, w->path);
+	if (ret < 0)
+		w->failed = 1;   /* a failed fsync cannot be retried */
+	return ret;
+}
+
+void mix_log_writer_close(struct mix_log_writer *w)
+{
+	if (w->path != NULL)
+		mix_io_close(&w->fd);
+	free(w->path);
+	free(w->dir);
+	memset(w, 0, sizeof(*w));
+	w->fd = -1;
+}
+
+/* ---- reading ----------------------------------------------------------- */
+
+/* §3.1: the version and byte order fields, checked before the checksum
+ * (a newer major version may checksum differently). */
+static int reader_check_version(const struct mix_log_reader *r,
+				const struct mix_log_header *h)
+{
+	const char *p = r->path;
+
+	if (h->magic == __builtin_bswap32(MIX_LOG_MAGIC))
+		return mix_err(MIX_EVERSION, "%s: magic at offset 0 is "
+			       "byte-swapped: log written with the other byte "
+			       "order (§3.1)", p);
+	if (h->magic != MIX_LOG_MAGIC)
+		return mix_err(MIX_ECORRUPT, "%s: magic at offset 0 is 0x%08x, "
+			       "expected 0x%08x (§3.1)", p, h->magic,
+			       MIX_LOG_MAGIC);
+	if (h->major_version > MIX_LOG_MAJOR)
+		return mix_err(MIX_EVERSION, "%s: major_version at offset 4 is "
+			       "%u; this library reads up to %u (§3.1)", p,
+			       h->major_version, MIX_LOG_MAJOR);
+	if (h->major_version != MIX_LOG_MAJOR)
+		return mix_err(MIX_ECORRUPT, "%s: major_version at offset 4 is "
+			       "%u, expected %u (§3.1)", p, h->major_version,
+			       MIX_LOG_MAJOR);
+	if ((h->compat_flags & MIX_COMPAT_LITTLE_ENDIAN) == 0)
+		return mix_err(MIX_EVERSION, "%s: compat_flags at offset 32 is "
+			       "0x%02x without little-endian: log written with "
+			       "the other byte order (§3.1)", p, h->compat_flags);
+	return 0;
+}
+
+/* §3.1: verify the header and position the reader after it. */
+static int reader_check_header(struct mix_log_reader *r)
+{
+	const size_t crc_off = offsetof(struct mix_log_header, checksum);
+	struct mix_log_header h;
+	uint8_t raw[sizeof(h)];
+	uint32_t crc;
+	int ret;
+
+	if (r->size < sizeof(h))
+		return mix_err(MIX_ECORRUPT, "%s: file is %llu bytes, shorter "
+			       "than the %zu-byte log header (§3.1)", r->path,
+			       (unsigned long long)r->size, sizeof(h));
+	memcpy(&h, r->data, sizeof(h));
+	ret = reader_check_version(r, &h);
+	if (ret < 0)
+		return ret;
+	memcpy(raw, r->data, sizeof(raw));
+	memset(raw + crc_off, 0, sizeof(h.checksum));
+	crc = mix_crc32c(0, raw, sizeof(raw));
+	if (crc != h.checksum)
+		return mix_err(MIX_ECORRUPT, "%s: header checksum at offset 44 "
+			       "is 0x%08x, computed 0x%08x (§3.1)", r->path,
+			       h.checksum, crc);
+	if (h.hdr_size < sizeof(h) || h.hdr_size % 4 != 0 ||
+	    h.hdr_size > r->size)
+		return mix_err(MIX_ECORRUPT, "%s: hdr_size at offset 6 is %u; "
+			       "expected a multiple of 4, >= 48 and <= the file "
+			       "size %llu (§3.1)", r->path, h.hdr_size,
+			       (unsigned long long)r->size);
+	if (h.file_seq == 0 || h.prev_file_seq >= h.file_seq)
+		return mix_err(MIX_ECORRUPT, "%s: file_seq at offset 12 is %u "
+			       "and prev_file_seq at 16 is %u; expected 0 < "
+			       "prev_file_seq < file_seq or prev 0 (§3.1)",
+			       r->path, h.file_seq, h.prev_file_seq);
+	if (!mix_modseq_file_ok(h.indexid, h.file_seq))
+		return mix_err(MIX_ECORRUPT, "%s: indexid %u + file_seq %u "
+			       "reaches 2^31: modseqs would pass 2^63 (§4)",
+			       r->path, h.indexid, h.file_seq);
+	r->hdr = h;
+	r->pos = h.hdr_size;
+	return 0;
+}
+
+/* Take ownership of data (size bytes) and verify the header. */
+static int reader_init(struct mix_log_reader *r, const char *path,
+		       uint8_t *data, uint64_t size)
+{
+	int ret;
+
+	memset(r, 0, sizeof(*r));
+	r->data = data;
+	r->size = size;
+	r->path = strdup(path);
+	if (r->path == NULL) {
+		mix_log_reader_close(r);
+		return mix_err(-ENOMEM, "%s: out of memory", path);
+	}
+	ret = reader_check_header(r);
+	if (ret < 0)
+		mix_log_reader_close(r);
+	return ret;
+}
+
+static int log_size_check(const char *path, uint64_t size)
+{
+	if (size > MIX_LOG_SIZE_MAX || size > SIZE_MAX)
+		return mix_err(MIX_ECORRUPT, "%s: file is %llu bytes, larger "
+			       "than the 4 GiB limit of a log file (§3.4)", path,
+			       (unsigned long long)size);
+	return 0;
+}
+
+int mix_log_reader_open(const char *path, struct mix_log_reader *r_r)
+{
+	uint8_t *data = NULL;
+	uint64_t size = 0;
+	int fd, ret;
+
+	memset(r_r, 0, sizeof(*r_r));
+	fd = mix_io_open(path, O_RDONLY, 0);
+	if (fd < 0)
+		return fd;
+	ret = mix_io_size(fd, path, &size);
+	if (ret == 0)
+		ret = log_size_check(path, size);
+	if (ret == 0 && (data = malloc(size > 0 ? (size_t)size : 1)) == NULL)
+		ret = mix_err(-ENOMEM, "%s: cannot allocate %llu bytes", path,
+			      (unsigned long long)size);
+	if (ret == 0)
+		ret = mix_io_pread(fd, path, data, (size_t)size, 0);
+	mix_io_close(&fd);
+	if (ret < 0) {
+		free(data);
+		return ret;
+	}
+	return reader_init(r_r, path, data, size);
+}
+
+int mix_log_reader_from_buf(const void *buf, size_t size, const char *path,
+			    struct mix_log_reader *r_r)
+{
+	uint8_t *data;
+	int ret;
+
+	memset(r_r, 0, sizeof(*r_r));
+	ret = log_size_check(path, size);
+	if (ret < 0)
+		return ret;
+	data = malloc(size > 0 ? size : 1);
+	if (data == NULL)
+		return mix_err(-ENOMEM, "%s: cannot allocate %zu bytes", path,
+			       size);
+	if (size > 0)
+		memcpy(data, buf, size);
+	return reader_init(r_r, path, data, size);
+}
+
+int mix_log_reader_seek(struct mix_log_reader *r, uint64_t offset)
+{
+	if (offset < r->hdr.hdr_size || offset > r->size || offset % 4 != 0)
+		return mix_err(MIX_ECORRUPT, "%s: log offset %llu is not a "
+			       "transaction position (%u..%llu, 4-aligned) "
+			       "(§3.4)", r->path, (unsigned long long)offset,
+			       r->hdr.hdr_size, (unsigned long long)r->size);
+	r->pos = offset;
+	r->torn = 0;
+	r->torn_offset = 0;
+	r->torn_reason[0] = '\0';
+	return 0;
+}
+
+static void reader_torn(struct mix_log_reader *r, const char *fmt, ...)
+	MIX_PRINTF(2, 3);
+static void reader_torn(struct mix_log_reader *r, const char *fmt, ...)
+{
+	char detail[128];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(detail, sizeof(detail), fmt, ap);
+	va_end(ap);
+	r->torn = 1;
+	r->torn_offset = r->pos;
+	snprintf(r->torn_reason, sizeof(r->torn_reason),
+		 "%s: transaction at offset %llu: %s", r->path,
+		 (unsigned long long)r->pos, detail);
+}
+
+/* §3.4: is there a whole, CRC-valid transaction at r->pos?  Returns its
+ * size, or 0 after recording why not (torn). */
+static uint32_t reader_frame(struct mix_log_reader *r)
+{
+	const uint8_t *txn = r->data + r->pos;
+	uint64_t left = r->size - r->pos;
+	struct mix_log_boundary bd;
+	uint32_t crc;
+
+	if (all_zero(txn, left)) {
+		reader_torn(r, "%llu zero bytes up to the end of file (space "
+			    "never written)", (unsigned long long)left);
+		return 0;
+	}
+	if (left < sizeof(bd)) {
+		reader_torn(r, "only %llu bytes left, less than a boundary "
+			    "record", (unsigned long long)left);
+		return 0;
+	}
+	memcpy(&bd, txn, sizeof(bd));
+	if (bd.rec.type != MIX_LOG_BOUNDARY || bd.rec.size != sizeof(bd) ||
+	    bd.rec.flags != 0) {
+		reader_torn(r, "no boundary record (type %u, size %u, flags "
+			    "0x%x)", bd.rec.type, bd.rec.size, bd.rec.flags);
+		return 0;
+	}
+	if (bd.txn_size < sizeof(bd) || bd.txn_size % 4 != 0) {
+		reader_torn(r, "txn_size %u is below 16 or not a multiple of 4",
+			    bd.txn_size);
+		return 0;
+	}
+	if (bd.txn_size > left) {
+		reader_torn(r, "txn_size %u runs past end of file (%llu)",
+			    bd.txn_size, (unsigned long long)r->size);
+		return 0;
+	}
+	crc = txn_crc(txn, bd.txn_size);
+	if (crc != bd.crc) {
+		reader_torn(r, "CRC32C is 0x%08x, boundary says 0x%08x",
+			    crc, bd.crc);
+		return 0;
+	}
+	return bd.txn_size;
+}
+
+int mix_log_reader_next(struct mix_log_reader *r, const uint8_t **txn_r,
+			uint32_t *size_r, uint64_t *offset_r)
+{
+	uint32_t size;
+
+	if (r->data == NULL || r->torn || r->pos >= r->size)
+		return 0;
+	size = reader_frame(r);
+	if (size == 0)
+		return 0;
+	*txn_r = r->data + r->pos;
+	*size_r = size;
+	*offset_r = r->pos;
+	r->pos += size;
+	return 1;
+}
+
+void mix_log_reader_close(struct mix_log_reader *r)
+{
+	free(r->path);
+	free(r->data);
+	memset(r, 0, sizeof(*r));
+}

@@ -1,0 +1,207 @@
+/*
+ * mix.index.log: creating, appending to, reading and decoding the
+ * transaction log, docs/format.md §3 and §4.  This module knows the log
+ * layout only; applying operations to a snapshot is done by the caller.
+ *
+ * Calling context: a struct mix_log_writer is used by the one thread that
+ * owns the mailbox (holding the log lock across processes); a struct
+ * mix_log_reader, a struct mix_buf and the decoder belong to the calling
+ * thread and touch no shared state.  Errors set the calling thread's
+ * message (mix_last_error()).
+ */
+#ifndef MIX_TXLOG_H
+#define MIX_TXLOG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "format.h"
+
+#define MIX_LOG_FILENAME "mix.index.log"
+#define MIX_LOG2_FILENAME "mix.index.log.2"
+#define MIX_LOG_TMP_FILENAME "mix.index.log.newtmp"
+
+/* ---- growable byte buffer (encoding) --------------------------------- */
+/* A zeroed struct is an empty buffer.  data is malloc'd (so 8-aligned). */
+struct mix_buf {
+	uint8_t *data;
+	size_t len, cap;
+};
+int mix_buf_reserve(struct mix_buf *b, size_t more);   /* 0 or -ENOMEM */
+int mix_buf_append(struct mix_buf *b, const void *p, size_t n); /* same */
+/* Free data and zero *b. */
+void mix_buf_free(struct mix_buf *b);
+
+/* ---- writing --------------------------------------------------------- */
+
+struct mix_log_writer {
+	int fd;
+	char *path;           /* dir/mix.index.log */
+	char *dir;
+	struct mix_log_header hdr;
+	uint64_t offset;      /* append position == end of valid data */
+	/* set by a failed append or sync: the bytes at offset may have been
+	 * seen by other processes, and a failed fsync cannot be retried, so
+	 * the file takes no more appends (MIX_EPANIC); rotate to a new log */
+	int failed;
+};
+
+/*
+ * Start a new active log (§3.5): write dir/mix.index.log.newtmp with a
+ * header (indexid, file_seq, prev_file_seq, prev_file_offset,
+ * create_stamp = now), fsync it, rename dir/mix.index.log (if any) to
+ * mix.index.log.2 and fsync dir, rename the new file to mix.index.log and
+ * fsync dir.  The caller must own the log lock and must have checkpointed
+ * mix.index past the old mix.index.log.2 (mix.index's log_file_seq >= the
+ * file_seq of the log being renamed), because that file is replaced.
+ * *w_r is overwritten (close an older writer separately).
+ * Returns 0 and an open writer positioned after the header; MIX_EINVAL
+ * (file_seq 0 or prev_file_seq >= file_seq); MIX_ELIMIT (indexid +
+ * file_seq >= 2^31, §4); -errno.  On error *w_r is closed (fd -1), the
+ * temporary file removed, and: the old log is still the active one if the
+ * first rename did not happen; if it did, the old log is
+ * mix.index.log.2 and there may be no mix.index.log (what recovery after
+ * a crash at that step also sees, §3.5).
+ */
+int mix_log_rotate_to(const char *dir, uint32_t indexid, uint32_t file_seq,
+		      uint32_t prev_file_seq, uint32_t prev_file_offset,
+		      struct mix_log_writer *w_r);
+
+/* Append len bytes (one or more whole transactions, so len is a multiple
+ * of 4) at w->offset with one write and advance w->offset.  Returns 0;
+ * MIX_EINVAL (writer not open, len not a multiple of 4); MIX_ELIMIT (the
+ * file would pass MIX_LOG_SIZE_MAX; nothing written, rotate first);
+ * MIX_EPANIC (an earlier append or sync failed); -errno.  On an I/O error
+ * the file is truncated back to the old offset (best effort), w->offset is
+ * unchanged and w->failed is set. */
+int mix_log_append(struct mix_log_writer *w, const void *buf, size_t len);
+
+/* fdatasync the log.  Returns 0, MIX_EINVAL, MIX_EPANIC (an earlier append
+ * or sync failed) or -errno (and sets w->failed). */
+int mix_log_sync(struct mix_log_writer *w);
+
+/* Close the fd and free the strings; leaves *w zeroed with fd -1.  Safe on
+ * a zeroed struct (fd 0 is not closed: only a writer with path set owns
+ * its fd), on one a failed mix_log_rotate_to returned, and twice. */
+void mix_log_writer_close(struct mix_log_writer *w);
+
+/* ---- encoding one transaction into a buffer --------------------------- */
+
+/* Every mix_logenc_* call appends to b, whose len must be a multiple of 4
+ * (so records stay 4-aligned), and returns 0, -ENOMEM, or MIX_EINVAL when
+ * the record would not pass mix_log_txn_next_op's validation (the message
+ * says why; records are checked by the decoder's own code).  On error b is
+ * unchanged.  An empty record (count 0) is allowed. */
+
+/* Start a transaction at the end of b: reserves the boundary record.
+ * Returns the transaction's start position in b via *start_r. */
+int mix_logenc_begin(struct mix_buf *b, size_t *start_r);
+/* Fill in the boundary (txn_size, crc) of the transaction at start: the
+ * transaction is everything from start to b->len.  A transaction of 4 GiB
+ * or more gets txn_size 0 (invalid; mix_log_append refuses it anyway). */
+void mix_logenc_end(struct mix_buf *b, size_t start);
+
+int mix_logenc_append(struct mix_buf *b, const struct mix_log_append *recs,
+		      uint32_t count);
+int mix_logenc_expunge(struct mix_buf *b, const struct mix_log_uid_range *r,
+		       uint32_t count);
+int mix_logenc_flags(struct mix_buf *b, uint8_t add, uint8_t remove,
+		     const struct mix_log_uid_range *r, uint32_t count);
+int mix_logenc_keyword(struct mix_buf *b, uint8_t modify, const char *name,
+		       const struct mix_log_uid_range *r, uint32_t count);
+int mix_logenc_keyword_reset(struct mix_buf *b,
+			     const struct mix_log_uid_range *r, uint32_t count);
+/* intro's name_size and pad are ignored: name_size = strlen(name). */
+int mix_logenc_ext_intro(struct mix_buf *b,
+			 const struct mix_log_ext_intro *intro,
+			 const char *name);
+int mix_logenc_ext_hdr(struct mix_buf *b, uint32_t ext_id, uint32_t offset,
+		       const void *data, uint32_t size);
+/* EXT_REC with count entries; uids[i] gets data + i * rec_size. */
+int mix_logenc_ext_rec(struct mix_buf *b, uint32_t ext_id, uint32_t rec_size,
+		       const uint32_t *uids, const uint8_t *data,
+		       uint32_t count);
+int mix_logenc_hdr(struct mix_buf *b, uint32_t offset, const void *data,
+		   uint32_t size);
+
+/* ---- reading --------------------------------------------------------- */
+
+struct mix_log_reader {
+	char *path;
+	uint8_t *data;        /* the whole file, read into memory */
+	uint64_t size;        /* file size */
+	struct mix_log_header hdr;
+	uint64_t pos;         /* next transaction */
+	/* set when reading stopped at a transaction that is torn or fails
+	 * its CRC: everything from torn_offset to size is invalid */
+	int torn;
+	uint64_t torn_offset;
+	char torn_reason[160];
+};
+
+/* Open path and verify its header (§3.1: magic, version, byte order,
+ * checksum, hdr_size, file_seq).  Returns 0; -ENOENT; MIX_EVERSION;
+ * MIX_ECORRUPT naming path and field (also for a file larger than
+ * MIX_LOG_SIZE_MAX); -errno.  Positions the reader at the first
+ * transaction.  On error *r_r is zeroed (closing it is harmless). */
+int mix_log_reader_open(const char *path, struct mix_log_reader *r_r);
+/* The same over a copy of buf (tests, fuzzer). */
+int mix_log_reader_from_buf(const void *buf, size_t size, const char *path,
+			    struct mix_log_reader *r_r);
+/* Move to offset, which must be >= hdr_size, <= size and a multiple of 4
+ * (MIX_ECORRUPT naming path and offset otherwise).  Clears torn. */
+int mix_log_reader_seek(struct mix_log_reader *r, uint64_t offset);
+/* Next whole, CRC-valid transaction: returns 1 with *txn_r pointing at its
+ * boundary record, *size_r its txn_size and *offset_r its offset in the
+ * file; 0 at the end of valid data (r->torn says whether bytes after it
+ * were dropped, with r->torn_reason). */
+int mix_log_reader_next(struct mix_log_reader *r, const uint8_t **txn_r,
+			uint32_t *size_r, uint64_t *offset_r);
+/* Free everything and zero *r.  Safe on a zeroed struct and twice. */
+void mix_log_reader_close(struct mix_log_reader *r);
+
+/* ---- decoding the records of one transaction ------------------------ */
+
+/* A decoded operation record; pointers point into the transaction. */
+struct mix_log_op {
+	uint16_t type;            /* enum mix_log_type, never BOUNDARY */
+	uint32_t count;           /* entries in appends / ranges / ext uids */
+	const struct mix_log_append *appends;
+	const struct mix_log_uid_range *ranges;
+	/* FLAGS */
+	uint8_t add, remove;
+	/* KEYWORD */
+	uint8_t modify;
+	/* KEYWORD, EXT_INTRO (not NUL-terminated) */
+	const char *name;
+	uint16_t name_size;
+	/* EXT_INTRO */
+	struct mix_log_ext_intro intro;
+	/* EXT_INTRO (== intro.ext_id), EXT_HDR, EXT_REC */
+	uint32_t ext_id;
+	uint32_t offset;          /* EXT_HDR, HDR */
+	uint32_t size;            /* EXT_HDR, HDR: bytes at data */
+	uint32_t rec_size;        /* EXT_REC */
+	uint32_t stride;          /* EXT_REC: bytes per entry (4 + rec_size
+				   * rounded up to 4) */
+	const uint8_t *data;      /* EXT_HDR, HDR: the bytes; EXT_REC: the
+				   * first entry (u32 uid then data) */
+};
+
+/* Iterate the operation records of a transaction returned by
+ * mix_log_reader_next (or built by mix_logenc_*): *pos starts at 0.
+ * Returns 1 with *op_r filled, 0 at the end, MIX_ECORRUPT (message names
+ * the record type and its offset within the transaction) for a record
+ * whose size, type or payload is invalid (every rule of docs/format.md
+ * §3.2 and §3.3): sizes inside the transaction, ranges first <= last,
+ * sorted and not overlapping, appended UIDs strictly increasing and > 0,
+ * flags within MIX_FLAGS_ALL, names 1..255 (keyword; no NUL, control
+ * character or space) or 1..63 (extension; no NUL) bytes, ext intro sizes
+ * and alignment within the limits of format.h, HDR writing only
+ * uid_validity, next_uid or first_recent_uid, zero padding.  Returns
+ * MIX_EINVAL if txn is not 4-aligned or *pos is not 0 or a record
+ * boundary (caller bugs).  *pos is advanced only on success.  The CRC is
+ * not checked here (the reader did). */
+int mix_log_txn_next_op(const uint8_t *txn, uint32_t txn_size, uint32_t *pos,
+			struct mix_log_op *op_r);
+
+#endif

@@ -1,0 +1,373 @@
+/*
+ * Transactions, writer side: resolving a committed transaction against
+ * the state being built and encoding what it actually changed
+ * (docs/design.md §3).  Runs on the index's writer thread only.
+ *
+ * Operations apply in the order the committer added them.  UIDs are
+ * assigned here.  Only effective changes are logged (a flag that is
+ * already set changes nothing, gets no record and raises no modseq); a
+ * transaction that changes nothing is not logged at all.  A keyword name
+ * new to the index is declared by a KEYWORD record with no ranges at the
+ * moment it is created, so replay creates names in the same order.
+ */
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "err.h"
+#include "index.h"
+#include "txn.h"
+
+/* Index of keyword name, creating (and declaring in the log) if asked. */
+static int kw_idx(struct mix_builder *b, struct mix_buf *buf, const char *name,
+		  int create, uint32_t *idx_r)
+{
+	uint32_t before = b->kw->count;
+	int ret = mix_builder_keyword_idx(b, name, strlen(name), create, idx_r);
+	if (ret > 0 && b->kw->count > before &&
+	    mix_logenc_keyword(buf, MIX_LOG_KW_ADD, name, NULL, 0) < 0)
+		return -ENOMEM;
+	return ret;
+}
+
+/* Day fields (docs/format.md §2.1): on the first append of a UTC day. */
+static int day_update(struct mix_builder *b, struct mix_buf *buf,
+		      uint32_t first_uid)
+{
+	struct mix_index_header *h = &b->hdr;
+	uint32_t today = (uint32_t)(time(NULL) / 86400 * 86400);
+	uint32_t v[9], i;
+	if (today <= h->day_stamp)
+		return 0;
+	v[0] = today;
+	for (i = 7; i > 0; i--)
+		v[1 + i] = h->day_first_uid[i - 1];
+	v[1] = first_uid;
+	if (mix_hdr_apply(b, offsetof(struct mix_index_header, day_stamp),
+			  (const uint8_t *)v, sizeof(v)) < 0)
+		return -EINVAL;
+	return mix_logenc_hdr(buf, offsetof(struct mix_index_header, day_stamp),
+			      v, sizeof(v));
+}
+
+/* A run of consecutive append operations [i, j). */
+static int apply_appends(struct mix_builder *b, struct mix_txn *t,
+			 uint32_t i, uint32_t j, uint64_t modseq,
+			 struct mix_buf *buf)
+{
+	uint32_t n = j - i, k, uid0 = b->hdr.next_uid, q, idx;
+	struct mix_log_append *recs;
+	int ret = 0;
+
+	if (uid0 == 0 || (uint64_t)uid0 + n > UINT32_MAX)
+		return mix_err(MIX_ELIMIT, "UIDs exhausted (next_uid %u)",
+			       uid0);
+	if (t->result.first_uid == 0) {
+		t->result.first_uid = uid0;
+		if ((ret = day_update(b, buf, uid0)) < 0)
+			return ret;
+	}
+	t->result.last_uid = uid0 + n - 1;
+	if (!(recs = malloc(n * sizeof(*recs))))
+		return -ENOMEM;
+	for (k = 0; k < n && ret == 0; k++) {
+		t->append_uids[t->ops[i + k].uid] = uid0 + k;
+		recs[k].uid = uid0 + k;
+		recs[k].flags = t->ops[i + k].flags;
+		ret = mix_builder_append(b, uid0 + k, t->ops[i + k].flags,
+					 modseq);
+	}
+	if (ret == 0)
+		ret = mix_logenc_append(buf, recs, n);
+	free(recs);
+	for (k = 0; k < n && ret == 0; k++) {
+		const struct txn_op *op = &t->ops[i + k];
+		struct mix_log_uid_range r = { uid0 + k, uid0 + k };
+		for (q = 0; q < op->nkw && ret == 0; q++) {
+			const char *name = txn_kw(t, op, q);
+			ret = kw_idx(b, buf, name, 1, &idx);
+			if (ret >= 0)
+				ret = mix_builder_keyword(b, r.first, r.last,
+							  idx, 1, modseq, NULL);
+			if (ret >= 0)
+				ret = mix_logenc_keyword(buf, MIX_LOG_KW_ADD,
+							 name, &r, 1);
+		}
+	}
+	return ret < 0 ? ret : 0;
+}
+
+static const struct mix_uid_range *op_ranges(const struct mix_txn *t,
+					     const struct txn_op *op)
+{
+	return txn_ptr(t, op->ranges);
+}
+
+static int apply_flags(struct mix_builder *b, const struct mix_txn *t,
+		       const struct txn_op *op, uint64_t modseq,
+		       struct mix_buf *buf)
+{
+	const struct mix_uid_range *r = op_ranges(t, op);
+	struct mix_ranges out = { 0 };
+	uint8_t add = 0, remove = 0;
+	uint32_t i;
+	int ret = 0;
+
+	if (op->modify == MIX_MODIFY_ADD)
+		add = op->flags;
+	else if (op->modify == MIX_MODIFY_REMOVE)
+		remove = op->flags;
+	else {
+		add = op->flags;
+		remove = (uint8_t)(MIX_FLAGS_ALL & ~op->flags);
+	}
+	for (i = 0; i < op->nranges && ret == 0; i++)
+		ret = mix_builder_flags(b, r[i].first, r[i].last, add, remove,
+					modseq, &out);
+	if (ret == 0 && out.count)
+		ret = mix_logenc_flags(buf, add, remove, out.r, out.count);
+	mix_ranges_free(&out);
+	return ret;
+}
+
+static int apply_kw_one(struct mix_builder *b, const struct mix_txn *t,
+			const struct txn_op *op, const char *name, int add,
+			uint64_t modseq, struct mix_buf *buf)
+{
+	const struct mix_uid_range *r = op_ranges(t, op);
+	struct mix_ranges out = { 0 };
+	uint32_t i, idx;
+	int ret = kw_idx(b, buf, name, add, &idx);
+
+	if (ret <= 0)
+		return ret; /* error, or removing an unknown keyword */
+	ret = 0;
+	for (i = 0; i < op->nranges && ret == 0; i++)
+		ret = mix_builder_keyword(b, r[i].first, r[i].last, idx, add,
+					  modseq, &out);
+	if (ret == 0 && out.count)
+		ret = mix_logenc_keyword(buf, add ? MIX_LOG_KW_ADD
+						  : MIX_LOG_KW_REMOVE,
+					 name, out.r, out.count);
+	mix_ranges_free(&out);
+	return ret;
+}
+
+static int apply_kw_replace(struct mix_builder *b, const struct mix_txn *t,
+			    const struct txn_op *op, uint64_t modseq,
+			    struct mix_buf *buf)
+{
+	const struct mix_uid_range *r = op_ranges(t, op);
+	struct mix_ranges out = { 0 };
+	uint32_t i, idx;
+	uint8_t *want = NULL;
+	int ret = 0;
+
+	for (i = 0; i < op->nkw && ret >= 0; i++)
+		ret = kw_idx(b, buf, txn_kw(t, op, i), 1, &idx);
+	if (ret < 0)
+		return ret;
+	/* the bitmap size is final now that every name exists */
+	want = calloc(1, b->layout->exts[MIX_EXT_KEYWORDS].rec_size + 1);
+	if (!want)
+		return -ENOMEM;
+	for (i = 0; i < op->nkw; i++) {
+		(void)kw_idx(b, buf, txn_kw(t, op, i), 0, &idx);
+		want[idx / 8] |= (uint8_t)(1u << (idx % 8));
+	}
+	ret = 0;
+	for (i = 0; i < op->nranges && ret == 0; i++)
+		ret = mix_builder_keywords_set(b, r[i].first, r[i].last, want,
+					       modseq, &out);
+	if (ret == 0 && out.count) {
+		ret = mix_logenc_keyword_reset(buf, out.r, out.count);
+		for (i = 0; i < op->nkw && ret == 0; i++)
+			ret = mix_logenc_keyword(buf, MIX_LOG_KW_ADD,
+						 txn_kw(t, op, i), out.r,
+						 out.count);
+	}
+	free(want);
+	mix_ranges_free(&out);
+	return ret;
+}
+
+static int apply_keywords(struct mix_builder *b, const struct mix_txn *t,
+			  const struct txn_op *op, uint64_t modseq,
+			  struct mix_buf *buf)
+{
+	uint32_t i;
+	int ret = 0;
+	if (op->modify == MIX_MODIFY_REPLACE)
+		return apply_kw_replace(b, t, op, modseq, buf);
+	for (i = 0; i < op->nkw && ret == 0; i++)
+		ret = apply_kw_one(b, t, op, txn_kw(t, op, i),
+				   op->modify == MIX_MODIFY_ADD, modseq, buf);
+	return ret;
+}
+
+static int apply_expunge(struct mix_builder *b, const struct mix_txn *t,
+			 const struct txn_op *op, uint64_t modseq,
+			 struct mix_buf *buf)
+{
+	const struct mix_uid_range *r = op_ranges(t, op);
+	struct mix_ranges out = { 0 };
+	uint32_t i;
+	int ret = 0;
+	for (i = 0; i < op->nranges && ret == 0; i++)
+		ret = mix_builder_expunge(b, r[i].first, r[i].last, modseq,
+					  &out);
+	if (ret == 0 && out.count)
+		ret = mix_logenc_expunge(buf, out.r, out.count);
+	mix_ranges_free(&out);
+	return ret;
+}
+
+static int apply_ext_set(struct mix_builder *b, const struct mix_txn *t,
+			 const struct txn_op *op, uint32_t uid,
+			 uint64_t modseq, struct mix_buf *buf)
+{
+	const uint8_t *data = txn_ptr(t, op->data);
+	int changed = 0;
+	int ret = mix_builder_ext_rec(b, uid, op->ext_id, data, modseq,
+				      &changed);
+	if (ret == 0 && changed)
+		ret = mix_logenc_ext_rec(buf, op->ext_id, op->size, &uid, data,
+					 1);
+	return ret;
+}
+
+static int apply_hdr(struct mix_builder *b, const struct txn_op *op,
+		     struct mix_buf *buf)
+{
+	struct mix_index_header *h = &b->hdr;
+	uint32_t off, cur;
+	switch (op->ext_id) {
+	case MIX_HDR_UID_VALIDITY:
+		off = offsetof(struct mix_index_header, uid_validity);
+		cur = h->uid_validity;
+		if (op->value == cur)
+			return 0;
+		break;
+	case MIX_HDR_NEXT_UID:
+		off = offsetof(struct mix_index_header, next_uid);
+		if (op->value <= h->next_uid)
+			return 0;
+		break;
+	default:
+		off = offsetof(struct mix_index_header, first_recent_uid);
+		if (op->value <= h->first_recent_uid)
+			return 0;
+		break;
+	}
+	if (mix_hdr_apply(b, off, (const uint8_t *)&op->value, 4) < 0)
+		return -EINVAL;
+	return mix_logenc_hdr(buf, off, &op->value, 4);
+}
+
+static int apply_register(struct mix_builder *b, struct mix_txn *t,
+			  const struct txn_op *op, struct mix_buf *buf)
+{
+	const char *name = txn_ptr(t, op->data);
+	struct mix_log_ext_intro in;
+	uint32_t id;
+
+	if (mix_builder_ext_find(b, name, op->size, &id)) {
+		const struct mix_ext *e = &b->layout->exts[id];
+		t->ext_id = id;
+		if (id >= MIX_EXT_FIRST && e->rec_size == op->rec_size &&
+		    (e->rec_size == 0 || e->rec_align == op->rec_align) &&
+		    e->hdr_size == op->hdr_size)
+			return 0;
+		return mix_err(MIX_EINVAL, "extension %s exists with record "
+			       "size %u align %u header %u", e->name,
+			       e->rec_size, e->rec_align, e->hdr_size);
+	}
+	if (mix_builder_ext_add(b, name, op->size, 0, op->hdr_size,
+				op->rec_size, op->rec_align, &id) < 0)
+		return -EINVAL;
+	memset(&in, 0, sizeof(in));
+	in.ext_id = id;
+	in.hdr_size = op->hdr_size;
+	in.record_size = op->rec_size;
+	in.record_align = op->rec_align;
+	in.name_size = (uint16_t)op->size;
+	t->ext_id = id;
+	return mix_logenc_ext_intro(buf, &in, name);
+}
+
+static int apply_op(struct mix_builder *b, struct mix_txn *t, uint32_t *i,
+		    uint64_t modseq, struct mix_buf *buf)
+{
+	const struct txn_op *op = &t->ops[*i];
+	uint32_t j;
+
+	switch (op->type) {
+	case TXN_APPEND:
+		for (j = *i; j < t->nops && t->ops[j].type == TXN_APPEND; j++)
+			;
+		*i = j - 1;
+		return apply_appends(b, t, (uint32_t)(op - t->ops), j, modseq,
+				     buf);
+	case TXN_APPEND_EXT:
+		return apply_ext_set(b, t, op, t->append_uids[op->uid], modseq,
+				     buf);
+	case TXN_FLAGS:
+		return apply_flags(b, t, op, modseq, buf);
+	case TXN_KEYWORDS:
+		return apply_keywords(b, t, op, modseq, buf);
+	case TXN_EXPUNGE:
+		return apply_expunge(b, t, op, modseq, buf);
+	case TXN_EXT_SET:
+		return apply_ext_set(b, t, op, op->uid, modseq, buf);
+	case TXN_EXT_HDR: {
+		int changed, ret = mix_builder_ext_hdr(b, op->ext_id, op->offset,
+						       txn_ptr(t, op->data),
+						       op->size, &changed);
+		if (ret == 0 && changed)
+			ret = mix_logenc_ext_hdr(buf, op->ext_id, op->offset,
+						 txn_ptr(t, op->data),
+						 op->size);
+		return ret;
+	}
+	case TXN_HDR:
+		return apply_hdr(b, op, buf);
+	case TXN_EXT_REGISTER:
+		return apply_register(b, t, op, buf);
+	}
+	return mix_err(MIX_EINVAL, "unknown operation %u", op->type);
+}
+
+int mix_txn_apply(struct mix_builder *b, struct mix_txn *t, uint64_t modseq,
+		  struct mix_buf *buf)
+{
+	size_t start, body;
+	uint32_t i;
+	int ret;
+
+	memset(&t->result, 0, sizeof(t->result));
+	if (t->appends && !t->append_uids &&
+	    !(t->append_uids = calloc(t->appends, sizeof(uint32_t))))
+		return -ENOMEM;
+	if ((ret = mix_logenc_begin(buf, &start)) < 0)
+		return ret;
+	body = buf->len;
+	for (i = 0; i < t->nops; i++) {
+		ret = apply_op(b, t, &i, modseq, buf);
+		if (ret < 0) {
+			buf->len = start;
+			return ret;
+		}
+	}
+	if (buf->len == body) {
+		buf->len = start;
+		t->result.no_changes = 1;
+		t->result.modseq = b->hdr.highest_modseq;
+		return 0;
+	}
+	mix_logenc_end(buf, start);
+	mix_builder_touch(b, modseq);
+	t->result.modseq = modseq;
+	return 0;
+}

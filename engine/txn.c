@@ -1,0 +1,443 @@
+/*
+ * Transactions, committer side: collecting operations, validating caller
+ * input, handing the transaction to the writer and waiting for it
+ * (docs/api.md "Transactions").
+ *
+ * A transaction is private to its thread until commit.  Everything a
+ * caller passes is checked here, so the writer only sees well-formed
+ * operations: flags within MIX_FLAGS_ALL, keyword names that are IMAP
+ * atoms, UID ranges sorted and merged, extension ids and sizes that match
+ * the index.  Extensions never disappear, so a check against the snapshot
+ * of the moment stays true at apply time.
+ */
+#include <errno.h>
+#include <linux/futex.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "engine.h"
+#include "err.h"
+#include "index.h"
+#include "txn.h"
+
+MIX_API int mix_txn_begin(struct mix_index *idx, struct mix_txn **txn_r)
+{
+	struct mix_txn *t;
+	*txn_r = NULL;
+	if (idx->flags & MIX_OPEN_READONLY)
+		return mix_err(MIX_EREADONLY, "%s: opened read-only", idx->dir);
+	if (__atomic_load_n(&idx->poisoned, __ATOMIC_ACQUIRE))
+		return mix_err(MIX_EPANIC, "%s: an earlier write failed; "
+			       "reopen the index", idx->dir);
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	t->index = idx;
+	*txn_r = t;
+	return 0;
+}
+
+void mix_txn_free(struct mix_txn *t)
+{
+	if (!t)
+		return;
+	free(t->ops);
+	free(t->append_uids);
+	mix_buf_free(&t->arena);
+	free(t);
+}
+
+MIX_API void mix_txn_abort(struct mix_txn **txn)
+{
+	mix_txn_free(*txn);
+	*txn = NULL;
+}
+
+static struct txn_op *op_add(struct mix_txn *t, uint8_t type)
+{
+	struct txn_op *op;
+	if (t->nops == t->ops_cap) {
+		uint32_t ncap = t->ops_cap ? t->ops_cap * 2 : 8;
+		struct txn_op *n = realloc(t->ops, ncap * sizeof(*n));
+		if (!n)
+			return NULL;
+		t->ops = n;
+		t->ops_cap = ncap;
+	}
+	op = &t->ops[t->nops++];
+	memset(op, 0, sizeof(*op));
+	op->type = type;
+	return op;
+}
+
+/* Copy n bytes into the arena (8-aligned); returns the offset or -ENOMEM
+ * as a negative int64. */
+static int64_t arena_put(struct mix_txn *t, const void *p, size_t n)
+{
+	static const uint8_t zero[8];
+	size_t pad = (8 - t->arena.len % 8) % 8, off;
+	if (t->arena.len + pad + n > UINT32_MAX)
+		return MIX_ELIMIT;
+	if (mix_buf_append(&t->arena, zero, pad) < 0 ||
+	    mix_buf_reserve(&t->arena, n) < 0)
+		return -ENOMEM;
+	off = t->arena.len;
+	if (n)
+		memcpy(t->arena.data + off, p, n);
+	t->arena.len += n;
+	return (int64_t)off;
+}
+
+static int range_cmp(const void *a, const void *b)
+{
+	const struct mix_uid_range *x = a, *y = b;
+	return x->first < y->first ? -1 : x->first > y->first;
+}
+
+/* Validate, sort and merge ranges into the arena. */
+static int put_ranges(struct mix_txn *t, struct txn_op *op,
+		      const struct mix_uid_range *ranges, size_t count)
+{
+	struct mix_uid_range *r;
+	size_t i, n = 0;
+	int64_t off;
+
+	if (count > (UINT32_MAX / sizeof(*r)) || (count && !ranges))
+		return mix_err(MIX_EINVAL, "bad UID range list (%zu)", count);
+	for (i = 0; i < count; i++)
+		if (ranges[i].first == 0 || ranges[i].first > ranges[i].last)
+			return mix_err(MIX_EINVAL, "bad UID range %u:%u",
+				       ranges[i].first, ranges[i].last);
+	off = arena_put(t, ranges, count * sizeof(*r));
+	if (off < 0)
+		return (int)off;
+	r = txn_ptr(t, (uint32_t)off);
+	qsort(r, count, sizeof(*r), range_cmp);
+	for (i = 0; i < count; i++) {
+		if (n > 0 && (uint64_t)r[n - 1].last + 1 >= r[i].first) {
+			if (r[i].last > r[n - 1].last)
+				r[n - 1].last = r[i].last;
+		} else {
+			r[n++] = r[i];
+		}
+	}
+	op->ranges = (uint32_t)off;
+	op->nranges = (uint32_t)n;
+	return 0;
+}
+
+/* IMAP atom (RFC 3501 flag-keyword): printable ASCII without atom-specials
+ * and without '\\' (system flags are not keywords). */
+static int keyword_valid(const char *k)
+{
+	size_t len = strlen(k), i;
+	if (len == 0 || len > MIX_MAX_KEYWORD_LEN)
+		return 0;
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)k[i];
+		if (c <= 0x20 || c >= 0x7f || strchr("(){%*\"\\]", c))
+			return 0;
+	}
+	return 1;
+}
+
+/* Keyword names go into the arena one by one; op->kw is the offset of a
+ * u32 array of their offsets. */
+static int put_keywords(struct mix_txn *t, struct txn_op *op,
+			const char *const *kw)
+{
+	uint32_t offs[64], *big = NULL, *o = offs;
+	size_t i, n;
+	int64_t off;
+	int ret = 0;
+
+	for (n = 0; kw && kw[n]; n++) {
+		if (!keyword_valid(kw[n]))
+			return mix_err(MIX_EINVAL, "invalid keyword name '%.64s'",
+				       kw[n]);
+		if (n >= MIX_MAX_KEYWORDS)
+			return mix_err(MIX_ELIMIT, "more than %u keywords",
+				       MIX_MAX_KEYWORDS);
+	}
+	if (n > 64 && !(o = big = malloc(n * sizeof(*o))))
+		return -ENOMEM;
+	for (i = 0; i < n && ret == 0; i++) {
+		off = arena_put(t, kw[i], strlen(kw[i]) + 1);
+		if (off < 0)
+			ret = (int)off;
+		else
+			o[i] = (uint32_t)off;
+	}
+	if (ret == 0) {
+		off = arena_put(t, o, n * sizeof(*o));
+		if (off < 0)
+			ret = (int)off;
+		else {
+			op->kw = (uint32_t)off;
+			op->nkw = (uint32_t)n;
+		}
+	}
+	free(big);
+	return ret;
+}
+
+MIX_API int mix_txn_append(struct mix_txn *t, uint8_t flags,
+			   const char *const *keywords, uint32_t *append_r)
+{
+	struct txn_op *op;
+	int ret;
+	if (flags & ~MIX_FLAGS_ALL)
+		return mix_err(MIX_EINVAL, "invalid flags 0x%x", flags);
+	if (!(op = op_add(t, TXN_APPEND)))
+		return -ENOMEM;
+	op->flags = flags;
+	if ((ret = put_keywords(t, op, keywords)) < 0) {
+		t->nops--;
+		return ret;
+	}
+	op->uid = t->appends;
+	if (append_r)
+		*append_r = t->appends;
+	t->appends++;
+	return 0;
+}
+
+/* The extension ext_id as the current snapshot has it. */
+static int ext_check(struct mix_txn *t, uint32_t ext_id, size_t rec_size,
+		     int want_rec, uint32_t hdr_off)
+{
+	const struct mix_snap *s;
+	int ret = 0;
+	mix_read_lock();
+	s = mix_index_snap(t->index);
+	if (ext_id < MIX_EXT_FIRST || ext_id >= s->layout->ext_count)
+		ret = mix_err(MIX_EINVAL, "unknown extension id %u", ext_id);
+	else if (want_rec && s->layout->exts[ext_id].rec_size != rec_size)
+		ret = mix_err(MIX_EINVAL, "extension %s: record size is %u, "
+			      "not %zu", s->layout->exts[ext_id].name,
+			      s->layout->exts[ext_id].rec_size, rec_size);
+	else if (!want_rec && (hdr_off > s->layout->exts[ext_id].hdr_size ||
+			       rec_size > s->layout->exts[ext_id].hdr_size -
+						  hdr_off))
+		ret = mix_err(MIX_EINVAL, "extension %s: header write %u+%zu "
+			      "outside its %u bytes",
+			      s->layout->exts[ext_id].name, hdr_off, rec_size,
+			      s->layout->exts[ext_id].hdr_size);
+	mix_read_unlock();
+	return ret;
+}
+
+static int put_data_op(struct mix_txn *t, uint8_t type, uint32_t ext_id,
+		       uint32_t uid, uint32_t offset, const void *data,
+		       size_t size)
+{
+	struct txn_op *op;
+	int64_t off;
+	if (!data && size)
+		return mix_err(MIX_EINVAL, "NULL data");
+	off = arena_put(t, data, size);
+	if (off < 0)
+		return (int)off;
+	if (!(op = op_add(t, type)))
+		return -ENOMEM;
+	op->ext_id = ext_id;
+	op->uid = uid;
+	op->offset = offset;
+	op->data = (uint32_t)off;
+	op->size = (uint32_t)size;
+	return 0;
+}
+
+MIX_API int mix_txn_append_ext(struct mix_txn *t, uint32_t append,
+			       uint32_t ext_id, const void *data, size_t size)
+{
+	int ret;
+	if (append >= t->appends)
+		return mix_err(MIX_EINVAL, "no append number %u in this "
+			       "transaction", append);
+	if ((ret = ext_check(t, ext_id, size, 1, 0)) < 0)
+		return ret;
+	return put_data_op(t, TXN_APPEND_EXT, ext_id, append, 0, data, size);
+}
+
+MIX_API int mix_txn_flags(struct mix_txn *t, const struct mix_uid_range *ranges,
+			  size_t count, enum mix_modify modify, uint8_t flags)
+{
+	struct txn_op *op;
+	int ret;
+	if (flags & ~MIX_FLAGS_ALL)
+		return mix_err(MIX_EINVAL, "invalid flags 0x%x", flags);
+	if (modify > MIX_MODIFY_REPLACE)
+		return mix_err(MIX_EINVAL, "invalid modify type %d", modify);
+	if (!(op = op_add(t, TXN_FLAGS)))
+		return -ENOMEM;
+	op->modify = (uint8_t)modify;
+	op->flags = flags;
+	if ((ret = put_ranges(t, op, ranges, count)) < 0)
+		t->nops--;
+	return ret;
+}
+
+MIX_API int mix_txn_keywords(struct mix_txn *t,
+			     const struct mix_uid_range *ranges, size_t count,
+			     enum mix_modify modify,
+			     const char *const *keywords)
+{
+	struct txn_op *op;
+	int ret;
+	if (modify > MIX_MODIFY_REPLACE)
+		return mix_err(MIX_EINVAL, "invalid modify type %d", modify);
+	if (!(op = op_add(t, TXN_KEYWORDS)))
+		return -ENOMEM;
+	op->modify = (uint8_t)modify;
+	if ((ret = put_ranges(t, op, ranges, count)) < 0 ||
+	    (ret = put_keywords(t, &t->ops[t->nops - 1], keywords)) < 0)
+		t->nops--;
+	return ret;
+}
+
+MIX_API int mix_txn_expunge(struct mix_txn *t,
+			    const struct mix_uid_range *ranges, size_t count)
+{
+	struct txn_op *op;
+	int ret;
+	if (!(op = op_add(t, TXN_EXPUNGE)))
+		return -ENOMEM;
+	if ((ret = put_ranges(t, op, ranges, count)) < 0)
+		t->nops--;
+	return ret;
+}
+
+MIX_API int mix_txn_ext_set(struct mix_txn *t, uint32_t uid, uint32_t ext_id,
+			    const void *data, size_t size)
+{
+	int ret;
+	if (uid == 0)
+		return mix_err(MIX_EINVAL, "uid 0");
+	if ((ret = ext_check(t, ext_id, size, 1, 0)) < 0)
+		return ret;
+	return put_data_op(t, TXN_EXT_SET, ext_id, uid, 0, data, size);
+}
+
+MIX_API int mix_txn_ext_hdr_set(struct mix_txn *t, uint32_t ext_id,
+				uint32_t offset, const void *data, size_t size)
+{
+	int ret;
+	if ((ret = ext_check(t, ext_id, size, 0, offset)) < 0)
+		return ret;
+	return put_data_op(t, TXN_EXT_HDR, ext_id, 0, offset, data, size);
+}
+
+MIX_API int mix_txn_hdr_set(struct mix_txn *t, enum mix_hdr_field field,
+			    uint32_t value)
+{
+	struct txn_op *op;
+	if (field > MIX_HDR_FIRST_RECENT_UID ||
+	    (field == MIX_HDR_UID_VALIDITY && value == 0))
+		return mix_err(MIX_EINVAL, "invalid header field %d or value "
+			       "%u", field, value);
+	if (!(op = op_add(t, TXN_HDR)))
+		return -ENOMEM;
+	op->ext_id = field;
+	op->value = value;
+	return 0;
+}
+
+/* ---- commit ------------------------------------------------------------ */
+
+static void futex_wait(uint32_t *addr, uint32_t val)
+{
+	syscall(SYS_futex, addr, FUTEX_WAIT_PRIVATE, val, NULL, NULL, 0);
+}
+
+static void futex_wake(uint32_t *addr)
+{
+	syscall(SYS_futex, addr, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+int mix_txn_commit_wait(struct mix_txn *t)
+{
+	int spins;
+	mix_writer_enqueue(t->index->writer, t);
+	/* short spin: a NONE commit is often done within a few µs */
+	for (spins = 0; spins < 200; spins++) {
+		if (__atomic_load_n(&t->done, __ATOMIC_ACQUIRE))
+			break;
+		caa_cpu_relax();
+	}
+	while (!__atomic_load_n(&t->done, __ATOMIC_ACQUIRE))
+		futex_wait(&t->done, 0);
+	if (t->ret < 0)
+		mix_err_set(t->ret, t->errmsg);
+	return t->ret;
+}
+
+void mix_txn_complete(struct mix_txn *t, int ret)
+{
+	t->ret = ret;
+	if (ret < 0)
+		mix_err_copy(t->errmsg, sizeof(t->errmsg));
+	if (t->cb) {
+		t->cb(t->cb_ctx, ret, &t->result);
+		mix_txn_free(t);
+		return;
+	}
+	/* ORDER(txn-done): results above are visible before done; pairs
+	 * with the acquire loads in mix_txn_commit_wait. */
+	__atomic_store_n(&t->done, 1, __ATOMIC_RELEASE);
+	futex_wake(&t->done);
+}
+
+static int commit_check(struct mix_txn *t)
+{
+	if (mix_rcu_read_ongoing())
+		return mix_err(MIX_EDEADLK, "commit inside a read-side "
+			       "section");
+	if (__atomic_load_n(&t->index->poisoned, __ATOMIC_ACQUIRE))
+		return mix_err(MIX_EPANIC, "%s: an earlier write failed; "
+			       "reopen the index", t->index->dir);
+	return 0;
+}
+
+MIX_API int mix_txn_commit(struct mix_txn **txn, enum mix_durability d,
+			   struct mix_commit_result *result_r)
+{
+	struct mix_txn *t = *txn;
+	int ret;
+	*txn = NULL;
+	if (d > MIX_DURABILITY_SYNC)
+		ret = mix_err(MIX_EINVAL, "invalid durability %d", d);
+	else
+		ret = commit_check(t);
+	if (ret == 0) {
+		t->durability = d;
+		ret = mix_txn_commit_wait(t);
+		if (ret == 0 && result_r)
+			*result_r = t->result;
+	}
+	mix_txn_free(t);
+	return ret;
+}
+
+MIX_API int mix_txn_commit_async(struct mix_txn **txn, enum mix_durability d,
+				 mix_commit_fn *cb, void *ctx)
+{
+	struct mix_txn *t = *txn;
+	int ret;
+	if (!cb || d > MIX_DURABILITY_SYNC) {
+		mix_txn_abort(txn);
+		return mix_err(MIX_EINVAL, "no callback or invalid durability");
+	}
+	*txn = NULL;
+	if ((ret = commit_check(t)) < 0) {
+		mix_txn_free(t);
+		return ret;
+	}
+	t->durability = d;
+	t->cb = cb;
+	t->cb_ctx = ctx;
+	mix_writer_enqueue(t->index->writer, t);
+	return 0;
+}

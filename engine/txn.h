@@ -1,0 +1,102 @@
+/*
+ * Transactions as committers build them (txn.c) and as the writer applies
+ * them (txn-apply.c).  A transaction belongs to one thread until commit;
+ * then to the writer until it is completed (done is set), after which the
+ * committer reads the result (sync commit) or the callback gets it.
+ */
+#ifndef MIX_TXN_H
+#define MIX_TXN_H
+
+#include <stdint.h>
+
+#include "mix/mix.h"
+#include "rcu.h"
+#include "txlog.h"
+
+enum txn_op_type {
+	TXN_APPEND = 1,
+	TXN_APPEND_EXT,
+	TXN_FLAGS,
+	TXN_KEYWORDS,
+	TXN_EXPUNGE,
+	TXN_EXT_SET,
+	TXN_EXT_HDR,
+	TXN_HDR,
+	TXN_EXT_REGISTER,
+};
+
+/* One operation; variable data lives in the transaction's arena at the
+ * given offsets (the arena may move while the transaction is built). */
+struct txn_op {
+	uint8_t type;
+	uint8_t modify;      /* enum mix_modify */
+	uint8_t flags;
+	uint32_t nranges;    /* ranges: sorted, merged struct mix_uid_range */
+	uint32_t ranges;
+	/* keywords: kw is the arena offset of u32[nkw], the offsets of
+	 * NUL-terminated names */
+	uint32_t nkw;
+	uint32_t kw;
+	uint32_t ext_id;
+	uint32_t uid;        /* EXT_SET; APPEND_EXT: the append number */
+	uint32_t offset;     /* EXT_HDR */
+	uint32_t value;      /* HDR: value; field in ext_id */
+	uint32_t data, size; /* EXT_SET, APPEND_EXT, EXT_HDR; REGISTER: name */
+	uint16_t rec_size, rec_align;
+	uint32_t hdr_size;
+};
+
+enum txn_kind {
+	TXN_KIND_NORMAL = 0,
+	TXN_KIND_CLOSE,      /* index close: drain, checkpoint, detach */
+};
+
+struct mix_txn {
+	struct cds_wfcq_node node;
+	struct mix_index *index;
+	uint32_t kind;
+	struct txn_op *ops;
+	uint32_t nops, ops_cap;
+	struct mix_buf arena;
+	uint32_t appends;
+	enum mix_durability durability;
+
+	/* set by the writer before done */
+	int ret;
+	struct mix_commit_result result;
+	uint32_t ext_id;     /* TXN_EXT_REGISTER result */
+	char errmsg[256];
+	/* futex word: 0 waiting, 1 done.  ORDER(txn-done): the writer's
+	 * stores above happen before its release store of done; the
+	 * committer's acquire load of done pairs with it. */
+	uint32_t done;
+	mix_commit_fn *cb;
+	void *cb_ctx;
+	/* writer-private during apply: the UID of each append */
+	uint32_t *append_uids;
+	int failed;
+};
+
+static inline void *txn_ptr(const struct mix_txn *t, uint32_t off)
+{
+	return t->arena.data + off;
+}
+
+static inline const char *txn_kw(const struct mix_txn *t,
+				 const struct txn_op *op, uint32_t i)
+{
+	const uint32_t *offs = txn_ptr(t, op->kw);
+	return (const char *)txn_ptr(t, offs[i]);
+}
+
+void mix_txn_free(struct mix_txn *t);
+
+/* Commit t (already filled) and wait for the writer.  Internal variant of
+ * mix_txn_commit that keeps t alive for the caller to read results. */
+int mix_txn_commit_wait(struct mix_txn *t);
+
+/* Writer side: complete t with ret (and t->result filled): wake the
+ * committer or run the callback.  t must not be touched afterwards. */
+void mix_txn_complete(struct mix_txn *t, int ret);
+
+#endif

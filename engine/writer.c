@@ -1,0 +1,206 @@
+/*
+ * Writer threads (docs/design.md §3).  Each writer owns a set of indexes;
+ * committers of those indexes enqueue transactions on its intake queue
+ * (liburcu wfcqueue: wait-free enqueue, the writer splices the whole queue
+ * at once).  A batch is everything spliced; it is split per index,
+ * preserving each index's commit order, and each part is applied, written
+ * with one write(), synced at most once and published as one snapshot by
+ * mix_index_process_batch.
+ *
+ * Sleeping: an idle writer sets `sleeping`, re-checks the queue and waits
+ * on `wake`.  A committer that enqueued checks `sleeping` after its
+ * enqueue (both are seq_cst, so either the writer sees the new node or
+ * the committer sees sleeping) and signals under the lock.
+ *
+ * Bound: `queued` counts transactions not yet completed; a committer that
+ * would exceed queue_max waits on `space` (signalled after each batch).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+#include "err.h"
+#include "index.h"
+#include "txn.h"
+
+void mix_writer_enqueue(struct mix_writer *w, struct mix_txn *t)
+{
+	uint32_t max = w->engine->cfg.queue_max;
+
+	if (__atomic_add_fetch(&w->queued, 1, __ATOMIC_SEQ_CST) > max) {
+		pthread_mutex_lock(&w->lock);
+		__atomic_add_fetch(&w->space_waiters, 1, __ATOMIC_SEQ_CST);
+		while (__atomic_load_n(&w->queued, __ATOMIC_SEQ_CST) > max &&
+		       !w->stop)
+			pthread_cond_wait(&w->space, &w->lock);
+		__atomic_sub_fetch(&w->space_waiters, 1, __ATOMIC_SEQ_CST);
+		pthread_mutex_unlock(&w->lock);
+	}
+	cds_wfcq_node_init(&t->node);
+	/* ORDER(intake): the transaction is complete before it is linked;
+	 * the writer reads it after splicing (wfcqueue orders the two). */
+	MIX_TSAN_RELEASE(t);
+	cds_wfcq_enqueue(&w->qhead, &w->qtail, &t->node);
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	if (__atomic_load_n(&w->sleeping, __ATOMIC_SEQ_CST)) {
+		pthread_mutex_lock(&w->lock);
+		pthread_cond_signal(&w->wake);
+		pthread_mutex_unlock(&w->lock);
+	}
+}
+
+/* Wait until the queue is non-empty or stop is set.  Returns 0 to go on,
+ * 1 to exit. */
+static int writer_sleep(struct mix_writer *w)
+{
+	int stop;
+	pthread_mutex_lock(&w->lock);
+	__atomic_store_n(&w->sleeping, 1, __ATOMIC_SEQ_CST);
+	while (cds_wfcq_empty(&w->qhead, &w->qtail) && !w->stop)
+		pthread_cond_wait(&w->wake, &w->lock);
+	__atomic_store_n(&w->sleeping, 0, __ATOMIC_SEQ_CST);
+	stop = w->stop && cds_wfcq_empty(&w->qhead, &w->qtail);
+	pthread_mutex_unlock(&w->lock);
+	return stop;
+}
+
+/* One index's share of a batch. */
+struct part {
+	struct mix_index *idx;
+	struct mix_txn **txns;
+	uint32_t count, cap;
+};
+
+static int part_add(struct part **parts, uint32_t *nparts, uint32_t *cap,
+		    struct mix_txn *t)
+{
+	uint32_t i;
+	struct part *p = NULL;
+	for (i = 0; i < *nparts; i++)
+		if ((*parts)[i].idx == t->index) {
+			p = &(*parts)[i];
+			break;
+		}
+	if (!p) {
+		if (*nparts == *cap) {
+			uint32_t nc = *cap ? *cap * 2 : 8;
+			struct part *n = realloc(*parts, nc * sizeof(*n));
+			if (!n)
+				return -ENOMEM;
+			*parts = n;
+			*cap = nc;
+		}
+		p = &(*parts)[(*nparts)++];
+		memset(p, 0, sizeof(*p));
+		p->idx = t->index;
+	}
+	if (p->count == p->cap) {
+		uint32_t nc = p->cap ? p->cap * 2 : 16;
+		struct mix_txn **n = realloc(p->txns, nc * sizeof(*n));
+		if (!n)
+			return -ENOMEM;
+		p->txns = n;
+		p->cap = nc;
+	}
+	p->txns[p->count++] = t;
+	return 0;
+}
+
+/* Drain and process everything queued now.  Returns transactions done. */
+static uint32_t writer_batch(struct mix_writer *w, struct part **parts,
+			     uint32_t *cap)
+{
+	struct cds_wfcq_head h;
+	struct cds_wfcq_tail tl;
+	struct cds_wfcq_node *node, *next;
+	uint32_t nparts = 0, i, total = 0;
+
+	cds_wfcq_init(&h, &tl);
+	if (__cds_wfcq_splice_blocking(&h, &tl, &w->qhead, &w->qtail) ==
+	    CDS_WFCQ_RET_SRC_EMPTY)
+		return 0;
+	__cds_wfcq_for_each_blocking_safe(&h, &tl, node, next) {
+		struct mix_txn *t = caa_container_of(node, struct mix_txn,
+						     node);
+		MIX_TSAN_ACQUIRE(t);
+		total++;
+		if (part_add(parts, &nparts, cap, t) < 0) {
+			mix_err(-ENOMEM, "writer: out of memory");
+			mix_txn_complete(t, -ENOMEM);
+		}
+	}
+	for (i = 0; i < nparts; i++) {
+		struct part *p = &(*parts)[i];
+		mix_index_process_batch(p->idx, p->txns, p->count);
+		free(p->txns);
+	}
+	__atomic_add_fetch(&w->stat_batches, 1, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&w->stat_txns, total, __ATOMIC_RELAXED);
+	return total;
+}
+
+static void *writer_main(void *arg)
+{
+	struct mix_writer *w = arg;
+	struct part *parts = NULL;
+	uint32_t cap = 0, done;
+	char name[16];
+
+	snprintf(name, sizeof(name), "mix-writer-%u", w->id);
+	pthread_setname_np(pthread_self(), name);
+	mix_rcu_thread_ensure();
+	for (;;) {
+		done = writer_batch(w, &parts, &cap);
+		if (done) {
+			__atomic_sub_fetch(&w->queued, done, __ATOMIC_SEQ_CST);
+			if (__atomic_load_n(&w->space_waiters,
+					    __ATOMIC_SEQ_CST)) {
+				pthread_mutex_lock(&w->lock);
+				pthread_cond_broadcast(&w->space);
+				pthread_mutex_unlock(&w->lock);
+			}
+			continue;
+		}
+		if (writer_sleep(w))
+			break;
+	}
+	free(parts);
+	return NULL;
+}
+
+int mix_writer_start(struct mix_engine *e, struct mix_writer *w, unsigned id)
+{
+	int ret;
+	memset(w, 0, sizeof(*w));
+	w->engine = e;
+	w->id = id;
+	cds_wfcq_init(&w->qhead, &w->qtail);
+	if ((ret = pthread_mutex_init(&w->lock, NULL)) != 0 ||
+	    (ret = pthread_cond_init(&w->wake, NULL)) != 0 ||
+	    (ret = pthread_cond_init(&w->space, NULL)) != 0)
+		return mix_err(-ret, "writer %u: init failed", id);
+	ret = pthread_create(&w->thread, NULL, writer_main, w);
+	if (ret != 0)
+		return mix_err(-ret, "writer %u: pthread_create failed", id);
+	w->started = 1;
+	return 0;
+}
+
+void mix_writer_stop(struct mix_writer *w)
+{
+	if (!w->started)
+		return;
+	pthread_mutex_lock(&w->lock);
+	w->stop = 1;
+	pthread_cond_broadcast(&w->wake);
+	pthread_cond_broadcast(&w->space);
+	pthread_mutex_unlock(&w->lock);
+	pthread_join(w->thread, NULL);
+	pthread_mutex_destroy(&w->lock);
+	pthread_cond_destroy(&w->wake);
+	pthread_cond_destroy(&w->space);
+	cds_wfcq_destroy(&w->qhead, &w->qtail);
+	w->started = 0;
+}

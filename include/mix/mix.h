@@ -1,0 +1,434 @@
+/*
+ * mix — a lock-free mail index engine.
+ *
+ * mix keeps, for each mailbox, the message index (UID, flags, keywords,
+ * modification sequence, extension data) and the transaction log that
+ * makes every change durable.  It is linked into multi-threaded mail
+ * servers: any number of threads read without locks, and all changes to one
+ * mailbox go through one writer thread owned by the engine.
+ *
+ * Threads and contexts
+ * --------------------
+ * - Every function may be called from any thread unless its comment says
+ *   otherwise.  A thread is registered with the engine's RCU domain on its
+ *   first call into mix and unregistered when it exits; callers never call
+ *   liburcu themselves.
+ * - Reads: mix_read_lock() starts a read-side section.  Inside it,
+ *   mix_index_snap() returns the newest published snapshot, which stays
+ *   valid and unchanged until the matching mix_read_unlock().  Sections
+ *   nest and never block the writer, but a thread must not sleep for long
+ *   inside one (memory of replaced snapshots is held until it leaves), and
+ *   must not wait for a commit inside one (mix_txn_commit() returns
+ *   MIX_EDEADLK when called inside a section).
+ * - Writes: mix_txn_begin() .. mix_txn_commit() on any thread.  The
+ *   transaction is applied by the mailbox's writer thread; the committer
+ *   waits (or gets a callback) until it is published to readers and, with
+ *   MIX_DURABILITY_SYNC, on disk.
+ *
+ * Return conventions
+ * ------------------
+ * Fallible functions return int: 0 on success, a negative value on error.
+ * System errors are -errno; library errors are the MIX_E* codes below,
+ * which never collide with errno values.  mix_strerror() names both, and
+ * mix_last_error() returns a message for the calling thread's last error
+ * that names the file, field or offset involved.
+ *
+ * See docs/api.md for an overview and docs/format.md for the files.
+ */
+#ifndef MIX_MIX_H
+#define MIX_MIX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define MIX_API __attribute__((visibility("default")))
+#else
+#define MIX_API
+#endif
+
+/* ---- errors ---------------------------------------------------------- */
+
+enum mix_error {
+	MIX_EBASE = 100000,
+	/* a file is corrupt; the message names file, field and offset */
+	MIX_ECORRUPT = -(MIX_EBASE + 1),
+	/* an argument is invalid (bad UID range, unknown extension, ...) */
+	MIX_EINVAL = -(MIX_EBASE + 2),
+	/* another process owns the index for writing */
+	MIX_ELOCKED = -(MIX_EBASE + 3),
+	/* a write could not be made durable; the index refuses further
+	 * writes until it is closed and reopened */
+	MIX_EPANIC = -(MIX_EBASE + 4),
+	/* the index was opened READONLY */
+	MIX_EREADONLY = -(MIX_EBASE + 5),
+	/* file written by a newer major version or another byte order */
+	MIX_EVERSION = -(MIX_EBASE + 6),
+	/* no such index (open without MIX_OPEN_CREATE) */
+	MIX_ENOTFOUND = -(MIX_EBASE + 7),
+	/* the call would wait inside a read-side section */
+	MIX_EDEADLK = -(MIX_EBASE + 8),
+	/* a limit was reached (UIDs exhausted, too many keywords, ...) */
+	MIX_ELIMIT = -(MIX_EBASE + 9),
+	/* the engine or index is shutting down */
+	MIX_ESHUTDOWN = -(MIX_EBASE + 10),
+};
+
+/* Name of an error code (MIX_E* or -errno).  Static string; any thread. */
+MIX_API const char *mix_strerror(int err);
+
+/* The calling thread's message for its last failed call, or "" if none.
+ * Valid until the thread's next call into mix. */
+MIX_API const char *mix_last_error(void);
+
+/* ---- engine ---------------------------------------------------------- */
+
+struct mix_engine;
+
+/* Called with one message per problem that open or recovery repaired or
+ * worked around (a torn log tail that was cut off, a rebuilt index).  From
+ * the thread that called mix_index_open(); must not call into mix. */
+typedef void mix_warning_fn(void *ctx, const char *message);
+
+struct mix_engine_config {
+	/* writer threads; each open index belongs to exactly one (default 1) */
+	unsigned writer_threads;
+	/* the log is checkpointed and rotated when it passes this size in
+	 * bytes (default 4 MiB; at least 4 KiB, at most 1 GiB) */
+	uint64_t log_rotate_size;
+	/* most transactions waiting for one writer; committers beyond it
+	 * wait (default 4096) */
+	unsigned queue_max;
+	/* optional; see mix_warning_fn */
+	mix_warning_fn *warning;
+	void *warning_ctx;
+};
+
+/* Fill *cfg with the defaults.  Any thread. */
+MIX_API void mix_engine_config_init(struct mix_engine_config *cfg);
+
+/* Create an engine and start its writer threads.  cfg may be NULL for the
+ * defaults.  Returns 0, MIX_EINVAL (a config value out of range) or
+ * -errno (thread creation, memory). */
+MIX_API int mix_engine_create(const struct mix_engine_config *cfg,
+			      struct mix_engine **engine_r);
+
+/* Stop the writer threads and free the engine.  Every index must be
+ * closed first (returns MIX_EINVAL otherwise and frees nothing).  Sets
+ * *engine to NULL on success.  Not from a writer callback. */
+MIX_API int mix_engine_free(struct mix_engine **engine);
+
+/* ---- indexes --------------------------------------------------------- */
+
+struct mix_index;
+
+enum mix_open_flags {
+	/* create the index if the directory holds none */
+	MIX_OPEN_CREATE = 0x01,
+	/* read only: no writer, no lock; see docs/api.md */
+	MIX_OPEN_READONLY = 0x02,
+	/* discard any index in the directory and create a new, empty one
+	 * whose modseqs continue above the old one's (a new indexid) */
+	MIX_OPEN_RECREATE = 0x04,
+};
+
+/* What open found and repaired (mix_index_open_info). */
+struct mix_open_info {
+	/* bytes of a torn transaction cut from the tail of the log */
+	uint64_t dropped_bytes;
+	/* the log file and offset where the cut was made (0 if none) */
+	uint32_t dropped_file_seq;
+	uint32_t dropped_offset;
+	/* mix.index failed verification and was rebuilt from the logs */
+	int rebuilt;
+	/* transactions replayed from the log at open */
+	uint64_t replayed_txns;
+	/* the index was created by this open */
+	int created;
+};
+
+/* Open the index in directory dir (which must exist).  Recovery runs here:
+ * mix.index is verified and the log replayed.  A torn transaction at the
+ * tail of the log is cut off and reported through the warning callback
+ * and mix_index_open_info(); nothing before it is lost.  A writable open
+ * takes the index's lock and continues in a new log file.
+ * Returns 0; MIX_ENOTFOUND (no index, no MIX_OPEN_CREATE); MIX_ECORRUPT,
+ * MIX_EVERSION (message names file and field); MIX_ELOCKED (another
+ * process writes it; message names its pid); -errno. */
+MIX_API int mix_index_open(struct mix_engine *engine, const char *dir,
+			   unsigned flags, struct mix_index **index_r);
+
+/* Copy what open found into *info_r.  Any thread. */
+MIX_API void mix_index_open_info(struct mix_index *index,
+				 struct mix_open_info *info_r);
+
+/* Wait for queued transactions, checkpoint, release the lock and free the
+ * index.  Sets *index to NULL.  Returns 0 or the error of the final
+ * checkpoint (the index is closed either way; nothing acknowledged is
+ * lost).  No transaction of the index may be open.  Not inside a read-side
+ * section. */
+MIX_API int mix_index_close(struct mix_index **index);
+
+/* Register extension name (1..63 bytes) with a per-record data size
+ * (0..1024 bytes, 0 = header only), record alignment (1, 2, 4 or 8) and a
+ * header data size (0..65536).  If the index already has it, the sizes
+ * must match.  Returns its id (>= MIX_EXT_FIRST) in *ext_id_r.  Goes
+ * through the writer like a transaction (it is logged).  Returns 0,
+ * MIX_EINVAL, MIX_EREADONLY, MIX_EPANIC or -errno. */
+MIX_API int mix_index_ext_register(struct mix_index *index, const char *name,
+				   uint16_t record_size, uint16_t record_align,
+				   uint32_t hdr_size, uint32_t *ext_id_r);
+
+/* Ids of the built-in extensions; registered ones start at MIX_EXT_FIRST. */
+#define MIX_EXT_MODSEQ   0u
+#define MIX_EXT_KEYWORDS 1u
+#define MIX_EXT_FIRST    2u
+
+/* ---- messages -------------------------------------------------------- */
+
+/* System flags (IMAP), as in the record's flags byte. */
+enum mix_flag {
+	MIX_FLAG_ANSWERED = 0x01,
+	MIX_FLAG_FLAGGED  = 0x02,
+	MIX_FLAG_DELETED  = 0x04,
+	MIX_FLAG_SEEN     = 0x08,
+	MIX_FLAG_DRAFT    = 0x10,
+	MIX_FLAG_RECENT   = 0x20,
+	/* index-internal: the backend's flags are behind the index's */
+	MIX_FLAG_DIRTY    = 0x80,
+	MIX_FLAGS_ALL     = 0xbf,
+};
+
+#define MIX_MAX_KEYWORDS   4096u   /* per index */
+#define MIX_MAX_KEYWORD_LEN 255u   /* bytes, without the NUL */
+
+struct mix_uid_range {
+	uint32_t first;
+	uint32_t last;    /* inclusive; first <= last */
+};
+
+/* ---- transactions ---------------------------------------------------- */
+
+struct mix_txn;
+
+enum mix_modify {
+	MIX_MODIFY_ADD,
+	MIX_MODIFY_REMOVE,
+	MIX_MODIFY_REPLACE,
+};
+
+enum mix_durability {
+	/* acknowledged once visible to readers; in the page cache */
+	MIX_DURABILITY_NONE = 0,
+	/* acknowledged once fdatasync()ed */
+	MIX_DURABILITY_SYNC = 1,
+};
+
+struct mix_commit_result {
+	/* the transaction's modseq; for a transaction that changed nothing,
+	 * the highest modseq of the snapshot it was checked against */
+	uint64_t modseq;
+	/* UIDs given to the first and last appended message (0, 0 if
+	 * none); contiguous unless the transaction raised next_uid between
+	 * two appends */
+	uint32_t first_uid;
+	uint32_t last_uid;
+	/* 1 if nothing changed (all its operations were no-ops) */
+	int no_changes;
+};
+
+/* Start a transaction on index.  Returns 0, MIX_EREADONLY, MIX_EPANIC or
+ * -ENOMEM.  A transaction is used by one thread at a time. */
+MIX_API int mix_txn_begin(struct mix_index *index, struct mix_txn **txn_r);
+
+/* Append a message with flags and keywords (NULL-terminated list of names,
+ * or NULL).  Its UID is assigned at commit, in order of the appends.  The
+ * number of the append in this transaction (0, 1, ...) is returned in
+ * *append_r (may be NULL).  Returns 0, MIX_EINVAL (bad flag, bad keyword
+ * name), MIX_ELIMIT or -ENOMEM. */
+MIX_API int mix_txn_append(struct mix_txn *txn, uint8_t flags,
+			   const char *const *keywords, uint32_t *append_r);
+
+/* Set extension data of the message appended as number append (size must
+ * equal the extension's record size).  Returns 0, MIX_EINVAL, -ENOMEM. */
+MIX_API int mix_txn_append_ext(struct mix_txn *txn, uint32_t append,
+			       uint32_t ext_id, const void *data, size_t size);
+
+/* Change the system flags of the messages in ranges (UIDs that do not
+ * exist are ignored).  Returns 0, MIX_EINVAL, -ENOMEM. */
+MIX_API int mix_txn_flags(struct mix_txn *txn,
+			  const struct mix_uid_range *ranges, size_t count,
+			  enum mix_modify modify, uint8_t flags);
+
+/* Change keywords (NULL-terminated names; with MIX_MODIFY_REPLACE an
+ * empty list or NULL clears all).  Returns 0, MIX_EINVAL, MIX_ELIMIT,
+ * -ENOMEM. */
+MIX_API int mix_txn_keywords(struct mix_txn *txn,
+			     const struct mix_uid_range *ranges, size_t count,
+			     enum mix_modify modify,
+			     const char *const *keywords);
+
+/* Expunge the messages in ranges.  Returns 0, MIX_EINVAL, -ENOMEM. */
+MIX_API int mix_txn_expunge(struct mix_txn *txn,
+			    const struct mix_uid_range *ranges, size_t count);
+
+/* Set the extension record data of message uid.  Returns 0, MIX_EINVAL
+ * (unknown extension, wrong size), -ENOMEM. */
+MIX_API int mix_txn_ext_set(struct mix_txn *txn, uint32_t uid,
+			    uint32_t ext_id, const void *data, size_t size);
+
+/* Write size bytes at offset of the extension's header data.  Returns 0,
+ * MIX_EINVAL, -ENOMEM. */
+MIX_API int mix_txn_ext_hdr_set(struct mix_txn *txn, uint32_t ext_id,
+				uint32_t offset, const void *data, size_t size);
+
+/* Header fields a transaction may set. */
+enum mix_hdr_field {
+	MIX_HDR_UID_VALIDITY,      /* any non-zero value */
+	MIX_HDR_NEXT_UID,          /* only raises it */
+	MIX_HDR_FIRST_RECENT_UID,  /* only raises it */
+};
+
+/* Set a header field.  Returns 0, MIX_EINVAL, -ENOMEM. */
+MIX_API int mix_txn_hdr_set(struct mix_txn *txn, enum mix_hdr_field field,
+			    uint32_t value);
+
+/* Commit: hand the transaction to the writer and wait until it is
+ * published (and with MIX_DURABILITY_SYNC, durable).  Frees the
+ * transaction and sets *txn to NULL whatever the result.  result_r may be
+ * NULL.  Returns 0; MIX_EDEADLK (inside a read-side section; nothing was
+ * committed); MIX_EPANIC (the log could not be written or synced: the
+ * transaction may or may not survive a crash; the index refuses writes
+ * until reopened); MIX_ESHUTDOWN; -errno. */
+MIX_API int mix_txn_commit(struct mix_txn **txn, enum mix_durability durability,
+			   struct mix_commit_result *result_r);
+
+/* Called once by the writer thread when an asynchronous commit is done.
+ * ret and result as for mix_txn_commit().  Runs on the writer thread: it
+ * must be short and must not commit or close an index. */
+typedef void mix_commit_fn(void *ctx, int ret,
+			   const struct mix_commit_result *result);
+
+/* Commit without waiting: cb is called when the commit is done.  Sets
+ * *txn to NULL.  Returns 0 (cb will be called exactly once) or an error
+ * (cb is not called).  May wait while the writer's queue is full. */
+MIX_API int mix_txn_commit_async(struct mix_txn **txn,
+				 enum mix_durability durability,
+				 mix_commit_fn *cb, void *ctx);
+
+/* Drop the transaction.  Sets *txn to NULL. */
+MIX_API void mix_txn_abort(struct mix_txn **txn);
+
+/* ---- reading --------------------------------------------------------- */
+
+struct mix_snap;
+
+/* Start / end a read-side section.  Never blocks; nests. */
+MIX_API void mix_read_lock(void);
+MIX_API void mix_read_unlock(void);
+
+/* The newest snapshot of index.  Inside mix_read_lock(); the snapshot is
+ * valid until the matching mix_read_unlock().  Never NULL for an open
+ * index. */
+MIX_API const struct mix_snap *mix_index_snap(struct mix_index *index);
+
+/* Snapshot header values.  Inside the read-side section that got snap. */
+MIX_API uint32_t mix_snap_messages_count(const struct mix_snap *snap);
+MIX_API uint32_t mix_snap_next_uid(const struct mix_snap *snap);
+MIX_API uint32_t mix_snap_uid_validity(const struct mix_snap *snap);
+MIX_API uint64_t mix_snap_highest_modseq(const struct mix_snap *snap);
+
+struct mix_snap_counts {
+	uint32_t seen;                 /* messages with \Seen */
+	uint32_t deleted;              /* messages with \Deleted */
+	uint32_t first_recent_uid;
+	uint32_t first_unseen_uid_lowwater;
+	uint32_t first_deleted_uid_lowwater;
+};
+MIX_API void mix_snap_counts(const struct mix_snap *snap,
+			     struct mix_snap_counts *counts_r);
+
+/* One message as a lookup returns it.  Pointers are into the snapshot and
+ * valid as long as the snapshot is. */
+struct mix_record {
+	uint32_t uid;
+	uint32_t seq;           /* 1-based sequence number in the snapshot */
+	uint8_t flags;          /* enum mix_flag */
+	uint64_t modseq;
+	const uint8_t *keywords;     /* bitmap: bit i = keyword i */
+	uint32_t keywords_bits;      /* bits in the bitmap */
+	const void *raw;             /* the record; for mix_record_ext() */
+};
+
+/* Find uid.  Returns 1 and fills *rec_r when present; 0 when absent (then
+ * rec_r->seq is the sequence the UID would have, i.e. the count of
+ * messages with smaller UIDs, + 1).  rec_r may be NULL. */
+MIX_API int mix_snap_lookup_uid(const struct mix_snap *snap, uint32_t uid,
+				struct mix_record *rec_r);
+
+/* Sequence (1..messages_count) to record.  Returns 1, or 0 if out of
+ * range. */
+MIX_API int mix_snap_lookup_seq(const struct mix_snap *snap, uint32_t seq,
+				struct mix_record *rec_r);
+
+/* The sequence range of the messages with UIDs in [first_uid, last_uid].
+ * Returns 1 and sets *seq1_r..*seq2_r, or 0 when no message is in it. */
+MIX_API int mix_snap_uid_range_to_seq(const struct mix_snap *snap,
+				      uint32_t first_uid, uint32_t last_uid,
+				      uint32_t *seq1_r, uint32_t *seq2_r);
+
+/* Extension data of a record, or NULL for an unknown extension or one
+ * without record data; *size_r (may be NULL) gets its size. */
+MIX_API const void *mix_record_ext(const struct mix_snap *snap,
+				   const struct mix_record *rec,
+				   uint32_t ext_id, size_t *size_r);
+
+/* Header data of an extension, or NULL; *size_r gets its size. */
+MIX_API const void *mix_snap_ext_hdr(const struct mix_snap *snap,
+				     uint32_t ext_id, size_t *size_r);
+
+/* The id of an extension by name; returns 1 and sets *ext_id_r, or 0. */
+MIX_API int mix_snap_ext_lookup(const struct mix_snap *snap, const char *name,
+				uint32_t *ext_id_r);
+
+/* Keywords known to the index.  Names are valid with the snapshot. */
+MIX_API uint32_t mix_snap_keyword_count(const struct mix_snap *snap);
+MIX_API const char *mix_snap_keyword_name(const struct mix_snap *snap,
+					  uint32_t idx);
+/* Returns 1 and the keyword's index, or 0 if the index has no such one. */
+MIX_API int mix_snap_keyword_lookup(const struct mix_snap *snap,
+				    const char *name, uint32_t *idx_r);
+
+/* 1 if record has keyword idx. */
+static inline int mix_record_has_keyword(const struct mix_record *rec,
+					 uint32_t idx)
+{
+	return idx < rec->keywords_bits &&
+	       (rec->keywords[idx / 8] >> (idx % 8)) & 1;
+}
+
+/* Iteration in sequence order from seq 'from' (1-based). */
+struct mix_iter {
+	const struct mix_snap *snap;
+	uint32_t chunk;
+	uint32_t pos;
+	uint32_t seq;
+};
+
+/* Position it at sequence from (1 = first message).  Inside the read-side
+ * section that got snap. */
+MIX_API void mix_iter_init(struct mix_iter *it, const struct mix_snap *snap,
+			   uint32_t from);
+
+/* Next record; returns 1 and fills *rec_r, or 0 at the end. */
+MIX_API int mix_iter_next(struct mix_iter *it, struct mix_record *rec_r);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

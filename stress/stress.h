@@ -1,0 +1,257 @@
+/*
+ * Helpers shared by the stress programs (stress/validate.c, stress/bench.c):
+ * a monotonic clock in nanoseconds, a xorshift64* generator with a
+ * printed, replayable seed, strict option parsing that exits with status 2
+ * on a bad value, directory helpers, medians and the process's resident
+ * set size.  Header-only: every function is static inline, so a program
+ * that does not use one gets no warning and no code.
+ *
+ * Nothing here calls into mix; the programs use only include/mix/mix.h.
+ */
+#ifndef MIX_STRESS_H
+#define MIX_STRESS_H
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- time --------------------------------------------------------------- */
+
+static inline uint64_t st_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static inline double st_secs_since(uint64_t start_ns)
+{
+	return (double)(st_now_ns() - start_ns) / 1e9;
+}
+
+/* ---- failures of the program itself (not of the engine) ----------------- */
+
+/* Print "prog: message" and exit 2: a setup step failed (bad option, cannot
+ * create a directory, the engine refused to open).  Distinct from exit 1,
+ * which the validate program keeps for a violated invariant. */
+static inline void st_die(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2), noreturn));
+static inline void st_die(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(2);
+}
+
+/* ---- random numbers ----------------------------------------------------- */
+
+/* xorshift64*: tiny, good enough for picking UIDs, never zero state. */
+static inline uint64_t st_rand(uint64_t *s)
+{
+	uint64_t x = *s ? *s : 0x9e3779b97f4a7c15ull;
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	*s = x;
+	return x * 0x2545f4914f6cdd1dull;
+}
+
+/* Uniform-ish in [0, n); 0 when n == 0. */
+static inline uint32_t st_rand_below(uint64_t *s, uint32_t n)
+{
+	return n ? (uint32_t)((st_rand(s) >> 11) % n) : 0;
+}
+
+/* Uniform-ish in [lo, hi]. */
+static inline uint32_t st_rand_range(uint64_t *s, uint32_t lo, uint32_t hi)
+{
+	return lo + st_rand_below(s, hi - lo + 1);
+}
+
+/* 1 with probability pct/100. */
+static inline int st_chance(uint64_t *s, unsigned pct)
+{
+	return st_rand_below(s, 100) < pct;
+}
+
+/* A per-thread stream derived from the run's seed (splitmix64 step), so
+ * that threads do not share a generator and a seed replays the choices
+ * each thread makes (not their interleaving). */
+static inline uint64_t st_seed_derive(uint64_t seed, uint64_t stream)
+{
+	uint64_t z = seed + 0x9e3779b97f4a7c15ull * (stream + 1);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	z ^= z >> 31;
+	return z ? z : 1;
+}
+
+/* The run's seed: the --seed option if given, else $MIX_SEED, else the
+ * clock.  The caller prints it. */
+static inline uint64_t st_seed_pick(const char *opt)
+{
+	const char *s = opt ? opt : getenv("MIX_SEED");
+	struct timespec ts;
+	if (s && *s) {
+		char *end;
+		unsigned long long v;
+		errno = 0;
+		v = strtoull(s, &end, 0);
+		if (errno || *end)
+			st_die("bad seed '%s'", s);
+		return v;
+	}
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000003u ^ (uint64_t)ts.tv_nsec;
+}
+
+/* ---- option parsing ----------------------------------------------------- */
+
+/* Parse an unsigned decimal/hex option value in [min, max] or exit 2. */
+static inline uint64_t st_opt_u64(const char *name, const char *arg,
+				  uint64_t min, uint64_t max)
+{
+	char *end;
+	unsigned long long v;
+	if (!arg || !*arg || *arg == '-')
+		st_die("--%s: expected a number, got '%s'", name,
+		       arg ? arg : "");
+	errno = 0;
+	v = strtoull(arg, &end, 0);
+	if (errno || *end)
+		st_die("--%s: expected a number, got '%s'", name, arg);
+	if (v < min || v > max)
+		st_die("--%s: %llu is outside %llu..%llu", name, v,
+		       (unsigned long long)min, (unsigned long long)max);
+	return v;
+}
+
+/* Parse a non-negative decimal number of seconds (fractions allowed). */
+static inline double st_opt_secs(const char *name, const char *arg,
+				 double min, double max)
+{
+	char *end;
+	double v;
+	if (!arg || !*arg)
+		st_die("--%s: expected seconds", name);
+	errno = 0;
+	v = strtod(arg, &end);
+	if (errno || *end || !(v >= min && v <= max))
+		st_die("--%s: '%s' is not a number of seconds in %g..%g",
+		       name, arg, min, max);
+	return v;
+}
+
+/* ---- directories -------------------------------------------------------- */
+
+/* Make sure dir exists (creating one level) or exit 2. */
+static inline void st_mkdir(const char *dir)
+{
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		st_die("mkdir %s: %s", dir, strerror(errno));
+}
+
+/* base/name as a new malloc'd string; the directory is created. */
+static inline char *st_subdir(const char *base, const char *name)
+{
+	char *p;
+	if (asprintf(&p, "%s/%s", base, name) < 0)
+		st_die("out of memory");
+	st_mkdir(p);
+	return p;
+}
+
+/* Remove dir and everything below it (best effort). */
+static inline void st_rmdir_r(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	char path[4096];
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		if (unlink(path) < 0 && errno == EISDIR)
+			st_rmdir_r(path);
+	}
+	closedir(d);
+	rmdir(dir);
+}
+
+/* Size of dir/name in bytes, or 0 if it cannot be stat()ed. */
+static inline uint64_t st_file_size(const char *dir, const char *name)
+{
+	char path[4096];
+	struct stat st;
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	return stat(path, &st) == 0 ? (uint64_t)st.st_size : 0;
+}
+
+/* ---- statistics ---------------------------------------------------------- */
+
+static inline int st_cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+/* Median of v[0..n) (sorts v in place); 0 when n == 0. */
+static inline double st_median(double *v, size_t n)
+{
+	if (n == 0)
+		return 0;
+	qsort(v, n, sizeof(*v), st_cmp_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* The p-th percentile (0..100, nearest rank) of v[0..n) (sorts v). */
+static inline double st_percentile(double *v, size_t n, double p)
+{
+	size_t i;
+	if (n == 0)
+		return 0;
+	qsort(v, n, sizeof(*v), st_cmp_double);
+	i = (size_t)(p / 100.0 * (double)n);
+	return v[i < n ? i : n - 1];
+}
+
+/* ---- memory --------------------------------------------------------------- */
+
+/* A "Name:   N kB" field of /proc/self/status in bytes, or 0. */
+static inline uint64_t st_proc_status_kb(const char *field)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	size_t len = strlen(field);
+	uint64_t v = 0;
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f)) {
+		if (!strncmp(line, field, len) && line[len] == ':') {
+			v = strtoull(line + len + 1, NULL, 10) * 1024;
+			break;
+		}
+	}
+	fclose(f);
+	return v;
+}
+
+/* Resident set size in bytes (VmRSS = RssAnon + RssFile + RssShmem). */
+static inline uint64_t st_rss_bytes(void)
+{
+	return st_proc_status_kb("VmRSS");
+}
+
+#endif

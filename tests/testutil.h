@@ -1,0 +1,120 @@
+/*
+ * Helpers shared by the test programs: temporary directories, seeds,
+ * file utilities.  Header-only (static functions).
+ */
+#ifndef MIX_TESTUTIL_H
+#define MIX_TESTUTIL_H
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* A fresh directory under $TMPDIR (or /tmp); removed by tu_rmdir_r. */
+static inline char *tu_tmpdir(const char *tag)
+{
+	const char *base = getenv("TMPDIR");
+	char *p;
+	if (!base || !*base)
+		base = "/tmp";
+	if (asprintf(&p, "%s/mix-%s.XXXXXX", base, tag) < 0 || !mkdtemp(p)) {
+		perror("mkdtemp");
+		exit(255);
+	}
+	return p;
+}
+
+static inline void tu_rmdir_r(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	char path[4096];
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		if (unlink(path) < 0 && errno == EISDIR)
+			tu_rmdir_r(path);
+	}
+	closedir(d);
+	rmdir(dir);
+}
+
+/* Seed from $MIX_SEED or the clock; always printed so a failure can be
+ * replayed with MIX_SEED=<n>. */
+static inline uint64_t tu_seed(void)
+{
+	const char *s = getenv("MIX_SEED");
+	uint64_t seed;
+	if (s && *s)
+		seed = strtoull(s, NULL, 0);
+	else {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		seed = (uint64_t)ts.tv_sec * 1000003u ^ (uint64_t)ts.tv_nsec;
+	}
+	printf("# seed: MIX_SEED=%llu\n", (unsigned long long)seed);
+	return seed;
+}
+
+/* xorshift64* */
+static inline uint64_t tu_rand(uint64_t *s)
+{
+	uint64_t x = *s ? *s : 0x9e3779b97f4a7c15ull;
+	x ^= x >> 12; x ^= x << 25; x ^= x >> 27;
+	*s = x;
+	return x * 0x2545f4914f6cdd1dull;
+}
+static inline uint32_t tu_rand_below(uint64_t *s, uint32_t n)
+{
+	return n ? (uint32_t)(tu_rand(s) % n) : 0;
+}
+
+/* Whole file into malloc'd memory; returns NULL on error. */
+static inline uint8_t *tu_read_file(const char *path, size_t *size_r)
+{
+	int fd = open(path, O_RDONLY);
+	struct stat st;
+	uint8_t *buf;
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		if (fd >= 0) close(fd);
+		return NULL;
+	}
+	buf = malloc(st.st_size ? st.st_size : 1);
+	if (buf && pread(fd, buf, st.st_size, 0) != st.st_size) {
+		free(buf);
+		buf = NULL;
+	}
+	close(fd);
+	*size_r = st.st_size;
+	return buf;
+}
+
+static inline int tu_write_file(const char *path, const void *buf, size_t size)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	int ok;
+	if (fd < 0)
+		return -1;
+	ok = write(fd, buf, size) == (ssize_t)size;
+	close(fd);
+	return ok ? 0 : -1;
+}
+
+/* Scale of the randomized tests: $MIX_TEST_SCALE (default 1). */
+static inline double tu_scale(void)
+{
+	const char *s = getenv("MIX_TEST_SCALE");
+	double v = s ? atof(s) : 1.0;
+	return v > 0 ? v : 1.0;
+}
+
+#endif

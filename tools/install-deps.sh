@@ -1,0 +1,40 @@
+#!/bin/sh
+# Installs what building and testing mix needs on Debian 12, when missing.
+# Called by `make` targets before they build; safe to run repeatedly.
+# Without root it prints the exact apt-get line and fails.
+set -eu
+
+need=""
+have_hdr() { printf '#include <%s>\n' "$1" | ${CC:-cc} -E -x c - >/dev/null 2>&1; }
+have_cmd() { command -v "$1" >/dev/null 2>&1; }
+
+have_hdr urcu/urcu-memb.h || need="$need liburcu-dev"
+have_hdr ck_pr.h          || need="$need libck-dev"
+have_cmd prove            || need="$need perl"
+have_cmd ${CC:-cc}        || need="$need gcc"
+have_cmd make             || need="$need make"
+have_cmd pkg-config       || need="$need pkg-config"
+# clang brings the sanitizer runtimes used by `make asan`/`make tsan` with
+# either compiler; gcc's own are in libasan8/libubsan1/libtsan2 (with gcc).
+if [ "${MIX_DEPS_SAN:-0}" = 1 ]; then
+	for l in libasan8 libubsan1 libtsan2; do
+		dpkg -s "$l" >/dev/null 2>&1 || need="$need $l"
+	done
+fi
+if [ "${MIX_DEPS_VALGRIND:-0}" = 1 ]; then
+	have_cmd valgrind || need="$need valgrind"
+fi
+
+[ -z "$need" ] && exit 0
+
+line="apt-get update && apt-get install -y$need"
+if [ "$(id -u)" != 0 ]; then
+	echo "mix: missing build dependencies:$need" >&2
+	echo "mix: as root, run:  $line" >&2
+	exit 1
+fi
+echo "mix: installing:$need" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# shellcheck disable=SC2086
+apt-get install -y -qq $need >&2
