@@ -74,6 +74,7 @@ static int lock_take(struct mix_index *idx)
 		int e = errno;
 		n = (int)pread(fd, pidbuf, sizeof(pidbuf) - 1, 0);
 		pidbuf[n > 0 ? n : 0] = '\0';
+		pidbuf[strcspn(pidbuf, "\n")] = '\0';
 		close(fd);
 		if (e == EAGAIN || e == EACCES)
 			return mix_err(MIX_ELOCKED, "%s: locked for writing by "

@@ -264,16 +264,17 @@ static int dec_flags(const struct rec_ctx *c, const uint8_t *p, uint32_t n,
 }
 
 /* §3.3.5 / §3.3.7: a name of size bytes at p, padded with zeros to
- * align4(size) bytes.  Keyword names also exclude controls and space. */
-static int dec_name(const struct rec_ctx *c, const uint8_t *p, uint32_t size,
-		    int keyword)
+ * align4(size) bytes.  Keyword and extension names have the byte rules of
+ * mix.index (format.md §2.2, §2.3): every byte above 0x20 and not 0x7f, so
+ * that a checkpoint can always write what the log declared. */
+static int dec_name(const struct rec_ctx *c, const uint8_t *p, uint32_t size)
 {
 	for (uint32_t i = 0; i < size; i++) {
 		if (p[i] == 0)
 			return rec_bad(c, "name byte %u is NUL", i);
-		if (keyword && (p[i] <= 0x20 || p[i] == 0x7f))
-			return rec_bad(c, "keyword name byte %u is 0x%02x (control "
-				       "or space)", i, p[i]);
+		if (p[i] <= 0x20 || p[i] == 0x7f)
+			return rec_bad(c, "name byte %u is 0x%02x (control or "
+				       "space)", i, p[i]);
 	}
 	if (!all_zero(p + size, mix_align4(size) - size))
 		return rec_bad(c, "padding after the name is not zero");
@@ -304,7 +305,7 @@ static int dec_keyword(const struct rec_ctx *c, const uint8_t *p, uint32_t n,
 	if (name_end > n)
 		return rec_bad(c, "name of %u bytes runs past the record's %u "
 			       "payload bytes", k.name_size, n);
-	ret = dec_name(c, p + sizeof(k), k.name_size, 1);
+	ret = dec_name(c, p + sizeof(k), k.name_size);
 	if (ret < 0)
 		return ret;
 	op->modify = k.modify;
@@ -347,7 +348,7 @@ static int dec_ext_intro(const struct rec_ctx *c, const uint8_t *p,
 	op->ext_id = in.ext_id;
 	op->name = (const char *)(p + sizeof(in));
 	op->name_size = in.name_size;
-	return dec_name(c, p + sizeof(in), in.name_size, 0);
+	return dec_name(c, p + sizeof(in), in.name_size);
 }
 
 /* §3.3.8 EXT_HDR */
@@ -1045,6 +1046,41 @@ static int reader_check_version(const struct mix_log_reader *r,
 		return mix_err(MIX_EVERSION, "%s: compat_flags at offset 32 is "
 			       "0x%02x without little-endian: log written with "
 			       "the other byte order (§3.1)", p, h->compat_flags);
+	if (h->compat_flags != MIX_COMPAT_LITTLE_ENDIAN)
+		return mix_err(MIX_EVERSION, "%s: compat_flags at offset 32 is "
+			       "0x%02x: unknown compatibility bits (§3.1)", p,
+			       h->compat_flags);
+	return 0;
+}
+
+/* §3.1: the header fields, once the checksum matched. */
+static int reader_check_fields(const struct mix_log_reader *r,
+			       const struct mix_log_header *h)
+{
+	/* a file of our own minor version has exactly our header, with
+	 * reserved bytes 0; a newer minor may have used them (format.md §1) */
+	int newer = h->minor_version > MIX_LOG_MINOR;
+
+	if (h->hdr_size < sizeof(*h) || h->hdr_size % 4 != 0 ||
+	    h->hdr_size > r->size || (!newer && h->hdr_size != sizeof(*h)))
+		return mix_err(MIX_ECORRUPT, "%s: hdr_size at offset 6 is %u; "
+			       "expected %s, and at most the file size %llu "
+			       "(§3.1)", r->path, h->hdr_size,
+			       newer ? "a multiple of 4 >= 48" : "48",
+			       (unsigned long long)r->size);
+	if (!newer && (!all_zero(h->unused, sizeof(h->unused)) ||
+		       h->reserved != 0))
+		return mix_err(MIX_ECORRUPT, "%s: reserved bytes at offsets "
+			       "33..43 are not 0 (§3.1)", r->path);
+	if (h->file_seq == 0 || h->prev_file_seq >= h->file_seq)
+		return mix_err(MIX_ECORRUPT, "%s: file_seq at offset 12 is %u "
+			       "and prev_file_seq at 16 is %u; expected 0 < "
+			       "prev_file_seq < file_seq or prev 0 (§3.1)",
+			       r->path, h->file_seq, h->prev_file_seq);
+	if (!mix_modseq_file_ok(h->indexid, h->file_seq))
+		return mix_err(MIX_ECORRUPT, "%s: indexid %u + file_seq %u "
+			       "reaches 2^31: modseqs would pass 2^63 (§4)",
+			       r->path, h->indexid, h->file_seq);
 	return 0;
 }
 
@@ -1072,21 +1108,9 @@ static int reader_check_header(struct mix_log_reader *r)
 		return mix_err(MIX_ECORRUPT, "%s: header checksum at offset 44 "
 			       "is 0x%08x, computed 0x%08x (§3.1)", r->path,
 			       h.checksum, crc);
-	if (h.hdr_size < sizeof(h) || h.hdr_size % 4 != 0 ||
-	    h.hdr_size > r->size)
-		return mix_err(MIX_ECORRUPT, "%s: hdr_size at offset 6 is %u; "
-			       "expected a multiple of 4, >= 48 and <= the file "
-			       "size %llu (§3.1)", r->path, h.hdr_size,
-			       (unsigned long long)r->size);
-	if (h.file_seq == 0 || h.prev_file_seq >= h.file_seq)
-		return mix_err(MIX_ECORRUPT, "%s: file_seq at offset 12 is %u "
-			       "and prev_file_seq at 16 is %u; expected 0 < "
-			       "prev_file_seq < file_seq or prev 0 (§3.1)",
-			       r->path, h.file_seq, h.prev_file_seq);
-	if (!mix_modseq_file_ok(h.indexid, h.file_seq))
-		return mix_err(MIX_ECORRUPT, "%s: indexid %u + file_seq %u "
-			       "reaches 2^31: modseqs would pass 2^63 (§4)",
-			       r->path, h.indexid, h.file_seq);
+	ret = reader_check_fields(r, &h);
+	if (ret < 0)
+		return ret;
 	r->hdr = h;
 	r->pos = h.hdr_size;
 	return 0;

@@ -194,8 +194,8 @@ struct mix_log_op {
  * whose size, type or payload is invalid (every rule of docs/format.md
  * §3.2 and §3.3): sizes inside the transaction, ranges first <= last,
  * sorted and not overlapping, appended UIDs strictly increasing and > 0,
- * flags within MIX_FLAGS_ALL, names 1..255 (keyword; no NUL, control
- * character or space) or 1..63 (extension; no NUL) bytes, ext intro sizes
+ * flags within MIX_FLAGS_ALL, names 1..255 (keyword) or 1..63 (extension)
+ * bytes, each byte above 0x20 and not 0x7f, ext intro sizes
  * and alignment within the limits of format.h, HDR writing only
  * uid_validity, next_uid or first_recent_uid, zero padding.  Returns
  * MIX_EINVAL if txn is not 4-aligned or *pos is not 0 or a record

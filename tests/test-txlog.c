@@ -268,16 +268,13 @@ static void rand_ranges(uint64_t *s, struct mop *m)
 	}
 }
 
-static void rand_name(uint64_t *s, char *name, uint32_t max, int keyword)
+static void rand_name(uint64_t *s, char *name, uint32_t max)
 {
 	uint32_t len = tu_rand_below(s, 8) ? 1 + tu_rand_below(s, 20)
 					   : 1 + tu_rand_below(s, max);
 	for (uint32_t i = 0; i < len; i++) {
-		if (keyword)
-			name[i] = (char)(tu_rand_below(s, 4) ? 0x21 + tu_rand_below(s, 94)
-						     : 0x80 + tu_rand_below(s, 128));
-		else
-			name[i] = (char)(1 + tu_rand_below(s, 255));
+		name[i] = (char)(tu_rand_below(s, 4) ? 0x21 + tu_rand_below(s, 94)
+					     : 0x80 + tu_rand_below(s, 128));
 	}
 	name[len] = '\0';
 }
@@ -298,7 +295,7 @@ static void rand_ext(uint64_t *s, struct mop *m)
 		m->intro.hdr_size = tu_rand_below(s, MIX_EXT_HDR_MAX + 1);
 		m->intro.record_size = tu_rand_below(s, MIX_EXT_REC_MAX + 1);
 		m->intro.record_align = aligns[tu_rand_below(s, 4)];
-		rand_name(s, m->name, MIX_EXT_NAME_MAX, 0);
+		rand_name(s, m->name, MIX_EXT_NAME_MAX);
 		break;
 	case MIX_LOG_EXT_HDR:
 		m->ext_id = tu_rand_below(s, 40);
@@ -351,7 +348,7 @@ static void rand_mop(uint64_t *s, struct mop *m)
 		break;
 	case MIX_LOG_KEYWORD:
 		m->modify = 1 + tu_rand_below(s, 2);
-		rand_name(s, m->name, MIX_MAX_KEYWORD_LEN, 1);
+		rand_name(s, m->name, MIX_MAX_KEYWORD_LEN);
 		rand_ranges(s, m);
 		break;
 	default:
@@ -578,6 +575,7 @@ static void test_encode_reject(void)
 	longname[256] = '\0';
 	REJECT(mix_logenc_keyword(&b, 1, longname, NULL, 0), "keyword: 256 bytes");
 	REJECT(mix_logenc_ext_intro(&b, &in, ""), "ext-intro: empty name");
+	REJECT(mix_logenc_ext_intro(&b, &in, "a b"), "ext-intro: space");
 	longname[64] = '\0';
 	REJECT(mix_logenc_ext_intro(&b, &in, longname), "ext-intro: 64 bytes");
 	in.record_align = 3;
@@ -1231,7 +1229,7 @@ static int open_buf(const uint8_t *buf, size_t size, struct mix_log_reader *r)
 
 static void test_headers(const uint8_t *file)
 {
-	uint8_t good[128], h[128];
+	uint8_t good[128] = { 0 }, h[128] = { 0 };
 	size_t hs = 48;
 	struct mix_log_reader r;
 	int fails = 0;
@@ -1267,6 +1265,18 @@ static void test_headers(const uint8_t *file)
 	memcpy(h, good, 48); h[32] = 0; fix_hdr_crc(h);
 	HDR_CASE(MIX_EVERSION, "byte order", "hdr: no little-endian flag → "
 		 "MIX_EVERSION");
+	memcpy(h, good, 48); h[32] = 3; fix_hdr_crc(h);
+	HDR_CASE(MIX_EVERSION, "unknown compatibility", "hdr: unknown compat "
+		 "bit → MIX_EVERSION");
+	memcpy(h, good, 48); h[35] = 1; fix_hdr_crc(h);
+	HDR_CASE(MIX_ECORRUPT, "reserved", "hdr: unused byte set in a minor-0 "
+		 "file");
+	memcpy(h, good, 48); h[40] = 1; fix_hdr_crc(h);
+	HDR_CASE(MIX_ECORRUPT, "reserved", "hdr: reserved set in a minor-0 file");
+	memcpy(h, good, 48); h[5] = MIX_LOG_MINOR + 1; h[35] = 1; h[40] = 1;
+	fix_hdr_crc(h);
+	is(open_buf(h, 48, &r), 0, "hdr: reserved bytes set in a newer minor "
+	   "version are accepted");
 	memcpy(h, good, 48); h[24] ^= 1;
 	HDR_CASE(MIX_ECORRUPT, "checksum", "hdr: bad checksum → MIX_ECORRUPT "
 		 "naming the field");
@@ -1274,8 +1284,11 @@ static void test_headers(const uint8_t *file)
 	HDR_CASE(MIX_ECORRUPT, "hdr_size", "hdr: hdr_size 44");
 	memcpy(h, good, 48); h[6] = 50; fix_hdr_crc(h);
 	HDR_CASE(MIX_ECORRUPT, "hdr_size", "hdr: hdr_size 50");
-	memcpy(h, good, 48); h[6] = 52; fix_hdr_crc(h);
+	memcpy(h, good, 48); h[6] = 52; h[5] = MIX_LOG_MINOR + 1; fix_hdr_crc(h);
 	HDR_CASE(MIX_ECORRUPT, "hdr_size", "hdr: hdr_size past the file");
+	memcpy(h, good, 56); h[6] = 56; fix_hdr_crc(h); hs = 56;
+	HDR_CASE(MIX_ECORRUPT, "hdr_size", "hdr: hdr_size 56 in a minor-0 file");
+	hs = 48;
 	memcpy(h, good, 48); put32(h + 12, 0); put32(h + 16, 0); fix_hdr_crc(h);
 	HDR_CASE(MIX_ECORRUPT, "file_seq", "hdr: file_seq 0");
 	memcpy(h, good, 48); put32(h + 16, get32(h + 12)); fix_hdr_crc(h);
@@ -1439,6 +1452,10 @@ static const struct bad_case bad_cases[] = {
 	  { 2, 0, 0, 4 << 16, 4 | 1 << 16, W4('v', 'm', 'a', 'p') }, "pad" },
 	{ "ext-intro: NUL", MIX_LOG_EXT_INTRO, 0, 0, 6,
 	  { 2, 0, 0, 4 << 16, 4, W4('v', 0, 'a', 'p') }, "NUL" },
+	{ "ext-intro: space", MIX_LOG_EXT_INTRO, 0, 0, 6,
+	  { 2, 0, 0, 4 << 16, 4, W4('v', ' ', 'a', 'p') }, "0x20" },
+	{ "ext-intro: control", MIX_LOG_EXT_INTRO, 0, 0, 6,
+	  { 2, 0, 0, 4 << 16, 4, W4('v', 'm', 'a', 0x1b) }, "0x1b" },
 	{ "ext-intro: padding", MIX_LOG_EXT_INTRO, 0, 0, 6,
 	  { 2, 0, 0, 4 << 16, 3, W4('v', 'm', 'a', 'p') }, "padding" },
 	{ "ext-intro: ok", MIX_LOG_EXT_INTRO, 0, 0, 6,

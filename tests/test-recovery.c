@@ -1,0 +1,348 @@
+/*
+ * Recovery at open (engine/index.c; docs/format.md §3.4-§3.5):
+ *  - a child process commits and dies without closing (as after kill -9);
+ *    the parent cuts the log at every byte offset of the last transaction
+ *    and reopens: the committed prefix is intact, the torn transaction is
+ *    gone and reported, and the next commit's modseq is above every modseq
+ *    issued before the crash (no modseq is ever reused);
+ *  - mix.index damaged while the logs reach back to creation: rebuilt;
+ *    damaged when they do not: a clear error naming the file;
+ *  - a missing log in the chain, a log of another index, a newer major
+ *    version: clear errors, never a crash;
+ *  - a second writable open of the same index: MIX_ELOCKED naming the pid.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "mix/mix.h"
+#include "tap.h"
+#include "testutil.h"
+
+#define K 6
+
+static struct mix_engine *engine;
+static char warnings[4096];
+
+static void on_warning(void *ctx, const char *msg)
+{
+	(void)ctx;
+	snprintf(warnings + strlen(warnings), sizeof(warnings) - strlen(warnings),
+		 "%s\n", msg);
+}
+
+static int commit_one(struct mix_index *idx, int i, uint64_t *modseq_r)
+{
+	struct mix_txn *t;
+	struct mix_commit_result res;
+	char kw[16];
+	const char *kws[] = { kw, NULL };
+	struct mix_uid_range r = { (uint32_t)i, (uint32_t)i };
+	int j, ret;
+
+	snprintf(kw, sizeof(kw), "k%d", i);
+	if ((ret = mix_txn_begin(idx, &t)) < 0)
+		return ret;
+	for (j = 0; j < 3; j++)
+		mix_txn_append(t, i % 2 ? MIX_FLAG_SEEN : 0, kws, NULL);
+	mix_txn_flags(t, &r, 1, MIX_MODIFY_ADD, MIX_FLAG_FLAGGED);
+	ret = mix_txn_commit(&t, MIX_DURABILITY_NONE, &res);
+	*modseq_r = res.modseq;
+	return ret;
+}
+
+/* Child: create the index, commit K transactions, report their modseqs,
+ * die without closing anything. */
+static void child_commits(const char *dir, int fd)
+{
+	struct mix_engine *e;
+	struct mix_index *idx;
+	uint64_t m;
+	int i;
+	if (mix_engine_create(NULL, &e) < 0 ||
+	    mix_index_open(e, dir, MIX_OPEN_CREATE, &idx) < 0)
+		_exit(2);
+	for (i = 1; i <= K; i++) {
+		if (commit_one(idx, i, &m) < 0)
+			_exit(3);
+		if (write(fd, &m, sizeof(m)) != sizeof(m))
+			_exit(4);
+	}
+	_exit(0);
+}
+
+struct files {
+	uint8_t *data[3];
+	size_t size[3];
+};
+static const char *const fnames[3] = { "mix.index", "mix.index.log",
+				       "mix.index.log.2" };
+
+static void files_save(const char *dir, struct files *f)
+{
+	char p[4096];
+	int i;
+	for (i = 0; i < 3; i++) {
+		snprintf(p, sizeof(p), "%s/%s", dir, fnames[i]);
+		f->data[i] = tu_read_file(p, &f->size[i]);
+	}
+}
+
+static void files_restore(const char *dir, const struct files *f)
+{
+	char p[4096];
+	int i;
+	for (i = 0; i < 3; i++) {
+		snprintf(p, sizeof(p), "%s/%s", dir, fnames[i]);
+		unlink(p);
+		if (f->data[i])
+			tu_write_file(p, f->data[i], f->size[i]);
+	}
+}
+
+static int check_state(struct mix_index *idx, int k, uint64_t hms)
+{
+	const struct mix_snap *s;
+	int good;
+	mix_read_lock();
+	s = mix_index_snap(idx);
+	good = mix_snap_messages_count(s) == (uint32_t)(3 * k) &&
+	       mix_snap_next_uid(s) == (uint32_t)(3 * k + 1) &&
+	       mix_snap_highest_modseq(s) == hms &&
+	       mix_snap_keyword_count(s) == (uint32_t)k;
+	if (!good)
+		diag("state: count %u next_uid %u hms %llx kw %u; expected "
+		     "k=%d hms %llx", mix_snap_messages_count(s),
+		     mix_snap_next_uid(s),
+		     (unsigned long long)mix_snap_highest_modseq(s),
+		     mix_snap_keyword_count(s), k, (unsigned long long)hms);
+	mix_read_unlock();
+	return good;
+}
+
+/* Run before the parent starts any thread, so fork() is safe. */
+static void crash_child(const char *dir, uint64_t *modseq)
+{
+	int fds[2], st, i;
+	pid_t pid;
+
+	if (pipe(fds) < 0)
+		BAIL("pipe");
+	pid = fork();
+	if (pid == 0) {
+		close(fds[0]);
+		child_commits(dir, fds[1]);
+	}
+	close(fds[1]);
+	for (i = 0; i < K; i++)
+		if (read(fds[0], &modseq[i], 8) != 8)
+			BAIL("child died after %d commits", i);
+	close(fds[0]);
+	waitpid(pid, &st, 0);
+	ok(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child committed %d "
+	   "transactions and died without closing", K);
+}
+
+static void test_torn_tail(const char *dir, const uint64_t *modseq)
+{
+	uint64_t maxseen = 0, m;
+	struct files base;
+	int i, bad = 0, cuts = 0;
+	uint32_t start, end, cut;
+	for (i = 0; i < K; i++)
+		if (modseq[i] > maxseen)
+			maxseen = modseq[i];
+	files_save(dir, &base);
+	ok(base.data[1] != NULL, "the active log exists (%zu bytes)",
+	   base.size[1]);
+	start = (uint32_t)modseq[K - 1];  /* offset of the last transaction */
+	end = (uint32_t)base.size[1];
+	ok(start > 48 && start < end, "last transaction at %u..%u", start, end);
+
+	for (cut = start; cut <= end; cut++) {
+		struct mix_index *idx;
+		struct mix_open_info info;
+		int whole = cut == end;
+		char p[4096];
+		files_restore(dir, &base);
+		snprintf(p, sizeof(p), "%s/mix.index.log", dir);
+		if (truncate(p, cut) < 0)
+			BAIL("truncate");
+		warnings[0] = '\0';
+		if (mix_index_open(engine, dir, 0, &idx) < 0) {
+			diag("cut %u: open failed: %s", cut, mix_last_error());
+			bad++;
+			continue;
+		}
+		cuts++;
+		mix_index_open_info(idx, &info);
+		if (!check_state(idx, whole ? K : K - 1,
+				 modseq[whole ? K - 1 : K - 2]))
+			bad++;
+		if (info.dropped_bytes != (whole ? 0 : cut - start) ||
+		    (cut > start && !whole && (info.dropped_offset != start ||
+					       !strstr(warnings, "offset")))) {
+			diag("cut %u: dropped %llu at %u, warning '%s'", cut,
+			     (unsigned long long)info.dropped_bytes,
+			     info.dropped_offset, warnings);
+			bad++;
+		}
+		if (commit_one(idx, 99, &m) < 0 || m <= maxseen) {
+			diag("cut %u: next modseq %llx not above %llx", cut,
+			     (unsigned long long)m, (unsigned long long)maxseen);
+			bad++;
+		}
+		if (mix_index_close(&idx) < 0)
+			bad++;
+	}
+	ok(bad == 0 && cuts == (int)(end - start + 1),
+	   "log cut at each of %d offsets of the last transaction: prefix "
+	   "intact, torn transaction dropped and reported, no modseq reused",
+	   cuts);
+	for (i = 0; i < 3; i++)
+		free(base.data[i]);
+}
+
+static void test_rebuild(const char *dir)
+{
+	struct mix_index *idx;
+	struct mix_open_info info;
+	uint64_t m, last = 0;
+	char p[4096];
+	int i, ret;
+
+	ok(mix_index_open(engine, dir, MIX_OPEN_CREATE, &idx) == 0,
+	   "fresh index");
+	for (i = 1; i <= 3; i++)
+		commit_one(idx, i, &last);
+	mix_index_close(&idx);
+	/* the logs now start at the index's creation (prev_file_seq 0):
+	 * .log.2 is the first log, .log the one after the reopen */
+	snprintf(p, sizeof(p), "%s/mix.index", dir);
+	{
+		size_t size;
+		uint8_t *d = tu_read_file(p, &size);
+		d[size - 1] ^= 0x55; /* checksum no longer matches */
+		tu_write_file(p, d, size);
+		free(d);
+	}
+	warnings[0] = '\0';
+	ret = mix_index_open(engine, dir, 0, &idx);
+	ok(ret == 0, "damaged mix.index with logs reaching back: open works "
+	   "(%s)", ret ? mix_last_error() : "ok");
+	if (ret == 0) {
+		mix_index_open_info(idx, &info);
+		ok(info.rebuilt == 1 && strstr(warnings, "mix.index"),
+		   "rebuilt from the logs and warned: %s", warnings);
+		ok(check_state(idx, 3, last), "rebuilt state is complete");
+		ok(commit_one(idx, 4, &m) == 0 && m > last, "and writable");
+		mix_index_close(&idx);
+	}
+	/* now the first log is gone (two reopens rotated it away) */
+	ok(mix_index_open(engine, dir, 0, &idx) == 0, "reopen");
+	mix_index_close(&idx);
+	{
+		size_t size;
+		uint8_t *d = tu_read_file(p, &size);
+		d[40] ^= 0x01;
+		tu_write_file(p, d, size);
+		free(d);
+	}
+	ret = mix_index_open(engine, dir, 0, &idx);
+	ok(ret == MIX_ECORRUPT && strstr(mix_last_error(), "mix.index"),
+	   "damaged mix.index, logs not reaching back: MIX_ECORRUPT naming "
+	   "the file: %s", mix_last_error());
+}
+
+static void test_bad_logs(const char *dir)
+{
+	struct mix_index *idx, *idx2;
+	char p[4096], p2[4096];
+	size_t size;
+	uint8_t *d;
+	uint64_t m;
+	int ret;
+
+	ok(mix_index_open(engine, dir, MIX_OPEN_RECREATE, &idx) == 0,
+	   "recreated");
+	commit_one(idx, 1, &m);
+	ret = mix_index_open(engine, dir, 0, &idx2);
+	ok(ret == MIX_ELOCKED && strstr(mix_last_error(), "pid"),
+	   "second writer: MIX_ELOCKED: %s", mix_last_error());
+	mix_index_close(&idx);
+
+	/* newer major version of the active log */
+	snprintf(p, sizeof(p), "%s/mix.index.log", dir);
+	d = tu_read_file(p, &size);
+	d[4] = 9;
+	tu_write_file(p, d, size);
+	ret = mix_index_open(engine, dir, 0, &idx);
+	ok(ret == MIX_EVERSION, "log of a newer major version: %s (%s)",
+	   mix_strerror(ret), mix_last_error());
+	/* garbage */
+	memset(d, 0xa5, size);
+	tu_write_file(p, d, size);
+	ret = mix_index_open(engine, dir, 0, &idx);
+	ok(ret == MIX_ECORRUPT && strstr(mix_last_error(), "mix.index.log"),
+	   "garbage log: MIX_ECORRUPT naming it: %s", mix_last_error());
+	free(d);
+	unlink(p);
+
+	/* a log from elsewhere in the chain missing: move .log.2 away after
+	 * making the index point into it */
+	ok(mix_index_open(engine, dir, MIX_OPEN_RECREATE, &idx) == 0, "again");
+	commit_one(idx, 1, &m);
+	mix_index_close(&idx);
+	snprintf(p2, sizeof(p2), "%s/mix.index.log.2", dir);
+	unlink(p2);
+	ok(mix_index_open(engine, dir, 0, &idx) == 0,
+	   "an old log no longer needed may go");
+	commit_one(idx, 2, &m);
+	/* crash-like: copy files while open, then drop the log the index
+	 * needs */
+	{
+		struct files f;
+		files_save(dir, &f);
+		mix_index_close(&idx);
+		files_restore(dir, &f);
+		unlink(p);   /* the active log with the commit is gone */
+		rename(p2, p); /* and the older one takes its name */
+		ret = mix_index_open(engine, dir, 0, &idx);
+		ok(ret == 0 || ret == MIX_ECORRUPT,
+		   "shuffled logs: success or MIX_ECORRUPT, not a crash (%s)",
+		   ret ? mix_last_error() : "ok");
+		if (ret == 0)
+			mix_index_close(&idx);
+		for (int i = 0; i < 3; i++)
+			free(f.data[i]);
+	}
+	ret = mix_index_open(engine, "/nonexistent/dir", 0, &idx);
+	ok(ret == MIX_ENOTFOUND || ret < 0, "missing directory: %s",
+	   mix_strerror(ret));
+}
+
+int main(void)
+{
+	struct mix_engine_config cfg;
+	char *d1 = tu_tmpdir("recov1"), *d2 = tu_tmpdir("recov2"),
+	     *d3 = tu_tmpdir("recov3");
+	uint64_t modseq[K];
+
+	crash_child(d1, modseq);
+	mix_engine_config_init(&cfg);
+	cfg.warning = on_warning;
+	if (mix_engine_create(&cfg, &engine) < 0)
+		BAIL("engine: %s", mix_last_error());
+	test_torn_tail(d1, modseq);
+	test_rebuild(d2);
+	test_bad_logs(d3);
+	ok(mix_engine_free(&engine) == 0, "engine freed");
+	tu_rmdir_r(d1);
+	tu_rmdir_r(d2);
+	tu_rmdir_r(d3);
+	free(d1);
+	free(d2);
+	free(d3);
+	return tap_done();
+}
