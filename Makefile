@@ -86,8 +86,8 @@ asan:
 # liburcu's grace periods are invisible to TSan; engine/rcu.h annotates
 # them under __SANITIZE_THREAD__ (see the comment there).
 tsan:
-	$(MAKE) BUILD=build-tsan OPT=-O1 SAN='-fsanitize=thread' \
-		MIX_TSAN=1 check
+	TSAN_OPTIONS="suppressions=$(CURDIR)/tests/tsan.supp halt_on_error=1 second_deadlock_stack=1" \
+	$(MAKE) BUILD=build-tsan OPT=-O1 SAN='-fsanitize=thread' check
 
 stress: all $(BUILD)/stress/validate
 	@d=$$(mktemp -d /tmp/mix-stress.XXXXXX) && \

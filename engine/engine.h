@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "mix/mix.h"
+#include "intake.h"
 #include "rcu.h"
 
 struct mix_txn;
@@ -18,11 +19,10 @@ struct mix_writer {
 	unsigned id;
 	pthread_t thread;
 	int started;
-	/* intake: multi-producer, drained whole by the writer (wfcqueue
-	 * splice).  queued counts transactions enqueued and not yet
-	 * completed; committers wait while it is at queue_max. */
-	struct cds_wfcq_head qhead;
-	struct cds_wfcq_tail qtail;
+	/* intake: multi-producer, drained whole by the writer (intake.h).
+	 * queued counts transactions enqueued and not yet completed;
+	 * committers wait while it is at queue_max. */
+	struct mix_intake intake;
 	uint32_t queued;        /* atomic */
 	pthread_mutex_t lock;   /* sleeping writer, waiting committers */
 	pthread_cond_t wake;    /* writer waits here when idle */

@@ -18,11 +18,6 @@
 #ifndef MIX_RCU_H
 #define MIX_RCU_H
 
-#define _LGPL_SOURCE 1
-#include <urcu/urcu-memb.h>
-#include <urcu/compiler.h>
-#include <urcu/wfcqueue.h>
-
 #if defined(__SANITIZE_THREAD__)
 #define MIX_TSAN 1
 #elif defined(__has_feature)
@@ -30,6 +25,15 @@
 #define MIX_TSAN 1
 #endif
 #endif
+
+/* Inline read-side fast paths, except under TSan: there liburcu's code
+ * stays in the (uninstrumented) library and tests/tsan.supp silences what
+ * TSan's malloc interceptors see of its internals. */
+#ifndef MIX_TSAN
+#define _LGPL_SOURCE 1
+#endif
+#include <urcu/urcu-memb.h>
+#include <urcu/compiler.h>
 
 #ifdef MIX_TSAN
 void __tsan_acquire(void *addr);

@@ -660,7 +660,7 @@ int mix_logenc_append(struct mix_buf *b, const struct mix_log_append *recs,
 		      uint32_t count)
 {
 	uint64_t n = (uint64_t)count * sizeof(*recs);
-	size_t start;
+	size_t start = 0;
 	int ret = rec_open(b, MIX_LOG_APPEND, n, &start);
 
 	if (ret < 0)
@@ -675,7 +675,7 @@ static int enc_ranges_rec(struct mix_buf *b, uint16_t type,
 			  const struct mix_log_uid_range *r, uint32_t count)
 {
 	uint64_t n = (uint64_t)count * sizeof(*r);
-	size_t start;
+	size_t start = 0;
 	int ret = rec_open(b, type, n, &start);
 
 	if (ret < 0)
@@ -702,7 +702,7 @@ int mix_logenc_flags(struct mix_buf *b, uint8_t add, uint8_t remove,
 {
 	struct mix_log_flags f = { .add = add, .remove = remove };
 	uint64_t n = (uint64_t)count * sizeof(*r);
-	size_t start;
+	size_t start = 0;
 	int ret = rec_open(b, MIX_LOG_FLAGS, sizeof(f) + n, &start);
 
 	if (ret < 0)
@@ -718,7 +718,7 @@ int mix_logenc_keyword(struct mix_buf *b, uint8_t modify, const char *name,
 {
 	struct mix_log_keyword k = { .modify = modify };
 	uint64_t n = (uint64_t)count * sizeof(*r);
-	size_t nlen, start, rpos;
+	size_t nlen, start = 0, rpos;
 	int ret;
 
 	if (name == NULL || (nlen = strlen(name)) > MIX_MAX_KEYWORD_LEN)
@@ -743,7 +743,7 @@ int mix_logenc_ext_intro(struct mix_buf *b,
 			 const char *name)
 {
 	struct mix_log_ext_intro in = *intro;
-	size_t nlen, start;
+	size_t nlen, start = 0;
 	int ret;
 
 	if (name == NULL || (nlen = strlen(name)) > MIX_EXT_NAME_MAX)
@@ -765,7 +765,7 @@ int mix_logenc_ext_hdr(struct mix_buf *b, uint32_t ext_id, uint32_t offset,
 		       const void *data, uint32_t size)
 {
 	struct mix_log_ext_hdr h = { ext_id, offset, size };
-	size_t start;
+	size_t start = 0;
 	int ret;
 
 	if (size > MIX_EXT_HDR_MAX)
@@ -786,7 +786,7 @@ int mix_logenc_ext_rec(struct mix_buf *b, uint32_t ext_id, uint32_t rec_size,
 {
 	struct mix_log_ext_rec h = { ext_id, rec_size };
 	uint32_t stride;
-	size_t start;
+	size_t start = 0;
 	uint8_t *e;
 	int ret;
 
@@ -812,7 +812,7 @@ int mix_logenc_hdr(struct mix_buf *b, uint32_t offset, const void *data,
 		   uint32_t size)
 {
 	struct mix_log_hdr h = { offset, size };
-	size_t start;
+	size_t start = 0;
 	int ret;
 
 	if (size > sizeof(struct mix_index_header))

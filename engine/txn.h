@@ -10,7 +10,7 @@
 #include <stdint.h>
 
 #include "mix/mix.h"
-#include "rcu.h"
+#include "intake.h"
 #include "txlog.h"
 
 enum txn_op_type {
@@ -52,7 +52,7 @@ enum txn_kind {
 };
 
 struct mix_txn {
-	struct cds_wfcq_node node;
+	struct mix_intake_node node;
 	struct mix_index *index;
 	uint32_t kind;
 	struct txn_op *ops;

@@ -1,8 +1,7 @@
 /*
  * Writer threads (docs/design.md §3).  Each writer owns a set of indexes;
  * committers of those indexes enqueue transactions on its intake queue
- * (liburcu wfcqueue: wait-free enqueue, the writer splices the whole queue
- * at once).  A batch is everything spliced; it is split per index,
+ * (intake.h: lock-free push, the writer takes the whole queue at once).  A batch is everything spliced; it is split per index,
  * preserving each index's commit order, and each part is applied, written
  * with one write(), synced at most once and published as one snapshot by
  * mix_index_process_batch.
@@ -38,12 +37,12 @@ void mix_writer_enqueue(struct mix_writer *w, struct mix_txn *t)
 		__atomic_sub_fetch(&w->space_waiters, 1, __ATOMIC_SEQ_CST);
 		pthread_mutex_unlock(&w->lock);
 	}
-	cds_wfcq_node_init(&t->node);
 	/* ORDER(intake): the transaction is complete before it is linked;
-	 * the writer reads it after splicing (wfcqueue orders the two). */
-	MIX_TSAN_RELEASE(t);
-	cds_wfcq_enqueue(&w->qhead, &w->qtail, &t->node);
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	 * pairs with the acquire in mix_intake_take_all. */
+	mix_intake_push(&w->intake, &t->node);
+	/* ORDER(wake): seq_cst push-then-load here against the writer's
+	 * seq_cst store of sleeping then re-check of the queue: one of the
+	 * two sees the other (Dekker), so no wakeup is lost. */
 	if (__atomic_load_n(&w->sleeping, __ATOMIC_SEQ_CST)) {
 		pthread_mutex_lock(&w->lock);
 		pthread_cond_signal(&w->wake);
@@ -58,10 +57,10 @@ static int writer_sleep(struct mix_writer *w)
 	int stop;
 	pthread_mutex_lock(&w->lock);
 	__atomic_store_n(&w->sleeping, 1, __ATOMIC_SEQ_CST);
-	while (cds_wfcq_empty(&w->qhead, &w->qtail) && !w->stop)
+	while (mix_intake_empty(&w->intake) && !w->stop)
 		pthread_cond_wait(&w->wake, &w->lock);
 	__atomic_store_n(&w->sleeping, 0, __ATOMIC_SEQ_CST);
-	stop = w->stop && cds_wfcq_empty(&w->qhead, &w->qtail);
+	stop = w->stop && mix_intake_empty(&w->intake);
 	pthread_mutex_unlock(&w->lock);
 	return stop;
 }
@@ -112,19 +111,16 @@ static int part_add(struct part **parts, uint32_t *nparts, uint32_t *cap,
 static uint32_t writer_batch(struct mix_writer *w, struct part **parts,
 			     uint32_t *cap)
 {
-	struct cds_wfcq_head h;
-	struct cds_wfcq_tail tl;
-	struct cds_wfcq_node *node, *next;
+	struct mix_intake_node *node, *next;
 	uint32_t nparts = 0, i, total = 0;
 
-	cds_wfcq_init(&h, &tl);
-	if (__cds_wfcq_splice_blocking(&h, &tl, &w->qhead, &w->qtail) ==
-	    CDS_WFCQ_RET_SRC_EMPTY)
+	node = mix_intake_take_all(&w->intake);
+	if (!node)
 		return 0;
-	__cds_wfcq_for_each_blocking_safe(&h, &tl, node, next) {
+	for (; node; node = next) {
 		struct mix_txn *t = caa_container_of(node, struct mix_txn,
 						     node);
-		MIX_TSAN_ACQUIRE(t);
+		next = node->next; /* t may be freed once completed */
 		total++;
 		if (part_add(parts, &nparts, cap, t) < 0) {
 			mix_err(-ENOMEM, "writer: out of memory");
@@ -176,7 +172,6 @@ int mix_writer_start(struct mix_engine *e, struct mix_writer *w, unsigned id)
 	memset(w, 0, sizeof(*w));
 	w->engine = e;
 	w->id = id;
-	cds_wfcq_init(&w->qhead, &w->qtail);
 	if ((ret = pthread_mutex_init(&w->lock, NULL)) != 0 ||
 	    (ret = pthread_cond_init(&w->wake, NULL)) != 0 ||
 	    (ret = pthread_cond_init(&w->space, NULL)) != 0)
@@ -201,6 +196,5 @@ void mix_writer_stop(struct mix_writer *w)
 	pthread_mutex_destroy(&w->lock);
 	pthread_cond_destroy(&w->wake);
 	pthread_cond_destroy(&w->space);
-	cds_wfcq_destroy(&w->qhead, &w->qtail);
 	w->started = 0;
 }
