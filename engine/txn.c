@@ -362,7 +362,7 @@ int mix_txn_commit_wait(struct mix_txn *t)
 	int spins;
 	mix_writer_enqueue(t->index->writer, t);
 	/* short spin: a NONE commit is often done within a few µs */
-	for (spins = 0; spins < 200; spins++) {
+	for (spins = 0; spins < 4000; spins++) {
 		if (__atomic_load_n(&t->done, __ATOMIC_ACQUIRE))
 			break;
 		caa_cpu_relax();
