@@ -26,9 +26,11 @@ static int kw_idx(struct mix_builder *b, struct mix_buf *buf, const char *name,
 {
 	uint32_t before = b->kw->count;
 	int ret = mix_builder_keyword_idx(b, name, strlen(name), create, idx_r);
-	if (ret > 0 && b->kw->count > before &&
-	    mix_logenc_keyword(buf, MIX_LOG_KW_ADD, name, NULL, 0) < 0)
-		return -ENOMEM;
+	if (ret > 0 && b->kw->count > before) {
+		int r = mix_logenc_keyword(buf, MIX_LOG_KW_ADD, name, NULL, 0);
+		if (r < 0)
+			return r;
+	}
 	return ret;
 }
 
