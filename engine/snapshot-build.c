@@ -260,7 +260,8 @@ int mix_builder_finish(struct mix_builder *b, struct mix_snap **snap_r,
 {
 	struct mix_snap *s;
 	uint32_t n, i, seq = 0;
-	size_t off_first, off_seq, off_mod, off_chunks, total;
+	size_t off_first, off_last, off_recs, off_seq, off_mod, off_chunks;
+	size_t total;
 	uint8_t *mem;
 
 	if (merge_small(b) < 0)
@@ -268,8 +269,10 @@ int mix_builder_finish(struct mix_builder *b, struct mix_snap **snap_r,
 	n = b->nchunks;
 	off_mod = up8(sizeof(*s));
 	off_chunks = off_mod + (size_t)n * 8;
-	off_first = off_chunks + (size_t)n * sizeof(void *);
-	off_seq = off_first + (size_t)n * 4;
+	off_recs = off_chunks + (size_t)n * sizeof(void *);
+	off_first = off_recs + (size_t)n * sizeof(void *);
+	off_last = off_first + (size_t)n * 4;
+	off_seq = off_last + (size_t)n * 4;
 	total = off_seq + (size_t)(n + 1) * 4;
 	mem = calloc(1, total);
 	if (!mem)
@@ -278,12 +281,16 @@ int mix_builder_finish(struct mix_builder *b, struct mix_snap **snap_r,
 	s->c_max_modseq = (const uint64_t *)(mem + off_mod);
 	s->chunks = (struct mix_chunk *const *)(mem + off_chunks);
 	s->c_first_uid = (const uint32_t *)(mem + off_first);
+	s->c_last_uid = (const uint32_t *)(mem + off_last);
+	s->c_recs = (const uint8_t *const *)(mem + off_recs);
 	s->c_seq = (const uint32_t *)(mem + off_seq);
 	for (i = 0; i < n; i++) {
 		struct mix_chunk *c = b->chunks[i];
 		((uint64_t *)(mem + off_mod))[i] = c->max_modseq;
 		((struct mix_chunk **)(mem + off_chunks))[i] = c;
 		((uint32_t *)(mem + off_first))[i] = c->first_uid;
+		((uint32_t *)(mem + off_last))[i] = c->last_uid;
+		((const uint8_t **)(mem + off_recs))[i] = c->recs;
 		((uint32_t *)(mem + off_seq))[i] = seq;
 		seq += c->count;
 	}

@@ -30,7 +30,7 @@ static uint32_t find_chunk(const struct mix_snap *s, uint32_t uid)
 {
 	const uint32_t *f = s->c_first_uid;
 	uint32_t n = s->nchunks, lo, hi, i;
-	uint64_t span = (uint64_t)s->chunks[n - 1]->last_uid - f[0] + 1;
+	uint64_t span = (uint64_t)s->c_last_uid[n - 1] - f[0] + 1;
 	int step;
 
 	i = (uint32_t)((uint64_t)(uid - f[0]) * n / span);
@@ -56,21 +56,25 @@ static uint32_t find_chunk(const struct mix_snap *s, uint32_t uid)
 	return lo;
 }
 
-/* Position of uid in c, or where it would be inserted. */
-static int find_in_chunk(const struct mix_snap *s, const struct mix_chunk *c,
-			 uint32_t uid, uint32_t *pos_r)
+/* Position of uid in chunk ci (first <= uid <= last), or where it would
+ * be inserted. */
+static int find_in_chunk(const struct mix_snap *s, uint32_t ci, uint32_t uid,
+			 uint32_t *pos_r)
 {
-	uint32_t lo = 0, hi = c->count, guess, u;
+	uint32_t first = s->c_first_uid[ci], last = s->c_last_uid[ci];
+	uint32_t count = s->c_seq[ci + 1] - s->c_seq[ci];
+	uint32_t lo = 0, hi = count, guess, u;
+	const uint8_t *recs = s->c_recs[ci];
 	size_t rs = s->record_size;
 
-	if (c->last_uid - c->first_uid + 1 == c->count) {
+	if (last - first + 1 == count) {
 		/* dense: every UID in [first, last] is here */
-		*pos_r = uid - c->first_uid;
+		*pos_r = uid - first;
 		return 1;
 	}
-	guess = (uint32_t)((uint64_t)(uid - c->first_uid) * (c->count - 1) /
-			   (c->last_uid - c->first_uid));
-	u = rec_uid(c->recs + guess * rs);
+	guess = (uint32_t)((uint64_t)(uid - first) * (count - 1) /
+			   (last - first));
+	u = rec_uid(recs + guess * rs);
 	if (u == uid) {
 		*pos_r = guess;
 		return 1;
@@ -81,7 +85,7 @@ static int find_in_chunk(const struct mix_snap *s, const struct mix_chunk *c,
 		hi = guess;
 	while (lo < hi) {
 		uint32_t mid = lo + (hi - lo) / 2;
-		u = rec_uid(c->recs + mid * rs);
+		u = rec_uid(recs + mid * rs);
 		if (u < uid)
 			lo = mid + 1;
 		else if (u > uid)
@@ -98,7 +102,6 @@ static int find_in_chunk(const struct mix_snap *s, const struct mix_chunk *c,
 int mix_snap_find_uid(const struct mix_snap *s, uint32_t uid,
 		      uint32_t *ci_r, uint32_t *pos_r)
 {
-	const struct mix_chunk *c;
 	uint32_t ci;
 
 	if (s->nchunks == 0 || uid < s->c_first_uid[0]) {
@@ -107,19 +110,18 @@ int mix_snap_find_uid(const struct mix_snap *s, uint32_t uid,
 		return 0;
 	}
 	ci = find_chunk(s, uid);
-	c = s->chunks[ci];
 	*ci_r = ci;
-	if (uid > c->last_uid) {
-		*pos_r = c->count;
+	if (uid > s->c_last_uid[ci]) {
+		*pos_r = s->c_seq[ci + 1] - s->c_seq[ci];
 		return 0;
 	}
-	return find_in_chunk(s, c, uid, pos_r);
+	return find_in_chunk(s, ci, uid, pos_r);
 }
 
 void mix_snap_fill_record(const struct mix_snap *s, uint32_t ci, uint32_t pos,
 			  struct mix_record *rec_r)
 {
-	const uint8_t *r = mix_chunk_rec(s, s->chunks[ci], pos);
+	const uint8_t *r = s->c_recs[ci] + (size_t)pos * s->record_size;
 	rec_r->uid = rec_uid(r);
 	rec_r->seq = s->c_seq[ci] + pos + 1;
 	rec_r->flags = r[4];

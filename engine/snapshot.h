@@ -114,7 +114,11 @@ struct mix_snap {
 	const struct mix_kwlist *kw;
 	const struct mix_exthdrs *exthdrs;
 	uint32_t nchunks;
+	/* the directory, as arrays so that a lookup touches no chunk
+	 * struct: first/last UID, records, cumulative counts */
 	const uint32_t *c_first_uid;  /* [nchunks] */
+	const uint32_t *c_last_uid;   /* [nchunks] */
+	const uint8_t *const *c_recs; /* [nchunks] */
 	const uint32_t *c_seq;        /* [nchunks + 1]: messages before chunk */
 	const uint64_t *c_max_modseq; /* [nchunks] */
 	struct mix_chunk *const *chunks; /* [nchunks] */
