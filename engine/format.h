@@ -90,6 +90,25 @@ _Static_assert(sizeof(struct mix_index_ext_header) == 16, "ext header");
 #define MIX_EXT_NAME_MODSEQ "modseq"
 #define MIX_EXT_NAME_KEYWORDS "keywords"
 
+/* The expunge history (§2.6): a header-only extension, always written
+ * last.  Data: struct mix_xhist_header, then count entries, oldest first:
+ * struct mix_xhist_entry followed by nranges struct mix_log_uid_range.
+ * Every expunge with a modseq above oldest_modseq is listed. */
+#define MIX_EXT_NAME_EXPUNGES "mix.expunges"
+#define MIX_XHIST_HDR_MAX (64u << 20)
+struct mix_xhist_header {
+	uint64_t oldest_modseq;
+	uint32_t count;
+	uint32_t pad;
+};
+struct mix_xhist_entry {
+	uint64_t modseq;
+	uint32_t nranges;
+	uint32_t pad;
+};
+_Static_assert(sizeof(struct mix_xhist_header) == 16, "xhist header");
+_Static_assert(sizeof(struct mix_xhist_entry) == 16, "xhist entry");
+
 /* The "keywords" extension header data (§2.3): u32 count; then count
  * NUL-terminated names back to back.  Bit i of a record's keyword bitmap
  * is keyword i. */

@@ -164,6 +164,7 @@ static void run_batch(struct mix_index *idx, struct mix_txn **txns,
 			complete_range(txns, start, n, ret);
 			return;
 		}
+		b.xhist_max = idx->xhist_max;
 		idx->batch.len = 0;
 		need_sync = failed = 0;
 		end = apply_some(idx, &b, txns, start, n, &need_sync, &failed);
@@ -217,12 +218,17 @@ static int checkpoint_write(struct mix_index *idx, const struct mix_snap *s)
 	struct mix_ifile_ext *exts;
 	struct mix_snap_runs runs = { s, 0 };
 	struct mix_ifile_src src;
-	uint32_t i;
+	uint8_t *xh = NULL;
+	uint32_t i, xh_size;
 	int ret;
 
-	exts = calloc(l->ext_count, sizeof(*exts));
-	if (!exts)
+	if ((ret = mix_xhist_encode(&s->xhist, &xh, &xh_size)) < 0)
+		return ret;
+	exts = calloc(l->ext_count + 1, sizeof(*exts));
+	if (!exts) {
+		free(xh);
 		return -ENOMEM;
+	}
 	for (i = 0; i < l->ext_count; i++) {
 		memcpy(exts[i].name, l->exts[i].name, sizeof(exts[i].name));
 		exts[i].reset_id = l->exts[i].reset_id;
@@ -232,12 +238,18 @@ static int checkpoint_write(struct mix_index *idx, const struct mix_snap *s)
 		exts[i].rec_size = l->exts[i].rec_size;
 		exts[i].rec_align = l->exts[i].rec_align;
 	}
+	/* §2.6: the expunge history, always last */
+	snprintf(exts[i].name, sizeof(exts[i].name), "%s",
+		 MIX_EXT_NAME_EXPUNGES);
+	exts[i].hdr = xh;
+	exts[i].hdr_size = xh_size;
+	exts[i].rec_align = 1;
 	memset(&src, 0, sizeof(src));
 	src.hdr = s->hdr;
 	src.hdr.log_file_seq = idx->log.hdr.file_seq;
 	src.hdr.log_file_head_offset = (uint32_t)idx->log.offset;
 	src.record_size = s->record_size;
-	src.ext_count = l->ext_count;
+	src.ext_count = l->ext_count + 1;
 	src.exts = exts;
 	src.keyword_count = s->kw->count;
 	src.keywords = s->kw->names;
@@ -245,6 +257,7 @@ static int checkpoint_write(struct mix_index *idx, const struct mix_snap *s)
 	src.ctx = &runs;
 	ret = mix_ifile_write(idx->dir, &src);
 	free(exts);
+	free(xh);
 	return ret;
 }
 

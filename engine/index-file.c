@@ -418,7 +418,9 @@ static int check_ext(const struct vctx *v, const struct mix_ifile_ext *e,
 		     uint32_t i)
 {
 	uint32_t off = ext_offset(v, e);
-	uint32_t hdr_max = i == 1 ? KW_HDR_MAX : MIX_EXT_HDR_MAX;
+	uint32_t hdr_max = i == 1 ? KW_HDR_MAX :
+			   strcmp(e->name, MIX_EXT_NAME_EXPUNGES) == 0 ?
+			   MIX_XHIST_HDR_MAX : MIX_EXT_HDR_MAX;
 	uint16_t a = e->rec_align;
 
 	if (e->hdr_size > hdr_max)
@@ -949,10 +951,12 @@ static int check_src(const struct vctx *v, const struct mix_ifile_src *src)
 			return verr(v, "extension %u: name is empty or not "
 				    "NUL-terminated within %u bytes", i,
 				    MIX_EXT_NAME_MAX);
-		if (i != 1 && e->hdr_size > MIX_EXT_HDR_MAX)
+		uint32_t hdr_max = strcmp(e->name, MIX_EXT_NAME_EXPUNGES) == 0 ?
+				   MIX_XHIST_HDR_MAX : MIX_EXT_HDR_MAX;
+		if (i != 1 && e->hdr_size > hdr_max)
 			return verr(v, "extension %u \"%s\": hdr_size %u is "
 				    "above %u", i, e->name, e->hdr_size,
-				    MIX_EXT_HDR_MAX);
+				    hdr_max);
 		if (i != 1 && e->hdr_size > 0 && e->hdr == NULL)
 			return verr(v, "extension %u \"%s\": hdr is NULL", i,
 				    e->name);

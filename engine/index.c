@@ -325,7 +325,18 @@ static int recreate_prepare(struct mix_index *idx, uint32_t *indexid_r)
 	return 0;
 }
 
+static int recover_states(struct recovery *rc, unsigned flags);
+
 static int recover(struct recovery *rc, unsigned flags)
+{
+	int ret = recover_states(rc, flags);
+	rc->b.xhist_max = rc->idx->xhist_max;
+	if (ret < 0)
+		return ret;
+	return replay_chain(rc);
+}
+
+static int recover_states(struct recovery *rc, unsigned flags)
 {
 	struct mix_index *idx = rc->idx;
 	char msg[512] = "";
@@ -370,7 +381,7 @@ static int recover(struct recovery *rc, unsigned flags)
 			warn(idx, msg);
 		}
 	}
-	return replay_chain(rc);
+	return 0;
 }
 
 /* Writable open: make mix.index cover everything replayed and continue in
@@ -455,6 +466,7 @@ static int index_alloc(struct mix_engine *e, const char *dir, unsigned flags,
 	idx->lock_fd = -1;
 	idx->log.fd = -1;
 	idx->rotate_size = e->cfg.log_rotate_size;
+	idx->xhist_max = e->cfg.expunge_history_max;
 	if (mix_reclaim_init(&idx->reclaim) < 0) {
 		free(idx->dir);
 		free(idx);
@@ -542,9 +554,12 @@ MIX_API int mix_index_close(struct mix_index **idxp)
 	return ret;
 }
 
-/* docs/format.md §2.2: no NUL, space or control characters. */
+/* docs/format.md §2.2: no NUL, space or control characters; names
+ * starting with "mix." are the engine's own. */
 static int ext_name_valid(const char *name)
 {
+	if (strncmp(name, "mix.", 4) == 0)
+		return 0;
 	for (; *name; name++)
 		if ((unsigned char)*name <= 0x20 || *name == 0x7f)
 			return 0;

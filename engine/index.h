@@ -30,6 +30,7 @@ struct mix_index {
 	struct mix_reclaim reclaim;
 	int lock_fd;
 	uint64_t rotate_size;
+	uint32_t xhist_max;          /* engine's expunge_history_max */
 	uint32_t ckpt_file_seq;      /* log position of the last checkpoint */
 	uint64_t ckpt_offset;
 	struct mix_buf batch;        /* encoded transactions of a batch */

@@ -128,6 +128,14 @@ uint32_t mix_reclaim_destroy(struct mix_reclaim *r, struct mix_snap *last,
 		objs = (struct mix_robj *)&last->kw->robj;
 		((struct mix_robj *)&last->exthdrs->robj)->next = objs;
 		objs = (struct mix_robj *)&last->exthdrs->robj;
+		{
+			const struct mix_xhist_node *x = last->xhist.head;
+			for (i = 0; i < last->xhist.count; i++, x = x->next) {
+				struct mix_robj *o = (struct mix_robj *)&x->robj;
+				o->next = objs;
+				objs = o;
+			}
+		}
 		pthread_mutex_lock(&r->lock);
 		while (objs) {
 			struct mix_robj *n = objs->next;

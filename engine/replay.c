@@ -151,6 +151,9 @@ static int replay_op(struct mix_builder *b, const struct mix_log_op *op,
 		free(want);
 		return ret;
 	case MIX_LOG_EXPUNGE:
+		ret = replay_ranges(b, op, modseq, 0, NULL);
+		return ret < 0 ? ret : mix_builder_xhist_add(b, modseq, op->ranges,
+							     op->count);
 	case MIX_LOG_FLAGS:
 		return replay_ranges(b, op, modseq, 0, NULL);
 	case MIX_LOG_EXT_INTRO:

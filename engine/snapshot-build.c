@@ -187,6 +187,7 @@ int mix_builder_begin(struct mix_builder *b, const struct mix_snap *base)
 	b->layout = (struct mix_layout *)base->layout;
 	b->kw = (struct mix_kwlist *)base->kw;
 	b->exthdrs = (struct mix_exthdrs *)base->exthdrs;
+	b->xhist = base->xhist;
 	if (dir_reserve(b, base->nchunks + 1) < 0)
 		return -ENOMEM;
 	memcpy(b->chunks, base->chunks, base->nchunks * sizeof(b->chunks[0]));
@@ -203,9 +204,15 @@ void mix_builder_abort(struct mix_builder *b)
 {
 	uint32_t i;
 	struct mix_robj *o, *next;
+	const struct mix_xhist_node *x = b->xhist.head, *xn;
 	for (i = 0; i < b->nchunks; i++)
 		if (is_private(b, &b->chunks[i]->robj))
 			mix_robj_free(&b->chunks[i]->robj);
+	for (i = 0; i < b->xhist.count && x && is_private(b, &x->robj);
+	     i++, x = xn) {
+		xn = x->next;
+		mix_robj_free((struct mix_robj *)&x->robj);
+	}
 	if (b->layout && is_private(b, &b->layout->robj))
 		mix_robj_free(&b->layout->robj);
 	if (b->kw && is_private(b, &b->kw->robj))
@@ -304,6 +311,7 @@ int mix_builder_finish(struct mix_builder *b, struct mix_snap **snap_r,
 	s->layout = b->layout;
 	s->kw = b->kw;
 	s->exthdrs = b->exthdrs;
+	s->xhist = b->xhist;
 	s->refs = 1;
 	*snap_r = s;
 	*retired_r = b->retired;
@@ -576,6 +584,38 @@ static int for_range(struct mix_builder *b, uint32_t first, uint32_t last,
 	}
 	if (any)
 		mix_builder_touch(b, modseq);
+	return 0;
+}
+
+int mix_builder_split_modseq(struct mix_builder *b, uint32_t first,
+			     uint32_t last, uint64_t m, struct mix_ranges *le,
+			     struct mix_ranges *gt)
+{
+	struct run rle = { le, 0 }, rgt = { gt, 0 };
+	uint32_t ci = dir_find(b, first), pos;
+
+	for (; ci < b->nchunks && b->chunks[ci]->first_uid <= last; ci++) {
+		struct mix_chunk *c = b->chunks[ci];
+		if (c->last_uid < first)
+			continue;
+		for (pos = chunk_lower_bound(b, c, first); pos < c->count;
+		     pos++) {
+			const uint8_t *r = c_rec(b, c, pos);
+			uint64_t ms;
+			if (r_uid(r) > last)
+				break;
+			memcpy(&ms, r + MIX_REC_MODSEQ_OFFSET, 8);
+			if (ms > m) {
+				rle.open = 0;
+				if (run_changed(&rgt, r_uid(r)) < 0)
+					return -ENOMEM;
+			} else {
+				rgt.open = 0;
+				if (run_changed(&rle, r_uid(r)) < 0)
+					return -ENOMEM;
+			}
+		}
+	}
 	return 0;
 }
 
@@ -979,6 +1019,163 @@ int mix_builder_ext_hdr(struct mix_builder *b, uint32_t ext_id,
 	return 0;
 }
 
+/* ---- expunge history (docs/format.md §2.6) ----------------------------- */
+
+static struct mix_xhist_node *xhist_node(uint64_t gen, uint64_t modseq,
+					 const struct mix_log_uid_range *r,
+					 uint32_t n)
+{
+	struct mix_xhist_node *x = malloc(sizeof(*x) + n * sizeof(x->r[0]));
+	if (!x)
+		return NULL;
+	robj_init(&x->robj, MIX_ROBJ_XHIST, gen);
+	x->next = NULL;
+	x->modseq = modseq;
+	x->nranges = n;
+	memcpy(x->r, r, n * sizeof(x->r[0]));
+	return x;
+}
+
+/* Forget the oldest entries until at most half the bound is left (the
+ * halving makes trimming O(1) amortized per entry). */
+static void xhist_trim(struct mix_builder *b)
+{
+	struct mix_xhist *h = &b->xhist;
+	const struct mix_xhist_node *x = h->head, *keep_end = NULL, *xn;
+	uint32_t kept = 0, ranges = 0, i;
+
+	for (; kept < h->count; kept++, x = x->next) {
+		if (kept > 0 && ranges + x->nranges > b->xhist_max / 2)
+			break;
+		ranges += x->nranges;
+		keep_end = x;
+	}
+	if (kept == h->count)
+		return;
+	h->oldest = x->modseq; /* the newest forgotten one */
+	for (i = kept; i < h->count; i++, x = xn) {
+		xn = x->next;
+		retire(b, (struct mix_robj *)&x->robj);
+	}
+	(void)keep_end;
+	h->count = kept;
+	h->nranges = ranges;
+}
+
+int mix_builder_xhist_add(struct mix_builder *b, uint64_t modseq,
+			  const struct mix_log_uid_range *r, uint32_t n)
+{
+	struct mix_xhist_node *x;
+	if (n == 0)
+		return 0;
+	if (!(x = xhist_node(b->gen, modseq, r, n)))
+		return -ENOMEM;
+	x->next = b->xhist.head;
+	b->xhist.head = x;
+	b->xhist.count++;
+	b->xhist.nranges += n;
+	if (b->xhist_max && b->xhist.nranges > b->xhist_max)
+		xhist_trim(b);
+	return 0;
+}
+
+int mix_xhist_encode(const struct mix_xhist *h, uint8_t **buf_r,
+		     uint32_t *size_r)
+{
+	const struct mix_xhist_node **v, *x = h->head;
+	struct mix_xhist_header hd = { h->oldest, h->count, 0 };
+	uint64_t size = sizeof(hd) + (uint64_t)h->count *
+		sizeof(struct mix_xhist_entry) + (uint64_t)h->nranges * 8;
+	uint32_t i;
+	uint8_t *p;
+
+	if (size > MIX_XHIST_HDR_MAX)
+		return mix_err(MIX_ELIMIT, "expunge history of %llu bytes",
+			       (unsigned long long)size);
+	v = malloc((h->count + 1) * sizeof(*v));
+	p = malloc(size);
+	if (!v || !p) {
+		free(v);
+		free(p);
+		return -ENOMEM;
+	}
+	for (i = 0; i < h->count; i++, x = x->next)
+		v[h->count - 1 - i] = x;      /* oldest first in the file */
+	*buf_r = p;
+	*size_r = (uint32_t)size;
+	memcpy(p, &hd, sizeof(hd));
+	p += sizeof(hd);
+	for (i = 0; i < h->count; i++) {
+		struct mix_xhist_entry e = { v[i]->modseq, v[i]->nranges, 0 };
+		memcpy(p, &e, sizeof(e));
+		memcpy(p + sizeof(e), v[i]->r, v[i]->nranges * 8);
+		p += sizeof(e) + v[i]->nranges * 8;
+	}
+	free(v);
+	return 0;
+}
+
+/* Parse the "mix.expunges" header data (hostile: from disk). */
+static int xhist_decode(struct mix_builder *b, const uint8_t *p,
+			uint32_t size)
+{
+	struct mix_xhist_header hd;
+	uint64_t prev;
+	uint32_t i, off = sizeof(hd);
+
+	if (size < sizeof(hd))
+		return mix_err(MIX_ECORRUPT, "mix.index: extension %s: "
+			       "hdr_size %u below 16", MIX_EXT_NAME_EXPUNGES,
+			       size);
+	memcpy(&hd, p, sizeof(hd));
+	if (hd.oldest_modseq > b->hdr.highest_modseq)
+		return mix_err(MIX_ECORRUPT, "mix.index: extension %s: "
+			       "oldest_modseq %llu above highest_modseq %llu",
+			       MIX_EXT_NAME_EXPUNGES,
+			       (unsigned long long)hd.oldest_modseq,
+			       (unsigned long long)b->hdr.highest_modseq);
+	b->xhist.oldest = prev = hd.oldest_modseq;
+	for (i = 0; i < hd.count; i++) {
+		struct mix_xhist_entry e;
+		struct mix_xhist_node *x;
+		uint32_t j;
+		if (size - off < sizeof(e))
+			goto bad;
+		memcpy(&e, p + off, sizeof(e));
+		off += sizeof(e);
+		/* equal modseqs: several EXPUNGE records of one transaction */
+		if (e.modseq < prev || e.modseq <= hd.oldest_modseq ||
+		    e.modseq > b->hdr.highest_modseq ||
+		    e.nranges == 0 || (size - off) / 8 < e.nranges)
+			goto bad;
+		x = xhist_node(b->gen, e.modseq,
+			       (const struct mix_log_uid_range *)(p + off), 0);
+		if (!x || !(x = realloc(x, sizeof(*x) + e.nranges * 8)))
+			return -ENOMEM;
+		memcpy(x->r, p + off, e.nranges * 8);
+		x->nranges = e.nranges;
+		x->next = b->xhist.head;
+		b->xhist.head = x;
+		b->xhist.count++;
+		b->xhist.nranges += e.nranges;
+		off += e.nranges * 8;
+		for (j = 0; j < e.nranges; j++)
+			if (x->r[j].first == 0 || x->r[j].first > x->r[j].last ||
+			    (j && x->r[j].first <= x->r[j - 1].last))
+				goto bad;
+		prev = e.modseq;
+	}
+	if (off != size)
+		goto bad;
+	return 0;
+bad:
+	return mix_err(MIX_ECORRUPT, "mix.index: extension %s: entry %u at "
+		       "data offset %u is malformed (modseqs must not decrease "
+		       "within (oldest_modseq, highest_modseq], ranges be "
+		       "sorted and inside the data)", MIX_EXT_NAME_EXPUNGES, i,
+		       off);
+}
+
 /* ---- starting points -------------------------------------------------- */
 
 static int base_objects(struct mix_builder *b, uint32_t ext_count,
@@ -1004,6 +1201,7 @@ int mix_builder_init_empty(struct mix_builder *b, uint64_t gen,
 	memset(b, 0, sizeof(*b));
 	b->gen = gen;
 	b->hdr = *hdr;
+	b->xhist.oldest = hdr->highest_modseq;
 	if (base_objects(b, MIX_EXT_FIRST, NULL, 0) < 0)
 		return -ENOMEM;
 	l = b->layout;
@@ -1020,22 +1218,23 @@ int mix_builder_init_empty(struct mix_builder *b, uint64_t gen,
 /* Extension header data of a verified file, copied out of the mapping
  * (the "keywords" header lives in the keyword list instead). */
 static struct mix_exthdrs *exthdrs_from_ifile(uint64_t gen,
-					      const struct mix_ifile *f)
+					      const struct mix_ifile *f,
+					      uint32_t n)
 {
 	struct mix_exthdrs *x;
 	size_t bytes = 0;
 	uint32_t i;
 	uint8_t *p;
 
-	for (i = 0; i < f->ext_count; i++)
+	for (i = 0; i < n; i++)
 		bytes += i == MIX_EXT_KEYWORDS ? 0 : f->exts[i].hdr_size;
-	x = calloc(1, sizeof(*x) + f->ext_count * sizeof(x->e[0]) + bytes);
+	x = calloc(1, sizeof(*x) + n * sizeof(x->e[0]) + bytes);
 	if (!x)
 		return NULL;
 	robj_init(&x->robj, MIX_ROBJ_EXTHDRS, gen);
-	x->count = f->ext_count;
-	p = (uint8_t *)&x->e[f->ext_count];
-	for (i = 0; i < f->ext_count; i++) {
+	x->count = n;
+	p = (uint8_t *)&x->e[n];
+	for (i = 0; i < n; i++) {
 		x->e[i].data = p;
 		x->e[i].size = i == MIX_EXT_KEYWORDS ? 0 : f->exts[i].hdr_size;
 		if (x->e[i].size)
@@ -1075,15 +1274,26 @@ static int chunks_from_ifile(struct mix_builder *b, const struct mix_ifile *f)
 int mix_builder_from_ifile(struct mix_builder *b, uint64_t gen,
 			   const struct mix_ifile *f, struct mix_map *map)
 {
-	uint32_t i;
+	uint32_t i, n = f->ext_count;
+	int ret;
 	(void)map; /* chunks point into it; the caller manages its life */
 
 	memset(b, 0, sizeof(*b));
 	b->gen = gen;
 	b->hdr = *f->hdr;
-	if (base_objects(b, f->ext_count, f->keywords, f->keyword_count) < 0)
+	b->xhist.oldest = f->hdr->highest_modseq;
+	/* §2.6: the expunge history is the last extension, not a layout one */
+	if (n > MIX_EXT_FIRST &&
+	    strcmp(f->exts[n - 1].name, MIX_EXT_NAME_EXPUNGES) == 0)
+		n--;
+	if (base_objects(b, n, f->keywords, f->keyword_count) < 0)
 		return -ENOMEM;
-	for (i = 0; i < f->ext_count; i++) {
+	if (n < f->ext_count &&
+	    (ret = xhist_decode(b, f->exts[n].hdr, f->exts[n].hdr_size)) < 0) {
+		mix_builder_abort(b);
+		return ret;
+	}
+	for (i = 0; i < n; i++) {
 		struct mix_ext *e = &b->layout->exts[i];
 		memcpy(e->name, f->exts[i].name, sizeof(e->name));
 		e->reset_id = f->exts[i].reset_id;
@@ -1094,7 +1304,7 @@ int mix_builder_from_ifile(struct mix_builder *b, uint64_t gen,
 	}
 	b->layout->record_size = f->hdr->record_size;
 	free(b->exthdrs);
-	b->exthdrs = exthdrs_from_ifile(gen, f);
+	b->exthdrs = exthdrs_from_ifile(gen, f, n);
 	if (!b->exthdrs || chunks_from_ifile(b, f) < 0) {
 		mix_builder_abort(b);
 		return -ENOMEM;
@@ -1114,6 +1324,13 @@ void mix_builder_retire_all(struct mix_builder *b, const struct mix_snap *old,
 	retire(b, (struct mix_robj *)&old->layout->robj);
 	retire(b, (struct mix_robj *)&old->kw->robj);
 	retire(b, (struct mix_robj *)&old->exthdrs->robj);
+	{
+		const struct mix_xhist_node *x = old->xhist.head, *xn;
+		for (i = 0; i < old->xhist.count; i++, x = xn) {
+			xn = x->next;
+			retire(b, (struct mix_robj *)&x->robj);
+		}
+	}
 	if (old_map)
 		retire(b, &old_map->robj);
 }

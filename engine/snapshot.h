@@ -38,6 +38,7 @@ enum mix_robj_kind {
 	MIX_ROBJ_KWLIST,
 	MIX_ROBJ_EXTHDRS,
 	MIX_ROBJ_MAP,
+	MIX_ROBJ_XHIST,
 };
 
 /* Header of every object shared between snapshots.  The object is
@@ -100,6 +101,24 @@ struct mix_exthdrs {
 	struct { uint32_t size; const uint8_t *data; } e[];
 };
 
+/* One transaction's expunges (docs/format.md §2.6).  Immutable; a list
+ * from newest to oldest.  A snapshot reads only its first `count` nodes:
+ * older ones may already be freed (the history is bounded). */
+struct mix_xhist_node {
+	struct mix_robj robj;
+	const struct mix_xhist_node *next;
+	uint64_t modseq;
+	uint32_t nranges;
+	struct mix_log_uid_range r[];
+};
+
+struct mix_xhist {
+	const struct mix_xhist_node *head;
+	uint32_t count;      /* nodes readable from head */
+	uint32_t nranges;    /* ranges in them */
+	uint64_t oldest;     /* every expunge above this modseq is listed */
+};
+
 /* ---- the snapshot ----------------------------------------------------- */
 
 struct mix_snap {
@@ -113,6 +132,7 @@ struct mix_snap {
 	const struct mix_layout *layout;
 	const struct mix_kwlist *kw;
 	const struct mix_exthdrs *exthdrs;
+	struct mix_xhist xhist;
 	uint32_t nchunks;
 	/* the directory, as arrays so that a lookup touches no chunk
 	 * struct: first/last UID, records, cumulative counts */
@@ -165,6 +185,8 @@ struct mix_builder {
 	struct mix_layout *layout;        /* may be private (born_gen == gen) */
 	struct mix_kwlist *kw;
 	struct mix_exthdrs *exthdrs;
+	struct mix_xhist xhist;
+	uint32_t xhist_max;  /* bound on xhist.nranges (0 = unbounded) */
 	struct mix_chunk **chunks;
 	uint32_t nchunks, chunks_cap;
 	/* objects replaced in this build that an older snapshot can reach */
@@ -212,6 +234,11 @@ int mix_builder_keyword(struct mix_builder *b, uint32_t first, uint32_t last,
 int mix_builder_keywords_set(struct mix_builder *b, uint32_t first,
 			     uint32_t last, const uint8_t *want,
 			     uint64_t modseq, struct mix_ranges *out);
+/* CONDSTORE: split the existing messages in [first, last] into runs with
+ * modseq <= m (le) and > m (gt).  Changes nothing. */
+int mix_builder_split_modseq(struct mix_builder *b, uint32_t first,
+			     uint32_t last, uint64_t m, struct mix_ranges *le,
+			     struct mix_ranges *gt);
 /* Set extension record data (ext's rec_size bytes) of uid; *changed_r. */
 int mix_builder_ext_rec(struct mix_builder *b, uint32_t uid, uint32_t ext_id,
 			const uint8_t *data, uint64_t modseq, int *changed_r);
@@ -230,6 +257,12 @@ int mix_builder_ext_add(struct mix_builder *b, const char *name,
 /* Find an extension by name; returns 1 and its id, or 0. */
 int mix_builder_ext_find(const struct mix_builder *b, const char *name,
 			 size_t name_len, uint32_t *ext_id_r);
+/* Record that the transaction with modseq expunged ranges (sorted, not
+ * overlapping).  Keeps the history within b->xhist_max ranges by
+ * forgetting the oldest entries (raising xhist.oldest). */
+int mix_builder_xhist_add(struct mix_builder *b, uint64_t modseq,
+			  const struct mix_log_uid_range *ranges, uint32_t n);
+
 /* Raise highest_modseq (a transaction with any effective change). */
 void mix_builder_touch(struct mix_builder *b, uint64_t modseq);
 
@@ -242,6 +275,11 @@ int mix_builder_from_ifile(struct mix_builder *b, uint64_t gen,
 /* Retire every shared object of old (and old_map) at b's generation. */
 void mix_builder_retire_all(struct mix_builder *b, const struct mix_snap *old,
 			    struct mix_map *old_map);
+
+/* The expunge history as the "mix.expunges" header data (§2.6), in a
+ * malloc'd buffer. */
+int mix_xhist_encode(const struct mix_xhist *x, uint8_t **buf_r,
+		     uint32_t *size_r);
 
 /* Records in UID order for a checkpoint: iterate (chunk, count) runs. */
 struct mix_snap_runs {

@@ -101,21 +101,73 @@ static int apply_appends(struct mix_builder *b, struct mix_txn *t,
 	return ret < 0 ? ret : 0;
 }
 
-static const struct mix_uid_range *op_ranges(const struct mix_txn *t,
-					     const struct txn_op *op)
+/* The UID ranges an operation applies to.  For a conditional one
+ * (UNCHANGEDSINCE) only the messages whose modseq is not above the
+ * limit, right now; the others go to the transaction's MODIFIED set. */
+struct op_ranges {
+	const struct mix_uid_range *r;
+	uint32_t n;
+	struct mix_ranges tmp;
+};
+
+static int modified_add(struct mix_txn *t, const struct mix_ranges *gt)
 {
-	return txn_ptr(t, op->ranges);
+	uint32_t need = t->modified_count + gt->count;
+	if (need > t->modified_cap) {
+		uint32_t cap = t->modified_cap ? t->modified_cap : 8;
+		void *n;
+		while (cap < need)
+			cap *= 2;
+		if (!(n = realloc(t->modified, cap * sizeof(*t->modified))))
+			return -ENOMEM;
+		t->modified = n;
+		t->modified_cap = cap;
+	}
+	memcpy(t->modified + t->modified_count, gt->r,
+	       gt->count * sizeof(*gt->r));
+	t->modified_count = need;
+	return 0;
 }
 
-static int apply_flags(struct mix_builder *b, const struct mix_txn *t,
+static int op_ranges_get(struct mix_builder *b, struct mix_txn *t,
+			 const struct txn_op *op, struct op_ranges *o)
+{
+	const struct mix_uid_range *r = txn_ptr(t, op->ranges);
+	struct mix_ranges gt = { 0 };
+	uint32_t i;
+	int ret = 0;
+
+	memset(o, 0, sizeof(*o));
+	if (!op->cond) {
+		o->r = r;
+		o->n = op->nranges;
+		return 0;
+	}
+	for (i = 0; i < op->nranges && ret == 0; i++)
+		ret = mix_builder_split_modseq(b, r[i].first, r[i].last,
+					       op->unchangedsince, &o->tmp, &gt);
+	if (ret == 0)
+		ret = modified_add(t, &gt);
+	mix_ranges_free(&gt);
+	/* struct mix_log_uid_range and struct mix_uid_range are the same
+	 * pair of u32s */
+	o->r = (const struct mix_uid_range *)o->tmp.r;
+	o->n = o->tmp.count;
+	return ret;
+}
+
+static int apply_flags(struct mix_builder *b, struct mix_txn *t,
 		       const struct txn_op *op, uint64_t modseq,
 		       struct mix_buf *buf)
 {
-	const struct mix_uid_range *r = op_ranges(t, op);
+	struct op_ranges o;
+	const struct mix_uid_range *r;
 	struct mix_ranges out = { 0 };
 	uint8_t add = 0, remove = 0;
 	uint32_t i;
-	int ret = 0;
+	int ret = op_ranges_get(b, t, op, &o);
+
+	r = o.r;
 
 	if (op->modify == MIX_MODIFY_ADD)
 		add = op->flags;
@@ -125,20 +177,21 @@ static int apply_flags(struct mix_builder *b, const struct mix_txn *t,
 		add = op->flags;
 		remove = (uint8_t)(MIX_FLAGS_ALL & ~op->flags);
 	}
-	for (i = 0; i < op->nranges && ret == 0; i++)
+	for (i = 0; i < o.n && ret == 0; i++)
 		ret = mix_builder_flags(b, r[i].first, r[i].last, add, remove,
 					modseq, &out);
 	if (ret == 0 && out.count)
 		ret = mix_logenc_flags(buf, add, remove, out.r, out.count);
 	mix_ranges_free(&out);
+	mix_ranges_free(&o.tmp);
 	return ret;
 }
 
-static int apply_kw_one(struct mix_builder *b, const struct mix_txn *t,
-			const struct txn_op *op, const char *name, int add,
-			uint64_t modseq, struct mix_buf *buf)
+static int apply_kw_one(struct mix_builder *b, const struct op_ranges *o,
+			const char *name, int add, uint64_t modseq,
+			struct mix_buf *buf)
 {
-	const struct mix_uid_range *r = op_ranges(t, op);
+	const struct mix_uid_range *r = o->r;
 	struct mix_ranges out = { 0 };
 	uint32_t i, idx;
 	int ret = kw_idx(b, buf, name, add, &idx);
@@ -146,7 +199,7 @@ static int apply_kw_one(struct mix_builder *b, const struct mix_txn *t,
 	if (ret <= 0)
 		return ret; /* error, or removing an unknown keyword */
 	ret = 0;
-	for (i = 0; i < op->nranges && ret == 0; i++)
+	for (i = 0; i < o->n && ret == 0; i++)
 		ret = mix_builder_keyword(b, r[i].first, r[i].last, idx, add,
 					  modseq, &out);
 	if (ret == 0 && out.count)
@@ -158,10 +211,10 @@ static int apply_kw_one(struct mix_builder *b, const struct mix_txn *t,
 }
 
 static int apply_kw_replace(struct mix_builder *b, const struct mix_txn *t,
-			    const struct txn_op *op, uint64_t modseq,
-			    struct mix_buf *buf)
+			    const struct txn_op *op, const struct op_ranges *o,
+			    uint64_t modseq, struct mix_buf *buf)
 {
-	const struct mix_uid_range *r = op_ranges(t, op);
+	const struct mix_uid_range *r = o->r;
 	struct mix_ranges out = { 0 };
 	uint32_t i, idx;
 	uint8_t *want = NULL;
@@ -180,7 +233,7 @@ static int apply_kw_replace(struct mix_builder *b, const struct mix_txn *t,
 		want[idx / 8] |= (uint8_t)(1u << (idx % 8));
 	}
 	ret = 0;
-	for (i = 0; i < op->nranges && ret == 0; i++)
+	for (i = 0; i < o->n && ret == 0; i++)
 		ret = mix_builder_keywords_set(b, r[i].first, r[i].last, want,
 					       modseq, &out);
 	if (ret == 0 && out.count) {
@@ -195,17 +248,23 @@ static int apply_kw_replace(struct mix_builder *b, const struct mix_txn *t,
 	return ret;
 }
 
-static int apply_keywords(struct mix_builder *b, const struct mix_txn *t,
+static int apply_keywords(struct mix_builder *b, struct mix_txn *t,
 			  const struct txn_op *op, uint64_t modseq,
 			  struct mix_buf *buf)
 {
+	struct op_ranges o;
 	uint32_t i;
-	int ret = 0;
-	if (op->modify == MIX_MODIFY_REPLACE)
-		return apply_kw_replace(b, t, op, modseq, buf);
-	for (i = 0; i < op->nkw && ret == 0; i++)
-		ret = apply_kw_one(b, t, op, txn_kw(t, op, i),
-				   op->modify == MIX_MODIFY_ADD, modseq, buf);
+	/* the condition is checked once, before any keyword changes */
+	int ret = op_ranges_get(b, t, op, &o);
+
+	if (ret == 0 && op->modify == MIX_MODIFY_REPLACE)
+		ret = apply_kw_replace(b, t, op, &o, modseq, buf);
+	else
+		for (i = 0; i < op->nkw && ret == 0; i++)
+			ret = apply_kw_one(b, &o, txn_kw(t, op, i),
+					   op->modify == MIX_MODIFY_ADD,
+					   modseq, buf);
+	mix_ranges_free(&o.tmp);
 	return ret;
 }
 
@@ -213,7 +272,7 @@ static int apply_expunge(struct mix_builder *b, const struct mix_txn *t,
 			 const struct txn_op *op, uint64_t modseq,
 			 struct mix_buf *buf)
 {
-	const struct mix_uid_range *r = op_ranges(t, op);
+	const struct mix_uid_range *r = txn_ptr(t, op->ranges);
 	struct mix_ranges out = { 0 };
 	uint32_t i;
 	int ret = 0;
@@ -222,6 +281,8 @@ static int apply_expunge(struct mix_builder *b, const struct mix_txn *t,
 					  &out);
 	if (ret == 0 && out.count)
 		ret = mix_logenc_expunge(buf, out.r, out.count);
+	if (ret == 0)
+		ret = mix_builder_xhist_add(b, modseq, out.r, out.count);
 	mix_ranges_free(&out);
 	return ret;
 }
@@ -349,6 +410,7 @@ int mix_txn_apply(struct mix_builder *b, struct mix_txn *t, uint64_t modseq,
 	int ret;
 
 	memset(&t->result, 0, sizeof(t->result));
+	t->modified_count = 0;
 	if (t->appends && !t->append_uids &&
 	    !(t->append_uids = calloc(t->appends, sizeof(uint32_t))))
 		return -ENOMEM;
@@ -361,6 +423,10 @@ int mix_txn_apply(struct mix_builder *b, struct mix_txn *t, uint64_t modseq,
 			buf->len = start;
 			return ret;
 		}
+	}
+	if (t->modified_count) {
+		t->result.modified = (struct mix_uid_range *)t->modified;
+		t->result.modified_count = t->modified_count;
 	}
 	if (buf->len == body) {
 		buf->len = start;

@@ -45,6 +45,7 @@ void mix_txn_free(struct mix_txn *t)
 		return;
 	free(t->ops);
 	free(t->append_uids);
+	free(t->modified);
 	mix_buf_free(&t->arena);
 	free(t);
 }
@@ -280,6 +281,40 @@ MIX_API int mix_txn_flags(struct mix_txn *t, const struct mix_uid_range *ranges,
 	return ret;
 }
 
+MIX_API int mix_txn_flags_unchangedsince(struct mix_txn *t,
+					 const struct mix_uid_range *ranges,
+					 size_t count, enum mix_modify modify,
+					 uint8_t flags, uint64_t unchangedsince)
+{
+	int ret = mix_txn_flags(t, ranges, count, modify, flags);
+	if (ret == 0) {
+		t->ops[t->nops - 1].cond = 1;
+		t->ops[t->nops - 1].unchangedsince = unchangedsince;
+	}
+	return ret;
+}
+
+MIX_API int mix_txn_keywords_unchangedsince(struct mix_txn *t,
+					    const struct mix_uid_range *ranges,
+					    size_t count, enum mix_modify modify,
+					    const char *const *keywords,
+					    uint64_t unchangedsince)
+{
+	int ret = mix_txn_keywords(t, ranges, count, modify, keywords);
+	if (ret == 0) {
+		t->ops[t->nops - 1].cond = 1;
+		t->ops[t->nops - 1].unchangedsince = unchangedsince;
+	}
+	return ret;
+}
+
+MIX_API void mix_commit_result_free(struct mix_commit_result *r)
+{
+	free(r->modified);
+	r->modified = NULL;
+	r->modified_count = 0;
+}
+
 MIX_API int mix_txn_keywords(struct mix_txn *t,
 			     const struct mix_uid_range *ranges, size_t count,
 			     enum mix_modify modify,
@@ -414,8 +449,11 @@ MIX_API int mix_txn_commit(struct mix_txn **txn, enum mix_durability d,
 	if (ret == 0) {
 		t->durability = d;
 		ret = mix_txn_commit_wait(t);
-		if (ret == 0 && result_r)
+		if (ret == 0 && result_r) {
+			/* the MODIFIED set moves to the caller */
 			*result_r = t->result;
+			t->modified = NULL;
+		}
 	}
 	mix_txn_free(t);
 	return ret;

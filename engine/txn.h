@@ -44,6 +44,9 @@ struct txn_op {
 	uint32_t data, size; /* EXT_SET, APPEND_EXT, EXT_HDR; REGISTER: name */
 	uint16_t rec_size, rec_align;
 	uint32_t hdr_size;
+	/* FLAGS, KEYWORDS: CONDSTORE UNCHANGEDSINCE when cond is set */
+	uint8_t cond;
+	uint64_t unchangedsince;
 };
 
 enum txn_kind {
@@ -74,6 +77,9 @@ struct mix_txn {
 	void *cb_ctx;
 	/* writer-private during apply: the UID of each append */
 	uint32_t *append_uids;
+	/* MODIFIED set of conditional operations (writer fills it) */
+	struct mix_log_uid_range *modified;
+	uint32_t modified_count, modified_cap;
 	int failed;
 };
 

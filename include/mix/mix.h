@@ -103,6 +103,10 @@ struct mix_engine_config {
 	/* most transactions waiting for one writer; committers beyond it
 	 * wait (default 4096) */
 	unsigned queue_max;
+	/* expunge history kept for QRESYNC, in UID ranges (default
+	 * 100000; 0 = unbounded); older expunges are forgotten and
+	 * mix_snap_expunged_since() then says it cannot answer for them */
+	uint32_t expunge_history_max;
 	/* optional; see mix_warning_fn */
 	mix_warning_fn *warning;
 	void *warning_ctx;
@@ -239,7 +243,16 @@ struct mix_commit_result {
 	uint32_t last_uid;
 	/* 1 if nothing changed (all its operations were no-ops) */
 	int no_changes;
+	/* CONDSTORE: UIDs that conditional operations left unchanged
+	 * because their modseq was above UNCHANGEDSINCE (RFC 7162 MODIFIED),
+	 * sorted; malloc'd, free with mix_commit_result_free().  NULL, 0 if
+	 * none.  In a mix_commit_fn callback: valid during the call only. */
+	struct mix_uid_range *modified;
+	uint32_t modified_count;
 };
+
+/* Free what a commit result owns (the MODIFIED set).  Any thread. */
+MIX_API void mix_commit_result_free(struct mix_commit_result *result);
 
 /* Start a transaction on index.  Returns 0, MIX_EREADONLY, MIX_EPANIC or
  * -ENOMEM.  A transaction is used by one thread at a time. */
@@ -263,6 +276,26 @@ MIX_API int mix_txn_append_ext(struct mix_txn *txn, uint32_t append,
 MIX_API int mix_txn_flags(struct mix_txn *txn,
 			  const struct mix_uid_range *ranges, size_t count,
 			  enum mix_modify modify, uint8_t flags);
+
+/* CONDSTORE STORE (UNCHANGEDSINCE unchangedsince), RFC 7162 §3.1.3:
+ * like mix_txn_flags / mix_txn_keywords, but the writer checks each
+ * message when it applies the operation, atomically with every other
+ * commit: a message whose modseq is above unchangedsince is left
+ * unchanged and its UID goes into the result's MODIFIED set.  A message
+ * changed by an earlier operation of the same transaction has the
+ * transaction's modseq and so fails the check.  Returns as the
+ * unconditional calls. */
+MIX_API int mix_txn_flags_unchangedsince(struct mix_txn *txn,
+					 const struct mix_uid_range *ranges,
+					 size_t count, enum mix_modify modify,
+					 uint8_t flags,
+					 uint64_t unchangedsince);
+MIX_API int mix_txn_keywords_unchangedsince(struct mix_txn *txn,
+					    const struct mix_uid_range *ranges,
+					    size_t count,
+					    enum mix_modify modify,
+					    const char *const *keywords,
+					    uint64_t unchangedsince);
 
 /* Change keywords (NULL-terminated names; with MIX_MODIFY_REPLACE an
  * empty list or NULL clears all).  Returns 0, MIX_EINVAL, MIX_ELIMIT,
@@ -426,6 +459,86 @@ MIX_API void mix_iter_init(struct mix_iter *it, const struct mix_snap *snap,
 
 /* Next record; returns 1 and fills *rec_r, or 0 at the end. */
 MIX_API int mix_iter_next(struct mix_iter *it, struct mix_record *rec_r);
+
+/* ---- CONDSTORE / QRESYNC (RFC 7162; docs/condstore.md) ------------- */
+
+/* What a CHANGEDSINCE iteration also requires of a message (SEARCH
+ * MODSEQ): every flag in flags_set, none in flags_unset, every keyword
+ * index in keywords[].  Zero-initialize for "no condition". */
+struct mix_filter {
+	uint8_t flags_set;
+	uint8_t flags_unset;
+	const uint32_t *keywords;
+	uint32_t keyword_count;
+};
+
+struct mix_changed_iter {
+	const struct mix_snap *snap;
+	uint64_t since;
+	uint32_t chunk;
+	uint32_t pos;
+};
+
+/* Iterate, in UID order, the messages of snap whose modseq is above
+ * since (FETCH CHANGEDSINCE, SEARCH MODSEQ).  Chunks whose highest
+ * modseq is not above since are skipped without being read, so the cost
+ * follows the number of changed chunks, not the mailbox size.  Inside
+ * the read-side section that got snap. */
+MIX_API void mix_changed_iter_init(struct mix_changed_iter *it,
+				   const struct mix_snap *snap,
+				   uint64_t since);
+/* Next such message that also matches filter (may be NULL); returns 1
+ * and fills *rec_r, or 0 at the end. */
+MIX_API int mix_changed_iter_next(struct mix_changed_iter *it,
+				  const struct mix_filter *filter,
+				  struct mix_record *rec_r);
+
+/* The UIDs expunged by transactions with modseq above since.  Returns 1
+ * and a malloc'd sorted, merged range list (free() it; NULL when empty)
+ * when the expunge history reaches back to since; 0 when it does not —
+ * then *oldest_r (may be NULL) is the oldest modseq it can answer for.
+ * -ENOMEM.  Inside a read-side section. */
+MIX_API int mix_snap_expunged_since(const struct mix_snap *snap,
+				    uint64_t since,
+				    struct mix_uid_range **ranges_r,
+				    uint32_t *count_r, uint64_t *oldest_r);
+
+/* SELECT/EXAMINE (QRESYNC (uidvalidity modseq [known-uids
+ * [seq-match-data]])), RFC 7162 §3.2.5. */
+struct mix_qresync_params {
+	uint32_t uid_validity;
+	uint64_t modseq;
+	/* optional: the UIDs the client knows (NULL = all) */
+	const struct mix_uid_range *known_uids;
+	uint32_t known_uids_count;
+	/* optional sequence match data: seqs[i] is the sequence number the
+	 * client has for uids[i], ascending */
+	const uint32_t *match_seqs;
+	const uint32_t *match_uids;
+	uint32_t match_count;
+};
+
+struct mix_qresync_result {
+	/* the client's UIDVALIDITY differs: nothing else is filled */
+	int uid_validity_mismatch;
+	/* 1: vanished lists exactly the UIDs expunged since modseq (within
+	 * known-uids); 0: the history did not reach back, vanished is the
+	 * RFC's fallback (known UIDs, above the last matching sequence match
+	 * pair, that no longer exist) */
+	int precise;
+	struct mix_uid_range *vanished;   /* VANISHED (EARLIER) */
+	uint32_t vanished_count;
+	struct mix_uid_range *changed;    /* FETCH these: modseq > modseq */
+	uint32_t changed_count;
+};
+
+/* Compute what SELECT (QRESYNC ...) must send.  Inside a read-side
+ * section (typically on a view's snapshot).  Returns 0 or -ENOMEM /
+ * MIX_EINVAL; free the result with mix_qresync_result_free(). */
+MIX_API int mix_snap_qresync(const struct mix_snap *snap,
+			     const struct mix_qresync_params *params,
+			     struct mix_qresync_result *result_r);
+MIX_API void mix_qresync_result_free(struct mix_qresync_result *result);
 
 #ifdef __cplusplus
 }
