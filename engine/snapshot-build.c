@@ -77,7 +77,9 @@ void mix_ranges_free(struct mix_ranges *rs)
 	memset(rs, 0, sizeof(*rs));
 }
 
-/* Tracks maximal runs of changed records (consecutive in UID order). */
+/* Tracks maximal runs of changed records whose UIDs are consecutive
+ * numbers, so a range names exactly the changed UIDs (the expunge history
+ * answers QRESYNC with them). */
 struct run {
 	struct mix_ranges *out;
 	int open;
@@ -87,7 +89,7 @@ static int run_changed(struct run *run, uint32_t uid)
 {
 	if (!run->out)
 		return 0;
-	if (run->open) {
+	if (run->open && run->out->r[run->out->count - 1].last + 1 == uid) {
 		run->out->r[run->out->count - 1].last = uid;
 		return 0;
 	}

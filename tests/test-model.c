@@ -14,6 +14,11 @@
  * an unchanged one keeps its old one, and a transaction that changes
  * nothing reports no_changes and raises nothing.
  *
+ * CONDSTORE: after every commit, "changed since m" and "expunged since m"
+ * for random m (among the modseqs issued so far) must equal the model's
+ * answer; the engine may say it cannot answer an expunge question only
+ * for an m below the oldest modseq its bounded history covers.
+ *
  * MIX_SEED replays a run; MIX_TEST_SCALE scales the number of operations
  * (default 100,000).
  */
@@ -50,6 +55,12 @@ struct model {
 
 static uint64_t rng;
 static struct model M;
+/* every expunge: (modseq, uid); PENDING until the commit */
+static struct { uint64_t modseq; uint32_t uid; } *xh;
+static uint32_t nxh, capxh;
+/* modseqs issued so far (candidates for m) */
+static uint64_t *issued;
+static uint32_t nissued, capissued;
 static uint32_t ext_id;
 static char pool[KW_POOL][16];
 static long step;
@@ -271,10 +282,17 @@ static int op_expunge(struct mix_txn *t, struct mtxn *mt)
 	if (mix_txn_expunge(t, r, n) < 0)
 		return -1;
 	for (i = 0; i < M.n; i++) {
-		if (in_ranges(M.r[i].uid, r, n))
+		if (in_ranges(M.r[i].uid, r, n)) {
 			mt->changed = 1;
-		else
+			if (nxh == capxh) {
+				capxh = capxh ? capxh * 2 : 1024;
+				xh = realloc(xh, capxh * sizeof(*xh));
+			}
+			xh[nxh].modseq = PENDING;
+			xh[nxh++].uid = M.r[i].uid;
+		} else {
 			M.r[k++] = M.r[i];
+		}
 	}
 	M.n = k;
 	return 0;
@@ -468,6 +486,97 @@ static void compare_lookups(const struct mix_snap *s)
 		FAIL("lookup of seq out of range succeeded");
 }
 
+static int in_uidset(const struct mix_uid_range *r, uint32_t n, uint32_t uid)
+{
+	uint32_t lo = 0, hi = n;
+	while (lo < hi) {
+		uint32_t mid = (lo + hi) / 2;
+		if (r[mid].last < uid)
+			lo = mid + 1;
+		else if (r[mid].first > uid)
+			hi = mid;
+		else
+			return 1;
+	}
+	return 0;
+}
+
+/* CHANGEDSINCE and expunged-since for a random m against the model. */
+static long xh_answered, xh_refused;
+
+static void compare_condstore(const struct mix_snap *s)
+{
+	struct mix_changed_iter it;
+	struct mix_record rec;
+	struct mix_uid_range *ex;
+	uint32_t i, k = 0, nex, total = 0;
+	uint64_t m, oldest;
+	int ret;
+
+	if (nissued == 0)
+		return;
+	/* mostly recent modseqs (what real clients resync from), sometimes
+	 * any */
+	i = tu_rand_below(&rng, 32) ? nissued - 1 -
+		tu_rand_below(&rng, nissued < 300 ? nissued : 300) :
+		tu_rand_below(&rng, nissued);
+	m = issued[i] - (tu_rand_below(&rng, 2) ? 0 : 1);
+	mix_changed_iter_init(&it, s, m);
+	while (mix_changed_iter_next(&it, NULL, &rec)) {
+		while (k < M.n && M.r[k].modseq <= m)
+			k++;
+		if (k == M.n || M.r[k].uid != rec.uid) {
+			FAIL("changed since %llx: engine gives uid %u, model %u",
+			     (unsigned long long)m, rec.uid,
+			     k < M.n ? M.r[k].uid : 0);
+			return;
+		}
+		k++;
+	}
+	while (k < M.n && M.r[k].modseq <= m)
+		k++;
+	if (k != M.n)
+		FAIL("changed since %llx: engine misses uid %u",
+		     (unsigned long long)m, M.r[k].uid);
+	ret = mix_snap_expunged_since(s, m, &ex, &nex, &oldest);
+	if (ret == 0) {
+		xh_refused++;
+		if (m >= oldest)
+			FAIL("expunged since %llx refused, oldest %llx",
+			     (unsigned long long)m,
+			     (unsigned long long)oldest);
+		return;
+	}
+	xh_answered++;
+	{
+		/* xh is in commit (modseq) order: start at the first > m */
+		uint32_t lo = 0, hi = nxh;
+		while (lo < hi) {
+			uint32_t mid = (lo + hi) / 2;
+			if (xh[mid].modseq <= m)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		i = lo;
+	}
+	for (; i < nxh; i++) {
+		int want = 1;
+		total++;
+		if (!in_uidset(ex, nex, xh[i].uid))
+			FAIL("expunged since %llx: uid %u (modseq %llx) %s",
+			     (unsigned long long)m, xh[i].uid,
+			     (unsigned long long)xh[i].modseq,
+			     want ? "missing" : "reported");
+	}
+	for (i = 0; i < nex; i++)
+		total -= ex[i].last - ex[i].first + 1;
+	if (total != 0)
+		FAIL("expunged since %llx: ranges hold UIDs never expunged",
+		     (unsigned long long)m);
+	free(ex);
+}
+
 static void compare(struct mix_index *idx)
 {
 	const struct mix_snap *s;
@@ -495,6 +604,7 @@ static void compare(struct mix_index *idx)
 	if (seq != M.n)
 		FAIL("iterated %u records, model has %u", seq, M.n);
 	compare_lookups(s);
+	compare_condstore(s);
 	mix_read_unlock();
 }
 
@@ -549,6 +659,15 @@ static int one_txn(struct mix_index *idx, long *ops)
 	for (i = 0; i < M.n; i++)
 		if (M.r[i].modseq == PENDING)
 			M.r[i].modseq = res.modseq;
+	for (i = nxh; i-- > 0 && xh[i].modseq == PENDING;)
+		xh[i].modseq = res.modseq;
+	if (mt.changed) {
+		if (nissued == capissued) {
+			capissued = capissued ? capissued * 2 : 1024;
+			issued = realloc(issued, capissued * sizeof(*issued));
+		}
+		issued[nissued++] = res.modseq;
+	}
 	return 0;
 }
 
@@ -578,6 +697,7 @@ int main(void)
 		snprintf(pool[i], sizeof(pool[i]), i % 7 ? "kw%u" : "$Label%u", i);
 	mix_engine_config_init(&cfg);
 	cfg.log_rotate_size = 16384;
+	cfg.expunge_history_max = 2000; /* small: trimming happens */
 	ok(mix_engine_create(&cfg, &e) == 0, "engine created");
 	ret = mix_index_open(e, dir, MIX_OPEN_CREATE, &idx);
 	ok(ret == 0, "index created: %s", mix_last_error());
@@ -616,11 +736,16 @@ int main(void)
 	ok(failures == 0, "after %ld reopens and a final one the index agrees "
 	   "(%u messages, %u keywords)", reopens + 1, M.n, M.nkw);
 	ok(M.nkw > 64, "more than 64 keywords in use (%u)", M.nkw);
+	ok(xh_answered > 0 && nxh > 0, "expunged-since answered %ld times "
+	   "(%ld refused below the bounded history), %u expunges", xh_answered,
+	   xh_refused, nxh);
 	ok(mix_index_close(&idx) == 0 && idx == NULL, "closed");
 	ok(mix_engine_free(&e) == 0 && e == NULL, "engine freed");
 	for (i = 0; i < M.nkw; i++)
 		free(M.kw[i]);
 	free(M.r);
+	free(xh);
+	free(issued);
 	tu_rmdir_r(dir);
 	free(dir);
 	return tap_done();
