@@ -1,40 +1,71 @@
 /*
  * The engine's file I/O layer (see fileio.h).  Every call that can fail
  * passes through fault_hit(), which tests arm with mix_io_fault_set() to
- * make the n-th call from now fail: the fault-injection tests walk the
- * countdown over every call site in turn.
+ * make the n-th call from now fail: the fault-injection tests
+ * (tests/test-faults.c, docs/reliability.md) walk the countdown over
+ * every call site in turn.  An injected error sets errno and goes through
+ * the same message path as a real one, so callers cannot tell them
+ * apart.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "err.h"
 #include "fileio.h"
 
-/* Fault countdown; tests only.  Relaxed atomics: the tests that arm it
- * are single-writer, but engine threads read it. */
+/* Fault countdown; tests only.  The test thread arms it, engine threads
+ * (writer) count it down: the CAS makes exactly one call see 1.  err and
+ * the fired name are relaxed: ORDER(fault-arm): err is stored before the
+ * release store of the countdown, and read after the acquire CAS that
+ * took the countdown to 0. */
 static unsigned fault_countdown;
 static int fault_err;
+static const char *fault_fired_op;
+static unsigned long io_calls;
 
 void mix_io_fault_set(unsigned countdown, int err)
 {
 	__atomic_store_n(&fault_err, err, __ATOMIC_RELAXED);
+	__atomic_store_n(&fault_fired_op, (const char *)NULL,
+			 __ATOMIC_RELAXED);
 	__atomic_store_n(&fault_countdown, countdown, __ATOMIC_RELEASE);
 }
 
-/* Returns 0, or the injected error (with errno set) when the countdown
- * reaches this call. */
-static int fault_hit(void)
+unsigned mix_io_fault_pending(void)
 {
-	unsigned c = __atomic_load_n(&fault_countdown, __ATOMIC_ACQUIRE);
+	return __atomic_load_n(&fault_countdown, __ATOMIC_ACQUIRE);
+}
+
+const char *mix_io_fault_fired(void)
+{
+	return __atomic_load_n(&fault_fired_op, __ATOMIC_ACQUIRE);
+}
+
+unsigned long mix_io_calls(void)
+{
+	return __atomic_load_n(&io_calls, __ATOMIC_RELAXED);
+}
+
+/* Returns 0, or the injected error (with errno set) when the countdown
+ * reaches this call, which is op. */
+static int fault_hit(const char *op)
+{
+	unsigned c;
+
+	__atomic_add_fetch(&io_calls, 1, __ATOMIC_RELAXED);
+	c = __atomic_load_n(&fault_countdown, __ATOMIC_ACQUIRE);
 	while (c != 0) {
 		if (__atomic_compare_exchange_n(&fault_countdown, &c, c - 1, 0,
 						__ATOMIC_ACQ_REL,
 						__ATOMIC_ACQUIRE)) {
 			if (c == 1) {
+				__atomic_store_n(&fault_fired_op, op,
+						 __ATOMIC_RELEASE);
 				errno = -__atomic_load_n(&fault_err,
 							 __ATOMIC_RELAXED);
 				return -errno;
@@ -48,7 +79,7 @@ static int fault_hit(void)
 int mix_io_open(const char *path, int flags, mode_t mode)
 {
 	int fd;
-	if (fault_hit() < 0)
+	if (fault_hit("open") < 0)
 		return mix_err_sys("open(%s) (injected)", path);
 	fd = open(path, flags | O_CLOEXEC, mode);
 	if (fd < 0)
@@ -69,7 +100,7 @@ int mix_io_pwrite(int fd, const char *path, const void *buf, size_t len,
 	const char *p = buf;
 	while (len > 0) {
 		ssize_t n;
-		if (fault_hit() < 0) {
+		if (fault_hit("pwrite") < 0) {
 			/* a short write: half of it lands, then the error */
 			if (len > 1 && errno != ENOSPC) {
 				n = pwrite(fd, p, len / 2, (off_t)offset);
@@ -102,6 +133,9 @@ int mix_io_pread(int fd, const char *path, void *buf, size_t len,
 		 uint64_t offset)
 {
 	char *p = buf;
+	if (fault_hit("pread") < 0)
+		return mix_err_sys("read(%s, offset %llu) (injected)", path,
+				   (unsigned long long)offset);
 	while (len > 0) {
 		ssize_t n = pread(fd, p, len, (off_t)offset);
 		if (n < 0) {
@@ -124,21 +158,21 @@ int mix_io_pread(int fd, const char *path, void *buf, size_t len,
 
 int mix_io_fdatasync(int fd, const char *path)
 {
-	if (fault_hit() < 0 || fdatasync(fd) < 0)
+	if (fault_hit("fdatasync") < 0 || fdatasync(fd) < 0)
 		return mix_err_sys("fdatasync(%s)", path);
 	return 0;
 }
 
 int mix_io_fsync(int fd, const char *path)
 {
-	if (fault_hit() < 0 || fsync(fd) < 0)
+	if (fault_hit("fsync") < 0 || fsync(fd) < 0)
 		return mix_err_sys("fsync(%s)", path);
 	return 0;
 }
 
 int mix_io_ftruncate(int fd, const char *path, uint64_t size)
 {
-	if (fault_hit() < 0 || ftruncate(fd, (off_t)size) < 0)
+	if (fault_hit("ftruncate") < 0 || ftruncate(fd, (off_t)size) < 0)
 		return mix_err_sys("ftruncate(%s, %llu)", path,
 				   (unsigned long long)size);
 	return 0;
@@ -146,14 +180,14 @@ int mix_io_ftruncate(int fd, const char *path, uint64_t size)
 
 int mix_io_rename(const char *from, const char *to)
 {
-	if (fault_hit() < 0 || rename(from, to) < 0)
+	if (fault_hit("rename") < 0 || rename(from, to) < 0)
 		return mix_err_sys("rename(%s, %s)", from, to);
 	return 0;
 }
 
 int mix_io_unlink(const char *path)
 {
-	if (unlink(path) < 0 && errno != ENOENT)
+	if (fault_hit("unlink") < 0 || (unlink(path) < 0 && errno != ENOENT))
 		return mix_err_sys("unlink(%s)", path);
 	return 0;
 }
@@ -161,7 +195,7 @@ int mix_io_unlink(const char *path)
 int mix_io_fsync_dir(const char *dir)
 {
 	int fd, ret;
-	if (fault_hit() < 0)
+	if (fault_hit("fsync_dir") < 0)
 		return mix_err_sys("fsync(%s) (injected)", dir);
 	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
@@ -174,8 +208,20 @@ int mix_io_fsync_dir(const char *dir)
 int mix_io_size(int fd, const char *path, uint64_t *size_r)
 {
 	struct stat st;
-	if (fstat(fd, &st) < 0)
+	if (fault_hit("fstat") < 0 || fstat(fd, &st) < 0)
 		return mix_err_sys("fstat(%s)", path);
 	*size_r = (uint64_t)st.st_size;
+	return 0;
+}
+
+int mix_io_mmap_ro(int fd, const char *path, size_t size, void **addr_r)
+{
+	void *p;
+	if (fault_hit("mmap") < 0)
+		return mix_err_sys("mmap(%s, %zu bytes) (injected)", path, size);
+	p = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED)
+		return mix_err_sys("mmap(%s, %zu bytes)", path, size);
+	*addr_r = p;
 	return 0;
 }

@@ -36,10 +36,30 @@ int mix_io_unlink(const char *path);   /* a missing file is not an error */
 int mix_io_fsync_dir(const char *dir);
 /* fstat size. */
 int mix_io_size(int fd, const char *path, uint64_t *size_r);
+/* mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0); returns 0 and *addr_r,
+ * or -errno with the message naming path. */
+int mix_io_mmap_ro(int fd, const char *path, size_t size, void **addr_r);
 
-/* Fault injection for tests: when set, the countdown-th call from now to
- * any function above that does I/O fails with err (a negative errno).
- * countdown 0 disables.  Process-wide; for tests only. */
+/*
+ * Fault injection for tests (docs/reliability.md): when set, the
+ * countdown-th call from now to any function above that does I/O (all of
+ * them but mix_io_close) fails with err (a negative errno) instead of
+ * doing its work — except mix_io_pwrite with an err other than -ENOSPC,
+ * which first writes half of the buffer (a short write) and then fails
+ * with -EIO.  countdown 0 disables.  Process-wide, counted across all
+ * threads; for tests only.
+ */
 void mix_io_fault_set(unsigned countdown, int err);
+/* Calls left before the armed fault fires; 0 once it fired (or when
+ * none is armed). */
+unsigned mix_io_fault_pending(void);
+/* Name of the call the last injected fault hit ("pwrite", "fdatasync",
+ * "fsync", "fsync_dir", "rename", "open", "ftruncate", "unlink", "pread",
+ * "fstat", "mmap"), or NULL if none fired since the last
+ * mix_io_fault_set().  A static string. */
+const char *mix_io_fault_fired(void);
+/* Calls that could have been failed so far (process-wide): tests count
+ * the I/O sites of an operation by the difference. */
+unsigned long mix_io_calls(void);
 
 #endif

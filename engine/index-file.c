@@ -810,10 +810,7 @@ int mix_ifile_open(const char *path, struct mix_ifile *f_r)
 	}
 	/* MAP_SHARED of a file that is only ever replaced by rename, never
 	 * written or truncated in place (invariant 3) */
-	map = mmap(NULL, (size_t)size, PROT_READ, MAP_SHARED, fd, 0);
-	if (map == MAP_FAILED) {
-		ret = mix_err_sys("mmap(%s, %llu bytes)", path,
-				  (unsigned long long)size);
+	if ((ret = mix_io_mmap_ro(fd, path, (size_t)size, &map)) < 0) {
 		mix_io_close(&fd);
 		return ret;
 	}
