@@ -107,3 +107,9 @@ install: all
 
 clean:
 	rm -rf build build-asan build-tsan
+
+# ---- reliability (issue 5, docs/reliability.md) ----------------------------
+# make crashtest [CRASH_ARGS='--cycles 200 --seed N']: kill -9 torture
+.PHONY: crashtest
+crashtest: all $(BUILD)/stress/crashtest
+	$(BUILD)/stress/crashtest $(CRASH_ARGS)
