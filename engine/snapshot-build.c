@@ -135,12 +135,22 @@ static struct mix_chunk *chunk_new(struct mix_builder *b, uint32_t cap)
 	return c;
 }
 
+/* A chunk the build may change in place: born in this build and on the
+ * heap.  A chunk that points into a mapping (cap 0) is read-only even in
+ * the build that created it (recovery replays on the generation that
+ * loaded mix.index). */
+static int chunk_writable(const struct mix_builder *b,
+			  const struct mix_chunk *c)
+{
+	return c->robj.born_gen == b->gen && c->cap > 0;
+}
+
 /* Make chunk ci private (copy on write) with room for at least cap. */
 static struct mix_chunk *chunk_private(struct mix_builder *b, uint32_t ci,
 				       uint32_t cap)
 {
 	struct mix_chunk *old = b->chunks[ci], *c;
-	if (old->robj.born_gen == b->gen && old->cap >= cap)
+	if (chunk_writable(b, old) && old->cap >= cap)
 		return old;
 	c = chunk_new(b, cap > old->count ? cap : old->count);
 	if (!c)
@@ -570,7 +580,7 @@ static int for_range(struct mix_builder *b, uint32_t first, uint32_t last,
 				run.open = 0;
 				continue;
 			}
-			if (!is_private(b, &c->robj)) {
+			if (!chunk_writable(b, c)) {
 				c = chunk_private(b, ci, ci + 1 == b->nchunks ?
 						  MIX_CHUNK_MAX : 0);
 				if (!c)

@@ -9,7 +9,10 @@
  *    damaged when they do not: a clear error naming the file;
  *  - a missing log in the chain, a log of another index, a newer major
  *    version: clear errors, never a crash;
- *  - a second writable open of the same index: MIX_ELOCKED naming the pid.
+ *  - a second writable open of the same index: MIX_ELOCKED naming the pid;
+ *  - replay of flag, keyword and expunge records onto records that live
+ *    in the read-only mapping of mix.index (regression: replay once wrote
+ *    into the mapping and crashed), for writable and read-only opens.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,6 +73,73 @@ static void child_commits(const char *dir, int fd)
 			_exit(4);
 	}
 	_exit(0);
+}
+
+/* Child: 2048 messages checkpointed, then changes to mapped records,
+ * then death without closing. */
+static void child_mapped_changes(const char *dir)
+{
+	struct mix_engine *e;
+	struct mix_index *idx;
+	struct mix_txn *t;
+	struct mix_uid_range r1 = { 1, 1 }, r2 = { 2, 2 }, r3 = { 3, 3 };
+	const char *kw[] = { "$Junk", NULL };
+	int i;
+	if (mix_engine_create(NULL, &e) < 0 ||
+	    mix_index_open(e, dir, MIX_OPEN_CREATE, &idx) < 0)
+		_exit(2);
+	mix_txn_begin(idx, &t);
+	for (i = 0; i < 2048; i++)
+		mix_txn_append(t, 0, NULL, NULL);
+	if (mix_txn_commit(&t, MIX_DURABILITY_SYNC, NULL) < 0 ||
+	    mix_index_close(&idx) < 0 || mix_index_open(e, dir, 0, &idx) < 0)
+		_exit(3);
+	mix_txn_begin(idx, &t);
+	mix_txn_flags(t, &r1, 1, MIX_MODIFY_ADD, MIX_FLAG_SEEN);
+	mix_txn_keywords(t, &r2, 1, MIX_MODIFY_ADD, kw);
+	mix_txn_expunge(t, &r3, 1);
+	if (mix_txn_commit(&t, MIX_DURABILITY_SYNC, NULL) < 0)
+		_exit(4);
+	_exit(0);
+}
+
+static void crash_child_mapped(const char *dir)
+{
+	int st;
+	pid_t pid = fork();
+	if (pid == 0)
+		child_mapped_changes(dir);
+	waitpid(pid, &st, 0);
+	ok(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child changed checkpointed "
+	   "records and died (status %d)", st);
+}
+
+static void test_mapped_replay(const char *dir)
+{
+	static const unsigned modes[2] = { MIX_OPEN_READONLY, 0 };
+	int i;
+	for (i = 0; i < 2; i++) {
+		struct mix_index *idx;
+		struct mix_record r1, r2;
+		uint32_t kw;
+		const struct mix_snap *s;
+		int ret = mix_index_open(engine, dir, modes[i], &idx);
+		ok(ret == 0, "%s open replays onto mapped records: %s",
+		   i ? "writable" : "read-only", ret ? mix_last_error() : "ok");
+		if (ret)
+			continue;
+		mix_read_lock();
+		s = mix_index_snap(idx);
+		ok(mix_snap_messages_count(s) == 2047 &&
+		   mix_snap_lookup_uid(s, 1, &r1) &&
+		   (r1.flags & MIX_FLAG_SEEN) && mix_snap_lookup_uid(s, 2, &r2) &&
+		   mix_snap_keyword_lookup(s, "$Junk", &kw) &&
+		   mix_record_has_keyword(&r2, kw) &&
+		   !mix_snap_lookup_uid(s, 3, NULL),
+		   "flag, keyword and expunge replayed");
+		mix_read_unlock();
+		mix_index_close(&idx);
+	}
 }
 
 struct files {
@@ -327,9 +397,11 @@ int main(void)
 	struct mix_engine_config cfg;
 	char *d1 = tu_tmpdir("recov1"), *d2 = tu_tmpdir("recov2"),
 	     *d3 = tu_tmpdir("recov3");
+	char *d4 = tu_tmpdir("recov4");
 	uint64_t modseq[K];
 
 	crash_child(d1, modseq);
+	crash_child_mapped(d4);
 	mix_engine_config_init(&cfg);
 	cfg.warning = on_warning;
 	if (mix_engine_create(&cfg, &engine) < 0)
@@ -337,10 +409,13 @@ int main(void)
 	test_torn_tail(d1, modseq);
 	test_rebuild(d2);
 	test_bad_logs(d3);
+	test_mapped_replay(d4);
 	ok(mix_engine_free(&engine) == 0, "engine freed");
 	tu_rmdir_r(d1);
 	tu_rmdir_r(d2);
 	tu_rmdir_r(d3);
+	tu_rmdir_r(d4);
+	free(d4);
 	free(d1);
 	free(d2);
 	free(d3);
