@@ -199,7 +199,39 @@ static inline uint64_t st_file_size(const char *dir, const char *name)
 	return stat(path, &st) == 0 ? (uint64_t)st.st_size : 0;
 }
 
-/* ---- statistics ---------------------------------------------------------- */
+/* Copy from_dir/name to to_dir/name.  Returns 0 or -errno (-ENOENT when
+ * the source does not exist). */
+static inline int st_copy_file(const char *from_dir, const char *to_dir,
+			       const char *name)
+{
+	char src[4096], dst[4096], buf[65536];
+	FILE *in, *out;
+	size_t n;
+	int ret = 0;
+
+	snprintf(src, sizeof(src), "%s/%s", from_dir, name);
+	snprintf(dst, sizeof(dst), "%s/%s", to_dir, name);
+	if (!(in = fopen(src, "rb")))
+		return -errno;
+	if (!(out = fopen(dst, "wb"))) {
+		ret = -errno;
+		fclose(in);
+		return ret;
+	}
+	while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
+		if (fwrite(buf, 1, n, out) != n) {
+			ret = -EIO;
+			break;
+		}
+	if (ferror(in))
+		ret = -EIO;
+	if (fclose(out) != 0 && ret == 0)
+		ret = -errno;
+	fclose(in);
+	return ret;
+}
+
+/* ---- statistics --------------------------------------------------------- */
 
 static inline int st_cmp_double(const void *a, const void *b)
 {
@@ -227,7 +259,7 @@ static inline double st_percentile(double *v, size_t n, double p)
 	return v[i < n ? i : n - 1];
 }
 
-/* ---- memory --------------------------------------------------------------- */
+/* ---- memory ------------------------------------------------------------- */
 
 /* A "Name:   N kB" field of /proc/self/status in bytes, or 0. */
 static inline uint64_t st_proc_status_kb(const char *field)

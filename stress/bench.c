@@ -1,0 +1,670 @@
+/*
+ * bench — figures for mix (docs/design.md §3 write path, §4 snapshots).
+ * Only measures; never part of `make check` (`make bench` runs it).  Uses
+ * only include/mix/mix.h.  One line per figure: "name value unit", the
+ * parameters in the name.  Repeated measurements report the median.
+ *
+ *   append    100,000 appends in transactions of 1,000, durability NONE,
+ *             fresh index each run (msgs/s, median of 3).
+ *   commit    one committer thread, one flag change per transaction, on a
+ *             10,000-message index: NONE and SYNC (commits/s, median of 3
+ *             intervals); the raw rate of the same disk (64-byte append +
+ *             fdatasync in a loop on a file in --dir) and the ratio
+ *             SYNC commits / raw fdatasyncs (1.0 = one fdatasync per
+ *             commit and nothing else).
+ *   sync16    16 committer threads, SYNC, ~3 s (commits/s); also NONE.
+ *             The API has no statistics call, so the mean group-commit
+ *             batch cannot be counted; sync16_mean_batch_estimate is
+ *             (16-thread SYNC commits/s) / (1-thread SYNC commits/s): if
+ *             a batch costs at least one single commit's time (one
+ *             write + one fdatasync), batches/s <= the 1-thread rate and
+ *             the true mean batch is >= this estimate (a lower bound).
+ *   lookup    random mix_snap_lookup_uid (1,000 per read-side section) on
+ *             100,000 and 1,000,000 messages with 1 and 2 reader threads
+ *             (ns per lookup per thread, including a xorshift step to
+ *             pick the UID; median of 5 runs of >= 0.3 s).
+ *   publish   per-commit latency of a one-message flag change, NONE, at
+ *             1,000, 100,000 and 1,000,000 messages (median and p99 in µs,
+ *             and the ratios to 1,000).  This is the whole round trip:
+ *             queue handoff, writer wake-up, log write, building and
+ *             publishing the snapshot, waking the committer; a checkpoint
+ *             when the log passes its rotation size lands in the p99.
+ *   rss       the 1,000,000-message index is closed, then opened
+ *             READONLY in a fresh process (this program re-executed), every
+ *             record touched by iteration; resident memory after minus
+ *             before (VmRSS, also split into anonymous and file-backed),
+ *             per message, and mix.index's size per message for
+ *             comparison (records are mapped from it).
+ *
+ * Options: --dir DIR (required; indexes are created below it),
+ * --quick (shorter and fewer runs, and 100,000 instead of 1,000,000
+ * messages: the names say which), --only NAME (one workload of the list
+ * above).  Full run under ~3 minutes, --quick under 30 s.
+ */
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include <mix/mix.h>
+
+#include "stress.h"
+
+static const char *g_dir;
+static const char *g_only;
+static int g_quick;
+static struct mix_engine *g_engine;
+static uint64_t g_seed;
+
+/* ---- helpers ------------------------------------------------------------ */
+
+static void fail_ret(int ret, const char *what)
+{
+	if (ret != 0)
+		st_die("bench: %s: %s: %s", what, mix_strerror(ret),
+		       mix_last_error());
+}
+
+static int want(const char *name)
+{
+	return !g_only || !strcmp(g_only, name);
+}
+
+/* "1k", "100k", "1m" */
+static const char *size_name(uint32_t n, char *buf, size_t size)
+{
+	if (n % 1000000 == 0)
+		snprintf(buf, size, "%um", n / 1000000);
+	else if (n % 1000 == 0)
+		snprintf(buf, size, "%uk", n / 1000);
+	else
+		snprintf(buf, size, "%u", n);
+	return buf;
+}
+
+static void figure(const char *name, double value, const char *unit)
+{
+	if (value != 0 && (value >= 1e7 || value < 0.01))
+		printf("%s %.3e %s\n", name, value, unit);
+	else
+		printf("%s %.4g %s\n", name, value, unit);
+	fflush(stdout);
+}
+
+/* A new index in DIR/name (removed first if it exists). */
+static struct mix_index *index_new(const char *name, char **path_r)
+{
+	struct mix_index *idx;
+	char *path;
+	if (asprintf(&path, "%s/%s", g_dir, name) < 0)
+		st_die("out of memory");
+	st_rmdir_r(path);
+	st_mkdir(path);
+	fail_ret(mix_index_open(g_engine, path, MIX_OPEN_CREATE, &idx),
+		 "mix_index_open");
+	if (path_r)
+		*path_r = path;
+	else
+		free(path);
+	return idx;
+}
+
+/* Append n messages (flags 0) in transactions of txn_size. */
+static void index_fill(struct mix_index *idx, uint32_t n, uint32_t txn_size)
+{
+	uint32_t done = 0, i, k;
+	while (done < n) {
+		struct mix_txn *t;
+		k = n - done < txn_size ? n - done : txn_size;
+		fail_ret(mix_txn_begin(idx, &t), "mix_txn_begin");
+		for (i = 0; i < k; i++)
+			fail_ret(mix_txn_append(t, 0, NULL, NULL),
+				 "mix_txn_append");
+		fail_ret(mix_txn_commit(&t, MIX_DURABILITY_NONE, NULL),
+			 "mix_txn_commit");
+		done += k;
+	}
+}
+
+/* Walks UIDs offset+1, offset+1+stride, ... of a dense index and gives
+ * each pass flags different from the previous one, so that every
+ * REPLACE is an effective change (no no-op commits in the figures).
+ * Every toggler_init(..., new_phase = 1) takes a flag pair no earlier
+ * phase used (records start with flags 0), so a new set of togglers
+ * never repeats what an old one left behind. */
+struct toggler {
+	uint32_t messages, stride, offset, uid, pass;
+	uint8_t flags[2];
+};
+
+static unsigned g_flag_phase;
+
+static void toggler_init(struct toggler *tg, uint32_t messages,
+			 uint32_t stride, uint32_t offset, int new_phase)
+{
+	unsigned p;
+	if (new_phase)
+		g_flag_phase++;
+	p = g_flag_phase % 31; /* pairs of values in 1..0x3e */
+	tg->messages = messages;
+	tg->stride = stride;
+	tg->offset = offset;
+	tg->uid = offset + 1;
+	tg->pass = 0;
+	tg->flags[0] = (uint8_t)(2 * p + 1);
+	tg->flags[1] = (uint8_t)(2 * p + 2);
+}
+
+/* Commit one flag change; returns its latency in ns. */
+static uint64_t toggle_commit(struct mix_index *idx, struct toggler *tg,
+			      enum mix_durability d)
+{
+	struct mix_uid_range r = { tg->uid, tg->uid };
+	uint8_t flags = tg->flags[tg->pass & 1];
+	struct mix_commit_result res;
+	struct mix_txn *t;
+	uint64_t t0 = st_now_ns();
+
+	fail_ret(mix_txn_begin(idx, &t), "mix_txn_begin");
+	fail_ret(mix_txn_flags(t, &r, 1, MIX_MODIFY_REPLACE, flags),
+		 "mix_txn_flags");
+	fail_ret(mix_txn_commit(&t, d, &res), "mix_txn_commit");
+	t0 = st_now_ns() - t0;
+	if (res.no_changes)
+		st_die("bench: flag change on uid %u was a no-op", tg->uid);
+	tg->uid += tg->stride;
+	if (tg->uid > tg->messages) {
+		tg->uid = tg->offset + 1;
+		tg->pass++;
+	}
+	return t0;
+}
+
+/* ---- (a) appends -------------------------------------------------------- */
+
+static void bench_append(void)
+{
+	double v[3];
+	unsigned run;
+
+	for (run = 0; run < 3; run++) {
+		struct mix_index *idx;
+		char *path;
+		uint64_t t0;
+
+		idx = index_new("append", &path);
+		t0 = st_now_ns();
+		index_fill(idx, 100000, 1000);
+		v[run] = 100000 / st_secs_since(t0);
+		fail_ret(mix_index_close(&idx), "mix_index_close");
+		st_rmdir_r(path);
+		free(path);
+	}
+	figure("append_100k_txn1000_none", st_median(v, 3), "msgs/s");
+}
+
+/* ---- (b) single committer, raw fdatasync -------------------------------- */
+
+/* Commits per second of one thread over `secs`. */
+static double commit_rate(struct mix_index *idx, struct toggler *tg,
+			  enum mix_durability d, double secs)
+{
+	uint64_t t0 = st_now_ns(), n = 0;
+	while (n % 16 != 0 || st_secs_since(t0) < secs) {
+		toggle_commit(idx, tg, d);
+		n++;
+	}
+	return n / st_secs_since(t0);
+}
+
+static double fdatasync_rate(double secs)
+{
+	char path[4096], buf[64];
+	uint64_t t0, n = 0;
+	off_t off = 0;
+	int fd;
+
+	memset(buf, 'x', sizeof(buf));
+	snprintf(path, sizeof(path), "%s/fdatasync.test", g_dir);
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0)
+		st_die("open %s: %s", path, strerror(errno));
+	t0 = st_now_ns();
+	while (n % 16 != 0 || st_secs_since(t0) < secs) {
+		if (pwrite(fd, buf, sizeof(buf), off) != (ssize_t)sizeof(buf) ||
+		    fdatasync(fd) < 0)
+			st_die("write/fdatasync %s: %s", path, strerror(errno));
+		off += sizeof(buf);
+		n++;
+	}
+	secs = st_secs_since(t0);
+	close(fd);
+	unlink(path);
+	return n / secs;
+}
+
+static double g_sync1_rate; /* for the sync16 estimate */
+
+static void bench_commit(void)
+{
+	double none[3], sync[3], raw[3], s_none = g_quick ? 0.15 : 0.5;
+	double s_sync = g_quick ? 0.3 : 1.0;
+	struct toggler tg;
+	struct mix_index *idx = index_new("commit10k", NULL);
+	unsigned i;
+
+	index_fill(idx, 10000, 1000);
+	toggler_init(&tg, 10000, 1, 0, 1);
+	for (i = 0; i < 3; i++)
+		none[i] = commit_rate(idx, &tg, MIX_DURABILITY_NONE, s_none);
+	for (i = 0; i < 3; i++)
+		sync[i] = commit_rate(idx, &tg, MIX_DURABILITY_SYNC, s_sync);
+	for (i = 0; i < 3; i++)
+		raw[i] = fdatasync_rate(s_sync);
+	fail_ret(mix_index_close(&idx), "mix_index_close");
+	g_sync1_rate = st_median(sync, 3);
+	figure("commit_none_1thr_10k_flag1", st_median(none, 3), "commits/s");
+	figure("commit_sync_1thr_10k_flag1", g_sync1_rate, "commits/s");
+	figure("fdatasync_raw_append64", st_median(raw, 3), "syncs/s");
+	figure("commit_sync_over_fdatasync_raw",
+	       g_sync1_rate / st_median(raw, 3), "ratio");
+}
+
+/* ---- (c) 16 committers -------------------------------------------------- */
+
+struct mthread {
+	pthread_t thread;
+	struct mix_index *idx;
+	pthread_barrier_t *start;
+	struct toggler tg;
+	enum mix_durability durability;
+	double secs;
+	uint64_t commits;
+};
+
+static void *committer_main(void *arg)
+{
+	struct mthread *m = arg;
+	uint64_t t0;
+	pthread_barrier_wait(m->start);
+	t0 = st_now_ns();
+	while (st_secs_since(t0) < m->secs) {
+		toggle_commit(m->idx, &m->tg, m->durability);
+		m->commits++;
+	}
+	return NULL;
+}
+
+static double multi_commit_rate(struct mix_index *idx, unsigned nthreads,
+				enum mix_durability d, double secs)
+{
+	struct mthread *m = calloc(nthreads, sizeof(*m));
+	pthread_barrier_t start;
+	uint64_t total = 0, t0;
+	unsigned i;
+
+	if (!m)
+		st_die("out of memory");
+	pthread_barrier_init(&start, NULL, nthreads + 1);
+	for (i = 0; i < nthreads; i++) {
+		m[i].idx = idx;
+		m[i].start = &start;
+		m[i].durability = d;
+		m[i].secs = secs;
+		toggler_init(&m[i].tg, 10000, nthreads, i, i == 0);
+		if (pthread_create(&m[i].thread, NULL, committer_main, &m[i]))
+			st_die("pthread_create failed");
+	}
+	pthread_barrier_wait(&start);
+	t0 = st_now_ns();
+	for (i = 0; i < nthreads; i++) {
+		pthread_join(m[i].thread, NULL);
+		total += m[i].commits;
+	}
+	secs = st_secs_since(t0);
+	pthread_barrier_destroy(&start);
+	free(m);
+	return total / secs;
+}
+
+static void bench_sync16(void)
+{
+	struct mix_index *idx = index_new("commit16", NULL);
+	double sync16, none16;
+
+	index_fill(idx, 10000, 1000);
+	if (g_sync1_rate == 0) {
+		struct toggler tg;
+		toggler_init(&tg, 10000, 1, 0, 1);
+		g_sync1_rate = commit_rate(idx, &tg, MIX_DURABILITY_SYNC,
+					   g_quick ? 0.3 : 1.0);
+	}
+	sync16 = multi_commit_rate(idx, 16, MIX_DURABILITY_SYNC,
+				   g_quick ? 1.0 : 3.0);
+	none16 = multi_commit_rate(idx, 16, MIX_DURABILITY_NONE,
+				   g_quick ? 0.3 : 1.0);
+	fail_ret(mix_index_close(&idx), "mix_index_close");
+	figure("commit_sync_16thr_10k_flag1", sync16, "commits/s");
+	/* see the opening comment: a lower bound of the mean batch */
+	figure("sync16_mean_batch_estimate", sync16 / g_sync1_rate,
+	       "commits/batch");
+	figure("commit_none_16thr_10k_flag1", none16, "commits/s");
+}
+
+/* ---- (d) lookups -------------------------------------------------------- */
+
+struct lthread {
+	pthread_t thread;
+	struct mix_index *idx;
+	pthread_barrier_t *start;
+	double secs;
+	uint64_t rng, lookups, ns, sink;
+};
+
+static void *lookup_main(void *arg)
+{
+	struct lthread *l = arg;
+	struct mix_record rec;
+	uint64_t t0, sum = 0, n = 0;
+
+	/* register this thread with the engine before the clock starts */
+	mix_read_lock();
+	mix_read_unlock();
+	pthread_barrier_wait(l->start);
+	t0 = st_now_ns();
+	do {
+		const struct mix_snap *s;
+		uint32_t nu, k;
+		mix_read_lock();
+		s = mix_index_snap(l->idx);
+		nu = mix_snap_next_uid(s) - 1;
+		for (k = 0; k < 1000; k++) {
+			uint32_t uid = 1 + (uint32_t)(st_rand(&l->rng) % nu);
+			sum += (uint64_t)mix_snap_lookup_uid(s, uid, &rec) +
+			       rec.seq;
+		}
+		mix_read_unlock();
+		n += 1000;
+	} while (st_now_ns() - t0 < (uint64_t)(l->secs * 1e9));
+	l->ns = st_now_ns() - t0;
+	l->lookups = n;
+	l->sink = sum;
+	return NULL;
+}
+
+/* One run: mean ns per lookup over the threads; *agg_r gets lookups/s of
+ * all threads together. */
+static double lookup_run(struct mix_index *idx, unsigned nthreads,
+			 double secs, double *agg_r)
+{
+	struct lthread l[2];
+	pthread_barrier_t start;
+	double ns = 0, agg = 0;
+	unsigned i;
+
+	pthread_barrier_init(&start, NULL, nthreads);
+	for (i = 0; i < nthreads; i++) {
+		memset(&l[i], 0, sizeof(l[i]));
+		l[i].idx = idx;
+		l[i].start = &start;
+		l[i].secs = secs;
+		l[i].rng = st_seed_derive(g_seed, i + 100);
+		if (pthread_create(&l[i].thread, NULL, lookup_main, &l[i]))
+			st_die("pthread_create failed");
+	}
+	for (i = 0; i < nthreads; i++) {
+		pthread_join(l[i].thread, NULL);
+		if (l[i].sink == 0)
+			st_die("bench: lookups found nothing");
+		ns += (double)l[i].ns / l[i].lookups;
+		agg += l[i].lookups / (l[i].ns / 1e9);
+	}
+	pthread_barrier_destroy(&start);
+	*agg_r = agg;
+	return ns / nthreads;
+}
+
+static void bench_lookup_one(struct mix_index *idx, uint32_t messages)
+{
+	unsigned runs = g_quick ? 3 : 5, i, nthreads;
+	double secs = g_quick ? 0.1 : 0.3, ns[5], agg[5];
+	char name[128], sz[16];
+
+	size_name(messages, sz, sizeof(sz));
+	for (nthreads = 1; nthreads <= 2; nthreads++) {
+		for (i = 0; i < runs; i++)
+			ns[i] = lookup_run(idx, nthreads, secs, &agg[i]);
+		snprintf(name, sizeof(name), "lookup_uid_%s_%uthr", sz,
+			 nthreads);
+		figure(name, st_median(ns, runs), "ns/lookup");
+		snprintf(name, sizeof(name), "lookup_uid_%s_%uthr_total", sz,
+			 nthreads);
+		figure(name, st_median(agg, runs), "lookups/s");
+	}
+}
+
+/* ---- (e) publish cost --------------------------------------------------- */
+
+static double g_publish_1k;
+
+static void bench_publish_one(struct mix_index *idx, uint32_t messages)
+{
+	unsigned n = g_quick ? 300 : 3000, i;
+	double *lat = calloc(n, sizeof(*lat)), med, p99;
+	struct toggler tg;
+	char name[128], sz[16];
+
+	if (!lat)
+		st_die("out of memory");
+	/* spread over the mailbox: each commit touches another chunk */
+	toggler_init(&tg, messages, messages > 1000 ? 997 : 1, 0, 1);
+	for (i = 0; i < 20; i++) /* warm-up */
+		toggle_commit(idx, &tg, MIX_DURABILITY_NONE);
+	for (i = 0; i < n; i++)
+		lat[i] = toggle_commit(idx, &tg, MIX_DURABILITY_NONE) / 1e3;
+	p99 = st_percentile(lat, n, 99);
+	med = st_median(lat, n);
+	free(lat);
+	size_name(messages, sz, sizeof(sz));
+	snprintf(name, sizeof(name), "publish_flag1_none_%s_median", sz);
+	figure(name, med, "us");
+	snprintf(name, sizeof(name), "publish_flag1_none_%s_p99", sz);
+	figure(name, p99, "us");
+	if (messages == 1000)
+		g_publish_1k = med;
+	else if (g_publish_1k > 0) {
+		snprintf(name, sizeof(name), "publish_flag1_none_%s_over_1k",
+			 sz);
+		figure(name, med / g_publish_1k, "ratio");
+	}
+}
+
+/* ---- (f) resident memory (in a fresh process) --------------------------- */
+
+/* The child: open dir READONLY, touch every record, print the figures. */
+static int rss_child(const char *dir, const char *sz)
+{
+	uint64_t before, anon0, file0, after, anon1, file1, sum = 0;
+	struct mix_engine *e;
+	struct mix_index *idx;
+	const struct mix_snap *s;
+	struct mix_record rec;
+	struct mix_iter it;
+	uint32_t n = 0, count;
+	char name[128];
+
+	fail_ret(mix_engine_create(NULL, &e), "mix_engine_create");
+	before = st_rss_bytes();
+	anon0 = st_proc_status_kb("RssAnon");
+	file0 = st_proc_status_kb("RssFile");
+	fail_ret(mix_index_open(e, dir, MIX_OPEN_READONLY, &idx),
+		 "mix_index_open(READONLY)");
+	mix_read_lock();
+	s = mix_index_snap(idx);
+	count = mix_snap_messages_count(s);
+	mix_iter_init(&it, s, 1);
+	while (mix_iter_next(&it, &rec)) {
+		sum += rec.uid + rec.flags + rec.modseq;
+		if (rec.keywords_bits)
+			sum += rec.keywords[0];
+		n++;
+	}
+	mix_read_unlock();
+	after = st_rss_bytes();
+	anon1 = st_proc_status_kb("RssAnon");
+	file1 = st_proc_status_kb("RssFile");
+	if (n != count || n == 0 || sum == 0)
+		st_die("rss: iterated %u of %u records", n, count);
+	snprintf(name, sizeof(name), "rss_readonly_%s_bytes", sz);
+	figure(name, (double)(after - before), "bytes");
+	snprintf(name, sizeof(name), "rss_readonly_%s_per_message", sz);
+	figure(name, (double)(after - before) / n, "bytes/msg");
+	snprintf(name, sizeof(name), "rss_readonly_%s_anon_bytes", sz);
+	figure(name, (double)anon1 - (double)anon0, "bytes");
+	snprintf(name, sizeof(name), "rss_readonly_%s_file_bytes", sz);
+	figure(name, (double)file1 - (double)file0, "bytes");
+	snprintf(name, sizeof(name), "index_file_%s_per_message", sz);
+	figure(name, (double)st_file_size(dir, "mix.index") / n, "bytes/msg");
+	fail_ret(mix_index_close(&idx), "mix_index_close");
+	fail_ret(mix_engine_free(&e), "mix_engine_free");
+	return 0;
+}
+
+static void bench_rss(const char *dir, uint32_t messages)
+{
+	char sz[16];
+	pid_t pid;
+	int status;
+
+	size_name(messages, sz, sizeof(sz));
+	fflush(stdout);
+	pid = fork();
+	if (pid < 0)
+		st_die("fork: %s", strerror(errno));
+	if (pid == 0) {
+		/* exec right away: the child of a threaded process */
+		execl("/proc/self/exe", "bench", "--rss-child", dir,
+		      "--rss-size", sz, (char *)NULL);
+		_exit(127);
+	}
+	if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) ||
+	    WEXITSTATUS(status) != 0)
+		st_die("bench: rss child failed (status 0x%x)", status);
+}
+
+/* ---- main --------------------------------------------------------------- */
+
+static void usage(FILE *out)
+{
+	fprintf(out, "usage: bench --dir DIR [--quick] [--only append|commit|"
+		"sync16|lookup|publish|rss]\n");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "dir", required_argument, NULL, 'd' },
+		{ "quick", no_argument, NULL, 'q' },
+		{ "only", required_argument, NULL, 'o' },
+		{ "seed", required_argument, NULL, 'S' },
+		{ "rss-child", required_argument, NULL, 'C' },
+		{ "rss-size", required_argument, NULL, 'Z' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	static const char *const names[] = { "append", "commit", "sync16",
+					     "lookup", "publish", "rss" };
+	const char *seed = NULL, *rss_dir = NULL, *rss_size = "?";
+	uint32_t big;
+	uint64_t t0 = st_now_ns();
+	size_t i;
+	int ch, known = 0;
+
+	while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'd': g_dir = optarg; break;
+		case 'q': g_quick = 1; break;
+		case 'o': g_only = optarg; break;
+		case 'S': seed = optarg; break;
+		case 'C': rss_dir = optarg; break;
+		case 'Z': rss_size = optarg; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (rss_dir)
+		return rss_child(rss_dir, rss_size);
+	if (!g_dir || optind < argc) {
+		usage(stderr);
+		return 2;
+	}
+	for (i = 0; g_only && i < sizeof(names) / sizeof(names[0]); i++)
+		known |= !strcmp(g_only, names[i]);
+	if (g_only && !known) {
+		usage(stderr);
+		return 2;
+	}
+	g_seed = st_seed_pick(seed);
+	printf("# bench: dir %s%s seed %" PRIu64 "\n", g_dir,
+	       g_quick ? " quick" : "", g_seed);
+	st_mkdir(g_dir);
+	fail_ret(mix_engine_create(NULL, &g_engine), "mix_engine_create");
+
+	if (want("append"))
+		bench_append();
+	if (want("commit"))
+		bench_commit();
+	if (want("sync16"))
+		bench_sync16();
+
+	big = g_quick ? 100000 : 1000000;
+	if (want("lookup") || want("publish") || want("rss")) {
+		struct mix_index *small = NULL, *mid, *large;
+		char *large_path;
+		uint64_t tf;
+
+		if (want("publish")) {
+			small = index_new("idx1k", NULL);
+			index_fill(small, 1000, 1000);
+		}
+		mid = index_new("idx100k", NULL);
+		index_fill(mid, 100000, 1000);
+		large = mid;
+		large_path = NULL;
+		if (big != 100000) {
+			tf = st_now_ns();
+			large = index_new("idx1m", &large_path);
+			index_fill(large, big, 1000);
+			printf("# filled %u messages in %.2f s\n", big,
+			       st_secs_since(tf));
+		} else if (asprintf(&large_path, "%s/idx100k", g_dir) < 0) {
+			st_die("out of memory");
+		}
+		if (want("lookup")) {
+			bench_lookup_one(mid, 100000);
+			if (large != mid)
+				bench_lookup_one(large, big);
+		}
+		if (want("publish")) {
+			bench_publish_one(small, 1000);
+			bench_publish_one(mid, 100000);
+			if (large != mid)
+				bench_publish_one(large, big);
+			fail_ret(mix_index_close(&small), "mix_index_close");
+		}
+		if (large != mid)
+			fail_ret(mix_index_close(&large), "mix_index_close");
+		fail_ret(mix_index_close(&mid), "mix_index_close");
+		if (want("rss"))
+			bench_rss(large_path, big);
+		free(large_path);
+	}
+	fail_ret(mix_engine_free(&g_engine), "mix_engine_free");
+	printf("# bench: %.1f s\n", st_secs_since(t0));
+	return 0;
+}
