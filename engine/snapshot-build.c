@@ -1044,7 +1044,8 @@ static struct mix_xhist_node *xhist_node(uint64_t gen, uint64_t modseq,
 	x->next = NULL;
 	x->modseq = modseq;
 	x->nranges = n;
-	memcpy(x->r, r, n * sizeof(x->r[0]));
+	if (n)
+		memcpy(x->r, r, n * sizeof(x->r[0]));
 	return x;
 }
 

@@ -113,6 +113,8 @@ struct op_ranges {
 static int modified_add(struct mix_txn *t, const struct mix_ranges *gt)
 {
 	uint32_t need = t->modified_count + gt->count;
+	if (gt->count == 0)
+		return 0;
 	if (need > t->modified_cap) {
 		uint32_t cap = t->modified_cap ? t->modified_cap : 8;
 		void *n;
