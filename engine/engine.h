@@ -30,11 +30,14 @@ struct mix_writer {
 	int sleeping;           /* atomic; writer is (about to be) waiting */
 	uint32_t space_waiters; /* atomic */
 	int stop;               /* under lock */
+	uint32_t last_batch;    /* writer only: size of the previous batch */
 	/* statistics, written by the writer only (relaxed atomics) */
 	uint64_t stat_batches;
 	uint64_t stat_txns;
 	uint64_t stat_fsyncs;
 	uint64_t stat_bytes;
+	uint64_t stat_publishes;
+	uint64_t stat_checkpoints;
 };
 
 struct mix_engine {

@@ -139,6 +139,8 @@ static int flush(struct mix_index *idx, struct mix_builder *b, int need_sync)
 	}
 	if (ret == 0)
 		ret = mix_index_publish(idx, b);
+	if (ret == 0 && w)
+		__atomic_add_fetch(&w->stat_publishes, 1, __ATOMIC_RELAXED);
 	if (ret < 0) {
 		poison(idx);
 		mix_builder_abort(b);
@@ -299,6 +301,9 @@ int mix_index_checkpoint(struct mix_index *idx, int do_remap)
 	int ret = checkpoint_write(idx, idx->snap);
 	if (ret < 0)
 		return ret;
+	if (idx->writer)
+		__atomic_add_fetch(&idx->writer->stat_checkpoints, 1,
+				   __ATOMIC_RELAXED);
 	idx->ckpt_file_seq = idx->log.hdr.file_seq;
 	idx->ckpt_offset = idx->log.offset;
 	if (do_remap && (ret = mix_index_remap(idx)) < 0) {

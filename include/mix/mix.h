@@ -126,6 +126,19 @@ MIX_API int mix_engine_create(const struct mix_engine_config *cfg,
  * *engine to NULL on success.  Not from a writer callback. */
 MIX_API int mix_engine_free(struct mix_engine **engine);
 
+/* Counters of the engine's writers since it was created.  Each writer
+ * keeps its own (the read path keeps none); the sum is read with relaxed
+ * loads, so it may be a few operations behind.  Any thread. */
+struct mix_engine_stats {
+	uint64_t commits;       /* transactions completed */
+	uint64_t batches;       /* batches written and published */
+	uint64_t fsyncs;        /* fdatasync calls on logs */
+	uint64_t bytes_logged;  /* bytes appended to logs */
+	uint64_t checkpoints;   /* mix.index files written */
+};
+MIX_API void mix_engine_stats(struct mix_engine *engine,
+			      struct mix_engine_stats *stats_r);
+
 /* ---- indexes --------------------------------------------------------- */
 
 struct mix_index;
