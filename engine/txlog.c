@@ -890,7 +890,18 @@ static int rotate_write_tmp(struct mix_log_writer *w, const char *tmp)
 /* §3.5: the two renames.  The old log's rename is made durable before the
  * new file takes its name: otherwise a crash could keep the second rename
  * and lose the first, and the old log (with transactions mix.index may not
- * have yet) would be gone. */
+ * have yet) would be gone.
+ *
+ * If the directory fsync after the second rename fails, the new log is in
+ * place but its name may not be durable.  Leaving it there was a bug: the
+ * caller could not tell this failure from one before the first rename
+ * (mix.index.log exists in both), kept appending to the old file, now
+ * mix.index.log.2, past the prev_file_offset the new log records — where
+ * recovery never reads — and a crash lost those acknowledged commits
+ * (tests/test-faults.c, "crash after a rotation whose last directory fsync
+ * failed").  So the new (empty) log is taken away again: every failure
+ * after the first rename leaves no mix.index.log, the state a crash after
+ * step 2 leaves, which recovery handles by rotating again. */
 static int rotate_renames(struct mix_log_writer *w, const char *tmp,
 			  const char *log2)
 {
@@ -903,8 +914,8 @@ static int rotate_renames(struct mix_log_writer *w, const char *tmp,
 	else if ((ret = mix_io_fsync_dir(w->dir)) < 0)
 		return ret;
 	ret = mix_io_rename(tmp, w->path);
-	if (ret == 0)
-		ret = mix_io_fsync_dir(w->dir);
+	if (ret == 0 && (ret = mix_io_fsync_dir(w->dir)) < 0)
+		unlink_keep_err(w->path);
 	return ret;
 }
 

@@ -57,10 +57,12 @@ struct mix_log_writer {
  * Returns 0 and an open writer positioned after the header; MIX_EINVAL
  * (file_seq 0 or prev_file_seq >= file_seq); MIX_ELIMIT (indexid +
  * file_seq >= 2^31, §4); -errno.  On error *w_r is closed (fd -1), the
- * temporary file removed, and: the old log is still the active one if the
- * first rename did not happen; if it did, the old log is
- * mix.index.log.2 and there may be no mix.index.log (what recovery after
- * a crash at that step also sees, §3.5).
+ * temporary file removed, and: the old log is still mix.index.log if the
+ * first rename did not happen; if it did, the old log is mix.index.log.2
+ * and there is no mix.index.log (what recovery after a crash at that step
+ * also sees, §3.5) — also when only the last directory fsync failed: the
+ * new log is removed again.  So a caller whose old log file is no longer
+ * mix.index.log after an error must not append to it any more.
  */
 int mix_log_rotate_to(const char *dir, uint32_t indexid, uint32_t file_seq,
 		      uint32_t prev_file_seq, uint32_t prev_file_offset,

@@ -1086,15 +1086,13 @@ static int rotation_state(const char *dir, const struct wtxn *b)
 		return 0;       /* first rename not done: old log active */
 	if (log_seq == 0 && log2_seq == 2)
 		return 1;       /* between the renames */
-	if (log_seq == 3 && log2_seq == 2)
-		return 2;       /* renamed; the final fsync_dir failed */
 	return -1;
 }
 
 static void test_rotation_faults(uint64_t seed)
 {
 	struct wtxn *b = make_txns(&seed, 2);
-	int seen[3] = { 0 }, bad = 0, first_ok = 0;
+	int seen[2] = { 0 }, bad = 0, first_ok = 0;
 
 	for (unsigned c = 1; c <= 12 && !first_ok; c++) {
 		char *dir = tu_tmpdir("txlog-fault");
@@ -1127,9 +1125,12 @@ static void test_rotation_faults(uint64_t seed)
 	}
 	is(bad, 0, "rot faults: every failed rotation leaves file 2's "
 	   "transactions readable, no newtmp, a closed writer");
-	ok(seen[0] && seen[1] && seen[2], "rot faults: all three crash states "
-	   "reached (old active %d, between renames %d, renamed %d)",
-	   seen[0], seen[1], seen[2]);
+	/* a failure of the last fsync_dir takes the new log away again, so
+	 * "renamed" is never left behind (the caller would keep appending to
+	 * the old file; see rotate_renames in engine/txlog.c) */
+	ok(seen[0] && seen[1], "rot faults: both failure states reached (old "
+	   "active %d, between renames %d), never the new log in place",
+	   seen[0], seen[1]);
 	is(first_ok, 8, "rot faults: rotation makes 7 I/O calls, succeeds "
 	   "when the 8th would fail");
 	free_txns(b, 2);
