@@ -51,10 +51,11 @@ int mix_index_publish(struct mix_index *idx, struct mix_builder *b)
 	mix_reclaim_publish(&idx->reclaim, s, prev, retired);
 	/* ORDER(snap-publish): s and everything it points to are complete
 	 * and never written again; pairs with MIX_RCU_DEREF in
-	 * mix_index_snap(). */
-	MIX_RCU_PUBLISH(idx->snap, s);
+	 * mix_index_snap().  seq_cst (an xchg on x86) for ORDER(watch). */
+	__atomic_store_n(&idx->snap, s, __ATOMIC_SEQ_CST);
 	if (prev)
 		mix_reclaim_unpublish(prev);
+	mix_watch_notify(idx);
 	return 0;
 }
 

@@ -42,6 +42,9 @@ struct recovery {
 	uint64_t pos_off;
 	uint32_t max_seq;    /* highest log file_seq ever seen */
 	int need_checkpoint;
+	uint64_t gen;        /* generation of the state built (1 at open) */
+	int quiet;           /* refresh: a torn tail is a write in progress */
+	int gap;             /* replay_chain found a log missing */
 	struct mix_log_reader logs[2]; /* [0] .log.2, [1] .log */
 	int have_log[2];
 };
@@ -70,6 +73,15 @@ static int lock_take(struct mix_index *idx)
 	fd = mix_io_open(path, O_RDWR | O_CREAT, 0644);
 	if (fd < 0)
 		return fd;
+	{
+		/* wait for the holder up to lock_timeout_ms, polling */
+		unsigned waited = 0, limit = idx->engine->cfg.lock_timeout_ms;
+		while (fcntl(fd, F_OFD_SETLK, &fl) < 0 &&
+		       (errno == EAGAIN || errno == EACCES) && waited < limit) {
+			usleep(5000);
+			waited += 5;
+		}
+	}
 	if (fcntl(fd, F_OFD_SETLK, &fl) < 0) {
 		int e = errno;
 		n = (int)pread(fd, pidbuf, sizeof(pidbuf) - 1, 0);
@@ -121,7 +133,7 @@ static int state_empty(struct recovery *rc, uint32_t indexid,
 	empty_header(&h, indexid, file_seq);
 	rc->indexid = indexid;
 	rc->have_state = 1;
-	return mix_builder_init_empty(&rc->b, 1, &h);
+	return mix_builder_init_empty(&rc->b, rc->gen, &h);
 }
 
 static int load_index(struct recovery *rc)
@@ -141,10 +153,10 @@ static int load_index(struct recovery *rc)
 		return -ENOMEM;
 	}
 	rc->map->robj.kind = MIX_ROBJ_MAP;
-	rc->map->robj.born_gen = 1;
+	rc->map->robj.born_gen = rc->gen;
 	rc->map->addr = f.map;
 	rc->map->size = f.map_size;
-	ret = mix_builder_from_ifile(&rc->b, 1, &f, rc->map);
+	ret = mix_builder_from_ifile(&rc->b, rc->gen, &f, rc->map);
 	if (ret < 0) {
 		mix_ifile_free(&f);
 		free(rc->map);
@@ -217,7 +229,7 @@ static int replay_log(struct recovery *rc, struct mix_log_reader *r,
 		return ret;
 	rc->pos_seq = r->hdr.file_seq;
 	rc->pos_off = r->pos;
-	if (r->pos < limit && r->torn) {
+	if (r->pos < limit && r->torn && !rc->quiet) {
 		if (!last)
 			return mix_err(MIX_ECORRUPT, "%s: %s; the next log says "
 				       "valid data runs to offset %llu",
@@ -255,6 +267,7 @@ static int replay_chain(struct recovery *rc)
 			   r->hdr.prev_file_offset <= rc->pos_off) {
 			ret = replay_log(rc, r, r->hdr.hdr_size, limit, i == 1);
 		} else {
+			rc->gap = 1;
 			return mix_err(MIX_ECORRUPT, "%s: log file_seq %u "
 				       "(prev %u offset %u) does not continue "
 				       "from seq %u offset %llu: a log is "
@@ -449,6 +462,9 @@ static void index_free(struct mix_index *idx)
 	if (idx->lock_fd >= 0)
 		close(idx->lock_fd);
 	mix_buf_free(&idx->batch);
+	free(idx->watches);
+	pthread_mutex_destroy(&idx->watch_lock);
+	pthread_mutex_destroy(&idx->refresh_lock);
 	free(idx->dir);
 	free(idx);
 }
@@ -472,6 +488,8 @@ static int index_alloc(struct mix_engine *e, const char *dir, unsigned flags,
 		free(idx);
 		return -ENOMEM;
 	}
+	pthread_mutex_init(&idx->watch_lock, NULL);
+	pthread_mutex_init(&idx->refresh_lock, NULL);
 	*idx_r = idx;
 	return 0;
 }
@@ -493,6 +511,7 @@ MIX_API int mix_index_open(struct mix_engine *e, const char *dir,
 		return ret;
 	memset(&rc, 0, sizeof(rc));
 	rc.idx = idx;
+	rc.gen = 1;
 	if (!(flags & MIX_OPEN_READONLY))
 		ret = lock_take(idx);
 	if (ret == 0)
@@ -539,6 +558,9 @@ MIX_API int mix_index_close(struct mix_index **idxp)
 
 	if (!idx)
 		return 0;
+	if (__atomic_load_n(&idx->users, __ATOMIC_ACQUIRE) != 0)
+		return mix_err(MIX_EINVAL, "%s: %u views or watchers still open",
+			       idx->dir, idx->users);
 	*idxp = NULL;
 	if (idx->writer) {
 		struct mix_txn *t = calloc(1, sizeof(*t));
@@ -601,5 +623,95 @@ MIX_API int mix_index_ext_register(struct mix_index *idx, const char *name,
 			*ext_id_r = t->ext_id;
 	}
 	mix_txn_free(t);
+	return ret;
+}
+
+/* ---- read-only refresh ---------------------------------------------------- */
+
+/* The logs moved past what this process has seen (two rotations): start
+ * again from the writer's newer mix.index. */
+static int refresh_reload(struct mix_index *idx, const struct mix_snap *cur)
+{
+	struct recovery rc;
+	int ret;
+
+	memset(&rc, 0, sizeof(rc));
+	rc.idx = idx;
+	rc.gen = cur->gen + 1;
+	rc.quiet = 1;
+	ret = load_index(&rc);
+	rc.b.xhist_max = idx->xhist_max;
+	if (ret == 0)
+		ret = open_logs(&rc);
+	if (ret == 0)
+		ret = replay_chain(&rc);
+	if (ret == 0) {
+		mix_builder_retire_all(&rc.b, cur, idx->map);
+		idx->map = rc.map;
+		rc.map = NULL;
+		idx->log.hdr.file_seq = rc.pos_seq;
+		idx->log.offset = rc.pos_off;
+		ret = mix_index_publish(idx, &rc.b);
+		rc.have_state = ret < 0;
+	}
+	if (rc.have_state)
+		mix_builder_abort(&rc.b);
+	if (rc.map)
+		mix_robj_free(&rc.map->robj);
+	recovery_free(&rc);
+	return ret < 0 ? ret : 1;
+}
+
+static int refresh_locked(struct mix_index *idx)
+{
+	const struct mix_snap *cur = idx->snap;
+	struct recovery rc;
+	int ret, moved_on;
+
+	memset(&rc, 0, sizeof(rc));
+	rc.idx = idx;
+	rc.quiet = 1;
+	rc.indexid = cur->hdr.indexid;
+	rc.pos_seq = rc.max_seq = cur->hdr.log_file_seq;
+	rc.pos_off = cur->hdr.log_file_head_offset;
+	if ((ret = mix_builder_begin(&rc.b, cur)) < 0)
+		return ret;
+	rc.have_state = 1;
+	rc.b.xhist_max = idx->xhist_max;
+	ret = open_logs(&rc);
+	if (ret == 0)
+		ret = replay_chain(&rc);
+	if (ret == 0 && (rc.b.changed || rc.pos_seq != cur->hdr.log_file_seq ||
+			 rc.pos_off != cur->hdr.log_file_head_offset)) {
+		idx->log.hdr.file_seq = rc.pos_seq;
+		idx->log.offset = rc.pos_off;
+		ret = mix_index_publish(idx, &rc.b);
+		rc.have_state = ret < 0;
+		ret = ret < 0 ? ret : 1;
+	}
+	if (rc.have_state)
+		mix_builder_abort(&rc.b);
+	/* a log is gone, or the index was re-created: reload */
+	moved_on = rc.gap || (rc.have_log[1] &&
+			      rc.logs[1].hdr.indexid != rc.indexid);
+	recovery_free(&rc);
+	if (ret < 0 && moved_on)
+		ret = refresh_reload(idx, cur);
+	return ret;
+}
+
+MIX_API int mix_index_refresh(struct mix_index *idx)
+{
+	int ret;
+	if (!(idx->flags & MIX_OPEN_READONLY))
+		return mix_err(MIX_EINVAL, "%s: refresh is for read-only "
+			       "opens; a writable index is always current",
+			       idx->dir);
+	if (mix_rcu_read_ongoing())
+		return mix_err(MIX_EDEADLK, "refresh inside a read-side "
+			       "section");
+	pthread_mutex_lock(&idx->refresh_lock);
+	ret = refresh_locked(idx);
+	pthread_mutex_unlock(&idx->refresh_lock);
 	return ret;
 }

@@ -6,6 +6,7 @@
 #ifndef MIX_INDEX_H
 #define MIX_INDEX_H
 
+#include <pthread.h>
 #include <stdint.h>
 
 #include "mix/mix.h"
@@ -35,10 +36,22 @@ struct mix_index {
 	uint64_t ckpt_offset;
 	struct mix_buf batch;        /* encoded transactions of a batch */
 
+	/* views and watchers open on it (atomic); close refuses while > 0 */
+	uint32_t users;
+	/* watchers (watch.c); nwatches is read without the lock */
+	pthread_mutex_t watch_lock;
+	struct mix_watch **watches;
+	uint32_t nwatches, watches_cap;
+	/* MIX_OPEN_READONLY: mix_index_refresh callers, one at a time */
+	pthread_mutex_t refresh_lock;
+
 	/* MIX_EPANIC once set; atomic (committers read it) */
 	int poisoned;
 	struct mix_open_info info;
 };
+
+/* After a publish: wake the armed watchers (watch.c). */
+void mix_watch_notify(struct mix_index *idx);
 
 /* Writer thread: apply and publish a batch of transactions of index
  * (linked through node; count of them). */

@@ -107,6 +107,9 @@ struct mix_engine_config {
 	 * 100000; 0 = unbounded); older expunges are forgotten and
 	 * mix_snap_expunged_since() then says it cannot answer for them */
 	uint32_t expunge_history_max;
+	/* a writable open of an index that another process writes waits up
+	 * to this long for its lock (default 0: MIX_ELOCKED at once) */
+	unsigned lock_timeout_ms;
 	/* optional; see mix_warning_fn */
 	mix_warning_fn *warning;
 	void *warning_ctx;
@@ -186,8 +189,9 @@ MIX_API void mix_index_open_info(struct mix_index *index,
 /* Wait for queued transactions, checkpoint, release the lock and free the
  * index.  Sets *index to NULL.  Returns 0 or the error of the final
  * checkpoint (the index is closed either way; nothing acknowledged is
- * lost).  No transaction of the index may be open.  Not inside a read-side
- * section. */
+ * lost); MIX_EINVAL while views or watchers of it are open (nothing is
+ * closed then).  No transaction of the index may be open.  Not inside a
+ * read-side section. */
 MIX_API int mix_index_close(struct mix_index **index);
 
 /* Register extension name (1..63 bytes) with a per-record data size
@@ -472,6 +476,84 @@ MIX_API void mix_iter_init(struct mix_iter *it, const struct mix_snap *snap,
 
 /* Next record; returns 1 and fills *rec_r, or 0 at the end. */
 MIX_API int mix_iter_next(struct mix_iter *it, struct mix_record *rec_r);
+
+/* ---- views (docs/api.md "Views") ------------------------------------ */
+
+struct mix_view;
+
+/* Open a view of index: it pins the newest snapshot (one reference taken
+ * inside a read-side section), so sequence numbers stay stable across an
+ * IMAP command.  A view holds no read-side section between calls; any
+ * thread may use it (one at a time).  Returns 0 or -ENOMEM. */
+MIX_API int mix_view_open(struct mix_index *index, struct mix_view **view_r);
+
+/* Drop the view; its snapshot is freed once nothing else holds it.
+ * Sets *view to NULL.  Any thread, not inside a read-side section of the
+ * view's snapshot that is still used. */
+MIX_API void mix_view_close(struct mix_view **view);
+
+/* The view's snapshot: valid until the view moves (sync/refresh) or
+ * closes.  All mix_snap_* functions work on it without mix_read_lock. */
+MIX_API const struct mix_snap *mix_view_snap(struct mix_view *view);
+
+/* Move the view to the newest snapshot without a report.  Returns 1 if it
+ * moved, 0 if it was already the newest (a pointer load and a compare). */
+MIX_API int mix_view_refresh(struct mix_view *view);
+
+/* What changed between a view's old and new snapshot, as IMAP sends it. */
+struct mix_view_changes {
+	/* EXPUNGE responses: sequence numbers in the order to send them
+	 * (descending, so each is valid when sent) */
+	uint32_t *expunged_seqs;
+	uint32_t expunged_count;
+	/* the same messages by UID (sorted ranges; VANISHED for QRESYNC) */
+	struct mix_uid_range *expunged_uids;
+	uint32_t expunged_uid_ranges;
+	/* messages in both snapshots whose flags, keywords, extension data
+	 * or modseq changed (FETCH FLAGS / MODSEQ), ascending, each once */
+	uint32_t *changed_uids;
+	uint32_t changed_count;
+	/* new messages (EXISTS grows by new_count): their UIDs ascending */
+	uint32_t *new_uids;
+	uint32_t new_count;
+	uint32_t old_messages_count, new_messages_count;
+	uint64_t old_highest_modseq, new_highest_modseq;
+	/* 1 if the expunge history did not reach back and the report was
+	 * computed by comparing the two snapshots (cost O(messages)) */
+	int full_compare;
+};
+
+/* Move the view to the newest snapshot and report what changed.  The
+ * cost follows the number of changes (CHANGEDSINCE chunk skipping and the
+ * expunge history), not the mailbox size.  Returns 1 (moved; *changes_r
+ * filled, free it with mix_view_changes_free), 0 (nothing new; *changes_r
+ * zeroed) or -ENOMEM.  Not inside a read-side section. */
+MIX_API int mix_view_sync(struct mix_view *view,
+			  struct mix_view_changes *changes_r);
+MIX_API void mix_view_changes_free(struct mix_view_changes *changes);
+
+/* ---- watchers ---------------------------------------------------------- */
+
+struct mix_watch;
+
+/* A watcher: an eventfd that becomes readable after the index publishes
+ * a new snapshot (IMAP IDLE; add it to epoll).  Returns 0 or -errno. */
+MIX_API int mix_watch_open(struct mix_index *index, struct mix_watch **watch_r);
+MIX_API int mix_watch_fd(struct mix_watch *watch);
+/* Consume the notification and arm the watcher again.  Call it before
+ * syncing the view, so a publish after the sync wakes the fd again. */
+MIX_API void mix_watch_rearm(struct mix_watch *watch);
+MIX_API void mix_watch_close(struct mix_watch **watch);
+
+/* ---- other processes ---------------------------------------------------- */
+
+/* A MIX_OPEN_READONLY index reads what the owning process (or a later
+ * one) has committed since: the log tail, following rotation, or a new
+ * mix.index when the logs moved on.  Never shows a torn or half-written
+ * transaction.  Returns 1 if a new snapshot was published, 0 if nothing
+ * was new, MIX_EINVAL for a writable index, MIX_ECORRUPT, -errno.  Not
+ * inside a read-side section; concurrent calls are serialized. */
+MIX_API int mix_index_refresh(struct mix_index *index);
 
 /* ---- CONDSTORE / QRESYNC (RFC 7162; docs/condstore.md) ------------- */
 
