@@ -545,6 +545,16 @@ MIX_API int mix_index_open(struct mix_engine *e, const char *dir,
 	return 0;
 }
 
+MIX_API void mix_index_stats(struct mix_index *idx,
+			     struct mix_index_stats *st)
+{
+	pthread_mutex_lock(&idx->reclaim.lock);
+	st->snapshots_live = idx->reclaim.live;
+	st->snapshots_freed = idx->reclaim.snaps_freed;
+	st->objects_freed = idx->reclaim.objs_freed;
+	pthread_mutex_unlock(&idx->reclaim.lock);
+}
+
 MIX_API void mix_index_open_info(struct mix_index *idx,
 				 struct mix_open_info *info_r)
 {

@@ -194,6 +194,18 @@ MIX_API void mix_index_open_info(struct mix_index *index,
  * read-side section. */
 MIX_API int mix_index_close(struct mix_index **index);
 
+/* Reclamation counters of one index: snapshots still alive (the current
+ * one, those held by views and those waiting for a grace period) and
+ * what has been freed.  Any thread (takes a mutex the read path never
+ * takes). */
+struct mix_index_stats {
+	uint32_t snapshots_live;
+	uint64_t snapshots_freed;
+	uint64_t objects_freed;   /* chunks, layouts, ... of dead snapshots */
+};
+MIX_API void mix_index_stats(struct mix_index *index,
+			     struct mix_index_stats *stats_r);
+
 /* Register extension name (1..63 bytes) with a per-record data size
  * (0..1024 bytes, 0 = header only), record alignment (1, 2, 4 or 8) and a
  * header data size (0..65536).  If the index already has it, the sizes
