@@ -242,7 +242,9 @@ static int report_fill(const struct mix_snap *old, const struct mix_snap *s,
 	}
 	if (ret == 0) {
 		/* descending: each EXPUNGE is valid when it is sent */
-		qsort(r.exp_seqs.v, r.exp_seqs.n, sizeof(uint32_t), cmp_desc);
+		if (r.exp_seqs.n > 1)
+			qsort(r.exp_seqs.v, r.exp_seqs.n, sizeof(uint32_t),
+			      cmp_desc);
 		ret = uids_to_ranges(r.exp_uids.v, r.exp_uids.n,
 				     &ch->expunged_uids,
 				     &ch->expunged_uid_ranges);

@@ -34,15 +34,17 @@ static inline void tu_rmdir_r(const char *dir)
 {
 	DIR *d = opendir(dir);
 	struct dirent *e;
-	char path[4096];
+	char *path;
 	if (!d)
 		return;
 	while ((e = readdir(d))) {
 		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
 			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		if (asprintf(&path, "%s/%s", dir, e->d_name) < 0)
+			continue;
 		if (unlink(path) < 0 && errno == EISDIR)
 			tu_rmdir_r(path);
+		free(path);
 	}
 	closedir(d);
 	rmdir(dir);
