@@ -17,7 +17,9 @@ VERSION := 0.1.0
 WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
            -Wpointer-arith -Wformat=2 -Wno-unused-parameter
 CFLAGS  ?= $(OPT) -g
-ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -fno-omit-frame-pointer $(WARN) \
+# USDT probes when systemtap-sdt-dev's <sys/sdt.h> is there (engine/probes.h)
+SDT     := $(shell printf '\043include <sys/sdt.h>\n' | $(CC) -E -x c - >/dev/null 2>&1 && echo -DMIX_HAVE_SDT)
+ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -fno-omit-frame-pointer $(WARN) $(SDT) \
            -fvisibility=hidden -fPIC -Iinclude -Iengine $(SAN) $(CFLAGS)
 LIBS    := -lurcu-memb -lurcu-common -lpthread
 LDFLAGS += $(SAN)
@@ -113,3 +115,38 @@ clean:
 .PHONY: crashtest
 crashtest: all $(BUILD)/stress/crashtest
 	$(BUILD)/stress/crashtest $(CRASH_ARGS)
+
+# make fuzz [FUZZ_SECONDS=60]: the libFuzzer targets of tests/fuzz, each
+# run FUZZ_SECONDS with ASan+UBSan, seeded from tests/fuzz/corpus-*;
+# findings go to build-fuzz/artifacts.  Needs clang and libclang-rt-14-dev
+# (MIX_DEPS_FUZZ=1 tools/install-deps.sh); make check does not.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_BUILD   := build-fuzz
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all
+FUZZ_TARGETS := ifile log
+.PHONY: fuzz fuzz-build fuzz-lib fuzz-corpus
+fuzz-lib:
+	@MIX_DEPS_FUZZ=1 CC=$(FUZZ_CC) sh tools/install-deps.sh
+	$(MAKE) BUILD=$(FUZZ_BUILD) CC=$(FUZZ_CC) OPT=-O1 \
+		SAN='$(FUZZ_SAN) -fsanitize=fuzzer-no-link' $(FUZZ_BUILD)/libmix.a
+$(FUZZ_BUILD)/fuzz-%: tests/fuzz/fuzz-%.c tests/fuzz/fuzz-common.h fuzz-lib
+	$(FUZZ_CC) -std=c11 -D_GNU_SOURCE $(WARN) -Iinclude -Iengine -g -O1 \
+		$(FUZZ_SAN) -fsanitize=fuzzer $< -o $@ $(FUZZ_BUILD)/libmix.a $(LIBS)
+fuzz-build: $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz-%)
+fuzz: fuzz-build
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p $(FUZZ_BUILD)/corpus-$$t $(FUZZ_BUILD)/artifacts; \
+	  echo "fuzz-$$t: $(FUZZ_SECONDS) s"; \
+	  $(FUZZ_BUILD)/fuzz-$$t -max_total_time=$(FUZZ_SECONDS) -max_len=16384 \
+	    -print_final_stats=1 -artifact_prefix=$(FUZZ_BUILD)/artifacts/$$t- \
+	    $(FUZZ_BUILD)/corpus-$$t tests/fuzz/corpus-$$t tests/fuzz/regress-$$t \
+	    || exit 1; \
+	done
+# Regenerate the seed corpora from the engine (then review and commit).
+fuzz-corpus: $(BUILD)/libmix.a
+	$(CC) $(ALL_CFLAGS) tests/fuzz/mkcorpus.c -o $(BUILD)/tests/fuzz-mkcorpus \
+		$(BUILD)/libmix.a $(LDFLAGS) $(LIBS)
+	$(BUILD)/tests/fuzz-mkcorpus tests/fuzz
+# the regression replayer includes the fuzz targets' sources
+$(BUILD)/tests/test-fuzz-regress: $(wildcard tests/fuzz/*.c tests/fuzz/*.h)

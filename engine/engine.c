@@ -80,23 +80,6 @@ MIX_API int mix_engine_free(struct mix_engine **ep)
 	return 0;
 }
 
-MIX_API void mix_engine_stats(struct mix_engine *e, struct mix_engine_stats *st)
-{
-	unsigned i;
-	memset(st, 0, sizeof(*st));
-	for (i = 0; i < e->nwriters; i++) {
-		const struct mix_writer *w = &e->writers[i];
-		st->commits += __atomic_load_n(&w->stat_txns, __ATOMIC_RELAXED);
-		st->batches += __atomic_load_n(&w->stat_publishes,
-					       __ATOMIC_RELAXED);
-		st->fsyncs += __atomic_load_n(&w->stat_fsyncs, __ATOMIC_RELAXED);
-		st->bytes_logged += __atomic_load_n(&w->stat_bytes,
-						    __ATOMIC_RELAXED);
-		st->checkpoints += __atomic_load_n(&w->stat_checkpoints,
-						   __ATOMIC_RELAXED);
-	}
-}
-
 MIX_API void mix_read_lock(void)
 {
 	mix_rcu_read_lock();

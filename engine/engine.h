@@ -11,6 +11,7 @@
 #include "mix/mix.h"
 #include "intake.h"
 #include "rcu.h"
+#include "stats.h"
 
 struct mix_txn;
 
@@ -38,6 +39,9 @@ struct mix_writer {
 	uint64_t stat_bytes;
 	uint64_t stat_publishes;
 	uint64_t stat_checkpoints;
+	uint64_t batch_hist[MIX_BATCH_BUCKETS];
+	struct mix_hist lat_visible;
+	struct mix_hist lat_ack;
 };
 
 struct mix_engine {

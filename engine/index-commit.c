@@ -25,6 +25,7 @@
 #include "err.h"
 #include "index-file.h"
 #include "index.h"
+#include "probes.h"
 #include "txn.h"
 
 /* A batch is flushed once its encoding passes this (keeps offsets far
@@ -53,6 +54,7 @@ int mix_index_publish(struct mix_index *idx, struct mix_builder *b)
 	 * and never written again; pairs with MIX_RCU_DEREF in
 	 * mix_index_snap().  seq_cst (an xchg on x86) for ORDER(watch). */
 	__atomic_store_n(&idx->snap, s, __ATOMIC_SEQ_CST);
+	MIX_PROBE2(publish, s->gen, s->hdr.highest_modseq);
 	if (prev)
 		mix_reclaim_unpublish(prev);
 	mix_watch_notify(idx);
@@ -104,17 +106,27 @@ static uint32_t apply_some(struct mix_index *idx, struct mix_builder *b,
 	return n;
 }
 
-static void complete_range(struct mix_txn **txns, uint32_t start,
-			   uint32_t end, int ret)
+/* Complete txns[start..end) with ret (failed ones with their own).  w
+ * (may be NULL) records the latencies: visible_ns is when the batch was
+ * published (0: it was not). */
+static void complete_range(struct mix_writer *w, struct mix_txn **txns,
+			   uint32_t start, uint32_t end, int ret,
+			   uint64_t visible_ns)
 {
 	uint32_t i;
 	for (i = start; i < end; i++) {
 		struct mix_txn *t = txns[i];
+		uint64_t enq = t->enq_ns; /* t is gone once completed */
+		int ok = !t->failed && ret == 0;
 		if (t->failed) {
 			mix_err_set(t->ret, t->errmsg);
 			mix_txn_complete(t, t->ret);
 		} else {
 			mix_txn_complete(t, ret);
+		}
+		if (w && ok && visible_ns) {
+			mix_hist_add(&w->lat_visible, visible_ns - enq);
+			mix_hist_add(&w->lat_ack, mix_now_ns() - enq);
 		}
 	}
 }
@@ -126,6 +138,7 @@ static int flush(struct mix_index *idx, struct mix_builder *b, int need_sync)
 	int ret = 0;
 
 	if (idx->batch.len > 0) {
+		MIX_PROBE1(log_write, idx->batch.len);
 		ret = mix_log_append(&idx->log, idx->batch.data,
 				     idx->batch.len);
 		if (ret == 0 && w)
@@ -133,7 +146,9 @@ static int flush(struct mix_index *idx, struct mix_builder *b, int need_sync)
 					   __ATOMIC_RELAXED);
 	}
 	if (ret == 0 && need_sync) {
+		MIX_PROBE0(fsync_start);
 		ret = mix_log_sync(&idx->log);
+		MIX_PROBE1(fsync_end, ret);
 		if (ret == 0 && w)
 			__atomic_add_fetch(&w->stat_fsyncs, 1,
 					   __ATOMIC_RELAXED);
@@ -160,11 +175,11 @@ static void run_batch(struct mix_index *idx, struct mix_txn **txns,
 		if (__atomic_load_n(&idx->poisoned, __ATOMIC_ACQUIRE)) {
 			mix_err(MIX_EPANIC, "%s: an earlier write failed; "
 				"reopen the index", idx->dir);
-			complete_range(txns, start, n, MIX_EPANIC);
+			complete_range(idx->writer, txns, start, n, MIX_EPANIC, 0);
 			return;
 		}
 		if ((ret = mix_builder_begin(&b, idx->snap)) < 0) {
-			complete_range(txns, start, n, ret);
+			complete_range(idx->writer, txns, start, n, ret, 0);
 			return;
 		}
 		b.xhist_max = idx->xhist_max;
@@ -177,7 +192,8 @@ static void run_batch(struct mix_index *idx, struct mix_txn **txns,
 			continue;
 		}
 		ret = flush(idx, &b, need_sync);
-		complete_range(txns, start, end, ret);
+		complete_range(idx->writer, txns, start, end, ret,
+			       ret == 0 ? mix_now_ns() : 0);
 		start = end;
 		if (ret == 0 && idx->log.offset >= idx->rotate_size &&
 		    mix_index_checkpoint_rotate(idx) < 0 &&
@@ -300,6 +316,7 @@ int mix_index_remap(struct mix_index *idx)
 int mix_index_checkpoint(struct mix_index *idx, int do_remap)
 {
 	int ret = checkpoint_write(idx, idx->snap);
+	MIX_PROBE2(checkpoint, idx->snap->hdr.messages_count, ret);
 	if (ret < 0)
 		return ret;
 	if (idx->writer)
@@ -321,6 +338,7 @@ int mix_index_rotate(struct mix_index *idx)
 	int ret = mix_log_rotate_to(idx->dir, h->indexid, h->file_seq + 1,
 				    h->file_seq, (uint32_t)idx->log.offset,
 				    &nw);
+	MIX_PROBE2(rotate, h->file_seq + 1, ret);
 	if (ret < 0)
 		return ret;
 	mix_log_writer_close(&idx->log);

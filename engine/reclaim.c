@@ -10,7 +10,9 @@
  */
 #include <stdlib.h>
 
+#include "probes.h"
 #include "reclaim.h"
+#include "stats.h"
 
 int mix_reclaim_init(struct mix_reclaim *r)
 {
@@ -86,6 +88,8 @@ static void snap_die(struct mix_snap *s)
 		n = o->next;
 		mix_robj_free(o);
 	}
+	MIX_PROBE1(snapshot_free, s->gen);
+	__atomic_add_fetch(&mix_stat_snapshots_freed, 1, __ATOMIC_RELAXED);
 	mix_snap_free_shell(s);
 }
 

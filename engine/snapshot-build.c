@@ -24,6 +24,7 @@
 #include "err.h"
 #include "index-file.h"
 #include "snapshot.h"
+#include "stats.h"
 
 #define KW_STEP 8u /* keyword bitmap grows in steps of 64 keywords */
 
@@ -132,6 +133,9 @@ static struct mix_chunk *chunk_new(struct mix_builder *b, uint32_t cap)
 	}
 	robj_init(&c->robj, MIX_ROBJ_CHUNK, b->gen);
 	c->cap = cap;
+	c->heap_bytes = (size_t)cap * b_rs(b);
+	__atomic_add_fetch(&mix_stat_chunk_heap_bytes, (int64_t)c->heap_bytes,
+			   __ATOMIC_RELAXED);
 	return c;
 }
 
@@ -811,6 +815,9 @@ static int relayout(struct mix_builder *b, struct mix_layout *nl)
 		}
 		robj_init(&n->robj, MIX_ROBJ_CHUNK, b->gen);
 		n->cap = cap;
+		n->heap_bytes = (size_t)cap * nl->record_size;
+		__atomic_add_fetch(&mix_stat_chunk_heap_bytes,
+				   (int64_t)n->heap_bytes, __ATOMIC_RELAXED);
 		for (pos = 0; pos < c->count; pos++)
 			relay_record(ol, nl,
 				     c->recs + (size_t)pos * ol->record_size,

@@ -16,6 +16,7 @@
 
 #include "index-file.h"
 #include "snapshot.h"
+#include "stats.h"
 
 static inline uint32_t rec_uid(const uint8_t *r)
 {
@@ -336,6 +337,8 @@ void mix_robj_free(struct mix_robj *o)
 		struct mix_chunk *c = (struct mix_chunk *)o;
 		if (c->cap)
 			free(c->recs);
+		__atomic_sub_fetch(&mix_stat_chunk_heap_bytes,
+				   (int64_t)c->heap_bytes, __ATOMIC_RELAXED);
 		free(c);
 		break;
 	}

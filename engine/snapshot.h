@@ -60,6 +60,7 @@ struct mix_chunk {
 	uint32_t last_uid;
 	uint64_t max_modseq;
 	uint8_t *recs;
+	size_t heap_bytes;   /* allocated for recs (0 if mapped) */
 };
 
 /* The mapping of one mix.index, kept until no chunk points into it. */

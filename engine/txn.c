@@ -382,6 +382,8 @@ MIX_API int mix_txn_hdr_set(struct mix_txn *t, enum mix_hdr_field field,
 
 /* ---- commit ------------------------------------------------------------ */
 
+#define COMMIT_SPIN_NS 30000
+
 static void futex_wait(uint32_t *addr, uint32_t val)
 {
 	syscall(SYS_futex, addr, FUTEX_WAIT_PRIVATE, val, NULL, NULL, 0);
@@ -396,14 +398,19 @@ int mix_txn_commit_wait(struct mix_txn *t)
 {
 	int spins;
 	mix_writer_enqueue(t->index->writer, t);
-	/* Short spin: a NONE commit is often done within a few µs.  A SYNC
-	 * commit waits for an fdatasync (~100 µs or more): spinning would
-	 * only take the CPU from the writer and from other committers. */
-	for (spins = t->durability == MIX_DURABILITY_SYNC ? 4000 : 0;
-	     spins < 4000; spins++) {
-		if (__atomic_load_n(&t->done, __ATOMIC_ACQUIRE))
-			break;
-		caa_cpu_relax();
+	/* Short spin (by time): a NONE commit is usually done within a few
+	 * tens of µs, sooner than a futex sleep and wake-up round trip.  A
+	 * SYNC commit waits for an fdatasync (~100 µs or more): spinning
+	 * would only take the CPU from the writer and other committers. */
+	if (t->durability != MIX_DURABILITY_SYNC) {
+		uint64_t end = mix_now_ns() + COMMIT_SPIN_NS;
+		for (spins = 0;; spins++) {
+			if (__atomic_load_n(&t->done, __ATOMIC_ACQUIRE))
+				break;
+			if (spins % 32 == 31 && mix_now_ns() > end)
+				break;
+			caa_cpu_relax();
+		}
 	}
 	while (!__atomic_load_n(&t->done, __ATOMIC_ACQUIRE))
 		futex_wait(&t->done, 0);

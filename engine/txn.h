@@ -75,6 +75,7 @@ struct mix_txn {
 	uint32_t done;
 	mix_commit_fn *cb;
 	void *cb_ctx;
+	uint64_t enq_ns;     /* when the committer handed it over */
 	/* writer-private during apply: the UID of each append */
 	uint32_t *append_uids;
 	/* MODIFIED set of conditional operations (writer fills it) */

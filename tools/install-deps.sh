@@ -10,6 +10,7 @@ have_cmd() { command -v "$1" >/dev/null 2>&1; }
 
 have_hdr urcu/urcu-memb.h || need="$need liburcu-dev"
 have_hdr ck_pr.h          || need="$need libck-dev"
+have_hdr sys/sdt.h        || need="$need systemtap-sdt-dev"
 have_cmd prove            || need="$need perl"
 have_cmd ${CC:-cc}        || need="$need gcc"
 have_cmd make             || need="$need make"
@@ -20,6 +21,12 @@ if [ "${MIX_DEPS_SAN:-0}" = 1 ]; then
 	for l in libasan8 libubsan1 libtsan2; do
 		dpkg -s "$l" >/dev/null 2>&1 || need="$need $l"
 	done
+fi
+# `make fuzz` (issue 5): clang with libFuzzer, whose runtime Debian 12
+# ships in libclang-rt-14-dev.  Not needed by make / make check.
+if [ "${MIX_DEPS_FUZZ:-0}" = 1 ]; then
+	have_cmd clang || need="$need clang"
+	dpkg -s libclang-rt-14-dev >/dev/null 2>&1 || need="$need libclang-rt-14-dev"
 fi
 if [ "${MIX_DEPS_VALGRIND:-0}" = 1 ]; then
 	have_cmd valgrind || need="$need valgrind"

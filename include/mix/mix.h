@@ -132,15 +132,40 @@ MIX_API int mix_engine_free(struct mix_engine **engine);
 /* Counters of the engine's writers since it was created.  Each writer
  * keeps its own (the read path keeps none); the sum is read with relaxed
  * loads, so it may be a few operations behind.  Any thread. */
+#define MIX_BATCH_BUCKETS 12
 struct mix_engine_stats {
 	uint64_t commits;       /* transactions completed */
 	uint64_t batches;       /* batches written and published */
 	uint64_t fsyncs;        /* fdatasync calls on logs */
 	uint64_t bytes_logged;  /* bytes appended to logs */
 	uint64_t checkpoints;   /* mix.index files written */
+	/* batches by size: [k] counts batches of 2^k .. 2^(k+1)-1
+	 * transactions (the last bucket: 2^11 and more) */
+	uint64_t batch_size_hist[MIX_BATCH_BUCKETS];
+	/* process-wide: snapshots freed after their grace period, and heap
+	 * bytes held by copied chunks of live snapshots */
+	uint64_t snapshots_freed;
+	uint64_t snapshot_heap_bytes;
 };
 MIX_API void mix_engine_stats(struct mix_engine *engine,
 			      struct mix_engine_stats *stats_r);
+
+/* Latency of commits since the engine started, from histograms the
+ * writers keep (12.5% resolution): VISIBLE = from the committer handing
+ * the transaction over to the publish that made it visible to readers;
+ * ACK = to the writer waking the committer (after fdatasync for SYNC). */
+enum mix_latency_kind {
+	MIX_LATENCY_VISIBLE,
+	MIX_LATENCY_ACK,
+};
+struct mix_latency {
+	uint64_t count;
+	uint64_t p50_ns, p99_ns, p999_ns, max_ns;
+};
+/* Returns 0 or MIX_EINVAL.  Any thread. */
+MIX_API int mix_engine_latency(struct mix_engine *engine,
+			       enum mix_latency_kind kind,
+			       struct mix_latency *latency_r);
 
 /* ---- indexes --------------------------------------------------------- */
 

@@ -1,0 +1,83 @@
+/*
+ * Statistics the engine exposes (mix_engine_stats, mix_engine_latency):
+ * counters and histograms kept by the writers, plus process-wide counters
+ * kept by the reclaimers and builders.  The read path keeps none.
+ */
+#include <string.h>
+#include <time.h>
+
+#include "engine.h"
+#include "stats.h"
+
+uint64_t mix_stat_snapshots_freed;
+int64_t mix_stat_chunk_heap_bytes;
+
+uint64_t mix_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+MIX_API void mix_engine_stats(struct mix_engine *e, struct mix_engine_stats *st)
+{
+	unsigned i, k;
+	memset(st, 0, sizeof(*st));
+	for (i = 0; i < e->nwriters; i++) {
+		const struct mix_writer *w = &e->writers[i];
+		st->commits += __atomic_load_n(&w->stat_txns, __ATOMIC_RELAXED);
+		st->batches += __atomic_load_n(&w->stat_publishes,
+					       __ATOMIC_RELAXED);
+		st->fsyncs += __atomic_load_n(&w->stat_fsyncs, __ATOMIC_RELAXED);
+		st->bytes_logged += __atomic_load_n(&w->stat_bytes,
+						    __ATOMIC_RELAXED);
+		st->checkpoints += __atomic_load_n(&w->stat_checkpoints,
+						   __ATOMIC_RELAXED);
+		for (k = 0; k < MIX_BATCH_BUCKETS; k++)
+			st->batch_size_hist[k] += __atomic_load_n(
+				&w->batch_hist[k], __ATOMIC_RELAXED);
+	}
+	st->snapshots_freed = __atomic_load_n(&mix_stat_snapshots_freed,
+					      __ATOMIC_RELAXED);
+	st->snapshot_heap_bytes = (uint64_t)__atomic_load_n(
+		&mix_stat_chunk_heap_bytes, __ATOMIC_RELAXED);
+}
+
+MIX_API int mix_engine_latency(struct mix_engine *e, enum mix_latency_kind kind,
+			       struct mix_latency *r)
+{
+	static uint64_t sum[MIX_HIST_BUCKETS];
+	uint64_t total = 0, seen = 0, want[3];
+	uint64_t *out[3] = { &r->p50_ns, &r->p99_ns, &r->p999_ns };
+	unsigned i, w, q = 0;
+	uint64_t b[MIX_HIST_BUCKETS];
+
+	(void)sum;
+	if (kind != MIX_LATENCY_VISIBLE && kind != MIX_LATENCY_ACK)
+		return MIX_EINVAL;
+	memset(r, 0, sizeof(*r));
+	memset(b, 0, sizeof(b));
+	for (w = 0; w < e->nwriters; w++) {
+		const struct mix_hist *h = kind == MIX_LATENCY_VISIBLE ?
+			&e->writers[w].lat_visible : &e->writers[w].lat_ack;
+		uint64_t m = __atomic_load_n(&h->max, __ATOMIC_RELAXED);
+		for (i = 0; i < MIX_HIST_BUCKETS; i++)
+			b[i] += __atomic_load_n(&h->b[i], __ATOMIC_RELAXED);
+		if (m > r->max_ns)
+			r->max_ns = m;
+	}
+	for (i = 0; i < MIX_HIST_BUCKETS; i++)
+		total += b[i];
+	r->count = total;
+	if (total == 0)
+		return 0;
+	want[0] = (total * 50 + 99) / 100;
+	want[1] = (total * 99 + 99) / 100;
+	want[2] = (total * 999 + 999) / 1000;
+	for (i = 0; i < MIX_HIST_BUCKETS && q < 3; i++) {
+		seen += b[i];
+		while (q < 3 && seen >= want[q])
+			*out[q++] = mix_hist_value(i);
+	}
+	return 0;
+}
