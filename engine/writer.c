@@ -189,13 +189,15 @@ static uint32_t writer_batch(struct mix_writer *w, struct part **parts,
 						 __ATOMIC_RELAXED) + 1,
 				 __ATOMIC_RELAXED);
 	}
+	/* counted before the committers are acknowledged, so a committer
+	 * that returned sees its commit in mix_engine_stats() */
+	__atomic_add_fetch(&w->stat_batches, 1, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&w->stat_txns, total, __ATOMIC_RELAXED);
 	for (i = 0; i < nparts; i++) {
 		struct part *p = &(*parts)[i];
 		mix_index_process_batch(p->idx, p->txns, p->count);
 		free(p->txns);
 	}
-	__atomic_add_fetch(&w->stat_batches, 1, __ATOMIC_RELAXED);
-	__atomic_add_fetch(&w->stat_txns, total, __ATOMIC_RELAXED);
 	return total;
 }
 
