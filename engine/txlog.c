@@ -229,6 +229,12 @@ static int dec_append(const struct rec_ctx *c, const uint8_t *p, uint32_t n,
 		if (uid <= prev_uid)
 			return rec_bad(c, "entry %u: UID %u is not above the "
 				       "previous UID %u", i, uid, prev_uid);
+		/* next_uid becomes uid + 1, which must fit (found by
+		 * tests/fuzz/fuzz-log.c: replay wrapped next_uid to 0) */
+		if (uid == UINT32_MAX)
+			return rec_bad(c, "entry %u: UID %u leaves no next_uid "
+				       "(expected below %u)", i, uid,
+				       UINT32_MAX);
 		if (flags > 0xff || (flags & ~(uint32_t)MIX_FLAGS_ALL) != 0)
 			return rec_bad(c, "entry %u (UID %u): flags 0x%x outside "
 				       "0x%x", i, uid, flags,

@@ -403,7 +403,9 @@ static void fixed_ops(struct mop *o, int *n)
 	o[i].type = MIX_LOG_APPEND; o[i].count = 3;
 	o[i].app[0] = (struct mix_log_append){ 10, MIX_FLAG_SEEN };
 	o[i].app[1] = (struct mix_log_append){ 11, MIX_FLAG_FLAGGED | MIX_FLAG_DIRTY };
-	o[i++].app[2] = (struct mix_log_append){ 0xffffffffu, 0 };
+	/* the largest UID an append may have: next_uid must fit after it
+	 * (format.md §3.3.2) */
+	o[i++].app[2] = (struct mix_log_append){ 0xfffffffeu, 0 };
 	o[i++].type = MIX_LOG_APPEND;   /* empty */
 	o[i].type = MIX_LOG_EXPUNGE; o[i].count = 3;
 	o[i].rng[0] = (struct mix_log_uid_range){ 1, 3 };
@@ -559,6 +561,8 @@ static void test_encode_reject(void)
 	REJECT(mix_logenc_append(&b, ap, 2), "append: equal UIDs");
 	REJECT(mix_logenc_append(&b, ap0, 1), "append: UID 0");
 	REJECT(mix_logenc_append(&b, apf, 1), "append: flag 0x40");
+	REJECT(mix_logenc_append(&b, &(struct mix_log_append){ 0xffffffffu, 0 },
+				 1), "append: UID 2^32-1 (no next_uid after it)");
 	REJECT(mix_logenc_expunge(&b, ov, 2), "expunge: overlapping ranges");
 	REJECT(mix_logenc_expunge(&b, rev, 1), "expunge: first > last");
 	REJECT(mix_logenc_expunge(&b, zero, 1), "expunge: first 0");
