@@ -21,13 +21,9 @@ struct rset {
 	uint32_t n, cap;
 };
 
-static int rset_add(struct rset *s, uint32_t first, uint32_t last)
+/* Append without merging (normalize afterwards if out of order). */
+static int rset_push(struct rset *s, uint32_t first, uint32_t last)
 {
-	if (s->n && (uint64_t)s->r[s->n - 1].last + 1 >= first) {
-		if (last > s->r[s->n - 1].last)
-			s->r[s->n - 1].last = last;
-		return 0;
-	}
 	if (s->n == s->cap) {
 		uint32_t cap = s->cap ? s->cap * 2 : 16;
 		void *p = realloc(s->r, cap * sizeof(*s->r));
@@ -40,6 +36,17 @@ static int rset_add(struct rset *s, uint32_t first, uint32_t last)
 	s->r[s->n].last = last;
 	s->n++;
 	return 0;
+}
+
+/* Append in ascending order, merging with the last range. */
+static int rset_add(struct rset *s, uint32_t first, uint32_t last)
+{
+	if (s->n && (uint64_t)s->r[s->n - 1].last + 1 >= first) {
+		if (last > s->r[s->n - 1].last)
+			s->r[s->n - 1].last = last;
+		return 0;
+	}
+	return rset_push(s, first, last);
 }
 
 static int range_cmp(const void *a, const void *b)
@@ -86,23 +93,6 @@ static int rset_intersect(const struct rset *a, const struct rset *b,
 	return 0;
 }
 
-/* Append without merging (normalize afterwards). */
-static int rset_push(struct rset *s, uint32_t first, uint32_t last)
-{
-	if (s->n == s->cap) {
-		uint32_t cap = s->cap ? s->cap * 2 : 16;
-		void *p = realloc(s->r, cap * sizeof(*s->r));
-		if (!p)
-			return -ENOMEM;
-		s->r = p;
-		s->cap = cap;
-	}
-	s->r[s->n].first = first;
-	s->r[s->n].last = last;
-	s->n++;
-	return 0;
-}
-
 static int rset_copy(struct rset *s, const struct mix_uid_range *r,
 		     uint32_t n)
 {
@@ -111,15 +101,8 @@ static int rset_copy(struct rset *s, const struct mix_uid_range *r,
 		if (r[i].first == 0 || r[i].first > r[i].last)
 			return mix_err(MIX_EINVAL, "bad UID range %u:%u",
 				       r[i].first, r[i].last);
-		if (s->n == s->cap) {
-			uint32_t cap = s->cap ? s->cap * 2 : 16;
-			void *p = realloc(s->r, cap * sizeof(*s->r));
-			if (!p)
-				return -ENOMEM;
-			s->r = p;
-			s->cap = cap;
-		}
-		s->r[s->n++] = r[i];
+		if (rset_push(s, r[i].first, r[i].last) < 0)
+			return -ENOMEM;
 	}
 	rset_normalize(s);
 	return 0;
