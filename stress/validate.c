@@ -1,17 +1,19 @@
 /*
- * validate — concurrency validation of one mix index under load
- * (docs/design.md §1 invariants 1, 4, 5; §3; §4).  Uses only
- * include/mix/mix.h.
+ * validate — concurrency validation of mix indexes under load
+ * (docs/design.md §1 invariants 1, 4, 5; §3; §4 snapshots, views,
+ * watchers).  Uses only include/mix/mix.h.
  *
- * Setup: an engine whose log rotates every --rotate bytes (default 64 KiB,
- * so checkpoints, remaps and rotations happen many times a second while
- * readers run), an index created in --dir and filled with --messages
- * appends in transactions of 1,000.
+ * Setup: an engine with --writers writer threads whose log rotates every
+ * --rotate bytes (default 64 KiB, so checkpoints, remaps and rotations
+ * happen many times a second while readers run), and --mailboxes indexes
+ * (in --dir itself when there is one, else in DIR/mbox.N), each filled
+ * with --messages appends in transactions of 1,000.
  *
  * Then for --seconds:
  *
- * - Committer threads run random transactions: flag ADD/REMOVE/REPLACE on
- *   a UID range, keyword ADD/REMOVE/REPLACE (a pool of 20 names) on a
+ * - Committer threads run random transactions, each on a mailbox picked
+ *   at random (so one thread commits through several writers): flag
+ *   ADD/REMOVE/REPLACE on a UID range, keyword ADD/REMOVE/REPLACE (a pool of 20 names) on a
  *   range, appends of 1-10 messages, expunges of small ranges (as many
  *   expunged as appended on average, so the mailbox stays near its size),
  *   one to four of these per transaction.  Ranges are taken from a
@@ -38,6 +40,52 @@
  *   modseq below M.  A half-applied transaction, a lost update or a record
  *   published before its transaction fails this check.
  *
+ * - The shadow log (with --view-readers): every acknowledged commit that
+ *   changed something is also recorded in its mailbox's shadow log (a
+ *   mutex-protected array sorted by modseq): modseq, appended UIDs, the
+ *   expunged, flag and keyword ranges.  The committer marks itself "in
+ *   flight" (an odd generation number) from before its commit is queued
+ *   until the record is in the log, so a view reader whose snapshot
+ *   reaches modseq H waits for the committers that are in flight on that
+ *   mailbox and then knows every commit <= H is in the log.  Entries no
+ *   view can ask about again (modseq at or below every view's
+ *   HIGHESTMODSEQ) are trimmed, so the log does not grow with the run.
+ *
+ * - View readers (--view-readers) hold one mix_view per mailbox.  Even-
+ *   numbered ones ("busy") sync a random view in a loop and now and then
+ *   close and reopen it; odd-numbered ones ("idle", IMAP IDLE) also hold a
+ *   watcher per mailbox, sleep in poll() and rearm + sync the views whose
+ *   eventfd woke.  Each view keeps the UID list it believes its snapshot
+ *   has (the opening snapshot, then + new - expunged from each report),
+ *   and every sync is checked:
+ *     visibility: the view's HIGHESTMODSEQ after the sync is >= every
+ *       modseq acknowledged to a committer before the sync started;
+ *     the report's old_highest_modseq / old_messages_count are the view's
+ *       previous ones, new_* are its new snapshot's, HIGHESTMODSEQ never
+ *       goes backwards, new count = old - expunged + new;
+ *     expunged_seqs strictly descending, each a sequence of the old
+ *       snapshot whose UID (from the believed list) is the matching
+ *       reported expunged UID (the k-th highest seq <-> the k-th highest
+ *       UID); expunged_uids sorted disjoint ranges holding expunged_count
+ *       UIDs;
+ *     new_uids strictly ascending, at or above the old next_uid and below
+ *       the new one (so a UID is reported new once);
+ *     changed_uids strictly ascending, each in the old snapshot and the new;
+ *     nothing reported that was not committed: every expunged / new UID is
+ *       in the expunge / append range of a shadow entry with modseq in
+ *       (old, new highest_modseq]; a changed UID's record modseq m is in
+ *       that window and the shadow entry with modseq m has it in its flag
+ *       or keyword range;
+ *     each change reported exactly once, none missed: after applying the
+ *       report, the believed UID list equals the new snapshot's UIDs
+ *       (iterated), and every record of the old snapshot with a modseq
+ *       above the old HIGHESTMODSEQ is in changed_uids;
+ *   plus the plain readers' header and transaction-effect checks on the
+ *   view's snapshot, read without mix_read_lock (views pin snapshots).
+ *   Idle readers also check for lost wake-ups: an index whose newest
+ *   snapshot is ahead of the view while the watcher stays silent for 5 s.
+ *   The time spent in mix_view_sync is measured (mean ns per call).
+ *
  * - Reader threads loop: mix_read_lock(); s = mix_index_snap(); checks;
  *   mix_read_unlock().  On every snapshot: highest_modseq and next_uid
  *   never decrease for one reader, equal highest_modseq means an equal
@@ -53,8 +101,18 @@
  *   lighter checks: found UIDs map to a seq that maps back, absent UIDs lie
  *   between their neighbours.
  *
- * - At the end the main thread makes small commits scattered over the
- *   mailbox until 40 of them are in the active log (so the log tail after
+ * - --rss-check samples VmRSS (and each mailbox's message count, to show
+ *   the load is steady: committers expunge about as much as they append)
+ *   --rss-at seconds into the run (default 10) and at its end, and fails
+ *   when the end is above 1.5 times the first sample: reclamation must
+ *   keep up with a steady load.
+ *
+ * - After the threads stop (views closed), every index must come down to
+ *   at most 2 live snapshots within 10 s (mix_index_stats): held views
+ *   released their snapshots and the grace periods freed them.
+ *
+ * - At the end, for each mailbox, the main thread makes small commits
+ *   scattered over the mailbox until 40 of them are in the active log (so the log tail after
  *   the last checkpoint touches many chunks), copies the final state, and
  *   copies the index's files as they are (the writer is idle: this is
  *   what kill -9 would leave, every acknowledged commit being in the page
@@ -66,6 +124,14 @@
  *   one more commit must get a modseq above every earlier one (a reopened
  *   writer continues in a new log file: a modseq is never issued twice).
  *   --skip-crash-recovery leaves the copy out (to bisect).
+ *
+ * --inject-fault KIND plants one fault in what the checkers see, once, to
+ * show the view checks can fail (each must end in a VIOLATION and exit
+ * 1; `make stress-long` runs them): drop-changed (a changed UID removed
+ * from a report), drop-new (a new UID removed), swap-expunged (two
+ * expunged seqs out of order), unlogged (a committer leaves one commit
+ * out of the shadow log), no-rearm (an idle reader drains its eventfd
+ * without rearming the watcher: a lost wake-up, found after 5 s).
  *
  * The first violation prints "VIOLATION: <what>: observed X expected Y" to
  * stderr, stops every thread and makes the exit status 1.  A crash
@@ -81,7 +147,9 @@
  */
 #include <getopt.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -98,18 +166,38 @@ struct options {
 	const char *dir;
 	unsigned readers;
 	unsigned committers;
+	unsigned view_readers;
+	unsigned mailboxes;
+	unsigned writers;
+	int rss_check;
+	double rss_at;
 	double seconds;
 	uint32_t messages;
 	enum mix_durability durability;
 	uint64_t rotate;
 	unsigned full_every;
 	int skip_crash_recovery;
+	int inject;
 	uint64_t seed;
 };
+
+enum inject_kind {
+	INJ_NONE, INJ_DROP_CHANGED, INJ_DROP_NEW, INJ_SWAP_EXPUNGED,
+	INJ_UNLOGGED, INJ_NO_REARM,
+};
+static const char *const inject_names[] = {
+	"none", "drop-changed", "drop-new", "swap-expunged", "unlogged",
+	"no-rearm",
+};
+
 
 static struct options opt = {
 	.readers = 16,
 	.committers = 4,
+	.view_readers = 4,
+	.mailboxes = 1,
+	.writers = 1,
+	.rss_at = 10,
 	.seconds = 10,
 	.messages = 100000,
 	.durability = MIX_DURABILITY_NONE,
@@ -117,9 +205,18 @@ static struct options opt = {
 	.full_every = 4,
 };
 
+/* --inject-fault: 1 until the fault was planted */
+static atomic_int g_inject_pending = 1;
+
+/* 1 once, for the first caller that can plant fault kind. */
+static int inject_now(int kind)
+{
+	return opt.inject == kind && atomic_load(&g_inject_pending) &&
+	       atomic_exchange(&g_inject_pending, 0);
+}
+
 /* ---- shared state ------------------------------------------------------- */
 
-static struct mix_index *g_idx;
 static atomic_int g_stop;
 static atomic_int g_failed;
 static atomic_uint g_violations;
@@ -205,8 +302,6 @@ struct ring {
 	struct txslot slot[RING_SLOTS];
 };
 
-static struct ring *g_rings;
-
 static void txd_pack(const struct txdesc *d, uint64_t w[TXD_WORDS])
 {
 	w[0] = d->modseq;
@@ -280,6 +375,121 @@ static int ring_read(struct ring *r, uint32_t back, struct txdesc *d)
 		return 0;
 	txd_unpack(w, d);
 	return 1;
+}
+
+/* ---- the shadow log of acknowledged commits (for view readers) ----------- */
+
+/* Test code, so a mutex: committers add, view readers copy windows out. */
+struct shadow {
+	pthread_mutex_t lock;
+	struct txdesc *e;          /* e[start..len) live, sorted by modseq */
+	size_t start, len, cap;
+	uint64_t added, max_live;
+	/* each view reader's HIGHESTMODSEQ of its view of this mailbox (0
+	 * until the view is open; it only grows, and a reader stores it
+	 * after its checks): no view asks about modseqs at or below the
+	 * minimum again, so those entries are dropped */
+	atomic_uint_fast64_t *floor;
+};
+
+/* One index under test and what the checkers know about it. */
+struct mailbox {
+	unsigned id;
+	char *dir;
+	struct mix_index *idx;
+	struct ring *rings;           /* one per committer */
+	struct shadow shadow;
+	/* the highest modseq acknowledged to a committer so far: stored
+	 * (atomic max, seq_cst) after the commit returned, loaded by a view
+	 * reader before it syncs */
+	atomic_uint_fast64_t acked_max;
+};
+
+static struct mailbox *g_mb;
+
+static void shadow_trim(struct shadow *sh)
+{
+	uint64_t floor = UINT64_MAX;
+	unsigned i;
+
+	for (i = 0; i < opt.view_readers; i++) {
+		uint64_t f = atomic_load(&sh->floor[i]);
+		if (f < floor)
+			floor = f;
+	}
+	while (sh->start < sh->len && sh->e[sh->start].modseq <= floor)
+		sh->start++;
+}
+
+static void shadow_add(struct shadow *sh, const struct txdesc *d)
+{
+	size_t i;
+
+	pthread_mutex_lock(&sh->lock);
+	if (sh->len == sh->cap) {
+		if (sh->cap && sh->start >= sh->cap / 2) {
+			memmove(sh->e, sh->e + sh->start,
+				(sh->len - sh->start) * sizeof(*sh->e));
+			sh->len -= sh->start;
+			sh->start = 0;
+		} else {
+			size_t cap = sh->cap ? sh->cap * 2 : 4096;
+			struct txdesc *e = realloc(sh->e, cap * sizeof(*e));
+			if (!e)
+				st_die("out of memory (shadow log of %zu)",
+				       cap);
+			sh->e = e;
+			sh->cap = cap;
+		}
+	}
+	/* acknowledged nearly in modseq order: insert from the end */
+	i = sh->len++;
+	while (i > sh->start && sh->e[i - 1].modseq > d->modseq) {
+		sh->e[i] = sh->e[i - 1];
+		i--;
+	}
+	sh->e[i] = *d;
+	if (++sh->added % 256 == 0)
+		shadow_trim(sh);
+	if (sh->len - sh->start > sh->max_live)
+		sh->max_live = sh->len - sh->start;
+	pthread_mutex_unlock(&sh->lock);
+}
+
+/* A growable array of descriptions (a view reader's scratch). */
+struct txvec {
+	struct txdesc *v;
+	size_t n, cap;
+};
+
+/* Copy the entries with modseq in (lo, hi] into w (sorted by modseq). */
+static void shadow_window(struct shadow *sh, uint64_t lo, uint64_t hi,
+			  struct txvec *w)
+{
+	size_t a, b, n;
+
+	pthread_mutex_lock(&sh->lock);
+	a = sh->start;
+	b = sh->len;
+	while (a < b) {                /* first entry above lo */
+		size_t mid = a + (b - a) / 2;
+		if (sh->e[mid].modseq <= lo)
+			a = mid + 1;
+		else
+			b = mid;
+	}
+	for (b = a; b < sh->len && sh->e[b].modseq <= hi; b++)
+		;
+	n = b - a;
+	if (n > w->cap) {
+		free(w->v);
+		w->cap = n * 2;
+		if (!(w->v = malloc(w->cap * sizeof(*w->v))))
+			st_die("out of memory (shadow window of %zu)", n);
+	}
+	memcpy(w->v, sh->e + a, n * sizeof(*w->v));
+	w->n = n;
+	pthread_mutex_unlock(&sh->lock);
 }
 
 /* ---- checking one transaction's effects against a snapshot -------------- */
@@ -465,8 +675,10 @@ static int check_txdesc(const struct mix_snap *s, const struct txdesc *d,
 	return 1;
 }
 
-/* Check up to n descriptions picked at random from all rings. */
-static uint64_t check_some_txdescs(const struct mix_snap *s, uint64_t *rng,
+/* Check up to n descriptions picked at random from mailbox mb's rings
+ * against s, a snapshot of mb. */
+static uint64_t check_some_txdescs(const struct mailbox *mb,
+				   const struct mix_snap *s, uint64_t *rng,
 				   unsigned n, const char *who)
 {
 	struct txdesc d;
@@ -474,7 +686,7 @@ static uint64_t check_some_txdescs(const struct mix_snap *s, uint64_t *rng,
 	unsigned i;
 
 	for (i = 0; i < n && !stopping(); i++) {
-		struct ring *r = &g_rings[st_rand_below(rng, opt.committers)];
+		struct ring *r = &mb->rings[st_rand_below(rng, opt.committers)];
 		/* mostly recent ones: those are the likeliest to be wrong */
 		uint32_t back = st_chance(rng, 50) ? st_rand_below(rng, 8)
 						   : st_rand_below(rng, 512);
@@ -760,39 +972,52 @@ static uint64_t check_lookups(const struct mix_snap *s, uint64_t *rng,
 	return lookups;
 }
 
+/* Each round reads one mailbox (taken in turn); what the reader saw
+ * last is kept per mailbox. */
 static void *reader_main(void *arg)
 {
 	struct reader *rd = arg;
-	struct last_seen last = { 0 };
+	struct last_seen *last = calloc(opt.mailboxes, sizeof(*last));
 	const struct mix_snap *s;
-	uint64_t prev_h = 0;
+	unsigned m = rd->id % opt.mailboxes, i;
+	char (*names)[64] = calloc(opt.mailboxes, sizeof(*names));
 
+	if (!last || !names)
+		st_die("out of memory");
 	snprintf(t_name, sizeof(t_name), "%s reader %u",
 		 rd->full ? "full" : "fast", rd->id);
+	for (i = 0; i < opt.mailboxes; i++)
+		snprintf(names[i], sizeof(names[i]), "%s, mailbox %u", t_name,
+			 i);
 	while (!stopping()) {
+		struct mailbox *mb = &g_mb[m];
+		uint64_t prev_h = last[m].highest_modseq;
+		const char *who = names[m];
 		mix_read_lock();
-		s = mix_index_snap(g_idx);
+		s = mix_index_snap(mb->idx);
 		rd->snapshots++;
-		if (check_header(s, &last, t_name) == 0) {
-			if (last.highest_modseq != prev_h)
+		if (check_header(s, &last[m], who) == 0) {
+			if (last[m].highest_modseq != prev_h)
 				rd->modseq_changes++;
-			prev_h = last.highest_modseq;
 			if (rd->full) {
 				if (rd->snapshots % opt.full_every == 0) {
 					rd->iterations++;
-					(void)check_iterate(s, &rd->rng, t_name);
+					(void)check_iterate(s, &rd->rng, who);
 				}
 				rd->txd_checked += check_some_txdescs(
-					s, &rd->rng, 16, t_name);
+					mb, s, &rd->rng, 16, who);
 			} else {
 				rd->lookups += check_lookups(s, &rd->rng, 256,
-							     t_name);
+							     who);
 				rd->txd_checked += check_some_txdescs(
-					s, &rd->rng, 2, t_name);
+					mb, s, &rd->rng, 2, who);
 			}
 		}
 		mix_read_unlock();
+		m = (m + 1) % opt.mailboxes;
 	}
+	free(last);
+	free(names);
 	return NULL;
 }
 
@@ -802,10 +1027,20 @@ struct committer {
 	pthread_t thread;
 	unsigned id;
 	uint64_t rng;
-	uint64_t last_modseq;        /* highest modseq this thread saw */
+	uint64_t *last_modseq;   /* per mailbox: the highest this thread saw */
+	/* In flight: odd from before a commit is queued until its effects
+	 * are in the shadow log, then even (seq_cst stores, mailbox first).
+	 * A view reader whose snapshot contains a commit of this thread saw
+	 * the odd value or a later one (the queue push, the writer's publish
+	 * and the reader's load of the snapshot order them); see
+	 * wait_in_flight(). */
+	atomic_uint_fast64_t gen;
+	atomic_uint mailbox;
 	/* results */
 	uint64_t commits, no_changes, appended, expunge_ops;
 };
+
+static struct committer *g_committers;
 
 /* A UID range [first, last] covering up to len messages from a random seq
  * of s (ranges therefore lie below s's next_uid). */
@@ -885,8 +1120,8 @@ static uint32_t plan_txn(struct committer *c, const struct mix_snap *s,
 	return napp;
 }
 
-static int build_txn(const struct txdesc *d, uint32_t napp,
-		     struct mix_txn **t_r)
+static int build_txn(struct mix_index *idx, const struct txdesc *d,
+		     uint32_t napp, struct mix_txn **t_r)
 {
 	struct mix_txn *t;
 	const char *kws[2] = { NULL, NULL };
@@ -894,7 +1129,7 @@ static int build_txn(const struct txdesc *d, uint32_t napp,
 	uint32_t i;
 	int ret;
 
-	if ((ret = mix_txn_begin(g_idx, &t)) != 0)
+	if ((ret = mix_txn_begin(idx, &t)) != 0)
 		return check_ret(ret, "mix_txn_begin");
 	if (d->f_mode) {
 		r.first = d->f_first;
@@ -936,11 +1171,11 @@ fail:
 }
 
 /* Check a commit's result against what the committer knew before. */
-static int check_result(struct committer *c,
+static int check_result(struct committer *c, unsigned m,
 			const struct mix_commit_result *res, uint32_t napp,
 			uint64_t h0, uint32_t nu0)
 {
-	uint64_t floor = c->last_modseq > h0 ? c->last_modseq : h0;
+	uint64_t floor = c->last_modseq[m] > h0 ? c->last_modseq[m] : h0;
 
 	if (res->modseq >> 63) {
 		violation("%s: commit modseq: observed %" PRIu64 " expected "
@@ -968,7 +1203,26 @@ static int check_result(struct committer *c,
 	return 0;
 }
 
-static void committer_step(struct committer *c)
+/* Record an acknowledged commit where view readers look for it, and
+ * raise the mailbox's acknowledged maximum.  The in-flight generation
+ * goes even after both. */
+static void record_commit(struct committer *c, struct mailbox *mb,
+			  const struct txdesc *d, int no_changes)
+{
+	uint64_t cur = atomic_load(&mb->acked_max);
+
+	if (opt.view_readers && !no_changes &&
+	    !(c->commits > 100 && inject_now(INJ_UNLOGGED)))
+		shadow_add(&mb->shadow, d);
+	while (cur < d->modseq &&
+	       !atomic_compare_exchange_weak(&mb->acked_max, &cur, d->modseq))
+		;
+}
+
+/* One transaction on mailbox mb, checked.  The generation is odd around
+ * it (c->gen is only read by view readers, so tail_commits' committer
+ * may use it without anyone looking). */
+static void committer_step(struct committer *c, struct mailbox *mb)
 {
 	struct mix_commit_result res;
 	struct txdesc d;
@@ -976,44 +1230,53 @@ static void committer_step(struct committer *c)
 	const struct mix_snap *s;
 	uint64_t h0;
 	uint32_t nu0, napp;
+	unsigned m = mb->id;
 	int ret;
 
 	mix_read_lock();
-	s = mix_index_snap(g_idx);
+	s = mix_index_snap(mb->idx);
 	h0 = mix_snap_highest_modseq(s);
 	nu0 = mix_snap_next_uid(s);
 	napp = plan_txn(c, s, &d);
 	mix_read_unlock();
-	if (h0 < c->last_modseq) {
-		violation("%s: highest_modseq of a snapshot taken after this "
-			  "thread's commit: observed %" PRIu64 " expected >= %"
-			  PRIu64, t_name, h0, c->last_modseq);
+	if (h0 < c->last_modseq[m]) {
+		violation("%s: mailbox %u: highest_modseq of a snapshot taken "
+			  "after this thread's commit: observed %" PRIu64
+			  " expected >= %" PRIu64, t_name, m, h0,
+			  c->last_modseq[m]);
 		return;
 	}
-	if (build_txn(&d, napp, &t) < 0)
+	if (build_txn(mb->idx, &d, napp, &t) < 0)
 		return;
+	/* ORDER(in-flight): odd before the commit is queued */
+	atomic_store(&c->mailbox, m);
+	atomic_fetch_add(&c->gen, 1);
 	ret = mix_txn_commit(&t, opt.durability, &res);
-	if (check_ret(ret, "mix_txn_commit") || t != NULL)
-		return;
-	if (check_result(c, &res, napp, h0, nu0) < 0)
+	if (check_ret(ret, "mix_txn_commit") == 0 && t == NULL &&
+	    check_result(c, m, &res, napp, h0, nu0) == 0) {
+		d.modseq = res.modseq;
+		d.a_first = res.first_uid;
+		d.a_last = res.last_uid;
+		record_commit(c, mb, &d, res.no_changes);
+	}
+	/* ORDER(in-flight): even once the shadow log has it */
+	atomic_fetch_add(&c->gen, 1);
+	if (ret != 0 || atomic_load(&g_failed))
 		return;
 	c->commits++;
 	c->no_changes += res.no_changes != 0;
 	c->appended += napp;
 	c->expunge_ops += d.x_first != 0;
-	c->last_modseq = res.modseq;
-	d.modseq = res.modseq;
-	d.a_first = res.first_uid;
-	d.a_last = res.last_uid;
-	ring_publish(&g_rings[c->id], &d);
+	c->last_modseq[m] = res.modseq;
+	ring_publish(&mb->rings[c->id], &d);
 
 	/* visibility: an acknowledged commit is in every later snapshot */
 	mix_read_lock();
-	s = mix_index_snap(g_idx);
+	s = mix_index_snap(mb->idx);
 	if (mix_snap_highest_modseq(s) < res.modseq)
-		violation("%s: highest_modseq right after commit returned: "
-			  "observed %" PRIu64 " expected >= %" PRIu64
-			  " (the commit's modseq)", t_name,
+		violation("%s: mailbox %u: highest_modseq right after commit "
+			  "returned: observed %" PRIu64 " expected >= %" PRIu64
+			  " (the commit's modseq)", t_name, m,
 			  mix_snap_highest_modseq(s), res.modseq);
 	else
 		(void)check_txdesc(s, &d, t_name);
@@ -1025,7 +1288,621 @@ static void *committer_main(void *arg)
 	struct committer *c = arg;
 	snprintf(t_name, sizeof(t_name), "committer %u", c->id);
 	while (!stopping())
-		committer_step(c);
+		committer_step(c, &g_mb[st_rand_below(&c->rng,
+						      opt.mailboxes)]);
+	return NULL;
+}
+
+/* ---- view readers --------------------------------------------------------- */
+
+/* Sorted UIDs: what a view believes its snapshot holds. */
+struct uidvec {
+	uint32_t *v;
+	uint32_t n, cap;
+};
+
+static void uidvec_push(struct uidvec *u, uint32_t uid)
+{
+	if (u->n == u->cap) {
+		uint32_t cap = u->cap ? u->cap * 2 : 1024;
+		uint32_t *v = realloc(u->v, cap * sizeof(*v));
+		if (!v)
+			st_die("out of memory");
+		u->v = v;
+		u->cap = cap;
+	}
+	u->v[u->n++] = uid;
+}
+
+/* One view of one mailbox, held by a view reader. */
+struct vstate {
+	struct mix_view *view;
+	struct mix_watch *watch;     /* idle readers only */
+	struct uidvec uids;          /* believed UIDs of the view's snapshot */
+	uint64_t h;                  /* the view's HIGHESTMODSEQ */
+	uint32_t next_uid, count;
+	uint64_t ahead_since_ns;     /* idle: index ahead, watcher silent */
+	struct last_seen last;
+};
+
+struct vreader {
+	pthread_t thread;
+	unsigned id;
+	int idle;
+	uint64_t rng;
+	struct vstate *vs;           /* one per mailbox */
+	/* scratch: the shadow window, its merged expunge and append ranges,
+	 * the reported expunged UIDs flattened */
+	struct txvec win;
+	struct mix_uid_range *xr, *ar;
+	uint32_t nxr, nar;
+	struct uidvec xu;
+	/* results, read by main after join */
+	uint64_t syncs, moved, sync_ns, moved_ns, full_compares, reopens;
+	uint64_t wakeups, rep_expunged, rep_new, rep_changed, txd_checked;
+	uint64_t waits;
+};
+
+static int cmp_range(const void *a, const void *b)
+{
+	const struct mix_uid_range *x = a, *y = b;
+	return x->first < y->first ? -1 : x->first > y->first;
+}
+
+/* The union of the window's ranges of one kind (x: expunge, else append),
+ * sorted and merged, into *r_r (grown with realloc). */
+static uint32_t window_ranges(const struct txvec *w, int x,
+			      struct mix_uid_range **r_r)
+{
+	struct mix_uid_range *r;
+	uint32_t n = 0, k = 0;
+	size_t i;
+
+	r = realloc(*r_r, (w->n ? w->n : 1) * sizeof(*r));
+	if (!r)
+		st_die("out of memory");
+	*r_r = r;
+	for (i = 0; i < w->n; i++) {
+		const struct txdesc *d = &w->v[i];
+		uint32_t first = x ? d->x_first : d->a_first;
+		if (first) {
+			r[n].first = first;
+			r[n].last = x ? d->x_last : d->a_last;
+			n++;
+		}
+	}
+	qsort(r, n, sizeof(*r), cmp_range);
+	for (i = 0; i < n; i++) {
+		if (k && r[i].first <= r[k - 1].last + 1) {
+			if (r[i].last > r[k - 1].last)
+				r[k - 1].last = r[i].last;
+		} else {
+			r[k++] = r[i];
+		}
+	}
+	return k;
+}
+
+static int ranges_cover(const struct mix_uid_range *r, uint32_t n,
+			uint32_t uid)
+{
+	uint32_t a = 0, b = n;
+	while (a < b) {
+		uint32_t mid = a + (b - a) / 2;
+		if (r[mid].last < uid)
+			a = mid + 1;
+		else
+			b = mid;
+	}
+	return a < n && r[a].first <= uid;
+}
+
+/* The window's entry with this exact modseq, or NULL. */
+static const struct txdesc *window_find(const struct txvec *w,
+					uint64_t modseq)
+{
+	size_t a = 0, b = w->n;
+	while (a < b) {
+		size_t mid = a + (b - a) / 2;
+		if (w->v[mid].modseq < modseq)
+			a = mid + 1;
+		else
+			b = mid;
+	}
+	return a < w->n && w->v[a].modseq == modseq ? &w->v[a] : NULL;
+}
+
+/* Open the view of mailbox m and learn its UIDs. */
+static int view_open(struct vreader *vr, unsigned m, const char *who)
+{
+	struct vstate *vs = &vr->vs[m];
+	const struct mix_snap *s;
+	struct mix_record r;
+	struct mix_iter it;
+
+	if (check_ret(mix_view_open(g_mb[m].idx, &vs->view), "mix_view_open"))
+		return -1;
+	s = mix_view_snap(vs->view);
+	/* a reopened view is not older than the one before it */
+	if (check_header(s, &vs->last, who) < 0)
+		return -1;
+	vs->h = mix_snap_highest_modseq(s);
+	vs->next_uid = mix_snap_next_uid(s);
+	vs->count = mix_snap_messages_count(s);
+	vs->uids.n = 0;
+	mix_iter_init(&it, s, 1);
+	while (mix_iter_next(&it, &r))
+		uidvec_push(&vs->uids, r.uid);
+	if (vs->uids.n != vs->count) {
+		violation("%s: a new view's snapshot: observed %u records "
+			  "iterated expected messages_count %u", who,
+			  vs->uids.n, vs->count);
+		return -1;
+	}
+	atomic_store(&g_mb[m].shadow.floor[vr->id], vs->h);
+	return 0;
+}
+
+/* Wait until every commit on mailbox m that was queued before this call
+ * is in the shadow log (struct committer's gen).  A committer whose
+ * in-flight commit is on another mailbox is skipped: reading a mailbox
+ * number other than m after an odd gen means either that, or that the
+ * committer has since finished (the mailbox store that we read comes
+ * after its shadow log entry, and synchronizes with our load). */
+static void wait_in_flight(struct vreader *vr, unsigned m)
+{
+	unsigned c;
+
+	for (c = 0; c < opt.committers; c++) {
+		struct committer *k = &g_committers[c];
+		uint64_t g = atomic_load(&k->gen);
+		if (!(g & 1) || atomic_load(&k->mailbox) != m)
+			continue;
+		vr->waits++;
+		while (atomic_load(&k->gen) == g && !stopping())
+			sched_yield();
+	}
+}
+
+/* The expunges of a report: seqs against the believed UID list, UIDs
+ * against the shadow window.  Marks the expunged UIDs 0 in the list. */
+static int check_expunges(struct vreader *vr, struct vstate *vs,
+			  const struct mix_view_changes *ch, const char *who)
+{
+	uint32_t i, j, prev_seq = UINT32_MAX, n = ch->expunged_count;
+
+	vr->xu.n = 0;
+	for (i = 0; i < ch->expunged_uid_ranges; i++) {
+		const struct mix_uid_range *r = &ch->expunged_uids[i];
+		if (r->first == 0 || r->first > r->last ||
+		    (i && r->first <= ch->expunged_uids[i - 1].last) ||
+		    r->last - r->first >= n || vr->xu.n > n) {
+			violation("%s: expunged_uids range %u of %u: observed "
+				  "%u..%u (previous last %u) expected sorted "
+				  "disjoint ranges holding %u UIDs", who, i,
+				  ch->expunged_uid_ranges, r->first, r->last,
+				  i ? ch->expunged_uids[i - 1].last : 0, n);
+			return -1;
+		}
+		for (j = r->first; j <= r->last && vr->xu.n <= n; j++)
+			uidvec_push(&vr->xu, j);
+	}
+	if (vr->xu.n != n) {
+		violation("%s: expunged_uids: observed %u UIDs expected "
+			  "expunged_count %u", who, vr->xu.n, n);
+		return -1;
+	}
+	for (i = 0; i < n; i++) {
+		uint32_t seq = ch->expunged_seqs[i], uid = vr->xu.v[n - 1 - i];
+		if (seq >= prev_seq || seq == 0 || seq > vs->count) {
+			violation("%s: expunged_seqs[%u]: observed %u (previous "
+				  "%u) expected strictly descending seqs in "
+				  "1..%u (the old snapshot's)", who, i, seq,
+				  prev_seq == UINT32_MAX ? 0 : prev_seq,
+				  vs->count);
+			return -1;
+		}
+		prev_seq = seq;
+		if (vs->uids.v[seq - 1] != uid) {
+			violation("%s: expunged seq %u reported with uid %u: "
+				  "observed the old snapshot's uid at seq %u "
+				  "%u expected %u (each expunge reported once, "
+				  "at its seq)", who, seq, uid, seq,
+				  vs->uids.v[seq - 1], uid);
+			return -1;
+		}
+		if (!ranges_cover(vr->xr, vr->nxr, uid)) {
+			violation("%s: expunged uid %u reported between "
+				  "highest_modseq %" PRIu64 " and %" PRIu64
+				  ": observed no acknowledged commit in that "
+				  "window expunging it (%zu commits) expected "
+				  "one", who, uid, ch->old_highest_modseq,
+				  ch->new_highest_modseq, vr->win.n);
+			return -1;
+		}
+		vs->uids.v[seq - 1] = 0;
+	}
+	return 0;
+}
+
+/* New UIDs: ascending, above the old next_uid, below the new one,
+ * appended by a commit of the window.  Appends them to the list (after
+ * the expunged ones are squeezed out). */
+static int check_new(struct vreader *vr, struct vstate *vs,
+		     const struct mix_view_changes *ch, uint32_t new_nu,
+		     const char *who)
+{
+	uint32_t i, k = 0, prev = 0;
+
+	for (i = 0; i < vs->uids.n; i++)
+		if (vs->uids.v[i])
+			vs->uids.v[k++] = vs->uids.v[i];
+	vs->uids.n = k;
+	for (i = 0; i < ch->new_count; i++) {
+		uint32_t uid = ch->new_uids[i];
+		if (uid <= prev || uid < vs->next_uid || uid >= new_nu) {
+			violation("%s: new_uids[%u]: observed %u (previous %u) "
+				  "expected ascending UIDs in [%u, %u) (old and "
+				  "new next_uid: a new UID is reported once)",
+				  who, i, uid, prev, vs->next_uid, new_nu);
+			return -1;
+		}
+		if (!ranges_cover(vr->ar, vr->nar, uid)) {
+			violation("%s: new uid %u reported between "
+				  "highest_modseq %" PRIu64 " and %" PRIu64
+				  ": observed no acknowledged commit in that "
+				  "window appending it expected one", who, uid,
+				  ch->old_highest_modseq,
+				  ch->new_highest_modseq);
+			return -1;
+		}
+		prev = uid;
+		uidvec_push(&vs->uids, uid);
+	}
+	return 0;
+}
+
+/* A changed UID's record: its modseq is the modseq of the commit that
+ * last changed it, which must be in the window with the UID in its flag
+ * or keyword range. */
+static int check_changed_rec(struct vreader *vr, const struct mix_record *r,
+			     const struct mix_view_changes *ch,
+			     const char *who)
+{
+	const struct txdesc *d = window_find(&vr->win, r->modseq);
+
+	if (d && ((d->f_mode && r->uid >= d->f_first && r->uid <= d->f_last) ||
+		  (d->k_mode && r->uid >= d->k_first && r->uid <= d->k_last)))
+		return 0;
+	violation("%s: changed uid %u with record modseq %" PRIu64 " (report "
+		  "window %" PRIu64 "..%" PRIu64 "): observed %s expected an "
+		  "acknowledged commit with that modseq changing its flags or "
+		  "keywords", who, r->uid, r->modseq, ch->old_highest_modseq,
+		  ch->new_highest_modseq, d ? "a commit with that modseq not "
+		  "covering it" : "no commit with that modseq");
+	return -1;
+}
+
+/* The new snapshot against the believed UIDs and the changed list:
+ * equal UID lists; every old record changed since the old HIGHESTMODSEQ
+ * is reported changed, and only those. */
+static int check_against_snapshot(struct vreader *vr, struct vstate *vs,
+				  const struct mix_snap *s,
+				  const struct mix_view_changes *ch,
+				  const char *who)
+{
+	uint64_t new_h = ch->new_highest_modseq;
+	uint32_t i = 0, ci = 0, cc = ch->changed_count;
+	struct mix_record r;
+	struct mix_iter it;
+
+	for (ci = 1; ci < cc; ci++) {
+		if (ch->changed_uids[ci] <= ch->changed_uids[ci - 1]) {
+			violation("%s: changed_uids[%u]: observed %u after %u "
+				  "expected strictly ascending", who, ci,
+				  ch->changed_uids[ci],
+				  ch->changed_uids[ci - 1]);
+			return -1;
+		}
+	}
+	ci = 0;
+	mix_iter_init(&it, s, 1);
+	while (mix_iter_next(&it, &r)) {
+		int changed = r.uid < vs->next_uid && r.modseq > vs->h;
+		int reported;
+		if (i >= vs->uids.n || r.uid != vs->uids.v[i]) {
+			violation("%s: the view's new snapshot at seq %u: "
+				  "observed uid %u expected %s%u (old snapshot "
+				  "+ new - expunged as reported)", who, i + 1,
+				  r.uid, i < vs->uids.n ? "uid " : "the end: ",
+				  i < vs->uids.n ? vs->uids.v[i] : vs->uids.n);
+			return -1;
+		}
+		if (r.modseq > new_h || (r.uid >= vs->next_uid &&
+					 r.modseq <= vs->h)) {
+			violation("%s: uid %u in the view's new snapshot: "
+				  "observed modseq %" PRIu64 " expected <= %"
+				  PRIu64 "%s", who, r.uid, r.modseq, new_h,
+				  r.uid >= vs->next_uid ? " and above the old "
+				  "highest_modseq (a new message)" : "");
+			return -1;
+		}
+		if (ci < cc && ch->changed_uids[ci] < r.uid) {
+			violation("%s: changed uid %u: observed not in the "
+				  "view's new snapshot expected present", who,
+				  ch->changed_uids[ci]);
+			return -1;
+		}
+		reported = ci < cc && ch->changed_uids[ci] == r.uid;
+		if (changed != reported) {
+			violation("%s: uid %u (modseq %" PRIu64 ", old "
+				  "highest_modseq %" PRIu64 ", old next_uid %u):"
+				  " observed %sin changed_uids expected %s",
+				  who, r.uid, r.modseq, vs->h, vs->next_uid,
+				  reported ? "" : "not ", changed ?
+				  "reported once" : "not reported");
+			return -1;
+		}
+		if (reported) {
+			if (check_changed_rec(vr, &r, ch, who) < 0)
+				return -1;
+			ci++;
+		}
+		i++;
+	}
+	if (i != vs->uids.n || ci != cc) {
+		violation("%s: the view's new snapshot: observed %u records, "
+			  "%u changed UIDs matched expected %u records (old + "
+			  "new - expunged), %u changed UIDs", who, i, ci,
+			  vs->uids.n, cc);
+		return -1;
+	}
+	return 0;
+}
+
+/* Every check of one moved sync's report; updates the view's state. */
+static int check_report(struct vreader *vr, unsigned m,
+			const struct mix_view_changes *ch,
+			const struct mix_snap *s, const char *who)
+{
+	struct vstate *vs = &vr->vs[m];
+	uint32_t new_n = mix_snap_messages_count(s);
+	uint32_t new_nu = mix_snap_next_uid(s);
+	uint64_t new_h = mix_snap_highest_modseq(s);
+
+	if (ch->old_highest_modseq != vs->h || ch->old_messages_count !=
+	    vs->count || ch->new_highest_modseq != new_h ||
+	    ch->new_messages_count != new_n) {
+		violation("%s: sync report: observed old highest_modseq %"
+			  PRIu64 " count %u, new %" PRIu64 " %u expected old %"
+			  PRIu64 " %u, new %" PRIu64 " %u (the view's old and "
+			  "new snapshots)", who, ch->old_highest_modseq,
+			  ch->old_messages_count, ch->new_highest_modseq,
+			  ch->new_messages_count, vs->h, vs->count, new_h,
+			  new_n);
+		return -1;
+	}
+	if (new_h < vs->h || new_nu < vs->next_uid) {
+		violation("%s: view HIGHESTMODSEQ / next_uid after sync: "
+			  "observed %" PRIu64 " / %u expected >= %" PRIu64
+			  " / %u (never backwards)", who, new_h, new_nu, vs->h,
+			  vs->next_uid);
+		return -1;
+	}
+	if ((uint64_t)vs->count + ch->new_count !=
+	    (uint64_t)new_n + ch->expunged_count) {
+		violation("%s: sync report counts: observed new count %u "
+			  "expected old %u - expunged %u + new %u", who, new_n,
+			  vs->count, ch->expunged_count, ch->new_count);
+		return -1;
+	}
+	shadow_window(&g_mb[m].shadow, vs->h, new_h, &vr->win);
+	vr->nxr = window_ranges(&vr->win, 1, &vr->xr);
+	vr->nar = window_ranges(&vr->win, 0, &vr->ar);
+	if (check_expunges(vr, vs, ch, who) < 0 ||
+	    check_new(vr, vs, ch, new_nu, who) < 0 ||
+	    check_against_snapshot(vr, vs, s, ch, who) < 0)
+		return -1;
+	vr->rep_expunged += ch->expunged_count;
+	vr->rep_new += ch->new_count;
+	vr->rep_changed += ch->changed_count;
+	vs->h = new_h;
+	vs->next_uid = new_nu;
+	vs->count = new_n;
+	return 0;
+}
+
+/* --inject-fault: spoil one report the way a buggy engine might. */
+static void inject_report(struct mix_view_changes *ch)
+{
+	if (ch->changed_count && inject_now(INJ_DROP_CHANGED)) {
+		ch->changed_count--;
+	} else if (ch->new_count && inject_now(INJ_DROP_NEW)) {
+		ch->new_count--;
+	} else if (ch->expunged_count >= 2 && inject_now(INJ_SWAP_EXPUNGED)) {
+		uint32_t t = ch->expunged_seqs[0];
+		ch->expunged_seqs[0] = ch->expunged_seqs[1];
+		ch->expunged_seqs[1] = t;
+	}
+}
+
+/* Sync the view of mailbox m and check everything about it. */
+static void view_sync_check(struct vreader *vr, unsigned m, const char *who)
+{
+	struct mailbox *mb = &g_mb[m];
+	struct vstate *vs = &vr->vs[m];
+	struct mix_view_changes ch;
+	const struct mix_snap *s;
+	uint64_t acked, t0, h, ns;
+	int ret;
+
+	/* ORDER(acked): pairs with record_commit's store; the commit was
+	 * published before it was acknowledged */
+	acked = atomic_load(&mb->acked_max);
+	t0 = st_now_ns();
+	ret = mix_view_sync(vs->view, &ch);
+	ns = st_now_ns() - t0;
+	vr->sync_ns += ns;
+	vr->moved_ns += ret > 0 ? ns : 0;
+	vr->syncs++;
+	if (ret < 0) {
+		violation("%s: mix_view_sync: observed %d (%s) expected 0 or 1",
+			  who, ret, mix_strerror(ret));
+		return;
+	}
+	s = mix_view_snap(vs->view);
+	h = mix_snap_highest_modseq(s);
+	if (h < acked) {
+		violation("%s: HIGHESTMODSEQ after mix_view_sync returned %d: "
+			  "observed %" PRIu64 " expected >= %" PRIu64 " (a "
+			  "commit acknowledged before the sync started)", who,
+			  ret, h, acked);
+	} else if (ret == 0) {
+		if (h != vs->h || ch.expunged_count || ch.new_count ||
+		    ch.changed_count || ch.expunged_uid_ranges)
+			violation("%s: mix_view_sync returned 0: observed "
+				  "highest_modseq %" PRIu64 ", %u expunged, %u "
+				  "new, %u changed expected the view's %" PRIu64
+				  " and an empty report", who, h,
+				  ch.expunged_count, ch.new_count,
+				  ch.changed_count, vs->h);
+	} else {
+		vr->moved++;
+		vr->full_compares += ch.full_compare != 0;
+		inject_report(&ch);
+		wait_in_flight(vr, m);
+		if (!stopping() && check_report(vr, m, &ch, s, who) == 0)
+			atomic_store(&mb->shadow.floor[vr->id], vs->h);
+	}
+	mix_view_changes_free(&ch);
+	/* the plain readers' checks, on the pinned snapshot, no read lock */
+	if (!stopping() && check_header(s, &vs->last, who) == 0)
+		vr->txd_checked += check_some_txdescs(mb, s, &vr->rng, 4, who);
+}
+
+/* An idle reader: the index is ahead of the view while the watcher's
+ * eventfd stays silent.  A publish writes the eventfd just after it
+ * stores the snapshot, so allow it 5 s. */
+static void check_lost_wakeup(struct vreader *vr, unsigned m, const char *who)
+{
+	struct vstate *vs = &vr->vs[m];
+	uint64_t h, now;
+
+	mix_read_lock();
+	h = mix_snap_highest_modseq(mix_index_snap(g_mb[m].idx));
+	mix_read_unlock();
+	if (h <= vs->h) {
+		vs->ahead_since_ns = 0;
+		return;
+	}
+	now = st_now_ns();
+	if (!vs->ahead_since_ns)
+		vs->ahead_since_ns = now;
+	else if (now - vs->ahead_since_ns > 5000000000ull)
+		violation("%s: watcher: observed no wake-up for 5 s while the "
+			  "index is at highest_modseq %" PRIu64 " and the view "
+			  "at %" PRIu64 " expected the eventfd readable", who,
+			  h, vs->h);
+}
+
+static void idle_round(struct vreader *vr, struct pollfd *pfd,
+		       char (*names)[64])
+{
+	unsigned m;
+	int n = poll(pfd, opt.mailboxes, 50);
+
+	if (n < 0 && errno != EINTR) {
+		violation("%s: poll on watcher fds: observed %s expected "
+			  "success", t_name, strerror(errno));
+		return;
+	}
+	for (m = 0; m < opt.mailboxes && !stopping(); m++) {
+		if (n > 0 && (pfd[m].revents & ~POLLIN)) {
+			violation("%s: watcher fd revents: observed 0x%x "
+				  "expected POLLIN or nothing", names[m],
+				  pfd[m].revents);
+			return;
+		}
+		if (n > 0 && (pfd[m].revents & POLLIN)) {
+			vr->wakeups++;
+			vr->vs[m].ahead_since_ns = 0;
+			/* rearm before the sync: a publish after the sync's
+			 * load of the snapshot writes the eventfd again */
+			if (inject_now(INJ_NO_REARM)) {
+				uint64_t v;
+				while (read(pfd[m].fd, &v, sizeof(v)) > 0)
+					;
+			} else {
+				mix_watch_rearm(vr->vs[m].watch);
+			}
+			view_sync_check(vr, m, names[m]);
+		} else {
+			check_lost_wakeup(vr, m, names[m]);
+		}
+	}
+}
+
+static void busy_round(struct vreader *vr, char (*names)[64])
+{
+	unsigned m = st_rand_below(&vr->rng, opt.mailboxes);
+
+	if (st_chance(&vr->rng, 1) && st_chance(&vr->rng, 20)) {
+		/* now and then a session ends and a new one starts */
+		vr->reopens++;
+		mix_view_close(&vr->vs[m].view);
+		if (view_open(vr, m, names[m]) < 0)
+			return;
+	}
+	view_sync_check(vr, m, names[m]);
+}
+
+static void *vreader_main(void *arg)
+{
+	struct vreader *vr = arg;
+	char (*names)[64] = calloc(opt.mailboxes, sizeof(*names));
+	struct pollfd *pfd = calloc(opt.mailboxes, sizeof(*pfd));
+	unsigned m;
+
+	vr->vs = calloc(opt.mailboxes, sizeof(*vr->vs));
+	if (!names || !pfd || !vr->vs)
+		st_die("out of memory");
+	snprintf(t_name, sizeof(t_name), "%s view reader %u",
+		 vr->idle ? "idle" : "busy", vr->id);
+	for (m = 0; m < opt.mailboxes; m++) {
+		snprintf(names[m], sizeof(names[m]), "%s, mailbox %u", t_name,
+			 m);
+		/* the watcher first: it starts armed, so no publish after
+		 * the view's snapshot goes unnoticed */
+		if (vr->idle &&
+		    check_ret(mix_watch_open(g_mb[m].idx, &vr->vs[m].watch),
+			      "mix_watch_open"))
+			goto out;
+		if (vr->idle) {
+			pfd[m].fd = mix_watch_fd(vr->vs[m].watch);
+			pfd[m].events = POLLIN;
+		}
+		if (view_open(vr, m, names[m]) < 0)
+			goto out;
+	}
+	while (!stopping()) {
+		if (vr->idle)
+			idle_round(vr, pfd, names);
+		else
+			busy_round(vr, names);
+	}
+out:
+	for (m = 0; m < opt.mailboxes; m++) {
+		mix_view_close(&vr->vs[m].view);
+		mix_watch_close(&vr->vs[m].watch);
+		free(vr->vs[m].uids.v);
+	}
+	free(vr->vs);
+	free(vr->win.v);
+	free(vr->xr);
+	free(vr->ar);
+	free(vr->xu.v);
+	free(names);
+	free(pfd);
 	return NULL;
 }
 
@@ -1037,7 +1914,7 @@ static void engine_warning(void *ctx, const char *message)
 	fprintf(stderr, "# engine warning: %s\n", message);
 }
 
-static void fill(uint64_t *rng)
+static void fill(struct mailbox *mb, uint64_t *rng)
 {
 	uint32_t done = 0, expect_uid = 1;
 	while (done < opt.messages) {
@@ -1045,7 +1922,7 @@ static void fill(uint64_t *rng)
 		struct mix_txn *t;
 		uint32_t i, n = opt.messages - done < 1000 ?
 				opt.messages - done : 1000;
-		int ret = mix_txn_begin(g_idx, &t);
+		int ret = mix_txn_begin(mb->idx, &t);
 		if (ret)
 			st_die("fill: mix_txn_begin: %s", mix_strerror(ret));
 		for (i = 0; i < n; i++) {
@@ -1083,7 +1960,7 @@ static void fill(uint64_t *rng)
  * 2,000 in all), so that the log tail after the last checkpoint — what
  * crash recovery replays — changes records in many chunks, not only the
  * last one.  Reads the log's size with stat(); nothing of the engine. */
-static void tail_commits(uint64_t *rng)
+static void tail_commits(struct mailbox *mb, uint64_t *rng)
 {
 	struct committer c;
 	uint64_t size, prev = 0;
@@ -1091,15 +1968,19 @@ static void tail_commits(uint64_t *rng)
 
 	memset(&c, 0, sizeof(c));
 	c.rng = st_rand(rng);
+	c.last_modseq = calloc(opt.mailboxes, sizeof(*c.last_modseq));
+	if (!c.last_modseq)
+		st_die("out of memory");
 	while (since < 40 && total < 2000 && !stopping()) {
-		committer_step(&c);
-		size = st_file_size(opt.dir, "mix.index.log");
+		committer_step(&c, mb);
+		size = st_file_size(mb->dir, "mix.index.log");
 		since = size < prev ? 1 : since + 1;
 		prev = size;
 		total++;
 	}
-	printf("# tail: %u commits, %u of them in the active log\n", total,
-	       since);
+	free(c.last_modseq);
+	printf("# mailbox %u tail: %u commits, %u of them in the active log\n",
+	       mb->id, total, since);
 }
 
 struct frec {
@@ -1126,7 +2007,7 @@ static uint64_t rec_kw_mask(const struct mix_record *r)
 	return m;
 }
 
-static void capture(struct final_state *f)
+static void capture(struct mailbox *mb, struct final_state *f)
 {
 	const struct mix_snap *s;
 	struct mix_record r;
@@ -1134,7 +2015,7 @@ static void capture(struct final_state *f)
 	uint32_t i = 0;
 
 	mix_read_lock();
-	s = mix_index_snap(g_idx);
+	s = mix_index_snap(mb->idx);
 	f->count = mix_snap_messages_count(s);
 	f->next_uid = mix_snap_next_uid(s);
 	f->highest_modseq = mix_snap_highest_modseq(s);
@@ -1276,18 +2157,18 @@ static void reopen_and_compare(struct mix_engine *engine, const char *dir,
 /* Copy the index's files as they are now (the writer is idle, so this is
  * what a kill -9 would leave: everything acknowledged is in the page
  * cache) into dir/crash-copy.  Returns the copy's path or NULL. */
-static char *crash_copy(void)
+static char *crash_copy(const char *dir)
 {
 	static const char *const files[] = { "mix.index", "mix.index.log",
 					     "mix.index.log.2" };
-	char *copy = st_subdir(opt.dir, "crash-copy");
+	char *copy = st_subdir(dir, "crash-copy");
 	size_t i;
 
 	for (i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
-		int ret = st_copy_file(opt.dir, copy, files[i]);
+		int ret = st_copy_file(dir, copy, files[i]);
 		if (ret < 0 && ret != -ENOENT) {
 			violation("copying %s/%s: observed %s expected a copy",
-				  opt.dir, files[i], strerror(-ret));
+				  dir, files[i], strerror(-ret));
 			st_rmdir_r(copy);
 			free(copy);
 			return NULL;
@@ -1321,19 +2202,20 @@ static void crash_handler(int sig)
 	raise(sig);
 }
 
-static void end_checks(struct mix_engine *engine, const struct final_state *f)
+static void end_checks(struct mix_engine *engine, struct mailbox *mb,
+		       const struct final_state *f)
 {
 	char *copy;
 
 	set_phase("copying the files for the crash-recovery check");
-	copy = crash_copy();
+	copy = crash_copy(mb->dir);
 	if (!copy)
 		return;
 
 	set_phase("closing the index");
-	if (check_ret(mix_index_close(&g_idx), "mix_index_close") == 0) {
+	if (check_ret(mix_index_close(&mb->idx), "mix_index_close") == 0) {
 		set_phase("reopening after close");
-		reopen_and_compare(engine, opt.dir, f, "reopen after close "
+		reopen_and_compare(engine, mb->dir, f, "reopen after close "
 				   "vs final state", 1);
 	}
 	if (!atomic_load(&g_failed) && !opt.skip_crash_recovery) {
@@ -1346,17 +2228,50 @@ static void end_checks(struct mix_engine *engine, const struct final_state *f)
 	free(copy);
 }
 
+/* After the run, for one mailbox: tail commits, the final state, close,
+ * reopen and crash recovery.  Returns its final message count. */
+static uint32_t finish_mailbox(struct mix_engine *engine, struct mailbox *mb,
+			       uint64_t *rng)
+{
+	struct final_state fin;
+	uint32_t i;
+
+	memset(&fin, 0, sizeof(fin));
+	if (!atomic_load(&g_failed)) {
+		set_phase("tail commits");
+		tail_commits(mb, rng);
+	}
+	if (!atomic_load(&g_failed)) {
+		set_phase("capturing the final state");
+		capture(mb, &fin);
+		printf("# mailbox %u final: %u messages, next_uid %u, "
+		       "highest_modseq %" PRIu64 ", %u keywords\n", mb->id,
+		       fin.count, fin.next_uid, fin.highest_modseq,
+		       fin.kw_count);
+	}
+	if (!atomic_load(&g_failed))
+		end_checks(engine, mb, &fin);
+	for (i = 0; i < fin.kw_count; i++)
+		free(fin.kw_names[i]);
+	free(fin.recs);
+	return fin.count;
+}
+
 /* ---- main --------------------------------------------------------------- */
 
 static void usage(FILE *out)
 {
 	fprintf(out,
 		"usage: validate --dir DIR [--readers N] [--committers N] "
-		"[--seconds S]\n"
-		"                [--messages N] [--durability none|sync] "
-		"[--rotate BYTES]\n"
-		"                [--full-every N] [--seed N] "
-		"[--skip-crash-recovery]\n");
+		"[--view-readers N]\n"
+		"                [--mailboxes N] [--writers N] [--seconds S] "
+		"[--messages N]\n"
+		"                [--durability none|sync] [--rotate BYTES] "
+		"[--full-every N]\n"
+		"                [--rss-check] [--rss-at S] [--seed N] "
+		"[--skip-crash-recovery]\n"
+		"                [--inject-fault drop-changed|drop-new|"
+		"swap-expunged|unlogged|no-rearm]\n");
 }
 
 static void parse_args(int argc, char **argv)
@@ -1365,13 +2280,19 @@ static void parse_args(int argc, char **argv)
 		{ "dir", required_argument, NULL, 'd' },
 		{ "readers", required_argument, NULL, 'r' },
 		{ "committers", required_argument, NULL, 'c' },
+		{ "view-readers", required_argument, NULL, 'v' },
+		{ "mailboxes", required_argument, NULL, 'M' },
+		{ "writers", required_argument, NULL, 'w' },
 		{ "seconds", required_argument, NULL, 's' },
 		{ "messages", required_argument, NULL, 'm' },
 		{ "durability", required_argument, NULL, 'D' },
 		{ "rotate", required_argument, NULL, 'R' },
 		{ "full-every", required_argument, NULL, 'f' },
+		{ "rss-check", no_argument, NULL, 'X' },
+		{ "rss-at", required_argument, NULL, 'A' },
 		{ "seed", required_argument, NULL, 'S' },
 		{ "skip-crash-recovery", no_argument, NULL, 'K' },
+		{ "inject-fault", required_argument, NULL, 'I' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -1386,8 +2307,21 @@ static void parse_args(int argc, char **argv)
 							   0, 1024);
 			break;
 		case 'c':
+			/* txdesc.committer is a byte */
 			opt.committers = (unsigned)st_opt_u64("committers",
 							      optarg, 1, 200);
+			break;
+		case 'v':
+			opt.view_readers = (unsigned)st_opt_u64(
+				"view-readers", optarg, 0, 1024);
+			break;
+		case 'M':
+			opt.mailboxes = (unsigned)st_opt_u64("mailboxes",
+							     optarg, 1, 256);
+			break;
+		case 'w':
+			opt.writers = (unsigned)st_opt_u64("writers", optarg,
+							   1, 64);
 			break;
 		case 's':
 			opt.seconds = st_opt_secs("seconds", optarg, 0, 86400);
@@ -1413,8 +2347,21 @@ static void parse_args(int argc, char **argv)
 			opt.full_every = (unsigned)st_opt_u64("full-every",
 							      optarg, 1, 1u << 30);
 			break;
+		case 'X': opt.rss_check = 1; break;
+		case 'A':
+			opt.rss_at = st_opt_secs("rss-at", optarg, 0.1, 86400);
+			break;
 		case 'S': seed = optarg; break;
 		case 'K': opt.skip_crash_recovery = 1; break;
+		case 'I':
+			for (opt.inject = INJ_NO_REARM; opt.inject > INJ_NONE;
+			     opt.inject--)
+				if (!strcmp(optarg, inject_names[opt.inject]))
+					break;
+			if (opt.inject == INJ_NONE)
+				st_die("--inject-fault: unknown kind '%s'",
+				       optarg);
+			break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); exit(2);
 		}
@@ -1423,65 +2370,181 @@ static void parse_args(int argc, char **argv)
 		usage(stderr);
 		exit(2);
 	}
+	if (opt.rss_check && opt.seconds <= opt.rss_at)
+		st_die("--rss-check: --seconds %g must be above --rss-at %g",
+		       opt.seconds, opt.rss_at);
 	opt.seed = st_seed_pick(seed);
 }
 
-int main(int argc, char **argv)
+/* Create the engine and the mailboxes, each filled. */
+static struct mix_engine *setup(uint64_t *rng)
 {
 	struct mix_engine_config cfg;
 	struct mix_engine *engine = NULL;
-	struct reader *readers;
-	struct committer *committers;
-	struct final_state fin;
-	struct mix_engine_stats stats;
-	uint64_t rng, commits = 0, lookups = 0, snapshots = 0, iterations = 0;
-	uint64_t txd = 0, no_changes = 0, appended = 0, expunge_ops = 0;
-	uint64_t max_changes = 0;
-	double secs;
-	unsigned i, nreaders = 0, ncommitters = 0;
+	unsigned m, i;
 	int ret;
 
-	parse_args(argc, argv);
-	setvbuf(stdout, NULL, _IOLBF, 0);
-	printf("# seed: --seed %" PRIu64 "\n", opt.seed);
-	printf("# validate: dir %s readers %u committers %u seconds %g "
-	       "messages %u durability %s rotate %" PRIu64 " full-every %u\n",
-	       opt.dir, opt.readers, opt.committers, opt.seconds, opt.messages,
-	       opt.durability == MIX_DURABILITY_SYNC ? "sync" : "none",
-	       opt.rotate, opt.full_every);
-	rng = st_seed_derive(opt.seed, 0);
-	st_mkdir(opt.dir);
-
-	signal(SIGSEGV, crash_handler);
-	signal(SIGBUS, crash_handler);
-	signal(SIGFPE, crash_handler);
-	signal(SIGABRT, crash_handler);
-	set_phase("creating the engine and the index");
+	set_phase("creating the engine and the indexes");
 	mix_engine_config_init(&cfg);
 	cfg.log_rotate_size = opt.rotate;
+	cfg.writer_threads = opt.writers;
 	cfg.warning = engine_warning;
 	if ((ret = mix_engine_create(&cfg, &engine)) != 0)
 		st_die("mix_engine_create: %s: %s", mix_strerror(ret),
 		       mix_last_error());
-	if ((ret = mix_index_open(engine, opt.dir, MIX_OPEN_CREATE, &g_idx)))
-		st_die("mix_index_open(%s, CREATE): %s: %s", opt.dir,
-		       mix_strerror(ret), mix_last_error());
-	g_start_ns = st_now_ns();
-	set_phase("filling the index");
-	fill(&rng);
-	printf("# filled %u messages in %.2f s\n", opt.messages,
-	       st_secs_since(g_start_ns));
-
-	g_rings = calloc(opt.committers, sizeof(*g_rings));
-	readers = calloc(opt.readers ? opt.readers : 1, sizeof(*readers));
-	committers = calloc(opt.committers, sizeof(*committers));
-	if (!g_rings || !readers || !committers)
+	g_mb = calloc(opt.mailboxes, sizeof(*g_mb));
+	if (!g_mb)
 		st_die("out of memory");
-
 	g_start_ns = st_now_ns();
-	set_phase("the concurrent run");
-	for (i = 0; i < opt.readers && !stopping(); i++) {
-		nreaders = i + 1;
+	for (m = 0; m < opt.mailboxes; m++) {
+		struct mailbox *mb = &g_mb[m];
+		char name[32];
+		mb->id = m;
+		snprintf(name, sizeof(name), "mbox.%u", m);
+		mb->dir = opt.mailboxes == 1 ? strdup(opt.dir) :
+			  st_subdir(opt.dir, name);
+		mb->rings = calloc(opt.committers, sizeof(*mb->rings));
+		mb->shadow.floor = calloc(opt.view_readers ? opt.view_readers
+							   : 1,
+					  sizeof(*mb->shadow.floor));
+		if (!mb->dir || !mb->rings || !mb->shadow.floor)
+			st_die("out of memory");
+		pthread_mutex_init(&mb->shadow.lock, NULL);
+		for (i = 0; i < opt.view_readers; i++)
+			atomic_init(&mb->shadow.floor[i], 0);
+		if ((ret = mix_index_open(engine, mb->dir, MIX_OPEN_CREATE,
+					  &mb->idx)))
+			st_die("mix_index_open(%s, CREATE): %s: %s", mb->dir,
+			       mix_strerror(ret), mix_last_error());
+		set_phase("filling the indexes");
+		fill(mb, rng);
+	}
+	printf("# filled %u x %u messages in %.2f s\n", opt.mailboxes,
+	       opt.messages, st_secs_since(g_start_ns));
+	return engine;
+}
+
+/* Messages in all mailboxes now. */
+static uint64_t total_messages(void)
+{
+	uint64_t n = 0;
+	unsigned m;
+	mix_read_lock();
+	for (m = 0; m < opt.mailboxes; m++)
+		n += mix_snap_messages_count(mix_index_snap(g_mb[m].idx));
+	mix_read_unlock();
+	return n;
+}
+
+struct rss_sample {
+	uint64_t rss, messages, shadow_live;
+	uint32_t snapshots_live;
+	double at;
+};
+
+static void rss_sample(struct rss_sample *r)
+{
+	unsigned m;
+
+	memset(r, 0, sizeof(*r));
+	r->at = st_secs_since(g_start_ns);
+	r->rss = st_rss_bytes();
+	r->messages = total_messages();
+	for (m = 0; m < opt.mailboxes; m++) {
+		struct mix_index_stats st;
+		mix_index_stats(g_mb[m].idx, &st);
+		r->snapshots_live += st.snapshots_live;
+		pthread_mutex_lock(&g_mb[m].shadow.lock);
+		r->shadow_live += g_mb[m].shadow.len - g_mb[m].shadow.start;
+		pthread_mutex_unlock(&g_mb[m].shadow.lock);
+	}
+	printf("# at %.1f s: VmRSS %.1f MiB, %" PRIu64 " messages, %u live "
+	       "snapshots, %" PRIu64 " shadow log entries\n", r->at,
+	       r->rss / 1048576.0, r->messages, r->snapshots_live,
+	       r->shadow_live);
+}
+
+/* After the threads are gone (views closed): every index comes down to
+ * its current snapshot plus what waits for a grace period. */
+static uint32_t check_snapshots_freed(void)
+{
+	uint64_t t0 = st_now_ns();
+	uint32_t live;
+	unsigned m;
+
+	for (;;) {
+		live = 0;
+		for (m = 0; m < opt.mailboxes; m++) {
+			struct mix_index_stats st;
+			mix_index_stats(g_mb[m].idx, &st);
+			live = st.snapshots_live > live ? st.snapshots_live
+							: live;
+		}
+		if (live <= 2 || st_secs_since(t0) > 10)
+			break;
+		struct timespec ts = { 0, 10 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+	if (live > 2)
+		violation("snapshots of an index 10 s after every view closed "
+			  "and every reader left: observed %u live expected "
+			  "<= 2 (the current one and one waiting for a grace "
+			  "period)", live);
+	return live;
+}
+
+struct totals {
+	uint64_t commits, no_changes, appended, expunge_ops;
+	uint64_t lookups, snapshots, iterations, txd, max_changes;
+	uint64_t syncs, moved, sync_ns, moved_ns, full_compares, reopens;
+	uint64_t wakeups, rep_expunged, rep_new, rep_changed, vtxd, waits;
+};
+
+static void sum_up(const struct reader *readers,
+		   const struct committer *committers,
+		   const struct vreader *vreaders, struct totals *t)
+{
+	unsigned i;
+
+	memset(t, 0, sizeof(*t));
+	for (i = 0; i < opt.committers; i++) {
+		t->commits += committers[i].commits;
+		t->no_changes += committers[i].no_changes;
+		t->appended += committers[i].appended;
+		t->expunge_ops += committers[i].expunge_ops;
+	}
+	for (i = 0; i < opt.readers; i++) {
+		t->snapshots += readers[i].snapshots;
+		t->lookups += readers[i].lookups;
+		t->iterations += readers[i].iterations;
+		t->txd += readers[i].txd_checked;
+		if (readers[i].modseq_changes > t->max_changes)
+			t->max_changes = readers[i].modseq_changes;
+	}
+	for (i = 0; i < opt.view_readers; i++) {
+		const struct vreader *v = &vreaders[i];
+		t->syncs += v->syncs;
+		t->moved += v->moved;
+		t->sync_ns += v->sync_ns;
+		t->moved_ns += v->moved_ns;
+		t->full_compares += v->full_compares;
+		t->reopens += v->reopens;
+		t->wakeups += v->wakeups;
+		t->rep_expunged += v->rep_expunged;
+		t->rep_new += v->rep_new;
+		t->rep_changed += v->rep_changed;
+		t->vtxd += v->txd_checked;
+		t->waits += v->waits;
+	}
+}
+
+static void start_threads(struct reader *readers, struct vreader *vreaders,
+			  unsigned *nthreads_r)
+{
+	unsigned i, n = 0;
+	int ret;
+
+	for (i = 0; i < opt.readers && !stopping(); i++, n++) {
 		readers[i].id = i;
 		readers[i].full = i % 2 == 0;
 		readers[i].rng = st_seed_derive(opt.seed, 1000 + i);
@@ -1489,61 +2552,179 @@ int main(int argc, char **argv)
 					  &readers[i])) != 0)
 			st_die("pthread_create: %s", strerror(ret));
 	}
-	for (i = 0; i < opt.committers && !stopping(); i++) {
-		ncommitters = i + 1;
-		committers[i].id = i;
-		committers[i].rng = st_seed_derive(opt.seed, 1 + i);
-		if ((ret = pthread_create(&committers[i].thread, NULL,
-					  committer_main, &committers[i])) != 0)
+	nthreads_r[0] = n;
+	for (i = 0, n = 0; i < opt.view_readers && !stopping(); i++, n++) {
+		vreaders[i].id = i;
+		vreaders[i].idle = i % 2 == 1;
+		vreaders[i].rng = st_seed_derive(opt.seed, 5000 + i);
+		if ((ret = pthread_create(&vreaders[i].thread, NULL,
+					  vreader_main, &vreaders[i])) != 0)
 			st_die("pthread_create: %s", strerror(ret));
 	}
+	nthreads_r[1] = n;
+	for (i = 0, n = 0; i < opt.committers && !stopping(); i++, n++) {
+		struct committer *c = &g_committers[i];
+		c->id = i;
+		c->rng = st_seed_derive(opt.seed, 1 + i);
+		if ((ret = pthread_create(&c->thread, NULL, committer_main,
+					  c)) != 0)
+			st_die("pthread_create: %s", strerror(ret));
+	}
+	nthreads_r[2] = n;
+}
+
+static void print_figures(const struct totals *t, double secs,
+			  const struct mix_engine_stats *stats,
+			  uint64_t final_messages, uint32_t live_end)
+{
+	printf("validate_param_readers %u threads\n", opt.readers);
+	printf("validate_param_committers %u threads\n", opt.committers);
+	printf("validate_param_view_readers %u threads\n", opt.view_readers);
+	printf("validate_param_mailboxes %u mailboxes\n", opt.mailboxes);
+	printf("validate_param_writers %u threads\n", opt.writers);
+	printf("validate_param_messages %u msgs/mailbox\n", opt.messages);
+	printf("validate_param_rotate %" PRIu64 " bytes\n", opt.rotate);
+	printf("validate_param_durability_sync %d bool\n",
+	       opt.durability == MIX_DURABILITY_SYNC);
+	printf("validate_seconds %.2f s\n", secs);
+	printf("validate_commits %" PRIu64 " commits\n", t->commits);
+	printf("validate_commits_per_sec %.0f commits/s\n", t->commits / secs);
+	printf("validate_no_change_commits %" PRIu64 " commits\n",
+	       t->no_changes);
+	printf("validate_appended %" PRIu64 " msgs\n", t->appended);
+	printf("validate_expunge_txns %" PRIu64 " txns\n", t->expunge_ops);
+	printf("validate_lookups %" PRIu64 " lookups\n", t->lookups);
+	printf("validate_lookups_per_sec %.0f lookups/s\n", t->lookups / secs);
+	printf("validate_snapshots_seen %" PRIu64 " snapshots\n",
+	       t->snapshots);
+	printf("validate_full_iterations %" PRIu64 " iterations\n",
+	       t->iterations);
+	printf("validate_txn_effects_checked %" PRIu64 " txns\n",
+	       t->txd + t->vtxd);
+	printf("validate_modseq_changes_seen_max %" PRIu64 " publishes\n",
+	       t->max_changes);
+	printf("validate_view_syncs %" PRIu64 " syncs\n", t->syncs);
+	printf("validate_view_syncs_moved %" PRIu64 " syncs\n", t->moved);
+	/* the time inside mix_view_sync only (clock_gettime around it):
+	 * all calls, those that moved (and built a report), the others */
+	printf("validate_view_sync_mean %.0f ns\n",
+	       t->syncs ? (double)t->sync_ns / t->syncs : 0.0);
+	printf("validate_view_sync_moved_mean %.0f ns\n",
+	       t->moved ? (double)t->moved_ns / t->moved : 0.0);
+	printf("validate_view_sync_unmoved_mean %.0f ns\n",
+	       t->syncs > t->moved ? (double)(t->sync_ns - t->moved_ns) /
+	       (double)(t->syncs - t->moved) : 0.0);
+	printf("validate_view_changes_per_moved_sync %.1f msgs\n",
+	       t->moved ? (double)(t->rep_expunged + t->rep_new +
+				   t->rep_changed) / (double)t->moved : 0.0);
+	printf("validate_view_full_compares %" PRIu64 " syncs\n",
+	       t->full_compares);
+	printf("validate_view_reported_expunged %" PRIu64 " msgs\n",
+	       t->rep_expunged);
+	printf("validate_view_reported_new %" PRIu64 " msgs\n", t->rep_new);
+	printf("validate_view_reported_changed %" PRIu64 " msgs\n",
+	       t->rep_changed);
+	printf("validate_view_reopens %" PRIu64 " views\n", t->reopens);
+	printf("validate_watch_wakeups %" PRIu64 " wakeups\n", t->wakeups);
+	printf("validate_in_flight_waits %" PRIu64 " waits\n", t->waits);
+	printf("validate_engine_commits %" PRIu64 " txns\n", stats->commits);
+	printf("validate_engine_batches %" PRIu64 " batches\n",
+	       stats->batches);
+	printf("validate_mean_batch %.2f txns/batch\n", stats->batches ?
+	       (double)stats->commits / stats->batches : 0.0);
+	printf("validate_fsyncs %" PRIu64 " fsyncs\n", stats->fsyncs);
+	printf("validate_checkpoints %" PRIu64 " checkpoints\n",
+	       stats->checkpoints);
+	printf("validate_snapshots_live_after_close %u snapshots\n", live_end);
+	printf("validate_final_messages %" PRIu64 " msgs\n", final_messages);
+}
+
+int main(int argc, char **argv)
+{
+	struct mix_engine *engine;
+	struct reader *readers;
+	struct vreader *vreaders;
+	struct mix_engine_stats stats;
+	struct rss_sample rss0, rss1;
+	struct totals tot;
+	uint64_t rng, final_messages = 0;
+	uint32_t live_end = 0;
+	double secs;
+	unsigned i, m, started[3];
+	int ret, rss_taken = 0;
+
+	parse_args(argc, argv);
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	printf("# seed: --seed %" PRIu64 "\n", opt.seed);
+	printf("# validate: dir %s readers %u committers %u view-readers %u "
+	       "mailboxes %u writers %u seconds %g messages %u durability %s "
+	       "rotate %" PRIu64 " full-every %u%s\n", opt.dir, opt.readers,
+	       opt.committers, opt.view_readers, opt.mailboxes, opt.writers,
+	       opt.seconds, opt.messages,
+	       opt.durability == MIX_DURABILITY_SYNC ? "sync" : "none",
+	       opt.rotate, opt.full_every, opt.rss_check ? " rss-check" : "");
+	if (opt.inject)
+		printf("# inject-fault %s: this run must fail\n",
+		       inject_names[opt.inject]);
+	rng = st_seed_derive(opt.seed, 0);
+	st_mkdir(opt.dir);
+
+	signal(SIGSEGV, crash_handler);
+	signal(SIGBUS, crash_handler);
+	signal(SIGFPE, crash_handler);
+	signal(SIGABRT, crash_handler);
+	engine = setup(&rng);
+
+	readers = calloc(opt.readers ? opt.readers : 1, sizeof(*readers));
+	vreaders = calloc(opt.view_readers ? opt.view_readers : 1,
+			  sizeof(*vreaders));
+	g_committers = calloc(opt.committers, sizeof(*g_committers));
+	if (!readers || !vreaders || !g_committers)
+		st_die("out of memory");
+	for (i = 0; i < opt.committers; i++) {
+		g_committers[i].last_modseq = calloc(
+			opt.mailboxes, sizeof(*g_committers[i].last_modseq));
+		if (!g_committers[i].last_modseq)
+			st_die("out of memory");
+	}
+
+	g_start_ns = st_now_ns();
+	set_phase("the concurrent run");
+	start_threads(readers, vreaders, started);
 	while (!stopping() && st_secs_since(g_start_ns) < opt.seconds) {
 		struct timespec ts = { 0, 10 * 1000 * 1000 };
 		nanosleep(&ts, NULL);
+		if (opt.rss_check && !rss_taken &&
+		    st_secs_since(g_start_ns) >= opt.rss_at) {
+			rss_sample(&rss0);
+			rss_taken = 1;
+		}
 	}
+	if (opt.rss_check && rss_taken)
+		rss_sample(&rss1);
 	atomic_store(&g_stop, 1);
-	for (i = 0; i < ncommitters; i++)
-		pthread_join(committers[i].thread, NULL);
-	for (i = 0; i < nreaders; i++)
+	for (i = 0; i < started[2]; i++)
+		pthread_join(g_committers[i].thread, NULL);
+	for (i = 0; i < started[1]; i++)
+		pthread_join(vreaders[i].thread, NULL);
+	for (i = 0; i < started[0]; i++)
 		pthread_join(readers[i].thread, NULL);
 	secs = st_secs_since(g_start_ns);
+	sum_up(readers, g_committers, vreaders, &tot);
 
-	for (i = 0; i < opt.committers; i++) {
-		commits += committers[i].commits;
-		no_changes += committers[i].no_changes;
-		appended += committers[i].appended;
-		expunge_ops += committers[i].expunge_ops;
-	}
-	for (i = 0; i < opt.readers; i++) {
-		snapshots += readers[i].snapshots;
-		lookups += readers[i].lookups;
-		iterations += readers[i].iterations;
-		txd += readers[i].txd_checked;
-		if (readers[i].modseq_changes > max_changes)
-			max_changes = readers[i].modseq_changes;
-	}
-
-	memset(&fin, 0, sizeof(fin));
 	/* the threads are gone; the end checks run in this thread and
 	 * stop at a violation (which sets g_stop again) */
-	if (!atomic_load(&g_failed))
+	if (!atomic_load(&g_failed)) {
 		atomic_store(&g_stop, 0);
-	if (!atomic_load(&g_failed)) {
-		set_phase("tail commits");
-		tail_commits(&rng);
+		set_phase("waiting for snapshots to be freed");
+		live_end = check_snapshots_freed();
 	}
-	if (!atomic_load(&g_failed)) {
-		set_phase("capturing the final state");
-		capture(&fin);
-		printf("# final: %u messages, next_uid %u, highest_modseq %"
-		       PRIu64 ", %u keywords\n", fin.count, fin.next_uid,
-		       fin.highest_modseq, fin.kw_count);
-	}
-	if (!atomic_load(&g_failed))
-		end_checks(engine, &fin);
+	for (m = 0; m < opt.mailboxes; m++)
+		final_messages += finish_mailbox(engine, &g_mb[m], &rng);
 	set_phase("freeing the engine");
-	if (g_idx)
-		(void)mix_index_close(&g_idx);
+	for (m = 0; m < opt.mailboxes; m++)
+		if (g_mb[m].idx)
+			(void)mix_index_close(&g_mb[m].idx);
 	mix_engine_stats(engine, &stats);
 	if ((ret = mix_engine_free(&engine)) != 0)
 		violation("mix_engine_free: observed %d (%s) expected 0", ret,
@@ -1551,41 +2732,39 @@ int main(int argc, char **argv)
 
 	/* Figures.  The mean batch (transactions per published batch) comes
 	 * from the engine's counters, sampled around the whole run. */
-	printf("validate_param_readers %u threads\n", opt.readers);
-	printf("validate_param_committers %u threads\n", opt.committers);
-	printf("validate_param_messages %u msgs\n", opt.messages);
-	printf("validate_param_rotate %" PRIu64 " bytes\n", opt.rotate);
-	printf("validate_param_durability_sync %d bool\n",
-	       opt.durability == MIX_DURABILITY_SYNC);
-	printf("validate_seconds %.2f s\n", secs);
-	printf("validate_commits %" PRIu64 " commits\n", commits);
-	printf("validate_commits_per_sec %.0f commits/s\n", commits / secs);
-	printf("validate_no_change_commits %" PRIu64 " commits\n", no_changes);
-	printf("validate_appended %" PRIu64 " msgs\n", appended);
-	printf("validate_expunge_txns %" PRIu64 " txns\n", expunge_ops);
-	printf("validate_lookups %" PRIu64 " lookups\n", lookups);
-	printf("validate_lookups_per_sec %.0f lookups/s\n", lookups / secs);
-	printf("validate_snapshots_seen %" PRIu64 " snapshots\n", snapshots);
-	printf("validate_full_iterations %" PRIu64 " iterations\n", iterations);
-	printf("validate_txn_effects_checked %" PRIu64 " txns\n", txd);
-	printf("validate_modseq_changes_seen_max %" PRIu64 " publishes\n",
-	       max_changes);
-	printf("validate_engine_commits %" PRIu64 " txns\n", stats.commits);
-	printf("validate_engine_batches %" PRIu64 " batches\n", stats.batches);
-	printf("validate_mean_batch %.2f txns/batch\n",
-	       stats.batches ? (double)stats.commits / stats.batches : 0.0);
-	printf("validate_fsyncs %" PRIu64 " fsyncs\n", stats.fsyncs);
-	printf("validate_checkpoints %" PRIu64 " checkpoints\n",
-	       stats.checkpoints);
-	printf("validate_final_messages %u msgs\n", fin.count);
+	print_figures(&tot, secs, &stats, final_messages, live_end);
+	if (opt.rss_check && rss_taken) {
+		double ratio = (double)rss1.rss / (double)rss0.rss;
+		printf("validate_rss_at_%.0fs %" PRIu64 " bytes\n", rss0.at,
+		       rss0.rss);
+		printf("validate_rss_at_%.0fs %" PRIu64 " bytes\n", rss1.at,
+		       rss1.rss);
+		printf("validate_rss_ratio %.3f ratio\n", ratio);
+		printf("validate_messages_at_%.0fs %" PRIu64 " msgs\n", rss0.at,
+		       rss0.messages);
+		printf("validate_messages_at_%.0fs %" PRIu64 " msgs\n", rss1.at,
+		       rss1.messages);
+		if (ratio > 1.5)
+			violation("VmRSS at %.0f s vs at %.0f s of steady load: "
+				  "observed %.3fx (%" PRIu64 " vs %" PRIu64
+				  " bytes) expected <= 1.5x", rss1.at, rss0.at,
+				  ratio, rss1.rss, rss0.rss);
+	}
 	printf("validate_violations %u violations\n",
 	       atomic_load(&g_violations));
 
-	for (i = 0; i < fin.kw_count; i++)
-		free(fin.kw_names[i]);
-	free(fin.recs);
-	free(g_rings);
+	for (m = 0; m < opt.mailboxes; m++) {
+		free(g_mb[m].dir);
+		free(g_mb[m].rings);
+		free(g_mb[m].shadow.e);
+		free(g_mb[m].shadow.floor);
+		pthread_mutex_destroy(&g_mb[m].shadow.lock);
+	}
+	for (i = 0; i < opt.committers; i++)
+		free(g_committers[i].last_modseq);
+	free(g_mb);
+	free(g_committers);
 	free(readers);
-	free(committers);
+	free(vreaders);
 	return atomic_load(&g_failed) ? 1 : 0;
 }
