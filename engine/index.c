@@ -571,16 +571,17 @@ MIX_API int mix_index_close(struct mix_index **idxp)
 	if (__atomic_load_n(&idx->users, __ATOMIC_ACQUIRE) != 0)
 		return mix_err(MIX_EINVAL, "%s: %u views or watchers still open",
 			       idx->dir, idx->users);
-	*idxp = NULL;
 	if (idx->writer) {
 		struct mix_txn *t = calloc(1, sizeof(*t));
 		if (!t)
-			return -ENOMEM;
+			return -ENOMEM;   /* still open; the caller may retry */
+		*idxp = NULL;
 		t->index = idx;
 		t->kind = TXN_KIND_CLOSE;
 		ret = mix_txn_commit_wait(t);
 		mix_txn_free(t);
 	}
+	*idxp = NULL;
 	__atomic_sub_fetch(&idx->engine->open_indexes, 1, __ATOMIC_RELAXED);
 	index_free(idx);
 	return ret;

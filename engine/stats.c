@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "engine.h"
+#include "err.h"
 #include "stats.h"
 
 uint64_t mix_stat_snapshots_freed;
@@ -46,15 +47,13 @@ MIX_API void mix_engine_stats(struct mix_engine *e, struct mix_engine_stats *st)
 MIX_API int mix_engine_latency(struct mix_engine *e, enum mix_latency_kind kind,
 			       struct mix_latency *r)
 {
-	static uint64_t sum[MIX_HIST_BUCKETS];
 	uint64_t total = 0, seen = 0, want[3];
 	uint64_t *out[3] = { &r->p50_ns, &r->p99_ns, &r->p999_ns };
 	unsigned i, w, q = 0;
 	uint64_t b[MIX_HIST_BUCKETS];
 
-	(void)sum;
 	if (kind != MIX_LATENCY_VISIBLE && kind != MIX_LATENCY_ACK)
-		return MIX_EINVAL;
+		return mix_err(MIX_EINVAL, "unknown latency kind %d", kind);
 	memset(r, 0, sizeof(*r));
 	memset(b, 0, sizeof(b));
 	for (w = 0; w < e->nwriters; w++) {

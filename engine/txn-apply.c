@@ -404,6 +404,32 @@ static int apply_op(struct mix_builder *b, struct mix_txn *t, uint32_t *i,
 	return mix_err(MIX_EINVAL, "unknown operation %u", op->type);
 }
 
+static int range_cmp(const void *a, const void *b)
+{
+	const struct mix_log_uid_range *x = a, *y = b;
+	return x->first < y->first ? -1 : x->first > y->first;
+}
+
+/* The MODIFIED sets of several conditional operations, as one sorted,
+ * merged set. */
+static void modified_normalize(struct mix_txn *t)
+{
+	uint32_t i, n = 0;
+	if (t->modified_count < 2)
+		return;
+	qsort(t->modified, t->modified_count, sizeof(*t->modified), range_cmp);
+	for (i = 0; i < t->modified_count; i++) {
+		if (n && (uint64_t)t->modified[n - 1].last + 1 >=
+			 t->modified[i].first) {
+			if (t->modified[i].last > t->modified[n - 1].last)
+				t->modified[n - 1].last = t->modified[i].last;
+		} else {
+			t->modified[n++] = t->modified[i];
+		}
+	}
+	t->modified_count = n;
+}
+
 int mix_txn_apply(struct mix_builder *b, struct mix_txn *t, uint64_t modseq,
 		  struct mix_buf *buf)
 {
@@ -427,6 +453,7 @@ int mix_txn_apply(struct mix_builder *b, struct mix_txn *t, uint64_t modseq,
 		}
 	}
 	if (t->modified_count) {
+		modified_normalize(t);
 		t->result.modified = (struct mix_uid_range *)t->modified;
 		t->result.modified_count = t->modified_count;
 	}

@@ -214,8 +214,8 @@ MIX_API void mix_index_open_info(struct mix_index *index,
 /* Wait for queued transactions, checkpoint, release the lock and free the
  * index.  Sets *index to NULL.  Returns 0 or the error of the final
  * checkpoint (the index is closed either way; nothing acknowledged is
- * lost); MIX_EINVAL while views or watchers of it are open (nothing is
- * closed then).  No transaction of the index may be open.  Not inside a
+ * lost); MIX_EINVAL while views or watchers of it are open, -ENOMEM
+ * (nothing is closed then, *index is kept).  No transaction of the index may be open.  Not inside a
  * read-side section. */
 MIX_API int mix_index_close(struct mix_index **index);
 
@@ -588,8 +588,8 @@ MIX_API void mix_watch_close(struct mix_watch **watch);
  * one) has committed since: the log tail, following rotation, or a new
  * mix.index when the logs moved on.  Never shows a torn or half-written
  * transaction.  Returns 1 if a new snapshot was published, 0 if nothing
- * was new, MIX_EINVAL for a writable index, MIX_ECORRUPT, -errno.  Not
- * inside a read-side section; concurrent calls are serialized. */
+ * was new, MIX_EINVAL for a writable index, MIX_EDEADLK inside a read-side
+ * section, MIX_ECORRUPT, -errno.  Concurrent calls are serialized. */
 MIX_API int mix_index_refresh(struct mix_index *index);
 
 /* ---- CONDSTORE / QRESYNC (RFC 7162; docs/condstore.md) ------------- */
