@@ -140,6 +140,22 @@ static void test_highestmodseq_and_store(struct mix_index *idx)
 	   "UNCHANGEDSINCE 0: every message fails (MODIFIED %s)",
 	   fmt_set(res.modified, res.modified_count));
 	mix_commit_result_free(&res);
+	{
+		/* two conditional operations in one transaction: one MODIFIED
+		 * set, sorted and merged */
+		struct mix_txn *t;
+		struct mix_uid_range r1 = { 4, 7 }, r2 = { 1, 5 };
+		mix_txn_begin(idx, &t);
+		mix_txn_flags_unchangedsince(t, &r1, 1, MIX_MODIFY_ADD,
+					     MIX_FLAG_ANSWERED, 0);
+		mix_txn_flags_unchangedsince(t, &r2, 1, MIX_MODIFY_ADD,
+					     MIX_FLAG_ANSWERED, 0);
+		mix_txn_commit(&t, MIX_DURABILITY_NONE, &res);
+		ok(res.modified_count == 1 && res.modified[0].first == 1 &&
+		   res.modified[0].last == 7, "MODIFIED of two operations "
+		   "merged: %s", fmt_set(res.modified, res.modified_count));
+		mix_commit_result_free(&res);
+	}
 	m = modseq_of(idx, 1);
 	store(idx, 1, 1, MIX_MODIFY_ADD, MIX_FLAG_DELETED, 0, 0, &a);
 	ok(a.no_changes && modseq_of(idx, 1) == m && a.modseq == hms(idx),
