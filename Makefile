@@ -35,7 +35,7 @@ TOOLS_BIN  := $(BUILD)/mixctl
 .PHONY: all deps check asan tsan stress bench install clean example
 .DEFAULT_GOAL := all
 
-all: deps-ok $(BUILD)/libmix.a $(BUILD)/libmix.so $(BUILD)/mix.pc
+all: deps-ok $(BUILD)/libmix.a $(BUILD)/libmix.so $(BUILD)/mix.pc $(BUILD)/mixctl
 
 deps:
 	@sh tools/install-deps.sh
@@ -100,7 +100,9 @@ bench: all $(BUILD)/stress/bench
 	  $(BUILD)/stress/bench --dir "$$d" $(BENCH_ARGS) | tee $(BUILD)/bench.txt; rc=$$?; rm -rf "$$d"; exit $$rc
 
 install: all
-	install -d $(DESTDIR)$(PREFIX)/include/mix $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -d $(DESTDIR)$(PREFIX)/include/mix $(DESTDIR)$(PREFIX)/lib/pkgconfig \
+		$(DESTDIR)$(PREFIX)/bin
+	install -m 755 $(BUILD)/mixctl $(DESTDIR)$(PREFIX)/bin/
 	install -m 644 include/mix/*.h $(DESTDIR)$(PREFIX)/include/mix/
 	install -m 644 $(BUILD)/libmix.a $(DESTDIR)$(PREFIX)/lib/
 	install -m 755 $(BUILD)/libmix.so $(DESTDIR)$(PREFIX)/lib/libmix.so.0
@@ -114,7 +116,7 @@ clean:
 # make crashtest [CRASH_ARGS='--cycles 200 --seed N']: kill -9 torture
 .PHONY: crashtest
 crashtest: all $(BUILD)/stress/crashtest
-	$(BUILD)/stress/crashtest $(CRASH_ARGS)
+	$(BUILD)/stress/crashtest --mixctl $(BUILD)/mixctl $(CRASH_ARGS)
 
 # make fuzz [FUZZ_SECONDS=60]: the libFuzzer targets of tests/fuzz, each
 # run FUZZ_SECONDS with ASan+UBSan, seeded from tests/fuzz/corpus-*;

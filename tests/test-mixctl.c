@@ -1,0 +1,364 @@
+/*
+ * mixctl check, dump and log (tools/mixctl.c; docs/reliability.md).
+ *
+ * An index made by the engine (several rotations, keywords, flags) must
+ * check clean; then each kind of damage, made in a copy of its files
+ * with the checksums that would otherwise hide it recomputed, must give
+ * exit status 1 and a line naming the file, the offset and the field:
+ * an index header counter, record UID order, a record modseq above
+ * highest_modseq, the index checksum, a log header, a gap in the log
+ * chain, a log transaction's CRC inside what mix.index covers, a
+ * CRC-valid transaction whose record is invalid, a log of another index.
+ * A torn tail after the index's position (what a crash leaves) is a
+ * warning with exit 0.  Runs $MIX_BUILD/mixctl (make check sets it).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "mix/mix.h"
+#include "crc32c.h"
+#include "format.h"
+#include "tap.h"
+#include "testutil.h"
+
+static const char *const fnames[3] = { "mix.index", "mix.index.log",
+				       "mix.index.log.2" };
+
+struct files {
+	uint8_t *data[3];
+	size_t size[3];
+};
+
+static char *mixctl;
+
+static void put32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
+static void put64(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }
+static uint32_t get32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+static uint64_t get64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return v; }
+
+/* CRC32C of n bytes at p with the field at off as 0, stored there. */
+static void fix_crc(uint8_t *p, size_t n, size_t off)
+{
+	static const uint8_t zero[4];
+	uint32_t crc = mix_crc32c(0, p, off);
+	crc = mix_crc32c(crc, zero, 4);
+	crc = mix_crc32c(crc, p + off + 4, n - off - 4);
+	put32(p + off, crc);
+}
+
+static char *path_in(const char *dir, const char *name)
+{
+	char *p;
+	if (asprintf(&p, "%s/%s", dir, name) < 0)
+		BAIL("out of memory");
+	return p;
+}
+
+static void rm_dir(const char *dir)
+{
+	static const char *const all[] = { "mix.index", "mix.index.log",
+		"mix.index.log.2", "mix.index.lock", "mix.index.tmp",
+		"mix.index.log.newtmp" };
+	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+		char *p = path_in(dir, all[i]);
+		unlink(p);
+		free(p);
+	}
+	rmdir(dir);
+}
+
+/* An index with history: rotations, keywords, flags, expunges. */
+static void make_index(const char *dir, uint64_t *seed)
+{
+	static const char *const kw[] = { "$Junk", "todo", NULL };
+	struct mix_engine_config cfg;
+	struct mix_engine *e;
+	struct mix_index *idx;
+	struct mix_txn *t;
+
+	mix_engine_config_init(&cfg);
+	cfg.log_rotate_size = 4096;
+	if (mix_engine_create(&cfg, &e) < 0 ||
+	    mix_index_open(e, dir, MIX_OPEN_CREATE, &idx) < 0)
+		BAIL("setup: %s", mix_last_error());
+	for (int i = 0; i < 60; i++) {
+		struct mix_uid_range r = { 1 + tu_rand_below(seed, 5 * (i + 1)),
+					   0 };
+		r.last = r.first + tu_rand_below(seed, 4);
+		if (mix_txn_begin(idx, &t) < 0)
+			BAIL("begin: %s", mix_last_error());
+		for (int k = 0; k < 5; k++)
+			mix_txn_append(t, (uint8_t)(tu_rand(seed) &
+				       (MIX_FLAG_SEEN | MIX_FLAG_DELETED)),
+				       k == 0 ? kw : NULL, NULL);
+		mix_txn_flags(t, &r, 1, MIX_MODIFY_ADD, MIX_FLAG_FLAGGED);
+		if (i % 7 == 6)
+			mix_txn_expunge(t, &r, 1);
+		if (mix_txn_commit(&t, MIX_DURABILITY_NONE, NULL) < 0)
+			BAIL("commit: %s", mix_last_error());
+	}
+	if (mix_index_close(&idx) < 0 || mix_engine_free(&e) < 0)
+		BAIL("close: %s", mix_last_error());
+}
+
+static void files_load(const char *dir, struct files *f)
+{
+	for (int i = 0; i < 3; i++) {
+		char *p = path_in(dir, fnames[i]);
+		f->data[i] = tu_read_file(p, &f->size[i]);
+		free(p);
+	}
+}
+
+static struct files files_copy(const struct files *f)
+{
+	struct files c;
+	for (int i = 0; i < 3; i++) {
+		c.size[i] = f->size[i];
+		c.data[i] = NULL;
+		if (f->data[i]) {
+			c.data[i] = malloc(f->size[i] + 64);
+			if (!c.data[i])
+				BAIL("out of memory");
+			memcpy(c.data[i], f->data[i], f->size[i]);
+		}
+	}
+	return c;
+}
+
+static void files_free(struct files *f)
+{
+	for (int i = 0; i < 3; i++)
+		free(f->data[i]);
+}
+
+/* Run mixctl CMD on a directory holding f; returns its exit status and
+ * its output in out. */
+static int run(const char *cmd, const struct files *f, char *out,
+	       size_t size)
+{
+	char *dir = tu_tmpdir("mixctl");
+	int fds[2], status;
+	size_t got = 0;
+	ssize_t n;
+	pid_t pid;
+
+	for (int i = 0; i < 3; i++) {
+		char *p = path_in(dir, fnames[i]);
+		if (f->data[i] && tu_write_file(p, f->data[i], f->size[i]) < 0)
+			BAIL("write %s", p);
+		free(p);
+	}
+	if (pipe(fds) < 0)
+		BAIL("pipe");
+	fflush(stdout);
+	if ((pid = fork()) < 0)
+		BAIL("fork");
+	if (pid == 0) {
+		dup2(fds[1], STDOUT_FILENO);
+		dup2(fds[1], STDERR_FILENO);
+		close(fds[0]);
+		execl(mixctl, mixctl, cmd, dir, (char *)NULL);
+		_exit(127);
+	}
+	close(fds[1]);
+	while (got + 1 < size &&
+	       (n = read(fds[0], out + got, size - 1 - got)) > 0)
+		got += (size_t)n;
+	out[got] = '\0';
+	while (read(fds[0], &(char){ 0 }, 1) > 0)
+		;
+	close(fds[0]);
+	waitpid(pid, &status, 0);
+	rm_dir(dir);
+	free(dir);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+/* Damage a copy with fn and expect exit 1 and want in the output. */
+static void expect(const struct files *good, const char *what,
+		   void (*fn)(struct files *), const char *want1,
+		   const char *want2)
+{
+	struct files f = files_copy(good);
+	static char out[65536];
+	int rc;
+
+	fn(&f);
+	rc = run("check", &f, out, sizeof(out));
+	if (!ok(rc == 1 && strstr(out, want1) && (!want2 || strstr(out, want2)),
+		"%s: exit %d (expected 1), reports \"%s\"%s%s", what, rc, want1,
+		want2 ? " ... " : "", want2 ? want2 : ""))
+		diag("mixctl said:\n%s", out);
+	files_free(&f);
+}
+
+/* ---- the damage ---------------------------------------------------------- */
+
+#define IX 0   /* mix.index */
+#define L1 1   /* mix.index.log */
+#define L2 2   /* mix.index.log.2 */
+
+static uint32_t hsz(const struct files *f)
+{
+	return get32(f->data[IX] + 8);            /* header_size */
+}
+
+static uint32_t rsz(const struct files *f)
+{
+	return (uint32_t)(f->data[IX][12] | f->data[IX][13] << 8);
+}
+
+static void fix_index(struct files *f)
+{
+	fix_crc(f->data[IX], f->size[IX], 108);
+}
+
+static void bump_seen(struct files *f)
+{
+	put32(f->data[IX] + 36, get32(f->data[IX] + 36) + 1);
+	fix_index(f);
+}
+
+static void swap_uids(struct files *f)
+{
+	uint8_t *r1 = f->data[IX] + hsz(f) + rsz(f), *r2 = r1 + rsz(f);
+	uint32_t a = get32(r1), b = get32(r2);
+	put32(r1, b);
+	put32(r2, a);
+	fix_index(f);
+}
+
+static void modseq_above(struct files *f)
+{
+	uint8_t *r = f->data[IX] + hsz(f);
+	put64(r + 8, get64(f->data[IX] + 64) + 1);
+	fix_index(f);
+}
+
+static void flip_index_byte(struct files *f)
+{
+	f->data[IX][hsz(f) + 5] ^= 0x55;   /* a record's pad: only the CRC */
+}
+
+static void flip_log_header(struct files *f)
+{
+	f->data[L1][26] ^= 0x01;           /* create_stamp, checksum kept */
+}
+
+static void chain_gap(struct files *f)
+{
+	uint32_t prev = get32(f->data[L1] + 16);
+	put32(f->data[L1] + 16, prev - 1);  /* as if .log.2 were not its
+					     * predecessor */
+	fix_crc(f->data[L1], 48, 44);
+}
+
+static void flip_covered_txn(struct files *f)
+{
+	f->data[L1][48 + 20] ^= 0x10;      /* first transaction's payload */
+}
+
+static void bad_record_valid_crc(struct files *f)
+{
+	uint8_t *t = f->data[L1] + 48;
+	uint32_t tsize = get32(t + 8);
+	/* the first record after the boundary: set its flags field, which
+	 * must be 0 (format.md §3.3) */
+	t[16 + 6] = 1;
+	fix_crc(t, tsize, 12);
+}
+
+static void other_indexid(struct files *f)
+{
+	put32(f->data[L1] + 8, get32(f->data[L1] + 8) + 1);
+	fix_crc(f->data[L1], 48, 44);
+}
+
+static void no_files(struct files *f)
+{
+	for (int i = 0; i < 3; i++) {
+		free(f->data[i]);
+		f->data[i] = NULL;
+	}
+}
+
+int main(void)
+{
+	const char *b = getenv("MIX_BUILD");
+	char *dir = tu_tmpdir("mixctl-src");
+	uint64_t seed = tu_seed();
+	static char out[262144];
+	struct files good, torn;
+	char want[128];
+	int rc;
+
+	if (asprintf(&mixctl, "%s/mixctl", b && *b ? b : "build") < 0)
+		BAIL("out of memory");
+	if (access(mixctl, X_OK) != 0)
+		BAIL("%s is not built", mixctl);
+	make_index(dir, &seed);
+	files_load(dir, &good);
+	rm_dir(dir);
+	free(dir);
+	if (!good.data[IX] || !good.data[L1] || !good.data[L2])
+		BAIL("the index has no mix.index, .log and .log.2");
+
+	rc = run("check", &good, out, sizeof(out));
+	if (!ok(rc == 0 && strstr(out, "clean: 0 problems"), "a clean index: "
+		"exit %d (expected 0)", rc))
+		diag("mixctl said:\n%s", out);
+
+	expect(&good, "index header counter", bump_seen,
+	       "mix.index: offset 36: seen_messages_count: ", "(expected ");
+	snprintf(want, sizeof(want), "offset %u: record 2 uid: ",
+		 hsz(&good) + 2 * rsz(&good));
+	expect(&good, "record UID order", swap_uids, want,
+	       "is not above the previous record's uid");
+	snprintf(want, sizeof(want), "offset %u: record 0 modseq: ",
+		 hsz(&good) + 8);
+	expect(&good, "record modseq above highest_modseq", modseq_above,
+	       want, "is above highest_modseq");
+	expect(&good, "index checksum", flip_index_byte,
+	       "mix.index: offset 108: checksum: ", "(expected 0x");
+	expect(&good, "log header", flip_log_header,
+	       "mix.index.log: offset 44: checksum: ", "(expected 0x");
+	expect(&good, "log chain gap", chain_gap,
+	       "mix.index.log: offset 16: prev_file_seq: ",
+	       "a log is missing from the chain");
+	expect(&good, "log transaction CRC", flip_covered_txn,
+	       "mix.index.log: offset 48: transaction: ",
+	       "inside what mix.index contains");
+	expect(&good, "CRC-valid transaction with a bad record",
+	       bad_record_valid_crc, "mix.index.log: offset 48: transaction: ",
+	       "flags");
+	expect(&good, "log of another index", other_indexid,
+	       "mix.index.log: offset 8: indexid: ",
+	       "the indexid of mix.index");
+	expect(&good, "empty directory", no_files, "holds no mix.index", NULL);
+
+	/* a torn tail after the checkpoint: what a crash leaves */
+	torn = files_copy(&good);
+	memset(torn.data[L1] + torn.size[L1], 0, 64);
+	torn.size[L1] += 64;
+	rc = run("check", &torn, out, sizeof(out));
+	if (!ok(rc == 0 && strstr(out, "warning: torn tail") &&
+		strstr(out, "1 warning"), "a torn tail after the index's "
+		"position is a warning: exit %d (expected 0)", rc))
+		diag("mixctl said:\n%s", out);
+	files_free(&torn);
+
+	rc = run("dump", &good, out, sizeof(out));
+	ok(rc == 0 && strstr(out, "next_uid ") && strstr(out, "keyword 0 ") &&
+	   strstr(out, "record 1 uid "), "dump: header, keywords, records "
+	   "(exit %d)", rc);
+	rc = run("log", &good, out, sizeof(out));
+	ok(rc == 0 && strstr(out, "file_seq ") && strstr(out, " modseq ") &&
+	   strstr(out, "append(5)"), "log: one line per transaction (exit "
+	   "%d)", rc);
+	files_free(&good);
+	free(mixctl);
+	return tap_done();
+}

@@ -1,0 +1,1027 @@
+/*
+ * mixctl — look at and check an index directory (docs/reliability.md,
+ * docs/format.md).  The project's own tool: it uses the engine's internal
+ * headers and readers, and never writes to the directory.
+ *
+ *   mixctl check DIR   verify everything the files promise; print each
+ *                      problem as "FILE: offset N: field: what is wrong
+ *                      (expected X)"; exit 0 only when clean
+ *   mixctl dump DIR    mix.index: header fields, extensions, keywords,
+ *                      records
+ *   mixctl log DIR     one line per log transaction: file_seq, offset,
+ *                      modseq, size, records
+ *
+ * check:
+ *  - mix.index: its own field checks (sizes, checksum, header counters,
+ *    UID order, record modseqs against highest_modseq, low-water marks),
+ *    which report every problem, then the engine's full verification
+ *    (mix_ifile_parse, format.md §2.5), which stops at the first;
+ *  - each log (§3.1-§3.4): header fields and checksum, indexid equal to
+ *    the index's, every transaction's framing, CRC and records (decoded
+ *    with the engine's decoder);
+ *  - across files (§3.4-§3.5, §4): the chain mix.index.log.2 ->
+ *    mix.index.log (file_seq, prev_file_seq, prev_file_offset), the
+ *    index's log position inside the chain, transactions that mix.index
+ *    contains having modseqs at most its highest_modseq and the first one
+ *    after it a higher one, and a replay from the index's position (the
+ *    engine's replayer, as open does) whose result must agree with itself.
+ *  A torn tail where a crash can leave one (after the index's position,
+ *  in the last log of the chain) and stray temporary files are warnings:
+ *  recovery handles them without losing anything durable.
+ *
+ * Exit status: 0 clean (warnings allowed), 1 problems found, 2 usage or
+ * a directory that cannot be read.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "mix/mix.h"
+#include "crc32c.h"
+#include "format.h"
+#include "index-file.h"
+#include "index.h"
+#include "reclaim.h"
+#include "snapshot.h"
+#include "txlog.h"
+
+#define MAX_REPORTS_PER_KIND 10
+
+/* ---- reporting ------------------------------------------------------------ */
+
+static unsigned n_errors, n_warnings;
+
+/* Offsets already reported (per run), so the engine's verdict on the
+ * same field is not printed twice. */
+static long long reported[64];
+static unsigned n_reported;
+
+static int was_reported(long long off)
+{
+	for (unsigned i = 0; i < n_reported; i++)
+		if (reported[i] == off)
+			return 1;
+	return 0;
+}
+
+static void problem(const char *file, long long off, const char *field,
+		    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void problem(const char *file, long long off, const char *field,
+		    const char *fmt, ...)
+{
+	va_list ap;
+
+	n_errors++;
+	if (off >= 0 && n_reported < sizeof(reported) / sizeof(reported[0]))
+		reported[n_reported++] = off;
+	if (off >= 0)
+		printf("%s: offset %lld: %s: ", file, off, field);
+	else
+		printf("%s: %s: ", file, field);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	putchar('\n');
+}
+
+static void warning(const char *file, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void warning(const char *file, const char *fmt, ...)
+{
+	va_list ap;
+
+	n_warnings++;
+	printf("%s: warning: ", file);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	putchar('\n');
+}
+
+/* An engine message ("PATH: ... offset N ...") as a problem line. */
+static void engine_problem(const char *file, const char *what, const char *msg)
+{
+	const char *p = strstr(msg, "offset ");
+	size_t flen = strlen(file);
+	long long off = -1;
+
+	if (p)
+		off = strtoll(p + 7, NULL, 10);
+	if (off >= 0 && was_reported(off))
+		return;         /* the same field, found by our own checks */
+	if (strncmp(msg, file, flen) == 0 && msg[flen] == ':')
+		msg += flen + 1 + (msg[flen + 1] == ' ');
+	problem(file, off, what, "%s", msg);
+}
+
+/* ---- files ---------------------------------------------------------------- */
+
+struct file {
+	char *path;
+	uint8_t *data;
+	size_t size;
+	int present;
+};
+
+static void path_of(struct file *f, const char *dir, const char *name)
+{
+	if (asprintf(&f->path, "%s/%s", dir, name) < 0) {
+		perror("mixctl");
+		exit(2);
+	}
+}
+
+/* Read the whole file; absent files are not an error. */
+static void load(struct file *f, const char *dir, const char *name)
+{
+	struct stat st;
+	ssize_t n;
+	size_t got = 0;
+	int fd;
+
+	memset(f, 0, sizeof(*f));
+	path_of(f, dir, name);
+	if ((fd = open(f->path, O_RDONLY | O_CLOEXEC)) < 0) {
+		if (errno == ENOENT)
+			return;
+		fprintf(stderr, "mixctl: %s: %s\n", f->path, strerror(errno));
+		exit(2);
+	}
+	if (fstat(fd, &st) < 0 || st.st_size < 0 ||
+	    (uint64_t)st.st_size > MIX_LOG_SIZE_MAX * 2 ||
+	    !(f->data = malloc(st.st_size ? (size_t)st.st_size : 1))) {
+		fprintf(stderr, "mixctl: %s: cannot read (%s)\n", f->path,
+			strerror(errno ? errno : EFBIG));
+		exit(2);
+	}
+	while (got < (size_t)st.st_size &&
+	       (n = read(fd, f->data + got, (size_t)st.st_size - got)) > 0)
+		got += (size_t)n;
+	close(fd);
+	f->size = got;
+	f->present = 1;
+}
+
+static void unload(struct file *f)
+{
+	free(f->path);
+	free(f->data);
+	memset(f, 0, sizeof(*f));
+}
+
+static uint32_t ld32(const uint8_t *p)
+{
+	uint32_t v;
+	memcpy(&v, p, 4);
+	return v;
+}
+
+static uint64_t ld64(const uint8_t *p)
+{
+	uint64_t v;
+	memcpy(&v, p, 8);
+	return v;
+}
+
+/* CRC32C of n bytes with the 4 bytes at field as 0 (format.md §1). */
+static uint32_t crc_without(const uint8_t *p, size_t n, size_t field)
+{
+	static const uint8_t zero[4];
+	uint32_t crc = mix_crc32c(0, p, field);
+	crc = mix_crc32c(crc, zero, 4);
+	return mix_crc32c(crc, p + field + 4, n - field - 4);
+}
+
+/* ---- mix.index: field checks (format.md §2.1, §2.4, §2.5) ---------------- */
+
+#define HOFF(f) ((long long)offsetof(struct mix_index_header, f))
+
+/* Header checks that do not need a sane layout.  Returns 1 if the layout
+ * (sizes) can be trusted for the record walk. */
+static int index_header_checks(const struct file *f,
+			       const struct mix_index_header *h)
+{
+	const char *p = f->path;
+	uint64_t total;
+	int layout = 1;
+
+	if (h->magic != MIX_INDEX_MAGIC)
+		problem(p, HOFF(magic), "magic", "0x%08x (expected 0x%08x)",
+			h->magic, MIX_INDEX_MAGIC);
+	if (h->major_version != MIX_INDEX_MAJOR)
+		problem(p, HOFF(major_version), "major_version", "%u (expected "
+			"%u)", h->major_version, MIX_INDEX_MAJOR);
+	if (h->compat_flags != MIX_COMPAT_LITTLE_ENDIAN)
+		problem(p, HOFF(compat_flags), "compat_flags", "0x%02x "
+			"(expected 0x01, little-endian)", h->compat_flags);
+	if (h->base_header_size < sizeof(*h) || h->base_header_size % 8) {
+		problem(p, HOFF(base_header_size), "base_header_size", "%u "
+			"(expected a multiple of 8, at least %zu)",
+			h->base_header_size, sizeof(*h));
+		layout = 0;
+	}
+	if (h->header_size % 8 || h->header_size < h->base_header_size ||
+	    h->header_size > f->size) {
+		problem(p, HOFF(header_size), "header_size", "%u (expected a "
+			"multiple of 8 from base_header_size %u to the file "
+			"size %zu)", h->header_size, h->base_header_size,
+			f->size);
+		layout = 0;
+	}
+	if (h->record_size % 8 || h->record_size < 16) {
+		problem(p, HOFF(record_size), "record_size", "%u (expected a "
+			"multiple of 8, at least 16)", h->record_size);
+		layout = 0;
+	}
+	if (h->file_size != f->size)
+		problem(p, HOFF(file_size), "file_size", "%" PRIu64 ", but the "
+			"file has %zu bytes (expected %zu)", h->file_size,
+			f->size, f->size);
+	total = h->header_size + (uint64_t)h->messages_count * h->record_size;
+	if (total != f->size) {
+		problem(p, HOFF(messages_count), "messages_count", "%u records "
+			"of %u bytes after header_size %u make %" PRIu64
+			" bytes, the file has %zu (expected %" PRIu64
+			" records)", h->messages_count, h->record_size,
+			h->header_size, total, f->size,
+			h->record_size && f->size >= h->header_size ?
+			(uint64_t)(f->size - h->header_size) / h->record_size
+			: 0);
+		layout = 0;
+	}
+	if (ld32(f->data + HOFF(checksum)) !=
+	    crc_without(f->data, f->size, (size_t)HOFF(checksum)))
+		problem(p, HOFF(checksum), "checksum", "0x%08x (expected "
+			"0x%08x, the CRC32C of the file)", h->checksum,
+			crc_without(f->data, f->size, (size_t)HOFF(checksum)));
+	if (h->flags & MIX_HDR_FLAG_CORRUPTED)
+		problem(p, HOFF(flags), "flags", "0x%x has CORRUPTED (expected "
+			"it clear)", h->flags);
+	if (h->next_uid == 0)
+		problem(p, HOFF(next_uid), "next_uid", "0 (expected at least "
+			"1)");
+	if (h->highest_modseq >= (UINT64_C(1) << 63))
+		problem(p, HOFF(highest_modseq), "highest_modseq", "%" PRIu64
+			" (expected below 2^63)", h->highest_modseq);
+	return layout;
+}
+
+struct rec_totals {
+	uint32_t seen, deleted, first_unseen, first_deleted;
+	unsigned reported_uid, reported_modseq, reported_flags;
+};
+
+static void index_record_check(const struct file *f,
+			       const struct mix_index_header *h, uint32_t i,
+			       uint32_t *prev, struct rec_totals *t)
+{
+	long long off = (long long)h->header_size + (long long)i * h->record_size;
+	const uint8_t *r = f->data + off;
+	uint32_t uid = ld32(r);
+	uint8_t flags = r[4];
+	uint64_t modseq = ld64(r + MIX_REC_MODSEQ_OFFSET);
+	char field[48];
+
+	if ((uid <= *prev || uid >= h->next_uid) &&
+	    t->reported_uid++ < MAX_REPORTS_PER_KIND) {
+		snprintf(field, sizeof(field), "record %u uid", i);
+		if (uid <= *prev)
+			problem(f->path, off, field, "%u is not above the "
+				"previous record's uid %u (expected above %u: "
+				"records are sorted by UID)", uid, *prev,
+				*prev);
+		else
+			problem(f->path, off, field, "%u is not below next_uid "
+				"%u (expected below %u)", uid, h->next_uid,
+				h->next_uid);
+	}
+	if ((flags & ~MIX_FLAGS_ALL) && t->reported_flags++ <
+	    MAX_REPORTS_PER_KIND) {
+		snprintf(field, sizeof(field), "record %u flags", i);
+		problem(f->path, off + 4, field, "0x%02x (expected no bit "
+			"outside 0x%02x)", flags, (unsigned)MIX_FLAGS_ALL);
+	}
+	if (modseq > h->highest_modseq &&
+	    t->reported_modseq++ < MAX_REPORTS_PER_KIND) {
+		snprintf(field, sizeof(field), "record %u modseq", i);
+		problem(f->path, off + MIX_REC_MODSEQ_OFFSET, field, "%" PRIu64
+			" is above highest_modseq %" PRIu64 " (expected at "
+			"most %" PRIu64 ")", modseq, h->highest_modseq,
+			h->highest_modseq);
+	}
+	if (flags & MIX_FLAG_SEEN)
+		t->seen++;
+	else if (!t->first_unseen)
+		t->first_unseen = uid;
+	if (flags & MIX_FLAG_DELETED) {
+		t->deleted++;
+		if (!t->first_deleted)
+			t->first_deleted = uid;
+	}
+	*prev = uid;
+}
+
+static void index_record_checks(const struct file *f,
+				const struct mix_index_header *h)
+{
+	struct rec_totals t;
+	uint32_t prev = 0;
+	const char *p = f->path;
+
+	memset(&t, 0, sizeof(t));
+	for (uint32_t i = 0; i < h->messages_count; i++)
+		index_record_check(f, h, i, &prev, &t);
+	if (t.reported_uid > MAX_REPORTS_PER_KIND)
+		problem(p, -1, "records", "%u more UID order problems",
+			t.reported_uid - MAX_REPORTS_PER_KIND);
+	if (t.reported_modseq > MAX_REPORTS_PER_KIND)
+		problem(p, -1, "records", "%u more modseqs above "
+			"highest_modseq", t.reported_modseq -
+			MAX_REPORTS_PER_KIND);
+	if (h->seen_messages_count != t.seen)
+		problem(p, HOFF(seen_messages_count), "seen_messages_count",
+			"%u (expected %u, the records with SEEN)",
+			h->seen_messages_count, t.seen);
+	if (h->deleted_messages_count != t.deleted)
+		problem(p, HOFF(deleted_messages_count),
+			"deleted_messages_count", "%u (expected %u, the "
+			"records with DELETED)", h->deleted_messages_count,
+			t.deleted);
+	if (t.first_unseen && h->first_unseen_uid_lowwater > t.first_unseen)
+		problem(p, HOFF(first_unseen_uid_lowwater),
+			"first_unseen_uid_lowwater", "%u is above uid %u, the "
+			"first record without SEEN (expected at most %u)",
+			h->first_unseen_uid_lowwater, t.first_unseen,
+			t.first_unseen);
+	if (t.first_deleted && h->first_deleted_uid_lowwater > t.first_deleted)
+		problem(p, HOFF(first_deleted_uid_lowwater),
+			"first_deleted_uid_lowwater", "%u is above uid %u, the "
+			"first record with DELETED (expected at most %u)",
+			h->first_deleted_uid_lowwater, t.first_deleted,
+			t.first_deleted);
+}
+
+/* All checks of mix.index; returns 1 with *ifile_r filled when the
+ * engine's verification accepts it. */
+static int check_index(const struct file *f, struct mix_ifile *ifile_r)
+{
+	struct mix_index_header h;
+	unsigned before = n_errors;
+
+	memset(ifile_r, 0, sizeof(*ifile_r));
+	if (f->size < sizeof(h)) {
+		problem(f->path, 0, "file", "%zu bytes (expected at least the "
+			"%zu-byte base header)", f->size, sizeof(h));
+		return 0;
+	}
+	memcpy(&h, f->data, sizeof(h));
+	if (index_header_checks(f, &h))
+		index_record_checks(f, &h);
+	if (mix_ifile_parse(f->data, f->size, f->path, ifile_r) == 0) {
+		if (n_errors != before)
+			problem(f->path, -1, "verification", "the engine "
+				"accepts this file despite the problems above "
+				"(expected it to refuse)");
+		return 1;
+	}
+	engine_problem(f->path, "verification", mix_last_error());
+	return 0;
+}
+
+/* ---- logs (format.md §3) --------------------------------------------------- */
+
+#define LOFF(f) ((long long)offsetof(struct mix_log_header, f))
+
+struct log {
+	struct file f;
+	int hdr_ok;                  /* the engine's reader accepts it */
+	struct mix_log_header h;
+	struct mix_log_reader r;     /* positioned nowhere in particular */
+	uint64_t end;                /* end of valid data (torn offset) */
+	int torn;
+	char torn_reason[160];
+	uint32_t txns;
+};
+
+/* Header field checks (§3.1) in the order the reader applies them. */
+static void log_header_checks(struct log *l, int have_index, uint32_t indexid)
+{
+	const char *p = l->f.path;
+	struct mix_log_header h;
+	uint32_t crc;
+
+	if (l->f.size < sizeof(h)) {
+		problem(p, 0, "file", "%zu bytes (expected at least the "
+			"%zu-byte log header)", l->f.size, sizeof(h));
+		return;
+	}
+	memcpy(&h, l->f.data, sizeof(h));
+	if (h.magic != MIX_LOG_MAGIC)
+		problem(p, LOFF(magic), "magic", "0x%08x (expected 0x%08x)",
+			h.magic, MIX_LOG_MAGIC);
+	if (h.major_version != MIX_LOG_MAJOR)
+		problem(p, LOFF(major_version), "major_version", "%u (expected "
+			"%u)", h.major_version, MIX_LOG_MAJOR);
+	if (h.compat_flags != MIX_COMPAT_LITTLE_ENDIAN)
+		problem(p, LOFF(compat_flags), "compat_flags", "0x%02x "
+			"(expected 0x01)", h.compat_flags);
+	crc = crc_without(l->f.data, sizeof(h), (size_t)LOFF(checksum));
+	if (crc != h.checksum)
+		problem(p, LOFF(checksum), "checksum", "0x%08x (expected "
+			"0x%08x, the CRC32C of the header)", h.checksum, crc);
+	if (h.minor_version <= MIX_LOG_MINOR && h.hdr_size != sizeof(h))
+		problem(p, LOFF(hdr_size), "hdr_size", "%u (expected %zu)",
+			h.hdr_size, sizeof(h));
+	if (h.file_seq == 0 || h.prev_file_seq >= h.file_seq)
+		problem(p, LOFF(file_seq), "file_seq", "%u after prev_file_seq "
+			"%u (expected 0 < prev_file_seq < file_seq, or "
+			"prev_file_seq 0)", h.file_seq, h.prev_file_seq);
+	if (h.prev_file_seq == 0 && h.prev_file_offset != 0)
+		problem(p, LOFF(prev_file_offset), "prev_file_offset", "%u "
+			"without a previous log (expected 0)",
+			h.prev_file_offset);
+	if (!mix_modseq_file_ok(h.indexid, h.file_seq))
+		problem(p, LOFF(indexid), "indexid", "%u + file_seq %u reaches "
+			"2^31 (expected below: modseqs must stay below 2^63)",
+			h.indexid, h.file_seq);
+	if (have_index && h.indexid != indexid)
+		problem(p, LOFF(indexid), "indexid", "%u (expected %u, the "
+			"indexid of mix.index)", h.indexid, indexid);
+}
+
+/* Every transaction: framing, CRC (the reader), then each record (the
+ * decoder). */
+static void log_walk(struct log *l)
+{
+	const uint8_t *txn;
+	const char *reason;
+	uint32_t size;
+	uint64_t off;
+
+	while (mix_log_reader_next(&l->r, &txn, &size, &off) > 0) {
+		struct mix_log_op op;
+		uint32_t pos = 0;
+		int ret;
+
+		l->txns++;
+		while ((ret = mix_log_txn_next_op(txn, size, &pos, &op)) > 0)
+			;
+		if (ret < 0)
+			problem(l->f.path, (long long)off, "transaction",
+				"%s (expected records as format.md §3.3 "
+				"describes)", mix_last_error());
+	}
+	l->torn = l->r.torn;
+	l->end = l->r.torn ? l->r.torn_offset : l->f.size;
+	reason = l->r.torn_reason;
+	if (!strncmp(reason, l->f.path, strlen(l->f.path)) &&
+	    reason[strlen(l->f.path)] == ':')
+		reason += strlen(l->f.path) + 2;   /* "PATH: " */
+	snprintf(l->torn_reason, sizeof(l->torn_reason), "%s", reason);
+}
+
+static void check_log(struct log *l, const char *dir, const char *name,
+		      int have_index, uint32_t indexid)
+{
+	unsigned before = n_errors;
+	int ret;
+
+	load(&l->f, dir, name);
+	if (!l->f.present)
+		return;
+	log_header_checks(l, have_index, indexid);
+	ret = mix_log_reader_from_buf(l->f.data, l->f.size, l->f.path, &l->r);
+	if (ret < 0) {
+		if (n_errors == before)
+			engine_problem(l->f.path, "header", mix_last_error());
+		return;
+	}
+	l->hdr_ok = 1;
+	l->h = l->r.hdr;
+	log_walk(l);
+}
+
+/* ---- across files ------------------------------------------------------- */
+
+struct dirstate {
+	const char *dir;
+	struct file index;
+	struct mix_ifile ifile;
+	int have_index;              /* verified */
+	struct log logs[2];          /* [0] mix.index.log.2, [1] mix.index.log */
+};
+
+/* The chain .log.2 -> .log (§3.5).  Returns the limit of .log.2's valid
+ * data (what .log says it was when it was created), or its size. */
+static uint64_t check_chain(struct dirstate *d)
+{
+	struct log *l2 = &d->logs[0], *l1 = &d->logs[1];
+
+	if (!l2->hdr_ok)
+		return 0;
+	if (!l1->hdr_ok)
+		return l2->f.size;   /* after step 2 of a rotation: fine */
+	if (l2->h.file_seq >= l1->h.file_seq) {
+		problem(l2->f.path, LOFF(file_seq), "file_seq", "%u is not "
+			"older than mix.index.log's %u (expected below %u)",
+			l2->h.file_seq, l1->h.file_seq, l1->h.file_seq);
+		return l2->f.size;
+	}
+	if (l1->h.prev_file_seq != l2->h.file_seq) {
+		problem(l1->f.path, LOFF(prev_file_seq), "prev_file_seq", "%u, "
+			"but mix.index.log.2 is file_seq %u: a log is missing "
+			"from the chain (expected %u)", l1->h.prev_file_seq,
+			l2->h.file_seq, l2->h.file_seq);
+		return l2->f.size;
+	}
+	if (l1->h.prev_file_offset > l2->f.size) {
+		problem(l1->f.path, LOFF(prev_file_offset), "prev_file_offset",
+			"%u is beyond the end of mix.index.log.2 (expected at "
+			"most %zu)", l1->h.prev_file_offset, l2->f.size);
+	} else if (l2->end < l1->h.prev_file_offset) {
+		problem(l2->f.path, (long long)l2->end, "transaction", "%s, "
+			"but mix.index.log says valid data runs to offset %u "
+			"(expected intact transactions up to %u)",
+			l2->torn_reason, l1->h.prev_file_offset,
+			l1->h.prev_file_offset);
+	}
+	return l1->h.prev_file_offset;
+}
+
+/* Transactions of log l from..to against the index: those mix.index
+ * contains (before its position) have modseq <= highest_modseq, the first
+ * one after a higher one (§4). */
+static void check_modseqs(struct dirstate *d, struct log *l, uint64_t limit,
+			  uint32_t pos_seq, uint64_t pos_off)
+{
+	const struct mix_index_header *h = d->ifile.hdr;
+	const uint8_t *txn;
+	uint32_t size;
+	uint64_t off;
+	int first_after = 1;
+
+	if (mix_log_reader_seek(&l->r, l->h.hdr_size) < 0)
+		return;
+	while (l->r.pos < limit &&
+	       mix_log_reader_next(&l->r, &txn, &size, &off) > 0) {
+		uint64_t m = mix_modseq_make(l->h.indexid, l->h.file_seq,
+					     (uint32_t)off);
+		int contained = l->h.file_seq < pos_seq ||
+				(l->h.file_seq == pos_seq && off < pos_off);
+		if (contained && m > h->highest_modseq)
+			problem(l->f.path, (long long)off, "modseq", "%" PRIu64
+				" is above mix.index's highest_modseq %" PRIu64
+				", though mix.index contains this transaction "
+				"(expected at most %" PRIu64 ")", m,
+				h->highest_modseq, h->highest_modseq);
+		if (!contained && first_after) {
+			first_after = 0;
+			if (m <= h->highest_modseq)
+				problem(l->f.path, (long long)off, "modseq",
+					"%" PRIu64 " is not above mix.index's "
+					"highest_modseq %" PRIu64 " (expected "
+					"above: modseqs only grow)", m,
+					h->highest_modseq);
+		}
+	}
+}
+
+/* A torn transaction: a warning where a crash can leave one, otherwise a
+ * problem. */
+static void check_torn(const struct log *l, int is_last, uint32_t pos_seq,
+		       uint64_t pos_off, uint64_t limit)
+{
+	if (!l->torn || l->end >= limit)
+		return;
+	if (l->h.file_seq == pos_seq && l->end < pos_off)
+		problem(l->f.path, (long long)l->end, "transaction", "%s, "
+			"inside what mix.index contains (expected intact up "
+			"to offset %" PRIu64 ")", l->torn_reason, pos_off);
+	else if (!is_last)
+		problem(l->f.path, (long long)l->end, "transaction", "%s, and "
+			"a newer log follows (expected intact)",
+			l->torn_reason);
+	else
+		warning(l->f.path, "torn tail: %s; %" PRIu64 " bytes that a "
+			"crash left unfinished, dropped by recovery",
+			l->torn_reason, (uint64_t)l->f.size - l->end);
+}
+
+/* Check the index's log position and replay from it (as open does). */
+static int replay_from(struct dirstate *d, struct mix_builder *b,
+		       uint32_t pos_seq, uint64_t pos_off, uint64_t limit2)
+{
+	for (int i = 0; i < 2; i++) {
+		struct log *l = &d->logs[i];
+		uint64_t limit = i == 0 ? limit2 : l->f.size;
+		uint64_t from;
+		const uint8_t *txn;
+		uint32_t size;
+		uint64_t off;
+
+		if (!l->hdr_ok || l->h.file_seq < pos_seq)
+			continue;
+		if (l->h.file_seq == pos_seq) {
+			from = pos_off;
+		} else if (l->h.prev_file_seq == pos_seq &&
+			   l->h.prev_file_offset <= pos_off) {
+			from = l->h.hdr_size;
+		} else {
+			problem(l->f.path, LOFF(prev_file_seq), "prev_file_seq",
+				"%u (offset %u) does not continue from seq %u "
+				"offset %" PRIu64 " where the state is: a log "
+				"is missing (expected %u)", l->h.prev_file_seq,
+				l->h.prev_file_offset, pos_seq, pos_off,
+				pos_seq);
+			return -1;
+		}
+		if (mix_log_reader_seek(&l->r, from) < 0) {
+			engine_problem(l->f.path, "position", mix_last_error());
+			return -1;
+		}
+		while (l->r.pos < limit &&
+		       mix_log_reader_next(&l->r, &txn, &size, &off) > 0) {
+			if (mix_replay_txn(b, txn, size,
+					   mix_modseq_make(l->h.indexid,
+							   l->h.file_seq,
+							   (uint32_t)off),
+					   l->f.path, off) < 0) {
+				engine_problem(l->f.path, "replay",
+					       mix_last_error());
+				return -1;
+			}
+		}
+		pos_seq = l->h.file_seq;
+		pos_off = l->r.pos;
+	}
+	return 0;
+}
+
+/* The replayed state agrees with itself (format.md §2.4-§2.5, the same
+ * rules a checkpoint of it must pass). */
+static void check_state(const char *what, const struct mix_snap *s)
+{
+	struct mix_snap_counts c;
+	struct mix_record r;
+	struct mix_iter it;
+	uint32_t n = 0, seen = 0, deleted = 0, prev = 0;
+
+	mix_iter_init(&it, s, 1);
+	while (mix_iter_next(&it, &r)) {
+		n++;
+		if (r.uid <= prev || r.uid >= mix_snap_next_uid(s) ||
+		    r.modseq > mix_snap_highest_modseq(s))
+			problem(what, -1, "replayed state", "record %u: uid %u "
+				"after %u, modseq %" PRIu64 " (expected uid "
+				"order below next_uid %u, modseq at most %"
+				PRIu64 ")", n, r.uid, prev, r.modseq,
+				mix_snap_next_uid(s),
+				mix_snap_highest_modseq(s));
+		seen += (r.flags & MIX_FLAG_SEEN) != 0;
+		deleted += (r.flags & MIX_FLAG_DELETED) != 0;
+		prev = r.uid;
+	}
+	mix_snap_counts(s, &c);
+	if (n != mix_snap_messages_count(s) || c.seen != seen ||
+	    c.deleted != deleted)
+		problem(what, -1, "replayed state", "messages_count %u, seen "
+			"%u, deleted %u (expected %u, %u, %u from the records)",
+			mix_snap_messages_count(s), c.seen, c.deleted, n, seen,
+			deleted);
+}
+
+static void finish_and_check(const char *what, struct mix_builder *b)
+{
+	struct mix_reclaim rc;
+	struct mix_robj *retired;
+	struct mix_snap *s;
+
+	if (mix_builder_finish(b, &s, &retired) < 0) {
+		mix_builder_abort(b);
+		fprintf(stderr, "mixctl: out of memory\n");
+		exit(2);
+	}
+	check_state(what, s);
+	(void)mix_reclaim_init(&rc);
+	mix_reclaim_publish(&rc, s, NULL, retired);
+	mix_reclaim_destroy(&rc, s, NULL);
+}
+
+static void cross_checks(struct dirstate *d)
+{
+	struct log *l2 = &d->logs[0], *l1 = &d->logs[1];
+	uint64_t limit2 = check_chain(d);
+	struct mix_builder b;
+	uint32_t pos_seq;
+	uint64_t pos_off;
+
+	if (d->have_index) {
+		const struct mix_index_header *h = d->ifile.hdr;
+		struct log *at = l1->hdr_ok && l1->h.file_seq == h->log_file_seq
+			? l1 : l2->hdr_ok && l2->h.file_seq == h->log_file_seq
+			? l2 : NULL;
+		pos_seq = h->log_file_seq;
+		pos_off = h->log_file_head_offset;
+		if (at && (pos_off < at->h.hdr_size || pos_off % 4 ||
+			   pos_off > at->end))
+			problem(d->index.path, HOFF(log_file_head_offset),
+				"log_file_head_offset", "%" PRIu64 " is not a "
+				"transaction position of %s (expected a "
+				"multiple of 4 from %u to %" PRIu64 ")", pos_off,
+				at->f.path, at->h.hdr_size, at->end);
+		if ((l1->hdr_ok && pos_seq > l1->h.file_seq) ||
+		    (!l1->hdr_ok && l2->hdr_ok && pos_seq > l2->h.file_seq))
+			problem(d->index.path, HOFF(log_file_seq),
+				"log_file_seq", "%u is newer than every log "
+				"(expected at most %u)", pos_seq,
+				l1->hdr_ok ? l1->h.file_seq : l2->h.file_seq);
+		if (!l1->hdr_ok && !l2->hdr_ok && !l1->f.present &&
+		    !l2->f.present)
+			warning(d->dir, "no log files: open continues from "
+				"mix.index in a new log");
+		if (l2->hdr_ok)
+			check_modseqs(d, l2, limit2, pos_seq, pos_off);
+		if (l1->hdr_ok)
+			check_modseqs(d, l1, l1->f.size, pos_seq, pos_off);
+		if (mix_builder_from_ifile(&b, 1, &d->ifile, NULL) < 0)
+			exit(2);
+	} else {
+		struct mix_index_header h;
+		struct log *first = l2->hdr_ok && l2->h.prev_file_seq == 0 ? l2
+				  : l1->hdr_ok && l1->h.prev_file_seq == 0 ? l1
+				  : NULL;
+		if (!first)
+			return;   /* nothing to replay onto */
+		if (!d->index.present)
+			warning(d->index.path, "missing; the logs reach back to "
+				"the index's creation, so open rebuilds it");
+		memset(&h, 0, sizeof(h));
+		h.indexid = first->h.indexid;
+		h.next_uid = h.first_recent_uid = 1;
+		h.first_unseen_uid_lowwater = h.first_deleted_uid_lowwater = 1;
+		h.highest_modseq = mix_modseq_make(h.indexid,
+						   first->h.file_seq, 0);
+		pos_seq = first->h.file_seq;
+		pos_off = first->h.hdr_size;
+		if (mix_builder_init_empty(&b, 1, &h) < 0)
+			exit(2);
+	}
+	if (l2->hdr_ok)
+		check_torn(l2, !l1->hdr_ok, pos_seq, pos_off, limit2);
+	if (l1->hdr_ok)
+		check_torn(l1, 1, pos_seq, pos_off, l1->f.size);
+	if (replay_from(d, &b, pos_seq, pos_off, limit2) < 0) {
+		mix_builder_abort(&b);
+		return;
+	}
+	finish_and_check(d->dir, &b);
+}
+
+static int cmd_check(const char *dir)
+{
+	struct dirstate d;
+	struct stat st;
+	static const char *const strays[2] = { "mix.index.tmp",
+					       "mix.index.log.newtmp" };
+
+	memset(&d, 0, sizeof(d));
+	d.dir = dir;
+	if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "mixctl: %s: not a directory\n", dir);
+		return 2;
+	}
+	load(&d.index, dir, MIX_INDEX_FILENAME);
+	if (d.index.present)
+		d.have_index = check_index(&d.index, &d.ifile);
+	check_log(&d.logs[0], dir, MIX_LOG2_FILENAME, d.have_index,
+		  d.have_index ? d.ifile.hdr->indexid : 0);
+	check_log(&d.logs[1], dir, MIX_LOG_FILENAME, d.have_index,
+		  d.have_index ? d.ifile.hdr->indexid : 0);
+	if (!d.index.present && !d.logs[0].f.present && !d.logs[1].f.present) {
+		problem(dir, -1, "directory", "holds no mix.index and no log "
+			"(expected an index)");
+	} else {
+		if (!d.index.present && !(d.logs[0].hdr_ok &&
+					  d.logs[0].h.prev_file_seq == 0) &&
+		    !(d.logs[1].hdr_ok && d.logs[1].h.prev_file_seq == 0))
+			problem(d.index.path, -1, "file", "missing, and the "
+				"logs do not reach back to the index's creation "
+				"(expected mix.index)");
+		cross_checks(&d);
+	}
+	for (int i = 0; i < 2; i++) {
+		struct file s;
+		path_of(&s, dir, strays[i]);
+		if (access(s.path, F_OK) == 0)
+			warning(s.path, "left by an interrupted %s; never read",
+				i ? "rotation" : "checkpoint");
+		free(s.path);
+	}
+	printf("%s: %s: %u problem%s, %u warning%s\n", dir,
+	       n_errors ? "NOT CLEAN" : "clean", n_errors,
+	       n_errors == 1 ? "" : "s", n_warnings,
+	       n_warnings == 1 ? "" : "s");
+	mix_ifile_free(&d.ifile);
+	for (int i = 0; i < 2; i++) {
+		mix_log_reader_close(&d.logs[i].r);
+		unload(&d.logs[i].f);
+	}
+	unload(&d.index);
+	return n_errors ? 1 : 0;
+}
+
+/* ---- dump ------------------------------------------------------------------ */
+
+static void flags_str(uint8_t f, char *buf)
+{
+	static const char letters[8] = "AFDSRr?X";   /* by bit */
+	int n = 0;
+	for (int i = 0; i < 8; i++)
+		if (f & (1u << i))
+			buf[n++] = letters[i];
+	if (n == 0)
+		buf[n++] = '-';
+	buf[n] = '\0';
+}
+
+static void hex(const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		printf("%02x", p[i]);
+}
+
+static int cmd_dump(const char *dir)
+{
+	struct file f;
+	struct mix_ifile x;
+	const struct mix_index_header *h;
+
+	load(&f, dir, MIX_INDEX_FILENAME);
+	if (!f.present) {
+		fprintf(stderr, "mixctl: %s: no such file\n", f.path);
+		unload(&f);
+		return 2;
+	}
+	if (mix_ifile_parse(f.data, f.size, f.path, &x) < 0) {
+		printf("%s\n", mix_last_error());
+		unload(&f);
+		return 1;
+	}
+	h = x.hdr;
+	printf("file %s (%zu bytes)\n", f.path, f.size);
+	printf("version %u.%u\nbase_header_size %u\nheader_size %u\n"
+	       "record_size %u\ncompat_flags 0x%02x\nindexid %u\nflags 0x%x\n"
+	       "uid_validity %u\nnext_uid %u\nmessages_count %u\n"
+	       "seen_messages_count %u\ndeleted_messages_count %u\n"
+	       "first_recent_uid %u\nfirst_unseen_uid_lowwater %u\n"
+	       "first_deleted_uid_lowwater %u\nlog_file_seq %u\n"
+	       "log_file_head_offset %u\nhighest_modseq %" PRIu64 "\n"
+	       "day_stamp %u\nday_first_uid", h->major_version,
+	       h->minor_version, h->base_header_size, h->header_size,
+	       h->record_size, h->compat_flags, h->indexid, h->flags,
+	       h->uid_validity, h->next_uid, h->messages_count,
+	       h->seen_messages_count, h->deleted_messages_count,
+	       h->first_recent_uid, h->first_unseen_uid_lowwater,
+	       h->first_deleted_uid_lowwater, h->log_file_seq,
+	       h->log_file_head_offset, h->highest_modseq, h->day_stamp);
+	for (int i = 0; i < 8; i++)
+		printf(" %u", h->day_first_uid[i]);
+	printf("\nchecksum 0x%08x\nfile_size %" PRIu64 "\n", h->checksum,
+	       h->file_size);
+	for (uint32_t i = 0; i < x.ext_count; i++) {
+		const struct mix_ifile_ext *e = &x.exts[i];
+		printf("ext %u %s reset_id %u hdr_size %u record_offset %u "
+		       "record_size %u record_align %u", i, e->name,
+		       e->reset_id, e->hdr_size, e->rec_offset, e->rec_size,
+		       e->rec_align);
+		if (i != MIX_EXT_KEYWORDS && e->hdr_size) {
+			printf(" hdr ");
+			hex(e->hdr, e->hdr_size > 64 ? 64 : e->hdr_size);
+			if (e->hdr_size > 64)
+				printf("...");
+		}
+		putchar('\n');
+	}
+	for (uint32_t i = 0; i < x.keyword_count; i++)
+		printf("keyword %u %s\n", i, x.keywords[i]);
+	for (uint32_t n = 0; n < h->messages_count; n++) {
+		const uint8_t *r = x.records + (size_t)n * h->record_size;
+		char fl[10];
+		flags_str(r[4], fl);
+		printf("record %u uid %u flags %s modseq %" PRIu64, n + 1,
+		       ld32(r), fl, ld64(r + MIX_REC_MODSEQ_OFFSET));
+		for (uint32_t k = 0; k < x.keyword_count; k++)
+			if (r[MIX_REC_KEYWORDS_OFFSET + k / 8] & (1u << (k % 8)))
+				printf(" kw:%s", x.keywords[k]);
+		for (uint32_t i = MIX_EXT_FIRST; i < x.ext_count; i++) {
+			if (!x.exts[i].rec_size)
+				continue;
+			printf(" %s:", x.exts[i].name);
+			hex(r + x.exts[i].rec_offset, x.exts[i].rec_size);
+		}
+		putchar('\n');
+	}
+	mix_ifile_free(&x);
+	unload(&f);
+	return 0;
+}
+
+/* ---- log ------------------------------------------------------------------- */
+
+static int log_one(const char *dir, const char *name)
+{
+	static const char *const tn[] = { "?", "boundary", "append", "expunge",
+		"flags", "keyword", "keyword-reset", "ext-intro", "ext-hdr",
+		"ext-rec", "hdr" };
+	struct mix_log_reader r;
+	const uint8_t *txn;
+	uint32_t size;
+	uint64_t off;
+	struct file f;
+	int ret = 0;
+
+	load(&f, dir, name);
+	if (!f.present) {
+		unload(&f);
+		return 0;
+	}
+	if (mix_log_reader_from_buf(f.data, f.size, f.path, &r) < 0) {
+		printf("%s\n", mix_last_error());
+		unload(&f);
+		return 1;
+	}
+	printf("# %s indexid %u file_seq %u prev_file_seq %u "
+	       "prev_file_offset %u size %zu\n", f.path, r.hdr.indexid,
+	       r.hdr.file_seq, r.hdr.prev_file_seq, r.hdr.prev_file_offset,
+	       f.size);
+	while (mix_log_reader_next(&r, &txn, &size, &off) > 0) {
+		struct mix_log_op op;
+		uint32_t pos = 0, nrec = 0;
+		char recs[512] = "";
+		size_t len = 0;
+		int dr;
+
+		while ((dr = mix_log_txn_next_op(txn, size, &pos, &op)) > 0) {
+			nrec++;
+			if (len < sizeof(recs) - 40)
+				len += (size_t)snprintf(recs + len,
+					sizeof(recs) - len, " %s",
+					op.type < 11 ? tn[op.type] : "?");
+			if (len < sizeof(recs) - 40 && op.count)
+				len += (size_t)snprintf(recs + len,
+					sizeof(recs) - len, "(%u)", op.count);
+		}
+		printf("file_seq %u offset %" PRIu64 " modseq %" PRIu64
+		       " size %u records %u:%s%s\n", r.hdr.file_seq, off,
+		       mix_modseq_make(r.hdr.indexid, r.hdr.file_seq,
+				       (uint32_t)off), size, nrec, recs,
+		       dr < 0 ? " CORRUPT" : "");
+		if (dr < 0) {
+			printf("#   %s\n", mix_last_error());
+			ret = 1;
+		}
+	}
+	if (r.torn)
+		printf("# torn tail: %s (%" PRIu64 " bytes)\n", r.torn_reason,
+		       (uint64_t)(f.size - r.torn_offset));
+	mix_log_reader_close(&r);
+	unload(&f);
+	return ret;
+}
+
+static int cmd_log(const char *dir)
+{
+	int a = log_one(dir, MIX_LOG2_FILENAME);
+	int b = log_one(dir, MIX_LOG_FILENAME);
+	return a || b;
+}
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: mixctl check DIR | dump DIR | log DIR\n"
+		"  check  verify every file of the index; exit 0 only when "
+		"clean\n  dump   print mix.index\n  log    one line per log "
+		"transaction\n");
+	exit(2);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc != 3)
+		usage();
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (!strcmp(argv[1], "check"))
+		return cmd_check(argv[2]);
+	if (!strcmp(argv[1], "dump"))
+		return cmd_dump(argv[2]);
+	if (!strcmp(argv[1], "log"))
+		return cmd_log(argv[2]);
+	usage();
+	return 2;
+}
