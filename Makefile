@@ -152,3 +152,27 @@ fuzz-corpus: $(BUILD)/libmix.a
 	$(BUILD)/tests/fuzz-mkcorpus tests/fuzz
 # the regression replayer includes the fuzz targets' sources
 $(BUILD)/tests/test-fuzz-regress: $(wildcard tests/fuzz/*.c tests/fuzz/*.h)
+
+# ---- views and the stress harness (issue 3, docs/benchmarks.md) ------------
+# make stress-long: 64 readers + 8 committers for 10 s; 60 s of steady load
+# with the resident-memory check (--rss-check); then every --inject-fault
+# kind, each of which must end in a VIOLATION (exit 1): the view checks
+# can fail.  make bench-views: refresh, sync and CHANGEDSINCE figures.
+.PHONY: stress-long bench-views
+INJECT_FAULTS := drop-changed drop-new swap-expunged unlogged no-rearm
+stress-long: all $(BUILD)/stress/validate
+	@d=$$(mktemp -d /tmp/mix-stress.XXXXXX) && trap 'rm -rf "$$d"' EXIT && \
+	  $(BUILD)/stress/validate --dir "$$d/a" --readers 64 --committers 8 --seconds 10 && \
+	  $(BUILD)/stress/validate --dir "$$d/b" --seconds 60 --rss-check && \
+	  for k in $(INJECT_FAULTS); do \
+	    $(BUILD)/stress/validate --dir "$$d/$$k" --seconds 8 --readers 2 \
+	      --committers 2 --view-readers 2 --mailboxes 2 --messages 5000 \
+	      --inject-fault $$k >"$$d/$$k.out" 2>&1; rc=$$?; \
+	    if [ $$rc -ne 1 ]; then cat "$$d/$$k.out"; \
+	      echo "inject-fault $$k: exit $$rc, expected 1 (a VIOLATION)"; exit 1; fi; \
+	    echo "inject-fault $$k: caught: $$(grep -m1 '^VIOLATION' "$$d/$$k.out" | cut -c1-120)"; \
+	  done
+bench-views: all $(BUILD)/stress/bench-views
+	@d=$$(mktemp -d /tmp/mix-bench.XXXXXX) && \
+	  $(BUILD)/stress/bench-views --dir "$$d" $(BENCH_VIEWS_ARGS) | tee $(BUILD)/bench-views.txt; \
+	  rc=$$?; rm -rf "$$d"; exit $$rc

@@ -2,8 +2,8 @@
  * Helpers shared by the stress programs (stress/validate.c, stress/bench.c):
  * a monotonic clock in nanoseconds, a xorshift64* generator with a
  * printed, replayable seed, strict option parsing that exits with status 2
- * on a bad value, directory helpers, medians and the process's resident
- * set size.  Header-only: every function is static inline, so a program
+ * on a bad value, directory helpers, medians, the process's resident
+ * set size and malloc's bytes in use.  Header-only: every function is static inline, so a program
  * that does not use one gets no warning and no code.
  *
  * Nothing here calls into mix; the programs use only include/mix/mix.h.
@@ -13,6 +13,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <malloc.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -284,6 +285,21 @@ static inline uint64_t st_proc_status_kb(const char *field)
 static inline uint64_t st_rss_bytes(void)
 {
 	return st_proc_status_kb("VmRSS");
+}
+
+/* Bytes malloc has handed out and not had back (all arenas, mmapped
+ * blocks included), or 0 where glibc's mallinfo2 is missing.  Unlike
+ * VmRSS it falls when memory is freed: glibc keeps freed pages resident
+ * until it trims them, so VmRSS is close to a high-water mark.  Takes
+ * every arena's lock: call it now and then, not in a loop. */
+static inline uint64_t st_heap_in_use(void)
+{
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 33)
+	struct mallinfo2 mi = mallinfo2();
+	return (uint64_t)mi.uordblks + (uint64_t)mi.hblkhd;
+#else
+	return 0;
+#endif
 }
 
 #endif

@@ -2437,7 +2437,7 @@ static uint64_t total_messages(void)
 }
 
 struct rss_sample {
-	uint64_t rss, messages, shadow_live;
+	uint64_t rss, anon, file, heap, messages, shadow_live;
 	uint32_t snapshots_live;
 	double at;
 };
@@ -2449,6 +2449,9 @@ static void rss_sample(struct rss_sample *r)
 	memset(r, 0, sizeof(*r));
 	r->at = st_secs_since(g_start_ns);
 	r->rss = st_rss_bytes();
+	r->anon = st_proc_status_kb("RssAnon");
+	r->file = st_proc_status_kb("RssFile");
+	r->heap = st_heap_in_use();
 	r->messages = total_messages();
 	for (m = 0; m < opt.mailboxes; m++) {
 		struct mix_index_stats st;
@@ -2458,10 +2461,11 @@ static void rss_sample(struct rss_sample *r)
 		r->shadow_live += g_mb[m].shadow.len - g_mb[m].shadow.start;
 		pthread_mutex_unlock(&g_mb[m].shadow.lock);
 	}
-	printf("# at %.1f s: VmRSS %.1f MiB, %" PRIu64 " messages, %u live "
-	       "snapshots, %" PRIu64 " shadow log entries\n", r->at,
-	       r->rss / 1048576.0, r->messages, r->snapshots_live,
-	       r->shadow_live);
+	printf("# at %.1f s: VmRSS %.1f MiB (anon %.1f, file %.1f), malloc in "
+	       "use %.1f MiB, %" PRIu64 " messages, %u live snapshots, %"
+	       PRIu64 " shadow log entries\n", r->at, r->rss / 1048576.0,
+	       r->anon / 1048576.0, r->file / 1048576.0, r->heap / 1048576.0,
+	       r->messages, r->snapshots_live, r->shadow_live);
 }
 
 /* After the threads are gone (views closed): every index comes down to
@@ -2645,7 +2649,8 @@ int main(int argc, char **argv)
 	struct reader *readers;
 	struct vreader *vreaders;
 	struct mix_engine_stats stats;
-	struct rss_sample rss0, rss1;
+	struct rss_sample rss0, rss1, rss_tmp;
+	double next_rss_print;
 	struct totals tot;
 	uint64_t rng, final_messages = 0;
 	uint32_t live_end = 0;
@@ -2691,6 +2696,7 @@ int main(int argc, char **argv)
 	g_start_ns = st_now_ns();
 	set_phase("the concurrent run");
 	start_threads(readers, vreaders, started);
+	next_rss_print = opt.rss_at;
 	while (!stopping() && st_secs_since(g_start_ns) < opt.seconds) {
 		struct timespec ts = { 0, 10 * 1000 * 1000 };
 		nanosleep(&ts, NULL);
@@ -2698,6 +2704,13 @@ int main(int argc, char **argv)
 		    st_secs_since(g_start_ns) >= opt.rss_at) {
 			rss_sample(&rss0);
 			rss_taken = 1;
+			next_rss_print += 10;
+		} else if (opt.rss_check && rss_taken &&
+			   st_secs_since(g_start_ns) >= next_rss_print &&
+			   st_secs_since(g_start_ns) + 1 < opt.seconds) {
+			/* the trend, printed every 10 s */
+			rss_sample(&rss_tmp);
+			next_rss_print += 10;
 		}
 	}
 	if (opt.rss_check && rss_taken)

@@ -1,15 +1,18 @@
 #!/bin/sh
-# TAP: stress/validate, small — 8 readers and 4 committers for 2 s on a
-# 20,000-message index whose log rotates every 16 KiB (so checkpoints and
-# rotations happen while readers run), then the close/reopen and
-# crash-recovery comparisons.  validate checks the invariants of
-# docs/design.md §1 itself and exits non-zero on the first violation;
-# its exit status is the test.  Its output (seed, figures, the VIOLATION
-# line) is printed as diagnostics; MIX_SEED=<n> replays a run's choices.
+# TAP: stress/validate, small — 6 readers, 4 view readers (2 syncing in a
+# loop, 2 woken by watchers) and 4 committers for 2 s on 3 mailboxes of
+# 10,000 messages served by 2 writer threads, logs rotating every 16 KiB
+# (so checkpoints and rotations happen while readers run), then the
+# close/reopen and crash-recovery comparisons.  validate checks the
+# invariants of docs/design.md §1 and the view reports itself and exits
+# non-zero on the first violation; its exit status is the test.  Its
+# output (seed, figures, the VIOLATION line) is printed as diagnostics;
+# MIX_SEED=<n> replays a run's choices.
 # Run by `make check` through prove, with MIX_BUILD set to the build
 # directory.
 bin="${MIX_BUILD:-build}/stress/validate"
-args="--seconds 2 --readers 8 --committers 4 --messages 20000 --rotate 16384"
+args="--seconds 2 --readers 6 --committers 4 --view-readers 4"
+args="$args --mailboxes 3 --writers 2 --messages 10000 --rotate 16384"
 dir=$(mktemp -d "${TMPDIR:-/tmp}/mix-validate.XXXXXX") || {
 	echo "1..0 # SKIP mktemp -d failed"
 	exit 0
