@@ -3,8 +3,9 @@
  * a monotonic clock in nanoseconds, a xorshift64* generator with a
  * printed, replayable seed, strict option parsing that exits with status 2
  * on a bad value, directory helpers, medians, the process's resident
- * set size and malloc's bytes in use.  Header-only: every function is static inline, so a program
- * that does not use one gets no warning and no code.
+ * set size and malloc's bytes in use.  Header-only: every function is
+ * static inline, so a program that does not use one gets no warning and
+ * no code.
  *
  * Nothing here calls into mix; the programs use only include/mix/mix.h.
  */

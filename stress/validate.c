@@ -13,8 +13,8 @@
  *
  * - Committer threads run random transactions, each on a mailbox picked
  *   at random (so one thread commits through several writers): flag
- *   ADD/REMOVE/REPLACE on a UID range, keyword ADD/REMOVE/REPLACE (a pool of 20 names) on a
- *   range, appends of 1-10 messages, expunges of small ranges (as many
+ *   ADD/REMOVE/REPLACE on a UID range, keyword ADD/REMOVE/REPLACE (a
+ *   pool of 20 names) on a range, appends of 1-10 messages, expunges of small ranges (as many
  *   expunged as appended on average, so the mailbox stays near its size),
  *   one to four of these per transaction.  Ranges are taken from a
  *   snapshot read just before, so they lie below the next_uid seen then and
@@ -112,12 +112,12 @@
  *   released their snapshots and the grace periods freed them.
  *
  * - At the end, for each mailbox, the main thread makes small commits
- *   scattered over the mailbox until 40 of them are in the active log (so the log tail after
- *   the last checkpoint touches many chunks), copies the final state, and
- *   copies the index's files as they are (the writer is idle: this is
- *   what kill -9 would leave, every acknowledged commit being in the page
- *   cache).  Then
- *   it closes the index, reopens it writable (flags 0) and compares
+ *   scattered over the mailbox until 40 of them are in the active log
+ *   (so the log tail after the last checkpoint touches many chunks),
+ *   copies the final state, and copies the index's files as they are
+ *   (the writer is idle: this is what kill -9 would leave, every
+ *   acknowledged commit being in the page cache).  Then it closes the
+ *   index, reopens it writable (flags 0) and compares
  *   (count, next_uid, highest_modseq, keyword names, every record's uid,
  *   flags, modseq and keywords); then it opens the copy, which makes
  *   recovery replay the log tail, and compares again.  After each open
@@ -1293,7 +1293,7 @@ static void *committer_main(void *arg)
 	return NULL;
 }
 
-/* ---- view readers --------------------------------------------------------- */
+/* ---- view readers ------------------------------------------------------- */
 
 /* Sorted UIDs: what a view believes its snapshot holds. */
 struct uidvec {
