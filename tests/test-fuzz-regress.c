@@ -75,7 +75,8 @@ static struct input *load_dir(const char *dir, size_t *n_r)
 		n++;
 	}
 	closedir(d);
-	qsort(in, n, sizeof(*in), name_cmp);
+	if (n > 1)
+		qsort(in, n, sizeof(*in), name_cmp);
 	*n_r = n;
 	return in;
 }
