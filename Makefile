@@ -4,7 +4,9 @@
 #   make check        install missing deps, build, run every TAP test (prove)
 #   make asan / tsan  the same tests under ASan+UBSan / ThreadSanitizer
 #   make stress       stress/validate with defaults in a temporary directory
-#   make bench        stress/bench figures (name value unit)
+#   make bench        stress/bench figures (name value unit), then mix vs
+#                     LMDB, scaling, read-path check, plots (bench-lmdb)
+#   make perf         perf record of a short stress run, if perf works
 #   make install PREFIX=/usr/local
 
 CC      ?= cc
@@ -29,7 +31,8 @@ ENGINE_OBJ := $(ENGINE_SRC:engine/%.c=$(BUILD)/obj/%.o)
 TEST_SRC   := $(sort $(wildcard tests/test-*.c))
 TEST_BIN   := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 STRESS_SRC := $(sort $(wildcard stress/*.c))
-STRESS_BIN := $(STRESS_SRC:stress/%.c=$(BUILD)/stress/%)
+# bench-lmdb links LMDB, which make check does not need (see make bench)
+STRESS_BIN := $(filter-out $(BUILD)/stress/bench-lmdb,$(STRESS_SRC:stress/%.c=$(BUILD)/stress/%))
 TOOLS_BIN  := $(BUILD)/mixctl
 
 .PHONY: all deps check asan tsan stress bench install clean example
@@ -98,6 +101,7 @@ stress: all $(BUILD)/stress/validate
 bench: all $(BUILD)/stress/bench
 	@d=$$(mktemp -d /tmp/mix-bench.XXXXXX) && \
 	  $(BUILD)/stress/bench --dir "$$d" $(BENCH_ARGS) | tee $(BUILD)/bench.txt; rc=$$?; rm -rf "$$d"; exit $$rc
+	@$(MAKE) --no-print-directory bench-lmdb
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/include/mix $(DESTDIR)$(PREFIX)/lib/pkgconfig \
@@ -152,6 +156,32 @@ fuzz-corpus: $(BUILD)/libmix.a
 	$(BUILD)/tests/fuzz-mkcorpus tests/fuzz
 # the regression replayer includes the fuzz targets' sources
 $(BUILD)/tests/test-fuzz-regress: $(wildcard tests/fuzz/*.c tests/fuzz/*.h)
+
+# ---- mix vs LMDB, scaling, plots, profiles (issue 6, docs/benchmarks.md) ----
+# make bench-lmdb [BENCH_LMDB_ARGS=--quick]: stress/bench-lmdb (LMDB is
+# linked into that program only, never into libmix), the read-path check
+# (tools/check-readpath.sh), instructions per lookup (callgrind), all
+# appended to $(BUILD)/bench.txt; plots into docs/ (gnuplot).  make bench
+# runs it after stress/bench.  Needs liblmdb-dev, gnuplot-nox and valgrind
+# (MIX_DEPS_BENCH=1 MIX_DEPS_VALGRIND=1 tools/install-deps.sh, done here);
+# make and make check do not.
+BENCH_LMDB_ARGS ?=
+.PHONY: bench-deps bench-lmdb perf
+bench-deps:
+	@MIX_DEPS_BENCH=1 MIX_DEPS_VALGRIND=1 sh tools/install-deps.sh
+$(BUILD)/stress/bench-lmdb: stress/bench-lmdb.c $(wildcard stress/*.h) $(BUILD)/libmix.a | bench-deps
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Istress $< -o $@ $(BUILD)/libmix.a $(LDFLAGS) $(LIBS) -llmdb -lm
+bench-lmdb: all bench-deps $(BUILD)/stress/bench-lmdb
+	@sh tools/bench-report.sh $(BUILD) $(BENCH_LMDB_ARGS)
+
+# make perf [PERF_VALIDATE_ARGS=...]: perf record -g of a short
+# stress/validate run into $(BUILD)/perf.data, report in $(BUILD)/perf.txt;
+# says so (and exits 0) when perf cannot count on this machine.  Debian's
+# perf is linux-perf (MIX_DEPS_PERF=1).
+perf: all $(BUILD)/stress/validate
+	@MIX_DEPS_PERF=1 sh tools/install-deps.sh
+	@sh tools/perf-profile.sh $(BUILD)
 
 # ---- views and the stress harness (issue 3, docs/benchmarks.md) ------------
 # make stress-long: 64 readers + 8 committers for 10 s; 60 s of steady load

@@ -31,6 +31,16 @@ fi
 if [ "${MIX_DEPS_VALGRIND:-0}" = 1 ]; then
 	have_cmd valgrind || need="$need valgrind"
 fi
+# `make bench` (issue 6): LMDB for stress/bench-lmdb only (never linked
+# into libmix) and gnuplot for the plots.  `make perf`: Debian's perf.
+# Not needed by make / make check.
+if [ "${MIX_DEPS_BENCH:-0}" = 1 ]; then
+	have_hdr lmdb.h || need="$need liblmdb-dev"
+	have_cmd gnuplot || need="$need gnuplot-nox"
+fi
+if [ "${MIX_DEPS_PERF:-0}" = 1 ]; then
+	have_cmd perf || need="$need linux-perf"
+fi
 
 [ -z "$need" ] && exit 0
 
