@@ -185,9 +185,11 @@ perf: all $(BUILD)/stress/validate
 
 # ---- views and the stress harness (issue 3, docs/benchmarks.md) ------------
 # make stress-long: 64 readers + 8 committers for 10 s; 60 s of steady load
-# with the resident-memory check (--rss-check); then every --inject-fault
-# kind, each of which must end in a VIOLATION (exit 1): the view checks
-# can fail.  make bench-views: refresh, sync and CHANGEDSINCE figures.
+# with the resident-memory check (--rss-check); every --inject-fault kind,
+# each of which must end in a VIOLATION (exit 1): the view checks can
+# fail; last, a read-only process following the writer through a rotation
+# every 16 KiB (--ro-readers).  make bench-views: refresh, sync and
+# CHANGEDSINCE figures.
 .PHONY: stress-long bench-views
 INJECT_FAULTS := drop-changed drop-new swap-expunged unlogged no-rearm
 stress-long: all $(BUILD)/stress/validate
@@ -201,7 +203,9 @@ stress-long: all $(BUILD)/stress/validate
 	    if [ $$rc -ne 1 ]; then cat "$$d/$$k.out"; \
 	      echo "inject-fault $$k: exit $$rc, expected 1 (a VIOLATION)"; exit 1; fi; \
 	    echo "inject-fault $$k: caught: $$(grep -m1 '^VIOLATION' "$$d/$$k.out" | cut -c1-120)"; \
-	  done
+	  done && \
+	  $(BUILD)/stress/validate --dir "$$d/ro" --seconds 10 --ro-readers 2 \
+	    --mailboxes 2 --rotate 16384
 bench-views: all $(BUILD)/stress/bench-views
 	@d=$$(mktemp -d /tmp/mix-bench.XXXXXX) && \
 	  $(BUILD)/stress/bench-views --dir "$$d" $(BENCH_VIEWS_ARGS) | tee $(BUILD)/bench-views.txt; \

@@ -101,6 +101,16 @@
  *   lighter checks: found UIDs map to a seq that maps back, absent UIDs lie
  *   between their neighbours.
  *
+ * - --ro-readers N: a second process (forked before the engine starts)
+ *   opens every mailbox MIX_OPEN_READONLY and N threads follow the writer
+ *   with mix_index_refresh while rotations happen: after a refresh the
+ *   snapshot must reach every modseq acknowledged to a committer of the
+ *   owning process before the refresh started (the committers' rings and
+ *   the acknowledged maxima live in shared memory), plus the plain
+ *   readers' header, iteration and transaction-effect checks.  Off by
+ *   default: it finds a refresh that misses acknowledged commits when it
+ *   races with a rotation (docs/benchmarks.md, "Engine bugs found").
+ *
  * - --rss-check samples VmRSS (and each mailbox's message count, to show
  *   the load is steady: committers expunge about as much as they append)
  *   --rss-at seconds into the run (default 10) and at its end, and fails
@@ -155,6 +165,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 
 #include <mix/mix.h>
 
@@ -167,6 +180,7 @@ struct options {
 	unsigned readers;
 	unsigned committers;
 	unsigned view_readers;
+	unsigned ro_readers;
 	unsigned mailboxes;
 	unsigned writers;
 	int rss_check;
@@ -195,6 +209,7 @@ static struct options opt = {
 	.readers = 16,
 	.committers = 4,
 	.view_readers = 4,
+	.ro_readers = 0,
 	.mailboxes = 1,
 	.writers = 1,
 	.rss_at = 10,
@@ -401,11 +416,22 @@ struct mailbox {
 	struct shadow shadow;
 	/* the highest modseq acknowledged to a committer so far: stored
 	 * (atomic max, seq_cst) after the commit returned, loaded by a view
-	 * reader before it syncs */
-	atomic_uint_fast64_t acked_max;
+	 * reader before it syncs (in the shared memory, like rings) */
+	atomic_uint_fast64_t *acked_max;
 };
 
 static struct mailbox *g_mb;
+
+/* Memory shared with the read-only process (MAP_SHARED, made before the
+ * fork), followed by each mailbox's acknowledged maximum and its rings:
+ * lock-free atomics work across processes. */
+struct shared {
+	atomic_int filled;       /* parent: the indexes exist, filled */
+	atomic_int stop;         /* parent: the run is over */
+	atomic_int ro_failed;    /* child: it found a violation */
+};
+
+static struct shared *g_shared;
 
 static void shadow_trim(struct shadow *sh)
 {
@@ -1209,13 +1235,13 @@ static int check_result(struct committer *c, unsigned m,
 static void record_commit(struct committer *c, struct mailbox *mb,
 			  const struct txdesc *d, int no_changes)
 {
-	uint64_t cur = atomic_load(&mb->acked_max);
+	uint64_t cur = atomic_load(mb->acked_max);
 
 	if (opt.view_readers && !no_changes &&
 	    !(c->commits > 100 && inject_now(INJ_UNLOGGED)))
 		shadow_add(&mb->shadow, d);
 	while (cur < d->modseq &&
-	       !atomic_compare_exchange_weak(&mb->acked_max, &cur, d->modseq))
+	       !atomic_compare_exchange_weak(mb->acked_max, &cur, d->modseq))
 		;
 }
 
@@ -1738,7 +1764,7 @@ static void view_sync_check(struct vreader *vr, unsigned m, const char *who)
 
 	/* ORDER(acked): pairs with record_commit's store; the commit was
 	 * published before it was acknowledged */
-	acked = atomic_load(&mb->acked_max);
+	acked = atomic_load(mb->acked_max);
 	t0 = st_now_ns();
 	ret = mix_view_sync(vs->view, &ch);
 	ns = st_now_ns() - t0;
@@ -1904,6 +1930,183 @@ out:
 	free(names);
 	free(pfd);
 	return NULL;
+}
+
+/* ---- the read-only process ---------------------------------------------- */
+
+/* Forked before the engine exists (no threads to lose), it opens every
+ * mailbox MIX_OPEN_READONLY with its own engine once the parent has
+ * filled them, and its threads follow the writer with mix_index_refresh
+ * (log tail, rotation, new mix.index) while the parent's committers run.
+ * Each round, on one mailbox: load the acknowledged maximum from the
+ * shared memory, refresh, and then the snapshot must reach that modseq
+ * (what a commit's write() put in the log before it was acknowledged is
+ * there for other processes to read); the plain readers' header checks
+ * (never backwards); the effects of the committers' transactions, read
+ * from the shared rings (a torn or half-applied transaction fails them);
+ * every other thread iterates every --full-every'th snapshot. */
+struct roreader {
+	pthread_t thread;
+	unsigned id;
+	uint64_t rng;
+	uint64_t refreshes, moved, iterations, txd_checked;
+};
+
+static void *ro_reader_main(void *arg)
+{
+	struct roreader *rr = arg;
+	struct last_seen *last = calloc(opt.mailboxes, sizeof(*last));
+	char (*names)[64] = calloc(opt.mailboxes, sizeof(*names));
+	unsigned m = rr->id % opt.mailboxes, i;
+
+	if (!last || !names)
+		st_die("out of memory");
+	snprintf(t_name, sizeof(t_name), "read-only process reader %u",
+		 rr->id);
+	for (i = 0; i < opt.mailboxes; i++)
+		snprintf(names[i], sizeof(names[i]), "%s, mailbox %u", t_name,
+			 i);
+	while (!stopping()) {
+		struct mailbox *mb = &g_mb[m];
+		const struct mix_snap *s;
+		uint64_t acked = atomic_load(mb->acked_max);
+		int ret = mix_index_refresh(mb->idx);
+
+		rr->refreshes++;
+		if (ret < 0) {
+			violation("%s: mix_index_refresh: observed %d (%s: %s) "
+				  "expected 0 or 1", names[m], ret,
+				  mix_strerror(ret), mix_last_error());
+			break;
+		}
+		rr->moved += ret == 1;
+		mix_read_lock();
+		s = mix_index_snap(mb->idx);
+		if (mix_snap_highest_modseq(s) < acked) {
+			violation("%s: HIGHESTMODSEQ after mix_index_refresh: "
+				  "observed %" PRIu64 " expected >= %" PRIu64
+				  " (acknowledged to a committer of the owning "
+				  "process before the refresh)", names[m],
+				  mix_snap_highest_modseq(s), acked);
+		} else if (check_header(s, &last[m], names[m]) == 0) {
+			if (rr->id % 2 == 0 &&
+			    rr->refreshes % opt.full_every == 0) {
+				rr->iterations++;
+				(void)check_iterate(s, &rr->rng, names[m]);
+			}
+			rr->txd_checked += check_some_txdescs(mb, s, &rr->rng,
+							      8, names[m]);
+		}
+		mix_read_unlock();
+		m = (m + 1) % opt.mailboxes;
+	}
+	free(last);
+	free(names);
+	return NULL;
+}
+
+/* The child's whole life; exits 0, or 1 after a violation. */
+static void ro_process(void)
+	__attribute__((noreturn));
+static void ro_process(void)
+{
+	struct roreader *rr = calloc(opt.ro_readers, sizeof(*rr));
+	struct mix_engine *engine = NULL;
+	uint64_t refreshes = 0, moved = 0, iterations = 0, txd = 0;
+	unsigned m, i, n = 0;
+	int ret;
+
+	/* the parent may die of st_die before it says "filled" */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	snprintf(t_name, sizeof(t_name), "read-only process");
+	if (!rr)
+		st_die("out of memory");
+	while (!atomic_load(&g_shared->filled)) {
+		struct timespec ts = { 0, 5 * 1000 * 1000 };
+		if (atomic_load(&g_shared->stop))
+			exit(0);
+		nanosleep(&ts, NULL);
+	}
+	if ((ret = mix_engine_create(NULL, &engine)) != 0)
+		st_die("read-only process: mix_engine_create: %s",
+		       mix_strerror(ret));
+	for (m = 0; m < opt.mailboxes && !stopping(); m++) {
+		char what[256];
+		snprintf(what, sizeof(what), "read-only process: "
+			 "mix_index_open(%s, READONLY)", g_mb[m].dir);
+		(void)check_ret(mix_index_open(engine, g_mb[m].dir,
+					       MIX_OPEN_READONLY, &g_mb[m].idx),
+				what);
+	}
+	for (i = 0; i < opt.ro_readers && !stopping(); i++, n++) {
+		rr[i].id = i;
+		rr[i].rng = st_seed_derive(opt.seed, 9000 + i);
+		if ((ret = pthread_create(&rr[i].thread, NULL, ro_reader_main,
+					  &rr[i])) != 0)
+			st_die("pthread_create: %s", strerror(ret));
+	}
+	while (!stopping() && !atomic_load(&g_shared->stop)) {
+		struct timespec ts = { 0, 5 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+	if (atomic_load(&g_failed))
+		atomic_store(&g_shared->ro_failed, 1);
+	atomic_store(&g_stop, 1);
+	for (i = 0; i < n; i++) {
+		pthread_join(rr[i].thread, NULL);
+		refreshes += rr[i].refreshes;
+		moved += rr[i].moved;
+		iterations += rr[i].iterations;
+		txd += rr[i].txd_checked;
+	}
+	for (m = 0; m < opt.mailboxes; m++)
+		if (g_mb[m].idx)
+			(void)mix_index_close(&g_mb[m].idx);
+	(void)mix_engine_free(&engine);
+	printf("validate_ro_refreshes %" PRIu64 " calls\n", refreshes);
+	printf("validate_ro_refreshes_moved %" PRIu64 " calls\n", moved);
+	printf("validate_ro_full_iterations %" PRIu64 " iterations\n",
+	       iterations);
+	printf("validate_ro_txn_effects_checked %" PRIu64 " txns\n", txd);
+	fflush(stdout);
+	free(rr);
+	exit(atomic_load(&g_failed) ? 1 : 0);
+}
+
+/* Parent: start the read-only process (before any thread exists). */
+static pid_t ro_start(void)
+{
+	pid_t pid;
+
+	if (!opt.ro_readers)
+		return 0;
+	fflush(stdout);
+	fflush(stderr);
+	pid = fork();
+	if (pid < 0)
+		st_die("fork: %s", strerror(errno));
+	if (pid == 0)
+		ro_process();
+	return pid;
+}
+
+/* Parent: stop it and judge its exit. */
+static void ro_finish(pid_t pid)
+{
+	int status;
+
+	if (!pid)
+		return;
+	atomic_store(&g_shared->stop, 1);
+	if (waitpid(pid, &status, 0) != pid)
+		violation("read-only process: waitpid: observed %s expected "
+			  "its exit", strerror(errno));
+	else if (WIFSIGNALED(status))
+		violation("read-only process: observed death by signal %d "
+			  "expected exit 0", WTERMSIG(status));
+	else if (WEXITSTATUS(status) != 0)
+		violation("read-only process: observed exit %d expected 0 "
+			  "(its VIOLATION line is above)", WEXITSTATUS(status));
 }
 
 /* ---- setup, final state, reopen ----------------------------------------- */
@@ -2264,9 +2467,10 @@ static void usage(FILE *out)
 	fprintf(out,
 		"usage: validate --dir DIR [--readers N] [--committers N] "
 		"[--view-readers N]\n"
-		"                [--mailboxes N] [--writers N] [--seconds S] "
-		"[--messages N]\n"
-		"                [--durability none|sync] [--rotate BYTES] "
+		"                [--ro-readers N] [--mailboxes N] [--writers N] "
+		"[--seconds S]\n"
+		"                [--messages N] "
+		"[--durability none|sync] [--rotate BYTES] "
 		"[--full-every N]\n"
 		"                [--rss-check] [--rss-at S] [--seed N] "
 		"[--skip-crash-recovery]\n"
@@ -2281,6 +2485,7 @@ static void parse_args(int argc, char **argv)
 		{ "readers", required_argument, NULL, 'r' },
 		{ "committers", required_argument, NULL, 'c' },
 		{ "view-readers", required_argument, NULL, 'v' },
+		{ "ro-readers", required_argument, NULL, 'o' },
 		{ "mailboxes", required_argument, NULL, 'M' },
 		{ "writers", required_argument, NULL, 'w' },
 		{ "seconds", required_argument, NULL, 's' },
@@ -2314,6 +2519,10 @@ static void parse_args(int argc, char **argv)
 		case 'v':
 			opt.view_readers = (unsigned)st_opt_u64(
 				"view-readers", optarg, 0, 1024);
+			break;
+		case 'o':
+			opt.ro_readers = (unsigned)st_opt_u64("ro-readers",
+							      optarg, 0, 256);
 			break;
 		case 'M':
 			opt.mailboxes = (unsigned)st_opt_u64("mailboxes",
@@ -2376,12 +2585,56 @@ static void parse_args(int argc, char **argv)
 	opt.seed = st_seed_pick(seed);
 }
 
-/* Create the engine and the mailboxes, each filled. */
+/* The mailboxes' directories, rings (shared), shadow logs.  Before the
+ * fork: the read-only process inherits them. */
+static void mailboxes_init(void)
+{
+	size_t acked_size = opt.mailboxes * sizeof(atomic_uint_fast64_t);
+	size_t rings_off = (sizeof(struct shared) + acked_size + 63) & ~63ul;
+	size_t size = rings_off +
+		      (size_t)opt.mailboxes * opt.committers * sizeof(struct ring);
+	atomic_uint_fast64_t *acked;
+	struct ring *rings;
+	char *base;
+	unsigned m, i;
+
+	base = mmap(NULL, size, PROT_READ | PROT_WRITE,
+		    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (base == MAP_FAILED)
+		st_die("mmap of %zu shared bytes: %s", size, strerror(errno));
+	/* zero-filled: every flag, maximum, ring head and seq starts 0 */
+	g_shared = (struct shared *)base;
+	acked = (atomic_uint_fast64_t *)(base + sizeof(struct shared));
+	rings = (struct ring *)(base + rings_off);
+	g_mb = calloc(opt.mailboxes, sizeof(*g_mb));
+	if (!g_mb)
+		st_die("out of memory");
+	for (m = 0; m < opt.mailboxes; m++) {
+		struct mailbox *mb = &g_mb[m];
+		char name[32];
+		mb->id = m;
+		snprintf(name, sizeof(name), "mbox.%u", m);
+		mb->dir = opt.mailboxes == 1 ? strdup(opt.dir) :
+			  st_subdir(opt.dir, name);
+		mb->rings = rings + (size_t)m * opt.committers;
+		mb->acked_max = &acked[m];
+		mb->shadow.floor = calloc(opt.view_readers ? opt.view_readers
+							   : 1,
+					  sizeof(*mb->shadow.floor));
+		if (!mb->dir || !mb->shadow.floor)
+			st_die("out of memory");
+		pthread_mutex_init(&mb->shadow.lock, NULL);
+		for (i = 0; i < opt.view_readers; i++)
+			atomic_init(&mb->shadow.floor[i], 0);
+	}
+}
+
+/* Create the engine and open the mailboxes, each filled. */
 static struct mix_engine *setup(uint64_t *rng)
 {
 	struct mix_engine_config cfg;
 	struct mix_engine *engine = NULL;
-	unsigned m, i;
+	unsigned m;
 	int ret;
 
 	set_phase("creating the engine and the indexes");
@@ -2392,26 +2645,9 @@ static struct mix_engine *setup(uint64_t *rng)
 	if ((ret = mix_engine_create(&cfg, &engine)) != 0)
 		st_die("mix_engine_create: %s: %s", mix_strerror(ret),
 		       mix_last_error());
-	g_mb = calloc(opt.mailboxes, sizeof(*g_mb));
-	if (!g_mb)
-		st_die("out of memory");
 	g_start_ns = st_now_ns();
 	for (m = 0; m < opt.mailboxes; m++) {
 		struct mailbox *mb = &g_mb[m];
-		char name[32];
-		mb->id = m;
-		snprintf(name, sizeof(name), "mbox.%u", m);
-		mb->dir = opt.mailboxes == 1 ? strdup(opt.dir) :
-			  st_subdir(opt.dir, name);
-		mb->rings = calloc(opt.committers, sizeof(*mb->rings));
-		mb->shadow.floor = calloc(opt.view_readers ? opt.view_readers
-							   : 1,
-					  sizeof(*mb->shadow.floor));
-		if (!mb->dir || !mb->rings || !mb->shadow.floor)
-			st_die("out of memory");
-		pthread_mutex_init(&mb->shadow.lock, NULL);
-		for (i = 0; i < opt.view_readers; i++)
-			atomic_init(&mb->shadow.floor[i], 0);
 		if ((ret = mix_index_open(engine, mb->dir, MIX_OPEN_CREATE,
 					  &mb->idx)))
 			st_die("mix_index_open(%s, CREATE): %s: %s", mb->dir,
@@ -2584,6 +2820,7 @@ static void print_figures(const struct totals *t, double secs,
 	printf("validate_param_readers %u threads\n", opt.readers);
 	printf("validate_param_committers %u threads\n", opt.committers);
 	printf("validate_param_view_readers %u threads\n", opt.view_readers);
+	printf("validate_param_ro_readers %u threads\n", opt.ro_readers);
 	printf("validate_param_mailboxes %u mailboxes\n", opt.mailboxes);
 	printf("validate_param_writers %u threads\n", opt.writers);
 	printf("validate_param_messages %u msgs/mailbox\n", opt.messages);
@@ -2657,14 +2894,16 @@ int main(int argc, char **argv)
 	double secs;
 	unsigned i, m, started[3];
 	int ret, rss_taken = 0;
+	pid_t ro_pid;
 
 	parse_args(argc, argv);
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	printf("# seed: --seed %" PRIu64 "\n", opt.seed);
 	printf("# validate: dir %s readers %u committers %u view-readers %u "
-	       "mailboxes %u writers %u seconds %g messages %u durability %s "
-	       "rotate %" PRIu64 " full-every %u%s\n", opt.dir, opt.readers,
-	       opt.committers, opt.view_readers, opt.mailboxes, opt.writers,
+	       "ro-readers %u mailboxes %u writers %u seconds %g messages %u "
+	       "durability %s rotate %" PRIu64 " full-every %u%s\n", opt.dir,
+	       opt.readers, opt.committers, opt.view_readers, opt.ro_readers,
+	       opt.mailboxes, opt.writers,
 	       opt.seconds, opt.messages,
 	       opt.durability == MIX_DURABILITY_SYNC ? "sync" : "none",
 	       opt.rotate, opt.full_every, opt.rss_check ? " rss-check" : "");
@@ -2678,7 +2917,10 @@ int main(int argc, char **argv)
 	signal(SIGBUS, crash_handler);
 	signal(SIGFPE, crash_handler);
 	signal(SIGABRT, crash_handler);
+	mailboxes_init();
+	ro_pid = ro_start();
 	engine = setup(&rng);
+	atomic_store(&g_shared->filled, 1);
 
 	readers = calloc(opt.readers ? opt.readers : 1, sizeof(*readers));
 	vreaders = calloc(opt.view_readers ? opt.view_readers : 1,
@@ -2700,6 +2942,8 @@ int main(int argc, char **argv)
 	while (!stopping() && st_secs_since(g_start_ns) < opt.seconds) {
 		struct timespec ts = { 0, 10 * 1000 * 1000 };
 		nanosleep(&ts, NULL);
+		if (atomic_load(&g_shared->ro_failed))
+			break;
 		if (opt.rss_check && !rss_taken &&
 		    st_secs_since(g_start_ns) >= opt.rss_at) {
 			rss_sample(&rss0);
@@ -2716,6 +2960,7 @@ int main(int argc, char **argv)
 	if (opt.rss_check && rss_taken)
 		rss_sample(&rss1);
 	atomic_store(&g_stop, 1);
+	ro_finish(ro_pid);
 	for (i = 0; i < started[2]; i++)
 		pthread_join(g_committers[i].thread, NULL);
 	for (i = 0; i < started[1]; i++)
@@ -2768,7 +3013,6 @@ int main(int argc, char **argv)
 
 	for (m = 0; m < opt.mailboxes; m++) {
 		free(g_mb[m].dir);
-		free(g_mb[m].rings);
 		free(g_mb[m].shadow.e);
 		free(g_mb[m].shadow.floor);
 		pthread_mutex_destroy(&g_mb[m].shadow.lock);
