@@ -29,7 +29,7 @@
  * ---------------------------------
  * - One environment per data set, a directory (data.mdb + lock.mdb) below
  *   --dir, on the same filesystem as mix's indexes.
- * - Map size 2 GiB (sparse; the 1,000,000-message database uses ~45 MB),
+ * - Map size 2 GiB (sparse; the 1,000,000-message database uses 34 MB),
  *   maxreaders 256 (the scaling run has 64 readers), maxdbs 0.
  * - Page size: LMDB 0.9 always uses the OS page size (4096 here); it is
  *   not configurable.
