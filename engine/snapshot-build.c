@@ -352,6 +352,9 @@ static uint32_t dir_find(const struct mix_builder *b, uint32_t uid)
 	uint32_t lo = 0, hi = b->nchunks;
 	if (hi == 0 || b->chunks[0]->first_uid >= uid)
 		return 0;
+	/* the newest messages (appends, their data) are in the last chunk */
+	if (b->chunks[hi - 1]->first_uid <= uid)
+		return hi - 1;
 	while (hi - lo > 1) {
 		uint32_t mid = lo + (hi - lo) / 2;
 		if (b->chunks[mid]->first_uid <= uid)
@@ -367,6 +370,12 @@ static uint32_t chunk_lower_bound(const struct mix_builder *b,
 				  struct mix_chunk *c, uint32_t uid)
 {
 	uint32_t lo = 0, hi = c->count;
+	if (hi && c->last_uid - c->first_uid + 1 == hi) {
+		/* dense: UID first + i is at position i */
+		if (uid <= c->first_uid)
+			return 0;
+		return uid > c->last_uid ? hi : uid - c->first_uid;
+	}
 	while (lo < hi) {
 		uint32_t mid = lo + (hi - lo) / 2;
 		if (r_uid(c_rec(b, c, mid)) < uid)
@@ -708,15 +717,17 @@ int mix_builder_keywords_set(struct mix_builder *b, uint32_t first,
 struct ext_ctx {
 	uint16_t off, size;
 	const uint8_t *data;
+	int changed;
 };
 
 static int ext_fn(struct mix_builder *b, uint8_t *r, int apply, void *ctx)
 {
-	const struct ext_ctx *x = ctx;
+	struct ext_ctx *x = ctx;
 	(void)b;
 	if (!apply)
 		return memcmp(r + x->off, x->data, x->size) != 0;
 	memcpy(r + x->off, x->data, x->size);
+	x->changed = 1;
 	return 1;
 }
 
@@ -724,7 +735,6 @@ int mix_builder_ext_rec(struct mix_builder *b, uint32_t uid, uint32_t ext_id,
 			const uint8_t *data, uint64_t modseq, int *changed_r)
 {
 	const struct mix_ext *e;
-	struct mix_ranges out = { 0 };
 	struct ext_ctx x;
 	int ret;
 
@@ -736,9 +746,9 @@ int mix_builder_ext_rec(struct mix_builder *b, uint32_t uid, uint32_t ext_id,
 	x.off = e->rec_offset;
 	x.size = e->rec_size;
 	x.data = data;
-	ret = for_range(b, uid, uid, modseq, &out, ext_fn, &x);
-	*changed_r = ret == 0 && out.count > 0;
-	mix_ranges_free(&out);
+	x.changed = 0;
+	ret = for_range(b, uid, uid, modseq, NULL, ext_fn, &x);
+	*changed_r = ret == 0 && x.changed;
 	return ret;
 }
 

@@ -54,15 +54,109 @@ static int day_update(struct mix_builder *b, struct mix_buf *buf,
 			      v, sizeof(v));
 }
 
-/* A run of consecutive append operations [i, j). */
+/* Extension data of appended messages, logged as few EXT_REC records as
+ * possible (one per run of the same extension with ascending UIDs). */
+struct ext_batch {
+	uint32_t ext_id, size, n, cap;
+	uint32_t *uids;
+	const uint8_t **data;
+	uint8_t *flat;
+};
+
+static int ext_batch_flush(struct ext_batch *e, struct mix_buf *buf)
+{
+	uint32_t k;
+	int ret;
+	if (e->n == 0)
+		return 0;
+	if (!(e->flat = realloc(e->flat, (size_t)e->n * e->size)))
+		return -ENOMEM;
+	for (k = 0; k < e->n; k++)
+		memcpy(e->flat + (size_t)k * e->size, e->data[k], e->size);
+	ret = mix_logenc_ext_rec(buf, e->ext_id, e->size, e->uids, e->flat,
+				 e->n);
+	e->n = 0;
+	return ret;
+}
+
+static int ext_batch_add(struct ext_batch *e, struct mix_buf *buf,
+			 uint32_t ext_id, uint32_t size, uint32_t uid,
+			 const uint8_t *data)
+{
+	int ret;
+	if (e->n && (e->ext_id != ext_id || e->uids[e->n - 1] >= uid) &&
+	    (ret = ext_batch_flush(e, buf)) < 0)
+		return ret;
+	if (e->n == e->cap) {
+		uint32_t cap = e->cap ? e->cap * 2 : 64;
+		void *u = realloc(e->uids, cap * sizeof(*e->uids));
+		void *d = u ? realloc(e->data, cap * sizeof(*e->data)) : NULL;
+		if (u)
+			e->uids = u;
+		if (!d)
+			return -ENOMEM;
+		e->data = d;
+		e->cap = cap;
+	}
+	e->ext_id = ext_id;
+	e->size = size;
+	e->uids[e->n] = uid;
+	e->data[e->n++] = data;
+	return 0;
+}
+
+/* Keywords and extension data of the appends in ops [i, j). */
+static int append_extras(struct mix_builder *b, struct mix_txn *t, uint32_t i,
+			 uint32_t j, uint64_t modseq, struct mix_buf *buf)
+{
+	struct ext_batch e = { 0 };
+	uint32_t k, q, idx;
+	int ret = 0, changed;
+
+	for (k = i; k < j && ret >= 0; k++) {
+		const struct txn_op *op = &t->ops[k];
+		uint32_t uid = t->append_uids[op->uid];
+		struct mix_log_uid_range r = { uid, uid };
+		if (op->type == TXN_APPEND_EXT) {
+			const uint8_t *data = txn_ptr(t, op->data);
+			ret = mix_builder_ext_rec(b, uid, op->ext_id, data,
+						  modseq, &changed);
+			if (ret == 0 && changed)
+				ret = ext_batch_add(&e, buf, op->ext_id,
+						    op->size, uid, data);
+			continue;
+		}
+		for (q = 0; q < op->nkw && ret >= 0; q++) {
+			const char *name = txn_kw(t, op, q);
+			ret = kw_idx(b, buf, name, 1, &idx);
+			if (ret >= 0)
+				ret = mix_builder_keyword(b, uid, uid, idx, 1,
+							  modseq, NULL);
+			if (ret >= 0)
+				ret = mix_logenc_keyword(buf, MIX_LOG_KW_ADD,
+							 name, &r, 1);
+		}
+	}
+	if (ret >= 0)
+		ret = ext_batch_flush(&e, buf);
+	free(e.uids);
+	free(e.data);
+	free(e.flat);
+	return ret < 0 ? ret : 0;
+}
+
+/* A run of append operations (and extension data of those appends)
+ * [i, j): one APPEND record, then keywords, then extension data. */
 static int apply_appends(struct mix_builder *b, struct mix_txn *t,
 			 uint32_t i, uint32_t j, uint64_t modseq,
 			 struct mix_buf *buf)
 {
-	uint32_t n = j - i, k, uid0 = b->hdr.next_uid, q, idx;
+	uint32_t n = 0, k, uid0 = b->hdr.next_uid;
 	struct mix_log_append *recs;
 	int ret = 0;
 
+	for (k = i; k < j; k++)
+		n += t->ops[k].type == TXN_APPEND;
 	if (uid0 == 0 || (uint64_t)uid0 + n > UINT32_MAX)
 		return mix_err(MIX_ELIMIT, "UIDs exhausted (next_uid %u)",
 			       uid0);
@@ -74,31 +168,20 @@ static int apply_appends(struct mix_builder *b, struct mix_txn *t,
 	t->result.last_uid = uid0 + n - 1;
 	if (!(recs = malloc(n * sizeof(*recs))))
 		return -ENOMEM;
-	for (k = 0; k < n && ret == 0; k++) {
-		t->append_uids[t->ops[i + k].uid] = uid0 + k;
-		recs[k].uid = uid0 + k;
-		recs[k].flags = t->ops[i + k].flags;
-		ret = mix_builder_append(b, uid0 + k, t->ops[i + k].flags,
-					 modseq);
+	for (n = 0, k = i; k < j && ret == 0; k++) {
+		const struct txn_op *op = &t->ops[k];
+		if (op->type != TXN_APPEND)
+			continue;
+		t->append_uids[op->uid] = uid0 + n;
+		recs[n].uid = uid0 + n;
+		recs[n].flags = op->flags;
+		ret = mix_builder_append(b, uid0 + n, op->flags, modseq);
+		n++;
 	}
 	if (ret == 0)
 		ret = mix_logenc_append(buf, recs, n);
 	free(recs);
-	for (k = 0; k < n && ret == 0; k++) {
-		const struct txn_op *op = &t->ops[i + k];
-		struct mix_log_uid_range r = { uid0 + k, uid0 + k };
-		for (q = 0; q < op->nkw && ret == 0; q++) {
-			const char *name = txn_kw(t, op, q);
-			ret = kw_idx(b, buf, name, 1, &idx);
-			if (ret >= 0)
-				ret = mix_builder_keyword(b, r.first, r.last,
-							  idx, 1, modseq, NULL);
-			if (ret >= 0)
-				ret = mix_logenc_keyword(buf, MIX_LOG_KW_ADD,
-							 name, &r, 1);
-		}
-	}
-	return ret < 0 ? ret : 0;
+	return ret < 0 ? ret : append_extras(b, t, i, j, modseq, buf);
 }
 
 /* The UID ranges an operation applies to.  For a conditional one
@@ -370,7 +453,9 @@ static int apply_op(struct mix_builder *b, struct mix_txn *t, uint32_t *i,
 
 	switch (op->type) {
 	case TXN_APPEND:
-		for (j = *i; j < t->nops && t->ops[j].type == TXN_APPEND; j++)
+		for (j = *i; j < t->nops && (t->ops[j].type == TXN_APPEND ||
+					     t->ops[j].type == TXN_APPEND_EXT);
+		     j++)
 			;
 		*i = j - 1;
 		return apply_appends(b, t, (uint32_t)(op - t->ops), j, modseq,

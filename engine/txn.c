@@ -11,6 +11,7 @@
  * of the moment stays true at apply time.
  */
 #include <errno.h>
+#include <sched.h>
 #include <linux/futex.h>
 #include <stdlib.h>
 #include <string.h>
@@ -403,12 +404,20 @@ int mix_txn_commit_wait(struct mix_txn *t)
 	 * SYNC commit waits for an fdatasync (~100 µs or more): spinning
 	 * would only take the CPU from the writer and other committers. */
 	if (t->durability != MIX_DURABILITY_SYNC) {
-		uint64_t end = mix_now_ns() + COMMIT_SPIN_NS;
+		uint64_t now = mix_now_ns(), end = now + COMMIT_SPIN_NS;
+		uint64_t yield_from = now + 2000;
 		for (spins = 0;; spins++) {
 			if (__atomic_load_n(&t->done, __ATOMIC_ACQUIRE))
 				break;
-			if (spins % 32 == 31 && mix_now_ns() > end)
-				break;
+			if (spins % 32 == 31) {
+				now = mix_now_ns();
+				if (now > end)
+					break;
+				/* past 2 µs, let a writer that shares our
+				 * CPU run instead of spinning against it */
+				if (now > yield_from)
+					sched_yield();
+			}
 			caa_cpu_relax();
 		}
 	}

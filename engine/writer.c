@@ -15,6 +15,7 @@
  * would exceed queue_max waits on `space` (signalled after each batch).
  */
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <time.h>
 #include <stdlib.h>
@@ -65,14 +66,21 @@ void mix_writer_enqueue(struct mix_writer *w, struct mix_txn *t)
  * 1 to exit. */
 static int writer_sleep(struct mix_writer *w)
 {
-	uint64_t end = mix_now_ns() + WRITER_SPIN_NS;
+	uint64_t now = mix_now_ns(), end = now + WRITER_SPIN_NS;
+	uint64_t yield_from = now + 2000;
 	unsigned i;
 	int stop;
 	for (i = 0;; i++) {
 		if (!mix_intake_empty(&w->intake))
 			return 0;
-		if (i % 32 == 31 && mix_now_ns() > end)
-			break;
+		if (i % 32 == 31) {
+			now = mix_now_ns();
+			if (now > end)
+				break;
+			/* a committer that shares our CPU gets to run */
+			if (now > yield_from)
+				sched_yield();
+		}
 		caa_cpu_relax();
 	}
 	pthread_mutex_lock(&w->lock);
