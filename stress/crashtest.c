@@ -822,12 +822,6 @@ static int pump(int fd, struct cycle_ctx *c, struct stats *st, double deadline,
 	}
 }
 
-static void sleep_us(unsigned us)
-{
-	struct timespec ts = { us / 1000000, (long)(us % 1000000) * 1000 };
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
 
 /* Identity of a file, to tell a fresh temporary file from a stale one. */
 struct fid {
@@ -899,26 +893,39 @@ static int wait_child(pid_t pid)
 	return status;
 }
 
+static void sleep_us(unsigned us)
+{
+	struct timespec ts = { us / 1000000, (long)(us % 1000000) * 1000 };
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
 /* mixctl check on the crashed directory: torn tails are fine, corruption
- * is not. */
+ * is not.  127: mixctl could not be executed (a build may be replacing
+ * it in a shared tree): retried a few times, then not the index's fault. */
 static int run_mixctl(const char *mixctl, const char *dir)
 {
-	int status;
+	int status = 0, rc = 127;
 	pid_t pid;
 
-	fflush(stdout);
-	pid = fork();
-	if (pid < 0)
-		return -1;
-	if (pid == 0) {
-		int null = open("/dev/null", O_WRONLY);
-		if (null >= 0)
-			dup2(null, STDOUT_FILENO);
-		execl(mixctl, mixctl, "check", dir, (char *)NULL);
-		_exit(127);
+	for (int attempt = 0; attempt < 20 && rc == 127; attempt++) {
+		if (attempt)
+			sleep_us(250000);
+		fflush(stdout);
+		pid = fork();
+		if (pid < 0)
+			return -1;
+		if (pid == 0) {
+			int null = open("/dev/null", O_WRONLY);
+			if (null >= 0)
+				dup2(null, STDOUT_FILENO);
+			execl(mixctl, mixctl, "check", dir, (char *)NULL);
+			_exit(127);
+		}
+		status = wait_child(pid);
+		rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128;
 	}
-	status = wait_child(pid);
-	return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+	return rc;
 }
 
 static int has_index_files(const char *dir)
@@ -1065,6 +1072,11 @@ static int cycle(const struct opts *o, struct model *m, struct stats *st,
 	if (o->mixctl && has_index_files(o->dir)) {
 		int rc = run_mixctl(o->mixctl, o->dir);
 		st->mixctl_runs++;
+		if (rc == 127) {
+			fprintf(stderr, "crashtest: cannot execute %s\n",
+				o->mixctl);
+			exit(2);
+		}
 		if (rc != 0) {
 			fail(&c, "cycle %u: `%s check %s` exited %d on the "
 			     "crashed index (expected 0)", n, o->mixctl,
