@@ -513,7 +513,8 @@ static void shadow_window(struct shadow *sh, uint64_t lo, uint64_t hi,
 		if (!(w->v = malloc(w->cap * sizeof(*w->v))))
 			st_die("out of memory (shadow window of %zu)", n);
 	}
-	memcpy(w->v, sh->e + a, n * sizeof(*w->v));
+	if (n)  /* memcpy from/to NULL is undefined even for 0 bytes */
+		memcpy(w->v, sh->e + a, n * sizeof(*w->v));
 	w->n = n;
 	pthread_mutex_unlock(&sh->lock);
 }
@@ -1397,7 +1398,8 @@ static uint32_t window_ranges(const struct txvec *w, int x,
 			n++;
 		}
 	}
-	qsort(r, n, sizeof(*r), cmp_range);
+	if (n > 1)
+		qsort(r, n, sizeof(*r), cmp_range);
 	for (i = 0; i < n; i++) {
 		if (k && r[i].first <= r[k - 1].last + 1) {
 			if (r[i].last > r[k - 1].last)
