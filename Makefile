@@ -210,3 +210,6 @@ bench-views: all $(BUILD)/stress/bench-views
 	@d=$$(mktemp -d /tmp/mix-bench.XXXXXX) && \
 	  $(BUILD)/stress/bench-views --dir "$$d" $(BENCH_VIEWS_ARGS) | tee $(BUILD)/bench-views.txt; \
 	  rc=$$?; rm -rf "$$d"; exit $$rc
+fuzz-clean:
+	rm -rf $(FUZZ_BUILD)
+.PHONY: fuzz-clean
