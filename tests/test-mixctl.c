@@ -321,6 +321,11 @@ int main(void)
 	free(dir);
 	if (!good.data[IX] || !good.data[L1] || !good.data[L2])
 		BAIL("the index has no mix.index, .log and .log.2");
+	/* the damage below needs a transaction at offset 48 of .log */
+	if (good.size[L1] < 48 + 16 ||
+	    get32(good.data[L1] + 48 + 8) > good.size[L1] - 48)
+		BAIL("mix.index.log holds no whole transaction at offset 48 "
+		     "(%zu bytes)", good.size[L1]);
 
 	rc = run("check", &good, out, sizeof(out));
 	if (!ok(rc == 0 && strstr(out, "clean: 0 problems"), "a clean index: "
