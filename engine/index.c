@@ -45,6 +45,7 @@ struct recovery {
 	uint64_t gen;        /* generation of the state built (1 at open) */
 	int quiet;           /* refresh: a torn tail is a write in progress */
 	int gap;             /* replay_chain found a log missing */
+	int recreate;        /* MIX_OPEN_RECREATE: a new index replaces it */
 	struct mix_log_reader logs[2]; /* [0] .log.2, [1] .log */
 	int have_log[2];
 };
@@ -172,6 +173,17 @@ static int load_index(struct recovery *rc)
 	return 0;
 }
 
+/* A log left over from the index this one re-created (MIX_OPEN_RECREATE
+ * interrupted before it removed the old logs): an older indexid whose
+ * every modseq is below this index's.  It is ignored, and replaced at the
+ * next rotation. */
+static int stale_log(const struct recovery *rc, const struct mix_log_header *h)
+{
+	return h->indexid < rc->indexid &&
+	       (uint64_t)h->indexid + h->file_seq <
+		       (uint64_t)rc->indexid + (rc->pos_seq ? rc->pos_seq : 1);
+}
+
 static int open_logs(struct recovery *rc)
 {
 	static const char *const names[2] = { MIX_LOG2_FILENAME,
@@ -186,6 +198,10 @@ static int open_logs(struct recovery *rc)
 			continue;
 		if (ret < 0)
 			return ret;
+		if (rc->have_state && stale_log(rc, &rc->logs[i].hdr)) {
+			mix_log_reader_close(&rc->logs[i]);
+			continue;
+		}
 		rc->have_log[i] = 1;
 		if (rc->logs[i].hdr.file_seq > rc->max_seq)
 			rc->max_seq = rc->logs[i].hdr.file_seq;
@@ -303,15 +319,19 @@ static int rebuild_start(struct recovery *rc)
 
 /* ---- open ---------------------------------------------------------------- */
 
-/* RECREATE: remember how far the old index's modseqs went, remove it. */
-static int recreate_prepare(struct mix_index *idx, uint32_t *indexid_r)
+/* RECREATE: the indexid of the new index, above every modseq the old
+ * one (its logs and its mix.index) can have issued.  Nothing is removed
+ * here: the new mix.index replaces the old one first (writer_setup), so a
+ * failure at any step leaves either the old index or the new one, never
+ * an old state that would issue a modseq again. */
+static int recreate_indexid(struct mix_index *idx, uint32_t *indexid_r)
 {
-	static const char *const names[3] = { MIX_LOG_FILENAME,
-					      MIX_LOG2_FILENAME,
-					      MIX_INDEX_FILENAME };
+	static const char *const names[2] = { MIX_LOG_FILENAME,
+					      MIX_LOG2_FILENAME };
+	struct mix_index_header h;
 	uint64_t floor = 0;
 	char path[4096];
-	int i, ret;
+	int i, fd;
 
 	for (i = 0; i < 2; i++) {
 		struct mix_log_reader r;
@@ -323,18 +343,37 @@ static int recreate_prepare(struct mix_index *idx, uint32_t *indexid_r)
 			mix_log_reader_close(&r);
 		}
 	}
-	for (i = 0; i < 3; i++) {
-		path_of(path, sizeof(path), idx->dir, names[i]);
-		if ((ret = mix_io_unlink(path)) < 0)
-			return ret;
+	path_of(path, sizeof(path), idx->dir, MIX_INDEX_FILENAME);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		if (pread(fd, &h, sizeof(h), 0) == (ssize_t)sizeof(h) &&
+		    h.magic == MIX_INDEX_MAGIC &&
+		    (uint64_t)h.indexid + h.log_file_seq + 1 > floor)
+			floor = (uint64_t)h.indexid + h.log_file_seq + 1;
+		close(fd);
 	}
 	/* modseq = (indexid + seq) << 32: the new index's first log (seq 1)
 	 * must start above everything the old one issued */
 	*indexid_r = now_indexid();
 	if (floor >= *indexid_r)
-		*indexid_r = (uint32_t)floor;
+		*indexid_r = floor > 0x7ffffff0u ? 0x7ffffff1u : (uint32_t)floor;
 	if (*indexid_r > 0x7ffffff0u)
 		return mix_err(MIX_ELIMIT, "%s: indexid exhausted", idx->dir);
+	return 0;
+}
+
+/* RECREATE, after the new mix.index is in place: the old logs go. */
+static int recreate_drop_logs(struct mix_index *idx)
+{
+	static const char *const names[2] = { MIX_LOG2_FILENAME,
+					      MIX_LOG_FILENAME };
+	char path[4096];
+	int i, ret;
+	for (i = 0; i < 2; i++) {
+		path_of(path, sizeof(path), idx->dir, names[i]);
+		if ((ret = mix_io_unlink(path)) < 0)
+			return ret;
+	}
 	return 0;
 }
 
@@ -356,9 +395,13 @@ static int recover_states(struct recovery *rc, unsigned flags)
 	uint32_t new_id = 0;
 	int ret, index_err = 0;
 
-	if ((flags & MIX_OPEN_RECREATE) &&
-	    (ret = recreate_prepare(idx, &new_id)) < 0)
-		return ret;
+	if (flags & MIX_OPEN_RECREATE) {
+		if ((ret = recreate_indexid(idx, &new_id)) < 0)
+			return ret;
+		idx->info.created = 1;
+		rc->recreate = 1;
+		return state_empty(rc, new_id, 1);
+	}
 	ret = load_index(rc);
 	if (ret == MIX_EVERSION || (ret < 0 && ret != -ENOENT &&
 				    ret != MIX_ECORRUPT))
@@ -379,8 +422,7 @@ static int recover_states(struct recovery *rc, unsigned flags)
 				return mix_err(MIX_ENOTFOUND, "%s: no index",
 					       idx->dir);
 			idx->info.created = 1;
-			return state_empty(rc, new_id ? new_id
-						      : now_indexid(), 1);
+			return state_empty(rc, now_indexid(), 1);
 		}
 		if (ret == 0)
 			return index_err == MIX_ECORRUPT ?
@@ -405,6 +447,16 @@ static int writer_setup(struct recovery *rc)
 	struct mix_log_writer *lw = &idx->log;
 	int ret;
 
+	if (idx->info.created && rc->recreate) {
+		/* the new mix.index first: from here on the old logs belong to
+		 * another indexid and can never be continued */
+		lw->hdr.indexid = rc->indexid;
+		lw->hdr.file_seq = 1;
+		lw->offset = sizeof(struct mix_log_header);
+		if ((ret = mix_index_checkpoint(idx, 0)) < 0 ||
+		    (ret = recreate_drop_logs(idx)) < 0)
+			return ret;
+	}
 	if (idx->info.created) {
 		ret = mix_log_rotate_to(idx->dir, rc->indexid, 1, 0, 0, lw);
 		return ret < 0 ? ret : mix_index_checkpoint(idx, 1);

@@ -455,10 +455,12 @@ int mix_builder_append(struct mix_builder *b, uint32_t uid, uint8_t flags,
 	struct mix_index_header *h = &b->hdr;
 	uint8_t *r;
 
-	if (uid == 0 || uid < h->next_uid || (flags & ~MIX_FLAGS_ALL))
-		return mix_err(MIX_ECORRUPT, "append of uid %u below next_uid "
-			       "%u or with bad flags 0x%x", uid, h->next_uid,
-			       flags);
+	/* UID 2^32-1 would wrap next_uid to 0 */
+	if (uid == 0 || uid == UINT32_MAX || uid < h->next_uid ||
+	    (flags & ~MIX_FLAGS_ALL))
+		return mix_err(MIX_ECORRUPT, "append of uid %u: below next_uid "
+			       "%u, the last UID, or with bad flags 0x%x", uid,
+			       h->next_uid, flags);
 	if (c && c->count < MIX_CHUNK_MAX) {
 		c = chunk_private(b, b->nchunks - 1, MIX_CHUNK_MAX);
 		if (!c)
