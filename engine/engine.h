@@ -39,6 +39,7 @@ struct mix_writer {
 	uint64_t stat_bytes;
 	uint64_t stat_publishes;
 	uint64_t stat_checkpoints;
+	uint64_t stat_ckpt_failures;
 	uint64_t batch_hist[MIX_BATCH_BUCKETS];
 	struct mix_hist lat_visible;
 	struct mix_hist lat_ack;

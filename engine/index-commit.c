@@ -164,6 +164,24 @@ static int flush(struct mix_index *idx, struct mix_builder *b, int need_sync)
 	return ret;
 }
 
+/* A checkpoint or rotation after the batch failed: nothing acknowledged
+ * is lost (the log has it), but the operator must hear of it, and past
+ * half the offset range the log must not grow further. */
+static void checkpoint_failed(struct mix_index *idx)
+{
+	const struct mix_engine_config *c = &idx->engine->cfg;
+	char msg[512];
+	snprintf(msg, sizeof(msg), "%s: checkpoint or rotation failed, will "
+		 "retry after the next batch: %s", idx->dir, mix_last_error());
+	if (idx->writer)
+		__atomic_add_fetch(&idx->writer->stat_ckpt_failures, 1,
+				   __ATOMIC_RELAXED);
+	if (c->warning)
+		c->warning(c->warning_ctx, msg);
+	if (idx->log.offset > LOG_OFFSET_MAX / 2)
+		poison(idx); /* cannot rotate and must */
+}
+
 static void run_batch(struct mix_index *idx, struct mix_txn **txns,
 		      uint32_t n)
 {
@@ -196,9 +214,8 @@ static void run_batch(struct mix_index *idx, struct mix_txn **txns,
 			       ret == 0 ? mix_now_ns() : 0);
 		start = end;
 		if (ret == 0 && idx->log.offset >= idx->rotate_size &&
-		    mix_index_checkpoint_rotate(idx) < 0 &&
-		    idx->log.offset > LOG_OFFSET_MAX / 2)
-			poison(idx); /* cannot rotate and must */
+		    mix_index_checkpoint_rotate(idx) < 0)
+			checkpoint_failed(idx);
 	}
 }
 

@@ -34,6 +34,8 @@ MIX_API void mix_engine_stats(struct mix_engine *e, struct mix_engine_stats *st)
 						    __ATOMIC_RELAXED);
 		st->checkpoints += __atomic_load_n(&w->stat_checkpoints,
 						   __ATOMIC_RELAXED);
+		st->checkpoint_failures += __atomic_load_n(
+			&w->stat_ckpt_failures, __ATOMIC_RELAXED);
 		for (k = 0; k < MIX_BATCH_BUCKETS; k++)
 			st->batch_size_hist[k] += __atomic_load_n(
 				&w->batch_hist[k], __ATOMIC_RELAXED);

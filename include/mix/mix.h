@@ -90,8 +90,10 @@ MIX_API const char *mix_last_error(void);
 struct mix_engine;
 
 /* Called with one message per problem that open or recovery repaired or
- * worked around (a torn log tail that was cut off, a rebuilt index).  From
- * the thread that called mix_index_open(); must not call into mix. */
+ * worked around (a torn log tail that was cut off, a rebuilt index) — from
+ * the thread that called mix_index_open() — and for a checkpoint or
+ * rotation that failed after a batch — from the writer thread.  Must not
+ * call into mix. */
 typedef void mix_warning_fn(void *ctx, const char *message);
 
 struct mix_engine_config {
@@ -139,6 +141,10 @@ struct mix_engine_stats {
 	uint64_t fsyncs;        /* fdatasync calls on logs */
 	uint64_t bytes_logged;  /* bytes appended to logs */
 	uint64_t checkpoints;   /* mix.index files written */
+	uint64_t checkpoint_failures; /* failed checkpoints/rotations (each
+				       * also reported to the warning
+				       * callback; retried after the next
+				       * batch) */
 	/* batches by size: [k] counts batches of 2^k .. 2^(k+1)-1
 	 * transactions (the last bucket: 2^11 and more) */
 	uint64_t batch_size_hist[MIX_BATCH_BUCKETS];
