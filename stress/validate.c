@@ -2680,6 +2680,28 @@ struct rss_sample {
 	double at;
 };
 
+/* Live snapshots of all mailboxes now, and the most seen since the last
+ * call of rss_sample (the main loop looks every 10 ms with --rss-check:
+ * the backlog of snapshots waiting for a grace period comes in bursts
+ * that 10 s samples miss). */
+static uint32_t g_live_peak, g_live_peak_run;
+
+static uint32_t live_snapshots(void)
+{
+	uint32_t live = 0;
+	unsigned m;
+	for (m = 0; m < opt.mailboxes; m++) {
+		struct mix_index_stats st;
+		mix_index_stats(g_mb[m].idx, &st);
+		live += st.snapshots_live;
+	}
+	if (live > g_live_peak)
+		g_live_peak = live;
+	if (live > g_live_peak_run)
+		g_live_peak_run = live;
+	return live;
+}
+
 static void rss_sample(struct rss_sample *r)
 {
 	unsigned m;
@@ -2691,19 +2713,19 @@ static void rss_sample(struct rss_sample *r)
 	r->file = st_proc_status_kb("RssFile");
 	r->heap = st_heap_in_use();
 	r->messages = total_messages();
+	r->snapshots_live = live_snapshots();
 	for (m = 0; m < opt.mailboxes; m++) {
-		struct mix_index_stats st;
-		mix_index_stats(g_mb[m].idx, &st);
-		r->snapshots_live += st.snapshots_live;
 		pthread_mutex_lock(&g_mb[m].shadow.lock);
 		r->shadow_live += g_mb[m].shadow.len - g_mb[m].shadow.start;
 		pthread_mutex_unlock(&g_mb[m].shadow.lock);
 	}
 	printf("# at %.1f s: VmRSS %.1f MiB (anon %.1f, file %.1f), malloc in "
-	       "use %.1f MiB, %" PRIu64 " messages, %u live snapshots, %"
-	       PRIu64 " shadow log entries\n", r->at, r->rss / 1048576.0,
-	       r->anon / 1048576.0, r->file / 1048576.0, r->heap / 1048576.0,
-	       r->messages, r->snapshots_live, r->shadow_live);
+	       "use %.1f MiB, %" PRIu64 " messages, %u live snapshots (peak "
+	       "%u since the last sample), %" PRIu64 " shadow log entries\n",
+	       r->at, r->rss / 1048576.0, r->anon / 1048576.0,
+	       r->file / 1048576.0, r->heap / 1048576.0, r->messages,
+	       r->snapshots_live, g_live_peak, r->shadow_live);
+	g_live_peak = 0;
 }
 
 /* After the threads are gone (views closed): every index comes down to
@@ -2946,6 +2968,8 @@ int main(int argc, char **argv)
 		nanosleep(&ts, NULL);
 		if (atomic_load(&g_shared->ro_failed))
 			break;
+		if (opt.rss_check)
+			(void)live_snapshots();
 		if (opt.rss_check && !rss_taken &&
 		    st_secs_since(g_start_ns) >= opt.rss_at) {
 			rss_sample(&rss0);
@@ -3004,6 +3028,12 @@ int main(int argc, char **argv)
 		       rss0.messages);
 		printf("validate_messages_at_%.0fs %" PRIu64 " msgs\n", rss1.at,
 		       rss1.messages);
+		printf("validate_malloc_in_use_at_%.0fs %" PRIu64 " bytes\n",
+		       rss0.at, rss0.heap);
+		printf("validate_malloc_in_use_at_%.0fs %" PRIu64 " bytes\n",
+		       rss1.at, rss1.heap);
+		printf("validate_snapshots_live_peak %u snapshots\n",
+		       g_live_peak_run);
 		if (ratio > 1.5)
 			violation("VmRSS at %.0f s vs at %.0f s of steady load: "
 				  "observed %.3fx (%" PRIu64 " vs %" PRIu64
