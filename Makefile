@@ -184,28 +184,15 @@ perf: all $(BUILD)/stress/validate
 	@sh tools/perf-profile.sh $(BUILD)
 
 # ---- views and the stress harness (issue 3, docs/benchmarks.md) ------------
-# make stress-long: 64 readers + 8 committers for 10 s; 60 s of steady load
-# with the resident-memory check (--rss-check); every --inject-fault kind,
-# each of which must end in a VIOLATION (exit 1): the view checks can
-# fail; last, a read-only process following the writer through a rotation
-# every 16 KiB (--ro-readers).  make bench-views: refresh, sync and
-# CHANGEDSINCE figures.
+# make stress-long: stress/stress-long.sh — 64 readers + 8 committers for
+# 10 s; 60 s of steady load with the resident-memory check; every
+# --inject-fault kind (each must be caught: the view checks can fail); a
+# read-only process following the writer through rotations.  Runs every
+# step, names the failed ones.  make bench-views: refresh, view sync and
+# CHANGEDSINCE figures (stress/bench-views.c).
 .PHONY: stress-long bench-views
-INJECT_FAULTS := drop-changed drop-new swap-expunged unlogged no-rearm
 stress-long: all $(BUILD)/stress/validate
-	@d=$$(mktemp -d /tmp/mix-stress.XXXXXX) && trap 'rm -rf "$$d"' EXIT && \
-	  $(BUILD)/stress/validate --dir "$$d/a" --readers 64 --committers 8 --seconds 10 && \
-	  $(BUILD)/stress/validate --dir "$$d/b" --seconds 60 --rss-check && \
-	  for k in $(INJECT_FAULTS); do \
-	    $(BUILD)/stress/validate --dir "$$d/$$k" --seconds 8 --readers 2 \
-	      --committers 2 --view-readers 2 --mailboxes 2 --messages 5000 \
-	      --inject-fault $$k >"$$d/$$k.out" 2>&1; rc=$$?; \
-	    if [ $$rc -ne 1 ]; then cat "$$d/$$k.out"; \
-	      echo "inject-fault $$k: exit $$rc, expected 1 (a VIOLATION)"; exit 1; fi; \
-	    echo "inject-fault $$k: caught: $$(grep -m1 '^VIOLATION' "$$d/$$k.out" | cut -c1-120)"; \
-	  done && \
-	  $(BUILD)/stress/validate --dir "$$d/ro" --seconds 10 --ro-readers 2 \
-	    --mailboxes 2 --rotate 16384
+	@sh stress/stress-long.sh $(BUILD)
 bench-views: all $(BUILD)/stress/bench-views
 	@d=$$(mktemp -d /tmp/mix-bench.XXXXXX) && \
 	  $(BUILD)/stress/bench-views --dir "$$d" $(BENCH_VIEWS_ARGS) | tee $(BUILD)/bench-views.txt; \

@@ -54,7 +54,11 @@
  *
  *   changedsince10  A CHANGEDSINCE iteration (mix_changed_iter) from the
  *            HIGHESTMODSEQ before 10 one-message flag changes, on the same
- *            two mailboxes (median of 200, µs, and the ratio).
+ *            two mailboxes (median of 200, µs, and the ratio).  Also
+ *            changedsince_none: the same iteration from the current
+ *            HIGHESTMODSEQ (nothing to find): the walk over the chunk
+ *            directory alone, one entry per ~1,000 messages, which is the
+ *            part of both figures that grows with the mailbox.
  *
  * Options: --dir DIR (required), --quick, --only NAME, --messages N
  * (the refresh figure's mailbox), --seed N.
@@ -597,6 +601,33 @@ static double sync_nochange(struct mix_index *idx)
 	return (double)t0 / (double)n;
 }
 
+/* Median µs of a CHANGEDSINCE iteration that finds nothing: the chunk
+ * directory walk alone. */
+static double changedsince_none(struct mix_index *idx, unsigned reps)
+{
+	double *us = calloc(reps, sizeof(*us)), med;
+	unsigned i;
+
+	if (!us)
+		st_die("out of memory");
+	mix_read_lock();
+	for (i = 0; i < reps; i++) {
+		const struct mix_snap *s = mix_index_snap(idx);
+		struct mix_changed_iter it;
+		struct mix_record r;
+		uint64_t t0 = st_now_ns();
+		mix_changed_iter_init(&it, s, mix_snap_highest_modseq(s));
+		if (mix_changed_iter_next(&it, NULL, &r))
+			st_die("bench-views: CHANGEDSINCE HIGHESTMODSEQ found "
+			       "uid %u", r.uid);
+		us[i] = (double)(st_now_ns() - t0) / 1e3;
+	}
+	mix_read_unlock();
+	med = st_median(us, reps);
+	free(us);
+	return med;
+}
+
 /* Median µs of a CHANGEDSINCE iteration over 10 one-message changes. */
 static double changedsince10(struct mix_index *idx, unsigned reps)
 {
@@ -635,7 +666,7 @@ static double changedsince10(struct mix_index *idx, unsigned reps)
 static void bench_sync(void)
 {
 	uint32_t sizes[2] = { 100000, 1000000 };
-	double flags[2], mixed[2], cs[2], p90, nochange;
+	double flags[2], mixed[2], cs[2], none[2], p90, nochange;
 	unsigned reps = 200, k;
 	char name[128], sz[16], sz0[16], sz1[16];
 
@@ -675,6 +706,9 @@ static void bench_sync(void)
 			cs[k] = changedsince10(idx, reps);
 			snprintf(name, sizeof(name), "changedsince_10_%s", sz);
 			figure(name, cs[k], "us");
+			none[k] = changedsince_none(idx, reps);
+			snprintf(name, sizeof(name), "changedsince_none_%s", sz);
+			figure(name, none[k], "us");
 		}
 		fail_ret(mix_index_close(&idx), "mix_index_close");
 	}
@@ -692,6 +726,9 @@ static void bench_sync(void)
 		snprintf(name, sizeof(name), "changedsince_10_ratio_%s_%s",
 			 sz1, sz0);
 		figure(name, cs[1] / cs[0], "ratio");
+		snprintf(name, sizeof(name), "changedsince_none_ratio_%s_%s",
+			 sz1, sz0);
+		figure(name, none[1] / none[0], "ratio");
 	}
 }
 

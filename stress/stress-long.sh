@@ -1,0 +1,56 @@
+#!/bin/sh
+# stress-long.sh BUILD — `make stress-long`: the long stress/validate runs
+# of issue 3 (docs/benchmarks.md, "Views and the stress harness"), each in
+# a fresh directory under ${TMPDIR:-/tmp}:
+#
+#   1. 64 readers + 8 committers for 10 s (default view readers):
+#      zero violations;
+#   2. 60 s of steady load with --rss-check: VmRSS at 60 s at most 1.5x
+#      VmRSS at 10 s;
+#   3. every --inject-fault kind on a small run: each must end in a
+#      VIOLATION with exit status 1 (the view checks can fail);
+#   4. a read-only process following the writer through a rotation every
+#      16 KiB (--ro-readers 2, 2 mailboxes, 10 s): zero violations.
+#
+# Every step runs even when an earlier one failed; the summary names the
+# failed ones and the exit status is 1 if any failed.  Each run's output
+# goes to stdout with its figures (name value unit).
+build=${1:-build}
+bin=$build/stress/validate
+dir=$(mktemp -d "${TMPDIR:-/tmp}/mix-stress-long.XXXXXX") || exit 2
+trap 'rm -rf "$dir"' EXIT
+failed=""
+
+step() {
+	name=$1
+	shift
+	echo "=== $name: validate $* (load $(cut -d' ' -f1-3 /proc/loadavg))"
+	"$bin" --dir "$dir/$name" "$@"
+	rc=$?
+	[ "$rc" -eq 0 ] || failed="$failed $name(exit $rc)"
+}
+
+step readers64 --readers 64 --committers 8 --seconds 10
+step rss60 --seconds 60 --rss-check
+for k in drop-changed drop-new swap-expunged unlogged no-rearm; do
+	out=$dir/inject-$k.out
+	"$bin" --dir "$dir/inject-$k" --seconds 8 --readers 2 --committers 2 \
+		--view-readers 2 --mailboxes 2 --messages 5000 \
+		--inject-fault "$k" >"$out" 2>&1
+	rc=$?
+	if [ "$rc" -eq 1 ] && grep -q '^VIOLATION' "$out"; then
+		echo "=== inject-fault $k: caught: $(grep -m1 '^VIOLATION' "$out" |
+			cut -c1-150)"
+	else
+		cat "$out"
+		echo "=== inject-fault $k: exit $rc, expected 1 with a VIOLATION"
+		failed="$failed inject-$k"
+	fi
+done
+step readonly --ro-readers 2 --mailboxes 2 --rotate 16384 --seconds 10
+
+if [ -n "$failed" ]; then
+	echo "stress-long: FAILED:$failed"
+	exit 1
+fi
+echo "stress-long: all passed"
