@@ -691,6 +691,30 @@ MIX_API int mix_index_ext_register(struct mix_index *idx, const char *name,
 
 /* ---- read-only refresh ---------------------------------------------------- */
 
+/* A writer rotating renames mix.index.log to .log.2, fsyncs the
+ * directory, then renames the new log into place: for those milliseconds
+ * there is no mix.index.log, and a .log.2 opened just before may be the
+ * older one.  A refresh that opens the logs then would miss acknowledged
+ * commits, so when mix.index.log is missing it opens both again, for up
+ * to 200 ms (after that the writer died mid-rotation: recovery's rules
+ * apply as at open). */
+static int open_logs_settled(struct recovery *rc)
+{
+	int tries, ret = 0, i;
+	for (tries = 0; tries < 100; tries++) {
+		ret = open_logs(rc);
+		if (ret < 0 || rc->have_log[1])
+			return ret;
+		for (i = 0; i < 2; i++)
+			if (rc->have_log[i]) {
+				mix_log_reader_close(&rc->logs[i]);
+				rc->have_log[i] = 0;
+			}
+		usleep(2000);
+	}
+	return open_logs(rc);
+}
+
 /* The logs moved past what this process has seen (two rotations): start
  * again from the writer's newer mix.index. */
 static int refresh_reload(struct mix_index *idx, const struct mix_snap *cur)
@@ -705,7 +729,7 @@ static int refresh_reload(struct mix_index *idx, const struct mix_snap *cur)
 	ret = load_index(&rc);
 	rc.b.xhist_max = idx->xhist_max;
 	if (ret == 0)
-		ret = open_logs(&rc);
+		ret = open_logs_settled(&rc);
 	if (ret == 0)
 		ret = replay_chain(&rc);
 	if (ret == 0) {
@@ -741,7 +765,7 @@ static int refresh_locked(struct mix_index *idx)
 		return ret;
 	rc.have_state = 1;
 	rc.b.xhist_max = idx->xhist_max;
-	ret = open_logs(&rc);
+	ret = open_logs_settled(&rc);
 	if (ret == 0)
 		ret = replay_chain(&rc);
 	if (ret == 0 && (rc.b.changed || rc.pos_seq != cur->hdr.log_file_seq ||

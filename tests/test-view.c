@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <time.h>
 #include <sys/select.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -412,6 +413,82 @@ static void test_other_process(const char *dir)
 	mix_engine_free(&e);
 }
 
+/* ---- read-only refresh across rotations (regression) ------------------- */
+
+static struct mix_index *rr_idx;
+static uint64_t rr_acked;
+static int rr_stop;
+
+static void *rr_committer(void *arg)
+{
+	uint32_t i = 0;
+	(void)arg;
+	while (!__atomic_load_n(&rr_stop, __ATOMIC_ACQUIRE)) {
+		struct mix_txn *t;
+		struct mix_commit_result res;
+		struct mix_uid_range r = { 1 + i % 50, 1 + i % 50 };
+		mix_txn_begin(rr_idx, &t);
+		mix_txn_flags(t, &r, 1, (i / 50) % 2 ? MIX_MODIFY_REMOVE
+						      : MIX_MODIFY_ADD,
+			      MIX_FLAG_SEEN);
+		if (mix_txn_commit(&t, MIX_DURABILITY_NONE, &res) == 0)
+			__atomic_store_n(&rr_acked, res.modseq,
+					 __ATOMIC_RELEASE);
+		i++;
+	}
+	return NULL;
+}
+
+/* A read-only refresh that starts after a commit was acknowledged sees
+ * it, even while the writer is between the two renames of a rotation
+ * (found by stress/validate --ro-readers). */
+static void test_refresh_rotation(const char *dir)
+{
+	struct mix_engine_config cfg;
+	struct mix_engine *e;
+	struct mix_index *ro;
+	pthread_t th;
+	uint64_t misses = 0, refreshes = 0, t_end;
+	struct timespec ts;
+
+	mix_engine_config_init(&cfg);
+	cfg.log_rotate_size = 4096;
+	mix_engine_create(&cfg, &e);
+	mix_index_open(e, dir, MIX_OPEN_CREATE, &rr_idx);
+	fill(rr_idx, 50);
+	if (mix_index_open(e, dir, MIX_OPEN_READONLY, &ro) < 0)
+		BAIL("ro: %s", mix_last_error());
+	pthread_create(&th, NULL, rr_committer, NULL);
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	t_end = (uint64_t)ts.tv_sec + 2;
+	do {
+		uint64_t acked = __atomic_load_n(&rr_acked, __ATOMIC_ACQUIRE);
+		uint64_t h;
+		if (mix_index_refresh(ro) < 0) {
+			misses++;
+			diag("refresh: %s", mix_last_error());
+			break;
+		}
+		refreshes++;
+		mix_read_lock();
+		h = mix_snap_highest_modseq(mix_index_snap(ro));
+		mix_read_unlock();
+		if (h < acked && misses++ < 3)
+			diag("after refresh %llu: highest %llx < acknowledged "
+			     "%llx", (unsigned long long)refreshes,
+			     (unsigned long long)h, (unsigned long long)acked);
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+	} while ((uint64_t)ts.tv_sec < t_end);
+	__atomic_store_n(&rr_stop, 1, __ATOMIC_RELEASE);
+	pthread_join(th, NULL);
+	ok(misses == 0, "%llu read-only refreshes during rotations every "
+	   "4 KiB: each sees every commit acknowledged before it",
+	   (unsigned long long)refreshes);
+	mix_index_close(&ro);
+	mix_index_close(&rr_idx);
+	mix_engine_free(&e);
+}
+
 /* ---- several writer threads -------------------------------------------- */
 
 #define NBOX 12
@@ -497,6 +574,12 @@ int main(void)
 	test_sync_reports(e, d3, "tiny history");
 	mix_engine_free(&e);
 	test_writers(d6);
+	{
+		char *d7 = tu_tmpdir("view7");
+		test_refresh_rotation(d7);
+		tu_rmdir_r(d7);
+		free(d7);
+	}
 	tu_rmdir_r(d1);
 	tu_rmdir_r(d2);
 	tu_rmdir_r(d3);
