@@ -31,6 +31,10 @@
 /* A batch is flushed once its encoding passes this (keeps offsets far
  * below 2^32 with the largest rotation size). */
 #define BATCH_BYTES_MAX (64u << 20)
+/* Unpublished snapshots waiting for a grace period before the writer
+ * waits for them to be freed. */
+#define SNAP_BACKLOG_MAX 256
+
 /* No transaction may start beyond this log offset (modseq low half). */
 #define LOG_OFFSET_MAX 0xf0000000u
 
@@ -157,6 +161,13 @@ static int flush(struct mix_index *idx, struct mix_builder *b, int need_sync)
 		ret = mix_index_publish(idx, b);
 	if (ret == 0 && w)
 		__atomic_add_fetch(&w->stat_publishes, 1, __ATOMIC_RELAXED);
+	if (ret == 0 && __atomic_load_n(&idx->reclaim.waiting,
+					 __ATOMIC_RELAXED) > SNAP_BACKLOG_MAX)
+		/* Publishing faster than grace periods end: each waiting
+		 * snapshot holds its copied chunk (~32 KiB).  Wait until the
+		 * queued ones are freed, so memory stays bounded under any
+		 * commit rate (a few ms, only in such bursts). */
+		mix_rcu_barrier();
 	if (ret < 0) {
 		poison(idx);
 		mix_builder_abort(b);

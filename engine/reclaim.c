@@ -18,6 +18,7 @@ int mix_reclaim_init(struct mix_reclaim *r)
 {
 	r->head = r->tail = NULL;
 	r->live = 0;
+	r->waiting = 0;
 	r->snaps_freed = r->objs_freed = 0;
 	return -pthread_mutex_init(&r->lock, NULL);
 }
@@ -102,7 +103,9 @@ void mix_snap_unref(struct mix_snap *s)
 static void unpublish_cb(struct mix_rcu_head *h)
 {
 	struct mix_snap *s = caa_container_of(h, struct mix_snap, rcu);
-	mix_snap_unref(s);
+	struct mix_reclaim *r = s->reclaim;
+	mix_snap_unref(s);   /* may free s, never r */
+	__atomic_sub_fetch(&r->waiting, 1, __ATOMIC_RELAXED);
 }
 
 void mix_reclaim_unpublish(struct mix_snap *prev)
@@ -110,6 +113,7 @@ void mix_reclaim_unpublish(struct mix_snap *prev)
 	/* ORDER(snap-retire): prev is no longer reachable through
 	 * index->snap (the successor was published before this call);
 	 * readers that loaded it before are covered by the grace period. */
+	__atomic_add_fetch(&prev->reclaim->waiting, 1, __ATOMIC_RELAXED);
 	mix_rcu_defer(&prev->rcu, unpublish_cb);
 }
 

@@ -25,6 +25,9 @@ struct mix_reclaim {
 	/* live snapshots, oldest first */
 	struct mix_snap *head, *tail;
 	uint32_t live;
+	/* snapshots unpublished and waiting for their grace period (atomic;
+	 * the writer reads it without the lock to bound the backlog) */
+	uint32_t waiting;
 	/* statistics (under lock) */
 	uint64_t snaps_freed;
 	uint64_t objs_freed;
