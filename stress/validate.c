@@ -108,8 +108,10 @@
  *   owning process before the refresh started (the committers' rings and
  *   the acknowledged maxima live in shared memory), plus the plain
  *   readers' header, iteration and transaction-effect checks.  Off by
- *   default: it finds a refresh that misses acknowledged commits when it
- *   races with a rotation (docs/benchmarks.md, "Engine bugs found").
+ *   default (the default run is one process); make check runs one such
+ *   thread, make stress-long two.  It found a refresh that missed
+ *   acknowledged commits when it raced with a rotation
+ *   (docs/benchmarks.md, "Engine bugs found"; fixed in 236abb3).
  *
  * - --rss-check samples VmRSS (and each mailbox's message count, to show
  *   the load is steady: committers expunge about as much as they append)

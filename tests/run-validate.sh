@@ -1,9 +1,10 @@
 #!/bin/sh
 # TAP: stress/validate, small — 6 readers, 4 view readers (2 syncing in a
-# loop, 2 woken by watchers) and 4 committers for 2 s on 3 mailboxes of
-# 10,000 messages served by 2 writer threads, logs rotating every 16 KiB
-# (so checkpoints and rotations happen while readers run), then the
-# close/reopen and crash-recovery comparisons.  validate checks the
+# loop, 2 woken by watchers), a read-only process following the writer
+# and 4 committers for 2 s on 3 mailboxes of 10,000 messages served by 2
+# writer threads, logs rotating every 16 KiB (so checkpoints and rotations
+# happen while readers run), then the close/reopen and crash-recovery
+# comparisons.  validate checks the
 # invariants of docs/design.md §1 and the view reports itself and exits
 # non-zero on the first violation; its exit status is the test.  Its
 # output (seed, figures, the VIOLATION line) is printed as diagnostics;
@@ -12,7 +13,8 @@
 # directory.
 bin="${MIX_BUILD:-build}/stress/validate"
 args="--seconds 2 --readers 6 --committers 4 --view-readers 4"
-args="$args --mailboxes 3 --writers 2 --messages 10000 --rotate 16384"
+args="$args --ro-readers 1 --mailboxes 3 --writers 2 --messages 10000"
+args="$args --rotate 16384"
 dir=$(mktemp -d "${TMPDIR:-/tmp}/mix-validate.XXXXXX") || {
 	echo "1..0 # SKIP mktemp -d failed"
 	exit 0
