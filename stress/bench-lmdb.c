@@ -180,17 +180,6 @@ static int want(const char *name)
 	return g_only ? !strcmp(g_only, name) : strcmp(name, "callgrind");
 }
 
-/* "1k", "100k", "1m" */
-static const char *size_name(uint32_t n, char *buf, size_t size)
-{
-	if (n % 1000000 == 0)
-		snprintf(buf, size, "%um", n / 1000000);
-	else if (n % 1000 == 0)
-		snprintf(buf, size, "%uk", n / 1000);
-	else
-		snprintf(buf, size, "%u", n);
-	return buf;
-}
 
 /* One "name value unit" line; the name is printf-formatted. */
 static void figure(const char *unit, double value, const char *fmt, ...)
@@ -742,33 +731,6 @@ static double ldb_commit_rate(struct ldb *l, struct toggler *tg,
 	return n / st_secs_since(t0);
 }
 
-/* The disk's own rate: 64-byte append + fdatasync in a loop on a file in
- * --dir (what one durable commit cannot beat without grouping). */
-static double fdatasync_rate(double secs)
-{
-	char path[4096], buf[64];
-	uint64_t t0, n = 0;
-	off_t off = 0;
-	int fd;
-
-	memset(buf, 'x', sizeof(buf));
-	snprintf(path, sizeof(path), "%s/fdatasync.test", g_dir);
-	fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
-	if (fd < 0)
-		st_die("open %s: %s", path, strerror(errno));
-	t0 = st_now_ns();
-	while (n % 16 != 0 || st_secs_since(t0) < secs) {
-		if (pwrite(fd, buf, sizeof(buf), off) != (ssize_t)sizeof(buf) ||
-		    fdatasync(fd) < 0)
-			st_die("write/fdatasync %s: %s", path, strerror(errno));
-		off += (off_t)sizeof(buf);
-		n++;
-	}
-	secs = st_secs_since(t0);
-	close(fd);
-	unlink(path);
-	return n / secs;
-}
 
 static void bench_commit(void)
 {
@@ -809,7 +771,7 @@ static void bench_commit(void)
 		ls[i] = ldb_commit_rate(&l, &ltg, s_sync, h_ls);
 		ldb_set_sync(&l, LDB_NOMETASYNC);
 		lm[i] = ldb_commit_rate(&l, &ltg, s_sync / 2, NULL);
-		raw[i] = fdatasync_rate(s_sync / 2);
+		raw[i] = st_fdatasync_rate(g_dir, s_sync / 2);
 	}
 	mixdb_close(&m);
 	ldb_close(&l);
@@ -1178,7 +1140,7 @@ static void bench_lookup_one(struct mixdb *m, struct ldb *l)
 	double mns[5], lns[5], mtot[5], ltot[5];
 	char sz[16];
 
-	size_name(m->messages, sz, sizeof(sz));
+	st_size_name(m->messages, sz, sizeof(sz));
 	for (nthr = 1; nthr <= 2; nthr++) {
 		double mt, lt;
 		for (i = 0; i < runs; i++) {
@@ -1213,7 +1175,7 @@ static void bench_refresh(struct mixdb *m, struct ldb *l)
 	double ml[3], ll[3], mw[3], lw[3], mp[3], lp[3], mlm, llm, mwm, lwm;
 	char sz[16];
 
-	size_name(m->messages, sz, sizeof(sz));
+	st_size_name(m->messages, sz, sizeof(sz));
 	ldb_set_sync(l, LDB_NOSYNC);
 	for (i = 0; i < runs; i++) {
 		struct read_result a, b;
@@ -1251,7 +1213,7 @@ static void bench_scale(struct mixdb *m, struct ldb *l)
 	double secs = g_quick ? 0.2 : 0.5;
 	char sz[16];
 
-	size_name(m->messages, sz, sizeof(sz));
+	st_size_name(m->messages, sz, sizeof(sz));
 	ldb_set_sync(l, LDB_NOSYNC);
 	printf("# scale: %s messages, one writer (NONE / NOSYNC flag changes), "
 	       "median of %u runs of %.1f s per point\n", sz, runs, secs);

@@ -100,25 +100,7 @@ static int want(const char *name)
 	return !g_only || !strcmp(g_only, name);
 }
 
-static const char *size_name(uint32_t n, char *buf, size_t size)
-{
-	if (n % 1000000 == 0)
-		snprintf(buf, size, "%um", n / 1000000);
-	else if (n % 1000 == 0)
-		snprintf(buf, size, "%uk", n / 1000);
-	else
-		snprintf(buf, size, "%u", n);
-	return buf;
-}
 
-static void figure(const char *name, double value, const char *unit)
-{
-	if (value != 0 && (value >= 1e7 || value < 0.01))
-		printf("%s %.3e %s\n", name, value, unit);
-	else
-		printf("%s %.4g %s\n", name, value, unit);
-	fflush(stdout);
-}
 
 /* The cycle counter, bracketed so the timed call cannot move out of the
  * bracket (lfence waits for earlier instructions; rdtscp waits for them
@@ -452,62 +434,62 @@ static void bench_refresh(void)
 	struct mix_index *idx = index_new("refresh");
 	char name[128], sz[16];
 
-	size_name(g_messages, sz, sizeof(sz));
+	st_size_name(g_messages, sz, sizeof(sz));
 	index_fill(idx, g_messages);
 	for (i = 0; i < runs; i++)
 		refresh_run(idx, 1, secs, i, &res[i]);
 	snprintf(name, sizeof(name), "refresh_2readers_1committer_%s_lookups",
 		 sz);
 	MEDIAN_OF(lookups_per_s);
-	figure(name, med, "lookups/s");
+	st_figure(name, med, "lookups/s");
 	printf("# target >= 3.7e7 lookups/s: %s\n", med >= 37e6 ? "met"
 							     : "NOT met");
 	snprintf(name, sizeof(name), "refresh_2readers_1committer_%s_mean",
 		 sz);
 	MEDIAN_OF(refresh_ns);
-	figure(name, med, "ns");
+	st_figure(name, med, "ns");
 	printf("# target < 100 ns: %s\n", med < 100 ? "met" : "NOT met");
 	snprintf(name, sizeof(name), "refresh_2readers_1committer_%s_median",
 		 sz);
 	MEDIAN_OF(refresh_median_ns);
-	figure(name, med, "ns");
+	st_figure(name, med, "ns");
 	snprintf(name, sizeof(name),
 		 "refresh_2readers_1committer_%s_moved_mean", sz);
 	MEDIAN_OF(refresh_moved_ns);
-	figure(name, med, "ns");
+	st_figure(name, med, "ns");
 	snprintf(name, sizeof(name),
 		 "refresh_2readers_1committer_%s_unmoved_mean", sz);
 	MEDIAN_OF(refresh_unmoved_ns);
-	figure(name, med, "ns");
+	st_figure(name, med, "ns");
 	snprintf(name, sizeof(name),
 		 "refresh_2readers_1committer_%s_moved_fraction", sz);
 	MEDIAN_OF(moved_frac);
-	figure(name, med, "ratio");
+	st_figure(name, med, "ratio");
 	snprintf(name, sizeof(name), "refresh_2readers_1committer_%s_commits",
 		 sz);
 	MEDIAN_OF(commits_per_s);
-	figure(name, med, "commits/s");
+	st_figure(name, med, "commits/s");
 	snprintf(name, sizeof(name), "refresh_tight_1committer_%s_mean", sz);
 	MEDIAN_OF(tight_ns);
-	figure(name, med, "ns");
+	st_figure(name, med, "ns");
 	snprintf(name, sizeof(name),
 		 "refresh_tight_1committer_%s_moved_fraction", sz);
 	MEDIAN_OF(tight_moved_frac);
-	figure(name, med, "ratio");
+	st_figure(name, med, "ratio");
 
 	for (i = 0; i < runs; i++)
 		refresh_run(idx, 0, secs, 50 + i, &res[i]);
 	snprintf(name, sizeof(name), "refresh_2readers_nocommitter_%s_lookups",
 		 sz);
 	MEDIAN_OF(lookups_per_s);
-	figure(name, med, "lookups/s");
+	st_figure(name, med, "lookups/s");
 	snprintf(name, sizeof(name), "refresh_2readers_nocommitter_%s_mean",
 		 sz);
 	MEDIAN_OF(refresh_ns);
-	figure(name, med, "ns");
+	st_figure(name, med, "ns");
 	snprintf(name, sizeof(name), "refresh_tight_nocommitter_%s_mean", sz);
 	MEDIAN_OF(tight_ns);
-	figure(name, med, "ns");
+	st_figure(name, med, "ns");
 	fail_ret(mix_index_close(&idx), "mix_index_close");
 }
 
@@ -678,7 +660,7 @@ static void bench_sync(void)
 		struct mix_index *idx;
 		uint64_t t0 = st_now_ns();
 
-		size_name(sizes[k], sz, sizeof(sz));
+		st_size_name(sizes[k], sz, sizeof(sz));
 		snprintf(name, sizeof(name), "sync-%s", sz);
 		idx = index_new(name);
 		index_fill(idx, sizes[k]);
@@ -687,48 +669,48 @@ static void bench_sync(void)
 		if (want("sync10")) {
 			flags[k] = sync10(idx, 0, reps, &p90);
 			snprintf(name, sizeof(name), "view_sync_10flags_%s", sz);
-			figure(name, flags[k], "us");
+			st_figure(name, flags[k], "us");
 			snprintf(name, sizeof(name), "view_sync_10flags_%s_p90",
 				 sz);
-			figure(name, p90, "us");
+			st_figure(name, p90, "us");
 			mixed[k] = sync10(idx, 1, reps, &p90);
 			snprintf(name, sizeof(name), "view_sync_10mixed_%s", sz);
-			figure(name, mixed[k], "us");
+			st_figure(name, mixed[k], "us");
 			snprintf(name, sizeof(name), "view_sync_10mixed_%s_p90",
 				 sz);
-			figure(name, p90, "us");
+			st_figure(name, p90, "us");
 			nochange = sync_nochange(idx);
 			snprintf(name, sizeof(name), "view_sync_nochange_%s",
 				 sz);
-			figure(name, nochange, "ns");
+			st_figure(name, nochange, "ns");
 		}
 		if (want("changedsince10")) {
 			cs[k] = changedsince10(idx, reps);
 			snprintf(name, sizeof(name), "changedsince_10_%s", sz);
-			figure(name, cs[k], "us");
+			st_figure(name, cs[k], "us");
 			none[k] = changedsince_none(idx, reps);
 			snprintf(name, sizeof(name), "changedsince_none_%s", sz);
-			figure(name, none[k], "us");
+			st_figure(name, none[k], "us");
 		}
 		fail_ret(mix_index_close(&idx), "mix_index_close");
 	}
-	size_name(sizes[0], sz0, sizeof(sz0));
-	size_name(sizes[1], sz1, sizeof(sz1));
+	st_size_name(sizes[0], sz0, sizeof(sz0));
+	st_size_name(sizes[1], sz1, sizeof(sz1));
 	if (want("sync10")) {
 		snprintf(name, sizeof(name), "view_sync_10flags_ratio_%s_%s",
 			 sz1, sz0);
-		figure(name, flags[1] / flags[0], "ratio");
+		st_figure(name, flags[1] / flags[0], "ratio");
 		snprintf(name, sizeof(name), "view_sync_10mixed_ratio_%s_%s",
 			 sz1, sz0);
-		figure(name, mixed[1] / mixed[0], "ratio");
+		st_figure(name, mixed[1] / mixed[0], "ratio");
 	}
 	if (want("changedsince10")) {
 		snprintf(name, sizeof(name), "changedsince_10_ratio_%s_%s",
 			 sz1, sz0);
-		figure(name, cs[1] / cs[0], "ratio");
+		st_figure(name, cs[1] / cs[0], "ratio");
 		snprintf(name, sizeof(name), "changedsince_none_ratio_%s_%s",
 			 sz1, sz0);
-		figure(name, none[1] / none[0], "ratio");
+		st_figure(name, none[1] / none[0], "ratio");
 	}
 }
 

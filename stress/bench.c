@@ -72,26 +72,7 @@ static int want(const char *name)
 	return !g_only || !strcmp(g_only, name);
 }
 
-/* "1k", "100k", "1m" */
-static const char *size_name(uint32_t n, char *buf, size_t size)
-{
-	if (n % 1000000 == 0)
-		snprintf(buf, size, "%um", n / 1000000);
-	else if (n % 1000 == 0)
-		snprintf(buf, size, "%uk", n / 1000);
-	else
-		snprintf(buf, size, "%u", n);
-	return buf;
-}
 
-static void figure(const char *name, double value, const char *unit)
-{
-	if (value != 0 && (value >= 1e7 || value < 0.01))
-		printf("%s %.3e %s\n", name, value, unit);
-	else
-		printf("%s %.4g %s\n", name, value, unit);
-	fflush(stdout);
-}
 
 /* A new index in DIR/name (removed first if it exists). */
 static struct mix_index *index_new(const char *name, char **path_r)
@@ -202,7 +183,7 @@ static void bench_append(void)
 		st_rmdir_r(path);
 		free(path);
 	}
-	figure("append_100k_txn1000_none", st_median(v, 3), "msgs/s");
+	st_figure("append_100k_txn1000_none", st_median(v, 3), "msgs/s");
 }
 
 /* ---- (b) single committer, raw fdatasync -------------------------------- */
@@ -219,31 +200,6 @@ static double commit_rate(struct mix_index *idx, struct toggler *tg,
 	return n / st_secs_since(t0);
 }
 
-static double fdatasync_rate(double secs)
-{
-	char path[4096], buf[64];
-	uint64_t t0, n = 0;
-	off_t off = 0;
-	int fd;
-
-	memset(buf, 'x', sizeof(buf));
-	snprintf(path, sizeof(path), "%s/fdatasync.test", g_dir);
-	fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
-	if (fd < 0)
-		st_die("open %s: %s", path, strerror(errno));
-	t0 = st_now_ns();
-	while (n % 16 != 0 || st_secs_since(t0) < secs) {
-		if (pwrite(fd, buf, sizeof(buf), off) != (ssize_t)sizeof(buf) ||
-		    fdatasync(fd) < 0)
-			st_die("write/fdatasync %s: %s", path, strerror(errno));
-		off += sizeof(buf);
-		n++;
-	}
-	secs = st_secs_since(t0);
-	close(fd);
-	unlink(path);
-	return n / secs;
-}
 
 static double g_sync1_rate; /* 1-thread SYNC rate, for comparison */
 static double g_sync16_batch, g_sync16_fsyncs;
@@ -263,13 +219,13 @@ static void bench_commit(void)
 	for (i = 0; i < 3; i++)
 		sync[i] = commit_rate(idx, &tg, MIX_DURABILITY_SYNC, s_sync);
 	for (i = 0; i < 3; i++)
-		raw[i] = fdatasync_rate(s_sync);
+		raw[i] = st_fdatasync_rate(g_dir, s_sync);
 	fail_ret(mix_index_close(&idx), "mix_index_close");
 	g_sync1_rate = st_median(sync, 3);
-	figure("commit_none_1thr_10k_flag1", st_median(none, 3), "commits/s");
-	figure("commit_sync_1thr_10k_flag1", g_sync1_rate, "commits/s");
-	figure("fdatasync_raw_append64", st_median(raw, 3), "syncs/s");
-	figure("commit_sync_over_fdatasync_raw",
+	st_figure("commit_none_1thr_10k_flag1", st_median(none, 3), "commits/s");
+	st_figure("commit_sync_1thr_10k_flag1", g_sync1_rate, "commits/s");
+	st_figure("fdatasync_raw_append64", st_median(raw, 3), "syncs/s");
+	st_figure("commit_sync_over_fdatasync_raw",
 	       g_sync1_rate / st_median(raw, 3), "ratio");
 }
 
@@ -356,12 +312,12 @@ static void bench_sync16(void)
 	none16 = multi_commit_rate(idx, 16, MIX_DURABILITY_NONE,
 				   g_quick ? 0.3 : 1.0);
 	fail_ret(mix_index_close(&idx), "mix_index_close");
-	figure("commit_sync_16thr_10k_flag1", sync16, "commits/s");
+	st_figure("commit_sync_16thr_10k_flag1", sync16, "commits/s");
 	/* from the engine's counters around the 16-thread run */
-	figure("commit_sync_16thr_mean_batch", g_sync16_batch,
+	st_figure("commit_sync_16thr_mean_batch", g_sync16_batch,
 	       "commits/batch");
-	figure("commit_sync_16thr_fsyncs", g_sync16_fsyncs, "fsyncs");
-	figure("commit_none_16thr_10k_flag1", none16, "commits/s");
+	st_figure("commit_sync_16thr_fsyncs", g_sync16_fsyncs, "fsyncs");
+	st_figure("commit_none_16thr_10k_flag1", none16, "commits/s");
 }
 
 /* ---- (d) lookups -------------------------------------------------------- */
@@ -443,16 +399,16 @@ static void bench_lookup_one(struct mix_index *idx, uint32_t messages)
 	double secs = g_quick ? 0.1 : 0.3, ns[5], agg[5];
 	char name[128], sz[16];
 
-	size_name(messages, sz, sizeof(sz));
+	st_size_name(messages, sz, sizeof(sz));
 	for (nthreads = 1; nthreads <= 2; nthreads++) {
 		for (i = 0; i < runs; i++)
 			ns[i] = lookup_run(idx, nthreads, secs, &agg[i]);
 		snprintf(name, sizeof(name), "lookup_uid_%s_%uthr", sz,
 			 nthreads);
-		figure(name, st_median(ns, runs), "ns/lookup");
+		st_figure(name, st_median(ns, runs), "ns/lookup");
 		snprintf(name, sizeof(name), "lookup_uid_%s_%uthr_total", sz,
 			 nthreads);
-		figure(name, st_median(agg, runs), "lookups/s");
+		st_figure(name, st_median(agg, runs), "lookups/s");
 	}
 }
 
@@ -478,17 +434,17 @@ static void bench_publish_one(struct mix_index *idx, uint32_t messages)
 	p99 = st_percentile(lat, n, 99);
 	med = st_median(lat, n);
 	free(lat);
-	size_name(messages, sz, sizeof(sz));
+	st_size_name(messages, sz, sizeof(sz));
 	snprintf(name, sizeof(name), "publish_flag1_none_%s_median", sz);
-	figure(name, med, "us");
+	st_figure(name, med, "us");
 	snprintf(name, sizeof(name), "publish_flag1_none_%s_p99", sz);
-	figure(name, p99, "us");
+	st_figure(name, p99, "us");
 	if (messages == 1000)
 		g_publish_1k = med;
 	else if (g_publish_1k > 0) {
 		snprintf(name, sizeof(name), "publish_flag1_none_%s_over_1k",
 			 sz);
-		figure(name, med / g_publish_1k, "ratio");
+		st_figure(name, med / g_publish_1k, "ratio");
 	}
 }
 
@@ -529,15 +485,15 @@ static int rss_child(const char *dir, const char *sz)
 	if (n != count || n == 0 || sum == 0)
 		st_die("rss: iterated %u of %u records", n, count);
 	snprintf(name, sizeof(name), "rss_readonly_%s_bytes", sz);
-	figure(name, (double)(after - before), "bytes");
+	st_figure(name, (double)(after - before), "bytes");
 	snprintf(name, sizeof(name), "rss_readonly_%s_per_message", sz);
-	figure(name, (double)(after - before) / n, "bytes/msg");
+	st_figure(name, (double)(after - before) / n, "bytes/msg");
 	snprintf(name, sizeof(name), "rss_readonly_%s_anon_bytes", sz);
-	figure(name, (double)anon1 - (double)anon0, "bytes");
+	st_figure(name, (double)anon1 - (double)anon0, "bytes");
 	snprintf(name, sizeof(name), "rss_readonly_%s_file_bytes", sz);
-	figure(name, (double)file1 - (double)file0, "bytes");
+	st_figure(name, (double)file1 - (double)file0, "bytes");
 	snprintf(name, sizeof(name), "index_file_%s_per_message", sz);
-	figure(name, (double)st_file_size(dir, "mix.index") / n, "bytes/msg");
+	st_figure(name, (double)st_file_size(dir, "mix.index") / n, "bytes/msg");
 	fail_ret(mix_index_close(&idx), "mix_index_close");
 	fail_ret(mix_engine_free(&e), "mix_engine_free");
 	return 0;
@@ -549,7 +505,7 @@ static void bench_rss(const char *dir, uint32_t messages)
 	pid_t pid;
 	int status;
 
-	size_name(messages, sz, sizeof(sz));
+	st_size_name(messages, sz, sizeof(sz));
 	fflush(stdout);
 	pid = fork();
 	if (pid < 0)

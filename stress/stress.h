@@ -14,6 +14,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <malloc.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -301,6 +302,59 @@ static inline uint64_t st_heap_in_use(void)
 #else
 	return 0;
 #endif
+}
+
+/* ---- figures (benchmark programs) ------------------------------------- */
+
+/* "1k", "100k", "1m" for names of figures. */
+static inline const char *st_size_name(uint32_t n, char *buf, size_t size)
+{
+	if (n % 1000000 == 0)
+		snprintf(buf, size, "%um", n / 1000000);
+	else if (n % 1000 == 0)
+		snprintf(buf, size, "%uk", n / 1000);
+	else
+		snprintf(buf, size, "%u", n);
+	return buf;
+}
+
+/* One `name value unit` line. */
+static inline void st_figure(const char *name, double value, const char *unit)
+{
+	if (value != 0 && (value >= 1e7 || value < 0.01))
+		printf("%s %.3e %s\n", name, value, unit);
+	else
+		printf("%s %.4g %s\n", name, value, unit);
+	fflush(stdout);
+}
+
+/* The disk's own rate: 64-byte append + fdatasync in a loop on a file in
+ * dir for about secs (what one durable commit cannot beat without
+ * grouping).  Syncs per second. */
+static inline double st_fdatasync_rate(const char *dir, double secs)
+{
+	char path[4096], buf[64];
+	uint64_t t0, n = 0;
+	off_t off = 0;
+	int fd;
+
+	memset(buf, 'x', sizeof(buf));
+	snprintf(path, sizeof(path), "%s/fdatasync.test", dir);
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0)
+		st_die("open %s: %s", path, strerror(errno));
+	t0 = st_now_ns();
+	while (n % 16 != 0 || st_secs_since(t0) < secs) {
+		if (pwrite(fd, buf, sizeof(buf), off) != (ssize_t)sizeof(buf) ||
+		    fdatasync(fd) < 0)
+			st_die("write/fdatasync %s: %s", path, strerror(errno));
+		off += (off_t)sizeof(buf);
+		n++;
+	}
+	secs = st_secs_since(t0);
+	close(fd);
+	unlink(path);
+	return n / secs;
 }
 
 #endif
