@@ -33,7 +33,6 @@ struct mix_writer {
 	int stop;               /* under lock */
 	uint32_t last_batch;    /* writer only: size of the previous batch */
 	/* statistics, written by the writer only (relaxed atomics) */
-	uint64_t stat_batches;
 	uint64_t stat_txns;
 	uint64_t stat_fsyncs;
 	uint64_t stat_bytes;

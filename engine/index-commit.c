@@ -56,8 +56,8 @@ int mix_index_publish(struct mix_index *idx, struct mix_builder *b)
 	mix_reclaim_publish(&idx->reclaim, s, prev, retired);
 	/* ORDER(snap-publish): s and everything it points to are complete
 	 * and never written again; pairs with MIX_RCU_DEREF in
-	 * mix_index_snap().  seq_cst (an xchg on x86) for ORDER(watch). */
-	__atomic_store_n(&idx->snap, s, __ATOMIC_SEQ_CST);
+	 * mix_index_snap(); seq_cst for ORDER(watch) (see rcu.h). */
+	MIX_RCU_PUBLISH(idx->snap, s);
 	MIX_PROBE2(publish, s->gen, s->hdr.highest_modseq);
 	if (prev)
 		mix_reclaim_unpublish(prev);
@@ -350,8 +350,6 @@ int mix_index_checkpoint(struct mix_index *idx, int do_remap)
 	if (idx->writer)
 		__atomic_add_fetch(&idx->writer->stat_checkpoints, 1,
 				   __ATOMIC_RELAXED);
-	idx->ckpt_file_seq = idx->log.hdr.file_seq;
-	idx->ckpt_offset = idx->log.offset;
 	if (do_remap && (ret = mix_index_remap(idx)) < 0) {
 		/* the checkpoint is fine; readers keep the heap chunks */
 		ret = 0;

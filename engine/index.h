@@ -32,8 +32,6 @@ struct mix_index {
 	int lock_fd;
 	uint64_t rotate_size;
 	uint32_t xhist_max;          /* engine's expunge_history_max */
-	uint32_t ckpt_file_seq;      /* log position of the last checkpoint */
-	uint64_t ckpt_offset;
 	struct mix_buf batch;        /* encoded transactions of a batch */
 
 	/* views and watchers open on it (atomic); close refuses while > 0 */

@@ -78,8 +78,10 @@ static inline int mix_rcu_read_ongoing(void)
 }
 
 /* Publish p = v: v's contents are complete before the store.  Pairs with
- * MIX_RCU_DEREF.  (rcu_assign_pointer; a release store.) */
-#define MIX_RCU_PUBLISH(p, v) __atomic_store_n(&(p), (v), __ATOMIC_RELEASE)
+ * MIX_RCU_DEREF.  (rcu_assign_pointer: a release store would do; it is
+ * seq_cst, one xchg on x86 per publish, because the snapshot pointer also
+ * takes part in the watchers' store-load ordering, watch.c ORDER(watch).) */
+#define MIX_RCU_PUBLISH(p, v) __atomic_store_n(&(p), (v), __ATOMIC_SEQ_CST)
 /* Subscribe: read p once; what it points to was complete at publish.
  * (rcu_dereference; a consume load, plain mov on x86.) */
 #define MIX_RCU_DEREF(p) __atomic_load_n(&(p), __ATOMIC_CONSUME)

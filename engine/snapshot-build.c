@@ -1180,12 +1180,11 @@ static int xhist_decode(struct mix_builder *b, const uint8_t *p,
 		    e.modseq > b->hdr.highest_modseq ||
 		    e.nranges == 0 || (size - off) / 8 < e.nranges)
 			goto bad;
-		x = xhist_node(b->gen, e.modseq,
-			       (const struct mix_log_uid_range *)(p + off), 0);
-		if (!x || !(x = realloc(x, sizeof(*x) + e.nranges * 8)))
+		/* xhist_node copies the ranges with memcpy: any alignment */
+		x = xhist_node(b->gen, e.modseq, (const void *)(p + off),
+			       e.nranges);
+		if (!x)
 			return -ENOMEM;
-		memcpy(x->r, p + off, e.nranges * 8);
-		x->nranges = e.nranges;
 		x->next = b->xhist.head;
 		b->xhist.head = x;
 		b->xhist.count++;

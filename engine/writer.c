@@ -116,12 +116,15 @@ static int part_add(struct part **parts, uint32_t *nparts, uint32_t *cap,
 			struct part *n = realloc(*parts, nc * sizeof(*n));
 			if (!n)
 				return -ENOMEM;
+			memset(n + *cap, 0, (nc - *cap) * sizeof(*n));
 			*parts = n;
 			*cap = nc;
 		}
+		/* the slot keeps its txns array from earlier batches: no
+		 * allocation per batch once the writer has warmed up */
 		p = &(*parts)[(*nparts)++];
-		memset(p, 0, sizeof(*p));
 		p->idx = t->index;
+		p->count = 0;
 	}
 	if (p->count == p->cap) {
 		uint32_t nc = p->cap ? p->cap * 2 : 16;
@@ -199,12 +202,10 @@ static uint32_t writer_batch(struct mix_writer *w, struct part **parts,
 	}
 	/* counted before the committers are acknowledged, so a committer
 	 * that returned sees its commit in mix_engine_stats() */
-	__atomic_add_fetch(&w->stat_batches, 1, __ATOMIC_RELAXED);
 	__atomic_add_fetch(&w->stat_txns, total, __ATOMIC_RELAXED);
 	for (i = 0; i < nparts; i++) {
 		struct part *p = &(*parts)[i];
 		mix_index_process_batch(p->idx, p->txns, p->count);
-		free(p->txns);
 	}
 	return total;
 }
@@ -213,7 +214,7 @@ static void *writer_main(void *arg)
 {
 	struct mix_writer *w = arg;
 	struct part *parts = NULL;
-	uint32_t cap = 0, done;
+	uint32_t cap = 0, done, i;
 	char name[16];
 
 	snprintf(name, sizeof(name), "mix-writer-%u", w->id);
@@ -234,6 +235,8 @@ static void *writer_main(void *arg)
 		if (writer_sleep(w))
 			break;
 	}
+	for (i = 0; i < cap; i++)
+		free(parts[i].txns);
 	free(parts);
 	return NULL;
 }
