@@ -128,7 +128,8 @@ _Static_assert(sizeof(struct mix_index_record) == 16, "record");
 /* ---- mix.index.log (docs/format.md §3) ------------------------------- */
 
 #define MIX_LOG_MAGIC 0x474f4c4du /* "MLOG" */
-#define MIX_LOG_MAJOR 1
+#define MIX_LOG_MAJOR 2      /* written */
+#define MIX_LOG_MAJOR_MIN 1  /* the oldest major version still read */
 #define MIX_LOG_MINOR 0
 
 /* A log file is at most 4 GiB, so that every transaction's offset fits the
@@ -189,6 +190,9 @@ enum mix_log_type {
 	MIX_LOG_EXT_HDR = 8,
 	MIX_LOG_EXT_REC = 9,
 	MIX_LOG_HDR = 10,
+	/* major version 2 */
+	MIX_LOG_APPEND_RUN = 11,
+	MIX_LOG_EXT_RUN = 12,
 };
 
 /* A transaction (§3.2) is a BOUNDARY record followed by operation
@@ -217,6 +221,16 @@ struct mix_log_append {
 	uint32_t flags;
 };
 _Static_assert(sizeof(struct mix_log_append) == 8, "append entry");
+
+/* APPEND_RUN (major 2): this, then count flag bytes, zero-padded to 4:
+ * UIDs first_uid .. first_uid + count - 1 (count >= 1, the last below
+ * 2^32 - 1), each with its flags byte.  The same as an APPEND of those
+ * entries in 1 byte per message instead of 8. */
+struct mix_log_append_run {
+	uint32_t first_uid;
+	uint32_t count;
+};
+_Static_assert(sizeof(struct mix_log_append_run) == 8, "append run");
 
 /* EXPUNGE: n × struct mix_log_uid_range, sorted, not overlapping. */
 
@@ -270,6 +284,18 @@ struct mix_log_ext_rec {
 	uint32_t rec_size;
 };
 _Static_assert(sizeof(struct mix_log_ext_rec) == 8, "ext rec");
+
+/* EXT_RUN (major 2): this, then count × rec_size bytes, zero-padded to
+ * 4: the record data of UIDs first_uid .. first_uid + count - 1
+ * (count >= 1), back to back.  The same as an EXT_REC of those entries
+ * without a UID per entry. */
+struct mix_log_ext_run {
+	uint32_t ext_id;
+	uint32_t rec_size;
+	uint32_t first_uid;
+	uint32_t count;
+};
+_Static_assert(sizeof(struct mix_log_ext_run) == 16, "ext run");
 
 /* HDR: this, then data padded to 4; offset/size address the base header
  * (only uid_validity, next_uid, first_recent_uid, day_stamp and

@@ -231,7 +231,7 @@ static int replay_log(struct recovery *rc, struct mix_log_reader *r,
 		return ret;
 	while (r->pos < limit &&
 	       (ret = mix_log_reader_next(r, &txn, &size, &off)) > 0) {
-		ret = mix_replay_txn(&rc->b, txn, size,
+		ret = mix_replay_txn(&rc->b, txn, size, r->hdr.major_version,
 				     mix_modseq_make(rc->indexid,
 						     r->hdr.file_seq,
 						     (uint32_t)off),

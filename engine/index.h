@@ -76,7 +76,8 @@ int mix_hdr_apply(struct mix_builder *b, uint32_t offset, const uint8_t *data,
 
 /* Apply one logged transaction (replay.c). */
 int mix_replay_txn(struct mix_builder *b, const uint8_t *txn, uint32_t size,
-		   uint64_t modseq, const char *path, uint64_t offset);
+		   uint8_t major, uint64_t modseq, const char *path,
+		   uint64_t offset);
 
 /* Resolve and apply one transaction in the writer (txn-apply.c): apply it
  * to b and encode its effective changes at the end of buf.  modseq is the

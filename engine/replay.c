@@ -163,6 +163,17 @@ static int replay_op(struct mix_builder *b, const struct mix_log_op *op,
 					   op->size, &changed);
 	case MIX_LOG_EXT_REC:
 		return replay_ext_rec(b, op, modseq);
+	case MIX_LOG_APPEND_RUN:
+		return mix_builder_append_run(b, op->first_uid, op->count,
+					      op->data, modseq);
+	case MIX_LOG_EXT_RUN:
+		if (op->ext_id >= b->layout->ext_count ||
+		    b->layout->exts[op->ext_id].rec_size != op->rec_size)
+			return mix_err(MIX_ECORRUPT, "record update of "
+				       "extension %u with size %u", op->ext_id,
+				       op->rec_size);
+		return mix_builder_ext_range(b, op->first_uid, op->count,
+					     op->ext_id, op->data, modseq);
 	case MIX_LOG_HDR:
 		return mix_hdr_apply(b, op->offset, op->data, op->size);
 	}
@@ -170,13 +181,14 @@ static int replay_op(struct mix_builder *b, const struct mix_log_op *op,
 }
 
 int mix_replay_txn(struct mix_builder *b, const uint8_t *txn, uint32_t size,
-		   uint64_t modseq, const char *path, uint64_t offset)
+		   uint8_t major, uint64_t modseq, const char *path,
+		   uint64_t offset)
 {
 	struct mix_log_op op;
 	uint32_t pos = 0;
 	int ret;
 
-	while ((ret = mix_log_txn_next_op(txn, size, &pos, &op)) > 0) {
+	while ((ret = mix_log_txn_next_op(txn, size, major, &pos, &op)) > 0) {
 		ret = replay_op(b, &op, modseq);
 		if (ret < 0)
 			break;

@@ -492,6 +492,133 @@ int mix_builder_append(struct mix_builder *b, uint32_t uid, uint8_t flags,
 	return 0;
 }
 
+int mix_builder_append_run(struct mix_builder *b, uint32_t uid0, uint32_t n,
+			   const uint8_t *flags, uint64_t modseq)
+{
+	struct mix_index_header *h = &b->hdr;
+	uint32_t done = 0, i, seen = 0, deleted = 0;
+	uint32_t lw_unseen = h->first_unseen_uid_lowwater;
+	uint32_t lw_del = h->first_deleted_uid_lowwater;
+	size_t rs = b_rs(b);
+
+	if (n == 0)
+		return 0;
+	/* UID 2^32-1 would wrap next_uid to 0 */
+	if (uid0 == 0 || uid0 < h->next_uid ||
+	    (uint64_t)uid0 + n - 1 >= UINT32_MAX)
+		return mix_err(MIX_ECORRUPT, "append of uids %u..+%u: below "
+			       "next_uid %u or reaching the last UID", uid0, n,
+			       h->next_uid);
+	for (i = 0; i < n; i++)
+		if (flags[i] & ~MIX_FLAGS_ALL)
+			return mix_err(MIX_ECORRUPT, "append of uid %u with bad "
+				       "flags 0x%x", uid0 + i, flags[i]);
+	/* low-water marks that said "none" pointed at next_uid; after the
+	 * run "none" is uid0 + n, and the first unseen (deleted) message
+	 * of the run lowers them */
+	if (lw_unseen >= h->next_uid)
+		lw_unseen = uid0 + n;
+	if (lw_del >= h->next_uid)
+		lw_del = uid0 + n;
+	while (done < n) {
+		struct mix_chunk *c = b->nchunks ? b->chunks[b->nchunks - 1]
+						 : NULL;
+		uint32_t k;
+		uint8_t *r;
+		if (c && c->count < MIX_CHUNK_MAX) {
+			if (!(c = chunk_private(b, b->nchunks - 1,
+						MIX_CHUNK_MAX)))
+				return -ENOMEM;
+		} else {
+			if (dir_reserve(b, 1) < 0 ||
+			    !(c = chunk_new(b, MIX_CHUNK_MAX)))
+				return -ENOMEM;
+			b->chunks[b->nchunks++] = c;
+		}
+		k = MIX_CHUNK_MAX - c->count;
+		if (k > n - done)
+			k = n - done;
+		r = c_rec(b, c, c->count);
+		memset(r, 0, k * rs);
+		for (i = 0; i < k; i++, r += rs) {
+			uint32_t uid = uid0 + done + i;
+			uint8_t f = flags[done + i];
+			memcpy(r, &uid, 4);
+			r[4] = f;
+			r_set_modseq(r, modseq);
+			seen += !!(f & MIX_FLAG_SEEN);
+			deleted += !!(f & MIX_FLAG_DELETED);
+			if (!(f & MIX_FLAG_SEEN) && uid < lw_unseen)
+				lw_unseen = uid;
+			if ((f & MIX_FLAG_DELETED) && uid < lw_del)
+				lw_del = uid;
+		}
+		if (c->count == 0)
+			c->first_uid = uid0 + done;
+		c->count += k;
+		done += k;
+		c->last_uid = uid0 + done - 1;
+		if (modseq > c->max_modseq)
+			c->max_modseq = modseq;
+	}
+	h->first_unseen_uid_lowwater = lw_unseen;
+	h->first_deleted_uid_lowwater = lw_del;
+	h->next_uid = uid0 + n;
+	h->messages_count += n;
+	h->seen_messages_count += seen;
+	h->deleted_messages_count += deleted;
+	mix_builder_touch(b, modseq);
+	return 0;
+}
+
+int mix_builder_ext_run(struct mix_builder *b, uint32_t uid0, uint32_t n,
+			uint32_t ext_id, const uint8_t *data,
+			const uint8_t *set)
+{
+	const struct mix_ext *e;
+	uint32_t ci, pos, i = 0, rec_size;
+	size_t rs = b_rs(b);
+
+	if (ext_id < MIX_EXT_FIRST || ext_id >= b->layout->ext_count ||
+	    b->layout->exts[ext_id].rec_size == 0)
+		return mix_err(MIX_EINVAL, "extension %u has no record data",
+			       ext_id);
+	if (n == 0)
+		return 0;
+	e = &b->layout->exts[ext_id];
+	rec_size = e->rec_size;
+	ci = dir_find(b, uid0);
+	if (ci >= b->nchunks)
+		return mix_err(MIX_EINVAL, "extension data of uid %u: no such "
+			       "message", uid0);
+	pos = chunk_lower_bound(b, b->chunks[ci], uid0);
+	for (; i < n && ci < b->nchunks; ci++, pos = 0) {
+		struct mix_chunk *c = b->chunks[ci];
+		uint32_t k = c->count > pos ? c->count - pos : 0, j;
+		uint8_t *r;
+		if (k > n - i)
+			k = n - i;
+		/* the run was appended by this build: its chunks are the
+		 * build's own, and UIDs ascend, so matching first and last
+		 * UIDs mean the k records are uid0 + i .. in order */
+		if (!chunk_writable(b, c) || k == 0 ||
+		    r_uid(c_rec(b, c, pos)) != uid0 + i ||
+		    r_uid(c_rec(b, c, pos + k - 1)) != uid0 + i + k - 1)
+			return mix_err(MIX_EINVAL, "extension data of uid %u: "
+				       "not a message appended in this build",
+				       uid0 + i);
+		r = c_rec(b, c, pos) + e->rec_offset;
+		for (j = 0; j < k; j++, i++, r += rs)
+			if (!set || set[i])
+				memcpy(r, data + (size_t)i * rec_size,
+				       rec_size);
+	}
+	if (i < n)
+		return mix_err(MIX_EINVAL, "extension data of uids %u..+%u: "
+			       "past the last message", uid0, n);
+	return 0;
+}
+
 /* ---- expunge ---------------------------------------------------------- */
 
 /* Remove the records of c in [first, last]; returns removed count. */
@@ -752,6 +879,47 @@ int mix_builder_ext_rec(struct mix_builder *b, uint32_t uid, uint32_t ext_id,
 	ret = for_range(b, uid, uid, modseq, NULL, ext_fn, &x);
 	*changed_r = ret == 0 && x.changed;
 	return ret;
+}
+
+struct ext_range_ctx {
+	uint16_t off, size;
+	uint32_t first;
+	const uint8_t *data;
+};
+
+static int ext_range_fn(struct mix_builder *b, uint8_t *r, int apply,
+			void *ctx)
+{
+	struct ext_range_ctx *x = ctx;
+	const uint8_t *d = x->data + (size_t)(r_uid(r) - x->first) * x->size;
+	(void)b;
+	if (!apply)
+		return memcmp(r + x->off, d, x->size) != 0;
+	memcpy(r + x->off, d, x->size);
+	return 1;
+}
+
+int mix_builder_ext_range(struct mix_builder *b, uint32_t first,
+			  uint32_t count, uint32_t ext_id,
+			  const uint8_t *data, uint64_t modseq)
+{
+	const struct mix_ext *e;
+	struct ext_range_ctx x;
+
+	if (ext_id < MIX_EXT_FIRST || ext_id >= b->layout->ext_count ||
+	    b->layout->exts[ext_id].rec_size == 0)
+		return mix_err(MIX_EINVAL, "extension %u has no record data",
+			       ext_id);
+	if (count == 0 || (uint64_t)first + count - 1 > UINT32_MAX)
+		return mix_err(MIX_EINVAL, "extension data of UIDs %u + %u",
+			       first, count);
+	e = &b->layout->exts[ext_id];
+	x.off = e->rec_offset;
+	x.size = e->rec_size;
+	x.first = first;
+	x.data = data;
+	return for_range(b, first, first + count - 1, modseq, NULL,
+			 ext_range_fn, &x);
 }
 
 /* ---- layout, keywords, extensions ------------------------------------- */

@@ -221,6 +221,17 @@ int mix_builder_finish(struct mix_builder *b, struct mix_snap **snap_r,
  * highest_modseq) exact. */
 int mix_builder_append(struct mix_builder *b, uint32_t uid, uint8_t flags,
 		       uint64_t modseq);
+/* Append n messages with UIDs uid0 .. uid0+n-1 and flags[i]: the same as
+ * n mix_builder_append calls, a chunk at a time. */
+int mix_builder_append_run(struct mix_builder *b, uint32_t uid0, uint32_t n,
+			   const uint8_t *flags, uint64_t modseq);
+/* Extension record data of the n messages uid0 .. uid0+n-1 appended by
+ * the last mix_builder_append_run: data[i × rec_size] for each i with
+ * set[i] (every i if set is NULL).  No modseq of its own: the records
+ * carry the append's. */
+int mix_builder_ext_run(struct mix_builder *b, uint32_t uid0, uint32_t n,
+			uint32_t ext_id, const uint8_t *data,
+			const uint8_t *set);
 int mix_builder_expunge(struct mix_builder *b, uint32_t first, uint32_t last,
 			uint64_t modseq, struct mix_ranges *out);
 int mix_builder_flags(struct mix_builder *b, uint32_t first, uint32_t last,
@@ -243,6 +254,12 @@ int mix_builder_split_modseq(struct mix_builder *b, uint32_t first,
 /* Set extension record data (ext's rec_size bytes) of uid; *changed_r. */
 int mix_builder_ext_rec(struct mix_builder *b, uint32_t uid, uint32_t ext_id,
 			const uint8_t *data, uint64_t modseq, int *changed_r);
+/* Set extension record data of the messages in first .. first+count-1
+ * that exist: UID first + i gets data + i * rec_size (replay of an
+ * EXT_RUN record).  Those whose data changes get modseq. */
+int mix_builder_ext_range(struct mix_builder *b, uint32_t first,
+			  uint32_t count, uint32_t ext_id,
+			  const uint8_t *data, uint64_t modseq);
 int mix_builder_ext_hdr(struct mix_builder *b, uint32_t ext_id,
 			uint32_t offset, const uint8_t *data, uint32_t size,
 			int *changed_r);

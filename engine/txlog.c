@@ -142,6 +142,8 @@ static const char *const log_type_names[] = {
 	[MIX_LOG_EXT_HDR] = "ext-hdr",
 	[MIX_LOG_EXT_REC] = "ext-rec",
 	[MIX_LOG_HDR] = "hdr",
+	[MIX_LOG_APPEND_RUN] = "append-run",
+	[MIX_LOG_EXT_RUN] = "ext-run",
 };
 
 static const char *log_type_name(uint16_t type)
@@ -159,6 +161,7 @@ struct rec_ctx {
 	const char *name;
 	uint32_t off;
 	int encoding;
+	uint8_t major;   /* the file's major version */
 };
 
 static int rec_bad(const struct rec_ctx *c, const char *fmt, ...)
@@ -243,6 +246,81 @@ static int dec_append(const struct rec_ctx *c, const uint8_t *p, uint32_t n,
 	}
 	op->appends = (const struct mix_log_append *)p;
 	op->count = count;
+	return 0;
+}
+
+/* §3.3.11 APPEND_RUN: the header, then count flag bytes padded to 4. */
+static int dec_append_run(const struct rec_ctx *c, const uint8_t *p,
+			  uint32_t n, struct mix_log_op *op)
+{
+	struct mix_log_append_run h;
+	uint64_t want;
+
+	if (n < sizeof(h))
+		return rec_bad(c, "payload of %u bytes is shorter than its "
+			       "8-byte header", n);
+	memcpy(&h, p, sizeof(h));
+	if (h.first_uid == 0 || h.count == 0)
+		return rec_bad(c, "first_uid %u, count %u: both must be above 0",
+			       h.first_uid, h.count);
+	/* next_uid becomes the last UID + 1, which must fit */
+	if ((uint64_t)h.first_uid + h.count - 1 >= UINT32_MAX)
+		return rec_bad(c, "UIDs %u + %u reach %u (expected the last "
+			       "below %u)", h.first_uid, h.count, UINT32_MAX,
+			       UINT32_MAX);
+	want = sizeof(h) + (((uint64_t)h.count + 3) & ~3ull);
+	if (n != want)
+		return rec_bad(c, "payload is %u bytes, expected %llu for %u "
+			       "flag bytes", n, (unsigned long long)want,
+			       h.count);
+	for (uint32_t i = 0; i < h.count; i++)
+		if ((p[sizeof(h) + i] & ~MIX_FLAGS_ALL) != 0)
+			return rec_bad(c, "entry %u (UID %u): flags 0x%x "
+				       "outside 0x%x", i, h.first_uid + i,
+				       p[sizeof(h) + i],
+				       (unsigned)MIX_FLAGS_ALL);
+	if (!all_zero(p + sizeof(h) + h.count, n - sizeof(h) - h.count))
+		return rec_bad(c, "padding after the flags is not zero");
+	op->first_uid = h.first_uid;
+	op->count = h.count;
+	op->data = p + sizeof(h);
+	return 0;
+}
+
+/* §3.3.12 EXT_RUN: the header, then count × rec_size bytes padded to 4. */
+static int dec_ext_run(const struct rec_ctx *c, const uint8_t *p, uint32_t n,
+		       struct mix_log_op *op)
+{
+	struct mix_log_ext_run h;
+	uint64_t bytes, want;
+
+	if (n < sizeof(h))
+		return rec_bad(c, "payload of %u bytes is shorter than its "
+			       "16-byte header", n);
+	memcpy(&h, p, sizeof(h));
+	if (h.rec_size == 0 || h.rec_size > MIX_EXT_REC_MAX)
+		return rec_bad(c, "rec_size %u outside 1..%u", h.rec_size,
+			       MIX_EXT_REC_MAX);
+	if (h.first_uid == 0 || h.count == 0)
+		return rec_bad(c, "first_uid %u, count %u: both must be above 0",
+			       h.first_uid, h.count);
+	if ((uint64_t)h.first_uid + h.count - 1 > UINT32_MAX)
+		return rec_bad(c, "UIDs %u + %u pass %u", h.first_uid, h.count,
+			       UINT32_MAX);
+	bytes = (uint64_t)h.count * h.rec_size;
+	want = sizeof(h) + ((bytes + 3) & ~3ull);
+	if (n != want)
+		return rec_bad(c, "payload is %u bytes, expected %llu for %u "
+			       "records of %u bytes", n,
+			       (unsigned long long)want, h.count, h.rec_size);
+	if (!all_zero(p + sizeof(h) + bytes, n - sizeof(h) - (size_t)bytes))
+		return rec_bad(c, "padding after the data is not zero");
+	op->ext_id = h.ext_id;
+	op->rec_size = h.rec_size;
+	op->stride = h.rec_size;
+	op->first_uid = h.first_uid;
+	op->count = h.count;
+	op->data = p + sizeof(h);
 	return 0;
 }
 
@@ -493,9 +571,17 @@ static int rec_decode(const struct rec_ctx *c, uint16_t type,
 		return dec_ext_rec(c, p, n, op);
 	case MIX_LOG_HDR:
 		return dec_hdr(c, p, n, op);
+	case MIX_LOG_APPEND_RUN:
+	case MIX_LOG_EXT_RUN:
+		if (c->major < 2)
+			return rec_bad(c, "type %u is a major version 2 record "
+				       "in a file of major version %u", type,
+				       c->major);
+		return type == MIX_LOG_APPEND_RUN ? dec_append_run(c, p, n, op)
+						  : dec_ext_run(c, p, n, op);
 	default:
-		/* §3.3: major version 1 has no optional record types; a
-		 * BOUNDARY is only valid as a transaction's first record */
+		/* §3.3: there are no optional record types; a BOUNDARY is
+		 * only valid as a transaction's first record */
 		return rec_bad(c, "type %u is not an operation record", type);
 	}
 }
@@ -524,10 +610,10 @@ static int txn_check_boundary(const uint8_t *txn, uint32_t txn_size)
 	return 0;
 }
 
-int mix_log_txn_next_op(const uint8_t *txn, uint32_t txn_size, uint32_t *pos,
-			struct mix_log_op *op_r)
+int mix_log_txn_next_op(const uint8_t *txn, uint32_t txn_size, uint8_t major,
+			uint32_t *pos, struct mix_log_op *op_r)
 {
-	struct rec_ctx c = { .name = "header" };
+	struct rec_ctx c = { .name = "header", .major = major };
 	uint32_t p = *pos, size, left;
 	uint16_t type, flags;
 	int ret;
@@ -652,7 +738,8 @@ static int rec_close(struct mix_buf *b, size_t start)
 {
 	const uint8_t *rec = b->data + start;
 	uint16_t type = get_u16(rec + 4);
-	struct rec_ctx c = { .name = log_type_name(type), .encoding = 1 };
+	struct rec_ctx c = { .name = log_type_name(type), .encoding = 1,
+			     .major = MIX_LOG_MAJOR };
 	struct mix_log_op op;
 	int ret;
 
@@ -673,6 +760,24 @@ int mix_logenc_append(struct mix_buf *b, const struct mix_log_append *recs,
 		return ret;
 	if (n > 0)
 		memcpy(b->data + start + 8, recs, (size_t)n);
+	return rec_close(b, start);
+}
+
+int mix_logenc_append_run(struct mix_buf *b, uint32_t uid0,
+			  const uint8_t *flags, uint32_t count)
+{
+	struct mix_log_append_run h = { uid0, count };
+	size_t start = 0;
+	int ret;
+
+	if (count == 0)
+		return 0;
+	ret = rec_open(b, MIX_LOG_APPEND_RUN, sizeof(h) + (uint64_t)count,
+		       &start);
+	if (ret < 0)
+		return ret;
+	memcpy(b->data + start + 8, &h, sizeof(h));
+	memcpy(b->data + start + 8 + sizeof(h), flags, count);
 	return rec_close(b, start);
 }
 
@@ -810,6 +915,57 @@ int mix_logenc_ext_rec(struct mix_buf *b, uint32_t ext_id, uint32_t rec_size,
 	for (uint32_t i = 0; i < count; i++, e += stride) {
 		put_u32(e, uids[i]);
 		memcpy(e + 4, data + (size_t)i * rec_size, rec_size);
+	}
+	return rec_close(b, start);
+}
+
+int mix_logenc_ext_rec_run(struct mix_buf *b, uint32_t ext_id,
+			   uint32_t rec_size, uint32_t uid0,
+			   const uint8_t *data, const uint8_t *set,
+			   uint32_t count)
+{
+	uint32_t stride, n = count, i;
+	size_t start = 0;
+	uint8_t *e;
+	int ret;
+
+	if (rec_size == 0 || rec_size > MIX_EXT_REC_MAX)
+		return mix_err(MIX_EINVAL, "cannot encode ext-run record: "
+			       "rec_size %u outside 1..%u", rec_size,
+			       MIX_EXT_REC_MAX);
+	if (set)
+		for (n = 0, i = 0; i < count; i++)
+			n += set[i] != 0;
+	if (n == 0)
+		return 0;
+	if (n == count) {
+		/* every message of the run: EXT_RUN, the data as it is */
+		struct mix_log_ext_run h = { ext_id, rec_size, uid0, count };
+		uint64_t bytes = (uint64_t)count * rec_size;
+		ret = rec_open(b, MIX_LOG_EXT_RUN, sizeof(h) + bytes, &start);
+		if (ret < 0)
+			return ret;
+		memcpy(b->data + start + 8, &h, sizeof(h));
+		memcpy(b->data + start + 8 + sizeof(h), data, (size_t)bytes);
+		return rec_close(b, start);
+	}
+	/* some: EXT_REC, a UID per entry */
+	{
+		struct mix_log_ext_rec h = { ext_id, rec_size };
+		stride = mix_align4(4 + rec_size);
+		ret = rec_open(b, MIX_LOG_EXT_REC,
+			       sizeof(h) + (uint64_t)n * stride, &start);
+		if (ret < 0)
+			return ret;
+		memcpy(b->data + start + 8, &h, sizeof(h));
+		e = b->data + start + 8 + sizeof(h);
+		for (i = 0; i < count; i++) {
+			if (!set[i])
+				continue;
+			put_u32(e, uid0 + i);
+			memcpy(e + 4, data + (size_t)i * rec_size, rec_size);
+			e += stride;
+		}
 	}
 	return rec_close(b, start);
 }
@@ -1055,9 +1211,10 @@ static int reader_check_version(const struct mix_log_reader *r,
 		return mix_err(MIX_EVERSION, "%s: major_version at offset 4 is "
 			       "%u; this library reads up to %u (§3.1)", p,
 			       h->major_version, MIX_LOG_MAJOR);
-	if (h->major_version != MIX_LOG_MAJOR)
+	if (h->major_version < MIX_LOG_MAJOR_MIN)
 		return mix_err(MIX_ECORRUPT, "%s: major_version at offset 4 is "
-			       "%u, expected %u (§3.1)", p, h->major_version,
+			       "%u, expected %u..%u (§3.1)", p,
+			       h->major_version, MIX_LOG_MAJOR_MIN,
 			       MIX_LOG_MAJOR);
 	if ((h->compat_flags & MIX_COMPAT_LITTLE_ENDIAN) == 0)
 		return mix_err(MIX_EVERSION, "%s: compat_flags at offset 32 is "

@@ -104,6 +104,9 @@ void mix_logenc_end(struct mix_buf *b, size_t start);
 
 int mix_logenc_append(struct mix_buf *b, const struct mix_log_append *recs,
 		      uint32_t count);
+/* APPEND of UIDs uid0 .. uid0+count-1 with flags[i]. */
+int mix_logenc_append_run(struct mix_buf *b, uint32_t uid0,
+			  const uint8_t *flags, uint32_t count);
 int mix_logenc_expunge(struct mix_buf *b, const struct mix_log_uid_range *r,
 		       uint32_t count);
 int mix_logenc_flags(struct mix_buf *b, uint8_t add, uint8_t remove,
@@ -122,6 +125,12 @@ int mix_logenc_ext_hdr(struct mix_buf *b, uint32_t ext_id, uint32_t offset,
 int mix_logenc_ext_rec(struct mix_buf *b, uint32_t ext_id, uint32_t rec_size,
 		       const uint32_t *uids, const uint8_t *data,
 		       uint32_t count);
+/* EXT_REC of UIDs uid0 + i for i < count with set[i] (every i if set is
+ * NULL), with data + i * rec_size. */
+int mix_logenc_ext_rec_run(struct mix_buf *b, uint32_t ext_id,
+			   uint32_t rec_size, uint32_t uid0,
+			   const uint8_t *data, const uint8_t *set,
+			   uint32_t count);
 int mix_logenc_hdr(struct mix_buf *b, uint32_t offset, const void *data,
 		   uint32_t size);
 
@@ -182,11 +191,15 @@ struct mix_log_op {
 	uint32_t ext_id;
 	uint32_t offset;          /* EXT_HDR, HDR */
 	uint32_t size;            /* EXT_HDR, HDR: bytes at data */
-	uint32_t rec_size;        /* EXT_REC */
+	uint32_t rec_size;        /* EXT_REC, EXT_RUN */
 	uint32_t stride;          /* EXT_REC: bytes per entry (4 + rec_size
 				   * rounded up to 4) */
+	uint32_t first_uid;       /* APPEND_RUN, EXT_RUN: the first of count
+				   * consecutive UIDs */
 	const uint8_t *data;      /* EXT_HDR, HDR: the bytes; EXT_REC: the
-				   * first entry (u32 uid then data) */
+				   * first entry (u32 uid then data);
+				   * APPEND_RUN: count flag bytes; EXT_RUN:
+				   * count × rec_size bytes */
 };
 
 /* Iterate the operation records of a transaction returned by
@@ -199,11 +212,12 @@ struct mix_log_op {
  * flags within MIX_FLAGS_ALL, names 1..255 (keyword) or 1..63 (extension)
  * bytes, each byte above 0x20 and not 0x7f, ext intro sizes
  * and alignment within the limits of format.h, HDR writing only
- * uid_validity, next_uid or first_recent_uid, zero padding.  Returns
- * MIX_EINVAL if txn is not 4-aligned or *pos is not 0 or a record
- * boundary (caller bugs).  *pos is advanced only on success.  The CRC is
+ * uid_validity, next_uid or first_recent_uid, zero padding, and the run
+ * types (APPEND_RUN, EXT_RUN) only in a file of major version 2 or later
+ * (major is the file header's major_version).  Returns MIX_EINVAL if txn
+ * is not 4-aligned or *pos is not 0 or a record boundary (caller bugs).  *pos is advanced only on success.  The CRC is
  * not checked here (the reader did). */
-int mix_log_txn_next_op(const uint8_t *txn, uint32_t txn_size, uint32_t *pos,
-			struct mix_log_op *op_r);
+int mix_log_txn_next_op(const uint8_t *txn, uint32_t txn_size, uint8_t major,
+			uint32_t *pos, struct mix_log_op *op_r);
 
 #endif

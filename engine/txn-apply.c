@@ -54,80 +54,21 @@ static int day_update(struct mix_builder *b, struct mix_buf *buf,
 			      v, sizeof(v));
 }
 
-/* Extension data of appended messages, logged as few EXT_REC records as
- * possible (one per run of the same extension with ascending UIDs). */
-struct ext_batch {
-	uint32_t ext_id, size, n, cap;
-	uint32_t *uids;
-	const uint8_t **data;
-	uint8_t *flat;
-};
-
-static int ext_batch_flush(struct ext_batch *e, struct mix_buf *buf)
+/* Keywords of the appends in the run starting at append number a0 (n
+ * appends, UIDs from uid0): the transaction's appkw entries, in order. */
+static int append_keywords(struct mix_builder *b, struct mix_txn *t,
+			   uint32_t a0, uint32_t n, uint32_t uid0,
+			   uint64_t modseq, struct mix_buf *buf)
 {
-	uint32_t k;
-	int ret;
-	if (e->n == 0)
-		return 0;
-	if (!(e->flat = realloc(e->flat, (size_t)e->n * e->size)))
-		return -ENOMEM;
-	for (k = 0; k < e->n; k++)
-		memcpy(e->flat + (size_t)k * e->size, e->data[k], e->size);
-	ret = mix_logenc_ext_rec(buf, e->ext_id, e->size, e->uids, e->flat,
-				 e->n);
-	e->n = 0;
-	return ret;
-}
-
-static int ext_batch_add(struct ext_batch *e, struct mix_buf *buf,
-			 uint32_t ext_id, uint32_t size, uint32_t uid,
-			 const uint8_t *data)
-{
-	int ret;
-	if (e->n && (e->ext_id != ext_id || e->uids[e->n - 1] >= uid) &&
-	    (ret = ext_batch_flush(e, buf)) < 0)
-		return ret;
-	if (e->n == e->cap) {
-		uint32_t cap = e->cap ? e->cap * 2 : 64;
-		void *u = realloc(e->uids, cap * sizeof(*e->uids));
-		void *d = u ? realloc(e->data, cap * sizeof(*e->data)) : NULL;
-		if (u)
-			e->uids = u;
-		if (!d)
-			return -ENOMEM;
-		e->data = d;
-		e->cap = cap;
-	}
-	e->ext_id = ext_id;
-	e->size = size;
-	e->uids[e->n] = uid;
-	e->data[e->n++] = data;
-	return 0;
-}
-
-/* Keywords and extension data of the appends in ops [i, j). */
-static int append_extras(struct mix_builder *b, struct mix_txn *t, uint32_t i,
-			 uint32_t j, uint64_t modseq, struct mix_buf *buf)
-{
-	struct ext_batch e = { 0 };
-	uint32_t k, q, idx;
-	int ret = 0, changed;
-
-	for (k = i; k < j && ret >= 0; k++) {
-		const struct txn_op *op = &t->ops[k];
-		uint32_t uid = t->append_uids[op->uid];
+	int ret = 0;
+	for (; t->appkw_pos < t->nappkw && ret >= 0; t->appkw_pos++) {
+		const struct txn_appkw *k = &t->appkw[t->appkw_pos];
+		uint32_t uid = uid0 + (k->append - a0), q, idx;
 		struct mix_log_uid_range r = { uid, uid };
-		if (op->type == TXN_APPEND_EXT) {
-			const uint8_t *data = txn_ptr(t, op->data);
-			ret = mix_builder_ext_rec(b, uid, op->ext_id, data,
-						  modseq, &changed);
-			if (ret == 0 && changed)
-				ret = ext_batch_add(&e, buf, op->ext_id,
-						    op->size, uid, data);
-			continue;
-		}
-		for (q = 0; q < op->nkw && ret >= 0; q++) {
-			const char *name = txn_kw(t, op, q);
+		if (k->append >= a0 + n)
+			break;
+		for (q = 0; q < k->nkw && ret >= 0; q++) {
+			const char *name = txn_kwname(t, k->kw, q);
 			ret = kw_idx(b, buf, name, 1, &idx);
 			if (ret >= 0)
 				ret = mix_builder_keyword(b, uid, uid, idx, 1,
@@ -137,26 +78,20 @@ static int append_extras(struct mix_builder *b, struct mix_txn *t, uint32_t i,
 							 name, &r, 1);
 		}
 	}
-	if (ret >= 0)
-		ret = ext_batch_flush(&e, buf);
-	free(e.uids);
-	free(e.data);
-	free(e.flat);
 	return ret < 0 ? ret : 0;
 }
 
-/* A run of append operations (and extension data of those appends)
- * [i, j): one APPEND record, then keywords, then extension data. */
+/* A run of appends (op->size of them from append number op->uid): one
+ * APPEND record, the keywords, then one EXT_REC record per extension
+ * given data.  Builder and log both take the run whole. */
 static int apply_appends(struct mix_builder *b, struct mix_txn *t,
-			 uint32_t i, uint32_t j, uint64_t modseq,
+			 const struct txn_op *op, uint64_t modseq,
 			 struct mix_buf *buf)
 {
-	uint32_t n = 0, k, uid0 = b->hdr.next_uid;
-	struct mix_log_append *recs;
-	int ret = 0;
+	uint32_t n = op->size, a0 = op->uid, uid0 = b->hdr.next_uid, i;
+	const uint8_t *flags = t->app_flags + a0;
+	int ret;
 
-	for (k = i; k < j; k++)
-		n += t->ops[k].type == TXN_APPEND;
 	if (uid0 == 0 || (uint64_t)uid0 + n > UINT32_MAX)
 		return mix_err(MIX_ELIMIT, "UIDs exhausted (next_uid %u)",
 			       uid0);
@@ -166,22 +101,31 @@ static int apply_appends(struct mix_builder *b, struct mix_txn *t,
 			return ret;
 	}
 	t->result.last_uid = uid0 + n - 1;
-	if (!(recs = malloc(n * sizeof(*recs))))
-		return -ENOMEM;
-	for (n = 0, k = i; k < j && ret == 0; k++) {
-		const struct txn_op *op = &t->ops[k];
-		if (op->type != TXN_APPEND)
-			continue;
-		t->append_uids[op->uid] = uid0 + n;
-		recs[n].uid = uid0 + n;
-		recs[n].flags = op->flags;
-		ret = mix_builder_append(b, uid0 + n, op->flags, modseq);
-		n++;
+	if (t->append_uids)
+		for (i = 0; i < n; i++)
+			t->append_uids[a0 + i] = uid0 + i;
+	if ((ret = mix_builder_append_run(b, uid0, n, flags, modseq)) < 0 ||
+	    (ret = mix_logenc_append_run(buf, uid0, flags, n)) < 0 ||
+	    (ret = append_keywords(b, t, a0, n, uid0, modseq, buf)) < 0)
+		return ret;
+	for (i = 0; i < t->ncols; i++) {
+		const struct txn_col *c = &t->cols[i];
+		const uint8_t *data, *set;
+		if (c->cap <= a0)
+			continue; /* no data for appends this far */
+		data = c->data + (size_t)a0 * c->size;
+		set = c->set + a0;
+		/* only the appends the column has room for can be set */
+		if ((ret = mix_builder_ext_run(b, uid0, n < c->cap - a0 ? n :
+					       c->cap - a0, c->ext_id, data,
+					       set)) < 0 ||
+		    (ret = mix_logenc_ext_rec_run(buf, c->ext_id, c->size,
+						  uid0, data, set,
+						  n < c->cap - a0 ? n :
+						  c->cap - a0)) < 0)
+			return ret;
 	}
-	if (ret == 0)
-		ret = mix_logenc_append(buf, recs, n);
-	free(recs);
-	return ret < 0 ? ret : append_extras(b, t, i, j, modseq, buf);
+	return 0;
 }
 
 /* The UID ranges an operation applies to.  For a conditional one
@@ -449,17 +393,10 @@ static int apply_op(struct mix_builder *b, struct mix_txn *t, uint32_t *i,
 		    uint64_t modseq, struct mix_buf *buf)
 {
 	const struct txn_op *op = &t->ops[*i];
-	uint32_t j;
 
 	switch (op->type) {
 	case TXN_APPEND:
-		for (j = *i; j < t->nops && (t->ops[j].type == TXN_APPEND ||
-					     t->ops[j].type == TXN_APPEND_EXT);
-		     j++)
-			;
-		*i = j - 1;
-		return apply_appends(b, t, (uint32_t)(op - t->ops), j, modseq,
-				     buf);
+		return apply_appends(b, t, op, modseq, buf);
 	case TXN_APPEND_EXT:
 		return apply_ext_set(b, t, op, t->append_uids[op->uid], modseq,
 				     buf);
@@ -524,7 +461,8 @@ int mix_txn_apply(struct mix_builder *b, struct mix_txn *t, uint64_t modseq,
 
 	memset(&t->result, 0, sizeof(t->result));
 	t->modified_count = 0;
-	if (t->appends && !t->append_uids &&
+	t->appkw_pos = 0;
+	if (t->late_exts && !t->append_uids &&
 	    !(t->append_uids = calloc(t->appends, sizeof(uint32_t))))
 		return -ENOMEM;
 	if ((ret = mix_logenc_begin(buf, &start)) < 0)

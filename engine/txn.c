@@ -46,6 +46,13 @@ void mix_txn_free(struct mix_txn *t)
 		return;
 	free(t->ops);
 	free(t->append_uids);
+	free(t->app_flags);
+	free(t->appkw);
+	for (uint32_t i = 0; i < t->ncols; i++) {
+		free(t->cols[i].data);
+		free(t->cols[i].set);
+	}
+	free(t->cols);
 	free(t->modified);
 	mix_buf_free(&t->arena);
 	free(t);
@@ -145,10 +152,10 @@ static int keyword_valid(const char *k)
 	return 1;
 }
 
-/* Keyword names go into the arena one by one; op->kw is the offset of a
- * u32 array of their offsets. */
-static int put_keywords(struct mix_txn *t, struct txn_op *op,
-			const char *const *kw)
+/* Keyword names go into the arena one by one; *kw_r is the offset of a
+ * u32 array of their offsets, *nkw_r their number. */
+static int put_keywords(struct mix_txn *t, const char *const *kw,
+			uint32_t *kw_r, uint32_t *nkw_r)
 {
 	uint32_t offs[64], *big = NULL, *o = offs;
 	size_t i, n;
@@ -177,31 +184,82 @@ static int put_keywords(struct mix_txn *t, struct txn_op *op,
 		if (off < 0)
 			ret = (int)off;
 		else {
-			op->kw = (uint32_t)off;
-			op->nkw = (uint32_t)n;
+			*kw_r = (uint32_t)off;
+			*nkw_r = (uint32_t)n;
 		}
 	}
 	free(big);
 	return ret;
 }
 
+/* Room for append number a in t->app_flags. */
+static int app_reserve(struct mix_txn *t, uint32_t a)
+{
+	uint32_t cap;
+	uint8_t *n;
+	if (a < t->app_cap)
+		return 0;
+	cap = t->app_cap ? t->app_cap : 64;
+	while (cap <= a)
+		cap *= 2;
+	if (!(n = realloc(t->app_flags, cap)))
+		return -ENOMEM;
+	t->app_flags = n;
+	t->app_cap = cap;
+	return 0;
+}
+
+static int appkw_add(struct mix_txn *t, uint32_t a, const char *const *kw)
+{
+	struct txn_appkw *k;
+	int ret;
+	if (t->nappkw == t->appkw_cap) {
+		uint32_t cap = t->appkw_cap ? t->appkw_cap * 2 : 8;
+		void *n = realloc(t->appkw, cap * sizeof(*t->appkw));
+		if (!n)
+			return -ENOMEM;
+		t->appkw = n;
+		t->appkw_cap = cap;
+	}
+	k = &t->appkw[t->nappkw];
+	k->append = a;
+	if ((ret = put_keywords(t, kw, &k->kw, &k->nkw)) < 0)
+		return ret;
+	if (k->nkw)
+		t->nappkw++;
+	return 0;
+}
+
 MIX_API int mix_txn_append(struct mix_txn *t, uint8_t flags,
 			   const char *const *keywords, uint32_t *append_r)
 {
-	struct txn_op *op;
+	struct txn_op *last = t->nops ? &t->ops[t->nops - 1] : NULL;
+	uint32_t a = t->appends;
 	int ret;
 	if (flags & ~MIX_FLAGS_ALL)
 		return mix_err(MIX_EINVAL, "invalid flags 0x%x", flags);
-	if (!(op = op_add(t, TXN_APPEND)))
+	if (a == UINT32_MAX)
+		return mix_err(MIX_ELIMIT, "too many appends in one "
+			       "transaction");
+	if (app_reserve(t, a) < 0)
 		return -ENOMEM;
-	op->flags = flags;
-	if ((ret = put_keywords(t, op, keywords)) < 0) {
-		t->nops--;
+	if (keywords && keywords[0] && (ret = appkw_add(t, a, keywords)) < 0)
 		return ret;
+	/* consecutive appends are one run (one operation) */
+	if (last && last->type == TXN_APPEND) {
+		last->size++;
+	} else {
+		if (!(last = op_add(t, TXN_APPEND))) {
+			if (t->nappkw && t->appkw[t->nappkw - 1].append == a)
+				t->nappkw--;
+			return -ENOMEM;
+		}
+		last->uid = a;
+		last->size = 1;
 	}
-	op->uid = t->appends;
+	t->app_flags[a] = flags;
 	if (append_r)
-		*append_r = t->appends;
+		*append_r = a;
 	t->appends++;
 	return 0;
 }
@@ -252,16 +310,93 @@ static int put_data_op(struct mix_txn *t, uint8_t type, uint32_t ext_id,
 	return 0;
 }
 
+/* The column of extension ext_id, created (after checking the
+ * extension against the snapshot once) at first use. */
+static int col_get(struct mix_txn *t, uint32_t ext_id, size_t size,
+		   struct txn_col **col_r)
+{
+	struct txn_col *c;
+	uint32_t i;
+	int ret;
+	for (i = 0; i < t->ncols; i++) {
+		if (t->cols[i].ext_id != ext_id)
+			continue;
+		if (t->cols[i].size != size)
+			return mix_err(MIX_EINVAL, "extension %u: record size "
+				       "is %u, not %zu", ext_id,
+				       t->cols[i].size, size);
+		*col_r = &t->cols[i];
+		return 0;
+	}
+	if ((ret = ext_check(t, ext_id, size, 1, 0)) < 0)
+		return ret;
+	if (size == 0)
+		return mix_err(MIX_EINVAL, "extension %u has no record data",
+			       ext_id);
+	if (!(c = realloc(t->cols, (t->ncols + 1) * sizeof(*c))))
+		return -ENOMEM;
+	t->cols = c;
+	c = &t->cols[t->ncols++];
+	memset(c, 0, sizeof(*c));
+	c->ext_id = ext_id;
+	c->size = (uint32_t)size;
+	*col_r = c;
+	return 0;
+}
+
+/* Room for append number a in column c. */
+static int col_reserve(struct txn_col *c, uint32_t a, uint32_t appends)
+{
+	uint32_t cap;
+	uint8_t *d, *s;
+	if (a < c->cap)
+		return 0;
+	cap = c->cap ? c->cap : 64;
+	while (cap <= a || cap < appends)
+		cap = cap > UINT32_MAX / 2 ? UINT32_MAX : cap * 2;
+	if ((uint64_t)cap * c->size > SIZE_MAX / 2)
+		return -ENOMEM;
+	if (!(d = realloc(c->data, (size_t)cap * c->size)))
+		return -ENOMEM;
+	c->data = d;
+	if (!(s = realloc(c->set, cap)))
+		return -ENOMEM;
+	memset(s + c->cap, 0, cap - c->cap);
+	c->set = s;
+	c->cap = cap;
+	return 0;
+}
+
 MIX_API int mix_txn_append_ext(struct mix_txn *t, uint32_t append,
 			       uint32_t ext_id, const void *data, size_t size)
 {
+	const struct txn_op *last = &t->ops[t->nops - 1];
+	struct txn_col *c = NULL;
 	int ret;
 	if (append >= t->appends)
 		return mix_err(MIX_EINVAL, "no append number %u in this "
 			       "transaction", append);
-	if ((ret = ext_check(t, ext_id, size, 1, 0)) < 0)
+	if (!data)
+		return mix_err(MIX_EINVAL, "NULL data");
+	/* after another operation: an operation of its own, in order */
+	if (last->type != TXN_APPEND || append < last->uid) {
+		if ((ret = ext_check(t, ext_id, size, 1, 0)) < 0)
+			return ret;
+		if (size == 0)
+			return mix_err(MIX_EINVAL, "extension %u has no record "
+				       "data", ext_id);
+		if ((ret = put_data_op(t, TXN_APPEND_EXT, ext_id, append, 0,
+				       data, size)) == 0)
+			t->late_exts++;
 		return ret;
-	return put_data_op(t, TXN_APPEND_EXT, ext_id, append, 0, data, size);
+	}
+	if ((ret = col_get(t, ext_id, size, &c)) < 0)
+		return ret;
+	if (col_reserve(c, append, t->appends) < 0)
+		return -ENOMEM;
+	memcpy(c->data + (size_t)append * c->size, data, c->size);
+	c->set[append] = 1;
+	return 0;
 }
 
 MIX_API int mix_txn_flags(struct mix_txn *t, const struct mix_uid_range *ranges,
@@ -329,7 +464,8 @@ MIX_API int mix_txn_keywords(struct mix_txn *t,
 		return -ENOMEM;
 	op->modify = (uint8_t)modify;
 	if ((ret = put_ranges(t, op, ranges, count)) < 0 ||
-	    (ret = put_keywords(t, &t->ops[t->nops - 1], keywords)) < 0)
+	    (ret = put_keywords(t, keywords, &t->ops[t->nops - 1].kw,
+				&t->ops[t->nops - 1].nkw)) < 0)
 		t->nops--;
 	return ret;
 }

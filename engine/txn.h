@@ -14,8 +14,8 @@
 #include "txlog.h"
 
 enum txn_op_type {
-	TXN_APPEND = 1,
-	TXN_APPEND_EXT,
+	TXN_APPEND = 1,      /* a run of appends: numbers uid .. uid+size-1 */
+	TXN_APPEND_EXT,      /* data of an append given after later ops */
 	TXN_FLAGS,
 	TXN_KEYWORDS,
 	TXN_EXPUNGE,
@@ -38,15 +38,40 @@ struct txn_op {
 	uint32_t nkw;
 	uint32_t kw;
 	uint32_t ext_id;
-	uint32_t uid;        /* EXT_SET; APPEND_EXT: the append number */
+	uint32_t uid;        /* EXT_SET; APPEND: the run's first append;
+			      * APPEND_EXT: the append number */
 	uint32_t offset;     /* EXT_HDR */
 	uint32_t value;      /* HDR: value; field in ext_id */
-	uint32_t data, size; /* EXT_SET, APPEND_EXT, EXT_HDR; REGISTER: name */
+	uint32_t data, size; /* EXT_SET, APPEND_EXT, EXT_HDR; REGISTER: name;
+			      * APPEND: size is the number of appends */
 	uint16_t rec_size, rec_align;
 	uint32_t hdr_size;
 	/* FLAGS, KEYWORDS: CONDSTORE UNCHANGEDSINCE when cond is set */
 	uint8_t cond;
 	uint64_t unchangedsince;
+};
+
+/* Appended messages are kept by append number, in columns, not as one
+ * operation each: a transaction of 1,000 appends is one TXN_APPEND op,
+ * 1,000 flag bytes and, per extension given data, one array of records
+ * (the writer copies them into the snapshot and the log a run at a
+ * time).  Data given while the append's run is the transaction's last
+ * operation goes into the column and is applied with the append, which
+ * is the same as applying it in order; data given after some other
+ * operation is a TXN_APPEND_EXT operation of its own, applied in its
+ * place. */
+struct txn_col {
+	uint32_t ext_id;
+	uint32_t size;       /* the extension's record size */
+	uint32_t cap;        /* appends data and set have room for */
+	uint8_t *data;       /* cap × size bytes, by append number */
+	uint8_t *set;        /* cap bytes: 1 where data was given */
+};
+
+/* Keywords of one append (appends with keywords are rare). */
+struct txn_appkw {
+	uint32_t append;
+	uint32_t nkw, kw;    /* as in struct txn_op */
 };
 
 enum txn_kind {
@@ -62,6 +87,12 @@ struct mix_txn {
 	uint32_t nops, ops_cap;
 	struct mix_buf arena;
 	uint32_t appends;
+	uint8_t *app_flags;  /* by append number */
+	uint32_t app_cap;
+	struct txn_appkw *appkw;  /* sorted by append number */
+	uint32_t nappkw, appkw_cap;
+	struct txn_col *cols;
+	uint32_t ncols;
 	enum mix_durability durability;
 
 	/* set by the writer before done */
@@ -76,7 +107,10 @@ struct mix_txn {
 	mix_commit_fn *cb;
 	void *cb_ctx;
 	uint64_t enq_ns;     /* when the committer handed it over */
-	/* writer-private during apply: the UID of each append */
+	uint32_t late_exts;  /* TXN_APPEND_EXT operations */
+	/* writer-private during apply: next appkw entry to apply; the UID
+	 * of each append (only with late_exts) */
+	uint32_t appkw_pos;
 	uint32_t *append_uids;
 	/* MODIFIED set of conditional operations (writer fills it) */
 	struct mix_log_uid_range *modified;
@@ -89,11 +123,18 @@ static inline void *txn_ptr(const struct mix_txn *t, uint32_t off)
 	return t->arena.data + off;
 }
 
+/* Name i of a keyword list stored as (kw, nkw) in the arena. */
+static inline const char *txn_kwname(const struct mix_txn *t, uint32_t kw,
+				     uint32_t i)
+{
+	const uint32_t *offs = txn_ptr(t, kw);
+	return (const char *)txn_ptr(t, offs[i]);
+}
+
 static inline const char *txn_kw(const struct mix_txn *t,
 				 const struct txn_op *op, uint32_t i)
 {
-	const uint32_t *offs = txn_ptr(t, op->kw);
-	return (const char *)txn_ptr(t, offs[i]);
+	return txn_kwname(t, op->kw, i);
 }
 
 void mix_txn_free(struct mix_txn *t);

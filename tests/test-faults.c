@@ -41,7 +41,7 @@
 #define KW_POOL 3u
 #define FLAG_POOL (MIX_FLAG_ANSWERED | MIX_FLAG_FLAGGED | MIX_FLAG_DELETED | \
 		   MIX_FLAG_SEEN)
-#define CRASH_TXNS 60
+#define CRASH_TXNS 120
 #define ROTATE_SMALL 4096u
 
 static const char *const kw_names[KW_POOL] = { "kwa", "kwb", "kwc" };

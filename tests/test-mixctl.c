@@ -377,7 +377,7 @@ int main(void)
 	   "(exit %d)", rc);
 	rc = run("log", &good, out, sizeof(out));
 	ok(rc == 0 && strstr(out, "file_seq ") && strstr(out, " modseq ") &&
-	   strstr(out, "append("), "log: one line per transaction (exit "
+	   strstr(out, "append-run("), "log: one line per transaction (exit "
 	   "%d)", rc);
 	files_free(&good);
 	free(mixctl);

@@ -34,6 +34,7 @@
 #define MAX_KW 128
 #define EXT_SIZE 8
 #define EXT_HDR 16
+#define EXT2_SIZE 3   /* a second extension, odd size, no header */
 
 struct mrec {
 	uint32_t uid;
@@ -41,6 +42,7 @@ struct mrec {
 	uint64_t modseq;
 	uint8_t kw[MAX_KW / 8];       /* bit i = model keyword i */
 	uint8_t ext[EXT_SIZE];
+	uint8_t ext2[EXT2_SIZE];
 };
 
 struct model {
@@ -61,7 +63,7 @@ static uint32_t nxh, capxh;
 /* modseqs issued so far (candidates for m) */
 static uint64_t *issued;
 static uint32_t nissued, capissued;
-static uint32_t ext_id;
+static uint32_t ext_id, ext2_id;
 static char pool[KW_POOL][16];
 static long step;
 static int failures;
@@ -116,6 +118,8 @@ struct mtxn {
 	uint64_t modseq;   /* unknown until commit: records get a marker */
 	int changed;
 	uint32_t first_uid, last_uid;
+	uint32_t app_uid[64]; /* UID of each append number */
+	uint32_t napps;
 };
 
 /* Model changes are applied to a copy and then stamped with the commit's
@@ -201,6 +205,21 @@ static int op_append(struct mix_txn *t, struct mtxn *mt)
 					       EXT_SIZE) < 0)
 				return -1;
 		}
+		if (tu_rand_below(&rng, 3) == 0) {
+			/* sometimes twice: the second value wins */
+			uint64_t v = tu_rand(&rng);
+			memcpy(r.ext2, &v, EXT2_SIZE);
+			if (tu_rand_below(&rng, 4) == 0 &&
+			    mix_txn_append_ext(t, no, ext2_id, &rng,
+					       EXT2_SIZE) < 0)
+				return -1;
+			if (mix_txn_append_ext(t, no, ext2_id, r.ext2,
+					       EXT2_SIZE) < 0)
+				return -1;
+		}
+		if (no < 64)
+			mt->app_uid[no] = r.uid;
+		mt->napps = no + 1;
 		if (mt->first_uid == 0)
 			mt->first_uid = r.uid;
 		mt->last_uid = r.uid;
@@ -330,6 +349,28 @@ static int op_ext(struct mix_txn *t, struct mtxn *mt)
 	return 0;
 }
 
+/* Extension data of an append of this transaction given later, often
+ * after other operations (which may have expunged the message). */
+static int op_append_late(struct mix_txn *t, struct mtxn *mt)
+{
+	uint64_t v = tu_rand_below(&rng, 4) ? tu_rand(&rng) : 0;
+	uint32_t no, two = tu_rand_below(&rng, 2);
+	struct mrec *m;
+	if (mt->napps == 0 || mt->napps > 64)
+		return 0;
+	no = tu_rand_below(&rng, mt->napps);
+	if (mix_txn_append_ext(t, no, two ? ext2_id : ext_id, &v,
+			       two ? EXT2_SIZE : EXT_SIZE) < 0)
+		return -1;
+	m = m_find(mt->app_uid[no]);
+	if (m && memcmp(two ? m->ext2 : m->ext, &v,
+			two ? EXT2_SIZE : EXT_SIZE) != 0) {
+		memcpy(two ? m->ext2 : m->ext, &v, two ? EXT2_SIZE : EXT_SIZE);
+		m_touch(m, mt);
+	}
+	return 0;
+}
+
 static int op_hdr(struct mix_txn *t, struct mtxn *mt)
 {
 	uint32_t which = tu_rand_below(&rng, 3), v;
@@ -400,6 +441,9 @@ static void compare_record(const struct mix_snap *s, const struct mix_record *re
 	ext = mix_record_ext(s, rec, ext_id, &size);
 	if (!ext || size != EXT_SIZE || memcmp(ext, m->ext, EXT_SIZE) != 0)
 		FAIL("uid %u: extension data differs: %016llx vs model %016llx (size %zu)", m->uid, ext ? (unsigned long long)*(const uint64_t *)ext : 0ull, (unsigned long long)*(const uint64_t *)m->ext, size);
+	ext = mix_record_ext(s, rec, ext2_id, &size);
+	if (!ext || size != EXT2_SIZE || memcmp(ext, m->ext2, EXT2_SIZE) != 0)
+		FAIL("uid %u: second extension's data differs", m->uid);
 }
 
 static void compare_header(const struct mix_snap *s)
@@ -614,7 +658,7 @@ static int one_txn(struct mix_index *idx, long *ops)
 {
 	static int (*const fns[])(struct mix_txn *, struct mtxn *) = {
 		op_append, op_append, op_flags, op_flags, op_keywords,
-		op_keywords, op_expunge, op_ext, op_hdr,
+		op_keywords, op_expunge, op_ext, op_hdr, op_append_late,
 	};
 	struct mix_txn *t;
 	struct mtxn mt = { 0 };
@@ -625,7 +669,7 @@ static int one_txn(struct mix_index *idx, long *ops)
 	if (mix_txn_begin(idx, &t) < 0)
 		return -1;
 	for (i = 0; i < n; i++) {
-		uint32_t which = tu_rand_below(&rng, 9);
+		uint32_t which = tu_rand_below(&rng, 10);
 		if (which == 6 && M.n < 100)
 			which = 0; /* keep the mailbox from emptying */
 		if (which <= 1 && M.n > 600)
@@ -707,6 +751,10 @@ int main(void)
 				     &ext_id);
 	ok(ret == 0 && ext_id >= MIX_EXT_FIRST, "extension registered as %u",
 	   ext_id);
+	ret = mix_index_ext_register(idx, "test.ext2", EXT2_SIZE, 1, 0,
+				     &ext2_id);
+	ok(ret == 0 && ext2_id > ext_id, "second extension registered as %u",
+	   ext2_id);
 	{
 		struct mix_open_info info;
 		mix_index_open_info(idx, &info);

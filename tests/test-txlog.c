@@ -228,7 +228,7 @@ static int check_txn(const uint8_t *txn, uint32_t size, const struct mop *ops,
 	uint32_t pos = 0;
 	int i = 0, ret;
 
-	while ((ret = mix_log_txn_next_op(txn, size, &pos, &op)) == 1) {
+	while ((ret = mix_log_txn_next_op(txn, size, MIX_LOG_MAJOR, &pos, &op)) == 1) {
 		if (i >= nops)
 			MISMATCH("more than the %d encoded records", nops);
 		if (cmp_mop(&ops[i], &op, why, n) < 0) {
@@ -482,7 +482,7 @@ static void test_encode_decode(void)
 	}
 	for (i = 0; i < n; i++) {
 		uint32_t before = pos;
-		ret = mix_log_txn_next_op(b.data, txn_size, &pos, &op);
+		ret = mix_log_txn_next_op(b.data, txn_size, MIX_LOG_MAJOR, &pos, &op);
 		if (ret != 1) {
 			diag("decode: %s", mix_last_error());
 			ok(0, "dec: record %d decodes", i);
@@ -493,9 +493,9 @@ static void test_encode_decode(void)
 			"dec: record %d (type %u) matches", i, ops[i].type))
 			diag("  %s (pos %u -> %u)", ret ? why : "", before, pos);
 	}
-	is(mix_log_txn_next_op(b.data, txn_size, &pos, &op), 0, "dec: end");
+	is(mix_log_txn_next_op(b.data, txn_size, MIX_LOG_MAJOR, &pos, &op), 0, "dec: end");
 	is(pos, txn_size, "dec: pos at the end");
-	is(mix_log_txn_next_op(b.data, txn_size, &pos, &op), 0,
+	is(mix_log_txn_next_op(b.data, txn_size, MIX_LOG_MAJOR, &pos, &op), 0,
 	   "dec: end again");
 
 	/* record sizes: ext_intro name "vmap" is 8 + 20 + 4 */
@@ -978,7 +978,7 @@ static void test_empty_txn_valid(const uint8_t *file, size_t fsize, int n)
 		got++;
 	ok(got == n + 1 && !r.torn && s == 16 && o == fsize,
 	   "an empty transaction (boundary only) is valid");
-	is(mix_log_txn_next_op(x, s, &pos, &op), 0, "it has no records");
+	is(mix_log_txn_next_op(x, s, MIX_LOG_MAJOR, &pos, &op), 0, "it has no records");
 	mix_log_reader_close(&r);
 	free(buf);
 }
@@ -1377,7 +1377,7 @@ static const struct bad_case bad_cases[] = {
 	  "runs past" },
 	{ "record flags", MIX_LOG_EXPUNGE, 1, 0, 0, { 0 }, "flags 0x1" },
 	{ "type 0", 0, 0, 0, 0, { 0 }, "type 0 is not" },
-	{ "type 11", 11, 0, 0, 0, { 0 }, "type 11 is not" },
+	{ "type 13", 13, 0, 0, 0, { 0 }, "type 13 is not" },
 	{ "type 0xffff", 0xffff, 0, 0, 0, { 0 }, "type 65535 is not" },
 	{ "boundary inside", MIX_LOG_BOUNDARY, 0, 0, 2, { 16, 0 },
 	  "record boundary at offset 16: type 1 is not" },
@@ -1539,7 +1539,7 @@ static void test_bad_records(void)
 		int ret;
 
 		build_raw(&b, c);
-		ret = mix_log_txn_next_op(b.data, (uint32_t)b.len, &pos, &op);
+		ret = mix_log_txn_next_op(b.data, (uint32_t)b.len, MIX_LOG_MAJOR, &pos, &op);
 		if (c->expect == NULL) {
 			if (!ok(ret == 1 && pos == b.len && op.type == c->type,
 				"dec accepts %s", c->what))
@@ -1571,35 +1571,35 @@ static void test_bad_txn(void)
 	mix_logenc_end(&b, start);
 	t = b.data;
 	put32(t + 4, MIX_LOG_EXPUNGE);
-	is(mix_log_txn_next_op(t, (uint32_t)b.len, &pos, &op), MIX_ECORRUPT,
+	is(mix_log_txn_next_op(t, (uint32_t)b.len, MIX_LOG_MAJOR, &pos, &op), MIX_ECORRUPT,
 	   "dec: first record not a boundary");
 	ok(has(mix_last_error(), "record boundary at offset 0"),
 	   "dec: names the boundary: %s", mix_last_error());
 	put32(t + 4, MIX_LOG_BOUNDARY);
-	ok(mix_log_txn_next_op(t, (uint32_t)b.len - 8, &pos, &op) ==
+	ok(mix_log_txn_next_op(t, (uint32_t)b.len - 8, MIX_LOG_MAJOR, &pos, &op) ==
 	   MIX_ECORRUPT && has(mix_last_error(), "does not match"),
 	   "dec: txn_size differs from the size given: %s", mix_last_error());
-	is(mix_log_txn_next_op(t, 12, &pos, &op), MIX_ECORRUPT,
+	is(mix_log_txn_next_op(t, 12, MIX_LOG_MAJOR, &pos, &op), MIX_ECORRUPT,
 	   "dec: transaction shorter than a boundary");
 	put32(t + 8, 34);
-	is(mix_log_txn_next_op(t, 34, &pos, &op), MIX_ECORRUPT,
+	is(mix_log_txn_next_op(t, 34, MIX_LOG_MAJOR, &pos, &op), MIX_ECORRUPT,
 	   "dec: txn_size not a multiple of 4");
 	put32(t + 8, (uint32_t)b.len + 4);
 	mix_buf_append(&b, "\0\0\0\0", 4);
 	t = b.data;
 	pos = 0;
-	ok(mix_log_txn_next_op(t, (uint32_t)b.len, &pos, &op) == 1 &&
-	   mix_log_txn_next_op(t, (uint32_t)b.len, &pos, &op) == MIX_ECORRUPT &&
+	ok(mix_log_txn_next_op(t, (uint32_t)b.len, MIX_LOG_MAJOR, &pos, &op) == 1 &&
+	   mix_log_txn_next_op(t, (uint32_t)b.len, MIX_LOG_MAJOR, &pos, &op) == MIX_ECORRUPT &&
 	   has(mix_last_error(), "4 bytes left"),
 	   "dec: 4 stray bytes after the last record: %s", mix_last_error());
 	pos = 8;
-	is(mix_log_txn_next_op(t, (uint32_t)b.len, &pos, &op), MIX_EINVAL,
+	is(mix_log_txn_next_op(t, (uint32_t)b.len, MIX_LOG_MAJOR, &pos, &op), MIX_EINVAL,
 	   "dec: position inside the boundary → MIX_EINVAL");
 	pos = 1000;
-	is(mix_log_txn_next_op(t, (uint32_t)b.len, &pos, &op), MIX_EINVAL,
+	is(mix_log_txn_next_op(t, (uint32_t)b.len, MIX_LOG_MAJOR, &pos, &op), MIX_EINVAL,
 	   "dec: position past the end → MIX_EINVAL");
 	pos = 0;
-	is(mix_log_txn_next_op(t + 1, 16, &pos, &op), MIX_EINVAL,
+	is(mix_log_txn_next_op(t + 1, 16, MIX_LOG_MAJOR, &pos, &op), MIX_EINVAL,
 	   "dec: unaligned transaction → MIX_EINVAL");
 	mix_buf_free(&b);
 }
@@ -1650,7 +1650,7 @@ static int fuzz_decode(const uint8_t *txn, uint32_t size, int *n_ok)
 
 	for (int guard = 0; guard < 100000; guard++) {
 		prev = pos;
-		ret = mix_log_txn_next_op(txn, size, &pos, &op);
+		ret = mix_log_txn_next_op(txn, size, MIX_LOG_MAJOR, &pos, &op);
 		if (ret == 0) {
 			(*n_ok)++;
 			return 0;

@@ -470,7 +470,9 @@ static void log_walk(struct log *l)
 		int ret;
 
 		l->txns++;
-		while ((ret = mix_log_txn_next_op(txn, size, &pos, &op)) > 0)
+		while ((ret = mix_log_txn_next_op(txn, size,
+							   l->r.hdr.major_version,
+							   &pos, &op)) > 0)
 			;
 		if (ret < 0)
 			problem(l->f.path, (long long)off, "transaction",
@@ -648,6 +650,7 @@ static int replay_from(struct dirstate *d, struct mix_builder *b,
 		while (l->r.pos < limit &&
 		       mix_log_reader_next(&l->r, &txn, &size, &off) > 0) {
 			if (mix_replay_txn(b, txn, size,
+					   l->r.hdr.major_version,
 					   mix_modseq_make(l->h.indexid,
 							   l->h.file_seq,
 							   (uint32_t)off),
@@ -938,7 +941,7 @@ static int log_one(const char *dir, const char *name)
 {
 	static const char *const tn[] = { "?", "boundary", "append", "expunge",
 		"flags", "keyword", "keyword-reset", "ext-intro", "ext-hdr",
-		"ext-rec", "hdr" };
+		"ext-rec", "hdr", "append-run", "ext-run" };
 	struct mix_log_reader r;
 	const uint8_t *txn;
 	uint32_t size;
@@ -967,12 +970,15 @@ static int log_one(const char *dir, const char *name)
 		size_t len = 0;
 		int dr;
 
-		while ((dr = mix_log_txn_next_op(txn, size, &pos, &op)) > 0) {
+		while ((dr = mix_log_txn_next_op(txn, size,
+							 r.hdr.major_version,
+							 &pos, &op)) > 0) {
 			nrec++;
 			if (len < sizeof(recs) - 40)
 				len += (size_t)snprintf(recs + len,
 					sizeof(recs) - len, " %s",
-					op.type < 11 ? tn[op.type] : "?");
+					op.type < sizeof(tn) / sizeof(tn[0]) ?
+					tn[op.type] : "?");
 			if (len < sizeof(recs) - 40 && op.count)
 				len += (size_t)snprintf(recs + len,
 					sizeof(recs) - len, "(%u)", op.count);

@@ -327,7 +327,11 @@ MIX_API int mix_txn_append(struct mix_txn *txn, uint8_t flags,
 			   const char *const *keywords, uint32_t *append_r);
 
 /* Set extension data of the message appended as number append (size must
- * equal the extension's record size).  Returns 0, MIX_EINVAL, -ENOMEM. */
+ * equal the extension's record size).  Operations apply in the order they
+ * were added, this one too; data given right after its append (before
+ * any other kind of operation) is stored with the append and logged with
+ * it as one run, the fast path for bulk appends.  Returns 0, MIX_EINVAL,
+ * -ENOMEM. */
 MIX_API int mix_txn_append_ext(struct mix_txn *txn, uint32_t append,
 			       uint32_t ext_id, const void *data, size_t size);
 

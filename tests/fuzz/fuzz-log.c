@@ -21,14 +21,14 @@
 
 /* Decode every record of one transaction; the decoder's verdict must be
  * the replayer's too (replay decodes with the same function). */
-static int fuzz_decode(const uint8_t *txn, uint32_t size, char *why,
-		       size_t why_size)
+static int fuzz_decode(const uint8_t *txn, uint32_t size, uint8_t major,
+		       char *why, size_t why_size)
 {
 	struct mix_log_op op;
 	uint32_t pos = 0, n = 0;
 	int ret;
 
-	while ((ret = mix_log_txn_next_op(txn, size, &pos, &op)) > 0) {
+	while ((ret = mix_log_txn_next_op(txn, size, major, &pos, &op)) > 0) {
 		if (op.type == MIX_LOG_BOUNDARY || pos > size || ++n > size)
 			return fuzz_bad(why, why_size, "decoder: op type %u at "
 					"%u of %u", op.type, pos, size);
@@ -66,12 +66,13 @@ static int fuzz_log_one(const uint8_t *data, size_t size, char *why,
 	ret = 0;
 	while (mix_log_reader_next(&r, &txn, &tsize, &off) > 0) {
 		int rr;
-		if (fuzz_decode(txn, tsize, why, why_size) < 0) {
+		if (fuzz_decode(txn, tsize, r.hdr.major_version, why,
+				why_size) < 0) {
 			ret = -1;
 			failed = 1;
 			break;
 		}
-		rr = mix_replay_txn(&b, txn, tsize,
+		rr = mix_replay_txn(&b, txn, tsize, r.hdr.major_version,
 				    mix_modseq_make(r.hdr.indexid,
 						    r.hdr.file_seq,
 						    (uint32_t)off),
