@@ -195,17 +195,19 @@ static int put_keywords(struct mix_txn *t, const char *const *kw,
 /* Room for append number a in t->app_flags. */
 static int app_reserve(struct mix_txn *t, uint32_t a)
 {
-	uint32_t cap;
+	uint64_t cap;
 	uint8_t *n;
 	if (a < t->app_cap)
 		return 0;
 	cap = t->app_cap ? t->app_cap : 64;
 	while (cap <= a)
 		cap *= 2;
-	if (!(n = realloc(t->app_flags, cap)))
+	if (cap > UINT32_MAX)
+		cap = UINT32_MAX;
+	if (!(n = realloc(t->app_flags, (size_t)cap)))
 		return -ENOMEM;
 	t->app_flags = n;
-	t->app_cap = cap;
+	t->app_cap = (uint32_t)cap;
 	return 0;
 }
 
