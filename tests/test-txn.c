@@ -110,6 +110,74 @@ static void test_bad_args(struct mix_index *idx)
 	ok(t == NULL && count(idx) == before, "abort commits nothing");
 }
 
+/* Extension data of appends: the column path (right after the append)
+ * and the operation path (after another operation) refuse the same bad
+ * input, and both land on the right messages. */
+static void test_append_ext(struct mix_index *idx, uint32_t id)
+{
+	struct mix_commit_result res;
+	struct mix_uid_range r;
+	struct mix_txn *t;
+	uint8_t a[12], b[12], c[12];
+	uint32_t hdr_only, n0, n1, n2;
+	const struct mix_snap *s;
+	struct mix_record rec;
+	const void *p;
+	size_t size;
+	int ret;
+
+	memset(a, 0xaa, sizeof(a));
+	memset(b, 0xbb, sizeof(b));
+	memset(c, 0xcc, sizeof(c));
+	ok(mix_index_ext_register(idx, "x.hdronly", 0, 1, 8, &hdr_only) == 0,
+	   "registered a header-only extension");
+	ok(mix_txn_begin(idx, &t) == 0, "begin");
+	ok(mix_txn_append(t, 0, NULL, &n0) == 0, "append 0");
+	is(mix_txn_append_ext(t, n0, id, a, 8), MIX_EINVAL,
+	   "append data of the wrong size refused (first use)");
+	ok(mix_txn_append_ext(t, n0, id, a, 12) == 0, "append data");
+	is(mix_txn_append_ext(t, n0, id, a, 8), MIX_EINVAL,
+	   "append data of the wrong size refused (column exists)");
+	is(mix_txn_append_ext(t, n0, id, NULL, 12), MIX_EINVAL,
+	   "NULL append data refused");
+	is(mix_txn_append_ext(t, n0, hdr_only, a, 0), MIX_EINVAL,
+	   "append data of a header-only extension refused");
+	is(mix_txn_append_ext(t, n0, 99, a, 12), MIX_EINVAL,
+	   "append data of an unknown extension refused");
+	ok(mix_txn_append(t, MIX_FLAG_SEEN, NULL, &n1) == 0, "append 1");
+	ok(mix_txn_append(t, 0, NULL, &n2) == 0, "append 2");
+	ok(mix_txn_append_ext(t, n2, id, b, 12) == 0,
+	   "data of append 2, none for append 1");
+	r.first = 1;
+	r.last = 1;
+	ok(mix_txn_flags(t, &r, 1, MIX_MODIFY_ADD, MIX_FLAG_FLAGGED) == 0,
+	   "another operation");
+	is(mix_txn_append_ext(t, n1, id, a, 8), MIX_EINVAL,
+	   "late append data of the wrong size refused");
+	ok(mix_txn_append_ext(t, n1, id, c, 12) == 0,
+	   "late data of append 1");
+	ok(mix_txn_append_ext(t, n0, id, c, 12) == 0,
+	   "late data of append 0 replaces the first");
+	ret = mix_txn_commit(&t, MIX_DURABILITY_NONE, &res);
+	ok(ret == 0 && res.last_uid == res.first_uid + 2, "committed: %s",
+	   ret ? mix_last_error() : "uids ok");
+	if (ret)
+		return;
+	mix_read_lock();
+	s = mix_index_snap(idx);
+	ok(mix_snap_lookup_uid(s, res.first_uid, &rec) &&
+	   (p = mix_record_ext(s, &rec, id, &size)) && size == 12 &&
+	   memcmp(p, c, 12) == 0, "append 0 has the late data");
+	ok(mix_snap_lookup_uid(s, res.first_uid + 1, &rec) &&
+	   (p = mix_record_ext(s, &rec, id, &size)) && size == 12 &&
+	   memcmp(p, c, 12) == 0 && rec.flags == MIX_FLAG_SEEN,
+	   "append 1 has its late data and its flags");
+	ok(mix_snap_lookup_uid(s, res.first_uid + 2, &rec) &&
+	   (p = mix_record_ext(s, &rec, id, &size)) && size == 12 &&
+	   memcmp(p, b, 12) == 0, "append 2 has its data");
+	mix_read_unlock();
+}
+
 static void test_ext(struct mix_index *idx)
 {
 	uint32_t id1, id2, id3;
@@ -144,6 +212,7 @@ static void test_ext(struct mix_index *idx)
 	ok(mix_snap_ext_lookup(mix_index_snap(idx), "x.cache", &id3) &&
 	   id3 == id1, "lookup by name");
 	mix_read_unlock();
+	test_append_ext(idx, id1);
 }
 
 static void test_async(struct mix_index *idx)
