@@ -197,6 +197,21 @@ bench-views: all $(BUILD)/stress/bench-views
 	@d=$$(mktemp -d /tmp/mix-bench.XXXXXX) && \
 	  $(BUILD)/stress/bench-views --dir "$$d" $(BENCH_VIEWS_ARGS) | tee $(BUILD)/bench-views.txt; \
 	  rc=$$?; rm -rf "$$d"; exit $$rc
+
+# make bench-rcu [BENCH_RCU_ARGS=--quick]: stress/bench-rcu, read-side and
+# grace-period costs of urcu-memb (as engine/rcu.h uses it), urcu-bp and
+# urcu-qsbr (docs/design.md §RCU flavor).  The flavours' symbols collide in
+# one unit, so the flavour part is compiled once per flavour.
+BENCH_RCU_FL := memb mix bp qsbr
+.PHONY: bench-rcu
+$(BUILD)/stress/bench-rcu: stress/bench-rcu.c $(wildcard stress/*.h) $(wildcard engine/*.h) $(BUILD)/libmix.a
+	@mkdir -p $(dir $@)
+	for f in $(BENCH_RCU_FL); do $(CC) $(ALL_CFLAGS) -Istress \
+	  -DBENCH_RCU_FLAVOUR=$$f -c $< -o $@-$$f.o || exit 1; done
+	$(CC) $(ALL_CFLAGS) -Istress $< $(BENCH_RCU_FL:%=$@-%.o) -o $@ \
+		$(BUILD)/libmix.a $(LDFLAGS) -lurcu-bp -lurcu-qsbr $(LIBS) -lm
+bench-rcu: all $(BUILD)/stress/bench-rcu
+	$(BUILD)/stress/bench-rcu $(BENCH_RCU_ARGS)
 fuzz-clean:
 	rm -rf $(FUZZ_BUILD)
 .PHONY: fuzz-clean
