@@ -4,8 +4,11 @@
  * framing through real files; CRC and torn-tail detection at every byte;
  * zero-filled and garbage tails; rotation, including an I/O fault at each
  * step; append and sync failures; bad headers; malformed records of every
- * type; and a seeded fuzz loop (MIX_SEED=<n> replays it, MIX_TEST_SCALE
- * scales it).  Run under ASan/UBSan by `make asan`.
+ * type, under both major versions (§3.1: the run records APPEND_RUN and
+ * EXT_RUN exist from major version 2 on); the replay of the run records
+ * into a builder (engine/replay.c) against the per-message records they
+ * stand for; and a seeded fuzz loop (MIX_SEED=<n> replays it,
+ * MIX_TEST_SCALE scales it).  Run under ASan/UBSan by `make asan`.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -23,6 +26,8 @@
 #include "crc32c.h"
 #include "err.h"
 #include "fileio.h"
+#include "index.h"
+#include "snapshot.h"
 #include "txlog.h"
 
 static char *tdir;
@@ -72,6 +77,11 @@ static int file_exists(const char *dir, const char *name)
 #define MOP_MAXN 12
 #define MOP_MAXDATA 1024
 
+/* type is the record the decoder must give back.  APPEND_RUN and EXT_RUN
+ * keep their flags / record data in data[].  An EXT_REC with run_count
+ * above 0 is encoded by mix_logenc_ext_rec_run from the run_count
+ * messages from first_uid with run_data[] and a partial set[]; count,
+ * uids[] and data[] are then the entries it must hold. */
 struct mop {
 	uint16_t type;
 	uint32_t count;
@@ -83,7 +93,31 @@ struct mop {
 	uint32_t ext_id, offset, size, rec_size;
 	uint32_t uids[MOP_MAXN];
 	uint8_t data[MOP_MAXDATA];
+	uint32_t first_uid;     /* APPEND_RUN, EXT_RUN, a run's EXT_REC */
+	uint32_t run_count;     /* a run's EXT_REC */
+	int with_set;           /* EXT_RUN: encoded with all set, not NULL */
+	uint8_t set[MOP_MAXDATA];
+	uint8_t run_data[MOP_MAXDATA];
 };
+
+/* The EXT_REC that mix_logenc_ext_rec_run must make of a partial set:
+ * the entries of the set messages, in UID order. */
+static void mop_run_to_ext_rec(struct mop *m)
+{
+	m->type = MIX_LOG_EXT_REC;
+	m->count = 0;
+	for (uint32_t i = 0; i < m->run_count; i++) {
+		if (!m->set[i])
+			continue;
+		m->uids[m->count] = m->first_uid + i;
+		memcpy(m->data + m->count * m->rec_size,
+		       m->run_data + i * m->rec_size, m->rec_size);
+		m->count++;
+	}
+}
+
+#define ALL_SET_N 2048
+static uint8_t all_set[ALL_SET_N];        /* every byte 1 (main) */
 
 static int enc_mop(struct mix_buf *b, const struct mop *m)
 {
@@ -105,10 +139,22 @@ static int enc_mop(struct mix_buf *b, const struct mop *m)
 		return mix_logenc_ext_hdr(b, m->ext_id, m->offset, m->data,
 					  m->size);
 	case MIX_LOG_EXT_REC:
+		if (m->run_count)
+			return mix_logenc_ext_rec_run(b, m->ext_id, m->rec_size,
+						      m->first_uid, m->run_data,
+						      m->set, m->run_count);
 		return mix_logenc_ext_rec(b, m->ext_id, m->rec_size, m->uids,
 					  m->data, m->count);
 	case MIX_LOG_HDR:
 		return mix_logenc_hdr(b, m->offset, m->data, m->size);
+	case MIX_LOG_APPEND_RUN:
+		return mix_logenc_append_run(b, m->first_uid, m->data,
+					     m->count);
+	case MIX_LOG_EXT_RUN:
+		return mix_logenc_ext_rec_run(b, m->ext_id, m->rec_size,
+					      m->first_uid, m->data,
+					      m->with_set ? all_set : NULL,
+					      m->count);
 	}
 	return -1;
 }
@@ -214,21 +260,62 @@ static int cmp_mop(const struct mop *m, const struct mix_log_op *op,
 		if (cmp_name(m, op, why, n) < 0)
 			return -1;
 		return cmp_ranges(m, op, why, n);
+	case MIX_LOG_APPEND_RUN:
+		if (op->first_uid != m->first_uid || op->count != m->count ||
+		    memcmp(op->data, m->data, m->count) != 0)
+			MISMATCH("append-run of UID %u + %u (or its flags) "
+				 "differs, expected %u + %u", op->first_uid,
+				 op->count, m->first_uid, m->count);
+		return 0;
+	case MIX_LOG_EXT_RUN:
+		if (op->ext_id != m->ext_id || op->rec_size != m->rec_size ||
+		    op->first_uid != m->first_uid || op->count != m->count ||
+		    memcmp(op->data, m->data,
+			   (size_t)m->count * m->rec_size) != 0)
+			MISMATCH("ext-run ext %u rec_size %u UID %u + %u (or "
+				 "its data) differs, expected %u %u %u + %u",
+				 op->ext_id, op->rec_size, op->first_uid,
+				 op->count, m->ext_id, m->rec_size,
+				 m->first_uid, m->count);
+		return 0;
 	default:
 		return cmp_ext(m, op, why, n);
 	}
 }
 
-/* Decode the whole transaction and compare with ops[0..nops).  0 or -1
- * with why. */
-static int check_txn(const uint8_t *txn, uint32_t size, const struct mop *ops,
-		     int nops, char *why, size_t n)
+static int is_run_type(uint16_t type)
+{
+	return type == MIX_LOG_APPEND_RUN || type == MIX_LOG_EXT_RUN;
+}
+
+/* Decode the whole transaction as a file of major version major and
+ * compare with ops[0..nops).  In a major-1 file the first run record
+ * must be refused (§3.3: types 11 and 12 only from version 2), the
+ * records before it decoded.  0 or -1 with why. */
+static int check_txn_major(const uint8_t *txn, uint32_t size,
+			   const struct mop *ops, int nops, uint8_t major,
+			   char *why, size_t n)
 {
 	struct mix_log_op op;
-	uint32_t pos = 0;
+	uint32_t pos = 0, before;
 	int i = 0, ret;
 
-	while ((ret = mix_log_txn_next_op(txn, size, MIX_LOG_MAJOR, &pos, &op)) == 1) {
+	for (;;) {
+		before = pos;
+		ret = mix_log_txn_next_op(txn, size, major, &pos, &op);
+		if (i < nops && major < 2 && is_run_type(ops[i].type)) {
+			if (ret != MIX_ECORRUPT || pos != before ||
+			    !strstr(mix_last_error(), "major version 2 record"))
+				MISMATCH("major %u, record %d (type %u): got "
+					 "%d (pos %u -> %u), expected "
+					 "MIX_ECORRUPT 'major version 2 "
+					 "record': %s", major,
+					 i, ops[i].type, ret, before, pos,
+					 ret < 0 ? mix_last_error() : "");
+			return 0;
+		}
+		if (ret != 1)
+			break;
 		if (i >= nops)
 			MISMATCH("more than the %d encoded records", nops);
 		if (cmp_mop(&ops[i], &op, why, n) < 0) {
@@ -245,6 +332,12 @@ static int check_txn(const uint8_t *txn, uint32_t size, const struct mop *ops,
 	if (pos != size)
 		MISMATCH("ended at %u, transaction is %u bytes", pos, size);
 	return 0;
+}
+
+static int check_txn(const uint8_t *txn, uint32_t size, const struct mop *ops,
+		     int nops, char *why, size_t n)
+{
+	return check_txn_major(txn, size, ops, nops, MIX_LOG_MAJOR, why, n);
 }
 
 /* ---- random valid operations ----------------------------------------- */
@@ -324,12 +417,69 @@ static void rand_ext(uint64_t *s, struct mop *m)
 	}
 }
 
+/* A first UID for a run of count: small, or near the top (§3.3.1: the
+ * last UID below 2^32 - 1 for APPEND_RUN, at most 2^32 - 1 for EXT_RUN). */
+static uint32_t rand_run_uid(uint64_t *s, uint32_t count, int append)
+{
+	uint32_t top = UINT32_MAX - count + (append ? 0 : 1);
+
+	switch (tu_rand_below(s, 4)) {
+	case 0:
+		return top - tu_rand_below(s, 3);
+	case 1:
+		return 1 + tu_rand_below(s, 0x7fffffffu);
+	default:
+		return 1 + tu_rand_below(s, 5000);
+	}
+}
+
+/* APPEND_RUN; EXT_RUN (set NULL or all set); or, a third of the time for
+ * EXT_RUN, a run with some messages left out, which must become EXT_REC. */
+static void rand_run(uint64_t *s, struct mop *m)
+{
+	uint32_t i, bytes, max;
+
+	if (m->type == MIX_LOG_APPEND_RUN) {
+		m->count = 1 + (tu_rand_below(s, 4) ? tu_rand_below(s, 20)
+						    : tu_rand_below(s, 400));
+		m->first_uid = rand_run_uid(s, m->count, 1);
+		for (i = 0; i < m->count; i++)
+			m->data[i] = (uint8_t)tu_rand(s) & MIX_FLAGS_ALL;
+		return;
+	}
+	m->ext_id = tu_rand_below(s, 40);
+	max = tu_rand_below(s, 8) ? 16 : MIX_EXT_REC_MAX;
+	m->rec_size = 1 + tu_rand_below(s, max);
+	if (tu_rand_below(s, 3) == 0 && m->rec_size <= MOP_MAXDATA / MOP_MAXN) {
+		/* a partial set: at least one in and one out */
+		m->run_count = 2 + tu_rand_below(s, MOP_MAXN - 1);
+		m->first_uid = rand_run_uid(s, m->run_count, 0);
+		for (i = 0; i < m->run_count; i++)
+			m->set[i] = (uint8_t)tu_rand_below(s, 2);
+		m->set[tu_rand_below(s, m->run_count)] = 1;
+		for (i = 0; i < m->run_count && m->set[i]; i++)
+			;
+		if (i == m->run_count)
+			m->set[tu_rand_below(s, m->run_count)] = 0;
+		for (i = 0; i < m->run_count * m->rec_size; i++)
+			m->run_data[i] = (uint8_t)tu_rand(s);
+		mop_run_to_ext_rec(m);
+		return;
+	}
+	m->count = 1 + tu_rand_below(s, MOP_MAXDATA / m->rec_size);
+	m->first_uid = rand_run_uid(s, m->count, 0);
+	m->with_set = (int)tu_rand_below(s, 2);
+	bytes = m->count * m->rec_size;
+	for (i = 0; i < bytes; i++)
+		m->data[i] = (uint8_t)tu_rand(s);
+}
+
 static void rand_mop(uint64_t *s, struct mop *m)
 {
 	uint32_t uid = 0;
 
 	memset(m, 0, sizeof(*m));
-	m->type = MIX_LOG_APPEND + tu_rand_below(s, MIX_LOG_HDR - 1);
+	m->type = MIX_LOG_APPEND + tu_rand_below(s, MIX_LOG_EXT_RUN - 1);
 	switch (m->type) {
 	case MIX_LOG_APPEND:
 		m->count = tu_rand_below(s, MOP_MAXN + 1);
@@ -350,6 +500,10 @@ static void rand_mop(uint64_t *s, struct mop *m)
 		m->modify = 1 + tu_rand_below(s, 2);
 		rand_name(s, m->name, MIX_MAX_KEYWORD_LEN);
 		rand_ranges(s, m);
+		break;
+	case MIX_LOG_APPEND_RUN:
+	case MIX_LOG_EXT_RUN:
+		rand_run(s, m);
 		break;
 	default:
 		rand_ext(s, m);
@@ -396,10 +550,12 @@ static void test_buf(void)
 	mix_buf_free(&b);
 }
 
+#define FIXED_MAX 32
+
 static void fixed_ops(struct mop *o, int *n)
 {
 	int i = 0;
-	memset(o, 0, sizeof(*o) * 20);
+	memset(o, 0, sizeof(*o) * FIXED_MAX);
 	o[i].type = MIX_LOG_APPEND; o[i].count = 3;
 	o[i].app[0] = (struct mix_log_append){ 10, MIX_FLAG_SEEN };
 	o[i].app[1] = (struct mix_log_append){ 11, MIX_FLAG_FLAGGED | MIX_FLAG_DIRTY };
@@ -445,12 +601,39 @@ static void fixed_ops(struct mop *o, int *n)
 	memcpy(o[i++].data, "\x01\0\0\0\x02\0\0\0", 8);
 	o[i].type = MIX_LOG_HDR; o[i].offset = 44; o[i].size = 4;
 	memcpy(o[i++].data, "\x05\0\0\0", 4);
+	/* §3.3.11, §3.3.12: the run records */
+	o[i].type = MIX_LOG_APPEND_RUN; o[i].first_uid = 20; o[i].count = 5;
+	memcpy(o[i++].data, "\x08\x00\xbf\x80\x21", 5);
+	/* the last UID of an APPEND_RUN is below 2^32-1 */
+	o[i].type = MIX_LOG_APPEND_RUN; o[i].first_uid = 0xfffffffcu;
+	o[i].count = 3; memcpy(o[i++].data, "\x01\x02\x04", 3);
+	o[i].type = MIX_LOG_APPEND_RUN; o[i].first_uid = 1; o[i].count = 4;
+	memcpy(o[i++].data, "\x08\x08\x08\x08", 4);   /* no padding */
+	o[i].type = MIX_LOG_EXT_RUN; o[i].ext_id = 2; o[i].rec_size = 3;
+	o[i].first_uid = 20; o[i].count = 3;                /* set NULL */
+	memcpy(o[i++].data, "abcdefghi", 9);
+	o[i].type = MIX_LOG_EXT_RUN; o[i].ext_id = 4; o[i].rec_size = 8;
+	o[i].first_uid = 7; o[i].count = 2; o[i].with_set = 1; /* all set */
+	memcpy(o[i++].data, "0123456789abcdef", 16);
+	/* the last UID of an EXT_RUN may be 2^32-1 */
+	o[i].type = MIX_LOG_EXT_RUN; o[i].ext_id = 3;
+	o[i].rec_size = MIX_EXT_REC_MAX; o[i].first_uid = 0xffffffffu;
+	o[i].count = 1; memset(o[i++].data, 0x5a, MIX_EXT_REC_MAX);
+	/* a run with messages left out: EXT_REC of exactly the set ones */
+	o[i].ext_id = 2; o[i].rec_size = 3; o[i].first_uid = 30;
+	o[i].run_count = 5; memcpy(o[i].set, "\1\0\1\1\0", 5);
+	memcpy(o[i].run_data, "AAABBBCCCDDDEEE", 15);
+	mop_run_to_ext_rec(&o[i++]);
+	o[i].ext_id = 5; o[i].rec_size = 1; o[i].first_uid = 0xfffffffeu;
+	o[i].run_count = 2; memcpy(o[i].set, "\0\1", 2);  /* UID 2^32-1 */
+	memcpy(o[i].run_data, "xy", 2);
+	mop_run_to_ext_rec(&o[i++]);
 	*n = i;
 }
 
 static void test_encode_decode(void)
 {
-	static struct mop ops[20];
+	static struct mop ops[FIXED_MAX];
 	struct mix_buf b = { 0 };
 	struct mix_log_op op;
 	uint32_t pos = 0, txn_size;
@@ -514,12 +697,81 @@ static void test_encode_decode(void)
 	mix_buf_free(&b);
 }
 
+/* The bytes of the run records as format.md §3.3.11-§3.3.12 lay them out,
+ * written here independently of the encoder; and which record
+ * mix_logenc_ext_rec_run chooses for set NULL, all set, some set, none. */
+static void test_encode_runs(void)
+{
+	static const uint8_t want_app[24] = {
+		24, 0, 0, 0, MIX_LOG_APPEND_RUN, 0, 0, 0,
+		20, 0, 0, 0, 5, 0, 0, 0,
+		0x08, 0x00, 0xbf, 0x80, 0x21, 0, 0, 0 };
+	static const uint8_t want_run[36] = {
+		36, 0, 0, 0, MIX_LOG_EXT_RUN, 0, 0, 0,
+		2, 0, 0, 0, 3, 0, 0, 0, 20, 0, 0, 0, 3, 0, 0, 0,
+		'a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 0, 0, 0 };
+	static const uint8_t want_rec[40] = {
+		40, 0, 0, 0, MIX_LOG_EXT_REC, 0, 0, 0,
+		2, 0, 0, 0, 3, 0, 0, 0,
+		30, 0, 0, 0, 'A', 'A', 'A', 0,
+		32, 0, 0, 0, 'C', 'C', 'C', 0,
+		33, 0, 0, 0, 'D', 'D', 'D', 0 };
+	static const uint8_t set_some[5] = { 1, 0, 1, 1, 0 };
+	static const uint8_t set_none[5] = { 0 };
+	struct mix_buf b = { 0 };
+	int ret;
+
+	ret = mix_logenc_append_run(&b, 20, (const uint8_t *)"\x08\x00\xbf"
+				    "\x80\x21", 5);
+	ok(ret == 0 && b.len == sizeof(want_app) &&
+	   memcmp(b.data, want_app, sizeof(want_app)) == 0,
+	   "enc: append-run of 5 is 24 bytes: first_uid, count, the flags, "
+	   "zero padding (ret %d, %zu bytes)", ret, b.len);
+	b.len = 0;
+	ret = mix_logenc_ext_rec_run(&b, 2, 3, 20,
+				     (const uint8_t *)"abcdefghi", NULL, 3);
+	ok(ret == 0 && b.len == sizeof(want_run) &&
+	   memcmp(b.data, want_run, sizeof(want_run)) == 0,
+	   "enc: ext-rec-run, set NULL: one EXT_RUN of 36 bytes (ret %d, "
+	   "%zu bytes)", ret, b.len);
+	b.len = 0;
+	ret = mix_logenc_ext_rec_run(&b, 2, 3, 20,
+				     (const uint8_t *)"abcdefghi", all_set, 3);
+	ok(ret == 0 && b.len == sizeof(want_run) &&
+	   memcmp(b.data, want_run, sizeof(want_run)) == 0,
+	   "enc: ext-rec-run, every message set: the same EXT_RUN (ret %d, "
+	   "%zu bytes)", ret, b.len);
+	b.len = 0;
+	ret = mix_logenc_ext_rec_run(&b, 2, 3, 30,
+				     (const uint8_t *)"AAABBBCCCDDDEEE",
+				     set_some, 5);
+	ok(ret == 0 && b.len == sizeof(want_rec) &&
+	   memcmp(b.data, want_rec, sizeof(want_rec)) == 0,
+	   "enc: ext-rec-run, 3 of 5 set: an EXT_REC of UIDs 30, 32, 33 "
+	   "only (ret %d, %zu bytes)", ret, b.len);
+	b.len = 0;
+	ret = mix_logenc_ext_rec_run(&b, 2, 3, 30,
+				     (const uint8_t *)"AAABBBCCCDDDEEE",
+				     set_none, 5);
+	ok(ret == 0 && b.len == 0, "enc: ext-rec-run, none set: no record "
+	   "(ret %d, %zu bytes)", ret, b.len);
+	ret = mix_logenc_ext_rec_run(&b, 2, 3, 30,
+				     (const uint8_t *)"AAA", NULL, 0);
+	ok(ret == 0 && b.len == 0, "enc: ext-rec-run of 0 messages: no "
+	   "record (ret %d, %zu bytes)", ret, b.len);
+	ret = mix_logenc_append_run(&b, 30, (const uint8_t *)"", 0);
+	ok(ret == 0 && b.len == 0, "enc: append-run of 0 messages: no record "
+	   "(ret %d, %zu bytes)", ret, b.len);
+	mix_buf_free(&b);
+}
+
 static void test_encode_random(uint64_t seed)
 {
 	static struct mop ops[8];
 	struct mix_buf b = { 0 };
 	char why[300];
 	int iters = (int)(500 * tu_scale()), fails = 0, nops;
+	int fails1 = 0, runs = 0, partial = 0;
 
 	for (int it = 0; it < iters; it++) {
 		b.len = 0;
@@ -527,9 +779,22 @@ static void test_encode_random(uint64_t seed)
 		if (check_txn(b.data + start, (uint32_t)(b.len - start), ops, nops,
 			      why, sizeof(why)) < 0 && fails++ == 0)
 			diag("iteration %d: %s", it, why);
+		if (check_txn_major(b.data + start, (uint32_t)(b.len - start),
+				    ops, nops, 1, why, sizeof(why)) < 0 &&
+		    fails1++ == 0)
+			diag("iteration %d, major 1: %s", it, why);
+		for (int k = 0; k < nops; k++) {
+			runs += is_run_type(ops[k].type);
+			partial += ops[k].run_count > 0;
+		}
 	}
 	is(fails, 0, "enc/dec: %d random transactions decode to what was "
 	   "encoded", iters);
+	is(fails1, 0, "enc/dec: as records of a major-1 file, the same decode "
+	   "up to their first run record, which is refused");
+	ok(runs > 0 && partial > 0, "enc/dec: they held %d append-run and "
+	   "ext-run records and %d ext-recs made from a partial run", runs,
+	   partial);
 	mix_buf_free(&b);
 }
 
@@ -609,6 +874,28 @@ static void test_encode_reject(void)
 	REJECT(mix_logenc_hdr(&b, 116, data, 8), "hdr: past the header");
 	REJECT(mix_logenc_hdr(&b, 108, data, 4), "hdr: writes checksum");
 	REJECT(mix_logenc_hdr(&b, 0, data, 200), "hdr: size 200");
+	REJECT(mix_logenc_append_run(&b, 0, data, 1),
+	       "append-run: first UID 0");
+	REJECT(mix_logenc_append_run(&b, 0xfffffffeu, data, 2),
+	       "append-run: last UID 2^32-1");
+	REJECT(mix_logenc_append_run(&b, 0xffffffffu, data, 1),
+	       "append-run: UID 2^32-1");
+	REJECT(mix_logenc_append_run(&b, 1, (const uint8_t *)"\x08\x40", 2),
+	       "append-run: flag 0x40");
+	REJECT(mix_logenc_ext_rec_run(&b, 2, 0, 1, data, NULL, 1),
+	       "ext-rec-run: rec_size 0");
+	REJECT(mix_logenc_ext_rec_run(&b, 2, MIX_EXT_REC_MAX + 1, 1, data, NULL,
+				      1), "ext-rec-run: rec_size 1025");
+	REJECT(mix_logenc_ext_rec_run(&b, 2, 4, 0, data, NULL, 2),
+	       "ext-run: first UID 0");
+	REJECT(mix_logenc_ext_rec_run(&b, 2, 4, 0xffffffffu, data, NULL, 2),
+	       "ext-run: last UID past 2^32-1");
+	REJECT(mix_logenc_ext_rec_run(&b, 2, 4, 0, data,
+				      (const uint8_t *)"\1\0\1", 3),
+	       "ext-rec-run, some set: UID 0 set");
+	REJECT(mix_logenc_ext_rec_run(&b, 2, 4, 0xfffffffeu, data,
+				      (const uint8_t *)"\1\0\1", 3),
+	       "ext-rec-run, some set: UIDs wrap past 2^32-1");
 	is(b.len, 16, "enc: after all rejections only the boundary is there");
 	b.len = 17;
 	REJECT(mix_logenc_begin(&b, &start), "begin on an unaligned buffer");
@@ -1262,11 +1549,24 @@ static void test_headers(const uint8_t *file)
 	memcpy(h, good, 48); put32(h, __builtin_bswap32(MIX_LOG_MAGIC));
 	HDR_CASE(MIX_EVERSION, "byte order", "hdr: byte-swapped magic → "
 		 "MIX_EVERSION");
+	is(good[4], 2, "hdr: the writer writes major version 2 (§3.1)");
 	memcpy(h, good, 48); h[4] = MIX_LOG_MAJOR + 1; fix_hdr_crc(h);
 	HDR_CASE(MIX_EVERSION, "major_version", "hdr: newer major → "
 		 "MIX_EVERSION");
+	memcpy(h, good, 48); h[4] = 3; fix_hdr_crc(h);
+	HDR_CASE(MIX_EVERSION, "major_version at offset 4 is 3", "hdr: major 3 "
+		 "→ MIX_EVERSION");
+	memcpy(h, good, 48); h[4] = 255; fix_hdr_crc(h);
+	HDR_CASE(MIX_EVERSION, "major_version at offset 4 is 255", "hdr: major "
+		 "255 → MIX_EVERSION");
 	memcpy(h, good, 48); h[4] = 0; fix_hdr_crc(h);
-	HDR_CASE(MIX_ECORRUPT, "major_version", "hdr: major 0 → MIX_ECORRUPT");
+	HDR_CASE(MIX_ECORRUPT, "major_version at offset 4 is 0, expected 1..2",
+		 "hdr: major 0 → MIX_ECORRUPT, saying 1..2 are read");
+	memcpy(h, good, 48); h[4] = 1; fix_hdr_crc(h);
+	is(open_buf(h, 48, &r), 0, "hdr: major 1 still opens");
+	memcpy(h, good, 48); h[4] = 1;
+	HDR_CASE(MIX_ECORRUPT, "checksum", "hdr: major 1 with the major-2 "
+		 "checksum → MIX_ECORRUPT (byte 4 is checksummed)");
 	memcpy(h, good, 48); h[32] = 0; fix_hdr_crc(h);
 	HDR_CASE(MIX_EVERSION, "byte order", "hdr: no little-endian flag → "
 		 "MIX_EVERSION");
@@ -1323,6 +1623,106 @@ static void test_header_minor(const uint8_t *file, const struct wtxn *t)
 	ok(r.pos == 56 && mix_log_reader_next(&r, &x, &s, &o) == 1 &&
 	   o == 56 && s == t[0].size, "hdr: its first transaction is at 56");
 	mix_log_reader_close(&r);
+	free(buf);
+}
+
+/* A log of major version 1 (§3.1: still read): the header of a real log
+ * patched to 1, then transactions.  The reader frames every one of them
+ * (framing does not depend on the version); the decoder, given the
+ * header's major_version, refuses the run records and only them. */
+static void test_header_major1(const uint8_t *file, size_t fsize,
+			       const struct wtxn *t, int n)
+{
+	static struct mop ops[3];
+	uint8_t *buf = malloc(fsize);
+	struct mix_buf b = { 0 };
+	struct mix_log_reader r;
+	const uint8_t *x;
+	uint32_t s, v1_size;
+	uint64_t o;
+	size_t start, len;
+	char why[300];
+	int ret, runs = 0, v1 = 0, bad = 0;
+
+	/* the framing test's file: random transactions, run records too */
+	memcpy(buf, file, fsize);
+	buf[4] = 1;
+	fix_hdr_crc(buf);
+	ret = mix_log_reader_from_buf(buf, fsize, "major1.log", &r);
+	is(ret, 0, "major 1: the log opens (%s)",
+	   ret ? mix_last_error() : "ok");
+	if (ret == 0) {
+		is(r.hdr.major_version, 1, "major 1: header major_version");
+		for (int i = 0; i < n; i++) {
+			int has_run = 0;
+			if (mix_log_reader_next(&r, &x, &s, &o) != 1 ||
+			    o != t[i].offset || s != t[i].size) {
+				bad++;
+				break;
+			}
+			for (int k = 0; k < t[i].nops; k++)
+				has_run |= is_run_type(t[i].ops[k].type);
+			runs += has_run;
+			v1 += !has_run;
+			if (check_txn_major(x, s, t[i].ops, t[i].nops,
+					    r.hdr.major_version, why,
+					    sizeof(why)) < 0 && bad++ == 0)
+				diag("  txn %d: %s", i, why);
+		}
+		ok(bad == 0 && runs > 0 && v1 > 0 && !r.torn &&
+		   mix_log_reader_next(&r, &x, &s, &o) == 0,
+		   "major 1: all %d transactions framed; the %d without run "
+		   "records decode to what was encoded, the %d with them are "
+		   "refused at the first", n, v1, runs);
+		mix_log_reader_close(&r);
+	}
+
+	/* a version-1 transaction, then one with APPEND_RUN and EXT_RUN */
+	memset(ops, 0, sizeof(ops));
+	ops[0].type = MIX_LOG_APPEND; ops[0].count = 1;
+	ops[0].app[0] = (struct mix_log_append){ 1, MIX_FLAG_SEEN };
+	ops[1].type = MIX_LOG_APPEND_RUN; ops[1].first_uid = 2;
+	ops[1].count = 2; memcpy(ops[1].data, "\x08\x00", 2);
+	ops[2].type = MIX_LOG_EXT_RUN; ops[2].ext_id = 2; ops[2].rec_size = 4;
+	ops[2].first_uid = 2; ops[2].count = 2;
+	memcpy(ops[2].data, "abcdefgh", 8);
+	mix_buf_append(&b, file, 48);
+	b.data[4] = 1;
+	fix_hdr_crc(b.data);
+	mix_logenc_begin(&b, &start);
+	enc_mop(&b, &ops[0]);
+	mix_logenc_end(&b, start);
+	v1_size = (uint32_t)(b.len - start);
+	mix_logenc_begin(&b, &start);
+	enc_mop(&b, &ops[1]);
+	enc_mop(&b, &ops[2]);
+	mix_logenc_end(&b, start);
+	len = b.len;
+	ret = mix_log_reader_from_buf(b.data, len, "major1.log", &r);
+	ok(ret == 0 && mix_log_reader_next(&r, &x, &s, &o) == 1 && o == 48 &&
+	   s == v1_size && check_txn_major(x, s, ops, 1, r.hdr.major_version,
+					   why, sizeof(why)) == 0,
+	   "major 1: a transaction of version-1 records reads and decodes");
+	ok(ret == 0 && mix_log_reader_next(&r, &x, &s, &o) == 1 &&
+	   check_txn_major(x, s, ops + 1, 2, r.hdr.major_version, why,
+			   sizeof(why)) == 0 &&
+	   check_txn_major(x, s, ops + 1, 2, 2, why, sizeof(why)) == 0,
+	   "major 1: the next, append-run + ext-run, is framed, refused by "
+	   "the decoder as a major-1 record and decoded as a major-2 one");
+	if (ret == 0)
+		mix_log_reader_close(&r);
+	b.data[4] = 2;
+	fix_hdr_crc(b.data);
+	ret = mix_log_reader_from_buf(b.data, len, "major2.log", &r);
+	ok(ret == 0 && r.hdr.major_version == 2 &&
+	   mix_log_reader_next(&r, &x, &s, &o) == 1 &&
+	   mix_log_reader_next(&r, &x, &s, &o) == 1 &&
+	   check_txn_major(x, s, ops + 1, 2, r.hdr.major_version, why,
+			   sizeof(why)) == 0,
+	   "major 2: the same bytes decode: %s", ret ? mix_last_error() : "ok");
+	if (ret == 0)
+		mix_log_reader_close(&r);
+	mix_buf_free(&b);
 	free(buf);
 }
 
@@ -1509,6 +1909,78 @@ static const struct bad_case bad_cases[] = {
 	{ "hdr: flags", MIX_LOG_HDR, 0, 0, 3, { 20, 4, 1 }, "offset 20; only" },
 	{ "hdr: highest_modseq", MIX_LOG_HDR, 0, 0, 3, { 64, 4, 1 },
 	  "offset 64; only" },
+	/* §3.3.11 APPEND_RUN: first_uid, count, count flag bytes, padding */
+	{ "append-run: no header", MIX_LOG_APPEND_RUN, 0, 0, 0, { 0 },
+	  "payload of 0 bytes is shorter than its 8-byte header" },
+	{ "append-run: 4 bytes", MIX_LOG_APPEND_RUN, 0, 0, 1, { 1 },
+	  "payload of 4 bytes is shorter" },
+	{ "append-run: first_uid 0", MIX_LOG_APPEND_RUN, 0, 0, 3, { 0, 1, 0 },
+	  "first_uid 0, count 1" },
+	{ "append-run: count 0", MIX_LOG_APPEND_RUN, 0, 0, 2, { 5, 0 },
+	  "first_uid 5, count 0" },
+	{ "append-run: last UID 2^32-1", MIX_LOG_APPEND_RUN, 0, 0, 3,
+	  { 0xfffffffeu, 2, 0 }, "reach 4294967295" },
+	{ "append-run: UID 2^32-1", MIX_LOG_APPEND_RUN, 0, 0, 3,
+	  { 0xffffffffu, 1, 0 }, "reach 4294967295" },
+	{ "append-run: count 2^32-1", MIX_LOG_APPEND_RUN, 0, 0, 3,
+	  { 1, 0xffffffffu, 0 }, "reach 4294967295" },
+	{ "append-run: last UID 2^32-2 ok", MIX_LOG_APPEND_RUN, 0, 0, 3,
+	  { 0xfffffffdu, 2, W4(0x08, 0x01, 0, 0) }, NULL },
+	{ "append-run: 4 flags short", MIX_LOG_APPEND_RUN, 0, 0, 3, { 1, 5, 0 },
+	  "payload is 12 bytes, expected 16 for 5 flag bytes" },
+	{ "append-run: 4 bytes long", MIX_LOG_APPEND_RUN, 0, 0, 4,
+	  { 1, 4, 0, 0 }, "payload is 16 bytes, expected 12" },
+	{ "append-run: no flag bytes", MIX_LOG_APPEND_RUN, 0, 0, 2, { 1, 1 },
+	  "payload is 8 bytes, expected 12" },
+	/* count + 3 wraps in 32 bits to a payload of 8: computed in 64 */
+	{ "append-run: count 2^32-2, payload 8", MIX_LOG_APPEND_RUN, 0, 0, 2,
+	  { 1, 0xfffffffeu }, "expected 4294967304" },
+	{ "append-run: flag 0x40", MIX_LOG_APPEND_RUN, 0, 0, 3,
+	  { 7, 3, W4(0x08, 0x40, 0x01, 0) },
+	  "entry 1 (UID 8): flags 0x40 outside 0xbf" },
+	{ "append-run: flags 0xff", MIX_LOG_APPEND_RUN, 0, 0, 3,
+	  { 7, 1, 0xff }, "flags 0xff outside" },
+	{ "append-run: flags 0x41 in the last entry", MIX_LOG_APPEND_RUN, 0, 0,
+	  4, { 7, 5, 0, 0x41 }, "entry 4 (UID 11): flags 0x41" },
+	{ "append-run: padding", MIX_LOG_APPEND_RUN, 0, 0, 3,
+	  { 7, 3, W4(1, 2, 4, 0x08) }, "padding" },
+	{ "append-run: padding of 3", MIX_LOG_APPEND_RUN, 0, 0, 3,
+	  { 7, 1, W4(1, 0, 0, 0x80) }, "padding" },
+	{ "append-run: ok", MIX_LOG_APPEND_RUN, 0, 0, 4,
+	  { 7, 5, W4(0xbf, 0, 0x08, 0x80), 0x20 }, NULL },
+	/* §3.3.12 EXT_RUN: ext_id, rec_size, first_uid, count, data,
+	 * padding */
+	{ "ext-run: 12 bytes", MIX_LOG_EXT_RUN, 0, 0, 3, { 2, 4, 1 },
+	  "payload of 12 bytes is shorter than its 16-byte header" },
+	{ "ext-run: rec_size 0", MIX_LOG_EXT_RUN, 0, 0, 4, { 2, 0, 1, 1 },
+	  "rec_size 0 outside 1..1024" },
+	{ "ext-run: rec_size 1025", MIX_LOG_EXT_RUN, 0, 0, 5,
+	  { 2, 1025, 1, 1, 0 }, "rec_size 1025 outside" },
+	{ "ext-run: rec_size 2^32-1", MIX_LOG_EXT_RUN, 0, 0, 5,
+	  { 2, 0xffffffffu, 1, 1, 0 }, "rec_size 4294967295 outside" },
+	{ "ext-run: first_uid 0", MIX_LOG_EXT_RUN, 0, 0, 5, { 2, 4, 0, 1, 9 },
+	  "first_uid 0, count 1" },
+	{ "ext-run: count 0", MIX_LOG_EXT_RUN, 0, 0, 4, { 2, 4, 1, 0 },
+	  "first_uid 1, count 0" },
+	{ "ext-run: past 2^32-1", MIX_LOG_EXT_RUN, 0, 0, 6,
+	  { 2, 4, 0xffffffffu, 2, 1, 2 }, "pass 4294967295" },
+	{ "ext-run: UID 2^32-1 ok", MIX_LOG_EXT_RUN, 0, 0, 5,
+	  { 2, 4, 0xffffffffu, 1, 7 }, NULL },
+	{ "ext-run: data short", MIX_LOG_EXT_RUN, 0, 0, 5, { 2, 4, 1, 2, 9 },
+	  "payload is 20 bytes, expected 24 for 2 records of 4 bytes" },
+	{ "ext-run: data long", MIX_LOG_EXT_RUN, 0, 0, 7,
+	  { 2, 4, 1, 2, 9, 9, 9 }, "payload is 28 bytes, expected 24" },
+	{ "ext-run: no data", MIX_LOG_EXT_RUN, 0, 0, 4, { 2, 1, 1, 1 },
+	  "payload is 16 bytes, expected 20" },
+	/* count × rec_size is 2^32 + 4: 4 bytes if it wrapped in 32 bits */
+	{ "ext-run: count x rec_size wraps 32 bits", MIX_LOG_EXT_RUN, 0, 0, 5,
+	  { 2, 4, 1, 0x40000001u, 9 }, "expected 4294967316" },
+	{ "ext-run: padding", MIX_LOG_EXT_RUN, 0, 0, 5,
+	  { 2, 3, 1, 1, W4('a', 'b', 'c', 1) }, "padding" },
+	{ "ext-run: padding of 1 record of 1", MIX_LOG_EXT_RUN, 0, 0, 5,
+	  { 2, 1, 1, 1, W4('a', 0, 1, 0) }, "padding" },
+	{ "ext-run: ok", MIX_LOG_EXT_RUN, 0, 0, 6,
+	  { 3, 3, 5, 2, W4(1, 2, 3, 4), W4(5, 6, 0, 0) }, NULL },
 };
 
 static void build_raw(struct mix_buf *b, const struct bad_case *c)
@@ -1527,6 +1999,84 @@ static void build_raw(struct mix_buf *b, const struct bad_case *c)
 	mix_logenc_end(b, start);
 }
 
+/* Every case again as a record of a major-1 file (§3.1, §3.3): the run
+ * types are corrupt whatever their payload, the others get the verdict
+ * they get in a major-2 file. */
+static void test_bad_records_major1(struct mix_buf *b)
+{
+	size_t n = sizeof(bad_cases) / sizeof(bad_cases[0]), same = 0, v1 = 0;
+	struct mix_log_op op;
+	char msg2[512];
+
+	for (size_t i = 0; i < n; i++) {
+		const struct bad_case *c = &bad_cases[i];
+		uint32_t pos = 0, pos2 = 0;
+		char want[80];
+		int ret, ret2;
+
+		build_raw(b, c);
+		ret2 = mix_log_txn_next_op(b->data, (uint32_t)b->len, 2, &pos2,
+					   &op);
+		snprintf(msg2, sizeof(msg2), "%s", mix_last_error());
+		ret = mix_log_txn_next_op(b->data, (uint32_t)b->len, 1, &pos,
+					  &op);
+		if (!is_run_type(c->type)) {
+			v1++;
+			if (ret == ret2 && pos == pos2 &&
+			    (ret == 1 || strcmp(msg2, mix_last_error()) == 0))
+				same++;
+			else
+				diag("  %s: major 1 gives %d '%s', major 2 %d "
+				     "'%s'", c->what, ret, mix_last_error(),
+				     ret2, msg2);
+			continue;
+		}
+		snprintf(want, sizeof(want), "type %u is a major version 2 "
+			 "record in a file of major version 1", c->type);
+		if (!ok(ret == MIX_ECORRUPT && pos == 0 &&
+			has(mix_last_error(), want) &&
+			has(mix_last_error(), "at offset 16"),
+			"dec, major 1, rejects %s (%s in major 2)", c->what,
+			c->expect ? "rejected" : "accepted"))
+			diag("  got %d: '%s' (want '%s')", ret,
+			     mix_last_error(), want);
+	}
+	ok(v1 > 0 && same == v1, "dec, major 1: %zu of the %zu cases of "
+	   "version-1 types get the same verdict and message as in major 2",
+	   same, v1);
+}
+
+/* A run record after a version-1 record: the first decodes in a major-1
+ * file, the second is refused at its own offset. */
+static void test_run_after_v1_record(void)
+{
+	static const struct mix_log_append ap = { 3, MIX_FLAG_SEEN };
+	struct mix_buf b = { 0 };
+	struct mix_log_op op;
+	uint32_t pos = 0;
+	size_t start;
+	int r1, r2;
+
+	mix_logenc_begin(&b, &start);
+	mix_logenc_append(&b, &ap, 1);
+	mix_logenc_ext_rec_run(&b, 2, 1, 4, (const uint8_t *)"z", NULL, 1);
+	mix_logenc_end(&b, start);
+	r1 = mix_log_txn_next_op(b.data, (uint32_t)b.len, 1, &pos, &op);
+	r2 = mix_log_txn_next_op(b.data, (uint32_t)b.len, 1, &pos, &op);
+	ok(r1 == 1 && r2 == MIX_ECORRUPT && pos == 32 &&
+	   has(mix_last_error(), "ext-run at offset 32: type 12 is a major "
+	       "version 2 record"),
+	   "dec, major 1: append decodes, the ext-run after it is refused at "
+	   "offset 32 (%d, %d, pos %u: %s)", r1, r2, pos, mix_last_error());
+	pos = 0;
+	r1 = mix_log_txn_next_op(b.data, (uint32_t)b.len, 2, &pos, &op);
+	r2 = mix_log_txn_next_op(b.data, (uint32_t)b.len, 2, &pos, &op);
+	ok(r1 == 1 && r2 == 1 && op.type == MIX_LOG_EXT_RUN &&
+	   mix_log_txn_next_op(b.data, (uint32_t)b.len, 2, &pos, &op) == 0,
+	   "dec, major 2: both decode (%d, %d)", r1, r2);
+	mix_buf_free(&b);
+}
+
 static void test_bad_records(void)
 {
 	struct mix_buf b = { 0 };
@@ -1539,7 +2089,8 @@ static void test_bad_records(void)
 		int ret;
 
 		build_raw(&b, c);
-		ret = mix_log_txn_next_op(b.data, (uint32_t)b.len, MIX_LOG_MAJOR, &pos, &op);
+		ret = mix_log_txn_next_op(b.data, (uint32_t)b.len, 2, &pos,
+					  &op);
 		if (c->expect == NULL) {
 			if (!ok(ret == 1 && pos == b.len && op.type == c->type,
 				"dec accepts %s", c->what))
@@ -1553,7 +2104,9 @@ static void test_bad_records(void)
 			diag("  got %d: '%s' (want '%s')", ret, mix_last_error(),
 			     c->expect);
 	}
+	test_bad_records_major1(&b);
 	mix_buf_free(&b);
+	test_run_after_v1_record();
 }
 
 /* Transaction-level errors and caller errors. */
@@ -1604,6 +2157,563 @@ static void test_bad_txn(void)
 	mix_buf_free(&b);
 }
 
+/* ---- replay of the run records (engine/replay.c) ------------------------ */
+
+#define REPLAY_PATH "replay.log"
+#define RUN_N 1500      /* appends of the first run: past one chunk */
+_Static_assert(RUN_N <= ALL_SET_N && MOP_MAXDATA <= ALL_SET_N, "all_set");
+
+/* An empty index whose first log is being replayed (as fuzz-log.c). */
+static void replay_builder(struct mix_builder *b)
+{
+	struct mix_index_header h;
+
+	memset(&h, 0, sizeof(h));
+	h.indexid = 1;
+	h.next_uid = h.first_recent_uid = 1;
+	h.first_unseen_uid_lowwater = h.first_deleted_uid_lowwater = 1;
+	h.highest_modseq = mix_modseq_make(1, 1, 0);
+	if (mix_builder_init_empty(b, 1, &h) < 0)
+		BAIL("mix_builder_init_empty: out of memory");
+}
+
+static uint64_t replay_modseq(uint32_t off)
+{
+	return mix_modseq_make(1, 1, off);
+}
+
+/* Replay the transaction in buf (from 0) as the one at offset off of a
+ * file of major version major. */
+static int replay_buf(struct mix_builder *b, const struct mix_buf *buf,
+		      uint8_t major, uint32_t off)
+{
+	return mix_replay_txn(b, buf->data, (uint32_t)buf->len, major,
+			      replay_modseq(off), REPLAY_PATH, off);
+}
+
+static void txn_begin(struct mix_buf *buf)
+{
+	size_t start;
+
+	buf->len = 0;
+	if (mix_logenc_begin(buf, &start) < 0)
+		BAIL("mix_logenc_begin: %s", mix_last_error());
+}
+
+static void txn_end(struct mix_buf *buf)
+{
+	mix_logenc_end(buf, 0);
+}
+
+#define ENC(call) do {							\
+	if ((call) < 0)							\
+		BAIL("%s: %s", #call, mix_last_error());		\
+} while (0)
+
+/* The record of uid in b, or NULL. */
+static const uint8_t *brec(const struct mix_builder *b, uint32_t uid)
+{
+	size_t rs = b->layout->record_size;
+
+	for (uint32_t ci = 0; ci < b->nchunks; ci++) {
+		const struct mix_chunk *c = b->chunks[ci];
+		if (c->count == 0 || uid < c->first_uid || uid > c->last_uid)
+			continue;
+		for (uint32_t i = 0; i < c->count; i++)
+			if (get32(c->recs + i * rs) == uid)
+				return c->recs + i * rs;
+	}
+	return NULL;
+}
+
+static uint64_t rec_modseq(const uint8_t *r)
+{
+	uint64_t m;
+
+	memcpy(&m, r + MIX_REC_MODSEQ_OFFSET, 8);
+	return m;
+}
+
+static const uint8_t *rec_ext(const struct mix_builder *b, const uint8_t *r,
+			      uint32_t ext_id)
+{
+	return r + b->layout->exts[ext_id].rec_offset;
+}
+
+static uint32_t builder_count(const struct mix_builder *b)
+{
+	uint32_t n = 0;
+
+	for (uint32_t ci = 0; ci < b->nchunks; ci++)
+		n += b->chunks[ci]->count;
+	return n;
+}
+
+/* 0 if a and b hold the same records, byte for byte, and the same header;
+ * else -1 with the first difference in why. */
+static int same_state(const struct mix_builder *a, const struct mix_builder *b,
+		      char *why, size_t n)
+{
+	size_t rs = a->layout->record_size;
+	const struct mix_index_header *ha = &a->hdr, *hb = &b->hdr;
+
+	if (rs != b->layout->record_size)
+		MISMATCH("record size %zu and %u", rs, b->layout->record_size);
+	if (builder_count(a) != builder_count(b))
+		MISMATCH("%u records and %u", builder_count(a),
+			 builder_count(b));
+	for (uint32_t ci = 0; ci < a->nchunks; ci++) {
+		const struct mix_chunk *c = a->chunks[ci];
+		for (uint32_t i = 0; i < c->count; i++) {
+			const uint8_t *ra = c->recs + i * rs;
+			const uint8_t *rb = brec(b, get32(ra));
+			if (!rb || memcmp(ra, rb, rs) != 0)
+				MISMATCH("UID %u: %s (flags 0x%x/0x%x, modseq "
+					 "%llx/%llx)", get32(ra),
+					 rb ? "records differ" : "missing",
+					 ra[4], rb ? rb[4] : 0,
+					 (unsigned long long)rec_modseq(ra),
+					 rb ? (unsigned long long)rec_modseq(rb)
+					    : 0ull);
+		}
+	}
+	if (memcmp(ha, hb, sizeof(*ha)) != 0)
+		MISMATCH("headers differ: next_uid %u/%u messages %u/%u seen "
+			 "%u/%u deleted %u/%u low-water unseen %u/%u deleted "
+			 "%u/%u highest_modseq %llx/%llx", ha->next_uid,
+			 hb->next_uid, ha->messages_count, hb->messages_count,
+			 ha->seen_messages_count, hb->seen_messages_count,
+			 ha->deleted_messages_count, hb->deleted_messages_count,
+			 ha->first_unseen_uid_lowwater,
+			 hb->first_unseen_uid_lowwater,
+			 ha->first_deleted_uid_lowwater,
+			 hb->first_deleted_uid_lowwater,
+			 (unsigned long long)ha->highest_modseq,
+			 (unsigned long long)hb->highest_modseq);
+	return 0;
+}
+
+/* UIDs first..first+count-1 with flags, ext 2 (8 bytes) and ext 3
+ * (3 bytes) data, modseq m, as one append transaction gave them. */
+static int check_appended(const struct mix_builder *b, uint32_t first,
+			  uint32_t count, const uint8_t *flags,
+			  const uint8_t *d8, const uint8_t *d3, uint64_t m,
+			  char *why, size_t n)
+{
+	for (uint32_t i = 0; i < count; i++) {
+		const uint8_t *r = brec(b, first + i);
+		if (!r)
+			MISMATCH("UID %u is missing", first + i);
+		if (r[4] != flags[i] || rec_modseq(r) != m)
+			MISMATCH("UID %u: flags 0x%x modseq %llx, expected "
+				 "0x%x %llx", first + i, r[4],
+				 (unsigned long long)rec_modseq(r), flags[i],
+				 (unsigned long long)m);
+		if (memcmp(rec_ext(b, r, 2), d8 + (size_t)i * 8, 8) != 0 ||
+		    memcmp(rec_ext(b, r, 3), d3 + (size_t)i * 3, 3) != 0)
+			MISMATCH("UID %u: extension data differs", first + i);
+	}
+	return 0;
+}
+
+static void intro_exts(struct mix_buf *buf)
+{
+	struct mix_log_ext_intro in8 = { .ext_id = 2, .record_size = 8,
+					 .record_align = 8 };
+	struct mix_log_ext_intro in3 = { .ext_id = 3, .record_size = 3,
+					 .record_align = 1 };
+
+	txn_begin(buf);
+	ENC(mix_logenc_ext_intro(buf, &in8, "date8"));
+	ENC(mix_logenc_ext_intro(buf, &in3, "odd3"));
+	txn_end(buf);
+}
+
+/* random bytes, every 5th record of rec_size left zero (as new records
+ * are: setting it changes nothing) */
+static void rand_recs(uint64_t *s, uint8_t *d, uint32_t count,
+		      uint32_t rec_size)
+{
+	for (uint32_t i = 0; i < count; i++)
+		for (uint32_t k = 0; k < rec_size; k++)
+			d[(size_t)i * rec_size + k] =
+				i % 5 == 0 ? 0 : (uint8_t)tu_rand(s);
+}
+
+/*
+ * §3.3.11-§3.3.12: "otherwise exactly an APPEND / EXT_REC of those
+ * entries".  Two builders replay the same history, one through the run
+ * records (R), one through APPEND and EXT_REC (P); after each transaction
+ * both must hold the same records and header, and R what the
+ * transactions said.
+ *   1  two extensions (8 and 3 bytes)
+ *   2  RUN_N appends with random flags and data for both (R: APPEND_RUN,
+ *      two EXT_RUN), crossing a chunk boundary
+ *   3  700 appends after a UID gap, into the half-full last chunk; data
+ *      for some of them (R: mix_logenc_ext_rec_run with a partial set)
+ *   4  data for UIDs 1400..1799, 1501..1599 missing (R: EXT_RUN)
+ */
+static void test_replay_equiv(uint64_t seed)
+{
+	enum { N2 = 700, G = 1600, E0 = 1400, EN = 400 };
+	static uint8_t flags[RUN_N], d8[RUN_N * 8], d3[RUN_N * 3];
+	static uint8_t f2[N2], e3[N2 * 3], set[N2], x8[EN * 8];
+	static struct mix_log_append app[RUN_N];
+	static uint32_t uids[RUN_N];
+	struct mix_builder R, P;
+	struct mix_buf buf = { 0 };
+	uint32_t i, n, seen = 0;
+	char why[300];
+	int r1, r2;
+
+	diag("replay equivalence: seed %llu", (unsigned long long)seed);
+	replay_builder(&R);
+	replay_builder(&P);
+	intro_exts(&buf);
+	r1 = replay_buf(&R, &buf, 2, 48);
+	r2 = replay_buf(&P, &buf, 2, 48);
+	if (r1 < 0 || r2 < 0 || R.layout->ext_count != 4)
+		BAIL("replay of two ext-intros: %d %d: %s", r1, r2,
+		     mix_last_error());
+
+	/* 2 */
+	for (i = 0; i < RUN_N; i++) {
+		flags[i] = (uint8_t)tu_rand(&seed) & MIX_FLAGS_ALL;
+		seen += (flags[i] & MIX_FLAG_SEEN) != 0;
+		app[i] = (struct mix_log_append){ 1 + i, flags[i] };
+		uids[i] = 1 + i;
+	}
+	rand_recs(&seed, d8, RUN_N, 8);
+	rand_recs(&seed, d3, RUN_N, 3);
+	txn_begin(&buf);
+	ENC(mix_logenc_append_run(&buf, 1, flags, RUN_N));
+	ENC(mix_logenc_ext_rec_run(&buf, 2, 8, 1, d8, NULL, RUN_N));
+	ENC(mix_logenc_ext_rec_run(&buf, 3, 3, 1, d3, all_set, RUN_N));
+	txn_end(&buf);
+	r1 = replay_buf(&R, &buf, 2, 1000);
+	txn_begin(&buf);
+	ENC(mix_logenc_append(&buf, app, RUN_N));
+	ENC(mix_logenc_ext_rec(&buf, 2, 8, uids, d8, RUN_N));
+	ENC(mix_logenc_ext_rec(&buf, 3, 3, uids, d3, RUN_N));
+	txn_end(&buf);
+	r2 = replay_buf(&P, &buf, 2, 1000);
+	ok(r1 == 0 && r2 == 0, "replay: append-run + 2 ext-runs of %u and "
+	   "the same as append + ext-recs (%d, %d: %s)", RUN_N, r1, r2,
+	   r1 || r2 ? mix_last_error() : "ok");
+	if (!ok(check_appended(&R, 1, RUN_N, flags, d8, d3,
+			       replay_modseq(1000), why, sizeof(why)) == 0,
+		"replay: the run's %u messages have their flags, the "
+		"transaction's modseq and their data for both extensions",
+		RUN_N))
+		diag("  %s", why);
+	ok(R.hdr.messages_count == RUN_N && R.hdr.next_uid == RUN_N + 1 &&
+	   R.hdr.seen_messages_count == seen &&
+	   R.hdr.highest_modseq == replay_modseq(1000) && R.nchunks >= 2,
+	   "replay: header after the run: %u messages, next_uid %u, %u seen "
+	   "(expected %u), %u chunks", R.hdr.messages_count, R.hdr.next_uid,
+	   R.hdr.seen_messages_count, seen, R.nchunks);
+	if (!ok(same_state(&R, &P, why, sizeof(why)) == 0, "replay: runs and "
+		"per-message records give the same records and header"))
+		diag("  %s", why);
+
+	/* 3 */
+	for (i = 0; i < N2; i++) {
+		f2[i] = (uint8_t)tu_rand(&seed) & MIX_FLAGS_ALL;
+		set[i] = i == 0 || (i < N2 - 1 && tu_rand_below(&seed, 3) != 0);
+		app[i] = (struct mix_log_append){ G + i, f2[i] };
+	}
+	rand_recs(&seed, e3, N2, 3);
+	txn_begin(&buf);
+	ENC(mix_logenc_append_run(&buf, G, f2, N2));
+	ENC(mix_logenc_ext_rec_run(&buf, 3, 3, G, e3, set, N2));
+	txn_end(&buf);
+	r1 = replay_buf(&R, &buf, 2, 200000);
+	txn_begin(&buf);
+	ENC(mix_logenc_append(&buf, app, N2));
+	for (i = 0, n = 0; i < N2; i++)
+		if (set[i]) {
+			uids[n] = G + i;
+			memcpy(d3 + (size_t)n++ * 3, e3 + (size_t)i * 3, 3);
+		}
+	ENC(mix_logenc_ext_rec(&buf, 3, 3, uids, d3, n));
+	txn_end(&buf);
+	r2 = replay_buf(&P, &buf, 2, 200000);
+	ok(r1 == 0 && r2 == 0 && R.hdr.next_uid == G + N2 &&
+	   brec(&R, RUN_N + 1) == NULL && brec(&R, G) != NULL,
+	   "replay: append-run of %u after a UID gap, data for %u of them "
+	   "(%d, %d, next_uid %u)", N2, n, r1, r2, R.hdr.next_uid);
+	if (!ok(same_state(&R, &P, why, sizeof(why)) == 0, "replay: the same "
+		"records and header after it"))
+		diag("  %s", why);
+
+	/* 4 */
+	for (i = 0; i < EN; i++) {
+		const uint8_t *r = brec(&R, E0 + i);
+		uids[i] = E0 + i;
+		if (r && i % 3 == 0)
+			/* the data it has: no change */
+			memcpy(x8 + i * 8, rec_ext(&R, r, 2), 8);
+		else
+			for (int k = 0; k < 8; k++)
+				x8[i * 8 + k] = (uint8_t)tu_rand(&seed);
+	}
+	txn_begin(&buf);
+	ENC(mix_logenc_ext_rec_run(&buf, 2, 8, E0, x8, NULL, EN));
+	txn_end(&buf);
+	r1 = replay_buf(&R, &buf, 2, 300000);
+	txn_begin(&buf);
+	ENC(mix_logenc_ext_rec(&buf, 2, 8, uids, x8, EN));
+	txn_end(&buf);
+	r2 = replay_buf(&P, &buf, 2, 300000);
+	ok(r1 == 0 && r2 == 0 && R.hdr.messages_count == RUN_N + N2,
+	   "replay: ext-run over UIDs %u..%u, some missing (%d, %d, %u "
+	   "messages)", E0, E0 + EN - 1, r1, r2, R.hdr.messages_count);
+	if (!ok(same_state(&R, &P, why, sizeof(why)) == 0, "replay: the same "
+		"records and header as the ext-rec of those UIDs"))
+		diag("  %s", why);
+	mix_builder_abort(&R);
+	mix_builder_abort(&P);
+	mix_buf_free(&buf);
+}
+
+/* The header counters and low-water marks after runs whose flags leave
+ * them "none" (every message seen, none deleted) or not: the same as
+ * after the APPEND of those messages, run after run. */
+static void test_replay_equiv_flags(void)
+{
+	static const struct { const char *what; uint8_t first, rest; } pat[] = {
+		{ "all seen", MIX_FLAG_SEEN, MIX_FLAG_SEEN },
+		{ "all seen and deleted", MIX_FLAG_SEEN | MIX_FLAG_DELETED,
+		  MIX_FLAG_SEEN | MIX_FLAG_DELETED },
+		{ "no flags", 0, 0 },
+		{ "first seen, rest deleted", MIX_FLAG_SEEN, MIX_FLAG_DELETED },
+		{ "first unseen, rest seen", 0, MIX_FLAG_SEEN },
+	};
+	static const uint32_t first[3] = { 1, 20, 31 };
+	struct mix_log_append app[10];
+	uint8_t fl[10];
+	struct mix_builder R, P;
+	struct mix_buf buf = { 0 };
+	char why[300];
+
+	for (size_t k = 0; k < sizeof(pat) / sizeof(pat[0]); k++) {
+		int bad = 0, r1 = 0, r2 = 0;
+
+		replay_builder(&R);
+		replay_builder(&P);
+		for (int t = 0; t < 3 && !bad; t++) {
+			for (uint32_t i = 0; i < 10; i++) {
+				fl[i] = i ? pat[k].rest : pat[k].first;
+				app[i] = (struct mix_log_append){ first[t] + i,
+								  fl[i] };
+			}
+			txn_begin(&buf);
+			ENC(mix_logenc_append_run(&buf, first[t], fl, 10));
+			txn_end(&buf);
+			r1 = replay_buf(&R, &buf, 2, 48 + 100 * (uint32_t)t);
+			txn_begin(&buf);
+			ENC(mix_logenc_append(&buf, app, 10));
+			txn_end(&buf);
+			r2 = replay_buf(&P, &buf, 2, 48 + 100 * (uint32_t)t);
+			if (r1 < 0 || r2 < 0 ||
+			    same_state(&R, &P, why, sizeof(why)) < 0) {
+				diag("  run %d: %d %d %s", t, r1, r2,
+				     r1 < 0 || r2 < 0 ? mix_last_error() : why);
+				bad = 1;
+			}
+		}
+		ok(!bad, "replay: three append-runs of 10, %s: the same "
+		   "records, counters and low-water marks as appends",
+		   pat[k].what);
+		mix_builder_abort(&R);
+		mix_builder_abort(&P);
+	}
+	mix_buf_free(&buf);
+}
+
+/* §3.3.12: an EXT_RUN sets the data of the messages of its run that
+ * exist, ignores the others, and gives the transaction's modseq only to
+ * the messages whose data changed. */
+static void test_replay_ext_run_gaps(void)
+{
+	static const struct mix_log_append app[6] = {
+		{ 1, 0 }, { 2, 0 }, { 3, 0 }, { 6, 0 }, { 7, 0 }, { 10, 0 } };
+	static const uint32_t uid3 = 3;
+	struct mix_log_ext_intro in = { .ext_id = 2, .record_size = 4,
+					.record_align = 4 };
+	/* UIDs 2..9: 4, 5, 8, 9 do not exist; 3 and 7 keep their data */
+	static const char data[] = "bbbbCCCCddddeeeeffff\0\0\0\0hhhhiiii";
+	static const struct { uint32_t uid; const char *data; uint32_t off; }
+	want[6] = { { 1, "\0\0\0\0", 48 }, { 2, "bbbb", 100 },
+		    { 3, "CCCC", 48 }, { 6, "ffff", 100 },
+		    { 7, "\0\0\0\0", 48 }, { 10, "\0\0\0\0", 48 } };
+	struct mix_builder b;
+	struct mix_buf buf = { 0 };
+	uint32_t bad = 0;
+	int ret;
+
+	replay_builder(&b);
+	txn_begin(&buf);
+	ENC(mix_logenc_ext_intro(&buf, &in, "gap4"));
+	ENC(mix_logenc_append(&buf, app, 6));
+	ENC(mix_logenc_ext_rec(&buf, 2, 4, &uid3, (const uint8_t *)"CCCC", 1));
+	txn_end(&buf);
+	if (replay_buf(&b, &buf, 2, 48) < 0)
+		BAIL("replay of the first transaction: %s", mix_last_error());
+	txn_begin(&buf);
+	ENC(mix_logenc_ext_rec_run(&buf, 2, 4, 2, (const uint8_t *)data, NULL,
+				   8));
+	txn_end(&buf);
+	ok(buf.len > 16 && get32(buf.data + 20) == MIX_LOG_EXT_RUN,
+	   "replay gaps: the transaction holds an ext-run");
+	ret = replay_buf(&b, &buf, 2, 100);
+	is(ret, 0, "replay gaps: ext-run over UIDs 2..9, 4 of them missing: "
+	   "%s", ret ? mix_last_error() : "ok");
+	for (int i = 0; i < 6; i++) {
+		const uint8_t *r = brec(&b, want[i].uid);
+		if (!r || memcmp(rec_ext(&b, r, 2), want[i].data, 4) != 0 ||
+		    rec_modseq(r) != replay_modseq(want[i].off)) {
+			diag("  UID %u: %s, modseq %llx (expected '%.4s', "
+			     "%llx)", want[i].uid, r ? "data" : "missing",
+			     r ? (unsigned long long)rec_modseq(r) : 0ull,
+			     want[i].data,
+			     (unsigned long long)replay_modseq(want[i].off));
+			bad++;
+		}
+	}
+	ok(bad == 0, "replay gaps: UIDs 2 and 6 changed and got the new "
+	   "modseq; 3 and 7 (same data) and 1 and 10 (outside) kept theirs");
+	ok(b.hdr.messages_count == 6 && builder_count(&b) == 6 &&
+	   b.hdr.next_uid == 11 && !brec(&b, 4) && !brec(&b, 9) &&
+	   b.hdr.highest_modseq == replay_modseq(100),
+	   "replay gaps: no message made for the missing UIDs (%u messages, "
+	   "next_uid %u), highest_modseq is the transaction's",
+	   b.hdr.messages_count, b.hdr.next_uid);
+	mix_builder_abort(&b);
+
+	/* a run to 2^32-1, the last UID an EXT_RUN may name */
+	replay_builder(&b);
+	txn_begin(&buf);
+	ENC(mix_logenc_ext_intro(&buf, &in, "gap4"));
+	ENC(mix_logenc_append_run(&buf, 0xfffffffcu, (const uint8_t *)"\0\0",
+				  2));
+	txn_end(&buf);
+	ret = replay_buf(&b, &buf, 2, 48);
+	is(ret, 0, "replay: append-run of UIDs 2^32-4 and 2^32-3: %s",
+	   ret ? mix_last_error() : "ok");
+	is(b.hdr.next_uid, 0xfffffffeu, "replay: next_uid is 2^32-2 after it");
+	txn_begin(&buf);
+	ENC(mix_logenc_ext_rec_run(&buf, 2, 4, 0xfffffffdu,
+				   (const uint8_t *)"PPPPQQQQRRRR", NULL, 3));
+	txn_end(&buf);
+	ret = replay_buf(&b, &buf, 2, 100);
+	{
+		const uint8_t *r4 = brec(&b, 0xfffffffcu);
+		const uint8_t *r3 = brec(&b, 0xfffffffdu);
+		ok(ret == 0 && r4 && r3 &&
+		   memcmp(rec_ext(&b, r4, 2), "\0\0\0\0", 4) == 0 &&
+		   rec_modseq(r4) == replay_modseq(48) &&
+		   memcmp(rec_ext(&b, r3, 2), "PPPP", 4) == 0 &&
+		   rec_modseq(r3) == replay_modseq(100) &&
+		   b.hdr.messages_count == 2,
+		   "replay: ext-run of UIDs 2^32-3..2^32-1 sets the one that "
+		   "exists (%s)", ret ? mix_last_error() : "ok");
+	}
+	mix_builder_abort(&b);
+	mix_buf_free(&buf);
+}
+
+/* What a replay refuses (format.md §3.3: checked against the state), and
+ * the run records in a major-1 file (§3.1). */
+static void test_replay_bad_runs(void)
+{
+	struct mix_log_ext_intro in = { .ext_id = 2, .record_size = 4,
+					.record_align = 4 };
+	static const uint8_t f5[5] = { 0 };
+	struct mix_builder b;
+	struct mix_buf buf = { 0 };
+	int ret;
+
+	replay_builder(&b);
+	txn_begin(&buf);
+	ENC(mix_logenc_ext_intro(&buf, &in, "four"));
+	ENC(mix_logenc_append_run(&buf, 1, f5, 5));
+	txn_end(&buf);
+	if (replay_buf(&b, &buf, 2, 48) < 0 || b.hdr.next_uid != 6)
+		BAIL("replay of append-run 1..5: %s", mix_last_error());
+
+	txn_begin(&buf);
+	ENC(mix_logenc_append_run(&buf, 5, f5, 2));
+	txn_end(&buf);
+	ret = replay_buf(&b, &buf, 2, 100);
+	ok(ret == MIX_ECORRUPT && has(mix_last_error(), REPLAY_PATH) &&
+	   has(mix_last_error(), "offset 100") &&
+	   has(mix_last_error(), "next_uid 6"),
+	   "replay: append-run from UID 5, below next_uid 6 → MIX_ECORRUPT "
+	   "naming file, offset and next_uid (%d: %s)", ret, mix_last_error());
+	txn_begin(&buf);
+	ENC(mix_logenc_append_run(&buf, 1, f5, 1));
+	txn_end(&buf);
+	ret = replay_buf(&b, &buf, 2, 100);
+	is(ret, MIX_ECORRUPT, "replay: append-run of UID 1 again → "
+	   "MIX_ECORRUPT");
+	txn_begin(&buf);
+	ENC(mix_logenc_append_run(&buf, 6, f5, 2));
+	txn_end(&buf);
+	ret = replay_buf(&b, &buf, 2, 100);
+	ok(ret == 0 && b.hdr.next_uid == 8, "replay: append-run from "
+	   "next_uid itself is fine (%d, next_uid %u)", ret, b.hdr.next_uid);
+
+	txn_begin(&buf);
+	ENC(mix_logenc_ext_rec_run(&buf, 7, 4, 1, (const uint8_t *)"abcd",
+				   NULL, 1));
+	txn_end(&buf);
+	ret = replay_buf(&b, &buf, 2, 200);
+	ok(ret == MIX_ECORRUPT && has(mix_last_error(), "extension 7"),
+	   "replay: ext-run of an unknown extension → MIX_ECORRUPT (%d: %s)",
+	   ret, mix_last_error());
+	txn_begin(&buf);
+	ENC(mix_logenc_ext_rec_run(&buf, 2, 8, 1, (const uint8_t *)"abcdefgh",
+				   NULL, 1));
+	txn_end(&buf);
+	ret = replay_buf(&b, &buf, 2, 200);
+	ok(ret == MIX_ECORRUPT && has(mix_last_error(), "size 8"),
+	   "replay: ext-run of 8 bytes for a 4-byte extension → "
+	   "MIX_ECORRUPT (%d: %s)", ret, mix_last_error());
+	txn_begin(&buf);
+	ENC(mix_logenc_ext_rec_run(&buf, MIX_EXT_MODSEQ, 8, 1,
+				   (const uint8_t *)"abcdefgh", NULL, 1));
+	txn_end(&buf);
+	ret = replay_buf(&b, &buf, 2, 200);
+	ok(ret == MIX_ECORRUPT && has(mix_last_error(), "extension 0"),
+	   "replay: ext-run of the built-in modseq extension → MIX_ECORRUPT "
+	   "(%d: %s)", ret, mix_last_error());
+
+	/* the same records in a major-1 file */
+	txn_begin(&buf);
+	ENC(mix_logenc_append_run(&buf, 8, f5, 1));
+	txn_end(&buf);
+	ret = replay_buf(&b, &buf, 1, 300);
+	ok(ret == MIX_ECORRUPT && has(mix_last_error(), "major version 2 "
+				       "record"),
+	   "replay, major 1: append-run → MIX_ECORRUPT (%d: %s)", ret,
+	   mix_last_error());
+	txn_begin(&buf);
+	ENC(mix_logenc_ext_rec_run(&buf, 2, 4, 1, (const uint8_t *)"abcd", NULL,
+				   1));
+	txn_end(&buf);
+	ret = replay_buf(&b, &buf, 1, 300);
+	ok(ret == MIX_ECORRUPT && has(mix_last_error(), "major version 2 "
+				       "record"),
+	   "replay, major 1: ext-run → MIX_ECORRUPT (%d: %s)", ret,
+	   mix_last_error());
+	ret = replay_buf(&b, &buf, 2, 300);
+	ok(ret == 0 && memcmp(rec_ext(&b, brec(&b, 1), 2), "abcd", 4) == 0,
+	   "replay, major 2: the same ext-run applies (%d)", ret);
+	mix_builder_abort(&b);
+	mix_buf_free(&buf);
+}
+
 /* ---- fuzz ------------------------------------------------------------- */
 
 /* Every pointer an op hands out must be inside [txn, txn + size). */
@@ -1627,6 +2737,17 @@ static int op_in_bounds(const struct mix_log_op *op, const uint8_t *txn,
 	case MIX_LOG_EXT_REC:
 		p = op->data; len = (uint64_t)op->count * op->stride;
 		break;
+	case MIX_LOG_APPEND_RUN:
+	case MIX_LOG_EXT_RUN:
+		/* §3.3.1: a run the decoder hands out is a valid one */
+		if (op->count == 0 || op->first_uid == 0 ||
+		    (uint64_t)op->first_uid + op->count - 1 >
+		    UINT32_MAX - (op->type == MIX_LOG_APPEND_RUN))
+			return 0;
+		p = op->data;
+		len = (uint64_t)op->count *
+		      (op->type == MIX_LOG_APPEND_RUN ? 1 : op->rec_size);
+		break;
 	case MIX_LOG_EXT_INTRO:
 		break;
 	default:
@@ -1641,8 +2762,11 @@ static int op_in_bounds(const struct mix_log_op *op, const uint8_t *txn,
 	return 1;
 }
 
-/* Decode a (possibly garbage) transaction: 0 if every result was legal. */
-static int fuzz_decode(const uint8_t *txn, uint32_t size, int *n_ok)
+/* Decode a (possibly garbage) transaction as a record of a file of major
+ * version major: 0 if every result was legal (in a major-1 file, no run
+ * record is ever returned). */
+static int fuzz_decode(const uint8_t *txn, uint32_t size, uint8_t major,
+		       int *n_ok)
 {
 	struct mix_log_op op;
 	uint32_t pos = 0, prev;
@@ -1650,7 +2774,7 @@ static int fuzz_decode(const uint8_t *txn, uint32_t size, int *n_ok)
 
 	for (int guard = 0; guard < 100000; guard++) {
 		prev = pos;
-		ret = mix_log_txn_next_op(txn, size, MIX_LOG_MAJOR, &pos, &op);
+		ret = mix_log_txn_next_op(txn, size, major, &pos, &op);
 		if (ret == 0) {
 			(*n_ok)++;
 			return 0;
@@ -1658,7 +2782,8 @@ static int fuzz_decode(const uint8_t *txn, uint32_t size, int *n_ok)
 		if (ret == MIX_ECORRUPT)
 			return 0;
 		if (ret != 1 || pos <= prev || pos > size ||
-		    !op_in_bounds(&op, txn, size))
+		    !op_in_bounds(&op, txn, size) ||
+		    (major < 2 && is_run_type(op.type)))
 			return -1;
 	}
 	return -1;
@@ -1670,7 +2795,7 @@ static void test_fuzz(uint64_t seed)
 	struct mix_buf b = { 0 };
 	uint8_t hdr[48];
 	int iters = (int)(20000 * tu_scale()), bad = 0, model_bad = 0;
-	int n_ok = 0, reader_bad = 0, nops;
+	int n_ok = 0, n_ok1 = 0, reader_bad = 0, nops, with_runs = 0;
 	char why[300];
 	struct mix_log_writer w;
 	struct mix_log_reader r;
@@ -1685,9 +2810,15 @@ static void test_fuzz(uint64_t seed)
 		mix_buf_append(&b, hdr, 48);
 		rand_txn(&seed, &b, ops, &nops);
 		size = (uint32_t)b.len - 48;
-		if (check_txn(b.data + 48, size, ops, nops, why, 300) < 0 &&
-		    model_bad++ == 0)
+		if ((check_txn(b.data + 48, size, ops, nops, why, 300) < 0 ||
+		     check_txn_major(b.data + 48, size, ops, nops, 1, why,
+				     300) < 0) && model_bad++ == 0)
 			diag("fuzz iteration %d: unmutated: %s", it, why);
+		for (int k = 0; k < nops; k++)
+			if (is_run_type(ops[k].type)) {
+				with_runs++;
+				break;
+			}
 		flips = 1 + tu_rand_below(&seed, 4);
 		for (uint32_t f = 0; f < flips; f++) {
 			uint32_t at = tu_rand_below(&seed, size);
@@ -1699,8 +2830,11 @@ static void test_fuzz(uint64_t seed)
 				b.data[48 + at] = (uint8_t)tu_rand(&seed);
 		}
 		fix_txn_crc(b.data + 48, size);
-		if (fuzz_decode(b.data + 48, size, &n_ok) < 0 && bad++ == 0)
+		if (fuzz_decode(b.data + 48, size, 2, &n_ok) < 0 && bad++ == 0)
 			diag("fuzz iteration %d: illegal decoder result", it);
+		if (fuzz_decode(b.data + 48, size, 1, &n_ok1) < 0 && bad++ == 0)
+			diag("fuzz iteration %d: illegal decoder result in a "
+			     "major-1 file", it);
 		if (mix_log_reader_from_buf(b.data, b.len, "fuzz.log", &r) == 0) {
 			const uint8_t *x;
 			uint32_t s;
@@ -1714,9 +2848,15 @@ static void test_fuzz(uint64_t seed)
 		}
 	}
 	is(model_bad, 0, "fuzz: every unmutated random transaction decodes to "
-	   "its model");
+	   "its model (in a major-1 file: up to its first run record, which "
+	   "is refused)");
+	ok(with_runs > 0 && with_runs < iters, "fuzz: %d of the %d random "
+	   "transactions have run records", with_runs, iters);
 	is(bad, 0, "fuzz: mutated transactions decode or give MIX_ECORRUPT; "
-	   "ops stay inside the transaction");
+	   "ops stay inside the transaction; no run record from a major-1 "
+	   "file");
+	ok(n_ok1 > 0 && n_ok1 <= n_ok, "fuzz: no more mutations decode in a "
+	   "major-1 file (%d) than in a major-2 one (%d)", n_ok1, n_ok);
 	is(reader_bad, 0, "fuzz: the reader frames mutated transactions sanely");
 	ok(n_ok > 0 && n_ok < iters, "fuzz: some mutations still decode (%d), "
 	   "some do not", n_ok);
@@ -1772,9 +2912,11 @@ int main(void)
 	size_t fsize;
 	int n;
 
+	memset(all_set, 1, sizeof(all_set));
 	tdir = tu_tmpdir("txlog");
 	test_buf();
 	test_encode_decode();
+	test_encode_runs();
 	test_encode_random(seed);
 	test_encode_reject();
 	test_framing(seed + 1, &t, &n, &file, &fsize);
@@ -1791,9 +2933,14 @@ int main(void)
 	test_append_faults(seed + 4);
 	test_headers(file);
 	test_header_minor(file, t);
+	test_header_major1(file, fsize, t, n);
 	test_header_files();
 	test_bad_records();
 	test_bad_txn();
+	test_replay_equiv(seed + 7);
+	test_replay_equiv_flags();
+	test_replay_ext_run_gaps();
+	test_replay_bad_runs();
 	test_fuzz(seed + 5);
 	test_fuzz_reader(seed + 6, file);
 	free_txns(t, n);
