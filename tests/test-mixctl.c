@@ -293,6 +293,34 @@ static void other_indexid(struct files *f)
 	fix_crc(f->data[L1], 48, 44);
 }
 
+static void set_log_major(struct files *f, uint8_t major)
+{
+	f->data[L1][4] = major;
+	fix_crc(f->data[L1], 48, 44);
+}
+
+/* .log holds APPEND_RUN records, which a major-1 log may not have */
+static void log_major1_with_runs(struct files *f) { set_log_major(f, 1); }
+static void log_major3(struct files *f) { set_log_major(f, 3); }
+
+/* Reopen the index writable and commit one flag change: the new .log
+ * holds no run record, so it is valid as a major-1 log too. */
+static void make_flags_only_log(const char *dir)
+{
+	struct mix_uid_range r = { 1, 3 };
+	struct mix_engine *e;
+	struct mix_index *idx;
+	struct mix_txn *t;
+	if (mix_engine_create(NULL, &e) < 0 ||
+	    mix_index_open(e, dir, 0, &idx) < 0 ||
+	    mix_txn_begin(idx, &t) < 0)
+		BAIL("reopen: %s", mix_last_error());
+	mix_txn_flags(t, &r, 1, MIX_MODIFY_ADD, MIX_FLAG_ANSWERED);
+	if (mix_txn_commit(&t, MIX_DURABILITY_NONE, NULL) < 0 ||
+	    mix_index_close(&idx) < 0 || mix_engine_free(&e) < 0)
+		BAIL("commit: %s", mix_last_error());
+}
+
 static void no_files(struct files *f)
 {
 	for (int i = 0; i < 3; i++) {
@@ -307,7 +335,7 @@ int main(void)
 	char *dir = tu_tmpdir("mixctl-src");
 	uint64_t seed = tu_seed();
 	static char out[262144];
-	struct files good, torn;
+	struct files good, torn, v1;
 	char want[128];
 	int rc;
 
@@ -317,6 +345,8 @@ int main(void)
 		BAIL("%s is not built", mixctl);
 	make_index(dir, &seed);
 	files_load(dir, &good);
+	make_flags_only_log(dir);
+	files_load(dir, &v1);
 	rm_dir(dir);
 	free(dir);
 	if (!good.data[IX] || !good.data[L1] || !good.data[L2])
@@ -359,6 +389,19 @@ int main(void)
 	       "mix.index.log: offset 8: indexid: ",
 	       "the indexid of mix.index");
 	expect(&good, "empty directory", no_files, "holds no mix.index", NULL);
+	expect(&good, "log of major version 1 with run records",
+	       log_major1_with_runs, "mix.index.log: offset ",
+	       "major version 2 record");
+	expect(&good, "log of major version 3", log_major3,
+	       "mix.index.log: offset 4: major_version: ", "expected 1..2");
+
+	/* a major-1 log the library reads is clean for mixctl too */
+	set_log_major(&v1, 1);
+	rc = run("check", &v1, out, sizeof(out));
+	if (!ok(rc == 0 && strstr(out, "clean: 0 problems"), "a major-1 log "
+		"without run records is clean: exit %d (expected 0)", rc))
+		diag("mixctl said:\n%s", out);
+	files_free(&v1);
 
 	/* a torn tail after the checkpoint: what a crash leaves */
 	torn = files_copy(&good);

@@ -425,9 +425,11 @@ static void log_header_checks(struct log *l, int have_index, uint32_t indexid)
 	if (h.magic != MIX_LOG_MAGIC)
 		problem(p, LOFF(magic), "magic", "0x%08x (expected 0x%08x)",
 			h.magic, MIX_LOG_MAGIC);
-	if (h.major_version != MIX_LOG_MAJOR)
+	if (h.major_version < MIX_LOG_MAJOR_MIN ||
+	    h.major_version > MIX_LOG_MAJOR)
 		problem(p, LOFF(major_version), "major_version", "%u (expected "
-			"%u)", h.major_version, MIX_LOG_MAJOR);
+			"%u..%u)", h.major_version, MIX_LOG_MAJOR_MIN,
+			MIX_LOG_MAJOR);
 	if (h.compat_flags != MIX_COMPAT_LITTLE_ENDIAN)
 		problem(p, LOFF(compat_flags), "compat_flags", "0x%02x "
 			"(expected 0x01)", h.compat_flags);

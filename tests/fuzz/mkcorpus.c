@@ -8,6 +8,12 @@
  * ext-intro, ext-hdr, ext-rec, hdr) and index files with keywords and
  * registered extensions.  Deterministic but for indexids and time stamps.
  *
+ * The logs it writes are of the current major version (2: appends are
+ * APPEND_RUN and EXT_RUN records).  corpus-log/v1-*.log are logs of major
+ * version 1 (APPEND and EXT_REC for every append) kept from before: the
+ * reader still reads them, and nothing writes them any more, so they are
+ * not regenerated.
+ *
  * Usage: mkcorpus OUT   (make fuzz-corpus runs it with OUT = tests/fuzz)
  */
 #include <errno.h>
