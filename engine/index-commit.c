@@ -166,7 +166,8 @@ static int flush(struct mix_index *idx, struct mix_builder *b, int need_sync)
 		/* Publishing faster than grace periods end: each waiting
 		 * snapshot holds its copied chunk (~32 KiB).  Wait until the
 		 * queued ones are freed, so memory stays bounded under any
-		 * commit rate (a few ms, only in such bursts). */
+		 * commit rate (one grace period and the frees: the reclaim
+		 * thread stops gathering while someone waits, rcu.c). */
 		mix_rcu_barrier();
 	if (ret < 0) {
 		poison(idx);

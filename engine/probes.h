@@ -7,6 +7,8 @@
  *   mix:log_write(bytes)           one write() of a batch to the log
  *   mix:fsync_start / fsync_end(ret)
  *   mix:publish(gen, highest_modseq)
+ *   mix:grace_period(calls)        the reclaim thread's grace period
+ *                                  ended; it runs `calls` deferred calls
  *   mix:snapshot_free(gen)         a snapshot's grace period (and views)
  *                                  ended and it was freed
  *   mix:checkpoint(messages, ret)

@@ -7,6 +7,8 @@
  * (mix_rcu_read_lock's first call in a thread), and unregister from a
  * pthread key destructor at thread exit.  docs/design.md §RCU.
  *
+ * Deferred calls run on a thread of our own (rcu.c), not liburcu's.
+ *
  * ThreadSanitizer does not see liburcu's grace periods (membarrier and
  * futexes in uninstrumented code).  Under TSan we tell it what they
  * order: every read-side unlock "releases" a shared token and every
@@ -86,10 +88,11 @@ static inline int mix_rcu_read_ongoing(void)
  * (rcu_dereference; a consume load, plain mov on x86.) */
 #define MIX_RCU_DEREF(p) __atomic_load_n(&(p), __ATOMIC_CONSUME)
 
-/* Deferred call after a grace period (call_rcu), from liburcu's call_rcu
- * thread. */
+/* Deferred call after a grace period (call_rcu), from the engine's
+ * reclaim thread "mix-reclaim" (rcu.c says why not liburcu's call_rcu
+ * thread).  Calls run in the order they were queued. */
 struct mix_rcu_head {
-	struct rcu_head head;
+	struct mix_rcu_head *next;
 	void (*fn)(struct mix_rcu_head *h);
 };
 void mix_rcu_defer(struct mix_rcu_head *h, void (*fn)(struct mix_rcu_head *h));

@@ -2,7 +2,7 @@
  * Snapshot and shared-object reclamation (see reclaim.h for the rule).
  *
  * Threads: mix_reclaim_publish runs on the writer; snapshot deaths run on
- * liburcu's call_rcu thread (after a grace period) or on a thread closing
+ * the engine's reclaim thread (rcu.c; after a grace period) or on a thread closing
  * a view.  Both take r->lock; readers never do.  A snapshot's refs is
  * only incremented inside a read-side section while it is reachable
  * (views), so once the grace-period callback has dropped the current

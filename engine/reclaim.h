@@ -42,7 +42,7 @@ void mix_reclaim_publish(struct mix_reclaim *r, struct mix_snap *next,
 
 /* Writer, after publishing prev's successor: drop prev's "current"
  * reference once every reader that may have loaded prev has left its
- * read-side section (call_rcu). */
+ * read-side section (mix_rcu_defer). */
 void mix_reclaim_unpublish(struct mix_snap *prev);
 
 /* Drop one reference (views).  The last one reclaims. */
