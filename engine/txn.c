@@ -396,7 +396,10 @@ MIX_API int mix_txn_append_ext(struct mix_txn *t, uint32_t append,
 		return ret;
 	if (col_reserve(c, append, t->appends) < 0)
 		return -ENOMEM;
-	memcpy(c->data + (size_t)append * c->size, data, c->size);
+	if (c->size == 8) /* a date, a size, a UID: copied inline */
+		memcpy(c->data + (size_t)append * 8, data, 8);
+	else
+		memcpy(c->data + (size_t)append * c->size, data, c->size);
 	c->set[append] = 1;
 	return 0;
 }
@@ -545,7 +548,8 @@ int mix_txn_commit_wait(struct mix_txn *t)
 		uint64_t now = mix_now_ns(), end = now + COMMIT_SPIN_NS;
 		uint64_t yield_from = now + 2000;
 		for (spins = 0;; spins++) {
-			if (__atomic_load_n(&t->done, __ATOMIC_ACQUIRE))
+			if (__atomic_load_n(&t->done, __ATOMIC_ACQUIRE) ==
+			    TXN_DONE)
 				break;
 			if (spins % 32 == 31) {
 				now = mix_now_ns();
@@ -559,8 +563,18 @@ int mix_txn_commit_wait(struct mix_txn *t)
 			caa_cpu_relax();
 		}
 	}
-	while (!__atomic_load_n(&t->done, __ATOMIC_ACQUIRE))
-		futex_wait(&t->done, 0);
+	/* Announce the sleep (TXN_SLEEPING) so that the writer makes the
+	 * futex wake-up call only for a committer that needs it; a CAS that
+	 * fails found TXN_DONE. */
+	{
+		uint32_t exp = TXN_PENDING;
+		if (__atomic_compare_exchange_n(&t->done, &exp, TXN_SLEEPING,
+						0, __ATOMIC_ACQ_REL,
+						__ATOMIC_ACQUIRE))
+			while (__atomic_load_n(&t->done, __ATOMIC_ACQUIRE) !=
+			       TXN_DONE)
+				futex_wait(&t->done, TXN_SLEEPING);
+	}
 	if (t->ret < 0)
 		mix_err_set(t->ret, t->errmsg);
 	return t->ret;
@@ -577,9 +591,12 @@ void mix_txn_complete(struct mix_txn *t, int ret)
 		return;
 	}
 	/* ORDER(txn-done): results above are visible before done; pairs
-	 * with the acquire loads in mix_txn_commit_wait. */
-	__atomic_store_n(&t->done, 1, __ATOMIC_RELEASE);
-	futex_wake(&t->done);
+	 * with the acquire loads and the CAS in mix_txn_commit_wait.  The
+	 * exchange tells whether the committer went to sleep; a spinning
+	 * one needs no system call. */
+	if (__atomic_exchange_n(&t->done, TXN_DONE, __ATOMIC_ACQ_REL) ==
+	    TXN_SLEEPING)
+		futex_wake(&t->done);
 }
 
 static int commit_check(struct mix_txn *t)

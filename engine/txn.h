@@ -74,6 +74,8 @@ struct txn_appkw {
 	uint32_t nkw, kw;    /* as in struct txn_op */
 };
 
+enum { TXN_PENDING = 0, TXN_DONE = 1, TXN_SLEEPING = 2 };
+
 enum txn_kind {
 	TXN_KIND_NORMAL = 0,
 	TXN_KIND_CLOSE,      /* index close: drain, checkpoint, detach */
@@ -100,9 +102,10 @@ struct mix_txn {
 	struct mix_commit_result result;
 	uint32_t ext_id;     /* TXN_EXT_REGISTER result */
 	char errmsg[256];
-	/* futex word: 0 waiting, 1 done.  ORDER(txn-done): the writer's
-	 * stores above happen before its release store of done; the
-	 * committer's acquire load of done pairs with it. */
+	/* futex word: TXN_PENDING, TXN_SLEEPING (the committer waits in
+	 * futex_wait), TXN_DONE.  ORDER(txn-done): the writer's stores above
+	 * happen before its release exchange to TXN_DONE; the committer's
+	 * acquire loads (and CAS) of done pair with it. */
 	uint32_t done;
 	mix_commit_fn *cb;
 	void *cb_ctx;
