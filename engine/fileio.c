@@ -94,18 +94,23 @@ void mix_io_close(int *fd)
 	*fd = -1;
 }
 
-int mix_io_pwrite(int fd, const char *path, const void *buf, size_t len,
-		  uint64_t offset)
+int mix_io_pwrite_part(int fd, const char *path, const void *buf,
+		       size_t len, uint64_t offset, size_t *done_r)
 {
 	const char *p = buf;
+	*done_r = 0;
 	while (len > 0) {
 		ssize_t n;
 		if (fault_hit("pwrite") < 0) {
-			/* a short write: half of it lands, then the error */
-			if (len > 1 && errno != ENOSPC) {
+			/* a short write: half of it lands, then the error
+			 * (EIO; EDQUOT stays EDQUOT, a quota hit mid-write);
+			 * an injected ENOSPC lands nothing, a full disk */
+			int e = errno;
+			if (len > 1 && e != ENOSPC) {
 				n = pwrite(fd, p, len / 2, (off_t)offset);
-				(void)n;
-				errno = EIO;
+				if (n > 0)
+					*done_r += (size_t)n;
+				errno = e == EDQUOT ? EDQUOT : EIO;
 			}
 			return mix_err_sys("write(%s, offset %llu) (injected)",
 					   path, (unsigned long long)offset);
@@ -125,8 +130,16 @@ int mix_io_pwrite(int fd, const char *path, const void *buf, size_t len,
 		p += n;
 		len -= (size_t)n;
 		offset += (uint64_t)n;
+		*done_r += (size_t)n;
 	}
 	return 0;
+}
+
+int mix_io_pwrite(int fd, const char *path, const void *buf, size_t len,
+		  uint64_t offset)
+{
+	size_t done;
+	return mix_io_pwrite_part(fd, path, buf, len, offset, &done);
 }
 
 int mix_io_pread(int fd, const char *path, void *buf, size_t len,

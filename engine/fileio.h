@@ -21,6 +21,10 @@ void mix_io_close(int *fd);
  * on a full disk). */
 int mix_io_pwrite(int fd, const char *path, const void *buf, size_t len,
 		  uint64_t offset);
+/* The same, and *done_r gets how many bytes landed before an error (all
+ * len on success). */
+int mix_io_pwrite_part(int fd, const char *path, const void *buf,
+		       size_t len, uint64_t offset, size_t *done_r);
 
 /* Read exactly len bytes at offset; a short file returns MIX_ECORRUPT
  * with a message naming path and offset. */

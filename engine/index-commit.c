@@ -13,6 +13,10 @@
  * batch and poisons the index (MIX_EPANIC until reopened): after a failed
  * fdatasync the kernel may have dropped the dirty pages, so nothing can
  * be assumed about what is on disk, and a retry that "succeeds" would lie.
+ * One exception: a write that ran out of space (ENOSPC, EDQUOT) before a
+ * whole transaction of the batch had landed, and was cut off again
+ * (mix_log_append_batch), fails the batch alone; nothing of it was ever
+ * visible, and the index goes on once there is space.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -139,12 +143,18 @@ static void complete_range(struct mix_writer *w, struct mix_txn **txns,
 static int flush(struct mix_index *idx, struct mix_builder *b, int need_sync)
 {
 	struct mix_writer *w = idx->writer;
-	int ret = 0;
+	int ret = 0, clean = 0;
 
 	if (idx->batch.len > 0) {
+		/* the batch starts with its first transaction's boundary
+		 * record, whose txn_size is that transaction's length */
+		uint32_t first = 0;
+		memcpy(&first, idx->batch.data + offsetof(struct
+			mix_log_boundary, txn_size), sizeof(first));
 		MIX_PROBE1(log_write, idx->batch.len);
-		ret = mix_log_append(&idx->log, idx->batch.data,
-				     idx->batch.len);
+		ret = mix_log_append_batch(&idx->log, idx->batch.data,
+					   idx->batch.len, first);
+		clean = ret < 0 && !idx->log.failed;
 		if (ret == 0 && w)
 			__atomic_add_fetch(&w->stat_bytes, idx->batch.len,
 					   __ATOMIC_RELAXED);
@@ -170,7 +180,11 @@ static int flush(struct mix_index *idx, struct mix_builder *b, int need_sync)
 		 * thread stops gathering while someone waits, rcu.c). */
 		mix_rcu_barrier();
 	if (ret < 0) {
-		poison(idx);
+		/* Out of space before any transaction of the batch could be
+		 * seen (mix_log_append_batch left the log usable): the batch
+		 * fails and the index goes on.  Anything else poisons it. */
+		if (!clean)
+			poison(idx);
 		mix_builder_abort(b);
 	}
 	return ret;

@@ -1135,10 +1135,12 @@ out:
 	return ret;
 }
 
-int mix_log_append(struct mix_log_writer *w, const void *buf, size_t len)
+int mix_log_append_batch(struct mix_log_writer *w, const void *buf,
+			 size_t len, size_t first_txn)
 {
 	char msg[512];
-	int ret;
+	size_t done = 0;
+	int ret, cut;
 
 	if (w->path == NULL || w->fd < 0 || len % 4 != 0)
 		return mix_err(MIX_EINVAL, "mix_log_append: writer not open or "
@@ -1152,17 +1154,30 @@ int mix_log_append(struct mix_log_writer *w, const void *buf, size_t len)
 			       w->path, len, (unsigned long long)w->offset);
 	if (len == 0)
 		return 0;
-	ret = mix_io_pwrite(w->fd, w->path, buf, len, w->offset);
+	ret = mix_io_pwrite_part(w->fd, w->path, buf, len, w->offset, &done);
 	if (ret == 0) {
 		w->offset += len;
 		return 0;
 	}
 	/* part of the batch may be on disk: cut it so that recovery cannot
 	 * replay a transaction whose committer was told it failed */
-	w->failed = 1;
 	mix_err_copy(msg, sizeof(msg));
-	(void)mix_io_ftruncate(w->fd, w->path, w->offset);
+	cut = mix_io_ftruncate(w->fd, w->path, w->offset);
+	if (cut == 0 && (ret == -ENOSPC || ret == -EDQUOT) && done < first_txn)
+		/* What landed was less than one transaction and is gone
+		 * again: a reader in another process saw at most a torn
+		 * tail ("the end for now"), so the offset (the modseq) of
+		 * the failed batch was never visible and may be used by the
+		 * next one.  Out of space is the one failure worth riding
+		 * out: the operator frees space and commits go on. */
+		return mix_err_set(ret, msg);
+	w->failed = 1;
 	return mix_err_set(ret, msg);
+}
+
+int mix_log_append(struct mix_log_writer *w, const void *buf, size_t len)
+{
+	return mix_log_append_batch(w, buf, len, 0);
 }
 
 int mix_log_sync(struct mix_log_writer *w)

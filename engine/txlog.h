@@ -76,6 +76,15 @@ int mix_log_rotate_to(const char *dir, uint32_t indexid, uint32_t file_seq,
  * the file is truncated back to the old offset (best effort), w->offset is
  * unchanged and w->failed is set. */
 int mix_log_append(struct mix_log_writer *w, const void *buf, size_t len);
+/* The same for a batch whose first transaction is first_txn bytes: a
+ * write that failed for lack of space (ENOSPC, EDQUOT) after fewer than
+ * first_txn bytes had landed, and that was cut off again, leaves the log
+ * usable (w->failed stays 0): no reader can have taken any of it for a
+ * transaction, so the caller may fail the batch alone and append again
+ * at the same offset later.  Any other failure sets w->failed as
+ * mix_log_append does. */
+int mix_log_append_batch(struct mix_log_writer *w, const void *buf,
+			 size_t len, size_t first_txn);
 
 /* fdatasync the log.  Returns 0, MIX_EINVAL, MIX_EPANIC (an earlier append
  * or sync failed) or -errno (and sets w->failed). */

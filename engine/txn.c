@@ -591,8 +591,12 @@ int mix_txn_commit_wait(struct mix_txn *t)
 void mix_txn_complete(struct mix_txn *t, int ret)
 {
 	t->ret = ret;
-	if (ret < 0)
+	if (ret < 0) {
 		mix_err_copy(t->errmsg, sizeof(t->errmsg));
+		/* a failed commit has no modseq or UIDs: what apply put
+		 * here was never visible (and may be issued again) */
+		memset(&t->result, 0, sizeof(t->result));
+	}
 	if (t->cb) {
 		t->cb(t->cb_ctx, ret, &t->result);
 		mix_txn_free(t);

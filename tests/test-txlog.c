@@ -1466,6 +1466,69 @@ static void test_append_faults(uint64_t seed)
 		   !r.torn, "append: the log holds the first txn, cleanly");
 		mix_log_reader_close(&r);
 	}
+	/* mix_log_append_batch: out of space before the first transaction
+	 * landed leaves the log usable; anything else does not */
+	for (int e = 0; e < 3; e++) {
+		int err = e == 1 ? -EIO : -ENOSPC;
+		struct mix_buf b = { 0 };
+		uint32_t first = e == 2 ? 0 : t[1].size;
+		mix_log_rotate_to(dir, 7, 10 + e, 0, 0, &w);
+		is(append_batch(&w, t, 0, 1), 0, "batch: first txn");
+		off = w.offset;
+		for (int i = 1; i < 3; i++)
+			mix_buf_append(&b, t[i].bytes, t[i].size);
+		mix_io_fault_set(1, err);
+		ret = mix_log_append_batch(&w, b.data, b.len, first);
+		mix_io_fault_set(0, 0);
+		is(ret, err, "batch: injected %s (first txn %u bytes) fails",
+		   e == 1 ? "EIO" : "ENOSPC", first);
+		is(file_size_of(path), off, "batch: nothing of it is left");
+		ok(w.offset == off && w.failed == (e != 0), "batch: the writer "
+		   "is %s", e == 0 ? "still usable (out of space, nothing of "
+		   "a transaction landed)" : e == 1 ? "failed (EIO)" :
+		   "failed (no first-transaction size given)");
+		if (e == 0) {
+			t[1].offset = off;
+			t[2].offset = off + t[1].size;
+			is(mix_log_append_batch(&w, b.data, b.len, first), 0,
+			   "batch: the same batch goes through later, at the "
+			   "same offset");
+			mix_log_writer_close(&w);
+			mix_log_reader_open(path, &r);
+			ok(read_and_compare(&r, t, 3, 0, (char[300]){0}, 300) ==
+			   3 && !r.torn, "batch: the log holds all three, "
+			   "cleanly");
+			mix_log_reader_close(&r);
+		} else {
+			mix_log_writer_close(&w);
+		}
+		mix_buf_free(&b);
+	}
+	/* EDQUOT lands half the batch first: usable only if that half was
+	 * less than the first transaction */
+	for (int e = 0; e < 2; e++) {
+		struct mix_buf b = { 0 };
+		uint32_t first;
+		int clean;
+		mix_log_rotate_to(dir, 7, 20 + e, 0, 0, &w);
+		off = w.offset;
+		for (int i = 1; i < 3; i++)
+			mix_buf_append(&b, t[i].bytes, t[i].size);
+		/* e == 0: the batch's first transaction is said to be the
+		 * whole batch (half of it is less); e == 1: 4 bytes (half
+		 * of the batch is more: a reader might have seen one) */
+		first = e == 0 ? (uint32_t)b.len : 4;
+		clean = b.len / 2 < first;
+		mix_io_fault_set(1, -EDQUOT);
+		ret = mix_log_append_batch(&w, b.data, b.len, first);
+		mix_io_fault_set(0, 0);
+		ok(ret == -EDQUOT && file_size_of(path) == off &&
+		   w.failed == !clean, "batch: EDQUOT after %zu of %zu bytes, "
+		   "first txn %u: cut off, writer %s", b.len / 2, b.len, first,
+		   clean ? "usable" : "failed");
+		mix_log_writer_close(&w);
+		mix_buf_free(&b);
+	}
 	mix_log_rotate_to(dir, 7, 3, 2, 0, &w);
 	mix_io_fault_set(1, -EIO);
 	is(mix_log_sync(&w), -EIO, "sync: injected failure");

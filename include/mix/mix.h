@@ -398,9 +398,13 @@ MIX_API int mix_txn_hdr_set(struct mix_txn *txn, enum mix_hdr_field field,
  * published (and with MIX_DURABILITY_SYNC, durable).  Frees the
  * transaction and sets *txn to NULL whatever the result.  result_r may be
  * NULL.  Returns 0; MIX_EDEADLK (inside a read-side section; nothing was
- * committed); MIX_EPANIC (the log could not be written or synced: the
- * transaction may or may not survive a crash; the index refuses writes
- * until reopened); MIX_ESHUTDOWN; -errno. */
+ * committed); -ENOSPC or -EDQUOT (the log ran out of space before any of
+ * the batch could be seen; nothing was committed, the index goes on and
+ * later commits succeed once there is space); MIX_EPANIC (the log could
+ * not be written or synced: the transaction may or may not survive a
+ * crash; the index refuses writes until reopened); MIX_ESHUTDOWN; -errno
+ * (the first failed write or sync of a poisoned index returns its errno,
+ * later commits MIX_EPANIC). */
 MIX_API int mix_txn_commit(struct mix_txn **txn, enum mix_durability durability,
 			   struct mix_commit_result *result_r);
 
