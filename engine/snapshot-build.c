@@ -525,7 +525,17 @@ int mix_builder_append_run(struct mix_builder *b, uint32_t uid0, uint32_t n,
 						 : NULL;
 		uint32_t k;
 		uint8_t *r;
-		if (c && c->count < MIX_CHUNK_MAX) {
+		/* Fill the last chunk if it is this build's own, or if the
+		 * rest of the run fits in it, or if it is less than half
+		 * full; otherwise start a new chunk rather than copy a
+		 * nearly full one (copy on write) to add a few records:
+		 * 1,000 appends after 1,000 appends would otherwise copy
+		 * 24 KB per transaction.  A chunk left short is made full
+		 * again by the next checkpoint's remap. */
+		if (c && c->count < MIX_CHUNK_MAX &&
+		    (chunk_writable(b, c) ||
+		     n - done <= MIX_CHUNK_MAX - c->count ||
+		     c->count < MIX_CHUNK_MAX / 2)) {
 			if (!(c = chunk_private(b, b->nchunks - 1,
 						MIX_CHUNK_MAX)))
 				return -ENOMEM;
