@@ -142,6 +142,32 @@ int mix_io_pwrite(int fd, const char *path, const void *buf, size_t len,
 	return mix_io_pwrite_part(fd, path, buf, len, offset, &done);
 }
 
+int mix_io_pread_upto(int fd, const char *path, void *buf, size_t len,
+		      uint64_t offset, uint64_t *got_r)
+{
+	char *p = buf;
+	*got_r = 0;
+	if (fault_hit("pread") < 0)
+		return mix_err_sys("read(%s, offset %llu) (injected)", path,
+				   (unsigned long long)offset);
+	while (len > 0) {
+		ssize_t n = pread(fd, p, len, (off_t)offset);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return mix_err_sys("read(%s, offset %llu)", path,
+					   (unsigned long long)offset);
+		}
+		if (n == 0)
+			break;
+		p += n;
+		len -= (size_t)n;
+		offset += (uint64_t)n;
+		*got_r += (uint64_t)n;
+	}
+	return 0;
+}
+
 int mix_io_pread(int fd, const char *path, void *buf, size_t len,
 		 uint64_t offset)
 {

@@ -26,6 +26,11 @@ int mix_io_pwrite(int fd, const char *path, const void *buf, size_t len,
 int mix_io_pwrite_part(int fd, const char *path, const void *buf,
 		       size_t len, uint64_t offset, size_t *done_r);
 
+/* Read up to len bytes at offset, stopping early only at the end of the
+ * file; *got_r gets how many.  Returns 0 or -errno. */
+int mix_io_pread_upto(int fd, const char *path, void *buf, size_t len,
+		      uint64_t offset, uint64_t *got_r);
+
 /* Read exactly len bytes at offset; a short file returns MIX_ECORRUPT
  * with a message naming path and offset. */
 int mix_io_pread(int fd, const char *path, void *buf, size_t len,

@@ -1305,15 +1305,19 @@ static int reader_check_header(struct mix_log_reader *r)
 	return 0;
 }
 
-/* Take ownership of data (size bytes) and verify the header. */
+/* Take ownership of data (have bytes from offset 0 of a size-byte file,
+ * or of a buffer) and fd (-1 for a buffer), and verify the header. */
 static int reader_init(struct mix_log_reader *r, const char *path,
-		       uint8_t *data, uint64_t size)
+		       uint8_t *data, uint64_t have, uint64_t size, int fd)
 {
 	int ret;
 
 	memset(r, 0, sizeof(*r));
 	r->data = data;
+	r->have = have;
 	r->size = size;
+	r->fd = fd;
+	r->own_fd = fd >= 0;
 	r->path = strdup(path);
 	if (r->path == NULL) {
 		mix_log_reader_close(r);
@@ -1337,27 +1341,29 @@ static int log_size_check(const char *path, uint64_t size)
 int mix_log_reader_open(const char *path, struct mix_log_reader *r_r)
 {
 	uint8_t *data = NULL;
-	uint64_t size = 0;
+	uint64_t size = 0, head;
 	int fd, ret;
 
 	memset(r_r, 0, sizeof(*r_r));
+	r_r->fd = -1;
 	fd = mix_io_open(path, O_RDONLY, 0);
 	if (fd < 0)
 		return fd;
 	ret = mix_io_size(fd, path, &size);
 	if (ret == 0)
 		ret = log_size_check(path, size);
-	if (ret == 0 && (data = malloc(size > 0 ? (size_t)size : 1)) == NULL)
+	head = size < MIX_LOG_READ_HEAD ? size : MIX_LOG_READ_HEAD;
+	if (ret == 0 && (data = malloc(head > 0 ? (size_t)head : 1)) == NULL)
 		ret = mix_err(-ENOMEM, "%s: cannot allocate %llu bytes", path,
-			      (unsigned long long)size);
+			      (unsigned long long)head);
 	if (ret == 0)
-		ret = mix_io_pread(fd, path, data, (size_t)size, 0);
-	mix_io_close(&fd);
+		ret = mix_io_pread(fd, path, data, (size_t)head, 0);
 	if (ret < 0) {
 		free(data);
+		mix_io_close(&fd);
 		return ret;
 	}
-	return reader_init(r_r, path, data, size);
+	return reader_init(r_r, path, data, head, size, fd);
 }
 
 int mix_log_reader_from_buf(const void *buf, size_t size, const char *path,
@@ -1367,6 +1373,7 @@ int mix_log_reader_from_buf(const void *buf, size_t size, const char *path,
 	int ret;
 
 	memset(r_r, 0, sizeof(*r_r));
+	r_r->fd = -1;
 	ret = log_size_check(path, size);
 	if (ret < 0)
 		return ret;
@@ -1376,7 +1383,38 @@ int mix_log_reader_from_buf(const void *buf, size_t size, const char *path,
 			       size);
 	if (size > 0)
 		memcpy(data, buf, size);
-	return reader_init(r_r, path, data, size);
+	return reader_init(r_r, path, data, size, size, -1);
+}
+
+/* Make the window hold [r->pos, r->size).  A file that became shorter
+ * since open (a writer cut a failed write) ends where it ends now: what
+ * was cut was never a transaction a reader may keep (§3.2). */
+static int reader_window(struct mix_log_reader *r)
+{
+	uint64_t want = r->size - r->pos, got;
+	uint8_t *data;
+	int ret;
+
+	if (r->pos >= r->base && r->base + r->have == r->size)
+		return 0;
+	if (!r->own_fd)
+		return mix_err(MIX_EINVAL, "%s: position %llu outside the "
+			       "buffer", r->path, (unsigned long long)r->pos);
+	if ((data = malloc(want > 0 ? (size_t)want : 1)) == NULL)
+		return mix_err(-ENOMEM, "%s: cannot allocate %llu bytes",
+			       r->path, (unsigned long long)want);
+	ret = mix_io_pread_upto(r->fd, r->path, data, (size_t)want, r->pos,
+				&got);
+	if (ret < 0) {
+		free(data);
+		return ret;
+	}
+	free(r->data);
+	r->data = data;
+	r->base = r->pos;
+	r->have = got;
+	r->size = r->pos + got;
+	return 0;
 }
 
 int mix_log_reader_seek(struct mix_log_reader *r, uint64_t offset)
@@ -1414,7 +1452,7 @@ static void reader_torn(struct mix_log_reader *r, const char *fmt, ...)
  * size, or 0 after recording why not (torn). */
 static uint32_t reader_frame(struct mix_log_reader *r)
 {
-	const uint8_t *txn = r->data + r->pos;
+	const uint8_t *txn = r->data + (r->pos - r->base);
 	uint64_t left = r->size - r->pos;
 	struct mix_log_boundary bd;
 	uint32_t crc;
@@ -1459,13 +1497,20 @@ int mix_log_reader_next(struct mix_log_reader *r, const uint8_t **txn_r,
 			uint32_t *size_r, uint64_t *offset_r)
 {
 	uint32_t size;
+	int ret;
 
 	if (r->data == NULL || r->torn || r->pos >= r->size)
+		return 0;
+	/* an I/O error is an error, never a torn tail: recovery must not
+	 * cut a log it could not read */
+	if ((ret = reader_window(r)) < 0)
+		return ret;
+	if (r->pos >= r->size)
 		return 0;
 	size = reader_frame(r);
 	if (size == 0)
 		return 0;
-	*txn_r = r->data + r->pos;
+	*txn_r = r->data + (r->pos - r->base);
 	*size_r = size;
 	*offset_r = r->pos;
 	r->pos += size;
@@ -1476,5 +1521,8 @@ void mix_log_reader_close(struct mix_log_reader *r)
 {
 	free(r->path);
 	free(r->data);
+	if (r->own_fd)
+		mix_io_close(&r->fd);
 	memset(r, 0, sizeof(*r));
+	r->fd = -1;
 }

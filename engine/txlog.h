@@ -147,8 +147,16 @@ int mix_logenc_hdr(struct mix_buf *b, uint32_t offset, const void *data,
 
 struct mix_log_reader {
 	char *path;
-	uint8_t *data;        /* the whole file, read into memory */
-	uint64_t size;        /* file size */
+	/* A window of the file: data holds the bytes [base, base + have).
+	 * Open reads the first MIX_LOG_READ_HEAD bytes (the header); the
+	 * first mix_log_reader_next after a seek reads from the position to
+	 * the end, so following a long log costs the new bytes, not the
+	 * whole file.  A reader made from a buffer holds all of it. */
+	uint8_t *data;
+	uint64_t base, have;
+	int fd;               /* the file, when own_fd */
+	int own_fd;           /* 0 for a buffer and a zeroed struct */
+	uint64_t size;        /* file size at open (or where it ended) */
 	struct mix_log_header hdr;
 	uint64_t pos;         /* next transaction */
 	/* set when reading stopped at a transaction that is torn or fails
@@ -157,6 +165,8 @@ struct mix_log_reader {
 	uint64_t torn_offset;
 	char torn_reason[160];
 };
+
+#define MIX_LOG_READ_HEAD 65536u
 
 /* Open path and verify its header (§3.1: magic, version, byte order,
  * checksum, hdr_size, file_seq).  Returns 0; -ENOENT; MIX_EVERSION;
@@ -171,9 +181,11 @@ int mix_log_reader_from_buf(const void *buf, size_t size, const char *path,
  * (MIX_ECORRUPT naming path and offset otherwise).  Clears torn. */
 int mix_log_reader_seek(struct mix_log_reader *r, uint64_t offset);
 /* Next whole, CRC-valid transaction: returns 1 with *txn_r pointing at its
- * boundary record, *size_r its txn_size and *offset_r its offset in the
- * file; 0 at the end of valid data (r->torn says whether bytes after it
- * were dropped, with r->torn_reason). */
+ * boundary record (valid until the next call, seek or close), *size_r its
+ * txn_size and *offset_r its offset in the file; 0 at the end of valid
+ * data (r->torn says whether bytes after it were dropped, with
+ * r->torn_reason); -errno or -ENOMEM when the rest of the file could not
+ * be read (the position is unchanged; not a torn tail). */
 int mix_log_reader_next(struct mix_log_reader *r, const uint8_t **txn_r,
 			uint32_t *size_r, uint64_t *offset_r);
 /* Free everything and zero *r.  Safe on a zeroed struct and twice. */

@@ -1565,6 +1565,88 @@ static void test_append_faults(uint64_t seed)
 	free(dir);
 }
 
+/* ---- reading a long log: the window --------------------------------------- */
+
+/* A log past MIX_LOG_READ_HEAD: the reader reads the header at open and
+ * the rest from the position on; every transaction is found from the
+ * start and from a seek into the middle; a file cut shorter after open
+ * ends where it ends (torn, not an error); a failed read is an error,
+ * never a torn tail. */
+static void test_reader_window(uint64_t seed)
+{
+	char *dir = tu_tmpdir("txlog-window"), *path = path_in(dir, MIX_LOG_FILENAME);
+	int n = 0, cap = 4096, k, got, ret;
+	struct wtxn *t = make_txns(&seed, cap);
+	struct mix_log_writer w;
+	struct mix_log_reader r;
+	const uint8_t *x;
+	uint32_t sz;
+	uint64_t o;
+
+	mix_log_rotate_to(dir, 7, 1, 0, 0, &w);
+	while (n < cap && w.offset < 3 * MIX_LOG_READ_HEAD) {
+		if (append_batch(&w, t, n, n + 1) < 0)
+			BAIL("append: %s", mix_last_error());
+		n++;
+	}
+	mix_log_writer_close(&w);
+	ok(file_size_of(path) > 2 * MIX_LOG_READ_HEAD, "window: a log of %llu "
+	   "bytes, %d transactions", (unsigned long long)file_size_of(path), n);
+
+	mix_log_reader_open(path, &r);
+	ok(r.have == MIX_LOG_READ_HEAD, "window: open read %llu bytes, not "
+	   "the whole file", (unsigned long long)r.have);
+	ok(read_and_compare(&r, t, n, 0, (char[300]){0}, 300) == n && !r.torn,
+	   "window: every transaction from the start");
+	mix_log_reader_close(&r);
+
+	k = n / 2;
+	mix_log_reader_open(path, &r);
+	ret = mix_log_reader_seek(&r, t[k].offset);
+	got = 0;
+	while (ret == 0 && mix_log_reader_next(&r, &x, &sz, &o) == 1) {
+		if (o != t[k + got].offset || sz != t[k + got].size ||
+		    memcmp(x, t[k + got].bytes, sz) != 0)
+			break;
+		got++;
+	}
+	ok(got == n - k && !r.torn && r.base == t[k].offset, "window: from "
+	   "a seek to transaction %d: %d of %d, window from %llu", k, got,
+	   n - k, (unsigned long long)r.base);
+	mix_log_reader_close(&r);
+
+	/* cut the file in the middle of transaction k + 3 after open */
+	mix_log_reader_open(path, &r);
+	if (truncate(path, (off_t)(t[k + 3].offset + t[k + 3].size / 2)) < 0)
+		BAIL("truncate");
+	ret = mix_log_reader_seek(&r, t[k].offset);
+	got = 0;
+	while (ret == 0 && mix_log_reader_next(&r, &x, &sz, &o) == 1)
+		got++;
+	ok(got == 3 && r.torn && r.size == t[k + 3].offset +
+	   t[k + 3].size / 2, "window: a file cut after open ends at the "
+	   "cut: %d transactions, torn at %llu", got,
+	   (unsigned long long)r.torn_offset);
+	mix_log_reader_close(&r);
+
+	/* a failed read of the window */
+	mix_log_reader_open(path, &r);
+	mix_log_reader_seek(&r, t[k].offset);
+	mix_io_fault_set(1, -EIO);
+	ret = mix_log_reader_next(&r, &x, &sz, &o);
+	mix_io_fault_set(0, 0);
+	ok(ret == -EIO && !r.torn && r.pos == t[k].offset, "window: a failed "
+	   "read is an error (%d), not a torn tail; the position stays", ret);
+	ok(mix_log_reader_next(&r, &x, &sz, &o) == 1 && o == t[k].offset,
+	   "window: the next call reads again");
+	mix_log_reader_close(&r);
+
+	free_txns(t, cap);
+	free(path);
+	tu_rmdir_r(dir);
+	free(dir);
+}
+
 /* ---- headers ---------------------------------------------------------- */
 
 static int open_buf(const uint8_t *buf, size_t size, struct mix_log_reader *r)
@@ -2994,6 +3076,7 @@ int main(void)
 	test_rotation(seed + 2);
 	test_rotation_faults(seed + 3);
 	test_append_faults(seed + 4);
+	test_reader_window(seed + 8);
 	test_headers(file);
 	test_header_minor(file, t);
 	test_header_major1(file, fsize, t, n);
