@@ -149,6 +149,13 @@ static int chunk_writable(const struct mix_builder *b,
 	return c->robj.born_gen == b->gen && c->cap > 0;
 }
 
+/* Count (sign +1) or uncount (-1) a record with flags in c's summary. */
+static inline void chunk_count(struct mix_chunk *c, uint8_t flags, int sign)
+{
+	c->n_unseen += (uint32_t)(sign * !(flags & MIX_FLAG_SEEN));
+	c->n_deleted += (uint32_t)(sign * !!(flags & MIX_FLAG_DELETED));
+}
+
 /* Make chunk ci private (copy on write) with room for at least cap. */
 static struct mix_chunk *chunk_private(struct mix_builder *b, uint32_t ci,
 				       uint32_t cap)
@@ -164,6 +171,8 @@ static struct mix_chunk *chunk_private(struct mix_builder *b, uint32_t ci,
 	c->first_uid = old->first_uid;
 	c->last_uid = old->last_uid;
 	c->max_modseq = old->max_modseq;
+	c->n_unseen = old->n_unseen;
+	c->n_deleted = old->n_deleted;
 	b->chunks[ci] = c;
 	retire(b, &old->robj);
 	return c;
@@ -268,6 +277,8 @@ static int merge_small(struct mix_builder *b)
 		m->last_uid = y->last_uid;
 		m->max_modseq = x->max_modseq > y->max_modseq ? x->max_modseq
 							      : y->max_modseq;
+		m->n_unseen = x->n_unseen + y->n_unseen;
+		m->n_deleted = x->n_deleted + y->n_deleted;
 		b->chunks[i] = m;
 		dir_remove(b, i + 1);
 		retire(b, &x->robj);
@@ -405,6 +416,10 @@ static uint32_t scan_first(const struct mix_builder *b, uint32_t from,
 	uint32_t ci = dir_find(b, from), pos;
 	for (; ci < b->nchunks; ci++) {
 		struct mix_chunk *c = b->chunks[ci];
+		/* the chunk summary says whether any record can match */
+		if ((flag == MIX_FLAG_SEEN && !set && c->n_unseen == 0) ||
+		    (flag == MIX_FLAG_DELETED && set && c->n_deleted == 0))
+			continue;
 		pos = c->first_uid >= from ? 0 : chunk_lower_bound(b, c, from);
 		for (; pos < c->count; pos++) {
 			const uint8_t *r = c_rec(b, c, pos);
@@ -474,6 +489,7 @@ int mix_builder_append(struct mix_builder *b, uint32_t uid, uint8_t flags,
 	memset(r, 0, b_rs(b));
 	memcpy(r, &uid, 4);
 	r[4] = flags;
+	chunk_count(c, flags, 1);
 	if (c->count == 0)
 		c->first_uid = uid;
 	c->last_uid = uid;
@@ -556,6 +572,7 @@ int mix_builder_append_run(struct mix_builder *b, uint32_t uid0, uint32_t n,
 			memcpy(r, &uid, 4);
 			r[4] = f;
 			r_set_modseq(r, modseq);
+			chunk_count(c, f, 1);
 			seen += !!(f & MIX_FLAG_SEEN);
 			deleted += !!(f & MIX_FLAG_DELETED);
 			if (!(f & MIX_FLAG_SEEN) && uid < lw_unseen)
@@ -635,6 +652,7 @@ int mix_builder_ext_run(struct mix_builder *b, uint32_t uid0, uint32_t n,
 static int expunge_chunk(struct mix_builder *b, uint32_t ci, uint32_t first,
 			 uint32_t last, struct run *run, uint32_t *removed_r)
 {
+	uint32_t gone_unseen, gone_deleted;
 	struct mix_chunk *c = b->chunks[ci], *n;
 	uint32_t pos = chunk_lower_bound(b, c, first), end = pos, i;
 	size_t rs = b_rs(b);
@@ -644,9 +662,12 @@ static int expunge_chunk(struct mix_builder *b, uint32_t ci, uint32_t first,
 	*removed_r = end - pos;
 	if (end == pos)
 		return 0;
+	gone_unseen = gone_deleted = 0;
 	for (i = pos; i < end; i++) {
 		const uint8_t *r = c_rec(b, c, i);
 		counters_add(&b->hdr, r_uid(r), r[4], -1);
+		gone_unseen += !(r[4] & MIX_FLAG_SEEN);
+		gone_deleted += !!(r[4] & MIX_FLAG_DELETED);
 		if (run_changed(run, r_uid(r)) < 0)
 			return -ENOMEM;
 	}
@@ -665,6 +686,8 @@ static int expunge_chunk(struct mix_builder *b, uint32_t ci, uint32_t first,
 	n->first_uid = r_uid(n->recs);
 	n->last_uid = r_uid(c_rec(b, n, n->count - 1));
 	n->max_modseq = c->max_modseq;
+	n->n_unseen = c->n_unseen - gone_unseen;
+	n->n_deleted = c->n_deleted - gone_deleted;
 	b->chunks[ci] = n;
 	retire(b, &c->robj);
 	return 0;
@@ -739,7 +762,9 @@ static int for_range(struct mix_builder *b, uint32_t first, uint32_t last,
 					return -ENOMEM;
 				r = c_rec(b, c, pos);
 			}
+			b->cur_chunk = c;
 			fn(b, r, 1, ctx);
+			b->cur_chunk = NULL;
 			set_record_modseq(c, r, modseq);
 			if (run_changed(&run, r_uid(r)) < 0)
 				return -ENOMEM;
@@ -794,6 +819,9 @@ static int flags_fn(struct mix_builder *b, uint8_t *r, int apply, void *ctx)
 	r[4] = nf;
 	counters_add(&b->hdr, r_uid(r), old, -1);
 	counters_add(&b->hdr, r_uid(r), nf, 1);
+	/* the chunk summary first: lowwater_update may skip chunks by it */
+	chunk_count(b->cur_chunk, old, -1);
+	chunk_count(b->cur_chunk, nf, 1);
 	lowwater_update(b, r_uid(r), 1, nf, 1, old);
 	return 1;
 }
@@ -1016,6 +1044,8 @@ static int relayout(struct mix_builder *b, struct mix_layout *nl)
 		n->first_uid = c->first_uid;
 		n->last_uid = c->last_uid;
 		n->max_modseq = c->max_modseq;
+		n->n_unseen = c->n_unseen;
+		n->n_deleted = c->n_deleted;
 		b->chunks[ci] = n;
 		retire(b, &c->robj);
 	}
@@ -1469,11 +1499,12 @@ static int chunks_from_ifile(struct mix_builder *b, const struct mix_ifile *f)
 		c->first_uid = r_uid(c->recs);
 		c->last_uid = r_uid(c->recs + (size_t)(cnt - 1) * rs);
 		for (j = 0; j < cnt; j++) {
+			const uint8_t *r = c->recs + (size_t)j * rs;
 			uint64_t m;
-			memcpy(&m, c->recs + (size_t)j * rs +
-					   MIX_REC_MODSEQ_OFFSET, 8);
+			memcpy(&m, r + MIX_REC_MODSEQ_OFFSET, 8);
 			if (m > c->max_modseq)
 				c->max_modseq = m;
+			chunk_count(c, r[4], 1);
 		}
 		b->chunks[b->nchunks++] = c;
 	}

@@ -59,6 +59,10 @@ struct mix_chunk {
 	uint32_t first_uid;  /* valid when count > 0 */
 	uint32_t last_uid;
 	uint64_t max_modseq;
+	/* records without \Seen and with \Deleted: the writer skips chunks
+	 * without any when it looks for the next low-water mark (the read
+	 * path never reads them) */
+	uint32_t n_unseen, n_deleted;
 	uint8_t *recs;
 	size_t heap_bytes;   /* allocated for recs (0 if mapped) */
 };
@@ -193,6 +197,9 @@ struct mix_builder {
 	/* objects replaced in this build that an older snapshot can reach */
 	struct mix_robj *retired;
 	int changed;   /* anything changed since begin */
+	/* the chunk whose record a mutation callback is changing (set by
+	 * for_range around each call that applies) */
+	struct mix_chunk *cur_chunk;
 };
 
 /* Effective change ranges returned by mutations (for encoding the log). */
