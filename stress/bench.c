@@ -26,6 +26,18 @@
  *             queue handoff, writer wake-up, log write, building and
  *             publishing the snapshot, waking the committer; a checkpoint
  *             when the log passes its rotation size lands in the p99.
+ *   checkpoint  one-flag NONE commits on the 1,000,000-message index until
+ *             the log passes its rotation size and the writer checkpoints
+ *             (writes and fsyncs mix.index) and rotates, on its own
+ *             thread: the longest commit (the one that waited for it) and
+ *             the median, in ms and µs.
+ *   refresh   a READONLY open of the 100,000-message index in this
+ *             process, after 50,000 one-flag commits (a log of ~2 MB):
+ *             mix_index_refresh with nothing new, and a commit followed by
+ *             a refresh (µs, median of 1,000); the log's size is printed.
+ *   lowwater  100,000 (quick) or 1,000,000 messages all \Seen but the
+ *             last; toggling \Seen on UID 1 makes the writer find the next
+ *             unseen message each time (µs per commit, median of 400).
  *   rss       the 1,000,000-message index is closed, then opened
  *             READONLY in a fresh process (this program re-executed), every
  *             record touched by iteration; resident memory after minus
@@ -46,6 +58,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include <mix/mix.h>
@@ -448,6 +461,123 @@ static void bench_publish_one(struct mix_index *idx, uint32_t messages)
 	}
 }
 
+/* ---- checkpoint, read-only refresh, low-water ---------------------------- */
+
+static void bench_checkpoint(struct mix_index *idx, uint32_t messages)
+{
+	struct mix_engine_stats before, now;
+	unsigned cap = 1u << 22, n = 0;
+	double *lat = calloc(cap, sizeof(*lat)), max = 0;
+	struct toggler tg;
+	char name[128], sz[16];
+
+	if (!lat)
+		st_die("out of memory");
+	toggler_init(&tg, messages, messages > 1000 ? 997 : 1, 1, 1);
+	mix_engine_stats(g_engine, &before);
+	do {
+		lat[n] = toggle_commit(idx, &tg, MIX_DURABILITY_NONE) / 1e3;
+		if (lat[n] > max)
+			max = lat[n];
+		n++;
+		mix_engine_stats(g_engine, &now);
+	} while (now.checkpoints == before.checkpoints && n < cap);
+	st_size_name(messages, sz, sizeof(sz));
+	printf("# checkpoint: %u commits until the checkpoint\n", n);
+	snprintf(name, sizeof(name), "checkpoint_%s_commit_max", sz);
+	st_figure(name, max / 1e3, "ms");
+	snprintf(name, sizeof(name), "checkpoint_%s_commit_median", sz);
+	st_figure(name, st_median(lat, n), "us");
+	free(lat);
+}
+
+static void bench_refresh(const char *path, struct mix_index *w,
+			  uint32_t messages)
+{
+	unsigned n = g_quick ? 200 : 1000, i;
+	double *a = calloc(n, sizeof(*a)), *b = calloc(n, sizeof(*b));
+	struct mix_index *ro;
+	struct toggler tg;
+	char name[128], sz[16], logp[4096];
+	struct stat st;
+
+	if (!a || !b)
+		st_die("out of memory");
+	fail_ret(mix_index_open(g_engine, path, MIX_OPEN_READONLY, &ro),
+		 "mix_index_open READONLY");
+	snprintf(logp, sizeof(logp), "%s/mix.index.log", path);
+	toggler_init(&tg, messages, messages > 1000 ? 997 : 1, 2, 1);
+	/* a log of ~2 MB, as a busy mailbox has between checkpoints */
+	for (i = 0; i < (g_quick ? 10000u : 50000u); i++)
+		toggle_commit(w, &tg, MIX_DURABILITY_NONE);
+	if (stat(logp, &st) == 0)
+		printf("# refresh: mix.index.log is %lld bytes\n",
+		       (long long)st.st_size);
+	fail_ret(mix_index_refresh(ro) < 0 ? -1 : 0, "mix_index_refresh");
+	for (i = 0; i < n; i++) {
+		uint64_t t0 = st_now_ns();
+		if (mix_index_refresh(ro) < 0)
+			fail_ret(-1, "mix_index_refresh");
+		a[i] = (st_now_ns() - t0) / 1e3;
+	}
+	for (i = 0; i < n; i++) {
+		uint64_t t0 = st_now_ns();
+		toggle_commit(w, &tg, MIX_DURABILITY_NONE);
+		if (mix_index_refresh(ro) < 0)
+			fail_ret(-1, "mix_index_refresh");
+		b[i] = (st_now_ns() - t0) / 1e3;
+	}
+	st_size_name(messages, sz, sizeof(sz));
+	snprintf(name, sizeof(name), "ro_refresh_%s_nothing_new", sz);
+	st_figure(name, st_median(a, n), "us");
+	snprintf(name, sizeof(name), "ro_refresh_%s_after_one_commit", sz);
+	st_figure(name, st_median(b, n), "us");
+	fail_ret(mix_index_close(&ro), "mix_index_close");
+	free(a);
+	free(b);
+}
+
+static void bench_lowwater(uint32_t messages)
+{
+	unsigned n = 400, i;
+	double *lat = calloc(n, sizeof(*lat));
+	struct mix_index *idx = index_new("lowwater", NULL);
+	uint32_t done = 0, k, j;
+	char name[128], sz[16];
+
+	if (!lat)
+		st_die("out of memory");
+	while (done < messages) {
+		struct mix_txn *t;
+		k = messages - done < 10000 ? messages - done : 10000;
+		fail_ret(mix_txn_begin(idx, &t), "mix_txn_begin");
+		for (j = 0; j < k; j++)
+			fail_ret(mix_txn_append(t, done + j + 1 == messages ? 0 :
+						MIX_FLAG_SEEN, NULL, NULL),
+				 "mix_txn_append");
+		fail_ret(mix_txn_commit(&t, MIX_DURABILITY_NONE, NULL),
+			 "mix_txn_commit");
+		done += k;
+	}
+	for (i = 0; i < n; i++) {
+		struct mix_uid_range r = { 1, 1 };
+		struct mix_txn *t;
+		uint64_t t0 = st_now_ns();
+		fail_ret(mix_txn_begin(idx, &t), "mix_txn_begin");
+		fail_ret(mix_txn_flags(t, &r, 1, i & 1 ? MIX_MODIFY_ADD :
+				       MIX_MODIFY_REMOVE, MIX_FLAG_SEEN),
+			 "mix_txn_flags");
+		fail_ret(mix_txn_commit(&t, MIX_DURABILITY_NONE, NULL),
+			 "mix_txn_commit");
+		lat[i] = (st_now_ns() - t0) / 1e3;
+	}
+	st_size_name(messages, sz, sizeof(sz));
+	snprintf(name, sizeof(name), "lowwater_toggle_seen_uid1_%s", sz);
+	st_figure(name, st_median(lat, n), "us");
+	fail_ret(mix_index_close(&idx), "mix_index_close");
+	free(lat);
+}
+
 /* ---- (f) resident memory (in a fresh process) --------------------------- */
 
 /* The child: open dir READONLY, touch every record, print the figures. */
@@ -542,7 +672,8 @@ int main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	static const char *const names[] = { "append", "commit", "sync16",
-					     "lookup", "publish", "rss" };
+					     "lookup", "publish", "checkpoint",
+					     "refresh", "lowwater", "rss" };
 	const char *seed = NULL, *rss_dir = NULL, *rss_size = "?";
 	uint32_t big;
 	uint64_t t0 = st_now_ns();
@@ -587,7 +718,8 @@ int main(int argc, char **argv)
 		bench_sync16();
 
 	big = g_quick ? 100000 : 1000000;
-	if (want("lookup") || want("publish") || want("rss")) {
+	if (want("lookup") || want("publish") || want("rss") ||
+	    want("checkpoint") || want("refresh")) {
 		struct mix_index *small = NULL, *mid, *large;
 		char *large_path;
 		uint64_t tf;
@@ -596,7 +728,8 @@ int main(int argc, char **argv)
 			small = index_new("idx1k", NULL);
 			index_fill(small, 1000, 1000);
 		}
-		mid = index_new("idx100k", NULL);
+		char *mid_path;
+		mid = index_new("idx100k", &mid_path);
 		index_fill(mid, 100000, 1000);
 		large = mid;
 		large_path = NULL;
@@ -621,6 +754,11 @@ int main(int argc, char **argv)
 				bench_publish_one(large, big);
 			fail_ret(mix_index_close(&small), "mix_index_close");
 		}
+		if (want("checkpoint"))
+			bench_checkpoint(large, big);
+		if (want("refresh"))
+			bench_refresh(mid_path, mid, 100000);
+		free(mid_path);
 		if (large != mid)
 			fail_ret(mix_index_close(&large), "mix_index_close");
 		fail_ret(mix_index_close(&mid), "mix_index_close");
@@ -628,6 +766,8 @@ int main(int argc, char **argv)
 			bench_rss(large_path, big);
 		free(large_path);
 	}
+	if (want("lowwater"))
+		bench_lowwater(big);
 	fail_ret(mix_engine_free(&g_engine), "mix_engine_free");
 	printf("# bench: %.1f s\n", st_secs_since(t0));
 	return 0;
