@@ -69,7 +69,10 @@
  *          environment (open outside the timing): mix NONE vs LMDB
  *          MDB_APPEND + MDB_NOSYNC (msgs/s, median of 3).  Target: mix
  *          >= 2x LMDB.  Also mix without the received date (no
- *          mix_txn_append_ext), to show what the extension costs.
+ *          mix_txn_append_ext), to show what the extension costs, and
+ *          mix with mix_txn_commit_async (each transaction built while
+ *          the writer applies the previous one; a bulk import can do
+ *          this, an LMDB writer cannot: not what the target compares).
  * commit   one committer, one flag change per transaction, on 10,000
  *          messages: mix NONE vs LMDB NOSYNC (intervals of 0.5 s) and mix
  *          SYNC vs LMDB default sync (and NOMETASYNC) (intervals of 1 s);
@@ -402,6 +405,49 @@ static void mixdb_fill(struct mixdb *m, uint32_t n, uint32_t k)
 	}
 }
 
+/* The same with mix_txn_commit_async: the next transaction is built
+ * while the writer applies the previous one (a bulk import can do this;
+ * an LMDB writer cannot), then one wait for all of them. */
+static uint32_t g_async_done;
+
+static void async_done(void *ctx, int ret,
+		       const struct mix_commit_result *res)
+{
+	(void)ctx;
+	(void)res;
+	if (ret != 0)
+		st_die("bench-lmdb: async commit failed: %d", ret);
+	__atomic_add_fetch(&g_async_done, 1, __ATOMIC_RELEASE);
+}
+
+static void mixdb_fill_async(struct mixdb *m, uint32_t n, uint32_t k)
+{
+	uint32_t done = 0, i, a, txns = 0;
+	__atomic_store_n(&g_async_done, 0, __ATOMIC_RELAXED);
+	while (done < n) {
+		uint32_t step = n - done < k ? n - done : k;
+		struct mix_txn *t;
+		fail_ret(mix_txn_begin(m->idx, &t), "mix_txn_begin");
+		for (i = 0; i < step; i++) {
+			uint64_t date = RECEIVED_BASE + 60ull * (m->messages +
+								 i + 1);
+			fail_ret(mix_txn_append(t, 0, NULL, &a),
+				 "mix_txn_append");
+			fail_ret(mix_txn_append_ext(t, a, m->ext, &date,
+						    sizeof(date)),
+				 "mix_txn_append_ext");
+		}
+		fail_ret(mix_txn_commit_async(&t, MIX_DURABILITY_NONE,
+					      async_done, NULL),
+			 "mix_txn_commit_async");
+		txns++;
+		done += step;
+		m->messages += step;
+	}
+	while (__atomic_load_n(&g_async_done, __ATOMIC_ACQUIRE) < txns)
+		sched_yield();
+}
+
 static struct mix_engine *engine_new(void)
 {
 	struct mix_engine *e;
@@ -665,7 +711,7 @@ static void bench_calib(void)
 
 static void bench_append(void)
 {
-	double mv[3], lv[3], nv[3], mmed, lmed;
+	double mv[3], lv[3], nv[3], av[3], mmed, lmed;
 	unsigned run, runs = g_quick ? 2 : 3;
 
 	for (run = 0; run < runs; run++) {
@@ -677,6 +723,13 @@ static void bench_append(void)
 		t0 = st_now_ns();
 		mixdb_fill(&m, 100000, 1000);
 		mv[run] = 100000 / st_secs_since(t0);
+		mixdb_close(&m);
+
+		/* the same, pipelined with mix_txn_commit_async */
+		mixdb_open(&m, "append-async");
+		t0 = st_now_ns();
+		mixdb_fill_async(&m, 100000, 1000);
+		av[run] = 100000 / st_secs_since(t0);
 		mixdb_close(&m);
 
 		/* diagnostic: the same without the received date */
@@ -701,6 +754,10 @@ static void bench_append(void)
 	figure("ratio", ratio(mmed, lmed), "append_100k_txn1000_mix_over_lmdb");
 	figure("msgs/s", st_median(nv, runs),
 	       "append_100k_txn1000_mix_none_without_date");
+	figure("msgs/s", st_median(av, runs),
+	       "append_100k_txn1000_mix_none_async");
+	figure("ratio", ratio(st_median(av, runs), lmed),
+	       "append_100k_txn1000_mix_async_over_lmdb");
 	target_set(2, ratio(mmed, lmed));
 }
 
