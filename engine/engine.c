@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bufcache.h"
 #include "engine.h"
 #include "err.h"
 #include "index.h"
@@ -77,6 +78,9 @@ MIX_API int mix_engine_free(struct mix_engine **ep)
 	free(e->writers);
 	free(e);
 	*ep = NULL;
+	/* chunk buffers kept for reuse (bufcache.c); another engine of the
+	 * process refills the cache if it needs it */
+	mix_bufcache_drain();
 	return 0;
 }
 

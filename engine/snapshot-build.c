@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bufcache.h"
 #include "err.h"
 #include "index-file.h"
 #include "snapshot.h"
@@ -126,7 +127,9 @@ static struct mix_chunk *chunk_new(struct mix_builder *b, uint32_t cap)
 	struct mix_chunk *c = calloc(1, sizeof(*c));
 	if (!c)
 		return NULL;
-	c->recs = malloc((size_t)cap * b_rs(b));
+	c->recs = mix_bufcache_get((size_t)cap * b_rs(b));
+	if (!c->recs)
+		c->recs = malloc((size_t)cap * b_rs(b));
 	if (!c->recs) {
 		free(c);
 		return NULL;

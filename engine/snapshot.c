@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "bufcache.h"
 #include "index-file.h"
 #include "snapshot.h"
 #include "stats.h"
@@ -335,7 +336,8 @@ void mix_robj_free(struct mix_robj *o)
 	switch (o->kind) {
 	case MIX_ROBJ_CHUNK: {
 		struct mix_chunk *c = (struct mix_chunk *)o;
-		if (c->cap)
+		/* heap_bytes is the buffer's size (cap × record size) */
+		if (c->cap && !mix_bufcache_put(c->recs, c->heap_bytes))
 			free(c->recs);
 		__atomic_sub_fetch(&mix_stat_chunk_heap_bytes,
 				   (int64_t)c->heap_bytes, __ATOMIC_RELAXED);
