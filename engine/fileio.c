@@ -171,28 +171,14 @@ int mix_io_pread_upto(int fd, const char *path, void *buf, size_t len,
 int mix_io_pread(int fd, const char *path, void *buf, size_t len,
 		 uint64_t offset)
 {
-	char *p = buf;
-	if (fault_hit("pread") < 0)
-		return mix_err_sys("read(%s, offset %llu) (injected)", path,
-				   (unsigned long long)offset);
-	while (len > 0) {
-		ssize_t n = pread(fd, p, len, (off_t)offset);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return mix_err_sys("read(%s, offset %llu)", path,
-					   (unsigned long long)offset);
-		}
-		if (n == 0)
-			return mix_err(MIX_ECORRUPT,
-				       "%s: file ends at offset %llu, %zu bytes "
-				       "short", path,
-				       (unsigned long long)offset, len);
-		p += n;
-		len -= (size_t)n;
-		offset += (uint64_t)n;
-	}
-	return 0;
+	uint64_t got;
+	int ret = mix_io_pread_upto(fd, path, buf, len, offset, &got);
+	if (ret == 0 && got < len)
+		return mix_err(MIX_ECORRUPT, "%s: file ends at offset %llu, "
+			       "%llu bytes short", path,
+			       (unsigned long long)(offset + got),
+			       (unsigned long long)(len - got));
+	return ret;
 }
 
 int mix_io_fdatasync(int fd, const char *path)

@@ -380,34 +380,25 @@ static void mixdb_close(struct mixdb *m)
 
 /* Append n messages (flags 0, a received date unless m->no_date) in
  * transactions of k. */
-static void mixdb_fill(struct mixdb *m, uint32_t n, uint32_t k)
+/* A transaction of step appends (flags 0, a received date unless
+ * m->no_date) after the m->messages already there. */
+static struct mix_txn *mixdb_appends(struct mixdb *m, uint32_t step)
 {
-	uint32_t done = 0, i, a;
-	while (done < n) {
-		uint32_t step = n - done < k ? n - done : k;
-		struct mix_txn *t;
-		fail_ret(mix_txn_begin(m->idx, &t), "mix_txn_begin");
-		for (i = 0; i < step; i++) {
-			uint64_t date = RECEIVED_BASE + 60ull * (m->messages +
-								 i + 1);
-			fail_ret(mix_txn_append(t, 0, NULL, &a),
-				 "mix_txn_append");
-			if (m->no_date)
-				continue;
+	struct mix_txn *t;
+	uint32_t i, a;
+	fail_ret(mix_txn_begin(m->idx, &t), "mix_txn_begin");
+	for (i = 0; i < step; i++) {
+		uint64_t date = RECEIVED_BASE + 60ull * (m->messages + i + 1);
+		fail_ret(mix_txn_append(t, 0, NULL, &a), "mix_txn_append");
+		if (!m->no_date)
 			fail_ret(mix_txn_append_ext(t, a, m->ext, &date,
 						    sizeof(date)),
 				 "mix_txn_append_ext");
-		}
-		fail_ret(mix_txn_commit(&t, MIX_DURABILITY_NONE, NULL),
-			 "mix_txn_commit");
-		done += step;
-		m->messages += step;
 	}
+	m->messages += step;
+	return t;
 }
 
-/* The same with mix_txn_commit_async: the next transaction is built
- * while the writer applies the previous one (a bulk import can do this;
- * an LMDB writer cannot), then one wait for all of them. */
 static uint32_t g_async_done;
 
 static void async_done(void *ctx, int ret,
@@ -420,32 +411,35 @@ static void async_done(void *ctx, int ret,
 	__atomic_add_fetch(&g_async_done, 1, __ATOMIC_RELEASE);
 }
 
-static void mixdb_fill_async(struct mixdb *m, uint32_t n, uint32_t k)
+/* Append n messages in transactions of k.  async: commit each with
+ * mix_txn_commit_async, so the next transaction is built while the
+ * writer applies the previous one (a bulk import can do this; an LMDB
+ * writer cannot), and wait for all of them at the end. */
+static void mixdb_fill_mode(struct mixdb *m, uint32_t n, uint32_t k,
+			    int async)
 {
-	uint32_t done = 0, i, a, txns = 0;
+	uint32_t done = 0, txns = 0;
 	__atomic_store_n(&g_async_done, 0, __ATOMIC_RELAXED);
 	while (done < n) {
 		uint32_t step = n - done < k ? n - done : k;
-		struct mix_txn *t;
-		fail_ret(mix_txn_begin(m->idx, &t), "mix_txn_begin");
-		for (i = 0; i < step; i++) {
-			uint64_t date = RECEIVED_BASE + 60ull * (m->messages +
-								 i + 1);
-			fail_ret(mix_txn_append(t, 0, NULL, &a),
-				 "mix_txn_append");
-			fail_ret(mix_txn_append_ext(t, a, m->ext, &date,
-						    sizeof(date)),
-				 "mix_txn_append_ext");
-		}
-		fail_ret(mix_txn_commit_async(&t, MIX_DURABILITY_NONE,
-					      async_done, NULL),
-			 "mix_txn_commit_async");
+		struct mix_txn *t = mixdb_appends(m, step);
+		if (async)
+			fail_ret(mix_txn_commit_async(&t, MIX_DURABILITY_NONE,
+						      async_done, NULL),
+				 "mix_txn_commit_async");
+		else
+			fail_ret(mix_txn_commit(&t, MIX_DURABILITY_NONE, NULL),
+				 "mix_txn_commit");
 		txns++;
 		done += step;
-		m->messages += step;
 	}
-	while (__atomic_load_n(&g_async_done, __ATOMIC_ACQUIRE) < txns)
+	while (async && __atomic_load_n(&g_async_done, __ATOMIC_ACQUIRE) < txns)
 		sched_yield();
+}
+
+static void mixdb_fill(struct mixdb *m, uint32_t n, uint32_t k)
+{
+	mixdb_fill_mode(m, n, k, 0);
 }
 
 static struct mix_engine *engine_new(void)
@@ -572,41 +566,6 @@ static void ldb_fill(struct ldb *l, uint32_t n, uint32_t k)
 
 /* ---- flag changes (both sides) ----------------------------------------- */
 
-/* Walks UIDs offset+1, offset+1+stride, ... of 1..messages; each pass
- * uses the other of two flag values, never used by an earlier phase, so
- * every change is effective on both sides (no no-op commits). */
-struct toggler {
-	uint32_t messages, stride, offset, uid, pass;
-	uint8_t flags[2];
-};
-
-static unsigned g_flag_phase;
-
-static void toggler_init(struct toggler *tg, uint32_t messages,
-			 uint32_t stride, uint32_t offset, int new_phase)
-{
-	unsigned p;
-	if (new_phase)
-		g_flag_phase++;
-	p = g_flag_phase % 31;
-	tg->messages = messages;
-	tg->stride = stride;
-	tg->offset = offset;
-	tg->uid = offset + 1;
-	tg->pass = 0;
-	tg->flags[0] = (uint8_t)(2 * p + 1);
-	tg->flags[1] = (uint8_t)(2 * p + 2);
-}
-
-static void toggler_next(struct toggler *tg)
-{
-	tg->uid += tg->stride;
-	if (tg->uid > tg->messages) {
-		tg->uid = tg->offset + 1;
-		tg->pass++;
-	}
-}
-
 /* One mix flag change; returns begin..acknowledge in ns. */
 static uint64_t mix_toggle(struct mixdb *m, struct toggler *tg,
 			   enum mix_durability d)
@@ -618,7 +577,7 @@ static uint64_t mix_toggle(struct mixdb *m, struct toggler *tg,
 
 	fail_ret(mix_txn_begin(m->idx, &t), "mix_txn_begin");
 	fail_ret(mix_txn_flags(t, &r, 1, MIX_MODIFY_REPLACE,
-			       tg->flags[tg->pass & 1]), "mix_txn_flags");
+			       toggler_flags(tg)), "mix_txn_flags");
 	fail_ret(mix_txn_commit(&t, d, &res), "mix_txn_commit");
 	t0 = st_now_ns() - t0;
 	if (res.no_changes)
@@ -631,7 +590,7 @@ static uint64_t mix_toggle(struct mixdb *m, struct toggler *tg,
 /* One LMDB flag change (get, modify, put, commit); ns as above. */
 static uint64_t ldb_toggle(struct ldb *l, struct toggler *tg)
 {
-	uint32_t uid = tg->uid, flags = tg->flags[tg->pass & 1];
+	uint32_t uid = tg->uid, flags = toggler_flags(tg);
 	unsigned char buf[LVAL_SIZE];
 	MDB_val key = { sizeof(uid), &uid }, val;
 	MDB_txn *txn;
@@ -728,7 +687,7 @@ static void bench_append(void)
 		/* the same, pipelined with mix_txn_commit_async */
 		mixdb_open(&m, "append-async");
 		t0 = st_now_ns();
-		mixdb_fill_async(&m, 100000, 1000);
+		mixdb_fill_mode(&m, 100000, 1000, 1);
 		av[run] = 100000 / st_secs_since(t0);
 		mixdb_close(&m);
 

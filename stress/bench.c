@@ -122,41 +122,12 @@ static void index_fill(struct mix_index *idx, uint32_t n, uint32_t txn_size)
 	}
 }
 
-/* Walks UIDs offset+1, offset+1+stride, ... of a dense index and gives
- * each pass flags different from the previous one, so that every
- * REPLACE is an effective change (no no-op commits in the figures).
- * Every toggler_init(..., new_phase = 1) takes a flag pair no earlier
- * phase used (records start with flags 0), so a new set of togglers
- * never repeats what an old one left behind. */
-struct toggler {
-	uint32_t messages, stride, offset, uid, pass;
-	uint8_t flags[2];
-};
-
-static unsigned g_flag_phase;
-
-static void toggler_init(struct toggler *tg, uint32_t messages,
-			 uint32_t stride, uint32_t offset, int new_phase)
-{
-	unsigned p;
-	if (new_phase)
-		g_flag_phase++;
-	p = g_flag_phase % 31; /* pairs of values in 1..0x3e */
-	tg->messages = messages;
-	tg->stride = stride;
-	tg->offset = offset;
-	tg->uid = offset + 1;
-	tg->pass = 0;
-	tg->flags[0] = (uint8_t)(2 * p + 1);
-	tg->flags[1] = (uint8_t)(2 * p + 2);
-}
-
 /* Commit one flag change; returns its latency in ns. */
 static uint64_t toggle_commit(struct mix_index *idx, struct toggler *tg,
 			      enum mix_durability d)
 {
 	struct mix_uid_range r = { tg->uid, tg->uid };
-	uint8_t flags = tg->flags[tg->pass & 1];
+	uint8_t flags = toggler_flags(tg);
 	struct mix_commit_result res;
 	struct mix_txn *t;
 	uint64_t t0 = st_now_ns();
@@ -168,11 +139,7 @@ static uint64_t toggle_commit(struct mix_index *idx, struct toggler *tg,
 	t0 = st_now_ns() - t0;
 	if (res.no_changes)
 		st_die("bench: flag change on uid %u was a no-op", tg->uid);
-	tg->uid += tg->stride;
-	if (tg->uid > tg->messages) {
-		tg->uid = tg->offset + 1;
-		tg->pass++;
-	}
+	toggler_next(tg);
 	return t0;
 }
 

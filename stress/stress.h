@@ -357,4 +357,51 @@ static inline double st_fdatasync_rate(const char *dir, double secs)
 	return n / secs;
 }
 
+/* ---- flag changes that always change something ------------------------ */
+
+/* Walks UIDs offset+1, offset+1+stride, ... of 1..messages and gives
+ * each pass flags different from the previous one, so that every REPLACE
+ * is an effective change (no no-op commits in the figures).  Every
+ * st_toggler_init(..., new_phase = 1) takes a flag pair no earlier phase
+ * used (records start with flags 0), so a new set of togglers never
+ * repeats what an old one left behind.  Not thread-safe to init. */
+struct toggler {
+	uint32_t messages, stride, offset, uid, pass;
+	uint8_t flags[2];
+};
+
+static inline void toggler_init(struct toggler *tg, uint32_t messages,
+				uint32_t stride, uint32_t offset,
+				int new_phase)
+{
+	static unsigned phase;
+	unsigned p;
+	if (new_phase)
+		phase++;
+	p = phase % 31; /* pairs of values in 1..0x3e */
+	tg->messages = messages;
+	tg->stride = stride;
+	tg->offset = offset;
+	tg->uid = offset + 1;
+	tg->pass = 0;
+	tg->flags[0] = (uint8_t)(2 * p + 1);
+	tg->flags[1] = (uint8_t)(2 * p + 2);
+}
+
+/* The flags of the current UID. */
+static inline uint8_t toggler_flags(const struct toggler *tg)
+{
+	return tg->flags[tg->pass & 1];
+}
+
+/* On to the next UID (and the next pass after the last). */
+static inline void toggler_next(struct toggler *tg)
+{
+	tg->uid += tg->stride;
+	if (tg->uid > tg->messages) {
+		tg->uid = tg->offset + 1;
+		tg->pass++;
+	}
+}
+
 #endif
