@@ -735,7 +735,10 @@ int mix_builder_expunge(struct mix_builder *b, uint32_t first, uint32_t last,
 /* Apply fn to every record in [first, last]; fn returns 1 if it would
  * change the record (then it is called again on the private copy with
  * apply=1).  Changed records get modseq. */
-typedef int rec_fn(struct mix_builder *b, uint8_t *r, int apply, void *ctx);
+/* A mutation callback: with apply 0, whether r would change; with apply
+ * 1, change r, which is in chunk c (private by then). */
+typedef int rec_fn(struct mix_builder *b, struct mix_chunk *c, uint8_t *r,
+		   int apply, void *ctx);
 
 static int for_range(struct mix_builder *b, uint32_t first, uint32_t last,
 		     uint64_t modseq, struct mix_ranges *out, rec_fn *fn,
@@ -754,7 +757,7 @@ static int for_range(struct mix_builder *b, uint32_t first, uint32_t last,
 			uint8_t *r = c_rec(b, c, pos);
 			if (r_uid(r) > last)
 				break;
-			if (!fn(b, r, 0, ctx)) {
+			if (!fn(b, c, r, 0, ctx)) {
 				run.open = 0;
 				continue;
 			}
@@ -765,9 +768,7 @@ static int for_range(struct mix_builder *b, uint32_t first, uint32_t last,
 					return -ENOMEM;
 				r = c_rec(b, c, pos);
 			}
-			b->cur_chunk = c;
-			fn(b, r, 1, ctx);
-			b->cur_chunk = NULL;
+			fn(b, c, r, 1, ctx);
 			set_record_modseq(c, r, modseq);
 			if (run_changed(&run, r_uid(r)) < 0)
 				return -ENOMEM;
@@ -813,7 +814,8 @@ int mix_builder_split_modseq(struct mix_builder *b, uint32_t first,
 
 struct flags_ctx { uint8_t add, remove; };
 
-static int flags_fn(struct mix_builder *b, uint8_t *r, int apply, void *ctx)
+static int flags_fn(struct mix_builder *b, struct mix_chunk *c,
+			uint8_t *r, int apply, void *ctx)
 {
 	const struct flags_ctx *f = ctx;
 	uint8_t old = r[4], nf = (uint8_t)((old | f->add) & ~f->remove);
@@ -823,8 +825,8 @@ static int flags_fn(struct mix_builder *b, uint8_t *r, int apply, void *ctx)
 	counters_add(&b->hdr, r_uid(r), old, -1);
 	counters_add(&b->hdr, r_uid(r), nf, 1);
 	/* the chunk summary first: lowwater_update may skip chunks by it */
-	chunk_count(b->cur_chunk, old, -1);
-	chunk_count(b->cur_chunk, nf, 1);
+	chunk_count(c, old, -1);
+	chunk_count(c, nf, 1);
 	lowwater_update(b, r_uid(r), 1, nf, 1, old);
 	return 1;
 }
@@ -839,7 +841,8 @@ int mix_builder_flags(struct mix_builder *b, uint32_t first, uint32_t last,
 
 struct kw_ctx { uint32_t idx; int add; const uint8_t *want; };
 
-static int kw_fn(struct mix_builder *b, uint8_t *r, int apply, void *ctx)
+static int kw_fn(struct mix_builder *b, struct mix_chunk *c,
+			uint8_t *r, int apply, void *ctx)
 {
 	const struct kw_ctx *k = ctx;
 	uint8_t *bm = r + MIX_REC_KEYWORDS_OFFSET;
@@ -866,7 +869,8 @@ int mix_builder_keyword(struct mix_builder *b, uint32_t first, uint32_t last,
 	return for_range(b, first, last, modseq, out, kw_fn, &k);
 }
 
-static int kwset_fn(struct mix_builder *b, uint8_t *r, int apply, void *ctx)
+static int kwset_fn(struct mix_builder *b, struct mix_chunk *c,
+			uint8_t *r, int apply, void *ctx)
 {
 	const struct kw_ctx *k = ctx;
 	uint8_t *bm = r + MIX_REC_KEYWORDS_OFFSET;
@@ -890,7 +894,8 @@ struct ext_ctx {
 	int changed;
 };
 
-static int ext_fn(struct mix_builder *b, uint8_t *r, int apply, void *ctx)
+static int ext_fn(struct mix_builder *b, struct mix_chunk *c,
+			uint8_t *r, int apply, void *ctx)
 {
 	struct ext_ctx *x = ctx;
 	(void)b;
@@ -928,8 +933,8 @@ struct ext_range_ctx {
 	const uint8_t *data;
 };
 
-static int ext_range_fn(struct mix_builder *b, uint8_t *r, int apply,
-			void *ctx)
+static int ext_range_fn(struct mix_builder *b, struct mix_chunk *c,
+			uint8_t *r, int apply, void *ctx)
 {
 	struct ext_range_ctx *x = ctx;
 	const uint8_t *d = x->data + (size_t)(r_uid(r) - x->first) * x->size;

@@ -197,9 +197,6 @@ struct mix_builder {
 	/* objects replaced in this build that an older snapshot can reach */
 	struct mix_robj *retired;
 	int changed;   /* anything changed since begin */
-	/* the chunk whose record a mutation callback is changing (set by
-	 * for_range around each call that applies) */
-	struct mix_chunk *cur_chunk;
 };
 
 /* Effective change ranges returned by mutations (for encoding the log). */

@@ -111,18 +111,17 @@ static int apply_appends(struct mix_builder *b, struct mix_txn *t,
 	for (i = 0; i < t->ncols; i++) {
 		const struct txn_col *c = &t->cols[i];
 		const uint8_t *data, *set;
+		uint32_t m;
 		if (c->cap <= a0)
 			continue; /* no data for appends this far */
+		/* only the appends the column has room for can be set */
+		m = n < c->cap - a0 ? n : c->cap - a0;
 		data = c->data + (size_t)a0 * c->size;
 		set = c->set + a0;
-		/* only the appends the column has room for can be set */
-		if ((ret = mix_builder_ext_run(b, uid0, n < c->cap - a0 ? n :
-					       c->cap - a0, c->ext_id, data,
+		if ((ret = mix_builder_ext_run(b, uid0, m, c->ext_id, data,
 					       set)) < 0 ||
 		    (ret = mix_logenc_ext_rec_run(buf, c->ext_id, c->size,
-						  uid0, data, set,
-						  n < c->cap - a0 ? n :
-						  c->cap - a0)) < 0)
+						  uid0, data, set, m)) < 0)
 			return ret;
 	}
 	return 0;

@@ -372,7 +372,7 @@ static int col_reserve(struct txn_col *c, uint32_t a, uint32_t appends)
 MIX_API int mix_txn_append_ext(struct mix_txn *t, uint32_t append,
 			       uint32_t ext_id, const void *data, size_t size)
 {
-	const struct txn_op *last = &t->ops[t->nops - 1];
+	const struct txn_op *last;
 	struct txn_col *c = NULL;
 	int ret;
 	if (append >= t->appends)
@@ -380,6 +380,7 @@ MIX_API int mix_txn_append_ext(struct mix_txn *t, uint32_t append,
 			       "transaction", append);
 	if (!data)
 		return mix_err(MIX_EINVAL, "NULL data");
+	last = &t->ops[t->nops - 1]; /* an append exists: nops >= 1 */
 	/* after another operation: an operation of its own, in order */
 	if (last->type != TXN_APPEND || append < last->uid) {
 		if ((ret = ext_check(t, ext_id, size, 1, 0)) < 0)
