@@ -5,7 +5,8 @@
  * (tests/test-faults.c, docs/reliability.md) walk the countdown over
  * every call site in turn.  An injected error sets errno and goes through
  * the same message path as a real one, so callers cannot tell them
- * apart.
+ * apart.  mix_io_trace_set() installs a hook that sees every mutating
+ * call after it succeeded (the power-loss simulator, stress/powercut.c).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -27,6 +28,39 @@ static unsigned fault_countdown;
 static int fault_err;
 static const char *fault_fired_op;
 static unsigned long io_calls;
+
+/* Trace hook; tests only.  ORDER(trace-set): ctx is stored before the
+ * release store of fn, and read after the acquire load that saw fn. */
+static mix_io_trace_fn *trace_fn;
+static void *trace_ctx;
+
+void mix_io_trace_set(mix_io_trace_fn *fn, void *ctx)
+{
+	__atomic_store_n(&trace_fn, (mix_io_trace_fn *)NULL, __ATOMIC_RELEASE);
+	__atomic_store_n(&trace_ctx, ctx, __ATOMIC_RELAXED);
+	__atomic_store_n(&trace_fn, fn, __ATOMIC_RELEASE);
+}
+
+/* Report a call that succeeded; ev->dev/ino are filled from fd here. */
+static void trace_emit(mix_io_trace_fn *fn, struct mix_io_event *ev)
+{
+	struct stat st;
+	int e = errno;
+	if (ev->fd >= 0 && fstat(ev->fd, &st) == 0) {
+		ev->dev = (uint64_t)st.st_dev;
+		ev->ino = (uint64_t)st.st_ino;
+	}
+	fn(__atomic_load_n(&trace_ctx, __ATOMIC_RELAXED), ev);
+	errno = e;
+}
+
+#define TRACE(...) do { \
+	mix_io_trace_fn *fn_ = __atomic_load_n(&trace_fn, __ATOMIC_ACQUIRE); \
+	if (fn_ != NULL) { \
+		struct mix_io_event ev_ = { .fd = -1, __VA_ARGS__ }; \
+		trace_emit(fn_, &ev_); \
+	} \
+} while (0)
 
 void mix_io_fault_set(unsigned countdown, int err)
 {
@@ -84,6 +118,7 @@ int mix_io_open(const char *path, int flags, mode_t mode)
 	fd = open(path, flags | O_CLOEXEC, mode);
 	if (fd < 0)
 		return mix_err_sys("open(%s)", path);
+	TRACE(.kind = MIX_IO_EV_OPEN, .path = path, .fd = fd, .flags = flags);
 	return fd;
 }
 
@@ -94,7 +129,7 @@ void mix_io_close(int *fd)
 	*fd = -1;
 }
 
-int mix_io_pwrite_part(int fd, const char *path, const void *buf,
+static int pwrite_part(int fd, const char *path, const void *buf,
 		       size_t len, uint64_t offset, size_t *done_r)
 {
 	const char *p = buf;
@@ -133,6 +168,16 @@ int mix_io_pwrite_part(int fd, const char *path, const void *buf,
 		*done_r += (size_t)n;
 	}
 	return 0;
+}
+
+int mix_io_pwrite_part(int fd, const char *path, const void *buf,
+		       size_t len, uint64_t offset, size_t *done_r)
+{
+	int ret = pwrite_part(fd, path, buf, len, offset, done_r);
+	if (*done_r > 0)
+		TRACE(.kind = MIX_IO_EV_PWRITE, .path = path, .fd = fd,
+		      .offset = offset, .len = *done_r, .data = buf);
+	return ret;
 }
 
 int mix_io_pwrite(int fd, const char *path, const void *buf, size_t len,
@@ -185,6 +230,7 @@ int mix_io_fdatasync(int fd, const char *path)
 {
 	if (fault_hit("fdatasync") < 0 || fdatasync(fd) < 0)
 		return mix_err_sys("fdatasync(%s)", path);
+	TRACE(.kind = MIX_IO_EV_FDATASYNC, .path = path, .fd = fd);
 	return 0;
 }
 
@@ -192,6 +238,7 @@ int mix_io_fsync(int fd, const char *path)
 {
 	if (fault_hit("fsync") < 0 || fsync(fd) < 0)
 		return mix_err_sys("fsync(%s)", path);
+	TRACE(.kind = MIX_IO_EV_FSYNC, .path = path, .fd = fd);
 	return 0;
 }
 
@@ -200,6 +247,8 @@ int mix_io_ftruncate(int fd, const char *path, uint64_t size)
 	if (fault_hit("ftruncate") < 0 || ftruncate(fd, (off_t)size) < 0)
 		return mix_err_sys("ftruncate(%s, %llu)", path,
 				   (unsigned long long)size);
+	TRACE(.kind = MIX_IO_EV_FTRUNCATE, .path = path, .fd = fd,
+	      .offset = size);
 	return 0;
 }
 
@@ -207,6 +256,7 @@ int mix_io_rename(const char *from, const char *to)
 {
 	if (fault_hit("rename") < 0 || rename(from, to) < 0)
 		return mix_err_sys("rename(%s, %s)", from, to);
+	TRACE(.kind = MIX_IO_EV_RENAME, .path = from, .path2 = to);
 	return 0;
 }
 
@@ -214,6 +264,7 @@ int mix_io_unlink(const char *path)
 {
 	if (fault_hit("unlink") < 0 || (unlink(path) < 0 && errno != ENOENT))
 		return mix_err_sys("unlink(%s)", path);
+	TRACE(.kind = MIX_IO_EV_UNLINK, .path = path);
 	return 0;
 }
 
@@ -227,6 +278,8 @@ int mix_io_fsync_dir(const char *dir)
 		return mix_err_sys("open(%s)", dir);
 	ret = fsync(fd) < 0 ? mix_err_sys("fsync(%s)", dir) : 0;
 	close(fd);
+	if (ret == 0)
+		TRACE(.kind = MIX_IO_EV_FSYNC_DIR, .path = dir);
 	return ret;
 }
 

@@ -71,4 +71,42 @@ const char *mix_io_fault_fired(void);
  * the I/O sites of an operation by the difference. */
 unsigned long mix_io_calls(void);
 
+/*
+ * Tracing for tests (stress/powercut.c, docs/reliability.md "Power-loss
+ * simulation"): when a hook is set, every mutating call above reports
+ * itself after it succeeded (a pwrite that failed part-way reports the
+ * bytes that landed).  Reads, fstat and mmap are not reported.  The hook
+ * runs on the thread that made the call (the opening thread or a
+ * writer), synchronously, with the call's own buffers: it must copy what
+ * it keeps.  Unset, the cost is one load of a pointer per call.
+ * Process-wide; for tests only.
+ */
+enum mix_io_event_kind {
+	MIX_IO_EV_OPEN,      /* path, fd, flags (O_CREAT, O_TRUNC...), ino */
+	MIX_IO_EV_PWRITE,    /* path, fd, ino, offset, len, data */
+	MIX_IO_EV_FDATASYNC, /* path, fd, ino */
+	MIX_IO_EV_FSYNC,     /* path, fd, ino */
+	MIX_IO_EV_FTRUNCATE, /* path, fd, ino, offset = the new size */
+	MIX_IO_EV_RENAME,    /* path = from, path2 = to */
+	MIX_IO_EV_UNLINK,    /* path (also when it did not exist) */
+	MIX_IO_EV_FSYNC_DIR, /* path = the directory */
+};
+
+struct mix_io_event {
+	enum mix_io_event_kind kind;
+	const char *path;
+	const char *path2;
+	int fd;              /* -1 for the path-only calls */
+	int flags;           /* open(2) flags of MIX_IO_EV_OPEN */
+	uint64_t dev, ino;   /* fstat of fd after the call; 0 without fd */
+	uint64_t offset;
+	uint64_t len;
+	const void *data;
+};
+
+typedef void mix_io_trace_fn(void *ctx, const struct mix_io_event *ev);
+/* Set (fn non-NULL) or clear the hook.  Set it while no engine thread
+ * does I/O (before opening, after closing); ctx is published with fn. */
+void mix_io_trace_set(mix_io_trace_fn *fn, void *ctx);
+
 #endif
