@@ -163,6 +163,8 @@ static int flush(struct mix_index *idx, struct mix_builder *b, int need_sync)
 		MIX_PROBE0(fsync_start);
 		ret = mix_log_sync(&idx->log);
 		MIX_PROBE1(fsync_end, ret);
+		if (ret == 0)
+			idx->log_synced = idx->log.offset;
 		if (ret == 0 && w)
 			__atomic_add_fetch(&w->stat_fsyncs, 1,
 					   __ATOMIC_RELAXED);
@@ -208,6 +210,35 @@ static void checkpoint_failed(struct mix_index *idx)
 		poison(idx); /* cannot rotate and must */
 }
 
+/* The first write of a writable open: start the session's own log file
+ * (docs/format.md §3.5, §4).  Deferred from open so that a session that
+ * never writes changes no file: an idle open and close leaves the
+ * directory as it was, however often it happens.  A failure fails the
+ * batch; nothing was appended, so the next batch simply tries again with
+ * the same file_seq (a file_seq is used once a transaction is in it). */
+static int rotate_pending(struct mix_index *idx)
+{
+	struct mix_log_writer nw;
+	const struct mix_log_header *h = &idx->log.hdr;
+	int ret;
+
+	/* §3.5 precondition: the active log becomes .log.2 and the old .log.2
+	 * goes, so mix.index must cover the active log first */
+	if (idx->ckpt_seq < h->file_seq &&
+	    (ret = mix_index_checkpoint(idx, 0)) < 0)
+		return ret;
+	ret = mix_log_rotate_to(idx->dir, h->indexid, idx->rotate_pending_seq,
+				h->file_seq, (uint32_t)idx->log.offset, &nw);
+	MIX_PROBE2(rotate, idx->rotate_pending_seq, ret);
+	if (ret < 0)
+		return ret;
+	mix_log_writer_close(&idx->log);
+	idx->log = nw;
+	idx->log_synced = nw.offset;   /* the header was fsynced */
+	idx->rotate_pending_seq = 0;
+	return 0;
+}
+
 static void run_batch(struct mix_index *idx, struct mix_txn **txns,
 		      uint32_t n)
 {
@@ -220,6 +251,10 @@ static void run_batch(struct mix_index *idx, struct mix_txn **txns,
 			mix_err(MIX_EPANIC, "%s: an earlier write failed; "
 				"reopen the index", idx->dir);
 			complete_range(idx->writer, txns, start, n, MIX_EPANIC, 0);
+			return;
+		}
+		if (idx->rotate_pending_seq && (ret = rotate_pending(idx)) < 0) {
+			complete_range(idx->writer, txns, start, n, ret, 0);
 			return;
 		}
 		if ((ret = mix_builder_begin(&b, idx->snap)) < 0) {
@@ -245,11 +280,16 @@ static void run_batch(struct mix_index *idx, struct mix_txn **txns,
 	}
 }
 
+/* Close: mix.index takes in what this session logged, so the next open
+ * replays nothing.  A session that never wrote has no log of its own
+ * (rotate_pending_seq) and changes nothing. */
 static void close_index(struct mix_index *idx, struct mix_txn *t)
 {
 	int ret = 0;
 	if (!__atomic_load_n(&idx->poisoned, __ATOMIC_ACQUIRE) &&
-	    idx->log.offset > idx->log.hdr.hdr_size)
+	    !idx->rotate_pending_seq &&
+	    (idx->ckpt_seq != idx->log.hdr.file_seq ||
+	     idx->ckpt_off != idx->log.offset))
 		ret = mix_index_checkpoint(idx, 0);
 	mix_txn_complete(t, ret);
 }
@@ -356,12 +396,36 @@ int mix_index_remap(struct mix_index *idx)
 	return mix_index_publish(idx, &b);
 }
 
+/* docs/format.md §2: the log is durable up to a checkpoint's position
+ * before the mix.index that names it is written.  Otherwise a power cut
+ * could keep the new mix.index and lose the log's unsynced tail: the
+ * position would point past the end of the log (an index that no longer
+ * opens), and the next log's prev_file_offset likewise.  Transactions
+ * committed without a sync (MIX_DURABILITY_NONE, extension registration)
+ * are what leaves such a tail. */
+static int log_durable(struct mix_index *idx)
+{
+	int ret;
+	if (idx->log.fd < 0 || idx->log_synced >= idx->log.offset)
+		return 0;
+	if ((ret = mix_log_sync(&idx->log)) < 0) {
+		poison(idx);   /* a failed fdatasync cannot be retried (§3.2) */
+		return ret;
+	}
+	idx->log_synced = idx->log.offset;
+	return 0;
+}
+
 int mix_index_checkpoint(struct mix_index *idx, int do_remap)
 {
-	int ret = checkpoint_write(idx, idx->snap);
+	int ret = log_durable(idx);
+	if (ret == 0)
+		ret = checkpoint_write(idx, idx->snap);
 	MIX_PROBE2(checkpoint, idx->snap->hdr.messages_count, ret);
 	if (ret < 0)
 		return ret;
+	idx->ckpt_seq = idx->log.hdr.file_seq;
+	idx->ckpt_off = idx->log.offset;
 	if (idx->writer)
 		__atomic_add_fetch(&idx->writer->stat_checkpoints, 1,
 				   __ATOMIC_RELAXED);
@@ -376,14 +440,27 @@ int mix_index_rotate(struct mix_index *idx)
 {
 	struct mix_log_writer nw;
 	const struct mix_log_header *h = &idx->log.hdr;
-	int ret = mix_log_rotate_to(idx->dir, h->indexid, h->file_seq + 1,
-				    h->file_seq, (uint32_t)idx->log.offset,
-				    &nw);
+	int ret;
+
+	/* §3.5 precondition, enforced: the active log becomes .log.2 and the
+	 * old .log.2 is replaced, so mix.index must cover the active log
+	 * (and its position be durable, log_durable) */
+	if (idx->ckpt_seq < h->file_seq || idx->ckpt_off != idx->log.offset ||
+	    idx->log_synced < idx->log.offset)
+		return mix_err(MIX_EINVAL, "%s: rotation from log seq %u offset "
+			       "%llu before a checkpoint there (mix.index is at "
+			       "seq %u offset %llu) (format.md §3.5)", idx->dir,
+			       h->file_seq, (unsigned long long)idx->log.offset,
+			       idx->ckpt_seq,
+			       (unsigned long long)idx->ckpt_off);
+	ret = mix_log_rotate_to(idx->dir, h->indexid, h->file_seq + 1,
+				h->file_seq, (uint32_t)idx->log.offset, &nw);
 	MIX_PROBE2(rotate, h->file_seq + 1, ret);
 	if (ret < 0)
 		return ret;
 	mix_log_writer_close(&idx->log);
 	idx->log = nw;
+	idx->log_synced = nw.offset;   /* the header was fsynced */
 	return 0;
 }
 
@@ -392,12 +469,14 @@ int mix_index_checkpoint_rotate(struct mix_index *idx)
 	int ret = mix_index_checkpoint(idx, 1);
 	if (ret == 0 && (ret = mix_index_rotate(idx)) < 0) {
 		/* If the old log was renamed away but the new one is not in
-		 * place, further appends would go to a file nobody reads. */
+		 * place, further appends would go to a file nobody reads: the
+		 * next batch starts the new log first (the rename of a missing
+		 * active log is skipped, §3.5), as after a writable open. */
 		char path[4096];
 		snprintf(path, sizeof(path), "%s/%s", idx->dir,
 			 MIX_LOG_FILENAME);
 		if (access(path, F_OK) != 0)
-			poison(idx);
+			idx->rotate_pending_seq = idx->log.hdr.file_seq + 1;
 	}
 	return ret;
 }

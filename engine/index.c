@@ -41,6 +41,8 @@ struct recovery {
 	uint32_t pos_seq;
 	uint64_t pos_off;
 	uint32_t max_seq;    /* highest log file_seq ever seen */
+	uint32_t idx_seq;    /* mix.index's own log position (have_index) */
+	uint64_t idx_off;
 	int need_checkpoint;
 	uint64_t gen;        /* generation of the state built (1 at open) */
 	int quiet;           /* refresh: a torn tail is a write in progress */
@@ -167,8 +169,8 @@ static int load_index(struct recovery *rc)
 	mix_ifile_free_keep_map(&f);
 	rc->have_state = rc->have_index = 1;
 	rc->indexid = rc->b.hdr.indexid;
-	rc->pos_seq = rc->b.hdr.log_file_seq;
-	rc->pos_off = rc->b.hdr.log_file_head_offset;
+	rc->pos_seq = rc->idx_seq = rc->b.hdr.log_file_seq;
+	rc->pos_off = rc->idx_off = rc->b.hdr.log_file_head_offset;
 	rc->max_seq = rc->pos_seq;
 	return 0;
 }
@@ -206,14 +208,98 @@ static int open_logs(struct recovery *rc)
 		if (rc->logs[i].hdr.file_seq > rc->max_seq)
 			rc->max_seq = rc->logs[i].hdr.file_seq;
 	}
-	if (rc->have_log[0] && rc->have_log[1] &&
-	    rc->logs[0].hdr.file_seq >= rc->logs[1].hdr.file_seq) {
-		/* a rotation was cut short: .log.2 is the newer one's
-		 * predecessor only if its seq is lower; ignore it otherwise */
-		mix_log_reader_close(&rc->logs[0]);
-		rc->have_log[0] = 0;
-	}
 	return 0;
+}
+
+static void drop_log(struct recovery *rc, int i)
+{
+	mix_log_reader_close(&rc->logs[i]);
+	rc->have_log[i] = 0;
+}
+
+/* Logs that do not belong (docs/format.md §3.5 "Which logs belong"):
+ * every state a crash or a rotation can leave passes; a log swapped,
+ * copied from another index or another time, or a mix.index from
+ * elsewhere, is MIX_ECORRUPT naming the file and the field, because
+ * opening it would silently drop acknowledged commits.  Runs at open,
+ * after mix.index (if any) gave the state. */
+static int check_logs(struct recovery *rc)
+{
+	struct mix_log_reader *l2 = &rc->logs[0], *l = &rc->logs[1];
+	const char *dir = rc->idx->dir;
+	int i;
+
+	for (i = 0; i < 2 && rc->have_index; i++) {
+		const struct mix_log_header *h = &rc->logs[i].hdr;
+		if (!rc->have_log[i] || h->indexid == rc->indexid)
+			continue;
+		/* MIX_OPEN_RECREATE writes the new mix.index, then removes
+		 * the old logs: a crash between leaves them beside an index
+		 * that has logged nothing yet */
+		if (rc->pos_seq == 1 && rc->pos_off ==
+		    sizeof(struct mix_log_header) && stale_log(rc, h)) {
+			drop_log(rc, i);
+			continue;
+		}
+		return mix_err(MIX_ECORRUPT, "%s: field indexid (offset 8) is "
+			       "%u, but %s/%s has indexid %u: the log belongs "
+			       "to another index (or mix.index does)",
+			       rc->logs[i].path, h->indexid, dir,
+			       MIX_INDEX_FILENAME, rc->indexid);
+	}
+	if (rc->have_log[0] && rc->have_log[1]) {
+		if (l2->hdr.indexid != l->hdr.indexid)
+			return mix_err(MIX_ECORRUPT, "%s: field indexid (offset "
+				       "8) is %u, but %s has %u: the logs "
+				       "belong to different indexes", l2->path,
+				       l2->hdr.indexid, l->path,
+				       l->hdr.indexid);
+		if (l2->hdr.file_seq >= l->hdr.file_seq)
+			return mix_err(MIX_ECORRUPT, "%s: field file_seq "
+				       "(offset 12) is %u, not below %s's %u: "
+				       "the logs were swapped or copied",
+				       l2->path, l2->hdr.file_seq, l->path,
+				       l->hdr.file_seq);
+		if (l->hdr.prev_file_seq != l2->hdr.file_seq) {
+			if (rc->have_state && l2->hdr.file_seq >= rc->pos_seq)
+				return mix_err(MIX_ECORRUPT, "%s: field "
+					       "prev_file_seq (offset 16) is "
+					       "%u, but %s is file_seq %u: the "
+					       "logs do not form a chain",
+					       l->path, l->hdr.prev_file_seq,
+					       l2->path, l2->hdr.file_seq);
+			drop_log(rc, 0);  /* history nobody needs */
+		}
+	}
+	if (rc->have_index && rc->have_log[1] && l->hdr.file_seq < rc->pos_seq)
+		return mix_err(MIX_ECORRUPT, "%s/%s: field log_file_seq (offset "
+			       "56) is %u, beyond the active log %s (file_seq "
+			       "%u): mix.index is from a later state than its "
+			       "logs", dir, MIX_INDEX_FILENAME, rc->pos_seq,
+			       l->path, l->hdr.file_seq);
+	return 0;
+}
+
+/* Every log mix.index's position needs is gone (neither log is at or
+ * after it).  What was logged after the checkpoint cannot be recovered,
+ * but nothing may be issued twice: the next log skips every file_seq
+ * the lost ones can have had (writer_setup), and the open says so. */
+static void check_logs_lost(struct recovery *rc)
+{
+	struct mix_index *idx = rc->idx;
+	char msg[512];
+
+	if (!rc->have_index || rc->have_log[1] ||
+	    (rc->have_log[0] && rc->logs[0].hdr.file_seq >= rc->pos_seq))
+		return;
+	idx->info.logs_missing = 1;
+	snprintf(msg, sizeof(msg), "%s: %s and %s are missing: changes "
+		 "logged after mix.index's checkpoint (log seq %u offset "
+		 "%llu), if there were any, are lost; new changes continue "
+		 "above every modseq the lost logs can have issued", idx->dir,
+		 MIX_LOG_FILENAME, MIX_LOG2_FILENAME, rc->pos_seq,
+		 (unsigned long long)rc->pos_off);
+	warn(idx, msg);
 }
 
 /* ---- replay ------------------------------------------------------------ */
@@ -410,8 +496,9 @@ static int recover_states(struct recovery *rc, unsigned flags)
 		index_err = ret;
 		mix_err_copy(msg, sizeof(msg));
 	}
-	if ((ret = open_logs(rc)) < 0)
+	if ((ret = open_logs(rc)) < 0 || (ret = check_logs(rc)) < 0)
 		return ret;
+	check_logs_lost(rc);
 	if (!rc->have_state) {
 		ret = rebuild_start(rc);
 		if (ret < 0)
@@ -439,8 +526,10 @@ static int recover_states(struct recovery *rc, unsigned flags)
 	return 0;
 }
 
-/* Writable open: make mix.index cover everything replayed and continue in
- * a new log file. */
+/* Writable open: make mix.index cover everything replayed.  The new log
+ * file (file_seq above every log that may ever have existed, §4) is
+ * started by the first write (rotate_pending in index-commit.c), so an
+ * open and close without a change leaves every file as it was. */
 static int writer_setup(struct recovery *rc)
 {
 	struct mix_index *idx = rc->idx;
@@ -459,16 +548,22 @@ static int writer_setup(struct recovery *rc)
 	}
 	if (idx->info.created) {
 		ret = mix_log_rotate_to(idx->dir, rc->indexid, 1, 0, 0, lw);
-		return ret < 0 ? ret : mix_index_checkpoint(idx, 1);
+		if (ret < 0)
+			return ret;
+		idx->log_synced = lw->offset;
+		return mix_index_checkpoint(idx, 1);
 	}
 	/* the old active log, as the position the state reached */
 	lw->hdr.indexid = rc->indexid;
 	lw->hdr.file_seq = rc->pos_seq;
 	lw->hdr.hdr_size = sizeof(struct mix_log_header);
 	lw->offset = rc->pos_off;
+	idx->ckpt_seq = rc->idx_seq;
+	idx->ckpt_off = rc->idx_off;
 	if (rc->have_log[1]) {
-		/* what we replayed must be on disk before a new log says
-		 * where it ended */
+		/* What we replayed must be on disk before mix.index or a new
+		 * log says where it ended: the process that wrote it may have
+		 * died with it in the page cache only (§2, §3.5). */
 		int fd = mix_io_open(rc->logs[1].path, O_RDWR, 0);
 		if (fd < 0)
 			return fd;
@@ -477,16 +572,21 @@ static int writer_setup(struct recovery *rc)
 		if (ret < 0)
 			return ret;
 	}
+	idx->log_synced = lw->offset;
+	/* §4: the session's log gets a file_seq no log ever had.  Without an
+	 * active log, a rotation may have been cut short after it created
+	 * (and maybe used, if mix.index.log was since lost) max_seq + 1:
+	 * skip it. */
+	idx->rotate_pending_seq = rc->max_seq + (rc->have_log[1] ? 1 : 2);
+	if (!mix_modseq_file_ok(rc->indexid, idx->rotate_pending_seq))
+		return mix_err(MIX_ELIMIT, "%s: indexid %u + file_seq %u "
+			       "reaches 2^31 (format.md §4)", idx->dir,
+			       rc->indexid, idx->rotate_pending_seq);
 	if (rc->need_checkpoint || !rc->have_index) {
 		if ((ret = mix_index_checkpoint(idx, 0)) < 0)
 			return ret;
-	}
-	ret = mix_log_rotate_to(idx->dir, rc->indexid, rc->max_seq + 1,
-				rc->pos_seq, (uint32_t)rc->pos_off, lw);
-	if (ret < 0)
-		return ret;
-	if (rc->need_checkpoint || !rc->have_index)
 		(void)mix_index_remap(idx); /* chunks into the new mapping */
+	}
 	return 0;
 }
 

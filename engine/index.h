@@ -33,6 +33,19 @@ struct mix_index {
 	uint64_t rotate_size;
 	uint32_t xhist_max;          /* engine's expunge_history_max */
 	struct mix_buf batch;        /* encoded transactions of a batch */
+	/* The log position mix.index was last written at (or loaded with):
+	 * a rotation replaces mix.index.log.2, so it may only run once
+	 * mix.index covers the active log (ckpt_seq >= its file_seq,
+	 * docs/format.md §3.5). */
+	uint32_t ckpt_seq;
+	uint64_t ckpt_off;
+	/* The active log is durable (fdatasync completed) up to here; a
+	 * checkpoint naming a later position syncs it first (§2, §3.5). */
+	uint64_t log_synced;
+	/* A writable open starts its new log at the first write, not at
+	 * open, so idle sessions change no file (§3.5): the file_seq that
+	 * log will get, or 0 once it exists. */
+	uint32_t rotate_pending_seq;
 
 	/* views and watchers open on it (atomic); close refuses while > 0 */
 	uint32_t users;

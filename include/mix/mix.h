@@ -200,6 +200,11 @@ struct mix_open_info {
 	uint64_t replayed_txns;
 	/* the index was created by this open */
 	int created;
+	/* mix.index.log and mix.index.log.2 were both missing (or older
+	 * than mix.index's checkpoint): whatever was logged after the
+	 * checkpoint is lost; new changes continue above every modseq the
+	 * lost logs can have issued (docs/reliability.md) */
+	int logs_missing;
 };
 
 /* Open the index in directory dir (which must exist).  Recovery runs here:

@@ -1,0 +1,503 @@
+/*
+ * Recovery across lifecycles (engine/index.c, engine/index-commit.c;
+ * docs/format.md §3.5 "Which logs belong", docs/reliability.md):
+ *  - idle writable sessions (open, close, no change) leave every file as
+ *    it was, any number of times, and a crash after idle sessions loses
+ *    nothing acknowledged;
+ *  - every log lost while mix.index survives: the open says so and the
+ *    next modseq is above every modseq issued before;
+ *  - logs that do not belong (swapped, from another index, a mix.index
+ *    from elsewhere or pointing past its logs): MIX_ECORRUPT naming the
+ *    file and the field, for writable and read-only opens, and mixctl
+ *    check agrees with the library.
+ *
+ * Every scenario step runs in a child process of this single-threaded
+ * parent (a crash is the child's _exit without closing, which is what
+ * kill -9 leaves: the page cache keeps every write), so the parent never
+ * forks with engine threads running.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+
+#include "crc32c.h"
+#include "mix/mix.h"
+#include "tap.h"
+#include "testutil.h"
+
+/* What children report to the parent (shared memory). */
+struct shared {
+	uint64_t max_modseq;    /* highest modseq any commit returned */
+	uint32_t max_uid;       /* highest UID ever appended */
+	uint32_t count;         /* messages seen by the last check */
+	uint64_t modseq;        /* a step's own result */
+	uint32_t uid;
+	int ret;
+	int logs_missing;
+	char err[512];
+	char warnings[2048];
+};
+
+static struct shared *sh;
+
+static void on_warning(void *ctx, const char *msg)
+{
+	size_t n = strlen(sh->warnings);
+	(void)ctx;
+	snprintf(sh->warnings + n, sizeof(sh->warnings) - n, "%s\n", msg);
+}
+
+typedef int (*step_fn)(struct mix_engine *e, const char *dir, int arg);
+
+/* Run fn in a child with its own engine; the child's exit code is fn's
+ * result (0 good, else a step-specific failure code). */
+static int in_child(step_fn fn, const char *dir, int arg)
+{
+	int st;
+	pid_t pid;
+
+	fflush(stdout);
+	pid = fork();
+	if (pid < 0)
+		BAIL("fork");
+	if (pid == 0) {
+		struct mix_engine_config cfg;
+		struct mix_engine *e;
+		mix_engine_config_init(&cfg);
+		cfg.warning = on_warning;
+		if (mix_engine_create(&cfg, &e) < 0)
+			_exit(100);
+		_exit(fn(e, dir, arg));
+	}
+	if (waitpid(pid, &st, 0) < 0)
+		BAIL("waitpid");
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 200;
+}
+
+static void note_err(int ret)
+{
+	sh->ret = ret;
+	snprintf(sh->err, sizeof(sh->err), "%s", mix_last_error());
+}
+
+/* Append n messages with durability d; record modseq and UIDs. */
+static int commit_n(struct mix_index *idx, int n, enum mix_durability d)
+{
+	struct mix_commit_result res;
+	struct mix_txn *t;
+	int i, ret;
+
+	if ((ret = mix_txn_begin(idx, &t)) < 0)
+		return ret;
+	for (i = 0; i < n; i++)
+		mix_txn_append(t, MIX_FLAG_SEEN, NULL, NULL);
+	if ((ret = mix_txn_commit(&t, d, &res)) < 0)
+		return ret;
+	if (res.modseq > sh->max_modseq)
+		sh->max_modseq = res.modseq;
+	sh->modseq = res.modseq;
+	sh->uid = res.last_uid;
+	if (res.last_uid > sh->max_uid)
+		sh->max_uid = res.last_uid;
+	return 0;
+}
+
+static uint32_t count_of(struct mix_index *idx)
+{
+	uint32_t n;
+	mix_read_lock();
+	n = mix_snap_messages_count(mix_index_snap(idx));
+	mix_read_unlock();
+	return n;
+}
+
+/* ---- steps (run in children) ------------------------------------------ */
+
+/* arg: 0 create + 3 SYNC messages + close */
+static int st_create(struct mix_engine *e, const char *dir, int arg)
+{
+	struct mix_index *idx;
+	int ret = mix_index_open(e, dir, MIX_OPEN_CREATE, &idx);
+	(void)arg;
+	if (ret < 0 || commit_n(idx, 3, MIX_DURABILITY_SYNC) < 0) {
+		note_err(ret);
+		return 1;
+	}
+	return mix_index_close(&idx) == 0 ? 0 : 2;
+}
+
+/* open writable, close without a change */
+static int st_idle(struct mix_engine *e, const char *dir, int arg)
+{
+	struct mix_index *idx;
+	int ret = mix_index_open(e, dir, arg, &idx);
+	if (ret < 0) {
+		note_err(ret);
+		return 1;
+	}
+	sh->count = count_of(idx);
+	return mix_index_close(&idx) == 0 ? 0 : 2;
+}
+
+/* open, commit arg messages with SYNC, die without closing */
+static int st_commit_crash(struct mix_engine *e, const char *dir, int arg)
+{
+	struct mix_index *idx;
+	int ret = mix_index_open(e, dir, 0, &idx);
+	if (ret < 0 || (ret = commit_n(idx, arg, MIX_DURABILITY_SYNC)) < 0) {
+		note_err(ret);
+		return 1;
+	}
+	_exit(0);
+}
+
+/* the same with NONE */
+static int st_commit_none_crash(struct mix_engine *e, const char *dir,
+				int arg)
+{
+	struct mix_index *idx;
+	int ret = mix_index_open(e, dir, 0, &idx), i;
+	for (i = 0; ret == 0 && i < arg; i++)
+		ret = commit_n(idx, 1, MIX_DURABILITY_NONE);
+	if (ret < 0) {
+		note_err(ret);
+		return 1;
+	}
+	_exit(0);
+}
+
+/* open with flags arg; report count, logs_missing and, if writable, the
+ * modseq and UID of one more commit */
+static int st_open_commit(struct mix_engine *e, const char *dir, int arg)
+{
+	struct mix_index *idx;
+	struct mix_open_info info;
+	int ret;
+
+	sh->warnings[0] = '\0';
+	sh->modseq = 0;
+	sh->uid = 0;
+	ret = mix_index_open(e, dir, (unsigned)arg, &idx);
+	if (ret < 0) {
+		note_err(ret);
+		return 1;
+	}
+	sh->ret = 0;
+	mix_index_open_info(idx, &info);
+	sh->logs_missing = info.logs_missing;
+	sh->count = count_of(idx);
+	if (!(arg & MIX_OPEN_READONLY)) {
+		struct mix_commit_result res;
+		struct mix_txn *t;
+		if (mix_txn_begin(idx, &t) < 0)
+			return 2;
+		mix_txn_append(t, 0, NULL, NULL);
+		if ((ret = mix_txn_commit(&t, MIX_DURABILITY_SYNC, &res)) < 0) {
+			note_err(ret);
+			return 3;
+		}
+		sh->modseq = res.modseq;
+		sh->uid = res.last_uid;
+	}
+	return mix_index_close(&idx) == 0 ? 0 : 4;
+}
+
+/* ---- helpers ------------------------------------------------------------ */
+
+static const char *const fnames[3] = { "mix.index", "mix.index.log",
+				       "mix.index.log.2" };
+
+struct files {
+	uint8_t *data[3];
+	size_t size[3];
+};
+
+static void files_save(const char *dir, struct files *f)
+{
+	char p[4096];
+	int i;
+	for (i = 0; i < 3; i++) {
+		snprintf(p, sizeof(p), "%s/%s", dir, fnames[i]);
+		f->data[i] = tu_read_file(p, &f->size[i]);
+	}
+}
+
+static void files_restore(const char *dir, const struct files *f)
+{
+	char p[4096];
+	int i;
+	for (i = 0; i < 3; i++) {
+		snprintf(p, sizeof(p), "%s/%s", dir, fnames[i]);
+		unlink(p);
+		if (f->data[i])
+			tu_write_file(p, f->data[i], f->size[i]);
+	}
+}
+
+static int files_equal(const struct files *a, const struct files *b,
+		       char *why, size_t whysize)
+{
+	int i;
+	for (i = 0; i < 3; i++) {
+		if (!a->data[i] != !b->data[i] || a->size[i] != b->size[i] ||
+		    (a->data[i] && memcmp(a->data[i], b->data[i], a->size[i]))) {
+			snprintf(why, whysize, "%s: %zu bytes before, %zu after%s",
+				 fnames[i], a->size[i], b->size[i],
+				 a->size[i] == b->size[i] ? " (contents differ)"
+							  : "");
+			return 0;
+		}
+	}
+	return 1;
+}
+
+static void files_free(struct files *f)
+{
+	int i;
+	for (i = 0; i < 3; i++)
+		free(f->data[i]);
+}
+
+/* mixctl check's exit code, or -1 when the binary is not there */
+static int mixctl_check(const char *dir)
+{
+	const char *b = getenv("MIX_BUILD");
+	char cmd[8192];
+	int st;
+	snprintf(cmd, sizeof(cmd), "%s/mixctl", b ? b : "build");
+	if (access(cmd, X_OK) != 0)
+		return -1;
+	snprintf(cmd, sizeof(cmd), "%s/mixctl check '%s' >/dev/null 2>&1",
+		 b ? b : "build", dir);
+	st = system(cmd);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 255;
+}
+
+static void path_of(char *buf, size_t size, const char *dir,
+		    const char *name)
+{
+	snprintf(buf, size, "%s/%s", dir, name);
+}
+
+/* ---- scenarios ------------------------------------------------------------ */
+
+static void test_idle(const char *dir)
+{
+	struct files before, after;
+	char why[256] = "";
+	int i, ret, same = 1, clean = 1, mc;
+
+	ok(in_child(st_create, dir, 0) == 0, "created with 3 messages");
+	files_save(dir, &before);
+	for (i = 0; i < 10; i++) {
+		ret = in_child(st_idle, dir, 0);
+		if (ret != 0) {
+			ok(0, "idle writable session %d: %d (%s)", i + 1, ret,
+			   sh->err);
+			break;
+		}
+		files_save(dir, &after);
+		if (same && !files_equal(&before, &after, why, sizeof(why)))
+			same = 0;
+		files_free(&after);
+		mc = mixctl_check(dir);
+		if (mc > 0 && clean) {
+			clean = 0;
+			diag("mixctl check after idle session %d: exit %d",
+			     i + 1, mc);
+		}
+	}
+	ok(i == 10, "ten idle writable sessions in a row open and close");
+	ok(same, "idle sessions change no file (%s)", why);
+	ok(clean, "mixctl check is clean after each idle session");
+	ret = in_child(st_idle, dir, MIX_OPEN_READONLY);
+	is(sh->count, 3u, "read-only open after them sees the 3 messages "
+	   "(ret %d)", ret);
+	files_free(&before);
+
+	/* two idle sessions, a SYNC commit, kill -9, three times */
+	for (i = 0; i < 3; i++) {
+		in_child(st_idle, dir, 0);
+		in_child(st_idle, dir, 0);
+		ret = in_child(st_commit_crash, dir, 2);
+		if (ret != 0)
+			break;
+	}
+	ok(ret == 0, "idle, idle, SYNC commit, crash: three rounds (%s)",
+	   ret ? sh->err : "ok");
+	ret = in_child(st_open_commit, dir, MIX_OPEN_READONLY);
+	ok(ret == 0 && sh->count == 9, "read-only open after the crashes: %u "
+	   "messages, expected 9 (%s)", sh->count, ret ? sh->err : "ok");
+	ret = in_child(st_open_commit, dir, 0);
+	ok(ret == 0 && sh->count == 9 && sh->modseq > sh->max_modseq - 0 &&
+	   sh->uid == 10, "writable open: %u messages, next commit modseq "
+	   "%llx UID %u (expected 9, above %llx, 10) (%s)", sh->count,
+	   (unsigned long long)sh->modseq, sh->uid,
+	   (unsigned long long)sh->max_modseq, ret ? sh->err : "ok");
+	mc = mixctl_check(dir);
+	ok(mc <= 0, "mixctl check clean at the end (exit %d)", mc);
+}
+
+static void test_logs_lost(const char *dir)
+{
+	char p[4096];
+	uint64_t seen;
+	int ret, mc;
+
+	sh->max_modseq = 0;
+	ok(in_child(st_create, dir, 0) == 0, "created");
+	ok(in_child(st_commit_none_crash, dir, 4) == 0,
+	   "4 NONE commits, then a crash");
+	seen = sh->max_modseq;
+	path_of(p, sizeof(p), dir, fnames[1]);
+	unlink(p);
+	path_of(p, sizeof(p), dir, fnames[2]);
+	unlink(p);
+	ret = in_child(st_open_commit, dir, MIX_OPEN_READONLY);
+	ok(ret == 0 && sh->logs_missing && strstr(sh->warnings, "missing"),
+	   "every log lost: read-only open works and says so (ret %d %s; "
+	   "logs_missing %d; warnings: %s)", ret, sh->err, sh->logs_missing,
+	   sh->warnings);
+	ret = in_child(st_open_commit, dir, 0);
+	ok(ret == 0 && sh->logs_missing, "writable open works and says so "
+	   "(ret %d %s)", ret, sh->err);
+	ok(sh->modseq > seen, "the next modseq %llx is above every modseq "
+	   "issued before (%llx)", (unsigned long long)sh->modseq,
+	   (unsigned long long)seen);
+	ret = in_child(st_open_commit, dir, 0);
+	ok(ret == 0 && !sh->logs_missing, "the open after that is normal "
+	   "(ret %d, logs_missing %d)", ret, sh->logs_missing);
+	mc = mixctl_check(dir);
+	ok(mc <= 0, "mixctl check clean afterwards (exit %d)", mc);
+
+	/* only the active log lost: .log.2 is the newest left */
+	ok(in_child(st_commit_none_crash, dir, 3) == 0, "3 NONE, crash");
+	ok(in_child(st_commit_none_crash, dir, 3) == 0, "3 NONE, crash");
+	seen = sh->max_modseq;
+	path_of(p, sizeof(p), dir, fnames[1]);
+	unlink(p);
+	ret = in_child(st_open_commit, dir, 0);
+	ok(ret == 0 && sh->modseq > seen, "active log lost: the next modseq "
+	   "%llx is above %llx (ret %d %s)", (unsigned long long)sh->modseq,
+	   (unsigned long long)seen, ret, sh->err);
+}
+
+/* The library and mixctl check must give the same verdict. */
+static void expect_corrupt(const char *dir, const char *what,
+			   const char *field)
+{
+	int ret = in_child(st_open_commit, dir, 0), mc;
+	ok(ret == 1 && sh->ret == MIX_ECORRUPT && strstr(sh->err, field),
+	   "%s: writable open fails with MIX_ECORRUPT naming %s: %s", what,
+	   field, ret == 1 ? sh->err : "it opened");
+	ret = in_child(st_open_commit, dir, MIX_OPEN_READONLY);
+	ok(ret == 1 && sh->ret == MIX_ECORRUPT,
+	   "%s: read-only open fails too: %s", what,
+	   ret == 1 ? sh->err : "it opened");
+	mc = mixctl_check(dir);
+	ok(mc != 0, "%s: mixctl check agrees (exit %d)", what, mc);
+}
+
+/* A mailbox with commits in both logs beyond mix.index's checkpoint. */
+static void make_busy(const char *dir)
+{
+	in_child(st_create, dir, 0);
+	in_child(st_commit_crash, dir, 2);
+	in_child(st_commit_crash, dir, 2);
+}
+
+static void test_foreign(const char *dir, const char *other)
+{
+	char p[4096], q[4096];
+	struct files base, f;
+	uint8_t *d;
+	size_t size;
+	uint32_t crc;
+	int ret;
+
+	make_busy(dir);
+	files_save(dir, &base);
+	ok(base.data[1] && base.data[2], "both logs exist");
+
+	/* swapped */
+	f = base;
+	f.data[1] = base.data[2];
+	f.size[1] = base.size[2];
+	f.data[2] = base.data[1];
+	f.size[2] = base.size[1];
+	files_restore(dir, &f);
+	expect_corrupt(dir, "logs swapped", "file_seq");
+
+	/* a log from another mailbox (created a second later: another
+	 * indexid) */
+	files_restore(dir, &base);
+	sleep(1);
+	make_busy(other);
+	path_of(p, sizeof(p), other, fnames[1]);
+	path_of(q, sizeof(q), dir, fnames[1]);
+	d = tu_read_file(p, &size);
+	tu_write_file(q, d, size);
+	free(d);
+	expect_corrupt(dir, "active log from another mailbox", "indexid");
+	files_restore(dir, &base);
+	path_of(p, sizeof(p), other, fnames[2]);
+	path_of(q, sizeof(q), dir, fnames[2]);
+	d = tu_read_file(p, &size);
+	tu_write_file(q, d, size);
+	free(d);
+	expect_corrupt(dir, ".log.2 from another mailbox", "indexid");
+
+	/* mix.index from another mailbox (valid checksum) */
+	files_restore(dir, &base);
+	path_of(p, sizeof(p), other, fnames[0]);
+	path_of(q, sizeof(q), dir, fnames[0]);
+	d = tu_read_file(p, &size);
+	tu_write_file(q, d, size);
+	free(d);
+	expect_corrupt(dir, "mix.index from another mailbox", "indexid");
+
+	/* mix.index whose log_file_seq is beyond its logs (checksum fixed) */
+	files_restore(dir, &base);
+	d = tu_read_file(q, &size);
+	d[56] += 5;
+	memset(d + 108, 0, 4);
+	crc = mix_crc32c(0, d, size);
+	memcpy(d + 108, &crc, 4);
+	tu_write_file(q, d, size);
+	free(d);
+	expect_corrupt(dir, "mix.index log_file_seq beyond its logs",
+		       "log_file_seq");
+
+	/* unchanged files still open, with everything */
+	files_restore(dir, &base);
+	ret = in_child(st_open_commit, dir, MIX_OPEN_READONLY);
+	ok(ret == 0 && sh->count == 7, "the original files open with all 7 "
+	   "messages (ret %d, %u messages)", ret, sh->count);
+	files_free(&base);
+}
+
+int main(void)
+{
+	char *d1 = tu_tmpdir("reopen1"), *d2 = tu_tmpdir("reopen2"),
+	     *d3 = tu_tmpdir("reopen3"), *d4 = tu_tmpdir("reopen4");
+
+	sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE,
+		  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (sh == MAP_FAILED)
+		BAIL("mmap");
+	test_idle(d1);
+	test_logs_lost(d2);
+	test_foreign(d3, d4);
+	tu_rmdir_r(d1);
+	tu_rmdir_r(d2);
+	tu_rmdir_r(d3);
+	tu_rmdir_r(d4);
+	free(d1);
+	free(d2);
+	free(d3);
+	free(d4);
+	return tap_done();
+}
