@@ -1285,27 +1285,39 @@ static struct mix_xhist_node *xhist_node(uint64_t gen, uint64_t modseq,
 }
 
 /* Forget the oldest entries until at most half the bound is left (the
- * halving makes trimming O(1) amortized per entry). */
+ * halving makes trimming O(1) amortized per entry).  docs/format.md §2.6:
+ * oldest becomes the modseq of the newest forgotten entry and every kept
+ * entry is strictly above it, so the entries of one transaction (several
+ * EXPUNGE records, one modseq, adjacent in the list) go together: a
+ * transaction is never half in the history.  That may forget every
+ * entry, the newest transaction's included, when it alone passes the
+ * bound; the history then answers from its modseq on. */
 static void xhist_trim(struct mix_builder *b)
 {
 	struct mix_xhist *h = &b->xhist;
-	const struct mix_xhist_node *x = h->head, *keep_end = NULL, *xn;
+	const struct mix_xhist_node *x = h->head, *xn;
 	uint32_t kept = 0, ranges = 0, i;
+	uint64_t cut;
 
 	for (; kept < h->count; kept++, x = x->next) {
 		if (kept > 0 && ranges + x->nranges > b->xhist_max / 2)
 			break;
 		ranges += x->nranges;
-		keep_end = x;
 	}
 	if (kept == h->count)
 		return;
-	h->oldest = x->modseq; /* the newest forgotten one */
+	cut = x->modseq; /* the newest forgotten one */
+	/* give back the kept entries of the transaction being cut */
+	for (kept = 0, ranges = 0, x = h->head; kept < h->count &&
+	     x->modseq > cut; kept++, x = x->next)
+		ranges += x->nranges;
+	h->oldest = cut;
 	for (i = kept; i < h->count; i++, x = xn) {
 		xn = x->next;
 		retire(b, (struct mix_robj *)&x->robj);
 	}
-	(void)keep_end;
+	if (kept == 0)
+		h->head = NULL;
 	h->count = kept;
 	h->nranges = ranges;
 }
@@ -1314,7 +1326,9 @@ int mix_builder_xhist_add(struct mix_builder *b, uint64_t modseq,
 			  const struct mix_log_uid_range *r, uint32_t n)
 {
 	struct mix_xhist_node *x;
-	if (n == 0)
+	/* not above oldest: the rest of a transaction the bound already
+	 * forgot (§2.6), which no query would list */
+	if (n == 0 || modseq <= b->xhist.oldest)
 		return 0;
 	if (!(x = xhist_node(b->gen, modseq, r, n)))
 		return -ENOMEM;
@@ -1347,8 +1361,24 @@ int mix_xhist_encode(const struct mix_xhist *h, uint8_t **buf_r,
 		free(p);
 		return -ENOMEM;
 	}
-	for (i = 0; i < h->count; i++, x = x->next)
+	for (i = 0; i < h->count; i++, x = x->next) {
+		/* §2.6, what the loader checks: above oldest, newest first
+		 * here; a history that breaks it is not written at all (the
+		 * checkpoint fails loudly instead of leaving a mix.index
+		 * that does not open) */
+		if (x->modseq <= h->oldest ||
+		    (i > 0 && x->modseq > v[h->count - i]->modseq)) {
+			free(v);
+			free(p);
+			return mix_err(MIX_ECORRUPT, "expunge history entry "
+				       "%u: modseq %llu not above "
+				       "oldest_modseq %llu or out of order "
+				       "(format.md §2.6)", h->count - 1 - i,
+				       (unsigned long long)x->modseq,
+				       (unsigned long long)h->oldest);
+		}
 		v[h->count - 1 - i] = x;      /* oldest first in the file */
+	}
 	*buf_r = p;
 	*size_r = (uint32_t)size;
 	memcpy(p, &hd, sizeof(hd));
@@ -1392,10 +1422,18 @@ static int xhist_decode(struct mix_builder *b, const uint8_t *p,
 		memcpy(&e, p + off, sizeof(e));
 		off += sizeof(e);
 		/* equal modseqs: several EXPUNGE records of one transaction */
-		if (e.modseq < prev || e.modseq <= hd.oldest_modseq ||
+		if (e.modseq < prev || e.modseq < hd.oldest_modseq ||
 		    e.modseq > b->hdr.highest_modseq ||
 		    e.nranges == 0 || (size - off) / 8 < e.nranges)
 			goto bad;
+		if (e.modseq == hd.oldest_modseq) {
+			/* §2.6: the rest of a transaction trimmed between its
+			 * records (written before the rule): it answers no
+			 * query (those list modseqs above oldest), so it is
+			 * dropped, and the next checkpoint writes without */
+			off += e.nranges * 8;
+			continue;
+		}
 		/* xhist_node copies the ranges with memcpy: any alignment */
 		x = xhist_node(b->gen, e.modseq, (const void *)(p + off),
 			       e.nranges);
