@@ -409,7 +409,8 @@ static void make_busy(const char *dir)
 	in_child(st_commit_crash, dir, 2);
 }
 
-static void test_foreign(const char *dir, const char *other)
+static void test_foreign(const char *dir, const char *other,
+			 const char *older)
 {
 	char p[4096], q[4096];
 	struct files base, f;
@@ -450,6 +451,16 @@ static void test_foreign(const char *dir, const char *other)
 	free(d);
 	expect_corrupt(dir, ".log.2 from another mailbox", "indexid");
 
+	/* an active log from an older mailbox (a lower indexid, as the old
+	 * index a MIX_OPEN_RECREATE replaced would have) */
+	files_restore(dir, &base);
+	path_of(p, sizeof(p), older, fnames[1]);
+	path_of(q, sizeof(q), dir, fnames[1]);
+	d = tu_read_file(p, &size);
+	tu_write_file(q, d, size);
+	free(d);
+	expect_corrupt(dir, "active log from an older mailbox", "indexid");
+
 	/* mix.index from another mailbox (valid checksum) */
 	files_restore(dir, &base);
 	path_of(p, sizeof(p), other, fnames[0]);
@@ -483,14 +494,19 @@ int main(void)
 {
 	char *d1 = tu_tmpdir("reopen1"), *d2 = tu_tmpdir("reopen2"),
 	     *d3 = tu_tmpdir("reopen3"), *d4 = tu_tmpdir("reopen4");
+	char *d5 = tu_tmpdir("reopen5");
 
 	sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE,
 		  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (sh == MAP_FAILED)
 		BAIL("mmap");
+	make_busy(d5);   /* a mailbox one second older than d3 */
+	sleep(1);
 	test_idle(d1);
 	test_logs_lost(d2);
-	test_foreign(d3, d4);
+	test_foreign(d3, d4, d5);
+	tu_rmdir_r(d5);
+	free(d5);
 	tu_rmdir_r(d1);
 	tu_rmdir_r(d2);
 	tu_rmdir_r(d3);
