@@ -54,10 +54,10 @@ static void trace_emit(mix_io_trace_fn *fn, struct mix_io_event *ev)
 	errno = e;
 }
 
-#define TRACE(...) do { \
+#define TRACE(fd_, ...) do { \
 	mix_io_trace_fn *fn_ = __atomic_load_n(&trace_fn, __ATOMIC_ACQUIRE); \
 	if (fn_ != NULL) { \
-		struct mix_io_event ev_ = { .fd = -1, __VA_ARGS__ }; \
+		struct mix_io_event ev_ = { .fd = (fd_), __VA_ARGS__ }; \
 		trace_emit(fn_, &ev_); \
 	} \
 } while (0)
@@ -118,7 +118,7 @@ int mix_io_open(const char *path, int flags, mode_t mode)
 	fd = open(path, flags | O_CLOEXEC, mode);
 	if (fd < 0)
 		return mix_err_sys("open(%s)", path);
-	TRACE(.kind = MIX_IO_EV_OPEN, .path = path, .fd = fd, .flags = flags);
+	TRACE(fd, .kind = MIX_IO_EV_OPEN, .path = path, .flags = flags);
 	return fd;
 }
 
@@ -175,7 +175,7 @@ int mix_io_pwrite_part(int fd, const char *path, const void *buf,
 {
 	int ret = pwrite_part(fd, path, buf, len, offset, done_r);
 	if (*done_r > 0)
-		TRACE(.kind = MIX_IO_EV_PWRITE, .path = path, .fd = fd,
+		TRACE(fd, .kind = MIX_IO_EV_PWRITE, .path = path,
 		      .offset = offset, .len = *done_r, .data = buf);
 	return ret;
 }
@@ -230,7 +230,7 @@ int mix_io_fdatasync(int fd, const char *path)
 {
 	if (fault_hit("fdatasync") < 0 || fdatasync(fd) < 0)
 		return mix_err_sys("fdatasync(%s)", path);
-	TRACE(.kind = MIX_IO_EV_FDATASYNC, .path = path, .fd = fd);
+	TRACE(fd, .kind = MIX_IO_EV_FDATASYNC, .path = path);
 	return 0;
 }
 
@@ -238,7 +238,7 @@ int mix_io_fsync(int fd, const char *path)
 {
 	if (fault_hit("fsync") < 0 || fsync(fd) < 0)
 		return mix_err_sys("fsync(%s)", path);
-	TRACE(.kind = MIX_IO_EV_FSYNC, .path = path, .fd = fd);
+	TRACE(fd, .kind = MIX_IO_EV_FSYNC, .path = path);
 	return 0;
 }
 
@@ -247,8 +247,7 @@ int mix_io_ftruncate(int fd, const char *path, uint64_t size)
 	if (fault_hit("ftruncate") < 0 || ftruncate(fd, (off_t)size) < 0)
 		return mix_err_sys("ftruncate(%s, %llu)", path,
 				   (unsigned long long)size);
-	TRACE(.kind = MIX_IO_EV_FTRUNCATE, .path = path, .fd = fd,
-	      .offset = size);
+	TRACE(fd, .kind = MIX_IO_EV_FTRUNCATE, .path = path, .offset = size);
 	return 0;
 }
 
@@ -256,7 +255,7 @@ int mix_io_rename(const char *from, const char *to)
 {
 	if (fault_hit("rename") < 0 || rename(from, to) < 0)
 		return mix_err_sys("rename(%s, %s)", from, to);
-	TRACE(.kind = MIX_IO_EV_RENAME, .path = from, .path2 = to);
+	TRACE(-1, .kind = MIX_IO_EV_RENAME, .path = from, .path2 = to);
 	return 0;
 }
 
@@ -264,7 +263,7 @@ int mix_io_unlink(const char *path)
 {
 	if (fault_hit("unlink") < 0 || (unlink(path) < 0 && errno != ENOENT))
 		return mix_err_sys("unlink(%s)", path);
-	TRACE(.kind = MIX_IO_EV_UNLINK, .path = path);
+	TRACE(-1, .kind = MIX_IO_EV_UNLINK, .path = path);
 	return 0;
 }
 
@@ -279,7 +278,7 @@ int mix_io_fsync_dir(const char *dir)
 	ret = fsync(fd) < 0 ? mix_err_sys("fsync(%s)", dir) : 0;
 	close(fd);
 	if (ret == 0)
-		TRACE(.kind = MIX_IO_EV_FSYNC_DIR, .path = dir);
+		TRACE(-1, .kind = MIX_IO_EV_FSYNC_DIR, .path = dir);
 	return ret;
 }
 

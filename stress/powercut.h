@@ -1,0 +1,1431 @@
+/*
+ * The power-loss simulator's core (issue 10; docs/reliability.md
+ * "Power-loss simulation"), in the spirit of CrashMonkey and ALICE.
+ * Header-only so that stress/powercut.c (make powercut) and a short TAP
+ * version can share it.
+ *
+ * 1. Workload.  A fresh index directory, an engine with a tiny
+ *    log_rotate_size, random sessions (writable opens with commits of
+ *    both durabilities, extension registrations, idle open+close) with
+ *    engine/fileio.c's trace hook on: every open, write, sync, truncate,
+ *    rename, unlink and directory fsync of the engine is recorded with
+ *    its data.  Each step (commit, registration, open, close) records the
+ *    trace length when it started and when it was acknowledged, and a
+ *    digest of the live snapshot after it.
+ * 2. File-system model.  Files by identity (inode; renames move names):
+ *    durable content plus the writes and truncates since their last
+ *    fsync/fdatasync; the directory: its durable name->file map plus the
+ *    creates, renames and unlinks since its last fsync.
+ * 3. Crash states.  For every cut point k (after k events): durable
+ *    state only, everything, prefixes of each file's pending operations,
+ *    the next write torn at a 512-byte or 4 KiB boundary (the rest absent,
+ *    zeros or garbage), prefixes of the directory operations, and random
+ *    subsets (reordering; a directory operation is left out together with
+ *    every later one on the same name or file).  Duplicate states (same
+ *    files, same expectations) are checked once.
+ * 4. Checks.  Each state is written to a scratch directory, opened
+ *    read-only and then writable: both opens must succeed (an index must
+ *    exist once its creating open returned); the state must equal the
+ *    live state after some step j with lo <= j <= hi, where lo is the
+ *    last step made durable before the cut (a SYNC commit or a close
+ *    acknowledged) and hi the last step started before it — so an
+ *    acknowledged SYNC commit is present and a NONE one is missing or
+ *    whole, never half-applied; one more commit must get a modseq above
+ *    every modseq acknowledged before the cut, and an appended UID above
+ *    every UID handed out (counted apart: uid_reuse).
+ *
+ * Single-threaded apart from the engine's writer, whose I/O the trace
+ * hook records under a mutex.
+ */
+#ifndef MIX_POWERCUT_H
+#define MIX_POWERCUT_H
+
+#include <pthread.h>
+
+#include "fileio.h"
+#include "mix/mix.h"
+#include "stress.h"
+
+#define PC_NAME_MAX 48
+#define PC_MAX_FAIL_PRINT 40
+#define PC_MAX_FAIL_SAVE 12
+
+/* ---- the recorded trace -------------------------------------------------- */
+
+struct pc_event {
+	enum mix_io_event_kind kind;
+	char name[PC_NAME_MAX], name2[PC_NAME_MAX];
+	int flags;
+	uint64_t ino;
+	uint64_t offset, len;
+	uint8_t *data;
+};
+
+enum pc_step_kind { PC_STEP_CREATE, PC_STEP_OPEN, PC_STEP_COMMIT,
+		    PC_STEP_EXT, PC_STEP_CLOSE };
+
+struct pc_step {
+	enum pc_step_kind kind;
+	int sync;                /* COMMIT with MIX_DURABILITY_SYNC */
+	size_t start_ev, ack_ev; /* trace length at call and return */
+	uint64_t modseq;         /* COMMIT: the result's modseq */
+	uint32_t last_uid;       /* COMMIT: highest UID handed out */
+	uint64_t digest;         /* live state after the step */
+	char what[96];
+};
+
+struct pc_trace {
+	pthread_mutex_t lock;
+	const char *dir;
+	size_t dirlen;
+	int on;
+	struct pc_event *ev;
+	size_t nev, cap;
+	struct pc_step *steps;
+	size_t nsteps, capsteps;
+};
+
+static inline void pc_name_of(char *dst, const char *path, const char *dir,
+			      size_t dirlen)
+{
+	const char *n = path;
+	if (strncmp(path, dir, dirlen) == 0 && path[dirlen] == '/')
+		n = path + dirlen + 1;
+	snprintf(dst, PC_NAME_MAX, "%s", n);
+}
+
+/* The fileio.c hook: copy the event (engine's writer or our thread). */
+static void pc_trace_hook(void *ctx, const struct mix_io_event *io)
+{
+	struct pc_trace *t = ctx;
+	struct pc_event *e;
+
+	pthread_mutex_lock(&t->lock);
+	if (!t->on || strncmp(io->path, t->dir, t->dirlen) != 0) {
+		pthread_mutex_unlock(&t->lock);
+		return;
+	}
+	if (io->kind == MIX_IO_EV_OPEN &&
+	    (io->flags & (O_CREAT | O_TRUNC)) == 0) {
+		pthread_mutex_unlock(&t->lock);
+		return;
+	}
+	if (t->nev == t->cap) {
+		t->cap = t->cap ? t->cap * 2 : 1024;
+		t->ev = realloc(t->ev, t->cap * sizeof(*t->ev));
+		if (!t->ev)
+			st_die("out of memory");
+	}
+	e = &t->ev[t->nev++];
+	memset(e, 0, sizeof(*e));
+	e->kind = io->kind;
+	if (io->kind == MIX_IO_EV_FSYNC_DIR)
+		snprintf(e->name, PC_NAME_MAX, ".");
+	else
+		pc_name_of(e->name, io->path, t->dir, t->dirlen);
+	if (io->path2)
+		pc_name_of(e->name2, io->path2, t->dir, t->dirlen);
+	e->flags = io->flags;
+	e->ino = io->ino;
+	e->offset = io->offset;
+	e->len = io->len;
+	if (io->kind == MIX_IO_EV_PWRITE) {
+		e->data = malloc(io->len ? io->len : 1);
+		if (!e->data)
+			st_die("out of memory");
+		memcpy(e->data, io->data, io->len);
+	}
+	pthread_mutex_unlock(&t->lock);
+}
+
+static inline size_t pc_trace_len(struct pc_trace *t)
+{
+	size_t n;
+	pthread_mutex_lock(&t->lock);
+	n = t->nev;
+	pthread_mutex_unlock(&t->lock);
+	return n;
+}
+
+static inline void pc_trace_free(struct pc_trace *t)
+{
+	for (size_t i = 0; i < t->nev; i++)
+		free(t->ev[i].data);
+	free(t->ev);
+	free(t->steps);
+	pthread_mutex_destroy(&t->lock);
+}
+
+/* ---- state digests ----------------------------------------------------- */
+
+static inline uint64_t pc_fnv(uint64_t h, const void *p, size_t n)
+{
+	const uint8_t *b = p;
+	for (size_t i = 0; i < n; i++) {
+		h ^= b[i];
+		h *= 0x100000001b3ull;
+	}
+	return h;
+}
+#define PC_FNV0 0xcbf29ce484222325ull
+#define PC_HV(h, v) do { __typeof__(v) v_ = (v); \
+	(h) = pc_fnv((h), &v_, sizeof(v_)); } while (0)
+
+static const char *const pc_ext_names[2] = { "pc.alpha", "pc.beta" };
+static const uint16_t pc_ext_rec[2] = { 8, 4 };
+static const uint32_t pc_ext_hdr[2] = { 16, 0 };
+
+/* Everything a client can see of the index, hashed.  The lowwater
+ * hints are left out (they may be recomputed). */
+static inline uint64_t pc_digest(struct mix_index *ix)
+{
+	const struct mix_snap *s;
+	struct mix_snap_counts c;
+	struct mix_iter it;
+	struct mix_record r;
+	uint32_t ext[2], has[2];
+	uint64_t h = PC_FNV0;
+
+	mix_read_lock();
+	s = mix_index_snap(ix);
+	mix_snap_counts(s, &c);
+	PC_HV(h, mix_snap_messages_count(s));
+	PC_HV(h, mix_snap_next_uid(s));
+	PC_HV(h, mix_snap_uid_validity(s));
+	PC_HV(h, mix_snap_highest_modseq(s));
+	PC_HV(h, c.seen);
+	PC_HV(h, c.deleted);
+	PC_HV(h, c.first_recent_uid);
+	for (int i = 0; i < 2; i++) {
+		size_t sz = 0;
+		const void *d;
+		has[i] = mix_snap_ext_lookup(s, pc_ext_names[i], &ext[i]);
+		PC_HV(h, has[i]);
+		if (has[i] && (d = mix_snap_ext_hdr(s, ext[i], &sz)) != NULL)
+			h = pc_fnv(h, d, sz);
+	}
+	mix_iter_init(&it, s, 1);
+	while (mix_iter_next(&it, &r)) {
+		PC_HV(h, r.uid);
+		PC_HV(h, r.flags);
+		PC_HV(h, r.modseq);
+		for (uint32_t k = 0; k < r.keywords_bits; k++) {
+			if (mix_record_has_keyword(&r, k)) {
+				const char *n = mix_snap_keyword_name(s, k);
+				h = pc_fnv(h, n, strlen(n) + 1);
+			}
+		}
+		for (int i = 0; i < 2; i++) {
+			size_t sz = 0;
+			const void *d = has[i] ?
+				mix_record_ext(s, &r, ext[i], &sz) : NULL;
+			if (d)
+				h = pc_fnv(h, d, sz);
+		}
+	}
+	mix_read_unlock();
+	return h;
+}
+
+/* ---- options, counters ------------------------------------------------- */
+
+struct pc_opts {
+	uint64_t seed;
+	unsigned traces;        /* traces of one run (profiles in turn) */
+	unsigned ops;           /* workload steps per trace */
+	unsigned prefix_max;    /* prefixes of one file tried per cut */
+	unsigned random_per_cut;
+	unsigned cut_stride;    /* check every cut_stride-th cut (1 = all) */
+	int strict_uids;        /* UID reuse is a failure */
+	int verbose;
+	int quiet;              /* no per-failure lines (TAP) */
+	const char *tmp;        /* scratch parent directory */
+	const char *findings;   /* append failures to this file, or NULL */
+};
+
+struct pc_totals {
+	uint64_t events, steps, cuts, states, dup_states, no_index;
+	uint64_t failures, uid_reuse, modseq_reuse, open_fail, mismatch;
+	uint64_t torn, subsets;
+};
+
+/* Engine warnings of the check in progress (for failure reports). */
+static char pc_warnings[2048];
+static void pc_warning(void *ctx, const char *msg)
+{
+	size_t n = strlen(pc_warnings);
+	if (n + 4 < sizeof(pc_warnings))
+		snprintf(pc_warnings + n, sizeof(pc_warnings) - n, "%s%s",
+			 n ? " | " : "", msg);
+}
+
+/* ---- workload ------------------------------------------------------------ */
+
+static const char *const pc_profile_names[4] = {
+	"sync", "none", "idle-ext", "bulk"
+};
+
+struct pc_work {
+	struct pc_trace *t;
+	struct mix_engine *eng;
+	struct mix_index *ix;
+	char *dir;
+	uint64_t rng;
+	int profile;
+	int created;
+	uint32_t ext_id[2];
+	int ext_have[2];       /* registered in this session */
+	int ext_ever[2];       /* registered in some session */
+	char err[512];
+};
+
+static inline size_t pc_step_begin(struct pc_trace *t, enum pc_step_kind k,
+				   const char *what)
+{
+	struct pc_step *s;
+	if (t->nsteps == t->capsteps) {
+		t->capsteps = t->capsteps ? t->capsteps * 2 : 256;
+		t->steps = realloc(t->steps, t->capsteps * sizeof(*t->steps));
+		if (!t->steps)
+			st_die("out of memory");
+	}
+	s = &t->steps[t->nsteps];
+	memset(s, 0, sizeof(*s));
+	s->kind = k;
+	s->start_ev = pc_trace_len(t);
+	snprintf(s->what, sizeof(s->what), "%s", what);
+	return t->nsteps++;
+}
+
+static inline void pc_step_end(struct pc_work *w, size_t j)
+{
+	struct pc_step *s = &w->t->steps[j];
+	s->ack_ev = pc_trace_len(w->t);
+	s->digest = w->ix ? pc_digest(w->ix) :
+		    j > 0 ? w->t->steps[j - 1].digest : 0;
+}
+
+static inline int pc_work_fail(struct pc_work *w, const char *what, int ret)
+{
+	snprintf(w->err, sizeof(w->err), "%s: %s (%s)", what,
+		 mix_strerror(ret), mix_last_error());
+	return -1;
+}
+
+/* A random existing UID range of the live index, or 0 if empty. */
+static inline int pc_pick_range(struct pc_work *w, struct mix_uid_range *r)
+{
+	const struct mix_snap *s;
+	struct mix_record rec;
+	uint32_t n;
+	int found = 0;
+
+	mix_read_lock();
+	s = mix_index_snap(w->ix);
+	n = mix_snap_messages_count(s);
+	if (n > 0 && mix_snap_lookup_seq(s, 1 + st_rand_below(&w->rng, n),
+					 &rec)) {
+		r->first = rec.uid;
+		r->last = rec.uid + st_rand_below(&w->rng, 4);
+		found = 1;
+	}
+	mix_read_unlock();
+	return found;
+}
+
+static const char *const pc_keywords[6] = {
+	"$Junk", "$NotJunk", "work", "home", "$Forwarded", "later"
+};
+
+/* Add one random operation to txn; describes it into what. */
+static inline int pc_add_op(struct pc_work *w, struct mix_txn *txn,
+			    char *what, size_t wsize)
+{
+	struct mix_uid_range r;
+	unsigned kind = st_rand_below(&w->rng, 10);
+	int ret = 0;
+	uint8_t data[16];
+
+	for (size_t i = 0; i < sizeof(data); i++)
+		data[i] = (uint8_t)st_rand(&w->rng);
+	if (kind >= 4 && !pc_pick_range(w, &r))
+		kind = 0;
+	if (kind < 4) {
+		unsigned n = w->profile == 3 ? st_rand_range(&w->rng, 4, 24)
+					     : st_rand_range(&w->rng, 1, 3);
+		for (unsigned i = 0; i < n && ret == 0; i++) {
+			const char *kw[3] = { NULL, NULL, NULL };
+			uint32_t a;
+			if (st_chance(&w->rng, 30))
+				kw[0] = pc_keywords[st_rand_below(&w->rng, 6)];
+			ret = mix_txn_append(txn, (uint8_t)(st_rand(&w->rng) &
+						0x1f), kw, &a);
+			for (int e = 0; e < 2 && ret == 0; e++)
+				if (w->ext_have[e] && pc_ext_rec[e] &&
+				    st_chance(&w->rng, 60))
+					ret = mix_txn_append_ext(txn, a,
+						w->ext_id[e], data,
+						pc_ext_rec[e]);
+		}
+		snprintf(what, wsize, "append %u", n);
+	} else if (kind < 6) {
+		ret = mix_txn_flags(txn, &r, 1, (enum mix_modify)
+				    st_rand_below(&w->rng, 3),
+				    (uint8_t)(st_rand(&w->rng) & 0x1f));
+		snprintf(what, wsize, "flags %u:%u", r.first, r.last);
+	} else if (kind == 6) {
+		const char *kw[3] = { pc_keywords[st_rand_below(&w->rng, 6)],
+				      pc_keywords[st_rand_below(&w->rng, 6)],
+				      NULL };
+		ret = mix_txn_keywords(txn, &r, 1, (enum mix_modify)
+				       st_rand_below(&w->rng, 3), kw);
+		snprintf(what, wsize, "keywords %u:%u", r.first, r.last);
+	} else if (kind == 7) {
+		ret = mix_txn_expunge(txn, &r, 1);
+		snprintf(what, wsize, "expunge %u:%u", r.first, r.last);
+	} else if (kind == 8 && (w->ext_have[0] || w->ext_have[1])) {
+		int e = w->ext_have[0] ? 0 : 1;
+		ret = mix_txn_ext_set(txn, r.first, w->ext_id[e], data,
+				      pc_ext_rec[e]);
+		if (ret == 0 && pc_ext_hdr[e])
+			ret = mix_txn_ext_hdr_set(txn, w->ext_id[e],
+				st_rand_below(&w->rng, 8), data, 8);
+		snprintf(what, wsize, "ext %s uid %u", pc_ext_names[e],
+			 r.first);
+	} else {
+		ret = mix_txn_hdr_set(txn, MIX_HDR_FIRST_RECENT_UID, r.first);
+		snprintf(what, wsize, "first_recent %u", r.first);
+	}
+	return ret;
+}
+
+static inline int pc_commit(struct pc_work *w, int sync_pct)
+{
+	struct mix_txn *txn = NULL;
+	struct mix_commit_result res;
+	char what[96], op[64] = "";
+	unsigned nops = st_rand_range(&w->rng, 1, 3);
+	int sync = st_chance(&w->rng, sync_pct), ret;
+	size_t j, len = 0;
+
+	if ((ret = mix_txn_begin(w->ix, &txn)) < 0)
+		return pc_work_fail(w, "mix_txn_begin", ret);
+	what[0] = '\0';
+	len = (size_t)snprintf(what, sizeof(what), "commit %s:",
+			       sync ? "SYNC" : "NONE");
+	for (unsigned i = 0; i < nops; i++) {
+		if ((ret = pc_add_op(w, txn, op, sizeof(op))) < 0) {
+			mix_txn_abort(&txn);
+			return pc_work_fail(w, op, ret);
+		}
+		if (len < sizeof(what))
+			len += (size_t)snprintf(what + len, sizeof(what) - len,
+						" %s", op);
+	}
+	j = pc_step_begin(w->t, PC_STEP_COMMIT, what);
+	ret = mix_txn_commit(&txn, sync ? MIX_DURABILITY_SYNC :
+				      MIX_DURABILITY_NONE, &res);
+	if (ret < 0)
+		return pc_work_fail(w, what, ret);
+	w->t->steps[j].sync = sync;
+	w->t->steps[j].modseq = res.modseq;
+	w->t->steps[j].last_uid = res.last_uid;
+	mix_commit_result_free(&res);
+	pc_step_end(w, j);
+	return 0;
+}
+
+static inline int pc_ext_register(struct pc_work *w, int e)
+{
+	char what[64];
+	size_t j;
+	int ret;
+
+	snprintf(what, sizeof(what), "ext_register %s", pc_ext_names[e]);
+	j = pc_step_begin(w->t, PC_STEP_EXT, what);
+	ret = mix_index_ext_register(w->ix, pc_ext_names[e], pc_ext_rec[e],
+				     pc_ext_rec[e], pc_ext_hdr[e],
+				     &w->ext_id[e]);
+	if (ret < 0)
+		return pc_work_fail(w, what, ret);
+	w->ext_have[e] = w->ext_ever[e] = 1;
+	pc_step_end(w, j);
+	return 0;
+}
+
+static inline int pc_session_open(struct pc_work *w)
+{
+	size_t j = pc_step_begin(w->t, w->created ? PC_STEP_OPEN :
+				 PC_STEP_CREATE, w->created ? "open" :
+				 "open (create)");
+	int ret = mix_index_open(w->eng, w->dir, w->created ? 0 :
+				 MIX_OPEN_CREATE, &w->ix);
+	if (ret < 0)
+		return pc_work_fail(w, "mix_index_open", ret);
+	w->created = 1;
+	w->ext_have[0] = w->ext_have[1] = 0;
+	pc_step_end(w, j);
+	/* extensions of earlier sessions: look their ids up again */
+	for (int e = 0; e < 2; e++)
+		if (w->ext_ever[e] && pc_ext_register(w, e) < 0)
+			return -1;
+	return 0;
+}
+
+static inline int pc_session_close(struct pc_work *w)
+{
+	size_t j = pc_step_begin(w->t, PC_STEP_CLOSE, "close");
+	int ret = mix_index_close(&w->ix);
+	w->ix = NULL;
+	if (ret < 0)
+		return pc_work_fail(w, "mix_index_close", ret);
+	pc_step_end(w, j);
+	return 0;
+}
+
+/* Run the workload of one trace: sessions until ops steps were made. */
+static inline int pc_workload(struct pc_work *w, unsigned ops)
+{
+	static const unsigned sync_pct[4] = { 90, 15, 50, 40 };
+	static const unsigned idle_pct[4] = { 10, 15, 45, 10 };
+	unsigned p = (unsigned)w->profile;
+
+	while (w->t->nsteps < ops) {
+		unsigned n;
+		if (pc_session_open(w) < 0)
+			return -1;
+		n = st_chance(&w->rng, idle_pct[p]) ? 0 :
+		    st_rand_range(&w->rng, 2, p == 1 ? 40 : 20);
+		for (unsigned i = 0; i < n; i++) {
+			int e = (int)st_rand_below(&w->rng, 2);
+			int reg = !w->ext_have[e] &&
+				  st_chance(&w->rng, p == 2 ? 20 : 5);
+			if ((reg ? pc_ext_register(w, e) :
+				   pc_commit(w, (int)sync_pct[p])) < 0)
+				return -1;
+		}
+		if (pc_session_close(w) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* ---- the file-system model ------------------------------------------------ */
+
+struct pc_pop {                 /* a pending write or truncate */
+	int trunc;
+	uint64_t off, len;      /* trunc: off = the new size */
+	const uint8_t *data;    /* into the trace */
+};
+
+struct pc_file {
+	uint64_t ino;
+	uint8_t *dur;           /* durable content */
+	size_t dsize, dcap;
+	struct pc_pop *pend;    /* since the last fsync/fdatasync */
+	size_t npend, cap;
+};
+
+enum pc_dop_kind { PC_DOP_CREATE, PC_DOP_RENAME, PC_DOP_UNLINK };
+struct pc_dop {                 /* a pending directory operation */
+	enum pc_dop_kind kind;
+	char name[PC_NAME_MAX], name2[PC_NAME_MAX];
+	int file;
+};
+
+#define PC_NAMES 16
+struct pc_map {
+	char name[PC_NAMES][PC_NAME_MAX];
+	int file[PC_NAMES];
+	int n;
+};
+
+struct pc_model {
+	struct pc_file *files;
+	size_t nfiles, cap;
+	struct pc_map cur, dur;   /* the live directory, the durable one */
+	struct pc_dop *dops;
+	size_t ndops, capd;
+};
+
+static inline int pc_map_get(const struct pc_map *m, const char *name)
+{
+	for (int i = 0; i < m->n; i++)
+		if (strcmp(m->name[i], name) == 0)
+			return m->file[i];
+	return -1;
+}
+
+static inline void pc_map_del(struct pc_map *m, const char *name)
+{
+	for (int i = 0; i < m->n; i++)
+		if (strcmp(m->name[i], name) == 0) {
+			m->n--;
+			if (i != m->n) {
+				memcpy(m->name[i], m->name[m->n], PC_NAME_MAX);
+				m->file[i] = m->file[m->n];
+			}
+			return;
+		}
+}
+
+static inline void pc_map_set(struct pc_map *m, const char *name, int f)
+{
+	for (int i = 0; i < m->n; i++)
+		if (strcmp(m->name[i], name) == 0) {
+			m->file[i] = f;
+			return;
+		}
+	if (m->n == PC_NAMES)
+		st_die("powercut: more than %d names in the directory",
+		       PC_NAMES);
+	snprintf(m->name[m->n], PC_NAME_MAX, "%s", name);
+	m->file[m->n++] = f;
+}
+
+static inline void pc_dop_apply(struct pc_map *m, const struct pc_dop *d)
+{
+	switch (d->kind) {
+	case PC_DOP_CREATE:
+		pc_map_set(m, d->name, d->file);
+		break;
+	case PC_DOP_RENAME:
+		if (pc_map_get(m, d->name) == d->file)
+			pc_map_del(m, d->name);
+		pc_map_set(m, d->name2, d->file);
+		break;
+	case PC_DOP_UNLINK:
+		if (pc_map_get(m, d->name) == d->file)
+			pc_map_del(m, d->name);
+		break;
+	}
+}
+
+static inline void pc_dop_add(struct pc_model *m, enum pc_dop_kind k,
+			      const char *name, const char *name2, int f)
+{
+	struct pc_dop *d;
+	if (m->ndops == m->capd) {
+		m->capd = m->capd ? m->capd * 2 : 16;
+		m->dops = realloc(m->dops, m->capd * sizeof(*m->dops));
+		if (!m->dops)
+			st_die("out of memory");
+	}
+	d = &m->dops[m->ndops++];
+	memset(d, 0, sizeof(*d));
+	d->kind = k;
+	snprintf(d->name, PC_NAME_MAX, "%s", name);
+	snprintf(d->name2, PC_NAME_MAX, "%s", name2 ? name2 : "");
+	d->file = f;
+	pc_dop_apply(&m->cur, d);
+}
+
+/* Grow buf to hold size bytes (new bytes zero). */
+static inline void pc_buf_size(uint8_t **buf, size_t *size, size_t *cap,
+			       size_t want)
+{
+	if (want > *cap) {
+		size_t c = *cap ? *cap : 4096;
+		while (c < want)
+			c *= 2;
+		*buf = realloc(*buf, c);
+		if (!*buf)
+			st_die("out of memory");
+		*cap = c;
+	}
+	if (want > *size)
+		memset(*buf + *size, 0, want - *size);
+	*size = want;
+}
+
+/* Apply a write (only its first keep bytes) or truncate to a buffer. */
+static inline void pc_pop_apply(uint8_t **buf, size_t *size, size_t *cap,
+				const struct pc_pop *op, uint64_t keep)
+{
+	if (op->trunc) {
+		pc_buf_size(buf, size, cap, (size_t)op->off);
+		return;
+	}
+	if (op->off + keep > *size)
+		pc_buf_size(buf, size, cap, (size_t)(op->off + keep));
+	memcpy(*buf + op->off, op->data, (size_t)keep);
+}
+
+static inline int pc_file_by_ino(struct pc_model *m, uint64_t ino)
+{
+	for (size_t i = m->nfiles; i-- > 0;)
+		if (m->files[i].ino == ino)
+			return (int)i;
+	return -1;
+}
+
+static inline int pc_file_new(struct pc_model *m, uint64_t ino)
+{
+	if (m->nfiles == m->cap) {
+		m->cap = m->cap ? m->cap * 2 : 16;
+		m->files = realloc(m->files, m->cap * sizeof(*m->files));
+		if (!m->files)
+			st_die("out of memory");
+	}
+	memset(&m->files[m->nfiles], 0, sizeof(m->files[0]));
+	m->files[m->nfiles].ino = ino;
+	return (int)m->nfiles++;
+}
+
+static inline void pc_pend_add(struct pc_file *f, int trunc, uint64_t off,
+			       uint64_t len, const uint8_t *data)
+{
+	if (f->npend == f->cap) {
+		f->cap = f->cap ? f->cap * 2 : 16;
+		f->pend = realloc(f->pend, f->cap * sizeof(*f->pend));
+		if (!f->pend)
+			st_die("out of memory");
+	}
+	f->pend[f->npend++] = (struct pc_pop){ trunc, off, len, data };
+}
+
+static inline void pc_file_sync(struct pc_file *f)
+{
+	for (size_t i = 0; i < f->npend; i++)
+		pc_pop_apply(&f->dur, &f->dsize, &f->dcap, &f->pend[i],
+			     f->pend[i].len);
+	f->npend = 0;
+}
+
+/* Apply one traced event to the model.  Returns 0, or -1 for an event
+ * the model cannot place (reported by the caller). */
+static inline int pc_model_event(struct pc_model *m, const struct pc_event *e)
+{
+	int f;
+
+	switch (e->kind) {
+	case MIX_IO_EV_OPEN:
+		f = pc_map_get(&m->cur, e->name);
+		if (f < 0 || m->files[f].ino != e->ino) {
+			f = pc_file_new(m, e->ino);
+			pc_dop_add(m, PC_DOP_CREATE, e->name, NULL, f);
+		} else if (e->flags & O_TRUNC) {
+			pc_pend_add(&m->files[f], 1, 0, 0, NULL);
+		}
+		return 0;
+	case MIX_IO_EV_PWRITE:
+	case MIX_IO_EV_FTRUNCATE:
+	case MIX_IO_EV_FDATASYNC:
+	case MIX_IO_EV_FSYNC:
+		if ((f = pc_file_by_ino(m, e->ino)) < 0)
+			return -1;
+		if (e->kind == MIX_IO_EV_PWRITE)
+			pc_pend_add(&m->files[f], 0, e->offset, e->len,
+				    e->data);
+		else if (e->kind == MIX_IO_EV_FTRUNCATE)
+			pc_pend_add(&m->files[f], 1, e->offset, 0, NULL);
+		else
+			pc_file_sync(&m->files[f]);
+		return 0;
+	case MIX_IO_EV_RENAME:
+		if ((f = pc_map_get(&m->cur, e->name)) < 0)
+			return -1;
+		pc_dop_add(m, PC_DOP_RENAME, e->name, e->name2, f);
+		return 0;
+	case MIX_IO_EV_UNLINK:
+		if ((f = pc_map_get(&m->cur, e->name)) >= 0)
+			pc_dop_add(m, PC_DOP_UNLINK, e->name, NULL, f);
+		return 0;
+	case MIX_IO_EV_FSYNC_DIR:
+		m->dur = m->cur;
+		m->ndops = 0;
+		return 0;
+	}
+	return -1;
+}
+
+static inline void pc_model_free(struct pc_model *m)
+{
+	for (size_t i = 0; i < m->nfiles; i++) {
+		free(m->files[i].dur);
+		free(m->files[i].pend);
+	}
+	free(m->files);
+	free(m->dops);
+	memset(m, 0, sizeof(*m));
+}
+
+/* ---- crash states ------------------------------------------------------- */
+
+/* Which pending operations a crash state keeps: sel[] has one byte per
+ * pending file operation (file by file, in order) and then one per
+ * directory operation; torn_f/torn_i name a kept write of which only
+ * torn_keep bytes landed, the rest absent (fill 0), zeros (1) or
+ * garbage (2). */
+struct pc_choice {
+	uint8_t *sel;
+	size_t nsel;
+	int torn_f;
+	size_t torn_i;
+	uint64_t torn_keep;
+	int torn_fill;
+	int random;             /* a random subset (counted apart) */
+	char desc[256];
+};
+
+struct pc_run {
+	const struct pc_opts *o;
+	struct pc_totals *tot;     /* this trace's */
+	struct mix_engine *eng;
+	struct pc_trace *t;
+	char name[64];
+	uint64_t seed;
+	char *base, *state;        /* scratch parent, the state directory */
+	uint64_t rng;
+	unsigned saved;
+	/* dedup of (state, expectation) */
+	uint64_t *seen;
+	size_t nseen, capseen;
+	/* the cut being enumerated */
+	size_t cut;
+	struct pc_model m;
+	size_t *foff;              /* first sel index of each file */
+	size_t lo, hi;
+	uint64_t max_modseq;
+	uint32_t max_uid;
+	int must_exist;
+	/* the state being built: names and contents */
+	struct pc_map map;
+	uint8_t *buf[PC_NAMES];
+	size_t bsize[PC_NAMES], bcap[PC_NAMES];
+};
+
+/* 1 if key was new (and is now in the set). */
+static inline int pc_seen_add(struct pc_run *r, uint64_t key)
+{
+	size_t i;
+	key |= 1;
+	if (2 * (r->nseen + 1) > r->capseen) {
+		uint64_t *old = r->seen;
+		size_t oldcap = r->capseen;
+		r->capseen = oldcap ? oldcap * 2 : 4096;
+		r->seen = calloc(r->capseen, sizeof(*r->seen));
+		if (!r->seen)
+			st_die("out of memory");
+		r->nseen = 0;
+		for (i = 0; i < oldcap; i++)
+			if (old[i])
+				pc_seen_add(r, old[i]);
+		free(old);
+	}
+	for (i = (size_t)(key % r->capseen);; i = (i + 1) % r->capseen) {
+		if (r->seen[i] == key)
+			return 0;
+		if (r->seen[i] == 0) {
+			r->seen[i] = key;
+			r->nseen++;
+			return 1;
+		}
+	}
+}
+
+/* The content of file f in the state c into buf. */
+static inline void pc_content(struct pc_run *r, const struct pc_choice *c,
+			      int f, uint8_t **buf, size_t *size, size_t *cap)
+{
+	const struct pc_file *pf = &r->m.files[f];
+	const uint8_t *sel = c->sel + r->foff[f];
+
+	*size = 0;
+	pc_buf_size(buf, size, cap, pf->dsize);
+	memcpy(*buf, pf->dur, pf->dsize);
+	for (size_t i = 0; i < pf->npend; i++) {
+		const struct pc_pop *op = &pf->pend[i];
+		uint64_t keep = op->len;
+		if (!sel[i])
+			continue;
+		if (c->torn_f == f && c->torn_i == i)
+			keep = c->torn_keep;
+		pc_pop_apply(buf, size, cap, op, keep);
+		if (keep < op->len && c->torn_fill > 0) {
+			uint64_t g = 0x5eed ^ (uint64_t)r->cut ^ (i << 20);
+			if (op->off + op->len > *size)
+				pc_buf_size(buf, size, cap,
+					    (size_t)(op->off + op->len));
+			for (uint64_t b = op->off + keep; b < op->off + op->len;
+			     b++)
+				(*buf)[b] = c->torn_fill == 1 ? 0 :
+					    (uint8_t)st_rand(&g);
+		}
+	}
+}
+
+/* Build the state's directory and file contents; returns its hash. */
+static inline uint64_t pc_build(struct pc_run *r, const struct pc_choice *c)
+{
+	const uint8_t *dsel = c->sel + r->foff[r->m.nfiles];
+	int order[PC_NAMES];
+	uint64_t h = PC_FNV0;
+
+	r->map = r->m.dur;
+	for (size_t i = 0; i < r->m.ndops; i++)
+		if (dsel[i])
+			pc_dop_apply(&r->map, &r->m.dops[i]);
+	for (int i = 0; i < r->map.n; i++) {
+		int k = i;
+		while (k > 0 && strcmp(r->map.name[order[k - 1]],
+				       r->map.name[i]) > 0) {
+			order[k] = order[k - 1];
+			k--;
+		}
+		order[k] = i;
+	}
+	for (int k = 0; k < r->map.n; k++) {
+		int i = order[k];
+		pc_content(r, c, r->map.file[i], &r->buf[i], &r->bsize[i],
+			   &r->bcap[i]);
+		h = pc_fnv(h, r->map.name[i], strlen(r->map.name[i]) + 1);
+		PC_HV(h, r->bsize[i]);
+		h = pc_fnv(h, r->buf[i], r->bsize[i]);
+	}
+	return h;
+}
+
+static inline void pc_materialize(struct pc_run *r)
+{
+	char path[4096];
+	st_rmdir_r(r->state);
+	st_mkdir(r->state);
+	for (int i = 0; i < r->map.n; i++) {
+		int fd;
+		snprintf(path, sizeof(path), "%s/%s", r->state,
+			 r->map.name[i]);
+		fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		if (fd < 0 || (r->bsize[i] &&
+			       write(fd, r->buf[i], r->bsize[i]) !=
+			       (ssize_t)r->bsize[i]))
+			st_die("powercut: cannot write %s: %s", path,
+			       strerror(errno));
+		close(fd);
+	}
+}
+
+/* ---- checking one state -------------------------------------------------- */
+
+static inline const char *pc_ev_desc(const struct pc_event *e, char *buf,
+				     size_t size)
+{
+	static const char *const k[] = { "open", "pwrite", "fdatasync",
+		"fsync", "ftruncate", "rename", "unlink", "fsync_dir" };
+	snprintf(buf, size, "%s %s%s%s off %llu len %llu", k[e->kind],
+		 e->name, e->name2[0] ? " -> " : "", e->name2,
+		 (unsigned long long)e->offset, (unsigned long long)e->len);
+	return buf;
+}
+
+/* Which step's state digest d is: -1 if none in lo..hi; *any_r gets
+ * some step with that digest anywhere (or -1). */
+static inline long pc_match(struct pc_run *r, uint64_t d, long *any_r)
+{
+	*any_r = -1;
+	for (size_t j = r->t->nsteps; j-- > 0;) {
+		if (r->t->steps[j].digest != d)
+			continue;
+		if (j >= r->lo && j <= r->hi)
+			return (long)j;
+		if (*any_r < 0)
+			*any_r = (long)j;
+	}
+	return -1;
+}
+
+static inline int pc_match_err(struct pc_run *r, const char *which,
+			       uint64_t d, char *err, size_t esize)
+{
+	long any, j = pc_match(r, d, &any);
+	if (j >= 0)
+		return 0;
+	r->tot->mismatch++;
+	if (any >= 0)
+		snprintf(err, esize, "%s open: the state is that after step "
+			 "%ld (%s), expected one of steps %zu (%s) .. %zu",
+			 which, any, r->t->steps[any].what, r->lo,
+			 r->t->steps[r->lo].what, r->hi);
+	else
+		snprintf(err, esize, "%s open: the state matches no step "
+			 "(half-applied or corrupt); expected one of steps "
+			 "%zu (%s) .. %zu (%s)", which, r->lo,
+			 r->t->steps[r->lo].what, r->hi,
+			 r->t->steps[r->hi].what);
+	return -1;
+}
+
+/* One more commit on the recovered index: modseq and UID above all the
+ * workload saw before the cut. */
+static inline int pc_check_commit(struct pc_run *r, struct mix_index *ix,
+				  char *err, size_t esize)
+{
+	struct mix_txn *txn = NULL;
+	struct mix_commit_result res;
+	int ret = mix_txn_begin(ix, &txn);
+
+	if (ret == 0 && (ret = mix_txn_append(txn, 0, NULL, NULL)) < 0)
+		mix_txn_abort(&txn);
+	if (ret == 0)
+		ret = mix_txn_commit(&txn, MIX_DURABILITY_SYNC, &res);
+	if (ret < 0) {
+		snprintf(err, esize, "commit after recovery: %s (%s)",
+			 mix_strerror(ret), mix_last_error());
+		return -1;
+	}
+	mix_commit_result_free(&res);
+	if (res.modseq <= r->max_modseq) {
+		r->tot->modseq_reuse++;
+		snprintf(err, esize, "modseq reuse: commit after recovery got "
+			 "modseq %llu, the workload had seen %llu",
+			 (unsigned long long)res.modseq,
+			 (unsigned long long)r->max_modseq);
+		return -1;
+	}
+	if (res.last_uid <= r->max_uid) {
+		r->tot->uid_reuse++;
+		snprintf(err, esize, "UID reuse: append after recovery got "
+			 "UID %u, the workload had been handed UID %u",
+			 res.last_uid, r->max_uid);
+		return r->o->strict_uids ? -1 : 1;
+	}
+	return 0;
+}
+
+/* Open the materialized state read-only, then writable; 0 ok, -1 failed
+ * (err says why), 1 only UID reuse (counted, not a failure). */
+static inline int pc_check(struct pc_run *r, char *err, size_t esize)
+{
+	struct mix_index *ix = NULL;
+	int ret, cret;
+
+	pc_warnings[0] = '\0';
+	ret = mix_index_open(r->eng, r->state, MIX_OPEN_READONLY, &ix);
+	if (ret == MIX_ENOTFOUND && !r->must_exist) {
+		r->tot->no_index++;
+		return 0;
+	}
+	if (ret < 0) {
+		r->tot->open_fail++;
+		snprintf(err, esize, "read-only open: %s (%s)",
+			 mix_strerror(ret), mix_last_error());
+		return -1;
+	}
+	ret = pc_match_err(r, "read-only", pc_digest(ix), err, esize);
+	mix_index_close(&ix);
+	if (ret < 0)
+		return -1;
+	ret = mix_index_open(r->eng, r->state, 0, &ix);
+	if (ret < 0) {
+		r->tot->open_fail++;
+		snprintf(err, esize, "writable open: %s (%s)",
+			 mix_strerror(ret), mix_last_error());
+		return -1;
+	}
+	if (pc_match_err(r, "writable", pc_digest(ix), err, esize) < 0) {
+		mix_index_close(&ix);
+		return -1;
+	}
+	cret = pc_check_commit(r, ix, err, esize);
+	ret = mix_index_close(&ix);
+	if (cret >= 0 && ret < 0) {
+		snprintf(err, esize, "close after recovery: %s (%s)",
+			 mix_strerror(ret), mix_last_error());
+		return -1;
+	}
+	return cret;
+}
+
+static inline void pc_report(struct pc_run *r, const struct pc_choice *c,
+			     const char *err)
+{
+	char path[4096] = "", ev[160] = "(none)";
+	FILE *f;
+
+	if (r->cut > 0)
+		pc_ev_desc(&r->t->ev[r->cut - 1], ev, sizeof(ev));
+	if (r->saved < PC_MAX_FAIL_SAVE) {
+		snprintf(path, sizeof(path), "%s/fail-%s-cut%zu-%u", r->base,
+			 r->name, r->cut, r->saved);
+		st_rmdir_r(path);
+		if (rename(r->state, path) == 0)
+			r->saved++;
+		else
+			path[0] = '\0';
+	}
+	if (r->tot->failures > PC_MAX_FAIL_PRINT || r->o->quiet)
+		return;
+	printf("FAIL %s seed %llu cut %zu/%zu (after: %s) state: %s\n"
+	       "  error: %s\n  warnings: %s\n  saved: %s\n", r->name,
+	       (unsigned long long)r->seed, r->cut, r->t->nev, ev, c->desc,
+	       err, pc_warnings[0] ? pc_warnings : "(none)",
+	       path[0] ? path : "(not saved)");
+	fflush(stdout);
+	if (r->o->findings && (f = fopen(r->o->findings, "a")) != NULL) {
+		fprintf(f, "- %s seed %llu cut %zu/%zu (after: %s)\n"
+			"  state: %s\n  error: %s\n  warnings: %s\n"
+			"  saved: %s\n", r->name,
+			(unsigned long long)r->seed, r->cut, r->t->nev, ev,
+			c->desc, err,
+			pc_warnings[0] ? pc_warnings : "(none)",
+			path[0] ? path : "(not saved)");
+		fclose(f);
+	}
+}
+
+/* Build, dedup, materialize and check the state c. */
+static inline void pc_try(struct pc_run *r, const struct pc_choice *c)
+{
+	char err[1024];
+	uint64_t key = pc_build(r, c);
+	int ret;
+
+	PC_HV(key, r->lo);
+	PC_HV(key, r->hi);
+	PC_HV(key, r->max_modseq);
+	PC_HV(key, r->max_uid);
+	PC_HV(key, r->must_exist);
+	if (!pc_seen_add(r, key)) {
+		r->tot->dup_states++;
+		return;
+	}
+	r->tot->states++;
+	if (c->torn_f >= 0)
+		r->tot->torn++;
+	if (c->random)
+		r->tot->subsets++;
+	pc_materialize(r);
+	err[0] = '\0';
+	ret = pc_check(r, err, sizeof(err));
+	if (ret < 0) {
+		r->tot->failures++;
+		pc_report(r, c, err);
+	}
+	if (r->o->verbose)
+		printf("  cut %zu: %s: %s\n", r->cut, c->desc,
+		       ret < 0 ? err : "ok");
+}
+
+/* ---- enumerating the states of one cut ----------------------------------- */
+
+static inline void pc_sel_all(struct pc_run *r, struct pc_choice *c, int v)
+{
+	memset(c->sel, v, c->nsel);
+	c->torn_f = -1;
+}
+
+static inline void pc_sel_file(struct pc_run *r, struct pc_choice *c, int f,
+			       size_t from, size_t to, int v)
+{
+	memset(c->sel + r->foff[f] + from, v, to - from);
+}
+
+/* A random subset of the directory operations, closed under order: an
+ * operation left out leaves out every later one on the same name or
+ * file (a rename cannot land without the create it moves). */
+static inline void pc_sel_dops_random(struct pc_run *r, struct pc_choice *c)
+{
+	uint8_t *d = c->sel + r->foff[r->m.nfiles];
+	for (size_t i = 0; i < r->m.ndops; i++) {
+		const struct pc_dop *op = &r->m.dops[i];
+		d[i] = (uint8_t)st_chance(&r->rng, 50);
+		for (size_t k = 0; k < i && d[i]; k++) {
+			const struct pc_dop *p = &r->m.dops[k];
+			if (!d[k] && (p->file == op->file ||
+				      !strcmp(p->name, op->name) ||
+				      !strcmp(p->name, op->name2) ||
+				      (p->name2[0] &&
+				       (!strcmp(p->name2, op->name) ||
+					!strcmp(p->name2, op->name2)))))
+				d[i] = 0;
+		}
+	}
+}
+
+static inline const char *pc_file_name(struct pc_run *r, int f)
+{
+	for (int i = 0; i < r->m.cur.n; i++)
+		if (r->m.cur.file[i] == f)
+			return r->m.cur.name[i];
+	for (int i = 0; i < r->m.dur.n; i++)
+		if (r->m.dur.file[i] == f)
+			return r->m.dur.name[i];
+	return "(unlinked)";
+}
+
+/* The torn variants of write i of file f (kept, later ones left out). */
+static inline void pc_try_torn(struct pc_run *r, struct pc_choice *c, int f,
+			       size_t i)
+{
+	static const char *const fills[3] = { "absent", "zeros", "garbage" };
+	const struct pc_pop *op = &r->m.files[f].pend[i];
+	uint64_t cuts[3];
+	size_t n = r->m.files[f].npend;
+
+	if (op->trunc || op->len < 2)
+		return;
+	cuts[0] = (op->off / 512 + 1) * 512;
+	cuts[1] = (op->off / 4096 + 1) * 4096;
+	cuts[2] = cuts[0] + 512 * st_rand_below(&r->rng, (uint32_t)
+						(op->len / 512 + 1));
+	for (int k = 0; k < 3; k++) {
+		uint64_t keep = cuts[k] - op->off;
+		if (keep >= op->len || (k > 0 && cuts[k] == cuts[0]))
+			continue;
+		for (int fill = 0; fill < 3; fill++) {
+			pc_sel_all(r, c, 1);
+			pc_sel_file(r, c, f, i + 1, n, 0);
+			c->torn_f = f;
+			c->torn_i = i;
+			c->torn_keep = keep;
+			c->torn_fill = fill;
+			snprintf(c->desc, sizeof(c->desc), "all but %s "
+				 "(file %d): ops 1..%zu of %zu, op %zu a "
+				 "torn write (%llu of %llu bytes at %llu, "
+				 "rest %s)", pc_file_name(r, f), f, i + 1,
+				 n, i + 1, (unsigned long long)keep,
+				 (unsigned long long)op->len,
+				 (unsigned long long)op->off, fills[fill]);
+			pc_try(r, c);
+		}
+	}
+}
+
+static inline void pc_try_file(struct pc_run *r, struct pc_choice *c, int f)
+{
+	size_t n = r->m.files[f].npend, last_w = n;
+	unsigned pm = r->o->prefix_max;
+
+	for (size_t p = 0; p < n; p++) {
+		/* all prefixes of short lists; the first and last ones
+		 * and a random sample of long ones */
+		if (n > pm && p >= pm / 2 && p + pm / 2 < n &&
+		    !st_chance(&r->rng, 100 * pm / (unsigned)n / 2 + 1))
+			continue;
+		pc_sel_all(r, c, 1);
+		pc_sel_file(r, c, f, p, n, 0);
+		snprintf(c->desc, sizeof(c->desc), "all but %s (file %d): "
+			 "first %zu of %zu pending ops", pc_file_name(r, f),
+			 f, p, n);
+		pc_try(r, c);
+		pc_sel_all(r, c, 0);
+		pc_sel_file(r, c, f, 0, p, 1);
+		snprintf(c->desc, sizeof(c->desc), "durable, plus %s (file "
+			 "%d): first %zu of %zu pending ops",
+			 pc_file_name(r, f), f, p, n);
+		pc_try(r, c);
+	}
+	for (size_t i = 0; i < n; i++)
+		if (!r->m.files[f].pend[i].trunc)
+			last_w = i;
+	if (last_w < n) {
+		pc_try_torn(r, c, f, last_w);
+		pc_try_torn(r, c, f, st_rand_below(&r->rng, (uint32_t)n));
+	}
+}
+
+static inline void pc_try_random(struct pc_run *r, struct pc_choice *c)
+{
+	size_t nf = r->foff[r->m.nfiles];
+	size_t ndesc = 0;
+
+	pc_sel_all(r, c, 0);
+	for (size_t i = 0; i < nf; i++)
+		c->sel[i] = (uint8_t)st_chance(&r->rng, 50);
+	pc_sel_dops_random(r, c);
+	ndesc = (size_t)snprintf(c->desc, sizeof(c->desc), "random subset:");
+	for (size_t i = 0; i < c->nsel && ndesc < sizeof(c->desc) - 2; i++)
+		c->desc[ndesc++] = c->sel[i] ? '1' : '0', c->desc[ndesc] = 0;
+	if (nf > 0 && st_chance(&r->rng, 30)) {
+		size_t i = st_rand_below(&r->rng, (uint32_t)nf);
+		int f = 0;
+		while (r->foff[f + 1] <= i)
+			f++;
+		if (c->sel[i] && !r->m.files[f].pend[i - r->foff[f]].trunc &&
+		    r->m.files[f].pend[i - r->foff[f]].len > 512) {
+			const struct pc_pop *op =
+				&r->m.files[f].pend[i - r->foff[f]];
+			c->torn_f = f;
+			c->torn_i = i - r->foff[f];
+			c->torn_keep = (op->off / 512 + 1) * 512 - op->off;
+			c->torn_fill = (int)st_rand_below(&r->rng, 3);
+			if (c->torn_keep >= op->len)
+				c->torn_f = -1;
+		}
+	}
+	c->random = 1;
+	pc_try(r, c);
+	c->random = 0;
+}
+
+/* Expectations at the cut: steps lo..hi, what the workload had seen. */
+static inline void pc_expect(struct pc_run *r)
+{
+	r->lo = r->hi = 0;
+	r->max_modseq = 0;
+	r->max_uid = 0;
+	r->must_exist = r->t->nsteps > 0 && r->t->steps[0].ack_ev <= r->cut;
+	for (size_t j = 0; j < r->t->nsteps; j++) {
+		const struct pc_step *s = &r->t->steps[j];
+		/* started before the cut, or done at it without I/O */
+		if (s->start_ev < r->cut || s->ack_ev <= r->cut)
+			r->hi = j;
+		if (s->ack_ev > r->cut)
+			continue;
+		if ((s->kind == PC_STEP_COMMIT && s->sync) ||
+		    s->kind == PC_STEP_CLOSE || s->kind == PC_STEP_CREATE)
+			r->lo = j;
+		if (s->kind == PC_STEP_COMMIT) {
+			if (s->modseq > r->max_modseq)
+				r->max_modseq = s->modseq;
+			if (s->last_uid > r->max_uid)
+				r->max_uid = s->last_uid;
+		}
+	}
+}
+
+/* Every state of the current cut. */
+static inline void pc_cut(struct pc_run *r)
+{
+	struct pc_choice c = { .torn_f = -1 };
+	size_t nf = 0;
+
+	r->foff = realloc(r->foff, (r->m.nfiles + 1) * sizeof(*r->foff));
+	if (!r->foff)
+		st_die("out of memory");
+	for (size_t f = 0; f < r->m.nfiles; f++) {
+		r->foff[f] = nf;
+		nf += r->m.files[f].npend;
+	}
+	r->foff[r->m.nfiles] = nf;
+	c.nsel = nf + r->m.ndops;
+	c.sel = malloc(c.nsel + 1);
+	if (!c.sel)
+		st_die("out of memory");
+	pc_expect(r);
+	pc_sel_all(r, &c, 0);
+	snprintf(c.desc, sizeof(c.desc), "durable only");
+	pc_try(r, &c);
+	pc_sel_all(r, &c, 1);
+	snprintf(c.desc, sizeof(c.desc), "everything");
+	pc_try(r, &c);
+	for (size_t f = 0; f < r->m.nfiles; f++)
+		if (r->m.files[f].npend > 0)
+			pc_try_file(r, &c, (int)f);
+	for (size_t q = 0; q < r->m.ndops; q++) {
+		for (int v = 0; v < 2; v++) {
+			pc_sel_all(r, &c, v);
+			memset(c.sel + nf, 1, q);
+			memset(c.sel + nf + q, 0, r->m.ndops - q);
+			snprintf(c.desc, sizeof(c.desc), "%s file data, first "
+				 "%zu of %zu directory ops", v ? "all" :
+				 "durable", q, r->m.ndops);
+			pc_try(r, &c);
+		}
+	}
+	for (unsigned i = 0; i < r->o->random_per_cut && c.nsel > 1; i++)
+		pc_try_random(r, &c);
+	free(c.sel);
+}
+
+/* ---- one trace ------------------------------------------------------------- */
+
+static inline void pc_totals_add(struct pc_totals *a, const struct pc_totals *b)
+{
+	uint64_t *pa = (uint64_t *)a;
+	const uint64_t *pb = (const uint64_t *)b;
+	for (size_t i = 0; i < sizeof(*a) / sizeof(uint64_t); i++)
+		pa[i] += pb[i];
+}
+
+/* Record trace number i of the run (profile i % 4) and check every cut.
+ * Returns 0, or -1 when the workload itself failed (counted as a
+ * failure). */
+static inline int pc_run_trace(const struct pc_opts *o,
+			       struct mix_engine *eng, unsigned i,
+			       struct pc_totals *tot)
+{
+	struct pc_trace t = { .lock = PTHREAD_MUTEX_INITIALIZER };
+	struct pc_work w = { .t = &t, .eng = eng };
+	struct pc_run r = { .o = o, .tot = tot, .eng = eng, .t = &t };
+	char tmpl[4096];
+	uint64_t t0 = st_now_ns();
+	int ret;
+
+	memset(tot, 0, sizeof(*tot));
+	r.seed = st_seed_derive(o->seed, i);
+	w.rng = r.seed;
+	r.rng = st_seed_derive(r.seed, 1);
+	w.profile = (int)(i % 4);
+	snprintf(r.name, sizeof(r.name), "t%u-%s", i,
+		 pc_profile_names[w.profile]);
+	snprintf(tmpl, sizeof(tmpl), "%s/powercut-%s.XXXXXX", o->tmp,
+		 r.name);
+	if (!mkdtemp(tmpl))
+		st_die("powercut: mkdtemp %s: %s", tmpl, strerror(errno));
+	r.base = strdup(tmpl);
+	w.dir = st_subdir(r.base, "work");
+	r.state = st_subdir(r.base, "state");
+	t.dir = w.dir;
+	t.dirlen = strlen(w.dir);
+
+	t.on = 1;
+	mix_io_trace_set(pc_trace_hook, &t);
+	ret = pc_workload(&w, o->ops);
+	if (w.ix)
+		mix_index_close(&w.ix);
+	mix_io_trace_set(NULL, NULL);
+	t.on = 0;
+	if (ret < 0) {
+		tot->failures++;
+		printf("FAIL %s seed %llu: the workload failed at step %zu: "
+		       "%s\n", r.name, (unsigned long long)r.seed, t.nsteps,
+		       w.err);
+	}
+	tot->events = t.nev;
+	tot->steps = t.nsteps;
+	for (r.cut = 0; r.cut <= t.nev; r.cut++) {
+		if (r.cut > 0 &&
+		    pc_model_event(&r.m, &t.ev[r.cut - 1]) < 0) {
+			char ev[160];
+			tot->failures++;
+			printf("FAIL %s seed %llu: the model cannot place event "
+			       "%zu (%s)\n", r.name, (unsigned long long)r.seed,
+			       r.cut - 1, pc_ev_desc(&t.ev[r.cut - 1], ev,
+						     sizeof(ev)));
+			break;
+		}
+		if (o->cut_stride > 1 && r.cut % o->cut_stride != 0 &&
+		    r.cut != t.nev)
+			continue;
+		tot->cuts++;
+		pc_cut(&r);
+	}
+	printf("trace %s seed %llu: %llu events, %llu steps, %llu cuts, "
+	       "%llu states (%llu torn, %llu random subsets), %llu failures, "
+	       "%llu uid_reuse, %llu modseq_reuse, %.1f s\n", r.name,
+	       (unsigned long long)r.seed, (unsigned long long)tot->events,
+	       (unsigned long long)tot->steps, (unsigned long long)tot->cuts,
+	       (unsigned long long)tot->states, (unsigned long long)tot->torn,
+	       (unsigned long long)tot->subsets,
+	       (unsigned long long)tot->failures,
+	       (unsigned long long)tot->uid_reuse,
+	       (unsigned long long)tot->modseq_reuse, st_secs_since(t0));
+	fflush(stdout);
+	st_rmdir_r(r.state);
+	st_rmdir_r(w.dir);
+	if (r.saved == 0)
+		rmdir(r.base);
+	for (int k = 0; k < PC_NAMES; k++)
+		free(r.buf[k]);
+	free(r.foff);
+	free(r.seen);
+	free(r.base);
+	free(r.state);
+	free(w.dir);
+	pc_model_free(&r.m);
+	pc_trace_free(&t);
+	return ret;
+}
+
+#endif
