@@ -215,3 +215,15 @@ bench-rcu: all $(BUILD)/stress/bench-rcu
 fuzz-clean:
 	rm -rf $(FUZZ_BUILD)
 .PHONY: fuzz-clean
+
+# ---- power-loss simulation (issue 10, docs/reliability.md) -----------------
+# make powercut [POWERCUT_ARGS='--seed N --traces N --ops N --strict-uids']:
+# stress/powercut records the engine's file-system calls (engine/fileio.c
+# trace hook), builds every crash state a file system could leave at each
+# cut point, opens each and checks the acknowledged commits.  Scratch
+# directories under $TMPDIR (else /dev/shm, else /tmp); failing states are
+# kept there and their paths printed.
+POWERCUT_ARGS ?=
+.PHONY: powercut
+powercut: all $(BUILD)/stress/powercut
+	$(BUILD)/stress/powercut $(POWERCUT_ARGS)
