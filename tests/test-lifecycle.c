@@ -1,0 +1,1888 @@
+/*
+ * Lifecycle model test (issue 10): random sequences of whole mailbox
+ * lifecycles, not single operations, applied to the engine and to a
+ * plain reference model, compared after every reopen and after every
+ * commit.
+ *
+ * Operations (one per step, chosen at random):
+ *  - writable opens (CREATE the first time, sometimes RECREATE), a second
+ *    writable open beside the first (must be MIX_ELOCKED), read-only opens
+ *    beside the writable one (up to RO_MAX), closes of either;
+ *  - idle cycles: open for writing and close without any commit, 1-4
+ *    times in a row;
+ *  - commits, MIX_DURABILITY_NONE and _SYNC, waited for or async, holding
+ *    appends (with extension data), flag and keyword changes, extension
+ *    record data and multi-range expunges (several mix_txn_expunge calls
+ *    on separate ranges in one transaction); extension registration;
+ *  - engine restarts with a new config: log_rotate_size 4-64 KiB (so the
+ *    writer checkpoints and rotates all the time), expunge_history_max
+ *    1..8 (or unbounded);
+ *  - crashes: a child process (this program re-executed with --child)
+ *    opens the index for writing and commits, reporting each transaction
+ *    to the parent through a pipe before it commits it and its result
+ *    after; the parent kills it with SIGKILL after a random number of
+ *    reports.  SIGKILL keeps the page cache, so every commit the child
+ *    acknowledged, of any durability, must survive; the one in flight may
+ *    or may not (decided by the engine's HIGHESTMODSEQ);
+ *  - losing both logs after a clean close (mix.index covers everything
+ *    then, so nothing may be lost and the index must open).
+ *
+ * Checked (one TAP line per kind, failing when any step failed it):
+ * every acknowledged commit present and whole after every reopen and
+ * crash; a changing commit's modseq above every modseq seen before
+ * (across reopens, crashes and RECREATE); UIDs never reused; every
+ * record modseq <= HIGHESTMODSEQ; the expunge history exact for every
+ * modseq at or above its oldest bound (mix_snap_expunged_since and
+ * QRESYNC); read-only handles equal to the model after refresh;
+ * `mixctl check DIR` exit 0 after every close and every crash.
+ *
+ * Single-threaded apart from the engine's writers (async commits are
+ * waited for).  A failure prints the step, the last OPLOG_N operations,
+ * what was seen and what was expected; the model then adopts the
+ * engine's state (or the index is re-created when it cannot be opened)
+ * so later steps can find other problems.
+ *
+ * MIX_LIFECYCLE_SEED replays a run's choices (always printed; where the
+ * child is killed depends on scheduling too); MIX_LIFECYCLE_STEPS sets its
+ * length (default 400); MIX_LIFECYCLE_STOP=1 ends it at the first failure.  $MIX_BUILD/mixctl is run for checks.
+ * See docs/api.md (Opening and recovery), docs/design.md §1 (invariants 4
+ * and 5), docs/condstore.md (Expunge history).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "mix/mix.h"
+#include "tap.h"
+#include "testutil.h"
+
+#define KW_POOL 10
+#define MAXOPS 10
+#define MAXR 4
+#define RO_MAX 3
+#define OPLOG_N 50
+#define EXT_A_SIZE 8
+#define EXT_B_SIZE 3
+#define XH_MAX 4096
+
+static const char *const kw_pool[KW_POOL] = {
+	"$Junk", "$NotJunk", "$Forwarded", "$MDNSent", "Work",
+	"Home", "todo", "later", "x-1", "x-2",
+};
+static const char *const ext_name[2] = { "lc.a", "lc.b" };
+static const uint16_t ext_size[2] = { EXT_A_SIZE, EXT_B_SIZE };
+static const uint16_t ext_align[2] = { 8, 1 };
+static const uint32_t ext_hdr[2] = { 16, 0 };
+
+/* ---- failures, the operation log -------------------------------------- */
+
+enum cat {
+	C_OPEN, C_CLOSE, C_COMMIT, C_STATE, C_LIVE, C_RO, C_MODSEQ, C_UID,
+	C_HMS, C_XHIST, C_MIXCTL, C_CHILD, C_LOCK, C_RECREATE, C_LOGS_LOST,
+	C_COUNT
+};
+static const char *const cat_name[C_COUNT] = {
+	[C_OPEN] = "every open of an existing index succeeds",
+	[C_CLOSE] = "every close returns 0",
+	[C_COMMIT] = "every commit succeeds and reports what the model expects",
+	[C_STATE] = "after reopen or crash: every acknowledged commit present and whole",
+	[C_LIVE] = "writable handle's snapshot equals the model after commits",
+	[C_RO] = "read-only handles equal the model after refresh",
+	[C_MODSEQ] = "modseqs never reused or going backwards (reopens, crashes, RECREATE)",
+	[C_UID] = "UIDs never reused, next_uid never goes back",
+	[C_HMS] = "HIGHESTMODSEQ >= every record modseq",
+	[C_XHIST] = "expunge history exact at or above its oldest bound",
+	[C_MIXCTL] = "mixctl check clean after every close and crash",
+	[C_CHILD] = "the crashing child opens and commits",
+	[C_LOCK] = "a second writable open gets MIX_ELOCKED",
+	[C_RECREATE] = "RECREATE starts a new UIDVALIDITY above the old modseqs",
+	[C_LOGS_LOST] = "a cleanly closed index opens after losing its logs",
+};
+static long cat_fail[C_COUNT], cat_runs[C_COUNT];
+static long step, nsteps, total_fail;
+static long oplog_printed_step = -1, oplogs_printed;
+static int stop_at_fail;   /* MIX_LIFECYCLE_STOP=1: end at the first */
+static char oplog[OPLOG_N][200];
+static unsigned oplog_n;
+
+static void opf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void opf(const char *fmt, ...)
+{
+	va_list ap;
+	char *p = oplog[oplog_n++ % OPLOG_N];
+	int n = snprintf(p, 200, "%ld: ", step);
+	va_start(ap, fmt);
+	vsnprintf(p + n, 200 - (size_t)n, fmt, ap);
+	va_end(ap);
+}
+
+static void print_oplog(void)
+{
+	unsigned i = oplog_n > OPLOG_N ? oplog_n - OPLOG_N : 0;
+	printf("#   the last %u operations:\n", oplog_n - i);
+	for (; i < oplog_n; i++)
+		printf("#     %s\n", oplog[i % OPLOG_N]);
+}
+
+/* A failure's kind: its category and its message without digits and
+ * paths, cut short.  Returns 1 the first time a kind is seen. */
+static int new_kind(enum cat c, const char *msg)
+{
+	static char kinds[64][120];
+	static unsigned nkinds;
+	char k[120];
+	size_t n = 0;
+	k[n++] = (char)('A' + c);
+	for (; *msg && n < sizeof(k) - 1; msg++)
+		if ((*msg < '0' || *msg > '9') && *msg != '/')
+			k[n++] = *msg;
+	k[n] = '\0';
+	for (unsigned i = 0; i < nkinds; i++)
+		if (strcmp(kinds[i], k) == 0)
+			return 0;
+	if (nkinds < 64)
+		memcpy(kinds[nkinds++], k, sizeof(k));
+	return 1;
+}
+
+static void fail(enum cat c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void fail(enum cat c, const char *fmt, ...)
+{
+	va_list ap;
+	char msg[2048];
+	int fresh;
+	total_fail++;
+	cat_fail[c]++;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	/* every new kind of failure in full, with the operations; of the
+	 * others the first few of each category */
+	fresh = new_kind(c, msg);
+	if (!fresh && cat_fail[c] > 8)
+		return;
+	printf("# FAIL step %ld [%s]: %s\n", step, cat_name[c], msg);
+	if (oplog_printed_step != step &&
+	    (fresh || oplogs_printed < 12 || stop_at_fail)) {
+		oplog_printed_step = step;
+		oplogs_printed++;
+		print_oplog();
+	}
+	fflush(stdout);
+	if (stop_at_fail)
+		nsteps = step;   /* this step is the last */
+}
+
+static void check(enum cat c, int cond, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void check(enum cat c, int cond, const char *fmt, ...)
+{
+	va_list ap;
+	char msg[1024];
+	cat_runs[c]++;
+	if (cond)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	fail(c, "%s", msg);
+}
+
+/* ---- transaction descriptions (shared with the child) ---------------- */
+
+enum op_type { OP_APPEND, OP_FLAGS, OP_KW, OP_EXPUNGE, OP_EXT,
+	       OP_UIDV /* UIDVALIDITY = uid, after CREATE / RECREATE */ };
+
+struct op {
+	uint8_t type, modify, flags, ext_mask; /* ext_mask: APPEND data given */
+	uint16_t kw;                           /* mask over kw_pool */
+	uint8_t ext, nr;                       /* OP_EXT: which extension */
+	uint32_t uid;                          /* OP_EXT */
+	struct mix_uid_range r[MAXR];
+	uint8_t a[EXT_A_SIZE], b[EXT_B_SIZE];  /* OP_EXT uses a or b */
+};
+
+struct tdesc {
+	uint32_t nops;
+	uint8_t durability, async;
+	struct op ops[MAXOPS];
+};
+
+/* What the generator needs to know: taken from the model (parent) or a
+ * snapshot (child). */
+struct genctx {
+	uint32_t next_uid, n;
+	uint32_t *uids;
+	int ext[2];
+};
+
+static uint8_t rand_flags(uint64_t *rng)
+{
+	static const uint8_t f[] = { MIX_FLAG_ANSWERED, MIX_FLAG_FLAGGED,
+				     MIX_FLAG_DELETED, MIX_FLAG_SEEN,
+				     MIX_FLAG_DRAFT, MIX_FLAG_RECENT };
+	uint8_t v = 0;
+	for (unsigned i = 0; i < sizeof(f); i++)
+		if (tu_rand_below(rng, 3) == 0)
+			v |= f[i];
+	return v;
+}
+
+static uint16_t rand_kw(uint64_t *rng, unsigned max)
+{
+	uint16_t m = 0;
+	unsigned n = tu_rand_below(rng, max + 1);
+	while (n--)
+		m |= (uint16_t)(1u << tu_rand_below(rng, KW_POOL));
+	return m;
+}
+
+static void rand_range(uint64_t *rng, const struct genctx *g,
+		       struct mix_uid_range *r)
+{
+	if (g->n && tu_rand_below(rng, 4)) {
+		r->first = g->uids[tu_rand_below(rng, g->n)];
+		r->last = r->first + tu_rand_below(rng, 4);
+	} else {
+		r->first = 1 + tu_rand_below(rng, g->next_uid + 3);
+		r->last = r->first + tu_rand_below(rng, 12);
+	}
+}
+
+static void gen_op(uint64_t *rng, const struct genctx *g, struct op *o)
+{
+	unsigned w = tu_rand_below(rng, 100), i;
+	int big = g->n > 300;
+	memset(o, 0, sizeof(*o));
+	if (w < (big ? 15u : 35u)) {
+		o->type = OP_APPEND;
+		o->flags = rand_flags(rng);
+		o->kw = rand_kw(rng, 2);
+		for (i = 0; i < 2; i++)
+			if (g->ext[i] && tu_rand_below(rng, 2))
+				o->ext_mask |= (uint8_t)(1u << i);
+		for (i = 0; i < EXT_A_SIZE; i++)
+			o->a[i] = (uint8_t)tu_rand(rng);
+		for (i = 0; i < EXT_B_SIZE; i++)
+			o->b[i] = (uint8_t)tu_rand(rng);
+		return;
+	}
+	o->nr = (uint8_t)(1 + tu_rand_below(rng, 2));
+	for (i = 0; i < o->nr; i++)
+		rand_range(rng, g, &o->r[i]);
+	o->modify = (uint8_t)tu_rand_below(rng, 3);
+	if (w < 55) {
+		o->type = OP_FLAGS;
+		o->flags = rand_flags(rng);
+	} else if (w < 70) {
+		o->type = OP_KW;
+		o->kw = rand_kw(rng, 3);
+	} else if (w < 85 || !(g->ext[0] || g->ext[1])) {
+		o->type = OP_EXPUNGE;
+	} else {
+		o->type = OP_EXT;
+		o->ext = g->ext[0] && g->ext[1] ? (uint8_t)tu_rand_below(rng, 2) :
+			 g->ext[0] ? 0 : 1;
+		o->uid = g->n && tu_rand_below(rng, 4) ?
+			 g->uids[tu_rand_below(rng, g->n)] :
+			 1 + tu_rand_below(rng, g->next_uid + 2);
+		for (i = 0; i < EXT_A_SIZE; i++)
+			o->a[i] = tu_rand_below(rng, 4) ? (uint8_t)tu_rand(rng) : 0;
+		memcpy(o->b, o->a, EXT_B_SIZE);
+	}
+}
+
+static void gen_txn(uint64_t *rng, const struct genctx *g, struct tdesc *t)
+{
+	memset(t, 0, sizeof(*t));
+	t->durability = (uint8_t)tu_rand_below(rng, 2);
+	t->async = tu_rand_below(rng, 5) == 0;
+	if (tu_rand_below(rng, 5) == 0) {
+		/* a multi-range expunge: separate calls, separate ranges */
+		uint32_t k = 2 + tu_rand_below(rng, 3), i, j;
+		for (i = 0; i < k; i++) {
+			struct op *o = &t->ops[t->nops++];
+			memset(o, 0, sizeof(*o));
+			o->type = OP_EXPUNGE;
+			o->nr = (uint8_t)(1 + tu_rand_below(rng, 3));
+			for (j = 0; j < o->nr; j++)
+				rand_range(rng, g, &o->r[j]);
+		}
+		if (tu_rand_below(rng, 2))
+			gen_op(rng, g, &t->ops[t->nops++]);
+		return;
+	}
+	t->nops = 1 + tu_rand_below(rng, 6);
+	for (uint32_t i = 0; i < t->nops; i++)
+		gen_op(rng, g, &t->ops[i]);
+}
+
+static void kw_list(uint16_t mask, const char **out)
+{
+	unsigned n = 0;
+	for (unsigned i = 0; i < KW_POOL; i++)
+		if (mask & (1u << i))
+			out[n++] = kw_pool[i];
+	out[n] = NULL;
+}
+
+static const char *const mod_name[3] = { "add", "remove", "replace" };
+
+/* One line per transaction for the operation log. */
+static void txn_describe(const struct tdesc *t, char *buf, size_t size)
+{
+	size_t n = 0;
+	n += (size_t)snprintf(buf + n, size - n, "%s%s:",
+			      t->durability ? "SYNC" : "NONE",
+			      t->async ? " async" : "");
+	for (uint32_t i = 0; i < t->nops && n < size; i++) {
+		const struct op *o = &t->ops[i];
+		switch (o->type) {
+		case OP_APPEND:
+			n += (size_t)snprintf(buf + n, size - n, " app(f%x,k%x,e%x)",
+					      o->flags, o->kw, o->ext_mask);
+			break;
+		case OP_EXT:
+			n += (size_t)snprintf(buf + n, size - n, " ext%c(%u)",
+					      'a' + o->ext, o->uid);
+			break;
+		case OP_UIDV:
+			n += (size_t)snprintf(buf + n, size - n,
+					      " uidvalidity(%u)", o->uid);
+			break;
+		default:
+			n += (size_t)snprintf(buf + n, size - n, " %s%s[",
+					      o->type == OP_FLAGS ? "flags-" :
+					      o->type == OP_KW ? "kw-" : "expunge",
+					      o->type == OP_EXPUNGE ? "" :
+					      mod_name[o->modify]);
+			for (uint32_t j = 0; j < o->nr && n < size; j++)
+				n += (size_t)snprintf(buf + n, size - n, "%s%u:%u",
+						      j ? "," : "", o->r[j].first,
+						      o->r[j].last);
+			if (n < size)
+				n += (size_t)snprintf(buf + n, size - n, "]");
+		}
+	}
+}
+
+/* ---- running a transaction on the engine -------------------------------- */
+
+struct acb {
+	pthread_mutex_t m;
+	pthread_cond_t c;
+	int done, ret;
+	struct mix_commit_result res;
+};
+
+static void async_done(void *ctx, int ret, const struct mix_commit_result *r)
+{
+	struct acb *a = ctx;
+	pthread_mutex_lock(&a->m);
+	a->ret = ret;
+	if (r) {
+		a->res = *r;
+		a->res.modified = NULL;
+		a->res.modified_count = 0;
+	}
+	a->done = 1;
+	pthread_cond_signal(&a->c);
+	pthread_mutex_unlock(&a->m);
+}
+
+static int ext_ids(struct mix_index *idx, uint32_t *ids)
+{
+	const struct mix_snap *s;
+	int have = 0;
+	mix_read_lock();
+	s = mix_index_snap(idx);
+	for (int i = 0; i < 2; i++)
+		if (mix_snap_ext_lookup(s, ext_name[i], &ids[i]))
+			have |= 1 << i;
+	mix_read_unlock();
+	return have;
+}
+
+/* Build and commit t; returns the commit's result code. */
+static int txn_run(struct mix_index *idx, const struct tdesc *t,
+		   struct mix_commit_result *res)
+{
+	struct mix_txn *tx;
+	uint32_t ids[2] = { 0, 0 }, no;
+	const char *kws[KW_POOL + 1];
+	int ret, have = ext_ids(idx, ids);
+
+	memset(res, 0, sizeof(*res));
+	if ((ret = mix_txn_begin(idx, &tx)) < 0)
+		return ret;
+	for (uint32_t i = 0; i < t->nops && ret == 0; i++) {
+		const struct op *o = &t->ops[i];
+		kw_list(o->kw, kws);
+		switch (o->type) {
+		case OP_APPEND:
+			ret = mix_txn_append(tx, o->flags, kws, &no);
+			if (ret == 0 && (o->ext_mask & 1) && (have & 1))
+				ret = mix_txn_append_ext(tx, no, ids[0], o->a,
+							 EXT_A_SIZE);
+			if (ret == 0 && (o->ext_mask & 2) && (have & 2))
+				ret = mix_txn_append_ext(tx, no, ids[1], o->b,
+							 EXT_B_SIZE);
+			break;
+		case OP_FLAGS:
+			ret = mix_txn_flags(tx, o->r, o->nr, o->modify, o->flags);
+			break;
+		case OP_KW:
+			ret = mix_txn_keywords(tx, o->r, o->nr, o->modify, kws);
+			break;
+		case OP_EXPUNGE:
+			ret = mix_txn_expunge(tx, o->r, o->nr);
+			break;
+		case OP_EXT:
+			if (have & (1 << o->ext))
+				ret = mix_txn_ext_set(tx, o->uid, ids[o->ext],
+						      o->ext ? o->b : o->a,
+						      ext_size[o->ext]);
+			break;
+		case OP_UIDV:
+			ret = mix_txn_hdr_set(tx, MIX_HDR_UID_VALIDITY, o->uid);
+			break;
+		}
+	}
+	if (ret < 0) {
+		mix_txn_abort(&tx);
+		return ret;
+	}
+	if (!t->async)
+		return mix_txn_commit(&tx, t->durability, res);
+	{
+		/* static: the writer may still be inside the callback's
+		 * unlock when the wait returns */
+		static struct acb a = { PTHREAD_MUTEX_INITIALIZER,
+					PTHREAD_COND_INITIALIZER, 0, 0, { 0 } };
+		a.done = 0;
+		ret = mix_txn_commit_async(&tx, t->durability, async_done, &a);
+		if (ret < 0)
+			return ret;
+		pthread_mutex_lock(&a.m);
+		while (!a.done)
+			pthread_cond_wait(&a.c, &a.m);
+		*res = a.res;
+		ret = a.ret;
+		pthread_mutex_unlock(&a.m);
+		return ret;
+	}
+}
+
+/* ---- the model ------------------------------------------------------------ */
+
+struct mrec {
+	uint32_t uid;
+	uint8_t flags;
+	uint16_t kw;
+	uint64_t modseq;
+	uint8_t a[EXT_A_SIZE], b[EXT_B_SIZE];
+};
+
+struct model {
+	struct mrec *r;
+	uint32_t n, cap;
+	uint32_t next_uid, uid_validity;
+	uint64_t hms;
+	uint16_t kw_known;
+	int ext[2];
+	/* expunges of this UIDVALIDITY known to the model, modseq order */
+	struct { uint64_t modseq; uint32_t uid; } xh[XH_MAX];
+	uint32_t nxh;
+	/* the model's expunge knowledge starts here (create, RECREATE,
+	 * adoption of the engine's state) */
+	uint64_t xfloor;
+	/* recent commit modseqs: candidates for "since" */
+	uint64_t issued[32];
+	uint32_t nissued;
+	int exists;   /* an index is in the directory */
+};
+
+static struct model M;
+static struct mix_index *W, *RO[RO_MAX];
+static uint64_t max_seen;
+static uint32_t uidv_counter;   /* every modseq seen so far, any incarnation */
+static uint64_t rng;
+
+#define PENDING UINT64_MAX
+
+static struct mrec *m_find(uint32_t uid)
+{
+	uint32_t lo = 0, hi = M.n;
+	while (lo < hi) {
+		uint32_t mid = (lo + hi) / 2;
+		if (M.r[mid].uid < uid)
+			lo = mid + 1;
+		else if (M.r[mid].uid > uid)
+			hi = mid;
+		else
+			return &M.r[mid];
+	}
+	return NULL;
+}
+
+static int in_ranges(uint32_t uid, const struct mix_uid_range *r, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++)
+		if (uid >= r[i].first && uid <= r[i].last)
+			return 1;
+	return 0;
+}
+
+static void xh_add(uint64_t modseq, uint32_t uid)
+{
+	if (M.nxh == XH_MAX) {
+		/* forget the oldest half; the floor moves up with it */
+		uint32_t h = XH_MAX / 2;
+		M.xfloor = M.xh[h - 1].modseq;
+		memmove(M.xh, M.xh + h, (XH_MAX - h) * sizeof(M.xh[0]));
+		M.nxh -= h;
+	}
+	M.xh[M.nxh].modseq = modseq;
+	M.xh[M.nxh++].uid = uid;
+}
+
+static void m_reset(void)
+{
+	free(M.r);
+	memset(&M, 0, sizeof(M));
+	M.next_uid = 1;
+}
+
+static void m_append(const struct op *o, int *changed, uint32_t *first,
+		     uint32_t *last)
+{
+	struct mrec r;
+	memset(&r, 0, sizeof(r));
+	if (M.n == M.cap) {
+		M.cap = M.cap ? M.cap * 2 : 256;
+		M.r = realloc(M.r, M.cap * sizeof(*M.r));
+		if (!M.r)
+			BAIL("out of memory");
+	}
+	r.uid = M.next_uid++;
+	r.flags = o->flags;
+	r.kw = o->kw;
+	M.kw_known |= o->kw;
+	if ((o->ext_mask & 1) && M.ext[0])
+		memcpy(r.a, o->a, EXT_A_SIZE);
+	if ((o->ext_mask & 2) && M.ext[1])
+		memcpy(r.b, o->b, EXT_B_SIZE);
+	r.modseq = PENDING;
+	M.r[M.n++] = r;
+	if (!*first)
+		*first = r.uid;
+	*last = r.uid;
+	*changed = 1;
+}
+
+static void m_modify(const struct op *o, int *changed)
+{
+	uint16_t want = o->kw;
+	if (o->type == OP_KW && o->modify != MIX_MODIFY_REMOVE &&
+	    (want & ~M.kw_known)) {
+		M.kw_known |= want;   /* a new name is logged */
+		*changed = 1;
+	}
+	for (uint32_t i = 0; i < M.n; i++) {
+		struct mrec *m = &M.r[i];
+		if (!in_ranges(m->uid, o->r, o->nr))
+			continue;
+		if (o->type == OP_FLAGS) {
+			uint8_t nf = o->modify == MIX_MODIFY_ADD ? m->flags | o->flags :
+				     o->modify == MIX_MODIFY_REMOVE ?
+				     m->flags & (uint8_t)~o->flags : o->flags;
+			if (nf == m->flags)
+				continue;
+			m->flags = nf;
+		} else {
+			uint16_t nk = o->modify == MIX_MODIFY_ADD ? m->kw | want :
+				      o->modify == MIX_MODIFY_REMOVE ?
+				      m->kw & (uint16_t)~want : want;
+			if (nk == m->kw)
+				continue;
+			m->kw = nk;
+		}
+		m->modseq = PENDING;
+		*changed = 1;
+	}
+}
+
+static void m_expunge(const struct op *o, int *changed)
+{
+	uint32_t k = 0;
+	for (uint32_t i = 0; i < M.n; i++) {
+		if (in_ranges(M.r[i].uid, o->r, o->nr)) {
+			xh_add(PENDING, M.r[i].uid);
+			*changed = 1;
+		} else {
+			M.r[k++] = M.r[i];
+		}
+	}
+	M.n = k;
+}
+
+static void m_ext(const struct op *o, int *changed)
+{
+	struct mrec *m = m_find(o->uid);
+	uint8_t *dst;
+	const uint8_t *src = o->ext ? o->b : o->a;
+	if (!m || !M.ext[o->ext])
+		return;
+	dst = o->ext ? m->b : m->a;
+	if (memcmp(dst, src, ext_size[o->ext]) == 0)
+		return;
+	memcpy(dst, src, ext_size[o->ext]);
+	m->modseq = PENDING;
+	*changed = 1;
+}
+
+/* Apply t to the model; records it touched get PENDING until
+ * m_stamp().  Returns 1 if it changes anything. */
+static int m_apply(const struct tdesc *t, uint32_t *first, uint32_t *last)
+{
+	int changed = 0;
+	*first = *last = 0;
+	for (uint32_t i = 0; i < t->nops; i++) {
+		const struct op *o = &t->ops[i];
+		switch (o->type) {
+		case OP_APPEND:
+			m_append(o, &changed, first, last);
+			break;
+		case OP_FLAGS:
+		case OP_KW:
+			m_modify(o, &changed);
+			break;
+		case OP_EXPUNGE:
+			m_expunge(o, &changed);
+			break;
+		case OP_EXT:
+			m_ext(o, &changed);
+			break;
+		case OP_UIDV:
+			if (o->uid != M.uid_validity) {
+				M.uid_validity = o->uid;
+				changed = 1;
+			}
+			break;
+		}
+	}
+	return changed;
+}
+
+static void m_stamp(uint64_t modseq)
+{
+	for (uint32_t i = 0; i < M.n; i++)
+		if (M.r[i].modseq == PENDING)
+			M.r[i].modseq = modseq;
+	for (uint32_t i = 0; i < M.nxh; i++)
+		if (M.xh[i].modseq == PENDING)
+			M.xh[i].modseq = modseq;
+	M.issued[M.nissued++ % 32] = modseq;
+	M.hms = modseq;
+}
+
+/* A new modseq was issued (or seen): it must be above every one before. */
+static void modseq_issued(uint64_t modseq, const char *what)
+{
+	check(C_MODSEQ, modseq > max_seen, "%s: modseq %#llx not above the "
+	      "highest seen before %#llx", what, (unsigned long long)modseq,
+	      (unsigned long long)max_seen);
+	if (modseq > max_seen)
+		max_seen = modseq;
+}
+
+/* The engine's result of t, checked against the model and applied to it.
+ * ret < 0: the commit failed (reported by the caller). */
+static void m_commit(const struct tdesc *t, const struct mix_commit_result *res,
+		     const char *who)
+{
+	uint32_t first, last;
+	uint32_t want_first = M.next_uid;
+	int changed = m_apply(t, &first, &last);
+
+	if (first)
+		check(C_UID, res->first_uid == first && res->last_uid == last &&
+		      first == want_first, "%s: appends got UIDs %u..%u, model "
+		      "%u..%u", who, res->first_uid, res->last_uid, first, last);
+	check(C_COMMIT, changed == !res->no_changes, "%s: no_changes %d, model "
+	      "says the transaction %s", who, res->no_changes,
+	      changed ? "changes something" : "changes nothing");
+	if (changed) {
+		modseq_issued(res->modseq, who);
+		m_stamp(res->modseq);
+	} else {
+		check(C_COMMIT, res->modseq == M.hms, "%s: a transaction "
+		      "without changes reports modseq %#llx, model's "
+		      "HIGHESTMODSEQ %#llx", who,
+		      (unsigned long long)res->modseq,
+		      (unsigned long long)M.hms);
+	}
+}
+
+static void m_genctx(struct genctx *g)
+{
+	static uint32_t *uids;
+	static uint32_t cap;
+	if (cap < M.n + 1) {
+		cap = M.n + 256;
+		uids = realloc(uids, cap * sizeof(*uids));
+		if (!uids)
+			BAIL("out of memory");
+	}
+	for (uint32_t i = 0; i < M.n; i++)
+		uids[i] = M.r[i].uid;
+	g->uids = uids;
+	g->n = M.n;
+	g->next_uid = M.next_uid;
+	g->ext[0] = M.ext[0];
+	g->ext[1] = M.ext[1];
+}
+
+/* ---- comparing a snapshot with the model ------------------------------- */
+
+static int kw_of(const struct mix_snap *s, const struct mix_record *rec,
+		 uint16_t *mask, char *bad, size_t badsize)
+{
+	uint32_t i, n = mix_snap_keyword_count(s);
+	*mask = 0;
+	bad[0] = '\0';
+	for (i = 0; i < rec->keywords_bits && i < n; i++) {
+		const char *name;
+		unsigned j;
+		if (!mix_record_has_keyword(rec, i))
+			continue;
+		name = mix_snap_keyword_name(s, i);
+		for (j = 0; j < KW_POOL; j++)
+			if (name && strcmp(name, kw_pool[j]) == 0)
+				break;
+		if (j == KW_POOL) {
+			snprintf(bad, badsize, "%s", name ? name : "(null)");
+			return -1;
+		}
+		*mask |= (uint16_t)(1u << j);
+	}
+	return 0;
+}
+
+static void hex(const uint8_t *p, size_t n, char *out)
+{
+	for (size_t i = 0; i < n; i++)
+		sprintf(out + 2 * i, "%02x", p[i]);
+	if (!n)
+		out[0] = '\0';
+}
+
+/* Records of s against the model; returns the number of differences. */
+static int cmp_records(const struct mix_snap *s, enum cat c, const char *who)
+{
+	struct mix_iter it;
+	struct mix_record rec;
+	uint32_t ids[2], i = 0;
+	int have[2], bad = 0;
+	uint64_t hms = mix_snap_highest_modseq(s);
+
+	for (int e = 0; e < 2; e++)
+		have[e] = mix_snap_ext_lookup(s, ext_name[e], &ids[e]);
+	mix_iter_init(&it, s, 1);
+	while (mix_iter_next(&it, &rec)) {
+		const struct mrec *m = i < M.n ? &M.r[i] : NULL;
+		uint16_t kw;
+		char badkw[300];
+		i++;
+		check(C_HMS, rec.modseq <= hms, "%s: uid %u has modseq %#llx "
+		      "above HIGHESTMODSEQ %#llx", who, rec.uid,
+		      (unsigned long long)rec.modseq, (unsigned long long)hms);
+		if (!m || rec.uid != m->uid) {
+			fail(c, "%s: seq %u is uid %u, model uid %u%s", who, i,
+			     rec.uid, m ? m->uid : 0,
+			     m && m->uid < rec.uid ? " (a model message is "
+			     "missing)" : " (a message the model lacks)");
+			return bad + 1;
+		}
+		if (kw_of(s, &rec, &kw, badkw, sizeof(badkw)) < 0) {
+			fail(c, "%s: uid %u has keyword '%s' nobody set", who,
+			     rec.uid, badkw);
+			bad++;
+		}
+		if (rec.flags != m->flags || kw != m->kw ||
+		    rec.modseq != m->modseq) {
+			fail(c, "%s: uid %u flags %#x keywords %#x modseq "
+			     "%#llx; model flags %#x keywords %#x modseq %#llx",
+			     who, rec.uid, rec.flags, kw,
+			     (unsigned long long)rec.modseq, m->flags, m->kw,
+			     (unsigned long long)m->modseq);
+			bad++;
+		}
+		for (int e = 0; e < 2 && bad < 5; e++) {
+			size_t size = 0;
+			const void *d;
+			char g[40], w[40];
+			if (!have[e] || !M.ext[e])
+				continue;
+			d = mix_record_ext(s, &rec, ids[e], &size);
+			if (d && size == ext_size[e] &&
+			    memcmp(d, e ? m->b : m->a, size) == 0)
+				continue;
+			hex(d ? d : (const uint8_t *)"", d ? size : 0, g);
+			hex(e ? m->b : m->a, ext_size[e], w);
+			fail(c, "%s: uid %u extension %s data %s (size %zu), "
+			     "model %s", who, rec.uid, ext_name[e], g, size, w);
+			bad++;
+		}
+		if (bad >= 5)
+			return bad;
+	}
+	if (i != M.n) {
+		fail(c, "%s: %u messages, model %u (first missing uid %u)", who,
+		     i, M.n, M.r[i].uid);
+		bad++;
+	}
+	return bad;
+}
+
+static int cmp_header(const struct mix_snap *s, enum cat c, const char *who)
+{
+	uint32_t nkw = mix_snap_keyword_count(s), i;
+	uint16_t known = 0;
+	int bad = 0;
+	uint64_t hms = mix_snap_highest_modseq(s);
+
+	check(C_UID, mix_snap_next_uid(s) >= M.next_uid, "%s: next_uid %u "
+	      "below the model's %u (UIDs would be issued twice)", who,
+	      mix_snap_next_uid(s), M.next_uid);
+	check(C_MODSEQ, hms >= M.hms, "%s: HIGHESTMODSEQ %#llx below the "
+	      "model's %#llx (went backwards)", who, (unsigned long long)hms,
+	      (unsigned long long)M.hms);
+	if (mix_snap_messages_count(s) != M.n ||
+	    mix_snap_next_uid(s) != M.next_uid || hms != M.hms ||
+	    mix_snap_uid_validity(s) != M.uid_validity) {
+		fail(c, "%s: header count %u next_uid %u hms %#llx uidvalidity "
+		     "%u; model %u %u %#llx %u", who,
+		     mix_snap_messages_count(s), mix_snap_next_uid(s),
+		     (unsigned long long)hms, mix_snap_uid_validity(s), M.n,
+		     M.next_uid, (unsigned long long)M.hms, M.uid_validity);
+		bad++;
+	}
+	for (i = 0; i < nkw; i++) {
+		const char *name = mix_snap_keyword_name(s, i);
+		for (unsigned j = 0; j < KW_POOL; j++)
+			if (name && strcmp(name, kw_pool[j]) == 0)
+				known |= (uint16_t)(1u << j);
+	}
+	if (known != M.kw_known || nkw != (uint32_t)__builtin_popcount(known)) {
+		fail(c, "%s: keyword names %#x (%u), model %#x", who, known,
+		     nkw, M.kw_known);
+		bad++;
+	}
+	for (int e = 0; e < 2; e++) {
+		uint32_t id;
+		int has = mix_snap_ext_lookup(s, ext_name[e], &id);
+		if (has != M.ext[e]) {
+			fail(c, "%s: extension %s %s, model %s", who,
+			     ext_name[e], has ? "registered" : "missing",
+			     M.ext[e] ? "registered" : "not registered");
+			bad++;
+		}
+	}
+	return bad;
+}
+
+/* Model's UIDs expunged by transactions above since, as a sorted array. */
+static uint32_t m_expunged_since(uint64_t since, uint32_t *out)
+{
+	uint32_t n = 0;
+	for (uint32_t i = 0; i < M.nxh; i++)
+		if (M.xh[i].modseq > since)
+			out[n++] = M.xh[i].uid;
+	for (uint32_t i = 1; i < n; i++)   /* insertion sort: small */
+		for (uint32_t j = i; j > 0 && out[j - 1] > out[j]; j--) {
+			uint32_t x = out[j];
+			out[j] = out[j - 1];
+			out[j - 1] = x;
+		}
+	return n;
+}
+
+static int ranges_equal(const struct mix_uid_range *r, uint32_t nr,
+			const uint32_t *u, uint32_t nu, char *why, size_t size)
+{
+	uint32_t k = 0;
+	for (uint32_t i = 0; i < nr; i++)
+		for (uint64_t x = r[i].first; x <= r[i].last; x++, k++)
+			if (k >= nu || u[k] != x) {
+				snprintf(why, size, "engine has uid %llu, model "
+					 "%s%u", (unsigned long long)x,
+					 k < nu ? "uid " : "nothing; count ",
+					 k < nu ? u[k] : nu);
+				return 0;
+			}
+	if (k != nu) {
+		snprintf(why, size, "engine lists %u UIDs, model %u (first "
+			 "missing %u)", k, nu, u[k]);
+		return 0;
+	}
+	return 1;
+}
+
+static int cmp_xhist_at(const struct mix_snap *s, uint64_t since,
+			const char *who)
+{
+	static uint32_t want[XH_MAX];
+	struct mix_uid_range *r = NULL;
+	uint32_t nr = 0, nw;
+	uint64_t oldest = 0;
+	char why[200];
+	int ret = mix_snap_expunged_since(s, since, &r, &nr, &oldest);
+	int bad = 0;
+
+	if (ret < 0) {
+		fail(C_XHIST, "%s: expunged_since(%#llx) failed: %s", who,
+		     (unsigned long long)since, mix_strerror(ret));
+		return 1;
+	}
+	check(C_XHIST, ret == (since >= oldest), "%s: expunged_since(%#llx) "
+	      "returned %d with oldest %#llx", who, (unsigned long long)since,
+	      ret, (unsigned long long)oldest);
+	if (ret == 1 && since >= M.xfloor) {
+		nw = m_expunged_since(since, want);
+		if (!ranges_equal(r, nr, want, nw, why, sizeof(why))) {
+			fail(C_XHIST, "%s: expunged since %#llx (oldest %#llx, "
+			     "hms %#llx): %s", who, (unsigned long long)since,
+			     (unsigned long long)oldest,
+			     (unsigned long long)mix_snap_highest_modseq(s),
+			     why);
+			bad++;
+		}
+	}
+	free(r);
+	/* QRESYNC gives the same answer when it is precise */
+	if (ret == 1 && since >= M.xfloor && !bad && since > 0) {
+		struct mix_qresync_params p = { 0 };
+		struct mix_qresync_result q;
+		p.uid_validity = mix_snap_uid_validity(s);
+		p.modseq = since;
+		if (mix_snap_qresync(s, &p, &q) == 0) {
+			nw = m_expunged_since(since, want);
+			if (q.precise &&
+			    !ranges_equal(q.vanished, q.vanished_count, want,
+					  nw, why, sizeof(why))) {
+				fail(C_XHIST, "%s: QRESYNC since %#llx VANISHED: "
+				     "%s", who, (unsigned long long)since, why);
+				bad++;
+			}
+			check(C_XHIST, q.precise, "%s: QRESYNC since %#llx not "
+			      "precise although the history reaches back",
+			      who, (unsigned long long)since);
+			mix_qresync_result_free(&q);
+		}
+	}
+	return bad;
+}
+
+static int cmp_xhist(const struct mix_snap *s, const char *who)
+{
+	uint64_t oldest = 0, hms = mix_snap_highest_modseq(s);
+	struct mix_uid_range *r = NULL;
+	uint32_t nr;
+	int bad = 0;
+
+	mix_snap_expunged_since(s, hms, &r, &nr, &oldest);
+	free(r);
+	bad += cmp_xhist_at(s, hms, who);
+	bad += cmp_xhist_at(s, oldest, who);
+	if (oldest > 0)
+		bad += cmp_xhist_at(s, oldest - 1, who);
+	bad += cmp_xhist_at(s, M.xfloor, who);
+	for (uint32_t i = 0; i < 3 && M.nissued; i++) {
+		uint32_t n = M.nissued < 32 ? M.nissued : 32;
+		bad += cmp_xhist_at(s, M.issued[tu_rand_below(&rng, n)], who);
+	}
+	return bad;
+}
+
+/* The whole state of s against the model. */
+static int cmp_snap(const struct mix_snap *s, enum cat c, const char *who)
+{
+	int bad = cmp_header(s, c, who);
+	bad += cmp_records(s, c, who);
+	cat_runs[c]++;
+	if (!bad)
+		bad += cmp_xhist(s, who);
+	return bad;
+}
+
+/* Adopt the engine's state after a difference was reported, so later
+ * steps test what happens next instead of repeating the difference. */
+static void m_adopt(const struct mix_snap *s)
+{
+	struct mix_iter it;
+	struct mix_record rec;
+	uint32_t ids[2], nkw = mix_snap_keyword_count(s);
+	int have[2];
+
+	M.n = 0;
+	M.next_uid = mix_snap_next_uid(s);
+	M.uid_validity = mix_snap_uid_validity(s);
+	M.hms = mix_snap_highest_modseq(s);
+	if (M.hms > max_seen)
+		max_seen = M.hms;
+	M.kw_known = 0;
+	for (uint32_t i = 0; i < nkw; i++)
+		for (unsigned j = 0; j < KW_POOL; j++)
+			if (!strcmp(mix_snap_keyword_name(s, i), kw_pool[j]))
+				M.kw_known |= (uint16_t)(1u << j);
+	for (int e = 0; e < 2; e++)
+		M.ext[e] = have[e] = mix_snap_ext_lookup(s, ext_name[e], &ids[e]);
+	mix_iter_init(&it, s, 1);
+	while (mix_iter_next(&it, &rec)) {
+		struct mrec m;
+		char badkw[300];
+		memset(&m, 0, sizeof(m));
+		m.uid = rec.uid;
+		m.flags = rec.flags;
+		m.modseq = rec.modseq;
+		kw_of(s, &rec, &m.kw, badkw, sizeof(badkw));
+		for (int e = 0; e < 2; e++) {
+			size_t size = 0;
+			const void *d = have[e] ?
+				mix_record_ext(s, &rec, ids[e], &size) : NULL;
+			if (d && size == ext_size[e])
+				memcpy(e ? m.b : m.a, d, size);
+		}
+		if (M.n == M.cap) {
+			M.cap = M.cap ? M.cap * 2 : 256;
+			M.r = realloc(M.r, M.cap * sizeof(*M.r));
+			if (!M.r)
+				BAIL("out of memory");
+		}
+		M.r[M.n++] = m;
+	}
+	M.nxh = 0;
+	M.xfloor = M.hms;
+	M.nissued = 0;
+	opf("(model adopted the engine's state: %u messages, hms %#llx)",
+	    M.n, (unsigned long long)M.hms);
+}
+
+/* A read-only follower's difference is its own (the model stays); any
+ * other difference makes the model adopt the engine's state. */
+static int cmp_index(struct mix_index *idx, enum cat c, const char *who)
+{
+	const struct mix_snap *s;
+	int bad;
+	mix_read_lock();
+	s = mix_index_snap(idx);
+	bad = cmp_snap(s, c, who);
+	if (bad && c != C_RO)
+		m_adopt(s);
+	mix_read_unlock();
+	if (bad && c == C_RO) {
+		/* the follower is wrong: drop it rather than report it
+		 * again at every refresh */
+		for (int i = 0; i < RO_MAX; i++)
+			if (RO[i] == idx) {
+				opf("(read-only #%d closed after the difference)",
+				    i);
+				mix_index_close(&RO[i]);
+			}
+	}
+	return bad;
+}
+
+static uint64_t idx_hms(struct mix_index *idx)
+{
+	uint64_t h;
+	mix_read_lock();
+	h = mix_snap_highest_modseq(mix_index_snap(idx));
+	mix_read_unlock();
+	return h;
+}
+
+/* ---- mixctl ---------------------------------------------------------------- */
+
+static char *mixctl;
+
+static void run_mixctl(const char *dir, const char *when)
+{
+	static char out[16384];
+	int fds[2], status;
+	size_t got = 0;
+	ssize_t n;
+	pid_t pid;
+
+	if (pipe(fds) < 0)
+		BAIL("pipe");
+	fflush(stdout);
+	if ((pid = fork()) < 0)
+		BAIL("fork");
+	if (pid == 0) {
+		dup2(fds[1], STDOUT_FILENO);
+		dup2(fds[1], STDERR_FILENO);
+		close(fds[0]);
+		execl(mixctl, mixctl, "check", dir, (char *)NULL);
+		_exit(127);
+	}
+	close(fds[1]);
+	while (got + 1 < sizeof(out) &&
+	       (n = read(fds[0], out + got, sizeof(out) - 1 - got)) > 0)
+		got += (size_t)n;
+	out[got] = '\0';
+	while (read(fds[0], &(char){ 0 }, 1) > 0)
+		;
+	close(fds[0]);
+	waitpid(pid, &status, 0);
+	opf("mixctl check (%s): exit %d", when,
+	    WIFEXITED(status) ? WEXITSTATUS(status) : 128);
+	check(C_MIXCTL, WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	      "mixctl check %s (%s): exit status %d, expected 0; it said:\n%s",
+	      dir, when, WIFEXITED(status) ? WEXITSTATUS(status) : 128, out);
+}
+
+/* ---- the parent's handles and engine ----------------------------------------- */
+
+static struct mix_engine *engine;
+static struct mix_engine_config cfg;
+static char *dir;
+static char warnbuf[2048];
+
+static void on_warning(void *ctx, const char *msg)
+{
+	(void)ctx;
+	snprintf(warnbuf, sizeof(warnbuf), "%s", msg);
+}
+
+static void pick_config(void)
+{
+	mix_engine_config_init(&cfg);
+	cfg.log_rotate_size = 4096u << tu_rand_below(&rng, 5);
+	cfg.expunge_history_max = tu_rand_below(&rng, 6) == 0 ? 0 :
+				  1 + tu_rand_below(&rng, 8);
+	cfg.warning = on_warning;
+}
+
+static void engine_start(void)
+{
+	int ret;
+	pick_config();
+	if ((ret = mix_engine_create(&cfg, &engine)) < 0)
+		BAIL("mix_engine_create: %s", mix_strerror(ret));
+	opf("engine: log_rotate_size %llu expunge_history_max %u",
+	    (unsigned long long)cfg.log_rotate_size, cfg.expunge_history_max);
+}
+
+static void close_ro(int i)
+{
+	int ret = mix_index_close(&RO[i]);
+	opf("close read-only #%d: %d", i, ret);
+	check(C_CLOSE, ret == 0, "close of read-only handle #%d: %s (%s)", i,
+	      mix_strerror(ret), mix_last_error());
+	RO[i] = NULL;
+}
+
+static int close_w(void)
+{
+	int ret = mix_index_close(&W);
+	opf("close writable: %d", ret);
+	check(C_CLOSE, ret == 0, "close of the writable handle: %s (%s)",
+	      mix_strerror(ret), mix_last_error());
+	W = NULL;
+	run_mixctl(dir, "after a close");
+	return ret;
+}
+
+static void engine_restart(void)
+{
+	int ret;
+	if (W)
+		close_w();
+	for (int i = 0; i < RO_MAX; i++)
+		if (RO[i])
+			close_ro(i);
+	if ((ret = mix_engine_free(&engine)) < 0)
+		BAIL("mix_engine_free: %s", mix_strerror(ret));
+	engine_start();
+}
+
+/* A fresh incarnation was just opened: reset the model to it. */
+static void m_new_incarnation(struct mix_index *idx, const char *how)
+{
+	const struct mix_snap *s;
+	uint64_t hms;
+
+	m_reset();
+	M.exists = 1;
+	mix_read_lock();
+	s = mix_index_snap(idx);
+	hms = mix_snap_highest_modseq(s);
+	M.uid_validity = mix_snap_uid_validity(s);
+	M.next_uid = mix_snap_next_uid(s);
+	M.hms = hms;
+	M.xfloor = hms;
+	check(C_RECREATE, mix_snap_messages_count(s) == 0 && M.next_uid == 1 &&
+	      M.uid_validity == 0, "%s: a new index has %u messages, next_uid "
+	      "%u, UIDVALIDITY %u (docs/api.md: empty, 1, 0)", how,
+	      mix_snap_messages_count(s), M.next_uid, M.uid_validity);
+	mix_read_unlock();
+	check(C_RECREATE, hms >= max_seen, "%s: the new index's HIGHESTMODSEQ "
+	      "%#llx is below a modseq issued before %#llx", how,
+	      (unsigned long long)hms, (unsigned long long)max_seen);
+	if (hms > max_seen)
+		max_seen = hms;
+	/* as a mail server does: the first transaction sets UIDVALIDITY */
+	{
+		struct tdesc t;
+		struct mix_commit_result res;
+		int ret;
+		memset(&t, 0, sizeof(t));
+		t.nops = 1;
+		t.durability = MIX_DURABILITY_SYNC;
+		t.ops[0].type = OP_UIDV;
+		t.ops[0].uid = ++uidv_counter;
+		ret = txn_run(idx, &t, &res);
+		opf("commit SYNC: uidvalidity(%u) -> %d modseq %#llx", t.ops[0].uid,
+		    ret, (unsigned long long)res.modseq);
+		if (ret < 0) {
+			fail(C_COMMIT, "setting UIDVALIDITY: %s (%s)",
+			     mix_strerror(ret), mix_last_error());
+			return;
+		}
+		m_commit(&t, &res, "UIDVALIDITY");
+	}
+}
+
+/* The index cannot be opened: say so, then start a new incarnation so the
+ * run can go on. */
+static void recover_unopenable(void)
+{
+	int ret = mix_index_open(engine, dir, MIX_OPEN_RECREATE, &W);
+	opf("(the index could not be opened: RECREATE: %d)", ret);
+	if (ret < 0)
+		BAIL("RECREATE after a failed open: %s (%s)", mix_strerror(ret),
+		     mix_last_error());
+	m_new_incarnation(W, "RECREATE after a failed open");
+}
+
+struct msg;
+static void resolve_pending(struct mix_index *idx, const struct msg *p);
+
+/* Open W; a RECREATE or CREATE starts a new model incarnation, any other
+ * open is compared with the model (after deciding whether the crashed
+ * child's in-flight transaction, pending, landed). */
+static int open_w_pending(unsigned flags, const char *why,
+			  const struct msg *pending)
+{
+	int ret;
+	warnbuf[0] = '\0';
+	cat_runs[C_OPEN]++;
+	ret = mix_index_open(engine, dir, flags, &W);
+	opf("open writable%s%s (%s): %d%s%s", flags & MIX_OPEN_CREATE ?
+	    " CREATE" : "", flags & MIX_OPEN_RECREATE ? " RECREATE" : "", why,
+	    ret, warnbuf[0] ? " warning: " : "", warnbuf);
+	if (ret < 0) {
+		fail(C_OPEN, "writable open (%s): %s: %s", why,
+		     mix_strerror(ret), mix_last_error());
+		W = NULL;
+		recover_unopenable();
+		return -1;
+	}
+	if (flags & (MIX_OPEN_CREATE | MIX_OPEN_RECREATE)) {
+		m_new_incarnation(W, flags & MIX_OPEN_RECREATE ? "RECREATE" :
+				  "CREATE");
+		return 0;
+	}
+	if (pending)
+		resolve_pending(W, pending);
+	cmp_index(W, C_STATE, "writable open");
+	return 0;
+}
+
+static int open_w(unsigned flags, const char *why)
+{
+	return open_w_pending(flags, why, NULL);
+}
+
+/* ---- steps ----------------------------------------------------------------- */
+
+static void st_commit(void)
+{
+	struct genctx g;
+	struct tdesc t;
+	struct mix_commit_result res;
+	char desc[160];
+	int ret;
+
+	m_genctx(&g);
+	gen_txn(&rng, &g, &t);
+	txn_describe(&t, desc, sizeof(desc));
+	ret = txn_run(W, &t, &res);
+	opf("commit %s -> %d modseq %#llx uids %u..%u%s", desc, ret,
+	    (unsigned long long)res.modseq, res.first_uid, res.last_uid,
+	    res.no_changes ? " no_changes" : "");
+	if (ret < 0) {
+		fail(C_COMMIT, "commit %s: %s (%s)", desc, mix_strerror(ret),
+		     mix_last_error());
+		/* state unknown: compare (and adopt) */
+		cmp_index(W, C_LIVE, "after a failed commit");
+		return;
+	}
+	m_commit(&t, &res, "commit");
+	mix_commit_result_free(&res);
+	cmp_index(W, C_LIVE, "after a commit");
+}
+
+static void st_register(void)
+{
+	int e = (int)tu_rand_below(&rng, 2), ret;
+	uint32_t id = 0, old = 0;
+	uint64_t before = idx_hms(W), after;
+	int had = ext_ids(W, (uint32_t[2]){ 0, 0 }) >> e & 1;
+
+	if (had) {
+		uint32_t ids[2];
+		ext_ids(W, ids);
+		old = ids[e];
+	}
+	ret = mix_index_ext_register(W, ext_name[e], ext_size[e], ext_align[e],
+				     ext_hdr[e], &id);
+	after = idx_hms(W);
+	opf("register %s -> %d id %u (hms %#llx -> %#llx)", ext_name[e], ret,
+	    id, (unsigned long long)before, (unsigned long long)after);
+	check(C_COMMIT, ret == 0 && (!had || id == old), "register %s: %s, id "
+	      "%u (registered before as %u)", ext_name[e], mix_strerror(ret),
+	      id, old);
+	if (ret == 0)
+		M.ext[e] = 1;
+	if (after != before) {
+		modseq_issued(after, "extension registration");
+		M.hms = after;
+	}
+	cmp_index(W, C_LIVE, "after a registration");
+}
+
+static void st_open_ro(void)
+{
+	int i, ret;
+	for (i = 0; i < RO_MAX && RO[i]; i++)
+		;
+	if (i == RO_MAX) {
+		close_ro((int)tu_rand_below(&rng, RO_MAX));
+		return;
+	}
+	cat_runs[C_OPEN]++;
+	ret = mix_index_open(engine, dir, MIX_OPEN_READONLY, &RO[i]);
+	opf("open read-only #%d: %d", i, ret);
+	if (ret < 0) {
+		fail(C_OPEN, "read-only open: %s: %s", mix_strerror(ret),
+		     mix_last_error());
+		RO[i] = NULL;
+		return;
+	}
+	cmp_index(RO[i], C_RO, "read-only open");
+}
+
+static void st_refresh_ro(void)
+{
+	int i = (int)tu_rand_below(&rng, RO_MAX), ret;
+	char who[64];
+	if (!RO[i])
+		return;
+	ret = mix_index_refresh(RO[i]);
+	opf("refresh read-only #%d: %d", i, ret);
+	if (ret < 0) {
+		fail(C_RO, "refresh of read-only #%d: %s: %s", i,
+		     mix_strerror(ret), mix_last_error());
+		return;
+	}
+	snprintf(who, sizeof(who), "read-only #%d after refresh", i);
+	cmp_index(RO[i], C_RO, who);
+}
+
+static void st_second_writer(void)
+{
+	struct mix_index *w2 = NULL;
+	int ret = mix_index_open(engine, dir, 0, &w2);
+	opf("second writable open: %d", ret);
+	check(C_LOCK, ret == MIX_ELOCKED, "second writable open: %s, expected "
+	      "MIX_ELOCKED", mix_strerror(ret));
+	if (ret == 0)
+		mix_index_close(&w2);
+}
+
+static void st_idle_cycles(void)
+{
+	unsigned k = 1 + tu_rand_below(&rng, 4);
+	if (W)
+		close_w();
+	for (unsigned i = 0; i < k; i++) {
+		if (open_w(0, "idle cycle") < 0)
+			return;
+		if (tu_rand_below(&rng, 2) == 0)
+			st_second_writer();
+		close_w();
+	}
+}
+
+static void st_recreate(void)
+{
+	if (W)
+		close_w();
+	open_w(MIX_OPEN_RECREATE, "recreate");
+}
+
+static void st_lose_logs(void)
+{
+	char p[4096];
+	if (!W && open_w(0, "before losing the logs") < 0)
+		return;
+	if (close_w() < 0)
+		return;   /* only after a clean close */
+	snprintf(p, sizeof(p), "%s/mix.index.log", dir);
+	unlink(p);
+	snprintf(p, sizeof(p), "%s/mix.index.log.2", dir);
+	unlink(p);
+	opf("both logs deleted after a clean close");
+	warnbuf[0] = '\0';
+	{
+		int ret = mix_index_open(engine, dir, 0, &W);
+		opf("open writable (logs lost): %d%s%s", ret,
+		    warnbuf[0] ? " warning: " : "", warnbuf);
+		check(C_LOGS_LOST, ret == 0, "open after losing both logs: %s: "
+		      "%s", mix_strerror(ret), mix_last_error());
+		if (ret < 0) {
+			W = NULL;
+			recover_unopenable();
+			return;
+		}
+		cmp_index(W, C_LOGS_LOST, "open after losing both logs");
+	}
+}
+
+/* ---- the crashing child ------------------------------------------------------ */
+
+enum { MSG_OPEN = 'O', MSG_TXN = 'T', MSG_ACK = 'A', MSG_REG = 'E',
+       MSG_REGACK = 'e', MSG_CLOSE = 'C' };
+
+struct msg {
+	char type;
+	int32_t ret;
+	uint32_t arg;              /* extension index, ext id */
+	uint64_t modseq;
+	uint32_t first_uid, last_uid;
+	int32_t no_changes;
+	struct tdesc t;
+	char err[240];             /* mix_last_error() of a failure */
+};
+
+static void send_msg(int fd, struct msg *m)
+{
+	if (m->ret < 0)
+		snprintf(m->err, sizeof(m->err), "%s", mix_last_error());
+	if (write(fd, m, sizeof(*m)) != (ssize_t)sizeof(*m))
+		_exit(20);
+}
+
+static void child_genctx(struct mix_index *idx, struct genctx *g)
+{
+	static uint32_t *uids;
+	static uint32_t cap;
+	const struct mix_snap *s;
+	struct mix_iter it;
+	struct mix_record rec;
+	uint32_t ids[2];
+
+	mix_read_lock();
+	s = mix_index_snap(idx);
+	g->n = 0;
+	g->next_uid = mix_snap_next_uid(s);
+	if (cap < mix_snap_messages_count(s) + 1) {
+		cap = mix_snap_messages_count(s) + 256;
+		uids = realloc(uids, cap * sizeof(*uids));
+		if (!uids)
+			_exit(21);
+	}
+	mix_iter_init(&it, s, 1);
+	while (mix_iter_next(&it, &rec) && g->n < cap)
+		uids[g->n++] = rec.uid;
+	for (int e = 0; e < 2; e++)
+		g->ext[e] = mix_snap_ext_lookup(s, ext_name[e], &ids[e]);
+	mix_read_unlock();
+	g->uids = uids;
+}
+
+/* --child DIR FD SEED ROTATE XHMAX: commit until killed. */
+static int child_main(char **argv)
+{
+	struct mix_engine_config c;
+	struct mix_engine *e;
+	struct mix_index *idx;
+	uint64_t r = strtoull(argv[4], NULL, 0);
+	int fd = atoi(argv[3]);
+	struct msg m;
+	int ret;
+
+	mix_engine_config_init(&c);
+	c.log_rotate_size = strtoull(argv[5], NULL, 0);
+	c.expunge_history_max = (uint32_t)strtoul(argv[6], NULL, 0);
+	if (mix_engine_create(&c, &e) < 0)
+		_exit(22);
+	memset(&m, 0, sizeof(m));
+	m.type = MSG_OPEN;
+	m.ret = ret = mix_index_open(e, argv[2], 0, &idx);
+	send_msg(fd, &m);
+	if (ret < 0)
+		_exit(23);
+	for (int i = 0; i < 400; i++) {
+		unsigned w = tu_rand_below(&r, 100);
+		memset(&m, 0, sizeof(m));
+		if (w < 3) {
+			m.type = MSG_CLOSE;
+			m.ret = mix_index_close(&idx);
+			send_msg(fd, &m);
+			m.type = MSG_OPEN;
+			m.ret = ret = mix_index_open(e, argv[2], 0, &idx);
+			send_msg(fd, &m);
+			if (ret < 0)
+				_exit(24);
+		} else if (w < 6) {
+			uint32_t id = 0;
+			m.type = MSG_REG;
+			m.arg = tu_rand_below(&r, 2);
+			send_msg(fd, &m);
+			m.type = MSG_REGACK;
+			m.ret = mix_index_ext_register(idx, ext_name[m.arg],
+						       ext_size[m.arg],
+						       ext_align[m.arg],
+						       ext_hdr[m.arg], &id);
+			m.modseq = idx_hms(idx);
+			send_msg(fd, &m);
+		} else {
+			struct genctx g;
+			struct mix_commit_result res;
+			child_genctx(idx, &g);
+			m.type = MSG_TXN;
+			gen_txn(&r, &g, &m.t);
+			send_msg(fd, &m);
+			m.type = MSG_ACK;
+			m.ret = txn_run(idx, &m.t, &res);
+			m.modseq = res.modseq;
+			m.first_uid = res.first_uid;
+			m.last_uid = res.last_uid;
+			m.no_changes = res.no_changes;
+			mix_commit_result_free(&res);
+			send_msg(fd, &m);
+		}
+	}
+	for (;;)
+		pause();
+}
+
+static int read_msg(int fd, struct msg *m)
+{
+	size_t got = 0;
+	while (got < sizeof(*m)) {
+		ssize_t n = read(fd, (char *)m + got, sizeof(*m) - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return 0;   /* EOF; a partial message was never sent */
+		got += (size_t)n;
+	}
+	return 1;
+}
+
+/* One message from the child, applied to the model.  *pending: the
+ * transaction or registration announced and not yet acknowledged. */
+static void child_apply(const struct msg *m, struct msg *pending,
+			int *have_pending)
+{
+	char desc[160], who[64];
+	switch (m->type) {
+	case MSG_OPEN:
+		opf("child: open writable: %d", m->ret);
+		check(C_CHILD, m->ret == 0, "the child's writable open: %s: %s",
+		      mix_strerror(m->ret), m->err);
+		break;
+	case MSG_CLOSE:
+		opf("child: idle close: %d", m->ret);
+		check(C_CLOSE, m->ret == 0, "the child's close: %s: %s",
+		      mix_strerror(m->ret), m->err);
+		break;
+	case MSG_TXN:
+	case MSG_REG:
+		*pending = *m;
+		*have_pending = 1;
+		break;
+	case MSG_ACK:
+		*have_pending = 0;
+		txn_describe(&m->t, desc, sizeof(desc));
+		opf("child: commit %s -> %d modseq %#llx uids %u..%u%s", desc,
+		    m->ret, (unsigned long long)m->modseq, m->first_uid,
+		    m->last_uid, m->no_changes ? " no_changes" : "");
+		if (m->ret < 0) {
+			fail(C_CHILD, "the child's commit %s: %s: %s", desc,
+			     mix_strerror(m->ret), m->err);
+			break;
+		}
+		snprintf(who, sizeof(who), "child's commit");
+		{
+			struct mix_commit_result res = { 0 };
+			res.modseq = m->modseq;
+			res.first_uid = m->first_uid;
+			res.last_uid = m->last_uid;
+			res.no_changes = m->no_changes;
+			m_commit(&m->t, &res, who);
+		}
+		break;
+	case MSG_REGACK:
+		*have_pending = 0;
+		opf("child: register %s -> %d", ext_name[m->arg & 1], m->ret);
+		check(C_CHILD, m->ret == 0, "the child's registration of %s: "
+		      "%s: %s", ext_name[m->arg & 1], mix_strerror(m->ret),
+		      m->err);
+		if (m->ret == 0)
+			M.ext[m->arg & 1] = 1;
+		if (m->ret == 0 && m->modseq != M.hms) {
+			check(C_MODSEQ, m->modseq > M.hms, "the child's "
+			      "registration: HIGHESTMODSEQ %#llx went back "
+			      "from %#llx", (unsigned long long)m->modseq,
+			      (unsigned long long)M.hms);
+			modseq_issued(m->modseq, "child's registration");
+			M.hms = m->modseq;
+		}
+		break;
+	}
+}
+
+/* The crashed child's last transaction or registration, announced but
+ * not acknowledged: decide from the engine's state whether it landed. */
+static void resolve_pending(struct mix_index *idx, const struct msg *p)
+{
+	const struct mix_snap *s;
+	uint64_t hms;
+	uint32_t id;
+	int landed;
+	char desc[160];
+
+	mix_read_lock();
+	s = mix_index_snap(idx);
+	hms = mix_snap_highest_modseq(s);
+	if (p->type == MSG_REG) {
+		landed = mix_snap_ext_lookup(s, ext_name[p->arg & 1], &id);
+		mix_read_unlock();
+		opf("child's registration of %s in flight at the kill: %s",
+		    ext_name[p->arg & 1], landed ? "landed" : "lost");
+		if (landed)
+			M.ext[p->arg & 1] = 1;
+		if (hms > M.hms) {
+			modseq_issued(hms, "in-flight registration");
+			M.hms = hms;
+		}
+		return;
+	}
+	mix_read_unlock();
+	txn_describe(&p->t, desc, sizeof(desc));
+	landed = hms > M.hms;
+	opf("child's commit in flight at the kill: %s: %s", desc,
+	    landed ? "landed" : "lost or no changes");
+	if (landed) {
+		uint32_t f, l;
+		m_apply(&p->t, &f, &l);
+		modseq_issued(hms, "in-flight commit");
+		m_stamp(hms);
+	}
+}
+
+static char *self_exe;
+
+static void st_crash(void)
+{
+	int fds[2], st, have_pending = 0, got = 0, ret;
+	unsigned kill_after = tu_rand_below(&rng, 60);
+	unsigned delay = tu_rand_below(&rng, 3) ? tu_rand_below(&rng, 3000) : 0;
+	char a_fd[16], a_seed[32], a_rot[32], a_xh[16];
+	struct msg m, pending;
+	struct mix_index *tmp = NULL;
+	pid_t pid;
+
+	if (W)
+		close_w();
+	if (pipe(fds) < 0)
+		BAIL("pipe");
+	snprintf(a_fd, sizeof(a_fd), "%d", fds[1]);
+	snprintf(a_seed, sizeof(a_seed), "%llu", (unsigned long long)tu_rand(&rng));
+	snprintf(a_rot, sizeof(a_rot), "%llu", (unsigned long long)cfg.log_rotate_size);
+	snprintf(a_xh, sizeof(a_xh), "%u", cfg.expunge_history_max);
+	opf("crash: child (seed %s) killed after %u reports + %u us", a_seed,
+	    kill_after, delay);
+	fflush(stdout);
+	if ((pid = fork()) < 0)
+		BAIL("fork");
+	if (pid == 0) {
+		close(fds[0]);
+		execl(self_exe, self_exe, "--child", dir, a_fd, a_seed, a_rot,
+		      a_xh, (char *)NULL);
+		_exit(127);
+	}
+	close(fds[1]);
+	while ((unsigned)got < kill_after && read_msg(fds[0], &m)) {
+		child_apply(&m, &pending, &have_pending);
+		got++;
+	}
+	if (delay)
+		usleep(delay);
+	kill(pid, SIGKILL);
+	while (read_msg(fds[0], &m))
+		child_apply(&m, &pending, &have_pending);
+	close(fds[0]);
+	waitpid(pid, &st, 0);
+	check(C_CHILD, WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "the child "
+	      "ended with status %#x before it was killed", st);
+	run_mixctl(dir, "after kill -9");
+
+	/* a fresh read-only open sees the crashed writer's state */
+	ret = mix_index_open(engine, dir, MIX_OPEN_READONLY, &tmp);
+	opf("read-only open after the crash: %d", ret);
+	if (ret == 0) {
+		if (have_pending)
+			resolve_pending(tmp, &pending);
+		have_pending = 0;
+		cmp_index(tmp, C_STATE, "read-only open after kill -9");
+		mix_index_close(&tmp);
+	} else {
+		fail(C_OPEN, "read-only open after kill -9: %s: %s",
+		     mix_strerror(ret), mix_last_error());
+	}
+	for (int i = 0; i < RO_MAX; i++) {
+		if (!RO[i])
+			continue;
+		ret = mix_index_refresh(RO[i]);
+		opf("refresh read-only #%d after the crash: %d", i, ret);
+		check(C_RO, ret >= 0, "refresh of read-only #%d after kill -9: "
+		      "%s: %s", i, mix_strerror(ret), mix_last_error());
+		if (ret >= 0)
+			cmp_index(RO[i], C_RO, "read-only handle after kill -9");
+	}
+	open_w_pending(0, "recovery after kill -9",
+		       have_pending ? &pending : NULL);
+}
+
+/* ---- the run ------------------------------------------------------------------ */
+
+static void one_step(void)
+{
+	unsigned w = tu_rand_below(&rng, 1000);
+	int ro_open = 0;
+	for (int i = 0; i < RO_MAX; i++)
+		ro_open += RO[i] != NULL;
+
+	if (!M.exists) {
+		open_w(MIX_OPEN_CREATE, "create");
+		return;
+	}
+	if (!W && w < 700) {
+		open_w(0, "reopen");
+		return;
+	}
+	if (w < 550 && W)
+		st_commit();
+	else if (w < 600 && W)
+		st_register();
+	else if (w < 640)
+		st_open_ro();
+	else if (w < 700 && ro_open)
+		st_refresh_ro();
+	else if (w < 720 && ro_open) {
+		int i = (int)tu_rand_below(&rng, RO_MAX);
+		while (!RO[i])
+			i = (i + 1) % RO_MAX;
+		close_ro(i);
+	}
+	else if (w < 740 && W)
+		st_second_writer();
+	else if (w < 800 && W)
+		close_w();
+	else if (w < 850)
+		st_idle_cycles();
+	else if (w < 900)
+		st_crash();
+	else if (w < 920)
+		st_recreate();
+	else if (w < 950)
+		engine_restart();
+	else if (w < 960)
+		st_lose_logs();
+	else if (W)
+		cmp_index(W, C_LIVE, "periodic comparison");
+}
+
+int main(int argc, char **argv)
+{
+	const char *s = getenv("MIX_LIFECYCLE_SEED");
+	const char *n = getenv("MIX_LIFECYCLE_STEPS");
+	const char *b = getenv("MIX_BUILD");
+	uint64_t seed;
+
+	if (argc == 7 && strcmp(argv[1], "--child") == 0)
+		return child_main(argv);
+	if (s && *s) {
+		seed = strtoull(s, NULL, 0);
+	} else {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		seed = (uint64_t)ts.tv_sec * 1000003u ^ (uint64_t)ts.tv_nsec;
+	}
+	nsteps = n && *n ? strtol(n, NULL, 0) : 400;
+	stop_at_fail = getenv("MIX_LIFECYCLE_STOP") &&
+		       atoi(getenv("MIX_LIFECYCLE_STOP")) > 0;
+	printf("# seed: MIX_LIFECYCLE_SEED=%llu MIX_LIFECYCLE_STEPS=%ld\n",
+	       (unsigned long long)seed, nsteps);
+	rng = seed ? seed : 1;
+	if (asprintf(&mixctl, "%s/mixctl", b && *b ? b : "build") < 0)
+		BAIL("asprintf");
+	if (access(mixctl, X_OK) != 0)
+		BAIL("%s is not built (MIX_BUILD names the build directory)",
+		     mixctl);
+	self_exe = realpath("/proc/self/exe", NULL);
+	if (!self_exe)
+		BAIL("realpath /proc/self/exe");
+	tap_plan(C_COUNT);
+	dir = tu_tmpdir("lifecycle");
+	m_reset();
+	engine_start();
+
+	for (step = 1; step <= nsteps; step++)
+		one_step();
+	step = nsteps + 1;
+	opf("end: close everything");
+	if (W)
+		close_w();
+	for (int i = 0; i < RO_MAX; i++)
+		if (RO[i])
+			close_ro(i);
+	if (open_w(0, "final reopen") == 0)
+		close_w();
+	mix_engine_free(&engine);
+
+	for (int c = 0; c < C_COUNT; c++)
+		ok(cat_fail[c] == 0, "%s (%ld checks, %ld failed)", cat_name[c],
+		   cat_runs[c], cat_fail[c]);
+	if (total_fail)
+		diag("replay: MIX_LIFECYCLE_SEED=%llu MIX_LIFECYCLE_STEPS=%ld",
+		     (unsigned long long)seed, nsteps);
+	tu_rmdir_r(dir);
+	free(dir);
+	free(mixctl);
+	free(self_exe);
+	return tap_done();
+}
