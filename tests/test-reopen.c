@@ -24,6 +24,7 @@
 #include <sys/wait.h>
 
 #include "crc32c.h"
+#include "fileio.h"
 #include "mix/mix.h"
 #include "tap.h"
 #include "testutil.h"
@@ -42,6 +43,7 @@ struct shared {
 };
 
 static struct shared *sh;
+static uint64_t child_rotate_size;   /* engine config of the children */
 
 static void on_warning(void *ctx, const char *msg)
 {
@@ -68,6 +70,8 @@ static int in_child(step_fn fn, const char *dir, int arg)
 		struct mix_engine *e;
 		mix_engine_config_init(&cfg);
 		cfg.warning = on_warning;
+		if (child_rotate_size)
+			cfg.log_rotate_size = child_rotate_size;
 		if (mix_engine_create(&cfg, &e) < 0)
 			_exit(100);
 		_exit(fn(e, dir, arg));
@@ -203,6 +207,125 @@ static int st_open_commit(struct mix_engine *e, const char *dir, int arg)
 		sh->uid = res.last_uid;
 	}
 	return mix_index_close(&idx) == 0 ? 0 : 4;
+}
+
+/* ---- what a power cut keeps ------------------------------------------------
+ * The trace hook of engine/fileio.c tells which bytes of each file were
+ * made durable: a file's size at its last fsync/fdatasync.  The parent
+ * cuts every file written by the child back to that size: the log's
+ * unsynced tail is lost, an fsynced mix.index is kept.  (The simulator in
+ * stress/powercut.c builds every state; this is the one that matters.) */
+struct durable {
+	uint64_t ino[16], size[16];
+	int n;
+};
+
+static void trace_durable(void *ctx, const struct mix_io_event *ev)
+{
+	struct durable *d = ctx;
+	struct stat st;
+	int i;
+	if ((ev->kind != MIX_IO_EV_FDATASYNC && ev->kind != MIX_IO_EV_FSYNC) ||
+	    fstat(ev->fd, &st) < 0)
+		return;
+	for (i = 0; i < d->n && d->ino[i] != (uint64_t)st.st_ino; i++)
+		;
+	if (i == d->n && d->n < 16)
+		d->ino[d->n++] = (uint64_t)st.st_ino;
+	if (i < 16)
+		d->size[i] = (uint64_t)st.st_size;
+}
+
+static struct durable *durable;   /* shared with the parent */
+
+static void power_cut(const char *dir)
+{
+	static const char *const names[2] = { "mix.index.log",
+					      "mix.index.log.2" };
+	char p[4096];
+	struct stat st;
+	int i, j;
+	for (i = 0; i < 2; i++) {
+		snprintf(p, sizeof(p), "%.4000s/%s", dir, names[i]);
+		if (stat(p, &st) < 0)
+			continue;
+		for (j = 0; j < durable->n; j++)
+			if (durable->ino[j] == (uint64_t)st.st_ino &&
+			    durable->size[j] < (uint64_t)st.st_size) {
+				diag("power cut: %s %llu -> %llu bytes", names[i],
+				     (unsigned long long)st.st_size,
+				     (unsigned long long)durable->size[j]);
+				if (truncate(p, (off_t)durable->size[j]) < 0)
+					BAIL("truncate");
+			}
+	}
+}
+
+/* arg 0: SYNC, NONE, close.  1: SYNC, extension registration, close.
+ * 2: NONE commits past the rotation size, then SYNC commits in the next
+ * log, crash. */
+static int st_unsynced(struct mix_engine *e, const char *dir, int arg)
+{
+	struct mix_index *idx;
+	uint32_t ext;
+	int ret, i;
+
+	memset(durable, 0, sizeof(*durable));
+	mix_io_trace_set(trace_durable, durable);
+	ret = mix_index_open(e, dir, MIX_OPEN_CREATE, &idx);
+	if (ret == 0)
+		ret = commit_n(idx, 2, MIX_DURABILITY_SYNC);
+	if (ret == 0 && arg == 0)
+		ret = commit_n(idx, 2, MIX_DURABILITY_NONE);
+	if (ret == 0 && arg == 1)
+		ret = mix_index_ext_register(idx, "x.test", 8, 8, 0, &ext);
+	for (i = 0; ret == 0 && arg == 2 && i < 150; i++)
+		ret = commit_n(idx, 1, MIX_DURABILITY_NONE);
+	for (i = 0; ret == 0 && arg == 2 && i < 3; i++)
+		ret = commit_n(idx, 1, MIX_DURABILITY_SYNC);
+	if (ret < 0) {
+		note_err(ret);
+		return 1;
+	}
+	if (arg == 2)
+		_exit(0);   /* the power goes while it runs */
+	ret = mix_index_close(&idx);
+	mix_io_trace_set(NULL, NULL);
+	return ret == 0 ? 0 : 2;
+}
+
+static void test_unsynced(const char *base)
+{
+	static const char *const what[3] = {
+		"SYNC then NONE commits, close",
+		"SYNC commit then extension registration, close",
+		"NONE commits past a rotation, then SYNC commits" };
+	static const uint32_t want[3] = { 2, 2, 5 };
+	char dir[4096];
+	int i, ret;
+
+	durable = mmap(NULL, sizeof(*durable), PROT_READ | PROT_WRITE,
+		       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (durable == MAP_FAILED)
+		BAIL("mmap");
+	for (i = 0; i < 3; i++) {
+		snprintf(dir, sizeof(dir), "%.4000s/u%d", base, i);
+		mkdir(dir, 0755);
+		child_rotate_size = i == 2 ? 4096 : 0;
+		ret = in_child(st_unsynced, dir, i);
+		child_rotate_size = 0;
+		ok(ret == 0, "%s (exit %d: %s)", what[i], ret, ret ? sh->err : "ok");
+		power_cut(dir);
+		ret = in_child(st_open_commit, dir, MIX_OPEN_READONLY);
+		ok(ret == 0 && sh->count >= want[i], "%s, power cut: opens "
+		   "with the %u SYNC-acknowledged messages (ret %d, %u "
+		   "messages, %s)", what[i], want[i], ret, sh->count,
+		   ret ? sh->err : "ok");
+		ret = in_child(st_open_commit, dir, 0);
+		ok(ret == 0, "%s, power cut: writable open (%s)", what[i],
+		   ret ? sh->err : "ok");
+	}
+	munmap(durable, sizeof(*durable));
 }
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -505,6 +628,7 @@ int main(void)
 	test_idle(d1);
 	test_logs_lost(d2);
 	test_foreign(d3, d4, d5);
+	test_unsynced(d1);
 	tu_rmdir_r(d5);
 	free(d5);
 	tu_rmdir_r(d1);
