@@ -200,7 +200,10 @@ static int open_logs(struct recovery *rc)
 			continue;
 		if (ret < 0)
 			return ret;
-		if (rc->have_state && stale_log(rc, &rc->logs[i].hdr)) {
+		/* at open, check_logs decides what a log of another
+		 * indexid is */
+		if (rc->quiet && rc->have_state &&
+		    stale_log(rc, &rc->logs[i].hdr)) {
 			mix_log_reader_close(&rc->logs[i]);
 			continue;
 		}
