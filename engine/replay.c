@@ -3,7 +3,9 @@
  * at open (recovery) and by read-only openers following the log.  The
  * writer applies live transactions through the same builder functions
  * (txn-apply.c) and logs exactly what they changed, so replaying the log
- * reproduces the published state record for record, modseqs included.
+ * reproduces the published state record for record, modseqs included
+ * (a transaction of FLAGS records that changed only DIRTY moves no
+ * modseq, here as there: docs/condstore.md).
  *
  * Every record has been validated by mix_log_txn_next_op; what can still
  * be wrong is its meaning against the state (an append below next_uid, an
@@ -186,9 +188,12 @@ int mix_replay_txn(struct mix_builder *b, const uint8_t *txn, uint32_t size,
 {
 	struct mix_log_op op;
 	uint32_t pos = 0;
-	int ret;
+	int ret, raise = 0;
 
 	while ((ret = mix_log_txn_next_op(txn, size, major, &pos, &op)) > 0) {
+		/* as txn-apply.c: FLAGS records raise highest_modseq
+		 * themselves, only when visible (not DIRTY alone) */
+		raise |= op.type != MIX_LOG_FLAGS;
 		ret = replay_op(b, &op, modseq);
 		if (ret < 0)
 			break;
@@ -201,6 +206,7 @@ int mix_replay_txn(struct mix_builder *b, const uint8_t *txn, uint32_t size,
 		return mix_err(MIX_ECORRUPT, "%s: transaction at offset %llu: "
 			       "%s", path, (unsigned long long)offset, msg);
 	}
-	mix_builder_touch(b, modseq);
+	if (raise)
+		mix_builder_touch(b, modseq);
 	return 0;
 }

@@ -732,13 +732,19 @@ int mix_builder_expunge(struct mix_builder *b, uint32_t first, uint32_t last,
 
 /* ---- per-record changes ----------------------------------------------- */
 
-/* Apply fn to every record in [first, last]; fn returns 1 if it would
- * change the record (then it is called again on the private copy with
- * apply=1).  Changed records get modseq. */
-/* A mutation callback: with apply 0, whether r would change; with apply
- * 1, change r, which is in chunk c (private by then). */
+/* Apply fn to every record in [first, last]; fn returns non-zero if it
+ * would change the record (then it is called again on the private copy
+ * with apply=1).  Changed records are listed in out (the log records
+ * them); those with a visible change (REC_VISIBLE) get modseq and raise
+ * highest_modseq, those whose change is internal only (REC_HIDDEN: the
+ * DIRTY flag, docs/condstore.md) keep their modseq. */
+/* A mutation callback: with apply 0, whether r would change (0, or
+ * REC_VISIBLE / REC_HIDDEN); with apply 1, change r, which is in chunk c
+ * (private by then). */
 typedef int rec_fn(struct mix_builder *b, struct mix_chunk *c, uint8_t *r,
 		   int apply, void *ctx);
+
+enum { REC_VISIBLE = 1, REC_HIDDEN = 2 };
 
 static int for_range(struct mix_builder *b, uint32_t first, uint32_t last,
 		     uint64_t modseq, struct mix_ranges *out, rec_fn *fn,
@@ -746,7 +752,7 @@ static int for_range(struct mix_builder *b, uint32_t first, uint32_t last,
 {
 	struct run run = { out, 0 };
 	uint32_t ci = dir_find(b, first), pos;
-	int any = 0;
+	int any = 0, kind;
 
 	for (; ci < b->nchunks && b->chunks[ci]->first_uid <= last; ci++) {
 		struct mix_chunk *c = b->chunks[ci];
@@ -757,7 +763,7 @@ static int for_range(struct mix_builder *b, uint32_t first, uint32_t last,
 			uint8_t *r = c_rec(b, c, pos);
 			if (r_uid(r) > last)
 				break;
-			if (!fn(b, c, r, 0, ctx)) {
+			if (!(kind = fn(b, c, r, 0, ctx))) {
 				run.open = 0;
 				continue;
 			}
@@ -769,10 +775,13 @@ static int for_range(struct mix_builder *b, uint32_t first, uint32_t last,
 				r = c_rec(b, c, pos);
 			}
 			fn(b, c, r, 1, ctx);
-			set_record_modseq(c, r, modseq);
+			if (kind == REC_VISIBLE) {
+				set_record_modseq(c, r, modseq);
+				any = 1;
+			}
 			if (run_changed(&run, r_uid(r)) < 0)
 				return -ENOMEM;
-			any = 1;
+			b->changed = 1;
 		}
 	}
 	if (any)
@@ -820,7 +829,8 @@ static int flags_fn(struct mix_builder *b, struct mix_chunk *c,
 	const struct flags_ctx *f = ctx;
 	uint8_t old = r[4], nf = (uint8_t)((old | f->add) & ~f->remove);
 	if (!apply)
-		return nf != old;
+		return nf == old ? 0 : ((nf ^ old) & ~MIX_FLAGS_INTERNAL)
+			? REC_VISIBLE : REC_HIDDEN;
 	r[4] = nf;
 	counters_add(&b->hdr, r_uid(r), old, -1);
 	counters_add(&b->hdr, r_uid(r), nf, 1);

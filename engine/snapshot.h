@@ -27,6 +27,10 @@
 
 #define MIX_CHUNK_MAX 1024u
 
+/* Flag bits no IMAP client sees: a change of only these moves no modseq
+ * and is logged in FLAGS records of their own (docs/condstore.md). */
+#define MIX_FLAGS_INTERNAL ((uint8_t)MIX_FLAG_DIRTY)
+
 struct mix_index;
 struct mix_reclaim;
 

@@ -6,7 +6,12 @@
  * Operations apply in the order the committer added them.  UIDs are
  * assigned here.  Only effective changes are logged (a flag that is
  * already set changes nothing, gets no record and raises no modseq); a
- * transaction that changes nothing is not logged at all.  A keyword name
+ * transaction that changes nothing is not logged at all.  A change of
+ * internal flag bits only (DIRTY) is logged but raises no modseq: the
+ * records keep theirs, and a transaction whose records are all FLAGS
+ * records with no visible effect leaves highest_modseq (replay.c applies
+ * the same rule to the same records; docs/condstore.md lists what raises
+ * a modseq).  A keyword name
  * new to the index is declared by a KEYWORD record with no ranges at the
  * moment it is created, so replay creates names in the same order.
  */
@@ -184,18 +189,39 @@ static int op_ranges_get(struct mix_builder *b, struct mix_txn *t,
 	return ret;
 }
 
+/* One FLAGS record for the messages of o whose bits in mask change. */
+static int apply_flags_mask(struct mix_builder *b, const struct op_ranges *o,
+			    uint8_t add, uint8_t remove, uint8_t mask,
+			    uint64_t modseq, struct mix_buf *buf)
+{
+	struct mix_ranges out = { 0 };
+	uint32_t i;
+	int ret = 0;
+
+	add &= mask;
+	remove &= mask;
+	if (!add && !remove)
+		return 0;
+	for (i = 0; i < o->n && ret == 0; i++)
+		ret = mix_builder_flags(b, o->r[i].first, o->r[i].last, add,
+					remove, modseq, &out);
+	if (ret == 0 && out.count)
+		ret = mix_logenc_flags(buf, add, remove, out.r, out.count);
+	mix_ranges_free(&out);
+	return ret;
+}
+
+/* Visible flags and internal ones (DIRTY) in two FLAGS records, so that a
+ * record whose masks hold internal bits only is one that moved no modseq,
+ * on replay and for mixctl alike (docs/condstore.md); the bits are
+ * independent, so the split changes no result. */
 static int apply_flags(struct mix_builder *b, struct mix_txn *t,
 		       const struct txn_op *op, uint64_t modseq,
 		       struct mix_buf *buf)
 {
 	struct op_ranges o;
-	const struct mix_uid_range *r;
-	struct mix_ranges out = { 0 };
 	uint8_t add = 0, remove = 0;
-	uint32_t i;
 	int ret = op_ranges_get(b, t, op, &o);
-
-	r = o.r;
 
 	if (op->modify == MIX_MODIFY_ADD)
 		add = op->flags;
@@ -205,12 +231,13 @@ static int apply_flags(struct mix_builder *b, struct mix_txn *t,
 		add = op->flags;
 		remove = (uint8_t)(MIX_FLAGS_ALL & ~op->flags);
 	}
-	for (i = 0; i < o.n && ret == 0; i++)
-		ret = mix_builder_flags(b, r[i].first, r[i].last, add, remove,
-					modseq, &out);
-	if (ret == 0 && out.count)
-		ret = mix_logenc_flags(buf, add, remove, out.r, out.count);
-	mix_ranges_free(&out);
+	if (ret == 0)
+		ret = apply_flags_mask(b, &o, add, remove,
+				       (uint8_t)~MIX_FLAGS_INTERNAL, modseq,
+				       buf);
+	if (ret == 0)
+		ret = apply_flags_mask(b, &o, add, remove, MIX_FLAGS_INTERNAL,
+				       modseq, buf);
 	mix_ranges_free(&o.tmp);
 	return ret;
 }
@@ -454,9 +481,9 @@ static void modified_normalize(struct mix_txn *t)
 int mix_txn_apply(struct mix_builder *b, struct mix_txn *t, uint64_t modseq,
 		  struct mix_buf *buf)
 {
-	size_t start, body;
+	size_t start, body, before;
 	uint32_t i;
-	int ret;
+	int ret, raise = 0;
 
 	memset(&t->result, 0, sizeof(t->result));
 	t->modified_count = 0;
@@ -468,11 +495,17 @@ int mix_txn_apply(struct mix_builder *b, struct mix_txn *t, uint64_t modseq,
 		return ret;
 	body = buf->len;
 	for (i = 0; i < t->nops; i++) {
+		/* a logged record other than FLAGS raises highest_modseq
+		 * (FLAGS records raise it themselves, when visible) */
+		int flags_op = t->ops[i].type == TXN_FLAGS;
+		before = buf->len;
 		ret = apply_op(b, t, &i, modseq, buf);
 		if (ret < 0) {
 			buf->len = start;
 			return ret;
 		}
+		if (buf->len != before && !flags_op)
+			raise = 1;
 	}
 	if (t->modified_count) {
 		modified_normalize(t);
@@ -486,7 +519,9 @@ int mix_txn_apply(struct mix_builder *b, struct mix_txn *t, uint64_t modseq,
 		return 0;
 	}
 	mix_logenc_end(buf, start);
-	mix_builder_touch(b, modseq);
-	t->result.modseq = modseq;
+	if (raise)
+		mix_builder_touch(b, modseq);
+	/* modseq, or for a DIRTY-only transaction the unchanged highest */
+	t->result.modseq = b->hdr.highest_modseq;
 	return 0;
 }

@@ -12,6 +12,8 @@
  *    without known UIDs, precise and fallback (bounded history, sequence
  *    match data), UIDVALIDITY mismatch;
  *  - the expunge history survives close/reopen (it is persisted);
+ *  - MIX_FLAG_DIRTY is internal: changing only it raises no modseq,
+ *    live, after replay and after reopen;
  *  - two threads racing conditional stores on the same messages: for
  *    every message and round exactly one wins.
  */
@@ -304,6 +306,160 @@ static void test_qresync(struct mix_index *idx, const char *dir)
 	mix_index_close(&idx);
 }
 
+/* ---- DIRTY is internal ---------------------------------------------------- */
+
+static uint8_t flags_of(struct mix_index *idx, uint32_t uid)
+{
+	struct mix_record rec;
+	uint8_t v = 0;
+	mix_read_lock();
+	if (mix_snap_lookup_uid(mix_index_snap(idx), uid, &rec))
+		v = rec.flags;
+	mix_read_unlock();
+	return v;
+}
+
+/* What a client could see of messages 1..5: flags, modseqs, HIGHEST. */
+struct seen_state {
+	uint8_t flags[6];
+	uint64_t modseq[6];
+	uint64_t highest;
+};
+
+static void seen_state(struct mix_index *idx, struct seen_state *st)
+{
+	uint32_t u;
+	for (u = 1; u <= 5; u++) {
+		st->flags[u] = flags_of(idx, u);
+		st->modseq[u] = modseq_of(idx, u);
+	}
+	st->highest = hms(idx);
+}
+
+/* The same flags (DIRTY included), modseqs and HIGHESTMODSEQ in idx as in
+ * want; prints the first difference. */
+static int same_state(struct mix_index *idx, const struct seen_state *want,
+		      const char *what)
+{
+	struct seen_state got;
+	uint32_t u;
+	seen_state(idx, &got);
+	for (u = 1; u <= 5; u++)
+		if (got.flags[u] != want->flags[u] ||
+		    got.modseq[u] != want->modseq[u]) {
+			diag("%s: uid %u flags 0x%02x modseq %llx (expected "
+			     "0x%02x, %llx)", what, u, got.flags[u],
+			     (unsigned long long)got.modseq[u], want->flags[u],
+			     (unsigned long long)want->modseq[u]);
+			return 0;
+		}
+	if (got.highest != want->highest) {
+		diag("%s: HIGHESTMODSEQ %llx (expected %llx)", what,
+		     (unsigned long long)got.highest,
+		     (unsigned long long)want->highest);
+		return 0;
+	}
+	return 1;
+}
+
+/* MIX_FLAG_DIRTY is index-internal (docs/condstore.md): setting or
+ * clearing it alone changes no record modseq and not HIGHESTMODSEQ, live
+ * and after replay (a read-only open applies the log tail) and after a
+ * reopen; a visible flag change beside it still raises both. */
+static void test_dirty(const char *dir)
+{
+	struct mix_commit_result res;
+	struct mix_index *idx, *ro;
+	struct mix_txn *t;
+	struct mix_uid_range r1 = { 1, 1 }, r2 = { 2, 2 }, r3 = { 3, 3 };
+	struct seen_state before, live;
+	uint64_t h, m1;
+	int ret;
+
+	if (mix_index_open(engine, dir, MIX_OPEN_CREATE, &idx) < 0)
+		BAIL("open: %s", mix_last_error());
+	append(idx, 5);
+	store(idx, 3, 3, MIX_MODIFY_ADD, MIX_FLAG_DIRTY | MIX_FLAG_SEEN, 0, 0,
+	      NULL);
+	/* the checkpoint holds the messages; what follows is replayed */
+	mix_index_close(&idx);
+	if (mix_index_open(engine, dir, 0, &idx) < 0)
+		BAIL("reopen: %s", mix_last_error());
+	seen_state(idx, &before);
+	h = before.highest;
+	m1 = before.modseq[1];
+
+	ok(store(idx, 1, 2, MIX_MODIFY_ADD, MIX_FLAG_DIRTY, 0, 0, &res) == 0 &&
+	   !res.no_changes && (flags_of(idx, 1) & MIX_FLAG_DIRTY),
+	   "STORE 1:2 +DIRTY changes the records (no_changes %d)",
+	   res.no_changes);
+	is(modseq_of(idx, 1), m1, "+DIRTY leaves the record's modseq");
+	is(hms(idx), h, "+DIRTY leaves HIGHESTMODSEQ");
+	is(res.modseq, h, "and the commit reports HIGHESTMODSEQ as its "
+	   "modseq");
+	store(idx, 1, 1, MIX_MODIFY_REMOVE, MIX_FLAG_DIRTY, 0, 0, NULL);
+	ok(!(flags_of(idx, 1) & MIX_FLAG_DIRTY) && modseq_of(idx, 1) == m1 &&
+	   hms(idx) == h, "-DIRTY: cleared, modseq and HIGHESTMODSEQ kept");
+	/* REPLACE whose only effect is DIRTY: uid 3 has SEEN|DIRTY */
+	store(idx, 3, 3, MIX_MODIFY_REPLACE, MIX_FLAG_SEEN, 0, 0, NULL);
+	ok(flags_of(idx, 3) == MIX_FLAG_SEEN &&
+	   modseq_of(idx, 3) == before.modseq[3] && hms(idx) == h,
+	   "FLAGS (\\Seen) on \\Seen+DIRTY: only DIRTY changes, no modseq "
+	   "moves");
+	{
+		/* conditional: DIRTY does not make a message "modified" */
+		ok(store(idx, 2, 2, MIX_MODIFY_ADD, MIX_FLAG_FLAGGED, 1, h,
+			 &res) == 0 && res.modified_count == 0,
+		   "UNCHANGEDSINCE HIGHESTMODSEQ after a DIRTY change: not "
+		   "MODIFIED (%u)", res.modified_count);
+		mix_commit_result_free(&res);
+		ok(modseq_of(idx, 2) > h && hms(idx) == modseq_of(idx, 2),
+		   "and that visible change raises the modseq and "
+		   "HIGHESTMODSEQ");
+		h = hms(idx);
+	}
+	/* one transaction: DIRTY on uid 1, \Seen on uid 4 */
+	mix_txn_begin(idx, &t);
+	mix_txn_flags(t, &r1, 1, MIX_MODIFY_ADD, MIX_FLAG_DIRTY);
+	mix_txn_flags(t, &r2, 1, MIX_MODIFY_REMOVE, MIX_FLAG_DIRTY);
+	{
+		struct mix_uid_range r4 = { 4, 4 };
+		mix_txn_flags(t, &r4, 1, MIX_MODIFY_ADD, MIX_FLAG_SEEN);
+	}
+	mix_txn_commit(&t, MIX_DURABILITY_NONE, &res);
+	ok(res.modseq > h && hms(idx) == res.modseq &&
+	   modseq_of(idx, 4) == res.modseq && modseq_of(idx, 1) == m1 &&
+	   modseq_of(idx, 2) == h, "DIRTY beside \\Seen in one transaction: "
+	   "only the \\Seen message gets the modseq (1: %llx, 2: %llx, 4: "
+	   "%llx, txn %llx)", (unsigned long long)modseq_of(idx, 1),
+	   (unsigned long long)modseq_of(idx, 2),
+	   (unsigned long long)modseq_of(idx, 4),
+	   (unsigned long long)res.modseq);
+	/* and a DIRTY-only transaction last, so the log ends with one */
+	mix_txn_begin(idx, &t);
+	mix_txn_flags(t, &r3, 1, MIX_MODIFY_ADD, MIX_FLAG_DIRTY);
+	mix_txn_commit(&t, MIX_DURABILITY_SYNC, NULL);
+	seen_state(idx, &live);
+	ok(live.highest == res.modseq && (live.flags[3] & MIX_FLAG_DIRTY),
+	   "a DIRTY-only transaction at the end: HIGHESTMODSEQ still %llx",
+	   (unsigned long long)res.modseq);
+
+	ret = mix_index_open(engine, dir, MIX_OPEN_READONLY, &ro);
+	ok(ret == 0, "read-only open replays the log: %s",
+	   ret ? mix_last_error() : "ok");
+	if (ret == 0) {
+		ok(same_state(ro, &live, "replayed"), "replay gives the live "
+		   "flags, modseqs and HIGHESTMODSEQ");
+		mix_index_close(&ro);
+	}
+	mix_index_close(&idx);
+	if (mix_index_open(engine, dir, 0, &idx) < 0)
+		BAIL("reopen: %s", mix_last_error());
+	ok(same_state(idx, &live, "reopened"), "after close and reopen: the "
+	   "same flags, modseqs and HIGHESTMODSEQ");
+	mix_index_close(&idx);
+}
+
 /* ---- the race ----------------------------------------------------------- */
 
 #define RACE_MSGS 20
@@ -382,6 +538,7 @@ int main(void)
 	struct mix_engine_config cfg;
 	struct mix_index *idx;
 	char *dir = tu_tmpdir("condstore"), *dir2 = tu_tmpdir("race");
+	char *dir3 = tu_tmpdir("dirty");
 
 	mix_engine_config_init(&cfg);
 	cfg.log_rotate_size = 8192;
@@ -392,10 +549,13 @@ int main(void)
 	test_highestmodseq_and_store(idx);
 	test_changedsince(idx);
 	test_qresync(idx, dir);
+	test_dirty(dir3);
 	test_race(dir2);
 	mix_engine_free(&engine);
 	tu_rmdir_r(dir);
 	tu_rmdir_r(dir2);
+	tu_rmdir_r(dir3);
+	free(dir3);
 	free(dir);
 	free(dir2);
 	return tap_done();
