@@ -44,7 +44,8 @@
  *
  * MIX_LIFECYCLE_SEED replays a run's choices (always printed; where the
  * child is killed depends on scheduling too); MIX_LIFECYCLE_STEPS sets its
- * length (default 400); MIX_LIFECYCLE_STOP=1 ends it at the first failure.  $MIX_BUILD/mixctl is run for checks.
+ * length (default 400); MIX_LIFECYCLE_STOP=1 ends it at the first failure;
+ * MIX_LIFECYCLE_LOG=FILE writes every operation and failure to FILE.  $MIX_BUILD/mixctl is run for checks.
  * See docs/api.md (Opening and recovery), docs/design.md §1 (invariants 4
  * and 5), docs/condstore.md (Expunge history).
  */
@@ -111,6 +112,7 @@ static long oplog_printed_step = -1, oplogs_printed;
 static int stop_at_fail;   /* MIX_LIFECYCLE_STOP=1: end at the first */
 static char oplog[OPLOG_N][200];
 static unsigned oplog_n;
+static FILE *oplog_file;   /* MIX_LIFECYCLE_LOG: every operation */
 
 static void opf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void opf(const char *fmt, ...)
@@ -121,6 +123,8 @@ static void opf(const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(p + n, 200 - (size_t)n, fmt, ap);
 	va_end(ap);
+	if (oplog_file)
+		fprintf(oplog_file, "%s\n", p);
 }
 
 static void print_oplog(void)
@@ -168,6 +172,8 @@ static void fail(enum cat c, const char *fmt, ...)
 	fresh = new_kind(c, msg);
 	if (!fresh && cat_fail[c] > 8)
 		return;
+	if (oplog_file)
+		fprintf(oplog_file, "FAIL [%s]: %s\n", cat_name[c], msg);
 	printf("# FAIL step %ld [%s]: %s\n", step, cat_name[c], msg);
 	if (oplog_printed_step != step &&
 	    (fresh || oplogs_printed < 12 || stop_at_fail)) {
@@ -858,10 +864,13 @@ static int cmp_header(const struct mix_snap *s, enum cat c, const char *who)
 	int bad = 0;
 	uint64_t hms = mix_snap_highest_modseq(s);
 
-	check(C_UID, mix_snap_next_uid(s) >= M.next_uid, "%s: next_uid %u "
+	/* a stale follower is its own failure, not the writer's */
+	check(c == C_RO ? C_RO : C_UID, mix_snap_next_uid(s) >= M.next_uid,
+	      "%s: next_uid %u "
 	      "below the model's %u (UIDs would be issued twice)", who,
 	      mix_snap_next_uid(s), M.next_uid);
-	check(C_MODSEQ, hms >= M.hms, "%s: HIGHESTMODSEQ %#llx below the "
+	check(c == C_RO ? C_RO : C_MODSEQ, hms >= M.hms,
+	      "%s: HIGHESTMODSEQ %#llx below the "
 	      "model's %#llx (went backwards)", who, (unsigned long long)hms,
 	      (unsigned long long)M.hms);
 	if (mix_snap_messages_count(s) != M.n ||
@@ -1113,7 +1122,8 @@ static uint64_t idx_hms(struct mix_index *idx)
 
 static char *mixctl;
 
-static void run_mixctl(const char *dir, const char *when)
+/* Returns 1 when mixctl check says the directory is clean. */
+static int run_mixctl(const char *dir, const char *when)
 {
 	static char out[16384];
 	int fds[2], status;
@@ -1142,11 +1152,13 @@ static void run_mixctl(const char *dir, const char *when)
 		;
 	close(fds[0]);
 	waitpid(pid, &status, 0);
-	opf("mixctl check (%s): exit %d", when,
-	    WIFEXITED(status) ? WEXITSTATUS(status) : 128);
-	check(C_MIXCTL, WIFEXITED(status) && WEXITSTATUS(status) == 0,
-	      "mixctl check %s (%s): exit status %d, expected 0; it said:\n%s",
-	      dir, when, WIFEXITED(status) ? WEXITSTATUS(status) : 128, out);
+	status = WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+	opf("mixctl check (%s): exit %d", when, status);
+	check(C_MIXCTL, status == 0, "mixctl check (%s): %s, expected exit 0 "
+	      "(clean); %s said:\n%s", when, status == 1 ? "exit 1 (problems)" :
+	      status == 2 ? "exit 2 (could not check)" : "killed or not run",
+	      dir, out);
+	return status == 0;
 }
 
 /* ---- the parent's handles and engine ----------------------------------------- */
@@ -1190,6 +1202,8 @@ static void close_ro(int i)
 	RO[i] = NULL;
 }
 
+static int last_close_clean;   /* the last close returned 0, mixctl clean */
+
 static int close_w(void)
 {
 	int ret = mix_index_close(&W);
@@ -1197,7 +1211,7 @@ static int close_w(void)
 	check(C_CLOSE, ret == 0, "close of the writable handle: %s (%s)",
 	      mix_strerror(ret), mix_last_error());
 	W = NULL;
-	run_mixctl(dir, "after a close");
+	last_close_clean = run_mixctl(dir, "after a close") && ret == 0;
 	return ret;
 }
 
@@ -1445,8 +1459,9 @@ static void st_lose_logs(void)
 	char p[4096];
 	if (!W && open_w(0, "before losing the logs") < 0)
 		return;
-	if (close_w() < 0)
-		return;   /* only after a clean close */
+	close_w();
+	if (!last_close_clean)
+		return;   /* only after a clean close (the rest is reported) */
 	snprintf(p, sizeof(p), "%s/mix.index.log", dir);
 	unlink(p);
 	snprintf(p, sizeof(p), "%s/mix.index.log.2", dir);
@@ -1845,6 +1860,9 @@ int main(int argc, char **argv)
 	nsteps = n && *n ? strtol(n, NULL, 0) : 400;
 	stop_at_fail = getenv("MIX_LIFECYCLE_STOP") &&
 		       atoi(getenv("MIX_LIFECYCLE_STOP")) > 0;
+	if (getenv("MIX_LIFECYCLE_LOG") &&
+	    !(oplog_file = fopen(getenv("MIX_LIFECYCLE_LOG"), "w")))
+		BAIL("cannot write %s", getenv("MIX_LIFECYCLE_LOG"));
 	printf("# seed: MIX_LIFECYCLE_SEED=%llu MIX_LIFECYCLE_STEPS=%ld\n",
 	       (unsigned long long)seed, nsteps);
 	rng = seed ? seed : 1;
@@ -1884,5 +1902,7 @@ int main(int argc, char **argv)
 	free(dir);
 	free(mixctl);
 	free(self_exe);
+	if (oplog_file)
+		fclose(oplog_file);
 	return tap_done();
 }
