@@ -100,6 +100,7 @@ int main(int argc, char **argv)
 		pc_totals_add(&all, &one);
 	}
 	mix_engine_free(&eng);
+	pc_classes_print(stdout);
 	st_figure("traces", o.traces, "traces");
 	st_figure("events", (double)all.events, "calls");
 	st_figure("steps", (double)all.steps, "steps");

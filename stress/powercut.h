@@ -958,7 +958,7 @@ static inline int pc_match_err(struct pc_run *r, const char *which,
 /* One more commit on the recovered index: modseq and UID above all the
  * workload saw before the cut. */
 static inline int pc_check_commit(struct pc_run *r, struct mix_index *ix,
-				  char *err, size_t esize)
+				  uint32_t *uid_r, char *err, size_t esize)
 {
 	struct mix_txn *txn = NULL;
 	struct mix_commit_result res;
@@ -974,6 +974,7 @@ static inline int pc_check_commit(struct pc_run *r, struct mix_index *ix,
 		return -1;
 	}
 	mix_commit_result_free(&res);
+	*uid_r = res.last_uid;
 	if (res.modseq <= r->max_modseq) {
 		r->tot->modseq_reuse++;
 		snprintf(err, esize, "modseq reuse: commit after recovery got "
@@ -992,11 +993,43 @@ static inline int pc_check_commit(struct pc_run *r, struct mix_index *ix,
 	return 0;
 }
 
-/* Open the materialized state read-only, then writable; 0 ok, -1 failed
- * (err says why), 1 only UID reuse (counted, not a failure). */
+/* The index reopened read-only after the check's commit: it opens and
+ * has the appended UID. */
+static inline int pc_check_reopen(struct pc_run *r, uint32_t uid, char *err,
+				  size_t esize)
+{
+	struct mix_index *ix = NULL;
+	int ret = mix_index_open(r->eng, r->state, MIX_OPEN_READONLY, &ix);
+	int found;
+
+	if (ret < 0) {
+		r->tot->open_fail++;
+		snprintf(err, esize, "read-only reopen after the check's "
+			 "commit: %s (%s)", mix_strerror(ret),
+			 mix_last_error());
+		return -1;
+	}
+	mix_read_lock();
+	found = mix_snap_lookup_uid(mix_index_snap(ix), uid, NULL);
+	mix_read_unlock();
+	mix_index_close(&ix);
+	if (!found) {
+		snprintf(err, esize, "read-only reopen after the check's "
+			 "commit: its SYNC append (UID %u) is missing", uid);
+		return -1;
+	}
+	return 0;
+}
+
+/* Open the materialized state read-only, then writable (both must see
+ * the same state, one of steps lo..hi), commit, close, reopen read-only;
+ * 0 ok, -1 failed (err says why), 1 only UID reuse (counted, not a
+ * failure). */
 static inline int pc_check(struct pc_run *r, char *err, size_t esize)
 {
 	struct mix_index *ix = NULL;
+	uint64_t d_ro, d_rw;
+	uint32_t uid = 0;
 	int ret, cret;
 
 	pc_warnings[0] = '\0';
@@ -1011,9 +1044,9 @@ static inline int pc_check(struct pc_run *r, char *err, size_t esize)
 			 mix_strerror(ret), mix_last_error());
 		return -1;
 	}
-	ret = pc_match_err(r, "read-only", pc_digest(ix), err, esize);
+	d_ro = pc_digest(ix);
 	mix_index_close(&ix);
-	if (ret < 0)
+	if (pc_match_err(r, "read-only", d_ro, err, esize) < 0)
 		return -1;
 	ret = mix_index_open(r->eng, r->state, 0, &ix);
 	if (ret < 0) {
@@ -1022,28 +1055,92 @@ static inline int pc_check(struct pc_run *r, char *err, size_t esize)
 			 mix_strerror(ret), mix_last_error());
 		return -1;
 	}
-	if (pc_match_err(r, "writable", pc_digest(ix), err, esize) < 0) {
+	d_rw = pc_digest(ix);
+	if (pc_match_err(r, "writable", d_rw, err, esize) < 0 ||
+	    (d_rw != d_ro && snprintf(err, esize, "the read-only open saw "
+				      "another state than the writable "
+				      "open") > 0)) {
+		if (d_rw != d_ro)
+			r->tot->mismatch++;
 		mix_index_close(&ix);
 		return -1;
 	}
-	cret = pc_check_commit(r, ix, err, esize);
+	cret = pc_check_commit(r, ix, &uid, err, esize);
 	ret = mix_index_close(&ix);
 	if (cret >= 0 && ret < 0) {
 		snprintf(err, esize, "close after recovery: %s (%s)",
 			 mix_strerror(ret), mix_last_error());
 		return -1;
 	}
+	if (cret >= 0 && pc_check_reopen(r, uid, err, esize) < 0)
+		return -1;
 	return cret;
+}
+
+/* Failures by kind: the error with numbers and the scratch path taken
+ * out, its count and the first example. */
+#define PC_CLASSES 32
+struct pc_class {
+	char key[256];
+	uint64_t count;
+	char example[1024];
+};
+static struct pc_class pc_classes[PC_CLASSES];
+static unsigned pc_nclasses;
+
+static inline void pc_class_add(const char *err, const char *example)
+{
+	char key[256];
+	size_t n = 0;
+	const char *p = strstr(err, "/state/");
+
+	for (const char *q = err; *q && n < sizeof(key) - 1; q++) {
+		if (p && q == strchr(err, '/') && q < p) {
+			q = p + strlen("/state/") - 1;
+			continue;
+		}
+		if (*q >= '0' && *q <= '9') {
+			if (n == 0 || key[n - 1] != '#')
+				key[n++] = '#';
+			continue;
+		}
+		key[n++] = *q;
+	}
+	key[n] = '\0';
+	for (unsigned i = 0; i < pc_nclasses; i++)
+		if (strcmp(pc_classes[i].key, key) == 0) {
+			pc_classes[i].count++;
+			return;
+		}
+	if (pc_nclasses == PC_CLASSES)
+		return;
+	snprintf(pc_classes[pc_nclasses].key, sizeof(key), "%s", key);
+	snprintf(pc_classes[pc_nclasses].example,
+		 sizeof(pc_classes[0].example), "%s", example);
+	pc_classes[pc_nclasses++].count = 1;
+}
+
+static inline void pc_classes_print(FILE *f)
+{
+	for (unsigned i = 0; i < pc_nclasses; i++)
+		fprintf(f, "failure class %u: %llu states: %s\n  first: %s\n",
+			i + 1, (unsigned long long)pc_classes[i].count,
+			pc_classes[i].key, pc_classes[i].example);
 }
 
 static inline void pc_report(struct pc_run *r, const struct pc_choice *c,
 			     const char *err)
 {
+	char example[1024];
 	char path[4096] = "", ev[160] = "(none)";
 	FILE *f;
 
 	if (r->cut > 0)
 		pc_ev_desc(&r->t->ev[r->cut - 1], ev, sizeof(ev));
+	snprintf(example, sizeof(example), "%s seed %llu cut %zu/%zu "
+		 "(after: %s) state: %s", r->name,
+		 (unsigned long long)r->seed, r->cut, r->t->nev, ev, c->desc);
+	pc_class_add(err, example);
 	if (r->saved < PC_MAX_FAIL_SAVE) {
 		snprintf(path, sizeof(path), "%s/fail-%s-cut%zu-%u", r->base,
 			 r->name, r->cut, r->saved);
@@ -1377,10 +1474,14 @@ static inline int pc_run_trace(const struct pc_opts *o,
 	mix_io_trace_set(NULL, NULL);
 	t.on = 0;
 	if (ret < 0) {
+		char ex[128];
 		tot->failures++;
 		printf("FAIL %s seed %llu: the workload failed at step %zu: "
 		       "%s\n", r.name, (unsigned long long)r.seed, t.nsteps,
 		       w.err);
+		snprintf(ex, sizeof(ex), "%s seed %llu step %zu", r.name,
+			 (unsigned long long)r.seed, t.nsteps);
+		pc_class_add(w.err, ex);
 	}
 	tot->events = t.nev;
 	tot->steps = t.nsteps;
