@@ -117,10 +117,19 @@ clean:
 	rm -rf build build-asan build-tsan
 
 # ---- reliability (issue 5, docs/reliability.md) ----------------------------
-# make crashtest [CRASH_ARGS='--cycles 200 --seed N']: kill -9 torture
+# make crashtest [CRASH_ARGS='--cycles 200 --seed N']: kill -9 torture;
+# then tests/test-lifecycle long: LIFECYCLE_STEPS steps for each seed of
+# LIFECYCLE_SEEDS (issue 10; about 100 s per 10,000 steps)
+LIFECYCLE_SEEDS ?= 1 2 3
+LIFECYCLE_STEPS ?= 20000
 .PHONY: crashtest
-crashtest: all $(BUILD)/stress/crashtest
+crashtest: all $(BUILD)/stress/crashtest $(BUILD)/tests/test-lifecycle
 	$(BUILD)/stress/crashtest --mixctl $(BUILD)/mixctl $(CRASH_ARGS)
+	@rc=0; for s in $(LIFECYCLE_SEEDS); do \
+	  MIX_BUILD=$(BUILD) MIX_LIFECYCLE_SEED=$$s \
+	    MIX_LIFECYCLE_STEPS=$(LIFECYCLE_STEPS) \
+	    $(BUILD)/tests/test-lifecycle || rc=1; \
+	done; exit $$rc
 
 # make fuzz [FUZZ_SECONDS=60]: the libFuzzer targets of tests/fuzz, each
 # run FUZZ_SECONDS with ASan+UBSan, seeded from tests/fuzz/corpus-*;
