@@ -1466,9 +1466,9 @@ static int xhist_decode(struct mix_builder *b, const uint8_t *p,
 bad:
 	return mix_err(MIX_ECORRUPT, "mix.index: extension %s: entry %u at "
 		       "data offset %u is malformed (modseqs must not decrease "
-		       "within (oldest_modseq, highest_modseq], ranges be "
-		       "sorted and inside the data)", MIX_EXT_NAME_EXPUNGES, i,
-		       off);
+		       "within [oldest_modseq, highest_modseq], ranges be "
+		       "sorted and inside the data; format.md §2.6)",
+		       MIX_EXT_NAME_EXPUNGES, i, off);
 }
 
 /* ---- starting points -------------------------------------------------- */

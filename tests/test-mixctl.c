@@ -10,7 +10,13 @@
  * chain, a log transaction's CRC inside what mix.index covers, a
  * CRC-valid transaction whose record is invalid, a log of another index.
  * A torn tail after the index's position (what a crash leaves) is a
- * warning with exit 0.  Runs $MIX_BUILD/mixctl (make check sets it).
+ * warning with exit 0.  Every non-zero exit says why on stderr (the
+ * library's verdict and the first problem); the library's read-only open
+ * is the authority: a mix.expunges it refuses (issue 10 item 3) is NOT
+ * CLEAN, one it accepts (an entry at oldest_modseq, dropped on load) and
+ * a DIRTY-only transaction inside mix.index are clean; a corrupt
+ * mix.index, a missing directory and an unknown command give a reason.
+ * Runs $MIX_BUILD/mixctl (make check sets it).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -150,33 +156,29 @@ static void files_free(struct files *f)
 		free(f->data[i]);
 }
 
-/* Run mixctl CMD on a directory holding f; returns its exit status and
- * its output in out. */
-static int run(const char *cmd, const struct files *f, char *out,
-	       size_t size)
+/* What mixctl wrote to stderr in the last run (also in out). */
+static char err_out[8192];
+
+/* Run mixctl CMD ARG; returns its exit status, its stdout and stderr in
+ * out and its stderr alone in err_out. */
+static int run_at(const char *cmd, const char *arg, char *out, size_t size)
 {
-	char *dir = tu_tmpdir("mixctl");
-	int fds[2], status;
+	char *errpath = path_in("/tmp", "mixctl-stderr.XXXXXX");
+	int fds[2], status, efd = mkstemp(errpath);
 	size_t got = 0;
 	ssize_t n;
 	pid_t pid;
 
-	for (int i = 0; i < 3; i++) {
-		char *p = path_in(dir, fnames[i]);
-		if (f->data[i] && tu_write_file(p, f->data[i], f->size[i]) < 0)
-			BAIL("write %s", p);
-		free(p);
-	}
-	if (pipe(fds) < 0)
-		BAIL("pipe");
+	if (efd < 0 || pipe(fds) < 0)
+		BAIL("pipe or stderr file");
 	fflush(stdout);
 	if ((pid = fork()) < 0)
 		BAIL("fork");
 	if (pid == 0) {
 		dup2(fds[1], STDOUT_FILENO);
-		dup2(fds[1], STDERR_FILENO);
+		dup2(efd, STDERR_FILENO);
 		close(fds[0]);
-		execl(mixctl, mixctl, cmd, dir, (char *)NULL);
+		execl(mixctl, mixctl, cmd, arg, (char *)NULL);
 		_exit(127);
 	}
 	close(fds[1]);
@@ -188,9 +190,35 @@ static int run(const char *cmd, const struct files *f, char *out,
 		;
 	close(fds[0]);
 	waitpid(pid, &status, 0);
+	n = pread(efd, err_out, sizeof(err_out) - 1, 0);
+	err_out[n > 0 ? n : 0] = '\0';
+	close(efd);
+	unlink(errpath);
+	free(errpath);
+	/* the caller's out shows both, as a terminal would */
+	if (got + 1 < size)
+		snprintf(out + got, size - got, "%s%s", err_out[0] ?
+			 "[stderr] " : "", err_out);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+/* Run mixctl CMD on a directory holding f. */
+static int run(const char *cmd, const struct files *f, char *out,
+	       size_t size)
+{
+	char *dir = tu_tmpdir("mixctl");
+	int rc;
+
+	for (int i = 0; i < 3; i++) {
+		char *p = path_in(dir, fnames[i]);
+		if (f->data[i] && tu_write_file(p, f->data[i], f->size[i]) < 0)
+			BAIL("write %s", p);
+		free(p);
+	}
+	rc = run_at(cmd, dir, out, size);
 	rm_dir(dir);
 	free(dir);
-	return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+	return rc;
 }
 
 /* Damage a copy with fn and expect exit 1 and want in the output. */
@@ -204,9 +232,12 @@ static void expect(const struct files *good, const char *what,
 
 	fn(&f);
 	rc = run("check", &f, out, sizeof(out));
-	if (!ok(rc == 1 && strstr(out, want1) && (!want2 || strstr(out, want2)),
-		"%s: exit %d (expected 1), reports \"%s\"%s%s", what, rc, want1,
-		want2 ? " ... " : "", want2 ? want2 : ""))
+	/* and says why on stderr, with the library's verdict */
+	if (!ok(rc == 1 && strstr(out, want1) && (!want2 || strstr(out, want2))
+		&& strstr(err_out, "NOT CLEAN") && strstr(err_out, "library: "),
+		"%s: exit %d (expected 1), reports \"%s\"%s%s, and why on "
+		"stderr", what, rc, want1, want2 ? " ... " : "",
+		want2 ? want2 : ""))
 		diag("mixctl said:\n%s", out);
 	files_free(&f);
 }
@@ -321,6 +352,57 @@ static void make_flags_only_log(const char *dir)
 		BAIL("commit: %s", mix_last_error());
 }
 
+/* The data of mix.expunges (format.md §2.2: name_size 12, padded to 16
+ * after the 16-byte extension header), or NULL. */
+static uint8_t *xhist_data(struct files *f)
+{
+	uint8_t *name = memmem(f->data[IX], f->size[IX], "mix.expunges", 12);
+	if (!name || (size_t)(name - f->data[IX]) + 16 + 24 > f->size[IX])
+		return NULL;
+	return name + 16;
+}
+
+/* The engine's loader refuses mix.expunges (an entry below
+ * oldest_modseq), which mix_ifile_parse does not read: the directory of
+ * issue 10 item 3, where check used to exit 2 without a word. */
+static void xhist_below_oldest(struct files *f)
+{
+	uint8_t *d = xhist_data(f);
+	if (!d)
+		BAIL("no mix.expunges in mix.index");
+	put64(d, get64(f->data[IX] + 64));   /* oldest := highest_modseq */
+	fix_index(f);
+}
+
+/* What the trim before format.md §2.6's rule wrote: an entry at
+ * oldest_modseq (the loader drops it). */
+static void xhist_entry_at_oldest(struct files *f)
+{
+	uint8_t *d = xhist_data(f);
+	if (!d)
+		BAIL("no mix.expunges in mix.index");
+	put64(d, get64(d + 16));             /* oldest := entry 0's modseq */
+	fix_index(f);
+}
+
+/* A mix.index that contains a transaction which changed only DIRTY: its
+ * modseq is above highest_modseq (docs/condstore.md), and that is fine. */
+static void make_dirty_only(const char *dir)
+{
+	struct mix_uid_range r = { 1, 2 };
+	struct mix_engine *e;
+	struct mix_index *idx;
+	struct mix_txn *t;
+	if (mix_engine_create(NULL, &e) < 0 ||
+	    mix_index_open(e, dir, 0, &idx) < 0 ||
+	    mix_txn_begin(idx, &t) < 0)
+		BAIL("reopen: %s", mix_last_error());
+	mix_txn_flags(t, &r, 1, MIX_MODIFY_ADD, MIX_FLAG_DIRTY);
+	if (mix_txn_commit(&t, MIX_DURABILITY_NONE, NULL) < 0 ||
+	    mix_index_close(&idx) < 0 || mix_engine_free(&e) < 0)
+		BAIL("commit: %s", mix_last_error());
+}
+
 static void no_files(struct files *f)
 {
 	for (int i = 0; i < 3; i++) {
@@ -335,7 +417,7 @@ int main(void)
 	char *dir = tu_tmpdir("mixctl-src");
 	uint64_t seed = tu_seed();
 	static char out[262144];
-	struct files good, torn, v1;
+	struct files good, torn, v1, dirty;
 	char want[128];
 	int rc;
 
@@ -347,6 +429,8 @@ int main(void)
 	files_load(dir, &good);
 	make_flags_only_log(dir);
 	files_load(dir, &v1);
+	make_dirty_only(dir);
+	files_load(dir, &dirty);
 	rm_dir(dir);
 	free(dir);
 	if (!good.data[IX] || !good.data[L1] || !good.data[L2])
@@ -402,6 +486,59 @@ int main(void)
 		"without run records is clean: exit %d (expected 0)", rc))
 		diag("mixctl said:\n%s", out);
 	files_free(&v1);
+
+	/* the library is the authority on mix.expunges (§2.6) */
+	expect(&good, "mix.expunges the library refuses (issue 10 item 3)",
+	       xhist_below_oldest, "library: mix_index_open (read-only) "
+	       "refuses the directory: ", "mix.expunges");
+	{
+		struct files f = files_copy(&good);
+		xhist_entry_at_oldest(&f);
+		rc = run("check", &f, out, sizeof(out));
+		if (!ok(rc == 0 && strstr(out, "clean: 0 problems") &&
+			strstr(out, "library: opens"), "mix.expunges with an "
+			"entry at oldest_modseq (written by the old trim) opens "
+			"and is clean: exit %d (expected 0)", rc))
+			diag("mixctl said:\n%s", out);
+		files_free(&f);
+	}
+	rc = run("check", &dirty, out, sizeof(out));
+	if (!ok(rc == 0 && strstr(out, "clean: 0 problems"), "a DIRTY-only "
+		"transaction inside mix.index, above its highest_modseq, is "
+		"clean: exit %d (expected 0)", rc))
+		diag("mixctl said:\n%s", out);
+	files_free(&dirty);
+	{
+		/* a corrupt mix.index: exit 1 and why, on stderr */
+		struct files f = files_copy(&good);
+		f.data[IX][0] ^= 0xff;             /* magic */
+		rc = run("check", &f, out, sizeof(out));
+		if (!ok(rc == 1 && strstr(err_out, "NOT CLEAN") &&
+			strstr(err_out, "mix.index") && strstr(err_out, "magic"),
+			"corrupt mix.index: exit %d (expected 1), the reason on "
+			"stderr", rc))
+			diag("mixctl said:\n%s", out);
+		rc = run("dump", &f, out, sizeof(out));
+		if (!ok(rc == 1 && strstr(err_out, "mix.index"), "dump of it: "
+			"exit %d (expected 1), the reason on stderr", rc))
+			diag("mixctl said:\n%s", out);
+		files_free(&f);
+	}
+	{
+		char *gone = tu_tmpdir("mixctl-gone");
+		rmdir(gone);
+		rc = run_at("check", gone, out, sizeof(out));
+		if (!ok(rc == 2 && strstr(err_out, gone) &&
+			strstr(err_out, "No such file or directory"),
+			"a missing directory: exit %d (expected 2), the reason "
+			"on stderr", rc))
+			diag("mixctl said:\n%s", out);
+		rc = run_at("frobnicate", gone, out, sizeof(out));
+		if (!ok(rc == 2 && strstr(err_out, "usage: "), "an unknown "
+			"command: exit %d (expected 2), usage on stderr", rc))
+			diag("mixctl said:\n%s", out);
+		free(gone);
+	}
 
 	/* a torn tail after the checkpoint: what a crash leaves */
 	torn = files_copy(&good);

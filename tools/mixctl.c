@@ -11,7 +11,17 @@
  *   mixctl log DIR     one line per log transaction: file_seq, offset,
  *                      modseq, size, records
  *
- * check:
+ * check — the library's verdict first, then mixctl's own file checks:
+ *  - the library: mix_index_open(MIX_OPEN_READONLY), with the engine's
+ *    warning callback collecting what recovery repaired or worked around
+ *    (a torn tail cut off, a rebuilt index).  This is the authority: if
+ *    the library refuses the directory, check says NOT CLEAN with the
+ *    library's error; what it warns about is reported as warnings.  The
+ *    rules of recovery live in the library only, so the two cannot drift
+ *    apart; mixctl's checks below add detail (every problem, not the
+ *    first, with its offset), and if they disagree with the library
+ *    (they call damaged what the library opens, or the reverse) that is
+ *    itself a problem, reported with both reasons;
  *  - mix.index: its own field checks (sizes, checksum, header counters,
  *    UID order, record modseqs against highest_modseq, low-water marks),
  *    which report every problem, then the engine's full verification
@@ -30,7 +40,8 @@
  *  recovery handles them without losing anything durable.
  *
  * Exit status: 0 clean (warnings allowed), 1 problems found, 2 usage or
- * a directory that cannot be read.
+ * a directory that cannot be read.  Every non-zero exit says why on
+ * stderr (for check: the library's verdict and the first problem).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -56,6 +67,7 @@
 /* ---- reporting ------------------------------------------------------------ */
 
 static unsigned n_errors, n_warnings;
+static char first_problem[512];   /* for the stderr line of exit 1 */
 
 /* Offsets already reported (per run), so the engine's verdict on the
  * same field is not printed twice. */
@@ -77,17 +89,26 @@ static void problem(const char *file, long long off, const char *field,
 {
 	va_list ap;
 
+	char what[400];
+
 	n_errors++;
 	if (off >= 0 && n_reported < sizeof(reported) / sizeof(reported[0]))
 		reported[n_reported++] = off;
-	if (off >= 0)
-		printf("%s: offset %lld: %s: ", file, off, field);
-	else
-		printf("%s: %s: ", file, field);
 	va_start(ap, fmt);
-	vprintf(fmt, ap);
+	vsnprintf(what, sizeof(what), fmt, ap);
 	va_end(ap);
-	putchar('\n');
+	if (off >= 0)
+		printf("%s: offset %lld: %s: %s\n", file, off, field, what);
+	else
+		printf("%s: %s: %s\n", file, field, what);
+	if (n_errors == 1) {
+		if (off >= 0)
+			snprintf(first_problem, sizeof(first_problem), "%s: "
+				 "offset %lld: %s: %s", file, off, field, what);
+		else
+			snprintf(first_problem, sizeof(first_problem),
+				 "%s: %s: %s", file, field, what);
+	}
 }
 
 static void warning(const char *file, const char *fmt, ...)
@@ -558,9 +579,25 @@ static uint64_t check_chain(struct dirstate *d)
 	return l1->h.prev_file_offset;
 }
 
+/* A transaction of FLAGS records that change internal bits only (DIRTY):
+ * it moved no modseq (docs/condstore.md), so highest_modseq may be below
+ * its modseq though mix.index contains it. */
+static int txn_internal_only(const uint8_t *txn, uint32_t size, uint8_t major)
+{
+	struct mix_log_op op;
+	uint32_t pos = 0;
+	int ret;
+
+	while ((ret = mix_log_txn_next_op(txn, size, major, &pos, &op)) > 0)
+		if (op.type != MIX_LOG_FLAGS ||
+		    ((op.add | op.remove) & ~MIX_FLAGS_INTERNAL))
+			return 0;
+	return ret == 0;
+}
+
 /* Transactions of log l from..to against the index: those mix.index
- * contains (before its position) have modseq <= highest_modseq, the first
- * one after a higher one (§4). */
+ * contains (before its position) have modseq <= highest_modseq unless
+ * they changed DIRTY only, the first one after a higher one (§4). */
 static void check_modseqs(struct dirstate *d, struct log *l, uint64_t limit,
 			  uint32_t pos_seq, uint64_t pos_off)
 {
@@ -578,7 +615,8 @@ static void check_modseqs(struct dirstate *d, struct log *l, uint64_t limit,
 					     (uint32_t)off);
 		int contained = l->h.file_seq < pos_seq ||
 				(l->h.file_seq == pos_seq && off < pos_off);
-		if (contained && m > h->highest_modseq)
+		if (contained && m > h->highest_modseq &&
+		    !txn_internal_only(txn, size, l->r.hdr.major_version))
 			problem(l->f.path, (long long)off, "modseq", "%" PRIu64
 				" is above mix.index's highest_modseq %" PRIu64
 				", though mix.index contains this transaction "
@@ -754,8 +792,13 @@ static void cross_checks(struct dirstate *d)
 			check_modseqs(d, l2, limit2, pos_seq, pos_off);
 		if (l1->hdr_ok)
 			check_modseqs(d, l1, l1->f.size, pos_seq, pos_off);
-		if (mix_builder_from_ifile(&b, 1, &d->ifile, NULL) < 0)
-			exit(2);
+		if (mix_builder_from_ifile(&b, 1, &d->ifile, NULL) < 0) {
+			/* e.g. the expunge history (format.md §2.6), which
+			 * only the loader reads */
+			engine_problem(d->index.path, "load",
+				       mix_last_error());
+			return;
+		}
 	} else {
 		struct mix_index_header h;
 		struct log *first = l2->hdr_ok && l2->h.prev_file_seq == 0 ? l2
@@ -774,8 +817,10 @@ static void cross_checks(struct dirstate *d)
 						   first->h.file_seq, 0);
 		pos_seq = first->h.file_seq;
 		pos_off = first->h.hdr_size;
-		if (mix_builder_init_empty(&b, 1, &h) < 0)
+		if (mix_builder_init_empty(&b, 1, &h) < 0) {
+			fprintf(stderr, "mixctl: out of memory\n");
 			exit(2);
+		}
 	}
 	if (l2->hdr_ok)
 		check_torn(l2, !l1->hdr_ok, pos_seq, pos_off, limit2);
@@ -788,6 +833,102 @@ static void cross_checks(struct dirstate *d)
 	finish_and_check(d->dir, &b);
 }
 
+/* ---- the library's verdict ------------------------------------------------ */
+
+#define LIB_WARNINGS_MAX 16
+
+struct lib_verdict {
+	int ret;                     /* of mix_index_open */
+	char error[1024];            /* its message when it refused */
+	struct mix_open_info info;
+	unsigned nwarnings;          /* warning callback calls */
+	char warnings[LIB_WARNINGS_MAX][512];
+};
+
+static void lib_warning(void *ctx, const char *message)
+{
+	struct lib_verdict *v = ctx;
+	if (v->nwarnings < LIB_WARNINGS_MAX)
+		snprintf(v->warnings[v->nwarnings], sizeof(v->warnings[0]),
+			 "%s", message);
+	v->nwarnings++;
+}
+
+/* Open dir read-only through the library, as a server would, and keep
+ * what it said.  Read-only: no lock, no file written. */
+static void library_open(const char *dir, struct lib_verdict *v)
+{
+	struct mix_engine_config cfg;
+	struct mix_engine *e;
+	struct mix_index *idx;
+
+	memset(v, 0, sizeof(*v));
+	mix_engine_config_init(&cfg);
+	cfg.warning = lib_warning;
+	cfg.warning_ctx = v;
+	if ((v->ret = mix_engine_create(&cfg, &e)) < 0) {
+		fprintf(stderr, "mixctl: cannot start the engine: %s\n",
+			mix_last_error());
+		exit(2);
+	}
+	v->ret = mix_index_open(e, dir, MIX_OPEN_READONLY, &idx);
+	if (v->ret < 0) {
+		snprintf(v->error, sizeof(v->error), "%s (%s)",
+			 mix_last_error(), mix_strerror(v->ret));
+	} else {
+		mix_index_open_info(idx, &v->info);
+		(void)mix_index_close(&idx);
+	}
+	(void)mix_engine_free(&e);
+}
+
+/* The library's verdict, printed before mixctl's own checks. */
+static void library_report(const char *dir, const struct lib_verdict *v)
+{
+	unsigned i;
+
+	if (v->ret < 0) {
+		problem(dir, -1, "library", "mix_index_open (read-only) "
+			"refuses the directory: %s (expected it to open)",
+			v->error);
+		return;
+	}
+	printf("%s: library: opens it read-only (%" PRIu64 " transactions "
+	       "replayed)\n", dir, v->info.replayed_txns);
+	/* counted apart from mixctl's own warnings (the summary line
+	 * gives both): the two often describe the same torn tail */
+	for (i = 0; i < v->nwarnings && i < LIB_WARNINGS_MAX; i++)
+		printf("%s: library: warning: %s\n", dir, v->warnings[i]);
+	if (v->nwarnings > LIB_WARNINGS_MAX)
+		printf("%s: library: warning: %u more\n", dir,
+		       v->nwarnings - LIB_WARNINGS_MAX);
+	/* what open_info says that no warning said */
+	if (v->info.rebuilt && v->nwarnings == 0)
+		printf("%s: library: warning: mix.index failed verification "
+		       "and was rebuilt from the logs\n", dir);
+	if (v->info.dropped_bytes && v->nwarnings == 0)
+		printf("%s: library: warning: %" PRIu64 " bytes of a torn "
+		       "tail cut at log seq %u offset %u\n", dir,
+		       v->info.dropped_bytes, v->info.dropped_file_seq,
+		       v->info.dropped_offset);
+}
+
+/* mixctl's checks and the library must agree; when they do not, the
+ * directory is not clean, whoever is right (both reasons are above). */
+static void library_agree(const char *dir, const struct lib_verdict *v,
+			  unsigned own_errors)
+{
+	if (v->ret < 0 && own_errors == 0)
+		problem(dir, -1, "disagreement", "the library refuses the "
+			"directory (%s), but mixctl's own checks found nothing "
+			"wrong (expected them to find the damage)", v->error);
+	else if (v->ret == 0 && own_errors > 0)
+		problem(dir, -1, "disagreement", "the library opens the "
+			"directory, but mixctl's own checks found %u problem%s "
+			"(above; expected the library to refuse it)",
+			own_errors, own_errors == 1 ? "" : "s");
+}
+
 static int cmd_check(const char *dir)
 {
 	struct dirstate d;
@@ -795,12 +936,22 @@ static int cmd_check(const char *dir)
 	static const char *const strays[2] = { "mix.index.tmp",
 					       "mix.index.log.newtmp" };
 
+	struct lib_verdict lib;
+	unsigned lib_errors;
+
 	memset(&d, 0, sizeof(d));
 	d.dir = dir;
-	if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+	if (stat(dir, &st) < 0) {
+		fprintf(stderr, "mixctl: %s: %s\n", dir, strerror(errno));
+		return 2;
+	}
+	if (!S_ISDIR(st.st_mode)) {
 		fprintf(stderr, "mixctl: %s: not a directory\n", dir);
 		return 2;
 	}
+	library_open(dir, &lib);
+	library_report(dir, &lib);
+	lib_errors = n_errors;
 	load(&d.index, dir, MIX_INDEX_FILENAME);
 	if (d.index.present)
 		d.have_index = check_index(&d.index, &d.ifile);
@@ -828,10 +979,17 @@ static int cmd_check(const char *dir)
 				i ? "rotation" : "checkpoint");
 		free(s.path);
 	}
-	printf("%s: %s: %u problem%s, %u warning%s\n", dir,
-	       n_errors ? "NOT CLEAN" : "clean", n_errors,
-	       n_errors == 1 ? "" : "s", n_warnings,
-	       n_warnings == 1 ? "" : "s");
+	library_agree(dir, &lib, n_errors - lib_errors);
+	printf("%s: %s: %u problem%s, %u warning%s; library: %s, %u "
+	       "warning%s\n", dir, n_errors ? "NOT CLEAN" : "clean",
+	       n_errors, n_errors == 1 ? "" : "s", n_warnings,
+	       n_warnings == 1 ? "" : "s", lib.ret < 0 ? "refuses" : "opens",
+	       lib.nwarnings, lib.nwarnings == 1 ? "" : "s");
+	if (n_errors)
+		fprintf(stderr, "mixctl: %s: NOT CLEAN, %u problem%s; "
+			"library: %s; first: %s\n", dir, n_errors,
+			n_errors == 1 ? "" : "s", lib.ret < 0 ? lib.error :
+			"opens it", first_problem);
 	mix_ifile_free(&d.ifile);
 	for (int i = 0; i < 2; i++) {
 		mix_log_reader_close(&d.logs[i].r);
@@ -875,6 +1033,7 @@ static int cmd_dump(const char *dir)
 	}
 	if (mix_ifile_parse(f.data, f.size, f.path, &x) < 0) {
 		printf("%s\n", mix_last_error());
+		fprintf(stderr, "mixctl: %s\n", mix_last_error());
 		unload(&f);
 		return 1;
 	}
@@ -958,6 +1117,7 @@ static int log_one(const char *dir, const char *name)
 	}
 	if (mix_log_reader_from_buf(f.data, f.size, f.path, &r) < 0) {
 		printf("%s\n", mix_last_error());
+		fprintf(stderr, "mixctl: %s\n", mix_last_error());
 		unload(&f);
 		return 1;
 	}
@@ -992,6 +1152,10 @@ static int log_one(const char *dir, const char *name)
 		       dr < 0 ? " CORRUPT" : "");
 		if (dr < 0) {
 			printf("#   %s\n", mix_last_error());
+			if (!ret)
+				fprintf(stderr, "mixctl: %s: transaction at "
+					"offset %" PRIu64 ": %s\n", f.path,
+					off, mix_last_error());
 			ret = 1;
 		}
 	}
@@ -1013,9 +1177,12 @@ static int cmd_log(const char *dir)
 static void usage(void)
 {
 	fprintf(stderr, "usage: mixctl check DIR | dump DIR | log DIR\n"
-		"  check  verify every file of the index; exit 0 only when "
-		"clean\n  dump   print mix.index\n  log    one line per log "
-		"transaction\n");
+		"  check  open the index read-only through the library (its "
+		"verdict counts),\n         then verify every file; exit 0 "
+		"only when clean, 1 with problems\n  dump   print mix.index\n"
+		"  log    one line per log transaction\nexit 2: usage or a "
+		"directory that cannot be read; every non-zero\nexit says why "
+		"on stderr\n");
 	exit(2);
 }
 
