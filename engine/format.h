@@ -128,7 +128,7 @@ _Static_assert(sizeof(struct mix_index_record) == 16, "record");
 /* ---- mix.index.log (docs/format.md §3) ------------------------------- */
 
 #define MIX_LOG_MAGIC 0x474f4c4du /* "MLOG" */
-#define MIX_LOG_MAJOR 2      /* written */
+#define MIX_LOG_MAJOR 3      /* written */
 #define MIX_LOG_MAJOR_MIN 1  /* the oldest major version still read */
 #define MIX_LOG_MINOR 0
 
@@ -136,8 +136,11 @@ _Static_assert(sizeof(struct mix_index_record) == 16, "record");
  * low 32 bits of its modseq (§3.4, §4). */
 #define MIX_LOG_SIZE_MAX (UINT64_C(1) << 32)
 
-/* Log header (§3.1).  Writers write 0 into unused and reserved; readers
- * ignore them (a newer minor version may use them). */
+/* Log header (§3.1).  Writers write 0 into unused; readers check it is 0
+ * unless the minor version is newer.  Offset 40 is uid_floor from major
+ * version 3 on (every UID handed out while this file was the active log is
+ * below it, unless a UID_FLOOR record raises it; 0: no claim) and reserved
+ * (0) before: both names address the same field. */
 struct mix_log_header {
 	uint32_t magic;            /*  0 */
 	uint8_t major_version;     /*  4 */
@@ -151,7 +154,10 @@ struct mix_log_header {
 	uint64_t create_stamp;     /* 24 Unix seconds */
 	uint8_t compat_flags;      /* 32 MIX_COMPAT_LITTLE_ENDIAN */
 	uint8_t unused[7];         /* 33 */
-	uint32_t reserved;         /* 40 */
+	union {
+		uint32_t uid_floor; /* 40 major >= 3 */
+		uint32_t reserved;  /* 40 major 1 and 2: 0 */
+	};
 	uint32_t checksum;         /* 44 CRC32C of bytes 0..47 with this
 				    *    field as 0 (bytes past 48 of a newer
 				    *    minor's larger header are not covered) */
@@ -165,6 +171,7 @@ _Static_assert(offsetof(struct mix_log_header, prev_file_offset) == 20, "pfo");
 _Static_assert(offsetof(struct mix_log_header, create_stamp) == 24, "stamp");
 _Static_assert(offsetof(struct mix_log_header, compat_flags) == 32, "compat");
 _Static_assert(offsetof(struct mix_log_header, reserved) == 40, "reserved");
+_Static_assert(offsetof(struct mix_log_header, uid_floor) == 40, "uid_floor");
 _Static_assert(offsetof(struct mix_log_header, checksum) == 44, "log crc");
 
 /* Every log record starts with this; records are 4-aligned and size
@@ -193,11 +200,14 @@ enum mix_log_type {
 	/* major version 2 */
 	MIX_LOG_APPEND_RUN = 11,
 	MIX_LOG_EXT_RUN = 12,
+	/* major version 3 */
+	MIX_LOG_UID_FLOOR = 13,
 };
 
 /* A transaction (§3.2) is a BOUNDARY record followed by operation
  * records; txn_size covers all of them.  crc is CRC32C over the txn_size
- * bytes with the crc field taken as 0. */
+ * bytes with the crc field taken as 0.  rec.flags is 0, or from major
+ * version 3 on MIX_LOG_PREV_SYNCED; any other bit makes it no boundary. */
 struct mix_log_boundary {
 	struct mix_log_rec rec; /* type BOUNDARY, size 16 */
 	uint32_t txn_size;
@@ -206,6 +216,16 @@ struct mix_log_boundary {
 _Static_assert(sizeof(struct mix_log_boundary) == 16, "boundary");
 _Static_assert(offsetof(struct mix_log_boundary, txn_size) == 8, "txn_size");
 _Static_assert(offsetof(struct mix_log_boundary, crc) == 12, "txn crc");
+
+/* Boundary flag (major >= 3, §3.2): every byte of the file before this
+ * transaction had been made durable (fdatasync completed) before this
+ * transaction was written. */
+#define MIX_LOG_PREV_SYNCED 0x0001u
+/* The boundary flags valid in a file of major version major. */
+static inline uint16_t mix_log_boundary_flags_valid(uint8_t major)
+{
+	return major >= 3 ? MIX_LOG_PREV_SYNCED : 0;
+}
 
 struct mix_log_uid_range {
 	uint32_t first, last;
@@ -305,6 +325,17 @@ struct mix_log_hdr {
 	uint32_t size;
 };
 _Static_assert(sizeof(struct mix_log_hdr) == 8, "hdr");
+
+/* UID_FLOOR (major 3, §3.3.13): raises the file's UID floor (the header's
+ * uid_floor) to uid_floor (at least 1; a lower value changes nothing);
+ * pad is 0.  The floor of a file is the highest of its header's and its
+ * UID_FLOOR records', and every UID handed out while the file was the
+ * active log is below it. */
+struct mix_log_uid_floor {
+	uint32_t uid_floor;
+	uint32_t pad;
+};
+_Static_assert(sizeof(struct mix_log_uid_floor) == 8, "uid floor");
 
 /* Modseq formula (invariant 4, §4); offset is the offset of the
  * transaction's boundary record in log file file_seq. */

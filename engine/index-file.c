@@ -32,6 +32,7 @@
 #include "err.h"
 #include "fileio.h"
 #include "index-file.h"
+#include "regfile.h"
 
 #define HDR_OFF(field) offsetof(struct mix_index_header, field)
 #define BASE_SIZE ((uint32_t)sizeof(struct mix_index_header))
@@ -793,7 +794,8 @@ int mix_ifile_open(const char *path, struct mix_ifile *f_r)
 	int fd, ret;
 
 	memset(f_r, 0, sizeof(*f_r));
-	if ((fd = mix_io_open(path, O_RDONLY, 0)) < 0)
+	/* a regular file only, and never block opening (a FIFO would) */
+	if ((fd = mix_regfile_open_ro(path)) < 0)
 		return fd;
 	if ((ret = mix_io_size(fd, path, &size)) < 0) {
 		mix_io_close(&fd);

@@ -41,7 +41,9 @@ struct mix_ifile {
  * Map and verify path.  On success *f_r owns the mapping and arrays (free
  * with mix_ifile_free).  Returns 0; -ENOENT (no such file; message set);
  * MIX_EVERSION (other byte order, newer major version); MIX_ECORRUPT with
- * a message naming path, field and offset; other -errno.
+ * a message naming path, field and offset, or path and its file type when
+ * it is not a regular file (a symbolic link is followed; opening never
+ * blocks, so a FIFO is refused at once); other -errno.
  *
  * Verification (docs/format.md §2.5): magic; versions; compat flags;
  * base_header_size >= 120 and 8-aligned; header_size, record_size (>= 16,

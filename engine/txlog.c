@@ -2,9 +2,9 @@
  * mix.index.log — the transaction log (docs/format.md §3 and §4).
  *
  * What: creating and rotating the log file, appending encoded
- * transactions, reading a log file back one transaction at a time, and
- * encoding / decoding the operation records inside one transaction.
- * Applying operations to a snapshot is the caller's job.
+ * transactions, and encoding / decoding the operation records inside one
+ * transaction.  Reading a log file back is engine/txlog-read.c.  Applying
+ * operations to a snapshot is the caller's job.
  *
  * Who may change what: only the thread that owns the mailbox (and, across
  * processes, holds the log lock) calls mix_log_rotate_to, mix_log_append
@@ -21,11 +21,11 @@
  *   given to different bytes (§4); the caller rotates to a new file.
  * - The encoders emit only what the decoder accepts: every record is run
  *   through the decoder's own checks before the encoder returns.
- * - Every byte read from a file is hostile.  The reader checks the header
- *   (§3.1) and each transaction's framing and CRC (§3.2, §3.4); the
- *   decoder checks every record size, count and field (§3.3).  Failures
- *   are a torn tail or MIX_ECORRUPT naming the file / record and offset,
- *   never an assert.
+ * - Every byte read from a file is hostile.  The decoder checks every
+ *   record size, count and field (§3.3); failures are MIX_ECORRUPT naming
+ *   the record and offset, never an assert.
+ * - w->synced only moves forward on a completed fsync/fdatasync: a
+ *   PREV_SYNCED flag (§3.2) set from it is never a false claim.
  * - Transactions are 4-aligned in 4-aligned buffers (the reader's buffer
  *   is malloc'd; hdr_size and every txn_size are multiples of 4), so the
  *   typed pointers handed out in struct mix_log_op are aligned.  Fields
@@ -73,9 +73,7 @@ static int all_zero(const uint8_t *p, uint64_t n)
 	return 1;
 }
 
-/* §3.2: CRC32C over the transaction's txn_size bytes, the boundary's crc
- * field taken as 0.  txn_size >= 16. */
-static uint32_t txn_crc(const uint8_t *txn, uint32_t txn_size)
+uint32_t mix_log_txn_crc(const uint8_t *txn, uint32_t txn_size)
 {
 	static const uint8_t zero[4];
 	const size_t crc_off = offsetof(struct mix_log_boundary, crc);
@@ -144,6 +142,7 @@ static const char *const log_type_names[] = {
 	[MIX_LOG_HDR] = "hdr",
 	[MIX_LOG_APPEND_RUN] = "append-run",
 	[MIX_LOG_EXT_RUN] = "ext-run",
+	[MIX_LOG_UID_FLOOR] = "uid-floor",
 };
 
 static const char *log_type_name(uint16_t type)
@@ -547,6 +546,28 @@ static int dec_hdr(const struct rec_ctx *c, const uint8_t *p, uint32_t n,
 	return 0;
 }
 
+/* §3.3.13 UID_FLOOR (major 3): uid_floor >= 1, pad 0. */
+static int dec_uid_floor(const struct rec_ctx *c, const uint8_t *p,
+			 uint32_t n, struct mix_log_op *op)
+{
+	struct mix_log_uid_floor f;
+
+	if (c->major < 3)
+		return rec_bad(c, "type %u is a major version 3 record in a "
+			       "file of major version %u", MIX_LOG_UID_FLOOR,
+			       c->major);
+	if (n != sizeof(f))
+		return rec_bad(c, "payload is %u bytes, expected %zu", n,
+			       sizeof(f));
+	memcpy(&f, p, sizeof(f));
+	if (f.uid_floor == 0)
+		return rec_bad(c, "uid_floor is 0, expected at least 1");
+	if (f.pad != 0)
+		return rec_bad(c, "pad is 0x%x, expected 0", f.pad);
+	op->uid_floor = f.uid_floor;
+	return 0;
+}
+
 /* Validate the payload (n bytes at p) of a record of type and fill op. */
 static int rec_decode(const struct rec_ctx *c, uint16_t type,
 		      const uint8_t *p, uint32_t n, struct mix_log_op *op)
@@ -579,6 +600,8 @@ static int rec_decode(const struct rec_ctx *c, uint16_t type,
 				       c->major);
 		return type == MIX_LOG_APPEND_RUN ? dec_append_run(c, p, n, op)
 						  : dec_ext_run(c, p, n, op);
+	case MIX_LOG_UID_FLOOR:
+		return dec_uid_floor(c, p, n, op);
 	default:
 		/* §3.3: there are no optional record types; a BOUNDARY is
 		 * only valid as a transaction's first record */
@@ -588,10 +611,13 @@ static int rec_decode(const struct rec_ctx *c, uint16_t type,
 
 /* ---- decoding a transaction -------------------------------------------- */
 
-/* §3.2: the boundary record at the start of the transaction. */
-static int txn_check_boundary(const uint8_t *txn, uint32_t txn_size)
+/* §3.2: the boundary record at the start of the transaction; its flags
+ * may be PREV_SYNCED in a file of major version 3 or later. */
+static int txn_check_boundary(const uint8_t *txn, uint32_t txn_size,
+			      uint8_t major)
 {
 	struct rec_ctx c = { .name = "boundary", .off = 0 };
+	uint16_t ok_flags = mix_log_boundary_flags_valid(major);
 	struct mix_log_boundary bd;
 
 	if (txn_size < sizeof(bd) || txn_size % 4 != 0)
@@ -599,11 +625,11 @@ static int txn_check_boundary(const uint8_t *txn, uint32_t txn_size)
 			       "multiple of 4", txn_size);
 	memcpy(&bd, txn, sizeof(bd));
 	if (bd.rec.type != MIX_LOG_BOUNDARY || bd.rec.size != sizeof(bd) ||
-	    bd.rec.flags != 0)
+	    (bd.rec.flags & ~ok_flags) != 0)
 		return rec_bad(&c, "first record has type %u, size %u, flags "
 			       "0x%x; expected a boundary (type 1, size 16, "
-			       "flags 0)", bd.rec.type, bd.rec.size,
-			       bd.rec.flags);
+			       "flags within 0x%x)", bd.rec.type, bd.rec.size,
+			       bd.rec.flags, ok_flags);
 	if (bd.txn_size != txn_size)
 		return rec_bad(&c, "txn_size %u does not match the transaction's "
 			       "%u bytes", bd.txn_size, txn_size);
@@ -625,7 +651,7 @@ int mix_log_txn_next_op(const uint8_t *txn, uint32_t txn_size, uint8_t major,
 			       "boundary, or the transaction is not 4-aligned",
 			       p, txn_size, (const void *)txn);
 	if (p == 0) {
-		ret = txn_check_boundary(txn, txn_size);
+		ret = txn_check_boundary(txn, txn_size, major);
 		if (ret < 0)
 			return ret;
 		p = sizeof(struct mix_log_boundary);
@@ -702,7 +728,7 @@ void mix_logenc_end(struct mix_buf *b, size_t start)
 	put_u32(txn + offsetof(struct mix_log_boundary, crc), 0);
 	if (size != 0)
 		put_u32(txn + offsetof(struct mix_log_boundary, crc),
-			txn_crc(txn, (uint32_t)size));
+			mix_log_txn_crc(txn, (uint32_t)size));
 }
 
 /* Append a record of type with a zero-filled payload of payload bytes
@@ -990,12 +1016,49 @@ int mix_logenc_hdr(struct mix_buf *b, uint32_t offset, const void *data,
 	return rec_close(b, start);
 }
 
+int mix_logenc_uid_floor(struct mix_buf *b, uint32_t floor)
+{
+	struct mix_log_uid_floor f = { .uid_floor = floor };
+	size_t start = 0;
+	int ret = rec_open(b, MIX_LOG_UID_FLOOR, sizeof(f), &start);
+
+	if (ret < 0)
+		return ret;
+	memcpy(b->data + start + 8, &f, sizeof(f));
+	return rec_close(b, start);
+}
+
+int mix_logenc_mark_prev_synced(struct mix_buf *b, size_t start)
+{
+	struct mix_log_boundary bd;
+	uint8_t *txn;
+
+	if (start > b->len || b->len - start < sizeof(bd) || start % 4 != 0)
+		return mix_err(MIX_EINVAL, "mix_logenc_mark_prev_synced: no "
+			       "transaction at %zu of a %zu-byte buffer", start,
+			       b->len);
+	txn = b->data + start;
+	memcpy(&bd, txn, sizeof(bd));
+	if (bd.rec.type != MIX_LOG_BOUNDARY || bd.rec.size != sizeof(bd) ||
+	    bd.txn_size < sizeof(bd) || bd.txn_size > b->len - start ||
+	    bd.crc != mix_log_txn_crc(txn, bd.txn_size))
+		return mix_err(MIX_EINVAL, "mix_logenc_mark_prev_synced: the "
+			       "transaction at %zu is not complete (call "
+			       "mix_logenc_end first)", start);
+	bd.rec.flags |= MIX_LOG_PREV_SYNCED;
+	memcpy(txn + offsetof(struct mix_log_rec, flags), &bd.rec.flags,
+	       sizeof(bd.rec.flags));
+	put_u32(txn + offsetof(struct mix_log_boundary, crc),
+		mix_log_txn_crc(txn, bd.txn_size));
+	return 0;
+}
+
 /* ---- writing ----------------------------------------------------------- */
 
 /* §3.1: a fresh header with its checksum. */
 static void log_hdr_init(struct mix_log_header *h, uint32_t indexid,
 			 uint32_t file_seq, uint32_t prev_file_seq,
-			 uint32_t prev_file_offset)
+			 uint32_t prev_file_offset, uint32_t uid_floor)
 {
 	memset(h, 0, sizeof(*h));
 	h->magic = MIX_LOG_MAGIC;
@@ -1008,6 +1071,7 @@ static void log_hdr_init(struct mix_log_header *h, uint32_t indexid,
 	h->prev_file_offset = prev_file_offset;
 	h->create_stamp = (uint64_t)time(NULL);
 	h->compat_flags = MIX_COMPAT_LITTLE_ENDIAN;
+	h->uid_floor = uid_floor;
 	h->checksum = mix_crc32c(0, h, sizeof(*h));
 }
 
@@ -1099,6 +1163,15 @@ int mix_log_rotate_to(const char *dir, uint32_t indexid, uint32_t file_seq,
 		      uint32_t prev_file_seq, uint32_t prev_file_offset,
 		      struct mix_log_writer *w_r)
 {
+	return mix_log_rotate_to_floor(dir, indexid, file_seq, prev_file_seq,
+				       prev_file_offset, 0, w_r);
+}
+
+int mix_log_rotate_to_floor(const char *dir, uint32_t indexid,
+			    uint32_t file_seq, uint32_t prev_file_seq,
+			    uint32_t prev_file_offset, uint32_t uid_floor,
+			    struct mix_log_writer *w_r)
+{
 	struct mix_log_writer w = { .fd = -1 };
 	char *tmp = NULL, *log2 = NULL;
 	int ret;
@@ -1117,8 +1190,10 @@ int mix_log_rotate_to(const char *dir, uint32_t indexid, uint32_t file_seq,
 		goto out;
 	}
 	log_hdr_init(&w.hdr, indexid, file_seq, prev_file_seq,
-		     prev_file_offset);
+		     prev_file_offset, uid_floor);
 	w.offset = sizeof(w.hdr);
+	/* rotate_write_tmp fsyncs the header before the file is used */
+	w.synced = w.offset;
 	ret = rotate_write_tmp(&w, tmp);
 	if (ret == 0)
 		ret = rotate_renames(&w, tmp, log2);
@@ -1192,6 +1267,8 @@ int mix_log_sync(struct mix_log_writer *w)
 	ret = mix_io_fdatasync(w->fd, w->path);
 	if (ret < 0)
 		w->failed = 1;   /* a failed fsync cannot be retried */
+	else
+		w->synced = w->offset;   /* §3.2 PREV_SYNCED */
 	return ret;
 }
 
@@ -1203,326 +1280,4 @@ void mix_log_writer_close(struct mix_log_writer *w)
 	free(w->dir);
 	memset(w, 0, sizeof(*w));
 	w->fd = -1;
-}
-
-/* ---- reading ----------------------------------------------------------- */
-
-/* §3.1: the version and byte order fields, checked before the checksum
- * (a newer major version may checksum differently). */
-static int reader_check_version(const struct mix_log_reader *r,
-				const struct mix_log_header *h)
-{
-	const char *p = r->path;
-
-	if (h->magic == __builtin_bswap32(MIX_LOG_MAGIC))
-		return mix_err(MIX_EVERSION, "%s: magic at offset 0 is "
-			       "byte-swapped: log written with the other byte "
-			       "order (§3.1)", p);
-	if (h->magic != MIX_LOG_MAGIC)
-		return mix_err(MIX_ECORRUPT, "%s: magic at offset 0 is 0x%08x, "
-			       "expected 0x%08x (§3.1)", p, h->magic,
-			       MIX_LOG_MAGIC);
-	if (h->major_version > MIX_LOG_MAJOR)
-		return mix_err(MIX_EVERSION, "%s: major_version at offset 4 is "
-			       "%u; this library reads up to %u (§3.1)", p,
-			       h->major_version, MIX_LOG_MAJOR);
-	if (h->major_version < MIX_LOG_MAJOR_MIN)
-		return mix_err(MIX_ECORRUPT, "%s: major_version at offset 4 is "
-			       "%u, expected %u..%u (§3.1)", p,
-			       h->major_version, MIX_LOG_MAJOR_MIN,
-			       MIX_LOG_MAJOR);
-	if ((h->compat_flags & MIX_COMPAT_LITTLE_ENDIAN) == 0)
-		return mix_err(MIX_EVERSION, "%s: compat_flags at offset 32 is "
-			       "0x%02x without little-endian: log written with "
-			       "the other byte order (§3.1)", p, h->compat_flags);
-	if (h->compat_flags != MIX_COMPAT_LITTLE_ENDIAN)
-		return mix_err(MIX_EVERSION, "%s: compat_flags at offset 32 is "
-			       "0x%02x: unknown compatibility bits (§3.1)", p,
-			       h->compat_flags);
-	return 0;
-}
-
-/* §3.1: the header fields, once the checksum matched. */
-static int reader_check_fields(const struct mix_log_reader *r,
-			       const struct mix_log_header *h)
-{
-	/* a file of our own minor version has exactly our header, with
-	 * reserved bytes 0; a newer minor may have used them (format.md §1) */
-	int newer = h->minor_version > MIX_LOG_MINOR;
-
-	if (h->hdr_size < sizeof(*h) || h->hdr_size % 4 != 0 ||
-	    h->hdr_size > r->size || (!newer && h->hdr_size != sizeof(*h)))
-		return mix_err(MIX_ECORRUPT, "%s: hdr_size at offset 6 is %u; "
-			       "expected %s, and at most the file size %llu "
-			       "(§3.1)", r->path, h->hdr_size,
-			       newer ? "a multiple of 4 >= 48" : "48",
-			       (unsigned long long)r->size);
-	if (!newer && (!all_zero(h->unused, sizeof(h->unused)) ||
-		       h->reserved != 0))
-		return mix_err(MIX_ECORRUPT, "%s: reserved bytes at offsets "
-			       "33..43 are not 0 (§3.1)", r->path);
-	if (h->file_seq == 0 || h->prev_file_seq >= h->file_seq)
-		return mix_err(MIX_ECORRUPT, "%s: file_seq at offset 12 is %u "
-			       "and prev_file_seq at 16 is %u; expected 0 < "
-			       "prev_file_seq < file_seq or prev 0 (§3.1)",
-			       r->path, h->file_seq, h->prev_file_seq);
-	if (!mix_modseq_file_ok(h->indexid, h->file_seq))
-		return mix_err(MIX_ECORRUPT, "%s: indexid %u + file_seq %u "
-			       "reaches 2^31: modseqs would pass 2^63 (§4)",
-			       r->path, h->indexid, h->file_seq);
-	return 0;
-}
-
-/* §3.1: verify the header and position the reader after it. */
-static int reader_check_header(struct mix_log_reader *r)
-{
-	const size_t crc_off = offsetof(struct mix_log_header, checksum);
-	struct mix_log_header h;
-	uint8_t raw[sizeof(h)];
-	uint32_t crc;
-	int ret;
-
-	if (r->size < sizeof(h))
-		return mix_err(MIX_ECORRUPT, "%s: file is %llu bytes, shorter "
-			       "than the %zu-byte log header (§3.1)", r->path,
-			       (unsigned long long)r->size, sizeof(h));
-	memcpy(&h, r->data, sizeof(h));
-	ret = reader_check_version(r, &h);
-	if (ret < 0)
-		return ret;
-	memcpy(raw, r->data, sizeof(raw));
-	memset(raw + crc_off, 0, sizeof(h.checksum));
-	crc = mix_crc32c(0, raw, sizeof(raw));
-	if (crc != h.checksum)
-		return mix_err(MIX_ECORRUPT, "%s: header checksum at offset 44 "
-			       "is 0x%08x, computed 0x%08x (§3.1)", r->path,
-			       h.checksum, crc);
-	ret = reader_check_fields(r, &h);
-	if (ret < 0)
-		return ret;
-	r->hdr = h;
-	r->pos = h.hdr_size;
-	return 0;
-}
-
-/* Take ownership of data (have bytes from offset 0 of a size-byte file,
- * or of a buffer) and fd (-1 for a buffer), and verify the header. */
-static int reader_init(struct mix_log_reader *r, const char *path,
-		       uint8_t *data, uint64_t have, uint64_t size, int fd)
-{
-	int ret;
-
-	memset(r, 0, sizeof(*r));
-	r->data = data;
-	r->have = have;
-	r->size = size;
-	r->fd = fd;
-	r->own_fd = fd >= 0;
-	r->path = strdup(path);
-	if (r->path == NULL) {
-		mix_log_reader_close(r);
-		return mix_err(-ENOMEM, "%s: out of memory", path);
-	}
-	ret = reader_check_header(r);
-	if (ret < 0)
-		mix_log_reader_close(r);
-	return ret;
-}
-
-static int log_size_check(const char *path, uint64_t size)
-{
-	if (size > MIX_LOG_SIZE_MAX || size > SIZE_MAX)
-		return mix_err(MIX_ECORRUPT, "%s: file is %llu bytes, larger "
-			       "than the 4 GiB limit of a log file (§3.4)", path,
-			       (unsigned long long)size);
-	return 0;
-}
-
-int mix_log_reader_open(const char *path, struct mix_log_reader *r_r)
-{
-	uint8_t *data = NULL;
-	uint64_t size = 0, head;
-	int fd, ret;
-
-	memset(r_r, 0, sizeof(*r_r));
-	r_r->fd = -1;
-	fd = mix_io_open(path, O_RDONLY, 0);
-	if (fd < 0)
-		return fd;
-	ret = mix_io_size(fd, path, &size);
-	if (ret == 0)
-		ret = log_size_check(path, size);
-	head = size < MIX_LOG_READ_HEAD ? size : MIX_LOG_READ_HEAD;
-	if (ret == 0 && (data = malloc(head > 0 ? (size_t)head : 1)) == NULL)
-		ret = mix_err(-ENOMEM, "%s: cannot allocate %llu bytes", path,
-			      (unsigned long long)head);
-	if (ret == 0)
-		ret = mix_io_pread(fd, path, data, (size_t)head, 0);
-	if (ret < 0) {
-		free(data);
-		mix_io_close(&fd);
-		return ret;
-	}
-	return reader_init(r_r, path, data, head, size, fd);
-}
-
-int mix_log_reader_from_buf(const void *buf, size_t size, const char *path,
-			    struct mix_log_reader *r_r)
-{
-	uint8_t *data;
-	int ret;
-
-	memset(r_r, 0, sizeof(*r_r));
-	r_r->fd = -1;
-	ret = log_size_check(path, size);
-	if (ret < 0)
-		return ret;
-	data = malloc(size > 0 ? size : 1);
-	if (data == NULL)
-		return mix_err(-ENOMEM, "%s: cannot allocate %zu bytes", path,
-			       size);
-	if (size > 0)
-		memcpy(data, buf, size);
-	return reader_init(r_r, path, data, size, size, -1);
-}
-
-/* Make the window hold [r->pos, r->size).  A file that became shorter
- * since open (a writer cut a failed write) ends where it ends now: what
- * was cut was never a transaction a reader may keep (§3.2). */
-static int reader_window(struct mix_log_reader *r)
-{
-	uint64_t want = r->size - r->pos, got;
-	uint8_t *data;
-	int ret;
-
-	if (r->pos >= r->base && r->base + r->have == r->size)
-		return 0;
-	if (!r->own_fd)
-		return mix_err(MIX_EINVAL, "%s: position %llu outside the "
-			       "buffer", r->path, (unsigned long long)r->pos);
-	if ((data = malloc(want > 0 ? (size_t)want : 1)) == NULL)
-		return mix_err(-ENOMEM, "%s: cannot allocate %llu bytes",
-			       r->path, (unsigned long long)want);
-	ret = mix_io_pread_upto(r->fd, r->path, data, (size_t)want, r->pos,
-				&got);
-	if (ret < 0) {
-		free(data);
-		return ret;
-	}
-	free(r->data);
-	r->data = data;
-	r->base = r->pos;
-	r->have = got;
-	r->size = r->pos + got;
-	return 0;
-}
-
-int mix_log_reader_seek(struct mix_log_reader *r, uint64_t offset)
-{
-	if (offset < r->hdr.hdr_size || offset > r->size || offset % 4 != 0)
-		return mix_err(MIX_ECORRUPT, "%s: log offset %llu is not a "
-			       "transaction position (%u..%llu, 4-aligned) "
-			       "(§3.4)", r->path, (unsigned long long)offset,
-			       r->hdr.hdr_size, (unsigned long long)r->size);
-	r->pos = offset;
-	r->torn = 0;
-	r->torn_offset = 0;
-	r->torn_reason[0] = '\0';
-	return 0;
-}
-
-static void reader_torn(struct mix_log_reader *r, const char *fmt, ...)
-	MIX_PRINTF(2, 3);
-static void reader_torn(struct mix_log_reader *r, const char *fmt, ...)
-{
-	char detail[128];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(detail, sizeof(detail), fmt, ap);
-	va_end(ap);
-	r->torn = 1;
-	r->torn_offset = r->pos;
-	snprintf(r->torn_reason, sizeof(r->torn_reason),
-		 "%s: transaction at offset %llu: %s", r->path,
-		 (unsigned long long)r->pos, detail);
-}
-
-/* §3.4: is there a whole, CRC-valid transaction at r->pos?  Returns its
- * size, or 0 after recording why not (torn). */
-static uint32_t reader_frame(struct mix_log_reader *r)
-{
-	const uint8_t *txn = r->data + (r->pos - r->base);
-	uint64_t left = r->size - r->pos;
-	struct mix_log_boundary bd;
-	uint32_t crc;
-
-	if (all_zero(txn, left)) {
-		reader_torn(r, "%llu zero bytes up to the end of file (space "
-			    "never written)", (unsigned long long)left);
-		return 0;
-	}
-	if (left < sizeof(bd)) {
-		reader_torn(r, "only %llu bytes left, less than a boundary "
-			    "record", (unsigned long long)left);
-		return 0;
-	}
-	memcpy(&bd, txn, sizeof(bd));
-	if (bd.rec.type != MIX_LOG_BOUNDARY || bd.rec.size != sizeof(bd) ||
-	    bd.rec.flags != 0) {
-		reader_torn(r, "no boundary record (type %u, size %u, flags "
-			    "0x%x)", bd.rec.type, bd.rec.size, bd.rec.flags);
-		return 0;
-	}
-	if (bd.txn_size < sizeof(bd) || bd.txn_size % 4 != 0) {
-		reader_torn(r, "txn_size %u is below 16 or not a multiple of 4",
-			    bd.txn_size);
-		return 0;
-	}
-	if (bd.txn_size > left) {
-		reader_torn(r, "txn_size %u runs past end of file (%llu)",
-			    bd.txn_size, (unsigned long long)r->size);
-		return 0;
-	}
-	crc = txn_crc(txn, bd.txn_size);
-	if (crc != bd.crc) {
-		reader_torn(r, "CRC32C is 0x%08x, boundary says 0x%08x",
-			    crc, bd.crc);
-		return 0;
-	}
-	return bd.txn_size;
-}
-
-int mix_log_reader_next(struct mix_log_reader *r, const uint8_t **txn_r,
-			uint32_t *size_r, uint64_t *offset_r)
-{
-	uint32_t size;
-	int ret;
-
-	if (r->data == NULL || r->torn || r->pos >= r->size)
-		return 0;
-	/* an I/O error is an error, never a torn tail: recovery must not
-	 * cut a log it could not read */
-	if ((ret = reader_window(r)) < 0)
-		return ret;
-	if (r->pos >= r->size)
-		return 0;
-	size = reader_frame(r);
-	if (size == 0)
-		return 0;
-	*txn_r = r->data + (r->pos - r->base);
-	*size_r = size;
-	*offset_r = r->pos;
-	r->pos += size;
-	return 1;
-}
-
-void mix_log_reader_close(struct mix_log_reader *r)
-{
-	free(r->path);
-	free(r->data);
-	if (r->own_fd)
-		mix_io_close(&r->fd);
-	memset(r, 0, sizeof(*r));
-	r->fd = -1;
 }

@@ -43,6 +43,12 @@ struct mix_log_writer {
 	 * seen by other processes, and a failed fsync cannot be retried, so
 	 * the file takes no more appends (MIX_EPANIC); rotate to a new log */
 	int failed;
+	/* every byte of the file before this offset is known durable: the
+	 * header end after mix_log_rotate_to* (which fsyncs it), w->offset
+	 * after a successful mix_log_sync; never moved by a failure.  When
+	 * synced == offset, the next transaction written may carry
+	 * PREV_SYNCED (mix_logenc_mark_prev_synced, §3.2). */
+	uint64_t synced;
 };
 
 /*
@@ -67,6 +73,14 @@ struct mix_log_writer {
 int mix_log_rotate_to(const char *dir, uint32_t indexid, uint32_t file_seq,
 		      uint32_t prev_file_seq, uint32_t prev_file_offset,
 		      struct mix_log_writer *w_r);
+/* The same, writing uid_floor into the header (§3.1, major 3: every UID
+ * handed out while this file is the active log will be below it unless a
+ * UID_FLOOR record raises it; 0 claims nothing).  mix_log_rotate_to is
+ * this with uid_floor 0.  Same returns. */
+int mix_log_rotate_to_floor(const char *dir, uint32_t indexid,
+			    uint32_t file_seq, uint32_t prev_file_seq,
+			    uint32_t prev_file_offset, uint32_t uid_floor,
+			    struct mix_log_writer *w_r);
 
 /* Append len bytes (one or more whole transactions, so len is a multiple
  * of 4) at w->offset with one write and advance w->offset.  Returns 0;
@@ -86,8 +100,9 @@ int mix_log_append(struct mix_log_writer *w, const void *buf, size_t len);
 int mix_log_append_batch(struct mix_log_writer *w, const void *buf,
 			 size_t len, size_t first_txn);
 
-/* fdatasync the log.  Returns 0, MIX_EINVAL, MIX_EPANIC (an earlier append
- * or sync failed) or -errno (and sets w->failed). */
+/* fdatasync the log.  Returns 0 (and sets w->synced = w->offset),
+ * MIX_EINVAL, MIX_EPANIC (an earlier append or sync failed) or -errno (and
+ * sets w->failed; w->synced stays). */
 int mix_log_sync(struct mix_log_writer *w);
 
 /* Close the fd and free the strings; leaves *w zeroed with fd -1.  Safe on
@@ -142,16 +157,31 @@ int mix_logenc_ext_rec_run(struct mix_buf *b, uint32_t ext_id,
 			   uint32_t count);
 int mix_logenc_hdr(struct mix_buf *b, uint32_t offset, const void *data,
 		   uint32_t size);
+/* UID_FLOOR (§3.3.13, major 3): raise the file's UID floor to floor
+ * (>= 1; MIX_EINVAL for 0). */
+int mix_logenc_uid_floor(struct mix_buf *b, uint32_t floor);
+/* Set PREV_SYNCED (§3.2) on the complete transaction at start (after
+ * mix_logenc_end) and recompute its CRC.  Only for a transaction that
+ * will be written at w->offset while w->synced == w->offset: the flag
+ * states that every byte before it is durable, and a reader takes a bad
+ * transaction before a flagged one as damage, not a torn tail (§3.4).
+ * Returns 0, or MIX_EINVAL when no complete transaction is at start. */
+int mix_logenc_mark_prev_synced(struct mix_buf *b, size_t start);
+
+/* §3.2: CRC32C of the txn_size (>= 16) bytes at txn with the boundary's
+ * crc field taken as 0. */
+uint32_t mix_log_txn_crc(const uint8_t *txn, uint32_t txn_size);
 
 /* ---- reading --------------------------------------------------------- */
 
 struct mix_log_reader {
 	char *path;
 	/* A window of the file: data holds the bytes [base, base + have).
-	 * Open reads the first MIX_LOG_READ_HEAD bytes (the header); the
-	 * first mix_log_reader_next after a seek reads from the position to
-	 * the end, so following a long log costs the new bytes, not the
-	 * whole file.  A reader made from a buffer holds all of it. */
+	 * Open reads the first MIX_LOG_READ_HEAD bytes (the header); later
+	 * reads take MIX_LOG_WINDOW bytes from the position (fewer at the
+	 * end), or one whole transaction when it is larger, so memory stays
+	 * below the largest transaction plus the window, whatever the file
+	 * size.  A reader made from a buffer holds all of it. */
 	uint8_t *data;
 	uint64_t base, have;
 	int fd;               /* the file, when own_fd */
@@ -159,19 +189,39 @@ struct mix_log_reader {
 	uint64_t size;        /* file size at open (or where it ended) */
 	struct mix_log_header hdr;
 	uint64_t pos;         /* next transaction */
-	/* set when reading stopped at a transaction that is torn or fails
-	 * its CRC: everything from torn_offset to size is invalid */
+	/* Set when reading stopped at a transaction that fails §3.4's
+	 * checks (torn or CRC): torn_offset is where.  torn_reason names the
+	 * file and offset, says why, and what follows (below). */
 	int torn;
 	uint64_t torn_offset;
-	char torn_reason[160];
+	char torn_reason[512];
+	uint64_t cap;         /* bytes allocated at data */
+	/* What the reader found after torn_offset (§3.4), scanning the rest
+	 * of the file for well-framed transactions (checks 1-4): */
+	uint64_t next_valid;  /* the first one, or 0 if none */
+	uint32_t valid_after; /* how many: following each one's txn_size,
+			       * scanning on past a bad one */
+	/* 1 when one of them is marked PREV_SYNCED (damage_proof is the
+	 * first such): the bytes at torn_offset had been durable before it
+	 * was written, so they are damage, not a torn tail.  A caller
+	 * recovering the index treats that as MIX_ECORRUPT unless told to
+	 * salvage (mix_log_reader_skip_damage). */
+	int damaged;
+	uint64_t damage_proof;
+	/* the scan stopped at its work limit (crafted files): more may
+	 * follow than valid_after says (the reason says so) */
+	int scan_partial;
 };
 
 #define MIX_LOG_READ_HEAD 65536u
+#define MIX_LOG_WINDOW (1u << 20)
 
 /* Open path and verify its header (§3.1: magic, version, byte order,
  * checksum, hdr_size, file_seq).  Returns 0; -ENOENT; MIX_EVERSION;
  * MIX_ECORRUPT naming path and field (also for a file larger than
- * MIX_LOG_SIZE_MAX); -errno.  Positions the reader at the first
+ * MIX_LOG_SIZE_MAX, and naming the file type for anything but a regular
+ * file: a symlink is followed, a FIFO is refused without blocking, §3);
+ * -errno.  Positions the reader at the first
  * transaction.  On error *r_r is zeroed (closing it is harmless). */
 int mix_log_reader_open(const char *path, struct mix_log_reader *r_r);
 /* The same over a copy of buf (tests, fuzzer). */
@@ -184,10 +234,18 @@ int mix_log_reader_seek(struct mix_log_reader *r, uint64_t offset);
  * boundary record (valid until the next call, seek or close), *size_r its
  * txn_size and *offset_r its offset in the file; 0 at the end of valid
  * data (r->torn says whether bytes after it were dropped, with
- * r->torn_reason); -errno or -ENOMEM when the rest of the file could not
- * be read (the position is unchanged; not a torn tail). */
+ * r->torn_reason, and next_valid, valid_after and damaged say what follows
+ * them, §3.4); -errno or -ENOMEM when the rest of the file could not be
+ * read (the position is unchanged; not a torn tail). */
 int mix_log_reader_next(struct mix_log_reader *r, const uint8_t **txn_r,
 			uint32_t *size_r, uint64_t *offset_r);
+/* Salvage (§3.4): after mix_log_reader_next stopped at a torn or damaged
+ * transaction, move to r->next_valid, clear torn (and next_valid,
+ * valid_after, damaged, damage_proof: read them first) and return 1; the
+ * bytes from torn_offset to next_valid are skipped.  Returns 0 (nothing
+ * changed) when the reader is not torn or no well-framed transaction
+ * follows. */
+int mix_log_reader_skip_damage(struct mix_log_reader *r);
 /* Free everything and zero *r.  Safe on a zeroed struct and twice. */
 void mix_log_reader_close(struct mix_log_reader *r);
 
@@ -217,6 +275,8 @@ struct mix_log_op {
 				   * rounded up to 4) */
 	uint32_t first_uid;       /* APPEND_RUN, EXT_RUN: the first of count
 				   * consecutive UIDs */
+	uint32_t uid_floor;       /* UID_FLOOR (major 3): the new floor, >= 1;
+				   * no other field is set */
 	const uint8_t *data;      /* EXT_HDR, HDR: the bytes; EXT_REC: the
 				   * first entry (u32 uid then data);
 				   * APPEND_RUN: count flag bytes; EXT_RUN:
@@ -234,7 +294,8 @@ struct mix_log_op {
  * bytes, each byte above 0x20 and not 0x7f, ext intro sizes
  * and alignment within the limits of format.h, HDR writing only
  * uid_validity, next_uid or first_recent_uid, zero padding, and the run
- * types (APPEND_RUN, EXT_RUN) only in a file of major version 2 or later
+ * types (APPEND_RUN, EXT_RUN) only in a file of major version 2 or later,
+ * UID_FLOOR and the boundary flag PREV_SYNCED only in 3 or later
  * (major is the file header's major_version).  Returns MIX_EINVAL if txn
  * is not 4-aligned or *pos is not 0 or a record boundary (caller bugs).  *pos is advanced only on success.  The CRC is
  * not checked here (the reader did). */

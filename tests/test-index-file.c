@@ -20,7 +20,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "mix/mix.h"
@@ -1270,6 +1272,73 @@ static void test_open_errors(void)
 	free(dir);
 }
 
+static void on_alarm(int sig)
+{
+	(void)sig;
+	printf("not ok - mix_ifile_open hung (alarm after 20 s)\nBail out!\n");
+	fflush(stdout);
+	_exit(1);
+}
+
+/* mix.index must be a regular file (format.md §3, "Files"): a FIFO is
+ * refused at once (it hung every open before), a directory and a device
+ * too; a symlink to a regular file is followed. */
+static void test_file_types(void)
+{
+	char *dir = subdir("types"), *path = path_in(dir, "mix.index");
+	char *real = path_in(dir, "real.index");
+	struct mix_ifile f;
+	struct model m;
+	int ret;
+
+	signal(SIGALRM, on_alarm);
+	alarm(20);              /* hang guard, not a time limit */
+	if (mkfifo(path, 0644) == 0) {
+		ret = mix_ifile_open(path, &f);
+		ok(ret == MIX_ECORRUPT && strstr(mix_last_error(), path) &&
+		   strstr(mix_last_error(), "FIFO"), "types: a FIFO named "
+		   "mix.index is refused at once (%d): %s", ret,
+		   mix_last_error());
+		unlink(path);
+	} else {
+		ok(1, "# skip mkfifo failed");
+	}
+	mkdir(path, 0700);
+	ret = mix_ifile_open(path, &f);
+	ok(ret == MIX_ECORRUPT && strstr(mix_last_error(), "directory"),
+	   "types: a directory is refused (%d): %s", ret, mix_last_error());
+	rmdir(path);
+	if (symlink("/dev/zero", path) == 0) {
+		ret = mix_ifile_open(path, &f);
+		ok(ret == MIX_ECORRUPT &&
+		   strstr(mix_last_error(), "character device"), "types: a "
+		   "symlink to /dev/zero is refused (%d): %s", ret,
+		   mix_last_error());
+		unlink(path);
+	} else {
+		ok(1, "# skip symlink failed");
+	}
+	model_init(&m, 1, 4);
+	model_fill(&m, 3);
+	if (model_write(&m, dir) < 0 || rename(path, real) < 0)
+		BAIL("types: %s", mix_last_error());
+	if (symlink("real.index", path) == 0) {
+		ret = mix_ifile_open(path, &f);
+		ok(ret == 0 && f.hdr->messages_count == 3, "types: a symlink to "
+		   "a regular mix.index is followed (%d)", ret);
+		if (ret == 0)
+			mix_ifile_free(&f);
+	} else {
+		ok(1, "# skip symlink failed");
+	}
+	alarm(0);
+	signal(SIGALRM, SIG_DFL);
+	model_free(&m);
+	free(real);
+	free(path);
+	free(dir);
+}
+
 /* Nonzero pad bytes in the caller's records are written as 0 (§2.4). */
 static void test_pad_zeroed(void)
 {
@@ -1315,6 +1384,7 @@ int main(void)
 	test_write_refusals();
 	test_write_faults();
 	test_open_errors();
+	test_file_types();
 	tu_rmdir_r(tmp_root);
 	free(tmp_root);
 	return tap_done();

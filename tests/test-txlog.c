@@ -16,6 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -1230,8 +1232,9 @@ static void test_tails(const uint8_t *file, size_t fsize,
 	tail_case(file, fsize, t, n, b, 32, "no boundary", "wrong type");
 	boundary_tail(b, 20, MIX_LOG_BOUNDARY, 0, 32);
 	tail_case(file, fsize, t, n, b, 32, "size 20", "boundary size 20");
-	boundary_tail(b, 16, MIX_LOG_BOUNDARY, 1, 32);
-	tail_case(file, fsize, t, n, b, 32, "flags 0x1", "boundary flags");
+	/* 0x1 is PREV_SYNCED from major 3 on (§3.2); 0x2 is no flag */
+	boundary_tail(b, 16, MIX_LOG_BOUNDARY, 2, 32);
+	tail_case(file, fsize, t, n, b, 32, "flags 0x2", "boundary flags");
 	boundary_tail(b, 16, MIX_LOG_BOUNDARY, 0, 8);
 	tail_case(file, fsize, t, n, b, 32, "txn_size 8", "txn_size 8");
 	boundary_tail(b, 16, MIX_LOG_BOUNDARY, 0, 18);
@@ -1694,19 +1697,21 @@ static void test_headers(const uint8_t *file)
 	memcpy(h, good, 48); put32(h, __builtin_bswap32(MIX_LOG_MAGIC));
 	HDR_CASE(MIX_EVERSION, "byte order", "hdr: byte-swapped magic → "
 		 "MIX_EVERSION");
-	is(good[4], 2, "hdr: the writer writes major version 2 (§3.1)");
+	is(good[4], 3, "hdr: the writer writes major version 3 (§3.1)");
 	memcpy(h, good, 48); h[4] = MIX_LOG_MAJOR + 1; fix_hdr_crc(h);
 	HDR_CASE(MIX_EVERSION, "major_version", "hdr: newer major → "
 		 "MIX_EVERSION");
-	memcpy(h, good, 48); h[4] = 3; fix_hdr_crc(h);
-	HDR_CASE(MIX_EVERSION, "major_version at offset 4 is 3", "hdr: major 3 "
+	memcpy(h, good, 48); h[4] = 4; fix_hdr_crc(h);
+	HDR_CASE(MIX_EVERSION, "major_version at offset 4 is 4", "hdr: major 4 "
 		 "→ MIX_EVERSION");
 	memcpy(h, good, 48); h[4] = 255; fix_hdr_crc(h);
 	HDR_CASE(MIX_EVERSION, "major_version at offset 4 is 255", "hdr: major "
 		 "255 → MIX_EVERSION");
 	memcpy(h, good, 48); h[4] = 0; fix_hdr_crc(h);
-	HDR_CASE(MIX_ECORRUPT, "major_version at offset 4 is 0, expected 1..2",
-		 "hdr: major 0 → MIX_ECORRUPT, saying 1..2 are read");
+	HDR_CASE(MIX_ECORRUPT, "major_version at offset 4 is 0, expected 1..3",
+		 "hdr: major 0 → MIX_ECORRUPT, saying 1..3 are read");
+	memcpy(h, good, 48); h[4] = 2; fix_hdr_crc(h);
+	is(open_buf(h, 48, &r), 0, "hdr: major 2 still opens");
 	memcpy(h, good, 48); h[4] = 1; fix_hdr_crc(h);
 	is(open_buf(h, 48, &r), 0, "hdr: major 1 still opens");
 	memcpy(h, good, 48); h[4] = 1;
@@ -1721,8 +1726,18 @@ static void test_headers(const uint8_t *file)
 	memcpy(h, good, 48); h[35] = 1; fix_hdr_crc(h);
 	HDR_CASE(MIX_ECORRUPT, "reserved", "hdr: unused byte set in a minor-0 "
 		 "file");
-	memcpy(h, good, 48); h[40] = 1; fix_hdr_crc(h);
-	HDR_CASE(MIX_ECORRUPT, "reserved", "hdr: reserved set in a minor-0 file");
+	memcpy(h, good, 48); h[4] = 2; h[40] = 1; fix_hdr_crc(h);
+	HDR_CASE(MIX_ECORRUPT, "reserved", "hdr: reserved (offset 40) set in a "
+		 "major-2 minor-0 file");
+	memcpy(h, good, 48); h[4] = 1; h[43] = 1; fix_hdr_crc(h);
+	HDR_CASE(MIX_ECORRUPT, "40..43", "hdr: reserved (offset 40) set in a "
+		 "major-1 minor-0 file");
+	memcpy(h, good, 48); put32(h + 40, 0xfffffff0u); fix_hdr_crc(h);
+	if (!ok(mix_log_reader_from_buf(h, 48, "hdr.log", &r) == 0 &&
+		r.hdr.uid_floor == 0xfffffff0u && r.hdr.reserved == 0xfffffff0u,
+		"hdr: offset 40 in a major-3 file is uid_floor (any value)"))
+		diag("  %s", mix_last_error());
+	mix_log_reader_close(&r);
 	memcpy(h, good, 48); h[5] = MIX_LOG_MINOR + 1; h[35] = 1; h[40] = 1;
 	fix_hdr_crc(h);
 	is(open_buf(h, 48, &r), 0, "hdr: reserved bytes set in a newer minor "
@@ -1922,7 +1937,7 @@ static const struct bad_case bad_cases[] = {
 	  "runs past" },
 	{ "record flags", MIX_LOG_EXPUNGE, 1, 0, 0, { 0 }, "flags 0x1" },
 	{ "type 0", 0, 0, 0, 0, { 0 }, "type 0 is not" },
-	{ "type 13", 13, 0, 0, 0, { 0 }, "type 13 is not" },
+	{ "type 14", 14, 0, 0, 0, { 0 }, "type 14 is not" },
 	{ "type 0xffff", 0xffff, 0, 0, 0, { 0 }, "type 65535 is not" },
 	{ "boundary inside", MIX_LOG_BOUNDARY, 0, 0, 2, { 16, 0 },
 	  "record boundary at offset 16: type 1 is not" },
@@ -3049,6 +3064,630 @@ static void test_fuzz_reader(uint64_t seed, const uint8_t *file)
 	   "reported torn", iters);
 }
 
+/* ---- major version 3: UID_FLOOR, PREV_SYNCED, uid_floor (§3.1-§3.3) ---- */
+
+static void test_v3_records(void)
+{
+	struct mix_buf b = { 0 };
+	struct mix_log_op op;
+	uint32_t pos = 0, floor = 12345, pad = 0;
+	size_t start;
+	int ret;
+
+	mix_logenc_begin(&b, &start);
+	is(mix_logenc_uid_floor(&b, 0), MIX_EINVAL, "v3: uid_floor 0 is not "
+	   "encoded");
+	is(b.len, 16, "v3: the refused record left the buffer as it was");
+	is(mix_logenc_uid_floor(&b, 12345), 0, "v3: uid_floor encodes");
+	mix_logenc_end(&b, start);
+	ok(b.len == 32 && get32(b.data + 16) == 16 && get32(b.data + 20) == 13,
+	   "v3: UID_FLOOR is size 16, type 13 (%zu bytes)", b.len);
+	ret = mix_log_txn_next_op(b.data, (uint32_t)b.len, 3, &pos, &op);
+	ok(ret == 1 && op.type == MIX_LOG_UID_FLOOR && op.uid_floor == 12345 &&
+	   op.count == 0 && pos == 32, "v3: decodes with op.uid_floor %u (%d)",
+	   op.uid_floor, ret);
+	pos = 0;
+	ret = mix_log_txn_next_op(b.data, (uint32_t)b.len, 2, &pos, &op);
+	ok(ret == MIX_ECORRUPT && has(mix_last_error(), "type 13 is a major "
+	   "version 3 record in a file of major version 2"),
+	   "v3: UID_FLOOR in a major-2 file is corrupt: %s", mix_last_error());
+	/* a pad word set, a floor of 0, a payload of 12 bytes */
+	put32(b.data + 28, 1);
+	fix_txn_crc(b.data, 32);
+	pos = 0;
+	ok(mix_log_txn_next_op(b.data, 32, 3, &pos, &op) == MIX_ECORRUPT &&
+	   has(mix_last_error(), "pad"), "v3: UID_FLOOR pad 1 → corrupt: %s",
+	   mix_last_error());
+	put32(b.data + 28, pad);
+	put32(b.data + 24, 0);
+	pos = 0;
+	ok(mix_log_txn_next_op(b.data, 32, 3, &pos, &op) == MIX_ECORRUPT &&
+	   has(mix_last_error(), "uid_floor is 0"), "v3: UID_FLOOR 0 → "
+	   "corrupt: %s", mix_last_error());
+	put32(b.data + 24, floor);
+	put32(b.data + 16, 20);
+	mix_buf_append(&b, &pad, 4);
+	put32(b.data + 8, 36);
+	pos = 0;
+	ok(mix_log_txn_next_op(b.data, 36, 3, &pos, &op) == MIX_ECORRUPT &&
+	   has(mix_last_error(), "expected 8"), "v3: UID_FLOOR of 12 payload "
+	   "bytes → corrupt: %s", mix_last_error());
+	mix_buf_free(&b);
+}
+
+static void test_v3_prev_synced_enc(void)
+{
+	struct mix_buf b = { 0 };
+	struct mix_log_op op;
+	uint8_t copy[64];
+	uint32_t pos = 0;
+	size_t s0, s1;
+	uint16_t flags;
+
+	mix_logenc_begin(&b, &s0);
+	mix_logenc_uid_floor(&b, 7);
+	is(mix_logenc_mark_prev_synced(&b, s0), MIX_EINVAL, "v3: marking a "
+	   "transaction before mix_logenc_end is refused");
+	mix_logenc_end(&b, s0);
+	mix_logenc_begin(&b, &s1);
+	mix_logenc_end(&b, s1);
+	is(mix_logenc_mark_prev_synced(&b, s1), 0, "v3: mark the second "
+	   "transaction PREV_SYNCED");
+	memcpy(&flags, b.data + s1 + 6, 2);
+	memcpy(copy, b.data + s1, 16);
+	fix_txn_crc(copy, 16);
+	ok(flags == MIX_LOG_PREV_SYNCED && memcmp(copy, b.data + s1, 16) == 0,
+	   "v3: flags 0x%x and the CRC computed again over them", flags);
+	ok(get32(b.data + s0 + 12) == mix_log_txn_crc(b.data + s0, 32) &&
+	   b.data[s0 + 6] == 0, "v3: the first transaction is untouched");
+	is(mix_logenc_mark_prev_synced(&b, b.len), MIX_EINVAL, "v3: marking "
+	   "past the buffer is refused");
+	is(mix_logenc_mark_prev_synced(&b, s0 + 4), MIX_EINVAL, "v3: marking "
+	   "where no transaction starts is refused");
+	pos = 0;
+	ok(mix_log_txn_next_op(b.data + s1, 16, 3, &pos, &op) == 0,
+	   "v3: a PREV_SYNCED boundary decodes in a major-3 file");
+	pos = 0;
+	ok(mix_log_txn_next_op(b.data + s1, 16, 2, &pos, &op) == MIX_ECORRUPT &&
+	   has(mix_last_error(), "flags 0x1"), "v3: and not in a major-2 one: "
+	   "%s", mix_last_error());
+	put32(b.data + s1 + 4, MIX_LOG_BOUNDARY | 2u << 16);
+	fix_txn_crc(b.data + s1, 16);
+	pos = 0;
+	ok(mix_log_txn_next_op(b.data + s1, 16, 3, &pos, &op) == MIX_ECORRUPT,
+	   "v3: boundary flag 0x2 is corrupt in a major-3 file too");
+	mix_buf_free(&b);
+}
+
+/* The writer's synced offset and the header's uid_floor. */
+static void test_v3_writer(void)
+{
+	char *dir = tu_tmpdir("txlog-v3"), *path = path_in(dir, MIX_LOG_FILENAME);
+	struct mix_log_writer w;
+	struct mix_log_reader r;
+	uint8_t txn[16] = { 16, 0, 0, 0, 1, 0, 0, 0, 16, 0, 0, 0 };
+	uint64_t before;
+	int ret;
+
+	fix_txn_crc(txn, 16);
+	is(mix_log_rotate_to(dir, 50, 1, 0, 0, &w), 0, "v3 writer: create");
+	ok(w.synced == 48 && w.offset == 48 && w.hdr.major_version == 3 &&
+	   w.hdr.uid_floor == 0, "v3 writer: synced %llu after the header's "
+	   "fsync, major %u, uid_floor %u", (unsigned long long)w.synced,
+	   w.hdr.major_version, w.hdr.uid_floor);
+	mix_log_append(&w, txn, 16);
+	ok(w.offset == 64 && w.synced == 48, "v3 writer: an append does not "
+	   "move synced (%llu)", (unsigned long long)w.synced);
+	is(mix_log_sync(&w), 0, "v3 writer: sync");
+	is(w.synced, 64, "v3 writer: synced is the offset after a sync");
+	mix_log_append(&w, txn, 16);
+	before = w.synced;
+	mix_io_fault_set(1, -EIO);
+	ret = mix_log_sync(&w);
+	mix_io_fault_set(0, 0);
+	ok(ret == -EIO && w.synced == before && w.failed, "v3 writer: a failed "
+	   "sync leaves synced at %llu (%d)", (unsigned long long)w.synced, ret);
+	mix_log_writer_close(&w);
+
+	is(mix_log_rotate_to_floor(dir, 50, 2, 1, 80, 4242, &w), 0,
+	   "v3 writer: rotate with a uid_floor");
+	ok(w.hdr.uid_floor == 4242 && w.synced == 48, "v3 writer: header "
+	   "uid_floor %u", w.hdr.uid_floor);
+	mix_log_writer_close(&w);
+	ret = mix_log_reader_open(path, &r);
+	ok(ret == 0 && r.hdr.uid_floor == 4242 && r.hdr.file_seq == 2 &&
+	   r.hdr.major_version == 3, "v3 writer: the reader reads uid_floor "
+	   "%u back (%d)", r.hdr.uid_floor, ret);
+	mix_log_reader_close(&r);
+	free(path);
+	tu_rmdir_r(dir);
+	free(dir);
+}
+
+/* ---- damage is not a torn tail (§3.4) ----------------------------------- */
+
+/* A log in memory: a header of major version major, then n transactions,
+ * each a FLAGS record on UID i + 1 with pad_bytes of EXT_HDR data (when
+ * pad_bytes > 0); transaction i is marked PREV_SYNCED when synced[i].
+ * offs[i] gets the offsets (offs[n] the end). */
+static void build_log(struct mix_buf *b, uint8_t major, int n,
+		      const uint8_t *synced, uint32_t pad_bytes, uint64_t *offs)
+{
+	static uint8_t pad[65536];
+	uint8_t h[48] = { 0 };
+	size_t start;
+
+	put32(h, MIX_LOG_MAGIC);
+	h[4] = major;
+	h[6] = 48;
+	put32(h + 8, 100);
+	put32(h + 12, 1);
+	h[32] = MIX_COMPAT_LITTLE_ENDIAN;
+	fix_hdr_crc(h);
+	b->len = 0;
+	mix_buf_append(b, h, 48);
+	for (int i = 0; i < n; i++) {
+		struct mix_log_uid_range rg = { (uint32_t)i + 1, (uint32_t)i + 1 };
+		offs[i] = b->len;
+		mix_logenc_begin(b, &start);
+		if (mix_logenc_flags(b, MIX_FLAG_SEEN, 0, &rg, 1) < 0 ||
+		    (pad_bytes > 0 && mix_logenc_ext_hdr(b, 0, 0, pad,
+			pad_bytes - (uint32_t)(i % 5) * 4) < 0))
+			BAIL("build_log: %s", mix_last_error());
+		mix_logenc_end(b, start);
+		if (synced != NULL && synced[i] &&
+		    mix_logenc_mark_prev_synced(b, start) < 0)
+			BAIL("build_log: %s", mix_last_error());
+	}
+	offs[n] = b->len;
+}
+
+/* Read r to the end; returns the transactions read, *first_r the offset of
+ * the first. */
+static int count_txns(struct mix_log_reader *r, uint64_t *first_r)
+{
+	const uint8_t *x;
+	uint32_t s;
+	uint64_t o;
+	int n = 0, ret;
+
+	while ((ret = mix_log_reader_next(r, &x, &s, &o)) == 1)
+		if (n++ == 0 && first_r != NULL)
+			*first_r = o;
+	return ret < 0 ? ret : n;
+}
+
+/* The issue's case: 12 SYNC-acknowledged transactions (each written after
+ * the previous one's fdatasync, so each but the first is marked
+ * PREV_SYNCED, as the writer does) and one flipped byte at offset 300. */
+static void test_damage_issue_case(void)
+{
+	char *dir = tu_tmpdir("txlog-dmg"), *path = path_in(dir, MIX_LOG_FILENAME);
+	struct mix_buf b = { 0 };
+	struct mix_log_writer w;
+	struct mix_log_reader r;
+	uint64_t offs[13], first = 0;
+	uint8_t *file;
+	size_t fsize;
+	int k, got, ret;
+	char want[64];
+
+	mix_log_rotate_to(dir, 9, 1, 0, 0, &w);
+	for (int i = 0; i < 12; i++) {
+		struct mix_log_uid_range rg = { (uint32_t)i + 1, (uint32_t)i + 1 };
+		size_t start;
+		b.len = 0;
+		mix_logenc_begin(&b, &start);
+		mix_logenc_flags(&b, MIX_FLAG_FLAGGED, 0, &rg, 1);
+		mix_logenc_ext_hdr(&b, 0, 0, "0123456789abcdef", 16);
+		mix_logenc_end(&b, start);
+		if (w.synced == w.offset)      /* the lead's rule */
+			mix_logenc_mark_prev_synced(&b, start);
+		offs[i] = w.offset;
+		if (mix_log_append(&w, b.data, b.len) < 0 || mix_log_sync(&w) < 0)
+			BAIL("append/sync: %s", mix_last_error());
+	}
+	offs[12] = w.offset;
+	mix_log_writer_close(&w);
+	file = tu_read_file(path, &fsize);
+	for (k = 0; offs[k + 1] <= 300; k++)
+		;
+	file[300] ^= 0x40;
+	tu_write_file(path, file, fsize);
+
+	ret = mix_log_reader_open(path, &r);
+	got = ret == 0 ? count_txns(&r, NULL) : ret;
+	snprintf(want, sizeof(want), "offset %llu", (unsigned long long)offs[k]);
+	if (!ok(got == k && r.torn && r.torn_offset == offs[k] && r.damaged &&
+		r.damage_proof == offs[k + 1] && r.next_valid == offs[k + 1] &&
+		r.valid_after == 11 - (uint32_t)k,
+		"damage: byte 300 flipped in transaction %d of 12 synced ones: "
+		"%d read, then damaged (not torn) at %llu, proof at %llu, %u "
+		"well-framed after", k, got, (unsigned long long)r.torn_offset,
+		(unsigned long long)r.damage_proof, r.valid_after))
+		diag("  damaged %d next_valid %llu: %s", r.damaged,
+		     (unsigned long long)r.next_valid, r.torn_reason);
+	ok(has(r.torn_reason, path) && has(r.torn_reason, want) &&
+	   has(r.torn_reason, "damage") && has(r.torn_reason, "PREV_SYNCED"),
+	   "damage: the reason names file, offset, proof: %s", r.torn_reason);
+	is(mix_log_reader_skip_damage(&r), 1, "damage: salvage skips to the "
+	   "next well-framed transaction");
+	ok(!r.torn && !r.damaged && r.pos == offs[k + 1], "damage: torn "
+	   "cleared, position %llu", (unsigned long long)r.pos);
+	got = count_txns(&r, &first);
+	ok(got == 11 - k && first == offs[k + 1] && !r.torn &&
+	   r.pos == offs[12], "damage: salvage reads the %d after it (%d)",
+	   11 - k, got);
+	is(mix_log_reader_skip_damage(&r), 0, "damage: nothing more to skip");
+	mix_log_reader_close(&r);
+
+	/* the same bytes without PREV_SYNCED (durability NONE): a torn tail
+	 * that says how many well-framed transactions it drops */
+	for (int i = 0; i < 12; i++) {
+		file[offs[i] + 6] = 0;
+		if (offs[i] != offs[k])
+			fix_txn_crc(file + offs[i], (uint32_t)(offs[i + 1] - offs[i]));
+	}
+	tu_write_file(path, file, fsize);
+	ret = mix_log_reader_open(path, &r);
+	got = ret == 0 ? count_txns(&r, NULL) : ret;
+	snprintf(want, sizeof(want), "%u well-framed", 11 - k);
+	ok(got == k && r.torn && !r.damaged && r.valid_after == 11 - (uint32_t)k &&
+	   r.next_valid == offs[k + 1] && has(r.torn_reason, want) &&
+	   has(r.torn_reason, "torn tail"), "damage: unsynced, the same flip "
+	   "is a torn tail that counts what it drops: %s", r.torn_reason);
+	mix_log_reader_close(&r);
+	free(file);
+	mix_buf_free(&b);
+	free(path);
+	tu_rmdir_r(dir);
+	free(dir);
+}
+
+/* Every byte of a middle transaction flipped (buffer reader): damaged,
+ * with the rest found; a cut inside the last one: torn, nothing after. */
+static void test_damage_flips(void)
+{
+	enum { N = 10, K = 4 };
+	uint8_t synced[N];
+	uint64_t offs[N + 1];
+	struct mix_buf b = { 0 };
+	struct mix_log_reader r;
+	int fails = 0, tries = 0;
+
+	memset(synced, 1, sizeof(synced));
+	build_log(&b, 3, N, synced, 40, offs);
+	for (uint64_t i = offs[K]; i < offs[K + 1]; i++) {
+		uint8_t *copy = malloc(b.len);
+		int got;
+		memcpy(copy, b.data, b.len);
+		copy[i] ^= 0x10;
+		tries++;
+		mix_log_reader_from_buf(copy, b.len, "flip.log", &r);
+		got = count_txns(&r, NULL);
+		if ((got != K || !r.torn || !r.damaged ||
+		     r.torn_offset != offs[K] || r.next_valid != offs[K + 1] ||
+		     r.valid_after != N - K - 1) && fails++ == 0)
+			diag("byte %llu: %d txns, torn %d damaged %d next %llu "
+			     "after %u: %s", (unsigned long long)i, got, r.torn,
+			     r.damaged, (unsigned long long)r.next_valid,
+			     r.valid_after, r.torn_reason);
+		mix_log_reader_close(&r);
+		free(copy);
+	}
+	is(fails, 0, "damage: each of %d flips in synced transaction %d is "
+	   "damage with %d well-framed after it", tries, K, N - K - 1);
+	mix_log_reader_from_buf(b.data, offs[N] - 5, "cut.log", &r);
+	ok(count_txns(&r, NULL) == N - 1 && r.torn && !r.damaged &&
+	   r.valid_after == 0 && r.next_valid == 0 &&
+	   mix_log_reader_skip_damage(&r) == 0, "damage: a cut last "
+	   "transaction is a torn tail with nothing after it");
+	mix_log_reader_close(&r);
+	/* a major-2 file: flag 0x1 is no boundary, so a flagged transaction
+	 * after a bad one is not found (and proves nothing) */
+	build_log(&b, 2, N, NULL, 40, offs);
+	{
+		uint8_t *copy = malloc(b.len);
+		memcpy(copy, b.data, b.len);
+		copy[offs[K] + 20] ^= 1;
+		copy[offs[K + 1] + 6] = 1;
+		fix_txn_crc(copy + offs[K + 1], (uint32_t)(offs[K + 2] - offs[K + 1]));
+		mix_log_reader_from_buf(copy, b.len, "v2.log", &r);
+		ok(count_txns(&r, NULL) == K && r.torn && !r.damaged &&
+		   r.next_valid == offs[K + 2] && r.valid_after == N - K - 2,
+		   "damage: in a major-2 file PREV_SYNCED is not a flag: torn, "
+		   "next_valid %llu, %u after", (unsigned long long)r.next_valid,
+		   r.valid_after);
+		mix_log_reader_close(&r);
+		free(copy);
+	}
+	mix_buf_free(&b);
+}
+
+/* Windows: a log of several MiB through a file, damage early and the
+ * proof late (the scan crosses windows), salvage, and a second bad spot. */
+static void test_damage_windows(void)
+{
+	enum { N = 160 };
+	char *dir = tu_tmpdir("txlog-dmgw"), *path = path_in(dir, MIX_LOG_FILENAME);
+	uint8_t synced[N] = { 0 };
+	uint64_t offs[N + 1], first = 0;
+	struct mix_buf b = { 0 };
+	struct mix_log_reader r;
+	int got;
+
+	synced[150] = 1;
+	build_log(&b, 3, N, synced, 40000, offs);
+	b.data[offs[3] + 100] ^= 1;                /* bad CRC in txn 3 */
+	memset(b.data + offs[80], 0, 16);        /* no boundary at txn 80 */
+	tu_write_file(path, b.data, b.len);
+	mix_log_reader_open(path, &r);
+	got = count_txns(&r, NULL);
+	ok(got == 3 && r.torn && r.damaged && r.torn_offset == offs[3] &&
+	   r.next_valid == offs[4] && r.damage_proof == offs[150] &&
+	   r.valid_after == N - 5, "windows: a %zu-byte log, damaged at txn 3, "
+	   "proof at txn 150: %d read, %u well-framed after, proof %llu",
+	   b.len, got, r.valid_after, (unsigned long long)r.damage_proof);
+	ok(r.cap <= MIX_LOG_WINDOW, "windows: the buffer stayed at %llu bytes",
+	   (unsigned long long)r.cap);
+	mix_log_reader_skip_damage(&r);
+	got = count_txns(&r, &first);
+	ok(got == 76 && first == offs[4] && r.torn && r.torn_offset == offs[80]
+	   && r.damaged && r.next_valid == offs[81] &&
+	   r.valid_after == N - 81, "windows: salvage reads txns 4..79 (%d), "
+	   "stops damaged at txn 80 with %u after", got, r.valid_after);
+	ok(mix_log_reader_skip_damage(&r) == 1 &&
+	   count_txns(&r, &first) == N - 81 && first == offs[81] && !r.torn,
+	   "windows: and again to the end");
+	mix_log_reader_close(&r);
+	/* the same read without damage, from the start and from a seek */
+	build_log(&b, 3, N, NULL, 40000, offs);
+	tu_write_file(path, b.data, b.len);
+	mix_log_reader_open(path, &r);
+	ok(count_txns(&r, NULL) == N && !r.torn && r.pos == offs[N] &&
+	   r.cap <= MIX_LOG_WINDOW, "windows: all %d transactions of %zu bytes "
+	   "in a window of at most %u", N, b.len, MIX_LOG_WINDOW);
+	mix_log_reader_seek(&r, offs[77]);
+	ok(count_txns(&r, &first) == N - 77 && first == offs[77],
+	   "windows: from a seek to txn 77");
+	mix_log_reader_close(&r);
+	mix_buf_free(&b);
+	free(path);
+	tu_rmdir_r(dir);
+	free(dir);
+}
+
+/* A transaction larger than the window is read whole; a forged one is
+ * CRC-checked in pieces, never allocated. */
+static void test_big_txn(void)
+{
+	enum { BIG = 3 * MIX_LOG_WINDOW / 2 };
+	char *dir = tu_tmpdir("txlog-big"), *path = path_in(dir, MIX_LOG_FILENAME);
+	struct mix_buf b = { 0 };
+	struct mix_log_reader r;
+	uint64_t offs[3];
+	uint8_t *flags = calloc(1, BIG);
+	const uint8_t *x;
+	uint32_t s;
+	uint64_t o;
+	size_t start, big_off;
+
+	build_log(&b, 3, 2, NULL, 0, offs);
+	big_off = b.len;
+	mix_logenc_begin(&b, &start);
+	if (mix_logenc_append_run(&b, 100, flags, BIG) < 0)
+		BAIL("append_run: %s", mix_last_error());
+	mix_logenc_end(&b, start);
+	tu_write_file(path, b.data, b.len);
+	mix_log_reader_open(path, &r);
+	ok(count_txns(&r, NULL) == 3 && !r.torn && r.cap >= b.len - big_off &&
+	   r.cap <= b.len - big_off + MIX_LOG_WINDOW, "big: a %zu-byte "
+	   "transaction is read whole (buffer %llu)", b.len - big_off,
+	   (unsigned long long)r.cap);
+	mix_log_reader_close(&r);
+	b.data[b.len - 1] ^= 1;
+	tu_write_file(path, b.data, b.len);
+	mix_log_reader_open(path, &r);
+	ok(count_txns(&r, NULL) == 2 && r.torn && r.torn_offset == big_off &&
+	   has(r.torn_reason, "CRC32C") && r.cap <= MIX_LOG_WINDOW,
+	   "big: with a bad CRC it is torn, checked in pieces (buffer %llu): "
+	   "%s", (unsigned long long)r.cap, r.torn_reason);
+	mix_log_reader_close(&r);
+	mix_log_reader_from_buf(b.data, b.len, "big.log", &r);
+	ok(mix_log_reader_next(&r, &x, &s, &o) == 1 &&
+	   mix_log_reader_next(&r, &x, &s, &o) == 1 &&
+	   mix_log_reader_next(&r, &x, &s, &o) == 0 && r.torn,
+	   "big: the same from a buffer");
+	mix_log_reader_close(&r);
+	free(flags);
+	mix_buf_free(&b);
+	free(path);
+	tu_rmdir_r(dir);
+	free(dir);
+}
+
+/* ---- bad files: sparse, FIFO, directory, device, symlinks (§3) -------- */
+
+static long maxrss_kb(void)
+{
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	return ru.ru_maxrss;
+}
+
+static double cpu_seconds(void)
+{
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+	       (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+}
+
+/* A sparse log of 4 GiB - 4 bytes (inside the limit) with a header and a
+ * few transactions, then a hole (and, in the second case, a PREV_SYNCED
+ * transaction near the end): it must open and read without reading or
+ * allocating gigabytes.  Checked by the reader's buffer size and the
+ * process's peak RSS (no timing limit; the CPU time is printed). */
+static void test_sparse_log(void)
+{
+	char *dir = tu_tmpdir("txlog-sparse"), *path = path_in(dir, MIX_LOG_FILENAME);
+	const uint64_t fsize = MIX_LOG_SIZE_MAX - 4, tail_off = fsize - 4096 - 64;
+	uint8_t synced[4] = { 0, 0, 0, 1 };
+	struct mix_buf b = { 0 };
+	struct mix_log_reader r;
+	uint64_t offs[5], first = 0;
+	long rss0 = maxrss_kb();
+	double cpu0 = cpu_seconds();
+	int fd, got, ret;
+
+	build_log(&b, 3, 4, synced, 0, offs);
+	fd = open(path, O_CREAT | O_RDWR | O_TRUNC, 0644);
+	if (fd < 0 || pwrite(fd, b.data, offs[3], 0) != (ssize_t)offs[3] ||
+	    ftruncate(fd, (off_t)fsize) < 0) {
+		ok(1, "# skip cannot make a sparse 4 GiB file");
+		goto out;
+	}
+	ret = mix_log_reader_open(path, &r);
+	got = ret == 0 ? count_txns(&r, NULL) : ret;
+	ok(got == 3 && r.torn && r.torn_offset == offs[3] && !r.damaged &&
+	   r.valid_after == 0 && has(r.torn_reason, "zero bytes") &&
+	   r.size == fsize && r.cap <= MIX_LOG_WINDOW, "sparse: a %llu-byte "
+	   "log: 3 transactions, then a zero tail (%s), buffer %llu",
+	   (unsigned long long)fsize, r.torn_reason, (unsigned long long)r.cap);
+	mix_log_reader_close(&r);
+	/* the fourth transaction (PREV_SYNCED) near the end, after the hole */
+	if (pwrite(fd, b.data + offs[3], offs[4] - offs[3], (off_t)tail_off) !=
+	    (ssize_t)(offs[4] - offs[3]))
+		BAIL("pwrite");
+	ret = mix_log_reader_open(path, &r);
+	got = ret == 0 ? count_txns(&r, NULL) : ret;
+	ok(got == 3 && r.torn && r.torn_offset == offs[3] && r.damaged &&
+	   r.next_valid == tail_off && r.valid_after == 1 &&
+	   r.cap <= MIX_LOG_WINDOW, "sparse: the transaction after the hole is "
+	   "found (%llu), and proves damage: %s",
+	   (unsigned long long)r.next_valid, r.torn_reason);
+	ok(mix_log_reader_skip_damage(&r) == 1 && count_txns(&r, &first) == 1 &&
+	   first == tail_off && r.torn && r.valid_after == 0,
+	   "sparse: salvage reads it, then the zero tail after it");
+	mix_log_reader_close(&r);
+	ok(maxrss_kb() - rss0 < 256 * 1024, "sparse: peak RSS grew by %ld KiB "
+	   "(less than 256 MiB)", maxrss_kb() - rss0);
+	diag("sparse: both reads took %.3f s of CPU", cpu_seconds() - cpu0);
+out:
+	if (fd >= 0)
+		close(fd);
+	mix_buf_free(&b);
+	free(path);
+	tu_rmdir_r(dir);
+	free(dir);
+}
+
+static void on_alarm(int sig)
+{
+	(void)sig;
+	printf("not ok - a reader open hung (alarm after 20 s)\nBail out!\n");
+	fflush(stdout);
+	_exit(1);
+}
+
+static void test_bad_file_types(const uint8_t *file, size_t fsize)
+{
+	char *dir = tu_tmpdir("txlog-types"), *path = path_in(dir, MIX_LOG_FILENAME);
+	char *real = path_in(dir, "real.log");
+	struct mix_log_reader r;
+	int ret;
+
+	signal(SIGALRM, on_alarm);
+	alarm(20);               /* hang guard, not a time limit */
+	if (mkfifo(path, 0644) == 0) {
+		ret = mix_log_reader_open(path, &r);
+		ok(ret == MIX_ECORRUPT && has(mix_last_error(), path) &&
+		   has(mix_last_error(), "FIFO"), "types: a FIFO is refused at "
+		   "once (%d): %s", ret, mix_last_error());
+		unlink(path);
+	} else {
+		ok(1, "# skip mkfifo: %s", strerror(errno));
+	}
+	mkdir(path, 0755);
+	ret = mix_log_reader_open(path, &r);
+	ok(ret == MIX_ECORRUPT && has(mix_last_error(), "directory"),
+	   "types: a directory is refused (%d): %s", ret, mix_last_error());
+	rmdir(path);
+	if (symlink("/dev/zero", path) == 0) {
+		ret = mix_log_reader_open(path, &r);
+		ok(ret == MIX_ECORRUPT && has(mix_last_error(),
+		   "character device"), "types: a symlink to /dev/zero is "
+		   "refused (%d): %s", ret, mix_last_error());
+		unlink(path);
+	} else {
+		ok(1, "# skip symlink");
+	}
+	tu_write_file(real, file, fsize);
+	if (symlink("real.log", path) == 0) {
+		ret = mix_log_reader_open(path, &r);
+		ok(ret == 0 && count_txns(&r, NULL) > 0 && !r.torn,
+		   "types: a symlink to a regular log is followed (%d)", ret);
+		mix_log_reader_close(&r);
+		unlink(path);
+	} else {
+		ok(1, "# skip symlink");
+	}
+	alarm(0);
+	signal(SIGALRM, SIG_DFL);
+	free(real);
+	free(path);
+	tu_rmdir_r(dir);
+	free(dir);
+}
+
+/* A reader in another process follows the writer (mix_index_refresh
+ * opens a new reader each time): a write in progress is the end for now,
+ * and a new reader after it completes reads it. */
+static void test_follow_writer(void)
+{
+	char *dir = tu_tmpdir("txlog-follow"), *path = path_in(dir, MIX_LOG_FILENAME);
+	struct mix_log_writer w;
+	struct mix_log_reader r;
+	struct mix_buf b = { 0 };
+	uint64_t offs[41];
+	uint8_t synced[40];
+	int got;
+
+	memset(synced, 1, sizeof(synced));
+	build_log(&b, 3, 40, synced, 30000, offs);
+	mix_log_rotate_to(dir, 100, 1, 0, 0, &w);
+	mix_log_append(&w, b.data + 48, offs[20] - 48);
+	mix_log_reader_open(path, &r);
+	got = count_txns(&r, NULL);
+	ok(got == 20 && !r.torn, "follow: 20 transactions (%d)", got);
+	mix_log_reader_close(&r);
+	/* half of the next batch has landed */
+	if (pwrite(w.fd, b.data + offs[20], (offs[30] - offs[20]) / 2 + 8,
+		   (off_t)offs[20]) < 0)
+		BAIL("pwrite");
+	mix_log_reader_open(path, &r);
+	got = count_txns(&r, NULL);
+	if (!ok(got >= 20 && got < 30 && r.torn && !r.damaged, "follow: a write "
+	   "in progress: %d transactions, then the end for now (torn, not "
+	   "damage)", got))
+		diag("  torn %d damaged %d: %s", r.torn, r.damaged,
+		     r.torn_reason);
+	mix_log_reader_close(&r);
+	mix_log_append(&w, b.data + offs[20], offs[40] - offs[20]);
+	mix_log_reader_open(path, &r);
+	mix_log_reader_seek(&r, offs[18]);
+	got = count_txns(&r, NULL);
+	ok(got == 22 && !r.torn && r.pos == offs[40], "follow: once written, a "
+	   "new reader from offset %llu reads the 22 after it (%d)",
+	   (unsigned long long)offs[18], got);
+	mix_log_reader_close(&r);
+	mix_log_writer_close(&w);
+	mix_buf_free(&b);
+	free(path);
+	tu_rmdir_r(dir);
+	free(dir);
+}
+
 int main(void)
 {
 	uint64_t seed = tu_seed();
@@ -3089,6 +3728,16 @@ int main(void)
 	test_replay_bad_runs();
 	test_fuzz(seed + 5);
 	test_fuzz_reader(seed + 6, file);
+	test_v3_records();
+	test_v3_prev_synced_enc();
+	test_v3_writer();
+	test_damage_issue_case();
+	test_damage_flips();
+	test_damage_windows();
+	test_big_txn();
+	test_sparse_log();
+	test_bad_file_types(file, fsize);
+	test_follow_writer();
 	free_txns(t, n);
 	free(file);
 	tu_rmdir_r(tdir);
