@@ -151,9 +151,16 @@ static int flush(struct mix_index *idx, struct mix_builder *b, int need_sync)
 		uint32_t first = 0;
 		memcpy(&first, idx->batch.data + offsetof(struct
 			mix_log_boundary, txn_size), sizeof(first));
+		/* §3.2 PREV_SYNCED: everything before this batch is durable,
+		 * so a reader that later finds a bad transaction before this
+		 * one knows it is damage, not a torn tail (§3.4).  Costs one
+		 * CRC of the first transaction, only after a sync. */
+		if (idx->log.synced == idx->log.offset)
+			ret = mix_logenc_mark_prev_synced(&idx->batch, 0);
 		MIX_PROBE1(log_write, idx->batch.len);
-		ret = mix_log_append_batch(&idx->log, idx->batch.data,
-					   idx->batch.len, first);
+		if (ret == 0)
+			ret = mix_log_append_batch(&idx->log, idx->batch.data,
+						   idx->batch.len, first);
 		clean = ret < 0 && !idx->log.failed;
 		if (ret == 0 && w)
 			__atomic_add_fetch(&w->stat_bytes, idx->batch.len,
@@ -163,8 +170,6 @@ static int flush(struct mix_index *idx, struct mix_builder *b, int need_sync)
 		MIX_PROBE0(fsync_start);
 		ret = mix_log_sync(&idx->log);
 		MIX_PROBE1(fsync_end, ret);
-		if (ret == 0)
-			idx->log_synced = idx->log.offset;
 		if (ret == 0 && w)
 			__atomic_add_fetch(&w->stat_fsyncs, 1,
 					   __ATOMIC_RELAXED);
@@ -234,7 +239,6 @@ static int rotate_pending(struct mix_index *idx)
 		return ret;
 	mix_log_writer_close(&idx->log);
 	idx->log = nw;
-	idx->log_synced = nw.offset;   /* the header was fsynced */
 	idx->rotate_pending_seq = 0;
 	return 0;
 }
@@ -406,13 +410,12 @@ int mix_index_remap(struct mix_index *idx)
 static int log_durable(struct mix_index *idx)
 {
 	int ret;
-	if (idx->log.fd < 0 || idx->log_synced >= idx->log.offset)
+	if (idx->log.fd < 0 || idx->log.synced >= idx->log.offset)
 		return 0;
 	if ((ret = mix_log_sync(&idx->log)) < 0) {
 		poison(idx);   /* a failed fdatasync cannot be retried (§3.2) */
 		return ret;
 	}
-	idx->log_synced = idx->log.offset;
 	return 0;
 }
 
@@ -446,7 +449,7 @@ int mix_index_rotate(struct mix_index *idx)
 	 * old .log.2 is replaced, so mix.index must cover the active log
 	 * (and its position be durable, log_durable) */
 	if (idx->ckpt_seq < h->file_seq || idx->ckpt_off != idx->log.offset ||
-	    idx->log_synced < idx->log.offset)
+	    idx->log.synced < idx->log.offset)
 		return mix_err(MIX_EINVAL, "%s: rotation from log seq %u offset "
 			       "%llu before a checkpoint there (mix.index is at "
 			       "seq %u offset %llu) (format.md §3.5)", idx->dir,
@@ -460,7 +463,6 @@ int mix_index_rotate(struct mix_index *idx)
 		return ret;
 	mix_log_writer_close(&idx->log);
 	idx->log = nw;
-	idx->log_synced = nw.offset;   /* the header was fsynced */
 	return 0;
 }
 

@@ -48,6 +48,7 @@ struct recovery {
 	int quiet;           /* refresh: a torn tail is a write in progress */
 	int gap;             /* replay_chain found a log missing */
 	int recreate;        /* MIX_OPEN_RECREATE: a new index replaces it */
+	int salvage;         /* MIX_OPEN_SALVAGE: keep what is valid */
 	struct mix_log_reader logs[2]; /* [0] .log.2, [1] .log */
 	int have_log[2];
 };
@@ -307,6 +308,102 @@ static void check_logs_lost(struct recovery *rc)
 
 /* ---- replay ------------------------------------------------------------ */
 
+/* MIX_OPEN_SALVAGE: say what was lost, once per damaged range. */
+static void salvage_note(struct recovery *rc, const char *what);
+
+/* Salvage across a break in the chain: the log continues from another
+ * position than the state reached; whatever lay between is lost. */
+static void gap_salvaged(struct recovery *rc, const struct mix_log_reader *r)
+{
+	char msg[768];
+	snprintf(msg, sizeof(msg), "salvage: %s continues from log seq %u "
+		 "offset %u, but the state reached seq %u offset %llu: what "
+		 "was logged between is lost", r->path, r->hdr.prev_file_seq,
+		 r->hdr.prev_file_offset, rc->pos_seq,
+		 (unsigned long long)rc->pos_off);
+	salvage_note(rc, msg);
+}
+
+/* MIX_OPEN_SALVAGE: say what was lost, once per damaged range. */
+static void salvage_note(struct recovery *rc, const char *what)
+{
+	struct mix_index *idx = rc->idx;
+	idx->info.salvaged = 1;
+	warn(idx, what);
+}
+
+/* Replay one transaction; in salvage mode a transaction that does not
+ * apply (it depended on a lost one, or breaks §3.3) is skipped and
+ * reported instead of failing the open. */
+static int replay_one(struct recovery *rc, struct mix_log_reader *r,
+		      const uint8_t *txn, uint32_t size, uint64_t off)
+{
+	struct mix_index *idx = rc->idx;
+	char msg[768];
+	int ret = mix_replay_txn(&rc->b, txn, size, r->hdr.major_version,
+				 mix_modseq_make(rc->indexid, r->hdr.file_seq,
+						 (uint32_t)off),
+				 r->path, off);
+	if (ret == 0 || ret == -ENOMEM || !rc->salvage)
+		return ret;
+	/* mix_replay_txn applies a transaction whole or not at all */
+	snprintf(msg, sizeof(msg), "salvage: transaction at offset %llu "
+		 "(%u bytes) of %s skipped: %s", (unsigned long long)off, size,
+		 r->path, mix_last_error());
+	idx->info.salvage_skipped_txns++;
+	idx->info.salvage_skipped_bytes += size;
+	salvage_note(rc, msg);
+	return 0;
+}
+
+/* docs/format.md §3.4: a stop before the end of the valid data.  A torn
+ * tail of the last log is dropped and reported; damage (a bad transaction
+ * that a later PREV_SYNCED one proves was durable), or a stop before the
+ * position the next log records, is MIX_ECORRUPT, unless salvaging:
+ * then the reader moves to the next well-framed transaction and the
+ * skipped bytes are reported.  Returns 1 to go on reading, 0 at the end,
+ * or an error. */
+static int replay_stop(struct recovery *rc, struct mix_log_reader *r,
+		       uint64_t limit, int last)
+{
+	struct mix_index *idx = rc->idx;
+	char msg[768];
+
+	if (!r->torn || r->pos >= limit || rc->quiet)
+		return 0;
+	if (rc->salvage && r->next_valid && r->next_valid < limit) {
+		uint64_t from = r->torn_offset, to = r->next_valid;
+		snprintf(msg, sizeof(msg), "salvage: %s: bytes %llu..%llu "
+			 "skipped (%s)", r->path, (unsigned long long)from,
+			 (unsigned long long)to, r->torn_reason);
+		idx->info.salvage_skipped_bytes += to - from;
+		salvage_note(rc, msg);
+		return mix_log_reader_skip_damage(r);
+	}
+	if (r->damaged && !rc->salvage)
+		return mix_err(MIX_ECORRUPT, "%s (open with MIX_OPEN_SALVAGE "
+			       "or mixctl salvage to keep every valid "
+			       "transaction)", r->torn_reason);
+	if (!last && !rc->salvage)
+		return mix_err(MIX_ECORRUPT, "%s; the next log says valid data "
+			       "runs to offset %llu", r->torn_reason,
+			       (unsigned long long)limit);
+	if (!last) {
+		snprintf(msg, sizeof(msg), "salvage: %s: bytes %llu..%llu "
+			 "lost (%s)", r->path,
+			 (unsigned long long)r->torn_offset,
+			 (unsigned long long)limit, r->torn_reason);
+		idx->info.salvage_skipped_bytes += limit - r->torn_offset;
+		salvage_note(rc, msg);
+		return 0;
+	}
+	idx->info.dropped_bytes = r->size - r->torn_offset;
+	idx->info.dropped_file_seq = r->hdr.file_seq;
+	idx->info.dropped_offset = (uint32_t)r->torn_offset;
+	warn(idx, r->torn_reason);
+	return 0;
+}
+
 static int replay_log(struct recovery *rc, struct mix_log_reader *r,
 		      uint64_t from, uint64_t limit, int last)
 {
@@ -316,35 +413,32 @@ static int replay_log(struct recovery *rc, struct mix_log_reader *r,
 	uint64_t off;
 	int ret;
 
-	if ((ret = mix_log_reader_seek(r, from)) < 0)
+	if ((ret = mix_log_reader_seek(r, from)) < 0) {
+		if (from > r->size)
+			return mix_err(MIX_ECORRUPT, "%s: the log ends at offset "
+				       "%llu, before the position %llu that %s "
+				       "says it holds (§3.4)", r->path,
+				       (unsigned long long)r->size,
+				       (unsigned long long)from,
+				       from == rc->idx_off ? MIX_INDEX_FILENAME
+							   : "the chain");
 		return ret;
-	while (r->pos < limit &&
-	       (ret = mix_log_reader_next(r, &txn, &size, &off)) > 0) {
-		ret = mix_replay_txn(&rc->b, txn, size, r->hdr.major_version,
-				     mix_modseq_make(rc->indexid,
-						     r->hdr.file_seq,
-						     (uint32_t)off),
-				     r->path, off);
+	}
+	do {
+		while (r->pos < limit &&
+		       (ret = mix_log_reader_next(r, &txn, &size, &off)) > 0) {
+			if ((ret = replay_one(rc, r, txn, size, off)) < 0)
+				return ret;
+			idx->info.replayed_txns++;
+			rc->need_checkpoint = 1;
+		}
 		if (ret < 0)
 			return ret;
-		idx->info.replayed_txns++;
-		rc->need_checkpoint = 1;
-	}
+	} while ((ret = replay_stop(rc, r, limit, last)) > 0);
 	if (ret < 0)
 		return ret;
 	rc->pos_seq = r->hdr.file_seq;
 	rc->pos_off = r->pos;
-	if (r->pos < limit && r->torn && !rc->quiet) {
-		if (!last)
-			return mix_err(MIX_ECORRUPT, "%s: %s; the next log says "
-				       "valid data runs to offset %llu",
-				       r->path, r->torn_reason,
-				       (unsigned long long)limit);
-		idx->info.dropped_bytes = r->size - r->torn_offset;
-		idx->info.dropped_file_seq = r->hdr.file_seq;
-		idx->info.dropped_offset = (uint32_t)r->torn_offset;
-		warn(idx, r->torn_reason);
-	}
 	return 0;
 }
 
@@ -368,8 +462,12 @@ static int replay_chain(struct recovery *rc)
 		if (r->hdr.file_seq == rc->pos_seq) {
 			ret = replay_log(rc, r, rc->pos_off, limit, i == 1 ||
 					 !rc->have_log[1]);
-		} else if (r->hdr.prev_file_seq == rc->pos_seq &&
-			   r->hdr.prev_file_offset <= rc->pos_off) {
+		} else if ((r->hdr.prev_file_seq == rc->pos_seq &&
+			    r->hdr.prev_file_offset <= rc->pos_off) ||
+			   rc->salvage) {
+			if (r->hdr.prev_file_seq != rc->pos_seq ||
+			    r->hdr.prev_file_offset < rc->pos_off)
+				gap_salvaged(rc, r);
 			ret = replay_log(rc, r, r->hdr.hdr_size, limit, i == 1);
 		} else {
 			rc->gap = 1;
@@ -553,7 +651,6 @@ static int writer_setup(struct recovery *rc)
 		ret = mix_log_rotate_to(idx->dir, rc->indexid, 1, 0, 0, lw);
 		if (ret < 0)
 			return ret;
-		idx->log_synced = lw->offset;
 		return mix_index_checkpoint(idx, 1);
 	}
 	/* the old active log, as the position the state reached */
@@ -575,7 +672,7 @@ static int writer_setup(struct recovery *rc)
 		if (ret < 0)
 			return ret;
 	}
-	idx->log_synced = lw->offset;
+	lw->synced = lw->offset;   /* fdatasync'ed above, or not ours */
 	/* §4: the session's log gets a file_seq no log ever had.  Without an
 	 * active log, a rotation may have been cut short after it created
 	 * (and maybe used, if mix.index.log was since lost) max_seq + 1:
@@ -658,7 +755,7 @@ MIX_API int mix_index_open(struct mix_engine *e, const char *dir,
 
 	*idx_r = NULL;
 	if (!e || !dir || (flags & ~(MIX_OPEN_CREATE | MIX_OPEN_READONLY |
-				     MIX_OPEN_RECREATE)) ||
+				     MIX_OPEN_RECREATE | MIX_OPEN_SALVAGE)) ||
 	    ((flags & MIX_OPEN_READONLY) &&
 	     (flags & (MIX_OPEN_CREATE | MIX_OPEN_RECREATE))))
 		return mix_err(MIX_EINVAL, "mix_index_open: bad arguments");
@@ -667,6 +764,7 @@ MIX_API int mix_index_open(struct mix_engine *e, const char *dir,
 	memset(&rc, 0, sizeof(rc));
 	rc.idx = idx;
 	rc.gen = 1;
+	rc.salvage = (flags & MIX_OPEN_SALVAGE) != 0;
 	if (!(flags & MIX_OPEN_READONLY))
 		ret = lock_take(idx);
 	if (ret == 0)

@@ -39,9 +39,6 @@ struct mix_index {
 	 * docs/format.md §3.5). */
 	uint32_t ckpt_seq;
 	uint64_t ckpt_off;
-	/* The active log is durable (fdatasync completed) up to here; a
-	 * checkpoint naming a later position syncs it first (§2, §3.5). */
-	uint64_t log_synced;
 	/* A writable open starts its new log at the first write, not at
 	 * open, so idle sessions change no file (§3.5): the file_seq that
 	 * log will get, or 0 once it exists. */

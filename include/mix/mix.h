@@ -185,6 +185,14 @@ enum mix_open_flags {
 	/* discard any index in the directory and create a new, empty one
 	 * whose modseqs continue above the old one's (a new indexid) */
 	MIX_OPEN_RECREATE = 0x04,
+	/* recover what is valid from a damaged index instead of refusing
+	 * it: skip damaged log ranges (docs/format.md §3.4), transactions
+	 * that no longer apply and gaps in the log chain, and report each
+	 * through the warning callback and mix_open_info (salvage_*).  A
+	 * writable salvage checkpoints the result, so the next normal open
+	 * is clean.  Use it when an open failed with MIX_ECORRUPT and the
+	 * operator chose to keep what can be kept (mixctl salvage). */
+	MIX_OPEN_SALVAGE = 0x08,
 };
 
 /* What open found and repaired (mix_index_open_info). */
@@ -205,6 +213,12 @@ struct mix_open_info {
 	 * checkpoint is lost; new changes continue above every modseq the
 	 * lost logs can have issued (docs/reliability.md) */
 	int logs_missing;
+	/* MIX_OPEN_SALVAGE skipped something: bytes of damaged or
+	 * unreachable log data, and transactions that no longer applied
+	 * (each range was reported through the warning callback) */
+	int salvaged;
+	uint64_t salvage_skipped_bytes;
+	uint32_t salvage_skipped_txns;
 };
 
 /* Open the index in directory dir (which must exist).  Recovery runs here:
