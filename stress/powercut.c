@@ -6,7 +6,8 @@
  * each and checks the acknowledged commits.
  *
  *   powercut [--seed N] [--traces N] [--ops N] [--prefix-max N]
- *            [--random N] [--stride N] [--tmp DIR] [--findings FILE]
+ *            [--random N] [--stride N] [--nested N] [--tmp DIR]
+ *            [--findings FILE]
  *            [--strict-uids] [--verbose]
  *
  * The seed is printed; MIX_POWERCUT_SEED (or --seed) replays a run.
@@ -23,7 +24,7 @@
 static void usage(void)
 {
 	fprintf(stderr, "usage: powercut [--seed N] [--traces N] [--ops N] "
-		"[--prefix-max N] [--random N] [--stride N] [--tmp DIR] "
+		"[--prefix-max N] [--random N] [--stride N] [--nested N] [--tmp DIR] "
 		"[--findings FILE] [--strict-uids] [--verbose]\n");
 	exit(2);
 }
@@ -38,6 +39,7 @@ static void parse(int argc, char **argv, struct pc_opts *o)
 	o->prefix_max = 12;
 	o->random_per_cut = 6;
 	o->cut_stride = 1;
+	o->nested_every = 20;
 	o->strict_uids = strict && *strict && strcmp(strict, "0") != 0;
 	o->tmp = getenv("TMPDIR");
 	if (!o->tmp || !*o->tmp)
@@ -59,6 +61,9 @@ static void parse(int argc, char **argv, struct pc_opts *o)
 		else if (!strcmp(a, "--stride") && v)
 			o->cut_stride = (unsigned)st_opt_u64("stride", v, 1,
 							     100000), i++;
+		else if (!strcmp(a, "--nested") && v)
+			o->nested_every = (unsigned)st_opt_u64("nested", v, 0,
+							       1000000), i++;
 		else if (!strcmp(a, "--tmp") && v)
 			o->tmp = v, i++;
 		else if (!strcmp(a, "--findings") && v)
@@ -110,6 +115,8 @@ int main(int argc, char **argv)
 	st_figure("states_random_subset", (double)all.subsets, "states");
 	st_figure("states_duplicate_skipped", (double)all.dup_states, "states");
 	st_figure("states_without_index", (double)all.no_index, "states");
+	st_figure("recovery_sessions_cut", (double)all.nested_runs, "sessions");
+	st_figure("states_in_recovery", (double)all.nested_states, "states");
 	st_figure("failures", (double)all.failures, "states");
 	st_figure("open_failures", (double)all.open_fail, "states");
 	st_figure("state_mismatches", (double)all.mismatch, "opens");

@@ -236,6 +236,7 @@ struct pc_opts {
 	unsigned prefix_max;    /* prefixes of one file tried per cut */
 	unsigned random_per_cut;
 	unsigned cut_stride;    /* check every cut_stride-th cut (1 = all) */
+	unsigned nested_every;  /* cut the recovery of every n-th state */
 	int strict_uids;        /* UID reuse is a failure */
 	int verbose;
 	int quiet;              /* no per-failure lines (TAP) */
@@ -246,7 +247,7 @@ struct pc_opts {
 struct pc_totals {
 	uint64_t events, steps, cuts, states, dup_states, no_index;
 	uint64_t failures, uid_reuse, modseq_reuse, open_fail, mismatch;
-	uint64_t torn, subsets;
+	uint64_t torn, subsets, nested_runs, nested_states;
 };
 
 /* Engine warnings of the check in progress (for failure reports). */
@@ -773,7 +774,7 @@ struct pc_run {
 	struct pc_totals *tot;     /* this trace's */
 	struct mix_engine *eng;
 	struct pc_trace *t;
-	char name[64];
+	char name[128];
 	uint64_t seed;
 	char *base, *state;        /* scratch parent, the state directory */
 	uint64_t rng;
@@ -789,10 +790,17 @@ struct pc_run {
 	uint64_t max_modseq;
 	uint32_t max_uid;
 	int must_exist;
-	/* the state being built: names and contents */
+	/* the state being built: names, contents, inodes once written */
 	struct pc_map map;
 	uint8_t *buf[PC_NAMES];
 	size_t bsize[PC_NAMES], bcap[PC_NAMES];
+	uint64_t bino[PC_NAMES];
+	/* 0: cuts of the workload; 1: cuts of a check's recovery session
+	 * (a second power cut), whose modseqs and UIDs must stay above
+	 * what the workload had seen (floor_*) */
+	int depth;
+	uint64_t floor_modseq;
+	uint32_t floor_uid;
 };
 
 /* 1 if key was new (and is now in the set). */
@@ -895,12 +903,14 @@ static inline void pc_materialize(struct pc_run *r)
 		int fd;
 		snprintf(path, sizeof(path), "%s/%s", r->state,
 			 r->map.name[i]);
+		struct stat st;
 		fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 		if (fd < 0 || (r->bsize[i] &&
 			       write(fd, r->buf[i], r->bsize[i]) !=
-			       (ssize_t)r->bsize[i]))
+			       (ssize_t)r->bsize[i]) || fstat(fd, &st) < 0)
 			st_die("powercut: cannot write %s: %s", path,
 			       strerror(errno));
+		r->bino[i] = (uint64_t)st.st_ino;
 		close(fd);
 	}
 }
@@ -955,19 +965,38 @@ static inline int pc_match_err(struct pc_run *r, const char *which,
 	return -1;
 }
 
+/* The end of a step of a check's recovery session (nested trace). */
+static inline void pc_nt_end(struct pc_trace *nt, size_t j, uint64_t digest)
+{
+	nt->steps[j].ack_ev = pc_trace_len(nt);
+	nt->steps[j].digest = digest;
+}
+
 /* One more commit on the recovered index: modseq and UID above all the
  * workload saw before the cut. */
 static inline int pc_check_commit(struct pc_run *r, struct mix_index *ix,
-				  uint32_t *uid_r, char *err, size_t esize)
+				  struct pc_trace *nt, uint32_t *uid_r,
+				  char *err, size_t esize)
 {
 	struct mix_txn *txn = NULL;
 	struct mix_commit_result res;
 	int ret = mix_txn_begin(ix, &txn);
+	size_t j = 0;
 
 	if (ret == 0 && (ret = mix_txn_append(txn, 0, NULL, NULL)) < 0)
 		mix_txn_abort(&txn);
-	if (ret == 0)
+	if (ret == 0) {
+		if (nt)
+			j = pc_step_begin(nt, PC_STEP_COMMIT,
+					  "check commit: SYNC append 1");
 		ret = mix_txn_commit(&txn, MIX_DURABILITY_SYNC, &res);
+		if (ret == 0 && nt) {
+			nt->steps[j].sync = 1;
+			nt->steps[j].modseq = res.modseq;
+			nt->steps[j].last_uid = res.last_uid;
+			pc_nt_end(nt, j, pc_digest(ix));
+		}
+	}
 	if (ret < 0) {
 		snprintf(err, esize, "commit after recovery: %s (%s)",
 			 mix_strerror(ret), mix_last_error());
@@ -1021,15 +1050,55 @@ static inline int pc_check_reopen(struct pc_run *r, uint32_t uid, char *err,
 	return 0;
 }
 
+static int pc_cuts(struct pc_run *r);
+
+/* Every crash state of the check's recovery session nt on the state
+ * just checked (r->map, r->buf: all durable when it started). */
+static inline void pc_nested(struct pc_run *r, struct pc_trace *nt)
+{
+	struct pc_run n = { .o = r->o, .tot = r->tot, .eng = r->eng, .t = nt,
+			    .seed = r->seed, .base = r->base, .depth = 1,
+			    .floor_modseq = r->max_modseq,
+			    .floor_uid = r->max_uid };
+
+	snprintf(n.name, sizeof(n.name), "%.80s-cut%zu-recovery", r->name,
+		 r->cut);
+	n.rng = st_seed_derive(r->rng, r->cut);
+	if (asprintf(&n.state, "%s/state2", r->base) < 0)
+		st_die("out of memory");
+	for (int i = 0; i < r->map.n; i++) {
+		int f = pc_file_new(&n.m, r->bino[i]);
+		struct pc_file *pf = &n.m.files[f];
+		pc_buf_size(&pf->dur, &pf->dsize, &pf->dcap, r->bsize[i]);
+		memcpy(pf->dur, r->buf[i], r->bsize[i]);
+		pc_map_set(&n.m.cur, r->map.name[i], f);
+	}
+	n.m.dur = n.m.cur;
+	r->tot->nested_runs++;
+	n.saved = r->saved;
+	pc_cuts(&n);
+	r->saved = n.saved;
+	st_rmdir_r(n.state);
+	for (int k = 0; k < PC_NAMES; k++)
+		free(n.buf[k]);
+	free(n.foff);
+	free(n.seen);
+	free(n.state);
+	pc_model_free(&n.m);
+}
+
 /* Open the materialized state read-only, then writable (both must see
  * the same state, one of steps lo..hi), commit, close, reopen read-only;
  * 0 ok, -1 failed (err says why), 1 only UID reuse (counted, not a
- * failure). */
-static inline int pc_check(struct pc_run *r, char *err, size_t esize)
+ * failure).  With nt, the writable session is traced into it (its
+ * steps: the state found, the open, the commit, the close). */
+static inline int pc_check(struct pc_run *r, struct pc_trace *nt, char *err,
+			   size_t esize)
 {
 	struct mix_index *ix = NULL;
 	uint64_t d_ro, d_rw;
 	uint32_t uid = 0;
+	size_t j = 0;
 	int ret, cret;
 
 	pc_warnings[0] = '\0';
@@ -1048,25 +1117,43 @@ static inline int pc_check(struct pc_run *r, char *err, size_t esize)
 	mix_index_close(&ix);
 	if (pc_match_err(r, "read-only", d_ro, err, esize) < 0)
 		return -1;
+	if (nt) {
+		pc_nt_end(nt, pc_step_begin(nt, PC_STEP_CREATE, "the state "
+					    "found by recovery"), d_ro);
+		nt->on = 1;
+		mix_io_trace_set(pc_trace_hook, nt);
+		j = pc_step_begin(nt, PC_STEP_OPEN, "check: writable open");
+	}
 	ret = mix_index_open(r->eng, r->state, 0, &ix);
 	if (ret < 0) {
+		mix_io_trace_set(NULL, NULL);
 		r->tot->open_fail++;
 		snprintf(err, esize, "writable open: %s (%s)",
 			 mix_strerror(ret), mix_last_error());
 		return -1;
 	}
 	d_rw = pc_digest(ix);
+	if (nt)
+		pc_nt_end(nt, j, d_rw);
 	if (pc_match_err(r, "writable", d_rw, err, esize) < 0 ||
 	    (d_rw != d_ro && snprintf(err, esize, "the read-only open saw "
 				      "another state than the writable "
 				      "open") > 0)) {
+		mix_io_trace_set(NULL, NULL);
 		if (d_rw != d_ro)
 			r->tot->mismatch++;
 		mix_index_close(&ix);
 		return -1;
 	}
-	cret = pc_check_commit(r, ix, &uid, err, esize);
+	cret = pc_check_commit(r, ix, nt, &uid, err, esize);
+	if (nt)
+		j = pc_step_begin(nt, PC_STEP_CLOSE, "check: close");
 	ret = mix_index_close(&ix);
+	mix_io_trace_set(NULL, NULL);
+	if (nt) {
+		nt->on = 0;
+		pc_nt_end(nt, j, nt->steps[j - 1].digest);
+	}
 	if (cret >= 0 && ret < 0) {
 		snprintf(err, esize, "close after recovery: %s (%s)",
 			 mix_strerror(ret), mix_last_error());
@@ -1092,11 +1179,16 @@ static inline void pc_class_add(const char *err, const char *example)
 {
 	char key[256];
 	size_t n = 0;
-	const char *p = strstr(err, "/state/");
 
 	for (const char *q = err; *q && n < sizeof(key) - 1; q++) {
-		if (p && q == strchr(err, '/') && q < p) {
-			q = p + strlen("/state/") - 1;
+		if (*q == '/') {
+			/* a path: keep its last component only */
+			const char *e = q + strcspn(q, " :),");
+			const char *last = q;
+			for (const char *x = q; x < e; x++)
+				if (*x == '/')
+					last = x;
+			q = last;
 			continue;
 		}
 		if (*q >= '0' && *q <= '9') {
@@ -1170,12 +1262,14 @@ static inline void pc_report(struct pc_run *r, const struct pc_choice *c,
 	}
 }
 
-/* Build, dedup, materialize and check the state c. */
+/* Build, dedup, materialize and check the state c; every
+ * nested_every-th state of the workload also gets its recovery cut. */
 static inline void pc_try(struct pc_run *r, const struct pc_choice *c)
 {
+	struct pc_trace nt = { .lock = PTHREAD_MUTEX_INITIALIZER };
 	char err[1024];
 	uint64_t key = pc_build(r, c);
-	int ret;
+	int ret, nest;
 
 	PC_HV(key, r->lo);
 	PC_HV(key, r->hi);
@@ -1187,20 +1281,29 @@ static inline void pc_try(struct pc_run *r, const struct pc_choice *c)
 		return;
 	}
 	r->tot->states++;
+	if (r->depth > 0)
+		r->tot->nested_states++;
 	if (c->torn_f >= 0)
 		r->tot->torn++;
 	if (c->random)
 		r->tot->subsets++;
+	nest = r->depth == 0 && r->o->nested_every > 0 &&
+	       r->tot->states % r->o->nested_every == 0;
+	nt.dir = r->state;
+	nt.dirlen = strlen(r->state);
 	pc_materialize(r);
 	err[0] = '\0';
-	ret = pc_check(r, err, sizeof(err));
+	ret = pc_check(r, nest ? &nt : NULL, err, sizeof(err));
 	if (ret < 0) {
 		r->tot->failures++;
 		pc_report(r, c, err);
 	}
 	if (r->o->verbose)
-		printf("  cut %zu: %s: %s\n", r->cut, c->desc,
-		       ret < 0 ? err : "ok");
+		printf("  %scut %zu: %s: %s\n", r->depth ? "  recovery " : "",
+		       r->cut, c->desc, ret < 0 ? err : "ok");
+	if (nest && ret >= 0 && nt.nev > 0)
+		pc_nested(r, &nt);
+	pc_trace_free(&nt);
 }
 
 /* ---- enumerating the states of one cut ----------------------------------- */
@@ -1379,6 +1482,10 @@ static inline void pc_expect(struct pc_run *r)
 				r->max_uid = s->last_uid;
 		}
 	}
+	if (r->floor_modseq > r->max_modseq)
+		r->max_modseq = r->floor_modseq;
+	if (r->floor_uid > r->max_uid)
+		r->max_uid = r->floor_uid;
 }
 
 /* Every state of the current cut. */
@@ -1423,6 +1530,35 @@ static inline void pc_cut(struct pc_run *r)
 	for (unsigned i = 0; i < r->o->random_per_cut && c.nsel > 1; i++)
 		pc_try_random(r, &c);
 	free(c.sel);
+}
+
+/* Every cut of r->t, from the model's start. */
+static int pc_cuts(struct pc_run *r)
+{
+	struct pc_trace *t = r->t;
+	for (r->cut = 0; r->cut <= t->nev; r->cut++) {
+		if (r->cut > 0 &&
+		    pc_model_event(&r->m, &t->ev[r->cut - 1]) < 0) {
+			char ev[160], ex[256];
+			r->tot->failures++;
+			pc_ev_desc(&t->ev[r->cut - 1], ev, sizeof(ev));
+			printf("FAIL %s seed %llu: the model cannot place event "
+			       "%zu (%s)\n", r->name,
+			       (unsigned long long)r->seed, r->cut - 1, ev);
+			snprintf(ex, sizeof(ex), "%.128s seed %llu event %zu",
+				 r->name, (unsigned long long)r->seed,
+				 r->cut - 1);
+			pc_class_add("the model cannot place an event", ex);
+			return -1;
+		}
+		if (r->depth == 0 && r->o->cut_stride > 1 &&
+		    r->cut % r->o->cut_stride != 0 && r->cut != t->nev)
+			continue;
+		if (r->depth == 0)
+			r->tot->cuts++;
+		pc_cut(r);
+	}
+	return 0;
 }
 
 /* ---- one trace ------------------------------------------------------------- */
@@ -1474,7 +1610,7 @@ static inline int pc_run_trace(const struct pc_opts *o,
 	mix_io_trace_set(NULL, NULL);
 	t.on = 0;
 	if (ret < 0) {
-		char ex[128];
+		char ex[256];
 		tot->failures++;
 		printf("FAIL %s seed %llu: the workload failed at step %zu: "
 		       "%s\n", r.name, (unsigned long long)r.seed, t.nsteps,
@@ -1485,23 +1621,7 @@ static inline int pc_run_trace(const struct pc_opts *o,
 	}
 	tot->events = t.nev;
 	tot->steps = t.nsteps;
-	for (r.cut = 0; r.cut <= t.nev; r.cut++) {
-		if (r.cut > 0 &&
-		    pc_model_event(&r.m, &t.ev[r.cut - 1]) < 0) {
-			char ev[160];
-			tot->failures++;
-			printf("FAIL %s seed %llu: the model cannot place event "
-			       "%zu (%s)\n", r.name, (unsigned long long)r.seed,
-			       r.cut - 1, pc_ev_desc(&t.ev[r.cut - 1], ev,
-						     sizeof(ev)));
-			break;
-		}
-		if (o->cut_stride > 1 && r.cut % o->cut_stride != 0 &&
-		    r.cut != t.nev)
-			continue;
-		tot->cuts++;
-		pc_cut(&r);
-	}
+	pc_cuts(&r);
 	printf("trace %s seed %llu: %llu events, %llu steps, %llu cuts, "
 	       "%llu states (%llu torn, %llu random subsets), %llu failures, "
 	       "%llu uid_reuse, %llu modseq_reuse, %.1f s\n", r.name,
