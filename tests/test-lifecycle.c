@@ -12,11 +12,12 @@
  *    times in a row;
  *  - commits, MIX_DURABILITY_NONE and _SYNC, waited for or async, holding
  *    appends (with extension data), flag and keyword changes, extension
- *    record data and multi-range expunges (several mix_txn_expunge calls
- *    on separate ranges in one transaction); extension registration;
+ *    record data, next_uid raises and multi-range expunges (several
+ *    mix_txn_expunge calls on separate ranges in one transaction);
+ *    extension registration; UIDVALIDITY set after every CREATE/RECREATE;
  *  - engine restarts with a new config: log_rotate_size 4-64 KiB (so the
  *    writer checkpoints and rotates all the time), expunge_history_max
- *    1..8 (or unbounded);
+ *    1..8 (or unbounded), one or two writer threads;
  *  - crashes: a child process (this program re-executed with --child)
  *    opens the index for writing and commits, reporting each transaction
  *    to the parent through a pipe before it commits it and its result
@@ -34,7 +35,8 @@
  * record modseq <= HIGHESTMODSEQ; the expunge history exact for every
  * modseq at or above its oldest bound (mix_snap_expunged_since and
  * QRESYNC); read-only handles equal to the model after refresh;
- * `mixctl check DIR` exit 0 after every close and every crash.
+ * `mixctl check DIR` exit 0 after closes and crashes (one in
+ * MIX_LIFECYCLE_MIXCTL, and before the logs are deleted).
  *
  * Single-threaded apart from the engine's writers (async commits are
  * waited for).  A failure prints the step, the last OPLOG_N operations,
@@ -44,7 +46,9 @@
  *
  * MIX_LIFECYCLE_SEED replays a run's choices (always printed; where the
  * child is killed depends on scheduling too); MIX_LIFECYCLE_STEPS sets its
- * length (default 400); MIX_LIFECYCLE_STOP=1 ends it at the first failure;
+ * length (default 250); MIX_LIFECYCLE_MIXCTL=N runs mixctl check after one
+ * close or crash in N (default 3; 1 = every one: a sanitizer build's mixctl
+ * costs about 0.3 s a run); MIX_LIFECYCLE_STOP=1 ends it at the first failure;
  * MIX_LIFECYCLE_LOG=FILE writes every operation and failure to FILE.  $MIX_BUILD/mixctl is run for checks.
  * See docs/api.md (Opening and recovery), docs/design.md §1 (invariants 4
  * and 5), docs/condstore.md (Expunge history).
@@ -100,7 +104,7 @@ static const char *const cat_name[C_COUNT] = {
 	[C_UID] = "UIDs never reused, next_uid never goes back",
 	[C_HMS] = "HIGHESTMODSEQ >= every record modseq",
 	[C_XHIST] = "expunge history exact at or above its oldest bound",
-	[C_MIXCTL] = "mixctl check clean after every close and crash",
+	[C_MIXCTL] = "mixctl check clean after closes and crashes",
 	[C_CHILD] = "the crashing child opens and commits",
 	[C_LOCK] = "a second writable open gets MIX_ELOCKED",
 	[C_RECREATE] = "RECREATE starts a new UIDVALIDITY above the old modseqs",
@@ -203,7 +207,8 @@ static void check(enum cat c, int cond, const char *fmt, ...)
 /* ---- transaction descriptions (shared with the child) ---------------- */
 
 enum op_type { OP_APPEND, OP_FLAGS, OP_KW, OP_EXPUNGE, OP_EXT,
-	       OP_UIDV /* UIDVALIDITY = uid, after CREATE / RECREATE */ };
+	       OP_UIDV,     /* UIDVALIDITY = uid, after CREATE / RECREATE */
+	       OP_NEXT_UID  /* raise next_uid to uid (a no-op if lower) */ };
 
 struct op {
 	uint8_t type, modify, flags, ext_mask; /* ext_mask: APPEND data given */
@@ -289,8 +294,12 @@ static void gen_op(uint64_t *rng, const struct genctx *g, struct op *o)
 	} else if (w < 70) {
 		o->type = OP_KW;
 		o->kw = rand_kw(rng, 3);
-	} else if (w < 85 || !(g->ext[0] || g->ext[1])) {
+	} else if (w < 84 || !(g->ext[0] || g->ext[1])) {
 		o->type = OP_EXPUNGE;
+	} else if (w < 86) {
+		o->type = OP_NEXT_UID;
+		o->nr = 0;
+		o->uid = g->next_uid + tu_rand_below(rng, 4);
 	} else {
 		o->type = OP_EXT;
 		o->ext = g->ext[0] && g->ext[1] ? (uint8_t)tu_rand_below(rng, 2) :
@@ -361,6 +370,10 @@ static void txn_describe(const struct tdesc *t, char *buf, size_t size)
 		case OP_UIDV:
 			n += (size_t)snprintf(buf + n, size - n,
 					      " uidvalidity(%u)", o->uid);
+			break;
+		case OP_NEXT_UID:
+			n += (size_t)snprintf(buf + n, size - n,
+					      " next_uid(%u)", o->uid);
 			break;
 		default:
 			n += (size_t)snprintf(buf + n, size - n, " %s%s[",
@@ -457,6 +470,9 @@ static int txn_run(struct mix_index *idx, const struct tdesc *t,
 			break;
 		case OP_UIDV:
 			ret = mix_txn_hdr_set(tx, MIX_HDR_UID_VALIDITY, o->uid);
+			break;
+		case OP_NEXT_UID:
+			ret = mix_txn_hdr_set(tx, MIX_HDR_NEXT_UID, o->uid);
 			break;
 		}
 	}
@@ -681,6 +697,12 @@ static int m_apply(const struct tdesc *t, uint32_t *first, uint32_t *last)
 				changed = 1;
 			}
 			break;
+		case OP_NEXT_UID:
+			if (o->uid > M.next_uid) {
+				M.next_uid = o->uid;
+				changed = 1;
+			}
+			break;
 		}
 	}
 	return changed;
@@ -719,7 +741,7 @@ static void m_commit(const struct tdesc *t, const struct mix_commit_result *res,
 
 	if (first)
 		check(C_UID, res->first_uid == first && res->last_uid == last &&
-		      first == want_first, "%s: appends got UIDs %u..%u, model "
+		      first >= want_first, "%s: appends got UIDs %u..%u, model "
 		      "%u..%u", who, res->first_uid, res->last_uid, first, last);
 	check(C_COMMIT, changed == !res->no_changes, "%s: no_changes %d, model "
 	      "says the transaction %s", who, res->no_changes,
@@ -1121,9 +1143,13 @@ static uint64_t idx_hms(struct mix_index *idx)
 /* ---- mixctl ---------------------------------------------------------------- */
 
 static char *mixctl;
+/* mixctl runs after 1 in mixctl_every closes and crashes, chosen by a
+ * stream of its own so the operations do not depend on it */
+static unsigned mixctl_every = 3;
+static uint64_t mixctl_rng;
 
 /* Returns 1 when mixctl check says the directory is clean. */
-static int run_mixctl(const char *dir, const char *when)
+static int run_mixctl(const char *dir, const char *when, int force)
 {
 	static char out[16384];
 	int fds[2], status;
@@ -1131,6 +1157,8 @@ static int run_mixctl(const char *dir, const char *when)
 	ssize_t n;
 	pid_t pid;
 
+	if (tu_rand_below(&mixctl_rng, mixctl_every) != 0 && !force)
+		return 1;   /* not checked this time */
 	if (pipe(fds) < 0)
 		BAIL("pipe");
 	fflush(stdout);
@@ -1178,6 +1206,7 @@ static void pick_config(void)
 {
 	mix_engine_config_init(&cfg);
 	cfg.log_rotate_size = 4096u << tu_rand_below(&rng, 5);
+	cfg.writer_threads = 1 + tu_rand_below(&rng, 2);
 	cfg.expunge_history_max = tu_rand_below(&rng, 6) == 0 ? 0 :
 				  1 + tu_rand_below(&rng, 8);
 	cfg.warning = on_warning;
@@ -1189,8 +1218,9 @@ static void engine_start(void)
 	pick_config();
 	if ((ret = mix_engine_create(&cfg, &engine)) < 0)
 		BAIL("mix_engine_create: %s", mix_strerror(ret));
-	opf("engine: log_rotate_size %llu expunge_history_max %u",
-	    (unsigned long long)cfg.log_rotate_size, cfg.expunge_history_max);
+	opf("engine: log_rotate_size %llu expunge_history_max %u writers %u",
+	    (unsigned long long)cfg.log_rotate_size, cfg.expunge_history_max,
+	    cfg.writer_threads);
 }
 
 static void close_ro(int i)
@@ -1202,8 +1232,6 @@ static void close_ro(int i)
 	RO[i] = NULL;
 }
 
-static int last_close_clean;   /* the last close returned 0, mixctl clean */
-
 static int close_w(void)
 {
 	int ret = mix_index_close(&W);
@@ -1211,7 +1239,7 @@ static int close_w(void)
 	check(C_CLOSE, ret == 0, "close of the writable handle: %s (%s)",
 	      mix_strerror(ret), mix_last_error());
 	W = NULL;
-	last_close_clean = run_mixctl(dir, "after a close") && ret == 0;
+	run_mixctl(dir, "after a close", 0);
 	return ret;
 }
 
@@ -1459,8 +1487,7 @@ static void st_lose_logs(void)
 	char p[4096];
 	if (!W && open_w(0, "before losing the logs") < 0)
 		return;
-	close_w();
-	if (!last_close_clean)
+	if (close_w() < 0 || !run_mixctl(dir, "before deleting the logs", 1))
 		return;   /* only after a clean close (the rest is reported) */
 	snprintf(p, sizeof(p), "%s/mix.index.log", dir);
 	unlink(p);
@@ -1763,7 +1790,7 @@ static void st_crash(void)
 	waitpid(pid, &st, 0);
 	check(C_CHILD, WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "the child "
 	      "ended with status %#x before it was killed", st);
-	run_mixctl(dir, "after kill -9");
+	run_mixctl(dir, "after kill -9", 0);
 
 	/* a fresh read-only open sees the crashed writer's state */
 	ret = mix_index_open(engine, dir, MIX_OPEN_READONLY, &tmp);
@@ -1857,7 +1884,9 @@ int main(int argc, char **argv)
 		clock_gettime(CLOCK_REALTIME, &ts);
 		seed = (uint64_t)ts.tv_sec * 1000003u ^ (uint64_t)ts.tv_nsec;
 	}
-	nsteps = n && *n ? strtol(n, NULL, 0) : 400;
+	nsteps = n && *n ? strtol(n, NULL, 0) : 250;
+	if (getenv("MIX_LIFECYCLE_MIXCTL") && atoi(getenv("MIX_LIFECYCLE_MIXCTL")) > 0)
+		mixctl_every = (unsigned)atoi(getenv("MIX_LIFECYCLE_MIXCTL"));
 	stop_at_fail = getenv("MIX_LIFECYCLE_STOP") &&
 		       atoi(getenv("MIX_LIFECYCLE_STOP")) > 0;
 	if (getenv("MIX_LIFECYCLE_LOG") &&
@@ -1866,6 +1895,7 @@ int main(int argc, char **argv)
 	printf("# seed: MIX_LIFECYCLE_SEED=%llu MIX_LIFECYCLE_STEPS=%ld\n",
 	       (unsigned long long)seed, nsteps);
 	rng = seed ? seed : 1;
+	mixctl_rng = rng ^ 0x6d6978636c746cull;
 	if (asprintf(&mixctl, "%s/mixctl", b && *b ? b : "build") < 0)
 		BAIL("asprintf");
 	if (access(mixctl, X_OK) != 0)
