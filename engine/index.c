@@ -627,6 +627,47 @@ static int recover_states(struct recovery *rc, unsigned flags)
 	return 0;
 }
 
+/* A writable salvage, once mix.index holds what was kept: the damaged
+ * logs are renamed to mix.index.log.salvaged.<file_seq> (kept for the
+ * operator, never read again), so the chain the next open reads is clean;
+ * the next log skips a file_seq as after any lost active log. */
+static int salvage_set_aside(struct recovery *rc)
+{
+	static const char *const names[2] = { MIX_LOG2_FILENAME,
+					      MIX_LOG_FILENAME };
+	struct mix_index *idx = rc->idx;
+	char from[4096], to[4200];
+	int i, ret;
+
+	idx->rotate_pending_seq = rc->max_seq + 2;
+	for (i = 0; i < 2; i++) {
+		if (!rc->have_log[i])
+			continue;
+		path_of(from, sizeof(from), idx->dir, names[i]);
+		snprintf(to, sizeof(to), "%s.salvaged.%u", from,
+			 rc->logs[i].hdr.file_seq);
+		if ((ret = mix_io_rename(from, to)) < 0)
+			return ret;
+	}
+	if ((ret = mix_io_fsync_dir(idx->dir)) < 0)
+		return ret;
+	/* a log of its own at once, so that no open in between finds the
+	 * logs missing; mix.index covers the old position (§3.5) */
+	{
+		struct mix_log_writer nw;
+		ret = mix_log_rotate_to(idx->dir, rc->indexid,
+					idx->rotate_pending_seq,
+					idx->log.hdr.file_seq,
+					(uint32_t)idx->log.offset, &nw);
+		if (ret < 0)
+			return ret;
+		mix_log_writer_close(&idx->log);
+		idx->log = nw;
+		idx->rotate_pending_seq = 0;
+	}
+	return 0;
+}
+
 /* Writable open: make mix.index cover everything replayed.  The new log
  * file (file_seq above every log that may ever have existed, §4) is
  * started by the first write (rotate_pending in index-commit.c), so an
@@ -682,11 +723,13 @@ static int writer_setup(struct recovery *rc)
 		return mix_err(MIX_ELIMIT, "%s: indexid %u + file_seq %u "
 			       "reaches 2^31 (format.md §4)", idx->dir,
 			       rc->indexid, idx->rotate_pending_seq);
-	if (rc->need_checkpoint || !rc->have_index) {
+	if (rc->need_checkpoint || !rc->have_index || idx->info.salvaged) {
 		if ((ret = mix_index_checkpoint(idx, 0)) < 0)
 			return ret;
 		(void)mix_index_remap(idx); /* chunks into the new mapping */
 	}
+	if (idx->info.salvaged)
+		return salvage_set_aside(rc);
 	return 0;
 }
 
