@@ -1812,8 +1812,12 @@ static void st_crash(void)
 		opf("refresh read-only #%d after the crash: %d", i, ret);
 		check(C_RO, ret >= 0, "refresh of read-only #%d after kill -9: "
 		      "%s: %s", i, mix_strerror(ret), mix_last_error());
-		if (ret >= 0)
-			cmp_index(RO[i], C_RO, "read-only handle after kill -9");
+		if (ret >= 0) {
+			char who[64];
+			snprintf(who, sizeof(who), "read-only #%d refreshed "
+				 "after kill -9", i);
+			cmp_index(RO[i], C_RO, who);
+		}
 	}
 	open_w_pending(0, "recovery after kill -9",
 		       have_pending ? &pending : NULL);
