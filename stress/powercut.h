@@ -62,7 +62,11 @@ struct pc_event {
 };
 
 enum pc_step_kind { PC_STEP_CREATE, PC_STEP_OPEN, PC_STEP_COMMIT,
-		    PC_STEP_EXT, PC_STEP_CLOSE };
+		    PC_STEP_EXT, PC_STEP_CLOSE, PC_STEP_RECREATE };
+
+/* UIDs start again at 1 after MIX_OPEN_RECREATE: the UID check compares
+ * within the epoch (count of re-creations) of the state found. */
+#define PC_EPOCHS 64
 
 struct pc_step {
 	enum pc_step_kind kind;
@@ -71,6 +75,7 @@ struct pc_step {
 	uint64_t modseq;         /* COMMIT: the result's modseq */
 	uint32_t last_uid;       /* COMMIT: highest UID handed out */
 	uint64_t digest;         /* live state after the step */
+	unsigned epoch;
 	char what[96];
 };
 
@@ -83,6 +88,7 @@ struct pc_trace {
 	size_t nev, cap;
 	struct pc_step *steps;
 	size_t nsteps, capsteps;
+	unsigned epoch;
 };
 
 static inline void pc_name_of(char *dst, const char *path, const char *dir,
@@ -294,6 +300,9 @@ static inline size_t pc_step_begin(struct pc_trace *t, enum pc_step_kind k,
 	memset(s, 0, sizeof(*s));
 	s->kind = k;
 	s->start_ev = pc_trace_len(t);
+	if (k == PC_STEP_RECREATE && t->epoch + 1 < PC_EPOCHS)
+		t->epoch++;
+	s->epoch = t->epoch;
 	snprintf(s->what, sizeof(s->what), "%s", what);
 	return t->nsteps++;
 }
@@ -456,13 +465,17 @@ static inline int pc_ext_register(struct pc_work *w, int e)
 
 static inline int pc_session_open(struct pc_work *w)
 {
-	size_t j = pc_step_begin(w->t, w->created ? PC_STEP_OPEN :
-				 PC_STEP_CREATE, w->created ? "open" :
+	int re = w->created && w->profile >= 2 && st_chance(&w->rng, 5);
+	size_t j = pc_step_begin(w->t, re ? PC_STEP_RECREATE : w->created ?
+				 PC_STEP_OPEN : PC_STEP_CREATE,
+				 re ? "open (recreate)" : w->created ? "open" :
 				 "open (create)");
-	int ret = mix_index_open(w->eng, w->dir, w->created ? 0 :
-				 MIX_OPEN_CREATE, &w->ix);
+	int ret = mix_index_open(w->eng, w->dir, re ? MIX_OPEN_RECREATE :
+				 w->created ? 0 : MIX_OPEN_CREATE, &w->ix);
 	if (ret < 0)
 		return pc_work_fail(w, "mix_index_open", ret);
+	if (re)
+		w->ext_ever[0] = w->ext_ever[1] = 0;
 	w->created = 1;
 	w->ext_have[0] = w->ext_have[1] = 0;
 	pc_step_end(w, j);
@@ -788,7 +801,8 @@ struct pc_run {
 	size_t *foff;              /* first sel index of each file */
 	size_t lo, hi;
 	uint64_t max_modseq;
-	uint32_t max_uid;
+	uint32_t max_uid;          /* for the epoch of the state found */
+	uint32_t uid_by_epoch[PC_EPOCHS];
 	int must_exist;
 	/* the state being built: names, contents, inodes once written */
 	struct pc_map map;
@@ -894,15 +908,15 @@ static inline uint64_t pc_build(struct pc_run *r, const struct pc_choice *c)
 	return h;
 }
 
-static inline void pc_materialize(struct pc_run *r)
+/* Write the state built into dir (created). */
+static inline void pc_write_dir(struct pc_run *r, const char *dir)
 {
 	char path[4096];
-	st_rmdir_r(r->state);
-	st_mkdir(r->state);
+	st_rmdir_r(dir);
+	st_mkdir(dir);
 	for (int i = 0; i < r->map.n; i++) {
 		int fd;
-		snprintf(path, sizeof(path), "%s/%s", r->state,
-			 r->map.name[i]);
+		snprintf(path, sizeof(path), "%s/%s", dir, r->map.name[i]);
 		struct stat st;
 		fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 		if (fd < 0 || (r->bsize[i] &&
@@ -913,6 +927,11 @@ static inline void pc_materialize(struct pc_run *r)
 		r->bino[i] = (uint64_t)st.st_ino;
 		close(fd);
 	}
+}
+
+static inline void pc_materialize(struct pc_run *r)
+{
+	pc_write_dir(r, r->state);
 }
 
 /* ---- checking one state -------------------------------------------------- */
@@ -949,7 +968,7 @@ static inline int pc_match_err(struct pc_run *r, const char *which,
 {
 	long any, j = pc_match(r, d, &any);
 	if (j >= 0)
-		return 0;
+		return (int)j;
 	r->tot->mismatch++;
 	if (any >= 0)
 		snprintf(err, esize, "%s open: the state is that after step "
@@ -1115,8 +1134,11 @@ static inline int pc_check(struct pc_run *r, struct pc_trace *nt, char *err,
 	}
 	d_ro = pc_digest(ix);
 	mix_index_close(&ix);
-	if (pc_match_err(r, "read-only", d_ro, err, esize) < 0)
+	if ((ret = pc_match_err(r, "read-only", d_ro, err, esize)) < 0)
 		return -1;
+	r->max_uid = r->uid_by_epoch[r->t->steps[ret].epoch];
+	if (r->floor_uid > r->max_uid)
+		r->max_uid = r->floor_uid;
 	if (nt) {
 		pc_nt_end(nt, pc_step_begin(nt, PC_STEP_CREATE, "the state "
 					    "found by recovery"), d_ro);
@@ -1234,13 +1256,15 @@ static inline void pc_report(struct pc_run *r, const struct pc_choice *c,
 		 (unsigned long long)r->seed, r->cut, r->t->nev, ev, c->desc);
 	pc_class_add(err, example);
 	if (r->saved < PC_MAX_FAIL_SAVE) {
+		/* the state as the crash left it, and as the checks left it */
+		char after[4200];
 		snprintf(path, sizeof(path), "%s/fail-%s-cut%zu-%u", r->base,
 			 r->name, r->cut, r->saved);
-		st_rmdir_r(path);
-		if (rename(r->state, path) == 0)
+		snprintf(after, sizeof(after), "%s.after-check", path);
+		st_rmdir_r(after);
+		if (rename(r->state, after) == 0)
 			r->saved++;
-		else
-			path[0] = '\0';
+		pc_write_dir(r, path);
 	}
 	if (r->tot->failures > PC_MAX_FAIL_PRINT || r->o->quiet)
 		return;
@@ -1274,7 +1298,7 @@ static inline void pc_try(struct pc_run *r, const struct pc_choice *c)
 	PC_HV(key, r->lo);
 	PC_HV(key, r->hi);
 	PC_HV(key, r->max_modseq);
-	PC_HV(key, r->max_uid);
+	key = pc_fnv(key, r->uid_by_epoch, sizeof(r->uid_by_epoch));
 	PC_HV(key, r->must_exist);
 	if (!pc_seen_add(r, key)) {
 		r->tot->dup_states++;
@@ -1464,6 +1488,7 @@ static inline void pc_expect(struct pc_run *r)
 	r->lo = r->hi = 0;
 	r->max_modseq = 0;
 	r->max_uid = 0;
+	memset(r->uid_by_epoch, 0, sizeof(r->uid_by_epoch));
 	r->must_exist = r->t->nsteps > 0 && r->t->steps[0].ack_ev <= r->cut;
 	for (size_t j = 0; j < r->t->nsteps; j++) {
 		const struct pc_step *s = &r->t->steps[j];
@@ -1473,19 +1498,18 @@ static inline void pc_expect(struct pc_run *r)
 		if (s->ack_ev > r->cut)
 			continue;
 		if ((s->kind == PC_STEP_COMMIT && s->sync) ||
-		    s->kind == PC_STEP_CLOSE || s->kind == PC_STEP_CREATE)
+		    s->kind == PC_STEP_CLOSE || s->kind == PC_STEP_CREATE ||
+		    s->kind == PC_STEP_RECREATE)
 			r->lo = j;
 		if (s->kind == PC_STEP_COMMIT) {
 			if (s->modseq > r->max_modseq)
 				r->max_modseq = s->modseq;
-			if (s->last_uid > r->max_uid)
-				r->max_uid = s->last_uid;
+			if (s->last_uid > r->uid_by_epoch[s->epoch])
+				r->uid_by_epoch[s->epoch] = s->last_uid;
 		}
 	}
 	if (r->floor_modseq > r->max_modseq)
 		r->max_modseq = r->floor_modseq;
-	if (r->floor_uid > r->max_uid)
-		r->max_uid = r->floor_uid;
 }
 
 /* Every state of the current cut. */
