@@ -49,6 +49,7 @@ struct recovery {
 	int gap;             /* replay_chain found a log missing */
 	int recreate;        /* MIX_OPEN_RECREATE: a new index replaces it */
 	int salvage;         /* MIX_OPEN_SALVAGE: keep what is valid */
+	unsigned leftover;   /* bit i: logs[i] was an interrupted RECREATE's */
 	struct mix_log_reader logs[2]; /* [0] .log.2, [1] .log */
 	int have_log[2];
 };
@@ -242,6 +243,7 @@ static int check_logs(struct recovery *rc)
 		 * that has logged nothing yet */
 		if (rc->pos_seq == 1 && rc->pos_off ==
 		    sizeof(struct mix_log_header) && stale_log(rc, h)) {
+			rc->leftover |= 1u << i;   /* a writer removes it */
 			drop_log(rc, i);
 			continue;
 		}
@@ -463,10 +465,15 @@ static int replay_chain(struct recovery *rc)
 			ret = replay_log(rc, r, rc->pos_off, limit, i == 1 ||
 					 !rc->have_log[1]);
 		} else if ((r->hdr.prev_file_seq == rc->pos_seq &&
-			    r->hdr.prev_file_offset <= rc->pos_off) ||
+			    r->hdr.prev_file_offset == rc->pos_off) ||
 			   rc->salvage) {
+			/* §3.5: a log continues exactly where the state
+			 * is.  A prev_file_offset below it means the state
+			 * holds transactions the chain lost (a follower
+			 * that saw commits whose logs were then lost): not
+			 * a continuation. */
 			if (r->hdr.prev_file_seq != rc->pos_seq ||
-			    r->hdr.prev_file_offset < rc->pos_off)
+			    r->hdr.prev_file_offset != rc->pos_off)
 				gap_salvaged(rc, r);
 			ret = replay_log(rc, r, r->hdr.hdr_size, limit, i == 1);
 		} else {
@@ -580,7 +587,7 @@ static int recover_states(struct recovery *rc, unsigned flags)
 	struct mix_index *idx = rc->idx;
 	char msg[512] = "";
 	uint32_t new_id = 0;
-	int ret, index_err = 0;
+	int ret, index_err = 0, i;
 
 	if (flags & MIX_OPEN_RECREATE) {
 		if ((ret = recreate_indexid(idx, &new_id)) < 0)
@@ -599,6 +606,13 @@ static int recover_states(struct recovery *rc, unsigned flags)
 	}
 	if ((ret = open_logs(rc)) < 0 || (ret = check_logs(rc)) < 0)
 		return ret;
+	if (rc->have_index) {   /* without the logs check_logs set aside */
+		rc->max_seq = rc->pos_seq;
+		for (i = 0; i < 2; i++)
+			if (rc->have_log[i] &&
+			    rc->logs[i].hdr.file_seq > rc->max_seq)
+				rc->max_seq = rc->logs[i].hdr.file_seq;
+	}
 	check_logs_lost(rc);
 	if (!rc->have_state) {
 		ret = rebuild_start(rc);
@@ -627,6 +641,32 @@ static int recover_states(struct recovery *rc, unsigned flags)
 	return 0;
 }
 
+/* Writable open without an active log (lost, or a rotation cut short):
+ * start the session's log at once instead of at the first write, so
+ * that the directory is whole again even if this session changes
+ * nothing (otherwise every later open would find the logs missing).
+ * mix.index covers the position it continues from (§3.5). */
+static int rotate_now(struct mix_index *idx)
+{
+	struct mix_log_writer nw;
+	int ret;
+
+	if (idx->ckpt_seq != idx->log.hdr.file_seq ||
+	    idx->ckpt_off != idx->log.offset) {
+		if ((ret = mix_index_checkpoint(idx, 0)) < 0)
+			return ret;
+	}
+	ret = mix_log_rotate_to(idx->dir, idx->log.hdr.indexid,
+				idx->rotate_pending_seq, idx->log.hdr.file_seq,
+				(uint32_t)idx->log.offset, &nw);
+	if (ret < 0)
+		return ret;
+	mix_log_writer_close(&idx->log);
+	idx->log = nw;
+	idx->rotate_pending_seq = 0;
+	return 0;
+}
+
 /* A writable salvage, once mix.index holds what was kept: the damaged
  * logs are renamed to mix.index.log.salvaged.<file_seq> (kept for the
  * operator, never read again), so the chain the next open reads is clean;
@@ -651,21 +691,7 @@ static int salvage_set_aside(struct recovery *rc)
 	}
 	if ((ret = mix_io_fsync_dir(idx->dir)) < 0)
 		return ret;
-	/* a log of its own at once, so that no open in between finds the
-	 * logs missing; mix.index covers the old position (§3.5) */
-	{
-		struct mix_log_writer nw;
-		ret = mix_log_rotate_to(idx->dir, rc->indexid,
-					idx->rotate_pending_seq,
-					idx->log.hdr.file_seq,
-					(uint32_t)idx->log.offset, &nw);
-		if (ret < 0)
-			return ret;
-		mix_log_writer_close(&idx->log);
-		idx->log = nw;
-		idx->rotate_pending_seq = 0;
-	}
-	return 0;
+	return rotate_now(idx);
 }
 
 /* Writable open: make mix.index cover everything replayed.  The new log
@@ -693,6 +719,22 @@ static int writer_setup(struct recovery *rc)
 		if (ret < 0)
 			return ret;
 		return mix_index_checkpoint(idx, 1);
+	}
+	/* an interrupted RECREATE's old logs: finish removing them */
+	if (rc->leftover) {
+		static const char *const names[2] = { MIX_LOG2_FILENAME,
+						      MIX_LOG_FILENAME };
+		char path[4096];
+		int i;
+		for (i = 0; i < 2; i++) {
+			if (!(rc->leftover & (1u << i)))
+				continue;
+			path_of(path, sizeof(path), idx->dir, names[i]);
+			if ((ret = mix_io_unlink(path)) < 0)
+				return ret;
+		}
+		if ((ret = mix_io_fsync_dir(idx->dir)) < 0)
+			return ret;
 	}
 	/* the old active log, as the position the state reached */
 	lw->hdr.indexid = rc->indexid;
@@ -730,6 +772,8 @@ static int writer_setup(struct recovery *rc)
 	}
 	if (idx->info.salvaged)
 		return salvage_set_aside(rc);
+	if (!rc->have_log[1])
+		return rotate_now(idx);
 	return 0;
 }
 
@@ -1015,6 +1059,13 @@ static int refresh_locked(struct mix_index *idx)
 	rc.have_state = 1;
 	rc.b.xhist_max = idx->xhist_max;
 	ret = open_logs_settled(&rc);
+	/* a log of another indexid: the index was re-created (whatever
+	 * file_seq its logs have now): reload */
+	if (ret == 0 && ((rc.have_log[0] && rc.logs[0].hdr.indexid != rc.indexid) ||
+			 (rc.have_log[1] && rc.logs[1].hdr.indexid != rc.indexid))) {
+		rc.gap = 1;
+		ret = mix_err(MIX_ECORRUPT, "%s: re-created", idx->dir);
+	}
 	if (ret == 0)
 		ret = replay_chain(&rc);
 	if (ret == 0 && (rc.b.changed || rc.pos_seq != cur->hdr.log_file_seq ||
