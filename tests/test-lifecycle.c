@@ -532,8 +532,8 @@ struct model {
 
 static struct model M;
 static struct mix_index *W, *RO[RO_MAX];
-static uint64_t max_seen;
-static uint32_t uidv_counter;   /* every modseq seen so far, any incarnation */
+static uint64_t max_seen;       /* every modseq seen so far, any incarnation */
+static uint32_t uidv_counter;   /* the last UIDVALIDITY given */
 static uint64_t rng;
 
 #define PENDING UINT64_MAX
@@ -1747,18 +1747,18 @@ static void resolve_pending(struct mix_index *idx, const struct msg *p)
 
 static char *self_exe;
 
-static void st_crash(void)
+/* Run the child, apply what it reports to the model, kill it after a
+ * random number of reports.  Returns 1 with *pending set when a
+ * transaction or registration was in flight. */
+static int crash_child(struct msg *pending)
 {
-	int fds[2], st, have_pending = 0, got = 0, ret;
+	int fds[2], st, have_pending = 0, got = 0;
 	unsigned kill_after = tu_rand_below(&rng, 60);
 	unsigned delay = tu_rand_below(&rng, 3) ? tu_rand_below(&rng, 3000) : 0;
 	char a_fd[16], a_seed[32], a_rot[32], a_xh[16];
-	struct msg m, pending;
-	struct mix_index *tmp = NULL;
+	struct msg m;
 	pid_t pid;
 
-	if (W)
-		close_w();
 	if (pipe(fds) < 0)
 		BAIL("pipe");
 	snprintf(a_fd, sizeof(a_fd), "%d", fds[1]);
@@ -1778,18 +1778,33 @@ static void st_crash(void)
 	}
 	close(fds[1]);
 	while ((unsigned)got < kill_after && read_msg(fds[0], &m)) {
-		child_apply(&m, &pending, &have_pending);
+		child_apply(&m, pending, &have_pending);
 		got++;
 	}
 	if (delay)
 		usleep(delay);
 	kill(pid, SIGKILL);
 	while (read_msg(fds[0], &m))
-		child_apply(&m, &pending, &have_pending);
+		child_apply(&m, pending, &have_pending);
 	close(fds[0]);
 	waitpid(pid, &st, 0);
 	check(C_CHILD, WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "the child "
 	      "ended with status %#x before it was killed", st);
+	return have_pending;
+}
+
+/* kill -9 of a committing writer, then: mixctl, a fresh read-only open,
+ * the open read-only handles refreshed, a writable open (recovery), each
+ * compared with the model. */
+static void st_crash(void)
+{
+	struct msg pending;
+	struct mix_index *tmp = NULL;
+	int have_pending, ret;
+
+	if (W)
+		close_w();
+	have_pending = crash_child(&pending);
 	run_mixctl(dir, "after kill -9", 0);
 
 	/* a fresh read-only open sees the crashed writer's state */
