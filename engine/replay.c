@@ -192,8 +192,11 @@ int mix_replay_txn(struct mix_builder *b, const uint8_t *txn, uint32_t size,
 
 	while ((ret = mix_log_txn_next_op(txn, size, major, &pos, &op)) > 0) {
 		/* as txn-apply.c: FLAGS records raise highest_modseq
-		 * themselves, only when visible (not DIRTY alone) */
-		raise |= op.type != MIX_LOG_FLAGS;
+		 * themselves, only when visible (not DIRTY alone); a
+		 * UID_FLOOR record changes nothing a client sees
+		 * (format.md §3.3.13); every other record raises it */
+		raise |= op.type != MIX_LOG_FLAGS &&
+			 op.type != MIX_LOG_UID_FLOOR;
 		ret = replay_op(b, &op, modseq);
 		if (ret < 0)
 			break;

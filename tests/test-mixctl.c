@@ -324,10 +324,29 @@ static void other_indexid(struct files *f)
 	fix_crc(f->data[L1], 48, 44);
 }
 
+/* Relabel .log as major version `major`.  Below 3, also drop what only
+ * major 3 has (format.md §3.1, §3.2): the header's uid_floor (offset 40,
+ * reserved before) and the PREV_SYNCED boundary flag, each transaction's
+ * CRC recomputed (UID_FLOOR records, if any, stay and are reported). */
 static void set_log_major(struct files *f, uint8_t major)
 {
-	f->data[L1][4] = major;
-	fix_crc(f->data[L1], 48, 44);
+	uint8_t *l = f->data[L1];
+	size_t off = 48;
+
+	l[4] = major;
+	if (major < 3) {
+		put32(l + 40, 0);
+		while (off + 16 <= f->size[L1] && get32(l + off) == 16 &&
+		       l[off + 4] == 1 && l[off + 5] == 0) {
+			uint32_t tsize = get32(l + off + 8);
+			if (tsize < 16 || tsize > f->size[L1] - off)
+				break;
+			l[off + 6] = l[off + 7] = 0;  /* boundary flags */
+			fix_crc(l + off, tsize, 12);
+			off += tsize;
+		}
+	}
+	fix_crc(l, 48, 44);
 }
 
 /* .log holds APPEND_RUN records, which a major-1 log may not have */

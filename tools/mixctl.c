@@ -426,7 +426,7 @@ struct log {
 	struct mix_log_reader r;     /* positioned nowhere in particular */
 	uint64_t end;                /* end of valid data (torn offset) */
 	int torn;
-	char torn_reason[160];
+	char torn_reason[512];
 	uint32_t txns;
 };
 
@@ -579,9 +579,10 @@ static uint64_t check_chain(struct dirstate *d)
 	return l1->h.prev_file_offset;
 }
 
-/* A transaction of FLAGS records that change internal bits only (DIRTY):
- * it moved no modseq (docs/condstore.md), so highest_modseq may be below
- * its modseq though mix.index contains it. */
+/* A transaction of FLAGS records that change internal bits only (DIRTY)
+ * and UID_FLOOR records: it moved no modseq (docs/condstore.md, the same
+ * rule as replay.c), so highest_modseq may be below its modseq though
+ * mix.index contains it. */
 static int txn_internal_only(const uint8_t *txn, uint32_t size, uint8_t major)
 {
 	struct mix_log_op op;
@@ -589,8 +590,10 @@ static int txn_internal_only(const uint8_t *txn, uint32_t size, uint8_t major)
 	int ret;
 
 	while ((ret = mix_log_txn_next_op(txn, size, major, &pos, &op)) > 0)
-		if (op.type != MIX_LOG_FLAGS ||
-		    ((op.add | op.remove) & ~MIX_FLAGS_INTERNAL))
+		if (op.type == MIX_LOG_UID_FLOOR)
+			continue;
+		else if (op.type != MIX_LOG_FLAGS ||
+			 ((op.add | op.remove) & ~MIX_FLAGS_INTERNAL))
 			return 0;
 	return ret == 0;
 }
@@ -1102,7 +1105,7 @@ static int log_one(const char *dir, const char *name)
 {
 	static const char *const tn[] = { "?", "boundary", "append", "expunge",
 		"flags", "keyword", "keyword-reset", "ext-intro", "ext-hdr",
-		"ext-rec", "hdr", "append-run", "ext-run" };
+		"ext-rec", "hdr", "append-run", "ext-run", "uid-floor" };
 	struct mix_log_reader r;
 	const uint8_t *txn;
 	uint32_t size;
