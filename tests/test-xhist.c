@@ -14,8 +14,10 @@
  *    oldest (the UIDs whose expunge has a higher modseq, from the model)
  *    and refuses below it;
  *  - mix_snap_qresync is precise exactly then, with the same VANISHED.
- * A small log_rotate_size also makes the writer checkpoint and remap
- * mid-session; no warning (a failed checkpoint or remap) may come.
+ * Then the same in one long session, reopened only at the end: the small
+ * log_rotate_size makes the writer rotate, checkpoint and remap onto the
+ * new mix.index mid-session (the live history is then the loader's); no
+ * warning (a failed checkpoint) may come.
  * Seed from MIX_SEED, printed.
  *
  * And a mix.index written before the rule (an entry at oldest_modseq:
@@ -237,7 +239,7 @@ static int check_all(struct mix_index *idx, const struct model *m,
 
 /* One run with bound max: returns 0 or -1 (diagnostics printed). */
 static int run(struct mix_engine *e, uint32_t max, uint64_t *seed,
-	       uint32_t steps)
+	       uint32_t steps, int reopen_each)
 {
 	struct model *m = calloc(1, sizeof(*m));
 	struct mix_index *idx;
@@ -258,10 +260,15 @@ static int run(struct mix_engine *e, uint32_t max, uint64_t *seed,
 			ret = -1;
 			break;
 		}
-		snprintf(when, sizeof(when), "max %u step %u (%s), live", max,
-			 i, what);
+		snprintf(when, sizeof(when), "max %u step %u (%s), live%s",
+			 max, i, what, reopen_each ? "" : " (long session)");
 		if ((ret = check_all(idx, m, when)) < 0)
 			break;
+		/* a long session instead: the log rotates, each rotation
+		 * checkpoints and remaps onto the new mix.index (so the live
+		 * history is the loader's); reopened at the end */
+		if (!reopen_each && i + 1 < steps)
+			continue;
 		if (mix_index_close(&idx) < 0) {
 			diag("max %u step %u (%s): close: %s", max, i, what,
 			     mix_last_error());
@@ -395,16 +402,21 @@ int main(void)
 		last_warning[0] = '\0';
 		if (mix_engine_create(&cfg, &e) < 0)
 			BAIL("engine: %s", mix_last_error());
-		ret = run(e, max, &seed, steps);
+		ret = run(e, max, &seed, steps, 1);
 		ok(ret == 0, "expunge_history_max %u: %u random steps, closed "
 		   "and reopened after each, history answers as the model",
 		   max, steps);
+		ret = run(e, max, &seed, 8 * steps, 0);
+		ok(ret == 0, "expunge_history_max %u: %u random steps in one "
+		   "session (rotations: checkpoint and remap), then reopened: "
+		   "history answers as the model", max, 8 * steps);
 		mix_engine_stats(e, &st);
 		ok(warnings == 0 && st.checkpoint_failures == 0,
 		   "expunge_history_max %u: no warning, no failed checkpoint "
-		   "(%u warnings, %llu failures%s%s)", max, warnings,
-		   (unsigned long long)st.checkpoint_failures,
-		   warnings ? "; last: " : "", last_warning);
+		   "(%u warnings, %llu failures%s%s; %llu checkpoints)", max,
+		   warnings, (unsigned long long)st.checkpoint_failures,
+		   warnings ? "; last: " : "", last_warning,
+		   (unsigned long long)st.checkpoints);
 		mix_engine_free(&e);
 	}
 	test_old_file();
