@@ -28,7 +28,14 @@
  *  - losing both logs after a clean close (mix.index covers everything
  *    then, so nothing may be lost and the index must open).
  *
- * Checked (one TAP line per kind, failing when any step failed it):
+ * First, fixed scenarios (one TAP line each) replay the lifecycles that
+ * once broke mailboxes or followers: six idle writable sessions; three
+ * expunge calls in one transaction with expunge_history_max 1; both logs
+ * lost after a clean close; a follower opened after a reopen across a
+ * RECREATE; a follower after both logs were lost.
+ *
+ * Then the random run.  Checked (one TAP line per kind, failing when any
+ * step failed it):
  * every acknowledged commit present and whole after every reopen and
  * crash; a changing commit's modseq above every modseq seen before
  * (across reopens, crashes and RECREATE); UIDs never reused; every
@@ -1838,6 +1845,264 @@ static void st_crash(void)
 		       have_pending ? &pending : NULL);
 }
 
+/* ---- fixed scenarios: the lifecycles that broke mailboxes ------------------ */
+
+/* Each builds its own index with its own engine and says in one TAP line
+ * whether the lifecycle ended in an index that opens with every commit. */
+
+struct scen {
+	struct mix_engine *e;
+	char *dir;
+	char why[512];
+};
+
+static void sc_start(struct scen *sc, uint32_t xmax)
+{
+	struct mix_engine_config c;
+	int ret;
+	mix_engine_config_init(&c);
+	c.expunge_history_max = xmax;
+	c.log_rotate_size = 4096;
+	c.warning = on_warning;
+	if ((ret = mix_engine_create(&c, &sc->e)) < 0)
+		BAIL("mix_engine_create: %s", mix_strerror(ret));
+	sc->dir = tu_tmpdir("lifecycle-sc");
+	sc->why[0] = '\0';
+}
+
+static int sc_end(struct scen *sc, int good, const char *name)
+{
+	ok(good && !sc->why[0], "scenario: %s", name);
+	if (sc->why[0])
+		diag("  %s", sc->why);
+	mix_engine_free(&sc->e);
+	tu_rmdir_r(sc->dir);
+	free(sc->dir);
+	return good;
+}
+
+static void sc_failf(struct scen *sc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sc_failf(struct scen *sc, const char *fmt, ...)
+{
+	va_list ap;
+	if (sc->why[0])
+		return;   /* the first reason is the one that counts */
+	va_start(ap, fmt);
+	vsnprintf(sc->why, sizeof(sc->why), fmt, ap);
+	va_end(ap);
+}
+
+static struct mix_index *sc_open(struct scen *sc, unsigned flags, const char *what)
+{
+	struct mix_index *idx = NULL;
+	int ret;
+	warnbuf[0] = '\0';
+	ret = mix_index_open(sc->e, sc->dir, flags, &idx);
+	if (ret < 0) {
+		sc_failf(sc, "%s: open failed: %s: %s", what, mix_strerror(ret),
+			 mix_last_error());
+		return NULL;
+	}
+	return idx;
+}
+
+/* Commit n appends, or an expunge of each range in its own call. */
+static uint64_t sc_commit(struct scen *sc, struct mix_index *idx, uint32_t n,
+			  const struct mix_uid_range *xr, uint32_t nx)
+{
+	struct mix_txn *t;
+	struct mix_commit_result res = { 0 };
+	int ret;
+	if (!idx || mix_txn_begin(idx, &t) < 0)
+		return 0;
+	for (uint32_t i = 0; i < n; i++)
+		mix_txn_append(t, 0, NULL, NULL);
+	for (uint32_t i = 0; i < nx; i++)
+		mix_txn_expunge(t, &xr[i], 1);
+	if ((ret = mix_txn_commit(&t, MIX_DURABILITY_SYNC, &res)) < 0)
+		sc_failf(sc, "commit: %s", mix_strerror(ret));
+	return res.modseq;
+}
+
+static void sc_close(struct scen *sc, struct mix_index **idx, const char *what)
+{
+	int ret;
+	if (!*idx)
+		return;
+	if ((ret = mix_index_close(idx)) < 0)
+		sc_failf(sc, "%s: close: %s", what, mix_strerror(ret));
+	*idx = NULL;
+}
+
+static void sc_expect(struct scen *sc, struct mix_index *idx, const char *what,
+		      uint32_t count, uint32_t next_uid, uint64_t hms)
+{
+	const struct mix_snap *s;
+	if (!idx)
+		return;
+	mix_read_lock();
+	s = mix_index_snap(idx);
+	if (mix_snap_messages_count(s) != count || mix_snap_next_uid(s) != next_uid ||
+	    mix_snap_highest_modseq(s) != hms)
+		sc_failf(sc, "%s: %u messages, next_uid %u, HIGHESTMODSEQ %#llx; "
+			 "expected %u, %u, %#llx", what,
+			 mix_snap_messages_count(s), mix_snap_next_uid(s),
+			 (unsigned long long)mix_snap_highest_modseq(s), count,
+			 next_uid, (unsigned long long)hms);
+	mix_read_unlock();
+}
+
+/* Open for writing and close without a commit, again and again. */
+static void sc_idle_closes(void)
+{
+	struct scen sc;
+	struct mix_index *w;
+	uint64_t hms;
+	sc_start(&sc, 0);
+	w = sc_open(&sc, MIX_OPEN_CREATE, "create");
+	hms = sc_commit(&sc, w, 3, NULL, 0);
+	sc_close(&sc, &w, "create");
+	for (int i = 1; i <= 6 && !sc.why[0]; i++) {
+		char what[32];
+		snprintf(what, sizeof(what), "idle open %d", i);
+		w = sc_open(&sc, 0, what);
+		sc_expect(&sc, w, what, 3, 4, hms);
+		sc_close(&sc, &w, what);
+	}
+	sc_end(&sc, 1, "six idle writable sessions, then the index still opens "
+	       "with its commits");
+}
+
+/* Several expunge calls on separate ranges in one transaction while the
+ * expunge history keeps one range. */
+static void sc_multi_expunge(void)
+{
+	static const struct mix_uid_range xr[3] = { { 2, 2 }, { 5, 6 }, { 9, 9 } };
+	struct scen sc;
+	struct mix_index *w;
+	uint64_t hms;
+	sc_start(&sc, 1);
+	w = sc_open(&sc, MIX_OPEN_CREATE, "create");
+	sc_commit(&sc, w, 10, NULL, 0);
+	hms = sc_commit(&sc, w, 0, xr, 3);
+	sc_close(&sc, &w, "after the expunge");
+	for (int i = 1; i <= 3 && !sc.why[0]; i++) {
+		w = sc_open(&sc, 0, "reopen");
+		if (w && warnbuf[0])
+			sc_failf(&sc, "reopen %d warned: %s", i, warnbuf);
+		sc_expect(&sc, w, "reopen", 6, 11, hms);
+		sc_close(&sc, &w, "reopen");
+	}
+	sc_end(&sc, 1, "three expunge calls in one transaction with "
+	       "expunge_history_max 1: reopens clean, without a warning");
+}
+
+/* Both logs lost after a clean close: mix.index holds everything. */
+static void sc_logs_lost(void)
+{
+	struct scen sc;
+	struct mix_index *w;
+	char p[4096];
+	uint64_t hms, m2;
+	sc_start(&sc, 0);
+	w = sc_open(&sc, MIX_OPEN_CREATE, "create");
+	sc_commit(&sc, w, 2, NULL, 0);
+	hms = sc_commit(&sc, w, 2, NULL, 0);
+	sc_close(&sc, &w, "create");
+	snprintf(p, sizeof(p), "%s/mix.index.log", sc.dir);
+	unlink(p);
+	snprintf(p, sizeof(p), "%s/mix.index.log.2", sc.dir);
+	unlink(p);
+	w = sc_open(&sc, 0, "open without logs");
+	sc_expect(&sc, w, "open without logs", 4, 5, hms);
+	m2 = sc_commit(&sc, w, 1, NULL, 0);
+	if (w && m2 <= hms)
+		sc_failf(&sc, "a commit after losing the logs got modseq %#llx, "
+			 "not above %#llx", (unsigned long long)m2,
+			 (unsigned long long)hms);
+	sc_close(&sc, &w, "open without logs");
+	w = sc_open(&sc, 0, "reopen");
+	sc_expect(&sc, w, "reopen", 5, 6, m2);
+	sc_close(&sc, &w, "reopen");
+	sc_end(&sc, 1, "both logs lost after a clean close: opens with every "
+	       "commit, modseqs go on above");
+}
+
+/* A follower opened on an index with two log files sees a RECREATE. */
+static void sc_follower_recreate(void)
+{
+	struct scen sc;
+	struct mix_index *w, *ro;
+	uint64_t hms;
+	int ret;
+	sc_start(&sc, 0);
+	w = sc_open(&sc, MIX_OPEN_CREATE, "create");
+	sc_commit(&sc, w, 1, NULL, 0);
+	sc_close(&sc, &w, "create");
+	w = sc_open(&sc, 0, "reopen");
+	sc_commit(&sc, w, 1, NULL, 0);
+	sc_close(&sc, &w, "reopen");
+	ro = sc_open(&sc, MIX_OPEN_READONLY, "read-only");
+	w = sc_open(&sc, MIX_OPEN_RECREATE, "recreate");
+	hms = sc_commit(&sc, w, 3, NULL, 0);
+	if (ro && w) {
+		ret = mix_index_refresh(ro);
+		if (ret != 1)
+			sc_failf(&sc, "refresh after RECREATE returned %d, "
+				 "expected 1 (a new snapshot)", ret);
+		sc_expect(&sc, ro, "follower after RECREATE", 3, 4, hms);
+	}
+	sc_close(&sc, &w, "recreate");
+	sc_close(&sc, &ro, "read-only");
+	sc_end(&sc, 1, "a read-only follower opened after a reopen follows a "
+	       "RECREATE");
+}
+
+/* A follower after both logs were lost and mix.index moved on. */
+static void sc_follower_logs_lost(void)
+{
+	struct scen sc;
+	struct mix_index *w, *ro;
+	char p[4096];
+	uint64_t hms;
+	int ret;
+	sc_start(&sc, 0);
+	w = sc_open(&sc, MIX_OPEN_CREATE, "create");
+	sc_commit(&sc, w, 1, NULL, 0);
+	ro = sc_open(&sc, MIX_OPEN_READONLY, "read-only");
+	hms = sc_commit(&sc, w, 2, NULL, 0);
+	sc_close(&sc, &w, "create");
+	snprintf(p, sizeof(p), "%s/mix.index.log", sc.dir);
+	unlink(p);
+	snprintf(p, sizeof(p), "%s/mix.index.log.2", sc.dir);
+	unlink(p);
+	w = sc_open(&sc, 0, "open without logs");
+	sc_close(&sc, &w, "open without logs");
+	w = sc_open(&sc, 0, "reopen");
+	if (ro && w) {
+		ret = mix_index_refresh(ro);
+		if (ret != 1)
+			sc_failf(&sc, "refresh returned %d, expected 1 (a new "
+				 "snapshot from mix.index)", ret);
+		sc_expect(&sc, ro, "follower after the logs were lost", 3, 4, hms);
+	}
+	sc_close(&sc, &w, "reopen");
+	sc_close(&sc, &ro, "read-only");
+	sc_end(&sc, 1, "a read-only follower catches up after both logs were "
+	       "lost");
+}
+
+#define N_SCENARIOS 5
+
+static void run_scenarios(void)
+{
+	sc_idle_closes();
+	sc_multi_expunge();
+	sc_logs_lost();
+	sc_follower_recreate();
+	sc_follower_logs_lost();
+}
+
 /* ---- the run ------------------------------------------------------------------ */
 
 static void one_step(void)
@@ -1923,7 +2188,8 @@ int main(int argc, char **argv)
 	self_exe = realpath("/proc/self/exe", NULL);
 	if (!self_exe)
 		BAIL("realpath /proc/self/exe");
-	tap_plan(C_COUNT);
+	tap_plan(N_SCENARIOS + C_COUNT);
+	run_scenarios();
 	dir = tu_tmpdir("lifecycle");
 	m_reset();
 	engine_start();
