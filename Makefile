@@ -119,7 +119,7 @@ clean:
 # ---- reliability (issue 5, docs/reliability.md) ----------------------------
 # make crashtest [CRASH_ARGS='--cycles 200 --seed N']: kill -9 torture;
 # then tests/test-lifecycle long: LIFECYCLE_STEPS steps for each seed of
-# LIFECYCLE_SEEDS (issue 10; about 100 s per 10,000 steps)
+# LIFECYCLE_SEEDS (issue 10; about 5 min per 20,000 steps on 2 busy cores)
 LIFECYCLE_SEEDS ?= 1 2 3
 LIFECYCLE_STEPS ?= 20000
 .PHONY: crashtest
