@@ -67,7 +67,7 @@
 /* ---- reporting ------------------------------------------------------------ */
 
 static unsigned n_errors, n_warnings;
-static char first_problem[512];   /* for the stderr line of exit 1 */
+static char first_problem[512];   /* mixctl's own first, for stderr */
 
 /* Offsets already reported (per run), so the engine's verdict on the
  * same field is not printed twice. */
@@ -101,7 +101,7 @@ static void problem(const char *file, long long off, const char *field,
 		printf("%s: offset %lld: %s: %s\n", file, off, field, what);
 	else
 		printf("%s: %s: %s\n", file, field, what);
-	if (n_errors == 1) {
+	if (!first_problem[0]) {
 		if (off >= 0)
 			snprintf(first_problem, sizeof(first_problem), "%s: "
 				 "offset %lld: %s: %s", file, off, field, what);
@@ -932,13 +932,25 @@ static void library_agree(const char *dir, const struct lib_verdict *v,
 			own_errors, own_errors == 1 ? "" : "s");
 }
 
+/* Temporary files an interrupted checkpoint or rotation leaves. */
+static void check_strays(const char *dir)
+{
+	static const char *const strays[2] = { "mix.index.tmp",
+					       "mix.index.log.newtmp" };
+	for (int i = 0; i < 2; i++) {
+		struct file s;
+		path_of(&s, dir, strays[i]);
+		if (access(s.path, F_OK) == 0)
+			warning(s.path, "left by an interrupted %s; never read",
+				i ? "rotation" : "checkpoint");
+		free(s.path);
+	}
+}
+
 static int cmd_check(const char *dir)
 {
 	struct dirstate d;
 	struct stat st;
-	static const char *const strays[2] = { "mix.index.tmp",
-					       "mix.index.log.newtmp" };
-
 	struct lib_verdict lib;
 	unsigned lib_errors;
 
@@ -955,6 +967,7 @@ static int cmd_check(const char *dir)
 	library_open(dir, &lib);
 	library_report(dir, &lib);
 	lib_errors = n_errors;
+	first_problem[0] = '\0';   /* the library's is in lib.error */
 	load(&d.index, dir, MIX_INDEX_FILENAME);
 	if (d.index.present)
 		d.have_index = check_index(&d.index, &d.ifile);
@@ -974,14 +987,7 @@ static int cmd_check(const char *dir)
 				"(expected mix.index)");
 		cross_checks(&d);
 	}
-	for (int i = 0; i < 2; i++) {
-		struct file s;
-		path_of(&s, dir, strays[i]);
-		if (access(s.path, F_OK) == 0)
-			warning(s.path, "left by an interrupted %s; never read",
-				i ? "rotation" : "checkpoint");
-		free(s.path);
-	}
+	check_strays(dir);
 	library_agree(dir, &lib, n_errors - lib_errors);
 	printf("%s: %s: %u problem%s, %u warning%s; library: %s, %u "
 	       "warning%s\n", dir, n_errors ? "NOT CLEAN" : "clean",
@@ -990,9 +996,10 @@ static int cmd_check(const char *dir)
 	       lib.nwarnings, lib.nwarnings == 1 ? "" : "s");
 	if (n_errors)
 		fprintf(stderr, "mixctl: %s: NOT CLEAN, %u problem%s; "
-			"library: %s; first: %s\n", dir, n_errors,
+			"library: %s; mixctl's first: %s\n", dir, n_errors,
 			n_errors == 1 ? "" : "s", lib.ret < 0 ? lib.error :
-			"opens it", first_problem);
+			"opens it", first_problem[0] ? first_problem :
+			"none (the library alone refuses)");
 	mix_ifile_free(&d.ifile);
 	for (int i = 0; i < 2; i++) {
 		mix_log_reader_close(&d.logs[i].r);
