@@ -1,14 +1,47 @@
 /*
- * RCU thread registration and deferred calls (see rcu.h).  Any thread that
- * calls into mix is registered on its first read-side section and
- * unregistered by a pthread key destructor when it exits, so users never
- * call liburcu.  The writer threads register explicitly at start.  And
- * the reclaim thread that runs deferred calls after grace periods.
+ * RCU thread registration, grace periods, deferred calls, and fork (see
+ * rcu.h).  Any thread that calls into mix is registered on its first
+ * read-side section and unregistered by a pthread key destructor when it
+ * exits, so users never call liburcu.  The writer threads register
+ * explicitly at start.  The reclaim thread "mix-reclaim" runs deferred
+ * calls after grace periods.  docs/design.md §"Fork and the reclaim
+ * thread".
+ *
+ * fork(): liburcu 0.13's urcu-memb has no before/after-fork hooks (only
+ * urcu-bp and the call_rcu threads have them), and a child of a
+ * multi-threaded process used to inherit (a) rcu_gp_lock and
+ * rcu_registry_lock held by a thread inside synchronize_rcu, (b) the
+ * registry entries of threads that do not exist in the child — one that
+ * was inside a read-side section at the fork holds every grace period of
+ * the child forever, and its entry lives in that thread's TLS, which
+ * glibc reuses for the child's next thread — and (c) the reclaim queue's
+ * mutex and condition variables with the parent's waiters counted in
+ * them.  So one pthread_atfork triple (rcu_setup) does this:
+ *   prepare: take the fork gate exclusively — every synchronize_rcu,
+ *            register and unregister holds it shared, so none is in
+ *            progress and liburcu's locks are free and its registry
+ *            whole — then the reclaim queue's lock;
+ *   parent:  release both;
+ *   child:   unlink from liburcu's registry every thread mix registered
+ *            except the one that forked; give the gate, the registration
+ *            lock and the reclaim queue fresh mutexes and condition
+ *            variables; drop the parent's queued calls (they free the
+ *            parent's snapshots, which the child must not touch and whose
+ *            locks a parent thread may have held); no reclaim thread
+ *            until the child's first deferred call or barrier.
+ * Rule for callers (mix.h): fork outside any read-side section, since
+ * prepare may wait for a grace period in progress.
  */
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <time.h>
+
+/* the per-thread reader slot (struct urcu_reader urcu_memb_reader), for
+ * unlinking dead threads in a child; also included by rcu.h outside
+ * TSan builds */
+#include <urcu/list.h>
+#include <urcu/static/urcu-memb.h>
 
 #include "probes.h"
 #include "rcu.h"
@@ -19,33 +52,90 @@ char mix_rcu_tsan_token;
 #endif
 
 static pthread_key_t rcu_key;
-static pthread_once_t rcu_once = PTHREAD_ONCE_INIT;
+static int rcu_key_ok;
+
+/* ---- the fork gate and the registered threads ------------------------- */
+
+/*
+ * ORDER(fork-gate): urcu_memb_synchronize_rcu, _register_thread and
+ * _unregister_thread run with fork_gate held shared (gp_wait,
+ * mix_rcu_register_slow, rcu_thread_exit); fork_prepare takes it
+ * exclusively, so when fork() copies the process no thread is inside
+ * one of them: rcu_gp_lock and rcu_registry_lock are unlocked, the gp
+ * futex is 0, no grace period has spliced the registry into its private
+ * lists, and the rcu_threads list below matches liburcu's registry.
+ * Writer-preferring, so a stream of grace periods cannot starve a fork.
+ */
+static pthread_rwlock_t fork_gate = PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP;
+
+/* Threads registered through mix, with their liburcu reader slots.
+ * Changed under reg_lock inside the gate (shared); read by the child
+ * handler, when no other thread exists. */
+struct rcu_thread {
+	struct rcu_thread *prev, *next;
+	struct urcu_reader *reader;
+};
+static _Thread_local struct rcu_thread rcu_self;
+static struct rcu_thread rcu_threads = { &rcu_threads, &rcu_threads, NULL };
+static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void gate_init(void)
+{
+	pthread_rwlockattr_t a;
+	if (pthread_rwlockattr_init(&a) == 0) {
+		(void)pthread_rwlockattr_setkind_np(&a,
+			PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+		(void)pthread_rwlock_init(&fork_gate, &a);
+		pthread_rwlockattr_destroy(&a);
+	} else {
+		(void)pthread_rwlock_init(&fork_gate, NULL);
+	}
+}
 
 static void rcu_thread_exit(void *arg)
 {
 	(void)arg;
 	if (mix_rcu_registered) {
+		pthread_rwlock_rdlock(&fork_gate);
 		urcu_memb_unregister_thread();
+		pthread_mutex_lock(&reg_lock);
+		rcu_self.prev->next = rcu_self.next;
+		rcu_self.next->prev = rcu_self.prev;
+		rcu_self.prev = rcu_self.next = NULL;
+		pthread_mutex_unlock(&reg_lock);
+		pthread_rwlock_unlock(&fork_gate);
 		mix_rcu_registered = 0;
 	}
 }
 
-static void rcu_key_init(void)
-{
-	/* If this fails no thread can be unregistered at exit; liburcu then
-	 * keeps a stale reader entry per exited thread, which is a leak but
-	 * not a correctness problem: an unregistered-but-idle reader is never
-	 * inside a section. */
-	(void)pthread_key_create(&rcu_key, rcu_thread_exit);
-}
-
 void mix_rcu_register_slow(void)
 {
-	pthread_once(&rcu_once, rcu_key_init);
+	pthread_rwlock_rdlock(&fork_gate);
 	urcu_memb_register_thread();
+	pthread_mutex_lock(&reg_lock);
+	rcu_self.reader = &URCU_TLS(urcu_memb_reader);
+	rcu_self.next = &rcu_threads;
+	rcu_self.prev = rcu_threads.prev;
+	rcu_threads.prev->next = &rcu_self;
+	rcu_threads.prev = &rcu_self;
+	pthread_mutex_unlock(&reg_lock);
+	pthread_rwlock_unlock(&fork_gate);
 	mix_rcu_registered = 1;
-	/* any non-NULL value makes the destructor run at thread exit */
-	(void)pthread_setspecific(rcu_key, &mix_rcu_registered);
+	/* any non-NULL value makes the destructor run at thread exit.
+	 * pthread_key_create fails only when PTHREAD_KEYS_MAX keys exist;
+	 * then threads stay registered when they exit (as liburcu's own
+	 * users who forget rcu_unregister_thread do). */
+	if (rcu_key_ok)
+		(void)pthread_setspecific(rcu_key, &mix_rcu_registered);
+}
+
+/* A grace period (urcu_memb_synchronize_rcu) inside the fork gate. */
+static void gp_wait(void)
+{
+	/* ORDER(fork-gate): no fork while liburcu's locks are held */
+	pthread_rwlock_rdlock(&fork_gate);
+	urcu_memb_synchronize_rcu();
+	pthread_rwlock_unlock(&fork_gate);
 }
 
 /* ---- deferred calls ------------------------------------------------------ */
@@ -79,8 +169,7 @@ static struct {
 	pthread_cond_t done;      /* broadcast when a batch has run */
 	struct mix_rcu_head *head, **tail;
 	uint64_t queued;          /* calls ever queued */
-	uint64_t finished;        /* calls that have run (or were lost) */
-	uint64_t inflight;        /* calls of the batch being run */
+	uint64_t finished;        /* calls that have run */
 	uint32_t qlen;            /* calls queued, not yet taken */
 	uint32_t urgent;          /* threads waiting in mix_rcu_barrier */
 	int running;              /* the thread exists in this process */
@@ -91,7 +180,6 @@ static struct {
 	.done = PTHREAD_COND_INITIALIZER,
 	.tail = &dq.head,
 };
-static pthread_once_t dq_once = PTHREAD_ONCE_INIT;
 
 static void *defer_thread(void *arg)
 {
@@ -124,10 +212,11 @@ static void *defer_thread(void *arg)
 		dq.qlen = 0;
 		for (next = h; next; next = next->next)
 			n++;
-		dq.inflight = n;
 		pthread_mutex_unlock(&dq.lock);
 
-		urcu_memb_synchronize_rcu();
+		/* a fork from here to the re-lock below leaves this batch
+		 * to the parent: the child drops its copy (fork_child) */
+		gp_wait();
 		/* ORDER(rcu-gp): the grace period is over; tell TSan */
 		mix_rcu_gp_acquire();
 		MIX_PROBE1(grace_period, n);
@@ -137,7 +226,6 @@ static void *defer_thread(void *arg)
 		}
 
 		pthread_mutex_lock(&dq.lock);
-		dq.inflight = 0;
 		dq.finished += n;
 		pthread_cond_broadcast(&dq.done);
 	}
@@ -164,43 +252,103 @@ static int dq_start(void)
 	return 0;
 }
 
-/* fork: the child has no reclaim thread.  Calls queued stay queued (the
- * child's next defer or barrier starts a thread for them); the batch the
- * parent's thread was running is lost to the child (its objects leak
- * there, they are not freed twice) and counted as finished so that a
- * barrier in the child does not wait for it. */
-static void dq_prepare(void) { pthread_mutex_lock(&dq.lock); }
-static void dq_parent(void) { pthread_mutex_unlock(&dq.lock); }
-static void dq_child(void)
-{
-	dq.running = 0;
-	dq.finished += dq.inflight;
-	dq.inflight = 0;
-	pthread_mutex_unlock(&dq.lock);
-}
-
-static void dq_init(void)
+/* dq.work on CLOCK_MONOTONIC: the gathering timeout must not follow
+ * wall-clock jumps.  Falls back to the default clock. */
+static void dq_work_init(void)
 {
 	pthread_condattr_t ca;
-	/* the gathering timeout must not follow wall-clock jumps */
+	dq.work_monotonic = 0;
 	if (pthread_condattr_init(&ca) == 0) {
-		if (pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) == 0) {
-			pthread_cond_destroy(&dq.work);
-			if (pthread_cond_init(&dq.work, &ca) == 0)
-				dq.work_monotonic = 1;
-			else
-				pthread_cond_init(&dq.work, NULL);
-		}
+		if (pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) == 0 &&
+		    pthread_cond_init(&dq.work, &ca) == 0)
+			dq.work_monotonic = 1;
 		pthread_condattr_destroy(&ca);
 	}
-	(void)pthread_atfork(dq_prepare, dq_parent, dq_child);
+	if (!dq.work_monotonic)
+		pthread_cond_init(&dq.work, NULL);
 }
+
+/* ---- fork ------------------------------------------------------------------ */
+
+/* ORDER(fork-gate) then ORDER(rcu-defer): the gate first, because a
+ * grace period in progress holds the gate shared and waits for readers,
+ * and a reader inside its section may be about to take dq.lock in
+ * mix_rcu_defer; the other order could wait for that reader forever. */
+static void fork_prepare(void)
+{
+	pthread_rwlock_wrlock(&fork_gate);
+	pthread_mutex_lock(&dq.lock);
+}
+
+static void fork_parent(void)
+{
+	pthread_mutex_unlock(&dq.lock);
+	pthread_rwlock_unlock(&fork_gate);
+}
+
+/* Only the forking thread exists.  Take every other registered thread
+ * out of liburcu's registry: none of them runs here, a copy of one that
+ * was inside a section would hold every grace period of the child, and
+ * their slots are in TLS that glibc hands to the child's next threads.
+ * The registry is whole and unlocked (ORDER(fork-gate)), so unlinking
+ * is the same cds_list_del that urcu_memb_unregister_thread does. */
+static void fork_child_prune(void)
+{
+	struct rcu_thread *t, *next;
+	for (t = rcu_threads.next; t != &rcu_threads; t = next) {
+		next = t->next;
+		if (t != &rcu_self)
+			cds_list_del(&t->reader->node);
+	}
+	rcu_threads.next = rcu_threads.prev = &rcu_threads;
+	if (mix_rcu_registered) {
+		rcu_self.next = rcu_self.prev = &rcu_threads;
+		rcu_threads.next = rcu_threads.prev = &rcu_self;
+	}
+}
+
+/* The child: fresh locks and condition variables, never the parent's
+ * (a copied condvar counts waiters that do not exist here, and a signal
+ * on it can block forever).  The parent's queued and in-flight calls
+ * are dropped: they free the parent's snapshots, which the child may
+ * not use (mix.h), under locks a parent thread may have held at the
+ * fork; their memory stays allocated in the child, freed by neither
+ * process twice.  No reclaim thread until the child's first deferred
+ * call or barrier (dq_start). */
+static void fork_child(void)
+{
+	fork_child_prune();
+	gate_init();
+	pthread_mutex_init(&reg_lock, NULL);
+	pthread_mutex_init(&dq.lock, NULL);
+	dq_work_init();
+	pthread_cond_init(&dq.done, NULL);
+	dq.head = NULL;
+	dq.tail = &dq.head;
+	dq.queued = dq.finished = 0;
+	dq.qlen = 0;
+	dq.urgent = 0;
+	dq.running = 0;
+}
+
+/* At load, before any thread of ours exists: the key that unregisters
+ * exiting threads, dq.work's clock, and the fork handlers (registered
+ * here rather than at first use so that no fork can find them half
+ * set up). */
+__attribute__((constructor)) static void rcu_setup(void)
+{
+	rcu_key_ok = pthread_key_create(&rcu_key, rcu_thread_exit) == 0;
+	pthread_cond_destroy(&dq.work);
+	dq_work_init();
+	(void)pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
+
+/* ---- the calls --------------------------------------------------------- */
 
 void mix_rcu_defer(struct mix_rcu_head *h, void (*fn)(struct mix_rcu_head *h))
 {
 	h->fn = fn;
 	h->next = NULL;
-	pthread_once(&dq_once, dq_init);
 	pthread_mutex_lock(&dq.lock);
 	if (dq_start() < 0) {
 		/* no thread: wait for the grace period here */
@@ -220,19 +368,17 @@ void mix_rcu_defer(struct mix_rcu_head *h, void (*fn)(struct mix_rcu_head *h))
 
 void mix_rcu_synchronize(void)
 {
-	urcu_memb_synchronize_rcu();
+	gp_wait();
 	mix_rcu_gp_acquire();
 }
 
 void mix_rcu_barrier(void)
 {
 	uint64_t target;
-	pthread_once(&dq_once, dq_init);
 	pthread_mutex_lock(&dq.lock);
 	target = dq.queued;
 	if (dq.finished < target && dq_start() < 0) {
-		/* calls queued before a fork, and no thread can start: run
-		 * them here */
+		/* calls queued, and no thread can start: run them here */
 		struct mix_rcu_head *h = dq.head, *next;
 		dq.head = NULL;
 		dq.tail = &dq.head;

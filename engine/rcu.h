@@ -9,6 +9,15 @@
  *
  * Deferred calls run on a thread of our own (rcu.c), not liburcu's.
  *
+ * fork(): rcu.c's pthread_atfork handlers make a child's RCU domain
+ * usable (liburcu 0.13's urcu-memb has no fork hooks of its own): no
+ * fork while a grace period, a registration or an unregistration is in
+ * progress (ORDER(fork-gate)); the child unlinks the threads it does not
+ * have from liburcu's registry, gets fresh locks and condition
+ * variables, drops the parent's deferred calls and starts its own
+ * reclaim thread when it needs one.  Callers fork outside any read-side
+ * section (include/mix/mix.h "Fork").
+ *
  * ThreadSanitizer does not see liburcu's grace periods (membarrier and
  * futexes in uninstrumented code).  Under TSan we tell it what they
  * order: every read-side unlock "releases" a shared token and every
@@ -97,7 +106,8 @@ struct mix_rcu_head {
 };
 void mix_rcu_defer(struct mix_rcu_head *h, void (*fn)(struct mix_rcu_head *h));
 
-/* Wait for a grace period (synchronize_rcu).  Not inside a section. */
+/* Wait for a grace period (synchronize_rcu; holds the fork gate shared
+ * meanwhile, so a fork waits for it).  Not inside a section. */
 void mix_rcu_synchronize(void);
 
 /* Wait until every deferred call queued so far has run (rcu_barrier). */

@@ -6,8 +6,14 @@
  * mix_rcu_barrier waits for every call queued before it, from any number
  * of threads at once; and a child process after fork gets a working
  * reclaim thread of its own (a barrier there neither hangs nor runs the
- * parent's in-flight batch twice).  Run under TSan by `make tsan`.
+ * parent's in-flight batch twice), also when the fork found a thread
+ * inside a read-side section, and when it came in the middle of grace
+ * periods, deferrals and barriers of other threads (engine/rcu.c
+ * "fork").  Run under TSan by `make tsan` (the children then start no
+ * thread: TSan cannot); `make rcu-loop` runs it RCU_LOOP_RUNS times.
+ * MIX_RCU_FORKS sets the number of forks of the busy-fork case.
  */
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -231,6 +237,143 @@ static void test_fork(void)
 	   "(status 0x%x)", status);
 }
 
+/* Wait for a child; the alarm inside it turns a hang into SIGALRM. */
+static int child_status(pid_t pid)
+{
+	int status;
+	while (waitpid(pid, &status, 0) != pid)
+		if (errno != EINTR)
+			BAIL("waitpid");
+	return status;
+}
+
+/* The child's part: 100 calls and a barrier on a reclaim thread of its
+ * own; exit 0 when all ran exactly once. */
+static void child_defer_and_exit(void)
+{
+	/* a hang here is the failure this guards against */
+	alarm(20);
+	count_ran = 0;
+	for (int i = 0; i < 100; i++) {
+		struct mix_rcu_head *h = malloc(sizeof(*h));
+		if (!h)
+			_exit(4);
+		mix_rcu_defer(h, count);
+	}
+	mix_rcu_barrier();
+	_exit(count_ran == 100 ? 0 : 3);
+}
+
+/* A thread of the parent is inside a section when the process forks:
+ * the child has no such thread, and its grace periods must not wait for
+ * the copy of its section (liburcu's registry entry of a dead thread). */
+static void test_fork_reader_inside(void)
+{
+	pthread_t tid;
+	pid_t pid;
+	int status;
+
+#ifdef MIX_TSAN
+	ok(1, "a child's grace periods ignore the parent's readers # SKIP "
+	   "ThreadSanitizer cannot start threads in the child of a "
+	   "multi-threaded fork");
+	return;
+#endif
+	mix_rcu_barrier();   /* no grace period in progress at the fork */
+	reader_in = reader_release = 0;
+	if (pthread_create(&tid, NULL, reader, NULL) != 0)
+		BAIL("pthread_create");
+	while (!__atomic_load_n(&reader_in, __ATOMIC_ACQUIRE))
+		sleep_ms(1);
+	fflush(stdout);
+	pid = fork();
+	if (pid < 0)
+		BAIL("fork");
+	if (pid == 0)
+		child_defer_and_exit();
+	__atomic_store_n(&reader_release, 1, __ATOMIC_RELEASE);
+	pthread_join(tid, NULL);
+	status = child_status(pid);
+	ok(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	   "a fork while another thread is inside a section: the child's "
+	   "grace period does not wait for it (status 0x%x, 0 expected; "
+	   "0x%x = hung)", status, SIGALRM);
+}
+
+/* Forks in the middle of everything: threads deferring, reading,
+ * waiting in barriers and grace periods.  Every child must get its own
+ * working reclaim thread. */
+static int busy_stop;
+
+static void *busy_thread(void *arg)
+{
+	uint32_t i = 0;
+	(void)arg;
+	while (!__atomic_load_n(&busy_stop, __ATOMIC_ACQUIRE)) {
+		struct mix_rcu_head *h = malloc(sizeof(*h));
+		if (!h)
+			return (void *)1;
+		mix_rcu_read_lock();
+		mix_rcu_read_unlock();
+		mix_rcu_defer(h, count);
+		if (++i % 64 == 0)
+			mix_rcu_barrier();
+		if (i % 256 == 0)
+			mix_rcu_synchronize();
+	}
+	return NULL;
+}
+
+static void test_fork_busy(void)
+{
+	const char *env = getenv("MIX_RCU_FORKS");
+	int forks = env && *env ? atoi(env) : 100, i, bad = -1, status = 0;
+	pthread_t t[3];
+	void *r;
+	int thread_bad = 0;
+
+	__atomic_store_n(&busy_stop, 0, __ATOMIC_RELAXED);
+	for (i = 0; i < 3; i++)
+		if (pthread_create(&t[i], NULL, busy_thread, NULL) != 0)
+			BAIL("pthread_create");
+	for (i = 0; i < forks && bad < 0; i++) {
+		pid_t pid;
+		fflush(stdout);
+		pid = fork();
+		if (pid < 0)
+			BAIL("fork");
+		if (pid == 0) {
+#ifdef MIX_TSAN
+			_exit(0);   /* no thread may start here under TSan */
+#else
+			child_defer_and_exit();
+#endif
+		}
+		status = child_status(pid);
+		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+			bad = i;
+	}
+	__atomic_store_n(&busy_stop, 1, __ATOMIC_RELEASE);
+	for (i = 0; i < 3; i++) {
+		pthread_join(t[i], &r);
+		thread_bad |= r != NULL;
+	}
+	mix_rcu_barrier();
+	ok(bad < 0, "%d forks among threads deferring, reading and waiting "
+	   "in barriers: every child's calls ran and its barrier returned%s",
+	   forks,
+#ifdef MIX_TSAN
+	   " (children start no thread under TSan)"
+#else
+	   ""
+#endif
+	   );
+	if (bad >= 0)
+		diag("  first failure: fork %d, status 0x%x (0 expected; "
+		     "0x%x = hung)", bad, status, SIGALRM);
+	ok(!thread_bad, "the parent's threads kept working across the forks");
+}
+
 int main(void)
 {
 	test_lone_call();
@@ -238,5 +381,7 @@ int main(void)
 	test_order_and_barrier();
 	test_threads();
 	test_fork();
+	test_fork_reader_inside();
+	test_fork_busy();
 	return tap_done();
 }
