@@ -109,6 +109,11 @@ int main(int argc, char **argv)
 	st_figure("traces", o.traces, "traces");
 	st_figure("events", (double)all.events, "calls");
 	st_figure("steps", (double)all.steps, "steps");
+	st_figure("commits", (double)all.commits, "commits");
+	st_figure("commits_sync", (double)all.commits_sync, "commits");
+	st_figure("commits_async", (double)all.commits_async, "commits");
+	st_figure("idle_sessions", (double)all.idle, "sessions");
+	st_figure("recreates", (double)all.recreates, "opens");
 	st_figure("cuts", (double)all.cuts, "cuts");
 	st_figure("states", (double)all.states, "states");
 	st_figure("states_torn", (double)all.torn, "states");

@@ -74,7 +74,11 @@ struct pc_step {
 	size_t start_ev, ack_ev; /* trace length at call and return */
 	uint64_t modseq;         /* COMMIT: the result's modseq */
 	uint32_t last_uid;       /* COMMIT: highest UID handed out */
-	uint64_t digest;         /* live state after the step */
+	uint64_t digest;         /* live state after the step; 0: not
+				  * known (inside an async burst) */
+	uint64_t digest_nm;      /* the same without modseqs (from the
+				  * shadow index for async bursts) */
+	uint64_t next_uid;
 	unsigned epoch;
 	char what[96];
 };
@@ -183,7 +187,7 @@ static const uint32_t pc_ext_hdr[2] = { 16, 0 };
 
 /* Everything a client can see of the index, hashed.  The lowwater
  * hints are left out (they may be recomputed). */
-static inline uint64_t pc_digest(struct mix_index *ix)
+static inline uint64_t pc_digest_mode(struct mix_index *ix, int modseqs)
 {
 	const struct mix_snap *s;
 	struct mix_snap_counts c;
@@ -195,10 +199,12 @@ static inline uint64_t pc_digest(struct mix_index *ix)
 	mix_read_lock();
 	s = mix_index_snap(ix);
 	mix_snap_counts(s, &c);
+	/* next_uid is compared apart: a writable open after a crash may
+	 * raise it above UIDs the lost writer may have handed out */
 	PC_HV(h, mix_snap_messages_count(s));
-	PC_HV(h, mix_snap_next_uid(s));
 	PC_HV(h, mix_snap_uid_validity(s));
-	PC_HV(h, mix_snap_highest_modseq(s));
+	if (modseqs)
+		PC_HV(h, mix_snap_highest_modseq(s));
 	PC_HV(h, c.seen);
 	PC_HV(h, c.deleted);
 	PC_HV(h, c.first_recent_uid);
@@ -214,7 +220,8 @@ static inline uint64_t pc_digest(struct mix_index *ix)
 	while (mix_iter_next(&it, &r)) {
 		PC_HV(h, r.uid);
 		PC_HV(h, r.flags);
-		PC_HV(h, r.modseq);
+		if (modseqs)
+			PC_HV(h, r.modseq);
 		for (uint32_t k = 0; k < r.keywords_bits; k++) {
 			if (mix_record_has_keyword(&r, k)) {
 				const char *n = mix_snap_keyword_name(s, k);
@@ -232,6 +239,25 @@ static inline uint64_t pc_digest(struct mix_index *ix)
 	mix_read_unlock();
 	return h;
 }
+
+static inline uint64_t pc_digest(struct mix_index *ix)
+{
+	return pc_digest_mode(ix, 1);
+}
+
+static inline uint32_t pc_next_uid(struct mix_index *ix)
+{
+	uint32_t n;
+	mix_read_lock();
+	n = mix_snap_next_uid(mix_index_snap(ix));
+	mix_read_unlock();
+	return n;
+}
+
+/* What a state is compared by: digests with and without modseqs, and
+ * next_uid (which must not be below the matched step's). */
+#define PC_STATE_OF(ix) { pc_digest(ix), pc_digest_mode(ix, 0), \
+			  pc_next_uid(ix) }
 
 /* ---- options, counters ------------------------------------------------- */
 
@@ -254,6 +280,7 @@ struct pc_totals {
 	uint64_t events, steps, cuts, states, dup_states, no_index;
 	uint64_t failures, uid_reuse, modseq_reuse, open_fail, mismatch;
 	uint64_t torn, subsets, nested_runs, nested_states;
+	uint64_t commits, commits_sync, commits_async, recreates, idle;
 };
 
 /* Engine warnings of the check in progress (for failure reports). */
@@ -277,10 +304,15 @@ struct pc_work {
 	struct mix_engine *eng;
 	struct mix_index *ix;
 	char *dir;
+	/* the shadow: an untraced index that gets every transaction too,
+	 * synchronously, so that the state after each commit of an async
+	 * burst is known (but for modseqs, which follow log offsets) */
+	struct mix_index *sh;
+	char *shdir;
 	uint64_t rng;
 	int profile;
 	int created;
-	uint32_t ext_id[2];
+	uint32_t ext_id[2], sh_ext_id[2];
 	int ext_have[2];       /* registered in this session */
 	int ext_ever[2];       /* registered in some session */
 	char err[512];
@@ -307,12 +339,20 @@ static inline size_t pc_step_begin(struct pc_trace *t, enum pc_step_kind k,
 	return t->nsteps++;
 }
 
+/* The step is acknowledged: the trace length now, the live state. */
 static inline void pc_step_end(struct pc_work *w, size_t j)
 {
 	struct pc_step *s = &w->t->steps[j];
 	s->ack_ev = pc_trace_len(w->t);
-	s->digest = w->ix ? pc_digest(w->ix) :
-		    j > 0 ? w->t->steps[j - 1].digest : 0;
+	if (w->ix) {
+		s->digest = pc_digest(w->ix);
+		s->digest_nm = pc_digest_mode(w->ix, 0);
+		s->next_uid = pc_next_uid(w->ix);
+	} else if (j > 0) {
+		s->digest = w->t->steps[j - 1].digest;
+		s->digest_nm = w->t->steps[j - 1].digest_nm;
+		s->next_uid = w->t->steps[j - 1].next_uid;
+	}
 }
 
 static inline int pc_work_fail(struct pc_work *w, const char *what, int ret)
@@ -347,8 +387,37 @@ static const char *const pc_keywords[6] = {
 	"$Junk", "$NotJunk", "work", "home", "$Forwarded", "later"
 };
 
-/* Add one random operation to txn; describes it into what. */
-static inline int pc_add_op(struct pc_work *w, struct mix_txn *txn,
+/* The same call on the live transaction (T = tx[0], extension ids E =
+ * w->ext_id) and the shadow's (tx[1], w->sh_ext_id). */
+#define PC_BOTH(call) do { \
+	for (int k_ = 0; k_ < 2 && ret == 0; k_++) { \
+		struct mix_txn *T = tx[k_]; \
+		const uint32_t *E = k_ ? w->sh_ext_id : w->ext_id; \
+		(void)E; \
+		ret = (call); \
+	} \
+} while (0)
+
+static inline int pc_add_append(struct pc_work *w, struct mix_txn **tx,
+				const uint8_t *data)
+{
+	const char *kw[3] = { NULL, NULL, NULL };
+	uint8_t flags = (uint8_t)(st_rand(&w->rng) & 0x1f);
+	uint32_t a = 0;
+	int ret = 0;
+
+	if (st_chance(&w->rng, 30))
+		kw[0] = pc_keywords[st_rand_below(&w->rng, 6)];
+	PC_BOTH(mix_txn_append(T, flags, kw, &a));
+	for (int e = 0; e < 2 && ret == 0; e++)
+		if (w->ext_have[e] && pc_ext_rec[e] && st_chance(&w->rng, 60))
+			PC_BOTH(mix_txn_append_ext(T, a, E[e], data,
+						   pc_ext_rec[e]));
+	return ret;
+}
+
+/* Add one random operation to both transactions; describe it. */
+static inline int pc_add_op(struct pc_work *w, struct mix_txn **tx,
 			    char *what, size_t wsize)
 {
 	struct mix_uid_range r;
@@ -363,75 +432,116 @@ static inline int pc_add_op(struct pc_work *w, struct mix_txn *txn,
 	if (kind < 4) {
 		unsigned n = w->profile == 3 ? st_rand_range(&w->rng, 4, 24)
 					     : st_rand_range(&w->rng, 1, 3);
-		for (unsigned i = 0; i < n && ret == 0; i++) {
-			const char *kw[3] = { NULL, NULL, NULL };
-			uint32_t a;
-			if (st_chance(&w->rng, 30))
-				kw[0] = pc_keywords[st_rand_below(&w->rng, 6)];
-			ret = mix_txn_append(txn, (uint8_t)(st_rand(&w->rng) &
-						0x1f), kw, &a);
-			for (int e = 0; e < 2 && ret == 0; e++)
-				if (w->ext_have[e] && pc_ext_rec[e] &&
-				    st_chance(&w->rng, 60))
-					ret = mix_txn_append_ext(txn, a,
-						w->ext_id[e], data,
-						pc_ext_rec[e]);
-		}
+		for (unsigned i = 0; i < n && ret == 0; i++)
+			ret = pc_add_append(w, tx, data);
 		snprintf(what, wsize, "append %u", n);
 	} else if (kind < 6) {
-		ret = mix_txn_flags(txn, &r, 1, (enum mix_modify)
-				    st_rand_below(&w->rng, 3),
-				    (uint8_t)(st_rand(&w->rng) & 0x1f));
+		enum mix_modify m = (enum mix_modify)st_rand_below(&w->rng, 3);
+		uint8_t fl = (uint8_t)(st_rand(&w->rng) & 0x1f);
+		PC_BOTH(mix_txn_flags(T, &r, 1, m, fl));
 		snprintf(what, wsize, "flags %u:%u", r.first, r.last);
 	} else if (kind == 6) {
 		const char *kw[3] = { pc_keywords[st_rand_below(&w->rng, 6)],
 				      pc_keywords[st_rand_below(&w->rng, 6)],
 				      NULL };
-		ret = mix_txn_keywords(txn, &r, 1, (enum mix_modify)
-				       st_rand_below(&w->rng, 3), kw);
+		enum mix_modify m = (enum mix_modify)st_rand_below(&w->rng, 3);
+		PC_BOTH(mix_txn_keywords(T, &r, 1, m, kw));
 		snprintf(what, wsize, "keywords %u:%u", r.first, r.last);
 	} else if (kind == 7) {
-		ret = mix_txn_expunge(txn, &r, 1);
+		PC_BOTH(mix_txn_expunge(T, &r, 1));
 		snprintf(what, wsize, "expunge %u:%u", r.first, r.last);
 	} else if (kind == 8 && (w->ext_have[0] || w->ext_have[1])) {
 		int e = w->ext_have[0] ? 0 : 1;
-		ret = mix_txn_ext_set(txn, r.first, w->ext_id[e], data,
-				      pc_ext_rec[e]);
-		if (ret == 0 && pc_ext_hdr[e])
-			ret = mix_txn_ext_hdr_set(txn, w->ext_id[e],
-				st_rand_below(&w->rng, 8), data, 8);
+		uint32_t off = st_rand_below(&w->rng, 8);
+		PC_BOTH(mix_txn_ext_set(T, r.first, E[e], data,
+					pc_ext_rec[e]));
+		if (pc_ext_hdr[e])
+			PC_BOTH(mix_txn_ext_hdr_set(T, E[e], off, data, 8));
 		snprintf(what, wsize, "ext %s uid %u", pc_ext_names[e],
 			 r.first);
 	} else {
-		ret = mix_txn_hdr_set(txn, MIX_HDR_FIRST_RECENT_UID, r.first);
+		PC_BOTH(mix_txn_hdr_set(T, MIX_HDR_FIRST_RECENT_UID, r.first));
 		snprintf(what, wsize, "first_recent %u", r.first);
 	}
 	return ret;
+}
+
+/* An async commit's acknowledgement (writer thread). */
+struct pc_async {
+	struct pc_trace *t;
+	size_t step;
+	pthread_mutex_t *lock;
+	pthread_cond_t *cond;
+	unsigned *left;
+	int *ret;
+};
+
+static void pc_async_done(void *ctx, int ret, const struct mix_commit_result *res)
+{
+	struct pc_async *a = ctx;
+	size_t len = pc_trace_len(a->t);
+	pthread_mutex_lock(a->lock);
+	if (ret == 0) {
+		a->t->steps[a->step].ack_ev = len;
+		a->t->steps[a->step].modseq = res->modseq;
+		a->t->steps[a->step].last_uid = res->last_uid;
+	} else if (*a->ret == 0) {
+		*a->ret = ret;
+	}
+	if (--*a->left == 0)
+		pthread_cond_signal(a->cond);
+	pthread_mutex_unlock(a->lock);
+}
+
+/* Build one random transaction for the live index and the shadow; the
+ * shadow's is committed at once (its state is the step's digest_nm). */
+static inline int pc_build_txn(struct pc_work *w, int sync, int async,
+			       struct mix_txn **live, char *what,
+			       size_t wsize, uint64_t *nm_r)
+{
+	struct mix_txn *tx[2] = { NULL, NULL };
+	char op[64] = "";
+	unsigned nops = st_rand_range(&w->rng, 1, 3);
+	size_t len;
+	int ret;
+
+	if ((ret = mix_txn_begin(w->ix, &tx[0])) < 0 ||
+	    (ret = mix_txn_begin(w->sh, &tx[1])) < 0) {
+		mix_txn_abort(&tx[0]);
+		return pc_work_fail(w, "mix_txn_begin", ret);
+	}
+	len = (size_t)snprintf(what, wsize, "commit %s%s:",
+			       sync ? "SYNC" : "NONE", async ? " async" : "");
+	for (unsigned i = 0; i < nops; i++) {
+		if ((ret = pc_add_op(w, tx, op, sizeof(op))) < 0) {
+			mix_txn_abort(&tx[0]);
+			mix_txn_abort(&tx[1]);
+			return pc_work_fail(w, op, ret);
+		}
+		if (len < wsize)
+			len += (size_t)snprintf(what + len, wsize - len, " %s",
+						op);
+	}
+	if ((ret = mix_txn_commit(&tx[1], MIX_DURABILITY_NONE, NULL)) < 0) {
+		mix_txn_abort(&tx[0]);
+		return pc_work_fail(w, "shadow commit", ret);
+	}
+	*nm_r = pc_digest_mode(w->sh, 0);
+	*live = tx[0];
+	return 0;
 }
 
 static inline int pc_commit(struct pc_work *w, int sync_pct)
 {
 	struct mix_txn *txn = NULL;
 	struct mix_commit_result res;
-	char what[96], op[64] = "";
-	unsigned nops = st_rand_range(&w->rng, 1, 3);
-	int sync = st_chance(&w->rng, sync_pct), ret;
-	size_t j, len = 0;
+	char what[96];
+	int sync = st_chance(&w->rng, (unsigned)sync_pct), ret;
+	uint64_t nm;
+	size_t j;
 
-	if ((ret = mix_txn_begin(w->ix, &txn)) < 0)
-		return pc_work_fail(w, "mix_txn_begin", ret);
-	what[0] = '\0';
-	len = (size_t)snprintf(what, sizeof(what), "commit %s:",
-			       sync ? "SYNC" : "NONE");
-	for (unsigned i = 0; i < nops; i++) {
-		if ((ret = pc_add_op(w, txn, op, sizeof(op))) < 0) {
-			mix_txn_abort(&txn);
-			return pc_work_fail(w, op, ret);
-		}
-		if (len < sizeof(what))
-			len += (size_t)snprintf(what + len, sizeof(what) - len,
-						" %s", op);
-	}
+	if (pc_build_txn(w, sync, 0, &txn, what, sizeof(what), &nm) < 0)
+		return -1;
 	j = pc_step_begin(w->t, PC_STEP_COMMIT, what);
 	ret = mix_txn_commit(&txn, sync ? MIX_DURABILITY_SYNC :
 				      MIX_DURABILITY_NONE, &res);
@@ -442,6 +552,76 @@ static inline int pc_commit(struct pc_work *w, int sync_pct)
 	w->t->steps[j].last_uid = res.last_uid;
 	mix_commit_result_free(&res);
 	pc_step_end(w, j);
+	if (w->t->steps[j].digest_nm != nm)
+		return pc_work_fail(w, "the shadow index disagrees with the "
+				    "live one", MIX_EINVAL);
+	return 0;
+}
+
+/* 2..6 commits handed over with mix_txn_commit_async before any is
+ * acknowledged: the writer groups them into batches (one write, one
+ * sync).  Only the last one's full state is known; the others are
+ * matched without modseqs against the shadow. */
+static inline int pc_commit_burst(struct pc_work *w, int sync_pct)
+{
+	pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+	pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
+	struct pc_async a[6];
+	unsigned n = st_rand_range(&w->rng, 2, 6), left = 0, sent = 0;
+	int aret = 0, ret = 0;
+	size_t first = w->t->nsteps;
+
+	/* the writer's callbacks write into steps[]: no realloc meanwhile */
+	if (w->t->capsteps < w->t->nsteps + 8) {
+		w->t->capsteps = 2 * w->t->capsteps + 8;
+		w->t->steps = realloc(w->t->steps,
+				      w->t->capsteps * sizeof(*w->t->steps));
+		if (!w->t->steps)
+			st_die("out of memory");
+	}
+
+	for (unsigned i = 0; i < n && ret == 0; i++) {
+		struct mix_txn *txn = NULL;
+		char what[96];
+		uint64_t nm;
+		int sync = st_chance(&w->rng, (unsigned)sync_pct);
+		size_t j;
+		if (pc_build_txn(w, sync, 1, &txn, what, sizeof(what), &nm) < 0)
+			break;
+		j = pc_step_begin(w->t, PC_STEP_COMMIT, what);
+		w->t->steps[j].sync = sync;
+		w->t->steps[j].digest_nm = nm;
+		w->t->steps[j].ack_ev = SIZE_MAX;
+		a[i] = (struct pc_async){ w->t, j, &lock, &cond, &left, &aret };
+		pthread_mutex_lock(&lock);
+		left++;
+		pthread_mutex_unlock(&lock);
+		ret = mix_txn_commit_async(&txn, sync ? MIX_DURABILITY_SYNC :
+					   MIX_DURABILITY_NONE, pc_async_done,
+					   &a[i]);
+		if (ret < 0) {
+			pthread_mutex_lock(&lock);
+			left--;
+			pthread_mutex_unlock(&lock);
+			pc_work_fail(w, "mix_txn_commit_async", ret);
+		} else {
+			sent++;
+		}
+	}
+	pthread_mutex_lock(&lock);
+	while (left > 0)
+		pthread_cond_wait(&cond, &lock);
+	pthread_mutex_unlock(&lock);
+	if (ret < 0 || w->err[0] || sent == 0)
+		return ret < 0 || w->err[0] ? -1 : 0;
+	if (aret < 0)
+		return pc_work_fail(w, "async commit", aret);
+	/* the last one's full state is the live one now */
+	w->t->steps[first + sent - 1].digest = pc_digest(w->ix);
+	w->t->steps[first + sent - 1].next_uid = pc_next_uid(w->ix);
+	if (pc_digest_mode(w->ix, 0) != w->t->steps[first + sent - 1].digest_nm)
+		return pc_work_fail(w, "the shadow index disagrees with the "
+				    "live one after a burst", MIX_EINVAL);
 	return 0;
 }
 
@@ -456,6 +636,10 @@ static inline int pc_ext_register(struct pc_work *w, int e)
 	ret = mix_index_ext_register(w->ix, pc_ext_names[e], pc_ext_rec[e],
 				     pc_ext_rec[e], pc_ext_hdr[e],
 				     &w->ext_id[e]);
+	if (ret == 0)
+		ret = mix_index_ext_register(w->sh, pc_ext_names[e],
+					     pc_ext_rec[e], pc_ext_rec[e],
+					     pc_ext_hdr[e], &w->sh_ext_id[e]);
 	if (ret < 0)
 		return pc_work_fail(w, what, ret);
 	w->ext_have[e] = w->ext_ever[e] = 1;
@@ -465,7 +649,7 @@ static inline int pc_ext_register(struct pc_work *w, int e)
 
 static inline int pc_session_open(struct pc_work *w)
 {
-	int re = w->created && w->profile >= 2 && st_chance(&w->rng, 5);
+	int re = w->created && w->profile >= 2 && st_chance(&w->rng, 12);
 	size_t j = pc_step_begin(w->t, re ? PC_STEP_RECREATE : w->created ?
 				 PC_STEP_OPEN : PC_STEP_CREATE,
 				 re ? "open (recreate)" : w->created ? "open" :
@@ -474,8 +658,16 @@ static inline int pc_session_open(struct pc_work *w)
 				 w->created ? 0 : MIX_OPEN_CREATE, &w->ix);
 	if (ret < 0)
 		return pc_work_fail(w, "mix_index_open", ret);
-	if (re)
+	if (re || !w->created) {
+		/* the shadow starts afresh with the live index */
+		if (w->sh)
+			mix_index_close(&w->sh);
+		ret = mix_index_open(w->eng, w->shdir, re ? MIX_OPEN_RECREATE
+				     : MIX_OPEN_CREATE, &w->sh);
+		if (ret < 0)
+			return pc_work_fail(w, "shadow open", ret);
 		w->ext_ever[0] = w->ext_ever[1] = 0;
+	}
 	w->created = 1;
 	w->ext_have[0] = w->ext_have[1] = 0;
 	pc_step_end(w, j);
@@ -502,6 +694,7 @@ static inline int pc_workload(struct pc_work *w, unsigned ops)
 {
 	static const unsigned sync_pct[4] = { 90, 15, 50, 40 };
 	static const unsigned idle_pct[4] = { 10, 15, 45, 10 };
+	static const unsigned burst_pct[4] = { 15, 20, 10, 25 };
 	unsigned p = (unsigned)w->profile;
 
 	while (w->t->nsteps < ops) {
@@ -509,13 +702,18 @@ static inline int pc_workload(struct pc_work *w, unsigned ops)
 		if (pc_session_open(w) < 0)
 			return -1;
 		n = st_chance(&w->rng, idle_pct[p]) ? 0 :
-		    st_rand_range(&w->rng, 2, p == 1 ? 40 : 20);
+		    st_rand_range(&w->rng, p == 2 ? 1 : 2,
+				  p == 1 ? 40 : p == 2 ? 8 : 20);
 		for (unsigned i = 0; i < n; i++) {
-			int e = (int)st_rand_below(&w->rng, 2);
-			int reg = !w->ext_have[e] &&
-				  st_chance(&w->rng, p == 2 ? 20 : 5);
-			if ((reg ? pc_ext_register(w, e) :
-				   pc_commit(w, (int)sync_pct[p])) < 0)
+			int e = (int)st_rand_below(&w->rng, 2), ret;
+			if (!w->ext_have[e] &&
+			    st_chance(&w->rng, p == 2 ? 20 : 5))
+				ret = pc_ext_register(w, e);
+			else if (st_chance(&w->rng, burst_pct[p]))
+				ret = pc_commit_burst(w, (int)sync_pct[p]);
+			else
+				ret = pc_commit(w, (int)sync_pct[p]);
+			if (ret < 0)
 				return -1;
 		}
 		if (pc_session_close(w) < 0)
@@ -947,13 +1145,16 @@ static inline const char *pc_ev_desc(const struct pc_event *e, char *buf,
 	return buf;
 }
 
-/* Which step's state digest d is: -1 if none in lo..hi; *any_r gets
- * some step with that digest anywhere (or -1). */
-static inline long pc_match(struct pc_run *r, uint64_t d, long *any_r)
+/* Which step's state the digests (with and without modseqs) are: -1 if
+ * none in lo..hi; *any_r gets some step with that state anywhere (or
+ * -1).  Steps inside an async burst are known without modseqs only. */
+static inline long pc_match(struct pc_run *r, const uint64_t d[3],
+			    long *any_r)
 {
 	*any_r = -1;
 	for (size_t j = r->t->nsteps; j-- > 0;) {
-		if (r->t->steps[j].digest != d)
+		const struct pc_step *s = &r->t->steps[j];
+		if (s->digest ? s->digest != d[0] : s->digest_nm != d[1])
 			continue;
 		if (j >= r->lo && j <= r->hi)
 			return (long)j;
@@ -964,9 +1165,17 @@ static inline long pc_match(struct pc_run *r, uint64_t d, long *any_r)
 }
 
 static inline int pc_match_err(struct pc_run *r, const char *which,
-			       uint64_t d, char *err, size_t esize)
+			       const uint64_t d[3], char *err, size_t esize)
 {
 	long any, j = pc_match(r, d, &any);
+	if (j >= 0 && d[2] < r->t->steps[j].next_uid) {
+		snprintf(err, esize, "%s open: next_uid %llu is below %llu, "
+			 "that of the state found (after step %ld, %s)", which,
+			 (unsigned long long)d[2],
+			 (unsigned long long)r->t->steps[j].next_uid, j,
+			 r->t->steps[j].what);
+		return -1;
+	}
 	if (j >= 0)
 		return (int)j;
 	r->tot->mismatch++;
@@ -985,10 +1194,13 @@ static inline int pc_match_err(struct pc_run *r, const char *which,
 }
 
 /* The end of a step of a check's recovery session (nested trace). */
-static inline void pc_nt_end(struct pc_trace *nt, size_t j, uint64_t digest)
+static inline void pc_nt_end(struct pc_trace *nt, size_t j,
+			     const uint64_t d[3])
 {
 	nt->steps[j].ack_ev = pc_trace_len(nt);
-	nt->steps[j].digest = digest;
+	nt->steps[j].digest = d[0];
+	nt->steps[j].digest_nm = d[1];
+	nt->steps[j].next_uid = d[2];
 }
 
 /* One more commit on the recovered index: modseq and UID above all the
@@ -1013,7 +1225,8 @@ static inline int pc_check_commit(struct pc_run *r, struct mix_index *ix,
 			nt->steps[j].sync = 1;
 			nt->steps[j].modseq = res.modseq;
 			nt->steps[j].last_uid = res.last_uid;
-			pc_nt_end(nt, j, pc_digest(ix));
+			uint64_t d[3] = PC_STATE_OF(ix);
+			pc_nt_end(nt, j, d);
 		}
 	}
 	if (ret < 0) {
@@ -1115,7 +1328,7 @@ static inline int pc_check(struct pc_run *r, struct pc_trace *nt, char *err,
 			   size_t esize)
 {
 	struct mix_index *ix = NULL;
-	uint64_t d_ro, d_rw;
+	uint64_t d_ro[3], d_rw[3];
 	uint32_t uid = 0;
 	size_t j = 0;
 	int ret, cret;
@@ -1132,7 +1345,9 @@ static inline int pc_check(struct pc_run *r, struct pc_trace *nt, char *err,
 			 mix_strerror(ret), mix_last_error());
 		return -1;
 	}
-	d_ro = pc_digest(ix);
+	d_ro[0] = pc_digest(ix);
+	d_ro[1] = pc_digest_mode(ix, 0);
+	d_ro[2] = pc_next_uid(ix);
 	mix_index_close(&ix);
 	if ((ret = pc_match_err(r, "read-only", d_ro, err, esize)) < 0)
 		return -1;
@@ -1154,15 +1369,17 @@ static inline int pc_check(struct pc_run *r, struct pc_trace *nt, char *err,
 			 mix_strerror(ret), mix_last_error());
 		return -1;
 	}
-	d_rw = pc_digest(ix);
+	d_rw[0] = pc_digest(ix);
+	d_rw[1] = pc_digest_mode(ix, 0);
+	d_rw[2] = pc_next_uid(ix);
 	if (nt)
 		pc_nt_end(nt, j, d_rw);
 	if (pc_match_err(r, "writable", d_rw, err, esize) < 0 ||
-	    (d_rw != d_ro && snprintf(err, esize, "the read-only open saw "
-				      "another state than the writable "
-				      "open") > 0)) {
+	    (d_rw[0] != d_ro[0] && snprintf(err, esize, "the read-only open "
+					    "saw another state than the "
+					    "writable open") > 0)) {
 		mix_io_trace_set(NULL, NULL);
-		if (d_rw != d_ro)
+		if (d_rw[0] != d_ro[0])
 			r->tot->mismatch++;
 		mix_index_close(&ix);
 		return -1;
@@ -1174,7 +1391,10 @@ static inline int pc_check(struct pc_run *r, struct pc_trace *nt, char *err,
 	mix_io_trace_set(NULL, NULL);
 	if (nt) {
 		nt->on = 0;
-		pc_nt_end(nt, j, nt->steps[j - 1].digest);
+		uint64_t d[3] = { nt->steps[j - 1].digest,
+				  nt->steps[j - 1].digest_nm,
+				  nt->steps[j - 1].next_uid };
+		pc_nt_end(nt, j, d);
 	}
 	if (cret >= 0 && ret < 0) {
 		snprintf(err, esize, "close after recovery: %s (%s)",
@@ -1622,6 +1842,7 @@ static inline int pc_run_trace(const struct pc_opts *o,
 		st_die("powercut: mkdtemp %s: %s", tmpl, strerror(errno));
 	r.base = strdup(tmpl);
 	w.dir = st_subdir(r.base, "work");
+	w.shdir = st_subdir(r.base, "shadow");
 	r.state = st_subdir(r.base, "state");
 	t.dir = w.dir;
 	t.dirlen = strlen(w.dir);
@@ -1631,6 +1852,8 @@ static inline int pc_run_trace(const struct pc_opts *o,
 	ret = pc_workload(&w, o->ops);
 	if (w.ix)
 		mix_index_close(&w.ix);
+	if (w.sh)
+		mix_index_close(&w.sh);
 	mix_io_trace_set(NULL, NULL);
 	t.on = 0;
 	if (ret < 0) {
@@ -1645,12 +1868,29 @@ static inline int pc_run_trace(const struct pc_opts *o,
 	}
 	tot->events = t.nev;
 	tot->steps = t.nsteps;
+	for (size_t j = 0; j < t.nsteps; j++) {
+		const struct pc_step *s = &t.steps[j];
+		tot->commits += s->kind == PC_STEP_COMMIT;
+		tot->commits_sync += s->kind == PC_STEP_COMMIT && s->sync;
+		tot->commits_async += s->kind == PC_STEP_COMMIT &&
+				      strstr(s->what, " async:") != NULL;
+		tot->recreates += s->kind == PC_STEP_RECREATE;
+		tot->idle += s->kind == PC_STEP_CLOSE && j > 0 &&
+			     (s[-1].kind == PC_STEP_OPEN ||
+			      s[-1].kind == PC_STEP_EXT);
+	}
 	pc_cuts(&r);
-	printf("trace %s seed %llu: %llu events, %llu steps, %llu cuts, "
+	printf("trace %s seed %llu: %llu events, %llu steps (%llu commits: "
+	       "%llu SYNC, %llu async; %llu idle sessions, %llu recreates), "
+	       "%llu cuts, "
 	       "%llu states (%llu torn, %llu random subsets), %llu failures, "
 	       "%llu uid_reuse, %llu modseq_reuse, %.1f s\n", r.name,
 	       (unsigned long long)r.seed, (unsigned long long)tot->events,
-	       (unsigned long long)tot->steps, (unsigned long long)tot->cuts,
+	       (unsigned long long)tot->steps, (unsigned long long)tot->commits,
+	       (unsigned long long)tot->commits_sync,
+	       (unsigned long long)tot->commits_async,
+	       (unsigned long long)tot->idle,
+	       (unsigned long long)tot->recreates, (unsigned long long)tot->cuts,
 	       (unsigned long long)tot->states, (unsigned long long)tot->torn,
 	       (unsigned long long)tot->subsets,
 	       (unsigned long long)tot->failures,
@@ -1659,6 +1899,7 @@ static inline int pc_run_trace(const struct pc_opts *o,
 	fflush(stdout);
 	st_rmdir_r(r.state);
 	st_rmdir_r(w.dir);
+	st_rmdir_r(w.shdir);
 	if (r.saved == 0)
 		rmdir(r.base);
 	for (int k = 0; k < PC_NAMES; k++)
@@ -1668,6 +1909,7 @@ static inline int pc_run_trace(const struct pc_opts *o,
 	free(r.base);
 	free(r.state);
 	free(w.dir);
+	free(w.shdir);
 	pc_model_free(&r.m);
 	pc_trace_free(&t);
 	return ret;
