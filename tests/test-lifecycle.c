@@ -38,8 +38,10 @@
  * step failed it):
  * every acknowledged commit present and whole after every reopen and
  * crash; a changing commit's modseq above every modseq seen before
- * (across reopens, crashes and RECREATE); UIDs never reused; every
- * record modseq <= HIGHESTMODSEQ; the expunge history exact for every
+ * (across reopens, crashes and RECREATE); UIDs never reused (next_uid
+ * exact, except that a writable open that warns may skip UIDs a lost
+ * writer could have handed out, format.md §2.7); every record modseq <=
+ * HIGHESTMODSEQ; the expunge history exact for every
  * modseq at or above its oldest bound (mix_snap_expunged_since and
  * QRESYNC); read-only handles equal to the model after refresh;
  * `mixctl check DIR` exit 0 after closes and crashes (one in
@@ -55,8 +57,9 @@
  * child is killed depends on scheduling too); MIX_LIFECYCLE_STEPS sets its
  * length (default 250); MIX_LIFECYCLE_MIXCTL=N runs mixctl check after one
  * close or crash in N (default 3; 1 = every one: a sanitizer build's mixctl
- * costs about 0.3 s a run); MIX_LIFECYCLE_STOP=1 ends it at the first failure;
- * MIX_LIFECYCLE_LOG=FILE writes every operation and failure to FILE.  $MIX_BUILD/mixctl is run for checks.
+ * costs about 0.3 s a run); MIX_LIFECYCLE_STOP=1 ends it at the first
+ * failure; MIX_LIFECYCLE_LOG=FILE writes every operation and failure to
+ * FILE.  $MIX_BUILD/mixctl is run for the checks (make check sets it).
  * See docs/api.md (Opening and recovery), docs/design.md §1 (invariants 4
  * and 5), docs/condstore.md (Expunge history).
  */
@@ -93,7 +96,7 @@ static const uint16_t ext_size[2] = { EXT_A_SIZE, EXT_B_SIZE };
 static const uint16_t ext_align[2] = { 8, 1 };
 static const uint32_t ext_hdr[2] = { 16, 0 };
 
-/* ---- failures, the operation log -------------------------------------- */
+/* ---- failures, the operation log --------------------------------------- */
 
 enum cat {
 	C_OPEN, C_CLOSE, C_COMMIT, C_STATE, C_LIVE, C_RO, C_MODSEQ, C_UID,
@@ -167,7 +170,8 @@ static int new_kind(enum cat c, const char *msg)
 	return 1;
 }
 
-static void fail(enum cat c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void fail(enum cat c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 static void fail(enum cat c, const char *fmt, ...)
 {
 	va_list ap;
@@ -197,7 +201,8 @@ static void fail(enum cat c, const char *fmt, ...)
 		nsteps = step;   /* this step is the last */
 }
 
-static void check(enum cat c, int cond, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void check(enum cat c, int cond, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 static void check(enum cat c, int cond, const char *fmt, ...)
 {
 	va_list ap;
@@ -211,7 +216,7 @@ static void check(enum cat c, int cond, const char *fmt, ...)
 	fail(c, "%s", msg);
 }
 
-/* ---- transaction descriptions (shared with the child) ---------------- */
+/* ---- transaction descriptions (shared with the child) ------------------ */
 
 enum op_type { OP_APPEND, OP_FLAGS, OP_KW, OP_EXPUNGE, OP_EXT,
 	       OP_UIDV,     /* UIDVALIDITY = uid, after CREATE / RECREATE */
@@ -398,7 +403,7 @@ static void txn_describe(const struct tdesc *t, char *buf, size_t size)
 	}
 }
 
-/* ---- running a transaction on the engine -------------------------------- */
+/* ---- running a transaction on the engine ------------------------------- */
 
 struct acb {
 	pthread_mutex_t m;
@@ -508,7 +513,7 @@ static int txn_run(struct mix_index *idx, const struct tdesc *t,
 	}
 }
 
-/* ---- the model ------------------------------------------------------------ */
+/* ---- the model --------------------------------------------------------- */
 
 struct mrec {
 	uint32_t uid;
@@ -1157,7 +1162,7 @@ static uint64_t idx_hms(struct mix_index *idx)
 	return h;
 }
 
-/* ---- mixctl ---------------------------------------------------------------- */
+/* ---- mixctl ------------------------------------------------------------ */
 
 static char *mixctl;
 /* mixctl runs after 1 in mixctl_every closes and crashes, chosen by a
@@ -1206,7 +1211,7 @@ static int run_mixctl(const char *dir, const char *when, int force)
 	return status == 0;
 }
 
-/* ---- the parent's handles and engine ----------------------------------------- */
+/* ---- the parent's handles and engine ----------------------------------- */
 
 static struct mix_engine *engine;
 static struct mix_engine_config cfg;
@@ -1373,7 +1378,7 @@ static int open_w(unsigned flags, const char *why)
 	return open_w_pending(flags, why, NULL);
 }
 
-/* ---- steps ----------------------------------------------------------------- */
+/* ---- steps ------------------------------------------------------------- */
 
 static void st_commit(void)
 {
@@ -1531,7 +1536,7 @@ static void st_lose_logs(void)
 	}
 }
 
-/* ---- the crashing child ------------------------------------------------------ */
+/* ---- the crashing child ------------------------------------------------ */
 
 enum { MSG_OPEN = 'O', MSG_TXN = 'T', MSG_ACK = 'A', MSG_REG = 'E',
        MSG_REGACK = 'e', MSG_CLOSE = 'C' };
@@ -1784,7 +1789,8 @@ static int crash_child(struct msg *pending)
 		BAIL("pipe");
 	snprintf(a_fd, sizeof(a_fd), "%d", fds[1]);
 	snprintf(a_seed, sizeof(a_seed), "%llu", (unsigned long long)tu_rand(&rng));
-	snprintf(a_rot, sizeof(a_rot), "%llu", (unsigned long long)cfg.log_rotate_size);
+	snprintf(a_rot, sizeof(a_rot), "%llu",
+		 (unsigned long long)cfg.log_rotate_size);
 	snprintf(a_xh, sizeof(a_xh), "%u", cfg.expunge_history_max);
 	opf("crash: child (seed %s) killed after %u reports + %u us", a_seed,
 	    kill_after, delay);
@@ -1859,7 +1865,7 @@ static void st_crash(void)
 		       have_pending ? &pending : NULL);
 }
 
-/* ---- fixed scenarios: the lifecycles that broke mailboxes ------------------ */
+/* ---- fixed scenarios: the lifecycles that broke mailboxes -------------- */
 
 /* Each builds its own index with its own engine and says in one TAP line
  * whether the lifecycle ended in an index that opens with every commit. */
@@ -1895,7 +1901,8 @@ static int sc_end(struct scen *sc, int good, const char *name)
 	return good;
 }
 
-static void sc_failf(struct scen *sc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sc_failf(struct scen *sc, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 static void sc_failf(struct scen *sc, const char *fmt, ...)
 {
 	va_list ap;
@@ -2127,7 +2134,7 @@ static void run_scenarios(void)
 	sc_follower_logs_lost();
 }
 
-/* ---- the run ------------------------------------------------------------------ */
+/* ---- the run ----------------------------------------------------------- */
 
 static void one_step(void)
 {
