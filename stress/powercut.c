@@ -127,6 +127,7 @@ int main(int argc, char **argv)
 	st_figure("state_mismatches", (double)all.mismatch, "opens");
 	st_figure("modseq_reuse", (double)all.modseq_reuse, "states");
 	st_figure("uid_reuse", (double)all.uid_reuse, "states");
+	st_figure("expunge_history_shortened", (double)all.xhist_lost, "opens");
 	st_figure("seconds", st_secs_since(t0), "s");
 	if (all.failures > 0)
 		return 1;

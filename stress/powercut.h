@@ -79,6 +79,7 @@ struct pc_step {
 	uint64_t digest_nm;      /* the same without modseqs (from the
 				  * shadow index for async bursts) */
 	uint64_t next_uid;
+	uint64_t xhist;          /* pc_xhist() after the step */
 	unsigned epoch;
 	char what[96];
 };
@@ -254,10 +255,33 @@ static inline uint32_t pc_next_uid(struct mix_index *ix)
 	return n;
 }
 
-/* What a state is compared by: digests with and without modseqs, and
- * next_uid (which must not be below the matched step's). */
+/* The expunge history (QRESYNC) as a hash of mix_snap_expunged_since(0)
+ * (UIDs, no modseqs), or 0 when it cannot answer that far back. */
+static inline uint64_t pc_xhist(struct mix_index *ix)
+{
+	struct mix_uid_range *rg = NULL;
+	uint32_t n = 0;
+	uint64_t h = PC_FNV0;
+	int ret;
+
+	mix_read_lock();
+	ret = mix_snap_expunged_since(mix_index_snap(ix), 0, &rg, &n, NULL);
+	mix_read_unlock();
+	if (ret != 1)
+		return 0;
+	for (uint32_t i = 0; i < n; i++) {
+		PC_HV(h, rg[i].first);
+		PC_HV(h, rg[i].last);
+	}
+	free(rg);
+	return h | 1;
+}
+
+/* What a state is compared by: digests with and without modseqs,
+ * next_uid (which must not be below the matched step's) and the
+ * expunge history (which must be the matched step's when it answers). */
 #define PC_STATE_OF(ix) { pc_digest(ix), pc_digest_mode(ix, 0), \
-			  pc_next_uid(ix) }
+			  pc_next_uid(ix), pc_xhist(ix) }
 
 /* ---- options, counters ------------------------------------------------- */
 
@@ -281,6 +305,7 @@ struct pc_totals {
 	uint64_t failures, uid_reuse, modseq_reuse, open_fail, mismatch;
 	uint64_t torn, subsets, nested_runs, nested_states;
 	uint64_t commits, commits_sync, commits_async, recreates, idle;
+	uint64_t xhist_lost;    /* history could answer, recovered cannot */
 };
 
 /* Engine warnings of the check in progress (for failure reports). */
@@ -348,10 +373,12 @@ static inline void pc_step_end(struct pc_work *w, size_t j)
 		s->digest = pc_digest(w->ix);
 		s->digest_nm = pc_digest_mode(w->ix, 0);
 		s->next_uid = pc_next_uid(w->ix);
+		s->xhist = pc_xhist(w->ix);
 	} else if (j > 0) {
 		s->digest = w->t->steps[j - 1].digest;
 		s->digest_nm = w->t->steps[j - 1].digest_nm;
 		s->next_uid = w->t->steps[j - 1].next_uid;
+		s->xhist = w->t->steps[j - 1].xhist;
 	}
 }
 
@@ -526,7 +553,8 @@ static inline int pc_build_txn(struct pc_work *w, int sync, int async,
 		mix_txn_abort(&tx[0]);
 		return pc_work_fail(w, "shadow commit", ret);
 	}
-	*nm_r = pc_digest_mode(w->sh, 0);
+	nm_r[0] = pc_digest_mode(w->sh, 0);
+	nm_r[1] = pc_xhist(w->sh);
 	*live = tx[0];
 	return 0;
 }
@@ -537,10 +565,10 @@ static inline int pc_commit(struct pc_work *w, int sync_pct)
 	struct mix_commit_result res;
 	char what[96];
 	int sync = st_chance(&w->rng, (unsigned)sync_pct), ret;
-	uint64_t nm;
+	uint64_t nm[2];
 	size_t j;
 
-	if (pc_build_txn(w, sync, 0, &txn, what, sizeof(what), &nm) < 0)
+	if (pc_build_txn(w, sync, 0, &txn, what, sizeof(what), nm) < 0)
 		return -1;
 	j = pc_step_begin(w->t, PC_STEP_COMMIT, what);
 	ret = mix_txn_commit(&txn, sync ? MIX_DURABILITY_SYNC :
@@ -552,7 +580,7 @@ static inline int pc_commit(struct pc_work *w, int sync_pct)
 	w->t->steps[j].last_uid = res.last_uid;
 	mix_commit_result_free(&res);
 	pc_step_end(w, j);
-	if (w->t->steps[j].digest_nm != nm)
+	if (w->t->steps[j].digest_nm != nm[0] || w->t->steps[j].xhist != nm[1])
 		return pc_work_fail(w, "the shadow index disagrees with the "
 				    "live one", MIX_EINVAL);
 	return 0;
@@ -583,14 +611,15 @@ static inline int pc_commit_burst(struct pc_work *w, int sync_pct)
 	for (unsigned i = 0; i < n && ret == 0; i++) {
 		struct mix_txn *txn = NULL;
 		char what[96];
-		uint64_t nm;
+		uint64_t nm[2];
 		int sync = st_chance(&w->rng, (unsigned)sync_pct);
 		size_t j;
-		if (pc_build_txn(w, sync, 1, &txn, what, sizeof(what), &nm) < 0)
+		if (pc_build_txn(w, sync, 1, &txn, what, sizeof(what), nm) < 0)
 			break;
 		j = pc_step_begin(w->t, PC_STEP_COMMIT, what);
 		w->t->steps[j].sync = sync;
-		w->t->steps[j].digest_nm = nm;
+		w->t->steps[j].digest_nm = nm[0];
+		w->t->steps[j].xhist = nm[1];
 		w->t->steps[j].ack_ev = SIZE_MAX;
 		a[i] = (struct pc_async){ w->t, j, &lock, &cond, &left, &aret };
 		pthread_mutex_lock(&lock);
@@ -1148,7 +1177,7 @@ static inline const char *pc_ev_desc(const struct pc_event *e, char *buf,
 /* Which step's state the digests (with and without modseqs) are: -1 if
  * none in lo..hi; *any_r gets some step with that state anywhere (or
  * -1).  Steps inside an async burst are known without modseqs only. */
-static inline long pc_match(struct pc_run *r, const uint64_t d[3],
+static inline long pc_match(struct pc_run *r, const uint64_t d[4],
 			    long *any_r)
 {
 	*any_r = -1;
@@ -1165,9 +1194,18 @@ static inline long pc_match(struct pc_run *r, const uint64_t d[3],
 }
 
 static inline int pc_match_err(struct pc_run *r, const char *which,
-			       const uint64_t d[3], char *err, size_t esize)
+			       const uint64_t d[4], char *err, size_t esize)
 {
 	long any, j = pc_match(r, d, &any);
+	if (j >= 0 && d[3] && r->t->steps[j].xhist &&
+	    d[3] != r->t->steps[j].xhist) {
+		snprintf(err, esize, "%s open: the expunge history "
+			 "(mix_snap_expunged_since 0) differs from that after "
+			 "step %ld (%s)", which, j, r->t->steps[j].what);
+		return -1;
+	}
+	if (j >= 0 && !d[3] && r->t->steps[j].xhist)
+		r->tot->xhist_lost++;
 	if (j >= 0 && d[2] < r->t->steps[j].next_uid) {
 		snprintf(err, esize, "%s open: next_uid %llu is below %llu, "
 			 "that of the state found (after step %ld, %s)", which,
@@ -1195,12 +1233,13 @@ static inline int pc_match_err(struct pc_run *r, const char *which,
 
 /* The end of a step of a check's recovery session (nested trace). */
 static inline void pc_nt_end(struct pc_trace *nt, size_t j,
-			     const uint64_t d[3])
+			     const uint64_t d[4])
 {
 	nt->steps[j].ack_ev = pc_trace_len(nt);
 	nt->steps[j].digest = d[0];
 	nt->steps[j].digest_nm = d[1];
 	nt->steps[j].next_uid = d[2];
+	nt->steps[j].xhist = d[3];
 }
 
 /* One more commit on the recovered index: modseq and UID above all the
@@ -1225,7 +1264,7 @@ static inline int pc_check_commit(struct pc_run *r, struct mix_index *ix,
 			nt->steps[j].sync = 1;
 			nt->steps[j].modseq = res.modseq;
 			nt->steps[j].last_uid = res.last_uid;
-			uint64_t d[3] = PC_STATE_OF(ix);
+			uint64_t d[4] = PC_STATE_OF(ix);
 			pc_nt_end(nt, j, d);
 		}
 	}
@@ -1328,7 +1367,7 @@ static inline int pc_check(struct pc_run *r, struct pc_trace *nt, char *err,
 			   size_t esize)
 {
 	struct mix_index *ix = NULL;
-	uint64_t d_ro[3], d_rw[3];
+	uint64_t d_ro[4], d_rw[4];
 	uint32_t uid = 0;
 	size_t j = 0;
 	int ret, cret;
@@ -1348,6 +1387,7 @@ static inline int pc_check(struct pc_run *r, struct pc_trace *nt, char *err,
 	d_ro[0] = pc_digest(ix);
 	d_ro[1] = pc_digest_mode(ix, 0);
 	d_ro[2] = pc_next_uid(ix);
+	d_ro[3] = pc_xhist(ix);
 	mix_index_close(&ix);
 	if ((ret = pc_match_err(r, "read-only", d_ro, err, esize)) < 0)
 		return -1;
@@ -1372,6 +1412,7 @@ static inline int pc_check(struct pc_run *r, struct pc_trace *nt, char *err,
 	d_rw[0] = pc_digest(ix);
 	d_rw[1] = pc_digest_mode(ix, 0);
 	d_rw[2] = pc_next_uid(ix);
+	d_rw[3] = pc_xhist(ix);
 	if (nt)
 		pc_nt_end(nt, j, d_rw);
 	if (pc_match_err(r, "writable", d_rw, err, esize) < 0 ||
@@ -1391,9 +1432,10 @@ static inline int pc_check(struct pc_run *r, struct pc_trace *nt, char *err,
 	mix_io_trace_set(NULL, NULL);
 	if (nt) {
 		nt->on = 0;
-		uint64_t d[3] = { nt->steps[j - 1].digest,
+		uint64_t d[4] = { nt->steps[j - 1].digest,
 				  nt->steps[j - 1].digest_nm,
-				  nt->steps[j - 1].next_uid };
+				  nt->steps[j - 1].next_uid,
+				  nt->steps[j - 1].xhist };
 		pc_nt_end(nt, j, d);
 	}
 	if (cret >= 0 && ret < 0) {
