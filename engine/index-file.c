@@ -795,12 +795,8 @@ int mix_ifile_open(const char *path, struct mix_ifile *f_r)
 
 	memset(f_r, 0, sizeof(*f_r));
 	/* a regular file only, and never block opening (a FIFO would) */
-	if ((fd = mix_regfile_open_ro(path)) < 0)
+	if ((fd = mix_regfile_open_ro(path, &size)) < 0)
 		return fd;
-	if ((ret = mix_io_size(fd, path, &size)) < 0) {
-		mix_io_close(&fd);
-		return ret;
-	}
 	if (size == 0 || size > SIZE_MAX) {
 		/* nothing to map; parse says what is wrong with an empty one */
 		mix_io_close(&fd);

@@ -13,10 +13,13 @@
  * Invariants: the type is checked on the descriptor (fstat), not the name
  * (stat), so a rename between the check and the open cannot slip another
  * file in.  A symbolic link is followed (as open(2) does); its target is
- * checked like any file.
+ * checked like any file, and a dangling one is corrupt, not missing: the
+ * caller would take a missing log for one that never existed and drop
+ * what it held.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -39,13 +42,19 @@ static const char *file_type_name(mode_t mode)
 	return "unknown";
 }
 
-int mix_regfile_open_ro(const char *path)
+int mix_regfile_open_ro(const char *path, uint64_t *size_r)
 {
 	struct stat st;
-	int fd, fl;
+	int fd;
 
 	/* O_NONBLOCK: opening a FIFO for reading would wait for a writer */
 	fd = mix_io_open(path, O_RDONLY | O_NONBLOCK, 0);
+	if (fd == -ENOENT && lstat(path, &st) == 0 && S_ISLNK(st.st_mode))
+		/* the name is there: a file that is missing behind a
+		 * symlink is not a file that was never written */
+		return mix_err(MIX_ECORRUPT, "%s: file type: a symbolic link "
+			       "to a file that does not exist, expected a "
+			       "regular file (format.md §3)", path);
 	if (fd < 0)
 		return fd;
 	if (fstat(fd, &st) < 0) {
@@ -59,11 +68,16 @@ int mix_regfile_open_ro(const char *path)
 			       "regular file (format.md §3)", path,
 			       file_type_name(st.st_mode));
 	}
-	fl = fcntl(fd, F_GETFL);
-	if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
-		int ret = mix_err_sys("fcntl(%s, O_NONBLOCK)", path);
+	/* the file status flags are O_NONBLOCK alone (O_RDONLY is the
+	 * access mode, which F_SETFL leaves; O_CLOEXEC is a descriptor
+	 * flag), so 0 clears it without an F_GETFL first: this runs twice
+	 * per mix_index_refresh */
+	if (fcntl(fd, F_SETFL, 0) < 0) {
+		int ret = mix_err_sys("fcntl(%s, F_SETFL)", path);
 		mix_io_close(&fd);
 		return ret;
 	}
+	if (size_r != NULL)
+		*size_r = (uint64_t)st.st_size;
 	return fd;
 }

@@ -46,6 +46,11 @@
 #include "regfile.h"
 #include "txlog.h"
 
+/* Transactions up to this size are read into the window directly;
+ * larger ones are CRC-checked a piece at a time first (a window starts up
+ * to 63 bytes before what it is read for, see reader_fill_read). */
+#define TXN_IN_WINDOW_MAX (MIX_LOG_WINDOW - 64)
+
 /* CRC work the damage scan may spend on failed candidates beyond the
  * bytes it scans */
 #define MIX_LOG_SCAN_SLACK (UINT64_C(64) << 20)
@@ -222,12 +227,10 @@ int mix_log_reader_open(const char *path, struct mix_log_reader *r_r)
 	r_r->fd = -1;
 	/* §3: a regular file (a symlink to one is followed); a FIFO or a
 	 * device is refused without blocking */
-	fd = mix_regfile_open_ro(path);
+	fd = mix_regfile_open_ro(path, &size);
 	if (fd < 0)
 		return fd;
-	ret = mix_io_size(fd, path, &size);
-	if (ret == 0)
-		ret = log_size_check(path, size);
+	ret = log_size_check(path, size);
 	head = size < MIX_LOG_READ_HEAD ? size : MIX_LOG_READ_HEAD;
 	if (ret == 0 && (data = malloc(head > 0 ? (size_t)head : 1)) == NULL)
 		ret = mix_err(-ENOMEM, "%s: cannot allocate %llu bytes", path,
@@ -269,13 +272,34 @@ int mix_log_reader_from_buf(const void *buf, size_t size, const char *path,
  * so the caller checks the window again: what was cut was never a
  * transaction a reader may keep (§3.2).  A buffer reader holds all of its
  * bytes already. */
-static int reader_fill(struct mix_log_reader *r, uint64_t off, uint64_t len)
+static inline int in_window(const struct mix_log_reader *r, uint64_t off,
+			    uint64_t len)
 {
-	uint64_t want, got;
+	return off >= r->base && off + len <= r->base + r->have;
+}
+
+static int reader_fill_read(struct mix_log_reader *r, uint64_t off,
+			    uint64_t len);
+
+static inline int reader_fill(struct mix_log_reader *r, uint64_t off,
+			      uint64_t len)
+{
+	if (in_window(r, off, len))
+		return 0;
+	return reader_fill_read(r, off, len);
+}
+
+/* The window starts at off rounded down to 64 bytes, so that a
+ * transaction has the same alignment in the buffer as in the file (the
+ * CRC runs 8 bytes at a time). */
+static int reader_fill_read(struct mix_log_reader *r, uint64_t off,
+			    uint64_t len)
+{
+	uint64_t want, got, lead = off & 63;
 	int ret;
 
-	if (off >= r->base && off + len <= r->base + r->have)
-		return 0;
+	off -= lead;
+	len += lead;
 	if (!r->own_fd)
 		return mix_err(MIX_EINVAL, "%s: bytes %llu..%llu outside the "
 			       "buffer", r->path, (unsigned long long)off,
@@ -322,7 +346,7 @@ static int reader_stream_crc(struct mix_log_reader *r, uint64_t off,
 	int ret;
 
 	while (o < end) {
-		uint64_t len = min_u64(MIX_LOG_WINDOW, end - o);
+		uint64_t len = min_u64(TXN_IN_WINDOW_MAX, end - o);
 		const uint8_t *p;
 
 		if ((ret = reader_fill(r, o, len)) < 0)
@@ -347,13 +371,33 @@ static int reader_stream_crc(struct mix_log_reader *r, uint64_t off,
 
 /* ---- one transaction (§3.4 checks 1-4) ---------------------------------- */
 
+/* The common case of reader_frame, kept short because it runs once per
+ * transaction: a plain boundary, the whole transaction in the window, the
+ * CRC right.  Returns its size, or 0 to take the full path (which checks
+ * and says everything again). */
+static inline uint32_t reader_frame_fast(const struct mix_log_reader *r)
+{
+	uint64_t wend = r->base + r->have;
+	struct mix_log_boundary bd;
+	const uint8_t *txn;
+
+	if (r->pos < r->base || r->pos + sizeof(bd) > wend)
+		return 0;
+	txn = r->data + (r->pos - r->base);
+	memcpy(&bd, txn, sizeof(bd));
+	if (bd.rec.type != MIX_LOG_BOUNDARY || bd.rec.size != sizeof(bd) ||
+	    bd.txn_size < sizeof(bd) || bd.txn_size % 4 != 0 ||
+	    bd.txn_size > wend - r->pos || bd.rec.flags != 0)
+		return 0;
+	return mix_log_txn_crc(txn, bd.txn_size) == bd.crc ? bd.txn_size : 0;
+}
+
 /* Is there a whole, CRC-valid transaction at r->pos?  Returns its size
  * with the window holding it; 0 after writing why not into detail; or
  * -errno when the file could not be read. */
 static int64_t reader_frame(struct mix_log_reader *r, char *detail,
 			    size_t dn)
 {
-	uint16_t ok_flags = mix_log_boundary_flags_valid(r->hdr.major_version);
 	struct mix_log_boundary bd;
 	uint64_t left;
 	uint32_t crc = 0;
@@ -370,7 +414,9 @@ static int64_t reader_frame(struct mix_log_reader *r, char *detail,
 	}
 	memcpy(&bd, r->data + (r->pos - r->base), sizeof(bd));
 	if (bd.rec.type != MIX_LOG_BOUNDARY || bd.rec.size != sizeof(bd) ||
-	    (bd.rec.flags & ~ok_flags) != 0) {
+	    (bd.rec.flags != 0 &&
+	     (bd.rec.flags & ~mix_log_boundary_flags_valid(
+		     r->hdr.major_version)) != 0)) {
 		snprintf(detail, dn, "no boundary record (type %u, size %u, "
 			 "flags 0x%x)", bd.rec.type, bd.rec.size, bd.rec.flags);
 		return 0;
@@ -385,7 +431,7 @@ static int64_t reader_frame(struct mix_log_reader *r, char *detail,
 			 bd.txn_size, (unsigned long long)r->size);
 		return 0;
 	}
-	if (bd.txn_size > MIX_LOG_WINDOW) {
+	if (bd.txn_size > TXN_IN_WINDOW_MAX) {
 		/* a forged txn_size must not cost its size in memory */
 		ret = reader_stream_crc(r, r->pos, bd.txn_size, &crc);
 		if (ret < 0)
@@ -458,7 +504,7 @@ static int scan_candidate(struct mix_log_reader *r, struct scan *s,
 		return 0;
 	if (s->spent + bd.txn_size > s->budget)
 		return 2;
-	if (bd.txn_size > MIX_LOG_WINDOW) {
+	if (bd.txn_size > TXN_IN_WINDOW_MAX) {
 		ret = reader_stream_crc(r, q, bd.txn_size, &crc);
 	} else {
 		ret = reader_fill(r, q, bd.txn_size);
@@ -538,12 +584,25 @@ static int reader_scan(struct mix_log_reader *r, uint64_t bad, struct scan *s)
 	return 0;
 }
 
+/* torn_reason, cut to fit (a long path must not lose the offsets first:
+ * they come before the details in every message) */
+static void reader_reason(struct mix_log_reader *r, const char *fmt, ...)
+	MIX_PRINTF(2, 3);
+static void reader_reason(struct mix_log_reader *r, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(r->torn_reason, sizeof(r->torn_reason), fmt, ap);
+	va_end(ap);
+}
+
 /* Record the stop at r->pos: detail says why the transaction there is
  * invalid, s what follows it (§3.4). */
 static void reader_set_torn(struct mix_log_reader *r, const char *detail,
 			    const struct scan *s)
 {
-	char more[256] = "";
+	char more[160] = "";
 	const char *p = r->path;
 	unsigned long long at = r->pos;
 
@@ -555,36 +614,34 @@ static void reader_set_torn(struct mix_log_reader *r, const char *detail,
 	r->damage_proof = s->proof;
 	r->scan_partial = s->partial;
 	if (!s->nonzero && !s->partial) {
-		snprintf(r->torn_reason, sizeof(r->torn_reason),
-			 "%s: transaction at offset %llu: %llu zero bytes up to "
-			 "the end of file (space never written)", p, at,
-			 (unsigned long long)(r->size - r->pos));
+		reader_reason(r, "%s: transaction at offset %llu: %llu zero "
+			      "bytes up to the end of file (space never "
+			      "written)", p, at,
+			      (unsigned long long)(r->size - r->pos));
 		return;
 	}
-	if (s->partial)
-		snprintf(more, sizeof(more), "; the scan for transactions "
-			 "after it stopped after %llu bytes of checks, so more "
-			 "may follow", (unsigned long long)s->spent);
+	if (s->partial && snprintf(more, sizeof(more), "; the scan for "
+				   "transactions after it stopped after %llu "
+				   "bytes of checks, so more may follow",
+				   (unsigned long long)s->spent) < 0)
+		more[0] = '\0';
 	if (r->damaged)
-		snprintf(r->torn_reason, sizeof(r->torn_reason),
-			 "%s: transaction at offset %llu: %s; damage, not a "
-			 "torn tail: the transaction at offset %llu is marked "
-			 "PREV_SYNCED (every byte before it was durable before "
-			 "it was written); %u well-framed transactions from "
-			 "offset %llu on follow it%s", p, at, detail,
-			 (unsigned long long)s->proof, s->count,
-			 (unsigned long long)s->first, more);
+		reader_reason(r, "%s: transaction at offset %llu: %s; damage, "
+			      "not a torn tail: the transaction at offset %llu "
+			      "is marked PREV_SYNCED (every byte before it was "
+			      "durable before it was written); %u well-framed "
+			      "transactions from offset %llu on follow it%s",
+			      p, at, detail, (unsigned long long)s->proof,
+			      s->count, (unsigned long long)s->first, more);
 	else if (s->count > 0)
-		snprintf(r->torn_reason, sizeof(r->torn_reason),
-			 "%s: transaction at offset %llu: %s; torn tail: %u "
-			 "well-framed transactions after it (from offset %llu "
-			 "on, none marked PREV_SYNCED) are dropped with it%s",
-			 p, at, detail, s->count,
-			 (unsigned long long)s->first, more);
+		reader_reason(r, "%s: transaction at offset %llu: %s; torn "
+			      "tail: %u well-framed transactions after it "
+			      "(from offset %llu on, none marked PREV_SYNCED) "
+			      "are dropped with it%s", p, at, detail, s->count,
+			      (unsigned long long)s->first, more);
 	else
-		snprintf(r->torn_reason, sizeof(r->torn_reason),
-			 "%s: transaction at offset %llu: %s%s", p, at, detail,
-			 more);
+		reader_reason(r, "%s: transaction at offset %llu: %s%s", p, at,
+			      detail, more);
 }
 
 static void reader_clear_torn(struct mix_log_reader *r)
@@ -625,7 +682,9 @@ int mix_log_reader_next(struct mix_log_reader *r, const uint8_t **txn_r,
 		return 0;
 	/* an I/O error is an error, never a torn tail: recovery must not
 	 * cut a log it could not read */
-	size = reader_frame(r, detail, sizeof(detail));
+	size = reader_frame_fast(r);
+	if (size == 0)
+		size = reader_frame(r, detail, sizeof(detail));
 	if (size < 0)
 		return (int)size;
 	if (size > 0) {

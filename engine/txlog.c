@@ -73,17 +73,6 @@ static int all_zero(const uint8_t *p, uint64_t n)
 	return 1;
 }
 
-uint32_t mix_log_txn_crc(const uint8_t *txn, uint32_t txn_size)
-{
-	static const uint8_t zero[4];
-	const size_t crc_off = offsetof(struct mix_log_boundary, crc);
-	uint32_t crc;
-
-	crc = mix_crc32c(0, txn, crc_off);
-	crc = mix_crc32c(crc, zero, sizeof(zero));
-	return mix_crc32c(crc, txn + crc_off + 4, txn_size - (crc_off + 4));
-}
-
 /* ---- growable buffer --------------------------------------------------- */
 
 int mix_buf_reserve(struct mix_buf *b, size_t more)

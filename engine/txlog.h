@@ -14,6 +14,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "crc32c.h"
 #include "format.h"
 
 #define MIX_LOG_FILENAME "mix.index.log"
@@ -169,8 +170,18 @@ int mix_logenc_uid_floor(struct mix_buf *b, uint32_t floor);
 int mix_logenc_mark_prev_synced(struct mix_buf *b, size_t start);
 
 /* §3.2: CRC32C of the txn_size (>= 16) bytes at txn with the boundary's
- * crc field taken as 0. */
-uint32_t mix_log_txn_crc(const uint8_t *txn, uint32_t txn_size);
+ * crc field taken as 0.  Inline: the reader calls it once per
+ * transaction. */
+static inline uint32_t mix_log_txn_crc(const uint8_t *txn, uint32_t txn_size)
+{
+	static const uint8_t zero[4];
+	const size_t crc_off = offsetof(struct mix_log_boundary, crc);
+	uint32_t crc;
+
+	crc = mix_crc32c(0, txn, crc_off);
+	crc = mix_crc32c(crc, zero, sizeof(zero));
+	return mix_crc32c(crc, txn + crc_off + 4, txn_size - (crc_off + 4));
+}
 
 /* ---- reading --------------------------------------------------------- */
 
@@ -213,7 +224,10 @@ struct mix_log_reader {
 	int scan_partial;
 };
 
-#define MIX_LOG_READ_HEAD 65536u
+/* Bytes read at open: the header, with room for a newer minor's larger
+ * one, and one page (a follower that seeks near the end never reads
+ * more of the start). */
+#define MIX_LOG_READ_HEAD 4096u
 #define MIX_LOG_WINDOW (1u << 20)
 
 /* Open path and verify its header (§3.1: magic, version, byte order,

@@ -1318,6 +1318,16 @@ static void test_file_types(void)
 	} else {
 		ok(1, "# skip symlink failed");
 	}
+	if (symlink("gone.index", path) == 0) {
+		ret = mix_ifile_open(path, &f);
+		ok(ret == MIX_ECORRUPT &&
+		   strstr(mix_last_error(), "symbolic link"), "types: a "
+		   "dangling symlink is corrupt, not missing (%d): %s", ret,
+		   mix_last_error());
+		unlink(path);
+	} else {
+		ok(1, "# skip symlink failed");
+	}
 	model_init(&m, 1, 4);
 	model_fill(&m, 3);
 	if (model_write(&m, dir) < 0 || rename(path, real) < 0)
