@@ -236,3 +236,16 @@ POWERCUT_ARGS ?=
 .PHONY: powercut
 powercut: all $(BUILD)/stress/powercut
 	$(BUILD)/stress/powercut $(POWERCUT_ARGS)
+
+# ---- fork (issue 11, docs/design.md "Fork and the reclaim thread") ----------
+# make rcu-loop [RCU_LOOP_RUNS=200]: $(BUILD)/tests/test-rcu that many times
+# in a row, stopping at the first failure (its output is then printed).
+RCU_LOOP_RUNS ?= 200
+.PHONY: rcu-loop
+rcu-loop: $(BUILD)/tests/test-rcu
+	@i=0; while [ $$i -lt $(RCU_LOOP_RUNS) ]; do i=$$((i + 1)); \
+	  if ! $(BUILD)/tests/test-rcu > $(BUILD)/rcu-loop.out 2>&1; then \
+	    cat $(BUILD)/rcu-loop.out; \
+	    echo "rcu-loop: run $$i of $(RCU_LOOP_RUNS) failed"; exit 1; \
+	  fi; \
+	done; echo "rcu-loop: $(RCU_LOOP_RUNS) runs of $(BUILD)/tests/test-rcu passed"
