@@ -18,9 +18,10 @@
  * expected state after every commit.
  *
  * For each damage (kinds below) a copy of the base directory is damaged
- * and opened read-only, then writable, in a child process (its own
- * engine; the parent never starts an engine thread, so it forks safely)
- * under alarm(10) per step.  The rule for every open: it succeeds and
+ * and opened read-only, then writable, then (when the writable open
+ * succeeded, after its close) read-only again, in a child process (its
+ * own engine; the parent never starts an engine thread, so it forks
+ * safely) under alarm(10) per step.  The rule for every open: it succeeds and
  * the state holds every SYNC-acknowledged commit whole (exactly the
  * model's final state, with or without the sentinel), or it fails with
  * MIX_ECORRUPT or MIX_EVERSION and mix_last_error() names a file of the
@@ -39,7 +40,22 @@
  *
  * Environment: MIX_SEED (the random sample of offsets), MIX_DAMAGE_FULL=1
  * (every offset instead of a sample), MIX_DAMAGE_STRICT=1 (above),
- * MIX_DAMAGE_MAX_FAIL (failures printed in full per kind, default 3).
+ * MIX_DAMAGE_MAX_FAIL (failures printed in full per kind, default 3),
+ * MIX_DAMAGE_ONLY=text (only the kinds whose name contains it),
+ * MIX_DAMAGE_VERBOSE=1 (every open's answer).  The scratch directory is
+ * under $TMPDIR, else /dev/shm (the writable opens fsync), else /tmp.
+ *
+ * Kinds: every byte of mix.index.log after its header and a sample of
+ * mix.index.log.2 and mix.index flipped (xor 0xff); each log cut at
+ * 4-byte offsets; the logs swapped; a log, and mix.index, from an index
+ * created a second later or earlier; mix.index's log_file_head_offset
+ * past the end of its log and its log_file_seq +1 and -1 (checksum
+ * fixed); each file a FIFO, a symlink to a copy of itself, a dangling
+ * symlink; mix.index.log a sparse file of 4 GiB - 4 bytes (skipped where
+ * the file system keeps no holes; the child's peak RSS must stay below
+ * 512 MiB); an empty directory (MIX_ENOTFOUND expected) and one with only
+ * the logs.  Without MIX_DAMAGE_FULL the offsets are sampled so that the
+ * run stays within seconds under ASan.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -135,6 +151,14 @@ struct base_report {
 	char err[512];
 };
 
+/* The opens of a damaged directory, in order: read-only, writable, and
+ * read-only again after the writable session closed (what its
+ * checkpoint and new log left must hold everything too). */
+enum { M_RO, M_RW, M_REOPEN, NMODES };
+static const char *const mode_names[NMODES] = {
+	"read-only open", "writable open",
+	"read-only reopen after the writable session" };
+
 enum stage { ST_ENGINE, ST_OPEN, ST_CHECK, ST_CLOSE, ST_DONE };
 static const char *const stage_names[] = { "engine create", "open", "check",
 					   "close", "done" };
@@ -142,10 +166,10 @@ static const char *const stage_names[] = { "engine create", "open", "check",
 struct probe {
 	int mode;               /* 0 read-only, 1 writable: where it is */
 	int stage;
-	int ret[2];
-	char err[2][512];
-	char diff[2][512];
-	int which[2];           /* 0 complete, 1 lost to the cut, 2 other */
+	int ret[NMODES];
+	char err[NMODES][512];
+	char diff[NMODES][512];
+	int which[NMODES];      /* 0 complete, 1 lost to the cut, 2 other */
 	long maxrss_kb;
 };
 
@@ -583,11 +607,13 @@ static void probe_child(const char *dir, int cut)
 	alarm(OPEN_ALARM);
 	if (mix_engine_create(NULL, &e) < 0)
 		_exit(100);
-	for (mode = 0; mode < 2; mode++) {
+	for (mode = 0; mode < NMODES; mode++) {
+		if (mode == M_REOPEN && pr->ret[M_RW] != 0)
+			break;   /* nothing was written */
 		pr->mode = mode;
 		pr->stage = ST_OPEN;
 		alarm(OPEN_ALARM);
-		pr->ret[mode] = mix_index_open(e, dir, mode ? 0 :
+		pr->ret[mode] = mix_index_open(e, dir, mode == M_RW ? 0 :
 					       MIX_OPEN_READONLY, &idx);
 		if (pr->ret[mode] < 0) {
 			snprintf(pr->err[mode], sizeof(pr->err[mode]), "%s",
@@ -630,7 +656,6 @@ static void kind_fail(struct kind *k, const char *what, const char *why)
 /* Judge one open of the probe. */
 static void judge_open(struct kind *k, const char *what, int mode)
 {
-	static const char *const mname[2] = { "read-only", "writable" };
 	char why[1400];
 
 	k->opens++;
@@ -640,8 +665,8 @@ static void judge_open(struct kind *k, const char *what, int mode)
 	}
 	if (pr->ret[mode] == 0 && pr->which[mode] == 1 && !strict) {
 		if (k->cut_lost++ == 0)
-			diag("  e.g. %s: %s open lost only what the cut "
-			     "removed: %s", what, mode ? "writable" : "read-only",
+			diag("  e.g. %s: %s lost only what the cut "
+			     "removed: %s", what, mode_names[mode],
 			     pr->diff[mode]);
 		return;
 	}
@@ -650,15 +675,15 @@ static void judge_open(struct kind *k, const char *what, int mode)
 		return;
 	}
 	if (pr->ret[mode] == 0)
-		snprintf(why, sizeof(why), "%s open succeeded with data "
-			 "missing or different%s: %s", mname[mode],
+		snprintf(why, sizeof(why), "%s succeeded with data "
+			 "missing or different%s: %s", mode_names[mode],
 			 pr->which[mode] == 1 ? " (only what the cut removed)"
 					      : "", pr->diff[mode]);
 	else
-		snprintf(why, sizeof(why), "%s open returned %d (%s) with "
+		snprintf(why, sizeof(why), "%s returned %d (%s) with "
 			 "\"%s\"; expected success with everything, or "
 			 "MIX_ECORRUPT/MIX_EVERSION naming a mix.index file",
-			 mname[mode], pr->ret[mode],
+			 mode_names[mode], pr->ret[mode],
 			 mix_strerror(pr->ret[mode]), pr->err[mode]);
 	kind_fail(k, what, why);
 }
@@ -674,7 +699,7 @@ static int run_child(struct kind *k, const char *what, const char *dir,
 	int st;
 
 	memset(pr, 0, sizeof(*pr));
-	pr->ret[0] = pr->ret[1] = 1;   /* not reached */
+	pr->ret[M_RO] = pr->ret[M_RW] = pr->ret[M_REOPEN] = 1; /* not reached */
 	fflush(stdout);
 	pid = fork();
 	if (pid < 0)
@@ -689,16 +714,16 @@ static int run_child(struct kind *k, const char *what, const char *dir,
 		return 1;
 	}
 	if (WIFSIGNALED(st) && WTERMSIG(st) == SIGALRM)
-		snprintf(why, sizeof(why), "HANG: %s %s took over %d s",
-			 pr->mode ? "writable" : "read-only",
+		snprintf(why, sizeof(why), "HANG in the %s (step: %s): over %d s",
+			 mode_names[pr->mode],
 			 stage_names[pr->stage], OPEN_ALARM);
 	else
-		snprintf(why, sizeof(why), "CRASH in %s %s: %s %d",
-			 pr->mode ? "writable" : "read-only",
+		snprintf(why, sizeof(why), "CRASH in the %s (step: %s): %s %d",
+			 mode_names[pr->mode],
 			 stage_names[pr->stage],
 			 WIFSIGNALED(st) ? "signal" : "exit status",
 			 WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
-	k->opens += 2;
+	k->opens += pr->mode + 1;
 	kind_fail(k, what, why);
 	return 0;
 }
@@ -707,8 +732,8 @@ static int run_child(struct kind *k, const char *what, const char *dir,
 static void say_outcome(const char *what)
 {
 	int m;
-	for (m = 0; m < 2; m++)
-		diag("  %s, %s open: %s%s%s", what, m ? "writable" : "read-only",
+	for (m = 0; m < NMODES && pr->ret[m] != 1; m++)
+		diag("  %s, %s: %s%s%s", what, mode_names[m],
 		     pr->ret[m] ? "refused: " : pr->which[m] ? "opened, "
 		     "differs: " : "opened complete", pr->ret[m] ? pr->err[m] :
 		     "", pr->ret[m] ? "" : pr->diff[m]);
@@ -723,8 +748,10 @@ static void probe(struct kind *k, const char *what, const char *dir, int cut)
 		return;
 	if (verbose)
 		say_outcome(what);
-	judge_open(k, what, 0);
-	judge_open(k, what, 1);
+	judge_open(k, what, M_RO);
+	judge_open(k, what, M_RW);
+	if (pr->ret[M_RW] == 0)
+		judge_open(k, what, M_REOPEN);
 }
 
 static void kind_report(struct kind *k)
@@ -1027,6 +1054,8 @@ static void damage_sparse(const char *top)
 static void judge_empty(struct kind *k)
 {
 	int m;
+	/* (a reopen would follow only a writable open that succeeded,
+	 * itself a failure here) */
 	for (m = 0; m < 2; m++) {
 		char why[700];
 		k->opens++;
@@ -1034,8 +1063,8 @@ static void judge_empty(struct kind *k)
 			k->refused++;
 			continue;
 		}
-		snprintf(why, sizeof(why), "%s open returned %d (%s), "
-			 "expected MIX_ENOTFOUND", m ? "writable" : "read-only",
+		snprintf(why, sizeof(why), "%s returned %d (%s), "
+			 "expected MIX_ENOTFOUND", mode_names[m],
 			 pr->ret[m], pr->ret[m] ? pr->err[m] : "opened");
 		kind_fail(k, "empty directory", why);
 	}
