@@ -32,7 +32,8 @@
  * once broke mailboxes or followers: six idle writable sessions; three
  * expunge calls in one transaction with expunge_history_max 1; both logs
  * lost after a clean close; a follower opened after a reopen across a
- * RECREATE; a follower after both logs were lost.
+ * RECREATE; a follower after both logs were lost; the two logs swapped
+ * (refused naming them, or opened whole).
  *
  * Then the random run.  Checked (one TAP line per kind, failing when any
  * step failed it):
@@ -2123,7 +2124,48 @@ static void sc_follower_logs_lost(void)
 	       "lost");
 }
 
-#define N_SCENARIOS 5
+/* mix.index.log and mix.index.log.2 swapped after a rotation (an
+ * operator's or a backup tool's mistake): the open must refuse with an
+ * error, or open with every commit and issue modseqs above them; never
+ * open with a silently different state. */
+static void sc_logs_swapped(void)
+{
+	struct scen sc;
+	struct mix_index *w;
+	char a[4096], b[4096], t[4096];
+	uint64_t hms, m2;
+	int ret;
+	sc_start(&sc, 0);
+	w = sc_open(&sc, MIX_OPEN_CREATE, "create");
+	sc_commit(&sc, w, 1, NULL, 0);
+	sc_close(&sc, &w, "create");
+	w = sc_open(&sc, 0, "reopen");
+	sc_commit(&sc, w, 1, NULL, 0);
+	hms = sc_commit(&sc, w, 1, NULL, 0);
+	sc_close(&sc, &w, "reopen");
+	snprintf(a, sizeof(a), "%s/mix.index.log", sc.dir);
+	snprintf(b, sizeof(b), "%s/mix.index.log.2", sc.dir);
+	snprintf(t, sizeof(t), "%s/mix.index.log.swap", sc.dir);
+	if (rename(a, t) < 0 || rename(b, a) < 0 || rename(t, b) < 0)
+		sc_failf(&sc, "could not swap the logs: %s", strerror(errno));
+	ret = mix_index_open(sc.e, sc.dir, 0, &w);
+	if (ret == 0) {
+		sc_expect(&sc, w, "open with swapped logs", 3, 4, hms);
+		m2 = sc_commit(&sc, w, 1, NULL, 0);
+		if (m2 <= hms)
+			sc_failf(&sc, "a commit after the swap got modseq %#llx, "
+				 "not above %#llx", (unsigned long long)m2,
+				 (unsigned long long)hms);
+		sc_close(&sc, &w, "open with swapped logs");
+	} else if (!strstr(mix_last_error(), "mix.index.log")) {
+		sc_failf(&sc, "refused (%s) without naming the logs: %s",
+			 mix_strerror(ret), mix_last_error());
+	}
+	sc_end(&sc, 1, "swapped logs: refused naming them, or opened with "
+	       "every commit");
+}
+
+#define N_SCENARIOS 6
 
 static void run_scenarios(void)
 {
@@ -2132,6 +2174,7 @@ static void run_scenarios(void)
 	sc_logs_lost();
 	sc_follower_recreate();
 	sc_follower_logs_lost();
+	sc_logs_swapped();
 }
 
 /* ---- the run ----------------------------------------------------------- */
