@@ -249,3 +249,5 @@ rcu-loop: $(BUILD)/tests/test-rcu
 	    echo "rcu-loop: run $$i of $(RCU_LOOP_RUNS) failed"; exit 1; \
 	  fi; \
 	done; echo "rcu-loop: $(RCU_LOOP_RUNS) runs of $(BUILD)/tests/test-rcu passed"
+# the short TAP version (make check) shares the simulator's core
+$(BUILD)/tests/test-powercut: stress/powercut.h stress/stress.h

@@ -35,11 +35,11 @@ static void parse(int argc, char **argv, struct pc_opts *o)
 	const char *strict = getenv("MIX_POWERCUT_STRICT_UIDS");
 
 	o->traces = 8;
-	o->ops = 150;
+	o->ops = 200;
 	o->prefix_max = 12;
 	o->random_per_cut = 6;
 	o->cut_stride = 1;
-	o->nested_every = 20;
+	o->nested_every = 50;
 	o->strict_uids = strict && *strict && strcmp(strict, "0") != 0;
 	o->tmp = getenv("TMPDIR");
 	if (!o->tmp || !*o->tmp)
@@ -105,7 +105,7 @@ int main(int argc, char **argv)
 		pc_totals_add(&all, &one);
 	}
 	mix_engine_free(&eng);
-	pc_classes_print(stdout);
+	pc_classes_print(stdout, "");
 	st_figure("traces", o.traces, "traces");
 	st_figure("events", (double)all.events, "calls");
 	st_figure("steps", (double)all.steps, "steps");

@@ -298,7 +298,10 @@ struct pc_opts {
 	int quiet;              /* no per-failure lines (TAP) */
 	const char *tmp;        /* scratch parent directory */
 	const char *findings;   /* append failures to this file, or NULL */
+	const char *pfx;        /* before every output line ("# " in TAP) */
 };
+
+#define PC_PFX(o) ((o)->pfx ? (o)->pfx : "")
 
 struct pc_totals {
 	uint64_t events, steps, cuts, states, dup_states, no_index;
@@ -1174,9 +1177,11 @@ static inline const char *pc_ev_desc(const struct pc_event *e, char *buf,
 	return buf;
 }
 
-/* Which step's state the digests (with and without modseqs) are: -1 if
- * none in lo..hi; *any_r gets some step with that state anywhere (or
- * -1).  Steps inside an async burst are known without modseqs only. */
+/* Which step's state d (pc_state_of) is: the last step in lo..hi with
+ * its digests and a next_uid not above d's (a writable open raises
+ * next_uid in memory before it is durable), else -1.  *any_r gets the
+ * step with those digests anywhere, or -1.  Steps inside an async burst
+ * are known without modseqs only. */
 static inline long pc_match(struct pc_run *r, const uint64_t d[4],
 			    long *any_r)
 {
@@ -1185,7 +1190,7 @@ static inline long pc_match(struct pc_run *r, const uint64_t d[4],
 		const struct pc_step *s = &r->t->steps[j];
 		if (s->digest ? s->digest != d[0] : s->digest_nm != d[1])
 			continue;
-		if (j >= r->lo && j <= r->hi)
+		if (j >= r->lo && j <= r->hi && d[2] >= s->next_uid)
 			return (long)j;
 		if (*any_r < 0)
 			*any_r = (long)j;
@@ -1197,6 +1202,15 @@ static inline int pc_match_err(struct pc_run *r, const char *which,
 			       const uint64_t d[4], char *err, size_t esize)
 {
 	long any, j = pc_match(r, d, &any);
+	if (j < 0 && any >= (long)r->lo && any <= (long)r->hi) {
+		snprintf(err, esize, "%s open: next_uid %llu is below %llu, "
+			 "that of the state found (after step %ld, %s)", which,
+			 (unsigned long long)d[2],
+			 (unsigned long long)r->t->steps[any].next_uid, any,
+			 r->t->steps[any].what);
+		r->tot->mismatch++;
+		return -1;
+	}
 	if (j >= 0 && d[3] && r->t->steps[j].xhist &&
 	    d[3] != r->t->steps[j].xhist) {
 		snprintf(err, esize, "%s open: the expunge history "
@@ -1206,14 +1220,6 @@ static inline int pc_match_err(struct pc_run *r, const char *which,
 	}
 	if (j >= 0 && !d[3] && r->t->steps[j].xhist)
 		r->tot->xhist_lost++;
-	if (j >= 0 && d[2] < r->t->steps[j].next_uid) {
-		snprintf(err, esize, "%s open: next_uid %llu is below %llu, "
-			 "that of the state found (after step %ld, %s)", which,
-			 (unsigned long long)d[2],
-			 (unsigned long long)r->t->steps[j].next_uid, j,
-			 r->t->steps[j].what);
-		return -1;
-	}
 	if (j >= 0)
 		return (int)j;
 	r->tot->mismatch++;
@@ -1496,12 +1502,13 @@ static inline void pc_class_add(const char *err, const char *example)
 	pc_classes[pc_nclasses++].count = 1;
 }
 
-static inline void pc_classes_print(FILE *f)
+static inline void pc_classes_print(FILE *f, const char *pfx)
 {
 	for (unsigned i = 0; i < pc_nclasses; i++)
-		fprintf(f, "failure class %u: %llu states: %s\n  first: %s\n",
-			i + 1, (unsigned long long)pc_classes[i].count,
-			pc_classes[i].key, pc_classes[i].example);
+		fprintf(f, "%sfailure class %u: %llu states: %s\n%s  first: "
+			"%s\n", pfx, i + 1,
+			(unsigned long long)pc_classes[i].count,
+			pc_classes[i].key, pfx, pc_classes[i].example);
 }
 
 static inline void pc_report(struct pc_run *r, const struct pc_choice *c,
@@ -1530,10 +1537,11 @@ static inline void pc_report(struct pc_run *r, const struct pc_choice *c,
 	}
 	if (r->tot->failures > PC_MAX_FAIL_PRINT || r->o->quiet)
 		return;
-	printf("FAIL %s seed %llu cut %zu/%zu (after: %s) state: %s\n"
-	       "  error: %s\n  warnings: %s\n  saved: %s\n", r->name,
-	       (unsigned long long)r->seed, r->cut, r->t->nev, ev, c->desc,
-	       err, pc_warnings[0] ? pc_warnings : "(none)",
+	printf("%sFAIL %s seed %llu cut %zu/%zu (after: %s) state: %s\n"
+	       "%s  error: %s\n%s  warnings: %s\n%s  saved: %s\n",
+	       PC_PFX(r->o), r->name, (unsigned long long)r->seed, r->cut,
+	       r->t->nev, ev, c->desc, PC_PFX(r->o), err, PC_PFX(r->o),
+	       pc_warnings[0] ? pc_warnings : "(none)", PC_PFX(r->o),
 	       path[0] ? path : "(not saved)");
 	fflush(stdout);
 	if (r->o->findings && (f = fopen(r->o->findings, "a")) != NULL) {
@@ -1585,7 +1593,8 @@ static inline void pc_try(struct pc_run *r, const struct pc_choice *c)
 		pc_report(r, c, err);
 	}
 	if (r->o->verbose)
-		printf("  %scut %zu: %s: %s\n", r->depth ? "  recovery " : "",
+		printf("%s  %scut %zu: %s: %s\n", PC_PFX(r->o),
+		       r->depth ? "  recovery " : "",
 		       r->cut, c->desc, ret < 0 ? err : "ok");
 	if (nest && ret >= 0 && nt.nev > 0)
 		pc_nested(r, &nt);
@@ -1828,8 +1837,8 @@ static int pc_cuts(struct pc_run *r)
 			char ev[160], ex[256];
 			r->tot->failures++;
 			pc_ev_desc(&t->ev[r->cut - 1], ev, sizeof(ev));
-			printf("FAIL %s seed %llu: the model cannot place event "
-			       "%zu (%s)\n", r->name,
+			printf("%sFAIL %s seed %llu: the model cannot place "
+			       "event %zu (%s)\n", PC_PFX(r->o), r->name,
 			       (unsigned long long)r->seed, r->cut - 1, ev);
 			snprintf(ex, sizeof(ex), "%.128s seed %llu event %zu",
 				 r->name, (unsigned long long)r->seed,
@@ -1901,9 +1910,9 @@ static inline int pc_run_trace(const struct pc_opts *o,
 	if (ret < 0) {
 		char ex[256];
 		tot->failures++;
-		printf("FAIL %s seed %llu: the workload failed at step %zu: "
-		       "%s\n", r.name, (unsigned long long)r.seed, t.nsteps,
-		       w.err);
+		printf("%sFAIL %s seed %llu: the workload failed at step %zu: "
+		       "%s\n", PC_PFX(o), r.name, (unsigned long long)r.seed,
+		       t.nsteps, w.err);
 		snprintf(ex, sizeof(ex), "%s seed %llu step %zu", r.name,
 			 (unsigned long long)r.seed, t.nsteps);
 		pc_class_add(w.err, ex);
@@ -1922,11 +1931,11 @@ static inline int pc_run_trace(const struct pc_opts *o,
 			      s[-1].kind == PC_STEP_EXT);
 	}
 	pc_cuts(&r);
-	printf("trace %s seed %llu: %llu events, %llu steps (%llu commits: "
+	printf("%strace %s seed %llu: %llu events, %llu steps (%llu commits: "
 	       "%llu SYNC, %llu async; %llu idle sessions, %llu recreates), "
 	       "%llu cuts, "
 	       "%llu states (%llu torn, %llu random subsets), %llu failures, "
-	       "%llu uid_reuse, %llu modseq_reuse, %.1f s\n", r.name,
+	       "%llu uid_reuse, %llu modseq_reuse, %.1f s\n", PC_PFX(o), r.name,
 	       (unsigned long long)r.seed, (unsigned long long)tot->events,
 	       (unsigned long long)tot->steps, (unsigned long long)tot->commits,
 	       (unsigned long long)tot->commits_sync,
