@@ -545,6 +545,9 @@ struct model {
 
 static struct model M;
 static struct mix_index *W, *RO[RO_MAX];
+/* The HIGHESTMODSEQ each follower showed last: it never goes back,
+ * whatever the writer does (rotation, crash, RECREATE). */
+static uint64_t ro_hms[RO_MAX];
 static uint64_t max_seen;       /* every modseq seen so far, any incarnation */
 static uint32_t uidv_counter;   /* the last UIDVALIDITY given */
 static uint64_t rng;
@@ -1455,22 +1458,35 @@ static void st_open_ro(void)
 		RO[i] = NULL;
 		return;
 	}
+	ro_hms[i] = idx_hms(RO[i]);
 	cmp_index(RO[i], C_RO, "read-only open");
+}
+
+/* Refresh follower i; returns the refresh's result. */
+static int ro_follow(int i, const char *when)
+{
+	int ret = mix_index_refresh(RO[i]);
+	uint64_t h;
+	opf("refresh read-only #%d%s: %d", i, when, ret);
+	if (ret < 0) {
+		fail(C_RO, "refresh of read-only #%d%s: %s: %s", i, when,
+		     mix_strerror(ret), mix_last_error());
+		return ret;
+	}
+	h = idx_hms(RO[i]);
+	check(C_RO, h >= ro_hms[i], "read-only #%d%s: HIGHESTMODSEQ %#llx "
+	      "went back from %#llx", i, when, (unsigned long long)h,
+	      (unsigned long long)ro_hms[i]);
+	ro_hms[i] = h;
+	return ret;
 }
 
 static void st_refresh_ro(void)
 {
-	int i = (int)tu_rand_below(&rng, RO_MAX), ret;
+	int i = (int)tu_rand_below(&rng, RO_MAX);
 	char who[64];
-	if (!RO[i])
+	if (!RO[i] || ro_follow(i, "") < 0)
 		return;
-	ret = mix_index_refresh(RO[i]);
-	opf("refresh read-only #%d: %d", i, ret);
-	if (ret < 0) {
-		fail(C_RO, "refresh of read-only #%d: %s: %s", i,
-		     mix_strerror(ret), mix_last_error());
-		return;
-	}
 	snprintf(who, sizeof(who), "read-only #%d after refresh", i);
 	cmp_index(RO[i], C_RO, who);
 }
@@ -1806,8 +1822,12 @@ static int crash_child(struct msg *pending)
 	}
 	close(fds[1]);
 	while ((unsigned)got < kill_after && read_msg(fds[0], &m)) {
+		int i = (int)tu_rand_below(&rng, 3 * RO_MAX);
 		child_apply(&m, pending, &have_pending);
 		got++;
+		/* followers follow the live writer of another process */
+		if (i < RO_MAX && RO[i])
+			ro_follow(i, " while the child commits");
 	}
 	if (delay)
 		usleep(delay);
@@ -1851,10 +1871,7 @@ static void st_crash(void)
 	for (int i = 0; i < RO_MAX; i++) {
 		if (!RO[i])
 			continue;
-		ret = mix_index_refresh(RO[i]);
-		opf("refresh read-only #%d after the crash: %d", i, ret);
-		check(C_RO, ret >= 0, "refresh of read-only #%d after kill -9: "
-		      "%s: %s", i, mix_strerror(ret), mix_last_error());
+		ret = ro_follow(i, " after the crash");
 		if (ret >= 0) {
 			char who[64];
 			snprintf(who, sizeof(who), "read-only #%d refreshed "
