@@ -95,6 +95,9 @@ _Static_assert(sizeof(struct mix_index_ext_header) == 16, "ext header");
  * struct mix_xhist_entry followed by nranges struct mix_log_uid_range.
  * Every expunge with a modseq above oldest_modseq is listed. */
 #define MIX_EXT_NAME_EXPUNGES "mix.expunges"
+/* §2.7: the UID floor at the checkpoint, an engine extension of 8 bytes
+ * of header data just before mix.expunges */
+#define MIX_EXT_NAME_UIDS "mix.uids"
 #define MIX_XHIST_HDR_MAX (64u << 20)
 struct mix_xhist_header {
 	uint64_t oldest_modseq;

@@ -215,6 +215,31 @@ static void checkpoint_failed(struct mix_index *idx)
 		poison(idx); /* cannot rotate and must */
 }
 
+/* §3.3.13: a batch that hands out a UID at or above the reservation
+ * carries a UID_FLOOR transaction raising it, and is synced before it is
+ * published, so that after any crash next_uid starts above every UID a
+ * client may have seen (RFC 9051 §2.3.1.1).  *floor_r: the new floor, or
+ * 0 if the reservation still holds. */
+static int uid_floor_raise(struct mix_index *idx, const struct mix_builder *b,
+			   uint32_t *floor_r)
+{
+	size_t st;
+	int ret;
+
+	*floor_r = 0;
+	if (b->hdr.next_uid <= idx->uid_floor)
+		return 0;
+	*floor_r = mix_index_uid_reserve(idx, b->hdr.next_uid);
+	if ((ret = mix_logenc_begin(&idx->batch, &st)) < 0)
+		return ret;
+	if ((ret = mix_logenc_uid_floor(&idx->batch, *floor_r)) < 0) {
+		idx->batch.len = st;
+		return ret;
+	}
+	mix_logenc_end(&idx->batch, st);
+	return 0;
+}
+
 /* The first write of a writable open: start the session's own log file
  * (docs/format.md §3.5, §4).  Deferred from open so that a session that
  * never writes changes no file: an idle open and close leaves the
@@ -223,7 +248,6 @@ static void checkpoint_failed(struct mix_index *idx)
  * the same file_seq (a file_seq is used once a transaction is in it). */
 static int rotate_pending(struct mix_index *idx)
 {
-	struct mix_log_writer nw;
 	const struct mix_log_header *h = &idx->log.hdr;
 	int ret;
 
@@ -232,21 +256,16 @@ static int rotate_pending(struct mix_index *idx)
 	if (idx->ckpt_seq < h->file_seq &&
 	    (ret = mix_index_checkpoint(idx, 0)) < 0)
 		return ret;
-	ret = mix_log_rotate_to(idx->dir, h->indexid, idx->rotate_pending_seq,
-				h->file_seq, (uint32_t)idx->log.offset, &nw);
-	MIX_PROBE2(rotate, idx->rotate_pending_seq, ret);
-	if (ret < 0)
-		return ret;
-	mix_log_writer_close(&idx->log);
-	idx->log = nw;
-	idx->rotate_pending_seq = 0;
-	return 0;
+	ret = mix_index_rotate_to(idx, idx->rotate_pending_seq);
+	if (ret == 0)
+		idx->rotate_pending_seq = 0;
+	return ret;
 }
 
 static void run_batch(struct mix_index *idx, struct mix_txn **txns,
 		      uint32_t n)
 {
-	uint32_t start = 0, end;
+	uint32_t start = 0, end, floor;
 	struct mix_builder b;
 	int ret, need_sync, failed;
 
@@ -274,7 +293,15 @@ static void run_batch(struct mix_index *idx, struct mix_txn **txns,
 			mix_builder_abort(&b);
 			continue;
 		}
-		ret = flush(idx, &b, need_sync);
+		ret = uid_floor_raise(idx, &b, &floor);
+		if (ret == 0 && floor)
+			need_sync = 1;
+		if (ret == 0)
+			ret = flush(idx, &b, need_sync);
+		else
+			mix_builder_abort(&b);
+		if (ret == 0 && floor)
+			idx->uid_floor = floor;
 		complete_range(idx->writer, txns, start, end, ret,
 			       ret == 0 ? mix_now_ns() : 0);
 		start = end;
@@ -290,10 +317,12 @@ static void run_batch(struct mix_index *idx, struct mix_txn **txns,
 static void close_index(struct mix_index *idx, struct mix_txn *t)
 {
 	int ret = 0;
+	idx->closing = 1;
 	if (!__atomic_load_n(&idx->poisoned, __ATOMIC_ACQUIRE) &&
 	    !idx->rotate_pending_seq &&
 	    (idx->ckpt_seq != idx->log.hdr.file_seq ||
-	     idx->ckpt_off != idx->log.offset))
+	     idx->ckpt_off != idx->log.offset ||
+	     idx->ckpt_uid_floor != idx->snap->hdr.next_uid))
 		ret = mix_index_checkpoint(idx, 0);
 	mix_txn_complete(t, ret);
 }
@@ -325,12 +354,12 @@ static int checkpoint_write(struct mix_index *idx, const struct mix_snap *s)
 	struct mix_snap_runs runs = { s, 0 };
 	struct mix_ifile_src src;
 	uint8_t *xh = NULL;
-	uint32_t i, xh_size;
+	uint32_t i, xh_size, floor[2] = { 0, 0 };
 	int ret;
 
 	if ((ret = mix_xhist_encode(&s->xhist, &xh, &xh_size)) < 0)
 		return ret;
-	exts = calloc(l->ext_count + 1, sizeof(*exts));
+	exts = calloc(l->ext_count + 2, sizeof(*exts));
 	if (!exts) {
 		free(xh);
 		return -ENOMEM;
@@ -344,6 +373,16 @@ static int checkpoint_write(struct mix_index *idx, const struct mix_snap *s)
 		exts[i].rec_size = l->exts[i].rec_size;
 		exts[i].rec_align = l->exts[i].rec_align;
 	}
+	/* §2.7: the UID floor.  A close states that nothing was handed
+	 * out beyond next_uid; any other checkpoint states the session's
+	 * reservation, which a later crash may have used */
+	floor[0] = idx->closing || idx->uid_floor < s->hdr.next_uid ?
+		   s->hdr.next_uid : idx->uid_floor;
+	snprintf(exts[i].name, sizeof(exts[i].name), "%s", MIX_EXT_NAME_UIDS);
+	exts[i].hdr = (const uint8_t *)floor;
+	exts[i].hdr_size = sizeof(floor);
+	exts[i].rec_align = 1;
+	i++;
 	/* §2.6: the expunge history, always last */
 	snprintf(exts[i].name, sizeof(exts[i].name), "%s",
 		 MIX_EXT_NAME_EXPUNGES);
@@ -355,7 +394,7 @@ static int checkpoint_write(struct mix_index *idx, const struct mix_snap *s)
 	src.hdr.log_file_seq = idx->log.hdr.file_seq;
 	src.hdr.log_file_head_offset = (uint32_t)idx->log.offset;
 	src.record_size = s->record_size;
-	src.ext_count = l->ext_count + 1;
+	src.ext_count = l->ext_count + 2;
 	src.exts = exts;
 	src.keyword_count = s->kw->count;
 	src.keywords = s->kw->names;
@@ -429,6 +468,9 @@ int mix_index_checkpoint(struct mix_index *idx, int do_remap)
 		return ret;
 	idx->ckpt_seq = idx->log.hdr.file_seq;
 	idx->ckpt_off = idx->log.offset;
+	idx->ckpt_uid_floor = idx->closing ||
+		idx->uid_floor < idx->snap->hdr.next_uid ?
+		idx->snap->hdr.next_uid : idx->uid_floor;
 	if (idx->writer)
 		__atomic_add_fetch(&idx->writer->stat_checkpoints, 1,
 				   __ATOMIC_RELAXED);
@@ -441,9 +483,7 @@ int mix_index_checkpoint(struct mix_index *idx, int do_remap)
 
 int mix_index_rotate(struct mix_index *idx)
 {
-	struct mix_log_writer nw;
 	const struct mix_log_header *h = &idx->log.hdr;
-	int ret;
 
 	/* §3.5 precondition, enforced: the active log becomes .log.2 and the
 	 * old .log.2 is replaced, so mix.index must cover the active log
@@ -456,13 +496,43 @@ int mix_index_rotate(struct mix_index *idx)
 			       h->file_seq, (unsigned long long)idx->log.offset,
 			       idx->ckpt_seq,
 			       (unsigned long long)idx->ckpt_off);
-	ret = mix_log_rotate_to(idx->dir, h->indexid, h->file_seq + 1,
-				h->file_seq, (uint32_t)idx->log.offset, &nw);
-	MIX_PROBE2(rotate, h->file_seq + 1, ret);
+	return mix_index_rotate_to(idx, h->file_seq + 1);
+}
+
+/* UIDs reserved ahead of next_uid at each new log and UID_FLOOR record
+ * (format.md §2.7, §3.3.13): an eighth of the UIDs in use, within these
+ * bounds, so that a bulk import pays one sync per many thousand appends
+ * and a crash skips at most MIX_UID_STEP_MAX UIDs. */
+#define MIX_UID_STEP_MIN (1u << 17)
+#define MIX_UID_STEP_MAX (1u << 22)
+
+uint32_t mix_index_uid_reserve(const struct mix_index *idx,
+			       uint32_t next_uid)
+{
+	uint32_t step = next_uid / 8, floor;
+	if (step < MIX_UID_STEP_MIN)
+		step = MIX_UID_STEP_MIN;
+	if (step > MIX_UID_STEP_MAX)
+		step = MIX_UID_STEP_MAX;
+	floor = next_uid > UINT32_MAX - step ? UINT32_MAX : next_uid + step;
+	return floor > idx->uid_floor ? floor : idx->uid_floor;
+}
+
+int mix_index_rotate_to(struct mix_index *idx, uint32_t file_seq)
+{
+	struct mix_log_writer nw;
+	const struct mix_log_header *h = &idx->log.hdr;
+	uint32_t floor = mix_index_uid_reserve(idx, idx->snap->hdr.next_uid);
+	int ret = mix_log_rotate_to_floor(idx->dir, h->indexid, file_seq,
+					  h->file_seq,
+					  (uint32_t)idx->log.offset, floor,
+					  &nw);
+	MIX_PROBE2(rotate, file_seq, ret);
 	if (ret < 0)
 		return ret;
 	mix_log_writer_close(&idx->log);
 	idx->log = nw;
+	idx->uid_floor = floor;   /* durable: the header was fsynced */
 	return 0;
 }
 

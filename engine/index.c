@@ -42,6 +42,7 @@ struct recovery {
 	uint64_t pos_off;
 	uint32_t max_seq;    /* highest log file_seq ever seen */
 	uint32_t idx_seq;    /* mix.index's own log position (have_index) */
+	uint32_t uid_floor;  /* §2.7: UIDs below may have been handed out */
 	uint64_t idx_off;
 	int need_checkpoint;
 	uint64_t gen;        /* generation of the state built (1 at open) */
@@ -68,6 +69,8 @@ static void warn(struct mix_index *idx, const char *msg)
 
 /* ---- the lock (invariant 2) ------------------------------------------ */
 
+static int lock_same_boot(int fd);
+
 static int lock_take(struct mix_index *idx)
 {
 	char path[4096], pidbuf[32] = "";
@@ -91,7 +94,7 @@ static int lock_take(struct mix_index *idx)
 		int e = errno;
 		n = (int)pread(fd, pidbuf, sizeof(pidbuf) - 1, 0);
 		pidbuf[n > 0 ? n : 0] = '\0';
-		pidbuf[strcspn(pidbuf, "\n")] = '\0';
+		pidbuf[strcspn(pidbuf, " \n")] = '\0';
 		close(fd);
 		if (e == EAGAIN || e == EACCES)
 			return mix_err(MIX_ELOCKED, "%s: locked for writing by "
@@ -100,12 +103,52 @@ static int lock_take(struct mix_index *idx)
 		errno = e;
 		return mix_err_sys("fcntl(%s, F_OFD_SETLK)", path);
 	}
-	n = snprintf(pidbuf, sizeof(pidbuf), "%ld\n", (long)getpid());
-	if (ftruncate(fd, 0) < 0 || pwrite(fd, pidbuf, n, 0) != n) {
-		/* the lock holds; only the pid in messages is missing */
-	}
 	idx->lock_fd = fd;
+	idx->same_boot = lock_same_boot(fd);
 	return 0;
+}
+
+/* The kernel's boot id (a new random UUID at every boot), or "". */
+static void boot_id(char *buf, size_t size)
+{
+	int fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd >= 0 ? read(fd, buf, size - 1) : -1;
+	if (fd >= 0)
+		close(fd);
+	buf[n > 0 ? n : 0] = '\0';
+	buf[strcspn(buf, "\n")] = '\0';
+}
+
+/* The lock file says "<pid> <boot id>" of the last writer that finished
+ * opening.  The same boot id means that writer ran since the last boot:
+ * if it died, the page cache kept every write it made, so every UID it
+ * handed out is in the log (format.md §2.7).  Anything else (another
+ * boot, an old or unreadable file) may follow a power cut. */
+static int lock_same_boot(int fd)
+{
+	char buf[96] = "", cur[64];
+	ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+	const char *sp;
+	buf[n > 0 ? n : 0] = '\0';
+	buf[strcspn(buf, "\n")] = '\0';
+	boot_id(cur, sizeof(cur));
+	sp = strchr(buf, ' ');
+	return cur[0] && sp && strcmp(sp + 1, cur) == 0;
+}
+
+/* After a writable open completed (any UID jump is in mix.index): sign
+ * the lock file with this process and boot. */
+static void lock_sign(struct mix_index *idx)
+{
+	char buf[96], cur[64];
+	int n;
+	boot_id(cur, sizeof(cur));
+	n = snprintf(buf, sizeof(buf), "%ld %s\n", (long)getpid(), cur);
+	if (ftruncate(idx->lock_fd, 0) < 0 ||
+	    pwrite(idx->lock_fd, buf, (size_t)n, 0) != n) {
+		/* the lock holds; the next open after a crash then assumes
+		 * another boot and skips UIDs it did not have to */
+	}
 }
 
 /* ---- initial states ---------------------------------------------------- */
@@ -141,6 +184,18 @@ static int state_empty(struct recovery *rc, uint32_t indexid,
 	return mix_builder_init_empty(&rc->b, rc->gen, &h);
 }
 
+/* §2.7: the UID floor mix.index states (0: none, a file written before
+ * it existed; a malformed one is treated as none). */
+static uint32_t ifile_uid_floor(const struct mix_ifile *f)
+{
+	uint32_t i, v = 0;
+	for (i = MIX_EXT_FIRST; i < f->ext_count; i++)
+		if (strcmp(f->exts[i].name, MIX_EXT_NAME_UIDS) == 0 &&
+		    f->exts[i].hdr_size == 8)
+			memcpy(&v, f->exts[i].hdr, sizeof(v));
+	return v;
+}
+
 static int load_index(struct recovery *rc)
 {
 	struct mix_index *idx = rc->idx;
@@ -161,6 +216,7 @@ static int load_index(struct recovery *rc)
 	rc->map->robj.born_gen = rc->gen;
 	rc->map->addr = f.map;
 	rc->map->size = f.map_size;
+	rc->uid_floor = ifile_uid_floor(&f);
 	ret = mix_builder_from_ifile(&rc->b, rc->gen, &f, rc->map);
 	if (ret < 0) {
 		mix_ifile_free(&f);
@@ -573,13 +629,61 @@ static int recreate_drop_logs(struct mix_index *idx)
 
 static int recover_states(struct recovery *rc, unsigned flags);
 
+/* §2.7: the highest UID that may have been handed out, after replay:
+ * mix.index's floor, the header floor of every log started after it,
+ * and the UID_FLOOR records replayed.  Lost logs may have raised it by
+ * up to MIX_UID_STEP_MAX more per reservation; they add that much. */
+static uint32_t recovered_uid_floor(const struct recovery *rc)
+{
+	uint64_t f = rc->uid_floor;
+	int i;
+	for (i = 0; i < 2; i++)
+		if (rc->have_log[i] && (!rc->have_index ||
+					rc->logs[i].hdr.file_seq > rc->idx_seq) &&
+		    rc->logs[i].hdr.uid_floor > f)
+			f = rc->logs[i].hdr.uid_floor;
+	if (rc->b.uid_floor > f)
+		f = rc->b.uid_floor;
+	if (rc->idx->info.logs_missing)
+		f = (f > rc->b.hdr.next_uid ? f : rc->b.hdr.next_uid) +
+		    (1u << 22);
+	return f > UINT32_MAX ? UINT32_MAX : (uint32_t)f;
+}
+
+/* A writable open after a crash: UIDs up to the floor may have been
+ * handed out (APPENDUID, EXISTS) in transactions the crash lost; next_uid
+ * starts above them (RFC 9051 §2.3.1.1), and the open says so. */
+static void uid_floor_apply(struct recovery *rc)
+{
+	struct mix_index *idx = rc->idx;
+	uint32_t f = recovered_uid_floor(rc);
+	char msg[512];
+
+	if (f <= rc->b.hdr.next_uid ||
+	    (idx->same_boot && !idx->info.logs_missing))
+		return;
+	idx->info.uids_skipped = f - rc->b.hdr.next_uid;
+	snprintf(msg, sizeof(msg), "%s: UIDs %u..%u may have been handed out "
+		 "before the last writer stopped without closing; next_uid "
+		 "continues at %u (format.md §2.7)", idx->dir,
+		 rc->b.hdr.next_uid, f - 1, f);
+	warn(idx, msg);
+	rc->b.hdr.next_uid = f;
+	rc->b.changed = 1;
+	rc->need_checkpoint = 1;
+}
+
 static int recover(struct recovery *rc, unsigned flags)
 {
 	int ret = recover_states(rc, flags);
 	rc->b.xhist_max = rc->idx->xhist_max;
 	if (ret < 0)
 		return ret;
-	return replay_chain(rc);
+	if ((ret = replay_chain(rc)) < 0)
+		return ret;
+	if (!(flags & MIX_OPEN_READONLY) && !rc->idx->info.created)
+		uid_floor_apply(rc);
+	return 0;
 }
 
 static int recover_states(struct recovery *rc, unsigned flags)
@@ -648,7 +752,6 @@ static int recover_states(struct recovery *rc, unsigned flags)
  * mix.index covers the position it continues from (§3.5). */
 static int rotate_now(struct mix_index *idx)
 {
-	struct mix_log_writer nw;
 	int ret;
 
 	if (idx->ckpt_seq != idx->log.hdr.file_seq ||
@@ -656,13 +759,8 @@ static int rotate_now(struct mix_index *idx)
 		if ((ret = mix_index_checkpoint(idx, 0)) < 0)
 			return ret;
 	}
-	ret = mix_log_rotate_to(idx->dir, idx->log.hdr.indexid,
-				idx->rotate_pending_seq, idx->log.hdr.file_seq,
-				(uint32_t)idx->log.offset, &nw);
-	if (ret < 0)
+	if ((ret = mix_index_rotate_to(idx, idx->rotate_pending_seq)) < 0)
 		return ret;
-	mix_log_writer_close(&idx->log);
-	idx->log = nw;
 	idx->rotate_pending_seq = 0;
 	return 0;
 }
@@ -715,7 +813,9 @@ static int writer_setup(struct recovery *rc)
 			return ret;
 	}
 	if (idx->info.created) {
-		ret = mix_log_rotate_to(idx->dir, rc->indexid, 1, 0, 0, lw);
+		idx->uid_floor = mix_index_uid_reserve(idx, 1);
+		ret = mix_log_rotate_to_floor(idx->dir, rc->indexid, 1, 0, 0,
+					      idx->uid_floor, lw);
 		if (ret < 0)
 			return ret;
 		return mix_index_checkpoint(idx, 1);
@@ -743,6 +843,9 @@ static int writer_setup(struct recovery *rc)
 	lw->offset = rc->pos_off;
 	idx->ckpt_seq = rc->idx_seq;
 	idx->ckpt_off = rc->idx_off;
+	idx->ckpt_uid_floor = rc->uid_floor;
+	/* nothing is handed out before this session's log reserves */
+	idx->uid_floor = idx->snap->hdr.next_uid;
 	if (rc->have_log[1]) {
 		/* What we replayed must be on disk before mix.index or a new
 		 * log says where it ended: the process that wrote it may have
@@ -877,9 +980,11 @@ MIX_API int mix_index_open(struct mix_engine *e, const char *dir,
 		index_free(idx);
 		return mix_err_set(ret, msg);
 	}
-	if (!(flags & MIX_OPEN_READONLY))
+	if (!(flags & MIX_OPEN_READONLY)) {
+		lock_sign(idx);
 		idx->writer = &e->writers[__atomic_fetch_add(
 			&e->next_writer, 1, __ATOMIC_RELAXED) % e->nwriters];
+	}
 	__atomic_add_fetch(&e->open_indexes, 1, __ATOMIC_RELAXED);
 	*idx_r = idx;
 	return 0;

@@ -43,6 +43,15 @@ struct mix_index {
 	 * open, so idle sessions change no file (§3.5): the file_seq that
 	 * log will get, or 0 once it exists. */
 	uint32_t rotate_pending_seq;
+	/* UIDs below uid_floor may be handed out: the durable reservation
+	 * (the active log's header or a UID_FLOOR record; format.md §2.7).
+	 * ckpt_uid_floor: what mix.index says; closing: the checkpoint is
+	 * the close's (it states next_uid: nothing beyond was handed out). */
+	uint32_t uid_floor, ckpt_uid_floor;
+	int closing;
+	/* the last writer ran in this boot (lock file, index.c): a crash
+	 * of it lost no write, so no UID needs skipping */
+	int same_boot;
 
 	/* views and watchers open on it (atomic); close refuses while > 0 */
 	uint32_t users;
@@ -74,6 +83,11 @@ int mix_index_remap(struct mix_index *idx);
 /* Writer: start a new log file (file_seq + 1); the old one becomes
  * mix.index.log.2.  Only after a checkpoint at the old log's end. */
 int mix_index_rotate(struct mix_index *idx);
+/* Start log file_seq now (its header reserves UIDs, format.md §2.7),
+ * after the checks of the caller. */
+int mix_index_rotate_to(struct mix_index *idx, uint32_t file_seq);
+/* The UID floor a new reservation at next_uid gets. */
+uint32_t mix_index_uid_reserve(const struct mix_index *idx, uint32_t next_uid);
 /* Both, as the writer does when the log passed rotate_size. */
 int mix_index_checkpoint_rotate(struct mix_index *idx);
 

@@ -178,6 +178,12 @@ static int replay_op(struct mix_builder *b, const struct mix_log_op *op,
 					     op->ext_id, op->data, modseq);
 	case MIX_LOG_HDR:
 		return mix_hdr_apply(b, op->offset, op->data, op->size);
+	case MIX_LOG_UID_FLOOR:
+		/* not index state: recovery raises next_uid to it after a
+		 * crash (index.c, format.md §3.3.13) */
+		if (op->uid_floor > b->uid_floor)
+			b->uid_floor = op->uid_floor;
+		return 0;
 	}
 	return mix_err(MIX_ECORRUPT, "record type %u", op->type);
 }

@@ -1570,7 +1570,7 @@ static int chunks_from_ifile(struct mix_builder *b, const struct mix_ifile *f)
 int mix_builder_from_ifile(struct mix_builder *b, uint64_t gen,
 			   const struct mix_ifile *f, struct mix_map *map)
 {
-	uint32_t i, n = f->ext_count;
+	uint32_t i, n = f->ext_count, xh = f->ext_count;
 	int ret;
 	(void)map; /* chunks point into it; the caller manages its life */
 
@@ -1578,14 +1578,19 @@ int mix_builder_from_ifile(struct mix_builder *b, uint64_t gen,
 	b->gen = gen;
 	b->hdr = *f->hdr;
 	b->xhist.oldest = f->hdr->highest_modseq;
-	/* §2.6: the expunge history is the last extension, not a layout one */
+	/* §2.6: the expunge history is the last extension, not a layout one;
+	 * §2.7: the UID floor just before it is not one either (index.c
+	 * reads it) */
 	if (n > MIX_EXT_FIRST &&
 	    strcmp(f->exts[n - 1].name, MIX_EXT_NAME_EXPUNGES) == 0)
+		xh = --n;
+	if (n > MIX_EXT_FIRST &&
+	    strcmp(f->exts[n - 1].name, MIX_EXT_NAME_UIDS) == 0)
 		n--;
 	if (base_objects(b, n, f->keywords, f->keyword_count) < 0)
 		return -ENOMEM;
-	if (n < f->ext_count &&
-	    (ret = xhist_decode(b, f->exts[n].hdr, f->exts[n].hdr_size)) < 0) {
+	if (xh < f->ext_count &&
+	    (ret = xhist_decode(b, f->exts[xh].hdr, f->exts[xh].hdr_size)) < 0) {
 		mix_builder_abort(b);
 		return ret;
 	}

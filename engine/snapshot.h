@@ -201,6 +201,9 @@ struct mix_builder {
 	/* objects replaced in this build that an older snapshot can reach */
 	struct mix_robj *retired;
 	int changed;   /* anything changed since begin */
+	/* recovery only: the highest UID_FLOOR record replayed (not part of
+	 * the snapshot; index.c) */
+	uint32_t uid_floor;
 };
 
 /* Effective change ranges returned by mutations (for encoding the log). */

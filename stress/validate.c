@@ -2363,11 +2363,14 @@ static void reopen_and_compare(struct mix_engine *engine, const char *dir,
 
 /* Copy the index's files as they are now (the writer is idle, so this is
  * what a kill -9 would leave: everything acknowledged is in the page
- * cache) into dir/crash-copy.  Returns the copy's path or NULL. */
+ * cache) into dir/crash-copy.  The lock file comes too: it says the
+ * writer ran in this boot, so recovery knows no write was lost and keeps
+ * next_uid (format.md §2.7).  Returns the copy's path or NULL. */
 static char *crash_copy(const char *dir)
 {
 	static const char *const files[] = { "mix.index", "mix.index.log",
-					     "mix.index.log.2" };
+					     "mix.index.log.2",
+					     "mix.index.lock" };
 	char *copy = st_subdir(dir, "crash-copy");
 	size_t i;
 

@@ -696,18 +696,22 @@ static void walk_checkpoint(struct mix_engine *e, int err)
 	free(dir);
 }
 
-static const char *const fnames[3] = { "mix.index", "mix.index.log",
-				       "mix.index.log.2" };
+/* The lock file goes with the others: it says which boot the last
+ * writer ran in, and a process crash (what these copies stand for) keeps
+ * it (format.md §2.7: without it a crash may have been a power cut, and
+ * next_uid skips the UIDs the writer had reserved). */
+static const char *const fnames[4] = { "mix.index", "mix.index.log",
+				       "mix.index.log.2", "mix.index.lock" };
 
 struct files {
-	uint8_t *data[3];
-	size_t size[3];
+	uint8_t *data[4];
+	size_t size[4];
 };
 
 static void files_save(const char *dir, struct files *f)
 {
 	char p[4096];
-	for (int i = 0; i < 3; i++) {
+	for (int i = 0; i < 4; i++) {
 		snprintf(p, sizeof(p), "%s/%s", dir, fnames[i]);
 		f->data[i] = tu_read_file(p, &f->size[i]);
 	}
@@ -715,14 +719,16 @@ static void files_save(const char *dir, struct files *f)
 
 static void files_restore(const char *dir, const struct files *f)
 {
-	static const char *const others[3] = { "mix.index.tmp",
-		"mix.index.log.newtmp", "mix.index.lock" };
+	static const char *const others[2] = { "mix.index.tmp",
+		"mix.index.log.newtmp" };
 	char p[4096];
-	for (int i = 0; i < 3; i++) {
+	for (int i = 0; i < 4; i++) {
 		snprintf(p, sizeof(p), "%s/%s", dir, fnames[i]);
 		unlink(p);
 		if (f->data[i] && tu_write_file(p, f->data[i], f->size[i]) < 0)
 			BAIL("restore %s", p);
+	}
+	for (int i = 0; i < 2; i++) {
 		snprintf(p, sizeof(p), "%s/%s", dir, others[i]);
 		unlink(p);
 	}
@@ -730,7 +736,7 @@ static void files_restore(const char *dir, const struct files *f)
 
 static void files_free(struct files *f)
 {
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < 4; i++)
 		free(f->data[i]);
 }
 

@@ -219,6 +219,10 @@ struct mix_open_info {
 	int salvaged;
 	uint64_t salvage_skipped_bytes;
 	uint32_t salvage_skipped_txns;
+	/* a writable open after a crash: how many UIDs next_uid skipped,
+	 * because transactions the crash lost may have handed them out
+	 * (format.md §2.7; at most a few million, see docs/reliability.md) */
+	uint32_t uids_skipped;
 };
 
 /* Open the index in directory dir (which must exist).  Recovery runs here:
