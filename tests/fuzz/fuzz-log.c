@@ -6,7 +6,8 @@
  * (fuzz-common.h).  Its transactions are decoded, then replayed into
  * an empty index as recovery would (a log with prev_file_seq 0 rebuilds
  * an index from nothing); a replay error ends it like a corrupt log ends
- * an open.  Errors must be documented codes naming the file; the
+ * an open.  After a stop, salvage walks what the damage scan found
+ * (fuzz_salvage, §3.4).  Errors must be documented codes naming the file; the
  * replayed state must agree with itself (fuzz-common.h).
  */
 #include <stdint.h>
@@ -36,6 +37,55 @@ static int fuzz_decode(const uint8_t *txn, uint32_t size, uint8_t major,
 	if (ret < 0 && ret != MIX_ECORRUPT)
 		return fuzz_bad(why, why_size, "decoder returned %d (%s): %s",
 				ret, mix_strerror(ret), mix_last_error());
+	return 0;
+}
+
+/* §3.4: after a stop, what the reader says follows is consistent, and
+ * salvage (mix_log_reader_skip_damage) walks it to the end: each skip
+ * goes forward to a 4-aligned offset inside the file, reads the
+ * well-framed transactions the scan counted, and a damage proof lies at
+ * or after next_valid. */
+static int fuzz_salvage(struct mix_log_reader *r, char *why, size_t why_size)
+{
+	const uint8_t *txn;
+	uint32_t tsize, after, got;
+	uint64_t off, at, nv;
+
+	while (r->torn) {
+		at = r->torn_offset;
+		nv = r->next_valid;
+		after = r->valid_after;
+		if ((nv != 0) != (after != 0) ||
+		    (nv != 0 && (nv <= at || nv % 4 != 0 || nv >= r->size)) ||
+		    (r->damaged && r->damage_proof < nv) ||
+		    (r->damaged && nv == 0))
+			return fuzz_bad(why, why_size, "stop at %llu: next_valid "
+					"%llu, valid_after %u, damaged %d at %llu",
+					(unsigned long long)at,
+					(unsigned long long)nv, after, r->damaged,
+					(unsigned long long)r->damage_proof);
+		if (mix_log_reader_skip_damage(r) != (nv != 0))
+			return fuzz_bad(why, why_size, "skip_damage at %llu "
+					"disagrees with next_valid %llu",
+					(unsigned long long)at,
+					(unsigned long long)nv);
+		if (nv == 0)
+			break;
+		got = 0;
+		while (mix_log_reader_next(r, &txn, &tsize, &off) > 0)
+			if (got++ == 0 && off != nv)
+				return fuzz_bad(why, why_size, "salvage read "
+						"%llu first, not %llu",
+						(unsigned long long)off,
+						(unsigned long long)nv);
+		if (got > after || (!r->scan_partial &&
+				    (r->torn ? r->valid_after : 0) != after - got))
+			return fuzz_bad(why, why_size, "salvage from %llu read "
+					"%u transactions, then %u more were "
+					"found; the scan counted %u",
+					(unsigned long long)nv, got,
+					r->torn ? r->valid_after : 0, after);
+	}
 	return 0;
 }
 
@@ -89,6 +139,8 @@ static int fuzz_log_one(const uint8_t *data, size_t size, char *why,
 	if (!failed && r.torn && strstr(r.torn_reason, FUZZ_LOG_PATH) == NULL)
 		ret = fuzz_bad(why, why_size, "torn-tail reason does not name "
 			       "the file: \"%s\"", r.torn_reason);
+	if (!failed && ret == 0 && r.torn)
+		ret = fuzz_salvage(&r, why, why_size);
 	mix_log_reader_close(&r);
 	if (failed || ret < 0) {
 		/* a failed replay leaves the build half done: recovery

@@ -8,11 +8,13 @@
  * ext-intro, ext-hdr, ext-rec, hdr) and index files with keywords and
  * registered extensions.  Deterministic but for indexids and time stamps.
  *
- * The logs it writes are of the current major version (2: appends are
- * APPEND_RUN and EXT_RUN records).  corpus-log/v1-*.log are logs of major
- * version 1 (APPEND and EXT_REC for every append) kept from before: the
- * reader still reads them, and nothing writes them any more, so they are
- * not regenerated.
+ * The logs it writes are of the current major version (3: appends are
+ * APPEND_RUN and EXT_RUN records; scenario_v3 adds a header uid_floor,
+ * UID_FLOOR and PREV_SYNCED, and a damaged copy).  corpus-log/v1-*.log and
+ * v2-*.log are logs of major versions 1 (APPEND and EXT_REC for every
+ * append) and 2 (no major-3 feature) kept from before: the reader still
+ * reads them, and nothing writes them any more, so they are not
+ * regenerated.
  *
  * Usage: mkcorpus OUT   (make fuzz-corpus runs it with OUT = tests/fuzz)
  */
@@ -24,6 +26,7 @@
 #include <unistd.h>
 
 #include "mix/mix.h"
+#include "txlog.h"
 
 static const char *out_dir;
 
@@ -306,6 +309,56 @@ static void scenario_torn(struct mix_engine *e)
 	free(dir);
 }
 
+/* Major-3 features written through the log API (engine/txlog.h), since
+ * whether the engine emits them depends on durability and timing: a
+ * header uid_floor, a UID_FLOOR record, PREV_SYNCED boundaries (each
+ * transaction written after the previous one's fdatasync); then the
+ * same log with a byte of its second transaction flipped, which a
+ * later PREV_SYNCED transaction proves is damage (§3.4). */
+static void scenario_v3(void)
+{
+	static const uint8_t fl[3] = { MIX_FLAG_SEEN, 0, MIX_FLAG_FLAGGED };
+	char *dir = new_dir(), from[4096], to[4096];
+	struct mix_log_writer w;
+	struct mix_buf b = { 0 };
+	FILE *f;
+
+	CHECK(mix_log_rotate_to_floor(dir, 100, 1, 0, 0, 50, &w));
+	for (uint32_t i = 0; i < 5; i++) {
+		struct mix_log_uid_range rg = { 1, 3 };
+		size_t start;
+		b.len = 0;
+		CHECK(mix_logenc_begin(&b, &start));
+		if (i == 0)
+			CHECK(mix_logenc_append_run(&b, 1, fl, 3));
+		if (i == 2)
+			CHECK(mix_logenc_uid_floor(&b, 100));
+		CHECK(mix_logenc_flags(&b, i % 2 ? MIX_FLAG_ANSWERED : 0,
+				       i % 2 ? 0 : MIX_FLAG_ANSWERED, &rg, 1));
+		mix_logenc_end(&b, start);
+		if (w.synced == w.offset)
+			CHECK(mix_logenc_mark_prev_synced(&b, start));
+		CHECK(mix_log_append(&w, b.data, b.len));
+		CHECK(mix_log_sync(&w));
+	}
+	mix_log_writer_close(&w);
+	mix_buf_free(&b);
+	snprintf(from, sizeof(from), "%s/mix.index.log", dir);
+	snprintf(to, sizeof(to), "%s/corpus-log/v3-synced.log", out_dir);
+	copy_file(from, to);
+	/* the second transaction starts after the header (48) and the
+	 * first (16 + 24 + 16 = 56 bytes): flip a byte of its record */
+	if (!(f = fopen(from, "r+b")) || fseek(f, 48 + 56 + 20, SEEK_SET) ||
+	    fputc(0x7f, f) == EOF || fclose(f)) {
+		perror(from);
+		exit(1);
+	}
+	snprintf(to, sizeof(to), "%s/corpus-log/v3-damaged.log", out_dir);
+	copy_file(from, to);
+	rm_dir(dir);
+	free(dir);
+}
+
 int main(int argc, char **argv)
 {
 	struct mix_engine *e;
@@ -328,6 +381,7 @@ int main(int argc, char **argv)
 	scenario_torn(e);
 	CHECK(mix_engine_free(&e));
 	scenario_rotation();
+	scenario_v3();
 	printf("mkcorpus: corpora written under %s\n", out_dir);
 	return 0;
 }
