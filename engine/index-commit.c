@@ -474,11 +474,32 @@ int mix_index_checkpoint(struct mix_index *idx, int do_remap)
 	if (idx->writer)
 		__atomic_add_fetch(&idx->writer->stat_checkpoints, 1,
 				   __ATOMIC_RELAXED);
-	if (do_remap && (ret = mix_index_remap(idx)) < 0) {
-		/* the checkpoint is fine; readers keep the heap chunks */
-		ret = 0;
-	}
+	if (do_remap)
+		ret = mix_index_remap_checked(idx);
 	return ret;
+}
+
+/* Republish from the mix.index just written.  Out of memory is harmless
+ * (readers keep the heap chunks); a file that does not load again is a
+ * writer bug the operator must hear of, and the rotation that would
+ * make the logs depend on it must not happen: MIX_ECORRUPT is returned
+ * (the index keeps working from memory and its logs). */
+int mix_index_remap_checked(struct mix_index *idx)
+{
+	const struct mix_engine_config *c = &idx->engine->cfg;
+	char msg[768];
+	int ret = mix_index_remap(idx);
+
+	if (ret == 0)
+		return 0;
+	snprintf(msg, sizeof(msg), "%s: mix.index written but it cannot be "
+		 "loaded again (remap): %s", idx->dir, mix_last_error());
+	if (idx->writer)
+		__atomic_add_fetch(&idx->writer->stat_ckpt_failures, 1,
+				   __ATOMIC_RELAXED);
+	if (c->warning)
+		c->warning(c->warning_ctx, msg);
+	return ret == MIX_ECORRUPT ? mix_err_set(ret, msg) : 0;
 }
 
 int mix_index_rotate(struct mix_index *idx)

@@ -871,7 +871,9 @@ static int writer_setup(struct recovery *rc)
 	if (rc->need_checkpoint || !rc->have_index || idx->info.salvaged) {
 		if ((ret = mix_index_checkpoint(idx, 0)) < 0)
 			return ret;
-		(void)mix_index_remap(idx); /* chunks into the new mapping */
+		/* chunks into the new mapping */
+		if ((ret = mix_index_remap_checked(idx)) < 0)
+			return ret;
 	}
 	if (idx->info.salvaged)
 		return salvage_set_aside(rc);

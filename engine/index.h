@@ -80,6 +80,10 @@ void mix_index_process_batch(struct mix_index *idx, struct mix_txn **txns,
 int mix_index_checkpoint(struct mix_index *idx, int do_remap);
 /* Republish the current state with chunks in mix.index's mapping. */
 int mix_index_remap(struct mix_index *idx);
+/* mix_index_remap, with a failure reported (warning callback and the
+ * writer's checkpoint_failures); returns MIX_ECORRUPT when the file just
+ * written does not load, else 0. */
+int mix_index_remap_checked(struct mix_index *idx);
 /* Writer: start a new log file (file_seq + 1); the old one becomes
  * mix.index.log.2.  Only after a checkpoint at the old log's end. */
 int mix_index_rotate(struct mix_index *idx);
