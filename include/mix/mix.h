@@ -629,6 +629,32 @@ MIX_API void mix_watch_close(struct mix_watch **watch);
  * section, MIX_ECORRUPT, -errno.  Concurrent calls are serialized. */
 MIX_API int mix_index_refresh(struct mix_index *index);
 
+/* Fork (docs/api.md "Fork").  fork() may be called from any thread while
+ * mix's threads (writers, the reclaim thread, readers) run, but not
+ * inside a read-side section: fork waits for a grace period in progress,
+ * which waits for every open section.  posix_spawn and vfork + exec need
+ * nothing.  In the child:
+ * - Nothing inherited from the parent may be used: not its engine,
+ *   indexes, transactions, views, watchers, snapshots or records, not
+ *   even to close or free them.  The writer and reclaim threads they
+ *   need do not exist in the child, and a parent thread may have held
+ *   their locks at the fork.  The child never frees them (they are its
+ *   copy of the parent's memory, gone at exit or exec); the frees the
+ *   parent had deferred are dropped in the child, never run.
+ * - Their file descriptors (all close-on-exec) stay open until the child
+ *   exits or execs.  The write lock of an index the parent has open for
+ *   writing is an open-file-description lock that the child's copy of
+ *   the descriptor keeps: until then, a writable open of that index, in
+ *   the child or in any process after the parent closed it, fails with
+ *   MIX_ELOCKED.
+ * - The child may create an engine of its own, and with it open indexes
+ *   MIX_OPEN_READONLY, read them, mix_index_refresh and close them (an
+ *   index the parent has open for writing included), open for writing
+ *   indexes nobody else has open, and free the engine; its threads are
+ *   registered and its reclaim thread started as in any process.
+ *   tests/test-fork.c does this in children forked among busy
+ *   committers, readers and the reclaim thread. */
+
 /* ---- CONDSTORE / QRESYNC (RFC 7162; docs/condstore.md) ------------- */
 
 /* What a CHANGEDSINCE iteration also requires of a message (SEARCH
