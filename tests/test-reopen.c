@@ -396,6 +396,22 @@ static void test_midlog(const char *base)
 	ok(ret == 1 && sh->ret == MIX_ECORRUPT, "writable open refuses too "
 	   "(%s)", ret == 1 ? sh->err : "it opened");
 	ok(mixctl_check(dir) != 0, "mixctl check agrees");
+	{	/* the same through mixctl salvage, on a copy */
+		char d2[4200], cmd[17000];
+		const char *b = getenv("MIX_BUILD");
+		int st;
+		snprintf(d2, sizeof(d2), "%s2", dir);
+		snprintf(cmd, sizeof(cmd), "cp -r '%s' '%s' && %s/mixctl "
+			 "salvage '%s' >/dev/null", dir, d2, b ? b : "build",
+			 d2);
+		st = system(cmd);
+		ok(WIFEXITED(st) && WEXITSTATUS(st) == 0 &&
+		   mixctl_check(d2) <= 0, "mixctl salvage, then mixctl "
+		   "check is clean (status %d)", st);
+		ret = in_child(st_open_commit, d2, MIX_OPEN_READONLY);
+		ok(ret == 0 && sh->count == 11, "with the 11 messages (%u)",
+		   sh->count);
+	}
 	ret = in_child(st_salvage, dir, MIX_OPEN_SALVAGE);
 	ok(ret == 0 && sh->count == 11 && sh->ret == 1 && sh->modseq > 0 &&
 	   strstr(sh->warnings, "salvage"), "salvage keeps the other 11 "

@@ -1,7 +1,7 @@
 /*
  * mixctl — look at and check an index directory (docs/reliability.md,
  * docs/format.md).  The project's own tool: it uses the engine's internal
- * headers and readers, and never writes to the directory.
+ * headers and readers, and writes to the directory only for salvage.
  *
  *   mixctl check DIR   verify everything the files promise; print each
  *                      problem as "FILE: offset N: field: what is wrong
@@ -10,6 +10,9 @@
  *                      records
  *   mixctl log DIR     one line per log transaction: file_seq, offset,
  *                      modseq, size, records
+ *   mixctl salvage DIR the library's MIX_OPEN_SALVAGE: keep every valid
+ *                      transaction of a damaged index and say what was
+ *                      skipped (the only command that writes)
  *
  * check — the library's verdict first, then mixctl's own file checks:
  *  - the library: mix_index_open(MIX_OPEN_READONLY), with the engine's
@@ -1184,9 +1187,59 @@ static int cmd_log(const char *dir)
 	return a || b;
 }
 
+/* salvage: the library's MIX_OPEN_SALVAGE, writable (docs/reliability.md
+ * "Salvage"): keep every valid transaction, set the damaged logs aside,
+ * say exactly what was skipped.  The one mixctl command that writes. */
+static void salvage_warning(void *ctx, const char *msg)
+{
+	(void)ctx;
+	printf("%s\n", msg);
+}
+
+static int cmd_salvage(const char *dir)
+{
+	struct mix_engine_config cfg;
+	struct mix_engine *e;
+	struct mix_index *idx;
+	struct mix_open_info info;
+	int ret;
+
+	mix_engine_config_init(&cfg);
+	cfg.warning = salvage_warning;
+	if ((ret = mix_engine_create(&cfg, &e)) < 0) {
+		fprintf(stderr, "mixctl salvage: %s\n", mix_last_error());
+		return 2;
+	}
+	ret = mix_index_open(e, dir, MIX_OPEN_SALVAGE, &idx);
+	if (ret < 0) {
+		fprintf(stderr, "mixctl salvage: %s: cannot salvage: %s\n", dir,
+			mix_last_error());
+		mix_engine_free(&e);
+		return 1;
+	}
+	mix_index_open_info(idx, &info);
+	printf("%s: %s; skipped %" PRIu64 " bytes of log, %u transactions "
+	       "that no longer applied; %" PRIu64 " transactions replayed\n",
+	       dir, info.salvaged ? "salvaged" : "nothing to salvage",
+	       info.salvage_skipped_bytes, info.salvage_skipped_txns,
+	       info.replayed_txns);
+	ret = mix_index_close(&idx);
+	mix_engine_free(&e);
+	if (ret < 0) {
+		fprintf(stderr, "mixctl salvage: %s: close: %s\n", dir,
+			mix_last_error());
+		return 1;
+	}
+	return 0;
+}
+
 static void usage(void)
 {
-	fprintf(stderr, "usage: mixctl check DIR | dump DIR | log DIR\n"
+	fprintf(stderr, "usage: mixctl check DIR | dump DIR | log DIR | "
+		"salvage DIR\n"
+		"  salvage  open with MIX_OPEN_SALVAGE: keep every valid "
+		"transaction of a\n           damaged index, report what was "
+		"skipped (writes the directory)\n"
 		"  check  open the index read-only through the library (its "
 		"verdict counts),\n         then verify every file; exit 0 "
 		"only when clean, 1 with problems\n  dump   print mix.index\n"
@@ -1207,6 +1260,8 @@ int main(int argc, char **argv)
 		return cmd_dump(argv[2]);
 	if (!strcmp(argv[1], "log"))
 		return cmd_log(argv[2]);
+	if (!strcmp(argv[1], "salvage"))
+		return cmd_salvage(argv[2]);
 	usage();
 	return 2;
 }
