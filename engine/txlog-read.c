@@ -22,7 +22,8 @@
  * - data holds the file bytes [base, base + have); have <= cap.  The
  *   window only grows to fit one transaction that passed its framing and
  *   (when larger than the window) a CRC computed in window-sized pieces,
- *   so a forged txn_size never costs memory.
+ *   holes taken as zeros without reading them (crc32c_zeros), so a
+ *   forged txn_size never costs memory, nor gigabytes of reading.
  * - size is the file size at open; it only shrinks (a read that ends
  *   early: the writer cut a failed write, §3.2).  Bytes appended after
  *   open are not read by this reader: the caller opens a new one.
@@ -332,10 +333,78 @@ static int reader_fill_read(struct mix_log_reader *r, uint64_t off,
 	return 0;
 }
 
+/* ---- CRC32C over holes -------------------------------------------------- */
+
+#define CRC32C_POLY_REFLECTED 0x82f63b78u
+
+/* a * b modulo the CRC32C polynomial, both bit-reflected (x^0 is bit 31);
+ * a is not 0.  (zlib's multmodp, for the Castagnoli polynomial.) */
+static uint32_t crc_multmodp(uint32_t a, uint32_t b)
+{
+	uint32_t m = UINT32_C(1) << 31, p = 0;
+
+	for (;;) {
+		if (a & m) {
+			p ^= b;
+			if ((a & (m - 1)) == 0)
+				break;
+		}
+		m >>= 1;
+		b = b & 1 ? (b >> 1) ^ CRC32C_POLY_REFLECTED : b >> 1;
+	}
+	return p;
+}
+
+/* The CRC32C (mix_crc32c's convention) of what crc covers followed by n
+ * zero bytes, in O(log n) instead of O(n): a zero bit multiplies the
+ * CRC register by x modulo the polynomial, so n zero bytes multiply it by
+ * x^(8n).  Lets a hole of gigabytes be checked without reading it. */
+static uint32_t crc32c_zeros(uint32_t crc, uint64_t n)
+{
+	uint32_t sq = UINT32_C(1) << 30;        /* x^1 */
+	uint32_t xn = UINT32_C(1) << 31;        /* x^0 */
+
+	for (uint64_t bits = n * 8; bits != 0; bits >>= 1) {
+		if (bits & 1)
+			xn = crc_multmodp(sq, xn);
+		sq = crc_multmodp(sq, sq);
+	}
+	return ~crc_multmodp(xn, ~crc);
+}
+
+/* At o (< end, inside the file): the bytes of a hole that starts there,
+ * up to end (0 when data starts at o or the file system cannot tell);
+ * *data_r the bytes of data from o before the next hole (end - o if not
+ * known).  Returns -1 when the file now ends before end (it shrank). */
+static int64_t stream_hole(struct mix_log_reader *r, uint64_t o,
+			   uint64_t end, uint64_t *data_r)
+{
+	off_t d, h;
+
+	*data_r = end - o;
+	d = lseek(r->fd, (off_t)o, SEEK_DATA);
+	if (d < 0 && errno == ENXIO) {
+		/* nothing but a hole up to the end of the file, or o is
+		 * past it */
+		off_t eof = lseek(r->fd, 0, SEEK_END);
+		return eof >= 0 && (uint64_t)eof >= end ? (int64_t)(end - o)
+							 : -1;
+	}
+	if (d < 0)
+		return 0;
+	if ((uint64_t)d > o)
+		return (int64_t)(min_u64((uint64_t)d, end) - o);
+	h = lseek(r->fd, (off_t)o, SEEK_HOLE);
+	if (h > (off_t)o)
+		*data_r = min_u64((uint64_t)h, end) - o;
+	return 0;
+}
+
 /* CRC32C (§3.2) of the n-byte transaction at off, read a window at a time
  * so that a transaction larger than the window is checked before a
- * buffer that large is allocated.  Returns 1 and *crc_r; 0 if the file
- * ended first; -errno. */
+ * buffer that large is allocated; holes are taken as the zeros they read
+ * as, without reading them.  Returns 1 and *crc_r; 0 if the file ended
+ * first; -errno. */
 static int reader_stream_crc(struct mix_log_reader *r, uint64_t off,
 			     uint64_t n, uint32_t *crc_r)
 {
@@ -346,8 +415,20 @@ static int reader_stream_crc(struct mix_log_reader *r, uint64_t off,
 	int ret;
 
 	while (o < end) {
-		uint64_t len = min_u64(TXN_IN_WINDOW_MAX, end - o);
+		uint64_t len = min_u64(TXN_IN_WINDOW_MAX, end - o), data;
 		const uint8_t *p;
+
+		if (o > off && r->own_fd) {
+			int64_t z = stream_hole(r, o, end, &data);
+			if (z < 0)
+				return 0;
+			if (z > 0) {
+				crc = crc32c_zeros(crc, (uint64_t)z);
+				o += (uint64_t)z;
+				continue;
+			}
+			len = min_u64(len, data);
+		}
 
 		if ((ret = reader_fill(r, o, len)) < 0)
 			return ret;
