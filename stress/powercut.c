@@ -80,6 +80,12 @@ static void parse(int argc, char **argv, struct pc_opts *o)
 		o->seed = st_seed_pick(NULL);
 }
 
+/* A count as a `name value unit` line, every digit shown. */
+static void figure(const char *name, uint64_t value, const char *unit)
+{
+	printf("%s %llu %s\n", name, (unsigned long long)value, unit);
+}
+
 int main(int argc, char **argv)
 {
 	struct pc_opts o = { 0 };
@@ -106,28 +112,30 @@ int main(int argc, char **argv)
 	}
 	mix_engine_free(&eng);
 	pc_classes_print(stdout, "");
-	st_figure("traces", o.traces, "traces");
-	st_figure("events", (double)all.events, "calls");
-	st_figure("steps", (double)all.steps, "steps");
-	st_figure("commits", (double)all.commits, "commits");
-	st_figure("commits_sync", (double)all.commits_sync, "commits");
-	st_figure("commits_async", (double)all.commits_async, "commits");
-	st_figure("idle_sessions", (double)all.idle, "sessions");
-	st_figure("recreates", (double)all.recreates, "opens");
-	st_figure("cuts", (double)all.cuts, "cuts");
-	st_figure("states", (double)all.states, "states");
-	st_figure("states_torn", (double)all.torn, "states");
-	st_figure("states_random_subset", (double)all.subsets, "states");
-	st_figure("states_duplicate_skipped", (double)all.dup_states, "states");
-	st_figure("states_without_index", (double)all.no_index, "states");
-	st_figure("recovery_sessions_cut", (double)all.nested_runs, "sessions");
-	st_figure("states_in_recovery", (double)all.nested_states, "states");
-	st_figure("failures", (double)all.failures, "states");
-	st_figure("open_failures", (double)all.open_fail, "states");
-	st_figure("state_mismatches", (double)all.mismatch, "opens");
-	st_figure("modseq_reuse", (double)all.modseq_reuse, "states");
-	st_figure("uid_reuse", (double)all.uid_reuse, "states");
-	st_figure("expunge_history_shortened", (double)all.xhist_lost, "opens");
+	figure("traces", o.traces, "traces");
+	figure("events", all.events, "calls");
+	figure("steps", all.steps, "steps");
+	figure("commits", all.commits, "commits");
+	figure("commits_sync", all.commits_sync, "commits");
+	figure("commits_async", all.commits_async, "commits");
+	figure("idle_sessions", all.idle, "sessions");
+	figure("recreates", all.recreates, "opens");
+	figure("cuts", all.cuts, "cuts");
+	figure("states", all.states, "states");
+	figure("states_torn", all.torn, "states");
+	figure("states_random_subset", all.subsets, "states");
+	figure("states_duplicate_skipped", all.dup_states, "states");
+	figure("states_without_index", all.no_index, "states");
+	figure("recovery_sessions_cut", all.nested_runs, "sessions");
+	figure("states_at_workload_cuts", all.states - all.nested_states,
+	       "states");
+	figure("states_in_recovery", all.nested_states, "states");
+	figure("failures", all.failures, "states");
+	figure("open_failures", all.open_fail, "states");
+	figure("state_mismatches", all.mismatch, "opens");
+	figure("modseq_reuse", all.modseq_reuse, "states");
+	figure("uid_reuse", all.uid_reuse, "states");
+	figure("expunge_history_shortened", all.xhist_lost, "opens");
 	st_figure("seconds", st_secs_since(t0), "s");
 	if (all.failures > 0)
 		return 1;
