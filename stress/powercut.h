@@ -890,6 +890,8 @@ static inline void pc_pop_apply(uint8_t **buf, size_t *size, size_t *cap,
 		pc_buf_size(buf, size, cap, (size_t)op->off);
 		return;
 	}
+	if (keep == 0)
+		return;
 	if (op->off + keep > *size)
 		pc_buf_size(buf, size, cap, (size_t)(op->off + keep));
 	memcpy(*buf + op->off, op->data, (size_t)keep);
@@ -1085,7 +1087,8 @@ static inline void pc_content(struct pc_run *r, const struct pc_choice *c,
 
 	*size = 0;
 	pc_buf_size(buf, size, cap, pf->dsize);
-	memcpy(*buf, pf->dur, pf->dsize);
+	if (pf->dsize > 0)
+		memcpy(*buf, pf->dur, pf->dsize);
 	for (size_t i = 0; i < pf->npend; i++) {
 		const struct pc_pop *op = &pf->pend[i];
 		uint64_t keep = op->len;
@@ -1347,7 +1350,8 @@ static inline void pc_nested(struct pc_run *r, struct pc_trace *nt)
 		int f = pc_file_new(&n.m, r->bino[i]);
 		struct pc_file *pf = &n.m.files[f];
 		pc_buf_size(&pf->dur, &pf->dsize, &pf->dcap, r->bsize[i]);
-		memcpy(pf->dur, r->buf[i], r->bsize[i]);
+		if (r->bsize[i] > 0)
+			memcpy(pf->dur, r->buf[i], r->bsize[i]);
 		pc_map_set(&n.m.cur, r->map.name[i], f);
 	}
 	n.m.dur = n.m.cur;
