@@ -1790,6 +1790,23 @@ static void resolve_pending(struct mix_index *idx, const struct msg *p)
 
 static char *self_exe;
 
+/* Follower i refreshed while the child commits: it shows at least every
+ * commit the child acknowledged (written to the log before the
+ * acknowledgement), and when it shows exactly those, it equals the
+ * model.  More means the child's next commit landed already. */
+static void follow_child(int i)
+{
+	uint64_t h;
+	if (ro_follow(i, " while the child commits") < 0)
+		return;
+	h = idx_hms(RO[i]);
+	check(C_RO, h >= M.hms, "read-only #%d while the child commits: "
+	      "HIGHESTMODSEQ %#llx misses the child's acknowledged commit "
+	      "%#llx", i, (unsigned long long)h, (unsigned long long)M.hms);
+	if (h == M.hms)
+		cmp_index(RO[i], C_RO, "read-only while the child commits");
+}
+
 /* Run the child, apply what it reports to the model, kill it after a
  * random number of reports.  Returns 1 with *pending set when a
  * transaction or registration was in flight. */
@@ -1827,7 +1844,7 @@ static int crash_child(struct msg *pending)
 		got++;
 		/* followers follow the live writer of another process */
 		if (i < RO_MAX && RO[i])
-			ro_follow(i, " while the child commits");
+			follow_child(i);
 	}
 	if (delay)
 		usleep(delay);
