@@ -596,6 +596,20 @@ static void probe_check(struct mix_index *idx, int mode, int cut)
 		pr->which[mode] = 2;
 }
 
+/* A forked child starts with its parent's peak RSS as its own; writing
+ * 5 to clear_refs (Linux 4.0+) sets the peak to the current RSS, so
+ * getrusage's maxrss then tells what the child itself needed.  Where it
+ * fails, maxrss includes the parent's peak (an overestimate). */
+static void rss_peak_reset(void)
+{
+	int fd = open("/proc/self/clear_refs", O_WRONLY);
+	if (fd >= 0) {
+		if (write(fd, "5", 1) != 1)
+			pr->maxrss_kb = -1;
+		close(fd);
+	}
+}
+
 static void probe_child(const char *dir, int cut)
 {
 	struct mix_engine *e;
@@ -603,6 +617,7 @@ static void probe_child(const char *dir, int cut)
 	struct rusage ru;
 	int mode;
 
+	rss_peak_reset();
 	pr->stage = ST_ENGINE;
 	alarm(OPEN_ALARM);
 	if (mix_engine_create(NULL, &e) < 0)
