@@ -231,11 +231,12 @@ fuzz-clean:
 # trace hook), builds every crash state a file system could leave at each
 # cut point, opens each and checks the acknowledged commits.  Scratch
 # directories under $TMPDIR (else /dev/shm, else /tmp); failing states are
-# kept there and their paths printed.
+# kept there and their paths printed.  Every 20th state also goes through
+# mixctl check (--mixctl-every N).
 POWERCUT_ARGS ?=
 .PHONY: powercut
 powercut: all $(BUILD)/stress/powercut
-	$(BUILD)/stress/powercut $(POWERCUT_ARGS)
+	$(BUILD)/stress/powercut --mixctl $(BUILD)/mixctl $(POWERCUT_ARGS)
 
 # ---- fork (issue 11, docs/design.md "Fork and the reclaim thread") ----------
 # make rcu-loop [RCU_LOOP_RUNS=200]: $(BUILD)/tests/test-rcu that many times

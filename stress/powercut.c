@@ -6,8 +6,8 @@
  * each and checks the acknowledged commits.
  *
  *   powercut [--seed N] [--traces N] [--ops N] [--prefix-max N]
- *            [--random N] [--stride N] [--nested N] [--tmp DIR]
- *            [--findings FILE]
+ *            [--random N] [--stride N] [--nested N] [--mixctl PATH]
+ *            [--mixctl-every N] [--tmp DIR] [--findings FILE]
  *            [--strict-uids] [--verbose]
  *
  * The seed is printed; MIX_POWERCUT_SEED (or --seed) replays a run.
@@ -24,7 +24,8 @@
 static void usage(void)
 {
 	fprintf(stderr, "usage: powercut [--seed N] [--traces N] [--ops N] "
-		"[--prefix-max N] [--random N] [--stride N] [--nested N] [--tmp DIR] "
+		"[--prefix-max N] [--random N] [--stride N] [--nested N] [--mixctl PATH] "
+		"[--mixctl-every N] [--tmp DIR] "
 		"[--findings FILE] [--strict-uids] [--verbose]\n");
 	exit(2);
 }
@@ -40,6 +41,7 @@ static void parse(int argc, char **argv, struct pc_opts *o)
 	o->random_per_cut = 6;
 	o->cut_stride = 1;
 	o->nested_every = 50;
+	o->mixctl_every = 20;
 	o->strict_uids = strict && *strict && strcmp(strict, "0") != 0;
 	o->tmp = getenv("TMPDIR");
 	if (!o->tmp || !*o->tmp)
@@ -64,6 +66,11 @@ static void parse(int argc, char **argv, struct pc_opts *o)
 		else if (!strcmp(a, "--nested") && v)
 			o->nested_every = (unsigned)st_opt_u64("nested", v, 0,
 							       1000000), i++;
+		else if (!strcmp(a, "--mixctl") && v)
+			o->mixctl = v, i++;
+		else if (!strcmp(a, "--mixctl-every") && v)
+			o->mixctl_every = (unsigned)st_opt_u64("mixctl-every", v,
+							       0, 1000000), i++;
 		else if (!strcmp(a, "--tmp") && v)
 			o->tmp = v, i++;
 		else if (!strcmp(a, "--findings") && v)
@@ -130,6 +137,7 @@ int main(int argc, char **argv)
 	figure("states_at_workload_cuts", all.states - all.nested_states,
 	       "states");
 	figure("states_in_recovery", all.nested_states, "states");
+	figure("mixctl_checks", all.mixctl_runs, "states");
 	figure("failures", all.failures, "states");
 	figure("open_failures", all.open_fail, "states");
 	figure("state_mismatches", all.mismatch, "opens");

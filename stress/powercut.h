@@ -41,6 +41,7 @@
 #define MIX_POWERCUT_H
 
 #include <pthread.h>
+#include <sys/wait.h>
 
 #include "fileio.h"
 #include "mix/mix.h"
@@ -293,6 +294,8 @@ struct pc_opts {
 	unsigned random_per_cut;
 	unsigned cut_stride;    /* check every cut_stride-th cut (1 = all) */
 	unsigned nested_every;  /* cut the recovery of every n-th state */
+	const char *mixctl;     /* run `mixctl check` on ... */
+	unsigned mixctl_every;  /* ... every n-th state (0: never) */
 	int strict_uids;        /* UID reuse is a failure */
 	int verbose;
 	int quiet;              /* no per-failure lines (TAP) */
@@ -309,6 +312,7 @@ struct pc_totals {
 	uint64_t torn, subsets, nested_runs, nested_states;
 	uint64_t commits, commits_sync, commits_async, recreates, idle;
 	uint64_t xhist_lost;    /* history could answer, recovered cannot */
+	uint64_t mixctl_runs;
 };
 
 /* Engine warnings of the check in progress (for failure reports). */
@@ -1368,6 +1372,32 @@ static inline void pc_nested(struct pc_run *r, struct pc_trace *nt)
 	pc_model_free(&n.m);
 }
 
+/* `mixctl check` on the state as the cut left it (an independent
+ * reader of the files): exit 0 required (torn tails are warnings). */
+static inline int pc_mixctl(struct pc_run *r, char *err, size_t esize)
+{
+	char cmd[4400], line[512] = "";
+	FILE *p;
+	int st;
+
+	snprintf(cmd, sizeof(cmd), "'%s' check '%s' 2>&1 >/dev/null",
+		 r->o->mixctl, r->state);
+	if ((p = popen(cmd, "r")) == NULL)
+		st_die("powercut: popen %s: %s", cmd, strerror(errno));
+	if (!fgets(line, sizeof(line), p))
+		line[0] = '\0';
+	while (fgetc(p) != EOF)
+		;
+	st = pclose(p);
+	r->tot->mixctl_runs++;
+	if (st == 0)
+		return 0;
+	line[strcspn(line, "\n")] = '\0';
+	snprintf(err, esize, "mixctl check: exit %d: %s",
+		 WIFEXITED(st) ? WEXITSTATUS(st) : -1, line);
+	return -1;
+}
+
 /* Open the materialized state read-only, then writable (both must see
  * the same state, one of steps lo..hi), commit, close, reopen read-only;
  * 0 ok, -1 failed (err says why), 1 only UID reuse (counted, not a
@@ -1400,6 +1430,10 @@ static inline int pc_check(struct pc_run *r, struct pc_trace *nt, char *err,
 	d_ro[3] = pc_xhist(ix);
 	mix_index_close(&ix);
 	if ((ret = pc_match_err(r, "read-only", d_ro, err, esize)) < 0)
+		return -1;
+	if (r->o->mixctl && r->o->mixctl_every &&
+	    r->tot->states % r->o->mixctl_every == 0 &&
+	    pc_mixctl(r, err, esize) < 0)
 		return -1;
 	r->max_uid = r->uid_by_epoch[r->t->steps[ret].epoch];
 	if (r->floor_uid > r->max_uid)
