@@ -1,17 +1,20 @@
 /*
  * The power-loss simulator's core (issue 10; docs/reliability.md
  * "Power-loss simulation"), in the spirit of CrashMonkey and ALICE.
- * Header-only so that stress/powercut.c (make powercut) and a short TAP
- * version can share it.
+ * Header-only so that stress/powercut.c (make powercut) and
+ * tests/test-powercut.c share it.
  *
  * 1. Workload.  A fresh index directory, an engine with a tiny
  *    log_rotate_size, random sessions (writable opens with commits of
- *    both durabilities, extension registrations, idle open+close) with
+ *    both durabilities, async bursts the writer groups into batches,
+ *    extension registrations, idle open+close, MIX_OPEN_RECREATE) with
  *    engine/fileio.c's trace hook on: every open, write, sync, truncate,
  *    rename, unlink and directory fsync of the engine is recorded with
- *    its data.  Each step (commit, registration, open, close) records the
- *    trace length when it started and when it was acknowledged, and a
- *    digest of the live snapshot after it.
+ *    its data.  Each step records the trace length when it started and
+ *    when it was acknowledged, and the live state after it (digests with
+ *    and without modseqs, next_uid, the expunge history); inside an
+ *    async burst the state comes from an untraced shadow index that gets
+ *    every transaction synchronously (equal but for modseqs).
  * 2. File-system model.  Files by identity (inode; renames move names):
  *    durable content plus the writes and truncates since their last
  *    fsync/fdatasync; the directory: its durable name->file map plus the
@@ -25,17 +28,21 @@
  *    files, same expectations) are checked once.
  * 4. Checks.  Each state is written to a scratch directory, opened
  *    read-only and then writable: both opens must succeed (an index must
- *    exist once its creating open returned); the state must equal the
- *    live state after some step j with lo <= j <= hi, where lo is the
- *    last step made durable before the cut (a SYNC commit or a close
+ *    exist once its creating open returned) and see the same state, that
+ *    after some step j with lo <= j <= hi, where lo is the last step made
+ *    durable before the cut (a SYNC commit, close or (re)create
  *    acknowledged) and hi the last step started before it — so an
  *    acknowledged SYNC commit is present and a NONE one is missing or
- *    whole, never half-applied; one more commit must get a modseq above
- *    every modseq acknowledged before the cut, and an appended UID above
- *    every UID handed out (counted apart: uid_reuse).
+ *    whole, never half-applied; next_uid not below step j's; one more
+ *    commit must get a modseq above every modseq acknowledged before the
+ *    cut, and an appended UID above every UID handed out in the state's
+ *    epoch (counted apart: uid_reuse); a read-only reopen must hold it.
+ *    Sampled states also go through `mixctl check`, and get the check's
+ *    own recovery session cut again (a second power cut, depth 1).
  *
  * Single-threaded apart from the engine's writer, whose I/O the trace
- * hook records under a mutex.
+ * hook records under a mutex and whose async-commit callbacks write the
+ * acknowledgement of their step (steps[] is not reallocated meanwhile).
  */
 #ifndef MIX_POWERCUT_H
 #define MIX_POWERCUT_H
