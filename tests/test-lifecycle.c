@@ -56,9 +56,9 @@
  *
  * MIX_LIFECYCLE_SEED replays a run's choices (always printed; where the
  * child is killed depends on scheduling too); MIX_LIFECYCLE_STEPS sets its
- * length (default 250); MIX_LIFECYCLE_MIXCTL=N runs mixctl check after one
- * close or crash in N (default 3; 1 = every one: a sanitizer build's mixctl
- * costs about 0.3 s a run); MIX_LIFECYCLE_STOP=1 ends it at the first
+ * length (default 250, 150 under ASan/TSan); MIX_LIFECYCLE_MIXCTL=N runs
+ * mixctl check after one close or crash in N (default 3, 6 under ASan/TSan;
+ * 1 = every one: a sanitizer build's mixctl costs 0.1-0.7 s a run); MIX_LIFECYCLE_STOP=1 ends it at the first
  * failure; MIX_LIFECYCLE_LOG=FILE writes every operation and failure to
  * FILE.  $MIX_BUILD/mixctl is run for the checks (make check sets it).
  * See docs/api.md (Opening and recovery), docs/design.md §1 (invariants 4
@@ -87,6 +87,15 @@
 #define EXT_A_SIZE 8
 #define EXT_B_SIZE 3
 #define XH_MAX 4096
+/* Defaults: a sanitizer build starts every child and mixctl several
+ * times slower, so it runs fewer steps and fewer mixctl checks. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define DEFAULT_STEPS 150
+#define DEFAULT_MIXCTL_EVERY 6
+#else
+#define DEFAULT_STEPS 250
+#define DEFAULT_MIXCTL_EVERY 3
+#endif
 
 static const char *const kw_pool[KW_POOL] = {
 	"$Junk", "$NotJunk", "$Forwarded", "$MDNSent", "Work",
@@ -1171,7 +1180,7 @@ static uint64_t idx_hms(struct mix_index *idx)
 static char *mixctl;
 /* mixctl runs after 1 in mixctl_every closes and crashes, chosen by a
  * stream of its own so the operations do not depend on it */
-static unsigned mixctl_every = 3;
+static unsigned mixctl_every = DEFAULT_MIXCTL_EVERY;
 static uint64_t mixctl_rng;
 
 /* Returns 1 when mixctl check says the directory is clean. */
@@ -2276,7 +2285,7 @@ int main(int argc, char **argv)
 		clock_gettime(CLOCK_REALTIME, &ts);
 		seed = (uint64_t)ts.tv_sec * 1000003u ^ (uint64_t)ts.tv_nsec;
 	}
-	nsteps = n && *n ? strtol(n, NULL, 0) : 250;
+	nsteps = n && *n ? strtol(n, NULL, 0) : DEFAULT_STEPS;
 	if (getenv("MIX_LIFECYCLE_MIXCTL") && atoi(getenv("MIX_LIFECYCLE_MIXCTL")) > 0)
 		mixctl_every = (unsigned)atoi(getenv("MIX_LIFECYCLE_MIXCTL"));
 	stop_at_fail = getenv("MIX_LIFECYCLE_STOP") &&
