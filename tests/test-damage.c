@@ -21,12 +21,15 @@
  * and opened read-only, then writable, then (when the writable open
  * succeeded, after its close) read-only again, in a child process (its
  * own engine; the parent never starts an engine thread, so it forks
- * safely) under alarm(10) per step.  The rule for every open: it succeeds and
- * the state holds every SYNC-acknowledged commit whole (exactly the
- * model's final state, with or without the sentinel), or it fails with
- * MIX_ECORRUPT or MIX_EVERSION and mix_last_error() names a file of the
- * directory ("mix.index").  A child killed by a signal (a crash, or
- * SIGALRM: a hang) or exiting with a sanitizer's status is a failure.
+ * safely) under alarm(10) per step.  The rule for every open: it
+ * succeeds and the state holds every SYNC-acknowledged commit whole
+ * (exactly the model's final state, with or without the sentinel), or
+ * it fails with MIX_ECORRUPT or MIX_EVERSION and mix_last_error() names
+ * a file of the directory ("mix.index").  After a flip, an open that
+ * drops the sentinel (a torn tail whose bytes are still there) must say
+ * so in mix_index_open_info's dropped_bytes.  A child killed by a signal
+ * (a crash, or SIGALRM: a hang) or exiting with a sanitizer's status is
+ * a failure.
  *
  * One allowance, for truncations only: a log cut at or after its header
  * and after mix.index's checkpoint looks exactly like a log whose writer
@@ -170,6 +173,8 @@ struct probe {
 	char err[NMODES][512];
 	char diff[NMODES][512];
 	int which[NMODES];      /* 0 complete, 1 lost to the cut, 2 other */
+	int no_sentinel[NMODES];   /* complete, without the NONE append */
+	uint64_t dropped[NMODES];  /* mix_open_info dropped_bytes */
 	long maxrss_kb;
 };
 
@@ -572,11 +577,17 @@ static void probe_check(struct mix_index *idx, int mode, int cut)
 	static struct state got, want;
 	char d2[512];
 
+	struct mix_open_info info;
+
+	mix_index_open_info(idx, &info);
+	pr->dropped[mode] = info.dropped_bytes;
 	snap_read(idx, &got);
 	want = br->c[br->ncommits - 1].after;
 	state_diff(&got, &want, pr->diff[mode], sizeof(pr->diff[mode]));
-	if (!pr->diff[mode][0])
+	if (!pr->diff[mode][0]) {
+		pr->no_sentinel[mode] = 1;
 		return;
+	}
 	with_sentinel(&want);
 	state_diff(&got, &want, d2, sizeof(d2));
 	if (!d2[0]) {
@@ -660,6 +671,10 @@ struct kind {
 };
 
 static int max_print = 3, strict;
+/* Flips: the bytes of a torn tail are still there, so an open that
+ * drops the NONE append must report it (mix_open_info dropped_bytes,
+ * docs/api.md).  A cut leaves nothing to report. */
+static int must_report;
 
 static void kind_fail(struct kind *k, const char *what, const char *why)
 {
@@ -674,7 +689,9 @@ static void judge_open(struct kind *k, const char *what, int mode)
 	char why[1400];
 
 	k->opens++;
-	if (pr->ret[mode] == 0 && pr->which[mode] == 0) {
+	if (pr->ret[mode] == 0 && pr->which[mode] == 0 &&
+	    (!must_report || mode == M_REOPEN || !pr->no_sentinel[mode] ||
+	     pr->dropped[mode])) {
 		k->complete++;
 		return;
 	}
@@ -689,7 +706,11 @@ static void judge_open(struct kind *k, const char *what, int mode)
 		k->refused++;
 		return;
 	}
-	if (pr->ret[mode] == 0)
+	if (pr->ret[mode] == 0 && pr->which[mode] == 0)
+		snprintf(why, sizeof(why), "%s dropped the NONE append "
+			 "(a torn tail) without saying so: "
+			 "mix_open_info dropped_bytes 0", mode_names[mode]);
+	else if (pr->ret[mode] == 0)
 		snprintf(why, sizeof(why), "%s succeeded with data "
 			 "missing or different%s: %s", mode_names[mode],
 			 pr->which[mode] == 1 ? " (only what the cut removed)"
@@ -748,10 +769,13 @@ static void say_outcome(const char *what)
 {
 	int m;
 	for (m = 0; m < NMODES && pr->ret[m] != 1; m++)
-		diag("  %s, %s: %s%s%s", what, mode_names[m],
+		diag("  %s, %s: %s%s%s%s", what, mode_names[m],
 		     pr->ret[m] ? "refused: " : pr->which[m] ? "opened, "
 		     "differs: " : "opened complete", pr->ret[m] ? pr->err[m] :
-		     "", pr->ret[m] ? "" : pr->diff[m]);
+		     "", pr->ret[m] ? "" : pr->diff[m],
+		     pr->ret[m] || !pr->no_sentinel[m] ? "" :
+		     pr->dropped[m] ? " (NONE append dropped, reported)" :
+		     " (NONE append dropped, not reported)");
 }
 
 static int verbose;
@@ -842,6 +866,7 @@ static void damage_flips(int file, uint32_t lo, size_t budget)
 	if (skipped(name))
 		return;
 	n = sample(lo, (uint32_t)base.size[file], 1, budget, &offs);
+	must_report = 1;
 	for (i = 0; i < n; i++) {
 		fs_dup(&f, &base);
 		f.data[file][offs[i]] ^= 0xff;
@@ -850,6 +875,7 @@ static void damage_flips(int file, uint32_t lo, size_t budget)
 		try_set(&k, what, &f, -2);
 		fs_free(&f);
 	}
+	must_report = 0;
 	free(offs);
 	kind_report(&k);
 }
