@@ -19,7 +19,8 @@
  *    writer checkpoints and rotates all the time), expunge_history_max
  *    1..8 (or unbounded), one or two writer threads;
  *  - crashes: a child process (this program re-executed with --child)
- *    opens the index for writing and commits, reporting each transaction
+ *    opens the index for writing and commits (sometimes closes and opens
+ *    again, or re-creates the index), reporting each transaction
  *    to the parent through a pipe before it commits it and its result
  *    after; the parent kills it with SIGKILL after a random number of
  *    reports.  SIGKILL keeps the page cache, so every commit the child
@@ -33,7 +34,8 @@
  * expunge calls in one transaction with expunge_history_max 1; both logs
  * lost after a clean close; a follower opened after a reopen across a
  * RECREATE; a follower after both logs were lost; the two logs swapped
- * (refused naming them, or opened whole).
+ * (refused naming them, or opened whole); a follower after an open that
+ * skipped UIDs.
  *
  * Then the random run.  Checked (one TAP line per kind, failing when any
  * step failed it):
@@ -1565,7 +1567,8 @@ static void st_lose_logs(void)
 /* ---- the crashing child ------------------------------------------------ */
 
 enum { MSG_OPEN = 'O', MSG_TXN = 'T', MSG_ACK = 'A', MSG_REG = 'E',
-       MSG_REGACK = 'e', MSG_CLOSE = 'C' };
+       MSG_REGACK = 'e', MSG_CLOSE = 'C', MSG_RECREATE = 'R',
+       MSG_RECREATED = 'r' };
 
 struct msg {
 	char type;
@@ -1614,6 +1617,87 @@ static void child_genctx(struct mix_index *idx, struct genctx *g)
 	g->uids = uids;
 }
 
+static void child_reopen(struct mix_engine *e, const char *d,
+			 struct mix_index **idx, int fd)
+{
+	struct msg m;
+	memset(&m, 0, sizeof(m));
+	m.type = MSG_CLOSE;
+	m.ret = mix_index_close(idx);
+	send_msg(fd, &m);
+	m.type = MSG_OPEN;
+	m.ret = mix_index_open(e, d, 0, idx);
+	send_msg(fd, &m);
+	if (m.ret < 0)
+		_exit(24);
+}
+
+static void child_register(struct mix_index *idx, int fd, uint64_t *r)
+{
+	struct msg m;
+	uint32_t id = 0;
+	memset(&m, 0, sizeof(m));
+	m.type = MSG_REG;
+	m.arg = tu_rand_below(r, 2);
+	send_msg(fd, &m);
+	m.type = MSG_REGACK;
+	m.ret = mix_index_ext_register(idx, ext_name[m.arg], ext_size[m.arg],
+				       ext_align[m.arg], ext_hdr[m.arg], &id);
+	m.modseq = idx_hms(idx);
+	send_msg(fd, &m);
+}
+
+/* A generated transaction, or t when given. */
+static void child_commit(struct mix_index *idx, int fd, uint64_t *r,
+			 const struct tdesc *t)
+{
+	struct genctx g;
+	struct mix_commit_result res;
+	struct msg m;
+	memset(&m, 0, sizeof(m));
+	m.type = MSG_TXN;
+	if (t) {
+		m.t = *t;
+	} else {
+		child_genctx(idx, &g);
+		gen_txn(r, &g, &m.t);
+	}
+	send_msg(fd, &m);
+	m.type = MSG_ACK;
+	m.ret = txn_run(idx, &m.t, &res);
+	m.modseq = res.modseq;
+	m.first_uid = res.first_uid;
+	m.last_uid = res.last_uid;
+	m.no_changes = res.no_changes;
+	mix_commit_result_free(&res);
+	send_msg(fd, &m);
+}
+
+/* Close and open RECREATE, then set a UIDVALIDITY of the child's own
+ * range (the parent's are small numbers). */
+static void child_recreate(struct mix_engine *e, const char *d,
+			   struct mix_index **idx, int fd, uint64_t *r)
+{
+	struct msg m;
+	struct tdesc t;
+	memset(&m, 0, sizeof(m));
+	m.type = MSG_RECREATE;
+	send_msg(fd, &m);
+	mix_index_close(idx);
+	m.type = MSG_RECREATED;
+	m.ret = mix_index_open(e, d, MIX_OPEN_RECREATE, idx);
+	m.modseq = m.ret == 0 ? idx_hms(*idx) : 0;
+	send_msg(fd, &m);
+	if (m.ret < 0)
+		_exit(25);
+	memset(&t, 0, sizeof(t));
+	t.nops = 1;
+	t.durability = MIX_DURABILITY_SYNC;
+	t.ops[0].type = OP_UIDV;
+	t.ops[0].uid = 0x40000000u + tu_rand_below(r, 0x3fffffff);
+	child_commit(*idx, fd, r, &t);
+}
+
 /* --child DIR FD SEED ROTATE XHMAX: commit until killed. */
 static int child_main(char **argv)
 {
@@ -1623,7 +1707,6 @@ static int child_main(char **argv)
 	uint64_t r = strtoull(argv[4], NULL, 0);
 	int fd = atoi(argv[3]);
 	struct msg m;
-	int ret;
 
 	mix_engine_config_init(&c);
 	c.log_rotate_size = strtoull(argv[5], NULL, 0);
@@ -1632,53 +1715,37 @@ static int child_main(char **argv)
 		_exit(22);
 	memset(&m, 0, sizeof(m));
 	m.type = MSG_OPEN;
-	m.ret = ret = mix_index_open(e, argv[2], 0, &idx);
+	m.ret = mix_index_open(e, argv[2], 0, &idx);
 	send_msg(fd, &m);
-	if (ret < 0)
+	if (m.ret < 0)
 		_exit(23);
 	for (int i = 0; i < 400; i++) {
 		unsigned w = tu_rand_below(&r, 100);
-		memset(&m, 0, sizeof(m));
-		if (w < 3) {
-			m.type = MSG_CLOSE;
-			m.ret = mix_index_close(&idx);
-			send_msg(fd, &m);
-			m.type = MSG_OPEN;
-			m.ret = ret = mix_index_open(e, argv[2], 0, &idx);
-			send_msg(fd, &m);
-			if (ret < 0)
-				_exit(24);
-		} else if (w < 6) {
-			uint32_t id = 0;
-			m.type = MSG_REG;
-			m.arg = tu_rand_below(&r, 2);
-			send_msg(fd, &m);
-			m.type = MSG_REGACK;
-			m.ret = mix_index_ext_register(idx, ext_name[m.arg],
-						       ext_size[m.arg],
-						       ext_align[m.arg],
-						       ext_hdr[m.arg], &id);
-			m.modseq = idx_hms(idx);
-			send_msg(fd, &m);
-		} else {
-			struct genctx g;
-			struct mix_commit_result res;
-			child_genctx(idx, &g);
-			m.type = MSG_TXN;
-			gen_txn(&r, &g, &m.t);
-			send_msg(fd, &m);
-			m.type = MSG_ACK;
-			m.ret = txn_run(idx, &m.t, &res);
-			m.modseq = res.modseq;
-			m.first_uid = res.first_uid;
-			m.last_uid = res.last_uid;
-			m.no_changes = res.no_changes;
-			mix_commit_result_free(&res);
-			send_msg(fd, &m);
-		}
+		if (w < 3)
+			child_reopen(e, argv[2], &idx, fd);
+		else if (w < 5)
+			child_recreate(e, argv[2], &idx, fd, &r);
+		else if (w < 8)
+			child_register(idx, fd, &r);
+		else
+			child_commit(idx, fd, &r, NULL);
 	}
 	for (;;)
 		pause();
+}
+
+/* The child re-created the index: a new incarnation, empty, UIDVALIDITY
+ * 0 until its first transaction, modseqs from hms on. */
+static void m_recreated(uint64_t hms, const char *how)
+{
+	m_reset();
+	M.exists = 1;
+	M.hms = M.xfloor = hms;
+	check(C_RECREATE, hms >= max_seen, "%s: the new index's HIGHESTMODSEQ "
+	      "%#llx is below a modseq issued before %#llx", how,
+	      (unsigned long long)hms, (unsigned long long)max_seen);
+	if (hms > max_seen)
+		max_seen = hms;
 }
 
 static int read_msg(int fd, struct msg *m)
@@ -1714,8 +1781,18 @@ static void child_apply(const struct msg *m, struct msg *pending,
 		break;
 	case MSG_TXN:
 	case MSG_REG:
+	case MSG_RECREATE:
 		*pending = *m;
 		*have_pending = 1;
+		break;
+	case MSG_RECREATED:
+		*have_pending = 0;
+		opf("child: close, open RECREATE: %d hms %#llx", m->ret,
+		    (unsigned long long)m->modseq);
+		check(C_CHILD, m->ret == 0, "the child's RECREATE: %s: %s",
+		      mix_strerror(m->ret), m->err);
+		if (m->ret == 0)
+			m_recreated(m->modseq, "the child's RECREATE");
 		break;
 	case MSG_ACK:
 		*have_pending = 0;
@@ -1771,6 +1848,18 @@ static void resolve_pending(struct mix_index *idx, const struct msg *p)
 	mix_read_lock();
 	s = mix_index_snap(idx);
 	hms = mix_snap_highest_modseq(s);
+	if (p->type == MSG_RECREATE) {
+		/* the new incarnation is empty, without UIDVALIDITY and
+		 * above every modseq of the old one */
+		landed = mix_snap_messages_count(s) == 0 &&
+			 mix_snap_uid_validity(s) == 0 && hms > M.hms;
+		mix_read_unlock();
+		opf("child's RECREATE in flight at the kill: %s",
+		    landed ? "done" : "not done");
+		if (landed)
+			m_recreated(hms, "in-flight RECREATE");
+		return;
+	}
 	if (p->type == MSG_REG) {
 		landed = mix_snap_ext_lookup(s, ext_name[p->arg & 1], &id);
 		mix_read_unlock();
@@ -2208,7 +2297,47 @@ static void sc_logs_swapped(void)
 	       "every commit");
 }
 
-#define N_SCENARIOS 6
+/* A follower refreshed after an open that skipped UIDs (both logs lost,
+ * format.md §2.7) shows the skipped next_uid, as the writer does. */
+static void sc_follower_uid_skip(void)
+{
+	struct scen sc;
+	struct mix_index *w, *ro;
+	char p[4096];
+	uint32_t want = 0;
+	int ret;
+	sc_start(&sc, 0);
+	w = sc_open(&sc, MIX_OPEN_CREATE, "create");
+	sc_commit(&sc, w, 1, NULL, 0);
+	sc_close(&sc, &w, "create");
+	ro = sc_open(&sc, MIX_OPEN_READONLY, "read-only");
+	snprintf(p, sizeof(p), "%s/mix.index.log", sc.dir);
+	unlink(p);
+	snprintf(p, sizeof(p), "%s/mix.index.log.2", sc.dir);
+	unlink(p);
+	w = sc_open(&sc, 0, "open without logs");
+	if (w) {
+		mix_read_lock();
+		want = mix_snap_next_uid(mix_index_snap(w));
+		mix_read_unlock();
+	}
+	sc_close(&sc, &w, "open without logs");
+	if (ro && want) {
+		uint32_t got;
+		ret = mix_index_refresh(ro);
+		mix_read_lock();
+		got = mix_snap_next_uid(mix_index_snap(ro));
+		mix_read_unlock();
+		if (ret < 0 || got != want)
+			sc_failf(&sc, "follower refresh %d: next_uid %u, the "
+				 "writer's %u", ret, got, want);
+	}
+	sc_close(&sc, &ro, "read-only");
+	sc_end(&sc, 1, "a follower shows the next_uid an open without logs "
+	       "skipped to");
+}
+
+#define N_SCENARIOS 7
 
 static void run_scenarios(void)
 {
@@ -2218,6 +2347,7 @@ static void run_scenarios(void)
 	sc_follower_recreate();
 	sc_follower_logs_lost();
 	sc_logs_swapped();
+	sc_follower_uid_skip();
 }
 
 /* ---- the run ----------------------------------------------------------- */
