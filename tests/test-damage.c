@@ -666,7 +666,7 @@ static void probe_child(const char *dir, int cut)
 
 struct kind {
 	const char *name;
-	int opens, complete, refused, cut_lost, failures, printed;
+	int damages, opens, complete, refused, cut_lost, failures, printed;
 	long maxrss_kb;
 };
 
@@ -734,6 +734,7 @@ static int run_child(struct kind *k, const char *what, const char *dir,
 	pid_t pid;
 	int st;
 
+	k->damages++;
 	memset(pr, 0, sizeof(*pr));
 	pr->ret[M_RO] = pr->ret[M_RW] = pr->ret[M_REOPEN] = 1; /* not reached */
 	fflush(stdout);
@@ -795,9 +796,10 @@ static void probe(struct kind *k, const char *what, const char *dir, int cut)
 
 static void kind_report(struct kind *k)
 {
-	diag("%-28s opens %4d: complete %4d, refused %4d, lost to the cut %4d,"
-	     " failures %4d (max rss %ld KiB)", k->name, k->opens, k->complete,
-	     k->refused, k->cut_lost, k->failures, k->maxrss_kb);
+	diag("%-24s damages %4d, opens %4d: complete %4d, refused %4d, lost "
+	     "to the cut %4d, failures %4d (max rss %ld KiB)", k->name,
+	     k->damages, k->opens, k->complete, k->refused, k->cut_lost,
+	     k->failures, k->maxrss_kb);
 	ok(k->failures == 0, "%s: %d failures in %d opens", k->name,
 	   k->failures, k->opens);
 }
