@@ -35,7 +35,7 @@
  * lost after a clean close; a follower opened after a reopen across a
  * RECREATE; a follower after both logs were lost; the two logs swapped
  * (refused naming them, or opened whole); a follower after an open that
- * skipped UIDs.
+ * skipped UIDs; a follower across a RECREATE that left the old logs.
  *
  * Then the random run.  Checked (one TAP line per kind, failing when any
  * step failed it):
@@ -2337,7 +2337,57 @@ static void sc_follower_uid_skip(void)
 	       "skipped to");
 }
 
-#define N_SCENARIOS 7
+/* A RECREATE interrupted after its new mix.index, before it removed the
+ * old logs (a crash there): a follower of the old incarnation moves to
+ * the new one, as a fresh open does. */
+static void sc_follower_recreate_torn(void)
+{
+	struct scen sc;
+	struct mix_index *w, *ro;
+	char p1[4096], p2[4096];
+	uint8_t *l1, *l2;
+	size_t s1 = 0, s2 = 0;
+	uint64_t hms = 0;
+	int ret;
+	sc_start(&sc, 0);
+	w = sc_open(&sc, MIX_OPEN_CREATE, "create");
+	sc_commit(&sc, w, 2, NULL, 0);
+	sc_close(&sc, &w, "create");
+	w = sc_open(&sc, 0, "reopen");
+	sc_commit(&sc, w, 1, NULL, 0);
+	sc_close(&sc, &w, "reopen");
+	snprintf(p1, sizeof(p1), "%s/mix.index.log", sc.dir);
+	snprintf(p2, sizeof(p2), "%s/mix.index.log.2", sc.dir);
+	l1 = tu_read_file(p1, &s1);
+	l2 = tu_read_file(p2, &s2);
+	ro = sc_open(&sc, MIX_OPEN_READONLY, "read-only");
+	w = sc_open(&sc, MIX_OPEN_RECREATE, "recreate");
+	if (w) {
+		hms = idx_hms(w);
+		sc_close(&sc, &w, "recreate");
+	}
+	/* the old logs back in place of the new ones */
+	unlink(p1);
+	unlink(p2);
+	if ((l1 && tu_write_file(p1, l1, s1) < 0) ||
+	    (l2 && tu_write_file(p2, l2, s2) < 0))
+		sc_failf(&sc, "could not put the old logs back");
+	free(l1);
+	free(l2);
+	if (ro && hms) {
+		ret = mix_index_refresh(ro);
+		if (ret < 0)
+			sc_failf(&sc, "refresh: %s: %s", mix_strerror(ret),
+				 mix_last_error());
+		sc_expect(&sc, ro, "follower after the interrupted RECREATE",
+			  0, 1, hms);
+	}
+	sc_close(&sc, &ro, "read-only");
+	sc_end(&sc, 1, "a follower moves to the new incarnation when a "
+	       "RECREATE left the old logs behind");
+}
+
+#define N_SCENARIOS 8
 
 static void run_scenarios(void)
 {
@@ -2348,6 +2398,7 @@ static void run_scenarios(void)
 	sc_follower_logs_lost();
 	sc_logs_swapped();
 	sc_follower_uid_skip();
+	sc_follower_recreate_torn();
 }
 
 /* ---- the run ----------------------------------------------------------- */
