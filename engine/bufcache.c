@@ -65,6 +65,33 @@ int mix_bufcache_put(void *p, size_t size)
 	return kept;
 }
 
+/* fork: a writer or the reclaim thread may hold bc.lock when another
+ * thread forks; the child has neither thread but may use the cache (its
+ * own engine's opens, refreshes and frees), so the forking thread takes
+ * the lock around the fork and the child gets a fresh one.  Nothing is
+ * taken while bc.lock is held, so these handlers cannot deadlock with
+ * rcu.c's.  The cached buffers stay valid in both processes (each has
+ * its own copy of the heap). */
+static void bc_prepare(void)
+{
+	pthread_mutex_lock(&bc.lock);
+}
+
+static void bc_parent(void)
+{
+	pthread_mutex_unlock(&bc.lock);
+}
+
+static void bc_child(void)
+{
+	pthread_mutex_init(&bc.lock, NULL);
+}
+
+__attribute__((constructor)) static void bc_setup(void)
+{
+	(void)pthread_atfork(bc_prepare, bc_parent, bc_child);
+}
+
 void mix_bufcache_drain(void)
 {
 	pthread_mutex_lock(&bc.lock);
