@@ -65,6 +65,16 @@ static void crc_init(void)
 #endif
 }
 
+/* Build the tables when the library is loaded, before the program can
+ * have threads: a fork() while another thread ran the first checksum
+ * would leave the child waiting on pthread_once forever (docs/design.md
+ * "Fork and the reclaim thread").  The pthread_once calls below stay for
+ * checksums computed by other constructors before this one. */
+__attribute__((constructor)) static void crc_load(void)
+{
+	pthread_once(&crc_once, crc_init);
+}
+
 /* Table implementation; c is the raw (already inverted) state. */
 static uint32_t crc_sw(uint32_t c, const uint8_t *p, size_t len)
 {
