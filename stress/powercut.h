@@ -208,12 +208,12 @@ static inline uint64_t pc_digest_mode(struct mix_index *ix, int modseqs)
 	mix_read_lock();
 	s = mix_index_snap(ix);
 	mix_snap_counts(s, &c);
-	/* next_uid is compared apart: a writable open after a crash may
-	 * raise it above UIDs the lost writer may have handed out */
+	/* next_uid and highest_modseq are compared apart: a writable open
+	 * after a crash may raise next_uid above UIDs the lost writer may
+	 * have handed out, and log that (a UID floor) with a new
+	 * highest_modseq */
 	PC_HV(h, mix_snap_messages_count(s));
 	PC_HV(h, mix_snap_uid_validity(s));
-	if (modseqs)
-		PC_HV(h, mix_snap_highest_modseq(s));
 	PC_HV(h, c.seen);
 	PC_HV(h, c.deleted);
 	PC_HV(h, c.first_recent_uid);
@@ -254,6 +254,33 @@ static inline uint64_t pc_digest(struct mix_index *ix)
 	return pc_digest_mode(ix, 1);
 }
 
+/* The header values of ix, for failure messages. */
+static inline void pc_hdr_desc(struct mix_index *ix, char *buf, size_t size)
+{
+	const struct mix_snap *s;
+	struct mix_snap_counts c;
+
+	mix_read_lock();
+	s = mix_index_snap(ix);
+	mix_snap_counts(s, &c);
+	snprintf(buf, size, "messages %u next_uid %u uidvalidity %u "
+		 "highest_modseq %llu seen %u deleted %u first_recent %u",
+		 mix_snap_messages_count(s), mix_snap_next_uid(s),
+		 mix_snap_uid_validity(s),
+		 (unsigned long long)mix_snap_highest_modseq(s), c.seen,
+		 c.deleted, c.first_recent_uid);
+	mix_read_unlock();
+}
+
+static inline uint64_t pc_hms(struct mix_index *ix)
+{
+	uint64_t m;
+	mix_read_lock();
+	m = mix_snap_highest_modseq(mix_index_snap(ix));
+	mix_read_unlock();
+	return m;
+}
+
 static inline uint32_t pc_next_uid(struct mix_index *ix)
 {
 	uint32_t n;
@@ -289,7 +316,7 @@ static inline uint64_t pc_xhist(struct mix_index *ix)
  * next_uid (which must not be below the matched step's) and the
  * expunge history (which must be the matched step's when it answers). */
 #define PC_STATE_OF(ix) { pc_digest(ix), pc_digest_mode(ix, 0), \
-			  pc_next_uid(ix), pc_xhist(ix) }
+			  pc_next_uid(ix), pc_xhist(ix), pc_hms(ix) }
 
 /* ---- options, counters ------------------------------------------------- */
 
@@ -1196,7 +1223,7 @@ static inline const char *pc_ev_desc(const struct pc_event *e, char *buf,
  * next_uid in memory before it is durable), else -1.  *any_r gets the
  * step with those digests anywhere, or -1.  Steps inside an async burst
  * are known without modseqs only. */
-static inline long pc_match(struct pc_run *r, const uint64_t d[4],
+static inline long pc_match(struct pc_run *r, const uint64_t d[5],
 			    long *any_r)
 {
 	*any_r = -1;
@@ -1213,7 +1240,7 @@ static inline long pc_match(struct pc_run *r, const uint64_t d[4],
 }
 
 static inline int pc_match_err(struct pc_run *r, const char *which,
-			       const uint64_t d[4], char *err, size_t esize)
+			       const uint64_t d[5], char *err, size_t esize)
 {
 	long any, j = pc_match(r, d, &any);
 	if (j < 0 && any >= (long)r->lo && any <= (long)r->hi) {
@@ -1234,6 +1261,22 @@ static inline int pc_match_err(struct pc_run *r, const char *which,
 	}
 	if (j >= 0 && !d[3] && r->t->steps[j].xhist)
 		r->tot->xhist_lost++;
+	for (long k = j; k >= 0; k--) {
+		/* highest_modseq holds the last commit the state holds */
+		const struct pc_step *c = &r->t->steps[k];
+		if (c->kind != PC_STEP_COMMIT || c->ack_ev == SIZE_MAX)
+			continue;
+		if (d[4] < c->modseq) {
+			snprintf(err, esize, "%s open: highest_modseq %llu is "
+				 "below modseq %llu of step %ld (%s), which the "
+				 "state holds (it is that after step %ld)",
+				 which, (unsigned long long)d[4],
+				 (unsigned long long)c->modseq, k, c->what, j);
+			r->tot->mismatch++;
+			return -1;
+		}
+		break;
+	}
 	if (j >= 0)
 		return (int)j;
 	r->tot->mismatch++;
@@ -1253,7 +1296,7 @@ static inline int pc_match_err(struct pc_run *r, const char *which,
 
 /* The end of a step of a check's recovery session (nested trace). */
 static inline void pc_nt_end(struct pc_trace *nt, size_t j,
-			     const uint64_t d[4])
+			     const uint64_t d[5])
 {
 	nt->steps[j].ack_ev = pc_trace_len(nt);
 	nt->steps[j].digest = d[0];
@@ -1266,7 +1309,7 @@ static inline void pc_nt_end(struct pc_trace *nt, size_t j,
  * workload saw before the cut. */
 static inline int pc_check_commit(struct pc_run *r, struct mix_index *ix,
 				  struct pc_trace *nt, uint32_t *uid_r,
-				  char *err, size_t esize)
+				  uint64_t *modseq_r, char *err, size_t esize)
 {
 	struct mix_txn *txn = NULL;
 	struct mix_commit_result res;
@@ -1284,7 +1327,7 @@ static inline int pc_check_commit(struct pc_run *r, struct mix_index *ix,
 			nt->steps[j].sync = 1;
 			nt->steps[j].modseq = res.modseq;
 			nt->steps[j].last_uid = res.last_uid;
-			uint64_t d[4] = PC_STATE_OF(ix);
+			uint64_t d[5] = PC_STATE_OF(ix);
 			pc_nt_end(nt, j, d);
 		}
 	}
@@ -1295,6 +1338,7 @@ static inline int pc_check_commit(struct pc_run *r, struct mix_index *ix,
 	}
 	mix_commit_result_free(&res);
 	*uid_r = res.last_uid;
+	*modseq_r = res.modseq;
 	if (res.modseq <= r->max_modseq) {
 		r->tot->modseq_reuse++;
 		snprintf(err, esize, "modseq reuse: commit after recovery got "
@@ -1315,11 +1359,12 @@ static inline int pc_check_commit(struct pc_run *r, struct mix_index *ix,
 
 /* The index reopened read-only after the check's commit: it opens and
  * has the appended UID. */
-static inline int pc_check_reopen(struct pc_run *r, uint32_t uid, char *err,
-				  size_t esize)
+static inline int pc_check_reopen(struct pc_run *r, uint32_t uid,
+				  uint64_t modseq, char *err, size_t esize)
 {
 	struct mix_index *ix = NULL;
 	int ret = mix_index_open(r->eng, r->state, MIX_OPEN_READONLY, &ix);
+	uint64_t hms;
 	int found;
 
 	if (ret < 0) {
@@ -1331,11 +1376,19 @@ static inline int pc_check_reopen(struct pc_run *r, uint32_t uid, char *err,
 	}
 	mix_read_lock();
 	found = mix_snap_lookup_uid(mix_index_snap(ix), uid, NULL);
+	hms = mix_snap_highest_modseq(mix_index_snap(ix));
 	mix_read_unlock();
 	mix_index_close(&ix);
 	if (!found) {
 		snprintf(err, esize, "read-only reopen after the check's "
 			 "commit: its SYNC append (UID %u) is missing", uid);
+		return -1;
+	}
+	if (hms < modseq) {
+		snprintf(err, esize, "read-only reopen after the check's "
+			 "commit: highest_modseq %llu is below the commit's "
+			 "modseq %llu", (unsigned long long)hms,
+			 (unsigned long long)modseq);
 		return -1;
 	}
 	return 0;
@@ -1414,7 +1467,9 @@ static inline int pc_check(struct pc_run *r, struct pc_trace *nt, char *err,
 			   size_t esize)
 {
 	struct mix_index *ix = NULL;
-	uint64_t d_ro[4], d_rw[4];
+	uint64_t d_ro[5], d_rw[5];
+	char hdr_ro[256], hdr_rw[256];
+	uint64_t check_modseq = 0;
 	uint32_t uid = 0;
 	size_t j = 0;
 	int ret, cret;
@@ -1435,6 +1490,8 @@ static inline int pc_check(struct pc_run *r, struct pc_trace *nt, char *err,
 	d_ro[1] = pc_digest_mode(ix, 0);
 	d_ro[2] = pc_next_uid(ix);
 	d_ro[3] = pc_xhist(ix);
+	d_ro[4] = pc_hms(ix);
+	pc_hdr_desc(ix, hdr_ro, sizeof(hdr_ro));
 	mix_index_close(&ix);
 	if ((ret = pc_match_err(r, "read-only", d_ro, err, esize)) < 0)
 		return -1;
@@ -1464,29 +1521,37 @@ static inline int pc_check(struct pc_run *r, struct pc_trace *nt, char *err,
 	d_rw[1] = pc_digest_mode(ix, 0);
 	d_rw[2] = pc_next_uid(ix);
 	d_rw[3] = pc_xhist(ix);
+	d_rw[4] = pc_hms(ix);
 	if (nt)
 		pc_nt_end(nt, j, d_rw);
+	pc_hdr_desc(ix, hdr_rw, sizeof(hdr_rw));
 	if (pc_match_err(r, "writable", d_rw, err, esize) < 0 ||
 	    (d_rw[0] != d_ro[0] && snprintf(err, esize, "the read-only open "
 					    "saw another state than the "
-					    "writable open") > 0)) {
+					    "writable open") > 0) ||
+	    (d_rw[4] < d_ro[4] && snprintf(err, esize, "the writable open's "
+					   "highest_modseq is below the "
+					   "read-only open's") > 0)) {
+		size_t n = strlen(err);
+		snprintf(err + n, esize - n, " [read-only: %s; writable: %s]",
+			 hdr_ro, hdr_rw);
 		mix_io_trace_set(NULL, NULL);
-		if (d_rw[0] != d_ro[0])
+		if (d_rw[0] != d_ro[0] || d_rw[4] < d_ro[4])
 			r->tot->mismatch++;
 		mix_index_close(&ix);
 		return -1;
 	}
-	cret = pc_check_commit(r, ix, nt, &uid, err, esize);
+	cret = pc_check_commit(r, ix, nt, &uid, &check_modseq, err, esize);
 	if (nt)
 		j = pc_step_begin(nt, PC_STEP_CLOSE, "check: close");
 	ret = mix_index_close(&ix);
 	mix_io_trace_set(NULL, NULL);
 	if (nt) {
 		nt->on = 0;
-		uint64_t d[4] = { nt->steps[j - 1].digest,
+		uint64_t d[5] = { nt->steps[j - 1].digest,
 				  nt->steps[j - 1].digest_nm,
 				  nt->steps[j - 1].next_uid,
-				  nt->steps[j - 1].xhist };
+				  nt->steps[j - 1].xhist, 0 };
 		pc_nt_end(nt, j, d);
 	}
 	if (cret >= 0 && ret < 0) {
@@ -1494,7 +1559,7 @@ static inline int pc_check(struct pc_run *r, struct pc_trace *nt, char *err,
 			 mix_strerror(ret), mix_last_error());
 		return -1;
 	}
-	if (cret >= 0 && pc_check_reopen(r, uid, err, esize) < 0)
+	if (cret >= 0 && pc_check_reopen(r, uid, check_modseq, err, esize) < 0)
 		return -1;
 	return cret;
 }
