@@ -68,7 +68,7 @@ int mix_bufcache_put(void *p, size_t size)
 /* fork: a writer or the reclaim thread may hold bc.lock when another
  * thread forks; the child has neither thread but may use the cache (its
  * own engine's opens, refreshes and frees), so the forking thread takes
- * the lock around the fork and the child gets a fresh one.  Nothing is
+ * the lock around the fork and releases it in both processes.  Nothing is
  * taken while bc.lock is held, so these handlers cannot deadlock with
  * rcu.c's.  The cached buffers stay valid in both processes (each has
  * its own copy of the heap). */
@@ -84,7 +84,9 @@ static void bc_parent(void)
 
 static void bc_child(void)
 {
-	pthread_mutex_init(&bc.lock, NULL);
+	/* the forking thread, the child's only thread, holds it: release it
+	 * (a re-initialisation of a held lock confuses ThreadSanitizer) */
+	pthread_mutex_unlock(&bc.lock);
 }
 
 __attribute__((constructor)) static void bc_setup(void)

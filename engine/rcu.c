@@ -318,6 +318,11 @@ static void fork_child_prune(void)
 static void fork_child(void)
 {
 	fork_child_prune();
+	/* the two locks fork_prepare took are this thread's: release them
+	 * before making them new, so that a checker (ThreadSanitizer) that
+	 * follows lock states sees no initialisation of a held lock */
+	pthread_mutex_unlock(&dq.lock);
+	pthread_rwlock_unlock(&fork_gate);
 	gate_init();
 	pthread_mutex_init(&reg_lock, NULL);
 	pthread_mutex_init(&dq.lock, NULL);
