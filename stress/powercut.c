@@ -7,10 +7,11 @@
  *
  *   powercut [--seed N] [--traces N] [--ops N] [--prefix-max N]
  *            [--random N] [--stride N] [--nested N] [--mixctl PATH]
- *            [--mixctl-every N] [--tmp DIR] [--findings FILE]
+ *            [--mixctl-every N] [--only N] [--tmp DIR] [--findings FILE]
  *            [--strict-uids] [--verbose]
  *
- * The seed is printed; MIX_POWERCUT_SEED (or --seed) replays a run.
+ * The seed is printed; MIX_POWERCUT_SEED (or --seed) replays a run, and
+ * with --only N only its trace N (the N of a FAIL line's "tN-...").
  * MIX_POWERCUT_STRICT_UIDS=1 is --strict-uids.  Output: one line per
  * trace, a FAIL block per failing state (with the saved state directory),
  * then totals as "name value unit" lines.  Exit 0 when nothing failed
@@ -25,10 +26,14 @@ static void usage(void)
 {
 	fprintf(stderr, "usage: powercut [--seed N] [--traces N] [--ops N] "
 		"[--prefix-max N] [--random N] [--stride N] [--nested N] [--mixctl PATH] "
-		"[--mixctl-every N] [--tmp DIR] "
+		"[--mixctl-every N] [--only N] [--tmp DIR] "
 		"[--findings FILE] [--strict-uids] [--verbose]\n");
 	exit(2);
 }
+
+/* --only N: run trace N of the run alone (replaying a FAIL line's
+ * "tN-..." with the run's seed). */
+static long only = -1;
 
 static void parse(int argc, char **argv, struct pc_opts *o)
 {
@@ -71,6 +76,8 @@ static void parse(int argc, char **argv, struct pc_opts *o)
 		else if (!strcmp(a, "--mixctl-every") && v)
 			o->mixctl_every = (unsigned)st_opt_u64("mixctl-every", v,
 							       0, 1000000), i++;
+		else if (!strcmp(a, "--only") && v)
+			only = (long)st_opt_u64("only", v, 0, 9999), i++;
 		else if (!strcmp(a, "--tmp") && v)
 			o->tmp = v, i++;
 		else if (!strcmp(a, "--findings") && v)
@@ -114,6 +121,8 @@ int main(int argc, char **argv)
 	if ((ret = mix_engine_create(&cfg, &eng)) < 0)
 		st_die("mix_engine_create: %s", mix_strerror(ret));
 	for (unsigned i = 0; i < o.traces; i++) {
+		if (only >= 0 && (unsigned)only != i)
+			continue;
 		pc_run_trace(&o, eng, i, &one);
 		pc_totals_add(&all, &one);
 	}
@@ -138,11 +147,13 @@ int main(int argc, char **argv)
 	       "states");
 	figure("states_in_recovery", all.nested_states, "states");
 	figure("mixctl_checks", all.mixctl_runs, "states");
+	figure("mixctl_failures", all.mixctl_fail, "states");
 	figure("failures", all.failures, "states");
 	figure("open_failures", all.open_fail, "states");
 	figure("state_mismatches", all.mismatch, "opens");
 	figure("modseq_reuse", all.modseq_reuse, "states");
 	figure("uid_reuse", all.uid_reuse, "states");
+	figure("uid_reuse_in_recovery", all.uid_reuse_recovery, "states");
 	figure("expunge_history_shortened", all.xhist_lost, "opens");
 	st_figure("seconds", st_secs_since(t0), "s");
 	if (all.failures > 0)

@@ -346,7 +346,8 @@ struct pc_totals {
 	uint64_t torn, subsets, nested_runs, nested_states;
 	uint64_t commits, commits_sync, commits_async, recreates, idle;
 	uint64_t xhist_lost;    /* history could answer, recovered cannot */
-	uint64_t mixctl_runs;
+	uint64_t mixctl_runs, mixctl_fail;
+	uint64_t uid_reuse_recovery;   /* of uid_reuse: at depth 1 */
 };
 
 /* Engine warnings of the check in progress (for failure reports). */
@@ -1349,6 +1350,7 @@ static inline int pc_check_commit(struct pc_run *r, struct mix_index *ix,
 	}
 	if (res.last_uid <= r->max_uid) {
 		r->tot->uid_reuse++;
+		r->tot->uid_reuse_recovery += r->depth > 0;
 		snprintf(err, esize, "UID reuse: append after recovery got "
 			 "UID %u, the workload had been handed UID %u",
 			 res.last_uid, r->max_uid);
@@ -1452,6 +1454,7 @@ static inline int pc_mixctl(struct pc_run *r, char *err, size_t esize)
 	r->tot->mixctl_runs++;
 	if (st == 0)
 		return 0;
+	r->tot->mixctl_fail++;
 	line[strcspn(line, "\n")] = '\0';
 	snprintf(err, esize, "mixctl check: exit %d: %s",
 		 WIFEXITED(st) ? WEXITSTATUS(st) : -1, line);
