@@ -26,6 +26,7 @@
 #include "fileio.h"
 #include "index-file.h"
 #include "index.h"
+#include "regfile.h"
 #include "txn.h"
 
 #define LOCK_FILENAME "mix.index.lock"
@@ -51,6 +52,7 @@ struct recovery {
 	int recreate;        /* MIX_OPEN_RECREATE: a new index replaces it */
 	int salvage;         /* MIX_OPEN_SALVAGE: keep what is valid */
 	unsigned leftover;   /* bit i: logs[i] was an interrupted RECREATE's */
+	uint32_t uid_jump;   /* next_uid a writable open must skip to (§2.7) */
 	struct mix_log_reader logs[2]; /* [0] .log.2, [1] .log */
 	int have_log[2];
 };
@@ -594,7 +596,9 @@ static int recreate_indexid(struct mix_index *idx, uint32_t *indexid_r)
 		}
 	}
 	path_of(path, sizeof(path), idx->dir, MIX_INDEX_FILENAME);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = mix_regfile_open_ro(path, NULL);   /* never blocks on a FIFO */
+	if (fd < 0)
+		mix_err_clear();   /* no usable old mix.index: no floor from it */
 	if (fd >= 0) {
 		if (pread(fd, &h, sizeof(h), 0) == (ssize_t)sizeof(h) &&
 		    h.magic == MIX_INDEX_MAGIC &&
@@ -659,6 +663,11 @@ static void uid_floor_apply(struct recovery *rc)
 	uint32_t f = recovered_uid_floor(rc);
 	char msg[512];
 
+	/* whether or not next_uid skips now, the session must not state a
+	 * lower floor in a checkpoint before its own reservation covers it:
+	 * a second crash would forget UIDs the first lost writer may have
+	 * handed out (the logs that said so are then behind mix.index) */
+	rc->uid_floor = f;
 	if (f <= rc->b.hdr.next_uid ||
 	    (idx->same_boot && !idx->info.logs_missing))
 		return;
@@ -668,9 +677,25 @@ static void uid_floor_apply(struct recovery *rc)
 		 "continues at %u (format.md §2.7)", idx->dir,
 		 rc->b.hdr.next_uid, f - 1, f);
 	warn(idx, msg);
-	rc->b.hdr.next_uid = f;
-	rc->b.changed = 1;
-	rc->need_checkpoint = 1;
+	/* done by a logged transaction once the writer has the index
+	 * (uid_jump_commit): followers in other processes read the jump from
+	 * the log like any change */
+	rc->uid_jump = f;
+}
+
+/* The jump uid_floor_apply decided, as a header transaction through the
+ * writer (logged, synced, published; replay gives the same state). */
+static int uid_jump_commit(struct mix_index *idx, uint32_t next_uid)
+{
+	struct mix_txn *t;
+	int ret = mix_txn_begin(idx, &t);
+	if (ret < 0)
+		return ret;
+	if ((ret = mix_txn_hdr_set(t, MIX_HDR_NEXT_UID, next_uid)) < 0) {
+		mix_txn_free(t);
+		return ret;
+	}
+	return mix_txn_commit(&t, MIX_DURABILITY_SYNC, NULL);
 }
 
 static int recover(struct recovery *rc, unsigned flags)
@@ -844,8 +869,10 @@ static int writer_setup(struct recovery *rc)
 	idx->ckpt_seq = rc->idx_seq;
 	idx->ckpt_off = rc->idx_off;
 	idx->ckpt_uid_floor = rc->uid_floor;
-	/* nothing is handed out before this session's log reserves */
-	idx->uid_floor = idx->snap->hdr.next_uid;
+	/* every UID a crashed writer may have handed out stays below what
+	 * this session's checkpoints state (§2.7) */
+	idx->uid_floor = rc->uid_floor > idx->snap->hdr.next_uid ?
+			 rc->uid_floor : idx->snap->hdr.next_uid;
 	if (rc->have_log[1]) {
 		/* What we replayed must be on disk before mix.index or a new
 		 * log says where it ended: the process that wrote it may have
@@ -938,6 +965,58 @@ static int index_alloc(struct mix_engine *e, const char *dir, unsigned flags,
 	return 0;
 }
 
+/* Is a writer (another process, or this one) holding the index's write
+ * lock right now?  Only asks: F_OFD_GETLK takes nothing. */
+static int writer_active(const char *dir)
+{
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+	char path[4096];
+	int fd, active = 0;
+
+	path_of(path, sizeof(path), dir, LOCK_FILENAME);
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	if (fd < 0)
+		return 0;
+	if (fcntl(fd, F_OFD_GETLK, &fl) == 0 && fl.l_type != F_UNLCK)
+		active = 1;
+	close(fd);
+	return active;
+}
+
+#define OPEN_RO_TRIES 50
+
+/* A read-only open reads mix.index, then the logs, while a writer in
+ * another process may checkpoint and rotate between the two: the logs
+ * then continue from a later position than the mix.index it read, or a
+ * rotation is half done.  Like mix_index_refresh, it reads everything
+ * again (up to OPEN_RO_TRIES times, 2 ms apart) when that happened while
+ * a writer holds the lock; a writable open holds the lock itself, and
+ * with no writer the files do not move, so their error stands. */
+static int recover_retry(struct recovery *rc, unsigned flags)
+{
+	struct mix_index *idx = rc->idx;
+	int ret, tries;
+
+	for (tries = 1;; tries++) {
+		ret = recover(rc, flags);
+		if (ret != MIX_ECORRUPT || !(flags & MIX_OPEN_READONLY) ||
+		    tries >= OPEN_RO_TRIES || !writer_active(idx->dir))
+			return ret;
+		if (rc->have_state)
+			mix_builder_abort(&rc->b);
+		if (rc->map)
+			mix_robj_free(&rc->map->robj);
+		recovery_free(rc);
+		memset(rc, 0, sizeof(*rc));
+		rc->idx = idx;
+		rc->gen = 1;
+		rc->salvage = (flags & MIX_OPEN_SALVAGE) != 0;
+		memset(&idx->info, 0, sizeof(idx->info));
+		mix_err_clear();
+		usleep(2000);
+	}
+}
+
 MIX_API int mix_index_open(struct mix_engine *e, const char *dir,
 			   unsigned flags, struct mix_index **idx_r)
 {
@@ -960,7 +1039,7 @@ MIX_API int mix_index_open(struct mix_engine *e, const char *dir,
 	if (!(flags & MIX_OPEN_READONLY))
 		ret = lock_take(idx);
 	if (ret == 0)
-		ret = recover(&rc, flags);
+		ret = recover_retry(&rc, flags);
 	if (ret == 0) {
 		idx->map = rc.map;
 		rc.map = NULL;
@@ -983,9 +1062,18 @@ MIX_API int mix_index_open(struct mix_engine *e, const char *dir,
 		return mix_err_set(ret, msg);
 	}
 	if (!(flags & MIX_OPEN_READONLY)) {
-		lock_sign(idx);
 		idx->writer = &e->writers[__atomic_fetch_add(
 			&e->next_writer, 1, __ATOMIC_RELAXED) % e->nwriters];
+		if (rc.uid_jump && (ret = uid_jump_commit(idx, rc.uid_jump)) < 0) {
+			char msg[512];
+			mix_err_copy(msg, sizeof(msg));
+			__atomic_add_fetch(&e->open_indexes, 1,
+					   __ATOMIC_RELAXED);
+			mix_index_close(&idx);
+			return mix_err_set(ret, msg);
+		}
+		/* only now: the jump is durable */
+		lock_sign(idx);
 	}
 	__atomic_add_fetch(&e->open_indexes, 1, __ATOMIC_RELAXED);
 	*idx_r = idx;
