@@ -16,8 +16,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -198,6 +200,17 @@ static uint32_t ifile_uid_floor(const struct mix_ifile *f)
 	return v;
 }
 
+/* The identity of the mix.index file a state came from (a follower
+ * notices a re-created index by it, refresh_recreated). */
+static void ifile_note(struct mix_index *idx, const char *path)
+{
+	struct stat st;
+	if (stat(path, &st) == 0) {
+		idx->ifile_dev = (uint64_t)st.st_dev;
+		idx->ifile_ino = (uint64_t)st.st_ino;
+	}
+}
+
 static int load_index(struct recovery *rc)
 {
 	struct mix_index *idx = rc->idx;
@@ -219,6 +232,7 @@ static int load_index(struct recovery *rc)
 	rc->map->addr = f.map;
 	rc->map->size = f.map_size;
 	rc->uid_floor = ifile_uid_floor(&f);
+	ifile_note(idx, path);
 	ret = mix_builder_from_ifile(&rc->b, rc->gen, &f, rc->map);
 	if (ret < 0) {
 		mix_ifile_free(&f);
@@ -356,6 +370,15 @@ static void check_logs_lost(struct recovery *rc)
 	if (!rc->have_index || rc->have_log[1] ||
 	    (rc->have_log[0] && rc->logs[0].hdr.file_seq >= rc->pos_seq))
 		return;
+	if (rc->leftover) {
+		/* a RECREATE interrupted before its first log: nothing of
+		 * the new index was ever logged, so nothing is missing */
+		snprintf(msg, sizeof(msg), "%s: old logs left by an interrupted "
+			 "re-creation are ignored (the next writer removes "
+			 "them)", idx->dir);
+		warn(idx, msg);
+		return;
+	}
 	idx->info.logs_missing = 1;
 	snprintf(msg, sizeof(msg), "%s: %s and %s are missing: changes "
 		 "logged after mix.index's checkpoint (log seq %u offset "
@@ -1237,6 +1260,35 @@ static int refresh_reload(struct mix_index *idx, const struct mix_snap *cur,
 
 #define REFRESH_RELOAD_TRIES 50
 
+/* Is mix.index now another index's (a RECREATE)?  A stat per refresh;
+ * the header is read only when the file was replaced (every checkpoint
+ * replaces it). */
+static int refresh_recreated(struct mix_index *idx, uint32_t indexid)
+{
+	char path[4096];
+	struct stat st;
+	uint32_t id;
+	int fd, other = 0;
+
+	path_of(path, sizeof(path), idx->dir, MIX_INDEX_FILENAME);
+	if (stat(path, &st) < 0 || ((uint64_t)st.st_dev == idx->ifile_dev &&
+				    (uint64_t)st.st_ino == idx->ifile_ino))
+		return 0;
+	if ((fd = mix_regfile_open_ro(path, NULL)) < 0) {
+		mix_err_clear();
+		return 0;
+	}
+	if (pread(fd, &id, sizeof(id), offsetof(struct mix_index_header,
+						  indexid)) == sizeof(id))
+		other = id != indexid;
+	close(fd);
+	if (!other) {   /* a checkpoint of the same index */
+		idx->ifile_dev = (uint64_t)st.st_dev;
+		idx->ifile_ino = (uint64_t)st.st_ino;
+	}
+	return other;
+}
+
 static int refresh_locked(struct mix_index *idx)
 {
 	const struct mix_snap *cur = idx->snap;
@@ -1254,10 +1306,12 @@ static int refresh_locked(struct mix_index *idx)
 	rc.have_state = 1;
 	rc.b.xhist_max = idx->xhist_max;
 	ret = open_logs_settled(&rc);
-	/* a log of another indexid: the index was re-created (whatever
-	 * file_seq its logs have now): reload */
+	/* a log of another indexid, or a mix.index of another: the index was
+	 * re-created (whatever file_seq its logs have now, and even before
+	 * its first log, when a crash left the old logs): reload */
 	if (ret == 0 && ((rc.have_log[0] && rc.logs[0].hdr.indexid != rc.indexid) ||
-			 (rc.have_log[1] && rc.logs[1].hdr.indexid != rc.indexid))) {
+			 (rc.have_log[1] && rc.logs[1].hdr.indexid != rc.indexid) ||
+			 refresh_recreated(idx, rc.indexid))) {
 		rc.gap = 1;
 		ret = mix_err(MIX_ECORRUPT, "%s: re-created", idx->dir);
 	}

@@ -59,6 +59,9 @@ struct mix_index {
 	pthread_mutex_t watch_lock;
 	struct mix_watch **watches;
 	uint32_t nwatches, watches_cap;
+	/* the mix.index file the state was loaded from (read-only
+	 * followers: refresh_recreated in index.c); under refresh_lock */
+	uint64_t ifile_dev, ifile_ino;
 	/* MIX_OPEN_READONLY: mix_index_refresh callers, one at a time */
 	pthread_mutex_t refresh_lock;
 

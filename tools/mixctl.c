@@ -429,6 +429,7 @@ struct log {
 	struct mix_log_reader r;     /* positioned nowhere in particular */
 	uint64_t end;                /* end of valid data (torn offset) */
 	int torn;
+	int damaged;                 /* the reader proved it damage (§3.4) */
 	char torn_reason[512];
 	uint32_t txns;
 };
@@ -506,6 +507,7 @@ static void log_walk(struct log *l)
 				"describes)", mix_last_error());
 	}
 	l->torn = l->r.torn;
+	l->damaged = l->r.damaged;
 	l->end = l->r.torn ? l->r.torn_offset : l->f.size;
 	reason = l->r.torn_reason;
 	if (!strncmp(reason, l->f.path, strlen(l->f.path)) &&
@@ -647,7 +649,11 @@ static void check_torn(const struct log *l, int is_last, uint32_t pos_seq,
 {
 	if (!l->torn || l->end >= limit)
 		return;
-	if (l->h.file_seq == pos_seq && l->end < pos_off)
+	if (l->damaged)
+		problem(l->f.path, (long long)l->end, "transaction", "%s "
+			"(expected a torn tail at most; mixctl salvage keeps "
+			"every valid transaction)", l->torn_reason);
+	else if (l->h.file_seq == pos_seq && l->end < pos_off)
 		problem(l->f.path, (long long)l->end, "transaction", "%s, "
 			"inside what mix.index contains (expected intact up "
 			"to offset %" PRIu64 ")", l->torn_reason, pos_off);
@@ -950,6 +956,39 @@ static void check_strays(const char *dir)
 	}
 }
 
+/* A log an interrupted MIX_OPEN_RECREATE left (format.md §3.5 "Which
+ * logs belong", rule 1): an older indexid whose modseqs are all below the
+ * new index's, beside a mix.index still at log 1 offset 48.  The library
+ * ignores it and its next writer removes it: a warning, not a problem,
+ * and not part of the chain. */
+static int recreate_leftover(const char *dir, const char *name,
+			     const struct dirstate *d)
+{
+	const struct mix_index_header *ih;
+	struct mix_log_header h;
+	char path[4096];
+	int fd, ok;
+
+	if (!d->have_index)
+		return 0;
+	ih = d->ifile.hdr;
+	if (ih->log_file_seq != 1 ||
+	    ih->log_file_head_offset != sizeof(struct mix_log_header))
+		return 0;
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)) < 0)
+		return 0;
+	ok = pread(fd, &h, sizeof(h), 0) == (ssize_t)sizeof(h) &&
+	     h.magic == MIX_LOG_MAGIC && h.indexid < ih->indexid &&
+	     (uint64_t)h.indexid + h.file_seq < (uint64_t)ih->indexid + 1;
+	close(fd);
+	if (ok)
+		warning(path, "left by an interrupted MIX_OPEN_RECREATE "
+			"(indexid %u, mix.index's is %u): ignored, removed by "
+			"the next writer", h.indexid, ih->indexid);
+	return ok;
+}
+
 static int cmd_check(const char *dir)
 {
 	struct dirstate d;
@@ -974,10 +1013,12 @@ static int cmd_check(const char *dir)
 	load(&d.index, dir, MIX_INDEX_FILENAME);
 	if (d.index.present)
 		d.have_index = check_index(&d.index, &d.ifile);
-	check_log(&d.logs[0], dir, MIX_LOG2_FILENAME, d.have_index,
-		  d.have_index ? d.ifile.hdr->indexid : 0);
-	check_log(&d.logs[1], dir, MIX_LOG_FILENAME, d.have_index,
-		  d.have_index ? d.ifile.hdr->indexid : 0);
+	if (!recreate_leftover(dir, MIX_LOG2_FILENAME, &d))
+		check_log(&d.logs[0], dir, MIX_LOG2_FILENAME, d.have_index,
+			  d.have_index ? d.ifile.hdr->indexid : 0);
+	if (!recreate_leftover(dir, MIX_LOG_FILENAME, &d))
+		check_log(&d.logs[1], dir, MIX_LOG_FILENAME, d.have_index,
+			  d.have_index ? d.ifile.hdr->indexid : 0);
 	if (!d.index.present && !d.logs[0].f.present && !d.logs[1].f.present) {
 		problem(dir, -1, "directory", "holds no mix.index and no log "
 			"(expected an index)");
