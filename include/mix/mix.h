@@ -316,8 +316,10 @@ enum mix_durability {
 };
 
 struct mix_commit_result {
-	/* the transaction's modseq; for a transaction that changed nothing,
-	 * the highest modseq of the snapshot it was checked against */
+	/* the transaction's modseq; for a transaction that changed nothing
+	 * a client can see (nothing at all, or only internal flags such as
+	 * DIRTY: docs/condstore.md), the highest modseq of the snapshot it
+	 * was checked against, unchanged */
 	uint64_t modseq;
 	/* UIDs given to the first and last appended message (0, 0 if
 	 * none); contiguous unless the transaction raised next_uid between
