@@ -167,7 +167,7 @@ static const char *const stage_names[] = { "engine create", "open", "check",
 					   "close", "done" };
 
 struct probe {
-	int mode;               /* 0 read-only, 1 writable: where it is */
+	int mode;               /* M_RO, M_RW, M_REOPEN: where it is */
 	int stage;
 	int ret[NMODES];
 	char err[NMODES][512];
