@@ -90,6 +90,7 @@ struct pc_step {
 	uint64_t xhist;          /* pc_xhist() after the step */
 	unsigned epoch;
 	char what[96];
+	char hdr[160];           /* pc_hdr_desc() after it, or "" */
 };
 
 struct pc_trace {
@@ -264,7 +265,7 @@ static inline void pc_hdr_desc(struct mix_index *ix, char *buf, size_t size)
 	s = mix_index_snap(ix);
 	mix_snap_counts(s, &c);
 	snprintf(buf, size, "messages %u next_uid %u uidvalidity %u "
-		 "highest_modseq %llu seen %u deleted %u first_recent %u",
+		 "hms %llu seen %u deleted %u first_recent %u",
 		 mix_snap_messages_count(s), mix_snap_next_uid(s),
 		 mix_snap_uid_validity(s),
 		 (unsigned long long)mix_snap_highest_modseq(s), c.seen,
@@ -416,11 +417,13 @@ static inline void pc_step_end(struct pc_work *w, size_t j)
 		s->digest_nm = pc_digest_mode(w->ix, 0);
 		s->next_uid = pc_next_uid(w->ix);
 		s->xhist = pc_xhist(w->ix);
+		pc_hdr_desc(w->ix, s->hdr, sizeof(s->hdr));
 	} else if (j > 0) {
 		s->digest = w->t->steps[j - 1].digest;
 		s->digest_nm = w->t->steps[j - 1].digest_nm;
 		s->next_uid = w->t->steps[j - 1].next_uid;
 		s->xhist = w->t->steps[j - 1].xhist;
+		memcpy(s->hdr, w->t->steps[j - 1].hdr, sizeof(s->hdr));
 	}
 }
 
@@ -690,6 +693,8 @@ static inline int pc_commit_burst(struct pc_work *w, int sync_pct)
 	/* the last one's full state is the live one now */
 	w->t->steps[first + sent - 1].digest = pc_digest(w->ix);
 	w->t->steps[first + sent - 1].next_uid = pc_next_uid(w->ix);
+	pc_hdr_desc(w->ix, w->t->steps[first + sent - 1].hdr,
+		    sizeof(w->t->steps[0].hdr));
 	if (pc_digest_mode(w->ix, 0) != w->t->steps[first + sent - 1].digest_nm)
 		return pc_work_fail(w, "the shadow index disagrees with the "
 				    "live one after a burst", MIX_EINVAL);
@@ -1289,9 +1294,10 @@ static inline int pc_match_err(struct pc_run *r, const char *which,
 	else
 		snprintf(err, esize, "%s open: the state matches no step "
 			 "(half-applied or corrupt); expected one of steps "
-			 "%zu (%s) .. %zu (%s)", which, r->lo,
-			 r->t->steps[r->lo].what, r->hi,
-			 r->t->steps[r->hi].what);
+			 "%zu (%s: %s) .. %zu (%s: %s)", which, r->lo,
+			 r->t->steps[r->lo].what, r->t->steps[r->lo].hdr,
+			 r->hi, r->t->steps[r->hi].what,
+			 r->t->steps[r->hi].hdr);
 	return -1;
 }
 
@@ -1496,8 +1502,11 @@ static inline int pc_check(struct pc_run *r, struct pc_trace *nt, char *err,
 	d_ro[4] = pc_hms(ix);
 	pc_hdr_desc(ix, hdr_ro, sizeof(hdr_ro));
 	mix_index_close(&ix);
-	if ((ret = pc_match_err(r, "read-only", d_ro, err, esize)) < 0)
+	if ((ret = pc_match_err(r, "read-only", d_ro, err, esize)) < 0) {
+		size_t n = strlen(err);
+		snprintf(err + n, esize - n, " [found: %s]", hdr_ro);
 		return -1;
+	}
 	if (r->o->mixctl && r->o->mixctl_every &&
 	    r->tot->states % r->o->mixctl_every == 0 &&
 	    pc_mixctl(r, err, esize) < 0)
