@@ -35,8 +35,9 @@
  * lost after a clean close; a follower opened after a reopen across a
  * RECREATE; a follower after both logs were lost; the two logs swapped
  * (refused naming them, or opened whole); a follower after an open that
- * skipped UIDs; a follower across a RECREATE that left the old logs, and
- * mixctl check on that state.
+ * skipped UIDs; a follower across a RECREATE that left the old logs,
+ * mixctl check on that state, and the follower again when the new
+ * mix.index has the old one's inode number.
  *
  * Then the random run.  Checked (one TAP line per kind, failing when any
  * step failed it):
@@ -2382,13 +2383,17 @@ static void sc_follower_uid_skip(void)
 /* The state a RECREATE leaves when it is interrupted after its new
  * mix.index, before it removed the old logs (a crash there): the old
  * logs put back in place of the new ones.  *ro_r: a follower opened on
- * the old incarnation (when ro_r); returns the new HIGHESTMODSEQ. */
-static uint64_t sc_recreate_torn(struct scen *sc, struct mix_index **ro_r)
+ * the old incarnation (when ro_r); returns the new HIGHESTMODSEQ.  With
+ * same_inode the new mix.index gets the inode number of the one the
+ * follower read (file systems reuse freed inode numbers at once; a hard
+ * link keeps it allocated here). */
+static uint64_t sc_recreate_torn(struct scen *sc, struct mix_index **ro_r,
+				 int same_inode)
 {
 	struct mix_index *w;
-	char p1[4096], p2[4096];
-	uint8_t *l1, *l2;
-	size_t s1 = 0, s2 = 0;
+	char p1[4096], p2[4096], ix[4096], keep[4096];
+	uint8_t *l1, *l2, *nb;
+	size_t s1 = 0, s2 = 0, ns = 0;
 	uint64_t hms = 0;
 	w = sc_open(sc, MIX_OPEN_CREATE, "create");
 	sc_commit(sc, w, 2, NULL, 0);
@@ -2402,10 +2407,22 @@ static uint64_t sc_recreate_torn(struct scen *sc, struct mix_index **ro_r)
 	l2 = tu_read_file(p2, &s2);
 	if (ro_r)
 		*ro_r = sc_open(sc, MIX_OPEN_READONLY, "read-only");
+	snprintf(ix, sizeof(ix), "%s/mix.index", sc->dir);
+	snprintf(keep, sizeof(keep), "%s/mix.index.keep", sc->dir);
+	if (same_inode && link(ix, keep) < 0)
+		sc_failf(sc, "link: %s", strerror(errno));
 	w = sc_open(sc, MIX_OPEN_RECREATE, "recreate");
 	if (w) {
 		hms = idx_hms(w);
 		sc_close(sc, &w, "recreate");
+	}
+	if (same_inode) {
+		nb = tu_read_file(ix, &ns);
+		if (!nb || tu_write_file(keep, nb, ns) < 0 ||
+		    rename(keep, ix) < 0)
+			sc_failf(sc, "could not move the new mix.index into the "
+				 "old inode");
+		free(nb);
 	}
 	unlink(p1);
 	unlink(p2);
@@ -2419,14 +2436,14 @@ static uint64_t sc_recreate_torn(struct scen *sc, struct mix_index **ro_r)
 
 /* A follower of the old incarnation moves to the new one, as a fresh
  * open does. */
-static void sc_follower_recreate_torn(void)
+static void sc_follower_recreate_torn(int same_inode)
 {
 	struct scen sc;
 	struct mix_index *ro = NULL;
 	uint64_t hms;
 	int ret;
 	sc_start(&sc, 0);
-	hms = sc_recreate_torn(&sc, &ro);
+	hms = sc_recreate_torn(&sc, &ro, same_inode);
 	if (ro && hms) {
 		ret = mix_index_refresh(ro);
 		if (ret < 0)
@@ -2436,8 +2453,10 @@ static void sc_follower_recreate_torn(void)
 			  0, 1, hms);
 	}
 	sc_close(&sc, &ro, "read-only");
-	sc_end(&sc, 1, "a follower moves to the new incarnation when a "
-	       "RECREATE left the old logs behind");
+	sc_end(&sc, 1, same_inode ? "a follower moves to the new incarnation "
+	       "when a RECREATE left the old logs and its mix.index has the "
+	       "old one's inode number" : "a follower moves to the new "
+	       "incarnation when a RECREATE left the old logs behind");
 }
 
 /* mixctl agrees with the library, which opens that state (the old logs
@@ -2448,7 +2467,7 @@ static void sc_mixctl_recreate_torn(void)
 	struct scen sc;
 	int status;
 	sc_start(&sc, 0);
-	if (sc_recreate_torn(&sc, NULL) &&
+	if (sc_recreate_torn(&sc, NULL, 0) &&
 	    (status = mixctl_check(sc.dir, out, sizeof(out))) != 0)
 		sc_failf(&sc, "mixctl check: exit %d, expected 0 (leftovers "
 			 "of an interrupted RECREATE are warnings); it "
@@ -2457,7 +2476,7 @@ static void sc_mixctl_recreate_torn(void)
 	       "logs behind clean (warnings allowed)");
 }
 
-#define N_SCENARIOS 9
+#define N_SCENARIOS 10
 
 static void run_scenarios(void)
 {
@@ -2468,8 +2487,9 @@ static void run_scenarios(void)
 	sc_follower_logs_lost();
 	sc_logs_swapped();
 	sc_follower_uid_skip();
-	sc_follower_recreate_torn();
+	sc_follower_recreate_torn(0);
 	sc_mixctl_recreate_torn();
+	sc_follower_recreate_torn(1);
 }
 
 /* ---- the run ----------------------------------------------------------- */
