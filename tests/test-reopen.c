@@ -542,6 +542,7 @@ static void files_save(const char *dir, struct files *f)
 {
 	char p[4096];
 	int i;
+	memset(f, 0, sizeof(*f));
 	for (i = 0; i < 3; i++) {
 		snprintf(p, sizeof(p), "%s/%s", dir, fnames[i]);
 		f->data[i] = tu_read_file(p, &f->size[i]);
@@ -565,8 +566,10 @@ static int files_equal(const struct files *a, const struct files *b,
 {
 	int i;
 	for (i = 0; i < 3; i++) {
-		if (!a->data[i] != !b->data[i] || a->size[i] != b->size[i] ||
-		    (a->data[i] && memcmp(a->data[i], b->data[i], a->size[i]))) {
+		if (!a->data[i] != !b->data[i] ||
+		    (a->data[i] && (a->size[i] != b->size[i] ||
+				    memcmp(a->data[i], b->data[i],
+					   a->size[i])))) {
 			snprintf(why, whysize, "%s: %zu bytes before, %zu after%s",
 				 fnames[i], a->size[i], b->size[i],
 				 a->size[i] == b->size[i] ? " (contents differ)"
