@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "crc32c.h"
 #include "engine.h"
 #include "err.h"
 #include "fileio.h"
@@ -200,15 +201,24 @@ static uint32_t ifile_uid_floor(const struct mix_ifile *f)
 	return v;
 }
 
+/* A file's identity for refresh_recreated: device, inode, size and
+ * change time (an inode number alone may be reused by the next file). */
+static uint64_t ifile_id_of(const struct stat *st)
+{
+	uint64_t v[5] = { (uint64_t)st->st_dev, (uint64_t)st->st_ino,
+			  (uint64_t)st->st_size, (uint64_t)st->st_ctim.tv_sec,
+			  (uint64_t)st->st_ctim.tv_nsec };
+	return mix_crc32c(0, v, sizeof(v)) |
+	       (uint64_t)mix_crc32c(1, v, sizeof(v)) << 32;
+}
+
 /* The identity of the mix.index file a state came from (a follower
  * notices a re-created index by it, refresh_recreated). */
 static void ifile_note(struct mix_index *idx, const char *path)
 {
 	struct stat st;
-	if (stat(path, &st) == 0) {
-		idx->ifile_dev = (uint64_t)st.st_dev;
-		idx->ifile_ino = (uint64_t)st.st_ino;
-	}
+	if (stat(path, &st) == 0)
+		idx->ifile_id = ifile_id_of(&st);
 }
 
 static int load_index(struct recovery *rc)
@@ -1271,8 +1281,7 @@ static int refresh_recreated(struct mix_index *idx, uint32_t indexid)
 	int fd, other = 0;
 
 	path_of(path, sizeof(path), idx->dir, MIX_INDEX_FILENAME);
-	if (stat(path, &st) < 0 || ((uint64_t)st.st_dev == idx->ifile_dev &&
-				    (uint64_t)st.st_ino == idx->ifile_ino))
+	if (stat(path, &st) < 0 || ifile_id_of(&st) == idx->ifile_id)
 		return 0;
 	if ((fd = mix_regfile_open_ro(path, NULL)) < 0) {
 		mix_err_clear();
@@ -1282,10 +1291,8 @@ static int refresh_recreated(struct mix_index *idx, uint32_t indexid)
 						  indexid)) == sizeof(id))
 		other = id != indexid;
 	close(fd);
-	if (!other) {   /* a checkpoint of the same index */
-		idx->ifile_dev = (uint64_t)st.st_dev;
-		idx->ifile_ino = (uint64_t)st.st_ino;
-	}
+	if (!other)   /* a checkpoint of the same index */
+		idx->ifile_id = ifile_id_of(&st);
 	return other;
 }
 

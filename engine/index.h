@@ -61,7 +61,7 @@ struct mix_index {
 	uint32_t nwatches, watches_cap;
 	/* the mix.index file the state was loaded from (read-only
 	 * followers: refresh_recreated in index.c); under refresh_lock */
-	uint64_t ifile_dev, ifile_ino;
+	uint64_t ifile_id;
 	/* MIX_OPEN_READONLY: mix_index_refresh callers, one at a time */
 	pthread_mutex_t refresh_lock;
 
