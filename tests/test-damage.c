@@ -1233,6 +1233,16 @@ static void describe_base(void)
 	     (unsigned long long)br->sentinel_modseq);
 }
 
+static char *top_dir;
+static pid_t parent_pid;
+
+/* A Bail out! (exit) leaves no scratch directory behind either. */
+static void cleanup_at_exit(void)
+{
+	if (top_dir && getpid() == parent_pid)
+		tu_rmdir_r(top_dir);
+}
+
 int main(void)
 {
 	char *top, w[4096];
@@ -1242,6 +1252,9 @@ int main(void)
 	if (!getenv("TMPDIR") && access("/dev/shm", W_OK) == 0)
 		setenv("TMPDIR", "/dev/shm", 0);
 	top = tu_tmpdir("damage");
+	top_dir = top;
+	parent_pid = getpid();
+	atexit(cleanup_at_exit);
 
 	br = mmap(NULL, sizeof(*br), PROT_READ | PROT_WRITE,
 		  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -1280,6 +1293,7 @@ int main(void)
 	fs_free(&newer);
 	fs_free(&older);
 	tu_rmdir_r(top);
+	top_dir = NULL;
 	free(top);
 	return tap_done();
 }
