@@ -83,18 +83,6 @@
 static const char *const kw_names[4] = { "$Junk", "todo", "work", "later" };
 static const char *const ext_name = "x.damage";
 
-#if defined(__SANITIZE_THREAD__)
-/* ThreadSanitizer sleeps a second at every exit that leaves threads
- * running (atexit_sleep_ms); each child here exits so (the base builder
- * dies with its engine, the liburcu threads outlive mix_engine_free),
- * which made the run take minutes.  TSAN_OPTIONS still overrides it. */
-__attribute__((visibility("default"))) /* seen by libtsan */
-const char *__tsan_default_options(void);
-const char *__tsan_default_options(void)
-{
-	return "atexit_sleep_ms=0";
-}
-#endif
 
 /* ---- the reference model ---------------------------------------------- */
 
