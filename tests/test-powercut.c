@@ -4,9 +4,8 @@
  * each workload profile, every cut point of each, a few hundred crash
  * states, every 60th state's recovery cut again.  One TAP line per trace
  * (no failing state) and three for the run: enough states were checked,
- * no modseq issued twice, no UID handed out twice (a TODO while the UID
- * floor has the gap of reliability.md's power-loss finding 6, unless
- * MIX_POWERCUT_STRICT_UIDS=1).  `make powercut` is the long version.
+ * no modseq issued twice, no UID handed out twice (a TODO with
+ * MIX_POWERCUT_STRICT_UIDS=0).  `make powercut` is the long version.
  *
  * Seed: MIX_POWERCUT_SEED, else MIX_SEED, else the clock (printed).
  * Single test thread plus the engine's writer.
@@ -16,10 +15,11 @@
 #include "tap.h"
 #include "testutil.h"
 
+/* UID reuse fails unless MIX_POWERCUT_STRICT_UIDS=0 (then a TODO). */
 static int strict_uids(void)
 {
 	const char *s = getenv("MIX_POWERCUT_STRICT_UIDS");
-	return s && *s && strcmp(s, "0") != 0;
+	return !(s && strcmp(s, "0") == 0);
 }
 
 int main(void)
@@ -76,9 +76,9 @@ int main(void)
 	   "(%llu)", (unsigned long long)all.states);
 	ok(all.modseq_reuse == 0, "no modseq issued again after a cut "
 	   "(%llu states did)", (unsigned long long)all.modseq_reuse);
-	/* UIDs: a TODO until the UID floor (format.md §2.7) also covers a
-	 * cut inside recovery (reliability.md, power-loss finding 6);
-	 * MIX_POWERCUT_STRICT_UIDS=1 makes it a plain check */
+	/* UIDs: the UID floor (format.md §2.7) covers cuts inside recovery
+	 * too since a2d96f3 (reliability.md, power-loss finding 6);
+	 * MIX_POWERCUT_STRICT_UIDS=0 turns a failure into a TODO */
 	if (all.uid_reuse == 0 || strict_uids())
 		ok(all.uid_reuse == 0, "no UID handed out again after a cut "
 		   "(%llu states did)", (unsigned long long)all.uid_reuse);
