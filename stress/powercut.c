@@ -12,10 +12,11 @@
  *
  * The seed is printed; MIX_POWERCUT_SEED (or --seed) replays a run, and
  * with --only N only its trace N (the N of a FAIL line's "tN-...").
- * MIX_POWERCUT_STRICT_UIDS=1 is --strict-uids.  Output: one line per
+ * UID reuse fails the run (MIX_POWERCUT_STRICT_UIDS=0: only counted;
+ * --strict-uids is the default, kept for old scripts).  Output: one line per
  * trace, a FAIL block per failing state (with the saved state directory),
  * then totals as "name value unit" lines.  Exit 0 when nothing failed
- * (UID reuse counts as a failure only with --strict-uids), 1 on a
+ * (UID reuse counts as a failure unless MIX_POWERCUT_STRICT_UIDS=0), 1 on a
  * failure, 2 on a setup error.
  *
  * Single-threaded apart from the engine's writer thread.
@@ -47,7 +48,9 @@ static void parse(int argc, char **argv, struct pc_opts *o)
 	o->cut_stride = 1;
 	o->nested_every = 50;
 	o->mixctl_every = 20;
-	o->strict_uids = strict && *strict && strcmp(strict, "0") != 0;
+	/* UID reuse fails the run (format.md §2.7); MIX_POWERCUT_STRICT_UIDS=0
+	 * only counts it */
+	o->strict_uids = !(strict && strcmp(strict, "0") == 0);
 	o->tmp = getenv("TMPDIR");
 	if (!o->tmp || !*o->tmp)
 		o->tmp = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
