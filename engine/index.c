@@ -158,11 +158,30 @@ static void lock_sign(struct mix_index *idx)
 
 /* ---- initial states ---------------------------------------------------- */
 
+/* The indexid of a new index: seconds since 2020 (format.md §2.1, §4),
+ * but never one this process gave out before, so that two mailboxes a
+ * process creates in the same second still differ, and a log copied
+ * between them is refused for its indexid (§3.5).  (Indexes created by
+ * two processes in the same second can still share one.)  The counter
+ * may run ahead of the clock by the number of creates in a burst, which
+ * only moves modseqs up. */
 static uint32_t now_indexid(void)
 {
+	static uint32_t last;   /* atomic: any opening thread */
 	time_t now = time(NULL);
-	return now > MIX_INDEXID_EPOCH ? (uint32_t)(now - MIX_INDEXID_EPOCH)
-				       : 1;
+	uint32_t id = now > MIX_INDEXID_EPOCH ?
+		      (uint32_t)(now - MIX_INDEXID_EPOCH) : 1;
+	uint32_t prev = __atomic_load_n(&last, __ATOMIC_RELAXED);
+
+	/* relaxed: the value is the whole message, nothing is published
+	 * with it */
+	do {
+		if (id <= prev)
+			id = prev + 1;
+	} while (!__atomic_compare_exchange_n(&last, &prev, id, 0,
+					      __ATOMIC_RELAXED,
+					      __ATOMIC_RELAXED));
+	return id;
 }
 
 /* The header of a new, empty index whose first log is file_seq. */

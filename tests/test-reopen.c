@@ -528,6 +528,58 @@ static void test_uids(const char *base)
 	munmap(durable, sizeof(*durable));
 }
 
+/* Two mailboxes created back to back by one process (the same second,
+ * as a server creating a user's folders), dir and dir + "b", each with
+ * a SYNC commit, then a crash. */
+static int st_twins(struct mix_engine *e, const char *dir, int arg)
+{
+	struct mix_index *a, *b;
+	char other[4200];
+	int ret;
+	(void)arg;
+	snprintf(other, sizeof(other), "%sb", dir);
+	mkdir(other, 0755);
+	ret = mix_index_open(e, dir, MIX_OPEN_CREATE, &a);
+	if (ret == 0)
+		ret = mix_index_open(e, other, MIX_OPEN_CREATE, &b);
+	if (ret == 0)
+		ret = commit_n(a, 2, MIX_DURABILITY_SYNC);
+	if (ret == 0)
+		ret = commit_n(b, 3, MIX_DURABILITY_SYNC);
+	if (ret < 0) {
+		note_err(ret);
+		return 1;
+	}
+	_exit(0);
+}
+
+static void expect_corrupt(const char *dir, const char *what,
+			   const char *field);
+
+/* A log copied between two mailboxes the same process created in the
+ * same second is refused too: their indexids differ. */
+static void test_twins(const char *base)
+{
+	char dir[4096], p[4300], q[4300];
+	uint8_t *d;
+	size_t size;
+	int ret;
+
+	snprintf(dir, sizeof(dir), "%.4000s/twin", base);
+	mkdir(dir, 0755);
+	ret = in_child(st_twins, dir, 0);
+	ok(ret == 0, "two mailboxes created back to back, a commit in each "
+	   "(%s)", ret ? sh->err : "ok");
+	snprintf(p, sizeof(p), "%sb/mix.index.log", dir);
+	snprintf(q, sizeof(q), "%s/mix.index.log", dir);
+	d = tu_read_file(p, &size);
+	if (d)
+		tu_write_file(q, d, size);
+	free(d);
+	expect_corrupt(dir, "the log of a mailbox created the same second",
+		       "indexid");
+}
+
 /* ---- helpers ------------------------------------------------------------ */
 
 static const char *const fnames[3] = { "mix.index", "mix.index.log",
@@ -835,6 +887,7 @@ int main(void)
 	test_midlog(d1);
 	test_recreate_leftover(d1);
 	test_uids(d1);
+	test_twins(d1);
 	tu_rmdir_r(d5);
 	free(d5);
 	tu_rmdir_r(d1);
