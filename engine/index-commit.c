@@ -246,7 +246,7 @@ static int uid_floor_raise(struct mix_index *idx, const struct mix_builder *b,
  * directory as it was, however often it happens.  A failure fails the
  * batch; nothing was appended, so the next batch simply tries again with
  * the same file_seq (a file_seq is used once a transaction is in it). */
-static int rotate_pending(struct mix_index *idx)
+int mix_index_rotate_pending(struct mix_index *idx)
 {
 	const struct mix_log_header *h = &idx->log.hdr;
 	int ret;
@@ -276,7 +276,8 @@ static void run_batch(struct mix_index *idx, struct mix_txn **txns,
 			complete_range(idx->writer, txns, start, n, MIX_EPANIC, 0);
 			return;
 		}
-		if (idx->rotate_pending_seq && (ret = rotate_pending(idx)) < 0) {
+		if (idx->rotate_pending_seq &&
+		    (ret = mix_index_rotate_pending(idx)) < 0) {
 			complete_range(idx->writer, txns, start, n, ret, 0);
 			return;
 		}
@@ -347,6 +348,16 @@ void mix_index_process_batch(struct mix_index *idx, struct mix_txn **txns,
 
 /* ---- checkpoint and rotation ------------------------------------------ */
 
+/* §2.7: the UID floor a checkpoint of s states.  A close states that
+ * nothing was handed out beyond next_uid; any other checkpoint states the
+ * session's reservation, which a later crash may have used. */
+static uint32_t ckpt_uid_floor(const struct mix_index *idx,
+			       const struct mix_snap *s)
+{
+	return idx->closing || idx->uid_floor < s->hdr.next_uid ?
+	       s->hdr.next_uid : idx->uid_floor;
+}
+
 static int checkpoint_write(struct mix_index *idx, const struct mix_snap *s)
 {
 	const struct mix_layout *l = s->layout;
@@ -373,11 +384,8 @@ static int checkpoint_write(struct mix_index *idx, const struct mix_snap *s)
 		exts[i].rec_size = l->exts[i].rec_size;
 		exts[i].rec_align = l->exts[i].rec_align;
 	}
-	/* §2.7: the UID floor.  A close states that nothing was handed
-	 * out beyond next_uid; any other checkpoint states the session's
-	 * reservation, which a later crash may have used */
-	floor[0] = idx->closing || idx->uid_floor < s->hdr.next_uid ?
-		   s->hdr.next_uid : idx->uid_floor;
+	/* §2.7: the UID floor */
+	floor[0] = ckpt_uid_floor(idx, s);
 	snprintf(exts[i].name, sizeof(exts[i].name), "%s", MIX_EXT_NAME_UIDS);
 	exts[i].hdr = (const uint8_t *)floor;
 	exts[i].hdr_size = sizeof(floor);
@@ -468,9 +476,7 @@ int mix_index_checkpoint(struct mix_index *idx, int do_remap)
 		return ret;
 	idx->ckpt_seq = idx->log.hdr.file_seq;
 	idx->ckpt_off = idx->log.offset;
-	idx->ckpt_uid_floor = idx->closing ||
-		idx->uid_floor < idx->snap->hdr.next_uid ?
-		idx->snap->hdr.next_uid : idx->uid_floor;
+	idx->ckpt_uid_floor = ckpt_uid_floor(idx, idx->snap);
 	if (idx->writer)
 		__atomic_add_fetch(&idx->writer->stat_checkpoints, 1,
 				   __ATOMIC_RELAXED);
@@ -519,13 +525,6 @@ int mix_index_rotate(struct mix_index *idx)
 			       (unsigned long long)idx->ckpt_off);
 	return mix_index_rotate_to(idx, h->file_seq + 1);
 }
-
-/* UIDs reserved ahead of next_uid at each new log and UID_FLOOR record
- * (format.md §2.7, §3.3.13): an eighth of the UIDs in use, within these
- * bounds, so that a bulk import pays one sync per many thousand appends
- * and a crash skips at most MIX_UID_STEP_MAX UIDs. */
-#define MIX_UID_STEP_MIN (1u << 17)
-#define MIX_UID_STEP_MAX (1u << 22)
 
 uint32_t mix_index_uid_reserve(const struct mix_index *idx,
 			       uint32_t next_uid)

@@ -56,9 +56,28 @@ struct recovery {
 	int salvage;         /* MIX_OPEN_SALVAGE: keep what is valid */
 	unsigned leftover;   /* bit i: logs[i] was an interrupted RECREATE's */
 	uint32_t uid_jump;   /* next_uid a writable open must skip to (§2.7) */
+	uint32_t idx_uid_floor; /* what mix.index states (§2.7) */
+	/* open: warnings are kept here (NUL-separated) and given to the
+	 * callback once the open succeeded, so that a recovery run again
+	 * (rotation race, salvage restart) reports each thing once */
+	struct mix_buf *warnings;
+	/* MIX_OPEN_SALVAGE: transactions that did not apply, skipped whole
+	 * by the next pass (mix_replay_txn is not atomic) */
+	struct salvage_skips *skips;
 	struct mix_log_reader logs[2]; /* [0] .log.2, [1] .log */
 	int have_log[2];
 };
+
+struct salvage_skips {
+	uint32_t n, cap;
+	struct { uint32_t seq; uint64_t off; } *e;
+};
+
+/* Internal: replay_one found a transaction salvage must skip; run the
+ * recovery again (recover_retry). */
+#define SALVAGE_RESTART (-EAGAIN)
+/* At most this many transactions skipped by one salvage. */
+#define SALVAGE_SKIPS_MAX 4096
 
 static void path_of(char *buf, size_t size, const char *dir, const char *name)
 {
@@ -70,6 +89,23 @@ static void warn(struct mix_index *idx, const char *msg)
 	const struct mix_engine_config *c = &idx->engine->cfg;
 	if (c->warning)
 		c->warning(c->warning_ctx, msg);
+}
+
+/* A recovery warning: kept for the end of the open when it defers them
+ * (rc->warnings), given at once otherwise (refresh). */
+static void rc_warn(const struct recovery *rc, const char *msg)
+{
+	if (!rc->warnings ||
+	    mix_buf_append(rc->warnings, msg, strlen(msg) + 1) < 0)
+		warn(rc->idx, msg);
+}
+
+static void warnings_flush(struct mix_index *idx, struct mix_buf *w)
+{
+	size_t at;
+	for (at = 0; at < w->len; at += strlen((char *)w->data + at) + 1)
+		warn(idx, (char *)w->data + at);
+	w->len = 0;
 }
 
 /* ---- the lock (invariant 2) ------------------------------------------ */
@@ -260,7 +296,7 @@ static int load_index(struct recovery *rc)
 	rc->map->robj.born_gen = rc->gen;
 	rc->map->addr = f.map;
 	rc->map->size = f.map_size;
-	rc->uid_floor = ifile_uid_floor(&f);
+	rc->uid_floor = rc->idx_uid_floor = ifile_uid_floor(&f);
 	ifile_note(idx, path);
 	ret = mix_builder_from_ifile(&rc->b, rc->gen, &f, rc->map);
 	if (ret < 0) {
@@ -405,7 +441,7 @@ static void check_logs_lost(struct recovery *rc)
 		snprintf(msg, sizeof(msg), "%s: old logs left by an interrupted "
 			 "re-creation are ignored (the next writer removes "
 			 "them)", idx->dir);
-		warn(idx, msg);
+		rc_warn(rc, msg);
 		return;
 	}
 	idx->info.logs_missing = 1;
@@ -415,7 +451,7 @@ static void check_logs_lost(struct recovery *rc)
 		 "above every modseq the lost logs can have issued", idx->dir,
 		 MIX_LOG_FILENAME, MIX_LOG2_FILENAME, rc->pos_seq,
 		 (unsigned long long)rc->pos_off);
-	warn(idx, msg);
+	rc_warn(rc, msg);
 }
 
 /* ---- replay ------------------------------------------------------------ */
@@ -441,31 +477,76 @@ static void salvage_note(struct recovery *rc, const char *what)
 {
 	struct mix_index *idx = rc->idx;
 	idx->info.salvaged = 1;
-	warn(idx, what);
+	rc_warn(rc, what);
 }
 
 /* Replay one transaction; in salvage mode a transaction that does not
  * apply (it depended on a lost one, or breaks §3.3) is skipped and
  * reported instead of failing the open. */
+static int salvage_skipped(const struct salvage_skips *sk, uint32_t seq,
+			   uint64_t off)
+{
+	uint32_t i;
+	for (i = 0; i < sk->n; i++)
+		if (sk->e[i].seq == seq && sk->e[i].off == off)
+			return 1;
+	return 0;
+}
+
+/* Salvage: a transaction that did not apply.  mix_replay_txn may have
+ * applied some of its records before the one that failed, so the state
+ * built so far is not used: the transaction goes on the skip list and
+ * recovery runs again from the start (recover_retry), skipping it whole. */
+static int salvage_skip_add(struct recovery *rc, struct mix_log_reader *r,
+			    uint32_t size, uint64_t off)
+{
+	struct salvage_skips *sk = rc->skips;
+	char msg[768];
+
+	if (sk->n == SALVAGE_SKIPS_MAX)
+		return mix_err(MIX_ECORRUPT, "%s: salvage gives up after "
+			       "%u transactions that do not apply",
+			       r->path, sk->n);
+	if (sk->n == sk->cap) {
+		uint32_t cap = sk->cap ? 2 * sk->cap : 16;
+		void *e = realloc(sk->e, cap * sizeof(sk->e[0]));
+		if (!e)
+			return -ENOMEM;
+		sk->e = e;
+		sk->cap = cap;
+	}
+	sk->e[sk->n].seq = r->hdr.file_seq;
+	sk->e[sk->n++].off = off;
+	snprintf(msg, sizeof(msg), "salvage: transaction at offset %llu "
+		 "(%u bytes) of %s skipped: %s", (unsigned long long)off, size,
+		 r->path, mix_last_error());
+	/* given now: the pass that found it is thrown away with its list */
+	warn(rc->idx, msg);
+	return SALVAGE_RESTART;
+}
+
+/* Replay one transaction; in salvage mode a transaction that does not
+ * apply (it depended on a lost one, or breaks §3.3) is skipped whole and
+ * reported instead of failing the open. */
 static int replay_one(struct recovery *rc, struct mix_log_reader *r,
 		      const uint8_t *txn, uint32_t size, uint64_t off)
 {
 	struct mix_index *idx = rc->idx;
-	char msg[768];
-	int ret = mix_replay_txn(&rc->b, txn, size, r->hdr.major_version,
-				 mix_modseq_make(rc->indexid, r->hdr.file_seq,
-						 (uint32_t)off),
-				 r->path, off);
+	int ret;
+
+	if (rc->salvage && salvage_skipped(rc->skips, r->hdr.file_seq, off)) {
+		idx->info.salvaged = 1;
+		idx->info.salvage_skipped_txns++;
+		idx->info.salvage_skipped_bytes += size;
+		return 0;
+	}
+	ret = mix_replay_txn(&rc->b, txn, size, r->hdr.major_version,
+			     mix_modseq_make(rc->indexid, r->hdr.file_seq,
+					     (uint32_t)off),
+			     r->path, off);
 	if (ret == 0 || ret == -ENOMEM || !rc->salvage)
 		return ret;
-	/* mix_replay_txn applies a transaction whole or not at all */
-	snprintf(msg, sizeof(msg), "salvage: transaction at offset %llu "
-		 "(%u bytes) of %s skipped: %s", (unsigned long long)off, size,
-		 r->path, mix_last_error());
-	idx->info.salvage_skipped_txns++;
-	idx->info.salvage_skipped_bytes += size;
-	salvage_note(rc, msg);
-	return 0;
+	return salvage_skip_add(rc, r, size, off);
 }
 
 /* docs/format.md §3.4: a stop before the end of the valid data.  A torn
@@ -512,7 +593,7 @@ static int replay_stop(struct recovery *rc, struct mix_log_reader *r,
 	idx->info.dropped_bytes = r->size - r->torn_offset;
 	idx->info.dropped_file_seq = r->hdr.file_seq;
 	idx->info.dropped_offset = (uint32_t)r->torn_offset;
-	warn(idx, r->torn_reason);
+	rc_warn(rc, r->torn_reason);
 	return 0;
 }
 
@@ -702,7 +783,7 @@ static uint32_t recovered_uid_floor(const struct recovery *rc)
 		f = rc->b.uid_floor;
 	if (rc->idx->info.logs_missing)
 		f = (f > rc->b.hdr.next_uid ? f : rc->b.hdr.next_uid) +
-		    (1u << 22);
+		    MIX_UID_STEP_MAX;
 	return f > UINT32_MAX ? UINT32_MAX : (uint32_t)f;
 }
 
@@ -728,7 +809,7 @@ static void uid_floor_apply(struct recovery *rc)
 		 "before the last writer stopped without closing; next_uid "
 		 "continues at %u (format.md §2.7)", idx->dir,
 		 rc->b.hdr.next_uid, f - 1, f);
-	warn(idx, msg);
+	rc_warn(rc, msg);
 	/* done by a logged transaction once the writer has the index
 	 * (uid_jump_commit): followers in other processes read the jump from
 	 * the log like any change */
@@ -816,31 +897,12 @@ static int recover_states(struct recovery *rc, unsigned flags)
 					MIX_INDEX_FILENAME);
 		if (index_err == MIX_ECORRUPT) {
 			idx->info.rebuilt = 1;
-			warn(idx, msg);
+			rc_warn(rc, msg);
 		}
 	}
 	return 0;
 }
 
-/* Writable open without an active log (lost, or a rotation cut short):
- * start the session's log at once instead of at the first write, so
- * that the directory is whole again even if this session changes
- * nothing (otherwise every later open would find the logs missing).
- * mix.index covers the position it continues from (§3.5). */
-static int rotate_now(struct mix_index *idx)
-{
-	int ret;
-
-	if (idx->ckpt_seq != idx->log.hdr.file_seq ||
-	    idx->ckpt_off != idx->log.offset) {
-		if ((ret = mix_index_checkpoint(idx, 0)) < 0)
-			return ret;
-	}
-	if ((ret = mix_index_rotate_to(idx, idx->rotate_pending_seq)) < 0)
-		return ret;
-	idx->rotate_pending_seq = 0;
-	return 0;
-}
 
 /* A writable salvage, once mix.index holds what was kept: the damaged
  * logs are renamed to mix.index.log.salvaged.<file_seq> (kept for the
@@ -866,7 +928,7 @@ static int salvage_set_aside(struct recovery *rc)
 	}
 	if ((ret = mix_io_fsync_dir(idx->dir)) < 0)
 		return ret;
-	return rotate_now(idx);
+	return mix_index_rotate_pending(idx);
 }
 
 /* Writable open: make mix.index cover everything replayed.  The new log
@@ -920,7 +982,7 @@ static int writer_setup(struct recovery *rc)
 	lw->offset = rc->pos_off;
 	idx->ckpt_seq = rc->idx_seq;
 	idx->ckpt_off = rc->idx_off;
-	idx->ckpt_uid_floor = rc->uid_floor;
+	idx->ckpt_uid_floor = rc->idx_uid_floor;
 	/* every UID a crashed writer may have handed out stays below what
 	 * this session's checkpoints state (§2.7) */
 	idx->uid_floor = rc->uid_floor > idx->snap->hdr.next_uid ?
@@ -956,8 +1018,12 @@ static int writer_setup(struct recovery *rc)
 	}
 	if (idx->info.salvaged)
 		return salvage_set_aside(rc);
+	/* no active log (lost, or a rotation cut short): start the session's
+	 * log now, not at the first write, so that the directory is whole
+	 * again even if this session changes nothing (every later open would
+	 * find the logs missing otherwise) */
 	if (!rc->have_log[1])
-		return rotate_now(idx);
+		return mix_index_rotate_pending(idx);
 	return 0;
 }
 
@@ -1037,7 +1103,8 @@ static int writer_active(const char *dir)
 
 #define OPEN_RO_TRIES 50
 
-/* A read-only open reads mix.index, then the logs, while a writer in
+/* Salvage restarts when it finds a transaction to skip (replay_one).
+ * A read-only open reads mix.index, then the logs, while a writer in
  * another process may checkpoint and rotate between the two: the logs
  * then continue from a later position than the mix.index it read, or a
  * rotation is half done.  Like mix_index_refresh, it reads everything
@@ -1049,10 +1116,15 @@ static int recover_retry(struct recovery *rc, unsigned flags)
 	struct mix_index *idx = rc->idx;
 	int ret, tries;
 
+	struct mix_buf *warnings = rc->warnings;
+	struct salvage_skips *skips = rc->skips;
+
 	for (tries = 1;; tries++) {
 		ret = recover(rc, flags);
-		if (ret != MIX_ECORRUPT || !(flags & MIX_OPEN_READONLY) ||
-		    tries >= OPEN_RO_TRIES || !writer_active(idx->dir))
+		if (ret == SALVAGE_RESTART)
+			tries = 0;  /* bounded by SALVAGE_SKIPS_MAX */
+		else if (ret != MIX_ECORRUPT || !(flags & MIX_OPEN_READONLY) ||
+			 tries >= OPEN_RO_TRIES || !writer_active(idx->dir))
 			return ret;
 		if (rc->have_state)
 			mix_builder_abort(&rc->b);
@@ -1063,9 +1135,13 @@ static int recover_retry(struct recovery *rc, unsigned flags)
 		rc->idx = idx;
 		rc->gen = 1;
 		rc->salvage = (flags & MIX_OPEN_SALVAGE) != 0;
+		rc->warnings = warnings;
+		rc->skips = skips;
+		warnings->len = 0;
 		memset(&idx->info, 0, sizeof(idx->info));
 		mix_err_clear();
-		usleep(2000);
+		if (ret != SALVAGE_RESTART)
+			usleep(2000);
 	}
 }
 
@@ -1074,6 +1150,8 @@ MIX_API int mix_index_open(struct mix_engine *e, const char *dir,
 {
 	struct recovery rc;
 	struct mix_index *idx;
+	struct mix_buf warnings = { 0 };
+	struct salvage_skips skips = { 0 };
 	int ret;
 
 	*idx_r = NULL;
@@ -1088,6 +1166,8 @@ MIX_API int mix_index_open(struct mix_engine *e, const char *dir,
 	rc.idx = idx;
 	rc.gen = 1;
 	rc.salvage = (flags & MIX_OPEN_SALVAGE) != 0;
+	rc.warnings = &warnings;
+	rc.skips = &skips;
 	if (!(flags & MIX_OPEN_READONLY))
 		ret = lock_take(idx);
 	if (ret == 0)
@@ -1107,6 +1187,12 @@ MIX_API int mix_index_open(struct mix_engine *e, const char *dir,
 	if (rc.map)
 		mix_robj_free(&rc.map->robj);
 	recovery_free(&rc);
+	free(skips.e);
+	/* what recovery worked around, once: the open did it (on failure
+	 * the error says what stopped it) */
+	if (ret == 0)
+		warnings_flush(idx, &warnings);
+	mix_buf_free(&warnings);
 	if (ret < 0) {
 		char msg[512];
 		mix_err_copy(msg, sizeof(msg));

@@ -90,9 +90,18 @@ int mix_index_remap_checked(struct mix_index *idx);
 /* Writer: start a new log file (file_seq + 1); the old one becomes
  * mix.index.log.2.  Only after a checkpoint at the old log's end. */
 int mix_index_rotate(struct mix_index *idx);
+/* Start the log a writable open deferred (rotate_pending_seq), after a
+ * checkpoint when mix.index does not cover the active log (§3.5). */
+int mix_index_rotate_pending(struct mix_index *idx);
 /* Start log file_seq now (its header reserves UIDs, format.md §2.7),
  * after the checks of the caller. */
 int mix_index_rotate_to(struct mix_index *idx, uint32_t file_seq);
+/* UIDs reserved ahead of next_uid at each new log and UID_FLOOR record
+ * (format.md §2.7, §3.3.13): an eighth of the UIDs in use, within these
+ * bounds, so that a bulk import pays one sync per many thousand appends
+ * and a crash skips at most MIX_UID_STEP_MAX UIDs. */
+#define MIX_UID_STEP_MIN (1u << 17)
+#define MIX_UID_STEP_MAX (1u << 22)
 /* The UID floor a new reservation at next_uid gets. */
 uint32_t mix_index_uid_reserve(const struct mix_index *idx, uint32_t next_uid);
 /* Both, as the writer does when the log passed rotate_size. */

@@ -580,6 +580,76 @@ static void test_twins(const char *base)
 		       "indexid");
 }
 
+/* append (SYNC), extension registration (logged, not synced), one
+ * transaction appending a message with data of that extension (SYNC),
+ * append (SYNC), crash */
+static int st_ext_chain(struct mix_engine *e, const char *dir, int arg)
+{
+	struct mix_index *idx;
+	struct mix_txn *t;
+	uint32_t ext, a;
+	uint64_t v = 42;
+	int ret = mix_index_open(e, dir, MIX_OPEN_CREATE, &idx);
+	(void)arg;
+	if (ret == 0)
+		ret = commit_n(idx, 1, MIX_DURABILITY_SYNC);
+	if (ret == 0)
+		ret = mix_index_ext_register(idx, "x.chain", 8, 8, 0, &ext);
+	if (ret == 0 && (ret = mix_txn_begin(idx, &t)) == 0) {
+		mix_txn_append(t, 0, NULL, &a);
+		mix_txn_append_ext(t, a, ext, &v, sizeof(v));
+		ret = mix_txn_commit(&t, MIX_DURABILITY_SYNC, NULL);
+	}
+	if (ret == 0)
+		ret = commit_n(idx, 1, MIX_DURABILITY_SYNC);
+	if (ret < 0) {
+		note_err(ret);
+		return 1;
+	}
+	_exit(0);
+}
+
+/* Salvage never keeps half a transaction: the extension's registration
+ * is damaged, so the transaction that appends a message with data of
+ * that extension no longer applies; its append (the first of its
+ * records) must not stay either. */
+static void test_salvage_whole(const char *base)
+{
+	char dir[4096], p[4200];
+	uint32_t off = 48, sz;
+	uint8_t *d;
+	size_t size;
+	int ret, i;
+
+	snprintf(dir, sizeof(dir), "%.4000s/whole", base);
+	mkdir(dir, 0755);
+	ret = in_child(st_ext_chain, dir, 0);
+	ok(ret == 0, "append, registration, append with its data, append "
+	   "(%s)", ret ? sh->err : "ok");
+	snprintf(p, sizeof(p), "%s/mix.index.log", dir);
+	d = tu_read_file(p, &size);
+	for (i = 0; d && i < 1 && off + 16 <= size; i++) {
+		memcpy(&sz, d + off + 8, 4);   /* boundary txn_size */
+		off += sz;
+	}
+	if (!d || off + 24 > size) {
+		ok(0, "the log holds the registration (%zu bytes)", size);
+		free(d);
+		return;
+	}
+	d[off + 20] ^= 0xff;   /* inside the registration transaction */
+	tu_write_file(p, d, size);
+	free(d);
+	ret = in_child(st_salvage, dir, MIX_OPEN_SALVAGE);
+	ok(ret == 0 && sh->count == 2, "salvage keeps the 2 messages whose "
+	   "transactions apply whole, not the append of the one that no "
+	   "longer applies (ret %d, %u messages; %s)", ret, sh->count,
+	   sh->warnings);
+	ret = in_child(st_open_commit, dir, MIX_OPEN_READONLY);
+	ok(ret == 0 && sh->count == 2, "and the next open agrees (%u)",
+	   sh->count);
+}
+
 /* ---- helpers ------------------------------------------------------------ */
 
 static const char *const fnames[3] = { "mix.index", "mix.index.log",
@@ -888,6 +958,7 @@ int main(void)
 	test_recreate_leftover(d1);
 	test_uids(d1);
 	test_twins(d1);
+	test_salvage_whole(d1);
 	tu_rmdir_r(d5);
 	free(d5);
 	tu_rmdir_r(d1);
