@@ -23,7 +23,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "crc32c.h"
 #include "engine.h"
 #include "err.h"
 #include "fileio.h"
@@ -111,6 +110,7 @@ static void warnings_flush(struct mix_index *idx, struct mix_buf *w)
 /* ---- the lock (invariant 2) ------------------------------------------ */
 
 static int lock_same_boot(int fd);
+static void lock_write(int fd, const char *boot);
 
 static int lock_take(struct mix_index *idx)
 {
@@ -149,6 +149,19 @@ static int lock_take(struct mix_index *idx)
 	return 0;
 }
 
+/* Write "<pid> <boot>" into the lock file (best effort: the lock holds
+ * either way; only messages and the boot test read it). */
+static void lock_write(int fd, const char *boot)
+{
+	char buf[96];
+	int n = snprintf(buf, sizeof(buf), "%ld %s\n", (long)getpid(), boot);
+	if (ftruncate(fd, 0) < 0 || pwrite(fd, buf, (size_t)n, 0) != n) {
+		/* a second writer's ELOCKED names no pid; the next open
+		 * after a crash assumes another boot and skips UIDs it did
+		 * not have to */
+	}
+}
+
 /* The kernel's boot id (a new random UUID at every boot), or "". */
 static void boot_id(char *buf, size_t size)
 {
@@ -170,26 +183,26 @@ static int lock_same_boot(int fd)
 	char buf[96] = "", cur[64];
 	ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
 	const char *sp;
+	int same;
 	buf[n > 0 ? n : 0] = '\0';
 	buf[strcspn(buf, "\n")] = '\0';
 	boot_id(cur, sizeof(cur));
 	sp = strchr(buf, ' ');
-	return cur[0] && sp && strcmp(sp + 1, cur) == 0;
+	same = cur[0] && sp && strcmp(sp + 1, cur) == 0;
+	/* our pid for ELOCKED messages at once, but the old boot until the
+	 * open is done (lock_sign): a crash during recovery must leave the
+	 * next open the same verdict */
+	lock_write(fd, sp ? sp + 1 : "-");
+	return same;
 }
 
-/* After a writable open completed (any UID jump is in mix.index): sign
- * the lock file with this process and boot. */
+/* After a writable open completed (any UID jump is durable): sign the
+ * lock file with this process and boot. */
 static void lock_sign(struct mix_index *idx)
 {
-	char buf[96], cur[64];
-	int n;
+	char cur[64];
 	boot_id(cur, sizeof(cur));
-	n = snprintf(buf, sizeof(buf), "%ld %s\n", (long)getpid(), cur);
-	if (ftruncate(idx->lock_fd, 0) < 0 ||
-	    pwrite(idx->lock_fd, buf, (size_t)n, 0) != n) {
-		/* the lock holds; the next open after a crash then assumes
-		 * another boot and skips UIDs it did not have to */
-	}
+	lock_write(idx->lock_fd, cur[0] ? cur : "-");
 }
 
 /* ---- initial states ---------------------------------------------------- */
@@ -258,13 +271,20 @@ static uint32_t ifile_uid_floor(const struct mix_ifile *f)
 
 /* A file's identity for refresh_recreated: device, inode, size and
  * change time (an inode number alone may be reused by the next file). */
-static uint64_t ifile_id_of(const struct stat *st)
+static struct mix_file_id ifile_id_of(const struct stat *st)
 {
-	uint64_t v[5] = { (uint64_t)st->st_dev, (uint64_t)st->st_ino,
-			  (uint64_t)st->st_size, (uint64_t)st->st_ctim.tv_sec,
-			  (uint64_t)st->st_ctim.tv_nsec };
-	return mix_crc32c(0, v, sizeof(v)) |
-	       (uint64_t)mix_crc32c(1, v, sizeof(v)) << 32;
+	struct mix_file_id id = { (uint64_t)st->st_dev, (uint64_t)st->st_ino,
+				  (uint64_t)st->st_size,
+				  (int64_t)st->st_ctim.tv_sec,
+				  (int64_t)st->st_ctim.tv_nsec };
+	return id;
+}
+
+static int file_id_eq(const struct mix_file_id *a,
+		      const struct mix_file_id *b)
+{
+	return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+	       a->ctime_sec == b->ctime_sec && a->ctime_nsec == b->ctime_nsec;
 }
 
 /* The identity of the mix.index file a state came from (a follower
@@ -1380,13 +1400,17 @@ static int refresh_reload(struct mix_index *idx, const struct mix_snap *cur,
  * replaces it). */
 static int refresh_recreated(struct mix_index *idx, uint32_t indexid)
 {
+	struct mix_file_id now;
 	char path[4096];
 	struct stat st;
 	uint32_t id;
 	int fd, other = 0;
 
 	path_of(path, sizeof(path), idx->dir, MIX_INDEX_FILENAME);
-	if (stat(path, &st) < 0 || ifile_id_of(&st) == idx->ifile_id)
+	if (stat(path, &st) < 0)
+		return 0;
+	now = ifile_id_of(&st);
+	if (file_id_eq(&now, &idx->ifile_id))
 		return 0;
 	if ((fd = mix_regfile_open_ro(path, NULL)) < 0) {
 		mix_err_clear();
@@ -1397,7 +1421,7 @@ static int refresh_recreated(struct mix_index *idx, uint32_t indexid)
 		other = id != indexid;
 	close(fd);
 	if (!other)   /* a checkpoint of the same index */
-		idx->ifile_id = ifile_id_of(&st);
+		idx->ifile_id = now;
 	return other;
 }
 

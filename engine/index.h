@@ -61,7 +61,10 @@ struct mix_index {
 	uint32_t nwatches, watches_cap;
 	/* the mix.index file the state was loaded from (read-only
 	 * followers: refresh_recreated in index.c); under refresh_lock */
-	uint64_t ifile_id;
+	struct mix_file_id {
+		uint64_t dev, ino, size;
+		int64_t ctime_sec, ctime_nsec;
+	} ifile_id;
 	/* MIX_OPEN_READONLY: mix_index_refresh callers, one at a time */
 	pthread_mutex_t refresh_lock;
 
