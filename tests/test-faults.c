@@ -696,50 +696,6 @@ static void walk_checkpoint(struct mix_engine *e, int err)
 	free(dir);
 }
 
-/* The lock file goes with the others: it says which boot the last
- * writer ran in, and a process crash (what these copies stand for) keeps
- * it (format.md §2.7: without it a crash may have been a power cut, and
- * next_uid skips the UIDs the writer had reserved). */
-static const char *const fnames[4] = { "mix.index", "mix.index.log",
-				       "mix.index.log.2", "mix.index.lock" };
-
-struct files {
-	uint8_t *data[4];
-	size_t size[4];
-};
-
-static void files_save(const char *dir, struct files *f)
-{
-	char p[4096];
-	for (int i = 0; i < 4; i++) {
-		snprintf(p, sizeof(p), "%s/%s", dir, fnames[i]);
-		f->data[i] = tu_read_file(p, &f->size[i]);
-	}
-}
-
-static void files_restore(const char *dir, const struct files *f)
-{
-	static const char *const others[2] = { "mix.index.tmp",
-		"mix.index.log.newtmp" };
-	char p[4096];
-	for (int i = 0; i < 4; i++) {
-		snprintf(p, sizeof(p), "%s/%s", dir, fnames[i]);
-		unlink(p);
-		if (f->data[i] && tu_write_file(p, f->data[i], f->size[i]) < 0)
-			BAIL("restore %s", p);
-	}
-	for (int i = 0; i < 2; i++) {
-		snprintf(p, sizeof(p), "%s/%s", dir, others[i]);
-		unlink(p);
-	}
-}
-
-static void files_free(struct files *f)
-{
-	for (int i = 0; i < 4; i++)
-		free(f->data[i]);
-}
-
 /*
  * (b2) A crash right after a rotation whose last step (the directory
  * fsync after the second rename) failed.  The new log is in place and
@@ -751,10 +707,10 @@ static void files_free(struct files *f)
  */
 static void copy_files(const char *from, const char *to)
 {
-	struct files f = { { 0 }, { 0 } };
-	files_save(from, &f);
-	files_restore(to, &f);
-	files_free(&f);
+	struct tu_files f = { { 0 }, { 0 } };
+	tu_files_save(from, &f);
+	tu_files_restore(to, &f);
+	tu_files_free(&f);
 }
 
 static void crash_after_failed_rotation(struct mix_engine *e)
@@ -844,7 +800,7 @@ static void crash_child(const char *dir, int fd)
 }
 
 /* Build the crashed directory and its model. */
-static void make_crash(const char *dir, struct fmodel *m, struct files *f)
+static void make_crash(const char *dir, struct fmodel *m, struct tu_files *f)
 {
 	struct fmodel gen = { .next_uid = 1 };
 	int fds[2], status;
@@ -876,13 +832,13 @@ static void make_crash(const char *dir, struct fmodel *m, struct files *f)
 	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) ||
 	    WEXITSTATUS(status) != 0)
 		BAIL("crash child: status 0x%x", status);
-	files_save(dir, f);
+	tu_files_save(dir, f);
 	if (!f->data[0] || !f->data[1] || !f->data[2])
 		BAIL("crash child left no mix.index, .log and .log.2");
 }
 
 static void walk_open(struct mix_engine *e, int err, unsigned flags,
-		      const struct fmodel *crash, const struct files *f)
+		      const struct fmodel *crash, const struct tu_files *f)
 {
 	const char *ename = err == -EIO ? "EIO" : "ENOSPC";
 	char *dir = tu_tmpdir("faults-open"), why[512], what[64];
@@ -900,7 +856,7 @@ static void walk_open(struct mix_engine *e, int err, unsigned flags,
 		const char *site;
 		int ret;
 
-		files_restore(dir, f);
+		tu_files_restore(dir, f);
 		mix_io_fault_set(n, err);
 		ret = mix_index_open(e, dir, flags, &idx);
 		site = mix_io_fault_fired();
@@ -1021,7 +977,7 @@ static void walk_close(struct mix_engine *e, int err)
 /* RECREATE must pick an indexid whose modseqs are above every modseq the
  * old index issued (docs/format.md §4), also when I/O fails on the way. */
 static void walk_recreate(struct mix_engine *e, int err,
-			  const struct fmodel *crash, const struct files *f)
+			  const struct fmodel *crash, const struct tu_files *f)
 {
 	const char *ename = err == -EIO ? "EIO" : "ENOSPC";
 	char *dir = tu_tmpdir("faults-recreate"), why[512], what[64];
@@ -1039,7 +995,7 @@ static void walk_recreate(struct mix_engine *e, int err,
 		const char *site;
 		int ret;
 
-		files_restore(dir, f);
+		tu_files_restore(dir, f);
 		mix_io_fault_set(n, err);
 		ret = mix_index_open(e, dir, MIX_OPEN_RECREATE, &idx);
 		site = mix_io_fault_fired();
@@ -1095,7 +1051,7 @@ int main(void)
 {
 	struct fmodel crash = { .next_uid = 1 };
 	struct mix_engine *big, *small;
-	struct files f = { { 0 }, { 0 } };
+	struct tu_files f = { { 0 }, { 0 } };
 	char *cdir = tu_tmpdir("faults-crash");
 
 	rng = tu_seed();
@@ -1120,7 +1076,7 @@ int main(void)
 	diag("fault sites walked: %lu", total_sites);
 	ok(mix_engine_free(&big) == 0 && mix_engine_free(&small) == 0,
 	   "engines freed (every index closed)");
-	files_free(&f);
+	tu_files_free(&f);
 	model_free(&crash);
 	rm_index_dir(cdir);
 	free(cdir);

@@ -142,35 +142,6 @@ static void test_mapped_replay(const char *dir)
 	}
 }
 
-struct files {
-	uint8_t *data[3];
-	size_t size[3];
-};
-static const char *const fnames[3] = { "mix.index", "mix.index.log",
-				       "mix.index.log.2" };
-
-static void files_save(const char *dir, struct files *f)
-{
-	char p[4096];
-	int i;
-	for (i = 0; i < 3; i++) {
-		snprintf(p, sizeof(p), "%s/%s", dir, fnames[i]);
-		f->data[i] = tu_read_file(p, &f->size[i]);
-	}
-}
-
-static void files_restore(const char *dir, const struct files *f)
-{
-	char p[4096];
-	int i;
-	for (i = 0; i < 3; i++) {
-		snprintf(p, sizeof(p), "%s/%s", dir, fnames[i]);
-		unlink(p);
-		if (f->data[i])
-			tu_write_file(p, f->data[i], f->size[i]);
-	}
-}
-
 static int check_state(struct mix_index *idx, int k, uint64_t hms)
 {
 	const struct mix_snap *s;
@@ -217,13 +188,13 @@ static void crash_child(const char *dir, uint64_t *modseq)
 static void test_torn_tail(const char *dir, const uint64_t *modseq)
 {
 	uint64_t maxseen = 0, m;
-	struct files base;
+	struct tu_files base;
 	int i, bad = 0, cuts = 0;
 	uint32_t start, end, cut;
 	for (i = 0; i < K; i++)
 		if (modseq[i] > maxseen)
 			maxseen = modseq[i];
-	files_save(dir, &base);
+	tu_files_save(dir, &base);
 	ok(base.data[1] != NULL, "the active log exists (%zu bytes)",
 	   base.size[1]);
 	start = (uint32_t)modseq[K - 1];  /* offset of the last transaction */
@@ -235,7 +206,7 @@ static void test_torn_tail(const char *dir, const uint64_t *modseq)
 		struct mix_open_info info;
 		int whole = cut == end;
 		char p[4096];
-		files_restore(dir, &base);
+		tu_files_restore(dir, &base);
 		snprintf(p, sizeof(p), "%s/mix.index.log", dir);
 		if (truncate(p, cut) < 0)
 			BAIL("truncate");
@@ -270,8 +241,7 @@ static void test_torn_tail(const char *dir, const uint64_t *modseq)
 	   "log cut at each of %d offsets of the last transaction: prefix "
 	   "intact, torn transaction dropped and reported, no modseq reused",
 	   cuts);
-	for (i = 0; i < 3; i++)
-		free(base.data[i]);
+	tu_files_free(&base);
 }
 
 static void test_rebuild(const char *dir)
@@ -374,10 +344,10 @@ static void test_bad_logs(const char *dir)
 	/* crash-like: copy files while open, then drop the log the index
 	 * needs */
 	{
-		struct files f;
-		files_save(dir, &f);
+		struct tu_files f;
+		tu_files_save(dir, &f);
 		mix_index_close(&idx);
-		files_restore(dir, &f);
+		tu_files_restore(dir, &f);
 		unlink(p);   /* the active log with the commit is gone */
 		rename(p2, p); /* and the older one takes its name */
 		ret = mix_index_open(engine, dir, 0, &idx);
@@ -386,8 +356,7 @@ static void test_bad_logs(const char *dir)
 		   ret ? mix_last_error() : "ok");
 		if (ret == 0)
 			mix_index_close(&idx);
-		for (int i = 0; i < 3; i++)
-			free(f.data[i]);
+		tu_files_free(&f);
 	}
 	ret = mix_index_open(engine, "/nonexistent/dir", 0, &idx);
 	ok(ret == MIX_ENOTFOUND || ret < 0, "missing directory: %s",

@@ -442,10 +442,6 @@ static int st_recreate(struct mix_engine *e, const char *dir, int arg)
 	return mix_index_close(&idx) == 0 ? 0 : 2;
 }
 
-struct files;
-static void files_save(const char *dir, struct files *f);
-static void files_restore(const char *dir, const struct files *f);
-static void files_free(struct files *f);
 
 /* A RECREATE interrupted after the new mix.index was written and before
  * the old logs were removed: the old logs are set aside by the next
@@ -651,39 +647,9 @@ static void test_salvage_whole(const char *base)
 }
 
 /* ---- helpers ------------------------------------------------------------ */
-
-static const char *const fnames[3] = { "mix.index", "mix.index.log",
-				       "mix.index.log.2" };
-
-struct files {
-	uint8_t *data[3];
-	size_t size[3];
-};
-
-static void files_save(const char *dir, struct files *f)
-{
-	char p[4096];
-	int i;
-	memset(f, 0, sizeof(*f));
-	for (i = 0; i < 3; i++) {
-		snprintf(p, sizeof(p), "%s/%s", dir, fnames[i]);
-		f->data[i] = tu_read_file(p, &f->size[i]);
-	}
-}
-
-static void files_restore(const char *dir, const struct files *f)
-{
-	char p[4096];
-	int i;
-	for (i = 0; i < 3; i++) {
-		snprintf(p, sizeof(p), "%s/%s", dir, fnames[i]);
-		unlink(p);
-		if (f->data[i])
-			tu_write_file(p, f->data[i], f->size[i]);
-	}
-}
-
-static int files_equal(const struct files *a, const struct files *b,
+/* mix.index and the logs equal (not the lock file: each writable open
+ * records itself there) */
+static int files_equal(const struct tu_files *a, const struct tu_files *b,
 		       char *why, size_t whysize)
 {
 	int i;
@@ -693,20 +659,13 @@ static int files_equal(const struct files *a, const struct files *b,
 				    memcmp(a->data[i], b->data[i],
 					   a->size[i])))) {
 			snprintf(why, whysize, "%s: %zu bytes before, %zu after%s",
-				 fnames[i], a->size[i], b->size[i],
+				 tu_file_name(i), a->size[i], b->size[i],
 				 a->size[i] == b->size[i] ? " (contents differ)"
 							  : "");
 			return 0;
 		}
 	}
 	return 1;
-}
-
-static void files_free(struct files *f)
-{
-	int i;
-	for (i = 0; i < 3; i++)
-		free(f->data[i]);
 }
 
 /* mixctl check's exit code, or -1 when the binary is not there */
@@ -734,12 +693,12 @@ static void path_of(char *buf, size_t size, const char *dir,
 
 static void test_idle(const char *dir)
 {
-	struct files before, after;
+	struct tu_files before, after;
 	char why[256] = "";
 	int i, ret, same = 1, clean = 1, mc;
 
 	ok(in_child(st_create, dir, 0) == 0, "created with 3 messages");
-	files_save(dir, &before);
+	tu_files_save(dir, &before);
 	for (i = 0; i < 10; i++) {
 		ret = in_child(st_idle, dir, 0);
 		if (ret != 0) {
@@ -747,10 +706,10 @@ static void test_idle(const char *dir)
 			   sh->err);
 			break;
 		}
-		files_save(dir, &after);
+		tu_files_save(dir, &after);
 		if (same && !files_equal(&before, &after, why, sizeof(why)))
 			same = 0;
-		files_free(&after);
+		tu_files_free(&after);
 		mc = mixctl_check(dir);
 		if (mc > 0 && clean) {
 			clean = 0;
@@ -764,7 +723,7 @@ static void test_idle(const char *dir)
 	ret = in_child(st_idle, dir, MIX_OPEN_READONLY);
 	is(sh->count, 3u, "read-only open after them sees the 3 messages "
 	   "(ret %d)", ret);
-	files_free(&before);
+	tu_files_free(&before);
 
 	/* two idle sessions, a SYNC commit, kill -9, three times */
 	for (i = 0; i < 3; i++) {
@@ -800,9 +759,9 @@ static void test_logs_lost(const char *dir)
 	ok(in_child(st_commit_none_crash, dir, 4) == 0,
 	   "4 NONE commits, then a crash");
 	seen = sh->max_modseq;
-	path_of(p, sizeof(p), dir, fnames[1]);
+	path_of(p, sizeof(p), dir, tu_file_name(1));
 	unlink(p);
-	path_of(p, sizeof(p), dir, fnames[2]);
+	path_of(p, sizeof(p), dir, tu_file_name(2));
 	unlink(p);
 	ret = in_child(st_open_commit, dir, MIX_OPEN_READONLY);
 	ok(ret == 0 && sh->logs_missing && strstr(sh->warnings, "missing"),
@@ -825,7 +784,7 @@ static void test_logs_lost(const char *dir)
 	ok(in_child(st_commit_none_crash, dir, 3) == 0, "3 NONE, crash");
 	ok(in_child(st_commit_none_crash, dir, 3) == 0, "3 NONE, crash");
 	seen = sh->max_modseq;
-	path_of(p, sizeof(p), dir, fnames[1]);
+	path_of(p, sizeof(p), dir, tu_file_name(1));
 	unlink(p);
 	ret = in_child(st_open_commit, dir, 0);
 	ok(ret == 0 && sh->modseq > seen, "active log lost: the next modseq "
@@ -861,14 +820,14 @@ static void test_foreign(const char *dir, const char *other,
 			 const char *older)
 {
 	char p[4096], q[4096];
-	struct files base, f;
+	struct tu_files base, f;
 	uint8_t *d;
 	size_t size;
 	uint32_t crc;
 	int ret;
 
 	make_busy(dir);
-	files_save(dir, &base);
+	tu_files_save(dir, &base);
 	ok(base.data[1] && base.data[2], "both logs exist");
 
 	/* swapped */
@@ -877,23 +836,23 @@ static void test_foreign(const char *dir, const char *other,
 	f.size[1] = base.size[2];
 	f.data[2] = base.data[1];
 	f.size[2] = base.size[1];
-	files_restore(dir, &f);
+	tu_files_restore(dir, &f);
 	expect_corrupt(dir, "logs swapped", "file_seq");
 
 	/* a log from another mailbox (created a second later: another
 	 * indexid) */
-	files_restore(dir, &base);
+	tu_files_restore(dir, &base);
 	sleep(1);
 	make_busy(other);
-	path_of(p, sizeof(p), other, fnames[1]);
-	path_of(q, sizeof(q), dir, fnames[1]);
+	path_of(p, sizeof(p), other, tu_file_name(1));
+	path_of(q, sizeof(q), dir, tu_file_name(1));
 	d = tu_read_file(p, &size);
 	tu_write_file(q, d, size);
 	free(d);
 	expect_corrupt(dir, "active log from another mailbox", "indexid");
-	files_restore(dir, &base);
-	path_of(p, sizeof(p), other, fnames[2]);
-	path_of(q, sizeof(q), dir, fnames[2]);
+	tu_files_restore(dir, &base);
+	path_of(p, sizeof(p), other, tu_file_name(2));
+	path_of(q, sizeof(q), dir, tu_file_name(2));
 	d = tu_read_file(p, &size);
 	tu_write_file(q, d, size);
 	free(d);
@@ -901,25 +860,25 @@ static void test_foreign(const char *dir, const char *other,
 
 	/* an active log from an older mailbox (a lower indexid, as the old
 	 * index a MIX_OPEN_RECREATE replaced would have) */
-	files_restore(dir, &base);
-	path_of(p, sizeof(p), older, fnames[1]);
-	path_of(q, sizeof(q), dir, fnames[1]);
+	tu_files_restore(dir, &base);
+	path_of(p, sizeof(p), older, tu_file_name(1));
+	path_of(q, sizeof(q), dir, tu_file_name(1));
 	d = tu_read_file(p, &size);
 	tu_write_file(q, d, size);
 	free(d);
 	expect_corrupt(dir, "active log from an older mailbox", "indexid");
 
 	/* mix.index from another mailbox (valid checksum) */
-	files_restore(dir, &base);
-	path_of(p, sizeof(p), other, fnames[0]);
-	path_of(q, sizeof(q), dir, fnames[0]);
+	tu_files_restore(dir, &base);
+	path_of(p, sizeof(p), other, tu_file_name(0));
+	path_of(q, sizeof(q), dir, tu_file_name(0));
 	d = tu_read_file(p, &size);
 	tu_write_file(q, d, size);
 	free(d);
 	expect_corrupt(dir, "mix.index from another mailbox", "indexid");
 
 	/* mix.index whose log_file_seq is beyond its logs (checksum fixed) */
-	files_restore(dir, &base);
+	tu_files_restore(dir, &base);
 	d = tu_read_file(q, &size);
 	d[56] += 5;
 	memset(d + 108, 0, 4);
@@ -931,11 +890,11 @@ static void test_foreign(const char *dir, const char *other,
 		       "log_file_seq");
 
 	/* unchanged files still open, with everything */
-	files_restore(dir, &base);
+	tu_files_restore(dir, &base);
 	ret = in_child(st_open_commit, dir, MIX_OPEN_READONLY);
 	ok(ret == 0 && sh->count == 7, "the original files open with all 7 "
 	   "messages (ret %d, %u messages)", ret, sh->count);
-	files_free(&base);
+	tu_files_free(&base);
 }
 
 int main(void)
@@ -975,15 +934,15 @@ int main(void)
 static void test_recreate_leftover(const char *base)
 {
 	char dir[4096];
-	struct files old, now;
+	struct tu_files old, now;
 	int ret, i;
 
 	snprintf(dir, sizeof(dir), "%.4000s/left", base);
 	mkdir(dir, 0755);
 	make_busy(dir);
-	files_save(dir, &old);
+	tu_files_save(dir, &old);
 	ok(in_child(st_recreate, dir, 0) == 0, "recreated");
-	files_save(dir, &now);
+	tu_files_save(dir, &now);
 	/* the state the crash leaves: new mix.index, old logs */
 	for (i = 1; i < 3; i++) {
 		free(now.data[i]);
@@ -991,7 +950,7 @@ static void test_recreate_leftover(const char *base)
 		now.size[i] = old.size[i];
 		old.data[i] = NULL;
 	}
-	files_restore(dir, &now);
+	tu_files_restore(dir, &now);
 	for (i = 0; i < 3; i++) {
 		ret = in_child(st_open_commit, dir, 0);
 		if (ret != 0 || sh->count != (unsigned)i)
@@ -1001,6 +960,6 @@ static void test_recreate_leftover(const char *base)
 	   "open and see only the new index's messages (session %d: ret %d, "
 	   "%u messages, %s)", i + 1, ret, sh->count, ret ? sh->err : "ok");
 	ok(mixctl_check(dir) <= 0, "mixctl check clean");
-	files_free(&old);
-	files_free(&now);
+	tu_files_free(&old);
+	tu_files_free(&now);
 }

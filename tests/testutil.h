@@ -119,6 +119,63 @@ static inline double tu_scale(void)
 	return v > 0 ? v : 1.0;
 }
 
+/* The files of an index directory, as a crash leaves them: mix.index,
+ * the two logs, and the lock file, which says in which boot the last
+ * writer ran (format.md §2.7: a copy without it looks like a power cut,
+ * and next_uid skips what the writer had reserved).  Restoring also
+ * removes the temporary files a crash can leave. */
+#define TU_NFILES 4
+
+static inline const char *tu_file_name(int i)
+{
+	static const char *const names[TU_NFILES] = { "mix.index",
+		"mix.index.log", "mix.index.log.2", "mix.index.lock" };
+	return names[i];
+}
+
+struct tu_files {
+	uint8_t *data[TU_NFILES];   /* NULL: the file was absent */
+	size_t size[TU_NFILES];
+};
+
+static inline void tu_files_save(const char *dir, struct tu_files *f)
+{
+	char p[4200];
+	int i;
+	memset(f, 0, sizeof(*f));
+	for (i = 0; i < TU_NFILES; i++) {
+		snprintf(p, sizeof(p), "%.4000s/%s", dir, tu_file_name(i));
+		f->data[i] = tu_read_file(p, &f->size[i]);
+	}
+}
+
+static inline void tu_files_restore(const char *dir, const struct tu_files *f)
+{
+	static const char *const tmp[2] = { "mix.index.tmp",
+					    "mix.index.log.newtmp" };
+	char p[4200];
+	int i;
+	for (i = 0; i < TU_NFILES; i++) {
+		snprintf(p, sizeof(p), "%.4000s/%s", dir, tu_file_name(i));
+		unlink(p);
+		if (f->data[i] && tu_write_file(p, f->data[i], f->size[i]) < 0) {
+			perror(p);
+			exit(255);
+		}
+	}
+	for (i = 0; i < 2; i++) {
+		snprintf(p, sizeof(p), "%.4000s/%s", dir, tmp[i]);
+		unlink(p);
+	}
+}
+
+static inline void tu_files_free(struct tu_files *f)
+{
+	int i;
+	for (i = 0; i < TU_NFILES; i++)
+		free(f->data[i]);
+}
+
 #if defined(__SANITIZE_THREAD__)
 /* ThreadSanitizer sleeps a second at every exit that leaves threads
  * running (atexit_sleep_ms); the tests that run each step in a child
