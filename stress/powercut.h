@@ -1224,21 +1224,43 @@ static inline const char *pc_ev_desc(const struct pc_event *e, char *buf,
 	return buf;
 }
 
-/* Which step's state d (pc_state_of) is: the last step in lo..hi with
- * its digests and a next_uid not above d's (a writable open raises
- * next_uid in memory before it is durable), else -1.  *any_r gets the
- * step with those digests anywhere, or -1.  Steps inside an async burst
- * are known without modseqs only. */
-static inline long pc_match(struct pc_run *r, const uint64_t d[5],
-			    long *any_r)
+/* highest_modseq hms holds the last commit the state after step j
+ * holds: -1, or the commit step whose modseq it is below. */
+static inline long pc_hms_short(const struct pc_run *r, long j, uint64_t hms)
 {
-	*any_r = -1;
+	for (long k = j; k >= 0; k--) {
+		const struct pc_step *c = &r->t->steps[k];
+		if (c->kind != PC_STEP_COMMIT || c->ack_ev == SIZE_MAX)
+			continue;
+		return hms < c->modseq ? k : -1;
+	}
+	return -1;
+}
+
+/* Which step's state d (pc_state_of) is: the last step in lo..hi with
+ * its digests, a next_uid not above d's (a writable open raises
+ * next_uid in memory before it is durable) and a highest_modseq that
+ * holds its last commit, else -1.  Several steps can leave equal
+ * digests (an empty mailbox after a create and after expunging all):
+ * the state is the one of them its highest_modseq allows.  *any_r gets
+ * the step with those digests anywhere, *hms_r the last in lo..hi that
+ * only the highest_modseq rules out, or -1.  Steps inside an async
+ * burst are known without modseqs only. */
+static inline long pc_match(struct pc_run *r, const uint64_t d[5],
+			    long *any_r, long *hms_r)
+{
+	*any_r = *hms_r = -1;
 	for (size_t j = r->t->nsteps; j-- > 0;) {
 		const struct pc_step *s = &r->t->steps[j];
 		if (s->digest ? s->digest != d[0] : s->digest_nm != d[1])
 			continue;
-		if (j >= r->lo && j <= r->hi && d[2] >= s->next_uid)
-			return (long)j;
+		if (j >= r->lo && j <= r->hi && d[2] >= s->next_uid) {
+			if (pc_hms_short(r, (long)j, d[4]) < 0)
+				return (long)j;
+			if (*hms_r < 0)
+				*hms_r = (long)j;
+			continue;
+		}
 		if (*any_r < 0)
 			*any_r = (long)j;
 	}
@@ -1248,7 +1270,18 @@ static inline long pc_match(struct pc_run *r, const uint64_t d[5],
 static inline int pc_match_err(struct pc_run *r, const char *which,
 			       const uint64_t d[5], char *err, size_t esize)
 {
-	long any, j = pc_match(r, d, &any);
+	long any, hms, j = pc_match(r, d, &any, &hms);
+	if (j < 0 && hms >= 0) {
+		long k = pc_hms_short(r, hms, d[4]);
+		snprintf(err, esize, "%s open: highest_modseq %llu is "
+			 "below modseq %llu of step %ld (%s), which the "
+			 "state holds (it is that after step %ld)",
+			 which, (unsigned long long)d[4],
+			 (unsigned long long)r->t->steps[k].modseq, k,
+			 r->t->steps[k].what, hms);
+		r->tot->mismatch++;
+		return -1;
+	}
 	if (j < 0 && any >= (long)r->lo && any <= (long)r->hi) {
 		snprintf(err, esize, "%s open: next_uid %llu is below %llu, "
 			 "that of the state found (after step %ld, %s)", which,
@@ -1267,22 +1300,6 @@ static inline int pc_match_err(struct pc_run *r, const char *which,
 	}
 	if (j >= 0 && !d[3] && r->t->steps[j].xhist)
 		r->tot->xhist_lost++;
-	for (long k = j; k >= 0; k--) {
-		/* highest_modseq holds the last commit the state holds */
-		const struct pc_step *c = &r->t->steps[k];
-		if (c->kind != PC_STEP_COMMIT || c->ack_ev == SIZE_MAX)
-			continue;
-		if (d[4] < c->modseq) {
-			snprintf(err, esize, "%s open: highest_modseq %llu is "
-				 "below modseq %llu of step %ld (%s), which the "
-				 "state holds (it is that after step %ld)",
-				 which, (unsigned long long)d[4],
-				 (unsigned long long)c->modseq, k, c->what, j);
-			r->tot->mismatch++;
-			return -1;
-		}
-		break;
-	}
 	if (j >= 0)
 		return (int)j;
 	r->tot->mismatch++;
