@@ -14,6 +14,10 @@
 #include "snapshot.h"
 #include "txlog.h"
 
+/* No transaction may start beyond this log offset (the modseq's low
+ * half); past half of it a log must rotate. */
+#define MIX_LOG_OFFSET_MAX 0xf0000000u
+
 struct mix_index {
 	struct mix_engine *engine;
 	struct mix_writer *writer;   /* the one writer thread that owns it */
@@ -73,6 +77,9 @@ struct mix_index {
 	struct mix_open_info info;
 };
 
+/* MIX_EPANIC from now on (a failed write or sync, index-commit.c). */
+void mix_index_poison(struct mix_index *idx);
+
 /* After a publish: wake the armed watchers (watch.c). */
 void mix_watch_notify(struct mix_index *idx);
 
@@ -107,6 +114,9 @@ int mix_index_rotate_to(struct mix_index *idx, uint32_t file_seq);
 #define MIX_UID_STEP_MAX (1u << 22)
 /* The UID floor a new reservation at next_uid gets. */
 uint32_t mix_index_uid_reserve(const struct mix_index *idx, uint32_t next_uid);
+/* The writer, after each batch it published: checkpoint and rotate when
+ * the log has passed rotate_size (checkpoint.c). */
+void mix_index_ckpt_tick(struct mix_index *idx);
 /* Both, as the writer does when the log passed rotate_size. */
 int mix_index_checkpoint_rotate(struct mix_index *idx);
 
