@@ -36,6 +36,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
 
 /* the per-thread reader slot (struct urcu_reader urcu_memb_reader), for
  * unlinking dead threads in a child; also included by rcu.h outside
@@ -45,6 +46,7 @@
 
 #include "probes.h"
 #include "rcu.h"
+#include "stats.h"
 
 _Thread_local int mix_rcu_registered;
 #ifdef MIX_TSAN
@@ -74,6 +76,7 @@ static pthread_rwlock_t fork_gate = PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZ
 struct rcu_thread {
 	struct rcu_thread *prev, *next;
 	struct urcu_reader *reader;
+	pid_t tid;               /* gettid() at registration */
 };
 static _Thread_local struct rcu_thread rcu_self;
 static struct rcu_thread rcu_threads = { &rcu_threads, &rcu_threads, NULL };
@@ -114,6 +117,7 @@ void mix_rcu_register_slow(void)
 	urcu_memb_register_thread();
 	pthread_mutex_lock(&reg_lock);
 	rcu_self.reader = &URCU_TLS(urcu_memb_reader);
+	rcu_self.tid = gettid();
 	rcu_self.next = &rcu_threads;
 	rcu_self.prev = rcu_threads.prev;
 	rcu_threads.prev->next = &rcu_self;
@@ -136,6 +140,60 @@ static void gp_wait(void)
 	pthread_rwlock_rdlock(&fork_gate);
 	urcu_memb_synchronize_rcu();
 	pthread_rwlock_unlock(&fork_gate);
+}
+
+/* ---- grace-period stall diagnostics ------------------------------------- */
+
+/*
+ * ORDER(gp-stall): the reclaim thread, around each grace period it waits
+ * for, bumps gp_seq to odd, stores gp_start, bumps gp_seq to even
+ * (gp_begin), and at the end stores gp_start = 0 inside the same kind of
+ * odd/even bracket (gp_end): a seqlock with one writer.  mix_rcu_gp_started
+ * retries until it read gp_start between two equal even values of
+ * gp_seq, so the time and the number it returns belong to the same grace
+ * period.  All seq_cst: diagnostics, a few times per batch, not per call.
+ * The number reported is gp_seq / 4 + 1 while a grace period runs.
+ */
+static uint64_t gp_seq, gp_start;
+
+static void gp_stamp(uint64_t start)
+{
+	__atomic_add_fetch(&gp_seq, 1, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&gp_start, start, __ATOMIC_SEQ_CST);
+	__atomic_add_fetch(&gp_seq, 1, __ATOMIC_SEQ_CST);
+}
+
+uint64_t mix_rcu_gp_started(uint64_t *seq_r)
+{
+	uint64_t s1, s2, t;
+	do {
+		s1 = __atomic_load_n(&gp_seq, __ATOMIC_SEQ_CST);
+		t = __atomic_load_n(&gp_start, __ATOMIC_SEQ_CST);
+		s2 = __atomic_load_n(&gp_seq, __ATOMIC_SEQ_CST);
+	} while (s1 != s2 || (s1 & 1));
+	if (seq_r)
+		*seq_r = s1 / 4 + (t != 0);
+	return t;
+}
+
+unsigned mix_rcu_readers_inside(pid_t *tids, unsigned max)
+{
+	struct rcu_thread *t;
+	unsigned n = 0;
+	pthread_mutex_lock(&reg_lock);
+	for (t = rcu_threads.next; t != &rcu_threads; t = t->next) {
+		/* the reader's own slot, written by its read lock/unlock:
+		 * relaxed, a snapshot of the moment */
+		unsigned long ctr = __atomic_load_n(&t->reader->ctr,
+						    __ATOMIC_RELAXED);
+		if (!(ctr & URCU_GP_CTR_NEST_MASK))
+			continue;
+		if (n < max && tids)
+			tids[n] = t->tid;
+		n++;
+	}
+	pthread_mutex_unlock(&reg_lock);
+	return n;
 }
 
 /* ---- deferred calls ------------------------------------------------------ */
@@ -216,7 +274,9 @@ static void *defer_thread(void *arg)
 
 		/* a fork from here to the re-lock below leaves this batch
 		 * to the parent: the child drops its copy (fork_child) */
+		gp_stamp(mix_now_ns() | 1);   /* never 0 while one runs */
 		gp_wait();
+		gp_stamp(0);
 		/* ORDER(rcu-gp): the grace period is over; tell TSan */
 		mix_rcu_gp_acquire();
 		MIX_PROBE1(grace_period, n);
@@ -302,6 +362,7 @@ static void fork_child_prune(void)
 	}
 	rcu_threads.next = rcu_threads.prev = &rcu_threads;
 	if (mix_rcu_registered) {
+		rcu_self.tid = gettid();   /* the child's own */
 		rcu_self.next = rcu_self.prev = &rcu_threads;
 		rcu_threads.next = rcu_threads.prev = &rcu_self;
 	}
@@ -334,6 +395,10 @@ static void fork_child(void)
 	dq.qlen = 0;
 	dq.urgent = 0;
 	dq.running = 0;
+	/* the parent's reclaim thread may have been inside gp_stamp (odd
+	 * gp_seq) or a grace period: the child has neither */
+	gp_seq = (gp_seq + 3) & ~(uint64_t)3;
+	gp_start = 0;
 }
 
 /* At load, before any thread of ours exists: the key that unregisters

@@ -113,6 +113,25 @@ void mix_rcu_synchronize(void);
 /* Wait until every deferred call queued so far has run (rcu_barrier). */
 void mix_rcu_barrier(void);
 
+/* ---- stall diagnostics (issue 11 item 1) ------------------------------ */
+
+#include <stdint.h>
+#include <sys/types.h>
+
+/* The grace period the reclaim thread is waiting for now: when it began
+ * (mix_now_ns() clock, engine/stats.h; 0 if none in progress) and its
+ * number in *seq_r when seq_r is not NULL (increments per grace period
+ * of the reclaim thread, from 1; when none is in progress, the number of
+ * the last one; lets a caller report a stall once).  Any thread, no
+ * lock; the two values belong to the same grace period. */
+uint64_t mix_rcu_gp_started(uint64_t *seq_r);
+
+/* Threads registered through mix that are inside a read-side section
+ * right now: returns how many, and stores up to max of their kernel tids
+ * (gettid) in tids.  Any thread; takes the registration lock; racy by
+ * nature (a snapshot of the moment), for diagnostics only. */
+unsigned mix_rcu_readers_inside(pid_t *tids, unsigned max);
+
 /* Before freeing anything that readers reached through a published
  * pointer, after its grace period: tells TSan about the grace period. */
 static inline void mix_rcu_gp_acquire(void)

@@ -12,6 +12,8 @@
  * "fork").  Run under TSan by `make tsan` (the children then start no
  * thread: TSan cannot); `make rcu-loop` runs it RCU_LOOP_RUNS times.
  * MIX_RCU_FORKS sets the number of forks of the busy-fork case.
+ * The stall diagnostics (mix_rcu_gp_started, mix_rcu_readers_inside) are
+ * checked with a thread holding a section while a call waits.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -25,6 +27,7 @@
 #include "testutil.h"
 
 #include "rcu.h"
+#include "stats.h"
 
 struct call {
 	struct mix_rcu_head h;
@@ -111,6 +114,99 @@ static void test_grace_period(void)
 	is(__atomic_load_n(&nran, __ATOMIC_ACQUIRE), before + 1,
 	   "it runs once the section ended, without a barrier (%d ms)", i);
 	pthread_join(tid, NULL);
+}
+
+/* ---- stall diagnostics: mix_rcu_gp_started, mix_rcu_readers_inside ----- */
+
+static pid_t holder_tid;
+
+static void *holder(void *arg)
+{
+	(void)arg;
+	mix_rcu_read_lock();
+	__atomic_store_n(&holder_tid, gettid(), __ATOMIC_RELAXED);
+	__atomic_store_n(&reader_in, 1, __ATOMIC_RELEASE);
+	while (!__atomic_load_n(&reader_release, __ATOMIC_ACQUIRE))
+		sleep_ms(1);
+	mix_rcu_read_unlock();
+	return NULL;
+}
+
+/* Is tid among the n first of tids? */
+static int has_tid(const pid_t *tids, unsigned n, pid_t tid)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (tids[i] == tid)
+			return 1;
+	return 0;
+}
+
+static void test_stall_diag(void)
+{
+	pthread_t tid;
+	pid_t tids[16];
+	uint64_t seq0, seq1 = 0, seq2 = 0, started = 0, t0;
+	unsigned n, i;
+	uint32_t before;
+
+	mix_rcu_barrier();   /* nothing in flight */
+	t0 = mix_rcu_gp_started(&seq0);
+	is(t0, 0, "no grace period in progress when nothing is queued");
+	reader_in = reader_release = 0;
+	if (pthread_create(&tid, NULL, holder, NULL) != 0)
+		BAIL("pthread_create");
+	while (!__atomic_load_n(&reader_in, __ATOMIC_ACQUIRE))
+		sleep_ms(1);
+	n = mix_rcu_readers_inside(tids, 16);
+	ok(n >= 1 && has_tid(tids, n < 16 ? n : 16, holder_tid),
+	   "readers_inside reports the thread holding a section (%u "
+	   "inside, tid %d)", n, (int)holder_tid);
+	ok(!has_tid(tids, n < 16 ? n : 16, gettid()),
+	   "and not this thread, outside any section");
+	mix_rcu_read_lock();
+	n = mix_rcu_readers_inside(tids, 16);
+	mix_rcu_read_unlock();
+	ok(has_tid(tids, n < 16 ? n : 16, gettid()) && n >= 2,
+	   "this thread inside a section is reported too (%u inside)", n);
+	is(mix_rcu_readers_inside(NULL, 0), 1,
+	   "a count with no room for tids");
+
+	before = __atomic_load_n(&nran, __ATOMIC_ACQUIRE);
+	defer_id(0);
+	/* the reclaim thread starts the grace period after its gathering
+	 * delay; a generous bound, no timing assertion */
+	for (i = 0; i < 20000 && !started; i++) {
+		started = mix_rcu_gp_started(&seq1);
+		if (!started)
+			sleep_ms(1);
+	}
+	ok(started != 0, "a deferred call queued while a section is held: "
+	   "a grace period is in progress (started %llu, after %u polls)",
+	   (unsigned long long)started, i);
+	ok(seq1 > seq0, "with a new number (%llu, before %llu)",
+	   (unsigned long long)seq1, (unsigned long long)seq0);
+	ok(started <= mix_now_ns(), "its start is on mix_now_ns's clock "
+	   "(%llu <= now)", (unsigned long long)started);
+	sleep_ms(5);
+	is(mix_rcu_gp_started(&seq2), started,
+	   "the same grace period while the section is still held");
+	is(seq2, seq1, "the same number");
+
+	__atomic_store_n(&reader_release, 1, __ATOMIC_RELEASE);
+	pthread_join(tid, NULL);
+	for (i = 0; i < 20000 && __atomic_load_n(&nran, __ATOMIC_ACQUIRE) ==
+				   before; i++)
+		sleep_ms(1);
+	mix_rcu_barrier();
+	is(__atomic_load_n(&nran, __ATOMIC_ACQUIRE), before + 1,
+	   "after the section ends the grace period completes and the call "
+	   "runs");
+	t0 = mix_rcu_gp_started(&seq2);
+	ok(t0 == 0 && seq2 >= seq1, "no grace period in progress after the "
+	   "barrier (started %llu, number %llu >= %llu)",
+	   (unsigned long long)t0, (unsigned long long)seq2,
+	   (unsigned long long)seq1);
+	is(mix_rcu_readers_inside(tids, 16), 0, "no thread inside a section");
 }
 
 static void test_lone_call(void)
@@ -390,6 +486,7 @@ int main(void)
 {
 	test_lone_call();
 	test_grace_period();
+	test_stall_diag();
 	test_order_and_barrier();
 	test_threads();
 	test_fork();
