@@ -20,7 +20,7 @@
  *   prepare: take the fork gate exclusively — every synchronize_rcu,
  *            register and unregister holds it shared, so none is in
  *            progress and liburcu's locks are free and its registry
- *            whole — then the reclaim queue's lock;
+ *            whole — then the reclaim thread's lock (barriers, start);
  *   parent:  release both;
  *   child:   unlink from liburcu's registry every thread mix registered
  *            except the one that forked; give the gate, the registration
@@ -35,6 +35,8 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -79,7 +81,7 @@ struct rcu_thread {
 	pid_t tid;               /* gettid() at registration */
 };
 static _Thread_local struct rcu_thread rcu_self;
-static struct rcu_thread rcu_threads = { &rcu_threads, &rcu_threads, NULL };
+static struct rcu_thread rcu_threads = { &rcu_threads, &rcu_threads, NULL, 0 };
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void gate_init(void)
@@ -212,68 +214,131 @@ unsigned mix_rcu_readers_inside(pid_t *tids, unsigned max)
  * call low (one wake-up and one grace period, i.e. one membarrier, per
  * batch, not per publish); the delay bounds how long memory waits.
  *
- * ORDER(rcu-defer): the queue is under dq.lock, so a caller's writes
- * before mix_rcu_defer happen before the call (mutex release/acquire;
- * TSan sees it).  ORDER(rcu-gp): the grace period starts after the batch
- * was taken, so every reader that could still see an object of the batch
- * has left its section before the call.
+ * The queue takes no lock (issue 11 item 5, docs/design.md "Locks on
+ * the publish path"): mix_rcu_defer counts the call (dq.queued), pushes
+ * it with a CAS on the list head (engine/intake.h, the writer's intake
+ * pattern), and wakes the thread only when it sleeps (a futex on
+ * dq.sleeping); the thread takes the whole list with one exchange and
+ * reverses it, so calls still run in the order they were pushed.  The
+ * mutex that remains (dq.lock) is for starting the thread, for
+ * mix_rcu_barrier's waits and for fork, never taken per call.
+ *
+ * ORDER(rcu-defer): the push's CAS (release) publishes the caller's
+ * writes before mix_rcu_defer, h->fn and h's container to the thread's
+ * exchange (acquire) in mix_intake_take_all; TSan sees both.
+ * ORDER(rcu-gp): the grace period starts after the batch was taken, so
+ * every reader that could still see an object of the batch has left its
+ * section before the call.
+ * ORDER(dq-count): a call is counted in dq.queued before it is pushed,
+ * so a barrier that reads dq.queued never misses a call whose
+ * mix_rcu_defer returned; see mix_rcu_barrier for why a count taken
+ * early (counted, not yet pushed) still ends.
+ * ORDER(dq-wake): the pusher's seq_cst add to dq.queued and CAS on the
+ * head come before its seq_cst load of dq.sleeping; the thread's
+ * seq_cst store of dq.sleeping comes before its seq_cst re-check of the
+ * head and of dq.queued (dq_idle, dq_gather).  In the single total order
+ * one of the two sees the other (Dekker, as writer.c ORDER(wake)): the
+ * thread does not sleep, or the pusher sees it asleep and wakes it.  The
+ * waker moves dq.sleeping to DQ_AWAKE with a CAS before FUTEX_WAKE, so
+ * a futex_wait that comes after the CAS returns at once (the word is no
+ * longer the value it waits on) and one wake-up per sleep is made.
  */
 #define DQ_BATCH 64
 #define DQ_DELAY_NS 2000000 /* 2 ms */
 
+/* dq.sleeping: what the reclaim thread is waiting for */
+enum {
+	DQ_AWAKE = 0,   /* running, or woken */
+	DQ_IDLE = 1,    /* the queue to become non-empty */
+	DQ_GATHER = 2,  /* DQ_BATCH calls, a barrier, or the delay's end */
+};
+
 static struct {
-	pthread_mutex_t lock;
-	pthread_cond_t work;      /* signalled when a call is queued */
-	pthread_cond_t done;      /* broadcast when a batch has run */
-	struct mix_rcu_head *head, **tail;
-	uint64_t queued;          /* calls ever queued */
-	uint64_t finished;        /* calls that have run */
-	uint32_t qlen;            /* calls queued, not yet taken */
+	struct mix_intake q;      /* pushed calls (head atomic) */
+	uint64_t queued;          /* calls ever counted; atomic */
+	uint64_t taken;           /* calls the thread took; atomic, its own */
+	uint32_t sleeping;        /* DQ_*; futex word; atomic */
 	uint32_t urgent;          /* threads waiting in mix_rcu_barrier */
-	int running;              /* the thread exists in this process */
-	int work_monotonic;       /* work's clock is CLOCK_MONOTONIC */
+	int running;              /* the thread exists here; atomic */
+	pthread_mutex_t lock;     /* dq_start, finished, barrier waits */
+	pthread_cond_t done;      /* broadcast when a batch has run */
+	uint64_t finished;        /* calls that have run; under lock */
 } dq = {
 	.lock = PTHREAD_MUTEX_INITIALIZER,
-	.work = PTHREAD_COND_INITIALIZER,
 	.done = PTHREAD_COND_INITIALIZER,
-	.tail = &dq.head,
 };
+
+static void dq_futex_wait(uint32_t val, const struct timespec *rel)
+{
+	syscall(SYS_futex, &dq.sleeping, FUTEX_WAIT_PRIVATE, val, rel,
+		NULL, 0);
+}
+
+/* Wake the thread if it still waits in state s (ORDER(dq-wake)). */
+static void dq_wake(uint32_t s)
+{
+	if (__atomic_compare_exchange_n(&dq.sleeping, &s, DQ_AWAKE, 0,
+					__ATOMIC_SEQ_CST, __ATOMIC_RELAXED))
+		syscall(SYS_futex, &dq.sleeping, FUTEX_WAKE_PRIVATE, 1, NULL,
+			NULL, 0);
+}
+
+/* The thread: sleep until the queue is not empty. */
+static void dq_idle(void)
+{
+	for (;;) {
+		/* ORDER(dq-wake): the store, then the re-check */
+		__atomic_store_n(&dq.sleeping, DQ_IDLE, __ATOMIC_SEQ_CST);
+		if (!mix_intake_empty(&dq.q))
+			break;
+		dq_futex_wait(DQ_IDLE, NULL);
+	}
+	__atomic_store_n(&dq.sleeping, DQ_AWAKE, __ATOMIC_SEQ_CST);
+}
+
+/* The thread: let a batch gather, until DQ_BATCH calls are counted
+ * past the last batch, a barrier waits, or DQ_DELAY_NS have passed. */
+static void dq_gather(uint64_t taken)
+{
+	uint64_t deadline = mix_now_ns() + DQ_DELAY_NS, now;
+	for (;;) {
+		struct timespec rel;
+		/* ORDER(dq-wake): the store, then the re-checks */
+		__atomic_store_n(&dq.sleeping, DQ_GATHER, __ATOMIC_SEQ_CST);
+		if (__atomic_load_n(&dq.queued, __ATOMIC_SEQ_CST) - taken >=
+			    DQ_BATCH ||
+		    __atomic_load_n(&dq.urgent, __ATOMIC_SEQ_CST) ||
+		    (now = mix_now_ns()) >= deadline)
+			break;
+		rel.tv_sec = 0;
+		rel.tv_nsec = (long)(deadline - now);
+		dq_futex_wait(DQ_GATHER, &rel);
+	}
+	__atomic_store_n(&dq.sleeping, DQ_AWAKE, __ATOMIC_SEQ_CST);
+}
 
 static void *defer_thread(void *arg)
 {
+	uint64_t taken = 0;
 	(void)arg;
 	(void)pthread_setname_np(pthread_self(), "mix-reclaim");
-	pthread_mutex_lock(&dq.lock);
 	for (;;) {
 		struct mix_rcu_head *h, *next;
 		uint64_t n = 0;
-		while (!dq.head)
-			pthread_cond_wait(&dq.work, &dq.lock);
-		if (dq.qlen < DQ_BATCH && !dq.urgent) {
-			/* let a batch gather, for at most DQ_DELAY_NS */
-			struct timespec ts;
-			clock_gettime(dq.work_monotonic ? CLOCK_MONOTONIC
-							: CLOCK_REALTIME, &ts);
-			ts.tv_nsec += DQ_DELAY_NS;
-			if (ts.tv_nsec >= 1000000000) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000;
-			}
-			while (dq.qlen < DQ_BATCH && !dq.urgent &&
-			       pthread_cond_timedwait(&dq.work, &dq.lock,
-						      &ts) == 0)
-				;
-		}
-		h = dq.head;
-		dq.head = NULL;
-		dq.tail = &dq.head;
-		dq.qlen = 0;
-		for (next = h; next; next = next->next)
+		dq_idle();
+		dq_gather(taken);
+		/* ORDER(rcu-defer): acquire what the pushers wrote */
+		h = (struct mix_rcu_head *)mix_intake_take_all(&dq.q);
+		for (next = h; next; next = (struct mix_rcu_head *)next->node.next)
 			n++;
-		pthread_mutex_unlock(&dq.lock);
+		taken += n;
+		/* relaxed: only the batch trigger of dq_gather's pushers
+		 * reads it, and a stale value only makes them wake the
+		 * thread a batch early */
+		__atomic_store_n(&dq.taken, taken, __ATOMIC_RELAXED);
 
-		/* a fork from here to the re-lock below leaves this batch
-		 * to the parent: the child drops its copy (fork_child) */
+		/* a fork from here to the lock below leaves this batch to
+		 * the parent: the child drops its copy (fork_child) */
 		gp_stamp(mix_now_ns() | 1);   /* never 0 while one runs */
 		gp_wait();
 		gp_stamp(0);
@@ -281,13 +346,14 @@ static void *defer_thread(void *arg)
 		mix_rcu_gp_acquire();
 		MIX_PROBE1(grace_period, n);
 		for (; h; h = next) {
-			next = h->next;
+			next = (struct mix_rcu_head *)h->node.next;
 			h->fn(h);
 		}
 
 		pthread_mutex_lock(&dq.lock);
 		dq.finished += n;
 		pthread_cond_broadcast(&dq.done);
+		pthread_mutex_unlock(&dq.lock);
 	}
 	return NULL;
 }
@@ -308,32 +374,20 @@ static int dq_start(void)
 	pthread_attr_destroy(&a);
 	if (ret != 0)
 		return -ret;
-	dq.running = 1;
+	/* ORDER(dq-running): pairs with mix_rcu_defer's acquire load, which
+	 * then pushes without the lock */
+	__atomic_store_n(&dq.running, 1, __ATOMIC_RELEASE);
 	return 0;
-}
-
-/* dq.work on CLOCK_MONOTONIC: the gathering timeout must not follow
- * wall-clock jumps.  Falls back to the default clock. */
-static void dq_work_init(void)
-{
-	pthread_condattr_t ca;
-	dq.work_monotonic = 0;
-	if (pthread_condattr_init(&ca) == 0) {
-		if (pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) == 0 &&
-		    pthread_cond_init(&dq.work, &ca) == 0)
-			dq.work_monotonic = 1;
-		pthread_condattr_destroy(&ca);
-	}
-	if (!dq.work_monotonic)
-		pthread_cond_init(&dq.work, NULL);
 }
 
 /* ---- fork ------------------------------------------------------------------ */
 
-/* ORDER(fork-gate) then ORDER(rcu-defer): the gate first, because a
- * grace period in progress holds the gate shared and waits for readers,
- * and a reader inside its section may be about to take dq.lock in
- * mix_rcu_defer; the other order could wait for that reader forever. */
+/* ORDER(fork-gate), then dq.lock: the gate first, because a grace
+ * period in progress holds the gate shared and waits for readers, and a
+ * reader inside its section may be about to take dq.lock (mix_rcu_defer
+ * starting the thread, or a barrier); the other order could wait for
+ * that reader forever.  The lock-free queue needs nothing here: the
+ * child empties it. */
 static void fork_prepare(void)
 {
 	pthread_rwlock_wrlock(&fork_gate);
@@ -370,7 +424,8 @@ static void fork_child_prune(void)
 
 /* The child: fresh locks and condition variables, never the parent's
  * (a copied condvar counts waiters that do not exist here, and a signal
- * on it can block forever).  The parent's queued and in-flight calls
+ * on it can block forever).  The parent's queued, half-pushed (counted
+ * by a thread that does not exist here) and in-flight calls
  * are dropped: they free the parent's snapshots, which the child may
  * not use (mix.h), under locks a parent thread may have held at the
  * fork; their memory stays allocated in the child, freed by neither
@@ -387,12 +442,10 @@ static void fork_child(void)
 	gate_init();
 	pthread_mutex_init(&reg_lock, NULL);
 	pthread_mutex_init(&dq.lock, NULL);
-	dq_work_init();
 	pthread_cond_init(&dq.done, NULL);
-	dq.head = NULL;
-	dq.tail = &dq.head;
-	dq.queued = dq.finished = 0;
-	dq.qlen = 0;
+	dq.q.head = NULL;
+	dq.queued = dq.taken = dq.finished = 0;
+	dq.sleeping = DQ_AWAKE;
 	dq.urgent = 0;
 	dq.running = 0;
 	/* the parent's reclaim thread may have been inside gp_stamp (odd
@@ -402,38 +455,51 @@ static void fork_child(void)
 }
 
 /* At load, before any thread of ours exists: the key that unregisters
- * exiting threads, dq.work's clock, and the fork handlers (registered
- * here rather than at first use so that no fork can find them half
- * set up). */
+ * exiting threads, and the fork handlers (registered here rather than
+ * at first use so that no fork can find them half set up). */
 __attribute__((constructor)) static void rcu_setup(void)
 {
 	rcu_key_ok = pthread_key_create(&rcu_key, rcu_thread_exit) == 0;
-	pthread_cond_destroy(&dq.work);
-	dq_work_init();
 	(void)pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
 
 /* ---- the calls --------------------------------------------------------- */
 
+/* First call in this process (or in a child after fork): start the
+ * thread.  0 or -errno. */
+static int dq_ensure_started(void)
+{
+	int ret;
+	pthread_mutex_lock(&dq.lock);
+	ret = dq_start();
+	pthread_mutex_unlock(&dq.lock);
+	return ret;
+}
+
 void mix_rcu_defer(struct mix_rcu_head *h, void (*fn)(struct mix_rcu_head *h))
 {
+	uint64_t q;
+	uint32_t s;
 	h->fn = fn;
-	h->next = NULL;
-	pthread_mutex_lock(&dq.lock);
-	if (dq_start() < 0) {
+	/* ORDER(dq-running) */
+	if (caa_unlikely(!__atomic_load_n(&dq.running, __ATOMIC_ACQUIRE)) &&
+	    dq_ensure_started() < 0) {
 		/* no thread: wait for the grace period here */
-		pthread_mutex_unlock(&dq.lock);
 		mix_rcu_synchronize();
 		fn(h);
 		return;
 	}
-	*dq.tail = h;
-	dq.tail = &h->next;
-	dq.queued++;
-	/* wake the thread to start a batch, and when the batch is full */
-	if (++dq.qlen == 1 || dq.qlen == DQ_BATCH)
-		pthread_cond_signal(&dq.work);
-	pthread_mutex_unlock(&dq.lock);
+	/* ORDER(dq-count): counted, then pushed */
+	q = __atomic_add_fetch(&dq.queued, 1, __ATOMIC_SEQ_CST);
+	/* ORDER(rcu-defer), ORDER(dq-wake): a seq_cst CAS */
+	mix_intake_push(&dq.q, &h->node);
+	/* ORDER(dq-wake): wake the thread to start a batch, and when the
+	 * batch is full */
+	s = __atomic_load_n(&dq.sleeping, __ATOMIC_SEQ_CST);
+	if (s == DQ_IDLE ||
+	    (s == DQ_GATHER &&
+	     q - __atomic_load_n(&dq.taken, __ATOMIC_RELAXED) >= DQ_BATCH))
+		dq_wake(s);
 }
 
 void mix_rcu_synchronize(void)
@@ -442,33 +508,32 @@ void mix_rcu_synchronize(void)
 	mix_rcu_gp_acquire();
 }
 
+/*
+ * Wait until dq.finished reaches the count of calls queued now.  Calls
+ * are counted before they are pushed (ORDER(dq-count)), so the target
+ * covers every call whose mix_rcu_defer returned, and maybe some still
+ * being pushed, which the thread takes when they land (the pusher wakes
+ * it).  dq.finished counts whole batches, and a batch holds only calls
+ * pushed before it was taken: while a call C counted in the target has
+ * not run, every finished batch was taken before C was pushed, so all
+ * its calls were counted before C was, i.e. before the target was read:
+ * finished < target.  So finished >= target means every call counted in
+ * it has run.
+ */
 void mix_rcu_barrier(void)
 {
 	uint64_t target;
 	pthread_mutex_lock(&dq.lock);
-	target = dq.queued;
-	if (dq.finished < target && dq_start() < 0) {
-		/* calls queued, and no thread can start: run them here */
-		struct mix_rcu_head *h = dq.head, *next;
-		dq.head = NULL;
-		dq.tail = &dq.head;
-		dq.qlen = 0;
-		pthread_mutex_unlock(&dq.lock);
-		mix_rcu_synchronize();
-		for (; h; h = next) {
-			next = h->next;
-			h->fn(h);
-		}
-		pthread_mutex_lock(&dq.lock);
-		dq.finished = target;
-	}
+	target = __atomic_load_n(&dq.queued, __ATOMIC_SEQ_CST);
 	if (dq.finished < target) {
-		/* no gathering while someone waits */
-		dq.urgent++;
-		pthread_cond_signal(&dq.work);
+		/* no gathering while someone waits; ORDER(dq-wake): the
+		 * add, then the CAS in dq_wake, against dq_gather's store
+		 * then load of urgent */
+		__atomic_add_fetch(&dq.urgent, 1, __ATOMIC_SEQ_CST);
+		dq_wake(DQ_GATHER);
 		while (dq.finished < target)
 			pthread_cond_wait(&dq.done, &dq.lock);
-		dq.urgent--;
+		__atomic_sub_fetch(&dq.urgent, 1, __ATOMIC_SEQ_CST);
 	}
 	pthread_mutex_unlock(&dq.lock);
 }

@@ -46,6 +46,8 @@
 #include <urcu/urcu-memb.h>
 #include <urcu/compiler.h>
 
+#include "intake.h"
+
 #ifdef MIX_TSAN
 void __tsan_acquire(void *addr);
 void __tsan_release(void *addr);
@@ -99,9 +101,11 @@ static inline int mix_rcu_read_ongoing(void)
 
 /* Deferred call after a grace period (call_rcu), from the engine's
  * reclaim thread "mix-reclaim" (rcu.c says why not liburcu's call_rcu
- * thread).  Calls run in the order they were queued. */
+ * thread).  Calls run in the order they were queued.  Any thread, inside
+ * a section or not; takes no lock (a CAS, and a futex wake-up when the
+ * reclaim thread sleeps), except the first call of a process. */
 struct mix_rcu_head {
-	struct mix_rcu_head *next;
+	struct mix_intake_node node;   /* the lock-free queue (intake.h) */
 	void (*fn)(struct mix_rcu_head *h);
 };
 void mix_rcu_defer(struct mix_rcu_head *h, void (*fn)(struct mix_rcu_head *h));

@@ -75,7 +75,9 @@
  * and divide by N.
  *
  * Options: --runs N, --secs S, --quick (3 runs of 0.1 s), --flavour F
- * (one of memb, mix, bp, qsbr), --only read|sync, --callgrind N.
+ * (one of memb, mix, bp, qsbr), --only read|sync|defer, --callgrind N.
+ * --only defer: the publish path's mix_rcu_defer and chunk buffer cache
+ * (issue 11 item 5; the comment above bench_defer).
  * Full run ~75 s.
  */
 #include <stdatomic.h>
@@ -417,6 +419,9 @@ const struct brcu_ops BRCU_CAT(brcu_ops_, BENCH_RCU_FLAVOUR) = {
 
 #include "stress.h"
 
+#include "bufcache.h"
+#include "rcu.h"
+
 #define MAX_RUNS 15
 #define MAX_READERS 16
 
@@ -684,6 +689,224 @@ static void bench_sync(unsigned nreaders, int idle)
 	}
 }
 
+/* ---- the publish path's own costs (issue 11 item 5) -------------------- */
+
+/*
+ * --only defer: what a writer pays per publish besides the snapshot, with
+ * N = 1, 2, 4 threads doing it at once (the engine has one writer thread
+ * per writer, and threads closing views also give chunk buffers back):
+ *   rcu_defer_Nthr          ns per mix_rcu_defer (the caller's CPU time;
+ *                           the reclaim thread runs the grace periods and
+ *                           the calls meanwhile, as in the engine)
+ *   rcu_defer_p999_Nthr     the 99.9th percentile and the maximum of one
+ *   rcu_defer_max_Nthr      call's wall time, clock reads included (a
+ *                           lock holder preempted shows here)
+ *   bufcache_getput_Nthr    ns per mix_bufcache_put + mix_bufcache_get
+ *                           pair of one chunk-sized buffer
+ * and, in the same run, what the primitives cost on this machine:
+ *   ref_mutex_pair          an uncontended pthread_mutex lock + unlock
+ *   ref_cas                 one uncontended seq_cst compare-and-swap
+ * Each thread defers DEFER_POOL calls, then waits in mix_rcu_barrier
+ * (not timed) so that its heads can be reused.
+ */
+#define DEFER_POOL 4096
+#define DEFER_MAX_THREADS 4
+#define BUF_SIZE (1024 * 64)   /* a chunk of 1024 records of 64 bytes */
+
+struct dworker {
+	pthread_barrier_t *start;
+	atomic_int *stop;
+	int bufcache;                  /* 1: get/put, 0: defer */
+	uint64_t calls, cpu_ns, misses;
+	uint64_t *lat;                 /* DEFER_POOL per round, kept: last */
+	uint64_t lat_n;
+	double p999, max;
+};
+
+static atomic_uint_fast64_t g_deferred_ran;
+
+static void bench_defer_cb(struct mix_rcu_head *h)
+{
+	(void)h;
+	atomic_fetch_add_explicit(&g_deferred_ran, 1, memory_order_relaxed);
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static void *defer_main(void *arg)
+{
+	struct dworker *w = arg;
+	struct mix_rcu_head *pool = calloc(DEFER_POOL, sizeof(*pool));
+	uint64_t cpu = 0, i, t0, t1;
+
+	if (!pool)
+		st_die("bench-rcu: out of memory");
+	mix_rcu_read_lock();   /* register before the clock starts */
+	mix_rcu_read_unlock();
+	pthread_barrier_wait(w->start);
+	while (!atomic_load(w->stop)) {
+		uint64_t c0 = thread_cpu_ns();
+		t0 = st_now_ns();
+		for (i = 0; i < DEFER_POOL; i++) {
+			mix_rcu_defer(&pool[i], bench_defer_cb);
+			t1 = st_now_ns();
+			w->lat[w->lat_n++ % (DEFER_POOL * 64)] = t1 - t0;
+			t0 = t1;
+		}
+		cpu += thread_cpu_ns() - c0;
+		w->calls += DEFER_POOL;
+		mix_rcu_barrier();
+	}
+	w->cpu_ns = cpu;
+	free(pool);
+	return NULL;
+}
+
+static void *bufcache_main(void *arg)
+{
+	struct dworker *w = arg;
+	void *p = malloc(BUF_SIZE);
+	uint64_t c0;
+
+	if (!p)
+		st_die("bench-rcu: out of memory");
+	pthread_barrier_wait(w->start);
+	c0 = thread_cpu_ns();
+	while (!atomic_load_explicit(w->stop, memory_order_relaxed)) {
+		for (int i = 0; i < 256; i++) {
+			if (!mix_bufcache_put(p, BUF_SIZE))
+				free(p);
+			p = mix_bufcache_get(BUF_SIZE);
+			if (!p) {
+				w->misses++;
+				if (!(p = malloc(BUF_SIZE)))
+					st_die("bench-rcu: out of memory");
+			}
+		}
+		w->calls += 256;
+	}
+	w->cpu_ns = thread_cpu_ns() - c0;
+	free(p);
+	return NULL;
+}
+
+/* One run: ns per call per thread (CPU time), and the latency figures of
+ * the defer runs in *p999_r / *max_r (ns). */
+static double defer_run(unsigned n, int bufcache, double *p999_r,
+			double *max_r, double *miss_r)
+{
+	pthread_t t[DEFER_MAX_THREADS];
+	struct dworker w[DEFER_MAX_THREADS];
+	pthread_barrier_t start;
+	atomic_int stop = 0;
+	double ns = 0, p999 = 0, max = 0;
+	uint64_t misses = 0, calls = 0;
+	unsigned i;
+
+	pthread_barrier_init(&start, NULL, n + 1);
+	for (i = 0; i < n; i++) {
+		w[i] = (struct dworker){ .start = &start, .stop = &stop,
+					 .bufcache = bufcache };
+		if (!bufcache && !(w[i].lat = malloc(DEFER_POOL * 64 *
+						     sizeof(uint64_t))))
+			st_die("bench-rcu: out of memory");
+		spawn(&t[i], bufcache ? bufcache_main : defer_main, &w[i]);
+	}
+	pthread_barrier_wait(&start);
+	sleep_secs(g_secs);
+	atomic_store(&stop, 1);
+	for (i = 0; i < n; i++) {
+		pthread_join(t[i], NULL);
+		ns += (double)w[i].cpu_ns / (double)w[i].calls;
+		misses += w[i].misses;
+		calls += w[i].calls;
+		if (!bufcache) {
+			uint64_t k = w[i].lat_n < DEFER_POOL * 64 ?
+				w[i].lat_n : DEFER_POOL * 64;
+			qsort(w[i].lat, k, sizeof(uint64_t), cmp_u64);
+			if (k && (double)w[i].lat[k * 999 / 1000] > p999)
+				p999 = (double)w[i].lat[k * 999 / 1000];
+			if (k && (double)w[i].lat[k - 1] > max)
+				max = (double)w[i].lat[k - 1];
+			free(w[i].lat);
+		}
+	}
+	pthread_barrier_destroy(&start);
+	mix_rcu_barrier();
+	*p999_r = p999;
+	*max_r = max;
+	*miss_r = calls ? (double)misses / (double)calls : 0;
+	return ns / n;
+}
+
+static double ref_mutex(void)
+{
+	pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
+	uint64_t c0 = thread_cpu_ns(), i, n = 1000000;
+	for (i = 0; i < n; i++) {
+		pthread_mutex_lock(&m);
+		__asm__ __volatile__("" ::: "memory");
+		pthread_mutex_unlock(&m);
+	}
+	return (double)(thread_cpu_ns() - c0) / (double)n;
+}
+
+static double ref_cas(void)
+{
+	static uint64_t word;
+	uint64_t c0 = thread_cpu_ns(), i, n = 1000000;
+	for (i = 0; i < n; i++) {
+		uint64_t old = __atomic_load_n(&word, __ATOMIC_RELAXED);
+		__atomic_compare_exchange_n(&word, &old, old + 1, 0,
+					    __ATOMIC_SEQ_CST,
+					    __ATOMIC_RELAXED);
+	}
+	return (double)(thread_cpu_ns() - c0) / (double)n;
+}
+
+static void bench_defer(void)
+{
+	static const unsigned nthr[] = { 1, 2, 4 };
+	double ns[3][MAX_RUNS], p999[3][MAX_RUNS], mx[3][MAX_RUNS];
+	double bc[3][MAX_RUNS], miss[3][MAX_RUNS], rm[MAX_RUNS], rc[MAX_RUNS];
+	double dummy, dummy2;
+	char name[128];
+	unsigned run, k;
+
+	for (run = 0; run < g_runs; run++) {
+		rm[run] = ref_mutex();
+		rc[run] = ref_cas();
+		for (k = 0; k < 3; k++) {
+			ns[k][run] = defer_run(nthr[k], 0, &p999[k][run],
+					       &mx[k][run], &dummy);
+			bc[k][run] = defer_run(nthr[k], 1, &dummy, &dummy2,
+					       &miss[k][run]);
+		}
+	}
+	report("ref_mutex_pair", rm, g_runs, "ns");
+	report("ref_cas", rc, g_runs, "ns");
+	for (k = 0; k < 3; k++) {
+		snprintf(name, sizeof(name), "rcu_defer_%uthr", nthr[k]);
+		report(name, ns[k], g_runs, "ns");
+		snprintf(name, sizeof(name), "rcu_defer_p999_%uthr", nthr[k]);
+		report(name, p999[k], g_runs, "ns");
+		snprintf(name, sizeof(name), "rcu_defer_max_%uthr", nthr[k]);
+		report(name, mx[k], g_runs, "ns");
+	}
+	for (k = 0; k < 3; k++) {
+		snprintf(name, sizeof(name), "bufcache_getput_%uthr", nthr[k]);
+		report(name, bc[k], g_runs, "ns");
+		printf("#   gets that found nothing, median: %.4f\n",
+		       st_median(miss[k], g_runs));
+	}
+	printf("# deferred calls run: %llu\n", (unsigned long long)
+	       atomic_load(&g_deferred_ran));
+}
+
 /* ---- callgrind ---------------------------------------------------------- */
 
 static __attribute__((noinline)) void brcu_cg_baseline(uint64_t n)
@@ -731,7 +954,7 @@ static void run_callgrind(uint64_t n)
 static void usage(FILE *out)
 {
 	fprintf(out, "usage: bench-rcu [--runs N] [--secs S] [--quick] "
-		"[--flavour memb|mix|bp|qsbr] [--only read|sync] "
+		"[--flavour memb|mix|bp|qsbr] [--only read|sync|defer] "
 		"[--callgrind N]\n");
 }
 
@@ -789,7 +1012,7 @@ int main(int argc, char **argv)
 		}
 	}
 	if (optind < argc || (only && strcmp(only, "read") &&
-			      strcmp(only, "sync"))) {
+			      strcmp(only, "sync") && strcmp(only, "defer"))) {
 		usage(stderr);
 		return 2;
 	}
@@ -822,6 +1045,8 @@ int main(int argc, char **argv)
 			bench_sync(2, 0);
 			bench_sync(16, 0);
 		}
+		if (!only || !strcmp(only, "defer"))
+			bench_defer();
 	}
 	for (f = 0; f < g_nfl; f++)
 		g_fl[f]->teardown();

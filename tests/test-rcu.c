@@ -13,7 +13,9 @@
  * thread: TSan cannot); `make rcu-loop` runs it RCU_LOOP_RUNS times.
  * MIX_RCU_FORKS sets the number of forks of the busy-fork case.
  * The stall diagnostics (mix_rcu_gp_started, mix_rcu_readers_inside) are
- * checked with a thread holding a section while a call waits.
+ * checked with a thread holding a section while a call waits.  The
+ * lock-free queue's wake-ups are checked by calls that must run without
+ * a barrier after random pauses (seed: MIX_SEED).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -235,6 +237,80 @@ static void test_order_and_barrier(void)
 	   "calls ran in the order they were queued");
 	mix_rcu_barrier();
 	is(nran, n, "a barrier with nothing queued returns");
+}
+
+/* ---- no lost wake-up ------------------------------------------------------ */
+
+/*
+ * The queue takes no lock: a pusher wakes the reclaim thread only when
+ * it sees it asleep (rcu.c ORDER(dq-wake)).  A lost wake-up leaves a
+ * call queued with the thread asleep for good; no barrier here, so such
+ * a call would never run.  Two threads each queue a call (sometimes a
+ * burst of about DQ_BATCH calls, which wakes a gathering thread early)
+ * after a random pause that lands in every state of the thread (idle,
+ * gathering, in a grace period), then wait for their last call to run
+ * by itself, with a generous bound.
+ */
+#define WAKE_ROUNDS 150
+
+struct flagged {
+	struct mix_rcu_head h;
+	int ran;
+};
+
+static void set_ran(struct mix_rcu_head *h)
+{
+	struct flagged *f = caa_container_of(h, struct flagged, h);
+	__atomic_store_n(&f->ran, 1, __ATOMIC_RELEASE);
+}
+
+static uint64_t wake_seed;
+
+static void *waker(void *arg)
+{
+	uint64_t rnd = wake_seed + (uintptr_t)arg * 0x9e3779b97f4a7c15ull;
+	static __thread struct flagged f[80];
+	uint32_t round, i, n;
+	for (round = 0; round < WAKE_ROUNDS; round++) {
+		struct timespec ts = { 0, (long)tu_rand_below(&rnd, 3000) *
+					     1000 };
+		nanosleep(&ts, NULL);
+		n = tu_rand_below(&rnd, 8) == 0 ? 60 + tu_rand_below(&rnd, 10)
+						: 1;
+		for (i = 0; i < n; i++) {
+			f[i].ran = 0;
+			mix_rcu_defer(&f[i].h, set_ran);
+		}
+		for (i = 0; i < 10000 &&
+			    !__atomic_load_n(&f[n - 1].ran, __ATOMIC_ACQUIRE);
+		     i++)
+			sleep_ms(1);
+		if (!__atomic_load_n(&f[n - 1].ran, __ATOMIC_ACQUIRE))
+			return (void *)(uintptr_t)(round + 1);
+		/* the others ran before it (queue order) */
+		for (i = 0; i < n; i++)
+			if (!__atomic_load_n(&f[i].ran, __ATOMIC_ACQUIRE))
+				return (void *)(uintptr_t)(round + 1);
+	}
+	return NULL;
+}
+
+static void test_no_lost_wakeup(void)
+{
+	pthread_t t[2];
+	void *r[2];
+	int i;
+	wake_seed = tu_seed();
+	for (i = 0; i < 2; i++)
+		if (pthread_create(&t[i], NULL, waker,
+				   (void *)(uintptr_t)i) != 0)
+			BAIL("pthread_create");
+	for (i = 0; i < 2; i++)
+		pthread_join(t[i], &r[i]);
+	ok(!r[0] && !r[1], "%d rounds of 2 threads: every call ran by "
+	   "itself, no barrier (first round still waiting after 10 s: "
+	   "%u and %u; 0 = none)", WAKE_ROUNDS,
+	   (unsigned)(uintptr_t)r[0], (unsigned)(uintptr_t)r[1]);
 }
 
 /* ---- many threads deferring and waiting at once ----------------------- */
@@ -488,6 +564,7 @@ int main(void)
 	test_grace_period();
 	test_stall_diag();
 	test_order_and_barrier();
+	test_no_lost_wakeup();
 	test_threads();
 	test_fork();
 	test_fork_reader_inside();
