@@ -82,7 +82,8 @@ $(BUILD)/tests/example: docs/example.c $(BUILD)/libmix.a
 	$(CC) $(ALL_CFLAGS) $< -o $@ $(BUILD)/libmix.a $(LDFLAGS) $(LIBS)
 
 check: all $(TEST_BIN) $(STRESS_BIN) $(BUILD)/tests/example
-	MIX_BUILD=$(BUILD) prove -f --exec '' $(TEST_BIN) tests/run-example.sh tests/run-validate.sh
+	MIX_BUILD=$(BUILD) prove -f --exec '' $(TEST_BIN) tests/run-example.sh tests/run-validate.sh \
+		tests/run-stall.sh
 
 asan:
 	$(MAKE) BUILD=build-asan OPT=-O1 \
@@ -94,9 +95,14 @@ tsan:
 	TSAN_OPTIONS="suppressions=$(CURDIR)/tests/tsan.supp halt_on_error=1 second_deadlock_stack=1" \
 	$(MAKE) BUILD=build-tsan OPT=-O1 SAN='-fsanitize=thread' check
 
-stress: all $(BUILD)/stress/validate
+# stress/validate, then stress/stall (a 10 s read-side section beside 8
+# committers on 4 mailboxes: no mailbox may go 2 s without a commit)
+stress: all $(BUILD)/stress/validate $(BUILD)/stress/stall
 	@d=$$(mktemp -d /tmp/mix-stress.XXXXXX) && \
-	  $(BUILD)/stress/validate --dir "$$d" $(STRESS_ARGS); rc=$$?; rm -rf "$$d"; exit $$rc
+	  $(BUILD)/stress/validate --dir "$$d" $(STRESS_ARGS); rc=$$?; rm -rf "$$d"; \
+	  [ $$rc -eq 0 ] || exit $$rc; \
+	  d=$$(mktemp -d /tmp/mix-stall.XXXXXX) && \
+	  $(BUILD)/stress/stall --dir "$$d" $(STALL_ARGS); rc=$$?; rm -rf "$$d"; exit $$rc
 
 bench: all $(BUILD)/stress/bench
 	@d=$$(mktemp -d /tmp/mix-bench.XXXXXX) && \

@@ -18,6 +18,7 @@ MIX_API void mix_engine_config_init(struct mix_engine_config *cfg)
 	cfg->log_rotate_size = 4u << 20;
 	cfg->queue_max = 4096;
 	cfg->expunge_history_max = 100000;
+	cfg->read_stall_ms = 5000;
 }
 
 MIX_API int mix_engine_create(const struct mix_engine_config *cfg,

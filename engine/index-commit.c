@@ -37,8 +37,8 @@
 /* A batch is flushed once its encoding passes this (keeps offsets far
  * below 2^32 with the largest rotation size). */
 #define BATCH_BYTES_MAX (64u << 20)
-/* Unpublished snapshots waiting for a grace period before the writer
- * waits for them to be freed. */
+/* Replaced snapshots waiting for their grace period beyond which an
+ * index's publishes are spaced ("Coalescing" below). */
 #define SNAP_BACKLOG_MAX 256
 
 void mix_index_poison(struct mix_index *idx)
@@ -121,6 +121,11 @@ static void complete_range(struct mix_writer *w, struct mix_txn **txns,
 			   uint64_t visible_ns)
 {
 	uint32_t i;
+	/* counted before the committers are acknowledged, so a committer
+	 * that returned sees its commit in mix_engine_stats() */
+	if (w)
+		__atomic_add_fetch(&w->stat_txns, end - start,
+				   __ATOMIC_RELAXED);
 	for (i = start; i < end; i++) {
 		struct mix_txn *t = txns[i];
 		uint64_t enq = t->enq_ns; /* t is gone once completed */
@@ -175,16 +180,12 @@ static int flush(struct mix_index *idx, struct mix_builder *b, int need_sync)
 	}
 	if (ret == 0)
 		ret = mix_index_publish(idx, b);
-	if (ret == 0 && w)
+	if (ret == 0 && w) {
 		__atomic_add_fetch(&w->stat_publishes, 1, __ATOMIC_RELAXED);
-	if (ret == 0 && __atomic_load_n(&idx->reclaim.waiting,
-					 __ATOMIC_RELAXED) > SNAP_BACKLOG_MAX)
-		/* Publishing faster than grace periods end: each waiting
-		 * snapshot holds its copied chunk (~32 KiB).  Wait until the
-		 * queued ones are freed, so memory stays bounded under any
-		 * commit rate (one grace period and the frees: the reclaim
-		 * thread stops gathering while someone waits, rcu.c). */
-		mix_rcu_barrier();
+		if (w->by_committer)
+			__atomic_add_fetch(&w->stat_by_committer, 1,
+					   __ATOMIC_RELAXED);
+	}
 	if (ret < 0) {
 		/* Out of space before any transaction of the batch could be
 		 * seen (mix_log_append_batch left the log usable): the batch
@@ -284,8 +285,15 @@ static void run_batch(struct mix_index *idx, struct mix_txn **txns,
 			mix_builder_abort(&b);
 		if (ret == 0 && floor)
 			idx->uid_floor = floor;
+		if (ret == 0) {
+			idx->last_publish_ns = mix_now_ns();
+			/* replaced snapshots pile up while a section holds
+			 * their grace period: say so (mix_read_stall_fn) */
+			(void)mix_engine_stall_check(idx->engine,
+						     idx->last_publish_ns);
+		}
 		complete_range(idx->writer, txns, start, end, ret,
-			       ret == 0 ? mix_now_ns() : 0);
+			       ret == 0 ? idx->last_publish_ns : 0);
 		start = end;
 		if (ret == 0)
 			mix_index_ckpt_tick(idx);
@@ -308,8 +316,71 @@ static void close_index(struct mix_index *idx, struct mix_txn *t)
 	mix_txn_complete(t, ret);
 }
 
-void mix_index_process_batch(struct mix_index *idx, struct mix_txn **txns,
-			     uint32_t count)
+/* ---- coalescing ---------------------------------------------------------
+ *
+ * A snapshot that was replaced waits for a grace period before it is
+ * freed; a read-side section that lasts (a stuck session thread, a debugger)
+ * holds every grace period, so replaced snapshots pile up at the rate of
+ * publishes.  The writer never waits for readers.  Instead, once more than
+ * SNAP_BACKLOG_MAX snapshots of an index wait and the grace period in
+ * progress is LAG_GP_NS old (a section holds it, not just a busy CPU
+ * delaying the reclaim thread), or more than SNAP_BACKLOG_HARD wait
+ * whatever the cause, its publishes are spaced: a
+ * batch arriving sooner than LAG_STEP_NS * waiting / SNAP_BACKLOG_MAX after
+ * the last publish is held back (its committers wait), and everything that
+ * arrives meanwhile joins it, so one publish serves them all.  The spacing
+ * grows with the backlog, so the backlog grows as the square root of the
+ * stall: w(t)^2 <= H^2 + 2 B t / LAG_STEP_NS with B = SNAP_BACKLOG_MAX and
+ * H = SNAP_BACKLOG_HARD, i.e. at most about 1,250 snapshots per index after
+ * 10 s and 2,800 after a minute, then one per LAG_MAX_NS beyond 6,400
+ * (after about 5 minutes) (docs/design.md "Reclamation").
+ * Other indexes and writers are not held up by it; commits on the index
+ * keep being acknowledged, LAG_MAX_NS apart at worst.
+ */
+#define LAG_GP_NS 20000000ull      /* a grace period this old is held */
+#define SNAP_BACKLOG_HARD (2 * SNAP_BACKLOG_MAX)  /* held regardless */
+#define LAG_STEP_NS 4000000ull     /* 4 ms per SNAP_BACKLOG_MAX waiting */
+#define LAG_MAX_NS 100000000ull    /* 100 ms */
+
+/* Whether a batch of idx must wait; sets held_due_ns. */
+static int must_hold(struct mix_index *idx, uint64_t now)
+{
+	uint32_t waiting = __atomic_load_n(&idx->reclaim.waiting,
+					   __ATOMIC_RELAXED);
+	uint64_t gap, gp;
+	if (waiting <= SNAP_BACKLOG_MAX)
+		return 0;
+	/* a backlog that a busy machine makes (the reclaim thread waits for
+	 * a CPU) clears by itself; one a read-side section makes does not */
+	gp = mix_rcu_gp_started(NULL);
+	if (waiting <= SNAP_BACKLOG_HARD && (!gp || now < gp + LAG_GP_NS))
+		return 0;
+	gap = LAG_STEP_NS * waiting / SNAP_BACKLOG_MAX;
+	if (gap > LAG_MAX_NS)
+		gap = LAG_MAX_NS;
+	idx->held_due_ns = idx->last_publish_ns + gap;
+	return now < idx->held_due_ns;
+}
+
+static int hold_add(struct mix_index *idx, struct mix_txn **txns, uint32_t n)
+{
+	if (idx->held_n + n > idx->held_cap) {
+		uint32_t nc = idx->held_cap ? idx->held_cap : 16;
+		struct mix_txn **p;
+		while (nc < idx->held_n + n)
+			nc *= 2;
+		if (!(p = realloc(idx->held, nc * sizeof(*p))))
+			return -ENOMEM;
+		idx->held = p;
+		idx->held_cap = nc;
+	}
+	memcpy(idx->held + idx->held_n, txns, n * sizeof(*txns));
+	idx->held_n += n;
+	return 0;
+}
+
+static uint32_t process_now(struct mix_index *idx, struct mix_txn **txns,
+			    uint32_t count)
 {
 	uint32_t i, n = 0;
 	struct mix_txn *close_txn = NULL;
@@ -323,5 +394,54 @@ void mix_index_process_batch(struct mix_index *idx, struct mix_txn **txns,
 	if (n)
 		run_batch(idx, txns, n);
 	if (close_txn)
-		close_index(idx, close_txn);
+		close_index(idx, close_txn);  /* idx may be freed now */
+	return count;
+}
+
+static int has_close(struct mix_txn **txns, uint32_t n)
+{
+	while (n-- > 0)
+		if (txns[n]->kind == TXN_KIND_CLOSE)
+			return 1;
+	return 0;
+}
+
+uint32_t mix_index_process_batch(struct mix_index *idx, struct mix_txn **txns,
+				 uint32_t count)
+{
+	uint64_t now;
+
+	if (idx->held_n) {
+		/* behind what is held (commit order); a close ends the wait,
+		 * and so does a lack of memory to hold more */
+		int added = hold_add(idx, txns, count) == 0;
+		uint32_t done;
+		if (added && !has_close(txns, count))
+			return 0;
+		mix_writer_unhold(idx->writer, idx);
+		done = mix_index_run_held(idx);  /* idx gone after a close */
+		return added ? done : done + process_now(idx, txns, count);
+	}
+	now = mix_now_ns();
+	if (has_close(txns, count) || !must_hold(idx, now) ||
+	    hold_add(idx, txns, count) < 0)
+		return process_now(idx, txns, count);
+	if (mix_writer_hold(idx->writer, idx, idx->held_due_ns) < 0) {
+		idx->held_n = 0;
+		return process_now(idx, txns, count);
+	}
+	__atomic_add_fetch(&idx->writer->stat_held, 1, __ATOMIC_RELAXED);
+	return 0;
+}
+
+uint64_t mix_index_held_due(const struct mix_index *idx)
+{
+	return idx->held_due_ns;
+}
+
+uint32_t mix_index_run_held(struct mix_index *idx)
+{
+	uint32_t n = idx->held_n;
+	idx->held_n = 0;
+	return process_now(idx, idx->held, n);
 }

@@ -1072,6 +1072,7 @@ static void index_free(struct mix_index *idx)
 		close(idx->lock_fd);
 	mix_buf_free(&idx->batch);
 	free(idx->watches);
+	free(idx->held);
 	pthread_mutex_destroy(&idx->watch_lock);
 	pthread_mutex_destroy(&idx->refresh_lock);
 	free(idx->dir);

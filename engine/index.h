@@ -57,6 +57,13 @@ struct mix_index {
 	 * of it lost no write, so no UID needs skipping */
 	int same_boot;
 
+	/* Coalescing (index-commit.c): transactions held back while
+	 * reclamation lags, in commit order; when they are due; when the
+	 * last batch was published.  Writer-role state. */
+	struct mix_txn **held;
+	uint32_t held_n, held_cap;
+	uint64_t held_due_ns, last_publish_ns;
+
 	/* views and watchers open on it (atomic); close refuses while > 0 */
 	uint32_t users;
 	/* watchers (watch.c); nwatches is read without the lock */
@@ -83,10 +90,15 @@ void mix_index_poison(struct mix_index *idx);
 /* After a publish: wake the armed watchers (watch.c). */
 void mix_watch_notify(struct mix_index *idx);
 
-/* Writer thread: apply and publish a batch of transactions of index
- * (linked through node; count of them). */
-void mix_index_process_batch(struct mix_index *idx, struct mix_txn **txns,
-			     uint32_t count);
+/* Writer role: apply and publish a batch of transactions of idx, or hold
+ * them back while reclamation lags (then mix_writer_hold is told).
+ * Returns how many were completed (0 if held). */
+uint32_t mix_index_process_batch(struct mix_index *idx, struct mix_txn **txns,
+				 uint32_t count);
+/* Writer role: when idx's held batch is due; apply it now (returns how
+ * many were completed; a held close may free idx). */
+uint64_t mix_index_held_due(const struct mix_index *idx);
+uint32_t mix_index_run_held(struct mix_index *idx);
 
 /* Writer: write the current snapshot to mix.index at the log's current
  * position; with do_remap, republish it with chunks in the new mapping. */

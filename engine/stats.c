@@ -8,6 +8,7 @@
 
 #include "engine.h"
 #include "err.h"
+#include "rcu.h"
 #include "stats.h"
 
 uint64_t mix_stat_snapshots_freed;
@@ -20,8 +21,42 @@ uint64_t mix_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+uint64_t mix_engine_stall_check(struct mix_engine *e, uint64_t now)
+{
+	uint64_t seq, last, start = mix_rcu_gp_started(&seq);
+	uint64_t limit = (uint64_t)e->cfg.read_stall_ms * 1000000u;
+	struct mix_read_stall st;
+	pid_t tids[8];
+	unsigned i;
+
+	if (!start || !limit)
+		return 0;
+	last = __atomic_load_n(&e->stall_seq, __ATOMIC_RELAXED);
+	if (last == seq)
+		return 0;                   /* reported */
+	if (now < start + limit)
+		return start + limit;
+	/* once per grace period, whoever gets here first */
+	if (!__atomic_compare_exchange_n(&e->stall_seq, &last, seq, 0,
+					 __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+		return 0;
+	__atomic_add_fetch(&e->stat_read_stalls, 1, __ATOMIC_RELAXED);
+	if (!e->cfg.read_stall)
+		return 0;
+	memset(&st, 0, sizeof(st));
+	st.waited_ms = (now - start) / 1000000u;
+	st.readers = mix_rcu_readers_inside(tids, 8);
+	for (i = 0; i < st.readers && i < 8; i++)
+		st.tids[i] = (int)tids[i];
+	st.snapshot_heap_bytes = (uint64_t)__atomic_load_n(
+		&mix_stat_chunk_heap_bytes, __ATOMIC_RELAXED);
+	e->cfg.read_stall(e->cfg.read_stall_ctx, &st);
+	return 0;
+}
+
 MIX_API void mix_engine_stats(struct mix_engine *e, struct mix_engine_stats *st)
 {
+	uint64_t now = mix_now_ns(), start;
 	unsigned i, k;
 	memset(st, 0, sizeof(*st));
 	for (i = 0; i < e->nwriters; i++) {
@@ -39,7 +74,16 @@ MIX_API void mix_engine_stats(struct mix_engine *e, struct mix_engine_stats *st)
 		for (k = 0; k < MIX_BATCH_BUCKETS; k++)
 			st->batch_size_hist[k] += __atomic_load_n(
 				&w->batch_hist[k], __ATOMIC_RELAXED);
+		st->batches_by_committer += __atomic_load_n(
+			&w->stat_by_committer, __ATOMIC_RELAXED);
+		st->batches_held += __atomic_load_n(&w->stat_held,
+						    __ATOMIC_RELAXED);
 	}
+	(void)mix_engine_stall_check(e, now);
+	st->read_stalls = __atomic_load_n(&e->stat_read_stalls,
+					  __ATOMIC_RELAXED);
+	start = mix_rcu_gp_started(NULL);
+	st->read_stall_ms = start && now > start ? (now - start) / 1000000u : 0;
 	st->snapshots_freed = __atomic_load_n(&mix_stat_snapshots_freed,
 					      __ATOMIC_RELAXED);
 	st->snapshot_heap_bytes = (uint64_t)__atomic_load_n(

@@ -548,7 +548,7 @@ static void futex_wake(uint32_t *addr)
 int mix_txn_commit_wait(struct mix_txn *t)
 {
 	int spins;
-	mix_writer_enqueue(t->index->writer, t);
+	mix_writer_commit(t->index->writer, t);
 	/* Short spin (by time): a NONE commit is usually done within a few
 	 * tens of µs, sooner than a futex sleep and wake-up round trip.  A
 	 * SYNC commit waits for an fdatasync (~100 µs or more): spinning
@@ -564,6 +564,10 @@ int mix_txn_commit_wait(struct mix_txn *t)
 				now = mix_now_ns();
 				if (now > end)
 					break;
+				/* a holder that left t behind woke the writer
+				 * thread; on a busy machine we may be quicker */
+				if (mix_writer_help(t->index->writer))
+					continue;
 				/* past 2 µs, let a writer that shares our
 				 * CPU run instead of spinning against it */
 				if (now > yield_from)

@@ -96,6 +96,21 @@ struct mix_engine;
  * call into mix. */
 typedef void mix_warning_fn(void *ctx, const char *message);
 
+/* A read-side section (mix_read_lock .. mix_read_unlock) that lasted
+ * read_stall_ms or more while a grace period waited for it: snapshots
+ * replaced since cannot be freed, and the writer spaces the publishes
+ * of every index to bound that memory (docs/design.md "Reclamation").
+ * Reported once per stalled grace period. */
+struct mix_read_stall {
+	uint64_t waited_ms;     /* how long the grace period has waited */
+	unsigned readers;       /* threads inside a section now */
+	int tids[8];            /* kernel thread ids of up to 8 of them */
+	uint64_t snapshot_heap_bytes; /* as in mix_engine_stats */
+};
+/* Called from a writer (or committing) thread; must be short and must
+ * not call into mix. */
+typedef void mix_read_stall_fn(void *ctx, const struct mix_read_stall *stall);
+
 struct mix_engine_config {
 	/* writer threads; each open index belongs to exactly one (default 1) */
 	unsigned writer_threads;
@@ -115,6 +130,13 @@ struct mix_engine_config {
 	/* optional; see mix_warning_fn */
 	mix_warning_fn *warning;
 	void *warning_ctx;
+	/* a grace period held this long by a read-side section is a stall:
+	 * counted in mix_engine_stats (read_stalls) and reported to
+	 * read_stall (default 5000; 0: never) */
+	unsigned read_stall_ms;
+	/* optional; see mix_read_stall_fn */
+	mix_read_stall_fn *read_stall;
+	void *read_stall_ctx;
 };
 
 /* Fill *cfg with the defaults.  Any thread. */
@@ -152,6 +174,17 @@ struct mix_engine_stats {
 	 * bytes held by copied chunks of live snapshots */
 	uint64_t snapshots_freed;
 	uint64_t snapshot_heap_bytes;
+	/* batches applied by a committing thread that found the writer
+	 * role free, not by the writer thread (docs/design.md "The writer
+	 * role"); included in batches */
+	uint64_t batches_by_committer;
+	/* batches held back because replaced snapshots waited too long for
+	 * a grace period (publishes spaced: docs/design.md "Reclamation") */
+	uint64_t batches_held;
+	/* grace periods that waited read_stall_ms or more for a read-side
+	 * section, and how long the one in progress has waited (0: none) */
+	uint64_t read_stalls;
+	uint64_t read_stall_ms;
 };
 MIX_API void mix_engine_stats(struct mix_engine *engine,
 			      struct mix_engine_stats *stats_r);
