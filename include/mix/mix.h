@@ -17,13 +17,18 @@
  *   mix_index_snap() returns the newest published snapshot, which stays
  *   valid and unchanged until the matching mix_read_unlock().  Sections
  *   nest and never block the writer, but a thread must not sleep for long
- *   inside one (memory of replaced snapshots is held until it leaves), and
+ *   inside one (memory of replaced snapshots is held until it leaves, and
+ *   the mailboxes' publishes are spaced meanwhile), and
  *   must not wait for a commit inside one (mix_txn_commit() returns
  *   MIX_EDEADLK when called inside a section).
  * - Writes: mix_txn_begin() .. mix_txn_commit() on any thread.  The
- *   transaction is applied by the mailbox's writer thread; the committer
- *   waits (or gets a callback) until it is published to readers and, with
- *   MIX_DURABILITY_SYNC, on disk.
+ *   transaction is applied by whoever holds the mailbox's writer role:
+ *   the writer thread, or the committing thread itself when the role was
+ *   free (one applier at a time, in commit order); the committer waits
+ *   (or gets a callback) until it is published to readers and, with
+ *   MIX_DURABILITY_SYNC, on disk.  A long read-side section never stops
+ *   commits: publishes are spaced instead while it holds memory
+ *   (docs/design.md "Coalescing"), and it is reported (read_stall).
  *
  * Return conventions
  * ------------------
@@ -466,9 +471,10 @@ MIX_API int mix_txn_hdr_set(struct mix_txn *txn, enum mix_hdr_field field,
 MIX_API int mix_txn_commit(struct mix_txn **txn, enum mix_durability durability,
 			   struct mix_commit_result *result_r);
 
-/* Called once by the writer thread when an asynchronous commit is done.
- * ret and result as for mix_txn_commit().  Runs on the writer thread: it
- * must be short and must not commit or close an index. */
+/* Called once when an asynchronous commit is done, on the thread that
+ * applied it (the writer thread, or a committing thread holding the
+ * writer role).  ret and result as for mix_txn_commit().  It must be
+ * short and must not commit or close an index. */
 typedef void mix_commit_fn(void *ctx, int ret,
 			   const struct mix_commit_result *result);
 
