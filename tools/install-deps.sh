@@ -9,7 +9,8 @@ have_hdr() { printf '#include <%s>\n' "$1" | ${CC:-cc} -E -x c - >/dev/null 2>&1
 have_cmd() { command -v "$1" >/dev/null 2>&1; }
 
 have_hdr urcu/urcu-memb.h || need="$need liburcu-dev"
-have_hdr ck_pr.h          || need="$need libck-dev"
+# Concurrency Kit (libck-dev) is not a dependency: no file uses it
+# (docs/design.md "Locks on the publish path, and Concurrency Kit").
 have_hdr sys/sdt.h        || need="$need systemtap-sdt-dev"
 have_cmd prove            || need="$need perl"
 have_cmd ${CC:-cc}        || need="$need gcc"
