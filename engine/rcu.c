@@ -28,7 +28,7 @@
  *            variables; drop the parent's queued calls (they free the
  *            parent's snapshots, which the child must not touch and whose
  *            locks a parent thread may have held); no reclaim thread
- *            until the child's first deferred call or barrier.
+ *            until the child's first deferred call.
  * Rule for callers (mix.h): fork outside any read-side section, since
  * prepare may wait for a grace period in progress.
  */
@@ -430,7 +430,7 @@ static void fork_child_prune(void)
  * not use (mix.h), under locks a parent thread may have held at the
  * fork; their memory stays allocated in the child, freed by neither
  * process twice.  No reclaim thread until the child's first deferred
- * call or barrier (dq_start). */
+ * call (dq_start). */
 static void fork_child(void)
 {
 	fork_child_prune();
