@@ -115,7 +115,7 @@ static void *committer_main(void *arg)
 		ok_or_die(mix_txn_commit(&t, MIX_DURABILITY_NONE, NULL),
 			  "mix_txn_commit");
 		now = st_now_ns();
-		c->commits++;
+		__atomic_add_fetch(&c->commits, 1, __ATOMIC_RELAXED);
 		hs = atomic_load(&g_hold_start);
 		he = atomic_load(&g_hold_end);
 		if (hs && now >= hs && (!he || now < he)) {
