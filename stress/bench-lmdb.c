@@ -116,6 +116,15 @@
  *          the writer .. published to readers, ACK = .. committer woken.
  *          Each mix phase runs on a fresh engine (the index is closed
  *          and reopened on it), so its histograms hold that phase only.
+ * busy     commits while readers saturate the CPUs (issue 11 item 3): 2
+ *          reader threads per online CPU, each doing 1,000 lookups per
+ *          section without pause, on 10,000 messages of the same side.
+ *          (1) one committer, one flag change per transaction, mix NONE
+ *          vs LMDB NOSYNC, interleaved, 5 intervals of 0.5 s per side
+ *          (commits/s, median; p99 of every commit).  Target: mix >=
+ *          LMDB.  (2) 16 mix SYNC committers (as commit16) with and
+ *          without the readers, interleaved, 3 rounds of 1 s; target:
+ *          with >= 80% of without; p99 of both.
  * callgrind (only with --only callgrind, for tools/callgrind-lookup.sh):
  *          fills 100,000 messages on each side and runs --lookups random
  *          lookups in cg_mix_lookups() and cg_lmdb_lookups(), which the
@@ -216,6 +225,10 @@ static struct target g_targets[] = {
 	{ "lookups (worst of 100k/1m x 1/2 threads), mix/LMDB", 5, 0, 0 },
 	{ "16 committers with fsync, mix/LMDB commits/s", 10, 0, 0 },
 	{ "appends (LMDB with MDB_APPEND, NOSYNC), mix/LMDB", 2, 0, 0 },
+	{ "1 committer beside 2 spinning readers per CPU, mix NONE/LMDB "
+	  "NOSYNC commits/s", 1, 0, 0 },
+	{ "16 SYNC committers beside 2 spinning readers per CPU, mix "
+	  "with/without readers", 0.8, 0, 0 },
 };
 
 static void target_set(unsigned i, double got)
@@ -1147,6 +1160,160 @@ static struct read_result read_run(enum rmode mode, struct mixdb *m,
 	return res;
 }
 
+/* ---- (e) commits beside saturating readers ------------------------------ */
+
+/* Readers that run until busy_stop(); mode and data as read_run's. */
+struct busy {
+	struct reader *r;
+	unsigned n;
+	pthread_barrier_t start;
+	atomic_int stop;
+};
+
+static void busy_start(struct busy *b, enum rmode mode, struct mixdb *m,
+		       struct ldb *l, unsigned n)
+{
+	unsigned i;
+	b->r = calloc(n, sizeof(*b->r));
+	b->n = n;
+	atomic_store(&b->stop, 0);
+	if (!b->r)
+		st_die("out of memory");
+	pthread_barrier_init(&b->start, NULL, n + 1);
+	for (i = 0; i < n; i++) {
+		b->r[i].mode = mode;
+		b->r[i].m = m;
+		b->r[i].l = l;
+		b->r[i].messages = m ? m->messages : l->messages;
+		b->r[i].start = &b->start;
+		b->r[i].stop = &b->stop;
+		b->r[i].rng = st_seed_derive(g_seed, 2000 + i);
+		if (pthread_create(&b->r[i].thread, NULL, reader_main,
+				   &b->r[i]))
+			st_die("pthread_create failed");
+	}
+	pthread_barrier_wait(&b->start);
+}
+
+static void busy_stop(struct busy *b)
+{
+	unsigned i;
+	atomic_store(&b->stop, 1);
+	for (i = 0; i < b->n; i++) {
+		pthread_join(b->r[i].thread, NULL);
+		if (b->r[i].found != b->r[i].lookups)
+			st_die("bench-lmdb: a busy reader found %" PRIu64
+			       " of %" PRIu64 " UIDs that exist",
+			       b->r[i].found, b->r[i].lookups);
+	}
+	pthread_barrier_destroy(&b->start);
+	free(b->r);
+}
+
+static uint64_t process_cpu_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void bench_busy(void)
+{
+	unsigned ncpu = (unsigned)sysconf(_SC_NPROCESSORS_ONLN), i;
+	unsigned nread = 2 * (ncpu ? ncpu : 1), runs1 = g_quick ? 3 : 5;
+	unsigned runs16 = g_quick ? 1 : 3;
+	double s1 = g_quick ? 0.2 : 0.5, s16 = g_quick ? 0.5 : 1.0;
+	double mn[5], ln[5], wo[3], wi[3], cpus[3], mnm, lnm, wom, wim;
+	struct hist *h_mn = hist_new(), *h_ln = hist_new();
+	struct hist *h_wo = hist_new(), *h_wi = hist_new();
+	struct toggler mtg, ltg;
+	struct mix_engine_stats a, b;
+	struct mix_engine *e;
+	struct busy bg;
+	struct mixdb m;
+	struct ldb l;
+
+	printf("# busy: %u readers on %u CPUs\n", nread, ncpu);
+	mixdb_open(&m, "busy10k");
+	mixdb_fill(&m, 10000, 1000);
+	ldb_open(&l, "busy10k");
+	ldb_fill(&l, 10000, 1000);
+	ldb_set_sync(&l, LDB_NOSYNC);
+	toggler_init(&mtg, 10000, 1, 0, 1);
+	toggler_init(&ltg, 10000, 1, 0, 0);
+	e = engine_new();
+	mixdb_move(&m, e);
+	mix_engine_stats(e, &a);
+	for (i = 0; i < runs1; i++) {
+		busy_start(&bg, R_MIX_SECTION, &m, NULL, nread);
+		mn[i] = mix_commit_rate(&m, &mtg, MIX_DURABILITY_NONE, s1,
+					h_mn);
+		busy_stop(&bg);
+		busy_start(&bg, R_LMDB, NULL, &l, nread);
+		ln[i] = ldb_commit_rate(&l, &ltg, s1, h_ln);
+		busy_stop(&bg);
+	}
+	mix_engine_stats(e, &b);
+	mnm = st_median(mn, runs1);
+	lnm = st_median(ln, runs1);
+	figure("commits/s", mnm, "busy_commit_1thr_mix_none");
+	figure("commits/s", lnm, "busy_commit_1thr_lmdb_nosync");
+	figure("ratio", ratio(mnm, lnm), "busy_commit_1thr_mix_over_lmdb");
+	figure("us", (double)hist_pct(h_mn, 99) / 1e3,
+	       "busy_commit_1thr_mix_none_p99");
+	figure("us", (double)hist_pct(h_ln, 99) / 1e3,
+	       "busy_commit_1thr_lmdb_nosync_p99");
+	if (b.batches > a.batches)
+		figure("%", 100.0 * (double)(b.batches_by_committer -
+					    a.batches_by_committer) /
+		       (double)(b.batches - a.batches),
+		       "busy_commit_1thr_mix_applied_by_committer");
+	figure("batches", (double)(b.batches_held - a.batches_held),
+	       "busy_commit_1thr_mix_batches_held");
+	target_set(3, ratio(mnm, lnm));
+
+	ldb_close(&l);
+	mix_engine_stats(e, &a);
+	for (i = 0; i < runs16; i++) {
+		uint64_t c0 = process_cpu_ns(), t0 = st_now_ns();
+		wo[i] = multi_commit(&m, NULL, 16, s16, h_wo);
+		cpus[i] = (double)(process_cpu_ns() - c0) /
+			  (double)(st_now_ns() - t0);
+		busy_start(&bg, R_MIX_SECTION, &m, NULL, nread);
+		wi[i] = multi_commit(&m, NULL, 16, s16, h_wi);
+		busy_stop(&bg);
+	}
+	mix_engine_stats(e, &b);
+	mixdb_close(&m);
+	fail_ret(mix_engine_free(&e), "mix_engine_free");
+	if (b.batches > a.batches)
+		figure("%", 100.0 * (double)(b.batches_by_committer -
+					    a.batches_by_committer) /
+		       (double)(b.batches - a.batches),
+		       "busy_commit_16thr_mix_applied_by_committer");
+	figure("batches", (double)(b.batches_held - a.batches_held),
+	       "busy_commit_16thr_mix_batches_held");
+	wom = st_median(wo, runs16);
+	wim = st_median(wi, runs16);
+	figure("commits/s", wom, "busy_commit_16thr_mix_sync_alone");
+	figure("commits/s", wim, "busy_commit_16thr_mix_sync_busy");
+	figure("ratio", wom > 0 ? wim / wom : 0,
+	       "busy_commit_16thr_busy_over_alone");
+	/* how much CPU the committers need alone: with 2 spinning readers
+	 * per CPU taking their fair share, more than about a third of the
+	 * machine cannot be had */
+	figure("CPUs", st_median(cpus, runs16), "busy_commit_16thr_alone_cpus");
+	figure("us", (double)hist_pct(h_wo, 99) / 1e3,
+	       "busy_commit_16thr_alone_p99");
+	figure("us", (double)hist_pct(h_wi, 99) / 1e3,
+	       "busy_commit_16thr_busy_p99");
+	target_set(4, wom > 0 ? wim / wom : 0);
+	free(h_mn);
+	free(h_ln);
+	free(h_wo);
+	free(h_wi);
+}
+
 /* ---- (d) lookups -------------------------------------------------------- */
 
 static void bench_lookup_one(struct mixdb *m, struct ldb *l)
@@ -1360,7 +1527,8 @@ int main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	static const char *const names[] = { "calib", "append", "commit",
-		"commit16", "lookup", "refresh", "scale", "callgrind" };
+		"commit16", "busy", "lookup", "refresh", "scale",
+		"callgrind" };
 	const char *seed = NULL;
 	uint64_t t0 = st_now_ns(), cg_lookups = 100000;
 	size_t i;
@@ -1408,6 +1576,8 @@ int main(int argc, char **argv)
 		bench_commit();
 	if (want("commit16"))
 		bench_commit16();
+	if (want("busy"))
+		bench_busy();
 	if (want("lookup") || want("refresh") || want("scale")) {
 		uint32_t big = g_quick ? 100000 : 1000000;
 		struct mixdb m1, m2;
