@@ -40,6 +40,12 @@ struct mix_writer {
 	uint32_t role;
 	uint32_t last_batch;    /* size of the previous batch */
 	int by_committer;       /* the holder is a committing thread */
+	/* ORDER(txn-wake): committers of this writer that sleep wait on
+	 * done_seq (atomic), bumped and woken once per completed batch when
+	 * wake_pending (holder-only) says one of its transactions had a
+	 * sleeping committer */
+	uint32_t done_seq;
+	int wake_pending;
 	struct mix_wpart *parts;   /* one index's share of a batch */
 	uint32_t parts_cap;
 	/* indexes whose transactions are held back while reclamation lags

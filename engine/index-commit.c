@@ -141,6 +141,8 @@ static void complete_range(struct mix_writer *w, struct mix_txn **txns,
 			mix_hist_add(&w->lat_ack, mix_now_ns() - enq);
 		}
 	}
+	if (w)
+		mix_txn_wake_sleepers(w);
 }
 
 /* Write, sync and publish what b holds for txns[start..end). */
@@ -305,6 +307,7 @@ static void run_batch(struct mix_index *idx, struct mix_txn **txns,
  * (rotate_pending_seq) and changes nothing. */
 static void close_index(struct mix_index *idx, struct mix_txn *t)
 {
+	struct mix_writer *w = idx->writer;
 	int ret = 0;
 	idx->closing = 1;
 	if (!__atomic_load_n(&idx->poisoned, __ATOMIC_ACQUIRE) &&
@@ -313,7 +316,8 @@ static void close_index(struct mix_index *idx, struct mix_txn *t)
 	     idx->ckpt_off != idx->log.offset ||
 	     idx->ckpt_uid_floor != idx->snap->hdr.next_uid))
 		ret = mix_index_checkpoint(idx, 0);
-	mix_txn_complete(t, ret);
+	mix_txn_complete(t, ret);   /* the closer may free idx now */
+	mix_txn_wake_sleepers(w);
 }
 
 /* ---- coalescing ---------------------------------------------------------

@@ -540,11 +540,6 @@ static void futex_wait(uint32_t *addr, uint32_t val)
 	syscall(SYS_futex, addr, FUTEX_WAIT_PRIVATE, val, NULL, NULL, 0);
 }
 
-static void futex_wake(uint32_t *addr)
-{
-	syscall(SYS_futex, addr, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
-}
-
 int mix_txn_commit_wait(struct mix_txn *t)
 {
 	int spins;
@@ -576,17 +571,26 @@ int mix_txn_commit_wait(struct mix_txn *t)
 			caa_cpu_relax();
 		}
 	}
-	/* Announce the sleep (TXN_SLEEPING) so that the writer makes the
-	 * futex wake-up call only for a committer that needs it; a CAS that
-	 * fails found TXN_DONE. */
+	/* Announce the sleep (TXN_SLEEPING) so that the applier wakes the
+	 * writer's sleepers once its batch is done (ORDER(txn-wake)); a CAS
+	 * that fails found TXN_DONE.  The sleep is on the writer's done_seq,
+	 * shared by every committer of the writer: one wake-up call serves
+	 * a whole batch, and the applier is not preempted by the first
+	 * committer it wakes before it has woken the others. */
 	{
+		struct mix_writer *w = t->index->writer;
 		uint32_t exp = TXN_PENDING;
 		if (__atomic_compare_exchange_n(&t->done, &exp, TXN_SLEEPING,
 						0, __ATOMIC_ACQ_REL,
 						__ATOMIC_ACQUIRE))
-			while (__atomic_load_n(&t->done, __ATOMIC_ACQUIRE) !=
-			       TXN_DONE)
-				futex_wait(&t->done, TXN_SLEEPING);
+			for (;;) {
+				uint32_t seq = __atomic_load_n(&w->done_seq,
+							       __ATOMIC_SEQ_CST);
+				if (__atomic_load_n(&t->done, __ATOMIC_ACQUIRE)
+				    == TXN_DONE)
+					break;
+				futex_wait(&w->done_seq, seq);
+			}
 	}
 	if (t->ret < 0)
 		mix_err_set(t->ret, t->errmsg);
@@ -610,10 +614,29 @@ void mix_txn_complete(struct mix_txn *t, int ret)
 	/* ORDER(txn-done): results above are visible before done; pairs
 	 * with the acquire loads and the CAS in mix_txn_commit_wait.  The
 	 * exchange tells whether the committer went to sleep; a spinning
-	 * one needs no system call. */
-	if (__atomic_exchange_n(&t->done, TXN_DONE, __ATOMIC_ACQ_REL) ==
-	    TXN_SLEEPING)
-		futex_wake(&t->done);
+	 * one needs no system call, a sleeping one is woken with the others
+	 * of the batch (mix_txn_wake_sleepers).  t is the committer's once
+	 * done: w is read first. */
+	{
+		struct mix_writer *w = t->index->writer;
+		if (__atomic_exchange_n(&t->done, TXN_DONE, __ATOMIC_ACQ_REL) ==
+		    TXN_SLEEPING && w)
+			w->wake_pending = 1;
+	}
+}
+
+void mix_txn_wake_sleepers(struct mix_writer *w)
+{
+	if (!w || !w->wake_pending)
+		return;
+	w->wake_pending = 0;
+	/* ORDER(txn-wake): the TXN_DONE stores of the batch, then this
+	 * seq_cst increment, then the wake-up; a committer loads done_seq,
+	 * then its done, then sleeps only while done_seq is unchanged: it
+	 * either sees its TXN_DONE or is woken (or finds done_seq moved). */
+	__atomic_add_fetch(&w->done_seq, 1, __ATOMIC_SEQ_CST);
+	syscall(SYS_futex, &w->done_seq, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL,
+		NULL, 0);
 }
 
 static int commit_check(struct mix_txn *t)

@@ -284,6 +284,7 @@ static uint32_t writer_batch(struct mix_writer *w)
 	}
 	if (w->nheld)
 		done += run_held(w, mix_now_ns(), 0);
+	mix_txn_wake_sleepers(w);   /* those failed in take_list */
 	return done;
 }
 

@@ -1223,7 +1223,8 @@ static void bench_busy(void)
 	unsigned nread = 2 * (ncpu ? ncpu : 1), runs1 = g_quick ? 3 : 5;
 	unsigned runs16 = g_quick ? 1 : 3;
 	double s1 = g_quick ? 0.2 : 0.5, s16 = g_quick ? 0.5 : 1.0;
-	double mn[5], ln[5], wo[3], wi[3], cpus[3], mnm, lnm, wom, wim;
+	double mn[5], ln[5], wo[3], wi[3], cpus[3], rawo[3], rawi[3];
+	double mnm, lnm, wom, wim;
 	struct hist *h_mn = hist_new(), *h_ln = hist_new();
 	struct hist *h_wo = hist_new(), *h_wi = hist_new();
 	struct toggler mtg, ltg;
@@ -1284,6 +1285,16 @@ static void bench_busy(void)
 		busy_stop(&bg);
 	}
 	mix_engine_stats(e, &b);
+	/* what the disk path itself does beside the readers: one thread's
+	 * 64-byte append + fdatasync loop, alone and busy */
+	for (i = 0; i < runs16; i++) {
+		rawo[i] = st_fdatasync_rate(g_dir, s16 / 2);
+		busy_start(&bg, R_MIX_SECTION, &m, NULL, nread);
+		rawi[i] = st_fdatasync_rate(g_dir, s16 / 2);
+		busy_stop(&bg);
+	}
+	figure("syncs/s", st_median(rawo, runs16), "busy_fdatasync_raw_alone");
+	figure("syncs/s", st_median(rawi, runs16), "busy_fdatasync_raw_busy");
 	mixdb_close(&m);
 	fail_ret(mix_engine_free(&e), "mix_engine_free");
 	if (b.batches > a.batches)
