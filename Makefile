@@ -206,7 +206,7 @@ perf: all $(BUILD)/stress/validate
 # step, names the failed ones.  make bench-views: refresh, view sync and
 # CHANGEDSINCE figures (stress/bench-views.c).
 .PHONY: stress-long bench-views
-stress-long: all $(BUILD)/stress/validate
+stress-long: all $(BUILD)/stress/validate $(BUILD)/stress/stall
 	@sh stress/stress-long.sh $(BUILD)
 bench-views: all $(BUILD)/stress/bench-views
 	@d=$$(mktemp -d /tmp/mix-bench.XXXXXX) && \

@@ -10,7 +10,8 @@
 #   3. every --inject-fault kind on a small run: each must end in a
 #      VIOLATION with exit status 1 (the view checks can fail);
 #   4. a read-only process following the writer through a rotation every
-#      16 KiB (--ro-readers 2, 2 mailboxes, 10 s): zero violations.
+#      16 KiB (--ro-readers 2, 2 mailboxes, 10 s): zero violations;
+#   5. stress/stall with a 30 s read-side section (issue 11 item 1).
 #
 # Every step runs even when an earlier one failed; the summary names the
 # failed ones and the exit status is 1 if any failed.  Each run's output
@@ -48,6 +49,14 @@ for k in drop-changed drop-new swap-expunged unlogged no-rearm; do
 	fi
 done
 step readonly --ro-readers 2 --mailboxes 2 --rotate 16384 --seconds 10
+
+# 5. a read-side section held 30 s beside 8 committers on 4 mailboxes of
+#    2 writers (stress/stall): every mailbox keeps committing, at most 2 s
+#    between acknowledgements; the stall is reported; everything is freed
+echo "=== stall30: stall --hold 30 (load $(cut -d' ' -f1-3 /proc/loadavg))"
+"$build/stress/stall" --dir "$dir/stall30" --hold 30
+rc=$?
+[ "$rc" -eq 0 ] || failed="$failed stall30(exit $rc)"
 
 if [ -n "$failed" ]; then
 	echo "stress-long: FAILED:$failed"
