@@ -147,34 +147,49 @@ static void gp_wait(void)
 /* ---- grace-period stall diagnostics ------------------------------------- */
 
 /*
- * ORDER(gp-stall): the reclaim thread, around each grace period it waits
- * for, bumps gp_seq to odd, stores gp_start, bumps gp_seq to even
- * (gp_begin), and at the end stores gp_start = 0 inside the same kind of
- * odd/even bracket (gp_end): a seqlock with one writer.  mix_rcu_gp_started
- * retries until it read gp_start between two equal even values of
- * gp_seq, so the time and the number it returns belong to the same grace
- * period.  All seq_cst: diagnostics, a few times per batch, not per call.
- * The number reported is gp_seq / 4 + 1 while a grace period runs.
+ * ORDER(gp-stall): the reclaim thread stamps each grace period it waits
+ * for twice, at its start (start time, number) and at its end (0, same
+ * number).  A stamp goes to the slot the readers are not told to read,
+ * gp_slot[(gp_idx + 1) & 1], and then gp_idx moves to it (release): a
+ * double buffer with one writer.  mix_rcu_gp_started reads gp_idx
+ * (acquire), that slot, and gp_idx again.  The slot's fields are stored
+ * with release and loaded with acquire (no fences: ThreadSanitizer does
+ * not model them), so a reader that read any value of a newer stamp
+ * also sees the gp_idx store that came before that stamp in the writer,
+ * finds gp_idx moved, and reads again.  It retries only when the writer made progress in
+ * between, never while the writer is preempted half-way (a seqlock's
+ * odd count would make it spin then, and the writer path calls this):
+ * lock-free.  So the time and the number belong to the same stamp.
  */
-static uint64_t gp_seq, gp_start;
+static struct {
+	uint64_t start, num;      /* atomics */
+} gp_slot[2];
+static uint64_t gp_idx;       /* atomic; written by the reclaim thread */
+static uint64_t gp_num;       /* grace periods stamped; reclaim thread */
 
 static void gp_stamp(uint64_t start)
 {
-	__atomic_add_fetch(&gp_seq, 1, __ATOMIC_SEQ_CST);
-	__atomic_store_n(&gp_start, start, __ATOMIC_SEQ_CST);
-	__atomic_add_fetch(&gp_seq, 1, __ATOMIC_SEQ_CST);
+	uint64_t i = __atomic_load_n(&gp_idx, __ATOMIC_RELAXED) + 1;
+	/* ORDER(gp-stall): release, so that the previous gp_idx store is
+	 * seen by a reader that sees these */
+	__atomic_store_n(&gp_slot[i & 1].start, start, __ATOMIC_RELEASE);
+	__atomic_store_n(&gp_slot[i & 1].num, gp_num, __ATOMIC_RELEASE);
+	/* ORDER(gp-stall): the slot is written before readers go to it */
+	__atomic_store_n(&gp_idx, i, __ATOMIC_RELEASE);
 }
 
 uint64_t mix_rcu_gp_started(uint64_t *seq_r)
 {
-	uint64_t s1, s2, t;
+	uint64_t i, j, t, n;
 	do {
-		s1 = __atomic_load_n(&gp_seq, __ATOMIC_SEQ_CST);
-		t = __atomic_load_n(&gp_start, __ATOMIC_SEQ_CST);
-		s2 = __atomic_load_n(&gp_seq, __ATOMIC_SEQ_CST);
-	} while (s1 != s2 || (s1 & 1));
+		/* ORDER(gp-stall) */
+		i = __atomic_load_n(&gp_idx, __ATOMIC_ACQUIRE);
+		t = __atomic_load_n(&gp_slot[i & 1].start, __ATOMIC_ACQUIRE);
+		n = __atomic_load_n(&gp_slot[i & 1].num, __ATOMIC_ACQUIRE);
+		j = __atomic_load_n(&gp_idx, __ATOMIC_RELAXED);
+	} while (i != j);
 	if (seq_r)
-		*seq_r = s1 / 4 + (t != 0);
+		*seq_r = n;
 	return t;
 }
 
@@ -339,6 +354,7 @@ static void *defer_thread(void *arg)
 
 		/* a fork from here to the lock below leaves this batch to
 		 * the parent: the child drops its copy (fork_child) */
+		gp_num++;
 		gp_stamp(mix_now_ns() | 1);   /* never 0 while one runs */
 		gp_wait();
 		gp_stamp(0);
@@ -448,10 +464,10 @@ static void fork_child(void)
 	dq.sleeping = DQ_AWAKE;
 	dq.urgent = 0;
 	dq.running = 0;
-	/* the parent's reclaim thread may have been inside gp_stamp (odd
-	 * gp_seq) or a grace period: the child has neither */
-	gp_seq = (gp_seq + 3) & ~(uint64_t)3;
-	gp_start = 0;
+	/* the parent's reclaim thread may have been in a grace period or
+	 * half-way through a stamp: the child has neither; numbers go on */
+	gp_slot[0].start = gp_slot[1].start = 0;
+	gp_slot[0].num = gp_slot[1].num = gp_num;
 }
 
 /* At load, before any thread of ours exists: the key that unregisters

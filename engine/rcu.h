@@ -127,7 +127,8 @@ void mix_rcu_barrier(void);
  * number in *seq_r when seq_r is not NULL (increments per grace period
  * of the reclaim thread, from 1; when none is in progress, the number of
  * the last one; lets a caller report a stall once).  Any thread, no
- * lock; the two values belong to the same grace period. */
+ * lock, never waits for the reclaim thread (rcu.c ORDER(gp-stall)); the
+ * two values belong to the same grace period. */
 uint64_t mix_rcu_gp_started(uint64_t *seq_r);
 
 /* Threads registered through mix that are inside a read-side section
