@@ -335,14 +335,19 @@ static void close_index(struct mix_index *idx, struct mix_txn *t)
  * arrives meanwhile joins it, so one publish serves them all.  The spacing
  * grows with the backlog, so the backlog grows as the square root of the
  * stall: w(t)^2 <= H^2 + 2 B t / LAG_STEP_NS with B = SNAP_BACKLOG_MAX and
- * H = SNAP_BACKLOG_HARD, i.e. at most about 1,250 snapshots per index after
- * 10 s and 2,800 after a minute, then one per LAG_MAX_NS beyond 6,400
- * (after about 5 minutes) (docs/design.md "Reclamation").
+ * H = SNAP_BACKLOG_HARD, i.e. at most about 2,350 snapshots per index after
+ * 10 s and 3,900 after a minute, then one per LAG_MAX_NS beyond 6,400
+ * (after about 5 minutes) (docs/design.md "Coalescing").  The thresholds
+ * were set beside saturating readers (bench-lmdb --only busy): there the
+ * reclaim thread waits 3.6 ms on average for a CPU after each wake-up
+ * (perf sched) and a grace period can take tens of ms, so 512 snapshots
+ * and 20 ms held a lone committer's batches 230 times in 2.5 s and made
+ * it slower than LMDB; 2,048 and 50 ms held none.
  * Other indexes and writers are not held up by it; commits on the index
  * keep being acknowledged, LAG_MAX_NS apart at worst.
  */
-#define LAG_GP_NS 20000000ull      /* a grace period this old is held */
-#define SNAP_BACKLOG_HARD (2 * SNAP_BACKLOG_MAX)  /* held regardless */
+#define LAG_GP_NS 50000000ull      /* a grace period this old is held */
+#define SNAP_BACKLOG_HARD (8 * SNAP_BACKLOG_MAX)  /* held regardless */
 #define LAG_STEP_NS 4000000ull     /* 4 ms per SNAP_BACKLOG_MAX waiting */
 #define LAG_MAX_NS 100000000ull    /* 100 ms */
 
