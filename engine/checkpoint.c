@@ -1,23 +1,47 @@
 /*
- * Checkpoints and log rotation of one index (docs/design.md §4,
- * docs/format.md §2, §3.5): write the current snapshot to mix.index at
- * a durable log position, republish it with chunks in the new mapping,
- * and start the next log file once mix.index covers the active one.
+ * Checkpoints and log rotation of one index (docs/design.md §4 and
+ * "Checkpoints off the writer thread", docs/format.md §2, §3.5): write a
+ * snapshot to mix.index at a durable log position, republish the state
+ * with chunks in the new mapping, and start the next log file.
  *
- * Runs with the writer role of the index (its writer thread), or on the
- * opening/closing thread while no writer has the index.
+ * Two ways:
+ * - synchronous (mix_index_checkpoint): the current snapshot, on the
+ *   thread that has the writer role, or on the opening/closing thread
+ *   while no writer has the index (open, close, the first write);
+ * - asynchronous (mix_index_ckpt_tick, when the log passes rotate_size):
+ *   the writer role pins the current snapshot s (a reference, so that
+ *   reclamation keeps s and everything it reaches) and queues a job for
+ *   the engine's checkpointer thread, which fdatasyncs the log up to
+ *   s's position (through a descriptor of its own), writes mix.index
+ *   from s, maps it and builds chunk structs over it, touching nothing
+ *   of the index but s and dir.  A later tick by the writer role
+ *   collects the finished job: it records the position, republishes the
+ *   current state with every chunk unchanged since s in the new mapping
+ *   (mix_builder_rebase), makes the active log durable and rotates.
+ *
+ * One job per index at a time (idx->ckpt_job, writer-role state), and a
+ * synchronous checkpoint or a close first cancels or waits for it, so two
+ * writers of mix.index never overlap and no pinned snapshot outlives the
+ * index.  The checkpointer thread holds its lock only around the queue,
+ * never across I/O, and never enters a read-side section (s is pinned).
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "engine.h"
 #include "err.h"
+#include "fileio.h"
 #include "index-file.h"
 #include "index.h"
 #include "probes.h"
+#include "stats.h"
 
 /* A checkpoint or rotation after the batch failed: nothing acknowledged
  * is lost (the log has it), but the operator must hear of it, and past
@@ -47,7 +71,10 @@ static uint32_t ckpt_uid_floor(const struct mix_index *idx,
 	       s->hdr.next_uid : idx->uid_floor;
 }
 
-static int checkpoint_write(struct mix_index *idx, const struct mix_snap *s)
+/* Write s to dir/mix.index stating log position (seq, off) and UID floor
+ * uid_floor.  Reads only s, which must stay alive (current or pinned). */
+static int checkpoint_write(const char *dir, const struct mix_snap *s,
+			    uint32_t seq, uint64_t off, uint32_t uid_floor)
 {
 	const struct mix_layout *l = s->layout;
 	struct mix_ifile_ext *exts;
@@ -74,7 +101,7 @@ static int checkpoint_write(struct mix_index *idx, const struct mix_snap *s)
 		exts[i].rec_align = l->exts[i].rec_align;
 	}
 	/* §2.7: the UID floor */
-	floor[0] = ckpt_uid_floor(idx, s);
+	floor[0] = uid_floor;
 	snprintf(exts[i].name, sizeof(exts[i].name), "%s", MIX_EXT_NAME_UIDS);
 	exts[i].hdr = (const uint8_t *)floor;
 	exts[i].hdr_size = sizeof(floor);
@@ -88,8 +115,8 @@ static int checkpoint_write(struct mix_index *idx, const struct mix_snap *s)
 	exts[i].rec_align = 1;
 	memset(&src, 0, sizeof(src));
 	src.hdr = s->hdr;
-	src.hdr.log_file_seq = idx->log.hdr.file_seq;
-	src.hdr.log_file_head_offset = (uint32_t)idx->log.offset;
+	src.hdr.log_file_seq = seq;
+	src.hdr.log_file_head_offset = (uint32_t)off;
 	src.record_size = s->record_size;
 	src.ext_count = l->ext_count + 2;
 	src.exts = exts;
@@ -97,7 +124,7 @@ static int checkpoint_write(struct mix_index *idx, const struct mix_snap *s)
 	src.keywords = s->kw->names;
 	src.next_run = mix_snap_next_run;
 	src.ctx = &runs;
-	ret = mix_ifile_write(idx->dir, &src);
+	ret = mix_ifile_write(dir, &src);
 	free(exts);
 	free(xh);
 	return ret;
@@ -155,11 +182,46 @@ static int log_durable(struct mix_index *idx)
 	return 0;
 }
 
+static void ckpt_discard(struct mix_index *idx);
+static void ckpt_finish(struct mix_index *idx);
+
+uint32_t mix_ckpt_overlaps;
+int mix_ckpt_sync_only;
+
+/* Around every write of mix.index: two at once would be a bug of the
+ * cancel/wait protocol below (counted for the tests, not prevented). */
+static void writing_enter(struct mix_index *idx)
+{
+	if (__atomic_fetch_add(&idx->ckpt_writing, 1, __ATOMIC_SEQ_CST) != 0)
+		__atomic_add_fetch(&mix_ckpt_overlaps, 1, __ATOMIC_RELAXED);
+}
+
+static void writing_leave(struct mix_index *idx)
+{
+	__atomic_sub_fetch(&idx->ckpt_writing, 1, __ATOMIC_SEQ_CST);
+}
+
 int mix_index_checkpoint(struct mix_index *idx, int do_remap)
 {
-	int ret = log_durable(idx);
-	if (ret == 0)
-		ret = checkpoint_write(idx, idx->snap);
+	int ret;
+
+	/* one writer of mix.index at a time: this one supersedes an
+	 * asynchronous one in flight; a close first finishes it (rotation
+	 * included), so that a session whose log passed rotate_size has
+	 * rotated by the time it closed, as when checkpoints were
+	 * synchronous */
+	if (idx->closing)
+		ckpt_finish(idx);
+	else
+		ckpt_discard(idx);
+	ret = log_durable(idx);
+	if (ret == 0) {
+		writing_enter(idx);
+		ret = checkpoint_write(idx->dir, idx->snap,
+				       idx->log.hdr.file_seq, idx->log.offset,
+				       ckpt_uid_floor(idx, idx->snap));
+		writing_leave(idx);
+	}
 	MIX_PROBE2(checkpoint, idx->snap->hdr.messages_count, ret);
 	if (ret < 0)
 		return ret;
@@ -202,9 +264,14 @@ int mix_index_rotate(struct mix_index *idx)
 	const struct mix_log_header *h = &idx->log.hdr;
 
 	/* §3.5 precondition, enforced: the active log becomes .log.2 and the
-	 * old .log.2 is replaced, so mix.index must cover the active log
-	 * (and its position be durable, log_durable) */
-	if (idx->ckpt_seq < h->file_seq || idx->ckpt_off != idx->log.offset ||
+	 * old .log.2 is replaced, so mix.index must need nothing of the old
+	 * .log.2: its position is in the active log (anywhere: an
+	 * asynchronous checkpoint names a position the log has since
+	 * passed, and recovery replays .log.2 from it).  The active log is
+	 * durable to its end, which the new log's prev_file_offset names
+	 * (log_durable), so mix.index's position is durable too. */
+	if (idx->ckpt_seq < h->file_seq ||
+	    (idx->ckpt_seq == h->file_seq && idx->ckpt_off > idx->log.offset) ||
 	    idx->log.synced < idx->log.offset)
 		return mix_err(MIX_EINVAL, "%s: rotation from log seq %u offset "
 			       "%llu before a checkpoint there (mix.index is at "
@@ -262,9 +329,487 @@ int mix_index_checkpoint_rotate(struct mix_index *idx)
 	return ret;
 }
 
+
+/* ---- asynchronous checkpoints ---------------------------------------- */
+
+/* Past this log offset the writer role waits for the checkpoint in
+ * flight instead of appending on: it bounds the log an overloaded
+ * checkpointer lets grow, far below checkpoint_failed's poison at half
+ * the offset range. */
+#define CKPT_WAIT_OFFSET (MIX_LOG_OFFSET_MAX / 4)
+
+enum { JOB_QUEUED, JOB_RUNNING, JOB_DONE };
+/* what failed, for the report */
+enum { STAGE_NONE, STAGE_SYNC, STAGE_WRITE, STAGE_LOAD };
+
+struct mix_ckpt_job {
+	struct mix_ckpt_job *next;   /* the checkpointer's queue (lock) */
+	struct mix_index *idx;       /* only idx->dir is read, and poison */
+	struct mix_snap *snap;       /* pinned (one reference of ours)
+				      * until the checkpointer is done with
+				      * it, then NULL */
+	uint64_t gen;                /* snap's generation */
+	uint32_t seq;                /* the position mix.index states: */
+	uint64_t off;                /*   snap's, durable before writing */
+	uint32_t uid_floor;          /* what mix.index states (§2.7) */
+	char *sync_path;             /* the log to fdatasync first, or
+				      * NULL (it stays in place: rotation
+				      * waits for the job) */
+	/* ORDER(ckpt-done): the checkpointer fills the results, then stores
+	 * JOB_DONE with release under the lock; the writer role reads them
+	 * after an acquire load of JOB_DONE */
+	int state;
+	int ret, stage;
+	char errmsg[512];
+	struct mix_map *map;         /* the new mix.index, mapped */
+	/* snap's non-empty chunks in UID order: their pointer values
+	 * (keys, never followed once snap is released), first UIDs, and
+	 * chunk structs over the same records in map (mix_builder_rebase) */
+	struct mix_chunk **keys, **mapped;
+	uint32_t *first;
+	uint32_t n;
+};
+
+struct mix_ckpter {
+	pthread_mutex_t lock;
+	pthread_cond_t work;         /* the thread waits for a job */
+	pthread_cond_t done;         /* waiters for a job to finish */
+	struct mix_ckpt_job *head, *tail;
+	int stop;
+	pid_t pid;                   /* the process the thread runs in */
+	pthread_t thread;
+};
+
+/* Checkpointer: open the mix.index just written and make a chunk struct
+ * over each non-empty chunk's records in it (s's directory: same
+ * counts, so the rebase can swap chunk for chunk).  A file that does not
+ * load, or holds other records than s, is MIX_ECORRUPT. */
+static int job_load(struct mix_ckpt_job *j)
+{
+	const struct mix_snap *s = j->snap;
+	struct mix_ifile f;
+	char path[4096];
+	uint32_t i, k = 0, rs = s->record_size, uid;
+	size_t cap = s->nchunks ? s->nchunks : 1;
+	int ret;
+
+	snprintf(path, sizeof(path), "%s/%s", j->idx->dir, MIX_INDEX_FILENAME);
+	if ((ret = mix_ifile_open(path, &f)) < 0)
+		return ret;
+	if (f.hdr->messages_count != s->c_seq[s->nchunks] ||
+	    f.hdr->record_size != rs) {
+		mix_ifile_free(&f);
+		return mix_err(MIX_ECORRUPT, "%s: %u records of %u bytes, but "
+			       "the checkpoint wrote %u of %u", path,
+			       f.hdr->messages_count, f.hdr->record_size,
+			       s->c_seq[s->nchunks], rs);
+	}
+	j->map = calloc(1, sizeof(*j->map));
+	j->keys = calloc(cap, sizeof(*j->keys));
+	j->mapped = calloc(cap, sizeof(*j->mapped));
+	j->first = calloc(cap, sizeof(*j->first));
+	ret = j->map && j->keys && j->mapped && j->first ? 0 : -ENOMEM;
+	for (i = 0; ret == 0 && i < s->nchunks; i++) {
+		const struct mix_chunk *c = s->chunks[i];
+		struct mix_chunk *m;
+		if (c->count == 0)
+			continue;
+		if (!(m = calloc(1, sizeof(*m)))) {
+			ret = -ENOMEM;
+			break;
+		}
+		/* cap 0: read-only, in a mapping; the rest is c's */
+		m->robj.kind = MIX_ROBJ_CHUNK;
+		m->recs = (uint8_t *)f.records + (size_t)s->c_seq[i] * rs;
+		m->count = c->count;
+		m->first_uid = c->first_uid;
+		m->last_uid = c->last_uid;
+		m->max_modseq = c->max_modseq;
+		m->n_unseen = c->n_unseen;
+		m->n_deleted = c->n_deleted;
+		j->keys[k] = s->chunks[i];
+		j->first[k] = c->first_uid;
+		j->mapped[k++] = m;
+		memcpy(&uid, m->recs, 4);
+		if (uid != c->first_uid)
+			ret = mix_err(MIX_ECORRUPT, "%s: record %u has UID %u, "
+				      "but the checkpoint wrote %u", path,
+				      s->c_seq[i], uid, c->first_uid);
+	}
+	j->n = k;
+	if (ret < 0) {
+		mix_ifile_free(&f);
+		return ret;   /* job_free frees the rest */
+	}
+	j->map->robj.kind = MIX_ROBJ_MAP;
+	j->map->addr = f.map;
+	j->map->size = f.map_size;
+	mix_ifile_free_keep_map(&f);
+	return 0;
+}
+
+/* Checkpointer: make the log durable through a descriptor of its own.
+ * Write-back errors are reported once per open file description, and a
+ * new one still gets an error nobody has seen yet: the writer role's
+ * descriptor keeps reporting what this one reports, and the reverse, so
+ * neither consumes an error the other must see (§3.2). */
+static int log_sync_path(const char *path)
+{
+	int fd = mix_io_open(path, O_RDWR, 0), ret;
+	if (fd < 0)
+		return fd;
+	ret = mix_io_fdatasync(fd, path);
+	mix_io_close(&fd);
+	return ret;
+}
+
+/* Checkpointer: the job's I/O.  Touches only the pinned snapshot, the
+ * index directory's files and the job. */
+static void job_run(struct mix_ckpt_job *j)
+{
+	int ret = 0;
+
+	j->stage = STAGE_SYNC;
+	if (j->sync_path && (ret = log_sync_path(j->sync_path)) < 0)
+		/* §3.2: a failed fdatasync cannot be retried; at once, so
+		 * that no later batch is acknowledged as durable */
+		mix_index_poison(j->idx);
+	if (ret == 0) {
+		j->stage = STAGE_WRITE;
+		writing_enter(j->idx);
+		ret = checkpoint_write(j->idx->dir, j->snap, j->seq, j->off,
+				       j->uid_floor);
+		writing_leave(j->idx);
+		MIX_PROBE2(checkpoint, j->snap->hdr.messages_count, ret);
+	}
+	if (ret == 0) {
+		j->stage = STAGE_LOAD;
+		ret = job_load(j);
+	}
+	if (ret == 0)
+		j->stage = STAGE_NONE;
+	else
+		mix_err_copy(j->errmsg, sizeof(j->errmsg));
+	j->ret = ret;
+	/* Done with s: the collection needs only the keys.  Dropping the
+	 * pin now, not when a later batch collects the job, keeps an idle
+	 * index from holding an old snapshot (and all it reaches) until
+	 * its next commit.  Often the last reference: s and the objects
+	 * the state replaced while it was pinned are freed here, off the
+	 * writer role (snap_die takes only the reclaim lock). */
+	mix_snap_unref(j->snap);
+	j->snap = NULL;
+}
+
+static void *ckpter_main(void *arg)
+{
+	struct mix_ckpter *ck = arg;
+	struct mix_ckpt_job *j;
+
+	(void)pthread_setname_np(pthread_self(), "mix-ckpt");
+	/* A checkpoint of 1,000,000 messages is ~40 ms of CPU (CRC and
+	 * verification of a 32 MB file) that nobody waits for: on saturated
+	 * CPUs the writer role and the reclaim thread go first (nice 10
+	 * gives it ~1/10 of a contended CPU, all of an idle one).  Linux
+	 * sets nice per thread; elsewhere this fails harmlessly. */
+	(void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10);
+	pthread_mutex_lock(&ck->lock);
+	for (;;) {
+		while (!ck->head && !ck->stop)
+			pthread_cond_wait(&ck->work, &ck->lock);
+		if (!(j = ck->head))
+			break;
+		ck->head = j->next;
+		if (!ck->head)
+			ck->tail = NULL;
+		j->state = JOB_RUNNING;
+		pthread_mutex_unlock(&ck->lock);
+		job_run(j);
+		pthread_mutex_lock(&ck->lock);
+		/* ORDER(ckpt-done): results before the state */
+		__atomic_store_n(&j->state, JOB_DONE, __ATOMIC_RELEASE);
+		pthread_cond_broadcast(&ck->done);
+	}
+	pthread_mutex_unlock(&ck->lock);
+	return NULL;
+}
+
+int mix_ckpter_start(struct mix_engine *e)
+{
+	struct mix_ckpter *ck = calloc(1, sizeof(*ck));
+	int ret;
+
+	if (!ck)
+		return -ENOMEM;
+	pthread_mutex_init(&ck->lock, NULL);
+	pthread_cond_init(&ck->work, NULL);
+	pthread_cond_init(&ck->done, NULL);
+	ck->pid = getpid();
+	if ((ret = pthread_create(&ck->thread, NULL, ckpter_main, ck)) != 0) {
+		pthread_cond_destroy(&ck->done);
+		pthread_cond_destroy(&ck->work);
+		pthread_mutex_destroy(&ck->lock);
+		free(ck);
+		return mix_err(-ret, "checkpointer: pthread_create failed");
+	}
+	e->ckpter = ck;
+	return 0;
+}
+
+void mix_ckpter_stop(struct mix_engine *e)
+{
+	struct mix_ckpter *ck = e->ckpter;
+
+	if (!ck)
+		return;
+	e->ckpter = NULL;
+	if (ck->pid != getpid())
+		return;   /* a forked child: the thread is the parent's */
+	pthread_mutex_lock(&ck->lock);
+	ck->stop = 1;   /* no index is open: the queue is empty */
+	pthread_cond_signal(&ck->work);
+	pthread_mutex_unlock(&ck->lock);
+	pthread_join(ck->thread, NULL);
+	pthread_cond_destroy(&ck->done);
+	pthread_cond_destroy(&ck->work);
+	pthread_mutex_destroy(&ck->lock);
+	free(ck);
+}
+
+/* The engine's checkpointer, if it runs in this process (a forked child
+ * has none: its checkpoints stay synchronous). */
+static struct mix_ckpter *ckpter_of(const struct mix_index *idx)
+{
+	struct mix_ckpter *ck = idx->engine->ckpter;
+	return ck && ck->pid == getpid() ? ck : NULL;
+}
+
+/* Free a job the checkpointer is done with (or never started). */
+static void job_free(struct mix_ckpt_job *j)
+{
+	uint32_t i;
+
+	for (i = 0; j->mapped && i < j->n; i++)
+		free(j->mapped[i]);   /* never published */
+	free(j->mapped);
+	free(j->keys);
+	free(j->first);
+	if (j->map)
+		mix_robj_free(&j->map->robj);
+	if (j->snap)
+		mix_snap_unref(j->snap);   /* cancelled before it ran */
+	free(j->sync_path);
+	free(j);
+}
+
+/* Writer role: pin the current snapshot and queue its checkpoint.
+ * Returns 0, or < 0 when it cannot run asynchronously. */
+static int ckpt_start(struct mix_index *idx)
+{
+	struct mix_ckpter *ck = ckpter_of(idx);
+	struct mix_snap *s = idx->snap;
+	struct mix_ckpt_job *j;
+
+	if (!ck || mix_ckpt_sync_only || !(j = calloc(1, sizeof(*j))))
+		return -ENOMEM;
+	j->idx = idx;
+	/* s is the current snapshot: the writer role's "current" reference
+	 * keeps refs >= 1 until s's successor is published and a grace
+	 * period has passed, so this increment cannot race with its death;
+	 * from now on reclamation keeps s and all it reaches */
+	__atomic_add_fetch(&s->refs, 1, __ATOMIC_ACQ_REL);
+	j->snap = s;
+	j->gen = s->gen;
+	j->seq = s->hdr.log_file_seq;
+	j->off = s->hdr.log_file_head_offset;
+	j->uid_floor = ckpt_uid_floor(idx, s);
+	if (j->seq == idx->log.hdr.file_seq && idx->log.synced < j->off &&
+	    !(j->sync_path = strdup(idx->log.path))) {
+		job_free(j);
+		return -ENOMEM;
+	}
+	pthread_mutex_lock(&ck->lock);
+	j->state = JOB_QUEUED;
+	if (ck->tail)
+		ck->tail->next = j;
+	else
+		ck->head = j;
+	ck->tail = j;
+	pthread_cond_signal(&ck->work);
+	pthread_mutex_unlock(&ck->lock);
+	idx->ckpt_job = j;
+	return 0;
+}
+
+/* Is the job done?  With wait, wait until it is; with cancel, a job not
+ * started yet is taken off the queue (and done, cancelled). */
+static int job_wait(struct mix_ckpter *ck, struct mix_ckpt_job *j, int wait,
+		    int cancel)
+{
+	int done;
+
+	/* ORDER(ckpt-done): pairs with the release store in ckpter_main */
+	if (__atomic_load_n(&j->state, __ATOMIC_ACQUIRE) == JOB_DONE)
+		return 1;
+	if (!wait && !cancel)
+		return 0;
+	pthread_mutex_lock(&ck->lock);
+	if (cancel && j->state == JOB_QUEUED) {
+		struct mix_ckpt_job **pp = &ck->head, *prev = NULL;
+		while (*pp != j) {
+			prev = *pp;
+			pp = &(*pp)->next;
+		}
+		*pp = j->next;
+		if (ck->tail == j)
+			ck->tail = prev;
+		j->ret = MIX_EINVAL;
+		snprintf(j->errmsg, sizeof(j->errmsg), "%s: checkpoint "
+			 "cancelled", j->idx->dir);
+		j->state = JOB_DONE;
+	}
+	while (wait && j->state != JOB_DONE)
+		pthread_cond_wait(&ck->done, &ck->lock);
+	done = j->state == JOB_DONE;
+	pthread_mutex_unlock(&ck->lock);
+	return done;
+}
+
+/* Writer role or close: no asynchronous checkpoint of idx in flight
+ * afterwards.  One not started is cancelled, a running one waited for;
+ * the result is dropped (the caller writes its own or closes). */
+static void ckpt_discard(struct mix_index *idx)
+{
+	struct mix_ckpt_job *j = idx->ckpt_job;
+	struct mix_ckpter *ck;
+
+	if (!j)
+		return;
+	idx->ckpt_job = NULL;
+	if (!(ck = ckpter_of(idx)))
+		return;   /* a forked child: the job is the parent's */
+	job_wait(ck, j, 1, 1);
+	job_free(j);
+}
+
+static void ckpt_collect(struct mix_index *idx, struct mix_ckpt_job *j);
+
+/* Writer role (close): wait for idx's asynchronous checkpoint and
+ * collect it. */
+static void ckpt_finish(struct mix_index *idx)
+{
+	struct mix_ckpt_job *j = idx->ckpt_job;
+	struct mix_ckpter *ck = ckpter_of(idx);
+
+	if (!j || !ck) {
+		ckpt_discard(idx);
+		return;
+	}
+	job_wait(ck, j, 1, 0);
+	idx->ckpt_job = NULL;
+	ckpt_collect(idx, j);
+	job_free(j);
+}
+
+void mix_index_ckpt_cancel(struct mix_index *idx)
+{
+	ckpt_discard(idx);
+}
+
+/* Writer role: republish the current state with the chunks it shares
+ * with the checkpointed snapshot in the new mapping. */
+static int ckpt_rebase(struct mix_index *idx, struct mix_ckpt_job *j)
+{
+	struct mix_builder b;
+	uint32_t n;
+	int ret = mix_builder_rebase(&b, idx->snap, j->gen, j->keys, j->first,
+				     j->mapped, j->n, j->map, idx->map, &n);
+	if (ret < 0)
+		return ret;
+	b.xhist_max = idx->xhist_max;
+	if ((ret = mix_index_publish(idx, &b)) < 0)
+		return ret;
+	idx->map = j->map;   /* retired above when the old one was set */
+	j->map = NULL;
+	MIX_PROBE2(ckpt_rebase, idx->snap->gen, n);
+	return 0;
+}
+
+/* Writer role: a finished job.  Mirrors the synchronous path: a failed
+ * write is reported (checkpoint_failed) and retried after a later
+ * batch; a file that does not load again is reported and blocks the
+ * rotation; then the active log is made durable to its end and
+ * rotated (§3.5). */
+static void ckpt_collect(struct mix_index *idx, struct mix_ckpt_job *j)
+{
+	const struct mix_engine_config *c = &idx->engine->cfg;
+	char msg[768];
+	int ret = j->ret;
+
+	if (ret < 0 && j->stage != STAGE_LOAD) {
+		mix_err_set(ret, j->errmsg);
+		checkpoint_failed(idx);
+		return;
+	}
+	/* mix.index is at the job's position from now on */
+	idx->ckpt_seq = j->seq;
+	idx->ckpt_off = j->off;
+	idx->ckpt_uid_floor = j->uid_floor;
+	if (idx->writer)
+		__atomic_add_fetch(&idx->writer->stat_checkpoints, 1,
+				   __ATOMIC_RELAXED);
+	if (ret == 0 && (ret = ckpt_rebase(idx, j)) == 0) {
+		/* fine */
+	} else {
+		if (ret == j->ret)
+			mix_err_set(ret, j->errmsg);
+		snprintf(msg, sizeof(msg), "%s: mix.index written but it "
+			 "cannot be loaded again (remap): %s", idx->dir,
+			 mix_last_error());
+		if (idx->writer)
+			__atomic_add_fetch(&idx->writer->stat_ckpt_failures,
+					   1, __ATOMIC_RELAXED);
+		if (c->warning)
+			c->warning(c->warning_ctx, msg);
+		if (ret == MIX_ECORRUPT)
+			return;   /* the logs must not come to depend on it */
+	}
+	if ((ret = log_durable(idx)) < 0 || (ret = mix_index_rotate(idx)) < 0) {
+		char path[4096];
+		snprintf(path, sizeof(path), "%s/%s", idx->dir,
+			 MIX_LOG_FILENAME);
+		if (ret != MIX_EINVAL && access(path, F_OK) != 0)
+			idx->rotate_pending_seq = idx->log.hdr.file_seq + 1;
+		checkpoint_failed(idx);
+	}
+}
+
 void mix_index_ckpt_tick(struct mix_index *idx)
 {
-	if (idx->log.offset >= idx->rotate_size &&
-	    mix_index_checkpoint_rotate(idx) < 0)
+	struct mix_ckpt_job *j = idx->ckpt_job;
+
+	if (j) {
+		struct mix_ckpter *ck;
+		/* ORDER(ckpt-done): pairs with the release in ckpter_main */
+		if (__atomic_load_n(&j->state, __ATOMIC_ACQUIRE) != JOB_DONE &&
+		    idx->log.offset <= CKPT_WAIT_OFFSET)
+			return;   /* the common case: no system call */
+		if (!(ck = ckpter_of(idx))) {   /* a forked child */
+			idx->ckpt_job = NULL;
+			return;
+		}
+		job_wait(ck, j, 1, 0);
+		idx->ckpt_job = NULL;
+		ckpt_collect(idx, j);
+		job_free(j);
+		return;
+	}
+	if (idx->log.offset < idx->rotate_size ||
+	    __atomic_load_n(&idx->poisoned, __ATOMIC_ACQUIRE))
+		return;
+	if (ckpt_start(idx) == 0)
+		return;
+	/* no checkpointer here, or out of memory: on this thread */
+	if (mix_index_checkpoint_rotate(idx) < 0)
 		checkpoint_failed(idx);
 }

@@ -49,10 +49,18 @@ MIX_API int mix_engine_create(const struct mix_engine_config *cfg,
 		free(e);
 		return -ENOMEM;
 	}
+	/* one checkpointer thread per engine (checkpoint.c,
+	 * docs/design.md "Checkpoints off the writer thread") */
+	if ((ret = mix_ckpter_start(e)) < 0) {
+		free(e->writers);
+		free(e);
+		return ret;
+	}
 	for (i = 0; i < e->cfg.writer_threads; i++) {
 		if ((ret = mix_writer_start(e, &e->writers[i], i)) < 0) {
 			while (i-- > 0)
 				mix_writer_stop(&e->writers[i]);
+			mix_ckpter_stop(e);
 			free(e->writers);
 			free(e);
 			return ret;
@@ -74,6 +82,7 @@ MIX_API int mix_engine_free(struct mix_engine **ep)
 			       "open", e->open_indexes);
 	for (i = 0; i < e->nwriters; i++)
 		mix_writer_stop(&e->writers[i]);
+	mix_ckpter_stop(e);   /* no index open: nothing queued */
 	/* deferred frees of closed indexes have all run (index close waits
 	 * for them), so nothing of ours is left in liburcu's queues */
 	free(e->writers);

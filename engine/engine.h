@@ -78,6 +78,8 @@ struct mix_engine {
 	 * many were (atomics) */
 	uint64_t stall_seq;
 	uint64_t stat_read_stalls;
+	/* the checkpointer thread (checkpoint.c; NULL until started) */
+	struct mix_ckpter *ckpter;
 };
 
 /* Report a grace period that has waited cfg.read_stall_ms or more, once

@@ -1057,6 +1057,7 @@ static void recovery_free(struct recovery *rc)
 
 static void index_free(struct mix_index *idx)
 {
+	mix_index_ckpt_cancel(idx);   /* its pin goes before the barriers */
 	if (idx->snap) {
 		struct mix_robj *extra = idx->map ? &idx->map->robj : NULL;
 		mix_rcu_barrier();

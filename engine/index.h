@@ -82,6 +82,13 @@ struct mix_index {
 	/* MIX_EPANIC once set; atomic (committers read it) */
 	int poisoned;
 	struct mix_open_info info;
+
+	/* checkpointer (checkpoint.c) */
+	/* the asynchronous checkpoint in flight or finished and not yet
+	 * collected (writer-role state; NULL if none) */
+	struct mix_ckpt_job *ckpt_job;
+	/* checkpoints writing mix.index right now (atomic; at most 1) */
+	uint32_t ckpt_writing;
 };
 
 /* MIX_EPANIC from now on (a failed write or sync, index-commit.c). */
@@ -101,7 +108,8 @@ uint64_t mix_index_held_due(const struct mix_index *idx);
 uint32_t mix_index_run_held(struct mix_index *idx);
 
 /* Writer: write the current snapshot to mix.index at the log's current
- * position; with do_remap, republish it with chunks in the new mapping. */
+ * position; with do_remap, republish it with chunks in the new mapping.
+ * Cancels or first waits for an asynchronous checkpoint in flight. */
 int mix_index_checkpoint(struct mix_index *idx, int do_remap);
 /* Republish the current state with chunks in mix.index's mapping. */
 int mix_index_remap(struct mix_index *idx);
@@ -126,11 +134,31 @@ int mix_index_rotate_to(struct mix_index *idx, uint32_t file_seq);
 #define MIX_UID_STEP_MAX (1u << 22)
 /* The UID floor a new reservation at next_uid gets. */
 uint32_t mix_index_uid_reserve(const struct mix_index *idx, uint32_t next_uid);
-/* The writer, after each batch it published: checkpoint and rotate when
- * the log has passed rotate_size (checkpoint.c). */
+/* The writer role, after each batch it published: when the log has
+ * passed rotate_size, queue an asynchronous checkpoint of the current
+ * snapshot; collect a finished one (republish with chunks in the new
+ * mapping, rotate).  Synchronous when no checkpointer runs in this
+ * process (checkpoint.c). */
 void mix_index_ckpt_tick(struct mix_index *idx);
 /* Both, as the writer does when the log passed rotate_size. */
 int mix_index_checkpoint_rotate(struct mix_index *idx);
+/* Index close (index_free), before the final barriers: cancel or wait
+ * for idx's asynchronous checkpoint and drop its pin (checkpoint.c). */
+void mix_index_ckpt_cancel(struct mix_index *idx);
+/* Engine create/free: start and stop the checkpointer thread that writes
+ * asynchronous checkpoints (checkpoint.c).  Stop only when no index is
+ * open. */
+struct mix_engine;
+int mix_ckpter_start(struct mix_engine *e);
+/* Times a checkpoint began writing mix.index while another of the same
+ * index was writing it (must stay 0; tests/test-checkpoint.c reads it). */
+extern uint32_t mix_ckpt_overlaps;
+/* Set (before any index opens) by tests that walk fault injection over
+ * the I/O calls of a commit, checkpoint and rotation in one thread's
+ * order (tests/test-faults.c): every checkpoint then runs on the writer
+ * role, as before the checkpointer existed. */
+extern int mix_ckpt_sync_only;
+void mix_ckpter_stop(struct mix_engine *e);
 
 /* Publish the builder's state as the next snapshot. */
 int mix_index_publish(struct mix_index *idx, struct mix_builder *b);

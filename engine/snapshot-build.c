@@ -1635,3 +1635,65 @@ void mix_builder_retire_all(struct mix_builder *b, const struct mix_snap *old,
 	if (old_map)
 		retire(b, &old_map->robj);
 }
+
+/* ---- rebase after an asynchronous checkpoint (checkpoint.c) ------------ */
+
+/* Chunks are copy on write, and a chunk is reachable from the snapshots
+ * of one interval of generations [born_gen, dead_gen): a chunk of cur
+ * born at or before base's generation was therefore in base's directory,
+ * unchanged, and mix.index holds its records as they are (written from
+ * base).  Its pointer value finds it among base's chunks (keys): compared
+ * only, never followed, since base may be gone; born_gen rules out a
+ * newer chunk that reuses the address of one of base's freed ones.  Both
+ * directories are in UID order (non-empty chunks have strictly
+ * increasing first UIDs), so one walk pairs them. */
+int mix_builder_rebase(struct mix_builder *b, const struct mix_snap *cur,
+		       uint64_t base_gen, struct mix_chunk *const *keys,
+		       const uint32_t *first, struct mix_chunk **mapped,
+		       uint32_t n, struct mix_map *map,
+		       struct mix_map *old_map, uint32_t *replaced_r)
+{
+	uint32_t k = 0, j, replaced = 0;
+	int ret;
+
+	*replaced_r = 0;
+	if ((ret = mix_builder_begin(b, cur)) < 0)
+		return ret;
+	for (j = 0; j < b->nchunks; j++) {
+		struct mix_chunk *c = b->chunks[j], *m;
+		if (c->count == 0 || c->robj.born_gen > base_gen)
+			continue;
+		while (k < n && first[k] < c->first_uid)
+			k++;
+		if (k == n || keys[k] != c || !mapped[k] ||
+		    mapped[k]->count != c->count)
+			continue;
+		m = mapped[k];
+		mapped[k] = NULL;
+		robj_init(&m->robj, MIX_ROBJ_CHUNK, b->gen);
+		b->chunks[j] = m;
+		retire(b, &c->robj);
+		replaced++;
+	}
+	/* Every chunk in a mapping was born at or before base (only a
+	 * checkpoint creates them, and none was collected since base was
+	 * taken), so it was replaced above: the old mapping is unreachable
+	 * from the new state.  Checked, not assumed: a chunk left in it
+	 * would be unmapped under a reader. */
+	for (j = 0; j < b->nchunks; j++)
+		if (b->chunks[j]->cap == 0 &&
+		    b->chunks[j]->robj.born_gen != b->gen) {
+			mix_builder_abort(b);
+			return mix_err(MIX_EINVAL, "rebase: chunk %u (UIDs "
+				       "%u..%u) still points into the old "
+				       "mix.index mapping", j,
+				       b->chunks[j]->first_uid,
+				       b->chunks[j]->last_uid);
+		}
+	map->robj.born_gen = b->gen;
+	if (old_map)
+		retire(b, &old_map->robj);
+	b->changed = 1;
+	*replaced_r = replaced;
+	return 0;
+}

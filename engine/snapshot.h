@@ -301,6 +301,22 @@ struct mix_ifile;
 int mix_builder_from_ifile(struct mix_builder *b, uint64_t gen,
 			   const struct mix_ifile *f, struct mix_map *map);
 
+/* After an asynchronous checkpoint wrote snapshot base (generation
+ * base_gen) to a new mix.index (map): start building cur's successor in
+ * which every chunk cur still shares with base is replaced by its record
+ * run in map.  keys[k] (base's non-empty chunks in UID order, pointer
+ * values only: base may be freed), first[k] (their first UIDs) and
+ * mapped[k] (a chunk struct of the same records in map, count and
+ * summary filled in; set to NULL when used, the rest stay the caller's),
+ * k < n.  Replaced chunks and old_map (may be NULL) are retired at b's
+ * generation; map is born at it.  MIX_EINVAL (b aborted) if a chunk of
+ * cur would still point into old_map.  *replaced_r: chunks moved. */
+int mix_builder_rebase(struct mix_builder *b, const struct mix_snap *cur,
+		       uint64_t base_gen, struct mix_chunk *const *keys,
+		       const uint32_t *first, struct mix_chunk **mapped,
+		       uint32_t n, struct mix_map *map,
+		       struct mix_map *old_map, uint32_t *replaced_r);
+
 /* Retire every shared object of old (and old_map) at b's generation. */
 void mix_builder_retire_all(struct mix_builder *b, const struct mix_snap *old,
 			    struct mix_map *old_map);
