@@ -1,0 +1,593 @@
+/*
+ * Virtual mailboxes: the definition, open and close, the vmap extension
+ * header (docs/format.md §7) and the in-memory map derived from the
+ * virtual index (docs/virtual.md).  The sync is in virtual-sync.c.
+ *
+ * Thread: one thread at a time uses a struct mix_virtual (mix/virtual.h);
+ * readers of the virtual index never touch it.  Invariants: the virtual
+ * index is written only by mix_virtual_sync, so the in-memory map, once
+ * loaded, equals what the newest snapshot of the index holds; every byte
+ * of the header and vmap data is checked before use, and anything
+ * inconsistent makes the load report damage (and the sync rebuild)
+ * instead of failing.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "crc32c.h"
+#include "err.h"
+#include "virtual.h"
+
+void mix_virtual_warn(struct mix_virtual *v, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	if (v->warning == NULL)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	v->warning(v->warning_ctx, msg);
+}
+
+/* ---- backends ---------------------------------------------------------- */
+
+struct vbackend *mix_virtual_bk_find(struct mix_virtual *v, uint32_t id)
+{
+	uint32_t i;
+
+	for (i = 0; i < v->bk_count; i++)
+		if (v->bk[i].id == id)
+			return &v->bk[i];
+	return NULL;
+}
+
+struct vbackend *mix_virtual_bk_add(struct mix_virtual *v, uint32_t id,
+				    const char *name, size_t name_len)
+{
+	struct vbackend *b;
+	uint32_t i;
+
+	if (v->bk_count == v->bk_cap) {
+		uint32_t cap = v->bk_cap ? v->bk_cap * 2 : 8;
+		void *n = realloc(v->bk, cap * sizeof(*v->bk));
+		if (n == NULL)
+			return NULL;
+		v->bk = n;
+		v->bk_cap = cap;
+	}
+	for (i = v->bk_count; i > 0 && v->bk[i - 1].id > id; i--)
+		;
+	memmove(&v->bk[i + 1], &v->bk[i], (v->bk_count - i) * sizeof(*b));
+	b = &v->bk[i];
+	memset(b, 0, sizeof(*b));
+	b->id = id;
+	b->name = strndup(name, name_len);
+	if (b->name == NULL) {
+		memmove(&v->bk[i], &v->bk[i + 1], (v->bk_count - i) * sizeof(*b));
+		return NULL;
+	}
+	v->bk_count++;
+	return b;
+}
+
+void mix_virtual_bk_clear(struct vbackend *b)
+{
+	free(b->e);
+	b->e = NULL;
+	b->count = b->cap = 0;
+	b->uid_validity = b->next_uid = 0;
+	b->highest_modseq = 0;
+	memset(b->guid, 0, sizeof(b->guid));
+}
+
+void mix_virtual_bk_remove(struct mix_virtual *v, uint32_t i)
+{
+	mix_virtual_bk_clear(&v->bk[i]);
+	free(v->bk[i].name);
+	memmove(&v->bk[i], &v->bk[i + 1],
+		(v->bk_count - i - 1) * sizeof(v->bk[0]));
+	v->bk_count--;
+}
+
+static void bk_free_all(struct mix_virtual *v)
+{
+	while (v->bk_count > 0)
+		mix_virtual_bk_remove(v, v->bk_count - 1);
+}
+
+int mix_virtual_bk_lookup(const struct vbackend *b, uint32_t ruid,
+			  uint32_t *pos_r)
+{
+	uint32_t lo = 0, hi = b->count;
+
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (b->e[mid].ruid < ruid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	*pos_r = lo;
+	return lo < b->count && b->e[lo].ruid == ruid;
+}
+
+int mix_virtual_bk_push(struct vbackend *b, uint32_t ruid, uint32_t vuid)
+{
+	if (b->count == b->cap) {
+		uint32_t cap = b->cap ? b->cap * 2 : 64;
+		void *n = realloc(b->e, cap * sizeof(*b->e));
+		if (n == NULL)
+			return -ENOMEM;
+		b->e = n;
+		b->cap = cap;
+	}
+	b->e[b->count].ruid = ruid;
+	b->e[b->count].vuid = vuid;
+	b->e[b->count].nomatch = 0;
+	b->count++;
+	return 0;
+}
+
+static int ventry_cmp(const void *a, const void *b)
+{
+	const struct ventry *x = a, *y = b;
+	return x->ruid < y->ruid ? -1 : x->ruid > y->ruid;
+}
+
+void mix_virtual_bk_sort(struct vbackend *b)
+{
+	qsort(b->e, b->count, sizeof(*b->e), ventry_cmp);
+}
+
+/* ---- the header (docs/format.md §7.2) ---------------------------------- */
+
+static void put32(uint8_t *p, uint32_t x) { memcpy(p, &x, 4); }
+static void put64(uint8_t *p, uint64_t x) { memcpy(p, &x, 8); }
+static uint32_t get32(const uint8_t *p) { uint32_t x; memcpy(&x, p, 4); return x; }
+static uint64_t get64(const uint8_t *p) { uint64_t x; memcpy(&x, p, 8); return x; }
+
+int mix_virtual_hdr_encode(const struct mix_virtual *v, uint8_t *buf,
+			   uint32_t *used_r)
+{
+	uint32_t i, used, names;
+	uint8_t *ent;
+
+	used = MIX_VIRTUAL_HDR_FIXED + v->bk_count * MIX_VIRTUAL_HDR_ENTRY;
+	for (i = 0; i < v->bk_count; i++)
+		used += (uint32_t)strlen(v->bk[i].name);
+	if (used > MIX_VIRTUAL_HDR_SIZE)
+		return mix_err(MIX_ELIMIT, "virtual %s: %u backends need %u "
+			       "header bytes, more than %u", v->dir,
+			       v->bk_count, used, MIX_VIRTUAL_HDR_SIZE);
+	memset(buf, 0, used);
+	put32(buf + 0, MIX_VIRTUAL_MAGIC);
+	put32(buf + 4, MIX_VIRTUAL_VERSION);
+	put32(buf + 12, used);
+	put32(buf + 16, v->change_counter);
+	put32(buf + 20, v->bk_count);
+	put32(buf + 24, v->highest_mailbox_id);
+	put32(buf + 28, v->rule_crc);
+	names = MIX_VIRTUAL_HDR_FIXED + v->bk_count * MIX_VIRTUAL_HDR_ENTRY;
+	for (i = 0; i < v->bk_count; i++) {
+		const struct vbackend *b = &v->bk[i];
+		uint32_t len = (uint32_t)strlen(b->name);
+		ent = buf + MIX_VIRTUAL_HDR_FIXED + i * MIX_VIRTUAL_HDR_ENTRY;
+		put32(ent + 0, b->id);
+		put32(ent + 4, len);
+		put32(ent + 8, b->uid_validity);
+		put32(ent + 12, b->next_uid);
+		put64(ent + 16, b->highest_modseq);
+		memcpy(ent + 24, b->guid, 16);
+		memcpy(buf + names, b->name, len);
+		names += len;
+	}
+	put32(buf + 8, mix_crc32c(0, buf, used));
+	*used_r = used;
+	return 0;
+}
+
+/* Check the fixed part; 0 or a message in why. */
+static int hdr_check_fixed(const uint8_t *h, size_t size, char *why,
+			   size_t why_size)
+{
+	uint32_t used, count, crc;
+	uint8_t tmp[4] = { 0 };
+
+	if (size < MIX_VIRTUAL_HDR_FIXED) {
+		snprintf(why, why_size, "header size %zu", size);
+		return -1;
+	}
+	used = get32(h + 12);
+	count = get32(h + 20);
+	if (get32(h + 0) != MIX_VIRTUAL_MAGIC || get32(h + 4) !=
+	    MIX_VIRTUAL_VERSION) {
+		snprintf(why, why_size, "magic/version at offset 0: %#x/%u",
+			 get32(h), get32(h + 4));
+		return -1;
+	}
+	if (used < MIX_VIRTUAL_HDR_FIXED || used > size ||
+	    count > (used - MIX_VIRTUAL_HDR_FIXED) / MIX_VIRTUAL_HDR_ENTRY) {
+		snprintf(why, why_size, "used %u / mailbox_count %u at offset "
+			 "12/20 (header %zu bytes)", used, count, size);
+		return -1;
+	}
+	crc = mix_crc32c(mix_crc32c(0, h, 8), tmp, 4);
+	crc = mix_crc32c(crc, h + 12, used - 12);
+	if (crc != get32(h + 8)) {
+		snprintf(why, why_size, "checksum at offset 8: %#x, computed "
+			 "%#x", get32(h + 8), crc);
+		return -1;
+	}
+	return 0;
+}
+
+/* Decode the backend list into v->bk.  0, -1 (damage: why), -ENOMEM. */
+static int hdr_decode(struct mix_virtual *v, const uint8_t *h, size_t size,
+		      char *why, size_t why_size)
+{
+	uint32_t used, count, i, names, prev = 0;
+
+	if (hdr_check_fixed(h, size, why, why_size) < 0)
+		return -1;
+	used = get32(h + 12);
+	count = get32(h + 20);
+	v->change_counter = get32(h + 16);
+	v->highest_mailbox_id = get32(h + 24);
+	names = MIX_VIRTUAL_HDR_FIXED + count * MIX_VIRTUAL_HDR_ENTRY;
+	for (i = 0; i < count; i++) {
+		const uint8_t *ent = h + MIX_VIRTUAL_HDR_FIXED +
+				     i * MIX_VIRTUAL_HDR_ENTRY;
+		uint32_t id = get32(ent), len = get32(ent + 4);
+		struct vbackend *b;
+		if (id <= prev || id > v->highest_mailbox_id) {
+			snprintf(why, why_size, "mailbox id %u of entry %u at "
+				 "offset %u (previous %u, highest %u)", id, i,
+				 MIX_VIRTUAL_HDR_FIXED + i * MIX_VIRTUAL_HDR_ENTRY,
+				 prev, v->highest_mailbox_id);
+			return -1;
+		}
+		if (len == 0 || len > MIX_VIRTUAL_NAME_MAX ||
+		    len > used - names || memchr(h + names, 0, len)) {
+			snprintf(why, why_size, "name_len %u of entry %u at "
+				 "offset %u", len, i, MIX_VIRTUAL_HDR_FIXED +
+				 i * MIX_VIRTUAL_HDR_ENTRY + 4);
+			return -1;
+		}
+		if ((b = mix_virtual_bk_add(v, id, (const char *)h + names,
+					    len)) == NULL)
+			return -ENOMEM;
+		b->uid_validity = get32(ent + 8);
+		b->next_uid = get32(ent + 12);
+		b->highest_modseq = get64(ent + 16);
+		memcpy(b->guid, ent + 24, 16);
+		names += len;
+		prev = id;
+	}
+	if (names != used) {
+		snprintf(why, why_size, "names end at %u, used says %u", names,
+			 used);
+		return -1;
+	}
+	return 0;
+}
+
+static int all_zero(const uint8_t *p, size_t n)
+{
+	size_t i;
+	for (i = 0; i < n; i++)
+		if (p[i])
+			return 0;
+	return 1;
+}
+
+/* Every vmap record into its backend's list; 0, -1 (damage: why). */
+static int load_records(struct mix_virtual *v, const struct mix_snap *snap,
+			char *why, size_t why_size)
+{
+	struct mix_iter it;
+	struct mix_record rec;
+	uint32_t i, j;
+	int ret;
+
+	mix_iter_init(&it, snap, 1);
+	while (mix_iter_next(&it, &rec)) {
+		size_t size = 0;
+		const void *d = mix_record_ext(snap, &rec, v->ext_id, &size);
+		struct vmap_rec m;
+		struct vbackend *b;
+		if (d == NULL || size != sizeof(m)) {
+			snprintf(why, why_size, "vmap of UID %u missing",
+				 rec.uid);
+			return -1;
+		}
+		memcpy(&m, d, sizeof(m));
+		b = mix_virtual_bk_find(v, m.mailbox_id);
+		if (b == NULL || m.real_uid == 0 ||
+		    (b->next_uid != 0 && m.real_uid >= b->next_uid)) {
+			snprintf(why, why_size, "vmap of UID %u: mailbox_id %u "
+				 "real_uid %u not in the header", rec.uid,
+				 m.mailbox_id, m.real_uid);
+			return -1;
+		}
+		if ((ret = mix_virtual_bk_push(b, m.real_uid, rec.uid)) < 0)
+			return ret;
+	}
+	for (i = 0; i < v->bk_count; i++) {
+		struct vbackend *b = &v->bk[i];
+		mix_virtual_bk_sort(b);
+		for (j = 1; j < b->count; j++) {
+			if (b->e[j].ruid == b->e[j - 1].ruid) {
+				snprintf(why, why_size, "vmap of UIDs %u and %u: "
+					 "both mailbox_id %u real_uid %u",
+					 b->e[j - 1].vuid, b->e[j].vuid, b->id,
+					 b->e[j].ruid);
+				return -1;
+			}
+		}
+	}
+	return 0;
+}
+
+/* After damage: keep mailbox ids above any the records name. */
+static void damaged_highest(struct mix_virtual *v, const struct mix_snap *snap)
+{
+	struct mix_iter it;
+	struct mix_record rec;
+
+	mix_iter_init(&it, snap, 1);
+	while (mix_iter_next(&it, &rec)) {
+		size_t size = 0;
+		const void *d = mix_record_ext(snap, &rec, v->ext_id, &size);
+		struct vmap_rec m;
+		if (d == NULL || size != sizeof(m))
+			continue;
+		memcpy(&m, d, sizeof(m));
+		if (m.mailbox_id > v->highest_mailbox_id &&
+		    m.mailbox_id != UINT32_MAX)
+			v->highest_mailbox_id = m.mailbox_id;
+	}
+}
+
+static int load_snap(struct mix_virtual *v, const struct mix_snap *snap)
+{
+	char why[256];
+	size_t size = 0;
+	const uint8_t *h = mix_snap_ext_hdr(snap, v->ext_id, &size);
+	uint32_t count = mix_snap_messages_count(snap);
+	int ret;
+
+	bk_free_all(v);
+	v->change_counter = 0;
+	v->highest_mailbox_id = 0;
+	if (h == NULL || size == 0 || all_zero(h, size)) {
+		if (count == 0)
+			return 0;
+		snprintf(why, sizeof(why), "no header but %u messages", count);
+		ret = -1;
+	} else {
+		ret = hdr_decode(v, h, size, why, sizeof(why));
+		if (ret == 0 && get32(h + 28) != v->rule_crc) {
+			bk_free_all(v);
+			return 1;
+		}
+		if (ret == 0)
+			ret = load_records(v, snap, why, sizeof(why));
+	}
+	if (ret == -1) {
+		uint32_t highest = v->highest_mailbox_id;
+		bk_free_all(v);
+		v->highest_mailbox_id = highest;
+		damaged_highest(v, snap);
+		mix_virtual_warn(v, "virtual %s: vmap damaged (%s); rebuilding "
+				 "the virtual mailbox", v->dir, why);
+		return 2;
+	}
+	return ret;
+}
+
+int mix_virtual_load(struct mix_virtual *v)
+{
+	int ret;
+
+	mix_read_lock();
+	ret = load_snap(v, mix_index_snap(v->index));
+	mix_read_unlock();
+	return ret;
+}
+
+/* ---- definition, open, close ------------------------------------------- */
+
+static void def_free(struct mix_virtual_backend *b, uint32_t count)
+{
+	uint32_t i;
+
+	for (i = 0; i < count; i++)
+		free((char *)b[i].name);
+	free(b);
+}
+
+MIX_API int mix_virtual_set_backends(struct mix_virtual *v,
+				     const struct mix_virtual_backend *b,
+				     uint32_t count)
+{
+	struct mix_virtual_backend *d;
+	uint32_t i, j;
+
+	for (i = 0; i < count; i++) {
+		size_t len = b[i].name ? strlen(b[i].name) : 0;
+		if (len == 0 || len > MIX_VIRTUAL_NAME_MAX)
+			return mix_err(MIX_EINVAL, "virtual %s: backend %u: "
+				       "name must be 1..255 bytes", v->dir, i);
+		for (j = 0; j < i; j++)
+			if (strcmp(b[i].name, b[j].name) == 0)
+				return mix_err(MIX_EINVAL, "virtual %s: backend "
+					       "'%s' listed twice", v->dir,
+					       b[i].name);
+	}
+	d = calloc(count ? count : 1, sizeof(*d));
+	if (d == NULL)
+		return -ENOMEM;
+	for (i = 0; i < count; i++) {
+		d[i].index = b[i].index;
+		if ((d[i].name = strdup(b[i].name)) == NULL) {
+			def_free(d, i);
+			return -ENOMEM;
+		}
+	}
+	def_free(v->def, v->def_count);
+	v->def = d;
+	v->def_count = count;
+	return 0;
+}
+
+static void virtual_free(struct mix_virtual *v)
+{
+	bk_free_all(v);
+	free(v->bk);
+	def_free(v->def, v->def_count);
+	mix_vrule_free(&v->rule);
+	free(v->received_ext);
+	free(v->dir);
+	free(v);
+}
+
+/* Register vmap and give a new index its UIDVALIDITY. */
+static int index_prepare(struct mix_virtual *v)
+{
+	struct mix_txn *txn;
+	uint32_t uv;
+	int ret;
+
+	if ((ret = mix_index_ext_register(v->index, MIX_VIRTUAL_EXT,
+					  sizeof(struct vmap_rec), 4,
+					  MIX_VIRTUAL_HDR_SIZE,
+					  &v->ext_id)) < 0)
+		return ret;
+	mix_read_lock();
+	uv = mix_snap_uid_validity(mix_index_snap(v->index));
+	mix_read_unlock();
+	if (uv != 0)
+		return 0;
+	if ((ret = mix_txn_begin(v->index, &txn)) < 0)
+		return ret;
+	uv = (uint32_t)time(NULL);
+	if ((ret = mix_txn_hdr_set(txn, MIX_HDR_UID_VALIDITY,
+				   uv ? uv : 1)) < 0) {
+		mix_txn_abort(&txn);
+		return ret;
+	}
+	return mix_txn_commit(&txn, MIX_DURABILITY_NONE, NULL);
+}
+
+static int def_copy(struct mix_virtual *v, const struct mix_virtual_def *def)
+{
+	const char *rx = def->received_ext ? def->received_ext : "received";
+	size_t errpos;
+	int ret;
+
+	if ((ret = mix_vrule_parse(def->rule, &v->rule, &errpos)) < 0)
+		return ret;
+	if ((v->received_ext = strdup(rx)) == NULL)
+		return -ENOMEM;
+	/* the rule text and the received extension decide what matches:
+	 * either changing rebuilds (§7.2 rule_crc) */
+	v->rule_crc = mix_crc32c(0, def->rule, strlen(def->rule) + 1);
+	v->rule_crc = mix_crc32c(v->rule_crc, rx, strlen(rx));
+	v->warning = def->warning;
+	v->warning_ctx = def->warning_ctx;
+	v->now = def->now;
+	v->now_ctx = def->now_ctx;
+	return mix_virtual_set_backends(v, def->backends, def->backend_count);
+}
+
+MIX_API int mix_virtual_open(struct mix_engine *engine, const char *dir,
+			     const struct mix_virtual_def *def,
+			     struct mix_virtual **v_r)
+{
+	struct mix_virtual *v;
+	int ret;
+
+	*v_r = NULL;
+	if (def == NULL || def->rule == NULL)
+		return mix_err(MIX_EINVAL, "virtual %s: no rule", dir);
+	if ((v = calloc(1, sizeof(*v))) == NULL)
+		return -ENOMEM;
+	if ((v->dir = strdup(dir)) == NULL) {
+		free(v);
+		return -ENOMEM;
+	}
+	if ((ret = def_copy(v, def)) < 0 ||
+	    (ret = mix_index_open(engine, dir, MIX_OPEN_CREATE,
+				  &v->index)) < 0) {
+		virtual_free(v);
+		return ret;
+	}
+	if ((ret = index_prepare(v)) < 0) {
+		mix_index_close(&v->index);
+		virtual_free(v);
+		return ret;
+	}
+	*v_r = v;
+	return 0;
+}
+
+MIX_API int mix_virtual_close(struct mix_virtual **vp)
+{
+	struct mix_virtual *v = *vp;
+	int ret;
+
+	if (v == NULL)
+		return 0;
+	ret = mix_index_close(&v->index);
+	if (v->index != NULL)
+		return ret;      /* nothing closed (views open, -ENOMEM) */
+	virtual_free(v);
+	*vp = NULL;
+	return ret;
+}
+
+MIX_API struct mix_index *mix_virtual_index(struct mix_virtual *v)
+{
+	return v->index;
+}
+
+MIX_API int mix_virtual_mailbox_id(struct mix_virtual *v, const char *name,
+				   uint32_t *id_r)
+{
+	uint32_t i;
+
+	for (i = 0; i < v->bk_count; i++) {
+		if (strcmp(v->bk[i].name, name) == 0 && v->bk[i].id != 0) {
+			*id_r = v->bk[i].id;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+MIX_API int mix_virtual_lookup(const struct mix_snap *snap, uint32_t vuid,
+			       uint32_t *mailbox_id_r, uint32_t *real_uid_r)
+{
+	struct mix_record rec;
+	struct vmap_rec m;
+	const void *d;
+	uint32_t ext;
+	size_t size = 0;
+
+	if (!mix_snap_ext_lookup(snap, MIX_VIRTUAL_EXT, &ext) ||
+	    !mix_snap_lookup_uid(snap, vuid, &rec))
+		return 0;
+	d = mix_record_ext(snap, &rec, ext, &size);
+	if (d == NULL || size != sizeof(m))
+		return 0;
+	memcpy(&m, d, sizeof(m));
+	*mailbox_id_r = m.mailbox_id;
+	*real_uid_r = m.real_uid;
+	return 1;
+}

@@ -1,0 +1,113 @@
+/*
+ * Virtual mailboxes, internal (docs/virtual.md, docs/format.md §7).
+ * virtual.c: definition, open/close, the vmap header's encoding and the
+ * load of the in-memory map from the virtual index; virtual-sync.c: the
+ * incremental sync.
+ *
+ * The in-memory map (per backend: real UID -> virtual UID, sorted by real
+ * UID, with the delayed-removal mark) belongs to the thread using the
+ * struct mix_virtual.  It is derived from the virtual index, which only
+ * mix_virtual_sync writes: after every successful sync the two agree, and
+ * after a failed one `loaded` is cleared so the next sync derives it again.
+ */
+#ifndef MIX_VIRTUAL_INT_H
+#define MIX_VIRTUAL_INT_H
+
+#include <stdint.h>
+
+#include "mix/mix.h"
+#include "mix/virtual.h"
+#include "vrule.h"
+
+#define MIX_VIRTUAL_EXT      "vmap"
+#define MIX_VIRTUAL_HDR_SIZE 16384u
+#define MIX_VIRTUAL_MAGIC    0x31545256u  /* "VRT1" little-endian */
+#define MIX_VIRTUAL_VERSION  1u
+#define MIX_VIRTUAL_HDR_FIXED 32u
+#define MIX_VIRTUAL_HDR_ENTRY 40u
+#define MIX_VIRTUAL_NAME_MAX 255u
+
+/* The flags a virtual record mirrors from its backend message. */
+#define MIX_VIRTUAL_MIRROR_FLAGS ((uint8_t)(MIX_FLAG_ANSWERED | \
+	MIX_FLAG_FLAGGED | MIX_FLAG_DELETED | MIX_FLAG_SEEN | MIX_FLAG_DRAFT))
+
+struct vmap_rec {            /* the vmap record extension (§7.1) */
+	uint32_t mailbox_id;
+	uint32_t real_uid;
+};
+
+struct ventry {
+	uint32_t ruid;
+	uint32_t vuid;           /* 0: removed in this sync */
+	uint8_t nomatch;         /* kept for delayed removal */
+};
+
+struct vbackend {
+	uint32_t id;             /* mailbox id; 0 until given one */
+	char *name;
+	struct mix_index *index; /* borrowed; NULL: unavailable */
+	int in_def;              /* listed in the current definition */
+	/* the state of the last sync (all 0: never synced) */
+	uint32_t uid_validity, next_uid;
+	uint64_t highest_modseq;
+	uint8_t guid[16];
+	struct ventry *e;
+	uint32_t count, cap;
+};
+
+struct mix_virtual {
+	struct mix_index *index;
+	char *dir;
+	uint32_t ext_id;
+	struct mix_vrule *rule;
+	uint32_t rule_crc;
+	char *received_ext;
+	mix_warning_fn *warning;
+	void *warning_ctx;
+	uint64_t (*now)(void *ctx);
+	void *now_ctx;
+
+	/* the definition's backends (names owned here) */
+	struct mix_virtual_backend *def;
+	uint32_t def_count;
+
+	/* in-memory map, valid when loaded */
+	int loaded;
+	struct vbackend *bk;
+	uint32_t bk_count, bk_cap;
+	uint32_t change_counter;
+	uint32_t highest_mailbox_id;
+};
+
+/* Warning through the definition's callback (printf format). */
+void mix_virtual_warn(struct mix_virtual *v, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* Encode the header of v's current backend list into buf
+ * (MIX_VIRTUAL_HDR_SIZE bytes); *used_r.  MIX_ELIMIT if it does not fit. */
+int mix_virtual_hdr_encode(const struct mix_virtual *v, uint8_t *buf,
+			   uint32_t *used_r);
+
+/* Derive the in-memory map from the virtual index's newest snapshot.
+ * Returns 0 (loaded), 1 (the rule changed: rebuild everything) or 2 (the
+ * header or vmap is damaged: warned; rebuild everything), -ENOMEM.  For 1
+ * and 2 the backend list is empty and highest_mailbox_id kept as high as
+ * anything seen. */
+int mix_virtual_load(struct mix_virtual *v);
+
+/* The backend of mailbox id, or NULL. */
+struct vbackend *mix_virtual_bk_find(struct mix_virtual *v, uint32_t id);
+/* Add a backend entry (sorted by id); returns it or NULL (-ENOMEM). */
+struct vbackend *mix_virtual_bk_add(struct mix_virtual *v, uint32_t id,
+				    const char *name, size_t name_len);
+void mix_virtual_bk_clear(struct vbackend *b);
+void mix_virtual_bk_remove(struct mix_virtual *v, uint32_t i);
+/* Index of ruid in b->e (binary search): 1 and *pos_r if found, 0 and
+ * the insert position otherwise. */
+int mix_virtual_bk_lookup(const struct vbackend *b, uint32_t ruid,
+			  uint32_t *pos_r);
+int mix_virtual_bk_push(struct vbackend *b, uint32_t ruid, uint32_t vuid);
+/* Sort b->e by ruid after pushes. */
+void mix_virtual_bk_sort(struct vbackend *b);
+
+#endif

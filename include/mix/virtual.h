@@ -1,0 +1,150 @@
+/*
+ * mix virtual mailboxes (docs/virtual.md): the messages of several backend
+ * indexes that match a rule in IMAP SEARCH syntax, shown as one mix index
+ * with its own UIDVALIDITY, UIDs and modseqs.
+ *
+ * The virtual mailbox is a mix index (in its own directory) whose records
+ * carry the `vmap` extension (mailbox_id, real_uid) and mirror the flags
+ * and keywords of the backend message; the extension header lists the
+ * backends with the (uid_validity, next_uid, highest_modseq, guid) each was
+ * last synced at (docs/format.md §7).  mix_virtual_sync() brings it up to
+ * date in ONE transaction, so a reader of the virtual index sees each
+ * remap whole: the map, the mirrored flags and the backend modseqs it was
+ * built from are published together.
+ *
+ * Threads: a struct mix_virtual is used by one thread at a time (open,
+ * sync, set_backends, close); any thread may read the virtual index
+ * (mix_virtual_index() with mix_read_lock or a view) at the same time.
+ * Return conventions as in mix.h.
+ */
+#ifndef MIX_VIRTUAL_H
+#define MIX_VIRTUAL_H
+
+#include "mix/mix.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct mix_virtual;
+
+/* One backend.  name (1..255 bytes, unique in the definition) identifies
+ * it across syncs and opens: the virtual mailbox gives each new name a
+ * mailbox id that is never reused (highest_mailbox_id in the header).
+ * index is borrowed: it must stay open until the backend list is replaced
+ * or the virtual mailbox closed.  NULL: the backend cannot be opened now;
+ * it is reported (warning) and skipped, its messages stay as they were. */
+struct mix_virtual_backend {
+	const char *name;
+	struct mix_index *index;
+};
+
+struct mix_virtual_def {
+	const struct mix_virtual_backend *backends;
+	uint32_t backend_count;
+	/* IMAP SEARCH keys (docs/virtual.md "Rule syntax") */
+	const char *rule;
+	/* name of the backends' record extension holding the received date
+	 * (u64, seconds since the epoch); NULL = "received".  A backend
+	 * without it has received date 0 for every message. */
+	const char *received_ext;
+	/* optional: damage found and rebuilt, backends skipped */
+	mix_warning_fn *warning;
+	void *warning_ctx;
+	/* optional: the clock for YOUNGER/OLDER (seconds since the epoch);
+	 * NULL = time() */
+	uint64_t (*now)(void *ctx);
+	void *now_ctx;
+};
+
+/* Open (creating if needed) the virtual mailbox index in directory dir
+ * (which must exist) and check def (the rule is parsed here).  Nothing is
+ * synced yet: call mix_virtual_sync().  def and the strings in it are
+ * copied; the backend indexes are borrowed.  Returns 0; MIX_EINVAL (bad
+ * rule: the message names the byte position; bad or duplicate backend
+ * name); any error of mix_index_open() or mix_index_ext_register() (an
+ * index whose `vmap` extension has another layout: MIX_EINVAL).  Not
+ * inside a read-side section. */
+MIX_API int mix_virtual_open(struct mix_engine *engine, const char *dir,
+			     const struct mix_virtual_def *def,
+			     struct mix_virtual **v_r);
+
+/* Close the virtual index and free v (the backends stay open).  Sets *v
+ * to NULL.  Returns what mix_index_close() returns.  Not inside a
+ * read-side section. */
+MIX_API int mix_virtual_close(struct mix_virtual **v);
+
+/* The virtual index, for reading (snapshots, views, watchers).  Do not
+ * commit to it: only mix_virtual_sync() writes it.  Valid until close. */
+MIX_API struct mix_index *mix_virtual_index(struct mix_virtual *v);
+
+/* Replace the backend list (same rules as in the definition).  Takes
+ * effect at the next sync: backends no longer listed drop their messages
+ * then, new names get new mailbox ids.  Returns 0, MIX_EINVAL, -ENOMEM. */
+MIX_API int mix_virtual_set_backends(struct mix_virtual *v,
+				     const struct mix_virtual_backend *b,
+				     uint32_t count);
+
+enum mix_virtual_sync_flags {
+	/* remove messages that no longer match the rule (IMAP: only when
+	 * expunges may be sent, docs/virtual.md "Delayed removal") */
+	MIX_VIRTUAL_SYNC_EXPUNGE = 0x01,
+};
+
+struct mix_virtual_sync_result {
+	/* backends skipped because (uid_validity, next_uid,
+	 * highest_modseq) had not changed: no record of them was read */
+	uint32_t backends_skipped;
+	/* backends whose part was built from scratch (first sync, changed
+	 * uid_validity or guid, rebuilt virtual mailbox) */
+	uint32_t backends_rebuilt;
+	/* backends no longer in the definition whose messages were dropped */
+	uint32_t backends_dropped;
+	/* backends with a NULL index (reported, skipped) */
+	uint32_t backends_unavailable;
+	/* backend records this sync read to evaluate the rule */
+	uint64_t examined;
+	/* backend records read to recover the match state of messages
+	 * already in the virtual mailbox, once after open or rebuild */
+	uint64_t loaded;
+	/* virtual messages added, expunged, with flags/keywords updated */
+	uint32_t added, expunged, updated;
+	/* messages that no longer match but stay until a sync with
+	 * MIX_VIRTUAL_SYNC_EXPUNGE */
+	uint32_t pending_removal;
+	/* the whole virtual mailbox was rebuilt: 1 the rule (or received
+	 * extension name) changed, 2 its header or vmap data was damaged
+	 * (also reported through the warning callback) */
+	int rebuilt;
+	/* modseq of the sync's transaction on the virtual index; 0 if
+	 * nothing needed writing */
+	uint64_t modseq;
+};
+
+/* Bring the virtual mailbox up to date with its backends in one
+ * transaction (docs/virtual.md "Sync").  flags: enum
+ * mix_virtual_sync_flags.  result_r may be NULL.  Returns 0; MIX_ELIMIT
+ * (the backend list does not fit the header, or the virtual index ran out
+ * of keywords or UIDs); any error of mix_txn_commit(); -ENOMEM.  After an
+ * error nothing of the sync is visible, and the next sync starts again
+ * from what the virtual index holds.  Not inside a read-side section. */
+MIX_API int mix_virtual_sync(struct mix_virtual *v, unsigned flags,
+			     struct mix_virtual_sync_result *result_r);
+
+/* The mailbox id the virtual mailbox gave backend name.  Returns 1 and
+ * *id_r, or 0 if name has none yet (before its first sync). */
+MIX_API int mix_virtual_mailbox_id(struct mix_virtual *v, const char *name,
+				   uint32_t *id_r);
+
+/* Map a virtual UID of snap (a snapshot of mix_virtual_index()) to its
+ * backend message.  Returns 1 and sets *mailbox_id_r, *real_uid_r; 0 if
+ * vuid is not in snap (or snap has no vmap data).  Inside the read-side
+ * section that got snap, or on a view's snapshot. */
+MIX_API int mix_virtual_lookup(const struct mix_snap *snap, uint32_t vuid,
+			       uint32_t *mailbox_id_r, uint32_t *real_uid_r);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,711 @@
+/*
+ * Virtual mailboxes (engine/virtual.c, engine/virtual-sync.c;
+ * docs/virtual.md), as a model test: three backends get random appends
+ * (with received dates), flag and keyword changes, multi-range expunges,
+ * removal from the definition and re-creation (new UIDVALIDITY); the
+ * virtual mailbox is synced after each step, with and without expunges
+ * allowed, and compared with the model: which messages, in which order of
+ * virtual UIDs (received date, mailbox id, real UID for new matches), the
+ * UIDs of messages already there unchanged, flags and keywords mirrored,
+ * no-longer-matching messages kept until an expunge-allowed sync.  The
+ * virtual mailbox is closed and reopened in the middle, and reopened with
+ * another rule (a rebuild).  Separate checks: an unchanged backend is
+ * skipped without reading a record; a damaged header or vmap rebuilds and
+ * says so.  Seed from MIX_SEED (always printed); MIX_VIRTUAL_STEPS sets
+ * the number of steps.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mix/mix.h"
+#include "mix/virtual.h"
+#include "tap.h"
+#include "testutil.h"
+
+#define NB 3
+#define DAY 86400u
+#define FEB1 UINT64_C(1769904000)
+#define MIRROR (MIX_FLAG_ANSWERED | MIX_FLAG_FLAGGED | MIX_FLAG_DELETED | \
+		MIX_FLAG_SEEN | MIX_FLAG_DRAFT)
+
+static const char *kw_pool[] = { "todo", "TODO", "other", "Work" };
+#define KW_POOL 4
+
+static const char *rules[] = {
+	"OR FLAGGED (KEYWORD todo SINCE 1-Feb-2026)",
+	"UNSEEN NOT KEYWORD other",
+};
+
+struct mmsg {
+	uint32_t uid;
+	uint8_t flags;
+	unsigned kws;
+	uint64_t received;
+};
+
+struct mbk {
+	const char *name;
+	char *dir;
+	struct mix_index *index;
+	int in_def;
+	uint32_t gen;             /* bumped by re-creation */
+	uint32_t id;              /* the model's mailbox id (0: none) */
+	uint32_t uid_validity;
+	struct mmsg *m;
+	uint32_t count, cap;
+	int touched;              /* changed since the last sync */
+	int recreated;            /* re-created since the last sync */
+	uint32_t touched_msgs;    /* messages changed (upper bound) */
+};
+
+struct ment {
+	int b;
+	uint32_t gen, ruid, vuid; /* vuid 0: not yet known */
+};
+
+static struct mix_engine *engine;
+static struct mbk bk[NB];
+static struct ment *vl;
+static uint32_t vl_count, vl_cap;
+static uint32_t highest_id;
+static int rule_no;
+static char *vdir;
+static struct mix_virtual *vm;
+static char warnings[4096];
+static uint64_t rng;
+static uint32_t checks;
+static struct {
+	uint64_t added, expunged, updated, pending, skipped, examined;
+	uint32_t max;
+} st;
+
+static void on_warning(void *ctx, const char *msg)
+{
+	size_t n = strlen(warnings);
+	(void)ctx;
+	snprintf(warnings + n, sizeof(warnings) - n, "%s\n", msg);
+}
+
+static int kw_has(unsigned kws, const char *name)
+{
+	int i;
+	for (i = 0; i < KW_POOL; i++)
+		if ((kws >> i & 1) && strcmp(kw_pool[i], name) == 0)
+			return 1;
+	return 0;
+}
+
+/* The rules, written out by hand. */
+static int model_match(const struct mmsg *m)
+{
+	if (rule_no == 0)
+		return (m->flags & MIX_FLAG_FLAGGED) ||
+		       ((kw_has(m->kws, "todo") || kw_has(m->kws, "TODO")) &&
+			m->received >= FEB1);
+	return !(m->flags & MIX_FLAG_SEEN) && !kw_has(m->kws, "other");
+}
+
+static struct mmsg *model_find(struct mbk *b, uint32_t uid)
+{
+	uint32_t i;
+	for (i = 0; i < b->count; i++)
+		if (b->m[i].uid == uid)
+			return &b->m[i];
+	return NULL;
+}
+
+/* ---- backends ---------------------------------------------------------- */
+
+static void bk_open(struct mbk *b, unsigned flags)
+{
+	struct mix_txn *t;
+	uint32_t ext;
+
+	if (mix_index_open(engine, b->dir, flags, &b->index) < 0)
+		BAIL("open %s: %s", b->dir, mix_last_error());
+	if (mix_index_ext_register(b->index, "received", 8, 8, 0, &ext) < 0)
+		BAIL("register received: %s", mix_last_error());
+	b->uid_validity = 1000 + b->gen * 10 + (uint32_t)(b - bk);
+	if (mix_txn_begin(b->index, &t) < 0 ||
+	    mix_txn_hdr_set(t, MIX_HDR_UID_VALIDITY, b->uid_validity) < 0 ||
+	    mix_txn_commit(&t, MIX_DURABILITY_NONE, NULL) < 0)
+		BAIL("uid_validity: %s", mix_last_error());
+}
+
+static void set_backends(void)
+{
+	struct mix_virtual_backend d[NB];
+	uint32_t n = 0;
+	int i;
+
+	for (i = 0; i < NB; i++) {
+		if (!bk[i].in_def)
+			continue;
+		d[n].name = bk[i].name;
+		d[n].index = bk[i].index;
+		n++;
+	}
+	if (mix_virtual_set_backends(vm, d, n) < 0)
+		BAIL("set_backends: %s", mix_last_error());
+}
+
+static void virtual_open(void)
+{
+	struct mix_virtual_backend d[NB];
+	struct mix_virtual_def def;
+	uint32_t n = 0;
+	int i;
+
+	for (i = 0; i < NB; i++) {
+		if (!bk[i].in_def)
+			continue;
+		d[n].name = bk[i].name;
+		d[n].index = bk[i].index;
+		n++;
+	}
+	memset(&def, 0, sizeof(def));
+	def.backends = d;
+	def.backend_count = n;
+	def.rule = rules[rule_no];
+	def.warning = on_warning;
+	if (mix_virtual_open(engine, vdir, &def, &vm) < 0)
+		BAIL("virtual open: %s", mix_last_error());
+}
+
+static void op_append(struct mbk *b)
+{
+	uint32_t n = 1 + tu_rand_below(&rng, 8), i, j, a;
+	struct mix_commit_result cr;
+	struct mix_txn *t;
+	struct mmsg *m = calloc(n, sizeof(*m));
+	uint32_t ext;
+
+	mix_read_lock();
+	if (!mix_snap_ext_lookup(mix_index_snap(b->index), "received", &ext))
+		BAIL("no received ext");
+	mix_read_unlock();
+	if (mix_txn_begin(b->index, &t) < 0)
+		BAIL("begin");
+	for (i = 0; i < n; i++) {
+		const char *kws[KW_POOL + 1];
+		uint32_t k = 0;
+		m[i].flags = (uint8_t)(tu_rand_below(&rng, 32) & MIRROR);
+		m[i].kws = tu_rand_below(&rng, 1u << KW_POOL);
+		/* few distinct dates: ties exercise the mailbox id/UID order */
+		m[i].received = FEB1 + ((int64_t)tu_rand_below(&rng, 9) - 4) *
+					       (int64_t)(DAY / 2);
+		for (j = 0; j < KW_POOL; j++)
+			if (m[i].kws >> j & 1)
+				kws[k++] = kw_pool[j];
+		kws[k] = NULL;
+		if (mix_txn_append(t, m[i].flags, kws, &a) < 0 ||
+		    mix_txn_append_ext(t, a, ext, &m[i].received, 8) < 0)
+			BAIL("append: %s", mix_last_error());
+	}
+	if (mix_txn_commit(&t, MIX_DURABILITY_NONE, &cr) < 0)
+		BAIL("commit: %s", mix_last_error());
+	for (i = 0; i < n; i++) {
+		m[i].uid = cr.first_uid + i;
+		if (b->count == b->cap) {
+			b->cap = b->cap ? b->cap * 2 : 64;
+			b->m = realloc(b->m, b->cap * sizeof(*b->m));
+		}
+		b->m[b->count++] = m[i];
+	}
+	mix_commit_result_free(&cr);
+	free(m);
+	b->touched = 1;
+	b->touched_msgs += n;
+}
+
+/* 1..3 random UID ranges within the backend's UIDs. */
+static uint32_t random_ranges(struct mbk *b, struct mix_uid_range *r)
+{
+	uint32_t n = 1 + tu_rand_below(&rng, 3), i, top;
+
+	top = b->count ? b->m[b->count - 1].uid + 2 : 3;
+	for (i = 0; i < n; i++) {
+		r[i].first = 1 + tu_rand_below(&rng, top);
+		r[i].last = r[i].first + tu_rand_below(&rng, 6);
+	}
+	/* mix wants them sorted and apart for expunge; keep them so */
+	for (i = 1; i < n; i++)
+		if (r[i].first <= r[i - 1].last + 1) {
+			r[i].first = r[i - 1].last + 2;
+			r[i].last = r[i].first + tu_rand_below(&rng, 6);
+		}
+	return n;
+}
+
+static int in_ranges(const struct mix_uid_range *r, uint32_t n, uint32_t uid)
+{
+	uint32_t i;
+	for (i = 0; i < n; i++)
+		if (uid >= r[i].first && uid <= r[i].last)
+			return 1;
+	return 0;
+}
+
+static void op_change(struct mbk *b)
+{
+	static const uint8_t fl[] = { MIX_FLAG_FLAGGED, MIX_FLAG_SEEN,
+				      MIX_FLAG_DELETED };
+	struct mix_uid_range r[3];
+	uint32_t n = random_ranges(b, r), i;
+	int add = tu_rand_below(&rng, 2), kw = tu_rand_below(&rng, 2);
+	uint32_t which = tu_rand_below(&rng, kw ? KW_POOL : 3);
+	struct mix_txn *t;
+	int ret;
+
+	if (mix_txn_begin(b->index, &t) < 0)
+		BAIL("begin");
+	if (kw) {
+		const char *k[2] = { kw_pool[which], NULL };
+		ret = mix_txn_keywords(t, r, n, add ? MIX_MODIFY_ADD :
+				       MIX_MODIFY_REMOVE, k);
+	} else {
+		ret = mix_txn_flags(t, r, n, add ? MIX_MODIFY_ADD :
+				    MIX_MODIFY_REMOVE, fl[which]);
+	}
+	if (ret < 0 || mix_txn_commit(&t, MIX_DURABILITY_NONE, NULL) < 0)
+		BAIL("change: %s", mix_last_error());
+	/* a keyword new to the index moves highest_modseq even when no
+	 * message in the ranges exists: count the backend as changed */
+	b->touched = 1;
+	for (i = 0; i < b->count; i++) {
+		struct mmsg *m = &b->m[i];
+		uint8_t f0 = m->flags;
+		unsigned k0 = m->kws;
+		if (!in_ranges(r, n, m->uid))
+			continue;
+		if (kw)
+			m->kws = add ? m->kws | 1u << which
+				     : m->kws & ~(1u << which);
+		else
+			m->flags = add ? (uint8_t)(m->flags | fl[which])
+				       : (uint8_t)(m->flags & ~fl[which]);
+		if (f0 != m->flags || k0 != m->kws) {
+			b->touched = 1;
+			b->touched_msgs++;
+		}
+	}
+}
+
+static void op_expunge(struct mbk *b)
+{
+	struct mix_uid_range r[3];
+	uint32_t n = random_ranges(b, r), i, j;
+	struct mix_txn *t;
+
+	if (mix_txn_begin(b->index, &t) < 0 || mix_txn_expunge(t, r, n) < 0 ||
+	    mix_txn_commit(&t, MIX_DURABILITY_NONE, NULL) < 0)
+		BAIL("expunge: %s", mix_last_error());
+	b->touched = 1;
+	for (i = 0, j = 0; i < b->count; i++)
+		if (!in_ranges(r, n, b->m[i].uid))
+			b->m[j++] = b->m[i];
+	b->count = j;
+}
+
+static void op_recreate(struct mbk *b)
+{
+	if (mix_index_close(&b->index) < 0)
+		BAIL("close: %s", mix_last_error());
+	b->gen++;
+	bk_open(b, MIX_OPEN_RECREATE);
+	b->count = 0;
+	b->touched = 1;
+	if (b->in_def)
+		set_backends();
+}
+
+/* ---- the model's virtual mailbox ---------------------------------------- */
+
+static int madd_cmp(const void *pa, const void *pb)
+{
+	const struct ment *a = pa, *b = pb;
+	const struct mmsg *ma = model_find(&bk[a->b], a->ruid);
+	const struct mmsg *mb = model_find(&bk[b->b], b->ruid);
+
+	if (ma->received != mb->received)
+		return ma->received < mb->received ? -1 : 1;
+	if (bk[a->b].id != bk[b->b].id)
+		return bk[a->b].id < bk[b->b].id ? -1 : 1;
+	return a->ruid < b->ruid ? -1 : a->ruid > b->ruid;
+}
+
+static void vl_push(struct ment e)
+{
+	if (vl_count == vl_cap) {
+		vl_cap = vl_cap ? vl_cap * 2 : 256;
+		vl = realloc(vl, vl_cap * sizeof(*vl));
+	}
+	vl[vl_count++] = e;
+}
+
+/* What the sync must produce.  rebuild: every message gets a new UID. */
+static void model_sync(int expunge, int rebuild)
+{
+	struct ment *adds = NULL;
+	uint32_t i, j, n = 0, nadd = 0;
+	int b;
+
+	if (rebuild)
+		vl_count = 0;
+	for (b = 0; b < NB; b++)
+		if (bk[b].in_def && bk[b].id == 0)
+			bk[b].id = ++highest_id;
+	for (i = 0; i < vl_count; i++) {
+		struct mbk *k = &bk[vl[i].b];
+		struct mmsg *m = model_find(k, vl[i].ruid);
+		if (!k->in_def || vl[i].gen != k->gen || m == NULL)
+			continue;
+		if (expunge && !model_match(m))
+			continue;
+		vl[n++] = vl[i];
+	}
+	vl_count = n;
+	for (b = 0; b < NB; b++) {
+		if (!bk[b].in_def)
+			continue;
+		for (i = 0; i < bk[b].count; i++) {
+			int have = 0;
+			if (!model_match(&bk[b].m[i]))
+				continue;
+			for (j = 0; j < vl_count && !have; j++)
+				have = vl[j].b == b && vl[j].ruid ==
+				       bk[b].m[i].uid;
+			if (have)
+				continue;
+			adds = realloc(adds, (nadd + 1) * sizeof(*adds));
+			adds[nadd].b = b;
+			adds[nadd].gen = bk[b].gen;
+			adds[nadd].ruid = bk[b].m[i].uid;
+			adds[nadd].vuid = 0;
+			nadd++;
+		}
+	}
+	qsort(adds, nadd, sizeof(*adds), madd_cmp);
+	for (i = 0; i < nadd; i++)
+		vl_push(adds[i]);
+	free(adds);
+}
+
+static unsigned rec_kws(const struct mix_snap *s, const struct mix_record *r)
+{
+	unsigned mask = 0;
+	uint32_t i, j;
+
+	for (i = 0; i < r->keywords_bits; i++) {
+		const char *name;
+		if (!mix_record_has_keyword(r, i))
+			continue;
+		name = mix_snap_keyword_name(s, i);
+		for (j = 0; j < KW_POOL; j++)
+			if (strcmp(name, kw_pool[j]) == 0)
+				mask |= 1u << j;
+		if (j == KW_POOL && (mask & (1u << KW_POOL)) == 0) {
+			for (j = 0; j < KW_POOL; j++)
+				if (strcmp(name, kw_pool[j]) == 0)
+					break;
+			if (j == KW_POOL)
+				mask |= 1u << KW_POOL;   /* unknown name */
+		}
+	}
+	return mask;
+}
+
+/* Compare the virtual index with vl; learn the UIDs of new entries. */
+static int compare(const char *step)
+{
+	struct mix_iter it;
+	struct mix_record rec;
+	const struct mix_snap *s;
+	uint32_t i = 0, prev = 0, id, ruid;
+	int bad = 0, b;
+
+	for (b = 0; b < NB; b++) {
+		uint32_t got = 0;
+		int have = mix_virtual_mailbox_id(vm, bk[b].name, &got);
+		if (bk[b].in_def && (!have || got != bk[b].id)) {
+			diag("%s: backend %s: mailbox id %u, expected %u", step,
+			     bk[b].name, have ? got : 0, bk[b].id);
+			bad = 1;
+		}
+	}
+	mix_read_lock();
+	s = mix_index_snap(mix_virtual_index(vm));
+	if (mix_snap_messages_count(s) != vl_count) {
+		diag("%s: %u virtual messages, expected %u", step,
+		     mix_snap_messages_count(s), vl_count);
+		bad = 1;
+	}
+	mix_iter_init(&it, s, 1);
+	while (!bad && mix_iter_next(&it, &rec)) {
+		struct ment *e = &vl[i];
+		struct mmsg *m;
+		if (!mix_virtual_lookup(s, rec.uid, &id, &ruid) ||
+		    id != bk[e->b].id || ruid != e->ruid ||
+		    (e->vuid != 0 && e->vuid != rec.uid) || rec.uid <= prev) {
+			diag("%s: virtual #%u: UID %u -> (%u, %u), expected "
+			     "UID %u -> (%u, %u)", step, i + 1, rec.uid, id,
+			     ruid, e->vuid, bk[e->b].id, e->ruid);
+			bad = 1;
+			break;
+		}
+		m = model_find(&bk[e->b], e->ruid);
+		if ((rec.flags & MIRROR) != m->flags ||
+		    rec_kws(s, &rec) != m->kws) {
+			diag("%s: virtual UID %u: flags %#x keywords %#x, "
+			     "backend %s UID %u has %#x %#x", step, rec.uid,
+			     rec.flags & MIRROR, rec_kws(s, &rec),
+			     bk[e->b].name, e->ruid, m->flags, m->kws);
+			bad = 1;
+		}
+		e->vuid = rec.uid;
+		prev = rec.uid;
+		i++;
+	}
+	mix_read_unlock();
+	return !bad;
+}
+
+static void sync_check(const char *step, int expunge, int rebuild)
+{
+	struct mix_virtual_sync_result res;
+	uint32_t untouched = 0;
+	uint64_t bound = 0;
+	int b;
+
+	for (b = 0; b < NB; b++) {
+		if (!bk[b].in_def)
+			continue;
+		if (rebuild || bk[b].id == 0 || bk[b].recreated)
+			bound += bk[b].count;
+		else if (bk[b].touched)
+			bound += bk[b].touched_msgs;
+		else
+			untouched++;
+	}
+	if (mix_virtual_sync(vm, expunge ? MIX_VIRTUAL_SYNC_EXPUNGE : 0,
+			     &res) < 0)
+		BAIL("%s: sync: %s", step, mix_last_error());
+	if (rebuild)
+		for (b = 0; b < NB; b++)
+			bk[b].id = 0;
+	model_sync(expunge, rebuild);
+	if (!compare(step))
+		ok(0, "%s: virtual mailbox equals the model", step);
+	if (res.backends_skipped < untouched)
+		ok(0, "%s: %u backends skipped, %u were unchanged", step,
+		   res.backends_skipped, untouched);
+	if (res.examined > bound)
+		ok(0, "%s: examined %llu records, at most %llu changed", step,
+		   (unsigned long long)res.examined,
+		   (unsigned long long)bound);
+	if (rebuild && res.rebuilt != 1)
+		ok(0, "%s: rebuilt %d, expected 1 (rule changed)", step,
+		   res.rebuilt);
+	for (b = 0; b < NB; b++) {
+		bk[b].touched = 0;
+		bk[b].touched_msgs = 0;
+		bk[b].recreated = 0;
+	}
+	checks++;
+	st.added += res.added;
+	st.expunged += res.expunged;
+	st.updated += res.updated;
+	st.pending += res.pending_removal;
+	st.skipped += res.backends_skipped;
+	st.examined += res.examined;
+	if (vl_count > st.max)
+		st.max = vl_count;
+}
+
+static void reopen(int new_rule)
+{
+	if (mix_virtual_close(&vm) < 0 || vm != NULL)
+		BAIL("virtual close: %s", mix_last_error());
+	if (new_rule)
+		rule_no = 1 - rule_no;
+	virtual_open();
+}
+
+static void model_run(uint32_t steps)
+{
+	uint32_t step;
+	char name[64];
+
+	for (step = 0; step < steps; step++) {
+		struct mbk *b = &bk[tu_rand_below(&rng, NB)];
+		uint32_t op = tu_rand_below(&rng, 100);
+		int rebuild = 0;
+
+		if (op < 40)
+			op_append(b);
+		else if (op < 80)
+			op_change(b);
+		else if (op < 90)
+			op_expunge(b);
+		else if (op < 92) {
+			/* out of the definition, or back in with a new id */
+			b->in_def = !b->in_def;
+			if (!b->in_def)
+				b->id = 0;
+			set_backends();
+		} else if (op < 93) {
+			op_recreate(b);
+			b->recreated = 1;
+		} else if (op < 97) {
+			reopen(0);
+		} else if (op < 98) {
+			reopen(1);
+			rebuild = 1;
+		}
+		snprintf(name, sizeof(name), "step %u (op %u, %s)", step, op,
+			 b->name);
+		sync_check(name, tu_rand_below(&rng, 4) == 0, rebuild);
+		if (tap_failed)
+			break;
+	}
+	ok(tap_failed == 0, "%u steps, %u syncs agree with the model", step,
+	   checks);
+	diag("added %llu, expunged %llu, updated %llu, pending removals "
+	     "seen %llu, backends skipped %llu, records examined %llu, at "
+	     "most %u virtual messages", (unsigned long long)st.added,
+	     (unsigned long long)st.expunged, (unsigned long long)st.updated,
+	     (unsigned long long)st.pending, (unsigned long long)st.skipped,
+	     (unsigned long long)st.examined, st.max);
+}
+
+/* An unchanged backend is skipped without reading a record; a change to
+ * one message of one backend reads that message only. */
+static void skip_check(void)
+{
+	struct mix_virtual_sync_result res;
+	struct mix_uid_range r;
+	struct mix_txn *t;
+	int b, i, avail = 0;
+
+	for (b = 0; b < NB && (!bk[b].in_def || bk[b].count == 0); b++)
+		;
+	if (b == NB) {
+		b = 0;
+		op_append(&bk[0]);
+		if (!bk[0].in_def) {
+			bk[0].in_def = 1;
+			set_backends();
+		}
+	}
+	for (i = 0; i < NB; i++)
+		avail += bk[i].in_def;
+	sync_check("skip: settle", 1, 0);
+	memset(&res, 0xff, sizeof(res));
+	ok(mix_virtual_sync(vm, 0, &res) == 0, "sync with nothing new");
+	is(res.backends_skipped, avail, "every backend skipped");
+	is(res.examined, 0, "no record examined");
+	is(res.modseq, 0, "nothing written");
+	r.first = r.last = bk[b].m[0].uid;
+	if (mix_txn_begin(bk[b].index, &t) < 0 ||
+	    mix_txn_flags(t, &r, 1, (bk[b].m[0].flags & MIX_FLAG_ANSWERED) ?
+			  MIX_MODIFY_REMOVE : MIX_MODIFY_ADD,
+			  MIX_FLAG_ANSWERED) < 0 ||
+	    mix_txn_commit(&t, MIX_DURABILITY_NONE, NULL) < 0)
+		BAIL("flag: %s", mix_last_error());
+	bk[b].m[0].flags ^= MIX_FLAG_ANSWERED;
+	ok(mix_virtual_sync(vm, 0, &res) == 0, "sync after one change");
+	is(res.backends_skipped, avail - 1, "the others skipped");
+	is(res.examined, 1, "one record examined");
+	model_sync(0, 0);
+	ok(compare("skip: one change"), "the change is mirrored");
+}
+
+/* A damaged header, then a damaged vmap record: rebuilt, and said. */
+static void damage_check(void)
+{
+	struct mix_virtual_sync_result res;
+	struct mix_index *vi = mix_virtual_index(vm);
+	struct mix_txn *t;
+	uint32_t ext, junk[2] = { 999999, 7 }, first = 0;
+	int b, kind;
+
+	for (kind = 0; kind < 2; kind++) {
+		sync_check("damage: settle", 0, 0);
+		mix_read_lock();
+		mix_snap_ext_lookup(mix_index_snap(vi), "vmap", &ext);
+		if (mix_snap_messages_count(mix_index_snap(vi)) > 0) {
+			struct mix_record rec;
+			mix_snap_lookup_seq(mix_index_snap(vi), 1, &rec);
+			first = rec.uid;
+		}
+		mix_read_unlock();
+		if (kind == 1 && first == 0) {
+			ok(1, "# SKIP no virtual message to damage");
+			continue;
+		}
+		if (mix_txn_begin(vi, &t) < 0)
+			BAIL("begin");
+		if (kind == 0)
+			mix_txn_ext_hdr_set(t, ext, 20, junk, 4);
+		else
+			mix_txn_ext_set(t, first, ext, junk, 8);
+		if (mix_txn_commit(&t, MIX_DURABILITY_NONE, NULL) < 0)
+			BAIL("damage: %s", mix_last_error());
+		reopen(0);
+		warnings[0] = '\0';
+		ok(mix_virtual_sync(vm, 0, &res) == 0, "sync after damage");
+		is(res.rebuilt, 2, "%s damage: rebuilt", kind ? "vmap" :
+		   "header");
+		ok(strstr(warnings, "damaged") != NULL, "and said so");
+		diag("warning: %s", warnings);
+		for (b = 0; b < NB; b++)
+			if (bk[b].in_def &&
+			    !mix_virtual_mailbox_id(vm, bk[b].name, &bk[b].id))
+				BAIL("no id for %s", bk[b].name);
+		model_sync(0, 1);
+		ok(compare(kind ? "vmap damage" : "header damage"),
+		   "rebuilt virtual mailbox equals the model");
+	}
+}
+
+int main(void)
+{
+	const char *env = getenv("MIX_VIRTUAL_STEPS");
+	uint32_t steps = env ? (uint32_t)strtoul(env, NULL, 0) : 300;
+	char *root;
+	int b;
+
+	rng = tu_seed();
+	if (mix_engine_create(NULL, &engine) < 0)
+		BAIL("engine: %s", mix_last_error());
+	root = tu_tmpdir("virtual");
+	for (b = 0; b < NB; b++) {
+		static const char *names[NB] = { "INBOX", "Work", "Lists/x" };
+		bk[b].name = names[b];
+		if (asprintf(&bk[b].dir, "%s/b%d", root, b) < 0 ||
+		    mkdir(bk[b].dir, 0700) < 0)
+			BAIL("mkdir");
+		bk[b].in_def = 1;
+		bk_open(&bk[b], MIX_OPEN_CREATE);
+	}
+	if (asprintf(&vdir, "%s/virtual", root) < 0 || mkdir(vdir, 0700) < 0)
+		BAIL("mkdir");
+	virtual_open();
+	model_run(steps);
+	skip_check();
+	damage_check();
+	if (mix_virtual_close(&vm) < 0)
+		BAIL("close: %s", mix_last_error());
+	for (b = 0; b < NB; b++) {
+		mix_index_close(&bk[b].index);
+		free(bk[b].m);
+		free(bk[b].dir);
+	}
+	mix_engine_free(&engine);
+	tu_rmdir_r(root);
+	free(root);
+	free(vdir);
+	free(vl);
+	return tap_done();
+}
