@@ -586,7 +586,8 @@ static int txn_fill(struct vsync *c, struct mix_txn *txn)
 					     : (char **)none))) < 0)
 			return ret;
 	}
-	qsort(c->adds, c->add_count, sizeof(*c->adds), add_cmp);
+	if (c->add_count > 0)
+		qsort(c->adds, c->add_count, sizeof(*c->adds), add_cmp);
 	for (i = 0; i < c->add_count; i++) {
 		struct vmap_rec m = { c->adds[i].id, c->adds[i].ruid };
 		if ((ret = mix_txn_append(txn, c->adds[i].flags,

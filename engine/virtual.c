@@ -142,7 +142,8 @@ static int ventry_cmp(const void *a, const void *b)
 
 void mix_virtual_bk_sort(struct vbackend *b)
 {
-	qsort(b->e, b->count, sizeof(*b->e), ventry_cmp);
+	if (b->count > 1)
+		qsort(b->e, b->count, sizeof(*b->e), ventry_cmp);
 }
 
 /* ---- the header (docs/format.md §7.2) ---------------------------------- */
