@@ -473,6 +473,66 @@ static int compare(const char *step)
 	return !bad;
 }
 
+static uint32_t get32(const uint8_t *p)
+{
+	uint32_t x;
+	memcpy(&x, p, 4);
+	return x;
+}
+
+/* The sync was one transaction, and the vmap header (docs/format.md §7.2)
+ * holds each backend's state as of the sync. */
+static void hdr_check(const char *step, const struct mix_virtual_sync_result *res)
+{
+	const struct mix_snap *s;
+	const uint8_t *h;
+	size_t size = 0;
+	uint32_t ext, count, i, b;
+	int bad = 0;
+
+	mix_read_lock();
+	s = mix_index_snap(mix_virtual_index(vm));
+	if (res->modseq != 0 && mix_snap_highest_modseq(s) != res->modseq) {
+		diag("%s: virtual highest modseq %llu, the sync's %llu", step,
+		     (unsigned long long)mix_snap_highest_modseq(s),
+		     (unsigned long long)res->modseq);
+		bad = 1;
+	}
+	if (!mix_snap_ext_lookup(s, "vmap", &ext) ||
+	    (h = mix_snap_ext_hdr(s, ext, &size)) == NULL || size < 32) {
+		bad = 1;
+		goto out;
+	}
+	count = get32(h + 20);
+	for (i = 0; i < count && 32 + (i + 1) * 40 <= size; i++) {
+		const uint8_t *e = h + 32 + i * 40;
+		uint64_t m;
+		memcpy(&m, e + 16, 8);
+		for (b = 0; b < NB; b++) {
+			uint32_t id;
+			if (!bk[b].in_def || bk[b].index == NULL ||
+			    !mix_virtual_mailbox_id(vm, bk[b].name, &id) ||
+			    id != get32(e))
+				continue;
+			if (get32(e + 8) != bk[b].uid_validity ||
+			    m != mix_snap_highest_modseq(
+				    mix_index_snap(bk[b].index))) {
+				diag("%s: header entry %u (%s): uid_validity %u "
+				     "modseq %llu, backend has %u %llu", step, i,
+				     bk[b].name, get32(e + 8),
+				     (unsigned long long)m, bk[b].uid_validity,
+				     (unsigned long long)mix_snap_highest_modseq(
+					     mix_index_snap(bk[b].index)));
+				bad = 1;
+			}
+		}
+	}
+out:
+	mix_read_unlock();
+	if (bad)
+		ok(0, "%s: one transaction, header as the backends", step);
+}
+
 static void sync_check(const char *step, int expunge, int rebuild)
 {
 	struct mix_virtual_sync_result res;
@@ -496,6 +556,7 @@ static void sync_check(const char *step, int expunge, int rebuild)
 	if (rebuild)
 		for (b = 0; b < NB; b++)
 			bk[b].id = 0;
+	hdr_check(step, &res);
 	model_sync(expunge, rebuild);
 	if (!compare(step))
 		ok(0, "%s: virtual mailbox equals the model", step);
@@ -734,6 +795,7 @@ static void time_check(const char *root)
 	uint64_t recv[2] = { FEB1, FEB1 + DAY };
 	uint32_t ext, i, a;
 	char *dir;
+	int ret;
 
 	if (asprintf(&dir, "%s/time", root) < 0 || mkdir(dir, 0700) < 0)
 		BAIL("mkdir");
@@ -762,26 +824,31 @@ static void time_check(const char *root)
 	if (mix_virtual_open(engine, dir, &def, &t) < 0)
 		BAIL("open: %s", mix_last_error());
 	fake_now = FEB1 + DAY + 10;   /* only the second is younger */
-	ok(mix_virtual_sync(t, 0, &res) == 0 && res.added == 1,
+	ret = mix_virtual_sync(t, 0, &res);
+	ok(ret == 0 && res.added == 1,
 	   "YOUNGER: one message (added %u)", res.added);
 	fake_now = FEB1 + 2 * DAY + 10;   /* now neither */
-	ok(mix_virtual_sync(t, 0, &res) == 0 && res.backends_skipped == 0 &&
+	ret = mix_virtual_sync(t, 0, &res);
+	ok(ret == 0 && res.backends_skipped == 0 &&
 	   res.examined == 2 && res.pending_removal == 1,
 	   "time passed: backend read again (skipped %u, examined %llu), "
 	   "the message is kept (pending %u)", res.backends_skipped,
 	   (unsigned long long)res.examined, res.pending_removal);
-	ok(mix_virtual_sync(t, MIX_VIRTUAL_SYNC_EXPUNGE, &res) == 0 &&
+	ret = mix_virtual_sync(t, MIX_VIRTUAL_SYNC_EXPUNGE, &res);
+	ok(ret == 0 &&
 	   res.expunged == 1, "and goes at an expunge-allowed sync");
 	mix_virtual_close(&t);
 	def.rule = "OLDER 86400";
 	if (mix_virtual_open(engine, dir, &def, &t) < 0)
 		BAIL("open: %s", mix_last_error());
 	fake_now = FEB1 + DAY + 10;   /* only the first is older */
-	ok(mix_virtual_sync(t, 0, &res) == 0 && res.rebuilt == 1 &&
+	ret = mix_virtual_sync(t, 0, &res);
+	ok(ret == 0 && res.rebuilt == 1 &&
 	   res.added == 1, "new rule: rebuilt (%d), one message older (added "
 	   "%u)", res.rebuilt, res.added);
 	fake_now = FEB1 + 3 * DAY;
-	ok(mix_virtual_sync(t, 0, &res) == 0 && res.added == 1,
+	ret = mix_virtual_sync(t, 0, &res);
+	ok(ret == 0 && res.added == 1,
 	   "time passed: the other one ages in (added %u)", res.added);
 	mix_virtual_close(&t);
 	free(dir);
@@ -790,7 +857,7 @@ static void time_check(const char *root)
 int main(void)
 {
 	const char *env = getenv("MIX_VIRTUAL_STEPS");
-	uint32_t steps = env ? (uint32_t)strtoul(env, NULL, 0) : 300;
+	uint32_t steps = env ? (uint32_t)strtoul(env, NULL, 0) : 1000;
 	char *root;
 	int b;
 
