@@ -735,15 +735,34 @@ static int ckpt_rebase(struct mix_index *idx, struct mix_ckpt_job *j)
 	return 0;
 }
 
-/* Writer role: a finished job.  Mirrors the synchronous path: a failed
- * write is reported (checkpoint_failed) and retried after a later
- * batch; a file that does not load again is reported and blocks the
- * rotation; then the active log is made durable to its end and
- * rotated (§3.5). */
-static void ckpt_collect(struct mix_index *idx, struct mix_ckpt_job *j)
+/* Writer role: report a mapping that cannot be used: the file does not
+ * load again (MIX_ECORRUPT from the job: the rotation that would make
+ * the logs depend on it must not happen), or the republish failed (the
+ * state stays in memory and the old mapping; harmless). */
+static void remap_failed(struct mix_index *idx, const char *what)
 {
 	const struct mix_engine_config *c = &idx->engine->cfg;
 	char msg[768];
+
+	snprintf(msg, sizeof(msg), "%s: mix.index written but %s: %s",
+		 idx->dir, what, mix_last_error());
+	if (idx->writer)
+		__atomic_add_fetch(&idx->writer->stat_ckpt_failures, 1,
+				   __ATOMIC_RELAXED);
+	if (c->warning)
+		c->warning(c->warning_ctx, msg);
+}
+
+/* Writer role: a finished job.  Mirrors the synchronous path: a failed
+ * write is reported (checkpoint_failed) and retried after a later
+ * batch; a file that does not load again is reported and blocks the
+ * rotation.  Then the active log is made durable to its end and rotated
+ * (§3.5), and only then is the state republished into the new mapping:
+ * the republish retires the old mapping, whose munmap frees the old
+ * mix.index's blocks (a journal transaction the rotation's directory
+ * fsyncs would otherwise wait for). */
+static void ckpt_collect(struct mix_index *idx, struct mix_ckpt_job *j)
+{
 	int ret = j->ret;
 
 	if (ret < 0 && j->stage != STAGE_LOAD) {
@@ -758,19 +777,9 @@ static void ckpt_collect(struct mix_index *idx, struct mix_ckpt_job *j)
 	if (idx->writer)
 		__atomic_add_fetch(&idx->writer->stat_checkpoints, 1,
 				   __ATOMIC_RELAXED);
-	if (ret == 0 && (ret = ckpt_rebase(idx, j)) == 0) {
-		/* fine */
-	} else {
-		if (ret == j->ret)
-			mix_err_set(ret, j->errmsg);
-		snprintf(msg, sizeof(msg), "%s: mix.index written but it "
-			 "cannot be loaded again (remap): %s", idx->dir,
-			 mix_last_error());
-		if (idx->writer)
-			__atomic_add_fetch(&idx->writer->stat_ckpt_failures,
-					   1, __ATOMIC_RELAXED);
-		if (c->warning)
-			c->warning(c->warning_ctx, msg);
+	if (ret < 0) {
+		mix_err_set(ret, j->errmsg);
+		remap_failed(idx, "it cannot be loaded again (remap)");
 		if (ret == MIX_ECORRUPT)
 			return;   /* the logs must not come to depend on it */
 	}
@@ -782,6 +791,8 @@ static void ckpt_collect(struct mix_index *idx, struct mix_ckpt_job *j)
 			idx->rotate_pending_seq = idx->log.hdr.file_seq + 1;
 		checkpoint_failed(idx);
 	}
+	if (j->map && ckpt_rebase(idx, j) < 0)
+		remap_failed(idx, "republishing the state into it failed");
 }
 
 void mix_index_ckpt_tick(struct mix_index *idx)
