@@ -1,6 +1,6 @@
 /*
  * Virtual mailboxes: the definition, open and close, the vmap extension
- * header (docs/format.md §7) and the in-memory map derived from the
+ * header (docs/format.md §5) and the in-memory map derived from the
  * virtual index (docs/virtual.md).  The sync is in virtual-sync.c.
  *
  * Thread: one thread at a time uses a struct mix_virtual (mix/virtual.h);
@@ -146,7 +146,7 @@ void mix_virtual_bk_sort(struct vbackend *b)
 		qsort(b->e, b->count, sizeof(*b->e), ventry_cmp);
 }
 
-/* ---- the header (docs/format.md §7.2) ---------------------------------- */
+/* ---- the header (docs/format.md §5.2) ---------------------------------- */
 
 static void put32(uint8_t *p, uint32_t x) { memcpy(p, &x, 4); }
 static void put64(uint8_t *p, uint64_t x) { memcpy(p, &x, 8); }
@@ -497,7 +497,7 @@ static int def_copy(struct mix_virtual *v, const struct mix_virtual_def *def)
 	if ((v->received_ext = strdup(rx)) == NULL)
 		return -ENOMEM;
 	/* the rule text and the received extension decide what matches:
-	 * either changing rebuilds (§7.2 rule_crc) */
+	 * either changing rebuilds (format.md §5.2 rule_crc) */
 	v->rule_crc = mix_crc32c(0, def->rule, strlen(def->rule) + 1);
 	v->rule_crc = mix_crc32c(v->rule_crc, rx, strlen(rx));
 	v->warning = def->warning;

@@ -1,5 +1,5 @@
 /*
- * Virtual mailboxes, internal (docs/virtual.md, docs/format.md §7).
+ * Virtual mailboxes, internal (docs/virtual.md, docs/format.md §5).
  * virtual.c: definition, open/close, the vmap header's encoding and the
  * load of the in-memory map from the virtual index; virtual-sync.c: the
  * incremental sync.
@@ -31,7 +31,7 @@
 #define MIX_VIRTUAL_MIRROR_FLAGS ((uint8_t)(MIX_FLAG_ANSWERED | \
 	MIX_FLAG_FLAGGED | MIX_FLAG_DELETED | MIX_FLAG_SEEN | MIX_FLAG_DRAFT))
 
-struct vmap_rec {            /* the vmap record extension (§7.1) */
+struct vmap_rec {            /* the vmap record extension (format.md §5.1) */
 	uint32_t mailbox_id;
 	uint32_t real_uid;
 };

@@ -480,7 +480,7 @@ static uint32_t get32(const uint8_t *p)
 	return x;
 }
 
-/* The sync was one transaction, and the vmap header (docs/format.md §7.2)
+/* The sync was one transaction, and the vmap header (docs/format.md §5.2)
  * holds each backend's state as of the sync. */
 static void hdr_check(const char *step, const struct mix_virtual_sync_result *res)
 {

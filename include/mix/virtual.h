@@ -7,7 +7,7 @@
  * carry the `vmap` extension (mailbox_id, real_uid) and mirror the flags
  * and keywords of the backend message; the extension header lists the
  * backends with the (uid_validity, next_uid, highest_modseq, guid) each was
- * last synced at (docs/format.md §7).  mix_virtual_sync() brings it up to
+ * last synced at (docs/format.md §5).  mix_virtual_sync() brings it up to
  * date in ONE transaction, so a reader of the virtual index sees each
  * remap whole: the map, the mirrored flags and the backend modseqs it was
  * built from are published together.
