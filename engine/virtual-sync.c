@@ -119,6 +119,32 @@ static int expunge_vuid(struct vsync *c, uint32_t vuid)
 	return ret;
 }
 
+/* The virtual message of entry pos of b goes in this sync. */
+static int entry_expunge(struct vsync *c, struct vbackend *b, uint32_t pos)
+{
+	int ret = expunge_vuid(c, b->e[pos].vuid);
+
+	if (b->e[pos].nomatch) {
+		b->e[pos].nomatch = 0;
+		b->pending--;
+	}
+	b->e[pos].vuid = 0;
+	b->compact = 1;
+	return ret;
+}
+
+/* Set or clear the delayed-removal mark, keeping b->pending exact. */
+static void entry_mark(struct vbackend *b, uint32_t pos, int nomatch)
+{
+	if (b->e[pos].nomatch == nomatch)
+		return;
+	b->e[pos].nomatch = (uint8_t)nomatch;
+	if (nomatch)
+		b->pending++;
+	else
+		b->pending--;
+}
+
 /* Expunge every virtual message of b and forget b's sync state. */
 static int bk_reset(struct vsync *c, struct vbackend *b)
 {
@@ -285,12 +311,9 @@ static int examine(struct vsync *c, struct vbackend *b,
 	match = mix_vrule_eval(c->v->rule, &m, c->now);
 	if (!mix_virtual_bk_lookup(b, rec->uid, &pos) || b->e[pos].vuid == 0)
 		return match ? add_match(c, b, rec, m.received) : 0;
-	if (!match && (c->flags & MIX_VIRTUAL_SYNC_EXPUNGE)) {
-		int ret = expunge_vuid(c, b->e[pos].vuid);
-		b->e[pos].vuid = 0;
-		return ret;
-	}
-	b->e[pos].nomatch = !match;
+	if (!match && (c->flags & MIX_VIRTUAL_SYNC_EXPUNGE))
+		return entry_expunge(c, b, pos);
+	entry_mark(b, pos, !match);
 	return mirror(c, rec, b->e[pos].vuid);
 }
 
@@ -312,9 +335,8 @@ static int bk_expunges(struct vsync *c, struct vbackend *b)
 			if (b->e[i].vuid == 0 ||
 			    mix_snap_lookup_uid(c->bs, b->e[i].ruid, NULL))
 				continue;
-			if ((ret = expunge_vuid(c, b->e[i].vuid)) < 0)
+			if ((ret = entry_expunge(c, b, i)) < 0)
 				return ret;
-			b->e[i].vuid = 0;
 		}
 		return 0;
 	}
@@ -323,9 +345,8 @@ static int bk_expunges(struct vsync *c, struct vbackend *b)
 		for (; pos < b->count && b->e[pos].ruid <= r[i].last; pos++) {
 			if (b->e[pos].vuid == 0)
 				continue;
-			if ((ret = expunge_vuid(c, b->e[pos].vuid)) < 0)
+			if ((ret = entry_expunge(c, b, pos)) < 0)
 				break;
-			b->e[pos].vuid = 0;
 		}
 	}
 	free(r);
@@ -431,7 +452,7 @@ static int bk_recover(struct vsync *c, struct vbackend *b)
 			continue;
 		c->res->loaded++;
 		rule_msg(c, &rec, &m);
-		b->e[i].nomatch = !mix_vrule_eval(c->v->rule, &m, c->now);
+		entry_mark(b, i, !mix_vrule_eval(c->v->rule, &m, c->now));
 	}
 	return 0;
 }
@@ -507,18 +528,16 @@ static int collect(struct vsync *c, int rebuild, int recover)
 		ret = bk_recover(c, &v->bk[i]);
 	for (i = 0; ret == 0 && i < v->bk_count; i++)
 		ret = bk_sync(c, &v->bk[i]);
+	/* delayed removals: only backends that have any are scanned */
 	for (i = 0; ret == 0 && i < v->bk_count; i++) {
 		struct vbackend *b = &v->bk[i];
-		for (j = 0; j < b->count && ret == 0; j++) {
-			if (b->e[j].vuid == 0 || !b->e[j].nomatch)
-				continue;
-			if (!(c->flags & MIX_VIRTUAL_SYNC_EXPUNGE)) {
-				c->res->pending_removal++;
-				continue;
-			}
-			ret = expunge_vuid(c, b->e[j].vuid);
-			b->e[j].vuid = 0;
+		if (!(c->flags & MIX_VIRTUAL_SYNC_EXPUNGE)) {
+			c->res->pending_removal += b->pending;
+			continue;
 		}
+		for (j = 0; j < b->count && b->pending > 0 && ret == 0; j++)
+			if (b->e[j].vuid != 0 && b->e[j].nomatch)
+				ret = entry_expunge(c, b, j);
 	}
 	mix_read_unlock();
 	return ret;
@@ -639,20 +658,28 @@ static int apply(struct vsync *c, uint32_t first)
 
 	for (i = 0; i < v->bk_count; i++) {
 		struct vbackend *b = &v->bk[i];
+		if (!b->compact)
+			continue;
 		for (j = 0, n = 0; j < b->count; j++)
 			if (b->e[j].vuid != 0)
 				b->e[n++] = b->e[j];
 		b->count = n;
+		b->compact = 0;
 	}
 	for (i = 0; i < c->add_count; i++) {
 		struct vbackend *b = mix_virtual_bk_find(v, c->adds[i].id);
 		if ((ret = mix_virtual_bk_push(b, c->adds[i].ruid,
 					       first + i)) < 0)
 			return ret;
+		/* sorted already unless it went below the last real UID */
+		if (b->count > 1 && b->e[b->count - 2].ruid > c->adds[i].ruid)
+			b->compact = 1;
 	}
-	if (c->add_count > 0)
-		for (i = 0; i < v->bk_count; i++)
+	for (i = 0; i < v->bk_count; i++) {
+		if (v->bk[i].compact)
 			mix_virtual_bk_sort(&v->bk[i]);
+		v->bk[i].compact = 0;
+	}
 	c->res->added = c->add_count;
 	return 0;
 }

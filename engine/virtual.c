@@ -81,6 +81,8 @@ void mix_virtual_bk_clear(struct vbackend *b)
 	free(b->e);
 	b->e = NULL;
 	b->count = b->cap = 0;
+	b->pending = 0;
+	b->compact = 0;
 	b->uid_validity = b->next_uid = 0;
 	b->highest_modseq = 0;
 	memset(b->guid, 0, sizeof(b->guid));

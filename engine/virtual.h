@@ -53,6 +53,8 @@ struct vbackend {
 	uint8_t guid[16];
 	struct ventry *e;
 	uint32_t count, cap;
+	uint32_t pending;        /* entries with nomatch set */
+	int compact;             /* some entry's vuid was set to 0 */
 };
 
 struct mix_virtual {

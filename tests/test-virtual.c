@@ -693,6 +693,11 @@ static void damage_check(void)
 	uint32_t ext, junk[2] = { 999999, 7 }, first = 0;
 	int b, kind;
 
+	/* every backend in the definition, so that after the rebuild the
+	 * highest mailbox id is the highest of the ids it gives them */
+	for (b = 0; b < NB; b++)
+		bk[b].in_def = 1;
+	set_backends();
 	for (kind = 0; kind < 2; kind++) {
 		sync_check("damage: settle", 0, 0);
 		vi = mix_virtual_index(vm);
@@ -727,7 +732,13 @@ static void damage_check(void)
 			if (bk[b].in_def &&
 			    !mix_virtual_mailbox_id(vm, bk[b].name, &bk[b].id))
 				BAIL("no id for %s", bk[b].name);
-		/* ids continue above any the damaged data named */
+		if (kind == 1)
+			ok(bk[0].id > junk[0] && bk[1].id > junk[0] &&
+			   bk[2].id > junk[0], "ids after the rebuild (%u %u %u) "
+			   "are above the %u the damaged record named",
+			   bk[0].id, bk[1].id, bk[2].id, junk[0]);
+		/* new ids continue above any the damaged data named */
+		highest_id = 0;
 		for (b = 0; b < NB; b++)
 			if (bk[b].id > highest_id)
 				highest_id = bk[b].id;
