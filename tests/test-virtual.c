@@ -14,6 +14,9 @@
  * says so.  Seed from MIX_SEED (always printed); MIX_VIRTUAL_STEPS sets
  * the number of steps.
  */
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +25,7 @@
 #include "mix/virtual.h"
 #include "tap.h"
 #include "testutil.h"
+#include "crc32c.h"
 
 #define NB 3
 #define DAY 86400u
@@ -586,13 +590,115 @@ static void sync_check(const char *step, int expunge, int rebuild)
 		st.max = vl_count;
 }
 
+/* ---- a reader beside the syncs ----------------------------------------- */
+
+/* vm is replaced by reopen(): the reader holds vm_mutex while it uses it */
+static pthread_mutex_t vm_mutex = PTHREAD_MUTEX_INITIALIZER;
+static atomic_int reader_stop;
+static uint64_t reader_snaps;
+static char reader_err[512];
+
+static int key_cmp(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* One published state of the virtual index is consistent on its own:
+ * the header is whole (checksum), every record names a backend of that
+ * header below its saved next_uid, no backend message appears twice. */
+static int snap_consistent(const struct mix_snap *s, char *err, size_t n)
+{
+	uint32_t ext, count, used, i, j, nrec = 0, id, ruid;
+	uint64_t *keys;
+	const uint8_t *h;
+	size_t size = 0;
+	struct mix_iter it;
+	struct mix_record rec;
+	uint8_t zero[4] = { 0 };
+	int ret = 1;
+
+	if (!mix_snap_ext_lookup(s, "vmap", &ext))
+		return 1;      /* not registered yet */
+	h = mix_snap_ext_hdr(s, ext, &size);
+	if (h == NULL || size < 32 || get32(h) == 0) {
+		if (mix_snap_messages_count(s) == 0)
+			return 1;
+		snprintf(err, n, "%u messages without a header",
+			 mix_snap_messages_count(s));
+		return 0;
+	}
+	used = get32(h + 12);
+	count = get32(h + 20);
+	if (used > size || used < 32 + count * 40 ||
+	    mix_crc32c(mix_crc32c(mix_crc32c(0, h, 8), zero, 4), h + 12,
+		       used - 12) != get32(h + 8)) {
+		snprintf(err, n, "header not whole (used %u, count %u)", used,
+			 count);
+		return 0;
+	}
+	keys = malloc((mix_snap_messages_count(s) + 1) * sizeof(*keys));
+	mix_iter_init(&it, s, 1);
+	while (ret && mix_iter_next(&it, &rec)) {
+		if (!mix_virtual_lookup(s, rec.uid, &id, &ruid)) {
+			snprintf(err, n, "UID %u without vmap", rec.uid);
+			ret = 0;
+			break;
+		}
+		for (j = 0; j < count && get32(h + 32 + j * 40) != id; j++)
+			;
+		if (j == count || ruid == 0 ||
+		    ruid >= get32(h + 32 + j * 40 + 12)) {
+			snprintf(err, n, "UID %u -> (%u, %u): not in the header "
+				 "of the same snapshot", rec.uid, id, ruid);
+			ret = 0;
+		}
+		keys[nrec++] = (uint64_t)id << 32 | ruid;
+	}
+	if (ret && nrec > 1)
+		qsort(keys, nrec, sizeof(*keys), key_cmp);
+	for (i = 1; ret && i < nrec; i++) {
+		if (keys[i] == keys[i - 1]) {
+			snprintf(err, n, "(%u, %u) twice",
+				 (uint32_t)(keys[i] >> 32), (uint32_t)keys[i]);
+			ret = 0;
+		}
+	}
+	free(keys);
+	return ret;
+}
+
+static void *reader_main(void *arg)
+{
+	char err[256];
+	(void)arg;
+	while (!atomic_load(&reader_stop) && reader_err[0] == '\0') {
+		int good = 1;
+		pthread_mutex_lock(&vm_mutex);
+		if (vm != NULL) {
+			mix_read_lock();
+			good = snap_consistent(mix_index_snap(
+					mix_virtual_index(vm)), err, sizeof(err));
+			mix_read_unlock();
+			reader_snaps++;
+		}
+		pthread_mutex_unlock(&vm_mutex);
+		if (!good)
+			snprintf(reader_err, sizeof(reader_err), "%s", err);
+		sched_yield();
+	}
+	return NULL;
+}
+
 static void reopen(int new_rule)
 {
+	pthread_mutex_lock(&vm_mutex);
 	if (mix_virtual_close(&vm) < 0 || vm != NULL)
 		BAIL("virtual close: %s", mix_last_error());
 	if (new_rule)
 		rule_no = 1 - rule_no;
 	virtual_open();
+	pthread_mutex_unlock(&vm_mutex);
 }
 
 static void model_run(uint32_t steps)
@@ -873,6 +979,7 @@ int main(void)
 	int b;
 
 	struct mix_engine_config cfg;
+	pthread_t reader;
 
 	rng = tu_seed();
 	mix_engine_config_init(&cfg);
@@ -895,7 +1002,14 @@ int main(void)
 	if (asprintf(&vdir, "%s/virtual", root) < 0 || mkdir(vdir, 0700) < 0)
 		BAIL("mkdir");
 	virtual_open();
+	if (pthread_create(&reader, NULL, reader_main, NULL) != 0)
+		BAIL("pthread_create");
 	model_run(steps);
+	atomic_store(&reader_stop, 1);
+	pthread_join(reader, NULL);
+	ok(reader_err[0] == '\0', "a reader beside the syncs saw each "
+	   "remap whole in %llu snapshots %s", (unsigned long long)reader_snaps,
+	   reader_err);
 	skip_check();
 	damage_check();
 	unavailable_check();
