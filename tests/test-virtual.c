@@ -131,7 +131,10 @@ static void bk_open(struct mbk *b, unsigned flags)
 		BAIL("open %s: %s", b->dir, mix_last_error());
 	if (mix_index_ext_register(b->index, "received", 8, 8, 0, &ext) < 0)
 		BAIL("register received: %s", mix_last_error());
-	b->uid_validity = 1000 + b->gen * 10 + (uint32_t)(b - bk);
+	/* half the re-creations keep the UIDVALIDITY: then only the guid
+	 * (mix's indexid) tells the virtual mailbox */
+	if (b->gen == 0 || tu_rand_below(&rng, 2))
+		b->uid_validity = 1000 + b->gen * 10 + (uint32_t)(b - bk);
 	if (mix_txn_begin(b->index, &t) < 0 ||
 	    mix_txn_hdr_set(t, MIX_HDR_UID_VALIDITY, b->uid_validity) < 0 ||
 	    mix_txn_commit(&t, MIX_DURABILITY_NONE, NULL) < 0)
@@ -313,8 +316,19 @@ static void op_expunge(struct mbk *b)
 	b->count = j;
 }
 
+static uint32_t next_uid_of(struct mix_index *idx)
+{
+	uint32_t n;
+	mix_read_lock();
+	n = mix_snap_next_uid(mix_index_snap(idx));
+	mix_read_unlock();
+	return n;
+}
+
 static void op_recreate(struct mbk *b)
 {
+	uint32_t old_next = next_uid_of(b->index), old_uv = b->uid_validity;
+
 	if (mix_index_close(&b->index) < 0)
 		BAIL("close: %s", mix_last_error());
 	b->gen++;
@@ -323,6 +337,11 @@ static void op_recreate(struct mbk *b)
 	b->touched = 1;
 	if (b->in_def)
 		set_backends();
+	/* same UIDVALIDITY and UIDs past the old next_uid before the next
+	 * sync: only the guid says it is another mailbox */
+	if (b->uid_validity == old_uv)
+		while (next_uid_of(b->index) <= old_next)
+			op_append(b);
 }
 
 /* ---- the model's virtual mailbox ---------------------------------------- */
