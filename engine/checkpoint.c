@@ -357,7 +357,8 @@ struct mix_ckpt_job {
 				      * waits for the job) */
 	/* ORDER(ckpt-done): the checkpointer fills the results, then stores
 	 * JOB_DONE with release under the lock; the writer role reads them
-	 * after an acquire load of JOB_DONE */
+	 * after an acquire load of JOB_DONE.  Atomic everywhere (the tick
+	 * reads it without the lock); changed under the lock. */
 	int state;
 	int ret, stage;
 	char errmsg[512];
@@ -522,7 +523,7 @@ static void *ckpter_main(void *arg)
 		ck->head = j->next;
 		if (!ck->head)
 			ck->tail = NULL;
-		j->state = JOB_RUNNING;
+		__atomic_store_n(&j->state, JOB_RUNNING, __ATOMIC_RELAXED);
 		pthread_mutex_unlock(&ck->lock);
 		job_run(j);
 		pthread_mutex_lock(&ck->lock);
@@ -629,7 +630,7 @@ static int ckpt_start(struct mix_index *idx)
 		return -ENOMEM;
 	}
 	pthread_mutex_lock(&ck->lock);
-	j->state = JOB_QUEUED;
+	__atomic_store_n(&j->state, JOB_QUEUED, __ATOMIC_RELAXED);
 	if (ck->tail)
 		ck->tail->next = j;
 	else
@@ -654,7 +655,8 @@ static int job_wait(struct mix_ckpter *ck, struct mix_ckpt_job *j, int wait,
 	if (!wait && !cancel)
 		return 0;
 	pthread_mutex_lock(&ck->lock);
-	if (cancel && j->state == JOB_QUEUED) {
+	if (cancel && __atomic_load_n(&j->state, __ATOMIC_RELAXED) ==
+		      JOB_QUEUED) {
 		struct mix_ckpt_job **pp = &ck->head, *prev = NULL;
 		while (*pp != j) {
 			prev = *pp;
@@ -666,11 +668,12 @@ static int job_wait(struct mix_ckpter *ck, struct mix_ckpt_job *j, int wait,
 		j->ret = MIX_EINVAL;
 		snprintf(j->errmsg, sizeof(j->errmsg), "%s: checkpoint "
 			 "cancelled", j->idx->dir);
-		j->state = JOB_DONE;
+		__atomic_store_n(&j->state, JOB_DONE, __ATOMIC_RELEASE);
 	}
-	while (wait && j->state != JOB_DONE)
+	while (wait && __atomic_load_n(&j->state, __ATOMIC_ACQUIRE) !=
+		       JOB_DONE)
 		pthread_cond_wait(&ck->done, &ck->lock);
-	done = j->state == JOB_DONE;
+	done = __atomic_load_n(&j->state, __ATOMIC_ACQUIRE) == JOB_DONE;
 	pthread_mutex_unlock(&ck->lock);
 	return done;
 }
