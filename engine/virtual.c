@@ -494,8 +494,11 @@ static int def_copy(struct mix_virtual *v, const struct mix_virtual_def *def)
 	size_t errpos;
 	int ret;
 
-	if ((ret = mix_vrule_parse(def->rule, &v->rule, &errpos)) < 0)
-		return ret;
+	if ((ret = mix_vrule_parse(def->rule, &v->rule, &errpos)) < 0) {
+		char msg[256];
+		mix_err_copy(msg, sizeof(msg));
+		return mix_err(ret, "virtual %s: %s", v->dir, msg);
+	}
 	if ((v->received_ext = strdup(rx)) == NULL)
 		return -ENOMEM;
 	/* the rule text and the received extension decide what matches:

@@ -982,6 +982,43 @@ static void unavailable_check(void)
 	sync_check("unavailable: back", 1, 0);
 }
 
+/* Definitions that are refused, with a message that says why. */
+static void def_errors_check(const char *root)
+{
+	struct mix_virtual_backend d[2] = { { "A", bk[0].index },
+					    { "A", bk[1].index } };
+	struct mix_virtual_def def;
+	struct mix_virtual *t = (struct mix_virtual *)&def;
+	char *dir, longname[300];
+
+	if (asprintf(&dir, "%s/deferr", root) < 0 || mkdir(dir, 0700) < 0)
+		BAIL("mkdir");
+	memset(&def, 0, sizeof(def));
+	def.backends = d;
+	def.backend_count = 1;
+	def.rule = "UNSEEN FLAGGD";
+	is(mix_virtual_open(engine, dir, &def, &t), MIX_EINVAL, "bad rule");
+	ok(t == NULL, "no virtual mailbox returned");
+	ok(strstr(mix_last_error(), "position 7") != NULL,
+	   "the message names the position: %s", mix_last_error());
+	def.rule = "ALL";
+	def.backend_count = 2;
+	is(mix_virtual_open(engine, dir, &def, &t), MIX_EINVAL,
+	   "a name listed twice");
+	memset(longname, 'x', sizeof(longname));
+	longname[256] = '\0';
+	d[0].name = longname;
+	def.backend_count = 1;
+	is(mix_virtual_open(engine, dir, &def, &t), MIX_EINVAL,
+	   "a name of 256 bytes");
+	d[0].name = "A";
+	ok(mix_virtual_open(engine, dir, &def, &t) == 0 && t != NULL,
+	   "the same definition, fixed, opens");
+	mix_virtual_close(&t);
+	ok(t == NULL, "close sets the pointer to NULL");
+	free(dir);
+}
+
 static uint64_t fake_now;
 static uint64_t get_now(void *ctx)
 {
@@ -1107,6 +1144,7 @@ int main(void)
 	if (mix_virtual_close(&vm) < 0)
 		BAIL("close: %s", mix_last_error());
 	time_check(root);
+	def_errors_check(root);
 	for (b = 0; b < NB; b++) {
 		mix_index_close(&bk[b].index);
 		free(bk[b].m);
