@@ -312,7 +312,7 @@ static int load_records(struct mix_virtual *v, const struct mix_snap *snap,
 		memcpy(&m, d, sizeof(m));
 		b = mix_virtual_bk_find(v, m.mailbox_id);
 		if (b == NULL || m.real_uid == 0 ||
-		    (b->next_uid != 0 && m.real_uid >= b->next_uid)) {
+		    m.real_uid >= b->next_uid) {
 			snprintf(why, why_size, "vmap of UID %u: mailbox_id %u "
 				 "real_uid %u not in the header", rec.uid,
 				 m.mailbox_id, m.real_uid);
