@@ -31,8 +31,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "engine.h"
@@ -332,11 +330,23 @@ int mix_index_checkpoint_rotate(struct mix_index *idx)
 
 /* ---- asynchronous checkpoints ---------------------------------------- */
 
-/* Past this log offset the writer role waits for the checkpoint in
- * flight instead of appending on: it bounds the log an overloaded
- * checkpointer lets grow, far below checkpoint_failed's poison at half
- * the offset range. */
+/* Once the log has grown to twice the rotation size (at most this
+ * offset) with the checkpoint still in flight, the writer role waits for
+ * it instead of appending on: the log a slow or starved checkpointer
+ * lets grow stays bounded (replay time after a crash, disk), and the
+ * first rotation comes within one rotation size of where it would have
+ * come synchronously; far below checkpoint_failed's poison at half the
+ * offset range.  A 1,000,000-message checkpoint takes 40-100 ms, the log
+ * grows 4 MiB in about a second at full speed, so this wait is for
+ * pathological cases only. */
 #define CKPT_WAIT_OFFSET (MIX_LOG_OFFSET_MAX / 4)
+
+static int ckpt_must_wait(const struct mix_index *idx)
+{
+	uint64_t lim = 2 * idx->rotate_size;
+	return idx->log.offset >= (lim < CKPT_WAIT_OFFSET ? lim
+							 : CKPT_WAIT_OFFSET);
+}
 
 enum { JOB_QUEUED, JOB_RUNNING, JOB_DONE };
 /* what failed, for the report */
@@ -507,13 +517,12 @@ static void *ckpter_main(void *arg)
 	struct mix_ckpter *ck = arg;
 	struct mix_ckpt_job *j;
 
+	/* Normal priority, on purpose: the writer role waits for this
+	 * thread once the log reaches twice the rotation size, and a
+	 * lower priority would then be an inversion on saturated CPUs
+	 * (spinning readers, issue 11 item 3): a niced thread beside
+	 * CPU-bound ones may wait seconds for its ~40 ms of CPU. */
 	(void)pthread_setname_np(pthread_self(), "mix-ckpt");
-	/* A checkpoint of 1,000,000 messages is ~40 ms of CPU (CRC and
-	 * verification of a 32 MB file) that nobody waits for: on saturated
-	 * CPUs the writer role and the reclaim thread go first (nice 10
-	 * gives it ~1/10 of a contended CPU, all of an idle one).  Linux
-	 * sets nice per thread; elsewhere this fails harmlessly. */
-	(void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10);
 	pthread_mutex_lock(&ck->lock);
 	for (;;) {
 		while (!ck->head && !ck->stop)
@@ -806,7 +815,7 @@ void mix_index_ckpt_tick(struct mix_index *idx)
 		struct mix_ckpter *ck;
 		/* ORDER(ckpt-done): pairs with the release in ckpter_main */
 		if (__atomic_load_n(&j->state, __ATOMIC_ACQUIRE) != JOB_DONE &&
-		    idx->log.offset <= CKPT_WAIT_OFFSET)
+		    !ckpt_must_wait(idx))
 			return;   /* the common case: no system call */
 		if (!(ck = ckpter_of(idx))) {   /* a forked child */
 			idx->ckpt_job = NULL;
