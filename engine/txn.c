@@ -540,6 +540,27 @@ static void futex_wait(uint32_t *addr, uint32_t val)
 	syscall(SYS_futex, addr, FUTEX_WAIT_PRIVATE, val, NULL, NULL, 0);
 }
 
+/* Woken by a batch that did not complete t: t is still queued, or in
+ * the holder's hands.  A holder that leaves work behind releases the role
+ * right after this wake-up and wakes the writer thread; a committer that
+ * is already awake and tries the role for a moment usually gets there
+ * first, which spares a wake-up of the writer thread on a busy machine. */
+#define HELP_SPIN_NS 20000
+
+static void help_briefly(struct mix_writer *w, struct mix_txn *t)
+{
+	uint64_t end = mix_now_ns() + HELP_SPIN_NS;
+	unsigned i;
+	for (i = 0;; i++) {
+		if (__atomic_load_n(&t->done, __ATOMIC_ACQUIRE) == TXN_DONE ||
+		    mix_writer_help(w))
+			return;
+		if (i % 32 == 31 && mix_now_ns() > end)
+			return;
+		caa_cpu_relax();
+	}
+}
+
 int mix_txn_commit_wait(struct mix_txn *t)
 {
 	int spins;
@@ -590,6 +611,7 @@ int mix_txn_commit_wait(struct mix_txn *t)
 				    == TXN_DONE)
 					break;
 				futex_wait(&w->done_seq, seq);
+				help_briefly(w, t);
 			}
 	}
 	if (t->ret < 0)
