@@ -780,4 +780,7 @@ MIX_API void mix_qresync_result_free(struct mix_qresync_result *result);
 }
 #endif
 
+/* the rest of the public API */
+#include "mix/virtual.h"
+
 #endif
