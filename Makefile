@@ -83,7 +83,7 @@ $(BUILD)/tests/example: docs/example.c $(BUILD)/libmix.a
 
 check: all $(TEST_BIN) $(STRESS_BIN) $(BUILD)/tests/example
 	MIX_BUILD=$(BUILD) prove -f --exec '' $(TEST_BIN) tests/run-example.sh tests/run-validate.sh \
-		tests/run-stall.sh
+		tests/run-stall.sh tests/run-virtual-stress.sh
 
 asan:
 	$(MAKE) BUILD=build-asan OPT=-O1 \
@@ -103,6 +103,18 @@ stress: all $(BUILD)/stress/validate $(BUILD)/stress/stall
 	  [ $$rc -eq 0 ] || exit $$rc; \
 	  d=$$(mktemp -d /tmp/mix-stall.XXXXXX) && \
 	  $(BUILD)/stress/stall --dir "$$d" $(STALL_ARGS); rc=$$?; rm -rf "$$d"; exit $$rc
+	@if [ -n "$(VIRTUAL)" ]; then $(MAKE) --no-print-directory BUILD=$(BUILD) stress-virtual; fi
+
+# make stress-virtual [VIRTUAL_ARGS=...]: stress/virtual-stress, the atomic
+# remap of virtual mailboxes (docs/virtual.md "Atomic remap"): readers
+# check both map directions on every snapshot while 3 backends commit and
+# the virtual mailbox syncs in a loop.  `make stress VIRTUAL=1` runs it
+# after the others; `make stress-long` runs it for 30 s.
+VIRTUAL_ARGS ?= --seconds 10 --readers 4
+.PHONY: stress-virtual
+stress-virtual: all $(BUILD)/stress/virtual-stress
+	@d=$$(mktemp -d /tmp/mix-vstress.XXXXXX) && \
+	  $(BUILD)/stress/virtual-stress --dir "$$d/run" $(VIRTUAL_ARGS); rc=$$?; rm -rf "$$d"; exit $$rc
 
 bench: all $(BUILD)/stress/bench
 	@d=$$(mktemp -d /tmp/mix-bench.XXXXXX) && \
@@ -206,7 +218,7 @@ perf: all $(BUILD)/stress/validate
 # step, names the failed ones.  make bench-views: refresh, view sync and
 # CHANGEDSINCE figures (stress/bench-views.c).
 .PHONY: stress-long bench-views
-stress-long: all $(BUILD)/stress/validate $(BUILD)/stress/stall
+stress-long: all $(BUILD)/stress/validate $(BUILD)/stress/stall $(BUILD)/stress/virtual-stress
 	@sh stress/stress-long.sh $(BUILD)
 bench-views: all $(BUILD)/stress/bench-views
 	@d=$$(mktemp -d /tmp/mix-bench.XXXXXX) && \

@@ -20,6 +20,7 @@
 
 #include "crc32c.h"
 #include "err.h"
+#include "snapshot.h"
 #include "virtual.h"
 
 void mix_virtual_warn(struct mix_virtual *v, const char *fmt, ...)
@@ -596,4 +597,63 @@ MIX_API int mix_virtual_lookup(const struct mix_snap *snap, uint32_t vuid,
 	*mailbox_id_r = m.mailbox_id;
 	*real_uid_r = m.real_uid;
 	return 1;
+}
+
+/* The reverse map reads the records in place (snapshot.h): one pass over
+ * the chunks comparing the 8-byte vmap field, no struct mix_record filled
+ * per message.  Virtual UIDs are given in received-date order, so real
+ * UIDs are not sorted in virtual UID order and no search can narrow it. */
+MIX_API int mix_virtual_lookup_real(const struct mix_snap *snap,
+				    uint32_t mailbox_id, uint32_t real_uid,
+				    uint32_t *vuid_r)
+{
+	const struct mix_ext *e;
+	struct vmap_rec want = { mailbox_id, real_uid };
+	struct mix_record rec;
+	uint32_t ext, ci, pos, n;
+
+	if (!mix_snap_ext_lookup(snap, MIX_VIRTUAL_EXT, &ext))
+		return 0;
+	e = &snap->layout->exts[ext];
+	if (e->rec_size != sizeof(want) ||
+	    (size_t)e->rec_offset + sizeof(want) > snap->record_size)
+		return 0;
+	for (ci = 0; ci < snap->nchunks; ci++) {
+		const uint8_t *r = snap->c_recs[ci] + e->rec_offset;
+		n = snap->c_seq[ci + 1] - snap->c_seq[ci];
+		for (pos = 0; pos < n; pos++, r += snap->record_size) {
+			if (memcmp(r, &want, sizeof(want)) != 0)
+				continue;
+			mix_snap_fill_record(snap, ci, pos, &rec);
+			*vuid_r = rec.uid;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+MIX_API int mix_virtual_snap_backend(const struct mix_snap *snap,
+				     uint32_t mailbox_id,
+				     struct mix_virtual_backend_state *state_r)
+{
+	char why[160];
+	const uint8_t *h, *ent;
+	size_t size = 0;
+	uint32_t ext, count, i;
+
+	if (!mix_snap_ext_lookup(snap, MIX_VIRTUAL_EXT, &ext) ||
+	    (h = mix_snap_ext_hdr(snap, ext, &size)) == NULL ||
+	    hdr_check_fixed(h, size, why, sizeof(why)) < 0)
+		return 0;
+	count = get32(h + 20);
+	for (i = 0; i < count; i++) {
+		ent = h + MIX_VIRTUAL_HDR_FIXED + i * MIX_VIRTUAL_HDR_ENTRY;
+		if (get32(ent) != mailbox_id)
+			continue;
+		state_r->uid_validity = get32(ent + 8);
+		state_r->next_uid = get32(ent + 12);
+		state_r->highest_modseq = get64(ent + 16);
+		return 1;
+	}
+	return 0;
 }

@@ -11,7 +11,9 @@
 #      VIOLATION with exit status 1 (the view checks can fail);
 #   4. a read-only process following the writer through a rotation every
 #      16 KiB (--ro-readers 2, 2 mailboxes, 10 s): zero violations;
-#   5. stress/stall with a 30 s read-side section (issue 11 item 1).
+#   5. stress/stall with a 30 s read-side section (issue 11 item 1);
+#   6. stress/virtual-stress for 30 s with 8 readers (issue 12, the
+#      atomic remap of virtual mailboxes): zero violations.
 #
 # Every step runs even when an earlier one failed; the summary names the
 # failed ones and the exit status is 1 if any failed.  Each run's output
@@ -57,6 +59,13 @@ echo "=== stall30: stall --hold 30 (load $(cut -d' ' -f1-3 /proc/loadavg))"
 "$build/stress/stall" --dir "$dir/stall30" --hold 30
 rc=$?
 [ "$rc" -eq 0 ] || failed="$failed stall30(exit $rc)"
+
+# 6. virtual mailboxes: both map directions, UID order, recorded backend
+#    modseqs and mirrored flags checked on every snapshot readers take
+echo "=== virtual30: virtual-stress --seconds 30 --readers 8 (load $(cut -d' ' -f1-3 /proc/loadavg))"
+"$build/stress/virtual-stress" --dir "$dir/virtual30" --seconds 30 --readers 8
+rc=$?
+[ "$rc" -eq 0 ] || failed="$failed virtual30(exit $rc)"
 
 if [ -n "$failed" ]; then
 	echo "stress-long: FAILED:$failed"

@@ -11,8 +11,10 @@
  * virtual mailbox is closed and reopened in the middle, and reopened with
  * another rule (a rebuild).  Separate checks: an unchanged backend is
  * skipped without reading a record; a damaged header or vmap rebuilds and
- * says so.  Seed from MIX_SEED (always printed); MIX_VIRTUAL_STEPS sets
- * the number of steps.
+ * says so.  compare() also checks the reverse map
+ * (mix_virtual_lookup_real) and the recorded backend states
+ * (mix_virtual_snap_backend) on the same snapshot.  Seed from MIX_SEED
+ * (always printed); MIX_VIRTUAL_STEPS sets the number of steps.
  */
 #include <pthread.h>
 #include <sched.h>
@@ -447,7 +449,7 @@ static int compare(const char *step)
 	struct mix_iter it;
 	struct mix_record rec;
 	const struct mix_snap *s;
-	uint32_t i = 0, prev = 0, id, ruid;
+	uint32_t i = 0, prev = 0, id, ruid, vuid = 0;
 	int bad = 0, b;
 
 	for (b = 0; b < NB; b++) {
@@ -479,6 +481,12 @@ static int compare(const char *step)
 			bad = 1;
 			break;
 		}
+		if (!mix_virtual_lookup_real(s, id, ruid, &vuid) ||
+		    vuid != rec.uid) {
+			diag("%s: reverse map of (%u, %u): UID %u, expected %u",
+			     step, id, ruid, vuid, rec.uid);
+			bad = 1;
+		}
 		m = model_find(&bk[e->b], e->ruid);
 		if ((rec.flags & MIRROR) != m->flags ||
 		    rec_kws(s, &rec) != m->kws) {
@@ -491,6 +499,30 @@ static int compare(const char *step)
 		e->vuid = rec.uid;
 		prev = rec.uid;
 		i++;
+	}
+	/* no reverse entry for what the forward map lacks, and the header
+	 * state as the public accessor gives it */
+	for (b = 0; b < NB && !bad; b++) {
+		struct mix_virtual_backend_state bst;
+		if (!bk[b].in_def || bk[b].id == 0)
+			continue;
+		if (mix_virtual_lookup_real(s, bk[b].id, UINT32_MAX - 1,
+					    &vuid) ||
+		    mix_virtual_lookup_real(s, highest_id + 1, 1, &vuid)) {
+			diag("%s: reverse map of an absent message: UID %u",
+			     step, vuid);
+			bad = 1;
+		}
+		if (bk[b].index != NULL &&
+		    (!mix_virtual_snap_backend(s, bk[b].id, &bst) ||
+		     bst.uid_validity != bk[b].uid_validity ||
+		     bst.highest_modseq > mix_snap_highest_modseq(
+			     mix_index_snap(bk[b].index)))) {
+			diag("%s: backend %s: recorded state missing or "
+			     "uid_validity %u (expected %u)", step, bk[b].name,
+			     bst.uid_validity, bk[b].uid_validity);
+			bad = 1;
+		}
 	}
 	mix_read_unlock();
 	return !bad;

@@ -143,6 +143,32 @@ MIX_API int mix_virtual_mailbox_id(struct mix_virtual *v, const char *name,
 MIX_API int mix_virtual_lookup(const struct mix_snap *snap, uint32_t vuid,
 			       uint32_t *mailbox_id_r, uint32_t *real_uid_r);
 
+/* The reverse map: the virtual UID of backend message (mailbox_id,
+ * real_uid) in snap.  Derived from the same snapshot's vmap records, so it
+ * agrees with mix_virtual_lookup() on snap by construction: both read one
+ * immutable, atomically published state.  Lock-free; costs a scan of
+ * snap's records (docs/virtual.md "Atomic remap": about 1 ns per virtual
+ * message).  Returns 1 and *vuid_r, or 0 if the message is not in snap.
+ * Inside the read-side section that got snap, or on a view's snapshot. */
+MIX_API int mix_virtual_lookup_real(const struct mix_snap *snap,
+				    uint32_t mailbox_id, uint32_t real_uid,
+				    uint32_t *vuid_r);
+
+/* The state of one backend that snap's map was built from (the vmap
+ * header of the same snapshot, docs/format.md §5.2). */
+struct mix_virtual_backend_state {
+	uint32_t uid_validity;
+	uint32_t next_uid;
+	uint64_t highest_modseq;
+};
+
+/* The state backend mailbox_id was last synced at, as recorded in snap.
+ * Returns 1 and *state_r; 0 if snap has no valid vmap header or no such
+ * backend.  Same rules as mix_virtual_lookup(). */
+MIX_API int mix_virtual_snap_backend(const struct mix_snap *snap,
+				     uint32_t mailbox_id,
+				     struct mix_virtual_backend_state *state_r);
+
 #ifdef __cplusplus
 }
 #endif
