@@ -16,6 +16,7 @@
  * kill -9 leaves: the page cache keeps every write), so the parent never
  * forks with engine threads running.
  */
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -222,6 +223,12 @@ struct durable {
 	int n;
 };
 
+/* Called from the writer role's thread and the checkpointer thread
+ * (which syncs the log up to a checkpoint's position): under a lock, and
+ * a file's durable size only grows (a sync up to an earlier position may
+ * finish after a later one). */
+static pthread_mutex_t durable_lock = PTHREAD_MUTEX_INITIALIZER;
+
 static void trace_durable(void *ctx, const struct mix_io_event *ev)
 {
 	struct durable *d = ctx;
@@ -230,12 +237,14 @@ static void trace_durable(void *ctx, const struct mix_io_event *ev)
 	if ((ev->kind != MIX_IO_EV_FDATASYNC && ev->kind != MIX_IO_EV_FSYNC) ||
 	    fstat(ev->fd, &st) < 0)
 		return;
+	pthread_mutex_lock(&durable_lock);
 	for (i = 0; i < d->n && d->ino[i] != (uint64_t)st.st_ino; i++)
 		;
 	if (i == d->n && d->n < 16)
 		d->ino[d->n++] = (uint64_t)st.st_ino;
-	if (i < 16)
+	if (i < 16 && (uint64_t)st.st_size > d->size[i])
 		d->size[i] = (uint64_t)st.st_size;
+	pthread_mutex_unlock(&durable_lock);
 }
 
 static struct durable *durable;   /* shared with the parent */
