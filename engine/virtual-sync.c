@@ -687,6 +687,17 @@ static int apply(struct vsync *c, uint32_t first)
 MIX_API int mix_virtual_sync(struct mix_virtual *v, unsigned flags,
 			     struct mix_virtual_sync_result *result_r)
 {
+	int ret;
+
+	pthread_mutex_lock(&v->lock);
+	ret = mix_virtual_sync_locked(v, flags, result_r);
+	pthread_mutex_unlock(&v->lock);
+	return ret;
+}
+
+int mix_virtual_sync_locked(struct mix_virtual *v, unsigned flags,
+			    struct mix_virtual_sync_result *result_r)
+{
 	struct mix_virtual_sync_result res_local;
 	struct vsync c;
 	int rebuild = 0, recover = 0, ret;

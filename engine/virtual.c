@@ -444,9 +444,18 @@ MIX_API int mix_virtual_set_backends(struct mix_virtual *v,
 			return -ENOMEM;
 		}
 	}
+	pthread_mutex_lock(&v->lock);
+	if (v->live != NULL) {
+		pthread_mutex_unlock(&v->lock);
+		def_free(d, count);
+		return mix_err(MIX_EINVAL, "virtual %s: backends cannot change "
+			       "in live mode (mix_virtual_live_stop first)",
+			       v->dir);
+	}
 	def_free(v->def, v->def_count);
 	v->def = d;
 	v->def_count = count;
+	pthread_mutex_unlock(&v->lock);
 	return 0;
 }
 
@@ -458,6 +467,7 @@ static void virtual_free(struct mix_virtual *v)
 	mix_vrule_free(&v->rule);
 	free(v->received_ext);
 	free(v->dir);
+	pthread_mutex_destroy(&v->lock);
 	free(v);
 }
 
@@ -529,6 +539,7 @@ MIX_API int mix_virtual_open(struct mix_engine *engine, const char *dir,
 		free(v);
 		return -ENOMEM;
 	}
+	pthread_mutex_init(&v->lock, NULL);
 	if ((ret = def_copy(v, def)) < 0 ||
 	    (ret = mix_index_open(engine, dir, MIX_OPEN_CREATE,
 				  &v->index)) < 0) {
@@ -551,6 +562,7 @@ MIX_API int mix_virtual_close(struct mix_virtual **vp)
 
 	if (v == NULL)
 		return 0;
+	mix_virtual_live_stop(v);
 	ret = mix_index_close(&v->index);
 	if (v->index != NULL)
 		return ret;      /* nothing closed (views open, -ENOMEM) */
@@ -568,14 +580,17 @@ MIX_API int mix_virtual_mailbox_id(struct mix_virtual *v, const char *name,
 				   uint32_t *id_r)
 {
 	uint32_t i;
+	int found = 0;
 
-	for (i = 0; i < v->bk_count; i++) {
+	pthread_mutex_lock(&v->lock);
+	for (i = 0; i < v->bk_count && !found; i++) {
 		if (strcmp(v->bk[i].name, name) == 0 && v->bk[i].id != 0) {
 			*id_r = v->bk[i].id;
-			return 1;
+			found = 1;
 		}
 	}
-	return 0;
+	pthread_mutex_unlock(&v->lock);
+	return found;
 }
 
 MIX_API int mix_virtual_lookup(const struct mix_snap *snap, uint32_t vuid,

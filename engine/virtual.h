@@ -2,7 +2,8 @@
  * Virtual mailboxes, internal (docs/virtual.md, docs/format.md §5).
  * virtual.c: definition, open/close, the vmap header's encoding and the
  * load of the in-memory map from the virtual index; virtual-sync.c: the
- * incremental sync.
+ * incremental sync; virtual-live.c: live mode (a thread syncing after
+ * backend publishes, serialized with the caller through v->lock).
  *
  * The in-memory map (per backend: real UID -> virtual UID, sorted by real
  * UID, with the delayed-removal mark) belongs to the thread using the
@@ -13,6 +14,7 @@
 #ifndef MIX_VIRTUAL_INT_H
 #define MIX_VIRTUAL_INT_H
 
+#include <pthread.h>
 #include <stdint.h>
 
 #include "mix/mix.h"
@@ -79,7 +81,16 @@ struct mix_virtual {
 	uint32_t bk_count, bk_cap;
 	uint32_t change_counter;
 	uint32_t highest_mailbox_id;
+
+	/* Serializes sync, set_backends and mailbox_id between the caller
+	 * and the live thread (virtual-live.c). */
+	pthread_mutex_t lock;
+	struct vlive *live;      /* live mode; NULL when off */
 };
+
+/* The sync itself, with v->lock held (virtual-sync.c). */
+int mix_virtual_sync_locked(struct mix_virtual *v, unsigned flags,
+			    struct mix_virtual_sync_result *result_r);
 
 /* Warning through the definition's callback (printf format). */
 void mix_virtual_warn(struct mix_virtual *v, const char *fmt, ...)

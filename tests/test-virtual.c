@@ -13,15 +13,20 @@
  * skipped without reading a record; a damaged header or vmap rebuilds and
  * says so.  compare() also checks the reverse map
  * (mix_virtual_lookup_real) and the recorded backend states
- * (mix_virtual_snap_backend) on the same snapshot.  Seed from MIX_SEED
+ * (mix_virtual_snap_backend) on the same snapshot.  live_check: in live
+ * mode a backend append, flag change and expunge reach the virtual
+ * mailbox (and its watcher) with no sync call, waited for generously.
+ * Seed from MIX_SEED
  * (always printed); MIX_VIRTUAL_STEPS sets the number of steps.
  */
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "mix/mix.h"
 #include "mix/virtual.h"
@@ -1130,6 +1135,125 @@ static void time_check(const char *root)
 	free(dir);
 }
 
+/* Wait (generously: this is no timing assertion) until the live virtual
+ * mailbox t has virtual message (id, ruid) with mirrored flags `flags`
+ * (want 1), or does not have it (want 0). */
+static int live_wait(struct mix_virtual *t, uint32_t id, uint32_t ruid,
+		     int want, uint8_t flags)
+{
+	int i, have = 0;
+
+	for (i = 0; i < 60000; i++) {
+		const struct mix_snap *s;
+		struct mix_record rec;
+		uint32_t vuid;
+		mix_read_lock();
+		s = mix_index_snap(mix_virtual_index(t));
+		have = mix_virtual_lookup_real(s, id, ruid, &vuid) &&
+		       mix_snap_lookup_uid(s, vuid, &rec) &&
+		       (rec.flags & MIRROR) == flags;
+		if (!want)
+			have = mix_virtual_lookup_real(s, id, ruid, &vuid);
+		mix_read_unlock();
+		if (have == want)
+			return 1;
+		usleep(1000);
+	}
+	return 0;
+}
+
+static int live_commit(struct mix_index *idx, int op, uint32_t *uid)
+{
+	struct mix_uid_range r = { *uid, *uid };
+	struct mix_commit_result cr;
+	struct mix_txn *txn;
+	uint32_t n;
+	int ret;
+
+	if ((ret = mix_txn_begin(idx, &txn)) < 0)
+		return ret;
+	if (op == 0)
+		ret = mix_txn_append(txn, 0, NULL, &n);
+	else if (op == 1)
+		ret = mix_txn_flags(txn, &r, 1, MIX_MODIFY_ADD, MIX_FLAG_SEEN);
+	else
+		ret = mix_txn_expunge(txn, &r, 1);
+	if (ret < 0) {
+		mix_txn_abort(&txn);
+		return ret;
+	}
+	memset(&cr, 0, sizeof(cr));
+	if ((ret = mix_txn_commit(&txn, MIX_DURABILITY_NONE, &cr)) < 0)
+		return ret;
+	if (op == 0)
+		*uid = cr.first_uid;
+	mix_commit_result_free(&cr);
+	return 0;
+}
+
+/* Live mode: backend commits reach the virtual mailbox, and its watcher,
+ * with no sync call from here. */
+static void live_check(const char *root)
+{
+	struct mix_virtual_backend d[NB];
+	struct mix_virtual_def def;
+	struct mix_virtual *t;
+	struct mix_watch *w;
+	struct pollfd p;
+	uint32_t id = 0, uid = 0, last;
+	char *dir;
+	int b, i, ret;
+
+	if (asprintf(&dir, "%s/live", root) < 0 || mkdir(dir, 0700) < 0)
+		BAIL("mkdir");
+	for (b = 0; b < NB; b++) {
+		d[b].name = bk[b].name;
+		d[b].index = bk[b].index;
+	}
+	memset(&def, 0, sizeof(def));
+	def.backends = d;
+	def.backend_count = NB;
+	def.rule = "UNSEEN";
+	if (mix_virtual_open(engine, dir, &def, &t) < 0 ||
+	    mix_watch_open(mix_virtual_index(t), &w) < 0)
+		BAIL("live open: %s", mix_last_error());
+	ok(mix_virtual_live_start(t, 0) == 0, "live mode starts");
+	is(mix_virtual_live_start(t, 0), MIX_EINVAL, "not twice");
+	for (i = 0; i < 60000 && !mix_virtual_mailbox_id(t, "Work", &id); i++)
+		usleep(1000);
+	ok(id != 0, "the live thread's first sync gave Work mailbox id %u",
+	   id);
+	mix_watch_rearm(w);
+	ret = live_commit(bk[1].index, 0, &uid);
+	ok(ret == 0 && live_wait(t, id, uid, 1, 0),
+	   "an unseen message appended to Work (UID %u) appears, no sync "
+	   "called", uid);
+	p.fd = mix_watch_fd(w);
+	p.events = POLLIN;
+	ok(poll(&p, 1, 60000) == 1, "and the virtual index's watcher fired");
+	ok(live_commit(bk[1].index, 1, &uid) == 0 &&
+	   live_wait(t, id, uid, 1, MIX_FLAG_SEEN),
+	   "\\Seen set in Work is mirrored (the message stays: delayed "
+	   "removal)");
+	ok(live_commit(bk[1].index, 2, &uid) == 0 &&
+	   live_wait(t, id, uid, 0, 0), "expunged in Work: gone");
+	is(mix_virtual_set_backends(t, d, NB), MIX_EINVAL,
+	   "the backend list cannot change while live");
+	ok(mix_virtual_sync(t, MIX_VIRTUAL_SYNC_EXPUNGE, NULL) == 0,
+	   "the caller's sync runs beside the live thread");
+	last = (uint32_t)mix_virtual_live_syncs(t);
+	ok(last >= 3, "the live thread synced %u times", last);
+	ok(mix_virtual_live_stop(t) == 0 && mix_virtual_live_syncs(t) == 0,
+	   "live mode stops");
+	ok(mix_virtual_set_backends(t, d, NB) == 0,
+	   "and the backend list can change again");
+	mix_watch_close(&w);
+	ok(mix_virtual_live_start(t, 0) == 0, "live again");
+	ok(mix_virtual_close(&t) == 0 && t == NULL,
+	   "close stops live mode and closes");
+	free(dir);
+}
+
 int main(void)
 {
 	const char *env = getenv("MIX_VIRTUAL_STEPS");
@@ -1177,6 +1301,7 @@ int main(void)
 		BAIL("close: %s", mix_last_error());
 	time_check(root);
 	def_errors_check(root);
+	live_check(root);
 	for (b = 0; b < NB; b++) {
 		mix_index_close(&bk[b].index);
 		free(bk[b].m);

@@ -13,7 +13,8 @@
  * built from are published together.
  *
  * Threads: a struct mix_virtual is used by one thread at a time (open,
- * sync, set_backends, close); any thread may read the virtual index
+ * sync, set_backends, close), besides its own live thread when live mode
+ * is on (mix_virtual_live_start); any thread may read the virtual index
  * (mix_virtual_index() with mix_read_lock or a view) at the same time.
  * Return conventions as in mix.h.
  */
@@ -168,6 +169,28 @@ struct mix_virtual_backend_state {
 MIX_API int mix_virtual_snap_backend(const struct mix_snap *snap,
 				     uint32_t mailbox_id,
 				     struct mix_virtual_backend_state *state_r);
+
+/* Live mode (docs/virtual.md "Live mode"): start a thread that watches
+ * every open backend of the definition (mix_watch_open) and runs
+ * mix_virtual_sync(v, flags) after any of them publishes, so the virtual
+ * mailbox is current within one batch of any backend commit and watchers
+ * of the virtual index (IDLE) fire with no caller polling.  flags as for
+ * mix_virtual_sync (IMAP: 0, and a sync with MIX_VIRTUAL_SYNC_EXPUNGE
+ * from the caller where expunges may be sent).  While live: the backends
+ * must stay open, mix_virtual_set_backends is refused (MIX_EINVAL), and
+ * the caller's mix_virtual_sync and mix_virtual_mailbox_id are
+ * serialized with the live thread's syncs.  A failed live sync goes to
+ * the warning callback and is retried at the next publish.  Returns 0;
+ * MIX_EINVAL (live already); -errno.  Not inside a read-side section. */
+MIX_API int mix_virtual_live_start(struct mix_virtual *v, unsigned flags);
+
+/* Stop live mode and wait for its thread (mix_virtual_close does it
+ * too).  Returns 0, also when live mode is off.  Not inside a read-side
+ * section, not from the warning callback. */
+MIX_API int mix_virtual_live_stop(struct mix_virtual *v);
+
+/* Syncs the live thread has run since it started (0 when off). */
+MIX_API uint64_t mix_virtual_live_syncs(struct mix_virtual *v);
 
 #ifdef __cplusplus
 }
