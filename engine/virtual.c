@@ -466,6 +466,7 @@ static void virtual_free(struct mix_virtual *v)
 	def_free(v->def, v->def_count);
 	mix_vrule_free(&v->rule);
 	free(v->received_ext);
+	free(v->save_target);
 	free(v->dir);
 	pthread_mutex_destroy(&v->lock);
 	free(v);
@@ -511,6 +512,9 @@ static int def_copy(struct mix_virtual *v, const struct mix_virtual_def *def)
 		return mix_err(ret, "virtual %s: %s", v->dir, msg);
 	}
 	if ((v->received_ext = strdup(rx)) == NULL)
+		return -ENOMEM;
+	if (def->save_target != NULL &&
+	    (v->save_target = strdup(def->save_target)) == NULL)
 		return -ENOMEM;
 	/* the rule text and the received extension decide what matches:
 	 * either changing rebuilds (format.md §5.2 rule_crc) */

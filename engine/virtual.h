@@ -66,6 +66,7 @@ struct mix_virtual {
 	struct mix_vrule *rule;
 	uint32_t rule_crc;
 	char *received_ext;
+	char *save_target;       /* backend name for appends, or NULL */
 	mix_warning_fn *warning;
 	void *warning_ctx;
 	uint64_t (*now)(void *ctx);

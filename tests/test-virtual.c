@@ -16,6 +16,11 @@
  * (mix_virtual_snap_backend) on the same snapshot.  live_check: in live
  * mode a backend append, flag change and expunge reach the virtual
  * mailbox (and its watcher) with no sync call, waited for generously.
+ * writes_check: flags, keywords and expunges on virtual UIDs reach the
+ * backends and come back by sync; UNCHANGEDSINCE over three backends
+ * reports MODIFIED per virtual UID (a backend change the virtual mailbox
+ * has not mirrored, a virtual modseq above it); appends need a save
+ * target that is one of the backends.
  * Seed from MIX_SEED
  * (always printed); MIX_VIRTUAL_STEPS sets the number of steps.
  */
@@ -1254,6 +1259,207 @@ static void live_check(const char *root)
 	free(dir);
 }
 
+static int key_cmp_range(const void *a, const void *b)
+{
+	const struct mix_uid_range *x = a, *y = b;
+	return x->first < y->first ? -1 : x->first > y->first;
+}
+
+/* Virtual UID of the first message of backend name in t, and its flags
+ * and keyword `urgent`; 0 if none. */
+static uint32_t vfirst(struct mix_virtual *t, const char *name, uint8_t *fl,
+		       int *urgent)
+{
+	const struct mix_snap *s;
+	struct mix_iter it;
+	struct mix_record rec;
+	uint32_t id, mb, ruid, idx, vuid = 0;
+
+	if (!mix_virtual_mailbox_id(t, name, &id))
+		return 0;
+	mix_read_lock();
+	s = mix_index_snap(mix_virtual_index(t));
+	mix_iter_init(&it, s, 1);
+	while (vuid == 0 && mix_iter_next(&it, &rec)) {
+		if (mix_virtual_lookup(s, rec.uid, &mb, &ruid) && mb == id) {
+			vuid = rec.uid;
+			*fl = rec.flags & MIRROR;
+			*urgent = mix_snap_keyword_lookup(s, "urgent", &idx) &&
+				  mix_record_has_keyword(&rec, idx);
+		}
+	}
+	mix_read_unlock();
+	return vuid;
+}
+
+static uint8_t vflags(struct mix_virtual *t, uint32_t vuid, int *present)
+{
+	struct mix_record rec;
+
+	mix_read_lock();
+	*present = mix_snap_lookup_uid(mix_index_snap(mix_virtual_index(t)),
+				       vuid, &rec);
+	mix_read_unlock();
+	return *present ? rec.flags & MIRROR : 0;
+}
+
+static uint64_t vhighest(struct mix_virtual *t)
+{
+	uint64_t h;
+
+	mix_read_lock();
+	h = mix_snap_highest_modseq(mix_index_snap(mix_virtual_index(t)));
+	mix_read_unlock();
+	return h;
+}
+
+static int one_range(const struct mix_virtual_store_result *r, uint32_t uid)
+{
+	return r->modified_count == 1 && r->modified[0].first == uid &&
+	       r->modified[0].last == uid;
+}
+
+/* Flags, keywords (UNCHANGEDSINCE) and expunges on virtual UIDs go to
+ * the backends and come back by sync; appends need a save target. */
+static void writes_check(const char *root)
+{
+	static const char *const urgent[] = { "urgent", NULL };
+	struct mix_virtual_backend d[NB];
+	struct mix_virtual_def def;
+	struct mix_virtual_store sto;
+	struct mix_virtual_store_result res;
+	struct mix_uid_range all = { 1, UINT32_MAX }, r[3];
+	struct mix_virtual *t;
+	struct mix_index *target;
+	uint32_t vu[NB], ruid, mb, id1 = 0, x;
+	uint64_t h1;
+	uint8_t fl;
+	int b, kw, present, ret;
+	char *dir;
+
+	if (asprintf(&dir, "%s/writes", root) < 0 || mkdir(dir, 0700) < 0)
+		BAIL("mkdir");
+	for (b = 0; b < NB; b++) {
+		d[b].name = bk[b].name;
+		d[b].index = bk[b].index;
+		x = 0;
+		if (live_commit(bk[b].index, 0, &x) < 0)
+			BAIL("append: %s", mix_last_error());
+	}
+	memset(&def, 0, sizeof(def));
+	def.backends = d;
+	def.backend_count = NB;
+	def.rule = "ALL";
+	if (mix_virtual_open(engine, dir, &def, &t) < 0)
+		BAIL("writes open: %s", mix_last_error());
+	memset(&sto, 0, sizeof(sto));
+	sto.op = MIX_VIRTUAL_STORE_FLAGS;
+	sto.modify = MIX_MODIFY_ADD;
+	sto.flags = MIX_FLAG_FLAGGED;
+	is(mix_virtual_store(t, &all, 1, &sto, &res), MIX_EINVAL,
+	   "store before the first sync is refused");
+	ok(mix_virtual_sync(t, MIX_VIRTUAL_SYNC_EXPUNGE, NULL) == 0, "sync");
+	is(mix_virtual_save_target(t, &target), MIX_EINVAL,
+	   "append without a save target is refused");
+	ok(strstr(mix_last_error(), "save target") != NULL,
+	   "saying why: %s", mix_last_error());
+
+	ret = mix_virtual_store(t, &all, 1, &sto, &res);
+	ok(ret == 0 && res.backends == NB && res.modified_count == 0,
+	   "\\Flagged on 1:* goes to %u backends (expected %u)",
+	   res.backends, NB);
+	mix_virtual_store_result_free(&res);
+	ok(mix_virtual_sync(t, 0, NULL) == 0, "sync");
+	for (b = 0; b < NB; b++) {
+		vu[b] = vfirst(t, bk[b].name, &fl, &kw);
+		if (vu[b] == 0 || !(fl & MIX_FLAG_FLAGGED))
+			break;
+	}
+	ok(b == NB, "it came back by sync in every backend's messages");
+	if (b != NB)
+		goto out;
+	h1 = vhighest(t);
+	/* Work's message changes behind the virtual mailbox's back */
+	mix_read_lock();
+	mix_virtual_lookup(mix_index_snap(mix_virtual_index(t)), vu[1], &mb,
+			   &ruid);
+	mix_read_unlock();
+	ok(live_commit(bk[1].index, 1, &ruid) == 0, "Work's message changed "
+	   "in the backend");
+	for (b = 0; b < NB; b++)
+		r[b].first = r[b].last = vu[b];
+	qsort(r, NB, sizeof(r[0]), key_cmp_range);
+	sto.modify = MIX_MODIFY_REMOVE;
+	sto.unchangedsince = h1;
+	ret = mix_virtual_store(t, r, NB, &sto, &res);
+	ok(ret == 0 && one_range(&res, vu[1]),
+	   "UNCHANGEDSINCE over 3 backends: MODIFIED is the virtual UID %u "
+	   "changed in its backend since the sync (got %u ranges, first %u)",
+	   vu[1], res.modified_count,
+	   res.modified_count ? res.modified[0].first : 0);
+	mix_virtual_store_result_free(&res);
+	ok(mix_virtual_sync(t, 0, NULL) == 0, "sync");
+	ok(!(vflags(t, vu[0], &present) & MIX_FLAG_FLAGGED) && present &&
+	   !(vflags(t, vu[2], &present) & MIX_FLAG_FLAGGED) && present,
+	   "the others lost \\Flagged");
+	fl = vflags(t, vu[1], &present);
+	ok(present && (fl & MIX_FLAG_FLAGGED) && (fl & MIX_FLAG_SEEN),
+	   "the MODIFIED one kept it, with the backend's change mirrored "
+	   "(%#x)", fl);
+	sto.modify = MIX_MODIFY_ADD;
+	sto.flags = MIX_FLAG_ANSWERED;
+	ret = mix_virtual_store(t, &r[0], 1, &sto, &res);
+	ok(ret == 0 && res.modified_count == 1 && res.backends == 0,
+	   "UNCHANGEDSINCE below the virtual modseq: MODIFIED, no backend "
+	   "touched");
+	mix_virtual_store_result_free(&res);
+	sto.op = MIX_VIRTUAL_STORE_KEYWORDS;
+	sto.keywords = urgent;
+	sto.unchangedsince = vhighest(t);
+	r[0].first = r[0].last = vu[2];
+	ret = mix_virtual_store(t, &r[0], 1, &sto, &res);
+	ok(ret == 0 && res.modified_count == 0 && res.backends == 1,
+	   "keyword with a current UNCHANGEDSINCE: stored");
+	mix_virtual_store_result_free(&res);
+	ok(mix_virtual_sync(t, 0, NULL) == 0 &&
+	   vfirst(t, bk[2].name, &fl, &kw) == vu[2] && kw,
+	   "the keyword came back by sync");
+	memset(&sto, 0, sizeof(sto));
+	sto.op = MIX_VIRTUAL_STORE_EXPUNGE;
+	r[0].first = r[0].last = vu[0];
+	ok(mix_virtual_store(t, &r[0], 1, &sto, &res) == 0 &&
+	   res.backends == 1, "expunge on a virtual UID");
+	mix_virtual_store_result_free(&res);
+	ok(mix_virtual_sync(t, 0, NULL) == 0 &&
+	   (vflags(t, vu[0], &present), !present),
+	   "the backend expunged it and the sync removed it");
+out:
+	mix_virtual_close(&t);
+	def.save_target = "Nope";
+	if (mix_virtual_open(engine, dir, &def, &t) < 0)
+		BAIL("writes reopen: %s", mix_last_error());
+	is(mix_virtual_save_target(t, &target), MIX_EINVAL,
+	   "a save target that is no backend is refused");
+	ok(strstr(mix_last_error(), "not one of the backends") != NULL,
+	   "saying so: %s", mix_last_error());
+	mix_virtual_close(&t);
+	def.save_target = "Work";
+	if (mix_virtual_open(engine, dir, &def, &t) < 0)
+		BAIL("writes reopen: %s", mix_last_error());
+	ok(mix_virtual_save_target(t, &target) == 0 &&
+	   target == bk[1].index, "the save target Work is given");
+	ok(mix_virtual_sync(t, 0, NULL) == 0 &&
+	   mix_virtual_mailbox_id(t, "Work", &id1), "sync");
+	x = 0;
+	ok(live_commit(target, 0, &x) == 0 &&
+	   mix_virtual_sync(t, 0, NULL) == 0 &&
+	   (mix_read_lock(), ret = mix_virtual_lookup_real(mix_index_snap(
+		   mix_virtual_index(t)), id1, x, &ruid), mix_read_unlock(),
+	    ret == 1), "a message appended there is in the virtual mailbox");
+	mix_virtual_close(&t);
+	free(dir);
+}
+
 int main(void)
 {
 	const char *env = getenv("MIX_VIRTUAL_STEPS");
@@ -1302,6 +1508,7 @@ int main(void)
 	time_check(root);
 	def_errors_check(root);
 	live_check(root);
+	writes_check(root);
 	for (b = 0; b < NB; b++) {
 		mix_index_close(&bk[b].index);
 		free(bk[b].m);

@@ -56,6 +56,10 @@ struct mix_virtual_def {
 	 * NULL = time() */
 	uint64_t (*now)(void *ctx);
 	void *now_ctx;
+	/* optional: the name of the backend that appends to the virtual
+	 * mailbox go to (mix_virtual_save_target); NULL = appends are
+	 * refused */
+	const char *save_target;
 };
 
 /* Open (creating if needed) the virtual mailbox index in directory dir
@@ -169,6 +173,63 @@ struct mix_virtual_backend_state {
 MIX_API int mix_virtual_snap_backend(const struct mix_snap *snap,
 				     uint32_t mailbox_id,
 				     struct mix_virtual_backend_state *state_r);
+
+/* Writes through the virtual mailbox (docs/virtual.md "Writes
+ * through"). */
+enum mix_virtual_store_op {
+	MIX_VIRTUAL_STORE_FLAGS = 1,     /* modify, flags */
+	MIX_VIRTUAL_STORE_KEYWORDS,      /* modify, keywords */
+	MIX_VIRTUAL_STORE_EXPUNGE,
+};
+
+struct mix_virtual_store {
+	enum mix_virtual_store_op op;
+	enum mix_modify modify;
+	uint8_t flags;
+	const char *const *keywords;     /* NULL-terminated */
+	/* CONDSTORE UNCHANGEDSINCE on virtual modseqs; 0 = unconditional
+	 * (ignored for expunge) */
+	uint64_t unchangedsince;
+};
+
+struct mix_virtual_store_result {
+	/* virtual UIDs left unchanged by UNCHANGEDSINCE (RFC 7162
+	 * MODIFIED), sorted ranges; free with mix_virtual_store_result_free */
+	struct mix_uid_range *modified;
+	uint32_t modified_count;
+	/* backend transactions committed */
+	uint32_t backends;
+	/* virtual messages of backends not open or no longer in the
+	 * definition: left unchanged */
+	uint32_t unavailable;
+};
+
+/* Apply st to the virtual UIDs in ranges (of the newest snapshot; UIDs
+ * not in it are ignored): split by backend, each backend's part committed
+ * to the backend in one transaction of its own (a store over several
+ * backends is not atomic as a whole).  The changes reach the virtual
+ * mailbox at the next sync (or at once in live mode).  With
+ * unchangedsince, a message is MODIFIED if its virtual modseq is above it
+ * or its backend message changed after the state the virtual mailbox
+ * mirrors (the backend's writer checks it atomically).  Returns 0 and
+ * *res (free it); MIX_EINVAL (bad op, no successful sync yet); any error
+ * of a backend's mix_txn_commit() (backends before it are committed);
+ * -ENOMEM.  Not inside a read-side section. */
+MIX_API int mix_virtual_store(struct mix_virtual *v,
+			      const struct mix_uid_range *ranges,
+			      uint32_t count,
+			      const struct mix_virtual_store *st,
+			      struct mix_virtual_store_result *res);
+MIX_API void mix_virtual_store_result_free(struct mix_virtual_store_result *r);
+
+/* Appends: the backend index an append to the virtual mailbox goes to
+ * (def.save_target); the caller appends there in its own transaction and
+ * the message appears in the virtual mailbox at the next sync if it
+ * matches the rule.  Returns 0 and *index_r; MIX_EINVAL with a message
+ * saying why (no save target: appends are refused; the target is not a
+ * backend of the definition, or not open). */
+MIX_API int mix_virtual_save_target(struct mix_virtual *v,
+				    struct mix_index **index_r);
 
 /* Live mode (docs/virtual.md "Live mode"): start a thread that watches
  * every open backend of the definition (mix_watch_open) and runs
