@@ -152,8 +152,8 @@ MIX_API int mix_virtual_lookup(const struct mix_snap *snap, uint32_t vuid,
  * real_uid) in snap.  Derived from the same snapshot's vmap records, so it
  * agrees with mix_virtual_lookup() on snap by construction: both read one
  * immutable, atomically published state.  Lock-free; costs a scan of
- * snap's records (docs/virtual.md "Atomic remap": about 1 ns per virtual
- * message).  Returns 1 and *vuid_r, or 0 if the message is not in snap.
+ * snap's records (docs/virtual.md "Atomic remap": 56-60 us at 300,000
+ * virtual messages).  Returns 1 and *vuid_r, or 0 if the message is not in snap.
  * Inside the read-side section that got snap, or on a view's snapshot. */
 MIX_API int mix_virtual_lookup_real(const struct mix_snap *snap,
 				    uint32_t mailbox_id, uint32_t real_uid,
