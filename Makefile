@@ -108,13 +108,16 @@ stress: all $(BUILD)/stress/validate $(BUILD)/stress/stall
 # make stress-virtual [VIRTUAL_ARGS=...]: stress/virtual-stress, the atomic
 # remap of virtual mailboxes (docs/virtual.md "Atomic remap"): readers
 # check both map directions on every snapshot while 3 backends commit and
-# the virtual mailbox syncs in a loop.  `make stress VIRTUAL=1` runs it
-# after the others; `make stress-long` runs it for 30 s.
+# the virtual mailbox syncs in a loop, then again with live mode syncing
+# and writes through the virtual mailbox.  `make stress VIRTUAL=1` runs it
+# after the others; `make stress-long` runs both for 30 s.
 VIRTUAL_ARGS ?= --seconds 10 --readers 4
 .PHONY: stress-virtual
 stress-virtual: all $(BUILD)/stress/virtual-stress
 	@d=$$(mktemp -d /tmp/mix-vstress.XXXXXX) && \
-	  $(BUILD)/stress/virtual-stress --dir "$$d/run" $(VIRTUAL_ARGS); rc=$$?; rm -rf "$$d"; exit $$rc
+	  $(BUILD)/stress/virtual-stress --dir "$$d/run" $(VIRTUAL_ARGS) && \
+	  $(BUILD)/stress/virtual-stress --dir "$$d/live" $(VIRTUAL_ARGS) --live --writes; \
+	  rc=$$?; rm -rf "$$d"; exit $$rc
 
 bench: all $(BUILD)/stress/bench
 	@d=$$(mktemp -d /tmp/mix-bench.XXXXXX) && \

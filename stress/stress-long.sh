@@ -13,7 +13,8 @@
 #      16 KiB (--ro-readers 2, 2 mailboxes, 10 s): zero violations;
 #   5. stress/stall with a 30 s read-side section (issue 11 item 1);
 #   6. stress/virtual-stress for 30 s with 8 readers (issue 12, the
-#      atomic remap of virtual mailboxes): zero violations.
+#      atomic remap of virtual mailboxes), then 30 s with live mode and
+#      writes through the virtual mailbox: zero violations.
 #
 # Every step runs even when an earlier one failed; the summary names the
 # failed ones and the exit status is 1 if any failed.  Each run's output
@@ -66,6 +67,11 @@ echo "=== virtual30: virtual-stress --seconds 30 --readers 8 (load $(cut -d' ' -
 "$build/stress/virtual-stress" --dir "$dir/virtual30" --seconds 30 --readers 8
 rc=$?
 [ "$rc" -eq 0 ] || failed="$failed virtual30(exit $rc)"
+echo "=== virtual30live: virtual-stress --seconds 30 --readers 8 --live --writes (load $(cut -d' ' -f1-3 /proc/loadavg))"
+"$build/stress/virtual-stress" --dir "$dir/virtual30live" --seconds 30 \
+	--readers 8 --live --writes
+rc=$?
+[ "$rc" -eq 0 ] || failed="$failed virtual30live(exit $rc)"
 
 if [ -n "$failed" ]; then
 	echo "stress-long: FAILED:$failed"

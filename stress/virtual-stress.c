@@ -23,10 +23,15 @@
  *     every backend message that matches the rule is in the map.
  *
  * After the run a last sync with expunges must leave exactly the matching
- * messages.  The first broken rule prints "VIOLATION: ..." and exits 1;
+ * messages.  --live: live mode does the syncs (after every backend
+ * publish, without expunges) and the sync thread adds an expunge sync
+ * every 20 ms.  --writes: a thread stores flags and keywords (half with
+ * UNCHANGEDSINCE) and expunges on random virtual UIDs through the
+ * virtual mailbox (mix_virtual_store) meanwhile.  The first broken rule prints "VIOLATION: ..." and exits 1;
  * setup failures exit 2; figures are printed as `name value unit`.
  * Options: --dir D (required) --seconds S --readers N --messages M
- * (per backend) --seed X (or MIX_SEED).  Uses only the public API.
+ * (per backend) --seed X (or MIX_SEED) --live --writes.  Uses only the
+ * public API.
  */
 #include <getopt.h>
 #include <inttypes.h>
@@ -50,7 +55,8 @@ static struct {
 	unsigned readers;
 	uint32_t messages;
 	uint64_t seed;
-} opt = { NULL, 3.0, 4, 2000, 0 };
+	int live, writes;
+} opt = { NULL, 3.0, 4, 2000, 0, 0, 0 };
 
 static struct mix_engine *engine;
 static struct mix_index *bk[NB];
@@ -58,7 +64,7 @@ static uint32_t bk_id[NB];
 static struct mix_virtual *vm;
 static atomic_int g_stop, g_failed;
 static atomic_uint_fast64_t n_snaps, n_fwd, n_rev, n_rev_ns, n_syncs,
-	n_commits, n_full_checks;
+	n_commits, n_full_checks, n_stores, n_modified;
 
 static void violation(const char *fmt, ...)
 	__attribute__((format(printf, 1, 2)));
@@ -189,20 +195,72 @@ static void *committer(void *arg)
 
 /* ---- the syncer ---------------------------------------------------------- */
 
+/* Without --live: syncs in a loop, every other one with expunges.  With
+ * --live: the live thread syncs (without expunges) after every backend
+ * publish; this thread only runs an expunge sync every 20 ms, as a
+ * server would where it may send EXPUNGE. */
 static void *syncer(void *arg)
 {
 	unsigned i = 0;
 
 	(void)arg;
 	while (!atomic_load(&g_stop)) {
-		int ret = mix_virtual_sync(vm, (i++ & 1) ?
+		int ret = mix_virtual_sync(vm, (opt.live || (i++ & 1)) ?
 					   MIX_VIRTUAL_SYNC_EXPUNGE : 0, NULL);
 		if (ret < 0) {
 			must(ret, "mix_virtual_sync");
 			break;
 		}
 		atomic_fetch_add(&n_syncs, 1);
-		sched_yield();
+		if (opt.live)
+			usleep(20000);
+		else
+			sched_yield();
+	}
+	return NULL;
+}
+
+/* --writes: flag and keyword stores (half with UNCHANGEDSINCE) and
+ * expunges on random virtual UIDs through the virtual mailbox. */
+static void *vwriter(void *arg)
+{
+	static const char *const todo[] = { "todo", NULL };
+	uint64_t rng = st_seed_derive(opt.seed, 300);
+
+	(void)arg;
+	while (!atomic_load(&g_stop)) {
+		struct mix_virtual_store st;
+		struct mix_virtual_store_result res;
+		struct mix_uid_range r;
+		uint32_t next;
+		uint64_t h;
+		int ret;
+
+		mix_read_lock();
+		next = mix_snap_next_uid(mix_index_snap(mix_virtual_index(vm)));
+		h = mix_snap_highest_modseq(mix_index_snap(
+			mix_virtual_index(vm)));
+		mix_read_unlock();
+		memset(&st, 0, sizeof(st));
+		r.first = st_rand_range(&rng, 1, next > 1 ? next - 1 : 1);
+		r.last = r.first + st_rand_below(&rng, 20);
+		st.op = st_chance(&rng, 10) ? MIX_VIRTUAL_STORE_EXPUNGE :
+			st_chance(&rng, 70) ? MIX_VIRTUAL_STORE_FLAGS :
+			MIX_VIRTUAL_STORE_KEYWORDS;
+		st.modify = st_chance(&rng, 50) ? MIX_MODIFY_ADD :
+			    MIX_MODIFY_REMOVE;
+		st.flags = st_chance(&rng, 50) ? MIX_FLAG_SEEN :
+			   MIX_FLAG_FLAGGED;
+		st.keywords = todo;
+		st.unchangedsince = st_chance(&rng, 50) ? h : 0;
+		if ((ret = mix_virtual_store(vm, &r, 1, &st, &res)) < 0) {
+			must(ret, "mix_virtual_store");
+			break;
+		}
+		atomic_fetch_add(&n_stores, 1);
+		atomic_fetch_add(&n_modified, res.modified_count);
+		mix_virtual_store_result_free(&res);
+		usleep(1000);
 	}
 	return NULL;
 }
@@ -537,7 +595,8 @@ static void parse(int argc, char **argv)
 	static const struct option lo[] = {
 		{ "dir", 1, NULL, 'd' }, { "seconds", 1, NULL, 's' },
 		{ "readers", 1, NULL, 'r' }, { "messages", 1, NULL, 'm' },
-		{ "seed", 1, NULL, 'S' }, { NULL, 0, NULL, 0 },
+		{ "seed", 1, NULL, 'S' }, { "live", 0, NULL, 'l' },
+		{ "writes", 0, NULL, 'w' }, { NULL, 0, NULL, 0 },
 	};
 	const char *seed = NULL;
 	int c;
@@ -553,8 +612,11 @@ static void parse(int argc, char **argv)
 							      optarg, 10,
 							      1000000); break;
 		case 'S': seed = optarg; break;
+		case 'l': opt.live = 1; break;
+		case 'w': opt.writes = 1; break;
 		default: st_die("usage: virtual-stress --dir D [--seconds S] "
-				"[--readers N] [--messages M] [--seed X]");
+				"[--readers N] [--messages M] [--seed X] "
+				"[--live] [--writes]");
 		}
 	}
 	if (opt.dir == NULL)
@@ -564,7 +626,7 @@ static void parse(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-	pthread_t *rt, ct[NB], syt;
+	pthread_t *rt, ct[NB], syt, wt;
 	uint64_t start;
 	double secs;
 	unsigned i;
@@ -579,7 +641,11 @@ int main(int argc, char **argv)
 		pthread_create(&rt[i], NULL, reader, (void *)(uintptr_t)i);
 	for (i = 0; i < NB; i++)
 		pthread_create(&ct[i], NULL, committer, (void *)(uintptr_t)i);
+	if (opt.live)
+		must(mix_virtual_live_start(vm, 0), "mix_virtual_live_start");
 	pthread_create(&syt, NULL, syncer, NULL);
+	if (opt.writes)
+		pthread_create(&wt, NULL, vwriter, NULL);
 	while (!atomic_load(&g_stop) && st_secs_since(start) < opt.seconds)
 		usleep(10000);
 	atomic_store(&g_stop, 1);
@@ -588,7 +654,14 @@ int main(int argc, char **argv)
 	for (i = 0; i < NB; i++)
 		pthread_join(ct[i], NULL);
 	pthread_join(syt, NULL);
+	if (opt.writes)
+		pthread_join(wt, NULL);
 	secs = st_secs_since(start);
+	if (opt.live) {
+		printf("live_syncs %" PRIu64 " count\n",
+		       mix_virtual_live_syncs(vm));
+		must(mix_virtual_live_stop(vm), "mix_virtual_live_stop");
+	}
 	if (!atomic_load(&g_failed))
 		final_check();
 	printf("seconds %.2f s\n", secs);
@@ -599,6 +672,10 @@ int main(int argc, char **argv)
 	printf("syncs %" PRIu64 " count\n", (uint64_t)atomic_load(&n_syncs));
 	printf("backend_commits %" PRIu64 " count\n",
 	       (uint64_t)atomic_load(&n_commits));
+	printf("virtual_stores %" PRIu64 " count\n",
+	       (uint64_t)atomic_load(&n_stores));
+	printf("virtual_stores_modified_ranges %" PRIu64 " count\n",
+	       (uint64_t)atomic_load(&n_modified));
 	printf("forward_lookups_per_s %.0f ops/s\n",
 	       (double)atomic_load(&n_fwd) / secs);
 	printf("reverse_lookups_per_s %.0f ops/s\n",

@@ -5,7 +5,8 @@
 # backends' published ones, flags equal the backend's when it has not
 # changed since the sync) while 3 backends of 1,000 messages commit and
 # the virtual mailbox syncs in a loop, for 2 s (docs/virtual.md "Atomic
-# remap").  Its exit status is the test; its output (seed, figures, the
+# remap"); then the same with live mode doing the syncs and a thread
+# storing flags, keywords and expunges through the virtual mailbox.  Its exit status is the test; its output (seed, figures, the
 # VIOLATION line) is printed as diagnostics; MIX_SEED=<n> replays a run's
 # choices.  Run by `make check` through prove, with MIX_BUILD set to the
 # build directory.
@@ -16,14 +17,20 @@ dir=$(mktemp -d "${TMPDIR:-/tmp}/mix-virtual-stress.XXXXXX") || {
 	exit 0
 }
 trap 'rm -rf "$dir"' EXIT
-echo "1..1"
-# shellcheck disable=SC2086 # args is a word list on purpose
-out=$("$bin" --dir "$dir/run" $args 2>&1)
-rc=$?
-if [ "$rc" -eq 0 ]; then
-	echo "ok 1 - virtual-stress $args"
-else
-	echo "not ok 1 - virtual-stress $args (exit $rc)"
-fi
-printf '%s\n' "$out" | sed 's/^/# /'
-[ "$rc" -eq 0 ]
+echo "1..2"
+fail=0
+n=0
+for extra in "" "--live --writes"; do
+	n=$((n + 1))
+	# shellcheck disable=SC2086 # args is a word list on purpose
+	out=$("$bin" --dir "$dir/run$n" $args $extra 2>&1)
+	rc=$?
+	if [ "$rc" -eq 0 ]; then
+		echo "ok $n - virtual-stress $args $extra"
+	else
+		echo "not ok $n - virtual-stress $args $extra (exit $rc)"
+		fail=1
+	fi
+	printf '%s\n' "$out" | sed 's/^/# /'
+done
+[ "$fail" -eq 0 ]
