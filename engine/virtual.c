@@ -597,22 +597,38 @@ MIX_API int mix_virtual_mailbox_id(struct mix_virtual *v, const char *name,
 	return found;
 }
 
+/* The vmap extension of snap's layout with its record data in bounds,
+ * or NULL.  Read-path helper of the lookups: no strcmp, no struct
+ * mix_record filled (exts[0] and [1] are modseq and keywords). */
+static const struct mix_ext *vmap_ext(const struct mix_snap *snap)
+{
+	const struct mix_layout *l = snap->layout;
+	uint32_t i;
+
+	for (i = 2; i < l->ext_count; i++) {
+		const struct mix_ext *e = &l->exts[i];
+		if (memcmp(e->name, MIX_VIRTUAL_EXT, sizeof(MIX_VIRTUAL_EXT)))
+			continue;
+		if (e->rec_size != sizeof(struct vmap_rec) ||
+		    (size_t)e->rec_offset + sizeof(struct vmap_rec) >
+		    snap->record_size)
+			return NULL;
+		return e;
+	}
+	return NULL;
+}
+
 MIX_API int mix_virtual_lookup(const struct mix_snap *snap, uint32_t vuid,
 			       uint32_t *mailbox_id_r, uint32_t *real_uid_r)
 {
-	struct mix_record rec;
+	const struct mix_ext *e = vmap_ext(snap);
 	struct vmap_rec m;
-	const void *d;
-	uint32_t ext;
-	size_t size = 0;
+	uint32_t ci, pos;
 
-	if (!mix_snap_ext_lookup(snap, MIX_VIRTUAL_EXT, &ext) ||
-	    !mix_snap_lookup_uid(snap, vuid, &rec))
+	if (e == NULL || !mix_snap_find_uid(snap, vuid, &ci, &pos))
 		return 0;
-	d = mix_record_ext(snap, &rec, ext, &size);
-	if (d == NULL || size != sizeof(m))
-		return 0;
-	memcpy(&m, d, sizeof(m));
+	memcpy(&m, snap->c_recs[ci] + (size_t)pos * snap->record_size +
+	       e->rec_offset, sizeof(m));
 	*mailbox_id_r = m.mailbox_id;
 	*real_uid_r = m.real_uid;
 	return 1;
@@ -626,16 +642,12 @@ MIX_API int mix_virtual_lookup_real(const struct mix_snap *snap,
 				    uint32_t mailbox_id, uint32_t real_uid,
 				    uint32_t *vuid_r)
 {
-	const struct mix_ext *e;
+	const struct mix_ext *e = vmap_ext(snap);
 	struct vmap_rec want = { mailbox_id, real_uid };
 	struct mix_record rec;
-	uint32_t ext, ci, pos, n;
+	uint32_t ci, pos, n;
 
-	if (!mix_snap_ext_lookup(snap, MIX_VIRTUAL_EXT, &ext))
-		return 0;
-	e = &snap->layout->exts[ext];
-	if (e->rec_size != sizeof(want) ||
-	    (size_t)e->rec_offset + sizeof(want) > snap->record_size)
+	if (e == NULL)
 		return 0;
 	for (ci = 0; ci < snap->nchunks; ci++) {
 		const uint8_t *r = snap->c_recs[ci] + e->rec_offset;
@@ -649,6 +661,64 @@ MIX_API int mix_virtual_lookup_real(const struct mix_snap *snap,
 		}
 	}
 	return 0;
+}
+
+struct rwant {
+	uint32_t ruid, i;
+};
+
+static int rwant_cmp(const void *a, const void *b)
+{
+	const struct rwant *x = a, *y = b;
+	return x->ruid < y->ruid ? -1 : x->ruid > y->ruid;
+}
+
+MIX_API int mix_virtual_lookup_real_many(const struct mix_snap *snap,
+					 uint32_t mailbox_id,
+					 const uint32_t *real_uids, uint32_t n,
+					 uint32_t *vuids_r)
+{
+	const struct mix_ext *e = vmap_ext(snap);
+	struct mix_record rec;
+	struct rwant *w;
+	uint32_t ci, pos, cn, i;
+	int found = 0;
+
+	memset(vuids_r, 0, (size_t)n * sizeof(*vuids_r));
+	if (n == 0 || e == NULL)
+		return 0;
+	if ((w = malloc((size_t)n * sizeof(*w))) == NULL)
+		return -ENOMEM;
+	for (i = 0; i < n; i++) {
+		w[i].ruid = real_uids[i];
+		w[i].i = i;
+	}
+	qsort(w, n, sizeof(*w), rwant_cmp);
+	for (ci = 0; ci < snap->nchunks; ci++) {
+		const uint8_t *r = snap->c_recs[ci] + e->rec_offset;
+		cn = snap->c_seq[ci + 1] - snap->c_seq[ci];
+		for (pos = 0; pos < cn; pos++, r += snap->record_size) {
+			struct vmap_rec m;
+			struct rwant key, *hit;
+			memcpy(&m, r, sizeof(m));
+			if (m.mailbox_id != mailbox_id)
+				continue;
+			key.ruid = m.real_uid;
+			if ((hit = bsearch(&key, w, n, sizeof(*w),
+					   rwant_cmp)) == NULL)
+				continue;
+			mix_snap_fill_record(snap, ci, pos, &rec);
+			/* duplicates in real_uids: fill every copy */
+			while (hit > w && hit[-1].ruid == m.real_uid)
+				hit--;
+			for (; hit < w + n && hit->ruid == m.real_uid; hit++) {
+				vuids_r[hit->i] = rec.uid;
+				found++;
+			}
+		}
+	}
+	free(w);
+	return found;
 }
 
 MIX_API int mix_virtual_snap_backend(const struct mix_snap *snap,

@@ -8,7 +8,8 @@
  *     records examined and time (median of --rounds), at both sizes, and
  *     their ratio (issue 12: at most 2x);
  *   - forward lookup (virtual UID -> backend record) ns, random UIDs, at
- *     3 x --messages virtual messages; reverse lookup ns;
+ *     3 x --messages virtual messages; reverse lookup ns, one and 1,000
+ *     real UIDs in one call (mix_virtual_lookup_real_many);
  *   - readers' forward lookups/s while the main thread commits 10 changes
  *     and syncs in a loop for --seconds.
  *
@@ -196,6 +197,17 @@ static void lookups(struct setup *s)
 	}
 	printf("virtual_lookup_forward_%u %.1f ns\n", count,
 	       (double)(st_now_ns() - t0) / (double)iters);
+	/* the same loop with only the engine's UID lookup, for what the
+	 * vmap part costs on top */
+	t0 = st_now_ns();
+	for (i = 0; i < iters; i++) {
+		struct mix_record rec;
+		if (mix_snap_lookup_uid(vs, st_rand_range(&rng, 1, next - 1),
+					&rec))
+			sink += rec.uid;
+	}
+	printf("virtual_lookup_uid_only_%u %.1f ns\n", count,
+	       (double)(st_now_ns() - t0) / (double)iters);
 	t0 = st_now_ns();
 	for (i = 0; i < nrev; i++) {
 		uint32_t k = st_rand_below(&rng, NB);
@@ -206,6 +218,19 @@ static void lookups(struct setup *s)
 	}
 	printf("virtual_lookup_reverse_%u %.0f ns\n", count,
 	       (double)(st_now_ns() - t0) / nrev);
+	{
+		/* 1,000 real UIDs of one backend in one scan */
+		uint32_t u[1000], got[1000], j;
+		int f;
+		for (j = 0; j < 1000; j++)
+			u[j] = st_rand_range(&rng, 1, s->n);
+		t0 = st_now_ns();
+		f = mix_virtual_lookup_real_many(vs, s->id[1], u, 1000, got);
+		printf("virtual_lookup_reverse_many_1000_%u %.0f ns\n", count,
+		       (double)(st_now_ns() - t0));
+		if (f <= 0)
+			st_die("lookup_real_many found nothing");
+	}
 	mix_read_unlock();
 	if (found == 0 || sink == 0)
 		st_die("lookups found nothing");

@@ -454,6 +454,33 @@ static unsigned rec_kws(const struct mix_snap *s, const struct mix_record *r)
 }
 
 /* Compare the virtual index with vl; learn the UIDs of new entries. */
+/* mix_virtual_lookup_real_many over every model message of backend b
+ * (and one absent UID, in reverse order) equals one lookup_real each. */
+static int many_agree(const struct mix_snap *s, int b)
+{
+	uint32_t n = bk[b].count + 1, i, one, *u, *got;
+	int ok_ = 1, found = 0, want = 0;
+
+	u = calloc(n, sizeof(*u));
+	got = calloc(n, sizeof(*got));
+	if (u == NULL || got == NULL)
+		BAIL("calloc");
+	for (i = 0; i < bk[b].count; i++)
+		u[bk[b].count - 1 - i] = bk[b].m[i].uid;
+	u[bk[b].count] = UINT32_MAX - 1;
+	found = mix_virtual_lookup_real_many(s, bk[b].id, u, n, got);
+	for (i = 0; i < n; i++) {
+		if (!mix_virtual_lookup_real(s, bk[b].id, u[i], &one))
+			one = 0;
+		want += one != 0;
+		if (got[i] != one)
+			ok_ = 0;
+	}
+	free(u);
+	free(got);
+	return ok_ && found == want;
+}
+
 static int compare(const char *step)
 {
 	struct mix_iter it;
@@ -516,6 +543,11 @@ static int compare(const char *step)
 		struct mix_virtual_backend_state bst;
 		if (!bk[b].in_def || bk[b].id == 0)
 			continue;
+		if (!many_agree(s, b)) {
+			diag("%s: backend %s: lookup_real_many differs from "
+			     "lookup_real", step, bk[b].name);
+			bad = 1;
+		}
 		if (mix_virtual_lookup_real(s, bk[b].id, UINT32_MAX - 1,
 					    &vuid) ||
 		    mix_virtual_lookup_real(s, highest_id + 1, 1, &vuid)) {

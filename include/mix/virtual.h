@@ -159,6 +159,18 @@ MIX_API int mix_virtual_lookup_real(const struct mix_snap *snap,
 				    uint32_t mailbox_id, uint32_t real_uid,
 				    uint32_t *vuid_r);
 
+/* The reverse map for many real UIDs of one backend in one scan of snap:
+ * vuids_r[i] = the virtual UID of (mailbox_id, real_uids[i]), 0 if that
+ * message is not in snap.  real_uids need not be sorted.  Returns how
+ * many were found, or -ENOMEM.  Costs one scan plus O(n log n): use it
+ * when a backend change concerns many messages (a backend EXPUNGE fanned
+ * out to sessions of the virtual mailbox).  Same rules as
+ * mix_virtual_lookup_real(). */
+MIX_API int mix_virtual_lookup_real_many(const struct mix_snap *snap,
+					 uint32_t mailbox_id,
+					 const uint32_t *real_uids, uint32_t n,
+					 uint32_t *vuids_r);
+
 /* The state of one backend that snap's map was built from (the vmap
  * header of the same snapshot, docs/format.md §5.2). */
 struct mix_virtual_backend_state {
