@@ -1210,6 +1210,20 @@ static void busy_stop(struct busy *b)
 	free(b->r);
 }
 
+/* Who applied the publishes between a and b (the writer role, design.md)
+ * and how many batches were held back (coalescing). */
+static void role_figures(const char *prefix, const struct mix_engine_stats *a,
+			 const struct mix_engine_stats *b)
+{
+	if (b->batches > a->batches)
+		figure("%", 100.0 * (double)(b->batches_by_committer -
+					    a->batches_by_committer) /
+		       (double)(b->batches - a->batches),
+		       "%s_mix_applied_by_committer", prefix);
+	figure("batches", (double)(b->batches_held - a->batches_held),
+	       "%s_mix_batches_held", prefix);
+}
+
 static uint64_t process_cpu_ns(void)
 {
 	struct timespec ts;
@@ -1264,13 +1278,7 @@ static void bench_busy(void)
 	       "busy_commit_1thr_mix_none_p99");
 	figure("us", (double)hist_pct(h_ln, 99) / 1e3,
 	       "busy_commit_1thr_lmdb_nosync_p99");
-	if (b.batches > a.batches)
-		figure("%", 100.0 * (double)(b.batches_by_committer -
-					    a.batches_by_committer) /
-		       (double)(b.batches - a.batches),
-		       "busy_commit_1thr_mix_applied_by_committer");
-	figure("batches", (double)(b.batches_held - a.batches_held),
-	       "busy_commit_1thr_mix_batches_held");
+	role_figures("busy_commit_1thr", &a, &b);
 	target_set(3, ratio(mnm, lnm));
 
 	ldb_close(&l);
@@ -1297,13 +1305,7 @@ static void bench_busy(void)
 	figure("syncs/s", st_median(rawi, runs16), "busy_fdatasync_raw_busy");
 	mixdb_close(&m);
 	fail_ret(mix_engine_free(&e), "mix_engine_free");
-	if (b.batches > a.batches)
-		figure("%", 100.0 * (double)(b.batches_by_committer -
-					    a.batches_by_committer) /
-		       (double)(b.batches - a.batches),
-		       "busy_commit_16thr_mix_applied_by_committer");
-	figure("batches", (double)(b.batches_held - a.batches_held),
-	       "busy_commit_16thr_mix_batches_held");
+	role_figures("busy_commit_16thr", &a, &b);
 	wom = st_median(wo, runs16);
 	wim = st_median(wi, runs16);
 	figure("commits/s", wom, "busy_commit_16thr_mix_sync_alone");

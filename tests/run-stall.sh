@@ -10,21 +10,5 @@
 # gap limit.  MIX_SEED=<n> replays a run's choices.
 # Run by `make check` through prove, with MIX_BUILD set to the build
 # directory.
-bin="${MIX_BUILD:-build}/stress/stall"
-args="--hold 2 --committers 8 --mailboxes 4 --writers 2 --max-gap 600"
-dir=$(mktemp -d "${TMPDIR:-/tmp}/mix-stall.XXXXXX") || {
-	echo "1..0 # SKIP mktemp -d failed"
-	exit 0
-}
-trap 'rm -rf "$dir"' EXIT
-echo "1..1"
-# shellcheck disable=SC2086 # args is a word list on purpose
-out=$("$bin" --dir "$dir" $args 2>&1)
-rc=$?
-if [ "$rc" -eq 0 ]; then
-	echo "ok 1 - stall $args"
-else
-	echo "not ok 1 - stall $args (exit $rc)"
-fi
-printf '%s\n' "$out" | sed 's/^/# /'
-[ "$rc" -eq 0 ]
+. "$(dirname "$0")/tap-stress.sh"
+tap_stress stall "--hold 2 --committers 8 --mailboxes 4 --writers 2 --max-gap 600"

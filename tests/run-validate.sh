@@ -11,23 +11,6 @@
 # MIX_SEED=<n> replays a run's choices.
 # Run by `make check` through prove, with MIX_BUILD set to the build
 # directory.
-bin="${MIX_BUILD:-build}/stress/validate"
-args="--seconds 2 --readers 6 --committers 4 --view-readers 4"
-args="$args --ro-readers 1 --mailboxes 3 --writers 2 --messages 10000"
-args="$args --rotate 16384"
-dir=$(mktemp -d "${TMPDIR:-/tmp}/mix-validate.XXXXXX") || {
-	echo "1..0 # SKIP mktemp -d failed"
-	exit 0
-}
-trap 'rm -rf "$dir"' EXIT
-echo "1..1"
-# shellcheck disable=SC2086 # args is a word list on purpose
-out=$("$bin" --dir "$dir" $args 2>&1)
-rc=$?
-if [ "$rc" -eq 0 ]; then
-	echo "ok 1 - validate $args"
-else
-	echo "not ok 1 - validate $args (exit $rc)"
-fi
-printf '%s\n' "$out" | sed 's/^/# /'
-[ "$rc" -eq 0 ]
+. "$(dirname "$0")/tap-stress.sh"
+tap_stress validate "--seconds 2 --readers 6 --committers 4 --view-readers 4 \
+--ro-readers 1 --mailboxes 3 --writers 2 --messages 10000 --rotate 16384"

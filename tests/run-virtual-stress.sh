@@ -10,27 +10,6 @@
 # VIOLATION line) is printed as diagnostics; MIX_SEED=<n> replays a run's
 # choices.  Run by `make check` through prove, with MIX_BUILD set to the
 # build directory.
-bin="${MIX_BUILD:-build}/stress/virtual-stress"
-args="--seconds 2 --readers 3 --messages 1000"
-dir=$(mktemp -d "${TMPDIR:-/tmp}/mix-virtual-stress.XXXXXX") || {
-	echo "1..0 # SKIP mktemp -d failed"
-	exit 0
-}
-trap 'rm -rf "$dir"' EXIT
-echo "1..2"
-fail=0
-n=0
-for extra in "" "--live --writes"; do
-	n=$((n + 1))
-	# shellcheck disable=SC2086 # args is a word list on purpose
-	out=$("$bin" --dir "$dir/run$n" $args $extra 2>&1)
-	rc=$?
-	if [ "$rc" -eq 0 ]; then
-		echo "ok $n - virtual-stress $args $extra"
-	else
-		echo "not ok $n - virtual-stress $args $extra (exit $rc)"
-		fail=1
-	fi
-	printf '%s\n' "$out" | sed 's/^/# /'
-done
-[ "$fail" -eq 0 ]
+. "$(dirname "$0")/tap-stress.sh"
+tap_stress virtual-stress "--seconds 2 --readers 3 --messages 1000" \
+	"--seconds 2 --readers 3 --messages 1000 --live --writes"
