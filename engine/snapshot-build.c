@@ -101,7 +101,7 @@ static int run_changed(struct run *run, uint32_t uid)
 
 /* ---- object lifetime inside a build ----------------------------------- */
 
-static void robj_init(struct mix_robj *o, uint32_t kind, uint64_t gen)
+void mix_robj_init(struct mix_robj *o, uint32_t kind, uint64_t gen)
 {
 	o->next = NULL;
 	o->born_gen = gen;
@@ -111,7 +111,7 @@ static void robj_init(struct mix_robj *o, uint32_t kind, uint64_t gen)
 
 /* o leaves the state being built: free it now if no snapshot ever saw it,
  * else hand it to the reclaimer with the generation it died in. */
-static void retire(struct mix_builder *b, struct mix_robj *o)
+void mix_builder_retire(struct mix_builder *b, struct mix_robj *o)
 {
 	if (o->born_gen == b->gen) {
 		mix_robj_free(o);
@@ -134,7 +134,7 @@ static struct mix_chunk *chunk_new(struct mix_builder *b, uint32_t cap)
 		free(c);
 		return NULL;
 	}
-	robj_init(&c->robj, MIX_ROBJ_CHUNK, b->gen);
+	mix_robj_init(&c->robj, MIX_ROBJ_CHUNK, b->gen);
 	c->cap = cap;
 	c->heap_bytes = (size_t)cap * b_rs(b);
 	__atomic_add_fetch(&mix_stat_chunk_heap_bytes, (int64_t)c->heap_bytes,
@@ -177,7 +177,7 @@ static struct mix_chunk *chunk_private(struct mix_builder *b, uint32_t ci,
 	c->n_unseen = old->n_unseen;
 	c->n_deleted = old->n_deleted;
 	b->chunks[ci] = c;
-	retire(b, &old->robj);
+	mix_builder_retire(b, &old->robj);
 	return c;
 }
 
@@ -284,8 +284,8 @@ static int merge_small(struct mix_builder *b)
 		m->n_deleted = x->n_deleted + y->n_deleted;
 		b->chunks[i] = m;
 		dir_remove(b, i + 1);
-		retire(b, &x->robj);
-		retire(b, &y->robj);
+		mix_builder_retire(b, &x->robj);
+		mix_builder_retire(b, &y->robj);
 	}
 	return 0;
 }
@@ -676,7 +676,7 @@ static int expunge_chunk(struct mix_builder *b, uint32_t ci, uint32_t first,
 	}
 	if (end - pos == c->count) {
 		dir_remove(b, ci);
-		retire(b, &c->robj);
+		mix_builder_retire(b, &c->robj);
 		return 0;
 	}
 	n = chunk_new(b, ci + 1 == b->nchunks ? MIX_CHUNK_MAX
@@ -692,7 +692,7 @@ static int expunge_chunk(struct mix_builder *b, uint32_t ci, uint32_t first,
 	n->n_unseen = c->n_unseen - gone_unseen;
 	n->n_deleted = c->n_deleted - gone_deleted;
 	b->chunks[ci] = n;
-	retire(b, &c->robj);
+	mix_builder_retire(b, &c->robj);
 	return 0;
 }
 
@@ -987,7 +987,7 @@ static struct mix_layout *layout_alloc(const struct mix_builder *b,
 					     ext_count * sizeof(l->exts[0]));
 	if (!l)
 		return NULL;
-	robj_init(&l->robj, MIX_ROBJ_LAYOUT, b->gen);
+	mix_robj_init(&l->robj, MIX_ROBJ_LAYOUT, b->gen);
 	l->ext_count = ext_count;
 	return l;
 }
@@ -1049,7 +1049,7 @@ static int relayout(struct mix_builder *b, struct mix_layout *nl)
 			free(n);
 			return -ENOMEM;
 		}
-		robj_init(&n->robj, MIX_ROBJ_CHUNK, b->gen);
+		mix_robj_init(&n->robj, MIX_ROBJ_CHUNK, b->gen);
 		n->cap = cap;
 		n->heap_bytes = (size_t)cap * nl->record_size;
 		__atomic_add_fetch(&mix_stat_chunk_heap_bytes,
@@ -1065,10 +1065,10 @@ static int relayout(struct mix_builder *b, struct mix_layout *nl)
 		n->n_unseen = c->n_unseen;
 		n->n_deleted = c->n_deleted;
 		b->chunks[ci] = n;
-		retire(b, &c->robj);
+		mix_builder_retire(b, &c->robj);
 	}
 	b->layout = nl;
-	retire(b, &ol->robj);
+	mix_builder_retire(b, &ol->robj);
 	return 0;
 }
 
@@ -1085,7 +1085,7 @@ static int layout_install(struct mix_builder *b, struct mix_layout *nl)
 	if (!same)
 		return relayout(b, nl);
 	b->layout = nl;
-	retire(b, (struct mix_robj *)&ol->robj);
+	mix_builder_retire(b, (struct mix_robj *)&ol->robj);
 	return 0;
 }
 
@@ -1112,7 +1112,7 @@ static struct mix_kwlist *kwlist_make(uint64_t gen, const char *const *names,
 	k = malloc(sizeof(*k) + n * sizeof(k->names[0]) + bytes);
 	if (!k)
 		return NULL;
-	robj_init(&k->robj, MIX_ROBJ_KWLIST, gen);
+	mix_robj_init(&k->robj, MIX_ROBJ_KWLIST, gen);
 	k->count = (uint32_t)n;
 	p = (char *)&k->names[n];
 	for (i = 0; i < n; i++) {
@@ -1163,7 +1163,7 @@ int mix_builder_keyword_idx(struct mix_builder *b, const char *name,
 			return ret;
 		}
 	}
-	retire(b, &b->kw->robj);
+	mix_builder_retire(b, &b->kw->robj);
 	b->kw = k;
 	*idx_r = k->count - 1;
 	b->changed = 1;
@@ -1196,7 +1196,7 @@ static struct mix_exthdrs *exthdrs_make(uint64_t gen,
 	x = calloc(1, sizeof(*x) + count * sizeof(x->e[0]) + bytes);
 	if (!x)
 		return NULL;
-	robj_init(&x->robj, MIX_ROBJ_EXTHDRS, gen);
+	mix_robj_init(&x->robj, MIX_ROBJ_EXTHDRS, gen);
 	x->count = count;
 	p = (uint8_t *)&x->e[count];
 	for (i = 0; i < count; i++) {
@@ -1243,7 +1243,7 @@ int mix_builder_ext_add(struct mix_builder *b, const char *name, size_t len,
 		free(nl);
 		return x ? ret : -ENOMEM;
 	}
-	retire(b, &b->exthdrs->robj);
+	mix_builder_retire(b, &b->exthdrs->robj);
 	b->exthdrs = x;
 	b->changed = 1;
 	*ext_id_r = id;
@@ -1267,208 +1267,13 @@ int mix_builder_ext_hdr(struct mix_builder *b, uint32_t ext_id,
 		x = exthdrs_make(b->gen, b->exthdrs, b->exthdrs->count, 0);
 		if (!x)
 			return -ENOMEM;
-		retire(b, &b->exthdrs->robj);
+		mix_builder_retire(b, &b->exthdrs->robj);
 		b->exthdrs = x;
 	}
 	memcpy((uint8_t *)x->e[ext_id].data + offset, data, size);
 	*changed_r = 1;
 	b->changed = 1;
 	return 0;
-}
-
-/* ---- expunge history (docs/format.md §2.6) ----------------------------- */
-
-static struct mix_xhist_node *xhist_node(uint64_t gen, uint64_t modseq,
-					 const struct mix_log_uid_range *r,
-					 uint32_t n)
-{
-	struct mix_xhist_node *x = malloc(sizeof(*x) + n * sizeof(x->r[0]));
-	if (!x)
-		return NULL;
-	robj_init(&x->robj, MIX_ROBJ_XHIST, gen);
-	x->next = NULL;
-	x->modseq = modseq;
-	x->nranges = n;
-	if (n)
-		memcpy(x->r, r, n * sizeof(x->r[0]));
-	return x;
-}
-
-/* Forget the oldest entries until at most half the bound is left (the
- * halving makes trimming O(1) amortized per entry).  docs/format.md §2.6:
- * oldest becomes the modseq of the newest forgotten entry and every kept
- * entry is strictly above it, so the entries of one transaction (several
- * EXPUNGE records, one modseq, adjacent in the list) go together: a
- * transaction is never half in the history.  That may forget every
- * entry, the newest transaction's included, when it alone passes the
- * bound; the history then answers from its modseq on. */
-static void xhist_trim(struct mix_builder *b)
-{
-	struct mix_xhist *h = &b->xhist;
-	const struct mix_xhist_node *x = h->head, *xn;
-	uint32_t kept = 0, ranges = 0, i;
-	uint64_t cut;
-
-	for (; kept < h->count; kept++, x = x->next) {
-		if (kept > 0 && ranges + x->nranges > b->xhist_max / 2)
-			break;
-		ranges += x->nranges;
-	}
-	if (kept == h->count)
-		return;
-	cut = x->modseq; /* the newest forgotten one */
-	/* give back the kept entries of the transaction being cut */
-	for (kept = 0, ranges = 0, x = h->head; kept < h->count &&
-	     x->modseq > cut; kept++, x = x->next)
-		ranges += x->nranges;
-	h->oldest = cut;
-	for (i = kept; i < h->count; i++, x = xn) {
-		xn = x->next;
-		retire(b, (struct mix_robj *)&x->robj);
-	}
-	if (kept == 0)
-		h->head = NULL;
-	h->count = kept;
-	h->nranges = ranges;
-}
-
-int mix_builder_xhist_add(struct mix_builder *b, uint64_t modseq,
-			  const struct mix_log_uid_range *r, uint32_t n)
-{
-	struct mix_xhist_node *x;
-	/* not above oldest: the rest of a transaction the bound already
-	 * forgot (§2.6), which no query would list */
-	if (n == 0 || modseq <= b->xhist.oldest)
-		return 0;
-	if (!(x = xhist_node(b->gen, modseq, r, n)))
-		return -ENOMEM;
-	x->next = b->xhist.head;
-	b->xhist.head = x;
-	b->xhist.count++;
-	b->xhist.nranges += n;
-	if (b->xhist_max && b->xhist.nranges > b->xhist_max)
-		xhist_trim(b);
-	return 0;
-}
-
-int mix_xhist_encode(const struct mix_xhist *h, uint8_t **buf_r,
-		     uint32_t *size_r)
-{
-	const struct mix_xhist_node **v, *x = h->head;
-	struct mix_xhist_header hd = { h->oldest, h->count, 0 };
-	uint64_t size = sizeof(hd) + (uint64_t)h->count *
-		sizeof(struct mix_xhist_entry) + (uint64_t)h->nranges * 8;
-	uint32_t i;
-	uint8_t *p;
-
-	if (size > MIX_XHIST_HDR_MAX)
-		return mix_err(MIX_ELIMIT, "expunge history of %llu bytes",
-			       (unsigned long long)size);
-	v = malloc((h->count + 1) * sizeof(*v));
-	p = malloc(size);
-	if (!v || !p) {
-		free(v);
-		free(p);
-		return -ENOMEM;
-	}
-	for (i = 0; i < h->count; i++, x = x->next) {
-		/* §2.6, what the loader checks: above oldest, newest first
-		 * here; a history that breaks it is not written at all (the
-		 * checkpoint fails loudly instead of leaving a mix.index
-		 * that does not open) */
-		if (x->modseq <= h->oldest ||
-		    (i > 0 && x->modseq > v[h->count - i]->modseq)) {
-			free(v);
-			free(p);
-			return mix_err(MIX_ECORRUPT, "expunge history entry "
-				       "%u: modseq %llu not above "
-				       "oldest_modseq %llu or out of order "
-				       "(format.md §2.6)", h->count - 1 - i,
-				       (unsigned long long)x->modseq,
-				       (unsigned long long)h->oldest);
-		}
-		v[h->count - 1 - i] = x;      /* oldest first in the file */
-	}
-	*buf_r = p;
-	*size_r = (uint32_t)size;
-	memcpy(p, &hd, sizeof(hd));
-	p += sizeof(hd);
-	for (i = 0; i < h->count; i++) {
-		struct mix_xhist_entry e = { v[i]->modseq, v[i]->nranges, 0 };
-		memcpy(p, &e, sizeof(e));
-		memcpy(p + sizeof(e), v[i]->r, v[i]->nranges * 8);
-		p += sizeof(e) + v[i]->nranges * 8;
-	}
-	free(v);
-	return 0;
-}
-
-/* Parse the "mix.expunges" header data (hostile: from disk). */
-static int xhist_decode(struct mix_builder *b, const uint8_t *p,
-			uint32_t size)
-{
-	struct mix_xhist_header hd;
-	uint64_t prev;
-	uint32_t i, off = sizeof(hd);
-
-	if (size < sizeof(hd))
-		return mix_err(MIX_ECORRUPT, "mix.index: extension %s: "
-			       "hdr_size %u below 16", MIX_EXT_NAME_EXPUNGES,
-			       size);
-	memcpy(&hd, p, sizeof(hd));
-	if (hd.oldest_modseq > b->hdr.highest_modseq)
-		return mix_err(MIX_ECORRUPT, "mix.index: extension %s: "
-			       "oldest_modseq %llu above highest_modseq %llu",
-			       MIX_EXT_NAME_EXPUNGES,
-			       (unsigned long long)hd.oldest_modseq,
-			       (unsigned long long)b->hdr.highest_modseq);
-	b->xhist.oldest = prev = hd.oldest_modseq;
-	for (i = 0; i < hd.count; i++) {
-		struct mix_xhist_entry e;
-		struct mix_xhist_node *x;
-		uint32_t j;
-		if (size - off < sizeof(e))
-			goto bad;
-		memcpy(&e, p + off, sizeof(e));
-		off += sizeof(e);
-		/* equal modseqs: several EXPUNGE records of one transaction */
-		if (e.modseq < prev || e.modseq < hd.oldest_modseq ||
-		    e.modseq > b->hdr.highest_modseq ||
-		    e.nranges == 0 || (size - off) / 8 < e.nranges)
-			goto bad;
-		if (e.modseq == hd.oldest_modseq) {
-			/* §2.6: the rest of a transaction trimmed between its
-			 * records (written before the rule): it answers no
-			 * query (those list modseqs above oldest), so it is
-			 * dropped, and the next checkpoint writes without */
-			off += e.nranges * 8;
-			continue;
-		}
-		/* xhist_node copies the ranges with memcpy: any alignment */
-		x = xhist_node(b->gen, e.modseq, (const void *)(p + off),
-			       e.nranges);
-		if (!x)
-			return -ENOMEM;
-		x->next = b->xhist.head;
-		b->xhist.head = x;
-		b->xhist.count++;
-		b->xhist.nranges += e.nranges;
-		off += e.nranges * 8;
-		for (j = 0; j < e.nranges; j++)
-			if (x->r[j].first == 0 || x->r[j].first > x->r[j].last ||
-			    (j && x->r[j].first <= x->r[j - 1].last))
-				goto bad;
-		prev = e.modseq;
-	}
-	if (off != size)
-		goto bad;
-	return 0;
-bad:
-	return mix_err(MIX_ECORRUPT, "mix.index: extension %s: entry %u at "
-		       "data offset %u is malformed (modseqs must not decrease "
-		       "within [oldest_modseq, highest_modseq], ranges be "
-		       "sorted and inside the data; format.md §2.6)",
-		       MIX_EXT_NAME_EXPUNGES, i, off);
 }
 
 /* ---- starting points -------------------------------------------------- */
@@ -1526,7 +1331,7 @@ static struct mix_exthdrs *exthdrs_from_ifile(uint64_t gen,
 	x = calloc(1, sizeof(*x) + n * sizeof(x->e[0]) + bytes);
 	if (!x)
 		return NULL;
-	robj_init(&x->robj, MIX_ROBJ_EXTHDRS, gen);
+	mix_robj_init(&x->robj, MIX_ROBJ_EXTHDRS, gen);
 	x->count = n;
 	p = (uint8_t *)&x->e[n];
 	for (i = 0; i < n; i++) {
@@ -1549,7 +1354,7 @@ static int chunks_from_ifile(struct mix_builder *b, const struct mix_ifile *f)
 		struct mix_chunk *c;
 		if (dir_reserve(b, 1) < 0 || !(c = calloc(1, sizeof(*c))))
 			return -ENOMEM;
-		robj_init(&c->robj, MIX_ROBJ_CHUNK, b->gen);
+		mix_robj_init(&c->robj, MIX_ROBJ_CHUNK, b->gen);
 		c->recs = (uint8_t *)f->records + (size_t)i * rs;
 		c->count = cnt;
 		c->first_uid = r_uid(c->recs);
@@ -1590,7 +1395,7 @@ int mix_builder_from_ifile(struct mix_builder *b, uint64_t gen,
 	if (base_objects(b, n, f->keywords, f->keyword_count) < 0)
 		return -ENOMEM;
 	if (xh < f->ext_count &&
-	    (ret = xhist_decode(b, f->exts[xh].hdr, f->exts[xh].hdr_size)) < 0) {
+	    (ret = mix_xhist_decode(b, f->exts[xh].hdr, f->exts[xh].hdr_size)) < 0) {
 		mix_builder_abort(b);
 		return ret;
 	}
@@ -1621,19 +1426,19 @@ void mix_builder_retire_all(struct mix_builder *b, const struct mix_snap *old,
 {
 	uint32_t i;
 	for (i = 0; i < old->nchunks; i++)
-		retire(b, (struct mix_robj *)&old->chunks[i]->robj);
-	retire(b, (struct mix_robj *)&old->layout->robj);
-	retire(b, (struct mix_robj *)&old->kw->robj);
-	retire(b, (struct mix_robj *)&old->exthdrs->robj);
+		mix_builder_retire(b, (struct mix_robj *)&old->chunks[i]->robj);
+	mix_builder_retire(b, (struct mix_robj *)&old->layout->robj);
+	mix_builder_retire(b, (struct mix_robj *)&old->kw->robj);
+	mix_builder_retire(b, (struct mix_robj *)&old->exthdrs->robj);
 	{
 		const struct mix_xhist_node *x = old->xhist.head, *xn;
 		for (i = 0; i < old->xhist.count; i++, x = xn) {
 			xn = x->next;
-			retire(b, (struct mix_robj *)&x->robj);
+			mix_builder_retire(b, (struct mix_robj *)&x->robj);
 		}
 	}
 	if (old_map)
-		retire(b, &old_map->robj);
+		mix_builder_retire(b, &old_map->robj);
 }
 
 /* ---- rebase after an asynchronous checkpoint (checkpoint.c) ------------ */
@@ -1670,9 +1475,9 @@ int mix_builder_rebase(struct mix_builder *b, const struct mix_snap *cur,
 			continue;
 		m = mapped[k];
 		mapped[k] = NULL;
-		robj_init(&m->robj, MIX_ROBJ_CHUNK, b->gen);
+		mix_robj_init(&m->robj, MIX_ROBJ_CHUNK, b->gen);
 		b->chunks[j] = m;
-		retire(b, &c->robj);
+		mix_builder_retire(b, &c->robj);
 		replaced++;
 	}
 	/* Every chunk in a mapping was born at or before base (only a
@@ -1692,7 +1497,7 @@ int mix_builder_rebase(struct mix_builder *b, const struct mix_snap *cur,
 		}
 	map->robj.born_gen = b->gen;
 	if (old_map)
-		retire(b, &old_map->robj);
+		mix_builder_retire(b, &old_map->robj);
 	b->changed = 1;
 	*replaced_r = replaced;
 	return 0;

@@ -289,6 +289,14 @@ int mix_builder_ext_find(const struct mix_builder *b, const char *name,
 /* Record that the transaction with modseq expunged ranges (sorted, not
  * overlapping).  Keeps the history within b->xhist_max ranges by
  * forgetting the oldest entries (raising xhist.oldest). */
+/* Decode a "mix.expunges" extension header into b's history (xhist.c;
+ * MIX_ECORRUPT naming the offset of bad data). */
+int mix_xhist_decode(struct mix_builder *b, const uint8_t *p, uint32_t size);
+/* Object lifetime inside a build (snapshot-build.c): a new reclaimable
+ * object born at gen; one that leaves the state being built (freed now if
+ * no snapshot ever saw it, else retired with the generation it died in). */
+void mix_robj_init(struct mix_robj *o, uint32_t kind, uint64_t gen);
+void mix_builder_retire(struct mix_builder *b, struct mix_robj *o);
 int mix_builder_xhist_add(struct mix_builder *b, uint64_t modseq,
 			  const struct mix_log_uid_range *ranges, uint32_t n);
 
