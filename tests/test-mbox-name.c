@@ -3,7 +3,9 @@
  * include/mix/mailbox-name.h, docs/mailbox-list.md "Names and patterns").
  *
  * Single-threaded.  Tables of good and bad names (each bad one with the
- * byte position its message must name), normalisation, split and parent;
+ * byte position its message must name), normalisation, split and parent,
+ * random byte strings (errors inside the name; accepted names split and
+ * join back);
  * tables of LIST patterns (RFC 9051 §6.3.9 and RFC 3501's reference
  * examples, plus our own) for match and match_children; a randomized
  * comparison of the matcher with a plain recursive reference matcher over
@@ -220,6 +222,66 @@ static void normalize_split_parent_checks(void)
 	is(mix_mbox_name_parent("INBOX", 5, '/', &plen), 0, "INBOX has no parent");
 	is(plen, 0, "parent length 0");
 	is(mix_mbox_name_parent("/a", 2, '/', &plen), MIX_EINVAL, "parent refuses a bad name");
+}
+
+/* Random byte strings (biased to separators, ASCII and UTF-8 lead and
+ * continuation bytes): check answers 0 or MIX_EINVAL with a position
+ * inside the name (or at the length limit); an accepted name splits into
+ * non-empty components that join back to it, and its parent is the join
+ * of all but the last. */
+static void random_name_checks(uint64_t seed)
+{
+	static const unsigned char bytes[] = { 'a', 'b', '/', '/', 0x01, 0x7f,
+		0x80, 0xbf, 0xc2, 0xc3, 0xe2, 0xed, 0xf0, 0xf4, 0xff, 0x9f, 0xa0 };
+	long rounds = (long)(20000 * tu_scale()), r, bad = 0, accepted = 0;
+	for (r = 0; r < rounds && bad < 5; r++) {
+		struct mix_mbox_name_component c[MIX_MBOX_NAME_MAX_DEPTH];
+		char name[16], joined[40];
+		size_t len = tu_rand_below(&seed, 12), k, jl = 0, plen;
+		uint32_t n = 0, i;
+		int rc, pr;
+		for (k = 0; k < len; k++)
+			name[k] = (char)bytes[tu_rand_below(&seed, sizeof(bytes))];
+		rc = mix_mbox_name_check(name, len, '/');
+		if (rc == MIX_EINVAL) {
+			long pos = msg_pos(mix_last_error());
+			if (pos < 0 || (size_t)pos > len || (len && (size_t)pos == len)) {
+				ok(0, "round %ld: position %ld of '%s' outside the "
+				   "name of %zu bytes", r, pos, mix_last_error(), len);
+				bad++;
+			}
+			continue;
+		}
+		accepted++;
+		if (rc != 0 || mix_mbox_name_split(name, len, '/', c,
+						   MIX_MBOX_NAME_MAX_DEPTH, &n) != 0) {
+			ok(0, "round %ld: check %d, split of an accepted name: %s",
+			   r, rc, mix_last_error());
+			bad++;
+			continue;
+		}
+		plen = 0;
+		for (i = 0; i < n; i++) {
+			if (c[i].len == 0)
+				bad++;
+			if (i)
+				joined[jl++] = '/';
+			if (i + 1 == n)
+				plen = jl ? jl - 1 : 0;
+			memcpy(joined + jl, name + c[i].offset, c[i].len);
+			jl += c[i].len;
+		}
+		pr = mix_mbox_name_parent(name, len, '/', &k);
+		if (jl != len || memcmp(joined, name, len) != 0 ||
+		    pr != (n > 1) || k != plen) {
+			ok(0, "round %ld: split/join/parent of an accepted name "
+			   "(%u components, parent %d len %zu want %zu)", r, n,
+			   pr, k, plen);
+			bad++;
+		}
+	}
+	is(bad, 0, "%ld random byte strings: errors inside the name, accepted "
+	   "ones (%ld) split, join and have their parent", r, accepted);
 }
 
 /* ---- patterns ----------------------------------------------------------- */
@@ -471,7 +533,7 @@ static void random_checks(uint64_t seed)
 		uint64_t steps = 0;
 		size_t fold, plen;
 		int got, want, gotc, wantc;
-		random_string(&seed, name, "ab/Xx", name_pre, 7);
+		random_string(&seed, name, "ab/X*%", name_pre, 7);
 		random_string(&seed, pat, "ab/*%x", pat_pre, 6);
 		if (tu_rand_below(&seed, 4) == 0)
 			random_string(&seed, ref, "a/*%", pat_pre, 3);
@@ -614,6 +676,7 @@ int main(void)
 	pattern_case_checks();
 	pattern_text_checks();
 	pattern_error_checks();
+	random_name_checks(seed ^ 0x9e3779b9u);
 	random_checks(seed);
 	random_descendant_checks(seed ^ 0x5bd1e995u);
 	pathological_checks();
