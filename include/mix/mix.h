@@ -782,5 +782,6 @@ MIX_API void mix_qresync_result_free(struct mix_qresync_result *result);
 
 /* the rest of the public API */
 #include "mix/virtual.h"
+#include "mix/mailbox-name.h"
 
 #endif
