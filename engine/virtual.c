@@ -98,7 +98,7 @@ void mix_virtual_bk_remove(struct mix_virtual *v, uint32_t i)
 	v->bk_count--;
 }
 
-static void bk_free_all(struct mix_virtual *v)
+void mix_virtual_bk_free_all(struct mix_virtual *v)
 {
 	while (v->bk_count > 0)
 		mix_virtual_bk_remove(v, v->bk_count - 1);
@@ -232,8 +232,8 @@ static int hdr_check_fixed(const uint8_t *h, size_t size, char *why,
 }
 
 /* Decode the backend list into v->bk.  0, -1 (damage: why), -ENOMEM. */
-static int hdr_decode(struct mix_virtual *v, const uint8_t *h, size_t size,
-		      char *why, size_t why_size)
+int mix_virtual_hdr_decode(struct mix_virtual *v, const uint8_t *h,
+			   size_t size, char *why, size_t why_size)
 {
 	uint32_t used, count, i, names, prev = 0;
 
@@ -366,7 +366,7 @@ static int load_snap(struct mix_virtual *v, const struct mix_snap *snap)
 	uint32_t count = mix_snap_messages_count(snap);
 	int ret;
 
-	bk_free_all(v);
+	mix_virtual_bk_free_all(v);
 	v->change_counter = 0;
 	v->highest_mailbox_id = 0;
 	if (h == NULL || size == 0 || all_zero(h, size)) {
@@ -375,9 +375,9 @@ static int load_snap(struct mix_virtual *v, const struct mix_snap *snap)
 		snprintf(why, sizeof(why), "no header but %u messages", count);
 		ret = -1;
 	} else {
-		ret = hdr_decode(v, h, size, why, sizeof(why));
+		ret = mix_virtual_hdr_decode(v, h, size, why, sizeof(why));
 		if (ret == 0 && get32(h + 28) != v->rule_crc) {
-			bk_free_all(v);
+			mix_virtual_bk_free_all(v);
 			return 1;
 		}
 		if (ret == 0)
@@ -385,7 +385,7 @@ static int load_snap(struct mix_virtual *v, const struct mix_snap *snap)
 	}
 	if (ret == -1) {
 		uint32_t highest = v->highest_mailbox_id;
-		bk_free_all(v);
+		mix_virtual_bk_free_all(v);
 		v->highest_mailbox_id = highest;
 		damaged_highest(v, snap);
 		mix_virtual_warn(v, "virtual %s: vmap damaged (%s); rebuilding "
@@ -461,7 +461,7 @@ MIX_API int mix_virtual_set_backends(struct mix_virtual *v,
 
 static void virtual_free(struct mix_virtual *v)
 {
-	bk_free_all(v);
+	mix_virtual_bk_free_all(v);
 	free(v->bk);
 	def_free(v->def, v->def_count);
 	mix_vrule_free(&v->rule);

@@ -124,4 +124,57 @@ int mix_virtual_bk_push(struct vbackend *b, uint32_t ruid, uint32_t vuid);
 /* Sort b->e by ruid after pushes. */
 void mix_virtual_bk_sort(struct vbackend *b);
 
+/* ---- the vmap checker (virtual-check.c; format.md §5) ---- */
+
+/* One problem: off is the byte offset in the vmap header, or -1 for a
+ * record (msg names the virtual UID); field names the §5 field. */
+typedef void mix_vcheck_report_fn(void *ctx, long long off,
+				  const char *field, const char *msg);
+
+struct vcheck_ent {
+	uint32_t id, next_uid;
+};
+
+struct vcheck_pair {
+	uint32_t mailbox_id, real_uid, vuid;
+};
+
+struct mix_vcheck {
+	mix_vcheck_report_fn *report;
+	void *ctx;
+	unsigned problems;       /* every problem, reported or not */
+	unsigned rec_problems;
+	int hdr_ok;              /* the header is sound: records checked
+				    against its entries */
+	struct vcheck_ent *ent;  /* ascending ids when hdr_ok */
+	uint32_t count;
+	struct vcheck_pair *pairs;
+	uint32_t npairs, cap;
+};
+
+void mix_vcheck_init(struct mix_vcheck *c, mix_vcheck_report_fn *fn,
+		     void *ctx);
+/* Check the header data (size bytes; NULL or all zeros: never synced,
+ * damage only if messages > 0).  0 or -ENOMEM; problems are counted. */
+int mix_vcheck_hdr(struct mix_vcheck *c, const uint8_t *h, size_t size,
+		   uint32_t messages);
+/* Check one record's vmap data (NULL: missing).  0 or -ENOMEM. */
+int mix_vcheck_rec(struct mix_vcheck *c, uint32_t vuid, const void *data,
+		   size_t size);
+/* After every record: duplicate (mailbox_id, real_uid) pairs. */
+void mix_vcheck_finish(struct mix_vcheck *c);
+void mix_vcheck_free(struct mix_vcheck *c);
+/* The whole check of snap (the caller holds the read lock): 0 if snap has
+ * no vmap extension, 1 checked (*problems_r), -ENOMEM. */
+int mix_virtual_check_snap(const struct mix_snap *snap,
+			   mix_vcheck_report_fn *fn, void *ctx,
+			   unsigned *problems_r);
+
+/* The load's header decoder (virtual.c), for the fuzz target's
+ * comparison with the checker: 0, -1 (damage: why), -ENOMEM. */
+int mix_virtual_hdr_decode(struct mix_virtual *v, const uint8_t *h,
+			   size_t size, char *why, size_t why_size);
+/* Free v's backend list (after mix_virtual_hdr_decode). */
+void mix_virtual_bk_free_all(struct mix_virtual *v);
+
 #endif

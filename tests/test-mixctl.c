@@ -16,6 +16,10 @@
  * CLEAN, one it accepts (an entry at oldest_modseq, dropped on load) and
  * a DIRTY-only transaction inside mix.index are clean; a corrupt
  * mix.index, a missing directory and an unknown command give a reason.
+ * A virtual index (docs/virtual.md "Checking") checks clean with its vmap
+ * header and records; a vmap header checksum, a record naming a mailbox
+ * id the header does not list, and two records with the same (mailbox
+ * id, real UID) are each reported (exit 1) with the field or the UIDs.
  * Runs $MIX_BUILD/mixctl (make check sets it).
  */
 #include <stdio.h>
@@ -24,6 +28,7 @@
 #include <sys/wait.h>
 
 #include "mix/mix.h"
+#include "mix/virtual.h"
 #include "crc32c.h"
 #include "format.h"
 #include "tap.h"
@@ -240,6 +245,138 @@ static void expect(const struct files *good, const char *what,
 		want2 ? want2 : ""))
 		diag("mixctl said:\n%s", out);
 	files_free(&f);
+}
+
+/* ---- virtual indexes (format.md §5) ------------------------------------ */
+
+/* Two backends of 3 messages each and a virtual mailbox of all of them,
+ * synced and closed; the virtual index is in vdir. */
+static void make_virtual(struct mix_engine *e, struct mix_index **bidx,
+			 const char *vdir)
+{
+	struct mix_virtual_backend d[2] = { { "one", bidx[0] },
+					    { "two", bidx[1] } };
+	struct mix_virtual_sync_result res;
+	struct mix_virtual_def def;
+	struct mix_virtual *vm;
+
+	memset(&def, 0, sizeof(def));
+	def.backends = d;
+	def.backend_count = 2;
+	def.rule = "ALL";
+	if (mix_virtual_open(e, vdir, &def, &vm) < 0 ||
+	    mix_virtual_sync(vm, MIX_VIRTUAL_SYNC_EXPUNGE, &res) < 0 ||
+	    mix_virtual_close(&vm) < 0)
+		BAIL("virtual: %s", mix_last_error());
+}
+
+/* Damage the virtual index in vdir: kind 0 the header checksum, 1 the
+ * first record's mailbox id, 2 the second record a copy of the first. */
+static void damage_virtual(struct mix_engine *e, const char *vdir, int kind)
+{
+	struct mix_index *idx;
+	struct mix_record r1, r2;
+	struct mix_txn *t;
+	uint32_t ext, junk = 0x12345678;
+	const void *d;
+	uint8_t m[8];
+	size_t size = 0;
+
+	if (mix_index_open(e, vdir, 0, &idx) < 0 ||
+	    mix_index_ext_register(idx, "vmap", 8, 4, 16384, &ext) < 0)
+		BAIL("virtual damage: %s", mix_last_error());
+	mix_read_lock();
+	if (!mix_snap_lookup_seq(mix_index_snap(idx), 1, &r1) ||
+	    !mix_snap_lookup_seq(mix_index_snap(idx), 2, &r2) ||
+	    (d = mix_record_ext(mix_index_snap(idx), &r1, ext, &size)) ==
+	    NULL || size != 8)
+		BAIL("virtual damage: fewer than 2 records with vmap data");
+	memcpy(m, d, 8);
+	mix_read_unlock();
+	if (mix_txn_begin(idx, &t) < 0)
+		BAIL("begin: %s", mix_last_error());
+	if (kind == 0)
+		mix_txn_ext_hdr_set(t, ext, 8, &junk, 4);
+	else if (kind == 1)
+		mix_txn_ext_set(t, r1.uid, ext, (uint32_t[2]){ 999999,
+				get32(m + 4) }, 8);
+	else
+		mix_txn_ext_set(t, r2.uid, ext, m, 8);
+	if (mix_txn_commit(&t, MIX_DURABILITY_NONE, NULL) < 0 ||
+	    mix_index_close(&idx) < 0)
+		BAIL("virtual damage: %s", mix_last_error());
+}
+
+static void rm_tree(const char *dir)
+{
+	char cmd[4200];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		BAIL("%s", cmd);
+}
+
+static void virtual_checks(void)
+{
+	static const char *const what[3] = { "vmap header checksum",
+		"vmap record naming an unknown mailbox id",
+		"two vmap records with the same (mailbox_id, real_uid)" };
+	static const char *const want[3] = { "vmap header: offset 8: "
+		"checksum: ", "mailbox_id 999999 is not in the header",
+		"both mailbox_id " };
+	static char out[65536];
+	struct mix_engine_config cfg;
+	struct mix_engine *e;
+	struct mix_index *bidx[2];
+	char *bdir[2], *vdir;
+	int rc;
+
+	mix_engine_config_init(&cfg);
+	if (mix_engine_create(&cfg, &e) < 0)
+		BAIL("engine: %s", mix_last_error());
+	for (int i = 0; i < 2; i++) {
+		struct mix_txn *t;
+		bdir[i] = tu_tmpdir("mixctl-bk");
+		if (mix_index_open(e, bdir[i], MIX_OPEN_CREATE, &bidx[i]) < 0 ||
+		    mix_txn_begin(bidx[i], &t) < 0)
+			BAIL("backend: %s", mix_last_error());
+		mix_txn_hdr_set(t, MIX_HDR_UID_VALIDITY, 100 + (uint32_t)i);
+		for (int k = 0; k < 3; k++)
+			mix_txn_append(t, 0, NULL, NULL);
+		if (mix_txn_commit(&t, MIX_DURABILITY_NONE, NULL) < 0)
+			BAIL("backend commit: %s", mix_last_error());
+	}
+	for (int kind = -1; kind < 3; kind++) {
+		vdir = tu_tmpdir("mixctl-virtual");
+		make_virtual(e, bidx, vdir);
+		if (kind >= 0)
+			damage_virtual(e, vdir, kind);
+		rc = run_at("check", vdir, out, sizeof(out));
+		if (kind < 0) {
+			if (!ok(rc == 0 && strstr(out, "vmap: a virtual index; "
+				"header and records clean") &&
+				strstr(out, "clean: 0 problems"), "a clean "
+				"virtual index: exit %d (expected 0), vmap "
+				"checked", rc))
+				diag("mixctl said:\n%s", out);
+		} else if (!ok(rc == 1 && strstr(out, want[kind]) &&
+			       strstr(out, "mix_virtual_sync would warn and "
+				      "rebuild") &&
+			       strstr(err_out, "NOT CLEAN") &&
+			       !strstr(out, "disagreement"), "%s: exit %d "
+			       "(expected 1), reports \"%s\"", what[kind], rc,
+			       want[kind])) {
+			diag("mixctl said:\n%s", out);
+		}
+		rm_tree(vdir);
+		free(vdir);
+	}
+	for (int i = 0; i < 2; i++) {
+		if (mix_index_close(&bidx[i]) < 0)
+			BAIL("close: %s", mix_last_error());
+		rm_tree(bdir[i]);
+		free(bdir[i]);
+	}
+	mix_engine_free(&e);
 }
 
 /* ---- the damage ---------------------------------------------------------- */
@@ -575,6 +712,8 @@ int main(void)
 		"position is a warning: exit %d (expected 0)", rc))
 		diag("mixctl said:\n%s", out);
 	files_free(&torn);
+
+	virtual_checks();
 
 	rc = run("dump", &good, out, sizeof(out));
 	ok(rc == 0 && strstr(out, "next_uid ") && strstr(out, "keyword 0 ") &&
