@@ -160,7 +160,7 @@ FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
 FUZZ_BUILD   := build-fuzz
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all
-FUZZ_TARGETS := ifile log
+FUZZ_TARGETS := ifile log vmap
 .PHONY: fuzz fuzz-build fuzz-lib fuzz-corpus
 fuzz-lib:
 	@MIX_DEPS_FUZZ=1 CC=$(FUZZ_CC) sh tools/install-deps.sh

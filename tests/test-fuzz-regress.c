@@ -1,7 +1,8 @@
 /*
  * The fuzz targets without libFuzzer (docs/reliability.md): every file of
  * tests/fuzz/corpus-ifile and regress-ifile goes through mix_fuzz_ifile,
- * every file of corpus-log and regress-log through mix_fuzz_log — the
+ * every file of corpus-log and regress-log through mix_fuzz_log, every
+ * file of corpus-vmap and regress-vmap through mix_fuzz_vmap — the
  * same entry functions `make fuzz` runs (tests/fuzz/fuzz-*.c, included
  * here with MIX_FUZZ_NO_MAIN).  regress-* hold the inputs of fixed
  * findings; each must pass.
@@ -27,6 +28,7 @@
 #define MIX_FUZZ_NO_MAIN 1
 #include "fuzz/fuzz-ifile.c"
 #include "fuzz/fuzz-log.c"
+#include "fuzz/fuzz-vmap.c"
 
 #include "tap.h"
 #include "testutil.h"
@@ -202,8 +204,11 @@ int main(void)
 	run_dir(base, "corpus-log", mix_fuzz_log, 1);
 	run_dir(base, "regress-ifile", mix_fuzz_ifile, 0);
 	run_dir(base, "regress-log", mix_fuzz_log, 0);
+	run_dir(base, "corpus-vmap", mix_fuzz_vmap, 1);
+	run_dir(base, "regress-vmap", mix_fuzz_vmap, 0);
 	sweep_dir(base, "corpus-ifile", mix_fuzz_ifile);
 	sweep_dir(base, "corpus-log", mix_fuzz_log);
+	sweep_dir(base, "corpus-vmap", mix_fuzz_vmap);
 	builder_uid_max();
 	return tap_done();
 }

@@ -1,6 +1,7 @@
 /*
- * Shared by the libFuzzer targets (fuzz-ifile.c, fuzz-log.c) and by their
- * regression replayer (tests/test-fuzz-regress.c, which includes the
+ * Shared by the libFuzzer targets (fuzz-ifile.c, fuzz-log.c, fuzz-vmap.c)
+ * and by their regression replayer (tests/test-fuzz-regress.c, which
+ * includes the
  * targets with MIX_FUZZ_NO_MAIN): the oracle that a snapshot built from
  * fuzzed input is self-consistent, and its freeing.  docs/reliability.md.
  *
@@ -29,6 +30,8 @@ int mix_fuzz_ifile(const uint8_t *data, size_t size, char *why,
 		   size_t why_size);
 int mix_fuzz_log(const uint8_t *data, size_t size, char *why,
 		 size_t why_size);
+int mix_fuzz_vmap(const uint8_t *data, size_t size, char *why,
+		  size_t why_size);
 
 static int fuzz_bad(char *why, size_t size, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

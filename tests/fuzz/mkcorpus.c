@@ -16,6 +16,10 @@
  * reads them, and nothing writes them any more, so they are not
  * regenerated.
  *
+ * scenario_vmap writes OUT/corpus-vmap/NAME.vmap for fuzz-vmap.c: a synced
+ * virtual mailbox's vmap header (its used bytes) and every record's vmap
+ * data, in that target's input format.
+ *
  * Usage: mkcorpus OUT   (make fuzz-corpus runs it with OUT = tests/fuzz)
  */
 #include <errno.h>
@@ -26,6 +30,7 @@
 #include <unistd.h>
 
 #include "mix/mix.h"
+#include "mix/virtual.h"
 #include "txlog.h"
 
 static const char *out_dir;
@@ -359,6 +364,96 @@ static void scenario_v3(void)
 	free(dir);
 }
 
+/* The virtual index's vmap header and records as fuzz-vmap.c reads
+ * them: u16 header length, header, 8 bytes per record. */
+static void save_vmap(struct mix_virtual *vm, const char *name)
+{
+	const struct mix_snap *s;
+	struct mix_record rec;
+	struct mix_iter it;
+	const uint8_t *h;
+	size_t size = 0;
+	uint32_t ext, used = 0;
+	char path[4096];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/corpus-vmap/%s.vmap", out_dir, name);
+	if (!(f = fopen(path, "wb"))) {
+		perror(path);
+		exit(1);
+	}
+	mix_read_lock();
+	s = mix_index_snap(mix_virtual_index(vm));
+	if (!mix_snap_ext_lookup(s, "vmap", &ext))
+		die("no vmap extension", MIX_EINVAL);
+	h = mix_snap_ext_hdr(s, ext, &size);
+	if (h && size >= 16)
+		memcpy(&used, h + 12, 4);
+	if (used > size)
+		used = 0;
+	fputc((int)(used & 0xff), f);
+	fputc((int)(used >> 8), f);
+	if (used)
+		fwrite(h, 1, used, f);
+	mix_iter_init(&it, s, 1);
+	while (mix_iter_next(&it, &rec)) {
+		const void *d = mix_record_ext(s, &rec, ext, &size);
+		if (d && size == 8)
+			fwrite(d, 1, 8, f);
+	}
+	mix_read_unlock();
+	if (fclose(f) != 0) {
+		perror(path);
+		exit(1);
+	}
+}
+
+/* Virtual mailboxes over three backends: never synced, synced, synced
+ * after expunges and a backend leaving the definition. */
+static void scenario_vmap(void)
+{
+	struct mix_engine *e = engine(1u << 30);
+	struct mix_virtual_backend d[3];
+	struct mix_virtual_sync_result res;
+	struct mix_virtual_def def;
+	struct mix_virtual *vm;
+	struct mix_index *b[3];
+	static const char *const names[3] = { "INBOX", "Archive/2026",
+					      "Lists/mix-dev" };
+	char *dirs[3], *vdir = new_dir();
+
+	for (int i = 0; i < 3; i++) {
+		dirs[i] = new_dir();
+		b[i] = open_new(e, dirs[i]);
+		hdr(b[i], MIX_HDR_UID_VALIDITY, 1000 + (uint32_t)i);
+		appends(b[i], 3 + 2 * (uint32_t)i, i == 1 ? "todo" : NULL);
+		d[i].name = names[i];
+		d[i].index = b[i];
+	}
+	memset(&def, 0, sizeof(def));
+	def.backends = d;
+	def.backend_count = 3;
+	def.rule = "ALL";
+	CHECK(mix_virtual_open(e, vdir, &def, &vm));
+	save_vmap(vm, "never-synced");
+	CHECK(mix_virtual_sync(vm, MIX_VIRTUAL_SYNC_EXPUNGE, &res));
+	save_vmap(vm, "three");
+	expunge(b[0], 2, 2);
+	appends(b[2], 2, NULL);
+	CHECK(mix_virtual_set_backends(vm, d, 2));
+	CHECK(mix_virtual_sync(vm, MIX_VIRTUAL_SYNC_EXPUNGE, &res));
+	save_vmap(vm, "after-changes");
+	CHECK(mix_virtual_close(&vm));
+	for (int i = 0; i < 3; i++) {
+		CHECK(mix_index_close(&b[i]));
+		rm_dir(dirs[i]);
+		free(dirs[i]);
+	}
+	rm_dir(vdir);
+	free(vdir);
+	CHECK(mix_engine_free(&e));
+}
+
 int main(int argc, char **argv)
 {
 	struct mix_engine *e;
@@ -373,6 +468,8 @@ int main(int argc, char **argv)
 	mkdir(p, 0755);
 	snprintf(p, sizeof(p), "%s/corpus-log", out_dir);
 	mkdir(p, 0755);
+	snprintf(p, sizeof(p), "%s/corpus-vmap", out_dir);
+	mkdir(p, 0755);
 	e = engine(1u << 30);
 	scenario_empty(e);
 	scenario_small(e);
@@ -382,6 +479,7 @@ int main(int argc, char **argv)
 	CHECK(mix_engine_free(&e));
 	scenario_rotation();
 	scenario_v3();
+	scenario_vmap();
 	printf("mkcorpus: corpora written under %s\n", out_dir);
 	return 0;
 }
