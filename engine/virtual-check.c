@@ -181,9 +181,10 @@ int mix_vcheck_hdr(struct mix_vcheck *c, const uint8_t *h, size_t size,
 
 	c->hdr_ok = 0;
 	if (h == NULL || size == 0 || all_zero(h, size)) {
-		if (messages)
-			report(c, 0, "header", "never written (all zeros), but "
-			       "the index holds %u messages", messages);
+		if (messages)   /* no header data: no offset in it */
+			report(c, size ? 0 : -1, "header", "never written "
+			       "(%s), but the index holds %u messages",
+			       size ? "all zeros" : "no data", messages);
 		else
 			c->hdr_ok = 1;   /* never synced: no records */
 		return 0;
