@@ -6,7 +6,7 @@
  * target tests/fuzz/fuzz-vmap.c; the virtual mailbox's own load
  * (virtual.c, mix_virtual_hdr_decode and load_records) applies the same rules and
  * rebuilds on the first broken one.  Read-only, any thread; the snapshot
- * form runs inside a read-side section it takes itself.
+ * form runs inside the caller's read-side section (mix_read_lock).
  *
  * Not checked, because the sync does not promise it: the order of one
  * backend's real UIDs along virtual UIDs (virtual UIDs follow received
