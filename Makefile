@@ -3,7 +3,9 @@
 #   make              libmix.a, libmix.so, mix.pc, mixctl
 #   make check        install missing deps, build, run every TAP test (prove)
 #   make asan / tsan  the same tests under ASan+UBSan / ThreadSanitizer
-#   make stress       stress/validate with defaults in a temporary directory
+#   make stress       stress/validate with defaults, then stress/stall (a 10 s
+#                     read-side section), in temporary directories
+#                     (VIRTUAL=1: also stress/virtual-stress)
 #   make bench        stress/bench figures (name value unit), then mix vs
 #                     LMDB, scaling, read-path check, plots (bench-lmdb)
 #   make perf         perf record of a short stress run, if perf works
