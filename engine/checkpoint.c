@@ -432,12 +432,7 @@ static int job_load(struct mix_ckpt_job *j)
 		/* cap 0: read-only, in a mapping; the rest is c's */
 		m->robj.kind = MIX_ROBJ_CHUNK;
 		m->recs = (uint8_t *)f.records + (size_t)s->c_seq[i] * rs;
-		m->count = c->count;
-		m->first_uid = c->first_uid;
-		m->last_uid = c->last_uid;
-		m->max_modseq = c->max_modseq;
-		m->n_unseen = c->n_unseen;
-		m->n_deleted = c->n_deleted;
+		mix_chunk_meta_copy(m, c);
 		j->keys[k] = s->chunks[i];
 		j->first[k] = c->first_uid;
 		j->mapped[k++] = m;

@@ -101,6 +101,16 @@ static int run_changed(struct run *run, uint32_t uid)
 
 /* ---- object lifetime inside a build ----------------------------------- */
 
+void mix_chunk_meta_copy(struct mix_chunk *to, const struct mix_chunk *from)
+{
+	to->count = from->count;
+	to->first_uid = from->first_uid;
+	to->last_uid = from->last_uid;
+	to->max_modseq = from->max_modseq;
+	to->n_unseen = from->n_unseen;
+	to->n_deleted = from->n_deleted;
+}
+
 void mix_robj_init(struct mix_robj *o, uint32_t kind, uint64_t gen)
 {
 	o->next = NULL;
@@ -170,12 +180,7 @@ static struct mix_chunk *chunk_private(struct mix_builder *b, uint32_t ci,
 	if (!c)
 		return NULL;
 	memcpy(c->recs, old->recs, (size_t)old->count * b_rs(b));
-	c->count = old->count;
-	c->first_uid = old->first_uid;
-	c->last_uid = old->last_uid;
-	c->max_modseq = old->max_modseq;
-	c->n_unseen = old->n_unseen;
-	c->n_deleted = old->n_deleted;
+	mix_chunk_meta_copy(c, old);
 	b->chunks[ci] = c;
 	mix_builder_retire(b, &old->robj);
 	return c;

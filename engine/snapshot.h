@@ -296,6 +296,9 @@ int mix_xhist_decode(struct mix_builder *b, const uint8_t *p, uint32_t size);
  * object born at gen; one that leaves the state being built (freed now if
  * no snapshot ever saw it, else retired with the generation it died in). */
 void mix_robj_init(struct mix_robj *o, uint32_t kind, uint64_t gen);
+/* A chunk's count, UID bounds, highest modseq and flag counters (not its
+ * records, capacity or object header), for a copy or a mapped twin. */
+void mix_chunk_meta_copy(struct mix_chunk *to, const struct mix_chunk *from);
 void mix_builder_retire(struct mix_builder *b, struct mix_robj *o);
 int mix_builder_xhist_add(struct mix_builder *b, uint64_t modseq,
 			  const struct mix_log_uid_range *ranges, uint32_t n);

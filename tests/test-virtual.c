@@ -153,9 +153,9 @@ static void bk_open(struct mbk *b, unsigned flags)
 		BAIL("uid_validity: %s", mix_last_error());
 }
 
-static void set_backends(void)
+/* The backends the model's definition has now, into d; how many. */
+static uint32_t def_backends(struct mix_virtual_backend *d)
 {
-	struct mix_virtual_backend d[NB];
 	uint32_t n = 0;
 	int i;
 
@@ -166,6 +166,14 @@ static void set_backends(void)
 		d[n].index = bk[i].index;
 		n++;
 	}
+	return n;
+}
+
+static void set_backends(void)
+{
+	struct mix_virtual_backend d[NB];
+	uint32_t n = def_backends(d);
+
 	if (mix_virtual_set_backends(vm, d, n) < 0)
 		BAIL("set_backends: %s", mix_last_error());
 }
@@ -174,16 +182,8 @@ static void virtual_open(void)
 {
 	struct mix_virtual_backend d[NB];
 	struct mix_virtual_def def;
-	uint32_t n = 0;
-	int i;
+	uint32_t n = def_backends(d);
 
-	for (i = 0; i < NB; i++) {
-		if (!bk[i].in_def)
-			continue;
-		d[n].name = bk[i].name;
-		d[n].index = bk[i].index;
-		n++;
-	}
 	memset(&def, 0, sizeof(def));
 	def.backends = d;
 	def.backend_count = n;
