@@ -357,14 +357,15 @@ static void close_index(struct mix_index *idx, struct mix_txn *t)
 #define LAG_BUSY_MAX_NS 5000000ull
 
 /* Whether a batch of idx must wait; sets held_due_ns. */
-static int must_hold(struct mix_index *idx, uint64_t now)
+static int must_hold(struct mix_index *idx)
 {
 	uint32_t waiting = __atomic_load_n(&idx->reclaim.waiting,
 					   __ATOMIC_RELAXED);
-	uint64_t gap, gp;
+	uint64_t gap, gp, now;
 	int stuck;
 	if (waiting <= SNAP_BACKLOG_MAX)
 		return 0;
+	now = mix_now_ns();
 	/* a backlog that a busy machine makes (the reclaim thread waits for
 	 * a CPU) clears by itself once it runs; one a read-side section
 	 * makes does not */
@@ -426,8 +427,6 @@ static int has_close(struct mix_txn **txns, uint32_t n)
 uint32_t mix_index_process_batch(struct mix_index *idx, struct mix_txn **txns,
 				 uint32_t count)
 {
-	uint64_t now;
-
 	if (idx->held_n) {
 		/* behind what is held (commit order); a close ends the wait,
 		 * and so does a lack of memory to hold more */
@@ -439,8 +438,9 @@ uint32_t mix_index_process_batch(struct mix_index *idx, struct mix_txn **txns,
 		done = mix_index_run_held(idx);  /* idx gone after a close */
 		return added ? done : done + process_now(idx, txns, count);
 	}
-	now = mix_now_ns();
-	if (has_close(txns, count) || !must_hold(idx, now) ||
+	/* must_hold first: the common case reads one counter, no clock,
+	 * and does not walk the batch */
+	if (!must_hold(idx) || has_close(txns, count) ||
 	    hold_add(idx, txns, count) < 0)
 		return process_now(idx, txns, count);
 	if (mix_writer_hold(idx->writer, idx, idx->held_due_ns) < 0) {
