@@ -18,6 +18,11 @@
  * half); past half of it a log must rotate. */
 #define MIX_LOG_OFFSET_MAX 0xf0000000u
 
+struct mix_index;
+/* A publish hook (mix_index_set_publish_hook). */
+typedef void mix_publish_hook_fn(void *ctx, struct mix_index *idx,
+				 const struct mix_snap *snap);
+
 struct mix_index {
 	struct mix_engine *engine;
 	struct mix_writer *writer;   /* the one writer thread that owns it */
@@ -70,6 +75,11 @@ struct mix_index {
 	pthread_mutex_t watch_lock;
 	struct mix_watch **watches;
 	uint32_t nwatches, watches_cap;
+	/* the publish hook (mix_index_set_publish_hook): under watch_lock;
+	 * has_hook is read without it (ORDER(pub-hook)) */
+	mix_publish_hook_fn *pub_hook;
+	void *pub_hook_ctx;
+	uint32_t has_hook;
 	/* the mix.index file the state was loaded from (read-only
 	 * followers: refresh_recreated in index.c); under refresh_lock */
 	struct mix_file_id {
@@ -94,8 +104,23 @@ struct mix_index {
 /* MIX_EPANIC from now on (a failed write or sync, index-commit.c). */
 void mix_index_poison(struct mix_index *idx);
 
-/* After a publish: wake the armed watchers (watch.c). */
+/* After a publish: call the publish hook, then wake the armed watchers
+ * (watch.c). */
 void mix_watch_notify(struct mix_index *idx);
+
+/* Set (fn != NULL) or clear (fn == NULL) the index's publish hook, for
+ * layers inside the library (the mailbox list's STATUS cache).  After
+ * every publish of idx, on the thread that published (the writer thread
+ * or a committer holding the writer role), before the batch's committers
+ * are acknowledged, fn(ctx, idx, snap) is called with the snapshot just
+ * published (valid during the call: the caller holds it).  fn must be
+ * short, must not block on the writer of idx (no synchronous commit to
+ * idx or to an index of the same writer; an asynchronous commit to
+ * another index is fine) and must not set or clear hooks.  Clearing
+ * waits for a call in progress: once it returns, fn is not called again.
+ * Returns 0, or MIX_EINVAL when setting while another hook is set. */
+int mix_index_set_publish_hook(struct mix_index *idx, mix_publish_hook_fn *fn,
+			       void *ctx);
 
 /* Writer role: apply and publish a batch of transactions of idx, or hold
  * them back while reclamation lags (then mix_writer_hold is told).

@@ -1,6 +1,8 @@
 /*
  * Watchers (docs/api.md "Watchers"): eventfds that become readable after
- * an index publishes a snapshot, for IMAP IDLE and epoll-based servers.
+ * an index publishes a snapshot, for IMAP IDLE and epoll-based servers;
+ * and the publish hook through which layers of the library (the mailbox
+ * list's STATUS cache) learn of each publish.
  *
  * Each watcher has its own eventfd and an `armed` flag.  After a publish
  * the publisher writes to every armed watcher's eventfd and disarms it,
@@ -112,11 +114,47 @@ MIX_API void mix_watch_close(struct mix_watch **wp)
 	__atomic_sub_fetch(&idx->users, 1, __ATOMIC_RELEASE);
 }
 
+int mix_index_set_publish_hook(struct mix_index *idx, mix_publish_hook_fn *fn,
+			       void *ctx)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&idx->watch_lock);
+	if (fn != NULL && idx->pub_hook != NULL)
+		ret = mix_err(MIX_EINVAL, "%s: the index already has a "
+			      "publish hook", idx->dir);
+	else {
+		idx->pub_hook = fn;
+		idx->pub_hook_ctx = ctx;
+		/* ORDER(pub-hook): relaxed is enough: the publisher reads
+		 * the hook itself under watch_lock; a publish that misses a
+		 * hook being set sees the next one (the caller reads the
+		 * current snapshot itself after setting it) */
+		__atomic_store_n(&idx->has_hook, fn != NULL,
+				 __ATOMIC_RELAXED);
+	}
+	pthread_mutex_unlock(&idx->watch_lock);
+	return ret;
+}
+
+/* The publish hook, under watch_lock so that clearing it waits for a call
+ * in progress. */
+static void call_hook(struct mix_index *idx)
+{
+	if (!__atomic_load_n(&idx->has_hook, __ATOMIC_RELAXED))
+		return;
+	pthread_mutex_lock(&idx->watch_lock);
+	if (idx->pub_hook != NULL)
+		idx->pub_hook(idx->pub_hook_ctx, idx, idx->snap);
+	pthread_mutex_unlock(&idx->watch_lock);
+}
+
 void mix_watch_notify(struct mix_index *idx)
 {
 	static const uint64_t one = 1;
 	uint32_t i;
 
+	call_hook(idx);
 	if (__atomic_load_n(&idx->nwatches, __ATOMIC_SEQ_CST) == 0)
 		return;
 	pthread_mutex_lock(&idx->watch_lock);
