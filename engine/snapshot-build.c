@@ -15,6 +15,12 @@
  * actually changed, so the writer logs only effective changes and a no-op
  * never raises a modseq; replay runs the same functions on the logged
  * ranges, so the live state and a replayed state cannot diverge.
+ *
+ * This file: chunks and the directory, begin/abort/finish, records
+ * (append, expunge, per-record changes).  Layout, keywords and extension
+ * headers are in snapshot-layout.c; the states a build starts from
+ * (empty, mix.index, rebase after a checkpoint) in snapshot-load.c; the
+ * expunge history in xhist.c.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -24,17 +30,9 @@
 #include "bufcache.h"
 #include "err.h"
 #include "index-file.h"
+#include "snapshot-build.h"
 #include "snapshot.h"
 #include "stats.h"
-
-#define KW_STEP 8u /* keyword bitmap grows in steps of 64 keywords */
-
-static inline uint32_t r_uid(const uint8_t *r)
-{
-	uint32_t u;
-	memcpy(&u, r, 4);
-	return u;
-}
 
 static inline void r_set_modseq(uint8_t *r, uint64_t modseq)
 {
@@ -44,11 +42,6 @@ static inline void r_set_modseq(uint8_t *r, uint64_t modseq)
 static inline uint16_t b_rs(const struct mix_builder *b)
 {
 	return b->layout->record_size;
-}
-
-static inline uint32_t b_kwb(const struct mix_builder *b)
-{
-	return b->layout->exts[MIX_EXT_KEYWORDS].rec_size;
 }
 
 static inline uint8_t *c_rec(const struct mix_builder *b, struct mix_chunk *c,
@@ -162,13 +155,6 @@ static int chunk_writable(const struct mix_builder *b,
 	return c->robj.born_gen == b->gen && c->cap > 0;
 }
 
-/* Count (sign +1) or uncount (-1) a record with flags in c's summary. */
-static inline void chunk_count(struct mix_chunk *c, uint8_t flags, int sign)
-{
-	c->n_unseen += (uint32_t)(sign * !(flags & MIX_FLAG_SEEN));
-	c->n_deleted += (uint32_t)(sign * !!(flags & MIX_FLAG_DELETED));
-}
-
 /* Make chunk ci private (copy on write) with room for at least cap. */
 static struct mix_chunk *chunk_private(struct mix_builder *b, uint32_t ci,
 				       uint32_t cap)
@@ -186,7 +172,7 @@ static struct mix_chunk *chunk_private(struct mix_builder *b, uint32_t ci,
 	return c;
 }
 
-static int dir_reserve(struct mix_builder *b, uint32_t more)
+int mix_builder_dir_reserve(struct mix_builder *b, uint32_t more)
 {
 	uint32_t need = b->nchunks + more, ncap;
 	struct mix_chunk **n;
@@ -221,16 +207,11 @@ int mix_builder_begin(struct mix_builder *b, const struct mix_snap *base)
 	b->kw = (struct mix_kwlist *)base->kw;
 	b->exthdrs = (struct mix_exthdrs *)base->exthdrs;
 	b->xhist = base->xhist;
-	if (dir_reserve(b, base->nchunks + 1) < 0)
+	if (mix_builder_dir_reserve(b, base->nchunks + 1) < 0)
 		return -ENOMEM;
 	memcpy(b->chunks, base->chunks, base->nchunks * sizeof(b->chunks[0]));
 	b->nchunks = base->nchunks;
 	return 0;
-}
-
-static int is_private(const struct mix_builder *b, const struct mix_robj *o)
-{
-	return o->born_gen == b->gen;
 }
 
 void mix_builder_abort(struct mix_builder *b)
@@ -239,18 +220,18 @@ void mix_builder_abort(struct mix_builder *b)
 	struct mix_robj *o, *next;
 	const struct mix_xhist_node *x = b->xhist.head, *xn;
 	for (i = 0; i < b->nchunks; i++)
-		if (is_private(b, &b->chunks[i]->robj))
+		if (mix_builder_is_private(b, &b->chunks[i]->robj))
 			mix_robj_free(&b->chunks[i]->robj);
-	for (i = 0; i < b->xhist.count && x && is_private(b, &x->robj);
+	for (i = 0; i < b->xhist.count && x && mix_builder_is_private(b, &x->robj);
 	     i++, x = xn) {
 		xn = x->next;
 		mix_robj_free((struct mix_robj *)&x->robj);
 	}
-	if (b->layout && is_private(b, &b->layout->robj))
+	if (b->layout && mix_builder_is_private(b, &b->layout->robj))
 		mix_robj_free(&b->layout->robj);
-	if (b->kw && is_private(b, &b->kw->robj))
+	if (b->kw && mix_builder_is_private(b, &b->kw->robj))
 		mix_robj_free(&b->kw->robj);
-	if (b->exthdrs && is_private(b, &b->exthdrs->robj))
+	if (b->exthdrs && mix_builder_is_private(b, &b->exthdrs->robj))
 		mix_robj_free(&b->exthdrs->robj);
 	/* retired shared objects are still reachable from the base */
 	for (o = b->retired; o; o = next) {
@@ -269,7 +250,7 @@ static int merge_small(struct mix_builder *b)
 	while (i + 1 < b->nchunks) {
 		struct mix_chunk *x = b->chunks[i], *y = b->chunks[i + 1], *m;
 		if (x->count + y->count > MIX_CHUNK_MAX / 2 ||
-		    (!is_private(b, &x->robj) && !is_private(b, &y->robj))) {
+		    (!mix_builder_is_private(b, &x->robj) && !mix_builder_is_private(b, &y->robj))) {
 			i++;
 			continue;
 		}
@@ -489,7 +470,7 @@ int mix_builder_append(struct mix_builder *b, uint32_t uid, uint8_t flags,
 		if (!c)
 			return -ENOMEM;
 	} else {
-		if (dir_reserve(b, 1) < 0 || !(c = chunk_new(b, MIX_CHUNK_MAX)))
+		if (mix_builder_dir_reserve(b, 1) < 0 || !(c = chunk_new(b, MIX_CHUNK_MAX)))
 			return -ENOMEM;
 		b->chunks[b->nchunks++] = c;
 	}
@@ -564,7 +545,7 @@ int mix_builder_append_run(struct mix_builder *b, uint32_t uid0, uint32_t n,
 						MIX_CHUNK_MAX)))
 				return -ENOMEM;
 		} else {
-			if (dir_reserve(b, 1) < 0 ||
+			if (mix_builder_dir_reserve(b, 1) < 0 ||
 			    !(c = chunk_new(b, MIX_CHUNK_MAX)))
 				return -ENOMEM;
 			b->chunks[b->nchunks++] = c;
@@ -983,527 +964,3 @@ int mix_builder_ext_range(struct mix_builder *b, uint32_t first,
 			 ext_range_fn, &x);
 }
 
-/* ---- layout, keywords, extensions ------------------------------------- */
-
-static struct mix_layout *layout_alloc(const struct mix_builder *b,
-				       uint32_t ext_count)
-{
-	struct mix_layout *l = calloc(1, sizeof(*l) +
-					     ext_count * sizeof(l->exts[0]));
-	if (!l)
-		return NULL;
-	mix_robj_init(&l->robj, MIX_ROBJ_LAYOUT, b->gen);
-	l->ext_count = ext_count;
-	return l;
-}
-
-/* Assign record offsets: modseq at 8, keywords at 16, the rest in order
- * at their alignment; record_size rounded up to 8 (docs/format.md §2.4). */
-static int layout_compute(struct mix_layout *l)
-{
-	uint32_t off = MIX_REC_KEYWORDS_OFFSET, i;
-	l->exts[MIX_EXT_MODSEQ].rec_offset = MIX_REC_MODSEQ_OFFSET;
-	l->exts[MIX_EXT_KEYWORDS].rec_offset = MIX_REC_KEYWORDS_OFFSET;
-	off += l->exts[MIX_EXT_KEYWORDS].rec_size;
-	for (i = MIX_EXT_FIRST; i < l->ext_count; i++) {
-		struct mix_ext *e = &l->exts[i];
-		if (e->rec_size == 0) {
-			e->rec_offset = 0;
-			continue;
-		}
-		off = (off + e->rec_align - 1) & ~(uint32_t)(e->rec_align - 1);
-		e->rec_offset = (uint16_t)off;
-		off += e->rec_size;
-		if (off > 0xfff8)
-			return mix_err(MIX_ELIMIT, "record size %u too large "
-				       "with extension %s", off, e->name);
-	}
-	l->record_size = (uint16_t)mix_align8(off);
-	return 0;
-}
-
-/* Copy one record from layout ol to layout nl. */
-static void relay_record(const struct mix_layout *ol,
-			 const struct mix_layout *nl, const uint8_t *src,
-			 uint8_t *dst)
-{
-	uint32_t i, okw = ol->exts[MIX_EXT_KEYWORDS].rec_size;
-	uint32_t nkw = nl->exts[MIX_EXT_KEYWORDS].rec_size;
-	memset(dst, 0, nl->record_size);
-	memcpy(dst, src, sizeof(struct mix_index_record));
-	memcpy(dst + MIX_REC_KEYWORDS_OFFSET, src + MIX_REC_KEYWORDS_OFFSET,
-	       okw < nkw ? okw : nkw);
-	for (i = MIX_EXT_FIRST; i < ol->ext_count; i++)
-		if (ol->exts[i].rec_size)
-			memcpy(dst + nl->exts[i].rec_offset,
-			       src + ol->exts[i].rec_offset,
-			       ol->exts[i].rec_size);
-}
-
-/* Switch to layout nl, copying every record into new private chunks. */
-static int relayout(struct mix_builder *b, struct mix_layout *nl)
-{
-	struct mix_layout *ol = b->layout;
-	uint32_t ci, pos;
-
-	for (ci = 0; ci < b->nchunks; ci++) {
-		struct mix_chunk *c = b->chunks[ci], *n;
-		uint32_t cap = ci + 1 == b->nchunks ? MIX_CHUNK_MAX : c->count;
-		n = calloc(1, sizeof(*n));
-		if (!n || !(n->recs = malloc((size_t)cap * nl->record_size))) {
-			free(n);
-			return -ENOMEM;
-		}
-		mix_robj_init(&n->robj, MIX_ROBJ_CHUNK, b->gen);
-		n->cap = cap;
-		n->heap_bytes = (size_t)cap * nl->record_size;
-		__atomic_add_fetch(&mix_stat_chunk_heap_bytes,
-				   (int64_t)n->heap_bytes, __ATOMIC_RELAXED);
-		for (pos = 0; pos < c->count; pos++)
-			relay_record(ol, nl,
-				     c->recs + (size_t)pos * ol->record_size,
-				     n->recs + (size_t)pos * nl->record_size);
-		n->count = c->count;
-		n->first_uid = c->first_uid;
-		n->last_uid = c->last_uid;
-		n->max_modseq = c->max_modseq;
-		n->n_unseen = c->n_unseen;
-		n->n_deleted = c->n_deleted;
-		b->chunks[ci] = n;
-		mix_builder_retire(b, &c->robj);
-	}
-	b->layout = nl;
-	mix_builder_retire(b, &ol->robj);
-	return 0;
-}
-
-/* Install nl: re-lay records only if any record position changed. */
-static int layout_install(struct mix_builder *b, struct mix_layout *nl)
-{
-	const struct mix_layout *ol = b->layout;
-	uint32_t i;
-	int same = ol->record_size == nl->record_size &&
-		   ol->exts[MIX_EXT_KEYWORDS].rec_size ==
-			   nl->exts[MIX_EXT_KEYWORDS].rec_size;
-	for (i = MIX_EXT_FIRST; same && i < ol->ext_count; i++)
-		same = ol->exts[i].rec_offset == nl->exts[i].rec_offset;
-	if (!same)
-		return relayout(b, nl);
-	b->layout = nl;
-	mix_builder_retire(b, (struct mix_robj *)&ol->robj);
-	return 0;
-}
-
-static struct mix_layout *layout_copy(const struct mix_builder *b,
-				      uint32_t ext_count)
-{
-	struct mix_layout *l = layout_alloc(b, ext_count);
-	if (l)
-		memcpy(l->exts, b->layout->exts,
-		       b->layout->ext_count * sizeof(l->exts[0]));
-	return l;
-}
-
-static struct mix_kwlist *kwlist_make(uint64_t gen, const char *const *names,
-				      uint32_t count, const char *extra,
-				      size_t extra_len)
-{
-	size_t bytes = 0, i, n = count + (extra ? 1 : 0);
-	struct mix_kwlist *k;
-	char *p;
-	for (i = 0; i < count; i++)
-		bytes += strlen(names[i]) + 1;
-	bytes += extra ? extra_len + 1 : 0;
-	k = malloc(sizeof(*k) + n * sizeof(k->names[0]) + bytes);
-	if (!k)
-		return NULL;
-	mix_robj_init(&k->robj, MIX_ROBJ_KWLIST, gen);
-	k->count = (uint32_t)n;
-	p = (char *)&k->names[n];
-	for (i = 0; i < n; i++) {
-		size_t len = i < count ? strlen(names[i]) : extra_len;
-		memcpy(p, i < count ? names[i] : extra, len);
-		p[len] = '\0';
-		k->names[i] = p;
-		p += len + 1;
-	}
-	return k;
-}
-
-int mix_builder_keyword_idx(struct mix_builder *b, const char *name,
-			    size_t len, int create, uint32_t *idx_r)
-{
-	struct mix_kwlist *k;
-	uint32_t i, kwb = b_kwb(b);
-
-	for (i = 0; i < b->kw->count; i++) {
-		if (strncmp(b->kw->names[i], name, len) == 0 &&
-		    b->kw->names[i][len] == '\0') {
-			*idx_r = i;
-			return 1;
-		}
-	}
-	if (!create)
-		return 0;
-	if (b->kw->count >= MIX_MAX_KEYWORDS)
-		return mix_err(MIX_ELIMIT, "more than %u keywords",
-			       MIX_MAX_KEYWORDS);
-	k = kwlist_make(b->gen, b->kw->names, b->kw->count, name, len);
-	if (!k)
-		return -ENOMEM;
-	if (k->count > kwb * 8) {
-		struct mix_layout *nl = layout_copy(b, b->layout->ext_count);
-		int ret;
-		if (!nl) {
-			free(k);
-			return -ENOMEM;
-		}
-		nl->exts[MIX_EXT_KEYWORDS].rec_size = (uint16_t)(kwb + KW_STEP);
-		ret = layout_compute(nl);
-		if (ret == 0)
-			ret = layout_install(b, nl);
-		if (ret < 0) {
-			free(nl);
-			free(k);
-			return ret;
-		}
-	}
-	mix_builder_retire(b, &b->kw->robj);
-	b->kw = k;
-	*idx_r = k->count - 1;
-	b->changed = 1;
-	return 1;
-}
-
-int mix_builder_ext_find(const struct mix_builder *b, const char *name,
-			 size_t len, uint32_t *ext_id_r)
-{
-	uint32_t i;
-	for (i = 0; i < b->layout->ext_count; i++) {
-		const char *n = b->layout->exts[i].name;
-		if (strncmp(n, name, len) == 0 && n[len] == '\0') {
-			*ext_id_r = i;
-			return 1;
-		}
-	}
-	return 0;
-}
-
-static struct mix_exthdrs *exthdrs_make(uint64_t gen,
-					const struct mix_exthdrs *old,
-					uint32_t count, uint32_t new_size)
-{
-	size_t bytes = 0, i;
-	struct mix_exthdrs *x;
-	uint8_t *p;
-	for (i = 0; i < count; i++)
-		bytes += i < old->count ? old->e[i].size : new_size;
-	x = calloc(1, sizeof(*x) + count * sizeof(x->e[0]) + bytes);
-	if (!x)
-		return NULL;
-	mix_robj_init(&x->robj, MIX_ROBJ_EXTHDRS, gen);
-	x->count = count;
-	p = (uint8_t *)&x->e[count];
-	for (i = 0; i < count; i++) {
-		x->e[i].size = i < old->count ? old->e[i].size : new_size;
-		x->e[i].data = p;
-		if (i < old->count && old->e[i].size)
-			memcpy(p, old->e[i].data, old->e[i].size);
-		p += x->e[i].size;
-	}
-	return x;
-}
-
-int mix_builder_ext_add(struct mix_builder *b, const char *name, size_t len,
-			uint32_t reset_id, uint32_t hdr_size, uint16_t rec_size,
-			uint16_t rec_align, uint32_t *ext_id_r)
-{
-	uint32_t id = b->layout->ext_count;
-	struct mix_layout *nl;
-	struct mix_exthdrs *x;
-	struct mix_ext *e;
-	int ret;
-
-	if (len == 0 || len > MIX_EXT_NAME_MAX || rec_size > MIX_EXT_REC_MAX ||
-	    hdr_size > MIX_EXT_HDR_MAX ||
-	    (rec_align != 1 && rec_align != 2 && rec_align != 4 &&
-	     rec_align != 8))
-		return mix_err(MIX_EINVAL, "extension '%.*s': bad sizes "
-			       "(record %u align %u header %u)", (int)len,
-			       name, rec_size, rec_align, hdr_size);
-	nl = layout_copy(b, id + 1);
-	if (!nl)
-		return -ENOMEM;
-	e = &nl->exts[id];
-	memcpy(e->name, name, len);
-	e->name[len] = '\0';
-	e->reset_id = reset_id;
-	e->hdr_size = hdr_size;
-	e->rec_size = rec_size;
-	e->rec_align = rec_align;
-	x = exthdrs_make(b->gen, b->exthdrs, id + 1, hdr_size);
-	if (!x || (ret = layout_compute(nl)) < 0 ||
-	    (ret = layout_install(b, nl)) < 0) {
-		free(x);
-		free(nl);
-		return x ? ret : -ENOMEM;
-	}
-	mix_builder_retire(b, &b->exthdrs->robj);
-	b->exthdrs = x;
-	b->changed = 1;
-	*ext_id_r = id;
-	return 0;
-}
-
-int mix_builder_ext_hdr(struct mix_builder *b, uint32_t ext_id,
-			uint32_t offset, const uint8_t *data, uint32_t size,
-			int *changed_r)
-{
-	struct mix_exthdrs *x = b->exthdrs;
-	*changed_r = 0;
-	if (ext_id == MIX_EXT_KEYWORDS || ext_id >= x->count ||
-	    offset > x->e[ext_id].size || size > x->e[ext_id].size - offset)
-		return mix_err(MIX_EINVAL, "extension %u header update at %u+%u "
-			       "outside its %u bytes", ext_id, offset, size,
-			       ext_id < x->count ? x->e[ext_id].size : 0);
-	if (memcmp(x->e[ext_id].data + offset, data, size) == 0)
-		return 0;
-	if (!is_private(b, &x->robj)) {
-		x = exthdrs_make(b->gen, b->exthdrs, b->exthdrs->count, 0);
-		if (!x)
-			return -ENOMEM;
-		mix_builder_retire(b, &b->exthdrs->robj);
-		b->exthdrs = x;
-	}
-	memcpy((uint8_t *)x->e[ext_id].data + offset, data, size);
-	*changed_r = 1;
-	b->changed = 1;
-	return 0;
-}
-
-/* ---- starting points -------------------------------------------------- */
-
-static int base_objects(struct mix_builder *b, uint32_t ext_count,
-			const char *const *kw, uint32_t kw_count)
-{
-	static const struct mix_exthdrs none = { .count = 0 };
-	b->layout = layout_alloc(b, ext_count);
-	b->kw = kwlist_make(b->gen, kw, kw_count, NULL, 0);
-	b->exthdrs = exthdrs_make(b->gen, &none, ext_count, 0);
-	if (!b->layout || !b->kw || !b->exthdrs) {
-		free(b->layout);
-		free(b->kw);
-		free(b->exthdrs);
-		return -ENOMEM;
-	}
-	return 0;
-}
-
-int mix_builder_init_empty(struct mix_builder *b, uint64_t gen,
-			   const struct mix_index_header *hdr)
-{
-	struct mix_layout *l;
-	memset(b, 0, sizeof(*b));
-	b->gen = gen;
-	b->hdr = *hdr;
-	b->xhist.oldest = hdr->highest_modseq;
-	if (base_objects(b, MIX_EXT_FIRST, NULL, 0) < 0)
-		return -ENOMEM;
-	l = b->layout;
-	snprintf(l->exts[0].name, sizeof(l->exts[0].name), "%s",
-		 MIX_EXT_NAME_MODSEQ);
-	l->exts[0].rec_size = 8;
-	l->exts[0].rec_align = 8;
-	snprintf(l->exts[1].name, sizeof(l->exts[1].name), "%s",
-		 MIX_EXT_NAME_KEYWORDS);
-	l->exts[1].rec_align = 4;
-	return layout_compute(l);
-}
-
-/* Extension header data of a verified file, copied out of the mapping
- * (the "keywords" header lives in the keyword list instead). */
-static struct mix_exthdrs *exthdrs_from_ifile(uint64_t gen,
-					      const struct mix_ifile *f,
-					      uint32_t n)
-{
-	struct mix_exthdrs *x;
-	size_t bytes = 0;
-	uint32_t i;
-	uint8_t *p;
-
-	for (i = 0; i < n; i++)
-		bytes += i == MIX_EXT_KEYWORDS ? 0 : f->exts[i].hdr_size;
-	x = calloc(1, sizeof(*x) + n * sizeof(x->e[0]) + bytes);
-	if (!x)
-		return NULL;
-	mix_robj_init(&x->robj, MIX_ROBJ_EXTHDRS, gen);
-	x->count = n;
-	p = (uint8_t *)&x->e[n];
-	for (i = 0; i < n; i++) {
-		x->e[i].data = p;
-		x->e[i].size = i == MIX_EXT_KEYWORDS ? 0 : f->exts[i].hdr_size;
-		if (x->e[i].size)
-			memcpy(p, f->exts[i].hdr, x->e[i].size);
-		p += x->e[i].size;
-	}
-	return x;
-}
-
-/* Chunks of at most MIX_CHUNK_MAX records pointing into the mapping. */
-static int chunks_from_ifile(struct mix_builder *b, const struct mix_ifile *f)
-{
-	uint32_t i, n = f->hdr->messages_count, rs = f->hdr->record_size;
-
-	for (i = 0; i < n; i += MIX_CHUNK_MAX) {
-		uint32_t cnt = n - i < MIX_CHUNK_MAX ? n - i : MIX_CHUNK_MAX, j;
-		struct mix_chunk *c;
-		if (dir_reserve(b, 1) < 0 || !(c = calloc(1, sizeof(*c))))
-			return -ENOMEM;
-		mix_robj_init(&c->robj, MIX_ROBJ_CHUNK, b->gen);
-		c->recs = (uint8_t *)f->records + (size_t)i * rs;
-		c->count = cnt;
-		c->first_uid = r_uid(c->recs);
-		c->last_uid = r_uid(c->recs + (size_t)(cnt - 1) * rs);
-		for (j = 0; j < cnt; j++) {
-			const uint8_t *r = c->recs + (size_t)j * rs;
-			uint64_t m;
-			memcpy(&m, r + MIX_REC_MODSEQ_OFFSET, 8);
-			if (m > c->max_modseq)
-				c->max_modseq = m;
-			chunk_count(c, r[4], 1);
-		}
-		b->chunks[b->nchunks++] = c;
-	}
-	return 0;
-}
-
-int mix_builder_from_ifile(struct mix_builder *b, uint64_t gen,
-			   const struct mix_ifile *f, struct mix_map *map)
-{
-	uint32_t i, n = f->ext_count, xh = f->ext_count;
-	int ret;
-	(void)map; /* chunks point into it; the caller manages its life */
-
-	memset(b, 0, sizeof(*b));
-	b->gen = gen;
-	b->hdr = *f->hdr;
-	b->xhist.oldest = f->hdr->highest_modseq;
-	/* §2.6: the expunge history is the last extension, not a layout one;
-	 * §2.7: the UID floor just before it is not one either (index.c
-	 * reads it) */
-	if (n > MIX_EXT_FIRST &&
-	    strcmp(f->exts[n - 1].name, MIX_EXT_NAME_EXPUNGES) == 0)
-		xh = --n;
-	if (n > MIX_EXT_FIRST &&
-	    strcmp(f->exts[n - 1].name, MIX_EXT_NAME_UIDS) == 0)
-		n--;
-	if (base_objects(b, n, f->keywords, f->keyword_count) < 0)
-		return -ENOMEM;
-	if (xh < f->ext_count &&
-	    (ret = mix_xhist_decode(b, f->exts[xh].hdr, f->exts[xh].hdr_size)) < 0) {
-		mix_builder_abort(b);
-		return ret;
-	}
-	for (i = 0; i < n; i++) {
-		struct mix_ext *e = &b->layout->exts[i];
-		memcpy(e->name, f->exts[i].name, sizeof(e->name));
-		e->reset_id = f->exts[i].reset_id;
-		e->hdr_size = f->exts[i].hdr_size;
-		e->rec_offset = f->exts[i].rec_offset;
-		e->rec_size = f->exts[i].rec_size;
-		e->rec_align = f->exts[i].rec_align;
-	}
-	b->layout->record_size = f->hdr->record_size;
-	free(b->exthdrs);
-	b->exthdrs = exthdrs_from_ifile(gen, f, n);
-	if (!b->exthdrs || chunks_from_ifile(b, f) < 0) {
-		mix_builder_abort(b);
-		return -ENOMEM;
-	}
-	return 0;
-}
-
-/* All shared objects of old leave the state at this build's generation
- * (used after a checkpoint, when every chunk is replaced by one that
- * points into the new mapping). */
-void mix_builder_retire_all(struct mix_builder *b, const struct mix_snap *old,
-			    struct mix_map *old_map)
-{
-	uint32_t i;
-	for (i = 0; i < old->nchunks; i++)
-		mix_builder_retire(b, (struct mix_robj *)&old->chunks[i]->robj);
-	mix_builder_retire(b, (struct mix_robj *)&old->layout->robj);
-	mix_builder_retire(b, (struct mix_robj *)&old->kw->robj);
-	mix_builder_retire(b, (struct mix_robj *)&old->exthdrs->robj);
-	{
-		const struct mix_xhist_node *x = old->xhist.head, *xn;
-		for (i = 0; i < old->xhist.count; i++, x = xn) {
-			xn = x->next;
-			mix_builder_retire(b, (struct mix_robj *)&x->robj);
-		}
-	}
-	if (old_map)
-		mix_builder_retire(b, &old_map->robj);
-}
-
-/* ---- rebase after an asynchronous checkpoint (checkpoint.c) ------------ */
-
-/* Chunks are copy on write, and a chunk is reachable from the snapshots
- * of one interval of generations [born_gen, dead_gen): a chunk of cur
- * born at or before base's generation was therefore in base's directory,
- * unchanged, and mix.index holds its records as they are (written from
- * base).  Its pointer value finds it among base's chunks (keys): compared
- * only, never followed, since base may be gone; born_gen rules out a
- * newer chunk that reuses the address of one of base's freed ones.  Both
- * directories are in UID order (non-empty chunks have strictly
- * increasing first UIDs), so one walk pairs them. */
-int mix_builder_rebase(struct mix_builder *b, const struct mix_snap *cur,
-		       uint64_t base_gen, struct mix_chunk *const *keys,
-		       const uint32_t *first, struct mix_chunk **mapped,
-		       uint32_t n, struct mix_map *map,
-		       struct mix_map *old_map, uint32_t *replaced_r)
-{
-	uint32_t k = 0, j, replaced = 0;
-	int ret;
-
-	*replaced_r = 0;
-	if ((ret = mix_builder_begin(b, cur)) < 0)
-		return ret;
-	for (j = 0; j < b->nchunks; j++) {
-		struct mix_chunk *c = b->chunks[j], *m;
-		if (c->count == 0 || c->robj.born_gen > base_gen)
-			continue;
-		while (k < n && first[k] < c->first_uid)
-			k++;
-		if (k == n || keys[k] != c || !mapped[k] ||
-		    mapped[k]->count != c->count)
-			continue;
-		m = mapped[k];
-		mapped[k] = NULL;
-		mix_robj_init(&m->robj, MIX_ROBJ_CHUNK, b->gen);
-		b->chunks[j] = m;
-		mix_builder_retire(b, &c->robj);
-		replaced++;
-	}
-	/* Every chunk in a mapping was born at or before base (only a
-	 * checkpoint creates them, and none was collected since base was
-	 * taken), so it was replaced above: the old mapping is unreachable
-	 * from the new state.  Checked, not assumed: a chunk left in it
-	 * would be unmapped under a reader. */
-	for (j = 0; j < b->nchunks; j++)
-		if (b->chunks[j]->cap == 0 &&
-		    b->chunks[j]->robj.born_gen != b->gen) {
-			mix_builder_abort(b);
-			return mix_err(MIX_EINVAL, "rebase: chunk %u (UIDs "
-				       "%u..%u) still points into the old "
-				       "mix.index mapping", j,
-				       b->chunks[j]->first_uid,
-				       b->chunks[j]->last_uid);
-		}
-	map->robj.born_gen = b->gen;
-	if (old_map)
-		mix_builder_retire(b, &old_map->robj);
-	b->changed = 1;
-	*replaced_r = replaced;
-	return 0;
-}
