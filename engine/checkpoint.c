@@ -1,5 +1,5 @@
 /*
- * Checkpoints and log rotation of one index (docs/design.md §4 and
+ * Checkpoints and log rotation of one index (docs/design.md "Snapshots and the read path" and
  * "Checkpoints off the writer thread", docs/format.md §2, §3.5): write a
  * snapshot to mix.index at a durable log position, republish the state
  * with chunks in the new mapping, and start the next log file.

@@ -1,6 +1,6 @@
 /*
  * The engine: configuration and writer threads (engine.c, writer.c).
- * docs/design.md §3.
+ * docs/design.md "The write path".
  */
 #ifndef MIX_ENGINE_H
 #define MIX_ENGINE_H

@@ -1,5 +1,5 @@
 /*
- * The writer's work on one index (docs/design.md §3): apply a batch of
+ * The writer's work on one index (docs/design.md "The write path"): apply a batch of
  * transactions to a builder, write them to the log with one write(), sync
  * once if any asked for it, publish the next snapshot, complete the
  * committers; checkpoint and rotate when the log is big.

@@ -1,7 +1,7 @@
 /*
  * One open index (index.c: open, recovery, checkpoint, rotation, close;
  * replay.c: applying logged transactions; txn-apply.c: the writer's
- * resolution of transactions).  docs/design.md §2-§4.
+ * resolution of transactions).  docs/design.md "Recovery and modseqs", "The write path", "Snapshots and the read path".
  */
 #ifndef MIX_INDEX_H
 #define MIX_INDEX_H

@@ -4,7 +4,7 @@
  * read-side section and unregistered by a pthread key destructor when it
  * exits, so users never call liburcu.  The writer threads register
  * explicitly at start.  The reclaim thread "mix-reclaim" runs deferred
- * calls after grace periods.  docs/design.md §"Fork and the reclaim
+ * calls after grace periods.  docs/design.md "Fork and the reclaim
  * thread".
  *
  * fork(): liburcu 0.13's urcu-memb has no before/after-fork hooks (only

@@ -5,7 +5,7 @@
  * make its users announce quiescent states; urcu-bp would register threads
  * itself, but its read side is slower — we register automatically instead
  * (mix_rcu_read_lock's first call in a thread), and unregister from a
- * pthread key destructor at thread exit.  docs/design.md §RCU.
+ * pthread key destructor at thread exit.  docs/design.md "RCU flavor".
  *
  * Deferred calls run on a thread of our own (rcu.c), not liburcu's.
  *

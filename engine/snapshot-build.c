@@ -1,5 +1,5 @@
 /*
- * Building the next snapshot (writer thread only; docs/design.md §4).
+ * Building the next snapshot (writer thread only; docs/design.md "Snapshots and the read path").
  *
  * A builder starts from the current snapshot's directory and changes it
  * copy-on-write: a chunk born in this build (robj.born_gen == gen) is

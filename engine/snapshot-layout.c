@@ -1,6 +1,6 @@
 /*
  * Building the next snapshot, part 2: the record layout, the keyword list
- * and the extension headers (writer thread only; docs/design.md §4).
+ * and the extension headers (writer thread only; docs/design.md "Snapshots and the read path").
  *
  * Same rule as snapshot-build.c: an object born in this build is private
  * and changed in place, any other is copied on its first change and the

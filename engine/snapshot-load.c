@@ -1,7 +1,7 @@
 /*
  * Building the next snapshot, part 3: the states a build starts from
  * (writer thread, or the opening thread before any writer has the index;
- * docs/design.md §4): an empty index, the records of a mapped mix.index,
+ * docs/design.md "Snapshots and the read path"): an empty index, the records of a mapped mix.index,
  * and the rebase that moves the current state's unchanged chunks into the
  * mapping an asynchronous checkpoint wrote (checkpoint.c).
  */

@@ -1,6 +1,6 @@
 /*
  * Snapshot read path: UID and sequence lookups, iteration and the public
- * mix_snap_* accessors (docs/design.md §4).  Everything here runs inside a
+ * mix_snap_* accessors (docs/design.md "Snapshots and the read path").  Everything here runs inside a
  * read-side section on an immutable snapshot and writes no shared memory:
  * no reference counts, no statistics (invariant 1).
  *

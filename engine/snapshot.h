@@ -1,6 +1,6 @@
 /*
  * Snapshots: the immutable, self-contained state of one index that readers
- * traverse under RCU (docs/design.md §4).
+ * traverse under RCU (docs/design.md "Snapshots and the read path").
  *
  * The record table is chunked copy-on-write: records (in the file's record
  * layout) live in chunks of at most MIX_CHUNK_MAX records sorted by UID; a

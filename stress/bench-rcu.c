@@ -1,5 +1,5 @@
 /*
- * bench-rcu — what the RCU flavour costs (docs/design.md §RCU flavor,
+ * bench-rcu — what the RCU flavour costs (docs/design.md "RCU flavor",
  * issue 6: "urcu-bp vs urcu-memb not measured").  A benchmark of the RCU
  * layer itself, so unlike the other stress programs it calls liburcu
  * directly.  Only measures; built by `make check` so that it keeps

@@ -1,5 +1,5 @@
 /*
- * bench-views — figures for views (docs/design.md §4 "Views", issue 3)
+ * bench-views — figures for views (docs/design.md "Views, watchers, other processes", issue 3)
  * and CHANGEDSINCE (issue 4).  Only measures; never part of `make check`
  * (`make bench-views` runs it).  Uses only include/mix/mix.h.  One line
  * per figure, "name value unit", the parameters in the name; repeated

@@ -1,5 +1,5 @@
 /*
- * bench — figures for mix (docs/design.md §3 write path, §4 snapshots).
+ * bench — figures for mix (docs/design.md "The write path", "Snapshots and the read path").
  * Only measures; never part of `make check` (`make bench` runs it).  Uses
  * only include/mix/mix.h.  One line per figure: "name value unit", the
  * parameters in the name.  Repeated measurements report the median.

@@ -5,7 +5,7 @@
 # writer threads, logs rotating every 16 KiB (so checkpoints and rotations
 # happen while readers run), then the close/reopen and crash-recovery
 # comparisons.  validate checks the
-# invariants of docs/design.md §1 and the view reports itself and exits
+# invariants of docs/design.md "Invariants" and the view reports itself and exits
 # non-zero on the first violation; its exit status is the test.  Its
 # output (seed, figures, the VIOLATION line) is printed as diagnostics;
 # MIX_SEED=<n> replays a run's choices.

@@ -1,5 +1,5 @@
 /*
- * Concurrency (invariant 1, docs/design.md §3-§4): 8 reader threads look
+ * Concurrency (invariant 1, docs/design.md "The write path" and "Snapshots and the read path"): 8 reader threads look
  * up and iterate snapshots while 4 threads commit, for 2 seconds (scaled
  * by MIX_TEST_SCALE), with a tiny log rotation size so checkpoints and
  * remaps (chunks moving into a new mapping) happen under the readers.

@@ -65,7 +65,7 @@
  * 1 = every one: a sanitizer build's mixctl costs 0.1-0.7 s a run); MIX_LIFECYCLE_STOP=1 ends it at the first
  * failure; MIX_LIFECYCLE_LOG=FILE writes every operation and failure to
  * FILE.  $MIX_BUILD/mixctl is run for the checks (make check sets it).
- * See docs/api.md (Opening and recovery), docs/design.md §1 (invariants 4
+ * See docs/api.md (Opening and recovery), docs/design.md "Invariants" ( 4
  * and 5), docs/condstore.md (Expunge history).
  */
 #include <errno.h>

@@ -1,6 +1,6 @@
 #!/bin/sh
 # check-readpath.sh — evidence that mix's read path executes no atomic
-# read-modify-write instruction (docs/design.md §1 invariant 1: "the read
+# read-modify-write instruction (docs/design.md "Invariants", 1: "the read
 # path writes no shared cache line"; docs/benchmarks.md "Scaling").
 #
 #   tools/check-readpath.sh [LIB [FUNCTION...]]
