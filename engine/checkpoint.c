@@ -621,7 +621,10 @@ static int ckpt_start(struct mix_index *idx)
 	/* s is the current snapshot: the writer role's "current" reference
 	 * keeps refs >= 1 until s's successor is published and a grace
 	 * period has passed, so this increment cannot race with its death;
-	 * from now on reclamation keeps s and all it reaches */
+	 * from now on reclamation keeps s and all it reaches.
+	 * ORDER(snap-refs): acq_rel like every change of refs; the release
+	 * of the decrement that reaches 0 (mix_snap_unref) pairs with the
+	 * acquire of the others, so every use of s happens before it dies */
 	__atomic_add_fetch(&s->refs, 1, __ATOMIC_ACQ_REL);
 	j->snap = s;
 	j->gen = s->gen;
@@ -823,7 +826,7 @@ void mix_index_ckpt_tick(struct mix_index *idx)
 		return;
 	}
 	if (idx->log.offset < idx->rotate_size ||
-	    __atomic_load_n(&idx->poisoned, __ATOMIC_ACQUIRE))
+	    __atomic_load_n(&idx->poisoned, __ATOMIC_RELAXED) /* ORDER(poison) */)
 		return;
 	if (ckpt_start(idx) == 0)
 		return;

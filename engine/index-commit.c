@@ -43,7 +43,13 @@
 
 void mix_index_poison(struct mix_index *idx)
 {
-	__atomic_store_n(&idx->poisoned, 1, __ATOMIC_RELEASE);
+	/* ORDER(poison): relaxed.  The flag is the whole message (refuse
+	 * with MIX_EPANIC); no reader of it reads anything written before
+	 * it.  The writer role itself sees it through the role handoff
+	 * (ORDER(role)); committers and mix_index_ckpt_tick read it
+	 * relaxed too, and one that misses it queues a transaction the
+	 * role holder then fails. */
+	__atomic_store_n(&idx->poisoned, 1, __ATOMIC_RELAXED);
 }
 
 int mix_index_publish(struct mix_index *idx, struct mix_builder *b)
@@ -254,7 +260,7 @@ static void run_batch(struct mix_index *idx, struct mix_txn **txns,
 	int ret, need_sync, failed;
 
 	while (start < n) {
-		if (__atomic_load_n(&idx->poisoned, __ATOMIC_ACQUIRE)) {
+		if (__atomic_load_n(&idx->poisoned, __ATOMIC_RELAXED) /* ORDER(poison) */) {
 			mix_err(MIX_EPANIC, "%s: an earlier write failed; "
 				"reopen the index", idx->dir);
 			complete_range(idx->writer, txns, start, n, MIX_EPANIC, 0);
@@ -310,7 +316,7 @@ static void close_index(struct mix_index *idx, struct mix_txn *t)
 	struct mix_writer *w = idx->writer;
 	int ret = 0;
 	idx->closing = 1;
-	if (!__atomic_load_n(&idx->poisoned, __ATOMIC_ACQUIRE) &&
+	if (!__atomic_load_n(&idx->poisoned, __ATOMIC_RELAXED) /* ORDER(poison) */ &&
 	    !idx->rotate_pending_seq &&
 	    (idx->ckpt_seq != idx->log.hdr.file_seq ||
 	     idx->ckpt_off != idx->log.offset ||

@@ -96,6 +96,8 @@ static void snap_die(struct mix_snap *s)
 
 void mix_snap_unref(struct mix_snap *s)
 {
+	/* ORDER(snap-refs): acq_rel: every holder's release of its uses of
+	 * s happens before the last one's acquire, which frees it */
 	if (__atomic_sub_fetch(&s->refs, 1, __ATOMIC_ACQ_REL) == 0)
 		snap_die(s);
 }

@@ -59,6 +59,10 @@ MIX_API int mix_watch_open(struct mix_index *idx, struct mix_watch **w_r)
 	}
 	if (ret == 0) {
 		idx->watches[idx->nwatches] = w;
+		/* ORDER(watch): seq_cst, read by mix_watch_notify
+		 * without the lock after its seq_cst publish: a publish
+		 * that misses the new watcher is one whose snapshot the
+		 * watcher's first sync sees (it starts armed) */
 		__atomic_store_n(&idx->nwatches, idx->nwatches + 1,
 				 __ATOMIC_SEQ_CST);
 	}
@@ -103,6 +107,7 @@ MIX_API void mix_watch_close(struct mix_watch **wp)
 	for (i = 0; i < idx->nwatches; i++) {
 		if (idx->watches[i] == w) {
 			idx->watches[i] = idx->watches[idx->nwatches - 1];
+			/* ORDER(watch): as in mix_watch_open */
 			__atomic_store_n(&idx->nwatches, idx->nwatches - 1,
 					 __ATOMIC_SEQ_CST);
 			break;
@@ -111,6 +116,9 @@ MIX_API void mix_watch_close(struct mix_watch **wp)
 	pthread_mutex_unlock(&idx->watch_lock);
 	close(w->fd);
 	free(w);
+	/* ORDER(users): release: this watcher's last use of idx happens
+	 * before a close that sees the count drop (its acquire load in
+	 * mix_index_close) frees idx */
 	__atomic_sub_fetch(&idx->users, 1, __ATOMIC_RELEASE);
 }
 
@@ -155,6 +163,8 @@ void mix_watch_notify(struct mix_index *idx)
 	uint32_t i;
 
 	call_hook(idx);
+	/* ORDER(watch): after the seq_cst publish of idx->snap; pairs
+	 * with the seq_cst stores of nwatches in open and close */
 	if (__atomic_load_n(&idx->nwatches, __ATOMIC_SEQ_CST) == 0)
 		return;
 	pthread_mutex_lock(&idx->watch_lock);

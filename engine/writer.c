@@ -53,6 +53,12 @@ static void wait_space(struct mix_writer *w)
 {
 	uint32_t max = w->engine->cfg.queue_max;
 
+	/* ORDER(queue-space): a Dekker pair with batch_done.  Here: add to
+	 * space_waiters, then load queued; there: subtract from queued, then
+	 * load space_waiters; all seq_cst, so either this thread sees the
+	 * room or batch_done sees the waiter and broadcasts (under w->lock,
+	 * which this thread holds from before its load until it sleeps, so
+	 * the broadcast cannot fall between the load and the wait). */
 	if (__atomic_add_fetch(&w->queued, 1, __ATOMIC_SEQ_CST) <= max)
 		return;
 	pthread_mutex_lock(&w->lock);
@@ -293,6 +299,7 @@ static void batch_done(struct mix_writer *w, uint32_t done)
 {
 	if (!done)
 		return;
+	/* ORDER(queue-space): pairs with wait_space */
 	__atomic_sub_fetch(&w->queued, done, __ATOMIC_SEQ_CST);
 	if (__atomic_load_n(&w->space_waiters, __ATOMIC_SEQ_CST)) {
 		pthread_mutex_lock(&w->lock);
