@@ -28,6 +28,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "bytes.h"
 #include "crc32c.h"
 #include "err.h"
 #include "fileio.h"
@@ -102,20 +103,6 @@ static int verr(const struct vctx *v, const char *fmt, ...)
 	return mix_err(v->code, "%s: %s", v->path, msg);
 }
 
-static inline uint32_t ld32(const uint8_t *p)
-{
-	uint32_t x;
-	memcpy(&x, p, sizeof(x));
-	return x;
-}
-
-static inline uint64_t ld64(const uint8_t *p)
-{
-	uint64_t x;
-	memcpy(&x, p, sizeof(x));
-	return x;
-}
-
 static inline uint64_t align8(uint64_t n)
 {
 	return (n + 7u) & ~(uint64_t)7u;
@@ -131,7 +118,7 @@ static int check_ident(struct vctx *v)
 	if (v->size < 8)
 		return verr(v, "file is %zu bytes, shorter than the %u-byte "
 			    "base header", v->size, BASE_SIZE);
-	magic = ld32(v->buf);
+	magic = mix_get_u32(v->buf);
 	if (magic == __builtin_bswap32(MIX_INDEX_MAGIC))
 		return mix_err(MIX_EVERSION, "%s: field magic at offset 0: "
 			       "the file was written in the other byte order",
@@ -609,7 +596,7 @@ static int parse_keywords(const struct vctx *v, struct mix_ifile *f)
 	const struct mix_ifile_ext *e = &f->exts[1];
 	const uint8_t *p = e->hdr + 4, *end = e->hdr + e->hdr_size;
 	size_t off = (size_t)(e->hdr - v->buf);
-	uint32_t count = ld32(e->hdr);
+	uint32_t count = mix_get_u32(e->hdr);
 	int ret;
 
 	if (count > MIX_MAX_KEYWORDS)
@@ -683,9 +670,9 @@ static int check_record(const struct vctx *v, const struct mix_ifile *f,
 {
 	unsigned long long off = v->h.header_size +
 		(unsigned long long)st->n * v->h.record_size;
-	uint32_t uid = ld32(rec), bit;
+	uint32_t uid = mix_get_u32(rec), bit;
 	uint8_t flags = rec[4];
-	uint64_t modseq = ld64(rec + MIX_REC_MODSEQ_OFFSET);
+	uint64_t modseq = mix_get_u64(rec + MIX_REC_MODSEQ_OFFSET);
 
 	if (uid <= st->prev_uid)
 		return verr(v, "record %u at offset %llu: uid %u not above "

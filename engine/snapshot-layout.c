@@ -96,12 +96,7 @@ static int relayout(struct mix_builder *b, struct mix_layout *nl)
 			relay_record(ol, nl,
 				     c->recs + (size_t)pos * ol->record_size,
 				     n->recs + (size_t)pos * nl->record_size);
-		n->count = c->count;
-		n->first_uid = c->first_uid;
-		n->last_uid = c->last_uid;
-		n->max_modseq = c->max_modseq;
-		n->n_unseen = c->n_unseen;
-		n->n_deleted = c->n_deleted;
+		mix_chunk_meta_copy(n, c);
 		b->chunks[ci] = n;
 		mix_builder_retire(b, &c->robj);
 	}

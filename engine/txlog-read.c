@@ -41,6 +41,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bytes.h"
 #include "crc32c.h"
 #include "err.h"
 #include "fileio.h"
@@ -55,22 +56,6 @@
 /* CRC work the damage scan may spend on failed candidates beyond the
  * bytes it scans */
 #define MIX_LOG_SCAN_SLACK (UINT64_C(64) << 20)
-
-static inline uint32_t get_u32(const uint8_t *p)
-{
-	uint32_t v;
-	memcpy(&v, p, sizeof(v));
-	return v;
-}
-
-static int all_zero(const uint8_t *p, uint64_t n)
-{
-	for (uint64_t i = 0; i < n; i++) {
-		if (p[i] != 0)
-			return 0;
-	}
-	return 1;
-}
 
 static inline uint64_t min_u64(uint64_t a, uint64_t b)
 {
@@ -129,7 +114,7 @@ static int reader_check_fields(const struct mix_log_reader *r,
 			       "(§3.1)", r->path, h->hdr_size,
 			       newer ? "a multiple of 4 >= 48" : "48",
 			       (unsigned long long)r->size);
-	if (!newer && !all_zero(h->unused, sizeof(h->unused)))
+	if (!newer && !mix_all_zero(h->unused, sizeof(h->unused)))
 		return mix_err(MIX_ECORRUPT, "%s: reserved bytes at offsets "
 			       "33..39 are not 0 (§3.1)", r->path);
 	/* offset 40 is uid_floor from major 3 on, reserved before */
@@ -634,16 +619,16 @@ static int reader_scan(struct mix_log_reader *r, uint64_t bad, struct scan *s)
 		}
 		avail = r->base + r->have - q;
 		if (avail < 4) {                /* the last bytes of the file */
-			s->nonzero |= !all_zero(r->data + (q - r->base), avail);
+			s->nonzero |= !mix_all_zero(r->data + (q - r->base), avail);
 			return 0;
 		}
-		if (get_u32(r->data + (q - r->base)) == 0) {
+		if (mix_get_u32(r->data + (q - r->base)) == 0) {
 			q += 4;
 			continue;
 		}
 		s->nonzero = 1;
 		if (q > bad && avail >= 16 &&
-		    get_u32(r->data + (q - r->base)) == sizeof(struct mix_log_boundary)) {
+		    mix_get_u32(r->data + (q - r->base)) == sizeof(struct mix_log_boundary)) {
 			ret = scan_candidate(r, s, q, &size, &flags);
 			if (ret < 0)
 				return ret;

@@ -39,39 +39,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "bytes.h"
 #include "crc32c.h"
 #include "err.h"
 #include "fileio.h"
 #include "txlog.h"
-
-static inline uint32_t get_u32(const uint8_t *p)
-{
-	uint32_t v;
-	memcpy(&v, p, sizeof(v));
-	return v;
-}
-
-static inline uint16_t get_u16(const uint8_t *p)
-{
-	uint16_t v;
-	memcpy(&v, p, sizeof(v));
-	return v;
-}
-
-static inline void put_u32(uint8_t *p, uint32_t v)
-{
-	memcpy(p, &v, sizeof(v));
-}
-
-/* 1 if the n bytes at p are all 0. */
-static int all_zero(const uint8_t *p, uint64_t n)
-{
-	for (uint64_t i = 0; i < n; i++) {
-		if (p[i] != 0)
-			return 0;
-	}
-	return 1;
-}
 
 /* ---- growable buffer --------------------------------------------------- */
 
@@ -169,6 +141,38 @@ static int rec_bad(const struct rec_ctx *c, const char *fmt, ...)
 		       c->name, c->off, detail);
 }
 
+/* The payload (n bytes) holds at least its fixed header of hsize bytes. */
+static int need_header(const struct rec_ctx *c, uint32_t n, size_t hsize)
+{
+	if (n >= hsize)
+		return 0;
+	return rec_bad(c, "payload of %u bytes is shorter than its %zu-byte "
+		       "header", n, hsize);
+}
+
+/* The payload (n bytes at p) is its hsize-byte header, bytes of data
+ * (what describes them: "5 flag bytes") and zero padding to 4. */
+static int sized_payload(const struct rec_ctx *c, const uint8_t *p,
+			 uint32_t n, size_t hsize, uint64_t bytes,
+			 const char *what, ...) MIX_PRINTF(6, 7);
+static int sized_payload(const struct rec_ctx *c, const uint8_t *p,
+			 uint32_t n, size_t hsize, uint64_t bytes,
+			 const char *what, ...)
+{
+	uint64_t want = hsize + ((bytes + 3) & ~3ull);
+	char desc[96];
+	va_list ap;
+
+	if (n == want)
+		return mix_all_zero(p + hsize + bytes, want - hsize - bytes) ? 0 :
+		       rec_bad(c, "padding after the data is not zero");
+	va_start(ap, what);
+	vsnprintf(desc, sizeof(desc), what, ap);
+	va_end(ap);
+	return rec_bad(c, "payload is %u bytes, expected %llu for %s", n,
+		       (unsigned long long)want, desc);
+}
+
 /* §3.3.1: n bytes of UID ranges, each first >= 1 and first <= last,
  * sorted and not overlapping (first > the previous range's last). */
 static int dec_ranges(const struct rec_ctx *c, const uint8_t *p, uint32_t n,
@@ -181,8 +185,8 @@ static int dec_ranges(const struct rec_ctx *c, const uint8_t *p, uint32_t n,
 			       "of 8", n);
 	count = n / sizeof(struct mix_log_uid_range);
 	for (uint32_t i = 0; i < count; i++) {
-		uint32_t first = get_u32(p + (size_t)i * 8);
-		uint32_t last = get_u32(p + (size_t)i * 8 + 4);
+		uint32_t first = mix_get_u32(p + (size_t)i * 8);
+		uint32_t last = mix_get_u32(p + (size_t)i * 8 + 4);
 
 		if (first == 0)
 			return rec_bad(c, "range %u: first UID is 0", i);
@@ -212,8 +216,8 @@ static int dec_append(const struct rec_ctx *c, const uint8_t *p, uint32_t n,
 			       n);
 	count = n / sizeof(struct mix_log_append);
 	for (uint32_t i = 0; i < count; i++) {
-		uint32_t uid = get_u32(p + (size_t)i * 8);
-		uint32_t flags = get_u32(p + (size_t)i * 8 + 4);
+		uint32_t uid = mix_get_u32(p + (size_t)i * 8);
+		uint32_t flags = mix_get_u32(p + (size_t)i * 8 + 4);
 
 		if (uid == 0)
 			return rec_bad(c, "entry %u: UID is 0", i);
@@ -242,11 +246,10 @@ static int dec_append_run(const struct rec_ctx *c, const uint8_t *p,
 			  uint32_t n, struct mix_log_op *op)
 {
 	struct mix_log_append_run h;
-	uint64_t want;
+	int ret;
 
-	if (n < sizeof(h))
-		return rec_bad(c, "payload of %u bytes is shorter than its "
-			       "8-byte header", n);
+	if ((ret = need_header(c, n, sizeof(h))) < 0)
+		return ret;
 	memcpy(&h, p, sizeof(h));
 	if (h.first_uid == 0 || h.count == 0)
 		return rec_bad(c, "first_uid %u, count %u: both must be above 0",
@@ -256,19 +259,15 @@ static int dec_append_run(const struct rec_ctx *c, const uint8_t *p,
 		return rec_bad(c, "UIDs %u + %u reach %u (expected the last "
 			       "below %u)", h.first_uid, h.count, UINT32_MAX,
 			       UINT32_MAX);
-	want = sizeof(h) + (((uint64_t)h.count + 3) & ~3ull);
-	if (n != want)
-		return rec_bad(c, "payload is %u bytes, expected %llu for %u "
-			       "flag bytes", n, (unsigned long long)want,
-			       h.count);
+	if ((ret = sized_payload(c, p, n, sizeof(h), h.count,
+				 "%u flag bytes", h.count)) < 0)
+		return ret;
 	for (uint32_t i = 0; i < h.count; i++)
 		if ((p[sizeof(h) + i] & ~MIX_FLAGS_ALL) != 0)
 			return rec_bad(c, "entry %u (UID %u): flags 0x%x "
 				       "outside 0x%x", i, h.first_uid + i,
 				       p[sizeof(h) + i],
 				       (unsigned)MIX_FLAGS_ALL);
-	if (!all_zero(p + sizeof(h) + h.count, n - sizeof(h) - h.count))
-		return rec_bad(c, "padding after the flags is not zero");
 	op->first_uid = h.first_uid;
 	op->count = h.count;
 	op->data = p + sizeof(h);
@@ -280,11 +279,10 @@ static int dec_ext_run(const struct rec_ctx *c, const uint8_t *p, uint32_t n,
 		       struct mix_log_op *op)
 {
 	struct mix_log_ext_run h;
-	uint64_t bytes, want;
+	int ret;
 
-	if (n < sizeof(h))
-		return rec_bad(c, "payload of %u bytes is shorter than its "
-			       "16-byte header", n);
+	if ((ret = need_header(c, n, sizeof(h))) < 0)
+		return ret;
 	memcpy(&h, p, sizeof(h));
 	if (h.rec_size == 0 || h.rec_size > MIX_EXT_REC_MAX)
 		return rec_bad(c, "rec_size %u outside 1..%u", h.rec_size,
@@ -295,14 +293,11 @@ static int dec_ext_run(const struct rec_ctx *c, const uint8_t *p, uint32_t n,
 	if ((uint64_t)h.first_uid + h.count - 1 > UINT32_MAX)
 		return rec_bad(c, "UIDs %u + %u pass %u", h.first_uid, h.count,
 			       UINT32_MAX);
-	bytes = (uint64_t)h.count * h.rec_size;
-	want = sizeof(h) + ((bytes + 3) & ~3ull);
-	if (n != want)
-		return rec_bad(c, "payload is %u bytes, expected %llu for %u "
-			       "records of %u bytes", n,
-			       (unsigned long long)want, h.count, h.rec_size);
-	if (!all_zero(p + sizeof(h) + bytes, n - sizeof(h) - (size_t)bytes))
-		return rec_bad(c, "padding after the data is not zero");
+	if ((ret = sized_payload(c, p, n, sizeof(h),
+				 (uint64_t)h.count * h.rec_size,
+				 "%u records of %u bytes", h.count,
+				 h.rec_size)) < 0)
+		return ret;
 	op->ext_id = h.ext_id;
 	op->rec_size = h.rec_size;
 	op->stride = h.rec_size;
@@ -317,10 +312,10 @@ static int dec_flags(const struct rec_ctx *c, const uint8_t *p, uint32_t n,
 		     struct mix_log_op *op)
 {
 	struct mix_log_flags f;
+	int ret;
 
-	if (n < sizeof(f))
-		return rec_bad(c, "payload of %u bytes is shorter than its "
-			       "4-byte header", n);
+	if ((ret = need_header(c, n, sizeof(f))) < 0)
+		return ret;
 	memcpy(&f, p, sizeof(f));
 	if ((f.add & ~MIX_FLAGS_ALL) != 0 || (f.remove & ~MIX_FLAGS_ALL) != 0)
 		return rec_bad(c, "add 0x%02x / remove 0x%02x outside 0x%02x",
@@ -348,7 +343,7 @@ static int dec_name(const struct rec_ctx *c, const uint8_t *p, uint32_t size)
 			return rec_bad(c, "name byte %u is 0x%02x (control or "
 				       "space)", i, p[i]);
 	}
-	if (!all_zero(p + size, mix_align4(size) - size))
+	if (!mix_all_zero(p + size, mix_align4(size) - size))
 		return rec_bad(c, "padding after the name is not zero");
 	return 0;
 }
@@ -361,9 +356,8 @@ static int dec_keyword(const struct rec_ctx *c, const uint8_t *p, uint32_t n,
 	uint32_t name_end;
 	int ret;
 
-	if (n < sizeof(k))
-		return rec_bad(c, "payload of %u bytes is shorter than its "
-			       "4-byte header", n);
+	if ((ret = need_header(c, n, sizeof(k))) < 0)
+		return ret;
 	memcpy(&k, p, sizeof(k));
 	if (k.modify != MIX_LOG_KW_ADD && k.modify != MIX_LOG_KW_REMOVE)
 		return rec_bad(c, "modify is %u, expected 1 (add) or 2 (remove)",
@@ -392,10 +386,10 @@ static int dec_ext_intro(const struct rec_ctx *c, const uint8_t *p,
 {
 	struct mix_log_ext_intro in;
 	uint32_t a;
+	int ret;
 
-	if (n < sizeof(in))
-		return rec_bad(c, "payload of %u bytes is shorter than its "
-			       "20-byte header", n);
+	if ((ret = need_header(c, n, sizeof(in))) < 0)
+		return ret;
 	memcpy(&in, p, sizeof(in));
 	if (in.name_size == 0 || in.name_size > MIX_EXT_NAME_MAX)
 		return rec_bad(c, "name_size %u outside 1..%u", in.name_size,
@@ -428,22 +422,19 @@ static int dec_ext_hdr(const struct rec_ctx *c, const uint8_t *p, uint32_t n,
 		       struct mix_log_op *op)
 {
 	struct mix_log_ext_hdr h;
+	int ret;
 
-	if (n < sizeof(h))
-		return rec_bad(c, "payload of %u bytes is shorter than its "
-			       "12-byte header", n);
+	if ((ret = need_header(c, n, sizeof(h))) < 0)
+		return ret;
 	memcpy(&h, p, sizeof(h));
 	if (h.size > MIX_EXT_HDR_MAX ||
 	    (uint64_t)h.offset + h.size > MIX_EXT_HDR_MAX)
 		return rec_bad(c, "offset %u + size %u passes the %u-byte limit "
 			       "of extension header data", h.offset, h.size,
 			       MIX_EXT_HDR_MAX);
-	if (n != sizeof(h) + mix_align4(h.size))
-		return rec_bad(c, "payload is %u bytes, expected %u for %u "
-			       "bytes of data", n,
-			       (unsigned)sizeof(h) + mix_align4(h.size), h.size);
-	if (!all_zero(p + sizeof(h) + h.size, mix_align4(h.size) - h.size))
-		return rec_bad(c, "padding after the data is not zero");
+	if ((ret = sized_payload(c, p, n, sizeof(h), h.size,
+				 "%u bytes of data", h.size)) < 0)
+		return ret;
 	op->ext_id = h.ext_id;
 	op->offset = h.offset;
 	op->size = h.size;
@@ -457,10 +448,10 @@ static int dec_ext_rec(const struct rec_ctx *c, const uint8_t *p, uint32_t n,
 {
 	struct mix_log_ext_rec h;
 	uint32_t stride, count, prev_uid = 0;
+	int ret;
 
-	if (n < sizeof(h))
-		return rec_bad(c, "payload of %u bytes is shorter than its "
-			       "8-byte header", n);
+	if ((ret = need_header(c, n, sizeof(h))) < 0)
+		return ret;
 	memcpy(&h, p, sizeof(h));
 	if (h.rec_size == 0 || h.rec_size > MIX_EXT_REC_MAX)
 		return rec_bad(c, "rec_size %u outside 1..%u", h.rec_size,
@@ -473,13 +464,13 @@ static int dec_ext_rec(const struct rec_ctx *c, const uint8_t *p, uint32_t n,
 	count = (n - sizeof(h)) / stride;
 	for (uint32_t i = 0; i < count; i++) {
 		const uint8_t *e = p + sizeof(h) + (size_t)i * stride;
-		uint32_t uid = get_u32(e);
+		uint32_t uid = mix_get_u32(e);
 
 		if (uid == 0 || uid <= prev_uid)
 			return rec_bad(c, "entry %u: UID %u is not above the "
 				       "previous UID %u (or is 0)", i, uid,
 				       prev_uid);
-		if (!all_zero(e + 4 + h.rec_size, stride - 4 - h.rec_size))
+		if (!mix_all_zero(e + 4 + h.rec_size, stride - 4 - h.rec_size))
 			return rec_bad(c, "entry %u: padding is not zero", i);
 		prev_uid = uid;
 	}
@@ -506,10 +497,10 @@ static int dec_hdr(const struct rec_ctx *c, const uint8_t *p, uint32_t n,
 		   struct mix_log_op *op)
 {
 	struct mix_log_hdr h;
+	int ret;
 
-	if (n < sizeof(h))
-		return rec_bad(c, "payload of %u bytes is shorter than its "
-			       "8-byte header", n);
+	if ((ret = need_header(c, n, sizeof(h))) < 0)
+		return ret;
 	memcpy(&h, p, sizeof(h));
 	if (h.offset % 4 != 0 || h.size % 4 != 0)
 		return rec_bad(c, "offset %u / size %u not multiples of 4",
@@ -518,10 +509,9 @@ static int dec_hdr(const struct rec_ctx *c, const uint8_t *p, uint32_t n,
 		return rec_bad(c, "offset %u + size %u passes the %u-byte base "
 			       "header", h.offset, h.size,
 			       (unsigned)sizeof(struct mix_index_header));
-	if (n != sizeof(h) + h.size)
-		return rec_bad(c, "payload is %u bytes, expected %u for %u "
-			       "bytes of data", n, (unsigned)sizeof(h) + h.size,
-			       h.size);
+	if ((ret = sized_payload(c, p, n, sizeof(h), h.size,
+				 "%u bytes of data", h.size)) < 0)
+		return ret;
 	for (uint32_t o = h.offset; o < h.offset + h.size; o += 4) {
 		if (!hdr_word_writable(o))
 			return rec_bad(c, "writes base header offset %u; only "
@@ -655,9 +645,9 @@ int mix_log_txn_next_op(const uint8_t *txn, uint32_t txn_size, uint8_t major,
 		return rec_bad(&c, "only %u bytes left in the transaction, less "
 			       "than a record header", left);
 	/* §3.3: the record header */
-	size = get_u32(txn + p);
-	type = get_u16(txn + p + 4);
-	flags = get_u16(txn + p + 6);
+	size = mix_get_u32(txn + p);
+	type = mix_get_u16(txn + p + 4);
+	flags = mix_get_u16(txn + p + 6);
 	c.name = log_type_name(type);
 	if (size < sizeof(struct mix_log_rec) || size % 4 != 0)
 		return rec_bad(&c, "size %u is below 8 or not a multiple of 4",
@@ -712,11 +702,11 @@ void mix_logenc_end(struct mix_buf *b, size_t start)
 	size = b->len - start;
 	if (size > UINT32_MAX)
 		size = 0;   /* unreadable on purpose; see txlog.h */
-	put_u32(txn + offsetof(struct mix_log_boundary, txn_size),
+	mix_put_u32(txn + offsetof(struct mix_log_boundary, txn_size),
 		(uint32_t)size);
-	put_u32(txn + offsetof(struct mix_log_boundary, crc), 0);
+	mix_put_u32(txn + offsetof(struct mix_log_boundary, crc), 0);
 	if (size != 0)
-		put_u32(txn + offsetof(struct mix_log_boundary, crc),
+		mix_put_u32(txn + offsetof(struct mix_log_boundary, crc),
 			mix_log_txn_crc(txn, (uint32_t)size));
 }
 
@@ -752,13 +742,13 @@ static int rec_open(struct mix_buf *b, uint16_t type, uint64_t payload,
 static int rec_close(struct mix_buf *b, size_t start)
 {
 	const uint8_t *rec = b->data + start;
-	uint16_t type = get_u16(rec + 4);
+	uint16_t type = mix_get_u16(rec + 4);
 	struct rec_ctx c = { .name = log_type_name(type), .encoding = 1,
 			     .major = MIX_LOG_MAJOR };
 	struct mix_log_op op;
 	int ret;
 
-	ret = rec_decode(&c, type, rec + 8, get_u32(rec) - 8, &op);
+	ret = rec_decode(&c, type, rec + 8, mix_get_u32(rec) - 8, &op);
 	if (ret < 0)
 		b->len = start;
 	return ret;
@@ -928,7 +918,7 @@ int mix_logenc_ext_rec(struct mix_buf *b, uint32_t ext_id, uint32_t rec_size,
 	memcpy(b->data + start + 8, &h, sizeof(h));
 	e = b->data + start + 8 + sizeof(h);
 	for (uint32_t i = 0; i < count; i++, e += stride) {
-		put_u32(e, uids[i]);
+		mix_put_u32(e, uids[i]);
 		memcpy(e + 4, data + (size_t)i * rec_size, rec_size);
 	}
 	return rec_close(b, start);
@@ -977,7 +967,7 @@ int mix_logenc_ext_rec_run(struct mix_buf *b, uint32_t ext_id,
 		for (i = 0; i < count; i++) {
 			if (!set[i])
 				continue;
-			put_u32(e, uid0 + i);
+			mix_put_u32(e, uid0 + i);
 			memcpy(e + 4, data + (size_t)i * rec_size, rec_size);
 			e += stride;
 		}
@@ -1037,7 +1027,7 @@ int mix_logenc_mark_prev_synced(struct mix_buf *b, size_t start)
 	bd.rec.flags |= MIX_LOG_PREV_SYNCED;
 	memcpy(txn + offsetof(struct mix_log_rec, flags), &bd.rec.flags,
 	       sizeof(bd.rec.flags));
-	put_u32(txn + offsetof(struct mix_log_boundary, crc),
+	mix_put_u32(txn + offsetof(struct mix_log_boundary, crc),
 		mix_log_txn_crc(txn, bd.txn_size));
 	return 0;
 }

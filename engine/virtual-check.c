@@ -18,13 +18,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bytes.h"
 #include "crc32c.h"
 #include "snapshot.h"
 #include "virtual.h"
 
 #define VCHECK_REC_REPORTS 20   /* per-record problems reported in full */
 
-static uint32_t get32(const uint8_t *p) { uint32_t x; memcpy(&x, p, 4); return x; }
 
 static void report(struct mix_vcheck *c, long long off, const char *field,
 		   const char *fmt, ...) __attribute__((format(printf, 4, 5)));
@@ -95,14 +95,14 @@ static int hdr_fixed(struct mix_vcheck *c, const uint8_t *h, size_t size)
 		       size, MIX_VIRTUAL_HDR_FIXED);
 		return -1;
 	}
-	if (get32(h) != MIX_VIRTUAL_MAGIC)
-		report(c, 0, "magic", "%#x (expected %#x)", get32(h),
+	if (mix_get_u32(h) != MIX_VIRTUAL_MAGIC)
+		report(c, 0, "magic", "%#x (expected %#x)", mix_get_u32(h),
 		       MIX_VIRTUAL_MAGIC);
-	if (get32(h + 4) != MIX_VIRTUAL_VERSION)
-		report(c, 4, "version", "%u (expected %u)", get32(h + 4),
+	if (mix_get_u32(h + 4) != MIX_VIRTUAL_VERSION)
+		report(c, 4, "version", "%u (expected %u)", mix_get_u32(h + 4),
 		       MIX_VIRTUAL_VERSION);
-	used = get32(h + 12);
-	count = get32(h + 20);
+	used = mix_get_u32(h + 12);
+	count = mix_get_u32(h + 20);
 	if (used < MIX_VIRTUAL_HDR_FIXED || used > size) {
 		report(c, 12, "used", "%u (expected %u..%zu)", used,
 		       MIX_VIRTUAL_HDR_FIXED, size);
@@ -114,34 +114,34 @@ static int hdr_fixed(struct mix_vcheck *c, const uint8_t *h, size_t size)
 		       (used - MIX_VIRTUAL_HDR_FIXED) / MIX_VIRTUAL_HDR_ENTRY);
 		return -1;
 	}
-	return get32(h) == MIX_VIRTUAL_MAGIC &&
-	       get32(h + 4) == MIX_VIRTUAL_VERSION ? 0 : -1;
+	return mix_get_u32(h) == MIX_VIRTUAL_MAGIC &&
+	       mix_get_u32(h + 4) == MIX_VIRTUAL_VERSION ? 0 : -1;
 }
 
 static void hdr_checksum(struct mix_vcheck *c, const uint8_t *h)
 {
 	static const uint8_t zero[4];
-	uint32_t used = get32(h + 12), crc;
+	uint32_t used = mix_get_u32(h + 12), crc;
 
 	crc = mix_crc32c(mix_crc32c(0, h, 8), zero, 4);
 	crc = mix_crc32c(crc, h + 12, used - 12);
-	if (crc != get32(h + 8))
+	if (crc != mix_get_u32(h + 8))
 		report(c, 8, "checksum", "%#x (expected %#x, the CRC32C of "
-		       "bytes 0..%u)", get32(h + 8), crc, used);
+		       "bytes 0..%u)", mix_get_u32(h + 8), crc, used);
 }
 
 /* The entries and names; fills c->ent. */
 static int hdr_entries(struct mix_vcheck *c, const uint8_t *h)
 {
-	uint32_t used = get32(h + 12), count = get32(h + 20);
-	uint32_t highest = get32(h + 24), names, i, prev = 0;
+	uint32_t used = mix_get_u32(h + 12), count = mix_get_u32(h + 20);
+	uint32_t highest = mix_get_u32(h + 24), names, i, prev = 0;
 
 	names = MIX_VIRTUAL_HDR_FIXED + count * MIX_VIRTUAL_HDR_ENTRY;
 	if (count && (c->ent = calloc(count, sizeof(*c->ent))) == NULL)
 		return -ENOMEM;
 	for (i = 0; i < count; i++) {
 		uint32_t off = MIX_VIRTUAL_HDR_FIXED + i * MIX_VIRTUAL_HDR_ENTRY;
-		uint32_t id = get32(h + off), len = get32(h + off + 4);
+		uint32_t id = mix_get_u32(h + off), len = mix_get_u32(h + off + 4);
 		if (id == 0 || id <= prev || id > highest)
 			report(c, off, "id", "%u of entry %u (expected above "
 			       "the previous %u, at most highest_mailbox_id %u)",
@@ -161,7 +161,7 @@ static int hdr_entries(struct mix_vcheck *c, const uint8_t *h)
 			report(c, names, "name", "of entry %u holds a NUL "
 			       "byte", i);
 		c->ent[i].id = id;
-		c->ent[i].next_uid = get32(h + off + 12);
+		c->ent[i].next_uid = mix_get_u32(h + off + 12);
 		c->count = i + 1;
 		names += len;
 		if (id > prev)

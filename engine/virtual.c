@@ -18,6 +18,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bytes.h"
 #include "crc32c.h"
 #include "err.h"
 #include "snapshot.h"
@@ -153,7 +154,6 @@ void mix_virtual_bk_sort(struct vbackend *b)
 
 static void put32(uint8_t *p, uint32_t x) { memcpy(p, &x, 4); }
 static void put64(uint8_t *p, uint64_t x) { memcpy(p, &x, 8); }
-static uint32_t get32(const uint8_t *p) { uint32_t x; memcpy(&x, p, 4); return x; }
 static uint64_t get64(const uint8_t *p) { uint64_t x; memcpy(&x, p, 8); return x; }
 
 int mix_virtual_hdr_encode(const struct mix_virtual *v, uint8_t *buf,
@@ -207,12 +207,12 @@ static int hdr_check_fixed(const uint8_t *h, size_t size, char *why,
 		snprintf(why, why_size, "header size %zu", size);
 		return -1;
 	}
-	used = get32(h + 12);
-	count = get32(h + 20);
-	if (get32(h + 0) != MIX_VIRTUAL_MAGIC || get32(h + 4) !=
+	used = mix_get_u32(h + 12);
+	count = mix_get_u32(h + 20);
+	if (mix_get_u32(h + 0) != MIX_VIRTUAL_MAGIC || mix_get_u32(h + 4) !=
 	    MIX_VIRTUAL_VERSION) {
 		snprintf(why, why_size, "magic/version at offset 0: %#x/%u",
-			 get32(h), get32(h + 4));
+			 mix_get_u32(h), mix_get_u32(h + 4));
 		return -1;
 	}
 	if (used < MIX_VIRTUAL_HDR_FIXED || used > size ||
@@ -223,9 +223,9 @@ static int hdr_check_fixed(const uint8_t *h, size_t size, char *why,
 	}
 	crc = mix_crc32c(mix_crc32c(0, h, 8), tmp, 4);
 	crc = mix_crc32c(crc, h + 12, used - 12);
-	if (crc != get32(h + 8)) {
+	if (crc != mix_get_u32(h + 8)) {
 		snprintf(why, why_size, "checksum at offset 8: %#x, computed "
-			 "%#x", get32(h + 8), crc);
+			 "%#x", mix_get_u32(h + 8), crc);
 		return -1;
 	}
 	return 0;
@@ -239,15 +239,15 @@ int mix_virtual_hdr_decode(struct mix_virtual *v, const uint8_t *h,
 
 	if (hdr_check_fixed(h, size, why, why_size) < 0)
 		return -1;
-	used = get32(h + 12);
-	count = get32(h + 20);
-	v->change_counter = get32(h + 16);
-	v->highest_mailbox_id = get32(h + 24);
+	used = mix_get_u32(h + 12);
+	count = mix_get_u32(h + 20);
+	v->change_counter = mix_get_u32(h + 16);
+	v->highest_mailbox_id = mix_get_u32(h + 24);
 	names = MIX_VIRTUAL_HDR_FIXED + count * MIX_VIRTUAL_HDR_ENTRY;
 	for (i = 0; i < count; i++) {
 		const uint8_t *ent = h + MIX_VIRTUAL_HDR_FIXED +
 				     i * MIX_VIRTUAL_HDR_ENTRY;
-		uint32_t id = get32(ent), len = get32(ent + 4);
+		uint32_t id = mix_get_u32(ent), len = mix_get_u32(ent + 4);
 		struct vbackend *b;
 		if (id <= prev || id > v->highest_mailbox_id) {
 			snprintf(why, why_size, "mailbox id %u of entry %u at "
@@ -266,8 +266,8 @@ int mix_virtual_hdr_decode(struct mix_virtual *v, const uint8_t *h,
 		if ((b = mix_virtual_bk_add(v, id, (const char *)h + names,
 					    len)) == NULL)
 			return -ENOMEM;
-		b->uid_validity = get32(ent + 8);
-		b->next_uid = get32(ent + 12);
+		b->uid_validity = mix_get_u32(ent + 8);
+		b->next_uid = mix_get_u32(ent + 12);
 		b->highest_modseq = get64(ent + 16);
 		memcpy(b->guid, ent + 24, 16);
 		names += len;
@@ -376,7 +376,7 @@ static int load_snap(struct mix_virtual *v, const struct mix_snap *snap)
 		ret = -1;
 	} else {
 		ret = mix_virtual_hdr_decode(v, h, size, why, sizeof(why));
-		if (ret == 0 && get32(h + 28) != v->rule_crc) {
+		if (ret == 0 && mix_get_u32(h + 28) != v->rule_crc) {
 			mix_virtual_bk_free_all(v);
 			return 1;
 		}
@@ -734,13 +734,13 @@ MIX_API int mix_virtual_snap_backend(const struct mix_snap *snap,
 	    (h = mix_snap_ext_hdr(snap, ext, &size)) == NULL ||
 	    hdr_check_fixed(h, size, why, sizeof(why)) < 0)
 		return 0;
-	count = get32(h + 20);
+	count = mix_get_u32(h + 20);
 	for (i = 0; i < count; i++) {
 		ent = h + MIX_VIRTUAL_HDR_FIXED + i * MIX_VIRTUAL_HDR_ENTRY;
-		if (get32(ent) != mailbox_id)
+		if (mix_get_u32(ent) != mailbox_id)
 			continue;
-		state_r->uid_validity = get32(ent + 8);
-		state_r->next_uid = get32(ent + 12);
+		state_r->uid_validity = mix_get_u32(ent + 8);
+		state_r->next_uid = mix_get_u32(ent + 12);
 		state_r->highest_modseq = get64(ent + 16);
 		return 1;
 	}

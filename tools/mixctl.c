@@ -63,6 +63,7 @@
 #include <unistd.h>
 
 #include "mix/mix.h"
+#include "bytes.h"
 #include "crc32c.h"
 #include "format.h"
 #include "index-file.h"
@@ -206,20 +207,6 @@ static void unload(struct file *f)
 	memset(f, 0, sizeof(*f));
 }
 
-static uint32_t ld32(const uint8_t *p)
-{
-	uint32_t v;
-	memcpy(&v, p, 4);
-	return v;
-}
-
-static uint64_t ld64(const uint8_t *p)
-{
-	uint64_t v;
-	memcpy(&v, p, 8);
-	return v;
-}
-
 /* CRC32C of n bytes with the 4 bytes at field as 0 (format.md §1). */
 static uint32_t crc_without(const uint8_t *p, size_t n, size_t field)
 {
@@ -286,7 +273,7 @@ static int index_header_checks(const struct file *f,
 			: 0);
 		layout = 0;
 	}
-	if (ld32(f->data + HOFF(checksum)) !=
+	if (mix_get_u32(f->data + HOFF(checksum)) !=
 	    crc_without(f->data, f->size, (size_t)HOFF(checksum)))
 		problem(p, HOFF(checksum), "checksum", "0x%08x (expected "
 			"0x%08x, the CRC32C of the file)", h->checksum,
@@ -314,9 +301,9 @@ static void index_record_check(const struct file *f,
 {
 	long long off = (long long)h->header_size + (long long)i * h->record_size;
 	const uint8_t *r = f->data + off;
-	uint32_t uid = ld32(r);
+	uint32_t uid = mix_get_u32(r);
 	uint8_t flags = r[4];
-	uint64_t modseq = ld64(r + MIX_REC_MODSEQ_OFFSET);
+	uint64_t modseq = mix_get_u64(r + MIX_REC_MODSEQ_OFFSET);
 	char field[48];
 
 	if ((uid <= *prev || uid >= h->next_uid) &&
@@ -1200,7 +1187,7 @@ static int cmd_dump(const char *dir)
 		char fl[10];
 		flags_str(r[4], fl);
 		printf("record %u uid %u flags %s modseq %" PRIu64, n + 1,
-		       ld32(r), fl, ld64(r + MIX_REC_MODSEQ_OFFSET));
+		       mix_get_u32(r), fl, mix_get_u64(r + MIX_REC_MODSEQ_OFFSET));
 		for (uint32_t k = 0; k < x.keyword_count; k++)
 			if (r[MIX_REC_KEYWORDS_OFFSET + k / 8] & (1u << (k % 8)))
 				printf(" kw:%s", x.keywords[k]);
