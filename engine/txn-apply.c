@@ -14,6 +14,14 @@
  * a modseq).  A keyword name
  * new to the index is declared by a KEYWORD record with no ranges at the
  * moment it is created, so replay creates names in the same order.
+ *
+ * Decisions made here, atomically with every other commit: the
+ * UNCHANGEDSINCE test (MODIFIED set), which messages a conditional
+ * EXPUNGE removes (those with \Deleted now), and which UIDs a \Recent
+ * claim gets.  Each is logged as the ordinary records of its effect
+ * (EXPUNGE, FLAGS, HDR), so replay needs no rule of its own.  What the
+ * result reports beyond that (changed and expunged UIDs) is collected
+ * only when the committer asked for it (docs/condstore.md).
  */
 #include <errno.h>
 #include <stddef.h>
@@ -162,6 +170,30 @@ static int modified_add(struct mix_txn *t, const struct mix_ranges *gt)
 	return 0;
 }
 
+/* Append ranges (any order) to a result list; normalized at the end. */
+static int rlist_add(struct txn_rlist *l, const struct mix_log_uid_range *r,
+		     uint32_t n)
+{
+	uint64_t need = (uint64_t)l->count + n;
+	if (n == 0)
+		return 0;
+	if (need > UINT32_MAX / sizeof(*l->r))
+		return -ENOMEM;
+	if (need > l->cap) {
+		uint32_t cap = l->cap ? l->cap : 8;
+		void *p;
+		while (cap < need)
+			cap *= 2;
+		if (!(p = realloc(l->r, cap * sizeof(*l->r))))
+			return -ENOMEM;
+		l->r = p;
+		l->cap = cap;
+	}
+	memcpy(l->r + l->count, r, n * sizeof(*r));
+	l->count = (uint32_t)need;
+	return 0;
+}
+
 static int op_ranges_get(struct mix_builder *b, struct mix_txn *t,
 			 const struct txn_op *op, struct op_ranges *o)
 {
@@ -192,7 +224,8 @@ static int op_ranges_get(struct mix_builder *b, struct mix_txn *t,
 /* One FLAGS record for the messages of o whose bits in mask change. */
 static int apply_flags_mask(struct mix_builder *b, const struct op_ranges *o,
 			    uint8_t add, uint8_t remove, uint8_t mask,
-			    uint64_t modseq, struct mix_buf *buf)
+			    uint64_t modseq, struct mix_buf *buf,
+			    struct txn_rlist *changed)
 {
 	struct mix_ranges out = { 0 };
 	uint32_t i;
@@ -207,6 +240,8 @@ static int apply_flags_mask(struct mix_builder *b, const struct op_ranges *o,
 					remove, modseq, &out);
 	if (ret == 0 && out.count)
 		ret = mix_logenc_flags(buf, add, remove, out.r, out.count);
+	if (ret == 0 && changed)
+		ret = rlist_add(changed, out.r, out.count);
 	mix_ranges_free(&out);
 	return ret;
 }
@@ -231,20 +266,23 @@ static int apply_flags(struct mix_builder *b, struct mix_txn *t,
 		add = op->flags;
 		remove = (uint8_t)(MIX_FLAGS_ALL & ~op->flags);
 	}
+	/* only the visible record's messages changed for a client (a
+	 * message whose DIRTY alone changed kept its modseq) */
 	if (ret == 0)
 		ret = apply_flags_mask(b, &o, add, remove,
 				       (uint8_t)~MIX_FLAGS_INTERNAL, modseq,
-				       buf);
+				       buf, t->want_changed ? &t->changed
+							    : NULL);
 	if (ret == 0)
 		ret = apply_flags_mask(b, &o, add, remove, MIX_FLAGS_INTERNAL,
-				       modseq, buf);
+				       modseq, buf, NULL);
 	mix_ranges_free(&o.tmp);
 	return ret;
 }
 
 static int apply_kw_one(struct mix_builder *b, const struct op_ranges *o,
 			const char *name, int add, uint64_t modseq,
-			struct mix_buf *buf)
+			struct mix_buf *buf, struct txn_rlist *changed)
 {
 	const struct mix_uid_range *r = o->r;
 	struct mix_ranges out = { 0 };
@@ -261,11 +299,13 @@ static int apply_kw_one(struct mix_builder *b, const struct op_ranges *o,
 		ret = mix_logenc_keyword(buf, add ? MIX_LOG_KW_ADD
 						  : MIX_LOG_KW_REMOVE,
 					 name, out.r, out.count);
+	if (ret == 0 && changed)
+		ret = rlist_add(changed, out.r, out.count);
 	mix_ranges_free(&out);
 	return ret;
 }
 
-static int apply_kw_replace(struct mix_builder *b, const struct mix_txn *t,
+static int apply_kw_replace(struct mix_builder *b, struct mix_txn *t,
 			    const struct txn_op *op, const struct op_ranges *o,
 			    uint64_t modseq, struct mix_buf *buf)
 {
@@ -298,6 +338,8 @@ static int apply_kw_replace(struct mix_builder *b, const struct mix_txn *t,
 						 txn_kw(t, op, i), out.r,
 						 out.count);
 	}
+	if (ret == 0 && t->want_changed)
+		ret = rlist_add(&t->changed, out.r, out.count);
 	free(want);
 	mix_ranges_free(&out);
 	return ret;
@@ -318,28 +360,138 @@ static int apply_keywords(struct mix_builder *b, struct mix_txn *t,
 		for (i = 0; i < op->nkw && ret == 0; i++)
 			ret = apply_kw_one(b, &o, txn_kw(t, op, i),
 					   op->modify == MIX_MODIFY_ADD,
-					   modseq, buf);
+					   modseq, buf, t->want_changed ?
+					   &t->changed : NULL);
 	mix_ranges_free(&o.tmp);
 	return ret;
 }
 
-static int apply_expunge(struct mix_builder *b, const struct mix_txn *t,
-			 const struct txn_op *op, uint64_t modseq,
-			 struct mix_buf *buf)
+/* Expunge the messages of r[0..n) that exist: one EXPUNGE record and
+ * one history entry for those actually removed. */
+static int expunge_ranges(struct mix_builder *b, struct mix_txn *t,
+			  const struct mix_uid_range *r, uint32_t n,
+			  uint64_t modseq, struct mix_buf *buf)
 {
-	const struct mix_uid_range *r = txn_ptr(t, op->ranges);
 	struct mix_ranges out = { 0 };
 	uint32_t i;
 	int ret = 0;
-	for (i = 0; i < op->nranges && ret == 0; i++)
+	for (i = 0; i < n && ret == 0; i++)
 		ret = mix_builder_expunge(b, r[i].first, r[i].last, modseq,
 					  &out);
 	if (ret == 0 && out.count)
 		ret = mix_logenc_expunge(buf, out.r, out.count);
 	if (ret == 0)
 		ret = mix_builder_xhist_add(b, modseq, out.r, out.count);
+	if (ret == 0 && t->want_expunged)
+		ret = rlist_add(&t->expunged, out.r, out.count);
 	mix_ranges_free(&out);
 	return ret;
+}
+
+static int apply_expunge(struct mix_builder *b, struct mix_txn *t,
+			 const struct txn_op *op, uint64_t modseq,
+			 struct mix_buf *buf)
+{
+	return expunge_ranges(b, t, txn_ptr(t, op->ranges), op->nranges,
+			      modseq, buf);
+}
+
+/* The first chunk whose last UID is >= uid (b->nchunks if none). */
+static uint32_t chunk_from(const struct mix_builder *b, uint32_t uid)
+{
+	uint32_t lo = 0, hi = b->nchunks;
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (b->chunks[mid]->last_uid < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* Runs of consecutive UIDs in [first, last] whose record has \Deleted
+ * now, added to out.  Chunks without a \Deleted record are skipped by
+ * their summary (n_deleted), so an EXPUNGE with few deleted messages
+ * reads few chunks.  Reads only: nothing is copied. */
+static int deleted_runs(const struct mix_builder *b, uint32_t first,
+			uint32_t last, struct mix_ranges *out)
+{
+	size_t rs = b->layout->record_size;
+	uint32_t ci, pos, uid;
+	int open = 0;
+
+	for (ci = chunk_from(b, first);
+	     ci < b->nchunks && b->chunks[ci]->first_uid <= last; ci++) {
+		const struct mix_chunk *c = b->chunks[ci];
+		if (c->n_deleted == 0) {
+			open = 0;
+			continue;
+		}
+		for (pos = 0; pos < c->count; pos++) {
+			const uint8_t *r = c->recs + (size_t)pos * rs;
+			memcpy(&uid, r, 4);
+			if (uid < first)
+				continue;
+			if (uid > last)
+				break;
+			if (!(r[4] & MIX_FLAG_DELETED)) {
+				open = 0;
+			} else if (open && out->r[out->count - 1].last + 1 ==
+					   uid) {
+				out->r[out->count - 1].last = uid;
+			} else {
+				if (mix_ranges_add(out, uid, uid) < 0)
+					return -ENOMEM;
+				open = 1;
+			}
+		}
+	}
+	return 0;
+}
+
+/* IMAP EXPUNGE: decided here, in the writer, so that the \Deleted test
+ * and the removal are one step with respect to every other commit. */
+static int apply_expunge_deleted(struct mix_builder *b, struct mix_txn *t,
+				 const struct txn_op *op, uint64_t modseq,
+				 struct mix_buf *buf)
+{
+	const struct mix_uid_range *r = txn_ptr(t, op->ranges);
+	struct mix_ranges del = { 0 };
+	uint32_t i;
+	int ret = 0;
+
+	for (i = 0; i < op->nranges && ret == 0; i++)
+		ret = deleted_runs(b, r[i].first, r[i].last, &del);
+	/* struct mix_log_uid_range and struct mix_uid_range are the same
+	 * pair of u32s */
+	if (ret == 0 && del.count)
+		ret = expunge_ranges(b, t,
+				     (const struct mix_uid_range *)del.r,
+				     del.count, modseq, buf);
+	mix_ranges_free(&del);
+	return ret;
+}
+
+/* \Recent: [first_recent_uid, next_uid) goes to this claimer, and
+ * first_recent_uid moves to next_uid in the same step (a HDR record, as
+ * MIX_HDR_FIRST_RECENT_UID logs it, so replay needs nothing new). */
+static int apply_recent_claim(struct mix_builder *b, struct mix_txn *t,
+			      struct mix_buf *buf)
+{
+	struct mix_index_header *h = &b->hdr;
+	uint32_t first = h->first_recent_uid ? h->first_recent_uid : 1;
+	uint32_t next = h->next_uid, off;
+
+	if (first >= next)
+		return 0;
+	off = offsetof(struct mix_index_header, first_recent_uid);
+	if (mix_hdr_apply(b, off, (const uint8_t *)&next, 4) < 0)
+		return -EINVAL;
+	if (t->result.recent_first == 0)
+		t->result.recent_first = first;
+	t->result.recent_last = next - 1;
+	return mix_logenc_hdr(buf, off, &next, 4);
 }
 
 static int apply_ext_set(struct mix_builder *b, const struct mix_txn *t,
@@ -448,6 +600,10 @@ static int apply_op(struct mix_builder *b, struct mix_txn *t, uint32_t *i,
 		return apply_hdr(b, op, buf);
 	case TXN_EXT_REGISTER:
 		return apply_register(b, t, op, buf);
+	case TXN_EXPUNGE_DELETED:
+		return apply_expunge_deleted(b, t, op, modseq, buf);
+	case TXN_RECENT_CLAIM:
+		return apply_recent_claim(b, t, buf);
 	}
 	return mix_err(MIX_EINVAL, "unknown operation %u", op->type);
 }
@@ -458,24 +614,89 @@ static int range_cmp(const void *a, const void *b)
 	return x->first < y->first ? -1 : x->first > y->first;
 }
 
-/* The MODIFIED sets of several conditional operations, as one sorted,
- * merged set. */
-static void modified_normalize(struct mix_txn *t)
+/* Ranges gathered from several operations (MODIFIED sets, changed or
+ * expunged UIDs), as one sorted, merged set; returns the new count. */
+static uint32_t ranges_normalize(struct mix_log_uid_range *r, uint32_t count)
 {
 	uint32_t i, n = 0;
-	if (t->modified_count < 2)
-		return;
-	qsort(t->modified, t->modified_count, sizeof(*t->modified), range_cmp);
-	for (i = 0; i < t->modified_count; i++) {
-		if (n && (uint64_t)t->modified[n - 1].last + 1 >=
-			 t->modified[i].first) {
-			if (t->modified[i].last > t->modified[n - 1].last)
-				t->modified[n - 1].last = t->modified[i].last;
+	if (count < 2)
+		return count;
+	qsort(r, count, sizeof(*r), range_cmp);
+	for (i = 0; i < count; i++) {
+		if (n && (uint64_t)r[n - 1].last + 1 >= r[i].first) {
+			if (r[i].last > r[n - 1].last)
+				r[n - 1].last = r[i].last;
 		} else {
-			t->modified[n++] = t->modified[i];
+			r[n++] = r[i];
 		}
 	}
-	t->modified_count = n;
+	return n;
+}
+
+/* Remove from l (normalized) every UID in x (normalized), in place: a
+ * message changed, then expunged by the same transaction is reported as
+ * expunged only.  At most one extra range per range of x. */
+static int rlist_subtract(struct txn_rlist *l, const struct txn_rlist *x)
+{
+	struct mix_log_uid_range *out;
+	uint32_t i, j = 0, k, n = 0, cap;
+
+	if (l->count == 0 || x->count == 0)
+		return 0;
+	cap = l->count + x->count;
+	if (cap < l->count || !(out = malloc((size_t)cap * sizeof(*out))))
+		return -ENOMEM;
+	for (i = 0; i < l->count; i++) {
+		uint32_t f = l->r[i].first, e = l->r[i].last;
+		int left = 1;    /* [f, e] still has UIDs to keep */
+		while (j < x->count && x->r[j].last < f)
+			j++;
+		/* x->r[j..] may cut [f, e]; j stays for the next range */
+		for (k = j; left && k < x->count && x->r[k].first <= e; k++) {
+			if (x->r[k].first > f) {
+				out[n].first = f;
+				out[n++].last = x->r[k].first - 1;
+			}
+			if (x->r[k].last >= e)
+				left = 0;
+			else
+				f = x->r[k].last + 1;
+		}
+		if (left) {
+			out[n].first = f;
+			out[n++].last = e;
+		}
+	}
+	free(l->r);
+	l->r = out;
+	l->count = n;
+	l->cap = cap;
+	return 0;
+}
+
+/* Sort the result lists and point t->result at them. */
+static int results_finish(struct mix_txn *t)
+{
+	if (t->modified_count) {
+		t->modified_count = ranges_normalize(t->modified,
+						     t->modified_count);
+		t->result.modified = (struct mix_uid_range *)t->modified;
+		t->result.modified_count = t->modified_count;
+	}
+	t->changed.count = ranges_normalize(t->changed.r, t->changed.count);
+	t->expunged.count = ranges_normalize(t->expunged.r,
+					     t->expunged.count);
+	if (rlist_subtract(&t->changed, &t->expunged) < 0)
+		return -ENOMEM;
+	if (t->changed.count) {
+		t->result.changed = (struct mix_uid_range *)t->changed.r;
+		t->result.changed_count = t->changed.count;
+	}
+	if (t->expunged.count) {
+		t->result.expunged = (struct mix_uid_range *)t->expunged.r;
+		t->result.expunged_count = t->expunged.count;
+	}
+	return 0;
 }
 
 int mix_txn_apply(struct mix_builder *b, struct mix_txn *t, uint64_t modseq,
@@ -487,6 +708,8 @@ int mix_txn_apply(struct mix_builder *b, struct mix_txn *t, uint64_t modseq,
 
 	memset(&t->result, 0, sizeof(t->result));
 	t->modified_count = 0;
+	t->changed.count = 0;
+	t->expunged.count = 0;
 	t->appkw_pos = 0;
 	if (t->late_exts && !t->append_uids &&
 	    !(t->append_uids = calloc(t->appends, sizeof(uint32_t))))
@@ -507,10 +730,9 @@ int mix_txn_apply(struct mix_builder *b, struct mix_txn *t, uint64_t modseq,
 		if (buf->len != before && !flags_op)
 			raise = 1;
 	}
-	if (t->modified_count) {
-		modified_normalize(t);
-		t->result.modified = (struct mix_uid_range *)t->modified;
-		t->result.modified_count = t->modified_count;
+	if ((ret = results_finish(t)) < 0) {
+		buf->len = start;
+		return ret;
 	}
 	if (buf->len == body) {
 		buf->len = start;

@@ -54,6 +54,8 @@ void mix_txn_free(struct mix_txn *t)
 	}
 	free(t->cols);
 	free(t->modified);
+	free(t->changed.r);
+	free(t->expunged.r);
 	mix_buf_free(&t->arena);
 	free(t);
 }
@@ -455,6 +457,12 @@ MIX_API void mix_commit_result_free(struct mix_commit_result *r)
 	free(r->modified);
 	r->modified = NULL;
 	r->modified_count = 0;
+	free(r->changed);
+	r->changed = NULL;
+	r->changed_count = 0;
+	free(r->expunged);
+	r->expunged = NULL;
+	r->expunged_count = 0;
 }
 
 MIX_API int mix_txn_keywords(struct mix_txn *t,
@@ -486,6 +494,42 @@ MIX_API int mix_txn_expunge(struct mix_txn *t,
 	if ((ret = put_ranges(t, op, ranges, count)) < 0)
 		t->nops--;
 	return ret;
+}
+
+/* IMAP EXPUNGE / UID EXPUNGE: the writer picks the messages that have
+ * \Deleted when it applies the operation (txn-apply.c), so a STORE
+ * -FLAGS \Deleted committed before it always wins. */
+MIX_API int mix_txn_expunge_deleted(struct mix_txn *t,
+				    const struct mix_uid_range *ranges,
+				    size_t count)
+{
+	static const struct mix_uid_range all = { 1, UINT32_MAX };
+	struct txn_op *op;
+	int ret;
+	if (!ranges && count)
+		return mix_err(MIX_EINVAL, "NULL ranges with count %zu", count);
+	if (!(op = op_add(t, TXN_EXPUNGE_DELETED)))
+		return -ENOMEM;
+	if (!ranges)
+		ret = put_ranges(t, op, &all, 1);
+	else
+		ret = put_ranges(t, op, ranges, count);
+	if (ret < 0)
+		t->nops--;
+	else
+		t->want_expunged = 1;
+	return ret;
+}
+
+MIX_API void mix_txn_want_changed(struct mix_txn *t)
+{
+	t->want_changed = 1;
+	t->want_expunged = 1;
+}
+
+MIX_API int mix_txn_claim_recent(struct mix_txn *t)
+{
+	return op_add(t, TXN_RECENT_CLAIM) ? 0 : -ENOMEM;
 }
 
 MIX_API int mix_txn_ext_set(struct mix_txn *t, uint32_t uid, uint32_t ext_id,
@@ -686,9 +730,15 @@ MIX_API int mix_txn_commit(struct mix_txn **txn, enum mix_durability d,
 		t->durability = d;
 		ret = mix_txn_commit_wait(t);
 		if (ret == 0 && result_r) {
-			/* the MODIFIED set moves to the caller */
+			/* the MODIFIED, changed and expunged sets move to
+			 * the caller */
 			*result_r = t->result;
-			t->modified = NULL;
+			if (result_r->modified)
+				t->modified = NULL;
+			if (result_r->changed)
+				t->changed.r = NULL;
+			if (result_r->expunged)
+				t->expunged.r = NULL;
 		}
 	}
 	mix_txn_free(t);

@@ -23,6 +23,8 @@ enum txn_op_type {
 	TXN_EXT_HDR,
 	TXN_HDR,
 	TXN_EXT_REGISTER,
+	TXN_EXPUNGE_DELETED, /* expunge those of ranges with \Deleted now */
+	TXN_RECENT_CLAIM,    /* [first_recent_uid, next_uid) to the caller */
 };
 
 /* One operation; variable data lives in the transaction's arena at the
@@ -74,6 +76,13 @@ struct txn_appkw {
 	uint32_t nkw, kw;    /* as in struct txn_op */
 };
 
+/* A UID range list the writer fills for the result (sorted and merged
+ * by txn_rlist_normalize before the commit completes). */
+struct txn_rlist {
+	struct mix_log_uid_range *r;
+	uint32_t count, cap;
+};
+
 enum { TXN_PENDING = 0, TXN_DONE = 1, TXN_SLEEPING = 2 };
 
 enum txn_kind {
@@ -118,6 +127,15 @@ struct mix_txn {
 	/* MODIFIED set of conditional operations (writer fills it) */
 	struct mix_log_uid_range *modified;
 	uint32_t modified_count, modified_cap;
+	/* committer's opt-ins (mix_txn_want_changed, a conditional
+	 * expunge): the writer collects these lists only when set, so a
+	 * transaction that did not ask pays nothing */
+	uint8_t want_changed;
+	uint8_t want_expunged;
+	/* writer fills: UIDs whose visible flags or keywords changed, UIDs
+	 * expunged (both moved to the caller's result by mix_txn_commit) */
+	struct txn_rlist changed;
+	struct txn_rlist expunged;
 	int failed;
 };
 

@@ -372,9 +372,29 @@ struct mix_commit_result {
 	 * none.  In a mix_commit_fn callback: valid during the call only. */
 	struct mix_uid_range *modified;
 	uint32_t modified_count;
+	/* Only with mix_txn_want_changed(): the UIDs whose flags or
+	 * keywords this transaction changed in a way a client sees (no-ops
+	 * and DIRTY-only changes are not listed), that still exist after
+	 * it; each now has modseq as its modseq (FETCH (FLAGS MODSEQ)).
+	 * Sorted, merged, malloc'd like modified; NULL, 0 if none or not
+	 * asked for.  Disjoint from modified. */
+	struct mix_uid_range *changed;
+	uint32_t changed_count;
+	/* With mix_txn_expunge_deleted() or mix_txn_want_changed(): the
+	 * UIDs the transaction's expunge operations actually removed.
+	 * Sorted, merged, malloc'd like modified; NULL, 0 if none. */
+	struct mix_uid_range *expunged;
+	uint32_t expunged_count;
+	/* mix_txn_claim_recent(): the UIDs this claim got (\Recent for
+	 * this session only), recent_first..recent_last inclusive; 0, 0
+	 * when another claim had them or no message arrived since.  Some
+	 * may be expunged already. */
+	uint32_t recent_first;
+	uint32_t recent_last;
 };
 
-/* Free what a commit result owns (the MODIFIED set).  Any thread. */
+/* Free what a commit result owns (the MODIFIED, changed and expunged
+ * sets) and set those pointers to NULL.  Any thread. */
 MIX_API void mix_commit_result_free(struct mix_commit_result *result);
 
 /* Start a transaction on index.  Returns 0, MIX_EREADONLY, MIX_EPANIC or
@@ -436,6 +456,20 @@ MIX_API int mix_txn_keywords(struct mix_txn *txn,
 MIX_API int mix_txn_expunge(struct mix_txn *txn,
 			    const struct mix_uid_range *ranges, size_t count);
 
+/* IMAP EXPUNGE (ranges NULL, count 0) and UID EXPUNGE (only UIDs in
+ * ranges): the writer expunges the messages that have \Deleted at the
+ * moment it applies this operation, atomically with every other commit
+ * (in the transaction's order: earlier operations of the same
+ * transaction count).  A message whose \Deleted another session
+ * cleared in a commit applied before it stays; one that got \Deleted
+ * after the caller last looked goes too.  The UIDs actually expunged
+ * are the result's expunged set; nothing expunged is no error.  Any
+ * thread owning txn.  Returns 0; MIX_EINVAL (bad range, or ranges NULL
+ * with count > 0); -ENOMEM.  On error the transaction is unchanged. */
+MIX_API int mix_txn_expunge_deleted(struct mix_txn *txn,
+				    const struct mix_uid_range *ranges,
+				    size_t count);
+
 /* Set the extension record data of message uid.  Returns 0, MIX_EINVAL
  * (unknown extension, wrong size), -ENOMEM. */
 MIX_API int mix_txn_ext_set(struct mix_txn *txn, uint32_t uid,
@@ -456,6 +490,24 @@ enum mix_hdr_field {
 /* Set a header field.  Returns 0, MIX_EINVAL, -ENOMEM. */
 MIX_API int mix_txn_hdr_set(struct mix_txn *txn, enum mix_hdr_field field,
 			    uint32_t value);
+
+/* IMAP4rev1 \Recent: claim, atomically in the writer, the messages
+ * that arrived since the last claim, UIDs [first_recent_uid, next_uid)
+ * of the header at the moment the writer applies this operation (after
+ * the transaction's earlier operations, its appends included).  The
+ * claim raises first_recent_uid to next_uid, so exactly one claimer
+ * gets each UID: the result's recent_first..recent_last (0, 0 if none).
+ * A claim that gets UIDs is logged like MIX_HDR_FIRST_RECENT_UID and
+ * raises HIGHESTMODSEQ as that does (docs/condstore.md).  Any thread
+ * owning txn.  Returns 0 or -ENOMEM (transaction unchanged). */
+MIX_API int mix_txn_claim_recent(struct mix_txn *txn);
+
+/* Ask the writer to report what this transaction changed: the result's
+ * changed set (UIDs whose visible flags or keywords changed, for
+ * untagged FETCH (FLAGS MODSEQ) after STORE, and to know which STORE
+ * .SILENT may skip) and expunged set.  Without it the writer collects
+ * neither (costs nothing).  Any thread owning txn; cannot fail. */
+MIX_API void mix_txn_want_changed(struct mix_txn *txn);
 
 /* Commit: hand the transaction to the writer and wait until it is
  * published (and with MIX_DURABILITY_SYNC, durable).  Frees the
