@@ -185,7 +185,9 @@ static inline void st_rmdir_r(const char *dir)
 	while ((e = readdir(d))) {
 		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
 			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir,
+				     e->d_name) >= sizeof(path))
+			continue;   /* cannot be ours: too long */
 		if (unlink(path) < 0 && errno == EISDIR)
 			st_rmdir_r(path);
 	}

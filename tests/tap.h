@@ -27,16 +27,13 @@ static inline void diag(const char *fmt, ...)
 	fflush(stdout);
 }
 
-static inline int tap_ok(int cond, const char *file, int line, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-static inline int tap_ok(int cond, const char *file, int line, const char *fmt, ...)
+/* One check: print ok / not ok with the description; count failures. */
+static inline int tap_vok(int cond, const char *file, int line,
+			  const char *fmt, va_list ap)
 {
-	va_list ap;
 	tap_n++;
 	printf("%s %d - ", cond ? "ok" : "not ok", tap_n);
-	va_start(ap, fmt);
 	vprintf(fmt, ap);
-	va_end(ap);
 	putchar('\n');
 	if (!cond) {
 		tap_failed++;
@@ -46,23 +43,66 @@ static inline int tap_ok(int cond, const char *file, int line, const char *fmt, 
 	return cond;
 }
 
-#define ok(cond, ...) tap_ok(!!(cond), __FILE__, __LINE__, __VA_ARGS__)
+static inline int tap_ok(int cond, const char *expr, const char *file, int line,
+			 const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+static inline int tap_ok(int cond, const char *expr, const char *file, int line,
+			 const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	cond = tap_vok(cond, file, line, fmt, ap);
+	va_end(ap);
+	/* what was expected to hold; values are printed by is() and
+	 * is_str(), or by a diag() the test adds */
+	if (!cond && expr)
+		printf("#   expected true: %s\n", expr);
+	return cond;
+}
 
-/* is(): integers; prints both values on failure. */
-#define is(got, want, ...) do { \
-	long long tap_g_ = (long long)(got), tap_w_ = (long long)(want); \
-	if (!tap_ok(tap_g_ == tap_w_, __FILE__, __LINE__, __VA_ARGS__)) \
-		diag("  got: %lld (0x%llx)  expected: %lld (0x%llx)", \
-		     tap_g_, (unsigned long long)tap_g_, tap_w_, (unsigned long long)tap_w_); \
-} while (0)
+#define ok(cond, ...) tap_ok(!!(cond), #cond, __FILE__, __LINE__, __VA_ARGS__)
 
-#define is_str(got, want, ...) do { \
-	const char *tap_g_ = (got), *tap_w_ = (want); \
-	int tap_c_ = tap_g_ && tap_w_ && strcmp(tap_g_, tap_w_) == 0; \
-	if (!tap_ok(tap_c_, __FILE__, __LINE__, __VA_ARGS__)) \
-		diag("  got: '%s'  expected: '%s'", tap_g_ ? tap_g_ : "(null)", \
-		     tap_w_ ? tap_w_ : "(null)"); \
-} while (0)
+/* is(): integers; prints both values on failure; returns 1 if equal. */
+static inline int tap_is(long long got, long long want, const char *file,
+			 int line, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+static inline int tap_is(long long got, long long want, const char *file,
+			 int line, const char *fmt, ...)
+{
+	va_list ap;
+	int c;
+	va_start(ap, fmt);
+	c = tap_vok(got == want, file, line, fmt, ap);
+	va_end(ap);
+	if (!c)
+		diag("  got: %lld (0x%llx)  expected: %lld (0x%llx)", got,
+		     (unsigned long long)got, want, (unsigned long long)want);
+	return c;
+}
+#define is(got, want, ...) \
+	tap_is((long long)(got), (long long)(want), __FILE__, __LINE__, \
+	       __VA_ARGS__)
+
+/* is_str(): strings (NULL allowed); prints both on failure. */
+static inline int tap_is_str(const char *got, const char *want,
+			     const char *file, int line, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+static inline int tap_is_str(const char *got, const char *want,
+			     const char *file, int line, const char *fmt, ...)
+{
+	va_list ap;
+	int c;
+	va_start(ap, fmt);
+	c = tap_vok(got && want && strcmp(got, want) == 0, file, line, fmt,
+		    ap);
+	va_end(ap);
+	if (!c)
+		diag("  got: '%s'  expected: '%s'", got ? got : "(null)",
+		     want ? want : "(null)");
+	return c;
+}
+#define is_str(got, want, ...) \
+	tap_is_str((got), (want), __FILE__, __LINE__, __VA_ARGS__)
 
 /* Stop the whole test with a failure (setup went wrong). */
 #define BAIL(...) do { printf("Bail out! "); printf(__VA_ARGS__); putchar('\n'); exit(255); } while (0)

@@ -246,13 +246,13 @@ static void test_model(const char *dir, struct model *m, uint32_t steps)
 		}
 	}
 	bad += !model_cmp(m, idx, "model end", 0);
-	ok(bad == 0, "commits match the model while checkpoints run "
+	is(bad, 0, "commits match the model while checkpoints run "
 	   "asynchronously (%u mismatches)", bad);
 	if (mix_index_refresh(ro) < 0)
 		robad++;
 	else
 		robad += !model_cmp(m, ro, "follower end", 0);
-	ok(robad == 0, "a read-only follower follows rotations after "
+	is(robad, 0, "a read-only follower follows rotations after "
 	   "asynchronous checkpoints (%u mismatches)", robad);
 	ok(checkpoints(e) - c0 >= 3 && ckpt_failures(e) == 0,
 	   "checkpoints happened: %llu (at least 3), failed: %llu (0)",
@@ -310,7 +310,7 @@ static void test_close(const char *dir, struct model *m, uint32_t rounds)
 		mix_index_close(&idx);
 		mix_engine_free(&e);
 	}
-	ok(bad == 0, "%u closes with a checkpoint in flight lose nothing",
+	is(bad, 0, "%u closes with a checkpoint in flight lose nothing",
 	   rounds);
 }
 
@@ -540,7 +540,7 @@ static void test_crash(const char *dir, struct model *m, uint32_t rounds)
 		mix_engine_free(&e);
 		free(alt);
 	}
-	ok(bad == 0, "%u crashes during asynchronous checkpoints lose no "
+	is(bad, 0, "%u crashes during asynchronous checkpoints lose no "
 	   "acknowledged commit%s", rounds,
 	   g_mixctl ? " (mixctl check passes on each)" : "");
 	ok(g_inside_log2 > 0, "crash states with mix.index inside "
@@ -575,7 +575,7 @@ int main(int argc, char **argv)
 	test_close(dir, &m, (uint32_t)(12 * scale));
 	test_fail(dir, &m);
 	test_crash(dir, &m, (uint32_t)(10 * scale));
-	ok(__atomic_load_n(&mix_ckpt_overlaps, __ATOMIC_RELAXED) == 0,
+	is(__atomic_load_n(&mix_ckpt_overlaps, __ATOMIC_RELAXED), 0,
 	   "no two checkpoints of one index wrote mix.index at once (%u)",
 	   mix_ckpt_overlaps);
 	tu_rmdir_r(dir);

@@ -170,8 +170,8 @@ int main(void)
 
 	mix_engine_config_init(&cfg);
 	cfg.log_rotate_size = 16384;
-	ok(mix_engine_create(&cfg, &e) == 0, "engine");
-	ok(mix_index_open(e, dir, MIX_OPEN_CREATE, &idx) == 0, "index");
+	is(mix_engine_create(&cfg, &e), 0, "engine");
+	is(mix_index_open(e, dir, MIX_OPEN_CREATE, &idx), 0, "index");
 	for (i = 0; i < READERS; i++)
 		pthread_create(&rt[i], NULL, reader, (void *)i);
 	for (i = 0; i < COMMITTERS; i++)
@@ -186,11 +186,11 @@ int main(void)
 		pthread_join(ct[i], NULL);
 	diag("%.1f s: %ld commits, %ld snapshots checked, %ld lookups", secs,
 	     commits_total, snaps_total, lookups_total);
-	ok(violations == 0, "%d readers and %d committers: no violation%s%s",
+	is(violations, 0, "%d readers and %d committers: no violation%s%s",
 	   READERS, COMMITTERS, violations ? ": " : "", first_violation);
 	ok(commits_total > 0 && snaps_total > 0, "work was done");
-	ok(mix_index_close(&idx) == 0, "closed");
-	ok(mix_engine_free(&e) == 0, "engine freed");
+	is(mix_index_close(&idx), 0, "closed");
+	is(mix_engine_free(&e), 0, "engine freed");
 	tu_rmdir_r(dir);
 	free(dir);
 	return tap_done();

@@ -1181,7 +1181,7 @@ static void build_all(const char *top)
 	path2(d, sizeof(d), top, "base");
 	mkdir(d, 0755);
 	ret = build_base(d);
-	ok(ret == 0, "base index built: %d rounds, %u SYNC commits, sentinel "
+	is(ret, 0, "base index built: %d rounds, %u SYNC commits, sentinel "
 	   "UID %u (exit %d %s)", br->rounds, br->ncommits, br->sentinel_uid,
 	   ret, br->err);
 	if (ret != 0)

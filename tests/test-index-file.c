@@ -462,7 +462,7 @@ static void check_body(const char *what, const struct mix_ifile *f,
 	for (uint32_t i = 0; i < f->keyword_count && bad == UINT32_MAX; i++)
 		if (strcmp(f->keywords[i], m->keywords[i]) != 0)
 			bad = i;
-	ok(bad == UINT32_MAX, "%s: all %u keyword names", what,
+	is(bad, UINT32_MAX, "%s: all %u keyword names", what,
 	   f->keyword_count);
 	ok(f->records == raw + model_header_size(m), "%s: records start at "
 	   "header_size", what);
@@ -470,7 +470,7 @@ static void check_body(const char *what, const struct mix_ifile *f,
 	for (size_t i = 0; i < bytes && bad == UINT32_MAX; i++)
 		if (f->records[i] != m->recs[i])
 			bad = (uint32_t)i;
-	ok(bad == UINT32_MAX, "%s: all %u records, every byte", what,
+	is(bad, UINT32_MAX, "%s: all %u records, every byte", what,
 	   m->rec_count);
 	if (bad != UINT32_MAX)
 		diag("  first difference at record byte %u", bad);
@@ -731,11 +731,11 @@ static void test_truncations(const uint8_t *good, size_t size)
 		    bad_disk == SIZE_MAX)
 			bad_disk = n;
 	}
-	ok(bad_mem == SIZE_MAX, "every truncation 0..%zu: MIX_ECORRUPT "
+	is(bad_mem, SIZE_MAX, "every truncation 0..%zu: MIX_ECORRUPT "
 	   "from mix_ifile_parse", size - 1);
 	if (bad_mem != SIZE_MAX)
 		diag("  first bad length %zu: %s", bad_mem, mix_last_error());
-	ok(bad_disk == SIZE_MAX, "every truncation 0..%zu: MIX_ECORRUPT "
+	is(bad_disk, SIZE_MAX, "every truncation 0..%zu: MIX_ECORRUPT "
 	   "from mix_ifile_open", size - 1);
 	if (bad_disk != SIZE_MAX)
 		diag("  first bad length %zu", bad_disk);
@@ -773,7 +773,7 @@ static void test_flips(const uint8_t *good, size_t size)
 			}
 		}
 	}
-	ok(bad == 0, "every byte of %zu flipped 4 ways: MIX_ECORRUPT (%u) or "
+	is(bad, 0, "every byte of %zu flipped 4 ways: MIX_ECORRUPT (%u) or "
 	   "MIX_EVERSION (%u), never success", size, corrupt, version);
 	free(buf);
 }
@@ -830,7 +830,7 @@ static void test_fuzz(const uint8_t *good, size_t size)
 				diag("  round %d: %d", r, ret);
 		}
 	}
-	ok(bad == 0, "%d random mutations with the checksum fixed: errors "
+	is(bad, 0, "%d random mutations with the checksum fixed: errors "
 	   "or sane results (%u accepted)", rounds, accepted);
 	free(buf);
 }
@@ -857,7 +857,7 @@ static void test_garbage(const uint8_t *good, size_t size)
 			diag("  round %d (%zu bytes): %s", r, n,
 			     mix_last_error());
 	}
-	ok(bad == 0, "2000 garbage buffers, some with a valid magic and "
+	is(bad, 0, "2000 garbage buffers, some with a valid magic and "
 	   "checksum: MIX_ECORRUPT");
 	free(buf);
 }
@@ -1050,7 +1050,7 @@ static void run_case(const uint8_t *good, size_t size, const size_t *bases,
 	ret = parse_buf(buf, size, &f);
 	msg = mix_last_error();
 	if (c->want == 0)
-		ok(ret == 0, "%s: accepted (%s)", c->what, ret ? msg : "");
+		is(ret, 0, "%s: accepted (%s)", c->what, ret ? msg : "");
 	else
 		ok(ret == c->want && is_zeroed(&f) &&
 		   strncmp(msg, "small: ", 7) == 0 &&

@@ -2597,7 +2597,7 @@ int main(int argc, char **argv)
 	mix_engine_free(&engine);
 
 	for (int c = 0; c < C_COUNT; c++)
-		ok(cat_fail[c] == 0, "%s (%ld checks, %ld failed)", cat_name[c],
+		is(cat_fail[c], 0, "%s (%ld checks, %ld failed)", cat_name[c],
 		   cat_runs[c], cat_fail[c]);
 	if (total_fail)
 		diag("replay: MIX_LIFECYCLE_SEED=%llu MIX_LIFECYCLE_STEPS=%ld",

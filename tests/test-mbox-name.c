@@ -389,7 +389,7 @@ static void pattern_case_checks(void)
 		   c->children, "'%s' + '%s': a child of '%s' %s", c->ref,
 		   c->pat, c->name, c->children ? "could match" : "cannot match");
 		mix_mbox_name_pattern_free(&p);
-		ok(p == NULL, "free sets the pointer to NULL");
+		is(p, NULL, "free sets the pointer to NULL");
 	}
 }
 
@@ -449,7 +449,7 @@ static void pattern_error_checks(void)
 				     MIX_MBOX_NAME_MAX_LEN + 1, '/', &p),
 	   MIX_EINVAL, "reference + pattern over the limit refused");
 	is(msg_pos(mix_last_error()), MIX_MBOX_PATTERN_MAX_LEN, "position of the limit");
-	ok(p == NULL, "no pattern returned on errors");
+	is(p, NULL, "no pattern returned on errors");
 	free(big);
 }
 

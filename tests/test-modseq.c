@@ -56,11 +56,11 @@ static void test_formula(const char *dir)
 	char p[4096];
 	uint32_t off;
 
-	ok(mix_index_open(engine, dir, MIX_OPEN_CREATE, &idx) == 0, "created");
+	is(mix_index_open(engine, dir, MIX_OPEN_CREATE, &idx), 0, "created");
 	mix_read_lock();
 	hms0 = mix_snap_highest_modseq(mix_index_snap(idx));
 	mix_read_unlock();
-	ok(append_commit(idx, 10, &res) == 0, "append");
+	is(append_commit(idx, 10, &res), 0, "append");
 	snprintf(p, sizeof(p), "%s/mix.index.log", dir);
 	log = tu_read_file(p, &size);
 	ok(log && size >= sizeof(h), "log read");
@@ -100,7 +100,7 @@ static void test_increasing(const char *dir)
 	int i, bad = 0, n = (int)(20000 * tu_scale()), reopens = 0;
 	uint64_t rng = tu_seed();
 
-	ok(mix_index_open(engine, dir, MIX_OPEN_CREATE, &idx) == 0, "created");
+	is(mix_index_open(engine, dir, MIX_OPEN_CREATE, &idx), 0, "created");
 	append_commit(idx, 100, &res);
 	last = res.modseq;
 	for (i = 0; i < n; i++) {
@@ -125,10 +125,10 @@ static void test_increasing(const char *dir)
 			reopens++;
 		}
 	}
-	ok(bad == 0, "%d commits with rotation every 4 KiB and %d reopens: "
+	is(bad, 0, "%d commits with rotation every 4 KiB and %d reopens: "
 	   "modseqs strictly increasing", n, reopens);
 	mix_index_close(&idx);
-	ok(mix_index_open(engine, dir, MIX_OPEN_RECREATE, &idx) == 0,
+	is(mix_index_open(engine, dir, MIX_OPEN_RECREATE, &idx), 0,
 	   "recreated");
 	append_commit(idx, 1, &res);
 	ok(res.modseq > last, "after re-creation: %llx > %llx",

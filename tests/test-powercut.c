@@ -57,7 +57,7 @@ int main(void)
 	for (unsigned i = 0; i < o.traces; i++) {
 		pc_run_trace(&o, eng, i, &one);
 		pc_totals_add(&all, &one);
-		if (!ok(one.failures == 0, "trace %u (%s): %llu crash states, "
+		if (!is(one.failures, 0, "trace %u (%s): %llu crash states, "
 			"none fails", i, pc_profile_names[i % 4],
 			(unsigned long long)one.states))
 			diag("  %llu failing states (FAIL lines above; seed "
@@ -74,13 +74,13 @@ int main(void)
 	     (unsigned long long)all.modseq_reuse);
 	ok(all.states >= 200, "at least 200 distinct crash states checked "
 	   "(%llu)", (unsigned long long)all.states);
-	ok(all.modseq_reuse == 0, "no modseq issued again after a cut "
+	is(all.modseq_reuse, 0, "no modseq issued again after a cut "
 	   "(%llu states did)", (unsigned long long)all.modseq_reuse);
 	/* UIDs: the UID floor (format.md §2.7) covers cuts inside recovery
 	 * too since a2d96f3 (reliability.md, power-loss finding 6);
 	 * MIX_POWERCUT_STRICT_UIDS=0 turns a failure into a TODO */
 	if (all.uid_reuse == 0 || strict_uids())
-		ok(all.uid_reuse == 0, "no UID handed out again after a cut "
+		is(all.uid_reuse, 0, "no UID handed out again after a cut "
 		   "(%llu states did)", (unsigned long long)all.uid_reuse);
 	else
 		printf("not ok %d - no UID handed out again after a cut "

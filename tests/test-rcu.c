@@ -220,7 +220,7 @@ static void test_lone_call(void)
 	       now_ns() - t0 < 5000000000ull)
 		sleep_ms(1);
 	waited = now_ns() - t0;
-	ok(nran == 1, "a lone call runs by itself after the gathering delay "
+	is(nran, 1, "a lone call runs by itself after the gathering delay "
 	   "(%.1f ms)", waited / 1e6);
 }
 

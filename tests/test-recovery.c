@@ -124,7 +124,7 @@ static void test_mapped_replay(const char *dir)
 		uint32_t kw;
 		const struct mix_snap *s;
 		int ret = mix_index_open(engine, dir, modes[i], &idx);
-		ok(ret == 0, "%s open replays onto mapped records: %s",
+		is(ret, 0, "%s open replays onto mapped records: %s",
 		   i ? "writable" : "read-only", ret ? mix_last_error() : "ok");
 		if (ret)
 			continue;
@@ -252,7 +252,7 @@ static void test_rebuild(const char *dir)
 	char p[4096];
 	int i, ret;
 
-	ok(mix_index_open(engine, dir, MIX_OPEN_CREATE, &idx) == 0,
+	is(mix_index_open(engine, dir, MIX_OPEN_CREATE, &idx), 0,
 	   "fresh index");
 	for (i = 1; i <= 3; i++)
 		commit_one(idx, i, &last);
@@ -269,7 +269,7 @@ static void test_rebuild(const char *dir)
 	}
 	warnings[0] = '\0';
 	ret = mix_index_open(engine, dir, 0, &idx);
-	ok(ret == 0, "damaged mix.index with logs reaching back: open works "
+	is(ret, 0, "damaged mix.index with logs reaching back: open works "
 	   "(%s)", ret ? mix_last_error() : "ok");
 	if (ret == 0) {
 		mix_index_open_info(idx, &info);
@@ -281,8 +281,8 @@ static void test_rebuild(const char *dir)
 	}
 	/* now the first log is gone (two writing sessions rotated it away;
 	 * an idle one changes no file) */
-	ok(mix_index_open(engine, dir, 0, &idx) == 0, "reopen");
-	ok(commit_one(idx, 5, &m) == 0, "commit after the reopen");
+	is(mix_index_open(engine, dir, 0, &idx), 0, "reopen");
+	is(commit_one(idx, 5, &m), 0, "commit after the reopen");
 	mix_index_close(&idx);
 	{
 		size_t size;
@@ -306,7 +306,7 @@ static void test_bad_logs(const char *dir)
 	uint64_t m;
 	int ret;
 
-	ok(mix_index_open(engine, dir, MIX_OPEN_RECREATE, &idx) == 0,
+	is(mix_index_open(engine, dir, MIX_OPEN_RECREATE, &idx), 0,
 	   "recreated");
 	commit_one(idx, 1, &m);
 	ret = mix_index_open(engine, dir, 0, &idx2);
@@ -320,7 +320,7 @@ static void test_bad_logs(const char *dir)
 	d[4] = 9;
 	tu_write_file(p, d, size);
 	ret = mix_index_open(engine, dir, 0, &idx);
-	ok(ret == MIX_EVERSION, "log of a newer major version: %s (%s)",
+	is(ret, MIX_EVERSION, "log of a newer major version: %s (%s)",
 	   mix_strerror(ret), mix_last_error());
 	/* garbage */
 	memset(d, 0xa5, size);
@@ -333,12 +333,12 @@ static void test_bad_logs(const char *dir)
 
 	/* a log from elsewhere in the chain missing: move .log.2 away after
 	 * making the index point into it */
-	ok(mix_index_open(engine, dir, MIX_OPEN_RECREATE, &idx) == 0, "again");
+	is(mix_index_open(engine, dir, MIX_OPEN_RECREATE, &idx), 0, "again");
 	commit_one(idx, 1, &m);
 	mix_index_close(&idx);
 	snprintf(p2, sizeof(p2), "%s/mix.index.log.2", dir);
 	unlink(p2);
-	ok(mix_index_open(engine, dir, 0, &idx) == 0,
+	is(mix_index_open(engine, dir, 0, &idx), 0,
 	   "an old log no longer needed may go");
 	commit_one(idx, 2, &m);
 	/* crash-like: copy files while open, then drop the log the index
@@ -381,7 +381,7 @@ int main(void)
 	test_rebuild(d2);
 	test_bad_logs(d3);
 	test_mapped_replay(d4);
-	ok(mix_engine_free(&engine) == 0, "engine freed");
+	is(mix_engine_free(&engine), 0, "engine freed");
 	tu_rmdir_r(d1);
 	tu_rmdir_r(d2);
 	tu_rmdir_r(d3);

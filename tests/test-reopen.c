@@ -325,7 +325,7 @@ static void test_unsynced(const char *base)
 		child_rotate_size = i == 2 ? 4096 : 0;
 		ret = in_child(st_unsynced, dir, i);
 		child_rotate_size = 0;
-		ok(ret == 0, "%s (exit %d: %s)", what[i], ret, ret ? sh->err : "ok");
+		is(ret, 0, "%s (exit %d: %s)", what[i], ret, ret ? sh->err : "ok");
 		power_cut(dir);
 		ret = in_child(st_open_commit, dir, MIX_OPEN_READONLY);
 		ok(ret == 0 && sh->count >= want[i], "%s, power cut: opens "
@@ -333,7 +333,7 @@ static void test_unsynced(const char *base)
 		   "messages, %s)", what[i], want[i], ret, sh->count,
 		   ret ? sh->err : "ok");
 		ret = in_child(st_open_commit, dir, 0);
-		ok(ret == 0, "%s, power cut: writable open (%s)", what[i],
+		is(ret, 0, "%s, power cut: writable open (%s)", what[i],
 		   ret ? sh->err : "ok");
 	}
 	munmap(durable, sizeof(*durable));
@@ -388,7 +388,7 @@ static void test_midlog(const char *base)
 
 	snprintf(dir, sizeof(dir), "%.4000s/mid", base);
 	mkdir(dir, 0755);
-	ok(in_child(st_twelve, dir, 0) == 0, "12 SYNC commits, crash");
+	is(in_child(st_twelve, dir, 0), 0, "12 SYNC commits, crash");
 	snprintf(p, sizeof(p), "%s/mix.index.log", dir);
 	d = tu_read_file(p, &size);
 	ok(d && size > 400, "the log holds them (%zu bytes)", size);
@@ -573,7 +573,7 @@ static void test_twins(const char *base)
 	snprintf(dir, sizeof(dir), "%.4000s/twin", base);
 	mkdir(dir, 0755);
 	ret = in_child(st_twins, dir, 0);
-	ok(ret == 0, "two mailboxes created back to back, a commit in each "
+	is(ret, 0, "two mailboxes created back to back, a commit in each "
 	   "(%s)", ret ? sh->err : "ok");
 	snprintf(p, sizeof(p), "%sb/mix.index.log", dir);
 	snprintf(q, sizeof(q), "%s/mix.index.log", dir);
@@ -629,7 +629,7 @@ static void test_salvage_whole(const char *base)
 	snprintf(dir, sizeof(dir), "%.4000s/whole", base);
 	mkdir(dir, 0755);
 	ret = in_child(st_ext_chain, dir, 0);
-	ok(ret == 0, "append, registration, append with its data, append "
+	is(ret, 0, "append, registration, append with its data, append "
 	   "(%s)", ret ? sh->err : "ok");
 	snprintf(p, sizeof(p), "%s/mix.index.log", dir);
 	d = tu_read_file(p, &size);
@@ -706,7 +706,7 @@ static void test_idle(const char *dir)
 	char why[256] = "";
 	int i, ret, same = 1, clean = 1, mc;
 
-	ok(in_child(st_create, dir, 0) == 0, "created with 3 messages");
+	is(in_child(st_create, dir, 0), 0, "created with 3 messages");
 	tu_files_save(dir, &before);
 	for (i = 0; i < 10; i++) {
 		ret = in_child(st_idle, dir, 0);
@@ -726,7 +726,7 @@ static void test_idle(const char *dir)
 			     i + 1, mc);
 		}
 	}
-	ok(i == 10, "ten idle writable sessions in a row open and close");
+	is(i, 10, "ten idle writable sessions in a row open and close");
 	ok(same, "idle sessions change no file (%s)", why);
 	ok(clean, "mixctl check is clean after each idle session");
 	ret = in_child(st_idle, dir, MIX_OPEN_READONLY);
@@ -742,7 +742,7 @@ static void test_idle(const char *dir)
 		if (ret != 0)
 			break;
 	}
-	ok(ret == 0, "idle, idle, SYNC commit, crash: three rounds (%s)",
+	is(ret, 0, "idle, idle, SYNC commit, crash: three rounds (%s)",
 	   ret ? sh->err : "ok");
 	ret = in_child(st_open_commit, dir, MIX_OPEN_READONLY);
 	ok(ret == 0 && sh->count == 9, "read-only open after the crashes: %u "
@@ -764,8 +764,8 @@ static void test_logs_lost(const char *dir)
 	int ret, mc;
 
 	sh->max_modseq = 0;
-	ok(in_child(st_create, dir, 0) == 0, "created");
-	ok(in_child(st_commit_none_crash, dir, 4) == 0,
+	is(in_child(st_create, dir, 0), 0, "created");
+	is(in_child(st_commit_none_crash, dir, 4), 0,
 	   "4 NONE commits, then a crash");
 	seen = sh->max_modseq;
 	path_of(p, sizeof(p), dir, tu_file_name(1));
@@ -790,8 +790,8 @@ static void test_logs_lost(const char *dir)
 	ok(mc <= 0, "mixctl check clean afterwards (exit %d)", mc);
 
 	/* only the active log lost: .log.2 is the newest left */
-	ok(in_child(st_commit_none_crash, dir, 3) == 0, "3 NONE, crash");
-	ok(in_child(st_commit_none_crash, dir, 3) == 0, "3 NONE, crash");
+	is(in_child(st_commit_none_crash, dir, 3), 0, "3 NONE, crash");
+	is(in_child(st_commit_none_crash, dir, 3), 0, "3 NONE, crash");
 	seen = sh->max_modseq;
 	path_of(p, sizeof(p), dir, tu_file_name(1));
 	unlink(p);
@@ -950,7 +950,7 @@ static void test_recreate_leftover(const char *base)
 	mkdir(dir, 0755);
 	make_busy(dir);
 	tu_files_save(dir, &old);
-	ok(in_child(st_recreate, dir, 0) == 0, "recreated");
+	is(in_child(st_recreate, dir, 0), 0, "recreated");
 	tu_files_save(dir, &now);
 	/* the state the crash leaves: new mix.index, old logs */
 	for (i = 1; i < 3; i++) {
@@ -965,7 +965,7 @@ static void test_recreate_leftover(const char *base)
 		if (ret != 0 || sh->count != (unsigned)i)
 			break;
 	}
-	ok(i == 3, "after an interrupted RECREATE: three writing sessions "
+	is(i, 3, "after an interrupted RECREATE: three writing sessions "
 	   "open and see only the new index's messages (session %d: ret %d, "
 	   "%u messages, %s)", i + 1, ret, sh->count, ret ? sh->err : "ok");
 	ok(mixctl_check(dir) <= 0, "mixctl check clean");

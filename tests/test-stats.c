@@ -34,9 +34,9 @@ static void test_buckets(void)
 			bad++;
 		prev = b;
 	}
-	ok(bad == 0, "200000 values: each in its bucket, error <= 12.5%%, "
+	is(bad, 0, "200000 values: each in its bucket, error <= 12.5%%, "
 	   "buckets monotone");
-	ok(mix_hist_bucket(UINT64_MAX) == MIX_HIST_BUCKETS - 1,
+	is(mix_hist_bucket(UINT64_MAX), MIX_HIST_BUCKETS - 1,
 	   "the largest value has the last bucket");
 }
 

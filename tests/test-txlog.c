@@ -653,7 +653,7 @@ static void test_encode_decode(void)
 	}
 	mix_logenc_end(&b, start);
 	txn_size = (uint32_t)b.len;
-	ok(b.len % 4 == 0, "enc: transaction size %zu is a multiple of 4", b.len);
+	is(b.len % 4, 0, "enc: transaction size %zu is a multiple of 4", b.len);
 	is(get32(b.data), 16, "enc: boundary size 16");
 	is(get32(b.data + 4), MIX_LOG_BOUNDARY, "enc: boundary type/flags");
 	is(get32(b.data + 8), txn_size, "enc: boundary txn_size");
@@ -1597,7 +1597,7 @@ static void test_reader_window(uint64_t seed)
 	   "bytes, %d transactions", (unsigned long long)file_size_of(path), n);
 
 	mix_log_reader_open(path, &r);
-	ok(r.have == MIX_LOG_READ_HEAD, "window: open read %llu bytes, not "
+	is(r.have, MIX_LOG_READ_HEAD, "window: open read %llu bytes, not "
 	   "the whole file", (unsigned long long)r.have);
 	ok(read_and_compare(&r, t, n, 0, (char[300]){0}, 300) == n && !r.torn,
 	   "window: every transaction from the start");
@@ -2561,8 +2561,8 @@ static void test_replay_equiv(uint64_t seed)
 	ok(r1 == 0 && r2 == 0, "replay: append-run + 2 ext-runs of %u and "
 	   "the same as append + ext-recs (%d, %d: %s)", RUN_N, r1, r2,
 	   r1 || r2 ? mix_last_error() : "ok");
-	if (!ok(check_appended(&R, 1, RUN_N, flags, d8, d3,
-			       replay_modseq(1000), why, sizeof(why)) == 0,
+	if (!is(check_appended(&R, 1, RUN_N, flags, d8, d3,
+			       replay_modseq(1000), why, sizeof(why)), 0,
 		"replay: the run's %u messages have their flags, the "
 		"transaction's modseq and their data for both extensions",
 		RUN_N))
@@ -2573,7 +2573,7 @@ static void test_replay_equiv(uint64_t seed)
 	   "replay: header after the run: %u messages, next_uid %u, %u seen "
 	   "(expected %u), %u chunks", R.hdr.messages_count, R.hdr.next_uid,
 	   R.hdr.seen_messages_count, seen, R.nchunks);
-	if (!ok(same_state(&R, &P, why, sizeof(why)) == 0, "replay: runs and "
+	if (!is(same_state(&R, &P, why, sizeof(why)), 0, "replay: runs and "
 		"per-message records give the same records and header"))
 		diag("  %s", why);
 
@@ -2603,7 +2603,7 @@ static void test_replay_equiv(uint64_t seed)
 	   brec(&R, RUN_N + 1) == NULL && brec(&R, G) != NULL,
 	   "replay: append-run of %u after a UID gap, data for %u of them "
 	   "(%d, %d, next_uid %u)", N2, n, r1, r2, R.hdr.next_uid);
-	if (!ok(same_state(&R, &P, why, sizeof(why)) == 0, "replay: the same "
+	if (!is(same_state(&R, &P, why, sizeof(why)), 0, "replay: the same "
 		"records and header after it"))
 		diag("  %s", why);
 
@@ -2629,7 +2629,7 @@ static void test_replay_equiv(uint64_t seed)
 	ok(r1 == 0 && r2 == 0 && R.hdr.messages_count == RUN_N + N2,
 	   "replay: ext-run over UIDs %u..%u, some missing (%d, %d, %u "
 	   "messages)", E0, E0 + EN - 1, r1, r2, R.hdr.messages_count);
-	if (!ok(same_state(&R, &P, why, sizeof(why)) == 0, "replay: the same "
+	if (!is(same_state(&R, &P, why, sizeof(why)), 0, "replay: the same "
 		"records and header as the ext-rec of those UIDs"))
 		diag("  %s", why);
 	mix_builder_abort(&R);
@@ -2742,7 +2742,7 @@ static void test_replay_ext_run_gaps(void)
 			bad++;
 		}
 	}
-	ok(bad == 0, "replay gaps: UIDs 2 and 6 changed and got the new "
+	is(bad, 0, "replay gaps: UIDs 2 and 6 changed and got the new "
 	   "modseq; 3 and 7 (same data) and 1 and 10 (outside) kept theirs");
 	ok(b.hdr.messages_count == 6 && builder_count(&b) == 6 &&
 	   b.hdr.next_uid == 11 && !brec(&b, 4) && !brec(&b, 9) &&
@@ -3146,7 +3146,7 @@ static void test_v3_prev_synced_enc(void)
 	is(mix_logenc_mark_prev_synced(&b, s0 + 4), MIX_EINVAL, "v3: marking "
 	   "where no transaction starts is refused");
 	pos = 0;
-	ok(mix_log_txn_next_op(b.data + s1, 16, 3, &pos, &op) == 0,
+	is(mix_log_txn_next_op(b.data + s1, 16, 3, &pos, &op), 0,
 	   "v3: a PREV_SYNCED boundary decodes in a major-3 file");
 	pos = 0;
 	ok(mix_log_txn_next_op(b.data + s1, 16, 2, &pos, &op) == MIX_ECORRUPT &&
@@ -3155,7 +3155,7 @@ static void test_v3_prev_synced_enc(void)
 	put32(b.data + s1 + 4, MIX_LOG_BOUNDARY | 2u << 16);
 	fix_txn_crc(b.data + s1, 16);
 	pos = 0;
-	ok(mix_log_txn_next_op(b.data + s1, 16, 3, &pos, &op) == MIX_ECORRUPT,
+	is(mix_log_txn_next_op(b.data + s1, 16, 3, &pos, &op), MIX_ECORRUPT,
 	   "v3: boundary flag 0x2 is corrupt in a major-3 file too");
 	mix_buf_free(&b);
 }

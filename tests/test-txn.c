@@ -62,7 +62,7 @@ static void test_bad_args(struct mix_index *idx)
 
 	memset(longkw, 'x', sizeof(longkw) - 1);
 	longkw[sizeof(longkw) - 1] = '\0';
-	ok(mix_txn_begin(idx, &t) == 0, "begin");
+	is(mix_txn_begin(idx, &t), 0, "begin");
 	is(mix_txn_append(t, 0x40, NULL, NULL), MIX_EINVAL, "flag 0x40 refused");
 	ok(strstr(mix_last_error(), "flags") != NULL, "message: %s",
 	   mix_last_error());
@@ -94,17 +94,17 @@ static void test_bad_args(struct mix_index *idx)
 	   "unknown header field refused");
 	is(mix_txn_commit(&t, (enum mix_durability)5, NULL), MIX_EINVAL,
 	   "unknown durability refused");
-	ok(t == NULL, "commit cleared the pointer");
+	is(t, NULL, "commit cleared the pointer");
 	is(count(idx), before, "nothing was committed");
 
-	ok(mix_txn_begin(idx, &t) == 0, "begin");
+	is(mix_txn_begin(idx, &t), 0, "begin");
 	mix_txn_append(t, 0, NULL, NULL);
 	mix_read_lock();
 	is(mix_txn_commit(&t, MIX_DURABILITY_NONE, NULL), MIX_EDEADLK,
 	   "commit inside a read-side section refused");
 	mix_read_unlock();
 	is(count(idx), before, "and did not commit");
-	ok(mix_txn_begin(idx, &t) == 0, "begin");
+	is(mix_txn_begin(idx, &t), 0, "begin");
 	mix_txn_append(t, 0, NULL, NULL);
 	mix_txn_abort(&t);
 	ok(t == NULL && count(idx) == before, "abort commits nothing");
@@ -131,11 +131,11 @@ static void test_append_ext(struct mix_index *idx, uint32_t id)
 	memset(c, 0xcc, sizeof(c));
 	ok(mix_index_ext_register(idx, "x.hdronly", 0, 1, 8, &hdr_only) == 0,
 	   "registered a header-only extension");
-	ok(mix_txn_begin(idx, &t) == 0, "begin");
-	ok(mix_txn_append(t, 0, NULL, &n0) == 0, "append 0");
+	is(mix_txn_begin(idx, &t), 0, "begin");
+	is(mix_txn_append(t, 0, NULL, &n0), 0, "append 0");
 	is(mix_txn_append_ext(t, n0, id, a, 8), MIX_EINVAL,
 	   "append data of the wrong size refused (first use)");
-	ok(mix_txn_append_ext(t, n0, id, a, 12) == 0, "append data");
+	is(mix_txn_append_ext(t, n0, id, a, 12), 0, "append data");
 	is(mix_txn_append_ext(t, n0, id, a, 8), MIX_EINVAL,
 	   "append data of the wrong size refused (column exists)");
 	is(mix_txn_append_ext(t, n0, id, NULL, 12), MIX_EINVAL,
@@ -144,19 +144,19 @@ static void test_append_ext(struct mix_index *idx, uint32_t id)
 	   "append data of a header-only extension refused");
 	is(mix_txn_append_ext(t, n0, 99, a, 12), MIX_EINVAL,
 	   "append data of an unknown extension refused");
-	ok(mix_txn_append(t, MIX_FLAG_SEEN, NULL, &n1) == 0, "append 1");
-	ok(mix_txn_append(t, 0, NULL, &n2) == 0, "append 2");
-	ok(mix_txn_append_ext(t, n2, id, b, 12) == 0,
+	is(mix_txn_append(t, MIX_FLAG_SEEN, NULL, &n1), 0, "append 1");
+	is(mix_txn_append(t, 0, NULL, &n2), 0, "append 2");
+	is(mix_txn_append_ext(t, n2, id, b, 12), 0,
 	   "data of append 2, none for append 1");
 	r.first = 1;
 	r.last = 1;
-	ok(mix_txn_flags(t, &r, 1, MIX_MODIFY_ADD, MIX_FLAG_FLAGGED) == 0,
+	is(mix_txn_flags(t, &r, 1, MIX_MODIFY_ADD, MIX_FLAG_FLAGGED), 0,
 	   "another operation");
 	is(mix_txn_append_ext(t, n1, id, a, 8), MIX_EINVAL,
 	   "late append data of the wrong size refused");
-	ok(mix_txn_append_ext(t, n1, id, c, 12) == 0,
+	is(mix_txn_append_ext(t, n1, id, c, 12), 0,
 	   "late data of append 1");
-	ok(mix_txn_append_ext(t, n0, id, c, 12) == 0,
+	is(mix_txn_append_ext(t, n0, id, c, 12), 0,
 	   "late data of append 0 replaces the first");
 	ret = mix_txn_commit(&t, MIX_DURABILITY_NONE, &res);
 	ok(ret == 0 && res.last_uid == res.first_uid + 2, "committed: %s",
@@ -198,13 +198,13 @@ static void test_ext(struct mix_index *idx)
 	   "alignment 3 refused");
 	is(mix_index_ext_register(idx, "x.y", 2000, 4, 0, &id3), MIX_EINVAL,
 	   "record of 2000 bytes refused");
-	ok(mix_txn_begin(idx, &t) == 0, "begin");
+	is(mix_txn_begin(idx, &t), 0, "begin");
 	is(mix_txn_ext_hdr_set(t, id1, 30, hdr, 4), MIX_EINVAL,
 	   "header write past the end refused");
 	is(mix_txn_ext_set(t, 1, id1, hdr, 4), MIX_EINVAL,
 	   "record data of the wrong size refused");
-	ok(mix_txn_ext_hdr_set(t, id1, 28, hdr, 4) == 0, "header write");
-	ok(mix_txn_commit(&t, MIX_DURABILITY_NONE, NULL) == 0, "committed");
+	is(mix_txn_ext_hdr_set(t, id1, 28, hdr, 4), 0, "header write");
+	is(mix_txn_commit(&t, MIX_DURABILITY_NONE, NULL), 0, "committed");
 	mix_read_lock();
 	p = mix_snap_ext_hdr(mix_index_snap(idx), id1, &size);
 	ok(p && size == 32 && memcmp((const uint8_t *)p + 28, hdr, 4) == 0,
@@ -225,7 +225,7 @@ static void test_async(struct mix_index *idx)
 	mix_read_lock();
 	next = mix_snap_next_uid(mix_index_snap(idx));
 	mix_read_unlock();
-	ok(mix_txn_begin(idx, &t) == 0, "begin");
+	is(mix_txn_begin(idx, &t), 0, "begin");
 	mix_txn_append(t, MIX_FLAG_SEEN, NULL, NULL);
 	mix_txn_append(t, 0, NULL, NULL);
 	ok(mix_txn_commit_async(&t, MIX_DURABILITY_SYNC, on_commit, &a) == 0 &&
@@ -240,10 +240,10 @@ static void test_async(struct mix_index *idx)
 	   a.res.modseq != 0, "result: uids %u-%u", a.res.first_uid,
 	   a.res.last_uid);
 	is(count(idx), before + 2, "visible after the callback");
-	ok(mix_txn_begin(idx, &t) == 0, "begin");
+	is(mix_txn_begin(idx, &t), 0, "begin");
 	is(mix_txn_commit_async(&t, MIX_DURABILITY_NONE, NULL, NULL),
 	   MIX_EINVAL, "async commit without callback refused");
-	ok(t == NULL, "and the transaction was freed");
+	is(t, NULL, "and the transaction was freed");
 }
 
 static void test_readonly(const char *dir)
@@ -252,7 +252,7 @@ static void test_readonly(const char *dir)
 	struct mix_txn *t;
 	uint32_t id;
 	int ret = mix_index_open(engine, dir, MIX_OPEN_READONLY, &ro);
-	ok(ret == 0, "read-only open beside the writer: %s",
+	is(ret, 0, "read-only open beside the writer: %s",
 	   ret ? mix_last_error() : "ok");
 	if (ret)
 		return;
@@ -260,7 +260,7 @@ static void test_readonly(const char *dir)
 	is(mix_txn_begin(ro, &t), MIX_EREADONLY, "begin refused");
 	is(mix_index_ext_register(ro, "x.z", 4, 4, 0, &id), MIX_EREADONLY,
 	   "register refused");
-	ok(mix_index_close(&ro) == 0, "closed");
+	is(mix_index_close(&ro), 0, "closed");
 	is(mix_index_open(engine, dir, MIX_OPEN_READONLY | MIX_OPEN_CREATE, &ro),
 	   MIX_EINVAL, "READONLY|CREATE refused");
 }
@@ -279,10 +279,10 @@ int main(void)
 	cfg.log_rotate_size = 100;
 	is(mix_engine_create(&cfg, &bad), MIX_EINVAL, "100-byte rotation refused");
 	cfg.log_rotate_size = 1 << 20;
-	ok(mix_engine_create(&cfg, &engine) == 0, "engine with 2 writers");
+	is(mix_engine_create(&cfg, &engine), 0, "engine with 2 writers");
 	is(mix_index_open(engine, dir, 0, &idx), MIX_ENOTFOUND,
 	   "open without CREATE of an empty directory: MIX_ENOTFOUND");
-	ok(mix_index_open(engine, dir, MIX_OPEN_CREATE, &idx) == 0, "created");
+	is(mix_index_open(engine, dir, MIX_OPEN_CREATE, &idx), 0, "created");
 	test_bad_args(idx);
 	test_ext(idx);
 	test_async(idx);

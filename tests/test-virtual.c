@@ -831,7 +831,7 @@ static void model_run(uint32_t steps)
 		if (tap_failed)
 			break;
 	}
-	ok(tap_failed == 0, "%u steps, %u syncs agree with the model", step,
+	is(tap_failed, 0, "%u steps, %u syncs agree with the model", step,
 	   checks);
 	diag("added %llu, expunged %llu, updated %llu, pending removals "
 	     "seen %llu, backends skipped %llu, records examined %llu, at "
@@ -864,7 +864,7 @@ static void skip_check(void)
 		avail += bk[i].in_def;
 	sync_check("skip: settle", 1, 0);
 	memset(&res, 0xff, sizeof(res));
-	ok(mix_virtual_sync(vm, 0, &res) == 0, "sync with nothing new");
+	is(mix_virtual_sync(vm, 0, &res), 0, "sync with nothing new");
 	is(res.backends_skipped, avail, "every backend skipped");
 	is(res.examined, 0, "no record examined");
 	is(res.modseq, 0, "nothing written");
@@ -876,7 +876,7 @@ static void skip_check(void)
 	    mix_txn_commit(&t, MIX_DURABILITY_NONE, NULL) < 0)
 		BAIL("flag: %s", mix_last_error());
 	bk[b].m[0].flags ^= MIX_FLAG_ANSWERED;
-	ok(mix_virtual_sync(vm, 0, &res) == 0, "sync after one change");
+	is(mix_virtual_sync(vm, 0, &res), 0, "sync after one change");
 	is(res.backends_skipped, avail - 1, "the others skipped");
 	is(res.examined, 1, "one record examined");
 	model_sync(0, 0);
@@ -922,7 +922,7 @@ static void damage_check(void)
 			BAIL("damage: %s", mix_last_error());
 		reopen(0);
 		warnings[0] = '\0';
-		ok(mix_virtual_sync(vm, 0, &res) == 0, "sync after damage");
+		is(mix_virtual_sync(vm, 0, &res), 0, "sync after damage");
 		is(res.rebuilt, 2, "%s damage: rebuilt", kind ? "vmap" :
 		   "header");
 		ok(strstr(warnings, "damaged") != NULL, "and said so");
@@ -1043,7 +1043,7 @@ static void unavailable_check(void)
 	op_append(&bk[0]);
 	op_expunge(&bk[0]);
 	warnings[0] = '\0';
-	ok(mix_virtual_sync(vm, 0, &res) == 0,
+	is(mix_virtual_sync(vm, 0, &res), 0,
 	   "sync with one backend unavailable");
 	is(res.backends_unavailable, 1, "reported in the result");
 	is(res.backends_skipped, NB - 1, "the others unchanged");
@@ -1072,7 +1072,7 @@ static void def_errors_check(const char *root)
 	def.backend_count = 1;
 	def.rule = "UNSEEN FLAGGD";
 	is(mix_virtual_open(engine, dir, &def, &t), MIX_EINVAL, "bad rule");
-	ok(t == NULL, "no virtual mailbox returned");
+	is(t, NULL, "no virtual mailbox returned");
 	ok(strstr(mix_last_error(), "position 7") != NULL,
 	   "the message names the position: %s", mix_last_error());
 	def.rule = "ALL";
@@ -1089,7 +1089,7 @@ static void def_errors_check(const char *root)
 	ok(mix_virtual_open(engine, dir, &def, &t) == 0 && t != NULL,
 	   "the same definition, fixed, opens");
 	mix_virtual_close(&t);
-	ok(t == NULL, "close sets the pointer to NULL");
+	is(t, NULL, "close sets the pointer to NULL");
 	free(dir);
 }
 
@@ -1254,7 +1254,7 @@ static void live_check(const char *root)
 	if (mix_virtual_open(engine, dir, &def, &t) < 0 ||
 	    mix_watch_open(mix_virtual_index(t), &w) < 0)
 		BAIL("live open: %s", mix_last_error());
-	ok(mix_virtual_live_start(t, 0) == 0, "live mode starts");
+	is(mix_virtual_live_start(t, 0), 0, "live mode starts");
 	is(mix_virtual_live_start(t, 0), MIX_EINVAL, "not twice");
 	for (i = 0; i < 60000 && !mix_virtual_mailbox_id(t, "Work", &id); i++)
 		usleep(1000);
@@ -1267,7 +1267,7 @@ static void live_check(const char *root)
 	   "called", uid);
 	p.fd = mix_watch_fd(w);
 	p.events = POLLIN;
-	ok(poll(&p, 1, 60000) == 1, "and the virtual index's watcher fired");
+	is(poll(&p, 1, 60000), 1, "and the virtual index's watcher fired");
 	ok(live_commit(bk[1].index, 1, &uid) == 0 &&
 	   live_wait(t, id, uid, 1, MIX_FLAG_SEEN),
 	   "\\Seen set in Work is mirrored (the message stays: delayed "
@@ -1276,16 +1276,16 @@ static void live_check(const char *root)
 	   live_wait(t, id, uid, 0, 0), "expunged in Work: gone");
 	is(mix_virtual_set_backends(t, d, NB), MIX_EINVAL,
 	   "the backend list cannot change while live");
-	ok(mix_virtual_sync(t, MIX_VIRTUAL_SYNC_EXPUNGE, NULL) == 0,
+	is(mix_virtual_sync(t, MIX_VIRTUAL_SYNC_EXPUNGE, NULL), 0,
 	   "the caller's sync runs beside the live thread");
 	last = (uint32_t)mix_virtual_live_syncs(t);
 	ok(last >= 3, "the live thread synced %u times", last);
 	ok(mix_virtual_live_stop(t) == 0 && mix_virtual_live_syncs(t) == 0,
 	   "live mode stops");
-	ok(mix_virtual_set_backends(t, d, NB) == 0,
+	is(mix_virtual_set_backends(t, d, NB), 0,
 	   "and the backend list can change again");
 	mix_watch_close(&w);
-	ok(mix_virtual_live_start(t, 0) == 0, "live again");
+	is(mix_virtual_live_start(t, 0), 0, "live again");
 	ok(mix_virtual_close(&t) == 0 && t == NULL,
 	   "close stops live mode and closes");
 	free(dir);
@@ -1390,7 +1390,7 @@ static void writes_check(const char *root)
 	sto.flags = MIX_FLAG_FLAGGED;
 	is(mix_virtual_store(t, &all, 1, &sto, &res), MIX_EINVAL,
 	   "store before the first sync is refused");
-	ok(mix_virtual_sync(t, MIX_VIRTUAL_SYNC_EXPUNGE, NULL) == 0, "sync");
+	is(mix_virtual_sync(t, MIX_VIRTUAL_SYNC_EXPUNGE, NULL), 0, "sync");
 	is(mix_virtual_save_target(t, &target), MIX_EINVAL,
 	   "append without a save target is refused");
 	ok(strstr(mix_last_error(), "save target") != NULL,
@@ -1401,13 +1401,13 @@ static void writes_check(const char *root)
 	   "\\Flagged on 1:* goes to %u backends (expected %u)",
 	   res.backends, NB);
 	mix_virtual_store_result_free(&res);
-	ok(mix_virtual_sync(t, 0, NULL) == 0, "sync");
+	is(mix_virtual_sync(t, 0, NULL), 0, "sync");
 	for (b = 0; b < NB; b++) {
 		vu[b] = vfirst(t, bk[b].name, &fl, &kw);
 		if (vu[b] == 0 || !(fl & MIX_FLAG_FLAGGED))
 			break;
 	}
-	ok(b == NB, "it came back by sync in every backend's messages");
+	is(b, NB, "it came back by sync in every backend's messages");
 	if (b != NB)
 		goto out;
 	h1 = vhighest(t);
@@ -1416,7 +1416,7 @@ static void writes_check(const char *root)
 	mix_virtual_lookup(mix_index_snap(mix_virtual_index(t)), vu[1], &mb,
 			   &ruid);
 	mix_read_unlock();
-	ok(live_commit(bk[1].index, 1, &ruid) == 0, "Work's message changed "
+	is(live_commit(bk[1].index, 1, &ruid), 0, "Work's message changed "
 	   "in the backend");
 	for (b = 0; b < NB; b++)
 		r[b].first = r[b].last = vu[b];
@@ -1430,7 +1430,7 @@ static void writes_check(const char *root)
 	   vu[1], res.modified_count,
 	   res.modified_count ? res.modified[0].first : 0);
 	mix_virtual_store_result_free(&res);
-	ok(mix_virtual_sync(t, 0, NULL) == 0, "sync");
+	is(mix_virtual_sync(t, 0, NULL), 0, "sync");
 	ok(!(vflags(t, vu[0], &present) & MIX_FLAG_FLAGGED) && present &&
 	   !(vflags(t, vu[2], &present) & MIX_FLAG_FLAGGED) && present,
 	   "the others lost \\Flagged");
@@ -1528,7 +1528,7 @@ int main(void)
 	model_run(steps);
 	atomic_store(&reader_stop, 1);
 	pthread_join(reader, NULL);
-	ok(reader_err[0] == '\0', "a reader beside the syncs saw each "
+	is(reader_err[0], '\0', "a reader beside the syncs saw each "
 	   "remap whole in %llu snapshots %s", (unsigned long long)reader_snaps,
 	   reader_err);
 	skip_check();

@@ -118,7 +118,7 @@ static void test_properties(void)
 	is(r->keyword_count, 2, "keywords differing in case share a slot");
 	is(r->time_relative, 0, "no YOUNGER/OLDER: not time relative");
 	mix_vrule_free(&r);
-	ok(r == NULL, "free sets the pointer to NULL");
+	is(r, NULL, "free sets the pointer to NULL");
 	ok(mix_vrule_parse("SEEN OR YOUNGER 5 DRAFT", &r, NULL) == 0,
 	   "parse YOUNGER");
 	is(r->time_relative, 1, "YOUNGER makes it time relative");
@@ -180,7 +180,7 @@ static void test_bad(void)
 		   "'%s' is refused", cases[i].text);
 		is(pos, cases[i].pos, "'%s': error at byte %zu (%s)",
 		   cases[i].text, cases[i].pos, mix_last_error());
-		ok(r == NULL, "no rule returned");
+		is(r, NULL, "no rule returned");
 	}
 	memset(deep, '(', sizeof(deep));
 	memcpy(deep + 150, "SEEN", 5);

@@ -358,7 +358,7 @@ static void test_old_file(void)
 	if (mix_index_close(&idx) < 0 || make_old_file(dir, &first) < 0)
 		BAIL("close or patch: %s", mix_last_error());
 	r0 = mix_index_open(e, dir, 0, &idx);
-	ok(r0 == 0, "a mix.index with an entry at oldest_modseq (trimmed "
+	is(r0, 0, "a mix.index with an entry at oldest_modseq (trimmed "
 	   "inside a transaction) opens: %d %s", r0, r0 ? mix_last_error() :
 	   "");
 	if (!idx)
@@ -373,7 +373,7 @@ static void test_old_file(void)
 	free(x);
 	r0 = mix_snap_expunged_since(mix_index_snap(idx), first - 1, &x, &n,
 				     NULL);
-	ok(r0 == 0, "and not below it (%d)", r0);
+	is(r0, 0, "and not below it (%d)", r0);
 	free(x);
 	mix_read_unlock();
 	mix_index_close(&idx);
@@ -403,11 +403,11 @@ int main(void)
 		if (mix_engine_create(&cfg, &e) < 0)
 			BAIL("engine: %s", mix_last_error());
 		ret = run(e, max, &seed, steps, 1);
-		ok(ret == 0, "expunge_history_max %u: %u random steps, closed "
+		is(ret, 0, "expunge_history_max %u: %u random steps, closed "
 		   "and reopened after each, history answers as the model",
 		   max, steps);
 		ret = run(e, max, &seed, 8 * steps, 0);
-		ok(ret == 0, "expunge_history_max %u: %u random steps in one "
+		is(ret, 0, "expunge_history_max %u: %u random steps in one "
 		   "session (rotations: checkpoint and remap), then reopened: "
 		   "history answers as the model", max, 8 * steps);
 		mix_engine_stats(e, &st);
