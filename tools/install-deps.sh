@@ -1,7 +1,9 @@
 #!/bin/sh
 # Installs what building and testing mix needs on Debian 12, when missing.
 # Called by `make` targets before they build; safe to run repeatedly.
-# Without root it prints the exact apt-get line and fails.
+# Without root it prints the exact apt-get line and fails.  Installs no
+# recommended packages (--no-install-recommends): what a bare Debian 12
+# needs is named here, so tools/first-hour.sh checks this list.
 set -eu
 
 need=""
@@ -14,6 +16,8 @@ have_hdr urcu/urcu-memb.h || need="$need liburcu-dev"
 have_hdr sys/sdt.h        || need="$need systemtap-sdt-dev"
 have_cmd prove            || need="$need perl"
 have_cmd ${CC:-cc}        || need="$need gcc"
+# gcc only recommends the C library's headers
+have_hdr stdio.h          || need="$need libc6-dev"
 have_cmd make             || need="$need make"
 have_cmd pkg-config       || need="$need pkg-config"
 # clang brings the sanitizer runtimes used by `make asan`/`make tsan` with
@@ -45,7 +49,7 @@ fi
 
 [ -z "$need" ] && exit 0
 
-line="apt-get update && apt-get install -y$need"
+line="apt-get update && apt-get install -y --no-install-recommends$need"
 if [ "$(id -u)" != 0 ]; then
 	echo "mix: missing build dependencies:$need" >&2
 	echo "mix: as root, run:  $line" >&2
@@ -55,4 +59,4 @@ echo "mix: installing:$need" >&2
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 # shellcheck disable=SC2086
-apt-get install -y -qq $need >&2
+apt-get install -y -qq --no-install-recommends $need >&2
