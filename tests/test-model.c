@@ -14,6 +14,12 @@
  * an unchanged one keeps its old one, and a transaction that changes
  * nothing reports no_changes and raises nothing.
  *
+ * IMAP operations (issue 14): conditional expunges (EXPUNGE and UID
+ * EXPUNGE: only messages with \Deleted at that point of the transaction)
+ * and \Recent claims are among the random operations; half of the
+ * transactions ask for the changed set, and the result's changed,
+ * expunged and claimed UIDs must be the model's.
+ *
  * CONDSTORE: after every commit, "changed since m" and "expunged since m"
  * for random m (among the modseqs issued so far) must equal the model's
  * answer; the engine may say it cannot answer an expunge question only
@@ -43,6 +49,7 @@ struct mrec {
 	uint8_t kw[MAX_KW / 8];       /* bit i = model keyword i */
 	uint8_t ext[EXT_SIZE];
 	uint8_t ext2[EXT2_SIZE];
+	uint8_t vis;   /* flags or keywords changed in the pending txn */
 };
 
 struct model {
@@ -120,6 +127,13 @@ struct mtxn {
 	uint32_t first_uid, last_uid;
 	uint32_t app_uid[64]; /* UID of each append number */
 	uint32_t napps;
+	/* the result's expunged set (ascending: UIDs appended later are
+	 * higher, but several expunges interleave: sorted at the end) and
+	 * the \Recent claim */
+	uint32_t *xuids;
+	uint32_t nx, capx;
+	int want_x;
+	uint32_t recent_first, recent_last;
 };
 
 /* Model changes are applied to a copy and then stamped with the commit's
@@ -130,6 +144,13 @@ static void m_touch(struct mrec *r, struct mtxn *mt)
 {
 	r->modseq = PENDING;
 	mt->changed = 1;
+}
+
+/* A change a client sees of flags or keywords (the changed set). */
+static void m_touch_vis(struct mrec *r, struct mtxn *mt)
+{
+	m_touch(r, mt);
+	r->vis = 1;
 }
 
 static const char **pick_keywords(const char **out, uint32_t max)
@@ -247,7 +268,7 @@ static int op_flags(struct mix_txn *t, struct mtxn *mt)
 		     mod == MIX_MODIFY_REMOVE ? m->flags & ~f : f;
 		if (nf != m->flags) {
 			m->flags = nf;
-			m_touch(m, mt);
+			m_touch_vis(m, mt);
 		}
 	}
 	return 0;
@@ -287,22 +308,40 @@ static int op_keywords(struct mix_txn *t, struct mtxn *mt)
 				want[j];
 		if (memcmp(nk, m->kw, sizeof(nk)) != 0) {
 			memcpy(m->kw, nk, sizeof(nk));
-			m_touch(m, mt);
+			m_touch_vis(m, mt);
 		}
 	}
 	return 0;
 }
 
+/* Plain expunge of random ranges, or (half the time) the conditional
+ * one: UID EXPUNGE of random ranges or EXPUNGE of all, removing only the
+ * messages that have \Deleted now (after the transaction's earlier
+ * operations). */
 static int op_expunge(struct mix_txn *t, struct mtxn *mt)
 {
-	struct mix_uid_range r[3];
-	uint32_t n, i, k = 0;
-	rand_ranges(r, &n);
-	if (mix_txn_expunge(t, r, n) < 0)
+	struct mix_uid_range r[3] = { { 1, UINT32_MAX } };
+	uint32_t n = 1, i, k = 0;
+	int cond = (int)tu_rand_below(&rng, 2), all = 0;
+	if (cond && tu_rand_below(&rng, 4) == 0)
+		all = 1;
+	else
+		rand_ranges(r, &n);
+	if ((cond ? mix_txn_expunge_deleted(t, all ? NULL : r, all ? 0 : n)
+		  : mix_txn_expunge(t, r, n)) < 0)
 		return -1;
+	if (cond && !mt->want_x)
+		mt->want_x = 1;
 	for (i = 0; i < M.n; i++) {
-		if (in_ranges(M.r[i].uid, r, n)) {
+		if (in_ranges(M.r[i].uid, r, n) &&
+		    (!cond || (M.r[i].flags & MIX_FLAG_DELETED))) {
 			mt->changed = 1;
+			if (mt->nx == mt->capx) {
+				mt->capx = mt->capx ? mt->capx * 2 : 64;
+				mt->xuids = realloc(mt->xuids, mt->capx *
+						    sizeof(*mt->xuids));
+			}
+			mt->xuids[mt->nx++] = M.r[i].uid;
 			if (nxh == capxh) {
 				capxh = capxh ? capxh * 2 : 1024;
 				xh = realloc(xh, capxh * sizeof(*xh));
@@ -373,8 +412,20 @@ static int op_append_late(struct mix_txn *t, struct mtxn *mt)
 
 static int op_hdr(struct mix_txn *t, struct mtxn *mt)
 {
-	uint32_t which = tu_rand_below(&rng, 3), v;
-	if (which == 0) {
+	uint32_t which = tu_rand_below(&rng, 4), v;
+	if (which == 3) {
+		/* \Recent claim: [first_recent_uid, next_uid) */
+		uint32_t first = M.first_recent_uid ? M.first_recent_uid : 1;
+		if (mix_txn_claim_recent(t) < 0)
+			return -1;
+		if (first < M.next_uid) {
+			if (mt->recent_first == 0)
+				mt->recent_first = first;
+			mt->recent_last = M.next_uid - 1;
+			M.first_recent_uid = M.next_uid;
+			mt->changed = 1;
+		}
+	} else if (which == 0) {
 		v = 1 + tu_rand_below(&rng, 3);
 		if (mix_txn_hdr_set(t, MIX_HDR_UID_VALIDITY, v) < 0)
 			return -1;
@@ -654,6 +705,70 @@ static void compare(struct mix_index *idx)
 
 /* ---- the run ---------------------------------------------------------------- */
 
+static int u32_cmp(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* The UIDs of a result set, one by one, against a sorted list. */
+static void compare_set(const char *what, const struct mix_uid_range *r,
+			uint32_t n, const uint32_t *want, uint32_t nwant)
+{
+	uint32_t i, k = 0, u;
+	for (i = 0; i < n; i++) {
+		if (i && r[i].first <= r[i - 1].last + 1) {
+			FAIL("%s set not sorted and merged at %u", what,
+			     r[i].first);
+			return;
+		}
+		for (u = r[i].first; u <= r[i].last; u++, k++)
+			if (k >= nwant || want[k] != u) {
+				FAIL("%s set has UID %u, model expects %u", what,
+				     u, k < nwant ? want[k] : 0);
+				return;
+			}
+	}
+	if (k != nwant)
+		FAIL("%s set has %u UIDs, model %u (first missing %u)", what, k,
+		     nwant, want[k]);
+}
+
+/* changed (asked for: every UID whose flags or keywords changed and that
+ * is still there), expunged (asked for or with a conditional expunge),
+ * the \Recent claim. */
+static void compare_result(const struct mix_commit_result *res,
+			   struct mtxn *mt)
+{
+	uint32_t i, *vis = NULL, nvis = 0;
+	if (mt->want_x == 2) {
+		vis = malloc((M.n + 1) * sizeof(*vis));
+		for (i = 0; i < M.n; i++)
+			if (M.r[i].vis)
+				vis[nvis++] = M.r[i].uid;
+		compare_set("changed", res->changed, res->changed_count, vis,
+			    nvis);
+		free(vis);
+	} else if (res->changed) {
+		FAIL("a changed set (%u ranges) nobody asked for",
+		     res->changed_count);
+	}
+	for (i = 0; i < M.n; i++)
+		M.r[i].vis = 0;
+	if (mt->want_x) {
+		qsort(mt->xuids, mt->nx, sizeof(*mt->xuids), u32_cmp);
+		compare_set("expunged", res->expunged, res->expunged_count,
+			    mt->xuids, mt->nx);
+	} else if (res->expunged) {
+		FAIL("an expunged set (%u ranges) nobody asked for",
+		     res->expunged_count);
+	}
+	if (res->recent_first != mt->recent_first ||
+	    res->recent_last != mt->recent_last)
+		FAIL("\\Recent claim %u:%u, model %u:%u", res->recent_first,
+		     res->recent_last, mt->recent_first, mt->recent_last);
+}
+
 static int one_txn(struct mix_index *idx, long *ops)
 {
 	static int (*const fns[])(struct mix_txn *, struct mtxn *) = {
@@ -668,6 +783,10 @@ static int one_txn(struct mix_index *idx, long *ops)
 
 	if (mix_txn_begin(idx, &t) < 0)
 		return -1;
+	if (tu_rand_below(&rng, 2)) {
+		mix_txn_want_changed(t);
+		mt.want_x = 2;
+	}
 	for (i = 0; i < n; i++) {
 		uint32_t which = tu_rand_below(&rng, 10);
 		if (which == 6 && M.n < 100)
@@ -677,6 +796,7 @@ static int one_txn(struct mix_index *idx, long *ops)
 		if (fns[which](t, &mt) < 0) {
 			FAIL("building op %u: %s", which, mix_last_error());
 			mix_txn_abort(&t);
+			free(mt.xuids);
 			return -1;
 		}
 		(*ops)++;
@@ -685,8 +805,12 @@ static int one_txn(struct mix_index *idx, long *ops)
 						   : MIX_DURABILITY_SYNC, &res);
 	if (ret < 0) {
 		FAIL("commit: %s: %s", mix_strerror(ret), mix_last_error());
+		free(mt.xuids);
 		return -1;
 	}
+	compare_result(&res, &mt);
+	mix_commit_result_free(&res);
+	free(mt.xuids);
 	if (res.no_changes != !mt.changed)
 		FAIL("no_changes %d but the model %s", res.no_changes,
 		     mt.changed ? "changed records" : "changed nothing");
