@@ -688,6 +688,9 @@ struct mix_view_changes {
 	/* 1 if the expunge history did not reach back and the report was
 	 * computed by comparing the two snapshots (cost O(messages)) */
 	int full_compare;
+	/* messages the view holds as expunged after this sync (0 unless
+	 * MIX_VIEW_SYNC_HOLD_EXPUNGES; counted in new_messages_count) */
+	uint32_t held_count;
 };
 
 /* Move the view to the newest snapshot and report what changed.  The
@@ -697,7 +700,74 @@ struct mix_view_changes {
  * zeroed) or -ENOMEM.  Not inside a read-side section. */
 MIX_API int mix_view_sync(struct mix_view *view,
 			  struct mix_view_changes *changes_r);
+
+enum mix_view_sync_flag {
+	/* Hold expunges (IMAP forbids EXPUNGE during FETCH, STORE and
+	 * SEARCH, RFC 9051 §7.5.1): report new and changed messages, but
+	 * keep the messages expunged since in the view, with their last
+	 * state and their sequence numbers, until a sync without this flag
+	 * reports them.  See docs/api.md "Held expunges". */
+	MIX_VIEW_SYNC_HOLD_EXPUNGES = 0x01,
+};
+
+/* mix_view_sync with flags (enum mix_view_sync_flag).  With
+ * MIX_VIEW_SYNC_HOLD_EXPUNGES the report has no expunges: its
+ * new_messages_count counts the held messages too (no sequence number
+ * moves; the new messages come at the end), held_count says how many
+ * are held, and new_highest_modseq stays below the modseq of the first
+ * held expunge (RFC 7162 errata 1810).  Without it, the held messages
+ * are reported with the expunges since the last sync, numbered as the
+ * session knows them (descending), and the view holds none after; it
+ * then returns 1 with them even when the index has nothing new.
+ * Returns 1 (moved or released; *changes_r filled, free it with
+ * mix_view_changes_free), 0 (nothing new and nothing to release;
+ * *changes_r zeroed), MIX_EINVAL (unknown flag; nothing done) or
+ * -ENOMEM (the view did not move and still holds what it held).
+ * Owner thread; not inside a read-side section. */
+MIX_API int mix_view_sync_flags(struct mix_view *view, unsigned flags,
+				struct mix_view_changes *changes_r);
+
+/* Free a report's arrays and zero it; harmless on a zeroed report.
+ * Any thread. */
 MIX_API void mix_view_changes_free(struct mix_view_changes *changes);
+
+/* The view's messages as the session knows them: the view's snapshot
+ * plus the messages it holds as expunged, merged in UID order.  Without
+ * held expunges these are the snapshot's own answers.  Owner thread, no
+ * read-side section needed.  The records point into a snapshot the view
+ * keeps (its own, or for a held message the one it was last seen in,
+ * returned in *snap_r when snap_r is not NULL: pass it to
+ * mix_record_ext() and mix_snap_keyword_name()), valid until the view
+ * moves or closes. */
+#define MIX_VIEW_EXPUNGED 2
+/* Sequence (1..mix_view_messages_count) to record.  Returns 1 (a
+ * message of the snapshot), MIX_VIEW_EXPUNGED (a held expunged message:
+ * its last state), or 0 (out of range; *rec_r undefined). */
+MIX_API int mix_view_lookup_seq(struct mix_view *view, uint32_t seq,
+				struct mix_record *rec_r,
+				const struct mix_snap **snap_r);
+/* UID to record.  Returns 1, MIX_VIEW_EXPUNGED (held), or 0 (absent;
+ * then rec_r->seq is the sequence the UID would have and *snap_r is
+ * NULL).  rec_r may be NULL. */
+MIX_API int mix_view_lookup_uid(struct mix_view *view, uint32_t uid,
+				struct mix_record *rec_r,
+				const struct mix_snap **snap_r);
+/* The view's sequence range of the messages (held ones included) with
+ * UIDs in [first_uid, last_uid]: 1 and *seq1_r..*seq2_r, or 0 if none. */
+MIX_API int mix_view_uid_range_to_seq(struct mix_view *view,
+				      uint32_t first_uid, uint32_t last_uid,
+				      uint32_t *seq1_r, uint32_t *seq2_r);
+/* 1 if the view holds uid as expunged, else 0. */
+MIX_API int mix_view_is_expunged(struct mix_view *view, uint32_t uid);
+/* EXISTS as the session knows it: the snapshot's messages plus the held
+ * ones. */
+MIX_API uint32_t mix_view_messages_count(struct mix_view *view);
+/* Messages held as expunged (0 unless a holding sync held some). */
+MIX_API uint32_t mix_view_held_count(struct mix_view *view);
+/* HIGHESTMODSEQ to announce: the snapshot's, or while expunges are held
+ * the highest modseq below the first held expunge's, whichever is
+ * lower (RFC 7162 errata 1810). */
+MIX_API uint64_t mix_view_highest_modseq(struct mix_view *view);
 
 /* ---- watchers ---------------------------------------------------------- */
 
