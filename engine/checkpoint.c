@@ -87,7 +87,7 @@ static int checkpoint_write(const char *dir, const struct mix_snap *s,
 	exts = calloc(l->ext_count + 2, sizeof(*exts));
 	if (!exts) {
 		free(xh);
-		return -ENOMEM;
+		return MIX_ENOMEM();
 	}
 	for (i = 0; i < l->ext_count; i++) {
 		memcpy(exts[i].name, l->exts[i].name, sizeof(exts[i].name));
@@ -144,7 +144,7 @@ int mix_index_remap(struct mix_index *idx)
 	map = calloc(1, sizeof(*map));
 	if (!map) {
 		mix_ifile_free(&f);
-		return -ENOMEM;
+		return MIX_ENOMEM();
 	}
 	map->robj.kind = MIX_ROBJ_MAP;
 	map->robj.born_gen = idx->snap->gen + 1;
@@ -545,7 +545,7 @@ int mix_ckpter_start(struct mix_engine *e)
 	int ret;
 
 	if (!ck)
-		return -ENOMEM;
+		return MIX_ENOMEM();
 	pthread_mutex_init(&ck->lock, NULL);
 	pthread_cond_init(&ck->work, NULL);
 	pthread_cond_init(&ck->done, NULL);
@@ -616,7 +616,7 @@ static int ckpt_start(struct mix_index *idx)
 	struct mix_ckpt_job *j;
 
 	if (!ck || mix_ckpt_sync_only || !(j = calloc(1, sizeof(*j))))
-		return -ENOMEM;
+		return MIX_ENOMEM();
 	j->idx = idx;
 	/* s is the current snapshot: the writer role's "current" reference
 	 * keeps refs >= 1 until s's successor is published and a grace
@@ -634,7 +634,7 @@ static int ckpt_start(struct mix_index *idx)
 	if (j->seq == idx->log.hdr.file_seq && idx->log.synced < j->off &&
 	    !(j->sync_path = strdup(idx->log.path))) {
 		job_free(j);
-		return -ENOMEM;
+		return MIX_ENOMEM();
 	}
 	pthread_mutex_lock(&ck->lock);
 	__atomic_store_n(&j->state, JOB_QUEUED, __ATOMIC_RELAXED);

@@ -6,6 +6,8 @@
 #ifndef MIX_ERR_H
 #define MIX_ERR_H
 
+#include <errno.h>
+
 #include "mix/mix.h"
 
 #if defined(__GNUC__)
@@ -22,6 +24,10 @@ int mix_err(int code, const char *fmt, ...) MIX_PRINTF(2, 3);
 /* Same, for a system error: the message gets ": strerror(errno)" appended
  * and -errno is returned (errno must be set; EIO if it is 0). */
 int mix_err_sys(const char *fmt, ...) MIX_PRINTF(1, 2);
+
+/* Out of memory: -ENOMEM with a message naming the function, so that
+ * mix_last_error() never shows an earlier call's message for it. */
+#define MIX_ENOMEM() mix_err(-ENOMEM, "out of memory (%s)", __func__)
 
 /* Clear the calling thread's message. */
 void mix_err_clear(void);

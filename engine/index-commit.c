@@ -394,7 +394,7 @@ static int hold_add(struct mix_index *idx, struct mix_txn **txns, uint32_t n)
 		while (nc < idx->held_n + n)
 			nc *= 2;
 		if (!(p = realloc(idx->held, nc * sizeof(*p))))
-			return -ENOMEM;
+			return MIX_ENOMEM();
 		idx->held = p;
 		idx->held_cap = nc;
 	}

@@ -148,7 +148,7 @@ static int replay_op(struct mix_builder *b, const struct mix_log_op *op,
 	case MIX_LOG_KEYWORD_RESET:
 		want = calloc(1, b->layout->exts[MIX_EXT_KEYWORDS].rec_size + 1);
 		if (!want)
-			return -ENOMEM;
+			return MIX_ENOMEM();
 		ret = replay_ranges(b, op, modseq, 0, want);
 		free(want);
 		return ret;

@@ -56,7 +56,7 @@ int mix_ranges_add(struct mix_ranges *rs, uint32_t first, uint32_t last)
 		uint32_t ncap = rs->cap ? rs->cap * 2 : 16;
 		void *n = realloc(rs->r, ncap * sizeof(*rs->r));
 		if (!n)
-			return -ENOMEM;
+			return MIX_ENOMEM();
 		rs->r = n;
 		rs->cap = ncap;
 	}
@@ -183,7 +183,7 @@ int mix_builder_dir_reserve(struct mix_builder *b, uint32_t more)
 		ncap *= 2;
 	n = realloc(b->chunks, ncap * sizeof(*n));
 	if (!n)
-		return -ENOMEM;
+		return MIX_ENOMEM();
 	b->chunks = n;
 	b->chunks_cap = ncap;
 	return 0;
@@ -208,7 +208,7 @@ int mix_builder_begin(struct mix_builder *b, const struct mix_snap *base)
 	b->exthdrs = (struct mix_exthdrs *)base->exthdrs;
 	b->xhist = base->xhist;
 	if (mix_builder_dir_reserve(b, base->nchunks + 1) < 0)
-		return -ENOMEM;
+		return MIX_ENOMEM();
 	memcpy(b->chunks, base->chunks, base->nchunks * sizeof(b->chunks[0]));
 	b->nchunks = base->nchunks;
 	return 0;
@@ -257,7 +257,7 @@ static int merge_small(struct mix_builder *b)
 		m = chunk_new(b, i + 2 == b->nchunks ? MIX_CHUNK_MAX
 						      : x->count + y->count);
 		if (!m)
-			return -ENOMEM;
+			return MIX_ENOMEM();
 		memcpy(m->recs, x->recs, (size_t)x->count * b_rs(b));
 		memcpy(c_rec(b, m, x->count), y->recs,
 		       (size_t)y->count * b_rs(b));
@@ -288,7 +288,7 @@ int mix_builder_finish(struct mix_builder *b, struct mix_snap **snap_r,
 	uint8_t *mem;
 
 	if (merge_small(b) < 0)
-		return -ENOMEM;
+		return MIX_ENOMEM();
 	n = b->nchunks;
 	off_mod = up8(sizeof(*s));
 	off_chunks = off_mod + (size_t)n * 8;
@@ -299,7 +299,7 @@ int mix_builder_finish(struct mix_builder *b, struct mix_snap **snap_r,
 	total = off_seq + (size_t)(n + 1) * 4;
 	mem = calloc(1, total);
 	if (!mem)
-		return -ENOMEM;
+		return MIX_ENOMEM();
 	s = (struct mix_snap *)mem;
 	s->c_max_modseq = (const uint64_t *)(mem + off_mod);
 	s->chunks = (struct mix_chunk *const *)(mem + off_chunks);
@@ -468,10 +468,10 @@ int mix_builder_append(struct mix_builder *b, uint32_t uid, uint8_t flags,
 	if (c && c->count < MIX_CHUNK_MAX) {
 		c = chunk_private(b, b->nchunks - 1, MIX_CHUNK_MAX);
 		if (!c)
-			return -ENOMEM;
+			return MIX_ENOMEM();
 	} else {
 		if (mix_builder_dir_reserve(b, 1) < 0 || !(c = chunk_new(b, MIX_CHUNK_MAX)))
-			return -ENOMEM;
+			return MIX_ENOMEM();
 		b->chunks[b->nchunks++] = c;
 	}
 	r = c_rec(b, c, c->count);
@@ -543,11 +543,11 @@ int mix_builder_append_run(struct mix_builder *b, uint32_t uid0, uint32_t n,
 		     c->count < MIX_CHUNK_MAX / 2)) {
 			if (!(c = chunk_private(b, b->nchunks - 1,
 						MIX_CHUNK_MAX)))
-				return -ENOMEM;
+				return MIX_ENOMEM();
 		} else {
 			if (mix_builder_dir_reserve(b, 1) < 0 ||
 			    !(c = chunk_new(b, MIX_CHUNK_MAX)))
-				return -ENOMEM;
+				return MIX_ENOMEM();
 			b->chunks[b->nchunks++] = c;
 		}
 		k = MIX_CHUNK_MAX - c->count;
@@ -658,7 +658,7 @@ static int expunge_chunk(struct mix_builder *b, uint32_t ci, uint32_t first,
 		gone_unseen += !(r[4] & MIX_FLAG_SEEN);
 		gone_deleted += !!(r[4] & MIX_FLAG_DELETED);
 		if (run_changed(run, r_uid(r)) < 0)
-			return -ENOMEM;
+			return MIX_ENOMEM();
 	}
 	if (end - pos == c->count) {
 		dir_remove(b, ci);
@@ -668,7 +668,7 @@ static int expunge_chunk(struct mix_builder *b, uint32_t ci, uint32_t first,
 	n = chunk_new(b, ci + 1 == b->nchunks ? MIX_CHUNK_MAX
 					      : c->count - (end - pos));
 	if (!n)
-		return -ENOMEM;
+		return MIX_ENOMEM();
 	memcpy(n->recs, c->recs, pos * rs);
 	memcpy(n->recs + pos * rs, c->recs + end * rs, (c->count - end) * rs);
 	n->count = c->count - (end - pos);
@@ -696,7 +696,7 @@ int mix_builder_expunge(struct mix_builder *b, uint32_t first, uint32_t last,
 			continue;
 		}
 		if (expunge_chunk(b, ci, first, last, &run, &removed) < 0)
-			return -ENOMEM;
+			return MIX_ENOMEM();
 		total += removed;
 		if (b->nchunks == before)
 			ci++;
@@ -757,7 +757,7 @@ static int for_range(struct mix_builder *b, uint32_t first, uint32_t last,
 				c = chunk_private(b, ci, ci + 1 == b->nchunks ?
 						  MIX_CHUNK_MAX : 0);
 				if (!c)
-					return -ENOMEM;
+					return MIX_ENOMEM();
 				r = c_rec(b, c, pos);
 			}
 			fn(b, c, r, 1, ctx);
@@ -766,7 +766,7 @@ static int for_range(struct mix_builder *b, uint32_t first, uint32_t last,
 				any = 1;
 			}
 			if (run_changed(&run, r_uid(r)) < 0)
-				return -ENOMEM;
+				return MIX_ENOMEM();
 			b->changed = 1;
 		}
 	}
@@ -796,11 +796,11 @@ int mix_builder_split_modseq(struct mix_builder *b, uint32_t first,
 			if (ms > m) {
 				rle.open = 0;
 				if (run_changed(&rgt, r_uid(r)) < 0)
-					return -ENOMEM;
+					return MIX_ENOMEM();
 			} else {
 				rgt.open = 0;
 				if (run_changed(&rle, r_uid(r)) < 0)
-					return -ENOMEM;
+					return MIX_ENOMEM();
 			}
 		}
 	}

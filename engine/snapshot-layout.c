@@ -85,7 +85,7 @@ static int relayout(struct mix_builder *b, struct mix_layout *nl)
 		n = calloc(1, sizeof(*n));
 		if (!n || !(n->recs = malloc((size_t)cap * nl->record_size))) {
 			free(n);
-			return -ENOMEM;
+			return MIX_ENOMEM();
 		}
 		mix_robj_init(&n->robj, MIX_ROBJ_CHUNK, b->gen);
 		n->cap = cap;
@@ -178,13 +178,13 @@ int mix_builder_keyword_idx(struct mix_builder *b, const char *name,
 			       MIX_MAX_KEYWORDS);
 	k = mix_kwlist_make(b->gen, b->kw->names, b->kw->count, name, len);
 	if (!k)
-		return -ENOMEM;
+		return MIX_ENOMEM();
 	if (k->count > kwb * 8) {
 		struct mix_layout *nl = layout_copy(b, b->layout->ext_count);
 		int ret;
 		if (!nl) {
 			free(k);
-			return -ENOMEM;
+			return MIX_ENOMEM();
 		}
 		nl->exts[MIX_EXT_KEYWORDS].rec_size = (uint16_t)(kwb + KW_STEP);
 		ret = mix_layout_compute(nl);
@@ -261,7 +261,7 @@ int mix_builder_ext_add(struct mix_builder *b, const char *name, size_t len,
 			       name, rec_size, rec_align, hdr_size);
 	nl = layout_copy(b, id + 1);
 	if (!nl)
-		return -ENOMEM;
+		return MIX_ENOMEM();
 	e = &nl->exts[id];
 	memcpy(e->name, name, len);
 	e->name[len] = '\0';
@@ -299,7 +299,7 @@ int mix_builder_ext_hdr(struct mix_builder *b, uint32_t ext_id,
 	if (!mix_builder_is_private(b, &x->robj)) {
 		x = mix_exthdrs_make(b->gen, b->exthdrs, b->exthdrs->count, 0);
 		if (!x)
-			return -ENOMEM;
+			return MIX_ENOMEM();
 		mix_builder_retire(b, &b->exthdrs->robj);
 		b->exthdrs = x;
 	}

@@ -26,7 +26,7 @@ static int base_objects(struct mix_builder *b, uint32_t ext_count,
 		free(b->layout);
 		free(b->kw);
 		free(b->exthdrs);
-		return -ENOMEM;
+		return MIX_ENOMEM();
 	}
 	return 0;
 }
@@ -40,7 +40,7 @@ int mix_builder_init_empty(struct mix_builder *b, uint64_t gen,
 	b->hdr = *hdr;
 	b->xhist.oldest = hdr->highest_modseq;
 	if (base_objects(b, MIX_EXT_FIRST, NULL, 0) < 0)
-		return -ENOMEM;
+		return MIX_ENOMEM();
 	l = b->layout;
 	snprintf(l->exts[0].name, sizeof(l->exts[0].name), "%s",
 		 MIX_EXT_NAME_MODSEQ);
@@ -90,7 +90,7 @@ static int chunks_from_ifile(struct mix_builder *b, const struct mix_ifile *f)
 		uint32_t cnt = n - i < MIX_CHUNK_MAX ? n - i : MIX_CHUNK_MAX, j;
 		struct mix_chunk *c;
 		if (mix_builder_dir_reserve(b, 1) < 0 || !(c = calloc(1, sizeof(*c))))
-			return -ENOMEM;
+			return MIX_ENOMEM();
 		mix_robj_init(&c->robj, MIX_ROBJ_CHUNK, b->gen);
 		c->recs = (uint8_t *)f->records + (size_t)i * rs;
 		c->count = cnt;
@@ -130,7 +130,7 @@ int mix_builder_from_ifile(struct mix_builder *b, uint64_t gen,
 	    strcmp(f->exts[n - 1].name, MIX_EXT_NAME_UIDS) == 0)
 		n--;
 	if (base_objects(b, n, f->keywords, f->keyword_count) < 0)
-		return -ENOMEM;
+		return MIX_ENOMEM();
 	if (xh < f->ext_count &&
 	    (ret = mix_xhist_decode(b, f->exts[xh].hdr, f->exts[xh].hdr_size)) < 0) {
 		mix_builder_abort(b);
@@ -150,7 +150,7 @@ int mix_builder_from_ifile(struct mix_builder *b, uint64_t gen,
 	b->exthdrs = exthdrs_from_ifile(gen, f, n);
 	if (!b->exthdrs || chunks_from_ifile(b, f) < 0) {
 		mix_builder_abort(b);
-		return -ENOMEM;
+		return MIX_ENOMEM();
 	}
 	return 0;
 }

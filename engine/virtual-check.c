@@ -20,6 +20,7 @@
 
 #include "bytes.h"
 #include "crc32c.h"
+#include "err.h"
 #include "snapshot.h"
 #include "virtual.h"
 
@@ -138,7 +139,7 @@ static int hdr_entries(struct mix_vcheck *c, const uint8_t *h)
 
 	names = MIX_VIRTUAL_HDR_FIXED + count * MIX_VIRTUAL_HDR_ENTRY;
 	if (count && (c->ent = calloc(count, sizeof(*c->ent))) == NULL)
-		return -ENOMEM;
+		return MIX_ENOMEM();
 	for (i = 0; i < count; i++) {
 		uint32_t off = MIX_VIRTUAL_HDR_FIXED + i * MIX_VIRTUAL_HDR_ENTRY;
 		uint32_t id = mix_get_u32(h + off), len = mix_get_u32(h + off + 4);
@@ -244,7 +245,7 @@ int mix_vcheck_rec(struct mix_vcheck *c, uint32_t vuid, const void *data,
 		uint32_t cap = c->cap ? c->cap * 2 : 64;
 		void *n = realloc(c->pairs, (size_t)cap * sizeof(*c->pairs));
 		if (n == NULL)
-			return -ENOMEM;
+			return MIX_ENOMEM();
 		c->pairs = n;
 		c->cap = cap;
 	}

@@ -107,7 +107,7 @@ static int live_watch(struct vlive *l)
 	int ret;
 
 	if ((l->w = calloc(v->def_count + 1, sizeof(*l->w))) == NULL)
-		return -ENOMEM;
+		return MIX_ENOMEM();
 	for (i = 0; i < v->def_count; i++) {
 		if (v->def[i].index == NULL)
 			continue;
@@ -124,7 +124,7 @@ MIX_API int mix_virtual_live_start(struct mix_virtual *v, unsigned flags)
 	int ret;
 
 	if ((l = calloc(1, sizeof(*l))) == NULL)
-		return -ENOMEM;
+		return MIX_ENOMEM();
 	l->v = v;
 	l->flags = flags;
 	l->stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);

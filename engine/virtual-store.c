@@ -51,7 +51,7 @@ static int push_u32(uint32_t **a, uint32_t *n, uint32_t *cap, uint32_t x)
 		uint32_t c = *cap ? *cap * 2 : 32;
 		void *p = realloc(*a, c * sizeof(**a));
 		if (p == NULL)
-			return -ENOMEM;
+			return MIX_ENOMEM();
 		*a = p;
 		*cap = c;
 	}
@@ -65,7 +65,7 @@ static int sbk_push(struct sbk *b, uint32_t ruid, uint32_t vuid)
 		uint32_t c = b->cap ? b->cap * 2 : 32;
 		void *p = realloc(b->p, c * sizeof(*b->p));
 		if (p == NULL)
-			return -ENOMEM;
+			return MIX_ENOMEM();
 		b->p = p;
 		b->cap = c;
 	}
@@ -93,7 +93,7 @@ static int sctx_init(struct sctx *c, struct mix_virtual *v,
 	uint32_t i;
 
 	if ((c->b = calloc(v->bk_count + 1, sizeof(*c->b))) == NULL)
-		return -ENOMEM;
+		return MIX_ENOMEM();
 	for (i = 0; i < v->bk_count; i++) {
 		uint32_t j;
 		c->b[i].id = v->bk[i].id;
@@ -225,7 +225,7 @@ static int bk_commit(struct sctx *c, struct sbk *b,
 
 	qsort(b->p, b->count, sizeof(*b->p), spair_cmp);
 	if ((r = ruid_ranges(b, &n)) == NULL)
-		return -ENOMEM;
+		return MIX_ENOMEM();
 	if (st->unchangedsince != 0 && st->op != MIX_VIRTUAL_STORE_EXPUNGE)
 		us = b->recorded ? b->recorded : 1;
 	if ((ret = mix_txn_begin(b->index, &txn)) == 0 &&
@@ -264,7 +264,7 @@ static int modified_out(struct sctx *c, struct mix_virtual_store_result *res)
 		return 0;
 	qsort(c->mod, c->mod_count, sizeof(*c->mod), u32_cmp);
 	if ((r = malloc(c->mod_count * sizeof(*r))) == NULL)
-		return -ENOMEM;
+		return MIX_ENOMEM();
 	for (i = 0; i < c->mod_count; i++) {
 		if (n > 0 && c->mod[i] <= r[n - 1].last + 1) {
 			if (c->mod[i] > r[n - 1].last)

@@ -77,7 +77,7 @@ static int grow(void **p, uint32_t *cap, uint32_t need, size_t size)
 	while (c < need)
 		c *= 2;
 	if ((n = realloc(*p, (size_t)c * size)) == NULL)
-		return -ENOMEM;
+		return MIX_ENOMEM();
 	*p = n;
 	*cap = c;
 	return 0;
@@ -218,13 +218,13 @@ static int kws_copy(const struct mix_snap *snap, const struct mix_record *rec,
 	for (i = 0; i < rec->keywords_bits; i++)
 		n += mix_record_has_keyword(rec, i);
 	if ((k = calloc(n + 1, sizeof(*k))) == NULL)
-		return -ENOMEM;
+		return MIX_ENOMEM();
 	for (i = 0, n = 0; i < rec->keywords_bits; i++) {
 		if (!mix_record_has_keyword(rec, i))
 			continue;
 		if ((k[n++] = strdup(mix_snap_keyword_name(snap, i))) == NULL) {
 			kws_free(k);
-			return -ENOMEM;
+			return MIX_ENOMEM();
 		}
 	}
 	*kws_r = k;
@@ -481,7 +481,7 @@ static int match_definition(struct vsync *c)
 					       v->def[j].name,
 					       strlen(v->def[j].name));
 			if (b == NULL)
-				return -ENOMEM;
+				return MIX_ENOMEM();
 			c->hdr_changed = 1;
 		}
 		b->in_def = 1;
@@ -571,7 +571,7 @@ static int txn_expunges(struct vsync *c, struct mix_txn *txn)
 		return 0;
 	qsort(c->xp, c->xp_count, sizeof(*c->xp), u32_cmp);
 	if ((r = malloc(c->xp_count * sizeof(*r))) == NULL)
-		return -ENOMEM;
+		return MIX_ENOMEM();
 	for (i = 0; i < c->xp_count; i++) {
 		if (n > 0 && c->xp[i] <= r[n - 1].last + 1) {
 			if (c->xp[i] > r[n - 1].last)

@@ -127,7 +127,7 @@ int mix_virtual_bk_push(struct vbackend *b, uint32_t ruid, uint32_t vuid)
 		uint32_t cap = b->cap ? b->cap * 2 : 64;
 		void *n = realloc(b->e, cap * sizeof(*b->e));
 		if (n == NULL)
-			return -ENOMEM;
+			return MIX_ENOMEM();
 		b->e = n;
 		b->cap = cap;
 	}
@@ -265,7 +265,7 @@ int mix_virtual_hdr_decode(struct mix_virtual *v, const uint8_t *h,
 		}
 		if ((b = mix_virtual_bk_add(v, id, (const char *)h + names,
 					    len)) == NULL)
-			return -ENOMEM;
+			return MIX_ENOMEM();
 		b->uid_validity = mix_get_u32(ent + 8);
 		b->next_uid = mix_get_u32(ent + 12);
 		b->highest_modseq = get64(ent + 16);
@@ -436,12 +436,12 @@ MIX_API int mix_virtual_set_backends(struct mix_virtual *v,
 	}
 	d = calloc(count ? count : 1, sizeof(*d));
 	if (d == NULL)
-		return -ENOMEM;
+		return MIX_ENOMEM();
 	for (i = 0; i < count; i++) {
 		d[i].index = b[i].index;
 		if ((d[i].name = strdup(b[i].name)) == NULL) {
 			def_free(d, i);
-			return -ENOMEM;
+			return MIX_ENOMEM();
 		}
 	}
 	pthread_mutex_lock(&v->lock);
@@ -512,10 +512,10 @@ static int def_copy(struct mix_virtual *v, const struct mix_virtual_def *def)
 		return mix_err(ret, "virtual %s: %s", v->dir, msg);
 	}
 	if ((v->received_ext = strdup(rx)) == NULL)
-		return -ENOMEM;
+		return MIX_ENOMEM();
 	if (def->save_target != NULL &&
 	    (v->save_target = strdup(def->save_target)) == NULL)
-		return -ENOMEM;
+		return MIX_ENOMEM();
 	/* the rule text and the received extension decide what matches:
 	 * either changing rebuilds (format.md §5.2 rule_crc) */
 	v->rule_crc = mix_crc32c(0, def->rule, strlen(def->rule) + 1);
@@ -538,10 +538,10 @@ MIX_API int mix_virtual_open(struct mix_engine *engine, const char *dir,
 	if (def == NULL || def->rule == NULL)
 		return mix_err(MIX_EINVAL, "virtual %s: no rule", dir);
 	if ((v = calloc(1, sizeof(*v))) == NULL)
-		return -ENOMEM;
+		return MIX_ENOMEM();
 	if ((v->dir = strdup(dir)) == NULL) {
 		free(v);
-		return -ENOMEM;
+		return MIX_ENOMEM();
 	}
 	pthread_mutex_init(&v->lock, NULL);
 	if ((ret = def_copy(v, def)) < 0 ||
@@ -688,7 +688,7 @@ MIX_API int mix_virtual_lookup_real_many(const struct mix_snap *snap,
 	if (n == 0 || e == NULL)
 		return 0;
 	if ((w = malloc((size_t)n * sizeof(*w))) == NULL)
-		return -ENOMEM;
+		return MIX_ENOMEM();
 	for (i = 0; i < n; i++) {
 		w[i].ruid = real_uids[i];
 		w[i].i = i;

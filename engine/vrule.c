@@ -129,7 +129,7 @@ static int add_node(struct parser *p, enum mix_vrule_op op, uint32_t *idx_r)
 		uint32_t cap = p->node_cap ? p->node_cap * 2 : 16;
 		void *n = realloc(r->nodes, cap * sizeof(*r->nodes));
 		if (n == NULL)
-			return -ENOMEM;
+			return MIX_ENOMEM();
 		r->nodes = n;
 		p->node_cap = cap;
 	}
@@ -250,7 +250,7 @@ static int keyword_slot(struct parser *p, const struct token *t,
 			    "1..255 bytes, not a \\system flag)");
 	name = strndup(p->s + t->pos, t->len);
 	if (name == NULL)
-		return -ENOMEM;
+		return MIX_ENOMEM();
 	for (i = 0; i < r->keyword_count; i++) {
 		if (mix_vrule_kw_equal(r->keywords[i], name)) {
 			free(name);
@@ -265,7 +265,7 @@ static int keyword_slot(struct parser *p, const struct token *t,
 	n = realloc(r->keywords, (r->keyword_count + 1) * sizeof(char *));
 	if (n == NULL) {
 		free(name);
-		return -ENOMEM;
+		return MIX_ENOMEM();
 	}
 	r->keywords = n;
 	r->keywords[r->keyword_count] = name;
@@ -281,7 +281,7 @@ static int add_range(struct parser *p, uint32_t first, uint32_t last)
 		uint32_t cap = p->range_cap ? p->range_cap * 2 : 8;
 		void *n = realloc(r->ranges, cap * sizeof(*r->ranges));
 		if (n == NULL)
-			return -ENOMEM;
+			return MIX_ENOMEM();
 		r->ranges = n;
 		p->range_cap = cap;
 	}
@@ -640,7 +640,7 @@ int mix_vrule_parse(const char *text, struct mix_vrule **rule_r,
 	}
 	p.r = calloc(1, sizeof(*p.r));
 	if (p.r == NULL)
-		return -ENOMEM;
+		return MIX_ENOMEM();
 	if ((ret = parse_keys(&p, 0, 0, &p.r->root)) < 0)
 		goto fail;
 	*rule_r = p.r;

@@ -37,7 +37,7 @@ MIX_API int mix_watch_open(struct mix_index *idx, struct mix_watch **w_r)
 
 	*w_r = NULL;
 	if (!w)
-		return -ENOMEM;
+		return MIX_ENOMEM();
 	w->idx = idx;
 	w->armed = 1;
 	w->fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);

@@ -132,7 +132,7 @@ int mix_writer_hold(struct mix_writer *w, struct mix_index *idx,
 		uint32_t nc = w->held_cap ? w->held_cap * 2 : 8;
 		struct mix_index **n = realloc(w->held, nc * sizeof(*n));
 		if (!n)
-			return -ENOMEM;
+			return MIX_ENOMEM();
 		w->held = n;
 		w->held_cap = nc;
 	}
@@ -193,7 +193,7 @@ static int part_add(struct mix_writer *w, uint32_t *nparts, struct mix_txn *t)
 			struct mix_wpart *n = realloc(w->parts,
 						      nc * sizeof(*n));
 			if (!n)
-				return -ENOMEM;
+				return MIX_ENOMEM();
 			memset(n + w->parts_cap, 0,
 			       (nc - w->parts_cap) * sizeof(*n));
 			w->parts = n;
@@ -209,7 +209,7 @@ static int part_add(struct mix_writer *w, uint32_t *nparts, struct mix_txn *t)
 		uint32_t nc = p->cap ? p->cap * 2 : 16;
 		struct mix_txn **n = realloc(p->txns, nc * sizeof(*n));
 		if (!n)
-			return -ENOMEM;
+			return MIX_ENOMEM();
 		p->txns = n;
 		p->cap = nc;
 	}

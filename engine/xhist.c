@@ -80,7 +80,7 @@ int mix_builder_xhist_add(struct mix_builder *b, uint64_t modseq,
 	if (n == 0 || modseq <= b->xhist.oldest)
 		return 0;
 	if (!(x = xhist_node(b->gen, modseq, r, n)))
-		return -ENOMEM;
+		return MIX_ENOMEM();
 	x->next = b->xhist.head;
 	b->xhist.head = x;
 	b->xhist.count++;
@@ -108,7 +108,7 @@ int mix_xhist_encode(const struct mix_xhist *h, uint8_t **buf_r,
 	if (!v || !p) {
 		free(v);
 		free(p);
-		return -ENOMEM;
+		return MIX_ENOMEM();
 	}
 	for (i = 0; i < h->count; i++, x = x->next) {
 		/* §2.6, what the loader checks: above oldest, newest first
@@ -187,7 +187,7 @@ int mix_xhist_decode(struct mix_builder *b, const uint8_t *p,
 		x = xhist_node(b->gen, e.modseq, (const void *)(p + off),
 			       e.nranges);
 		if (!x)
-			return -ENOMEM;
+			return MIX_ENOMEM();
 		x->next = b->xhist.head;
 		b->xhist.head = x;
 		b->xhist.count++;
