@@ -3,8 +3,8 @@
 #
 # Builds a minimal Debian 12 root (mmdebstrap, variant minbase, from this
 # machine's configured Debian apt sources), takes perl out of it (minbase
-# brings it only through usrmerge), so it has no compiler, no make and no
-# perl; clones this repository's committed HEAD into it; runs the two
+# brings it only through usrmerge; perl-base, which dpkg needs, stays), so
+# it has no compiler, no make, no prove and no pkg-config; clones this repository's committed HEAD into it; runs the two
 # commands of README.md's Quick start block exactly as written, as root in
 # the root's /root/mix; then `make install`, `ldconfig` (as the README says)
 # and builds docs/example.c outside the tree with pkg-config, against the
@@ -120,12 +120,12 @@ bare() {
 		apt-get purge -y -qq usrmerge perl &&
 	chroot "$root" /usr/bin/env DEBIAN_FRONTEND=noninteractive \
 		apt-get autoremove -y -qq --purge &&
-	for c in cc gcc make perl prove pkg-config; do
+	for c in cc gcc make prove pkg-config; do
 		if chroot "$root" sh -c "command -v $c" >/dev/null; then
 			echo "the bare root still has $c"; return 1
 		fi
 	done
-	echo "no cc, gcc, make, perl, prove or pkg-config: bare"
+	echo "no cc, gcc, make, prove (perl) or pkg-config: bare"
 }
 step bare-root bare
 
