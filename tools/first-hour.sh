@@ -36,9 +36,13 @@ die() { say "FAIL at $1"; [ -n "${2:-}" ] && say "$2"; exit 1; }
 
 cleanup() {
 	for m in $mounted; do umount -l "$m" 2>/dev/null; done
-	if [ -n "$root" ] && [ "${MIX_FH_KEEP:-0}" != 1 ]; then
-		rm -rf "$work"
-	elif [ -n "$root" ]; then
+	[ -n "$root" ] || return
+	# never remove a tree with anything still mounted in it (/dev!)
+	if grep -q " $root[/ ]" /proc/mounts; then
+		say "kept $work: something is still mounted under $root"
+	elif [ "${MIX_FH_KEEP:-0}" != 1 ]; then
+		rm -rf --one-file-system "$work"
+	else
 		say "kept $work"
 	fi
 }
