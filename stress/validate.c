@@ -101,6 +101,15 @@
  *   lighter checks: found UIDs map to a seq that maps back, absent UIDs lie
  *   between their neighbours.
  *
+ * - Hold readers (--hold-readers, default 2): IMAP sessions in the
+ *   middle of non-UID FETCH/STORE/SEARCH commands, syncing a view with
+ *   MIX_VIEW_SYNC_HOLD_EXPUNGES 1-4 times per command and once without
+ *   at its end; sequence numbers must stay stable, held messages keep
+ *   answering lookups, HIGHESTMODSEQ stays below every held expunge
+ *   (RFC 7162 errata 1810), and the release reports every held message
+ *   in the client's numbering (the checks are listed at struct
+ *   hreader).
+ *
  * - --ro-readers N: a second process (forked before the engine starts)
  *   opens every mailbox MIX_OPEN_READONLY and N threads follow the writer
  *   with mix_index_refresh while rotations happen: after a refresh the
@@ -143,7 +152,9 @@
  * from a report), drop-new (a new UID removed), swap-expunged (two
  * expunged seqs out of order), unlogged (a committer leaves one commit
  * out of the shadow log), no-rearm (an idle reader drains its eventfd
- * without rearming the watcher: a lost wake-up, found after 5 s).
+ * without rearming the watcher: a lost wake-up, found after 5 s),
+ * hold-modseq (a hold reader sees its snapshot's HIGHESTMODSEQ while it
+ * holds an expunge below it).
  *
  * The first violation prints "VIOLATION: <what>: observed X expected Y" to
  * stderr, stops every thread and makes the exit status 1.  A crash
@@ -182,6 +193,7 @@ struct options {
 	unsigned readers;
 	unsigned committers;
 	unsigned view_readers;
+	unsigned hold_readers;
 	unsigned ro_readers;
 	unsigned mailboxes;
 	unsigned writers;
@@ -199,11 +211,11 @@ struct options {
 
 enum inject_kind {
 	INJ_NONE, INJ_DROP_CHANGED, INJ_DROP_NEW, INJ_SWAP_EXPUNGED,
-	INJ_UNLOGGED, INJ_NO_REARM,
+	INJ_UNLOGGED, INJ_NO_REARM, INJ_HOLD_MODSEQ,
 };
 static const char *const inject_names[] = {
 	"none", "drop-changed", "drop-new", "swap-expunged", "unlogged",
-	"no-rearm",
+	"no-rearm", "hold-modseq",
 };
 
 
@@ -211,6 +223,7 @@ static struct options opt = {
 	.readers = 16,
 	.committers = 4,
 	.view_readers = 4,
+	.hold_readers = 2,
 	.ro_readers = 0,
 	.mailboxes = 1,
 	.writers = 1,
@@ -1936,6 +1949,401 @@ out:
 	return NULL;
 }
 
+/* ---- hold readers (held-expunge syncs) ----------------------------------- */
+
+/* A hold reader is an IMAP session running non-UID FETCH/STORE/SEARCH
+ * commands: each round it syncs one view 1-4 times with
+ * MIX_VIEW_SYNC_HOLD_EXPUNGES while committers expunge, then once
+ * without (NOOP).  It keeps the sequence -> UID list the client was told
+ * (+ new UIDs at each sync, - reported expunges at the release).
+ * After every holding sync: no expunge reported; EXISTS = the list's
+ * length; every sequence number still gives the list's UID through
+ * mix_view_lookup_seq (numbers never move), MIX_VIEW_EXPUNGED exactly
+ * for held messages, which are absent from the view's snapshot and
+ * whose count is held_count and never shrinks inside the phase;
+ * HIGHESTMODSEQ never goes backwards and is below the modseq of every
+ * held expunge (RFC 7162 errata 1810): the newest snapshot's expunge
+ * history, asked for the UIDs expunged above the announced value, must
+ * list every held UID.  After the release: expunged_seqs strictly
+ * descending in the client's numbering, covering every held message,
+ * each seq's UID the matching expunged UID; the list, after removing
+ * them, equals the view's snapshot; nothing held; HIGHESTMODSEQ the
+ * snapshot's.  --inject-fault hold-modseq makes the checker see the
+ * snapshot's HIGHESTMODSEQ while expunges are held (must fail). */
+struct hreader {
+	pthread_t thread;
+	unsigned id;
+	uint64_t rng;
+	unsigned m;                  /* the mailbox of the view */
+	struct mix_view *view;
+	struct uidvec uids;          /* the client's seq -> UID */
+	struct uidvec held;          /* held UIDs, ascending (scratch) */
+	uint64_t hms;                /* HIGHESTMODSEQ announced last */
+	uint32_t next_uid;           /* above every UID the client knows */
+	char name[64];
+	/* results, read by main after join */
+	uint64_t rounds, hold_syncs, releases, held_max, held_released;
+	uint64_t modseq_checked, modseq_unknown;
+};
+
+static int hold_open(struct hreader *hr, unsigned m)
+{
+	const struct mix_snap *s;
+	struct mix_record r;
+	struct mix_iter it;
+
+	mix_view_close(&hr->view);
+	hr->m = m;
+	snprintf(hr->name, sizeof(hr->name), "hold reader %u, mailbox %u",
+		 hr->id, m);
+	if (check_ret(mix_view_open(g_mb[m].idx, &hr->view), "mix_view_open"))
+		return -1;
+	s = mix_view_snap(hr->view);
+	hr->uids.n = 0;
+	hr->held.n = 0;
+	mix_iter_init(&it, s, 1);
+	while (mix_iter_next(&it, &r))
+		uidvec_push(&hr->uids, r.uid);
+	hr->next_uid = mix_snap_next_uid(s);
+	hr->hms = mix_view_highest_modseq(hr->view);
+	return 0;
+}
+
+/* New UIDs of a report: ascending, above what the client knew. */
+static int hold_new(struct hreader *hr, const struct mix_view_changes *ch)
+{
+	uint32_t i, prev = 0;
+
+	for (i = 0; i < ch->new_count; i++) {
+		uint32_t uid = ch->new_uids[i];
+		if (uid <= prev || uid < hr->next_uid) {
+			violation("%s: new_uids[%u]: observed %u (previous %u) "
+				  "expected ascending UIDs >= %u", hr->name, i,
+				  uid, prev, hr->next_uid);
+			return -1;
+		}
+		prev = uid;
+		uidvec_push(&hr->uids, uid);
+	}
+	if (prev)
+		hr->next_uid = prev + 1;
+	return 0;
+}
+
+/* Every sequence number against the client's list; collects the held
+ * UIDs (ascending) into hr->held. */
+static int hold_scan(struct hreader *hr)
+{
+	const struct mix_snap *s = mix_view_snap(hr->view);
+	uint32_t i;
+
+	hr->held.n = 0;
+	for (i = 0; i < hr->uids.n; i++) {
+		struct mix_record rec;
+		int r = mix_view_lookup_seq(hr->view, i + 1, &rec, NULL);
+		if ((r != 1 && r != MIX_VIEW_EXPUNGED) ||
+		    rec.uid != hr->uids.v[i] || rec.seq != i + 1) {
+			violation("%s: mix_view_lookup_seq(%u) while holding: "
+				  "observed ret %d uid %u seq %u expected 1 or "
+				  "%d, uid %u (sequence numbers never move "
+				  "while expunges are held)", hr->name, i + 1,
+				  r, r > 0 ? rec.uid : 0, r > 0 ? rec.seq : 0,
+				  MIX_VIEW_EXPUNGED, hr->uids.v[i]);
+			return -1;
+		}
+		if (r == MIX_VIEW_EXPUNGED) {
+			if (mix_snap_lookup_uid(s, rec.uid, NULL) ||
+			    !mix_view_is_expunged(hr->view, rec.uid)) {
+				violation("%s: held uid %u: observed in the "
+					  "view's snapshot %d, is_expunged %d "
+					  "expected 0, 1", hr->name, rec.uid,
+					  mix_snap_lookup_uid(s, rec.uid, NULL),
+					  mix_view_is_expunged(hr->view,
+							       rec.uid));
+				return -1;
+			}
+			uidvec_push(&hr->held, rec.uid);
+		}
+	}
+	return 0;
+}
+
+/* Errata 1810: every held UID was expunged above the announced
+ * HIGHESTMODSEQ, by the newest snapshot's expunge history. */
+static int hold_modseq(struct hreader *hr, uint64_t h)
+{
+	struct mix_uid_range *x = NULL;
+	uint32_t nx = 0, i, k = 0;
+	int ret;
+
+	if (!hr->held.n)
+		return 0;
+	mix_read_lock();
+	ret = mix_snap_expunged_since(mix_index_snap(g_mb[hr->m].idx), h, &x,
+				      &nx, NULL);
+	mix_read_unlock();
+	if (ret < 0)
+		st_die("mix_snap_expunged_since: %s", mix_strerror(ret));
+	if (ret == 0) {
+		hr->modseq_unknown++;
+		return 0;
+	}
+	hr->modseq_checked++;
+	for (i = 0; i < hr->held.n; i++) {
+		uint32_t u = hr->held.v[i];
+		while (k < nx && x[k].last < u)
+			k++;
+		if (k == nx || x[k].first > u) {
+			violation("%s: announced HIGHESTMODSEQ %" PRIu64 " with "
+				  "uid %u held: observed its expunge at or "
+				  "below it (not in expunged_since(%" PRIu64
+				  ")) expected HIGHESTMODSEQ below every held "
+				  "expunge (RFC 7162 errata 1810)", hr->name,
+				  h, u, h);
+			free(x);
+			return -1;
+		}
+	}
+	free(x);
+	return 0;
+}
+
+static int hold_check(struct hreader *hr, const struct mix_view_changes *ch,
+		      uint32_t old_n, uint32_t held_before)
+{
+	uint64_t h = ch->new_highest_modseq;
+	uint64_t snap_h = mix_snap_highest_modseq(mix_view_snap(hr->view));
+
+	if (ch->expunged_count || ch->expunged_uid_ranges ||
+	    ch->old_messages_count != old_n ||
+	    ch->new_messages_count != hr->uids.n ||
+	    mix_view_messages_count(hr->view) != hr->uids.n) {
+		violation("%s: holding sync: observed %u expunges, EXISTS %u "
+			  "-> %u (view %u) expected 0 expunges, %u -> %u",
+			  hr->name, ch->expunged_count, ch->old_messages_count,
+			  ch->new_messages_count,
+			  mix_view_messages_count(hr->view), old_n,
+			  hr->uids.n);
+		return -1;
+	}
+	if (hold_scan(hr) < 0)
+		return -1;
+	if (hr->held.n != ch->held_count || hr->held.n < held_before ||
+	    mix_view_held_count(hr->view) != hr->held.n) {
+		violation("%s: held messages: observed %u by lookup, %u in the "
+			  "report, %u by mix_view_held_count expected equal and "
+			  ">= %u (before this sync)", hr->name, hr->held.n,
+			  ch->held_count, mix_view_held_count(hr->view),
+			  held_before);
+		return -1;
+	}
+	if (hr->held.n && snap_h > h && inject_now(INJ_HOLD_MODSEQ))
+		h = snap_h;   /* as if the view announced its snapshot's */
+	if (h < hr->hms || ch->new_highest_modseq !=
+	    mix_view_highest_modseq(hr->view)) {
+		violation("%s: HIGHESTMODSEQ while holding: observed %" PRIu64
+			  " (view %" PRIu64 ") expected >= %" PRIu64 " and "
+			  "the view's", hr->name, h,
+			  mix_view_highest_modseq(hr->view), hr->hms);
+		return -1;
+	}
+	hr->hms = h;
+	return hold_modseq(hr, h);
+}
+
+/* The release: all held messages and the expunges since, reported in
+ * the client's numbering; then the list equals the snapshot. */
+static int hold_release_check(struct hreader *hr,
+			      const struct mix_view_changes *ch)
+{
+	uint32_t i, j, k = 0, n = ch->expunged_count, prev = UINT32_MAX, r;
+	uint32_t total = 0;
+	const struct mix_snap *s = mix_view_snap(hr->view);
+	struct mix_record rec;
+	struct mix_iter it;
+
+	for (i = 0; i < n; i++) {
+		uint32_t seq = ch->expunged_seqs[i];
+		if (seq >= prev || seq == 0 || seq > hr->uids.n) {
+			violation("%s: release expunged_seqs[%u]: observed %u "
+				  "(previous %u) expected strictly descending "
+				  "in 1..%u", hr->name, i, seq, prev, hr->uids.n);
+			return -1;
+		}
+		prev = seq;
+	}
+	/* the k-th highest seq's UID is the k-th highest expunged UID */
+	for (r = 0; r < ch->expunged_uid_ranges; r++)
+		total += ch->expunged_uids[r].last - ch->expunged_uids[r].first
+			 + 1;
+	for (r = ch->expunged_uid_ranges; r-- > 0;)
+		for (j = ch->expunged_uids[r].last; k < n &&
+		     j >= ch->expunged_uids[r].first; j--, k++)
+			if (hr->uids.v[ch->expunged_seqs[k] - 1] != j) {
+				violation("%s: release: expunged seq %u: "
+					  "observed uid %u in the client's list "
+					  "expected the matching expunged uid %u",
+					  hr->name, ch->expunged_seqs[k],
+					  hr->uids.v[ch->expunged_seqs[k] - 1],
+					  j);
+				return -1;
+			}
+	for (i = 0; i < n; i++)
+		hr->uids.v[ch->expunged_seqs[i] - 1] = 0;
+	/* a held UID left out stays in the list, and the snapshot
+	 * comparison below fails: hold_scan saw it absent from it */
+	for (i = 0, j = 0; i < hr->uids.n; i++)
+		if (hr->uids.v[i])
+			hr->uids.v[j++] = hr->uids.v[i];
+	hr->uids.n = j;
+	if (k != n || total != n) {
+		violation("%s: release: observed %u expunged UIDs in ranges "
+			  "(%u matched) expected expunged_count %u", hr->name,
+			  total, k, n);
+		return -1;
+	}
+	if (hold_new(hr, ch) < 0)
+		return -1;
+	mix_iter_init(&it, s, 1);
+	for (i = 0; mix_iter_next(&it, &rec); i++)
+		if (i >= hr->uids.n || hr->uids.v[i] != rec.uid)
+			break;
+	if (i != hr->uids.n || mix_snap_messages_count(s) != hr->uids.n ||
+	    mix_view_held_count(hr->view) || ch->held_count ||
+	    ch->new_highest_modseq != mix_snap_highest_modseq(s)) {
+		violation("%s: after the release: observed the client's list "
+			  "matching the snapshot for %u of %u messages (%u "
+			  "in it), %u held, HIGHESTMODSEQ %" PRIu64 " expected "
+			  "all, 0 held, the snapshot's %" PRIu64, hr->name, i,
+			  hr->uids.n, mix_snap_messages_count(s),
+			  mix_view_held_count(hr->view),
+			  ch->new_highest_modseq, mix_snap_highest_modseq(s));
+		return -1;
+	}
+	hr->held_released += hr->held.n;
+	hr->hms = ch->new_highest_modseq;
+	return 0;
+}
+
+/* One holding (hold 1) or releasing sync and its checks. */
+static int hold_sync(struct hreader *hr, int hold)
+{
+	struct mix_view_changes ch;
+	uint32_t old_n = hr->uids.n, held_before = hr->held.n;
+	int ret = mix_view_sync_flags(hr->view, hold ?
+				      MIX_VIEW_SYNC_HOLD_EXPUNGES : 0, &ch);
+
+	if (ret < 0) {
+		violation("%s: mix_view_sync_flags(%d): observed %d (%s) "
+			  "expected 0 or 1", hr->name, hold, ret,
+			  mix_strerror(ret));
+		return -1;
+	}
+	if (ret == 1 && hold) {
+		hr->hold_syncs++;
+		ret = hold_new(hr, &ch);
+		if (ret == 0)
+			ret = hold_check(hr, &ch, old_n, held_before);
+		if (hr->held.n > hr->held_max)
+			hr->held_max = hr->held.n;
+	} else if (ret == 1) {
+		hr->releases++;
+		ret = hold_release_check(hr, &ch);
+		hr->held.n = 0;
+	} else if (!hold && hr->held.n) {
+		violation("%s: releasing sync returned 0 with %u held: "
+			  "observed nothing reported expected them expunged",
+			  hr->name, hr->held.n);
+		ret = -1;
+	}
+	mix_view_changes_free(&ch);
+	return ret;
+}
+
+static void *hreader_main(void *arg)
+{
+	struct hreader *hr = arg;
+	struct timespec pause = { 0, 200 * 1000 };
+
+	snprintf(t_name, sizeof(t_name), "hold reader %u", hr->id);
+	if (hold_open(hr, hr->id % opt.mailboxes) < 0)
+		goto out;
+	while (!stopping()) {
+		unsigned k, n = 1 + st_rand_below(&hr->rng, 4);
+		hr->rounds++;
+		if (st_chance(&hr->rng, 2) &&
+		    hold_open(hr, st_rand_below(&hr->rng, opt.mailboxes)) < 0)
+			break;
+		for (k = 0; k < n && !stopping(); k++) {
+			nanosleep(&pause, NULL);   /* commits land meanwhile */
+			if (hold_sync(hr, 1) < 0)
+				goto out;
+		}
+		if (!stopping() && hold_sync(hr, 0) < 0)
+			break;
+	}
+out:
+	mix_view_close(&hr->view);
+	free(hr->uids.v);
+	free(hr->held.v);
+	return NULL;
+}
+
+static struct hreader *g_hreaders;
+static unsigned g_hstarted;
+
+static void hold_start(void)
+{
+	unsigned i;
+	int ret;
+
+	g_hreaders = calloc(opt.hold_readers ? opt.hold_readers : 1,
+			    sizeof(*g_hreaders));
+	if (!g_hreaders)
+		st_die("out of memory");
+	for (i = 0; i < opt.hold_readers && !stopping(); i++) {
+		g_hreaders[i].id = i;
+		g_hreaders[i].rng = st_seed_derive(opt.seed, 7000 + i);
+		if ((ret = pthread_create(&g_hreaders[i].thread, NULL,
+					  hreader_main, &g_hreaders[i])) != 0)
+			st_die("pthread_create: %s", strerror(ret));
+		g_hstarted++;
+	}
+}
+
+static void hold_join(void)
+{
+	unsigned i;
+	for (i = 0; i < g_hstarted; i++)
+		pthread_join(g_hreaders[i].thread, NULL);
+}
+
+static void hold_figures(void)
+{
+	uint64_t t[7] = { 0 };
+	unsigned i;
+
+	for (i = 0; i < g_hstarted; i++) {
+		const struct hreader *h = &g_hreaders[i];
+		t[0] += h->rounds;
+		t[1] += h->hold_syncs;
+		t[2] += h->releases;
+		t[3] = h->held_max > t[3] ? h->held_max : t[3];
+		t[4] += h->held_released;
+		t[5] += h->modseq_checked;
+		t[6] += h->modseq_unknown;
+	}
+	printf("validate_param_hold_readers %u threads\n", opt.hold_readers);
+	printf("validate_hold_rounds %" PRIu64 " commands\n", t[0]);
+	printf("validate_hold_syncs_moved %" PRIu64 " syncs\n", t[1]);
+	printf("validate_hold_releases %" PRIu64 " syncs\n", t[2]);
+	printf("validate_hold_held_max %" PRIu64 " msgs\n", t[3]);
+	printf("validate_hold_released %" PRIu64 " msgs\n", t[4]);
+	printf("validate_hold_modseq_checked %" PRIu64 " syncs\n", t[5]);
+	printf("validate_hold_modseq_unknown %" PRIu64 " syncs\n", t[6]);
+	free(g_hreaders);
+}
+
 /* ---- the read-only process ---------------------------------------------- */
 
 /* Forked before the engine exists (no threads to lose), it opens every
@@ -2474,7 +2882,7 @@ static void usage(FILE *out)
 	fprintf(out,
 		"usage: validate --dir DIR [--readers N] [--committers N] "
 		"[--view-readers N]\n"
-		"                [--ro-readers N] [--mailboxes N] [--writers N] "
+		"                [--hold-readers N] [--ro-readers N] [--mailboxes N] [--writers N] "
 		"[--seconds S]\n"
 		"                [--messages N] "
 		"[--durability none|sync] [--rotate BYTES] "
@@ -2482,7 +2890,8 @@ static void usage(FILE *out)
 		"                [--rss-check] [--rss-at S] [--seed N] "
 		"[--skip-crash-recovery]\n"
 		"                [--inject-fault drop-changed|drop-new|"
-		"swap-expunged|unlogged|no-rearm]\n");
+		"swap-expunged|unlogged|no-rearm|\n"
+		"                hold-modseq]\n");
 }
 
 static void parse_args(int argc, char **argv)
@@ -2492,6 +2901,7 @@ static void parse_args(int argc, char **argv)
 		{ "readers", required_argument, NULL, 'r' },
 		{ "committers", required_argument, NULL, 'c' },
 		{ "view-readers", required_argument, NULL, 'v' },
+		{ "hold-readers", required_argument, NULL, 'H' },
 		{ "ro-readers", required_argument, NULL, 'o' },
 		{ "mailboxes", required_argument, NULL, 'M' },
 		{ "writers", required_argument, NULL, 'w' },
@@ -2526,6 +2936,10 @@ static void parse_args(int argc, char **argv)
 		case 'v':
 			opt.view_readers = (unsigned)st_opt_u64(
 				"view-readers", optarg, 0, 1024);
+			break;
+		case 'H':
+			opt.hold_readers = (unsigned)st_opt_u64(
+				"hold-readers", optarg, 0, 1024);
 			break;
 		case 'o':
 			opt.ro_readers = (unsigned)st_opt_u64("ro-readers",
@@ -2570,7 +2984,7 @@ static void parse_args(int argc, char **argv)
 		case 'S': seed = optarg; break;
 		case 'K': opt.skip_crash_recovery = 1; break;
 		case 'I':
-			for (opt.inject = INJ_NO_REARM; opt.inject > INJ_NONE;
+			for (opt.inject = INJ_HOLD_MODSEQ; opt.inject > INJ_NONE;
 			     opt.inject--)
 				if (!strcmp(optarg, inject_names[opt.inject]))
 					break;
@@ -2929,10 +3343,10 @@ int main(int argc, char **argv)
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	printf("# seed: --seed %" PRIu64 "\n", opt.seed);
 	printf("# validate: dir %s readers %u committers %u view-readers %u "
-	       "ro-readers %u mailboxes %u writers %u seconds %g messages %u "
+	       "hold-readers %u ro-readers %u mailboxes %u writers %u seconds %g messages %u "
 	       "durability %s rotate %" PRIu64 " full-every %u%s\n", opt.dir,
-	       opt.readers, opt.committers, opt.view_readers, opt.ro_readers,
-	       opt.mailboxes, opt.writers,
+	       opt.readers, opt.committers, opt.view_readers,
+	       opt.hold_readers, opt.ro_readers, opt.mailboxes, opt.writers,
 	       opt.seconds, opt.messages,
 	       opt.durability == MIX_DURABILITY_SYNC ? "sync" : "none",
 	       opt.rotate, opt.full_every, opt.rss_check ? " rss-check" : "");
@@ -2967,6 +3381,7 @@ int main(int argc, char **argv)
 	g_start_ns = st_now_ns();
 	set_phase("the concurrent run");
 	start_threads(readers, vreaders, started);
+	hold_start();
 	next_rss_print = opt.rss_at;
 	while (!stopping() && st_secs_since(g_start_ns) < opt.seconds) {
 		struct timespec ts = { 0, 10 * 1000 * 1000 };
@@ -2996,6 +3411,7 @@ int main(int argc, char **argv)
 		pthread_join(g_committers[i].thread, NULL);
 	for (i = 0; i < started[1]; i++)
 		pthread_join(vreaders[i].thread, NULL);
+	hold_join();
 	for (i = 0; i < started[0]; i++)
 		pthread_join(readers[i].thread, NULL);
 	secs = st_secs_since(g_start_ns);
@@ -3022,6 +3438,7 @@ int main(int argc, char **argv)
 	/* Figures.  The mean batch (transactions per published batch) comes
 	 * from the engine's counters, sampled around the whole run. */
 	print_figures(&tot, secs, &stats, final_messages, live_end);
+	hold_figures();
 	if (opt.rss_check && rss_taken) {
 		double ratio = (double)rss1.rss / (double)rss0.rss;
 		printf("validate_rss_at_%.0fs %" PRIu64 " bytes\n", rss0.at,
