@@ -28,6 +28,7 @@
 #include "fileio.h"
 #include "index-file.h"
 #include "index.h"
+#include "index-registry.h"
 #include "regfile.h"
 #include "txn.h"
 
@@ -1167,8 +1168,8 @@ static int recover_retry(struct recovery *rc, unsigned flags)
 	}
 }
 
-MIX_API int mix_index_open(struct mix_engine *e, const char *dir,
-			   unsigned flags, struct mix_index **idx_r)
+int mix_index_open_one(struct mix_engine *e, const char *dir,
+		       unsigned flags, struct mix_index **idx_r)
 {
 	struct recovery rc;
 	struct mix_index *idx;
@@ -1256,7 +1257,7 @@ MIX_API void mix_index_open_info(struct mix_index *idx,
 	*info_r = idx->info;
 }
 
-MIX_API int mix_index_close(struct mix_index **idxp)
+int mix_index_close_one(struct mix_index **idxp)
 {
 	struct mix_index *idx = *idxp;
 	int ret = 0;

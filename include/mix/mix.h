@@ -268,9 +268,20 @@ struct mix_open_info {
  * tail of the log is cut off and reported through the warning callback
  * and mix_index_open_info(); nothing before it is lost.  A writable open
  * takes the index's lock and continues in a new log file.
+ * Opening twice: a writable open of a directory this engine already has
+ * open for writing (any spelling of the path; MIX_OPEN_CREATE or no flag)
+ * returns the same index (*index_r is the same pointer) with one more
+ * reference: nothing is opened or recovered again, mix_index_open_info()
+ * and the warnings are the first open's, every handle sees every commit
+ * at once, and each open needs its own mix_index_close().  Read-only
+ * opens are never shared (each is a follower of its own).  Calls opening
+ * the same directory at once from several threads wait for each other.
+ * (docs/api.md "Opening an index twice")
  * Returns 0; MIX_ENOTFOUND (no index, no MIX_OPEN_CREATE); MIX_ECORRUPT,
  * MIX_EVERSION (message names file and field); MIX_ELOCKED (another
- * process writes it; message names its pid); -errno. */
+ * process writes it: message names its pid; or another engine of this
+ * process has it open for writing, or MIX_OPEN_RECREATE / MIX_OPEN_SALVAGE
+ * of a directory this engine has open: message says which); -errno. */
 MIX_API int mix_index_open(struct mix_engine *engine, const char *dir,
 			   unsigned flags, struct mix_index **index_r);
 
@@ -279,7 +290,10 @@ MIX_API void mix_index_open_info(struct mix_index *index,
 				 struct mix_open_info *info_r);
 
 /* Wait for queued transactions, checkpoint, release the lock and free the
- * index.  Sets *index to NULL.  Returns 0 or the error of the final
+ * index.  Sets *index to NULL.  A handle of an index opened twice (see
+ * mix_index_open) only drops its reference while others remain: 0, and
+ * the index stays open for them, views and watchers included; the last
+ * close does what follows.  Returns 0 or the error of the final
  * checkpoint (the index is closed either way; nothing acknowledged is
  * lost); MIX_EINVAL while views or watchers of it are open, -ENOMEM
  * (nothing is closed then, *index is kept).  No transaction of the index may be open.  Not inside a
@@ -903,6 +917,7 @@ MIX_API void mix_qresync_result_free(struct mix_qresync_result *result);
 #endif
 
 /* the rest of the public API */
+#include "mix/version.h"
 #include "mix/virtual.h"
 #include "mix/mailbox-name.h"
 
