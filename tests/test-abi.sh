@@ -5,7 +5,8 @@
 #      removed or exported by mistake fails here, naming it;
 #   2. every exported symbol is declared in a public header
 #      (include/mix/*.h), so nothing internal leaks out;
-#   3. the SONAME is libmix.so.MAJOR, MAJOR from include/mix/version.h.
+#   3. the SONAME is libmix.so.MAJOR, MAJOR from include/mix/version.h;
+#   4. mix.pc and mix-static.pc say the version of version.h.
 # Run by `make check` through prove with MIX_BUILD set.  After a deliberate
 # API change: `make abi-update` (this script with --update) rewrites
 # engine/libmix.symbols from the library; commit it with the change.
@@ -32,7 +33,7 @@ if [ "${1:-}" = --update ]; then
 	exit 0
 fi
 
-echo "1..3"
+echo "1..4"
 fail=0
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/mix-abi.XXXXXX") || exit 2
 trap 'rm -rf "$tmp"' EXIT
@@ -67,6 +68,19 @@ if [ -n "$major" ] && [ "$soname" = "libmix.so.$major" ]; then
 	echo "ok 3 - SONAME $soname"
 else
 	echo "not ok 3 - SONAME: seen '$soname', expected 'libmix.so.$major'"
+	fail=1
+fi
+
+version=$(sed -n 's/^.define MIX_VERSION_\(MAJOR\|MINOR\|PATCH\) \([0-9]*\)$/\2/p' \
+	include/mix/version.h | paste -sd. -)
+seen=""
+for pc in mix mix-static; do
+	seen="$seen $(sed -n 's/^Version: //p' "${MIX_BUILD:-build}/$pc.pc" 2>/dev/null)"
+done
+if [ "$seen" = " $version $version" ]; then
+	echo "ok 4 - mix.pc and mix-static.pc say version $version"
+else
+	echo "not ok 4 - pkg-config versions: seen '$seen', expected ' $version $version'"
 	fail=1
 fi
 exit $fail
