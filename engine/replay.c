@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "ext-neutral.h"
 #include "index.h"
 
 /* Base header words a HDR record may set (docs/format.md §3.3). */
@@ -119,8 +120,9 @@ static int replay_ext_rec(struct mix_builder *b, const struct mix_log_op *op,
 	for (i = 0; i < op->count; i++) {
 		const uint8_t *e = op->data + (size_t)i * op->stride;
 		memcpy(&uid, e, 4);
-		ret = mix_builder_ext_rec(b, uid, op->ext_id, e + 4, modseq,
-					  &changed);
+		/* a modseq-neutral extension's record keeps its modseq */
+		ret = mix_ext_rec_apply(b, uid, op->ext_id, e + 4, modseq,
+					&changed);
 		if (ret < 0)
 			return ret;
 	}
@@ -200,9 +202,11 @@ int mix_replay_txn(struct mix_builder *b, const uint8_t *txn, uint32_t size,
 		/* as txn-apply.c: FLAGS records raise highest_modseq
 		 * themselves, only when visible (not DIRTY alone); a
 		 * UID_FLOOR record changes nothing a client sees
-		 * (format.md §3.3.13); every other record raises it */
+		 * (format.md §3.3.13), nor does the data of a modseq-neutral
+		 * extension (§2.8); every other record raises it */
 		raise |= op.type != MIX_LOG_FLAGS &&
-			 op.type != MIX_LOG_UID_FLOOR;
+			 op.type != MIX_LOG_UID_FLOOR &&
+			 !mix_ext_op_neutral(b, &op);
 		ret = replay_op(b, &op, modseq);
 		if (ret < 0)
 			break;

@@ -30,6 +30,7 @@
 #include <time.h>
 
 #include "err.h"
+#include "ext-neutral.h"
 #include "index.h"
 #include "txn.h"
 
@@ -500,8 +501,8 @@ static int apply_ext_set(struct mix_builder *b, const struct mix_txn *t,
 {
 	const uint8_t *data = txn_ptr(t, op->data);
 	int changed = 0;
-	int ret = mix_builder_ext_rec(b, uid, op->ext_id, data, modseq,
-				      &changed);
+	int ret = mix_ext_rec_apply(b, uid, op->ext_id, data, modseq,
+				    &changed);
 	if (ret == 0 && changed)
 		ret = mix_logenc_ext_rec(buf, op->ext_id, op->size, &uid, data,
 					 1);
@@ -542,17 +543,22 @@ static int apply_register(struct mix_builder *b, struct mix_txn *t,
 	const char *name = txn_ptr(t, op->data);
 	struct mix_log_ext_intro in;
 	uint32_t id;
+	int ret;
+
+	int neutral = !!(op->flags & MIX_EXT_FLAG_NO_MODSEQ);
 
 	if (mix_builder_ext_find(b, name, op->size, &id)) {
 		const struct mix_ext *e = &b->layout->exts[id];
+		int was = mix_ext_neutral(b, id);
 		t->ext_id = id;
 		if (id >= MIX_EXT_FIRST && e->rec_size == op->rec_size &&
 		    (e->rec_size == 0 || e->rec_align == op->rec_align) &&
-		    e->hdr_size == op->hdr_size)
+		    e->hdr_size == op->hdr_size && was == neutral)
 			return 0;
 		return mix_err(MIX_EINVAL, "extension %s exists with record "
-			       "size %u align %u header %u", e->name,
-			       e->rec_size, e->rec_align, e->hdr_size);
+			       "size %u align %u header %u%s", e->name,
+			       e->rec_size, e->rec_align, e->hdr_size,
+			       was ? ", modseq-neutral" : "");
 	}
 	if (mix_builder_ext_add(b, name, op->size, 0, op->hdr_size,
 				op->rec_size, op->rec_align, &id) < 0)
@@ -564,7 +570,12 @@ static int apply_register(struct mix_builder *b, struct mix_txn *t,
 	in.record_align = op->rec_align;
 	in.name_size = (uint16_t)op->size;
 	t->ext_id = id;
-	return mix_logenc_ext_intro(buf, &in, name);
+	ret = mix_logenc_ext_intro(buf, &in, name);
+	/* in the same transaction: no record of the extension can come
+	 * before it is known to be neutral */
+	if (ret == 0 && neutral)
+		ret = mix_ext_neutral_mark(b, id, buf);
+	return ret;
 }
 
 static int apply_op(struct mix_builder *b, struct mix_txn *t, uint32_t *i,
@@ -699,6 +710,15 @@ static int results_finish(struct mix_txn *t)
 	return 0;
 }
 
+/* EXT_SET, APPEND_EXT or EXT_HDR of a modseq-neutral extension: its
+ * records (EXT_REC, EXT_HDR) raise nothing.  Neutrality is fixed at
+ * registration, so it is the same before and after the operation. */
+static int ext_op_neutral(const struct mix_builder *b, const struct txn_op *op)
+{
+	return (op->type == TXN_EXT_SET || op->type == TXN_APPEND_EXT ||
+		op->type == TXN_EXT_HDR) && mix_ext_neutral(b, op->ext_id);
+}
+
 int mix_txn_apply(struct mix_builder *b, struct mix_txn *t, uint64_t modseq,
 		  struct mix_buf *buf)
 {
@@ -719,8 +739,11 @@ int mix_txn_apply(struct mix_builder *b, struct mix_txn *t, uint64_t modseq,
 	body = buf->len;
 	for (i = 0; i < t->nops; i++) {
 		/* a logged record other than FLAGS raises highest_modseq
-		 * (FLAGS records raise it themselves, when visible) */
-		int flags_op = t->ops[i].type == TXN_FLAGS;
+		 * (FLAGS records raise it themselves, when visible), except
+		 * the data of a modseq-neutral extension (replay.c decides
+		 * the same from the records: mix_ext_op_neutral) */
+		int flags_op = t->ops[i].type == TXN_FLAGS ||
+			       ext_op_neutral(b, &t->ops[i]);
 		before = buf->len;
 		ret = apply_op(b, t, &i, modseq, buf);
 		if (ret < 0) {

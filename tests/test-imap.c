@@ -12,7 +12,11 @@
  *    visible changes, with the transaction's modseq; nothing when not
  *    asked; disjoint from MODIFIED and covering the request together;
  *  - \Recent claims (mix_txn_claim_recent): one claimer per UID, also
- *    when claimers race appends; persisted across reopen.
+ *    when claimers race appends; persisted across reopen;
+ *  - modseq-neutral extensions (mix_index_ext_register_flags): their
+ *    record and header data change no modseq, live, after replay (a
+ *    read-only open) and after reopen (the checkpoint); registration
+ *    rules; a normal extension beside one still raises.
  * Seed: $MIX_SEED (printed); size: $MIX_TEST_SCALE.
  */
 #include <pthread.h>
@@ -655,10 +659,177 @@ static void test_recent(const char *dir)
 	mix_index_close(&idx);
 }
 
+/* ---- modseq-neutral extensions ------------------------------------------------ */
+
+struct nstate {
+	uint64_t modseq[6], highest, cache[6];
+	uint8_t hdr[16];
+};
+
+static void nstate(struct mix_index *idx, uint32_t cache_id,
+		   struct nstate *st)
+{
+	const struct mix_snap *s;
+	struct mix_record rec;
+	const void *p;
+	uint32_t u;
+	memset(st, 0, sizeof(*st));
+	mix_read_lock();
+	s = mix_index_snap(idx);
+	for (u = 1; u <= 5; u++)
+		if (mix_snap_lookup_uid(s, u, &rec)) {
+			st->modseq[u] = rec.modseq;
+			if ((p = mix_record_ext(s, &rec, cache_id, NULL)))
+				memcpy(&st->cache[u], p, 8);
+		}
+	st->highest = mix_snap_highest_modseq(s);
+	if ((p = mix_snap_ext_hdr(s, cache_id, NULL)))
+		memcpy(st->hdr, p, sizeof(st->hdr));
+	mix_read_unlock();
+}
+
+static int nsame(const struct nstate *a, const struct nstate *b,
+		 const char *what)
+{
+	uint32_t u;
+	for (u = 1; u <= 5; u++)
+		if (a->modseq[u] != b->modseq[u] || a->cache[u] != b->cache[u]) {
+			diag("%s: uid %u modseq %llx cache %llx (expected %llx "
+			     "%llx)", what, u, (unsigned long long)a->modseq[u],
+			     (unsigned long long)a->cache[u],
+			     (unsigned long long)b->modseq[u],
+			     (unsigned long long)b->cache[u]);
+			return 0;
+		}
+	if (a->highest != b->highest || memcmp(a->hdr, b->hdr, 16)) {
+		diag("%s: HIGHESTMODSEQ %llx (expected %llx) or header data "
+		     "differs", what, (unsigned long long)a->highest,
+		     (unsigned long long)b->highest);
+		return 0;
+	}
+	return 1;
+}
+
+static int ext_set(struct mix_index *idx, uint32_t uid, uint32_t ext,
+		   uint64_t v, struct mix_commit_result *res)
+{
+	struct mix_txn *t;
+	if (mix_txn_begin(idx, &t) < 0)
+		return -1;
+	if (mix_txn_ext_set(t, uid, ext, &v, 8) < 0) {
+		mix_txn_abort(&t);
+		return -1;
+	}
+	return mix_txn_commit(&t, MIX_DURABILITY_NONE, res);
+}
+
+static void test_neutral(const char *dir)
+{
+	struct mix_index *idx, *ro;
+	struct mix_commit_result res;
+	struct nstate a, b, live;
+	struct mix_txn *t;
+	struct mix_uid_range r4 = { 4, 4 };
+	uint32_t cache, vis, id2, nid = 0;
+	uint64_t v = 0x1122334455667788ull;
+	int ret;
+
+	if (mix_index_open(engine, dir, MIX_OPEN_CREATE, &idx) < 0)
+		BAIL("open: %s", mix_last_error());
+	ret = mix_index_ext_register_flags(idx, "test.cache", 8, 8, 16,
+					   MIX_EXT_FLAG_NO_MODSEQ, &cache);
+	ok(ret == 0, "neutral extension registered: %s",
+	   ret ? mix_last_error() : "ok");
+	ret = mix_index_ext_register(idx, "test.vis", 8, 8, 0, &vis);
+	ok(ret == 0 && vis != cache, "a normal one beside it");
+	append(idx, 5);
+	/* the checkpoint holds the registration; what follows is replayed */
+	mix_index_close(&idx);
+	if (mix_index_open(engine, dir, 0, &idx) < 0)
+		BAIL("reopen: %s", mix_last_error());
+
+	ok(mix_index_ext_register_flags(idx, "test.cache", 8, 8, 16,
+					MIX_EXT_FLAG_NO_MODSEQ, &id2) == 0 &&
+	   id2 == cache, "registering it again with the flag: the same id");
+	ok(mix_index_ext_register(idx, "test.cache", 8, 8, 16, &id2) ==
+	   MIX_EINVAL && mix_index_ext_register_flags(idx, "test.vis", 8, 8,
+	   0, MIX_EXT_FLAG_NO_MODSEQ, &id2) == MIX_EINVAL,
+	   "a registration that differs in neutrality: MIX_EINVAL");
+	ok(mix_index_ext_register_flags(idx, "test.x", 8, 8, 0, 0x80, &id2) ==
+	   MIX_EINVAL, "unknown flags: MIX_EINVAL");
+	mix_read_lock();
+	mix_snap_ext_lookup(mix_index_snap(idx), "mix.neutral", &nid);
+	mix_read_unlock();
+	ok(nid >= MIX_EXT_FIRST && ext_set(idx, 1, nid, 0, NULL) < 0,
+	   "the engine's mix.neutral (id %u) is not the caller's to write",
+	   nid);
+
+	nstate(idx, cache, &a);
+	ret = ext_set(idx, 2, cache, v, &res);
+	nstate(idx, cache, &b);
+	ok(ret == 0 && !res.no_changes && b.cache[2] == v,
+	   "neutral record data written (no_changes %d)", res.no_changes);
+	ok(b.modseq[2] == a.modseq[2] && b.highest == a.highest &&
+	   res.modseq == a.highest, "its message keeps its modseq %llx, "
+	   "HIGHESTMODSEQ stays %llx, the commit reports it (%llx, %llx, "
+	   "%llx)", (unsigned long long)a.modseq[2],
+	   (unsigned long long)a.highest, (unsigned long long)b.modseq[2],
+	   (unsigned long long)b.highest, (unsigned long long)res.modseq);
+	mix_txn_begin(idx, &t);
+	mix_txn_ext_hdr_set(t, cache, 4, &v, 8);
+	ret = mix_txn_commit(&t, MIX_DURABILITY_NONE, &res);
+	nstate(idx, cache, &b);
+	ok(ret == 0 && b.highest == a.highest && memcmp(b.hdr + 4, &v, 8) == 0,
+	   "neutral header data written, HIGHESTMODSEQ kept");
+	ret = ext_set(idx, 3, vis, v, &res);
+	nstate(idx, cache, &b);
+	ok(ret == 0 && b.modseq[3] == res.modseq && res.modseq > a.highest &&
+	   b.highest == res.modseq, "a normal extension's data raises both");
+	/* both in one transaction, with a flag change */
+	a = b;
+	mix_txn_begin(idx, &t);
+	mix_txn_ext_set(t, 1, cache, &v, 8);
+	mix_txn_flags(t, &r4, 1, MIX_MODIFY_ADD, MIX_FLAG_SEEN);
+	ret = mix_txn_commit(&t, MIX_DURABILITY_NONE, &res);
+	nstate(idx, cache, &b);
+	ok(ret == 0 && b.modseq[1] == a.modseq[1] && b.modseq[4] == res.modseq
+	   && b.highest == res.modseq && b.cache[1] == v, "neutral data beside "
+	   "\\Seen: only the \\Seen message gets the modseq");
+	/* and a neutral-only transaction last, so the log ends with one */
+	v++;
+	ext_set(idx, 5, cache, v, NULL);
+	nstate(idx, cache, &live);
+	ok(live.highest == res.modseq && live.cache[5] == v, "a neutral-only "
+	   "transaction at the end: HIGHESTMODSEQ still %llx",
+	   (unsigned long long)res.modseq);
+
+	ret = mix_index_open(engine, dir, MIX_OPEN_READONLY, &ro);
+	ok(ret == 0, "read-only open replays the log: %s",
+	   ret ? mix_last_error() : "ok");
+	if (ret == 0) {
+		nstate(ro, cache, &b);
+		ok(nsame(&b, &live, "replayed"), "replay gives the live data, "
+		   "modseqs and HIGHESTMODSEQ");
+		mix_index_close(&ro);
+	}
+	mix_index_close(&idx);
+	if (mix_index_open(engine, dir, 0, &idx) < 0)
+		BAIL("reopen: %s", mix_last_error());
+	nstate(idx, cache, &b);
+	ok(nsame(&b, &live, "reopened"), "after close and reopen: the same");
+	v++;
+	ret = ext_set(idx, 2, cache, v, &res);
+	nstate(idx, cache, &b);
+	ok(ret == 0 && b.highest == live.highest && b.modseq[2] ==
+	   live.modseq[2], "and still neutral after the checkpoint");
+	mix_index_close(&idx);
+}
+
 int main(void)
 {
 	char *d1 = tu_tmpdir("imap-x"), *d2 = tu_tmpdir("imap-race");
 	char *d3 = tu_tmpdir("imap-chg"), *d4 = tu_tmpdir("imap-rec");
+	char *d5 = tu_tmpdir("imap-neutral");
 
 	seed = tu_seed();
 	if (mix_engine_create(NULL, &engine) < 0)
@@ -667,11 +838,14 @@ int main(void)
 	test_expunge_race(d2);
 	test_changed(d3);
 	test_recent(d4);
+	test_neutral(d5);
 	mix_engine_free(&engine);
 	tu_rmdir_r(d1);
 	tu_rmdir_r(d2);
 	tu_rmdir_r(d3);
 	tu_rmdir_r(d4);
+	tu_rmdir_r(d5);
+	free(d5);
 	free(d1);
 	free(d2);
 	free(d3);

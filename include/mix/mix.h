@@ -322,6 +322,35 @@ MIX_API int mix_index_ext_register(struct mix_index *index, const char *name,
 				   uint16_t record_size, uint16_t record_align,
 				   uint32_t hdr_size, uint32_t *ext_id_r);
 
+/* mix_index_ext_register_flags: flags. */
+enum mix_ext_flags {
+	/* modseq-neutral: a change of the extension's record or header
+	 * data raises neither the message's modseq nor HIGHESTMODSEQ (data
+	 * no IMAP client sees: caches, backend bookkeeping).  Fixed at
+	 * registration (docs/condstore.md "What raises a modseq"). */
+	MIX_EXT_FLAG_NO_MODSEQ = 0x01,
+};
+
+/* mix_index_ext_register with flags (enum mix_ext_flags; 0 is the same
+ * as mix_index_ext_register).  Registering a name the index has
+ * succeeds only if the sizes and MIX_EXT_FLAG_NO_MODSEQ match
+ * (MIX_EINVAL otherwise, nothing changed).  A neutral registration also
+ * registers the engine's extension "mix.neutral" (docs/format.md §2.8)
+ * the first time, in the same logged transaction; registering raises
+ * HIGHESTMODSEQ as any new extension does.  Any thread, not inside a
+ * read-side section, not from a commit callback; waits for the writer.
+ * Returns 0 (*ext_id_r set); MIX_EINVAL (bad name, sizes or flags;
+ * names starting with "mix." are the engine's); MIX_ELIMIT (a neutral
+ * extension's id would be 2048 or more); MIX_EDEADLK (inside a
+ * read-side section); MIX_EREADONLY; MIX_EPANIC; MIX_ESHUTDOWN;
+ * -errno. */
+MIX_API int mix_index_ext_register_flags(struct mix_index *index,
+					 const char *name,
+					 uint16_t record_size,
+					 uint16_t record_align,
+					 uint32_t hdr_size, unsigned flags,
+					 uint32_t *ext_id_r);
+
 /* Ids of the built-in extensions; registered ones start at MIX_EXT_FIRST. */
 #define MIX_EXT_MODSEQ   0u
 #define MIX_EXT_KEYWORDS 1u
@@ -833,6 +862,23 @@ MIX_API int mix_index_refresh(struct mix_index *index);
  *   committers, readers and the reclaim thread. */
 
 /* ---- CONDSTORE / QRESYNC (RFC 7162; docs/condstore.md) ------------- */
+
+/* What raises a modseq (docs/condstore.md has the table).  Only an
+ * effective change counts (a no-op raises nothing); an effective change
+ * gives the transaction's modseq to:
+ * - the message and HIGHESTMODSEQ: append (the new message), expunge
+ *   (the expunge history keeps it), a visible flag (\Answered ..
+ *   \Recent) set or cleared, keywords added, removed or replaced,
+ *   record data of an extension;
+ * - HIGHESTMODSEQ only: a new keyword name, header data of an
+ *   extension, the header fields uid_validity, next_uid and
+ *   first_recent_uid (also through mix_txn_claim_recent), registering
+ *   a new extension;
+ * - nothing (logged, but no modseq moves, live and on replay): DIRTY
+ *   (MIX_FLAG_DIRTY) set or cleared, record or header data of an
+ *   extension registered with MIX_EXT_FLAG_NO_MODSEQ, the engine's UID
+ *   reservations.  A transaction of only these reports no_changes 0 and
+ *   the unchanged HIGHESTMODSEQ as its modseq. */
 
 /* What a CHANGEDSINCE iteration also requires of a message (SEARCH
  * MODSEQ): every flag in flags_set, none in flags_unset, every keyword
