@@ -2,7 +2,7 @@
  * docs/example.c — the smallest complete mix program (docs/api.md).
  * Creates an index in argv[1] (an empty directory; a new one under /tmp
  * if none is given), appends three messages, sets \Seen on one, then
- * reads everything back and checks it.  `make check` builds and runs this
+ * reads everything back and checks it; last, an IMAP EXPUNGE.  `make check` builds and runs this
  * (tests/run-example.sh), so it cannot drift from the library.
  * Outside the tree:  cc example.c $(pkg-config --cflags --libs mix)
  */
@@ -44,7 +44,7 @@ int main(int argc, char **argv)
 	struct mix_engine *engine;
 	struct mix_index *index;
 	struct mix_txn *txn = NULL;
-	struct mix_commit_result app, seen;
+	struct mix_commit_result app, seen, xp;
 	struct mix_uid_range range;
 	struct mix_iter it;
 	struct mix_record rec;
@@ -115,6 +115,31 @@ int main(int argc, char **argv)
 	mix_read_unlock();
 	expect(count == 3 && n == 3, "3 messages");
 	expect(highest == seen.modseq, "highest modseq = the last commit's");
+
+	/* IMAP EXPUNGE: \Deleted on the last message, then an expunge the
+	 * writer applies to the messages that have \Deleted when it runs
+	 * (had another session cleared it in between, the message would
+	 * stay); the result names what went. */
+	range.first = range.last = app.last_uid;
+	if ((ret = mix_txn_begin(index, &txn)) < 0 ||
+	    (ret = mix_txn_flags(txn, &range, 1, MIX_MODIFY_ADD,
+				 MIX_FLAG_DELETED)) < 0 ||
+	    (ret = mix_txn_commit(&txn, MIX_DURABILITY_NONE, NULL)) < 0 ||
+	    (ret = mix_txn_begin(index, &txn)) < 0 ||
+	    (ret = mix_txn_expunge_deleted(txn, NULL, 0)) < 0 ||
+	    (ret = mix_txn_commit(&txn, MIX_DURABILITY_NONE, &xp)) < 0)
+		return fail("expunge", ret);
+	for (k = 0; k < xp.expunged_count; k++)
+		printf("EXPUNGE removed UIDs %" PRIu32 "..%" PRIu32 "\n",
+		       xp.expunged[k].first, xp.expunged[k].last);
+	expect(xp.expunged_count == 1 &&
+	       xp.expunged[0].first == app.last_uid &&
+	       xp.expunged[0].last == app.last_uid, "the \\Deleted one went");
+	mix_commit_result_free(&xp);
+	mix_read_lock();
+	count = mix_snap_messages_count(mix_index_snap(index));
+	mix_read_unlock();
+	expect(count == 2, "2 messages after EXPUNGE");
 
 	if ((ret = mix_index_close(&index)) < 0)
 		return fail("mix_index_close", ret);
