@@ -83,15 +83,11 @@ enum mix_error {
 	MIX_ESHUTDOWN = -(MIX_EBASE + 10),
 };
 
-/* Name of an error code (MIX_E* or -errno): returns a static string,
- * "unknown error" for a value that is neither.  Any thread, also from a
- * callback; cannot fail. */
+/* Name of an error code (MIX_E* or -errno).  Static string; any thread. */
 MIX_API const char *mix_strerror(int err);
 
-/* Returns the calling thread's message for its last failed call, or ""
- * if none; calls that succeed do not clear it.  The string is mix's, per
- * thread, valid until the thread's next call into mix.  Any thread;
- * cannot fail. */
+/* The calling thread's message for its last failed call, or "" if none.
+ * Valid until the thread's next call into mix. */
 MIX_API const char *mix_last_error(void);
 
 /* ---- engine ---------------------------------------------------------- */
@@ -148,30 +144,23 @@ struct mix_engine_config {
 	void *read_stall_ctx;
 };
 
-/* Fill *cfg with the defaults, every field (those added in later
- * versions too: always start from this, docs/api.md "ABI").  Any thread;
- * cannot fail. */
+/* Fill *cfg with the defaults.  Any thread. */
 MIX_API void mix_engine_config_init(struct mix_engine_config *cfg);
 
 /* Create an engine and start its writer threads.  cfg may be NULL for the
- * defaults; it is copied.  Returns 0 (*engine_r set; the caller owns the
- * engine until mix_engine_free), MIX_EINVAL (a config value out of range)
- * or -errno (thread creation, memory); on error *engine_r is NULL and
- * nothing is left running.  Any thread, not from a callback. */
+ * defaults.  Returns 0, MIX_EINVAL (a config value out of range) or
+ * -errno (thread creation, memory). */
 MIX_API int mix_engine_create(const struct mix_engine_config *cfg,
 			      struct mix_engine **engine_r);
 
 /* Stop the writer threads and free the engine.  Every index must be
- * closed first.  Returns 0 (*engine set to NULL) or MIX_EINVAL (an index
- * is still open: nothing is freed, *engine kept).  Any thread, not inside
- * a read-side section (it joins the writer threads), not from a
- * callback. */
+ * closed first (returns MIX_EINVAL otherwise and frees nothing).  Sets
+ * *engine to NULL on success.  Not from a writer callback. */
 MIX_API int mix_engine_free(struct mix_engine **engine);
 
-/* Counters of the engine's writers since it was created, copied into
- * *stats_r.  Each writer keeps its own (the read path keeps none); the
- * sum is read with relaxed loads, so it may be a few operations behind.
- * Any thread; cannot fail. */
+/* Counters of the engine's writers since it was created.  Each writer
+ * keeps its own (the read path keeps none); the sum is read with relaxed
+ * loads, so it may be a few operations behind.  Any thread. */
 #define MIX_BATCH_BUCKETS 12
 struct mix_engine_stats {
 	uint64_t commits;       /* transactions completed */
@@ -288,23 +277,15 @@ struct mix_open_info {
  * opens are never shared (each is a follower of its own).  Calls opening
  * the same directory at once from several threads wait for each other.
  * (docs/api.md "Opening an index twice")
- * Returns 0 (*index_r set; the caller owns the handle until
- * mix_index_close); MIX_EINVAL (NULL engine or dir, unknown flags,
- * MIX_OPEN_READONLY with CREATE or RECREATE); MIX_ENOTFOUND (no index,
- * no MIX_OPEN_CREATE); MIX_ECORRUPT, MIX_EVERSION (message names file
- * and field); MIX_ELOCKED (another process writes it: message names its
- * pid; or another engine of this process has it open for writing, or
- * MIX_OPEN_RECREATE / MIX_OPEN_SALVAGE of a directory this engine has
- * open: message says which); MIX_ELIMIT (the indexid or log file_seq
- * would overflow the modseq); MIX_EPANIC (the write that continues
- * next_uid after a crash failed); -errno.  On error *index_r is NULL
- * and nothing stays open or locked.  Any thread, not inside a read-side
- * section (recovery waits for the writer and for locks), not from a
- * callback. */
+ * Returns 0; MIX_ENOTFOUND (no index, no MIX_OPEN_CREATE); MIX_ECORRUPT,
+ * MIX_EVERSION (message names file and field); MIX_ELOCKED (another
+ * process writes it: message names its pid; or another engine of this
+ * process has it open for writing, or MIX_OPEN_RECREATE / MIX_OPEN_SALVAGE
+ * of a directory this engine has open: message says which); -errno. */
 MIX_API int mix_index_open(struct mix_engine *engine, const char *dir,
 			   unsigned flags, struct mix_index **index_r);
 
-/* Copy what open found into *info_r.  Any thread; cannot fail. */
+/* Copy what open found into *info_r.  Any thread. */
 MIX_API void mix_index_open_info(struct mix_index *index,
 				 struct mix_open_info *info_r);
 
@@ -315,15 +296,14 @@ MIX_API void mix_index_open_info(struct mix_index *index,
  * close does what follows.  Returns 0 or the error of the final
  * checkpoint (the index is closed either way; nothing acknowledged is
  * lost); MIX_EINVAL while views or watchers of it are open, -ENOMEM
- * (nothing is closed then, *index is kept).  No transaction of the
- * index may be open.  Any thread, not inside a read-side section (it
- * waits for the writer), not from a callback. */
+ * (nothing is closed then, *index is kept).  No transaction of the index may be open.  Not inside a
+ * read-side section. */
 MIX_API int mix_index_close(struct mix_index **index);
 
-/* Reclamation counters of one index, copied into *stats_r: snapshots
- * still alive (the current one, those held by views and those waiting
- * for a grace period) and what has been freed.  Any thread (takes a
- * mutex the read path never takes); cannot fail. */
+/* Reclamation counters of one index: snapshots still alive (the current
+ * one, those held by views and those waiting for a grace period) and
+ * what has been freed.  Any thread (takes a mutex the read path never
+ * takes). */
 struct mix_index_stats {
 	uint32_t snapshots_live;
 	uint64_t snapshots_freed;
