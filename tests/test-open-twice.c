@@ -13,7 +13,8 @@
  *  - threads opening and closing the same directory at once all get the
  *    one index and leave nothing open;
  *  - a forked child starts with no registered handle: its own engine
- *    shares its own opens, and the parent's index stays the parent's.
+ *    shares its own opens, and the parent's index stays the parent's
+ *    (skipped under TSan and ASan, see FORK_SKIP_WHY).
  * The seed (MIX_SEED) picks the close order of the threads.
  */
 #include <pthread.h>
@@ -28,6 +29,17 @@
 #include "testutil.h"
 
 #define NTHREADS 8
+
+/* The child starts an engine (threads) after a multi-threaded fork:
+ * ThreadSanitizer cannot, and GCC 12's ASan allocator may hang there
+ * (tests/test-fork.c says more); the fork checks are skipped under both. */
+#if defined(__SANITIZE_THREAD__)
+#define FORK_SKIP_WHY "ThreadSanitizer cannot start threads in the child " \
+	"of a multi-threaded fork"
+#elif defined(__SANITIZE_ADDRESS__)
+#define FORK_SKIP_WHY "ASan's allocator (GCC 12) is not locked around " \
+	"fork: a child can hang in malloc"
+#endif
 
 static uint32_t count_of(struct mix_index *idx)
 {
@@ -241,10 +253,19 @@ static void forked(struct mix_engine *e, const char *dir, const char *dir2)
 	struct mix_index *a = NULL, *b = NULL;
 	pid_t pid;
 	int status = 0;
+	(void)status;
 
 	is(mix_index_open(e, dir, 0, &a), 0, "parent opens A");
 	is(mix_index_open(e, dir, 0, &b), 0, "parent opens B");
 	fflush(stdout);
+#ifdef FORK_SKIP_WHY
+	(void)dir2;
+	for (pid = 0; pid < 2; pid++) {
+		tap_n++;
+		printf("ok %d # skip %s\n", tap_n, FORK_SKIP_WHY);
+	}
+	pid = -1;
+#else
 	pid = fork();
 	if (pid == 0) {
 		struct mix_engine *ce = NULL;
@@ -269,6 +290,7 @@ static void forked(struct mix_engine *e, const char *dir, const char *dir2)
 	is(WIFEXITED(status) ? WEXITSTATUS(status) : 100 + WTERMSIG(status), 0,
 	   "the child: parent's index locked (not 'another engine'), its own "
 	   "opens shared, everything closed (11/12/13: which step failed)");
+#endif
 	is(append_one(a), 0, "the parent's index still commits after the fork");
 	is(mix_index_close(&b), 0, "parent closes B");
 	is(mix_index_close(&a), 0, "parent closes A");
