@@ -1,6 +1,14 @@
 /*
  * The engine: configuration, writer threads, and the public entry points
  * of the read side (docs/api.md "Engine", "Reading").
+ *
+ * Threads: create and free run on any application thread; free joins
+ * the writer and checkpointer threads, so never inside a read-side
+ * section or from a callback (those threads may be waiting for it), and
+ * only once every index is closed (open_indexes, counted by index.c's
+ * open and close; an index opened twice counts once, index-registry.c).
+ * The read entry points (mix_read_lock/unlock, mix_index_snap) run on
+ * any thread and take nothing: mix_index_snap only inside a section.
  */
 #include <errno.h>
 #include <stdlib.h>
