@@ -36,7 +36,53 @@
  * System errors are -errno; library errors are the MIX_E* codes below,
  * which never collide with errno values.  mix_strerror() names both, and
  * mix_last_error() returns a message for the calling thread's last error
- * that names the file, field or offset involved.
+ * that names the file, field or offset involved.  Every function's
+ * comment lists the codes it returns and the state an error leaves
+ * (tools/check-header.sh keeps this header and docs/api.md agreeing), its
+ * calling context, and who owns what it returns.  The words used:
+ * - "Any thread": any thread, inside or outside a read-side section.
+ * - "Section": inside the read-side section that obtained the snapshot,
+ *   on that thread; or on a view's snapshot (mix_view_snap) by the thread
+ *   using the view, with no section needed.
+ * - "Owner thread": the one thread using that transaction, view or
+ *   watcher at a time (hand them over with your own synchronisation).
+ * - "Not inside a read-side section": the call may wait (for the writer,
+ *   a lock, a grace period); inside a section it would wait for itself.
+ * - "Not from a callback": not from a mix_commit_fn, mix_warning_fn or
+ *   mix_read_stall_fn, which run on threads mix is waiting on.
+ *
+ * Caveats
+ * -------
+ * - fork(): from any thread outside a read-side section; the child may
+ *   use nothing it inherited (engine, indexes, views, snapshots, ...),
+ *   not even to close it, and starts an engine of its own.  The parent's
+ *   write locks stay held by the child's copies of their descriptors
+ *   until it execs or exits.  See "Fork" below and docs/api.md "Fork".
+ * - Long read-side sections: never block the writer, but every snapshot
+ *   replaced meanwhile stays in memory until the section ends, and past
+ *   a bound the writers space their publishes (commits get slower, not
+ *   stuck; mix_engine_stats batches_held, read_stall).  Keep sections to
+ *   one short piece of work; hold a view, not a section, across network
+ *   waits.
+ * - Signal handlers: no mix function is async-signal-safe (they
+ *   allocate, take mutexes, register threads with RCU).  Call none from a
+ *   signal handler, not even mix_read_lock(); set a flag and act on it
+ *   from a thread.
+ * - File systems: an index directory must be on a local POSIX file
+ *   system (ext4, xfs, btrfs, tmpfs for tests).  mix relies on
+ *   open-file-description locks (fcntl F_OFD_SETLK) for its one-writer
+ *   rule, on fdatasync/fsync and rename + directory fsync for
+ *   durability, on coherent shared mmap of mix.index between processes
+ *   and on the kernel's boot id (/proc/sys/kernel/random/boot_id) to
+ *   tell a process crash from a power cut (docs/reliability.md).  NFS,
+ *   SMB and other network or FUSE file systems do not give all of these
+ *   (locks across hosts, mmap coherence, rename durability): use them at
+ *   your own risk, and never open one index from two hosts.
+ * - Durability: MIX_DURABILITY_NONE commits survive a process crash, not
+ *   a power cut; a failed write or sync poisons the index (MIX_EPANIC
+ *   until it is reopened), a full disk does not (-ENOSPC, then retry).
+ * - Thread exit: a thread that used mix is unregistered when it exits;
+ *   it must not exit inside a read-side section.
  *
  * See docs/api.md for an overview and docs/format.md for the files.
  */
@@ -83,11 +129,15 @@ enum mix_error {
 	MIX_ESHUTDOWN = -(MIX_EBASE + 10),
 };
 
-/* Name of an error code (MIX_E* or -errno).  Static string; any thread. */
+/* Name of an error code (MIX_E* or -errno): returns a static string,
+ * "unknown error" for a value that is neither.  Any thread, also from a
+ * callback; cannot fail. */
 MIX_API const char *mix_strerror(int err);
 
-/* The calling thread's message for its last failed call, or "" if none.
- * Valid until the thread's next call into mix. */
+/* Returns the calling thread's message for its last failed call, or ""
+ * if none; calls that succeed do not clear it.  The string is mix's, per
+ * thread, valid until the thread's next call into mix.  Any thread;
+ * cannot fail. */
 MIX_API const char *mix_last_error(void);
 
 /* ---- engine ---------------------------------------------------------- */
@@ -144,23 +194,30 @@ struct mix_engine_config {
 	void *read_stall_ctx;
 };
 
-/* Fill *cfg with the defaults.  Any thread. */
+/* Fill *cfg with the defaults, every field (those added in later
+ * versions too: always start from this, docs/api.md "ABI").  Any thread;
+ * cannot fail. */
 MIX_API void mix_engine_config_init(struct mix_engine_config *cfg);
 
 /* Create an engine and start its writer threads.  cfg may be NULL for the
- * defaults.  Returns 0, MIX_EINVAL (a config value out of range) or
- * -errno (thread creation, memory). */
+ * defaults; it is copied.  Returns 0 (*engine_r set; the caller owns the
+ * engine until mix_engine_free), MIX_EINVAL (a config value out of range)
+ * or -errno (thread creation, memory); on error *engine_r is NULL and
+ * nothing is left running.  Any thread, not from a callback. */
 MIX_API int mix_engine_create(const struct mix_engine_config *cfg,
 			      struct mix_engine **engine_r);
 
 /* Stop the writer threads and free the engine.  Every index must be
- * closed first (returns MIX_EINVAL otherwise and frees nothing).  Sets
- * *engine to NULL on success.  Not from a writer callback. */
+ * closed first.  Returns 0 (*engine set to NULL) or MIX_EINVAL (an index
+ * is still open: nothing is freed, *engine kept).  Any thread, not inside
+ * a read-side section (it joins the writer threads), not from a
+ * callback. */
 MIX_API int mix_engine_free(struct mix_engine **engine);
 
-/* Counters of the engine's writers since it was created.  Each writer
- * keeps its own (the read path keeps none); the sum is read with relaxed
- * loads, so it may be a few operations behind.  Any thread. */
+/* Counters of the engine's writers since it was created, copied into
+ * *stats_r.  Each writer keeps its own (the read path keeps none); the
+ * sum is read with relaxed loads, so it may be a few operations behind.
+ * Any thread; cannot fail. */
 #define MIX_BATCH_BUCKETS 12
 struct mix_engine_stats {
 	uint64_t commits;       /* transactions completed */
@@ -206,7 +263,8 @@ struct mix_latency {
 	uint64_t count;
 	uint64_t p50_ns, p99_ns, p999_ns, max_ns;
 };
-/* Returns 0 or MIX_EINVAL.  Any thread. */
+/* Fill *latency_r for kind.  Returns 0 or MIX_EINVAL (unknown kind;
+ * *latency_r untouched).  Any thread. */
 MIX_API int mix_engine_latency(struct mix_engine *engine,
 			       enum mix_latency_kind kind,
 			       struct mix_latency *latency_r);
@@ -277,15 +335,23 @@ struct mix_open_info {
  * opens are never shared (each is a follower of its own).  Calls opening
  * the same directory at once from several threads wait for each other.
  * (docs/api.md "Opening an index twice")
- * Returns 0; MIX_ENOTFOUND (no index, no MIX_OPEN_CREATE); MIX_ECORRUPT,
- * MIX_EVERSION (message names file and field); MIX_ELOCKED (another
- * process writes it: message names its pid; or another engine of this
- * process has it open for writing, or MIX_OPEN_RECREATE / MIX_OPEN_SALVAGE
- * of a directory this engine has open: message says which); -errno. */
+ * Returns 0 (*index_r set; the caller owns the handle until
+ * mix_index_close); MIX_EINVAL (NULL engine or dir, unknown flags,
+ * MIX_OPEN_READONLY with CREATE or RECREATE); MIX_ENOTFOUND (no index,
+ * no MIX_OPEN_CREATE); MIX_ECORRUPT, MIX_EVERSION (message names file
+ * and field); MIX_ELOCKED (another process writes it: message names its
+ * pid; or another engine of this process has it open for writing, or
+ * MIX_OPEN_RECREATE / MIX_OPEN_SALVAGE of a directory this engine has
+ * open: message says which); MIX_ELIMIT (the indexid or log file_seq
+ * would overflow the modseq); MIX_EPANIC (the write that continues
+ * next_uid after a crash failed); -errno.  On error *index_r is NULL
+ * and nothing stays open or locked.  Any thread, not inside a read-side
+ * section (recovery waits for the writer and for locks), not from a
+ * callback. */
 MIX_API int mix_index_open(struct mix_engine *engine, const char *dir,
 			   unsigned flags, struct mix_index **index_r);
 
-/* Copy what open found into *info_r.  Any thread. */
+/* Copy what open found into *info_r.  Any thread; cannot fail. */
 MIX_API void mix_index_open_info(struct mix_index *index,
 				 struct mix_open_info *info_r);
 
@@ -296,14 +362,15 @@ MIX_API void mix_index_open_info(struct mix_index *index,
  * close does what follows.  Returns 0 or the error of the final
  * checkpoint (the index is closed either way; nothing acknowledged is
  * lost); MIX_EINVAL while views or watchers of it are open, -ENOMEM
- * (nothing is closed then, *index is kept).  No transaction of the index may be open.  Not inside a
- * read-side section. */
+ * (nothing is closed then, *index is kept).  No transaction of the
+ * index may be open.  Any thread, not inside a read-side section (it
+ * waits for the writer), not from a callback. */
 MIX_API int mix_index_close(struct mix_index **index);
 
-/* Reclamation counters of one index: snapshots still alive (the current
- * one, those held by views and those waiting for a grace period) and
- * what has been freed.  Any thread (takes a mutex the read path never
- * takes). */
+/* Reclamation counters of one index, copied into *stats_r: snapshots
+ * still alive (the current one, those held by views and those waiting
+ * for a grace period) and what has been freed.  Any thread (takes a
+ * mutex the read path never takes); cannot fail. */
 struct mix_index_stats {
 	uint32_t snapshots_live;
 	uint64_t snapshots_freed;
@@ -316,8 +383,13 @@ MIX_API void mix_index_stats(struct mix_index *index,
  * (0..1024 bytes, 0 = header only), record alignment (1, 2, 4 or 8) and a
  * header data size (0..65536).  If the index already has it, the sizes
  * must match.  Returns its id (>= MIX_EXT_FIRST) in *ext_id_r.  Goes
- * through the writer like a transaction (it is logged).  Returns 0,
- * MIX_EINVAL, MIX_EREADONLY, MIX_EPANIC or -errno. */
+ * through the writer like a transaction (it is logged).  Returns 0;
+ * MIX_EINVAL (bad name or sizes; a name the index has with other sizes;
+ * names starting with "mix." are the engine's); MIX_EDEADLK (inside a
+ * read-side section; nothing done); MIX_EREADONLY; MIX_EPANIC;
+ * MIX_ELIMIT (no room for another extension in the record); -errno.  On
+ * error nothing is registered.  Any thread, not inside a read-side
+ * section, not from a callback. */
 MIX_API int mix_index_ext_register(struct mix_index *index, const char *name,
 				   uint16_t record_size, uint16_t record_align,
 				   uint32_t hdr_size, uint32_t *ext_id_r);
@@ -440,15 +512,21 @@ struct mix_commit_result {
  * sets) and set those pointers to NULL.  Any thread; cannot fail. */
 MIX_API void mix_commit_result_free(struct mix_commit_result *result);
 
-/* Start a transaction on index.  Returns 0, MIX_EREADONLY, MIX_EPANIC or
- * -ENOMEM.  A transaction is used by one thread at a time. */
+/* Start a transaction on index.  Returns 0 (*txn_r set: the caller owns
+ * it until mix_txn_commit, mix_txn_commit_async or mix_txn_abort, and
+ * must end it before mix_index_close), MIX_EREADONLY, MIX_EPANIC (the
+ * index is poisoned) or -ENOMEM.  Any thread, any context; the
+ * transaction is then used by one thread at a time (its owner thread). */
 MIX_API int mix_txn_begin(struct mix_index *index, struct mix_txn **txn_r);
 
 /* Append a message with flags and keywords (NULL-terminated list of names,
  * or NULL).  Its UID is assigned at commit, in order of the appends.  The
  * number of the append in this transaction (0, 1, ...) is returned in
  * *append_r (may be NULL).  Returns 0, MIX_EINVAL (bad flag, bad keyword
- * name), MIX_ELIMIT or -ENOMEM. */
+ * name), MIX_ELIMIT (too many appends, keywords or bytes in one
+ * transaction) or -ENOMEM. Owner thread, any context (building a transaction never waits).  On
+ * error the operation is not added; the transaction can still be
+ * committed or aborted. */
 MIX_API int mix_txn_append(struct mix_txn *txn, uint8_t flags,
 			   const char *const *keywords, uint32_t *append_r);
 
@@ -456,13 +534,20 @@ MIX_API int mix_txn_append(struct mix_txn *txn, uint8_t flags,
  * equal the extension's record size).  Operations apply in the order they
  * were added, this one too; data given right after its append (before
  * any other kind of operation) is stored with the append and logged with
- * it as one run, the fast path for bulk appends.  Returns 0, MIX_EINVAL,
- * -ENOMEM. */
+ * it as one run, the fast path for bulk appends.  Returns 0, MIX_EINVAL
+ * (no such append, unknown extension, wrong size), MIX_ELIMIT (the
+ * transaction's size limit), -ENOMEM. Owner thread, any context (building a transaction never waits).  On
+ * error the operation is not added; the transaction can still be
+ * committed or aborted. */
 MIX_API int mix_txn_append_ext(struct mix_txn *txn, uint32_t append,
 			       uint32_t ext_id, const void *data, size_t size);
 
 /* Change the system flags of the messages in ranges (UIDs that do not
- * exist are ignored).  Returns 0, MIX_EINVAL, -ENOMEM. */
+ * exist are ignored).  Returns 0, MIX_EINVAL (bad flags, modify or
+ * range), MIX_ELIMIT (the transaction's size limit: 4 GiB of operation
+ * data), -ENOMEM. Owner thread, any context (building a transaction never waits).  On
+ * error the operation is not added; the transaction can still be
+ * committed or aborted. */
 MIX_API int mix_txn_flags(struct mix_txn *txn,
 			  const struct mix_uid_range *ranges, size_t count,
 			  enum mix_modify modify, uint8_t flags);
@@ -474,7 +559,9 @@ MIX_API int mix_txn_flags(struct mix_txn *txn,
  * unchanged and its UID goes into the result's MODIFIED set.  A message
  * changed by an earlier operation of the same transaction has the
  * transaction's modseq and so fails the check.  Returns as the
- * unconditional calls. */
+ * unconditional calls: 0, MIX_EINVAL, MIX_ELIMIT, -ENOMEM. Owner thread, any context (building a transaction never waits).  On
+ * error the operation is not added; the transaction can still be
+ * committed or aborted. */
 MIX_API int mix_txn_flags_unchangedsince(struct mix_txn *txn,
 					 const struct mix_uid_range *ranges,
 					 size_t count, enum mix_modify modify,
@@ -488,14 +575,21 @@ MIX_API int mix_txn_keywords_unchangedsince(struct mix_txn *txn,
 					    uint64_t unchangedsince);
 
 /* Change keywords (NULL-terminated names; with MIX_MODIFY_REPLACE an
- * empty list or NULL clears all).  Returns 0, MIX_EINVAL, MIX_ELIMIT,
- * -ENOMEM. */
+ * empty list or NULL clears all).  Returns 0, MIX_EINVAL (bad name,
+ * modify or range), MIX_ELIMIT (more than MIX_MAX_KEYWORDS names, or the
+ * transaction's size limit), -ENOMEM. Owner thread, any context (building a transaction never waits).  On
+ * error the operation is not added; the transaction can still be
+ * committed or aborted. */
 MIX_API int mix_txn_keywords(struct mix_txn *txn,
 			     const struct mix_uid_range *ranges, size_t count,
 			     enum mix_modify modify,
 			     const char *const *keywords);
 
-/* Expunge the messages in ranges.  Returns 0, MIX_EINVAL, -ENOMEM. */
+/* Expunge the messages in ranges (unconditionally; see
+ * mix_txn_expunge_deleted for IMAP EXPUNGE).  Returns 0, MIX_EINVAL (bad
+ * range), MIX_ELIMIT (the transaction's size limit), -ENOMEM. Owner thread, any context (building a transaction never waits).  On
+ * error the operation is not added; the transaction can still be
+ * committed or aborted. */
 MIX_API int mix_txn_expunge(struct mix_txn *txn,
 			    const struct mix_uid_range *ranges, size_t count);
 
@@ -507,19 +601,26 @@ MIX_API int mix_txn_expunge(struct mix_txn *txn,
  * cleared in a commit applied before it stays; one that got \Deleted
  * after the caller last looked goes too.  The UIDs actually expunged
  * are the result's expunged set; nothing expunged is no error.  Any
- * thread owning txn.  Returns 0; MIX_EINVAL (bad range, or ranges NULL
- * with count > 0); -ENOMEM.  On error the transaction is unchanged. */
+ * thread owning txn, any context.  Returns 0; MIX_EINVAL (bad range, or
+ * ranges NULL with count > 0); MIX_ELIMIT (the transaction's size
+ * limit); -ENOMEM.  On error the transaction is unchanged. */
 MIX_API int mix_txn_expunge_deleted(struct mix_txn *txn,
 				    const struct mix_uid_range *ranges,
 				    size_t count);
 
 /* Set the extension record data of message uid.  Returns 0, MIX_EINVAL
- * (unknown extension, wrong size), -ENOMEM. */
+ * (uid 0, unknown extension, wrong size), MIX_ELIMIT (the transaction's
+ * size limit), -ENOMEM. Owner thread, any context (building a transaction never waits).  On
+ * error the operation is not added; the transaction can still be
+ * committed or aborted. */
 MIX_API int mix_txn_ext_set(struct mix_txn *txn, uint32_t uid,
 			    uint32_t ext_id, const void *data, size_t size);
 
 /* Write size bytes at offset of the extension's header data.  Returns 0,
- * MIX_EINVAL, -ENOMEM. */
+ * MIX_EINVAL (unknown extension, outside its header data), MIX_ELIMIT
+ * (the transaction's size limit), -ENOMEM. Owner thread, any context (building a transaction never waits).  On
+ * error the operation is not added; the transaction can still be
+ * committed or aborted. */
 MIX_API int mix_txn_ext_hdr_set(struct mix_txn *txn, uint32_t ext_id,
 				uint32_t offset, const void *data, size_t size);
 
@@ -530,7 +631,10 @@ enum mix_hdr_field {
 	MIX_HDR_FIRST_RECENT_UID,  /* only raises it */
 };
 
-/* Set a header field.  Returns 0, MIX_EINVAL, -ENOMEM. */
+/* Set a header field.  Returns 0, MIX_EINVAL (unknown field, or
+ * UIDVALIDITY 0), -ENOMEM. Owner thread, any context (building a transaction never waits).  On
+ * error the operation is not added; the transaction can still be
+ * committed or aborted. */
 MIX_API int mix_txn_hdr_set(struct mix_txn *txn, enum mix_hdr_field field,
 			    uint32_t value);
 
@@ -555,14 +659,23 @@ MIX_API void mix_txn_want_changed(struct mix_txn *txn);
 /* Commit: hand the transaction to the writer and wait until it is
  * published (and with MIX_DURABILITY_SYNC, durable).  Frees the
  * transaction and sets *txn to NULL whatever the result.  result_r may be
- * NULL.  Returns 0; MIX_EDEADLK (inside a read-side section; nothing was
- * committed); -ENOSPC or -EDQUOT (the log ran out of space before any of
- * the batch could be seen; nothing was committed, the index goes on and
- * later commits succeed once there is space); MIX_EPANIC (the log could
- * not be written or synced: the transaction may or may not survive a
- * crash; the index refuses writes until reopened); MIX_ESHUTDOWN; -errno
- * (the first failed write or sync of a poisoned index returns its errno,
- * later commits MIX_EPANIC). */
+ * NULL; it is written only on success (then free it with
+ * mix_commit_result_free; the caller owns its sets).  Returns 0;
+ * MIX_EINVAL (bad durability, or an operation the writer refused: an
+ * extension registered meanwhile with other sizes); MIX_EDEADLK (inside
+ * a read-side section; nothing was committed); MIX_ELIMIT (UIDs
+ * exhausted, more than MIX_MAX_KEYWORDS names, a log offset or record
+ * size past the format's limits; this transaction alone fails, nothing
+ * of it was committed); -ENOSPC or -EDQUOT (the log ran out of space
+ * before any of the batch could be seen; nothing was committed, the
+ * index goes on and later commits succeed once there is space);
+ * MIX_EPANIC (the log could not be written or synced: the transaction
+ * may or may not survive a crash; the index refuses writes until
+ * reopened); -ENOMEM; -errno (the first failed write or sync of a
+ * poisoned index returns its errno, later commits MIX_EPANIC).  The
+ * owner thread of txn, not inside a read-side section, not from a
+ * callback (a commit callback runs on the thread that applies commits:
+ * waiting there waits for itself). */
 MIX_API int mix_txn_commit(struct mix_txn **txn, enum mix_durability durability,
 			   struct mix_commit_result *result_r);
 
@@ -574,34 +687,47 @@ typedef void mix_commit_fn(void *ctx, int ret,
 			   const struct mix_commit_result *result);
 
 /* Commit without waiting: cb is called when the commit is done.  Sets
- * *txn to NULL.  Returns 0 (cb will be called exactly once) or an error
- * (cb is not called).  May wait while the writer's queue is full. */
+ * *txn to NULL and frees the transaction whatever the result.  Returns 0
+ * (cb will be called exactly once, with the codes of mix_txn_commit) or
+ * an error, and then cb is never called and nothing was committed:
+ * MIX_EINVAL (cb NULL or bad durability), MIX_EDEADLK (inside a
+ * read-side section), MIX_EPANIC (the index is poisoned).  The owner
+ * thread of txn, not inside a read-side section, not from a callback:
+ * it may wait while the writer's queue is full. */
 MIX_API int mix_txn_commit_async(struct mix_txn **txn,
 				 enum mix_durability durability,
 				 mix_commit_fn *cb, void *ctx);
 
-/* Drop the transaction.  Sets *txn to NULL. */
+/* Drop the transaction, nothing of it committed.  Sets *txn to NULL
+ * (NULL is fine).  Owner thread, any context; cannot fail. */
 MIX_API void mix_txn_abort(struct mix_txn **txn);
 
 /* ---- reading --------------------------------------------------------- */
 
 struct mix_snap;
 
-/* Start / end a read-side section.  Never blocks; nests. */
+/* Start / end a read-side section.  Never blocks; nests; each lock needs
+ * its unlock on the same thread.  Any thread (registers it with mix's RCU
+ * domain on first use), not from a signal handler; cannot fail. */
 MIX_API void mix_read_lock(void);
 MIX_API void mix_read_unlock(void);
 
-/* The newest snapshot of index.  Inside mix_read_lock(); the snapshot is
- * valid until the matching mix_read_unlock().  Never NULL for an open
- * index. */
+/* Returns the newest snapshot of index (never NULL for an open index).
+ * Any thread, inside mix_read_lock(); the snapshot belongs to mix and
+ * is valid until the matching mix_read_unlock(), on that thread. */
 MIX_API const struct mix_snap *mix_index_snap(struct mix_index *index);
 
-/* Snapshot header values.  Inside the read-side section that got snap. */
+/* Snapshot header values: each returns the value.  Section (inside the read-side section that got snap, on that thread,
+ * or on a view's snapshot by the view's owner thread);
+ * cannot fail. */
 MIX_API uint32_t mix_snap_messages_count(const struct mix_snap *snap);
 MIX_API uint32_t mix_snap_next_uid(const struct mix_snap *snap);
 MIX_API uint32_t mix_snap_uid_validity(const struct mix_snap *snap);
 MIX_API uint64_t mix_snap_highest_modseq(const struct mix_snap *snap);
 
+/* Header counters of snap, copied into *counts_r.  Section (inside the read-side section that got snap, on that thread,
+ * or on a view's snapshot by the view's owner thread);
+ * cannot fail. */
 struct mix_snap_counts {
 	uint32_t seen;                 /* messages with \Seen */
 	uint32_t deleted;              /* messages with \Deleted */
@@ -626,44 +752,64 @@ struct mix_record {
 
 /* Find uid.  Returns 1 and fills *rec_r when present; 0 when absent (then
  * rec_r->seq is the sequence the UID would have, i.e. the count of
- * messages with smaller UIDs, + 1).  rec_r may be NULL. */
+ * messages with smaller UIDs, + 1).  rec_r may be NULL.  Section (inside the read-side section that got snap, on that thread,
+ * or on a view's snapshot by the view's owner thread);
+ * the record points into snap. */
 MIX_API int mix_snap_lookup_uid(const struct mix_snap *snap, uint32_t uid,
 				struct mix_record *rec_r);
 
-/* Sequence (1..messages_count) to record.  Returns 1, or 0 if out of
- * range. */
+/* Sequence (1..messages_count) to record.  Returns 1 (*rec_r filled,
+ * pointing into snap), or 0 if out of range (*rec_r untouched).
+ * Section (inside the read-side section that got snap, on that thread,
+ * or on a view's snapshot by the view's owner thread). */
 MIX_API int mix_snap_lookup_seq(const struct mix_snap *snap, uint32_t seq,
 				struct mix_record *rec_r);
 
 /* The sequence range of the messages with UIDs in [first_uid, last_uid].
- * Returns 1 and sets *seq1_r..*seq2_r, or 0 when no message is in it. */
+ * Returns 1 and sets *seq1_r..*seq2_r, or 0 when no message is in it.
+ * Section (inside the read-side section that got snap, on that thread,
+ * or on a view's snapshot by the view's owner thread). */
 MIX_API int mix_snap_uid_range_to_seq(const struct mix_snap *snap,
 				      uint32_t first_uid, uint32_t last_uid,
 				      uint32_t *seq1_r, uint32_t *seq2_r);
 
-/* Extension data of a record, or NULL for an unknown extension or one
- * without record data; *size_r (may be NULL) gets its size. */
+/* Returns the extension data of a record (rec from a lookup on snap),
+ * or NULL for an unknown extension or one without record data; *size_r
+ * (may be NULL) gets its size.  The data is snap's (valid as long as
+ * snap).  Section (inside the read-side section that got snap, on that thread,
+ * or on a view's snapshot by the view's owner thread). */
 MIX_API const void *mix_record_ext(const struct mix_snap *snap,
 				   const struct mix_record *rec,
 				   uint32_t ext_id, size_t *size_r);
 
-/* Header data of an extension, or NULL; *size_r gets its size. */
+/* Returns the header data of an extension, or NULL (unknown, or the
+ * keywords extension); *size_r (may be NULL) gets its size.  The data is
+ * snap's.  Section (inside the read-side section that got snap, on that thread,
+ * or on a view's snapshot by the view's owner thread). */
 MIX_API const void *mix_snap_ext_hdr(const struct mix_snap *snap,
 				     uint32_t ext_id, size_t *size_r);
 
-/* The id of an extension by name; returns 1 and sets *ext_id_r, or 0. */
+/* The id of an extension by name; returns 1 and sets *ext_id_r, or 0.
+ * Section (inside the read-side section that got snap, on that thread,
+ * or on a view's snapshot by the view's owner thread). */
 MIX_API int mix_snap_ext_lookup(const struct mix_snap *snap, const char *name,
 				uint32_t *ext_id_r);
 
-/* Keywords known to the index.  Names are valid with the snapshot. */
+/* Keywords known to the index: their count, and the name of number idx
+ * (NULL if idx is out of range; the string is snap's, valid as long as
+ * snap).  Section (inside the read-side section that got snap, on that thread,
+ * or on a view's snapshot by the view's owner thread); cannot fail. */
 MIX_API uint32_t mix_snap_keyword_count(const struct mix_snap *snap);
 MIX_API const char *mix_snap_keyword_name(const struct mix_snap *snap,
 					  uint32_t idx);
-/* Returns 1 and the keyword's index, or 0 if the index has no such one. */
+/* Returns 1 and the keyword's index, or 0 if the index has no such one.
+ * Section (inside the read-side section that got snap, on that thread,
+ * or on a view's snapshot by the view's owner thread). */
 MIX_API int mix_snap_keyword_lookup(const struct mix_snap *snap,
 				    const char *name, uint32_t *idx_r);
 
-/* 1 if record has keyword idx. */
+/* Returns 1 if record has keyword idx (an index from snap's keyword
+ * list), else 0.  Section (of the snapshot rec came from). */
 static inline int mix_record_has_keyword(const struct mix_record *rec,
 					 uint32_t idx)
 {
@@ -679,12 +825,15 @@ struct mix_iter {
 	uint32_t seq;
 };
 
-/* Position it at sequence from (1 = first message).  Inside the read-side
- * section that got snap. */
+/* Position it at sequence from (1 = first message).  The iterator is
+ * the caller's plain struct, usable as long as snap.  Section (inside the read-side section that got snap, on that thread,
+ * or on a view's snapshot by the view's owner thread);
+ * cannot fail. */
 MIX_API void mix_iter_init(struct mix_iter *it, const struct mix_snap *snap,
 			   uint32_t from);
 
-/* Next record; returns 1 and fills *rec_r, or 0 at the end. */
+/* Next record; returns 1 and fills *rec_r (pointing into the snapshot),
+ * or 0 at the end.  In the iterator's snapshot's context (Section). */
 MIX_API int mix_iter_next(struct mix_iter *it, struct mix_record *rec_r);
 
 /* ---- views (docs/api.md "Views") ------------------------------------ */
@@ -694,20 +843,31 @@ struct mix_view;
 /* Open a view of index: it pins the newest snapshot (one reference taken
  * inside a read-side section), so sequence numbers stay stable across an
  * IMAP command.  A view holds no read-side section between calls; any
- * thread may use it (one at a time).  Returns 0 or -ENOMEM. */
+ * thread may use it (one at a time: its owner thread).  Returns 0
+ * (*view_r set; the caller owns the view until mix_view_close, which
+ * must come before mix_index_close) or -ENOMEM (*view_r NULL).  Any
+ * thread, any context (it never waits). */
 MIX_API int mix_view_open(struct mix_index *index, struct mix_view **view_r);
 
-/* Drop the view; its snapshot is freed once nothing else holds it.
- * Sets *view to NULL.  Any thread, not inside a read-side section of the
- * view's snapshot that is still used. */
+/* Drop the view and what it holds (held expunges included); its
+ * snapshots are freed once nothing else holds them, possibly at once:
+ * nothing obtained through the view (mix_view_snap, records, names,
+ * extension data) may be used after, whatever read-side section is
+ * open.  Sets *view to NULL (NULL is fine).  Owner thread, any context
+ * (it never waits); cannot fail. */
 MIX_API void mix_view_close(struct mix_view **view);
 
-/* The view's snapshot: valid until the view moves (sync/refresh) or
- * closes.  All mix_snap_* functions work on it without mix_read_lock. */
+/* Returns the view's snapshot (never NULL): mix's, valid until the view
+ * moves (sync/refresh returning 1) or closes.  All mix_snap_* functions
+ * work on it without mix_read_lock.  While the view holds expunges its
+ * sequence numbers are not the session's (see mix_view_lookup_seq).
+ * Owner thread; cannot fail. */
 MIX_API const struct mix_snap *mix_view_snap(struct mix_view *view);
 
-/* Move the view to the newest snapshot without a report.  Returns 1 if it
- * moved, 0 if it was already the newest (a pointer load and a compare). */
+/* Move the view to the newest snapshot without a report, dropping held
+ * expunges.  Returns 1 if it moved (or dropped held expunges), 0 if it
+ * was already the newest (a pointer load and a compare).  Owner thread,
+ * any context (it never waits); cannot fail. */
 MIX_API int mix_view_refresh(struct mix_view *view);
 
 /* What changed between a view's old and new snapshot, as IMAP sends it. */
@@ -740,7 +900,9 @@ struct mix_view_changes {
  * cost follows the number of changes (CHANGEDSINCE chunk skipping and the
  * expunge history), not the mailbox size.  Returns 1 (moved; *changes_r
  * filled, free it with mix_view_changes_free), 0 (nothing new; *changes_r
- * zeroed) or -ENOMEM.  Not inside a read-side section. */
+ * zeroed) or -ENOMEM (the view did not move; nothing to free).  The
+ * report is the caller's, independent of any snapshot.  Owner thread,
+ * not inside a read-side section. */
 MIX_API int mix_view_sync(struct mix_view *view,
 			  struct mix_view_changes *changes_r);
 
@@ -771,13 +933,14 @@ MIX_API int mix_view_sync_flags(struct mix_view *view, unsigned flags,
 				struct mix_view_changes *changes_r);
 
 /* Free a report's arrays and zero it; harmless on a zeroed report.
- * Any thread. */
+ * Any thread; cannot fail. */
 MIX_API void mix_view_changes_free(struct mix_view_changes *changes);
 
 /* The view's messages as the session knows them: the view's snapshot
  * plus the messages it holds as expunged, merged in UID order.  Without
  * held expunges these are the snapshot's own answers.  Owner thread, no
- * read-side section needed.  The records point into a snapshot the view
+ * read-side section needed; cannot fail.  The records point into a
+ * snapshot the view
  * keeps (its own, or for a held message the one it was last seen in,
  * returned in *snap_r when snap_r is not NULL: pass it to
  * mix_record_ext() and mix_snap_keyword_name()), valid until the view
@@ -785,31 +948,34 @@ MIX_API void mix_view_changes_free(struct mix_view_changes *changes);
 #define MIX_VIEW_EXPUNGED 2
 /* Sequence (1..mix_view_messages_count) to record.  Returns 1 (a
  * message of the snapshot), MIX_VIEW_EXPUNGED (a held expunged message:
- * its last state), or 0 (out of range; *rec_r undefined). */
+ * its last state), or 0 (out of range; *rec_r undefined).  Owner
+ * thread. */
 MIX_API int mix_view_lookup_seq(struct mix_view *view, uint32_t seq,
 				struct mix_record *rec_r,
 				const struct mix_snap **snap_r);
 /* UID to record.  Returns 1, MIX_VIEW_EXPUNGED (held), or 0 (absent;
  * then rec_r->seq is the sequence the UID would have and *snap_r is
- * NULL).  rec_r may be NULL. */
+ * NULL).  rec_r may be NULL.  Owner thread. */
 MIX_API int mix_view_lookup_uid(struct mix_view *view, uint32_t uid,
 				struct mix_record *rec_r,
 				const struct mix_snap **snap_r);
 /* The view's sequence range of the messages (held ones included) with
- * UIDs in [first_uid, last_uid]: 1 and *seq1_r..*seq2_r, or 0 if none. */
+ * UIDs in [first_uid, last_uid]: returns 1 and sets *seq1_r..*seq2_r, or
+ * 0 if none.  Owner thread. */
 MIX_API int mix_view_uid_range_to_seq(struct mix_view *view,
 				      uint32_t first_uid, uint32_t last_uid,
 				      uint32_t *seq1_r, uint32_t *seq2_r);
-/* 1 if the view holds uid as expunged, else 0. */
+/* Returns 1 if the view holds uid as expunged, else 0.  Owner thread. */
 MIX_API int mix_view_is_expunged(struct mix_view *view, uint32_t uid);
-/* EXISTS as the session knows it: the snapshot's messages plus the held
- * ones. */
+/* Returns EXISTS as the session knows it: the snapshot's messages plus
+ * the held ones.  Owner thread. */
 MIX_API uint32_t mix_view_messages_count(struct mix_view *view);
-/* Messages held as expunged (0 unless a holding sync held some). */
+/* Returns the messages held as expunged (0 unless a holding sync held
+ * some).  Owner thread. */
 MIX_API uint32_t mix_view_held_count(struct mix_view *view);
-/* HIGHESTMODSEQ to announce: the snapshot's, or while expunges are held
- * the highest modseq below the first held expunge's, whichever is
- * lower (RFC 7162 errata 1810). */
+/* Returns the HIGHESTMODSEQ to announce: the snapshot's, or while
+ * expunges are held the highest modseq below the first held expunge's,
+ * whichever is lower (RFC 7162 errata 1810).  Owner thread. */
 MIX_API uint64_t mix_view_highest_modseq(struct mix_view *view);
 
 /* ---- watchers ---------------------------------------------------------- */
@@ -817,12 +983,28 @@ MIX_API uint64_t mix_view_highest_modseq(struct mix_view *view);
 struct mix_watch;
 
 /* A watcher: an eventfd that becomes readable after the index publishes
- * a new snapshot (IMAP IDLE; add it to epoll).  Returns 0 or -errno. */
+ * a new snapshot (IMAP IDLE; add it to epoll).  It starts armed.
+ * Returns 0 (*watch_r set; the caller owns it until mix_watch_close,
+ * which must come before mix_index_close), -ENOMEM or -errno (from
+ * eventfd: -EMFILE, -ENFILE); on error *watch_r is NULL.  Any thread,
+ * any context. */
 MIX_API int mix_watch_open(struct mix_index *index, struct mix_watch **watch_r);
+
+/* Returns the watcher's eventfd: non-blocking, close-on-exec, owned by
+ * the watcher (do not close or read it; mix_watch_rearm drains it),
+ * valid until mix_watch_close.  Any thread; cannot fail. */
 MIX_API int mix_watch_fd(struct mix_watch *watch);
+
 /* Consume the notification and arm the watcher again.  Call it before
- * syncing the view, so a publish after the sync wakes the fd again. */
+ * syncing the view, so a publish after the sync wakes the fd again.
+ * Owner thread, any context; cannot fail. */
 MIX_API void mix_watch_rearm(struct mix_watch *watch);
+
+/* Remove the watcher from its index, close its eventfd and free it; sets
+ * *watch to NULL (NULL is fine).  Take the fd out of your epoll set
+ * first: the fd number may be reused at once.  Any thread (one at a
+ * time with the owner), any context, not from a callback; cannot
+ * fail. */
 MIX_API void mix_watch_close(struct mix_watch **watch);
 
 /* ---- other processes ---------------------------------------------------- */
@@ -832,7 +1014,9 @@ MIX_API void mix_watch_close(struct mix_watch **watch);
  * mix.index when the logs moved on.  Never shows a torn or half-written
  * transaction.  Returns 1 if a new snapshot was published, 0 if nothing
  * was new, MIX_EINVAL for a writable index, MIX_EDEADLK inside a read-side
- * section, MIX_ECORRUPT, -errno.  Concurrent calls are serialized. */
+ * section, MIX_ECORRUPT (the files are damaged; the index keeps its last
+ * snapshot), -errno.  Any thread, not inside a read-side section, not
+ * from a callback; concurrent calls are serialized. */
 MIX_API int mix_index_refresh(struct mix_index *index);
 
 /* Fork (docs/api.md "Fork").  fork() may be called from any thread while
@@ -900,13 +1084,16 @@ struct mix_changed_iter {
 /* Iterate, in UID order, the messages of snap whose modseq is above
  * since (FETCH CHANGEDSINCE, SEARCH MODSEQ).  Chunks whose highest
  * modseq is not above since are skipped without being read, so the cost
- * follows the number of changed chunks, not the mailbox size.  Inside
- * the read-side section that got snap. */
+ * follows the number of changed chunks, not the mailbox size.  The
+ * iterator is the caller's plain struct, usable as long as snap.
+ * Section (inside the read-side section that got snap, on that thread,
+ * or on a view's snapshot by the view's owner thread); cannot fail. */
 MIX_API void mix_changed_iter_init(struct mix_changed_iter *it,
 				   const struct mix_snap *snap,
 				   uint64_t since);
 /* Next such message that also matches filter (may be NULL); returns 1
- * and fills *rec_r, or 0 at the end. */
+ * and fills *rec_r (pointing into the snapshot), or 0 at the end.  In
+ * the iterator's snapshot's context (Section). */
 MIX_API int mix_changed_iter_next(struct mix_changed_iter *it,
 				  const struct mix_filter *filter,
 				  struct mix_record *rec_r);
@@ -914,8 +1101,9 @@ MIX_API int mix_changed_iter_next(struct mix_changed_iter *it,
 /* The UIDs expunged by transactions with modseq above since.  Returns 1
  * and a malloc'd sorted, merged range list (free() it; NULL when empty)
  * when the expunge history reaches back to since; 0 when it does not —
- * then *oldest_r (may be NULL) is the oldest modseq it can answer for.
- * -ENOMEM.  Inside a read-side section. */
+ * then *oldest_r (may be NULL) is the oldest modseq it can answer for;
+ * -ENOMEM (*ranges_r NULL).  Section (inside the read-side section that got snap, on that thread,
+ * or on a view's snapshot by the view's owner thread). */
 MIX_API int mix_snap_expunged_since(const struct mix_snap *snap,
 				    uint64_t since,
 				    struct mix_uid_range **ranges_r,
@@ -950,12 +1138,18 @@ struct mix_qresync_result {
 	uint32_t changed_count;
 };
 
-/* Compute what SELECT (QRESYNC ...) must send.  Inside a read-side
- * section (typically on a view's snapshot).  Returns 0 or -ENOMEM /
- * MIX_EINVAL; free the result with mix_qresync_result_free(). */
+/* Compute what SELECT (QRESYNC ...) must send.  Section (inside the read-side section that got snap, on that thread,
+ * or on a view's snapshot by the view's owner thread)
+ * (typically on a view's snapshot).  Returns 0 (*result_r filled; the
+ * caller owns its arrays, independent of snap: free them with
+ * mix_qresync_result_free), MIX_EINVAL (a bad known-UID range, match
+ * data without arrays; nothing to free) or -ENOMEM (nothing to free). */
 MIX_API int mix_snap_qresync(const struct mix_snap *snap,
 			     const struct mix_qresync_params *params,
 			     struct mix_qresync_result *result_r);
+
+/* Free a QRESYNC result's arrays and zero it; harmless on a zeroed
+ * result.  Any thread; cannot fail. */
 MIX_API void mix_qresync_result_free(struct mix_qresync_result *result);
 
 #ifdef __cplusplus
