@@ -490,13 +490,16 @@ int mlist_op_commit(struct mlop *op)
 		return ret;
 	}
 	__atomic_add_fetch(&list->pending, 1, __ATOMIC_SEQ_CST);
+	/* linked before the enqueue: the callback (maybe before
+	 * commit_async returns) walks the chain up to op->nv */
+	list->wver->next = op->nv;
 	if ((ret = mix_txn_commit_async(&txn, op->dur, commit_cb,
 					op)) < 0) {
+		list->wver->next = NULL;
 		__atomic_sub_fetch(&list->pending, 1, __ATOMIC_SEQ_CST);
 		mlist_op_abort(op);
 		return ret;
 	}
-	list->wver->next = op->nv;
 	list->wver = op->nv;
 	pthread_mutex_unlock(&list->wlock);
 	free(op->touched);

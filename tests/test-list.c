@@ -612,6 +612,37 @@ static struct mix_list *crash_cycle(struct mix_engine **ep,
 	return open_list(*ep, dir);
 }
 
+/* Random LIST patterns (wildcards in the middle and at the ends, the
+ * separator at the ends, INBOX in several cases, a reference) through
+ * the walk against the reference matcher over the model. */
+static void random_patterns(struct mix_list *l, uint64_t *rng, int n)
+{
+	static const char *const tok[] = { "a", "b", "/", "*", "%", "inbox",
+					   "INBOX", "InBoX", "b%", "c" };
+	static const char *const refs[] = { "", "", "", "a/", "INBOX/", "a" };
+	long before = nfail;
+
+	for (int i = 0; i < n && nfail == before; i++) {
+		char p[64] = "";
+		int t = 1 + (int)tu_rand_below(rng, 6);
+		unsigned sel = 0;
+		const char *ref = refs[tu_rand_below(rng, 6)];
+		for (int j = 0; j < t; j++)
+			strcat(p, tok[tu_rand_below(rng, 10)]);
+		switch (tu_rand_below(rng, 4)) {
+		case 1: sel = MIX_LIST_SELECT_SUBSCRIBED; break;
+		case 2: sel = MIX_LIST_SELECT_SUBSCRIBED |
+			      MIX_LIST_SELECT_RECURSIVEMATCH; break;
+		default: break;
+		}
+		snprintf(lastop, sizeof(lastop), "pattern %d ref '%s' '%s'",
+			 i, ref, p);
+		compare_list(l, ref, p, sel);
+	}
+	ok(nfail == before, "%d random LIST patterns agree with the "
+	   "reference matcher over %d entries", n, mn);
+}
+
 static void model_test(uint64_t seed, long steps)
 {
 	char *dir = tu_tmpdir("list");
@@ -648,6 +679,7 @@ static void model_test(uint64_t seed, long steps)
 	}
 	ok(nfail == 0, "model: %ld steps of random changes agree with the "
 	   "reference (%d entries at the end)", step - 1, mn);
+	random_patterns(l, &rng, (int)(400 * tu_scale()));
 	mix_list_close(&l);
 	mix_engine_free(&e);
 	tu_rmdir_r(dir);
