@@ -155,7 +155,9 @@ typedef void mix_warning_fn(void *ctx, const char *message);
  * read_stall_ms or more while a grace period waited for it: snapshots
  * replaced since cannot be freed, and the writer spaces the publishes
  * of every index to bound that memory (docs/design.md "Reclamation").
- * Reported once per stalled grace period. */
+ * Reported once per stalled grace period.  Allocated by mix for the
+ * callback: it may grow at its end in a minor version (docs/api.md
+ * "ABI"). */
 struct mix_read_stall {
 	uint64_t waited_ms;     /* how long the grace period has waited */
 	unsigned readers;       /* threads inside a section now */
@@ -166,6 +168,9 @@ struct mix_read_stall {
  * not call into mix. */
 typedef void mix_read_stall_fn(void *ctx, const struct mix_read_stall *stall);
 
+/* Engine configuration: always start from mix_engine_config_init() (or
+ * pass NULL for the defaults), so fields added later in the reserved
+ * space get their defaults (docs/api.md "ABI"). */
 struct mix_engine_config {
 	/* writer threads; each open index belongs to exactly one (default 1) */
 	unsigned writer_threads;
@@ -192,6 +197,9 @@ struct mix_engine_config {
 	/* optional; see mix_read_stall_fn */
 	mix_read_stall_fn *read_stall;
 	void *read_stall_ctx;
+	/* room for fields added later (docs/api.md "ABI"): never
+	 * read or write it */
+	uint64_t reserved[8];
 };
 
 /* Fill *cfg with the defaults, every field (those added in later
@@ -247,6 +255,9 @@ struct mix_engine_stats {
 	 * section, and how long the one in progress has waited (0: none) */
 	uint64_t read_stalls;
 	uint64_t read_stall_ms;
+	/* room for fields added later (docs/api.md "ABI"): never
+	 * read or write it */
+	uint64_t reserved[16];
 };
 MIX_API void mix_engine_stats(struct mix_engine *engine,
 			      struct mix_engine_stats *stats_r);
@@ -262,6 +273,9 @@ enum mix_latency_kind {
 struct mix_latency {
 	uint64_t count;
 	uint64_t p50_ns, p99_ns, p999_ns, max_ns;
+	/* room for fields added later (docs/api.md "ABI"): never
+	 * read or write it */
+	uint64_t reserved[4];
 };
 /* Fill *latency_r for kind.  Returns 0 or MIX_EINVAL (unknown kind;
  * *latency_r untouched).  Any thread. */
@@ -319,6 +333,9 @@ struct mix_open_info {
 	 * because transactions the crash lost may have handed them out
 	 * (format.md §2.7; at most a few million, see docs/reliability.md) */
 	uint32_t uids_skipped;
+	/* room for fields added later (docs/api.md "ABI"): never
+	 * read or write it */
+	uint64_t reserved[8];
 };
 
 /* Open the index in directory dir (which must exist).  Recovery runs here:
@@ -375,6 +392,9 @@ struct mix_index_stats {
 	uint32_t snapshots_live;
 	uint64_t snapshots_freed;
 	uint64_t objects_freed;   /* chunks, layouts, ... of dead snapshots */
+	/* room for fields added later (docs/api.md "ABI"): never
+	 * read or write it */
+	uint64_t reserved[4];
 };
 MIX_API void mix_index_stats(struct mix_index *index,
 			     struct mix_index_stats *stats_r);
@@ -446,6 +466,7 @@ enum mix_flag {
 #define MIX_MAX_KEYWORDS   4096u   /* per index */
 #define MIX_MAX_KEYWORD_LEN 255u   /* bytes, without the NUL */
 
+/* A UID range.  Fixed layout: it never grows. */
 struct mix_uid_range {
 	uint32_t first;
 	uint32_t last;    /* inclusive; first <= last */
@@ -506,6 +527,9 @@ struct mix_commit_result {
 	 * may be expunged already. */
 	uint32_t recent_first;
 	uint32_t recent_last;
+	/* room for fields added later (docs/api.md "ABI"): never
+	 * read or write it */
+	uint64_t reserved[4];
 };
 
 /* Free what a commit result owns (the MODIFIED, changed and expunged
@@ -734,12 +758,17 @@ struct mix_snap_counts {
 	uint32_t first_recent_uid;
 	uint32_t first_unseen_uid_lowwater;
 	uint32_t first_deleted_uid_lowwater;
+	/* room for fields added later (docs/api.md "ABI"): never
+	 * read or write it */
+	uint64_t reserved[4];
 };
 MIX_API void mix_snap_counts(const struct mix_snap *snap,
 			     struct mix_snap_counts *counts_r);
 
 /* One message as a lookup returns it.  Pointers are into the snapshot and
- * valid as long as the snapshot is. */
+ * valid as long as the snapshot is.  Fixed layout: it never grows (every
+ * lookup fills it); data added later gets accessor functions taking the
+ * record, as mix_record_ext() does (docs/api.md "ABI"). */
 struct mix_record {
 	uint32_t uid;
 	uint32_t seq;           /* 1-based sequence number in the snapshot */
@@ -823,6 +852,9 @@ struct mix_iter {
 	uint32_t chunk;
 	uint32_t pos;
 	uint32_t seq;
+	/* room for fields added later (docs/api.md "ABI"): never
+	 * read or write it */
+	uint64_t reserved[2];
 };
 
 /* Position it at sequence from (1 = first message).  The iterator is
@@ -894,6 +926,9 @@ struct mix_view_changes {
 	/* messages the view holds as expunged after this sync (0 unless
 	 * MIX_VIEW_SYNC_HOLD_EXPUNGES; counted in new_messages_count) */
 	uint32_t held_count;
+	/* room for fields added later (docs/api.md "ABI"): never
+	 * read or write it */
+	uint64_t reserved[6];
 };
 
 /* Move the view to the newest snapshot and report what changed.  The
@@ -1072,6 +1107,9 @@ struct mix_filter {
 	uint8_t flags_unset;
 	const uint32_t *keywords;
 	uint32_t keyword_count;
+	/* room for fields added later (docs/api.md "ABI"): never
+	 * read or write it */
+	uint64_t reserved[2];
 };
 
 struct mix_changed_iter {
@@ -1079,6 +1117,9 @@ struct mix_changed_iter {
 	uint64_t since;
 	uint32_t chunk;
 	uint32_t pos;
+	/* room for fields added later (docs/api.md "ABI"): never
+	 * read or write it */
+	uint64_t reserved[2];
 };
 
 /* Iterate, in UID order, the messages of snap whose modseq is above
@@ -1110,7 +1151,8 @@ MIX_API int mix_snap_expunged_since(const struct mix_snap *snap,
 				    uint32_t *count_r, uint64_t *oldest_r);
 
 /* SELECT/EXAMINE (QRESYNC (uidvalidity modseq [known-uids
- * [seq-match-data]])), RFC 7162 §3.2.5. */
+ * [seq-match-data]])), RFC 7162 §3.2.5.  Zero-initialize it (= { 0 })
+ * and set the fields: fields added later mean "not given" when 0. */
 struct mix_qresync_params {
 	uint32_t uid_validity;
 	uint64_t modseq;
@@ -1122,6 +1164,9 @@ struct mix_qresync_params {
 	const uint32_t *match_seqs;
 	const uint32_t *match_uids;
 	uint32_t match_count;
+	/* room for fields added later (docs/api.md "ABI"): never
+	 * read or write it */
+	uint64_t reserved[4];
 };
 
 struct mix_qresync_result {
@@ -1136,6 +1181,9 @@ struct mix_qresync_result {
 	uint32_t vanished_count;
 	struct mix_uid_range *changed;    /* FETCH these: modseq > modseq */
 	uint32_t changed_count;
+	/* room for fields added later (docs/api.md "ABI"): never
+	 * read or write it */
+	uint64_t reserved[4];
 };
 
 /* Compute what SELECT (QRESYNC ...) must send.  Section (inside the read-side section that got snap, on that thread,
