@@ -756,7 +756,8 @@ static void compare_result(const struct mix_commit_result *res,
 	for (i = 0; i < M.n; i++)
 		M.r[i].vis = 0;
 	if (mt->want_x) {
-		qsort(mt->xuids, mt->nx, sizeof(*mt->xuids), u32_cmp);
+		if (mt->nx) /* NULL when nothing was expunged */
+			qsort(mt->xuids, mt->nx, sizeof(*mt->xuids), u32_cmp);
 		compare_set("expunged", res->expunged, res->expunged_count,
 			    mt->xuids, mt->nx);
 	} else if (res->expunged) {
