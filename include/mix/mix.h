@@ -125,7 +125,8 @@ enum mix_error {
 	MIX_EDEADLK = -(MIX_EBASE + 8),
 	/* a limit was reached (UIDs exhausted, too many keywords, ...) */
 	MIX_ELIMIT = -(MIX_EBASE + 9),
-	/* the engine or index is shutting down */
+	/* the engine or index is shutting down; reserved: no call returns
+	 * it yet (docs/api.md "Errors") */
 	MIX_ESHUTDOWN = -(MIX_EBASE + 10),
 };
 
@@ -433,9 +434,11 @@ enum mix_ext_flags {
  * read-side section, not from a commit callback; waits for the writer.
  * Returns 0 (*ext_id_r set); MIX_EINVAL (bad name, sizes or flags;
  * names starting with "mix." are the engine's); MIX_ELIMIT (a neutral
- * extension's id would be 2048 or more); MIX_EDEADLK (inside a
- * read-side section); MIX_EREADONLY; MIX_EPANIC; MIX_ESHUTDOWN;
- * -errno. */
+ * extension's id would be 2048 or more, or the record would pass the
+ * format's size); MIX_EDEADLK (inside a read-side section);
+ * MIX_EREADONLY; MIX_EPANIC; MIX_ECORRUPT (the index's mix.neutral
+ * extension has the wrong header size); -errno.  On error nothing is
+ * registered. */
 MIX_API int mix_index_ext_register_flags(struct mix_index *index,
 					 const char *name,
 					 uint16_t record_size,
