@@ -15,7 +15,9 @@
  *  - MIX_FLAG_DIRTY is internal: changing only it raises no modseq,
  *    live, after replay and after reopen;
  *  - two threads racing conditional stores on the same messages: for
- *    every message and round exactly one wins.
+ *    every message and round exactly one wins, and each store's changed
+ *    set (mix_txn_want_changed) is exactly the messages it did not get
+ *    back as MODIFIED.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -469,7 +471,32 @@ static struct mix_index *race_idx;
 static pthread_barrier_t barrier;
 static uint64_t race_m[RACE_ROUNDS];
 static uint8_t lost[2][RACE_ROUNDS][RACE_MSGS + 1];
-static int race_errors;
+static int race_errors, race_split_bad;
+
+/* changed and MODIFIED of one store: disjoint, together 1..RACE_MSGS
+ * (each store replaces the keywords with a name of its own, so every
+ * message it was allowed to change did change). */
+static void race_split(int me, int round, const struct mix_commit_result *res)
+{
+	uint8_t seen[RACE_MSGS + 1] = { 0 };
+	uint32_t i, u;
+	int bad = 0;
+	for (i = 0; i < res->modified_count; i++)
+		for (u = res->modified[i].first; u <= res->modified[i].last &&
+		     u <= RACE_MSGS; u++)
+			seen[u]++;
+	for (i = 0; i < res->changed_count; i++)
+		for (u = res->changed[i].first; u <= res->changed[i].last &&
+		     u <= RACE_MSGS; u++)
+			seen[u]++;
+	for (u = 1; u <= RACE_MSGS; u++)
+		if (seen[u] != 1 && bad++ == 0 &&
+		    __atomic_add_fetch(&race_split_bad, 1,
+				       __ATOMIC_RELAXED) <= 5)
+			diag("thread %d round %d uid %u: in %u of changed and "
+			     "MODIFIED (expected exactly 1)", me, round, u,
+			     seen[u]);
+}
 
 static void *racer(void *arg)
 {
@@ -488,6 +515,7 @@ static void *racer(void *arg)
 		pthread_barrier_wait(&barrier);
 		snprintf(kw, sizeof(kw), "t%dr%d", me, round);
 		mix_txn_begin(race_idx, &t);
+		mix_txn_want_changed(t);
 		mix_txn_keywords_unchangedsince(t, &r, 1, MIX_MODIFY_REPLACE,
 						kws, race_m[round]);
 		if (mix_txn_commit(&t, MIX_DURABILITY_NONE, &res) < 0) {
@@ -498,6 +526,7 @@ static void *racer(void *arg)
 			for (u = res.modified[i].first; u <= res.modified[i].last;
 			     u++)
 				lost[me][round][u] = 1;
+		race_split(me, round, &res);
 		mix_commit_result_free(&res);
 	}
 	return NULL;
@@ -529,6 +558,8 @@ static void test_race(const char *dir)
 	ok(race_errors == 0 && bad == 0, "%d rounds x %d messages of two "
 	   "racing conditional stores: exactly one wins each (%d / %d)",
 	   RACE_ROUNDS, RACE_MSGS, a_wins, b_wins);
+	is(race_split_bad, 0, "and each store's changed set and MODIFIED set "
+	   "split the request (stores where they did not)");
 	pthread_barrier_destroy(&barrier);
 	mix_index_close(&race_idx);
 }
