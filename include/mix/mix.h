@@ -672,15 +672,18 @@ MIX_API int mix_txn_hdr_set(struct mix_txn *txn, enum mix_hdr_field field,
  * claim raises first_recent_uid to next_uid, so exactly one claimer
  * gets each UID: the result's recent_first..recent_last (0, 0 if none).
  * A claim that gets UIDs is logged like MIX_HDR_FIRST_RECENT_UID and
- * raises HIGHESTMODSEQ as that does (docs/condstore.md).  Any thread
- * owning txn.  Returns 0 or -ENOMEM (transaction unchanged). */
+ * raises HIGHESTMODSEQ as that does (docs/condstore.md).  Owner
+ * thread, any context (building a transaction never waits).  Returns 0
+ * or -ENOMEM (the operation is not added). */
 MIX_API int mix_txn_claim_recent(struct mix_txn *txn);
 
 /* Ask the writer to report what this transaction changed: the result's
  * changed set (UIDs whose visible flags or keywords changed, for
  * untagged FETCH (FLAGS MODSEQ) after STORE, and to know which STORE
  * .SILENT may skip) and expunged set.  Without it the writer collects
- * neither (costs nothing).  Any thread owning txn; cannot fail. */
+ * neither (costs nothing).  The sets belong to the result: free them
+ * with mix_commit_result_free().  Owner thread, any context; cannot
+ * fail. */
 MIX_API void mix_txn_want_changed(struct mix_txn *txn);
 
 /* Commit: hand the transaction to the writer and wait until it is
