@@ -516,7 +516,9 @@ struct mix_commit_result {
 	 * and DIRTY-only changes are not listed), that still exist after
 	 * it; each now has modseq as its modseq (FETCH (FLAGS MODSEQ)).
 	 * Sorted, merged, malloc'd like modified; NULL, 0 if none or not
-	 * asked for.  Disjoint from modified. */
+	 * asked for.  For one conditional STORE, disjoint from modified
+	 * (a message an earlier operation of the same transaction changed
+	 * is in both when a later conditional one then skips it). */
 	struct mix_uid_range *changed;
 	uint32_t changed_count;
 	/* With mix_txn_expunge_deleted() or mix_txn_want_changed(): the
