@@ -18,6 +18,8 @@
 #   MIX_FH_SOURCES  apt sources files to build from (default: those of
 #            /etc/apt/sources.list{,.d/*} that name a Debian archive).
 #   MIX_FH_SUITE    default bookworm.
+#   MIX_FH_REPO     the repository to clone (default: the one this script
+#            is in); its committed HEAD is what is tested.
 # Prints each step with its time, the last lines of a failed step's log,
 # and "first-hour: PASS" or "first-hour: FAIL at STEP"; exit 0 on pass.
 # Needs root (mmdebstrap --mode=root, chroot, mount) and the network to the
@@ -25,7 +27,7 @@
 # make check.
 set -u
 
-here=$(cd "$(dirname "$0")/.." && pwd)
+here=${MIX_FH_REPO:-$(cd "$(dirname "$0")/.." && pwd)}
 suite=${MIX_FH_SUITE:-bookworm}
 log_dir=""
 root=""
