@@ -591,6 +591,9 @@ MIX_API int mix_view_sync_flags(struct mix_view *v, unsigned flags,
 		/* nothing new, but the held expunges are due: a move to
 		 * the same snapshot (we hold a reference already) */
 		s = old;
+		/* ORDER(view-ref): the view holds a reference on s, so refs
+		 * is >= 1 and s cannot be freed meanwhile: a relaxed
+		 * increment suffices (the unref pairs with acq_rel) */
 		__atomic_add_fetch(&s->refs, 1, __ATOMIC_RELAXED);
 	}
 	if (!s)

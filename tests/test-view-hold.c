@@ -134,6 +134,8 @@ static void writer_step(struct mix_index *idx)
 	const char *kws[2] = { NULL, NULL };
 
 	random_range(&r);
+	if (op < 3 && M.next_uid + 3 >= MAXUID)
+		op = 3;   /* the model's arrays are full: no more appends */
 	if (mix_txn_begin(idx, &t) < 0) {
 		fail("mix_txn_begin failed");
 		return;
