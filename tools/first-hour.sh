@@ -10,7 +10,9 @@
 # and builds docs/example.c outside the tree with pkg-config, against the
 # shared library and against the static one, and runs both.  Last, an
 # install into PREFIX=/opt/mix must write a mix.pc that names /opt/mix, and
-# `make uninstall` with it must leave no file behind.
+# `make uninstall` with it must leave no file behind; and with
+# systemtap-sdt-dev purged and installed again, plain `make`s must build
+# the library without and then with its USDT probes.
 #
 # Usage (as root):  sh tools/first-hour.sh [WORKDIR]
 #   WORKDIR  where the root is built (default: a new directory under
@@ -202,4 +204,23 @@ prefix() {
 }
 step prefix-opt prefix
 
-say "PASS (README Quick start, install, example shared and static, PREFIX, uninstall)"
+# ---- USDT probes noticed when systemtap-sdt-dev comes later -----------------
+# build/.deps-ok keeps make from reinstalling it: the build must see the
+# header go and come back by itself (build/config.h).
+usdt() {
+	in_root "DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq systemtap-sdt-dev" || return 1
+	in_root "make" || return 1
+	if in_root "readelf -n build/libmix.so | grep -q stapsdt"; then
+		echo "build/libmix.so still has USDT probes without <sys/sdt.h>"; return 1
+	fi
+	in_root "DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends systemtap-sdt-dev" || return 1
+	in_root "make" || return 1
+	n=$(in_root "readelf -n build/libmix.so | grep -c stapsdt")
+	if [ "${n:-0}" -eq 0 ]; then
+		echo "build/libmix.so has no USDT probes after systemtap-sdt-dev came"; return 1
+	fi
+	echo "without <sys/sdt.h>: no probes; with it, by a plain make: $n probes"
+}
+step usdt-later usdt
+
+say "PASS (README Quick start, install, example shared and static, PREFIX, uninstall, USDT later)"
