@@ -11,7 +11,9 @@
 #      name the function;
 #   5. the other public headers (include/mix/*.h but mix.h): reported as
 #      TODO while they do not pass yet (their owners reword them), so
-#      prove shows them without failing make check.
+#      prove shows them without failing make check;
+#   6-7. every mix_* name in an api.md table is declared in a header
+#      (--names), and a copy of api.md naming mix_view_refrash fails.
 # Run by `make check` through prove (cwd: the repository).  Needs sh and
 # awk only.
 cd "$(dirname "$0")/.." || exit 2
@@ -21,7 +23,7 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/mix-header.XXXXXX") || {
 	exit 0
 }
 trap 'rm -rf "$tmp"' EXIT
-echo "1..5"
+echo "1..7"
 fail=0
 
 # Copy of header $1 with the comment block right above function $2's
@@ -102,4 +104,20 @@ else
 	echo "not ok 5 - the other public headers pass:$others # TODO their comments are being given calling contexts and return codes (issue 14 item 8)"
 fi
 printf '%s\n' "$out" | sed 's/^/# /'
+
+out=$(sh "$check" --names 2>&1)
+rc=$?
+if [ "$rc" -eq 0 ]; then
+	echo "ok 6 - every name in docs/api.md's tables is declared in include/mix/*.h"
+else
+	echo "not ok 6 - every name in docs/api.md's tables is declared in include/mix/*.h (exit $rc, expected 0)"
+	fail=1
+fi
+printf '%s\n' "$out" | sed 's/^/# /'
+
+sed 's/^| `mix_view_refresh(view)`/| `mix_view_refrash(view)`/' docs/api.md \
+	> "$tmp/stale.md"
+expect_fail 7 "api.md naming mix_view_refrash" \
+	"mix_view_refrash: named in a table, declared in no header" \
+	--names --api "$tmp/stale.md"
 exit "$fail"

@@ -21,17 +21,27 @@
 #      the other unless the other says "-errno".  A function api.md does
 #      not list is only checked for 1-3.
 #
+# With --names it checks only that every mix_* name in the first cell of
+# an api.md table row is declared in the headers (a function, or a
+# struct, enum or typedef name), so api.md documents nothing that is
+# gone; run it over all the headers (the default).
+#
 # What a script cannot see: whether the codes listed are the ones the
 # code returns.  Those were read from the code paths (docs/api.md says
 # how to keep them true); this keeps header and api.md from drifting
 # apart and keeps every new call from going undocumented.
 #
-# Usage: tools/check-header.sh [--api FILE] [HEADER...]
+# Usage: tools/check-header.sh [--names] [--api FILE] [HEADER...]
 #   defaults: --api docs/api.md, HEADER = include/mix/*.h
 # Prints one line per problem (FILE:LINE: function: what) and exits 1 if
 # there is any, 0 otherwise (with a summary line); 2 on bad usage.
 # POSIX sh and awk; tests/test-header.sh runs it under make check.
 api=docs/api.md
+names=0
+if [ "${1:-}" = --names ]; then
+	names=1
+	shift
+fi
 if [ "${1:-}" = --api ]; then
 	[ $# -ge 2 ] || { echo "usage: $0 [--api FILE] [HEADER...]" >&2; exit 2; }
 	api=$2
@@ -44,7 +54,7 @@ for f in "$api" "$@"; do
 	[ -r "$f" ] || { echo "check-header: cannot read $f" >&2; exit 2; }
 done
 
-awk -v API="$api" '
+awk -v API="$api" -v NAMES="$names" '
 # ---- docs/api.md: MIX_E* / -E* / -errno per function, from table rows
 function api_row(row,    cells, first, names, n, i, nm) {
 	split(row, cells, "|")
@@ -56,6 +66,8 @@ function api_row(row,    cells, first, names, n, i, nm) {
 		# a function name, not a struct or type mentioned in passing
 		if (nm ~ /_t$/)
 			continue
+		if (!(nm in api_has))
+			api_line[nm] = FNR
 		api_has[nm] = 1
 		api_txt[nm] = api_txt[nm] " " row
 	}
@@ -69,6 +81,19 @@ FILENAME == API {
 # ---- headers
 FNR == 1 { nfile++; file[nfile] = FILENAME; nl[nfile] = 0 }
 { nl[nfile]++; L[nfile, FNR] = $0 }
+# every name a header declares: functions (below), struct, enum, typedef
+{
+	s = $0
+	while (match(s, /(struct|enum) mix_[a-z0-9_]+ \{/)) {
+		t = substr(s, RSTART, RLENGTH)
+		s = substr(s, RSTART + RLENGTH)
+		sub(/^(struct|enum) /, "", t)
+		sub(/ \{$/, "", t)
+		declared[t] = 1
+	}
+	if ($0 ~ /^typedef .*mix_[a-z0-9_]+/ && match($0, /mix_[a-z0-9_]+_fn/))
+		declared[substr($0, RSTART, RLENGTH)] = 1
+}
 
 function comment_end(s) {
 	return s ~ /^(\/\*.*\*\/| \*.*\*\/| \*\/)[ \t]*$/
@@ -121,6 +146,9 @@ function problem(f, i, name, what) {
 }
 function check(f, i, name,    c, lc, hm, am, he, ae, m) {
 	nfun++
+	declared[name] = 1
+	if (NAMES)
+		return
 	c = doc_of(f, i)
 	if (c == "") {
 		problem(f, i, name, "no comment documents it")
@@ -167,9 +195,20 @@ END {
 				check(f, i, w[n])
 		}
 	}
+	if (NAMES)
+		for (nm in api_has)
+			if (!(nm in declared)) {
+				printf "%s:%d: %s: named in a table, declared in " \
+				       "no header checked\n", API, api_line[nm], nm
+				bad++
+			}
 	if (bad) {
 		printf "check-header: %d problem(s) in %d functions\n", bad, nfun
 		exit 1
+	}
+	if (NAMES) {
+		printf "check-header: every name in %s tables is declared\n", API
+		exit 0
 	}
 	printf "check-header: %d functions documented, %d checked against %s\n",
 	       nfun, napi, API
