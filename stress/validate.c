@@ -1961,6 +1961,7 @@ out:
  * mix_view_lookup_seq (numbers never move), MIX_VIEW_EXPUNGED exactly
  * for held messages, which are absent from the view's snapshot and
  * whose count is held_count and never shrinks inside the phase;
+ * changed UIDs are live messages of the view, ascending;
  * HIGHESTMODSEQ never goes backwards and is below the modseq of every
  * held expunge (RFC 7162 errata 1810): the newest snapshot's expunge
  * history, asked for the UIDs expunged above the announced value, must
@@ -2108,6 +2109,27 @@ static int hold_modseq(struct hreader *hr, uint64_t h)
 	return 0;
 }
 
+/* changed_uids of a holding sync: ascending, each a message the client
+ * knows that is live (not held) in the view. */
+static int hold_changed(struct hreader *hr, const struct mix_view_changes *ch)
+{
+	uint32_t i, prev = 0;
+
+	for (i = 0; i < ch->changed_count; i++) {
+		uint32_t uid = ch->changed_uids[i];
+		int r = mix_view_lookup_uid(hr->view, uid, NULL, NULL);
+		if (uid <= prev || r != 1) {
+			violation("%s: holding sync changed_uids[%u]: observed "
+				  "uid %u (previous %u), lookup %d expected "
+				  "ascending UIDs of live messages (1)", hr->name,
+				  i, uid, prev, r);
+			return -1;
+		}
+		prev = uid;
+	}
+	return 0;
+}
+
 static int hold_check(struct hreader *hr, const struct mix_view_changes *ch,
 		      uint32_t old_n, uint32_t held_before)
 {
@@ -2137,6 +2159,8 @@ static int hold_check(struct hreader *hr, const struct mix_view_changes *ch,
 			  held_before);
 		return -1;
 	}
+	if (hold_changed(hr, ch) < 0)
+		return -1;
 	if (hr->held.n && snap_h > h && inject_now(INJ_HOLD_MODSEQ))
 		h = snap_h;   /* as if the view announced its snapshot's */
 	if (h < hr->hms || ch->new_highest_modseq !=
