@@ -310,7 +310,7 @@ static void commit_cb(void *ctx, int ret, const struct mix_commit_result *res)
 	pthread_mutex_lock(&list->done_lock);
 	op->ret = ret;
 	op->done = 1;
-	list->pending--;
+	__atomic_sub_fetch(&list->pending, 1, __ATOMIC_SEQ_CST);
 	pthread_cond_broadcast(&list->done_cond);
 	pthread_mutex_unlock(&list->done_lock);
 }
@@ -318,7 +318,7 @@ static void commit_cb(void *ctx, int ret, const struct mix_commit_result *res)
 static void wait_idle(struct mix_list *list)
 {
 	pthread_mutex_lock(&list->done_lock);
-	while (list->pending > 0)
+	while (__atomic_load_n(&list->pending, __ATOMIC_SEQ_CST) > 0)
 		pthread_cond_wait(&list->done_cond, &list->done_lock);
 	pthread_mutex_unlock(&list->done_lock);
 }
@@ -453,7 +453,8 @@ static int op_encode(struct mlop *op, struct mix_txn *txn)
 					      sizeof(r))) < 0)
 			return ret;
 	}
-	qsort(op->touched, op->ntouched, sizeof(uint32_t), u32_cmp);
+	if (op->ntouched > 1)
+		qsort(op->touched, op->ntouched, sizeof(uint32_t), u32_cmp);
 	for (i = 0; i < op->ntouched; i++) {
 		id = op->touched[i];
 		if (id >= op->first_id || (i > 0 && op->touched[i - 1] == id))
