@@ -97,8 +97,11 @@ MIX_API int mix_engine_free(struct mix_engine **ep)
 	for (i = 0; i < e->nwriters; i++)
 		mix_writer_stop(&e->writers[i]);
 	mix_ckpter_stop(e);   /* no index open: nothing queued */
-	/* deferred frees of closed indexes have all run (index close waits
-	 * for them), so nothing of ours is left in liburcu's queues */
+	/* closed indexes free their memory after a grace period, on the
+	 * reclaim thread (index.c index_free): wait for those frees, so
+	 * that nothing of this engine's is left queued.  This waits for
+	 * read-side sections in progress, as any barrier. */
+	mix_rcu_barrier();
 	free(e->writers);
 	free(e);
 	*ep = NULL;

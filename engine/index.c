@@ -1056,22 +1056,9 @@ static void recovery_free(struct recovery *rc)
 			mix_log_reader_close(&rc->logs[i]);
 }
 
-static void index_free(struct mix_index *idx)
+/* The index's own memory, once nothing can reach it. */
+static void index_free_mem(struct mix_index *idx)
 {
-	mix_index_ckpt_cancel(idx);   /* its pin goes before the barriers */
-	if (idx->snap) {
-		struct mix_robj *extra = idx->map ? &idx->map->robj : NULL;
-		mix_rcu_barrier();
-		if (extra)
-			extra->next = NULL;
-		mix_reclaim_destroy(&idx->reclaim, idx->snap, extra);
-		mix_rcu_barrier();
-	} else if (idx->map) {
-		mix_robj_free(&idx->map->robj);
-	}
-	mix_log_writer_close(&idx->log);
-	if (idx->lock_fd >= 0)
-		close(idx->lock_fd);
 	mix_buf_free(&idx->batch);
 	free(idx->watches);
 	free(idx->held);
@@ -1079,6 +1066,48 @@ static void index_free(struct mix_index *idx)
 	pthread_mutex_destroy(&idx->refresh_lock);
 	free(idx->dir);
 	free(idx);
+}
+
+static void index_free_late(struct mix_rcu_head *h)
+{
+	index_free_mem(caa_container_of(h, struct mix_index, free_rcu));
+}
+
+/* After a grace period that began once the index was closed: no reader
+ * can still be in its last snapshot, and the deferred frees of the
+ * snapshots it replaced, queued before this call, have run (deferred
+ * calls run in the order they were queued, rcu.h).  The index struct
+ * itself goes one more turn later, after anything this queued. */
+static void index_free_snaps(struct mix_rcu_head *h)
+{
+	struct mix_index *idx = caa_container_of(h, struct mix_index,
+						 free_rcu);
+	struct mix_robj *extra = idx->map ? &idx->map->robj : NULL;
+
+	if (extra)
+		extra->next = NULL;
+	mix_reclaim_destroy(&idx->reclaim, idx->snap, extra);
+	mix_rcu_defer(&idx->free_rcu, index_free_late);
+}
+
+/* Close the files now; free the memory after a grace period, on the
+ * reclaim thread.  A close never waits for readers: a read-side section
+ * held for minutes elsewhere in the process (issue 11) delays only the
+ * free, not the close, the lock's release or a reopen. */
+static void index_free(struct mix_index *idx)
+{
+	mix_index_ckpt_cancel(idx);   /* its pin goes before the snapshots */
+	mix_log_writer_close(&idx->log);
+	if (idx->lock_fd >= 0)
+		close(idx->lock_fd);
+	idx->lock_fd = -1;
+	if (idx->snap) {
+		mix_rcu_defer(&idx->free_rcu, index_free_snaps);
+		return;
+	}
+	if (idx->map)
+		mix_robj_free(&idx->map->robj);
+	index_free_mem(idx);
 }
 
 static int index_alloc(struct mix_engine *e, const char *dir, unsigned flags,

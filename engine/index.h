@@ -93,6 +93,9 @@ struct mix_index {
 	int poisoned;
 	struct mix_open_info info;
 
+	/* the free after close (index.c index_free): deferred calls */
+	struct mix_rcu_head free_rcu;
+
 	/* checkpointer (checkpoint.c) */
 	/* the asynchronous checkpoint in flight or finished and not yet
 	 * collected (writer-role state; NULL if none) */

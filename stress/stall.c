@@ -25,6 +25,14 @@
  * the held snapshot read the same before and after; after the section,
  * snapshot heap bytes fell back below half of their peak (or to the
  * baseline).
+ *
+ * Closes during the section: one more thread cycles a mailbox of its own
+ * (open, a burst of asynchronous appends, some of them held back by the
+ * coalescing, close at once, reopen and count) while the section is
+ * held.  Every append acknowledged as committed must be there after the
+ * reopen, every callback must have come by the time close returned, and
+ * closes must complete while the section is still held (a close never
+ * waits for readers: docs/design.md "Coalescing").
  */
 #include <inttypes.h>
 #include <getopt.h>
@@ -58,6 +66,11 @@ static atomic_int g_holder_tid;
 /* what the stall callback saw */
 static atomic_int g_stall_calls, g_stall_named_holder;
 static _Atomic uint64_t g_stall_waited_ms;
+
+/* the close/reopen cycler */
+#define CYCLE_BURST 600
+static atomic_uint g_cyc_acked, g_cyc_failed, g_cyc_done;
+static uint64_t g_cyc_cycles, g_cyc_in_hold, g_cyc_close_max_ns;
 
 struct committer {
 	pthread_t thread;
@@ -156,6 +169,84 @@ static void *holder_main(void *arg)
 	return NULL;
 }
 
+static void cyc_done(void *ctx, int ret, const struct mix_commit_result *res)
+{
+	(void)ctx;
+	(void)res;
+	atomic_fetch_add(ret == 0 ? &g_cyc_acked : &g_cyc_failed, 1);
+	atomic_fetch_add(&g_cyc_done, 1);
+}
+
+static uint32_t messages_of(struct mix_index *idx)
+{
+	uint32_t n;
+	mix_read_lock();
+	n = mix_snap_messages_count(mix_index_snap(idx));
+	mix_read_unlock();
+	return n;
+}
+
+/* Open, append CYCLE_BURST messages asynchronously, close at once (the
+ * close completes what is queued or held), reopen: every acknowledged
+ * append is there. */
+static void cycle_once(struct mix_engine *e, const char *dir)
+{
+	struct mix_index *idx;
+	uint32_t before, after, i;
+	uint64_t t0, t1, hs, he;
+
+	atomic_store(&g_cyc_acked, 0);
+	atomic_store(&g_cyc_failed, 0);
+	atomic_store(&g_cyc_done, 0);
+	ok_or_die(mix_index_open(e, dir, MIX_OPEN_CREATE, &idx), "cycle open");
+	before = messages_of(idx);
+	for (i = 0; i < CYCLE_BURST; i++) {
+		struct mix_txn *t;
+		ok_or_die(mix_txn_begin(idx, &t), "cycle begin");
+		ok_or_die(mix_txn_append(t, 0, NULL, NULL), "cycle append");
+		ok_or_die(mix_txn_commit_async(&t, MIX_DURABILITY_NONE,
+					       cyc_done, NULL), "cycle commit");
+	}
+	t0 = st_now_ns();
+	ok_or_die(mix_index_close(&idx), "cycle close");
+	t1 = st_now_ns();
+	if (t1 - t0 > g_cyc_close_max_ns)
+		g_cyc_close_max_ns = t1 - t0;
+	hs = atomic_load(&g_hold_start);
+	he = atomic_load(&g_hold_end);
+	if (hs && t0 >= hs && !he)
+		g_cyc_in_hold++;   /* began and ended inside the section */
+	if (atomic_load(&g_cyc_done) != CYCLE_BURST)
+		violation("close returned with %u of %u asynchronous commits "
+			  "not called back", CYCLE_BURST -
+			  atomic_load(&g_cyc_done), CYCLE_BURST);
+	ok_or_die(mix_index_open(e, dir, 0, &idx), "cycle reopen");
+	after = messages_of(idx);
+	ok_or_die(mix_index_close(&idx), "cycle close after reopen");
+	if (after != before + atomic_load(&g_cyc_acked))
+		violation("after close and reopen: %u messages, expected %u "
+			  "(%u before, %u appends acknowledged, %u failed)",
+			  after, before + atomic_load(&g_cyc_acked), before,
+			  atomic_load(&g_cyc_acked),
+			  atomic_load(&g_cyc_failed));
+	g_cyc_cycles++;
+}
+
+struct cycler {
+	struct mix_engine *e;
+	char *dir;
+};
+
+static void *cycler_main(void *arg)
+{
+	struct cycler *c = arg;
+	while (!atomic_load(&g_hold_start))
+		usleep(1000);
+	while (!atomic_load(&g_hold_end) && !atomic_load(&g_stop))
+		cycle_once(c->e, c->dir);
+	return NULL;
+}
+
 static void fill(struct mix_index *idx)
 {
 	struct mix_txn *t;
@@ -226,7 +317,8 @@ int main(int argc, char **argv)
 	struct mix_engine_config cfg;
 	struct mix_engine_stats a, b, he;
 	struct mix_engine *e;
-	pthread_t holder;
+	pthread_t holder, cyc_thread;
+	struct cycler cyc;
 	uint64_t base_heap, peak_heap = 0, t0, before = 0, in_hold[MAX_MB];
 	uint64_t gap[MAX_MB];
 	double hold_secs;
@@ -266,7 +358,10 @@ int main(int argc, char **argv)
 		before += __atomic_load_n(&c[i].commits, __ATOMIC_RELAXED);
 	base_heap = heap_bytes(e);
 	mix_engine_stats(e, &a);
-	if (pthread_create(&holder, NULL, holder_main, NULL))
+	cyc.e = e;
+	cyc.dir = st_subdir(g_dir, "cycle");
+	if (pthread_create(&holder, NULL, holder_main, NULL) ||
+	    pthread_create(&cyc_thread, NULL, cycler_main, &cyc))
 		st_die("pthread_create failed");
 	while (!atomic_load(&g_hold_end)) {
 		uint64_t h = heap_bytes(e);
@@ -275,6 +370,8 @@ int main(int argc, char **argv)
 		usleep(50000);
 	}
 	pthread_join(holder, NULL);
+	pthread_join(cyc_thread, NULL);
+	free(cyc.dir);
 	mix_engine_stats(e, &he);
 	hold_secs = (double)(g_hold_end - g_hold_start) / 1e9;
 	sleep(1);
@@ -303,6 +400,10 @@ int main(int argc, char **argv)
 	st_figure("stall_read_stalls", (double)(b.read_stalls -
 						a.read_stalls), "stalls");
 	st_figure("stall_callback_waited", (double)g_stall_waited_ms, "ms");
+	st_figure("stall_close_cycles", (double)g_cyc_cycles, "cycles");
+	st_figure("stall_close_cycles_inside_section", (double)g_cyc_in_hold,
+		  "cycles");
+	st_figure("stall_close_max", (double)g_cyc_close_max_ns / 1e6, "ms");
 	st_figure("stall_heap_before", (double)base_heap / 1048576.0, "MiB");
 	st_figure("stall_heap_peak", (double)peak_heap / 1048576.0, "MiB");
 	st_figure("stall_heap_growth_per_s", (double)(peak_heap > base_heap ?
@@ -329,6 +430,12 @@ int main(int argc, char **argv)
 		if (!atomic_load(&g_stall_named_holder))
 			violation("the stall callback did not name the "
 				  "holder's thread %d", g_holder_tid);
+		if (g_cyc_in_hold == 0)
+			violation("no close completed while the %.1f s section "
+				  "was held (%" PRIu64 " cycles, the longest "
+				  "close %.1f ms): a close waited for readers",
+				  hold_secs, g_cyc_cycles,
+				  (double)g_cyc_close_max_ns / 1e6);
 		if (b.batches_held == a.batches_held)
 			violation("no batch was held back during a %.1f s "
 				  "section", hold_secs);

@@ -217,7 +217,8 @@ MIX_API int mix_engine_create(const struct mix_engine_config *cfg,
 			      struct mix_engine **engine_r);
 
 /* Stop the writer threads and free the engine.  Every index must be
- * closed first.  Returns 0 (*engine set to NULL) or MIX_EINVAL (an index
+ * closed first; this waits for the memory of closed indexes to be freed
+ * (a grace period: it waits for read-side sections in progress).  Returns 0 (*engine set to NULL) or MIX_EINVAL (an index
  * is still open: nothing is freed, *engine kept).  Any thread, not inside
  * a read-side section (it joins the writer threads), not from a
  * callback. */
@@ -373,8 +374,11 @@ MIX_API int mix_index_open(struct mix_engine *engine, const char *dir,
 MIX_API void mix_index_open_info(struct mix_index *index,
 				 struct mix_open_info *info_r);
 
-/* Wait for queued transactions, checkpoint, release the lock and free the
- * index.  Sets *index to NULL.  A handle of an index opened twice (see
+/* Wait for queued transactions, checkpoint, close the files and release
+ * the lock (the directory may be opened again at once), and free the
+ * index's memory after a grace period, on the engine's reclaim thread:
+ * a read-side section held elsewhere delays that free, never the close.
+ * Sets *index to NULL.  A handle of an index opened twice (see
  * mix_index_open) only drops its reference while others remain: 0, and
  * the index stays open for them, views and watchers included; the last
  * close does what follows.  Returns 0 or the error of the final
