@@ -16,6 +16,18 @@
 #include "tap.h"
 #include "testutil.h"
 
+/* The crash children need fork() among mix's threads (as test-open-twice
+ * says): not under ThreadSanitizer (no threads in the child of a
+ * multi-threaded fork) nor ASan (GCC 12's allocator is not locked around
+ * fork: a child can hang in malloc). */
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+#define FORK_SKIP 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
+#define FORK_SKIP 1
+#endif
+#endif
+
 static struct mix_engine *E;
 
 static struct mix_list *lopen(const char *dir)
@@ -124,6 +136,14 @@ static void test_status(const char *base)
 	mix_list_close(&l);
 
 	/* a crash while attached: the mark stays */
+#ifdef FORK_SKIP
+	ok(1, "# SKIP crash child: fork among threads under a sanitizer");
+	(void)pid;
+	(void)st_c;
+	l = lopen(ldir);
+	if (mix_index_open(E, mdir, 0, &idx) < 0)
+		BAIL("reopen box: %s", mix_last_error());
+#else
 	fflush(stdout);
 	if ((pid = fork()) == 0) {
 		struct mix_engine *ce;
@@ -151,6 +171,7 @@ static void test_status(const char *base)
 	same_status(&st, &want, "refreshed after the crash");
 	is(st.messages, 12, "12 messages (7 + 5 of the crashed writer)");
 	is(st.flags, MIX_LIST_STATUS_VALID, "refreshed: no longer in doubt");
+#endif
 	/* close detaches */
 	is(mix_list_attach(l, id, idx), 0, "attach again");
 	append(idx, 1, 1);

@@ -20,6 +20,18 @@
 #include "tap.h"
 #include "testutil.h"
 
+/* The crash children need fork() among mix's threads (as test-open-twice
+ * says): not under ThreadSanitizer (no threads in the child of a
+ * multi-threaded fork) nor ASan (GCC 12's allocator is not locked around
+ * fork: a child can hang in malloc). */
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+#define FORK_SKIP 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
+#define FORK_SKIP 1
+#endif
+#endif
+
 #define MAXN 400
 #define SEP '/'
 
@@ -544,7 +556,7 @@ static struct mix_list *open_list(struct mix_engine *e, const char *dir)
 
 /* A child changes the list and dies without closing; the parent replays
  * on its model what the child reported done. */
-static struct mix_list *crash_cycle(struct mix_engine **ep,
+static __attribute__((unused)) struct mix_list *crash_cycle(struct mix_engine **ep,
 				    struct mix_list *l, const char *dir,
 				    uint64_t *rng, int nops)
 {
@@ -669,11 +681,13 @@ static void model_test(uint64_t seed, long steps)
 			l = open_list(e, dir);
 			compare(l);
 		}
+#ifndef FORK_SKIP
 		if (step % 151 == 0) {
 			snprintf(lastop, sizeof(lastop), "crash");
 			l = crash_cycle(&e, l, dir, &rng, 5);
 			compare(l);
 		}
+#endif
 		if (nfail > 0)
 			break;
 	}
