@@ -207,3 +207,12 @@ MIX_API int mix_index_ext_register_flags(struct mix_index *idx,
 	mix_txn_free(t);
 	return ret;
 }
+
+MIX_API int mix_index_ext_register(struct mix_index *idx, const char *name,
+				   uint16_t record_size, uint16_t record_align,
+				   uint32_t hdr_size, uint32_t *ext_id_r)
+{
+	return mix_index_ext_register_flags(idx, name, record_size,
+					    record_align, hdr_size, 0,
+					    ext_id_r);
+}

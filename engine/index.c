@@ -1312,56 +1312,6 @@ int mix_index_close_one(struct mix_index **idxp)
 	return ret;
 }
 
-/* docs/format.md §2.2: no NUL, space or control characters; names
- * starting with "mix." are the engine's own. */
-static int ext_name_valid(const char *name)
-{
-	if (strncmp(name, "mix.", 4) == 0)
-		return 0;
-	for (; *name; name++)
-		if ((unsigned char)*name <= 0x20 || *name == 0x7f)
-			return 0;
-	return 1;
-}
-
-MIX_API int mix_index_ext_register(struct mix_index *idx, const char *name,
-				   uint16_t record_size, uint16_t record_align,
-				   uint32_t hdr_size, uint32_t *ext_id_r)
-{
-	struct mix_txn *t;
-	struct txn_op *op;
-	size_t len = name ? strlen(name) : 0;
-	int ret;
-
-	if (len == 0 || len > MIX_EXT_NAME_MAX || record_size > MIX_EXT_REC_MAX ||
-	    hdr_size > MIX_EXT_HDR_MAX ||
-	    (record_align != 1 && record_align != 2 && record_align != 4 &&
-	     record_align != 8) || !ext_name_valid(name))
-		return mix_err(MIX_EINVAL, "extension '%.64s': bad name or "
-			       "sizes", name ? name : "");
-	if ((ret = mix_txn_begin(idx, &t)) < 0)
-		return ret;
-	ret = -ENOMEM;
-	if (mix_buf_append(&t->arena, name, len + 1) == 0 &&
-	    (t->ops = calloc(1, sizeof(*t->ops)))) {
-		op = &t->ops[0];
-		t->nops = t->ops_cap = 1;
-		op->type = TXN_EXT_REGISTER;
-		op->data = 0;
-		op->size = (uint32_t)len;
-		op->rec_size = record_size;
-		op->rec_align = record_align;
-		op->hdr_size = hdr_size;
-		ret = mix_rcu_read_ongoing() ?
-			mix_err(MIX_EDEADLK, "inside a read-side section") :
-			mix_txn_commit_wait(t);
-		if (ret == 0)
-			*ext_id_r = t->ext_id;
-	}
-	mix_txn_free(t);
-	return ret;
-}
-
 /* ---- read-only refresh ---------------------------------------------------- */
 
 /* A writer rotating renames mix.index.log to .log.2, fsyncs the

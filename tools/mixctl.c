@@ -578,11 +578,25 @@ static uint64_t check_chain(struct dirstate *d)
 	return l1->h.prev_file_offset;
 }
 
-/* A transaction of FLAGS records that change internal bits only (DIRTY)
- * and UID_FLOOR records: it moved no modseq (docs/condstore.md, the same
- * rule as replay.c), so highest_modseq may be below its modseq though
- * mix.index contains it. */
-static int txn_internal_only(const uint8_t *txn, uint32_t size, uint8_t major)
+/* The "mix.neutral" bitmap of mix.index (format.md §2.8), or NULL.  Bits
+ * are never cleared, so for the transactions mix.index contains it names
+ * every extension that was neutral when they were applied. */
+static const uint8_t *neutral_bitmap(const struct mix_ifile *f)
+{
+	uint32_t i;
+	for (i = MIX_EXT_FIRST; i < f->ext_count; i++)
+		if (strcmp(f->exts[i].name, "mix.neutral") == 0 &&
+		    f->exts[i].hdr_size >= 256)
+			return f->exts[i].hdr;
+	return NULL;
+}
+
+/* A transaction of FLAGS records that change internal bits only (DIRTY),
+ * UID_FLOOR records and data of modseq-neutral extensions: it moved no
+ * modseq (docs/condstore.md, the same rule as replay.c), so
+ * highest_modseq may be below its modseq though mix.index contains it. */
+static int txn_internal_only(const uint8_t *txn, uint32_t size, uint8_t major,
+			     const uint8_t *neutral)
 {
 	struct mix_log_op op;
 	uint32_t pos = 0;
@@ -590,6 +604,11 @@ static int txn_internal_only(const uint8_t *txn, uint32_t size, uint8_t major)
 
 	while ((ret = mix_log_txn_next_op(txn, size, major, &pos, &op)) > 0)
 		if (op.type == MIX_LOG_UID_FLOOR)
+			continue;
+		else if ((op.type == MIX_LOG_EXT_REC ||
+			  op.type == MIX_LOG_EXT_HDR) && neutral &&
+			 op.ext_id < 2048 &&
+			 (neutral[op.ext_id / 8] >> (op.ext_id % 8) & 1))
 			continue;
 		else if (op.type != MIX_LOG_FLAGS ||
 			 ((op.add | op.remove) & ~MIX_FLAGS_INTERNAL))
@@ -618,7 +637,8 @@ static void check_modseqs(struct dirstate *d, struct log *l, uint64_t limit,
 		int contained = l->h.file_seq < pos_seq ||
 				(l->h.file_seq == pos_seq && off < pos_off);
 		if (contained && m > h->highest_modseq &&
-		    !txn_internal_only(txn, size, l->r.hdr.major_version))
+		    !txn_internal_only(txn, size, l->r.hdr.major_version,
+				       neutral_bitmap(&d->ifile)))
 			problem(l->f.path, (long long)off, "modseq", "%" PRIu64
 				" is above mix.index's highest_modseq %" PRIu64
 				", though mix.index contains this transaction "
