@@ -58,7 +58,7 @@ step() {
 	t0=$(date +%s)
 	say "$name ..."
 	if "$@" > "$log_dir/$name.log" 2>&1; then
-		say "$name ok ($(( $(date +%s) - t0 )) s)"
+		say "$name ok ($(( $(date +%s) - t0 )) s): $(tail -n 1 "$log_dir/$name.log")"
 		return 0
 	fi
 	say "$name FAILED after $(( $(date +%s) - t0 )) s; last lines of $log_dir/$name.log:"
