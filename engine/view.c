@@ -23,18 +23,23 @@
  * "Held expunges"): a holding sync moves the view to the newest snapshot
  * but keeps the messages expunged since in the view, sorted by UID in
  * `held`, each with the view sequence number the session knows it by and
- * the snapshot it was last seen in, which the view keeps a reference on
- * (`pins`) so its record stays readable.  The view's messages are the
- * snapshot's plus the held ones, merged by UID; since new UIDs are above
- * every UID the session knows, a holding sync never renumbers a message.
- * Invariants: held[] is sorted by uid and by seq; held[i].seq =
- * (messages of snap with a smaller UID) + i + 1; no held UID is in snap;
+ * a copy of its last record (in `recs`, 8-byte aligned).  The view's
+ * messages are the snapshot's plus the held ones, merged by UID; since
+ * new UIDs are above every UID the session knows, a holding sync never
+ * renumbers a message.  A record copy is read with the layout of the
+ * snapshot it came from: the view's own snapshot while that has the
+ * same record layout (HELD_CUR), else a snapshot the view keeps a
+ * reference on for it (`pins`: one per layout change during a holding
+ * period — an extension registered, the keyword bitmap grown — not one
+ * per sync).  Invariants: held[] is sorted by uid and by seq;
+ * held[i].seq = (messages of snap with a smaller UID) + i + 1; no held
+ * UID is in snap; a HELD_CUR copy has snap's record layout;
  * held_modseq (the lowest modseq of a transaction that expunged a held
  * message, or a safe lower bound) is 0 iff nothing is held, and the
  * HIGHESTMODSEQ the view reports stays below it.  A sync that allows
- * expunges reports every held message and drops the pins.  Cost: O(held
- * * log messages) per sync on top of the report, memory O(held) plus the
- * chunks the pinned snapshots do not share with the current one.
+ * expunges reports every held message and drops copies and pins.  Cost:
+ * O(held * log messages) per sync on top of the report; memory O(held
+ * records), not O(mailbox).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -44,10 +49,13 @@
 #include "index.h"
 #include "reclaim.h"
 
+#define HELD_CUR UINT32_MAX
+
 struct held {
 	uint32_t uid;
 	uint32_t seq;    /* the session's sequence number of it */
-	uint32_t pin;    /* index into pins: the snapshot it was last in */
+	uint32_t pin;    /* the layout of its copy: pins[pin], or HELD_CUR */
+	size_t rec;      /* offset of its record copy in recs */
 };
 
 struct mix_view {
@@ -55,6 +63,8 @@ struct mix_view {
 	struct mix_snap *snap;   /* one reference held */
 	struct held *held;       /* nheld, sorted by uid */
 	uint32_t nheld;
+	uint8_t *recs;           /* record copies of the held messages */
+	size_t recs_len, recs_cap;
 	struct mix_snap **pins;  /* npins, one reference held on each */
 	uint32_t npins;
 	uint64_t held_modseq;
@@ -89,8 +99,11 @@ static void held_drop(struct mix_view *v)
 		mix_snap_unref(v->pins[i]);
 	free(v->pins);
 	free(v->held);
+	free(v->recs);
 	v->pins = NULL;
 	v->held = NULL;
+	v->recs = NULL;
+	v->recs_len = v->recs_cap = 0;
 	v->npins = v->nheld = 0;
 	v->held_modseq = 0;
 }
@@ -168,16 +181,25 @@ static uint32_t held_below_uid(const struct held *h, uint32_t n, uint32_t uid)
 	return a;
 }
 
-/* The record of held message i, numbered as the session knows it. */
+/* The record of held message i (its copy, as mix_snap_fill_record reads
+ * a record), numbered as the session knows it. */
 static int held_record(const struct mix_view *v, uint32_t i,
 		       struct mix_record *rec_r, const struct mix_snap **snap_r)
 {
-	const struct mix_snap *p = v->pins[v->held[i].pin];
-	struct mix_record tmp;
-	if (!rec_r)
-		rec_r = &tmp;
-	(void)mix_snap_lookup_uid(p, v->held[i].uid, rec_r);
-	rec_r->seq = v->held[i].seq;
+	const struct held *h = &v->held[i];
+	const struct mix_snap *p = h->pin == HELD_CUR ? v->snap
+						       : v->pins[h->pin];
+	const uint8_t *r = v->recs + h->rec;
+
+	if (rec_r) {
+		rec_r->uid = h->uid;
+		rec_r->seq = h->seq;
+		rec_r->flags = r[4];
+		memcpy(&rec_r->modseq, r + MIX_REC_MODSEQ_OFFSET, 8);
+		rec_r->keywords = r + MIX_REC_KEYWORDS_OFFSET;
+		rec_r->keywords_bits = p->kw_bits;
+		rec_r->raw = r;
+	}
 	if (snap_r)
 		*snap_r = p;
 	return MIX_VIEW_EXPUNGED;
@@ -453,10 +475,11 @@ static uint64_t first_expunge_modseq(const struct mix_snap *old,
 }
 
 /* The view's next held list: its held messages and the UIDs x (newly
- * expunged, last seen in pin), merged by UID and numbered against s. */
+ * expunged; their copies at rec0, rec0 + stride, ... in recs), merged
+ * by UID and numbered against s. */
 static int held_merge(const struct mix_view *v, const struct mix_snap *s,
-		      const uint32_t *x, uint32_t nx, uint32_t pin,
-		      struct held **held_r)
+		      const uint32_t *x, uint32_t nx, size_t rec0,
+		      size_t stride, struct held **held_r)
 {
 	uint32_t n = v->nheld + nx, i = 0, j = 0, k;
 	struct held *h = malloc((n ? n : 1) * sizeof(*h));
@@ -468,8 +491,9 @@ static int held_merge(const struct mix_view *v, const struct mix_snap *s,
 		if (j == nx || (i < v->nheld && v->held[i].uid < x[j]))
 			h[k] = v->held[i++];
 		else {
-			h[k].uid = x[j++];
-			h[k].pin = pin;
+			h[k].uid = x[j];
+			h[k].pin = HELD_CUR;
+			h[k].rec = rec0 + (size_t)j++ * stride;
 		}
 		(void)mix_snap_lookup_uid(s, h[k].uid, &rec);
 		h[k].seq = rec.seq + k;  /* rec.seq - 1 smaller UIDs in s */
@@ -537,26 +561,93 @@ static int report_out(struct report *r, int exp, struct mix_view_changes *ch)
 	return ret;
 }
 
-/* A holding sync from old to s with report r: the view's next held list
- * and pins, built before anything of the view changes. */
+/* Whether a record copy made with a's layout reads the same with b's:
+ * same record size and keyword bitmap, a's extensions where they were,
+ * b's others without record data. */
+static int same_layout(const struct mix_snap *a, const struct mix_snap *b)
+{
+	const struct mix_layout *la = a->layout, *lb = b->layout;
+	uint32_t i;
+
+	if (la == lb)
+		return 1;
+	if (a->record_size != b->record_size || a->kw_bits != b->kw_bits ||
+	    la->ext_count > lb->ext_count)
+		return 0;
+	for (i = 0; i < lb->ext_count; i++) {
+		if (i >= la->ext_count ? lb->exts[i].rec_size != 0 :
+		    la->exts[i].rec_offset != lb->exts[i].rec_offset ||
+		    la->exts[i].rec_size != lb->exts[i].rec_size)
+			return 0;
+	}
+	return 1;
+}
+
+/* Copy the records of the UIDs x (all in old) after the end of recs,
+ * stride bytes apart; recs_len stays (the caller commits them). */
+static int copy_records(struct mix_view *v, const struct mix_snap *old,
+			const uint32_t *x, uint32_t nx, size_t stride)
+{
+	size_t need = v->recs_len + (size_t)nx * stride, cap = v->recs_cap;
+	uint8_t *dst;
+	uint32_t i;
+
+	if (need > cap) {
+		for (cap = cap ? cap : 4096; cap < need; cap *= 2)
+			;
+		if (!(dst = realloc(v->recs, cap)))
+			return -ENOMEM;
+		v->recs = dst;   /* same content, more room */
+		v->recs_cap = cap;
+	}
+	for (i = 0; i < nx; i++) {
+		struct mix_record rec;
+		dst = v->recs + v->recs_len + (size_t)i * stride;
+		memset(dst, 0, stride);
+		/* present: the report took x from old */
+		if (mix_snap_lookup_uid(old, x[i], &rec))
+			memcpy(dst, rec.raw, old->record_size);
+	}
+	return 0;
+}
+
+static int held_has_cur(const struct mix_view *v)
+{
+	uint32_t i;
+	for (i = 0; i < v->nheld; i++)
+		if (v->held[i].pin == HELD_CUR)
+			return 1;
+	return 0;
+}
+
+/* A holding sync from old to s with report r: the new expunges' record
+ * copies, the view's next held list and, when s reads the copies
+ * differently, a reference on old to read them with; all built before
+ * anything of the view changes. */
 static int sync_hold(struct mix_view *v, struct mix_snap *old,
 		     struct mix_snap *s, struct report *r,
 		     struct mix_view_changes *ch)
 {
-	struct mix_snap **pins = v->pins;
-	struct held *h;
-	uint32_t nx = r->exp_uids.n;
-	int ret;
+	size_t stride = ((size_t)old->record_size + 7) & ~(size_t)7;
+	uint32_t nx = r->exp_uids.n, i;
+	struct mix_snap **pins;
+	struct held *h = NULL;
+	int relayout, ret;
 
-	if (nx) {
+	relayout = (nx || held_has_cur(v)) && !same_layout(old, s);
+	ret = report_out(r, 0, ch);   /* no expunges: cannot fail */
+	if (ret == 0 && nx)
+		ret = copy_records(v, old, r->exp_uids.v, nx, stride);
+	if (ret == 0 && relayout) {
 		pins = realloc(v->pins, (v->npins + 1) * sizeof(*pins));
 		if (!pins)
-			return -ENOMEM;
-		v->pins = pins;   /* same content, room for one more */
+			ret = -ENOMEM;
+		else
+			v->pins = pins;   /* same content, room for one more */
 	}
-	ret = report_out(r, 0, ch);   /* no expunges: cannot fail */
 	if (ret == 0)
-		ret = held_merge(v, s, r->exp_uids.v, nx, v->npins, &h);
+		ret = held_merge(v, s, r->exp_uids.v, nx, v->recs_len, stride,
+				 &h);
 	if (ret < 0)
 		return ret;
 	if (nx && !v->nheld)
@@ -565,10 +656,16 @@ static int sync_hold(struct mix_view *v, struct mix_snap *old,
 	free(v->held);
 	v->held = h;
 	v->nheld += nx;
-	if (nx)
+	v->recs_len += (size_t)nx * stride;
+	if (relayout) {
+		/* the copies made with old's layout are read with old's */
+		for (i = 0; i < v->nheld; i++)
+			if (h[i].pin == HELD_CUR)
+				h[i].pin = v->npins;
 		v->pins[v->npins++] = old;   /* the view's reference moves */
-	else
+	} else {
 		mix_snap_unref(old);
+	}
 	v->snap = s;
 	ch->held_count = v->nheld;
 	return 0;

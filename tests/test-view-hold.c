@@ -48,14 +48,17 @@ struct model {
 	uint8_t kw[MAXUID];        /* bit 0 "ka", bit 1 "kb" */
 	uint64_t modseq[MAXUID];
 	uint64_t xmodseq[MAXUID];  /* modseq of the expunge */
+	uint64_t ext[MAXUID];      /* record data of extension x0 */
 	uint32_t next_uid;
+	uint32_t nreg, x0;         /* extensions registered, x0's id */
+	uint32_t nkw;              /* fresh keyword names used */
 };
 
 /* What one client was told. */
 struct centry {
 	uint32_t uid;
 	uint8_t flags, kw;
-	uint64_t modseq;
+	uint64_t modseq, ext;
 	int held;
 };
 
@@ -95,67 +98,133 @@ static void random_range(struct mix_uid_range *r)
 	r->last = r->first + tu_rand_below(&rng, 4);
 }
 
-/* The model's side of a committed flag, keyword or expunge operation. */
-static void model_apply(const struct mix_uid_range *r, uint32_t op,
-			uint8_t fl, int kwi, int add, uint64_t modseq)
+enum op {
+	OP_APPEND, OP_FLAGS, OP_KW, OP_EXPUNGE, OP_EXT, OP_NEWKW,
+};
+
+struct opdesc {
+	enum op op;
+	struct mix_uid_range r;
+	uint8_t fl;          /* OP_FLAGS */
+	int kwi, add;        /* OP_KW */
+	uint64_t val;        /* OP_EXT */
+};
+
+/* The model's side of a committed operation on a range. */
+static void model_apply(const struct opdesc *d, uint64_t modseq)
 {
 	uint32_t u;
 	uint8_t k;
 
-	for (u = r->first; u <= r->last && u < M.next_uid; u++) {
+	for (u = d->r.first; u <= d->r.last && u < M.next_uid; u++) {
 		if (!M.exists[u])
 			continue;
-		if (op < 6) {
-			if (M.flags[u] != fl) {
-				M.flags[u] = fl;
-				M.modseq[u] = modseq;
-			}
-		} else if (op < 8) {
-			k = add ? M.kw[u] | (1u << kwi) : M.kw[u] & ~(1u << kwi);
+		if (d->op == OP_FLAGS && M.flags[u] != d->fl) {
+			M.flags[u] = d->fl;
+			M.modseq[u] = modseq;
+		} else if (d->op == OP_KW) {
+			k = d->add ? M.kw[u] | (1u << d->kwi) :
+				     M.kw[u] & ~(1u << d->kwi);
 			if (k != M.kw[u]) {
 				M.kw[u] = k;
 				M.modseq[u] = modseq;
 			}
-		} else {
+		} else if (d->op == OP_EXT && M.ext[u] != d->val) {
+			M.ext[u] = d->val;
+			M.modseq[u] = modseq;
+		} else if (d->op == OP_NEWKW) {
+			M.modseq[u] = modseq;   /* a name nobody had */
+		} else if (d->op == OP_EXPUNGE) {
 			M.exists[u] = 0;
 			M.xmodseq[u] = modseq;
 		}
 	}
 }
 
+/* Now and then a new extension with record data: every record grows
+ * (the layout changes while views may hold copies of old records). */
+static void maybe_register(struct mix_index *idx)
+{
+	char name[16];
+	uint32_t id;
+	int ret;
+
+	if (M.nreg >= 6 || tu_rand_below(&rng, 300) != 0)
+		return;
+	snprintf(name, sizeof(name), "x%u", M.nreg);
+	ret = mix_index_ext_register(idx, name, 8, 8, 0, &id);
+	if (ret < 0) {
+		fail("mix_index_ext_register(%s): observed %d (%s) expected 0",
+		     name, ret, mix_strerror(ret));
+		return;
+	}
+	if (M.nreg++ == 0)
+		M.x0 = id;
+}
+
+static void add_op(struct mix_txn *t, struct opdesc *d)
+{
+	const char *kws[2] = { NULL, NULL };
+	char fresh[16];
+	uint32_t i, n;
+
+	switch (d->op) {
+	case OP_APPEND:
+		n = 1 + tu_rand_below(&rng, 3);
+		for (i = 0; i < n; i++)
+			mix_txn_append(t, MIX_FLAG_SEEN, NULL, NULL);
+		break;
+	case OP_FLAGS:
+		d->fl = (uint8_t)tu_rand_below(&rng, 32);
+		mix_txn_flags(t, &d->r, 1, MIX_MODIFY_REPLACE, d->fl);
+		break;
+	case OP_KW:
+		d->kwi = (int)tu_rand_below(&rng, 2);
+		d->add = (int)tu_rand_below(&rng, 2);
+		kws[0] = kw_names[d->kwi];
+		mix_txn_keywords(t, &d->r, 1, d->add ? MIX_MODIFY_ADD :
+				 MIX_MODIFY_REMOVE, kws);
+		break;
+	case OP_EXT:
+		d->val = tu_rand(&rng) | 1;
+		for (i = d->r.first; i <= d->r.last; i++)
+			mix_txn_ext_set(t, i, M.x0, &d->val, 8);
+		break;
+	case OP_NEWKW:
+		snprintf(fresh, sizeof(fresh), "n%u", M.nkw++);
+		kws[0] = fresh;
+		mix_txn_keywords(t, &d->r, 1, MIX_MODIFY_ADD, kws);
+		break;
+	case OP_EXPUNGE:
+		mix_txn_expunge(t, &d->r, 1);
+		break;
+	}
+}
+
 static void writer_step(struct mix_index *idx)
 {
+	static const enum op ops[12] = { OP_APPEND, OP_APPEND, OP_APPEND,
+		OP_FLAGS, OP_FLAGS, OP_FLAGS, OP_KW, OP_KW, OP_EXPUNGE,
+		OP_EXPUNGE, OP_EXT, OP_NEWKW };
 	struct mix_commit_result res;
-	struct mix_uid_range r;
+	struct opdesc d;
 	struct mix_txn *t;
-	uint32_t op = tu_rand_below(&rng, 10), u, n, i;
-	uint8_t fl = 0;
-	int kwi = 0, add = 0, ret;
-	const char *kws[2] = { NULL, NULL };
+	uint32_t u;
+	int ret;
 
-	random_range(&r);
-	if (op < 3 && M.next_uid + 3 >= MAXUID)
-		op = 3;   /* the model's arrays are full: no more appends */
+	maybe_register(idx);
+	memset(&d, 0, sizeof(d));
+	d.op = ops[tu_rand_below(&rng, 12)];
+	random_range(&d.r);
+	if ((d.op == OP_APPEND && M.next_uid + 3 >= MAXUID) ||
+	    (d.op == OP_EXT && M.nreg == 0) ||
+	    (d.op == OP_NEWKW && (M.nkw >= 40 || tu_rand_below(&rng, 8))))
+		d.op = OP_FLAGS;   /* full, unregistered, or rare enough */
 	if (mix_txn_begin(idx, &t) < 0) {
 		fail("mix_txn_begin failed");
 		return;
 	}
-	if (op < 3) {                    /* append 1..3 */
-		n = 1 + tu_rand_below(&rng, 3);
-		for (i = 0; i < n; i++)
-			mix_txn_append(t, MIX_FLAG_SEEN, NULL, NULL);
-	} else if (op < 6) {             /* flags REPLACE */
-		fl = (uint8_t)tu_rand_below(&rng, 32);
-		mix_txn_flags(t, &r, 1, MIX_MODIFY_REPLACE, fl);
-	} else if (op < 8) {             /* keyword ADD / REMOVE */
-		kwi = (int)tu_rand_below(&rng, 2);
-		add = (int)tu_rand_below(&rng, 2);
-		kws[0] = kw_names[kwi];
-		mix_txn_keywords(t, &r, 1, add ? MIX_MODIFY_ADD :
-				 MIX_MODIFY_REMOVE, kws);
-	} else {                         /* expunge */
-		mix_txn_expunge(t, &r, 1);
-	}
+	add_op(t, &d);
 	memset(&res, 0, sizeof(res));
 	ret = mix_txn_commit(&t, MIX_DURABILITY_NONE, &res);
 	if (ret < 0) {
@@ -163,7 +232,7 @@ static void writer_step(struct mix_index *idx)
 		     mix_strerror(ret));
 		return;
 	}
-	if (op < 3) {
+	if (d.op == OP_APPEND) {
 		for (u = res.first_uid; u && u <= res.last_uid; u++) {
 			M.exists[u] = 1;
 			M.flags[u] = MIX_FLAG_SEEN;
@@ -171,7 +240,7 @@ static void writer_step(struct mix_index *idx)
 		}
 		M.next_uid = res.last_uid + 1;
 	} else {
-		model_apply(&r, op, fl, kwi, add, res.modseq);
+		model_apply(&d, res.modseq);
 	}
 	mix_commit_result_free(&res);
 }
@@ -190,6 +259,7 @@ static void client_push(struct client *c, uint32_t uid)
 	c->e[c->n].flags = M.flags[uid];
 	c->e[c->n].kw = M.kw[uid];
 	c->e[c->n].modseq = M.modseq[uid];
+	c->e[c->n].ext = M.ext[uid];
 	c->e[c->n].held = 0;
 	c->n++;
 }
@@ -217,6 +287,17 @@ static uint8_t rec_kw(const struct mix_snap *s, const struct mix_record *r)
 	return k;
 }
 
+/* Extension x0's data of a record read with snapshot s (0 if none). */
+static uint64_t rec_ext(const struct mix_snap *s, const struct mix_record *r)
+{
+	size_t size = 0;
+	const void *p = mix_record_ext(s, r, M.x0, &size);
+	uint64_t v = 0;
+	if (p && size == 8)
+		memcpy(&v, p, 8);
+	return v;
+}
+
 /* One known message by seq and by UID; the UID below it if in a gap. */
 static int check_entry(struct client *c, int v, uint32_t i)
 {
@@ -240,6 +321,13 @@ static int check_entry(struct client *c, int v, uint32_t i)
 		fail("view %d: lookup_uid(%u): observed ret %d seq %u flags "
 		     "0x%x expected ret %d seq %u flags 0x%x", v, e->uid, got,
 		     rec.seq, rec.flags, want, i + 1, e->flags);
+		return -1;
+	}
+	if (M.nreg && rec_ext(s, &rec) != e->ext) {
+		fail("view %d: uid %u (ret %d): observed extension x0 data "
+		     "%llx expected %llx", v, e->uid, got,
+		     (unsigned long long)rec_ext(s, &rec),
+		     (unsigned long long)e->ext);
 		return -1;
 	}
 	if (mix_view_is_expunged(c->view, e->uid) != e->held) {
@@ -315,6 +403,7 @@ static void expect_changes(struct client *c, uint32_t *chg, uint32_t *nchg,
 		chg[(*nchg)++] = e->uid;
 		e->flags = M.flags[e->uid];
 		e->kw = M.kw[e->uid];
+		e->ext = M.ext[e->uid];
 		e->modseq = M.modseq[e->uid];
 	}
 	for (u = c->next_uid; u < M.next_uid; u++)

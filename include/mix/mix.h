@@ -958,10 +958,10 @@ enum mix_view_sync_flag {
 	 * SEARCH, RFC 9051 §7.5.1): report new and changed messages, but
 	 * keep the messages expunged since in the view, with their last
 	 * state and their sequence numbers, until a sync without this flag
-	 * reports them.  Until then the view keeps the snapshot each held
-	 * message was last seen in: release at NOOP, IDLE, CHECK and
-	 * EXPUNGE as IMAP wants anyway.  See docs/api.md "Held
-	 * expunges". */
+	 * reports them.  Until then the view keeps a copy of each held
+	 * message's record (memory per held message, not per mailbox):
+	 * release at NOOP, IDLE, CHECK and EXPUNGE as IMAP wants anyway.
+	 * See docs/api.md "Held expunges". */
 	MIX_VIEW_SYNC_HOLD_EXPUNGES = 0x01,
 };
 
@@ -989,11 +989,11 @@ MIX_API void mix_view_changes_free(struct mix_view_changes *changes);
 /* The view's messages as the session knows them: the view's snapshot
  * plus the messages it holds as expunged, merged in UID order.  Without
  * held expunges these are the snapshot's own answers.  Owner thread, no
- * read-side section needed; cannot fail.  The records point into a
- * snapshot the view keeps (its own, or for a held message the one it
- * was last seen in, returned in *snap_r when snap_r is not NULL: pass
- * it to mix_record_ext() and mix_snap_keyword_name()), valid until the
- * view moves or closes. */
+ * read-side section needed; cannot fail.  The records point into
+ * memory the view keeps (its snapshot, or for a held message a copy of
+ * its last record), valid until the view moves or closes; *snap_r (when
+ * snap_r is not NULL) gets the snapshot to read the record with: pass
+ * it to mix_record_ext() and mix_snap_keyword_name(). */
 #define MIX_VIEW_EXPUNGED 2
 /* Sequence (1..mix_view_messages_count) to record.  Returns 1 (a
  * message of the snapshot), MIX_VIEW_EXPUNGED (a held expunged message:
