@@ -33,9 +33,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "checkpoint.h"
 #include "engine.h"
 #include "err.h"
 #include "fileio.h"
+#include "index-commit.h"
 #include "index-file.h"
 #include "index.h"
 #include "probes.h"

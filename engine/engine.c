@@ -15,8 +15,10 @@
 #include <string.h>
 
 #include "bufcache.h"
+#include "checkpoint.h"
 #include "engine.h"
 #include "err.h"
+#include "index-commit.h"
 #include "index.h"
 
 MIX_API void mix_engine_config_init(struct mix_engine_config *cfg)

@@ -27,12 +27,16 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "checkpoint.h"
 #include "engine.h"
 #include "err.h"
+#include "index-commit.h"
 #include "index-file.h"
 #include "index.h"
 #include "probes.h"
+#include "txn-apply.h"
 #include "txn.h"
+#include "watch.h"
 
 /* A batch is flushed once its encoding passes this (keeps offsets far
  * below 2^32 with the largest rotation size). */

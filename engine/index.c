@@ -23,13 +23,16 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "checkpoint.h"
 #include "engine.h"
 #include "err.h"
 #include "fileio.h"
+#include "index-commit.h"
 #include "index-file.h"
 #include "index.h"
 #include "index-registry.h"
 #include "regfile.h"
+#include "replay.h"
 #include "txn.h"
 
 #define LOCK_FILENAME "mix.index.lock"

@@ -18,8 +18,9 @@
  * half); past half of it a log must rotate. */
 #define MIX_LOG_OFFSET_MAX 0xf0000000u
 
+
 struct mix_index;
-/* A publish hook (mix_index_set_publish_hook). */
+/* A publish hook (watch.h mix_index_set_publish_hook). */
 typedef void mix_publish_hook_fn(void *ctx, struct mix_index *idx,
 				 const struct mix_snap *snap);
 
@@ -103,110 +104,5 @@ struct mix_index {
 	/* checkpoints writing mix.index right now (atomic; at most 1) */
 	uint32_t ckpt_writing;
 };
-
-/* MIX_EPANIC from now on (a failed write or sync, index-commit.c). */
-void mix_index_poison(struct mix_index *idx);
-
-/* After a publish: call the publish hook, then wake the armed watchers
- * (watch.c). */
-void mix_watch_notify(struct mix_index *idx);
-
-/* Set (fn != NULL) or clear (fn == NULL) the index's publish hook, for
- * layers inside the library (the mailbox list's STATUS cache).  After
- * every publish of idx, on the thread that published (the writer thread
- * or a committer holding the writer role), before the batch's committers
- * are acknowledged, fn(ctx, idx, snap) is called with the snapshot just
- * published (valid during the call: the caller holds it).  fn must be
- * short, must not block on the writer of idx (no synchronous commit to
- * idx or to an index of the same writer; an asynchronous commit to
- * another index is fine) and must not set or clear hooks.  Clearing
- * waits for a call in progress: once it returns, fn is not called again.
- * Returns 0, or MIX_EINVAL when setting while another hook is set. */
-int mix_index_set_publish_hook(struct mix_index *idx, mix_publish_hook_fn *fn,
-			       void *ctx);
-
-/* Writer role: apply and publish a batch of transactions of idx, or hold
- * them back while reclamation lags (then mix_writer_hold is told).
- * Returns how many were completed (0 if held). */
-uint32_t mix_index_process_batch(struct mix_index *idx, struct mix_txn **txns,
-				 uint32_t count);
-/* Writer role: when idx's held batch is due; apply it now (returns how
- * many were completed; a held close may free idx). */
-uint64_t mix_index_held_due(const struct mix_index *idx);
-uint32_t mix_index_run_held(struct mix_index *idx);
-
-/* Writer: write the current snapshot to mix.index at the log's current
- * position; with do_remap, republish it with chunks in the new mapping.
- * Cancels or first waits for an asynchronous checkpoint in flight. */
-int mix_index_checkpoint(struct mix_index *idx, int do_remap);
-/* Republish the current state with chunks in mix.index's mapping. */
-int mix_index_remap(struct mix_index *idx);
-/* mix_index_remap, with a failure reported (warning callback and the
- * writer's checkpoint_failures); returns MIX_ECORRUPT when the file just
- * written does not load, else 0. */
-int mix_index_remap_checked(struct mix_index *idx);
-/* Writer: start a new log file (file_seq + 1); the old one becomes
- * mix.index.log.2.  Only after a checkpoint at the old log's end. */
-int mix_index_rotate(struct mix_index *idx);
-/* Start the log a writable open deferred (rotate_pending_seq), after a
- * checkpoint when mix.index does not cover the active log (§3.5). */
-int mix_index_rotate_pending(struct mix_index *idx);
-/* Start log file_seq now (its header reserves UIDs, format.md §2.7),
- * after the checks of the caller. */
-int mix_index_rotate_to(struct mix_index *idx, uint32_t file_seq);
-/* UIDs reserved ahead of next_uid at each new log and UID_FLOOR record
- * (format.md §2.7, §3.3.13): an eighth of the UIDs in use, within these
- * bounds, so that a bulk import pays one sync per many thousand appends
- * and a crash skips at most MIX_UID_STEP_MAX UIDs. */
-#define MIX_UID_STEP_MIN (1u << 17)
-#define MIX_UID_STEP_MAX (1u << 22)
-/* The UID floor a new reservation at next_uid gets. */
-uint32_t mix_index_uid_reserve(const struct mix_index *idx, uint32_t next_uid);
-/* The writer role, after each batch it published: when the log has
- * passed rotate_size, queue an asynchronous checkpoint of the current
- * snapshot; collect a finished one (republish with chunks in the new
- * mapping, rotate).  Synchronous when no checkpointer runs in this
- * process (checkpoint.c). */
-void mix_index_ckpt_tick(struct mix_index *idx);
-/* Both, as the writer does when the log passed rotate_size. */
-int mix_index_checkpoint_rotate(struct mix_index *idx);
-/* Index close (index_free), before the final barriers: cancel or wait
- * for idx's asynchronous checkpoint and drop its pin (checkpoint.c). */
-void mix_index_ckpt_cancel(struct mix_index *idx);
-/* Engine create/free: start and stop the checkpointer thread that writes
- * asynchronous checkpoints (checkpoint.c).  Stop only when no index is
- * open. */
-struct mix_engine;
-int mix_ckpter_start(struct mix_engine *e);
-/* Times a checkpoint began writing mix.index while another of the same
- * index was writing it (must stay 0; tests/test-checkpoint.c reads it). */
-extern uint32_t mix_ckpt_overlaps;
-/* Set (before any index opens) by tests that walk fault injection over
- * the I/O calls of a commit, checkpoint and rotation in one thread's
- * order (tests/test-faults.c): every checkpoint then runs on the writer
- * role, as before the checkpointer existed. */
-extern int mix_ckpt_sync_only;
-void mix_ckpter_stop(struct mix_engine *e);
-
-/* Publish the builder's state as the next snapshot. */
-int mix_index_publish(struct mix_index *idx, struct mix_builder *b);
-
-/* Apply a HDR record's words to b's header (replay.c). */
-int mix_hdr_apply(struct mix_builder *b, uint32_t offset, const uint8_t *data,
-		  uint32_t size);
-
-/* Apply one logged transaction (replay.c). */
-int mix_replay_txn(struct mix_builder *b, const uint8_t *txn, uint32_t size,
-		   uint8_t major, uint64_t modseq, const char *path,
-		   uint64_t offset);
-
-/* Resolve and apply one transaction in the writer (txn-apply.c): apply it
- * to b and encode its effective changes at the end of buf.  modseq is the
- * transaction's.  Returns 0 (t->result filled; nothing encoded if it
- * changed nothing) or an error (b may be partly changed: the caller
- * aborts the build). */
-struct mix_txn;
-int mix_txn_apply(struct mix_builder *b, struct mix_txn *t, uint64_t modseq,
-		  struct mix_buf *buf);
 
 #endif

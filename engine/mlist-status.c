@@ -28,6 +28,7 @@
 #include "err.h"
 #include "index.h"
 #include "mlist.h"
+#include "watch.h"
 
 #define NOTMBOX (MIX_LIST_NONEXISTENT | MIX_LIST_NOSELECT)
 

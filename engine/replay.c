@@ -19,6 +19,7 @@
 #include "err.h"
 #include "ext-neutral.h"
 #include "index.h"
+#include "replay.h"
 
 /* Base header words a HDR record may set (docs/format.md §3.3). */
 static int hdr_word_ok(uint32_t off)

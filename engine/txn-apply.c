@@ -32,6 +32,8 @@
 #include "err.h"
 #include "ext-neutral.h"
 #include "index.h"
+#include "replay.h"
+#include "txn-apply.h"
 #include "txn.h"
 
 /* Index of keyword name, creating (and declaring in the log) if asked. */

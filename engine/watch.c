@@ -23,6 +23,7 @@
 
 #include "err.h"
 #include "index.h"
+#include "watch.h"
 
 struct mix_watch {
 	struct mix_index *idx;

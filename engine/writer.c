@@ -38,6 +38,7 @@
 
 #include "engine.h"
 #include "err.h"
+#include "index-commit.h"
 #include "index.h"
 #include "probes.h"
 #include "txn.h"

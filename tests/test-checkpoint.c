@@ -41,6 +41,7 @@
 
 #include <mix/mix.h>
 
+#include "checkpoint.h"
 #include "format.h"
 #include "index.h"
 #include "tap.h"

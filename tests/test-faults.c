@@ -34,6 +34,7 @@
 #include <sys/wait.h>
 
 #include "mix/mix.h"
+#include "checkpoint.h"
 #include "fileio.h"
 #include "index.h"
 #include "tap.h"

@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "replay.h"
 #include "tap.h"
 #include "testutil.h"
 

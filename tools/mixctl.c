@@ -69,6 +69,7 @@
 #include "index-file.h"
 #include "index.h"
 #include "reclaim.h"
+#include "replay.h"
 #include "snapshot.h"
 #include "txlog.h"
 #include "virtual.h"

@@ -16,6 +16,7 @@
 
 #include "fuzz-common.h"
 #include "index.h"
+#include "replay.h"
 #include "txlog.h"
 
 #define FUZZ_LOG_PATH "fuzz/mix.index.log"
