@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "commit.h"
 #include "err.h"
 #include "ext-neutral.h"
 #include "index.h"

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "checkpoint.h"
+#include "commit.h"
 #include "engine.h"
 #include "err.h"
 #include "index-commit.h"

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "checkpoint.h"
+#include "commit.h"
 #include "engine.h"
 #include "err.h"
 #include "fileio.h"

@@ -1,7 +1,7 @@
 /*
- * Transactions, committer side: collecting operations, validating caller
- * input, handing the transaction to the writer and waiting for it
- * (docs/api.md "Transactions").
+ * Transactions, committer side: collecting operations and validating
+ * caller input (docs/api.md "Transactions").  Committing them, the
+ * hand-over to the writer role and the wait, is commit.c.
  *
  * A transaction is private to its thread until commit.  Everything a
  * caller passes is checked here, so the writer only sees well-formed
@@ -11,14 +11,10 @@
  * of the moment stays true at apply time.
  */
 #include <errno.h>
-#include <sched.h>
-#include <linux/futex.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
-#include "engine.h"
 #include "err.h"
 #include "index.h"
 #include "txn.h"
@@ -568,204 +564,5 @@ MIX_API int mix_txn_hdr_set(struct mix_txn *t, enum mix_hdr_field field,
 		return -ENOMEM;
 	op->ext_id = field;
 	op->value = value;
-	return 0;
-}
-
-/* ---- commit ------------------------------------------------------------ */
-
-/* How long a NONE committer polls for its acknowledgement before it
- * sleeps.  It must cover the writer's work for a large transaction, not
- * just a small one: 1,000 appends take the writer ~15-30 µs, and a
- * committer that gave up at 30 µs went to sleep on most of them and paid
- * a futex wake-up and a context switch each time (bench-lmdb appends
- * 1.9x -> 2.3-3.0x LMDB with 100 µs).  Past 2 µs the poll yields the CPU
- * at every check, so a writer or reader on the same CPU is not kept
- * waiting by it. */
-#define COMMIT_SPIN_NS 100000
-
-static void futex_wait(uint32_t *addr, uint32_t val)
-{
-	syscall(SYS_futex, addr, FUTEX_WAIT_PRIVATE, val, NULL, NULL, 0);
-}
-
-/* Woken by a batch that did not complete t: t is still queued, or in
- * the holder's hands.  A holder that leaves work behind releases the role
- * right after this wake-up and wakes the writer thread; a committer that
- * is already awake and tries the role for a moment usually gets there
- * first, which spares a wake-up of the writer thread on a busy machine. */
-#define HELP_SPIN_NS 20000
-
-static void help_briefly(struct mix_writer *w, struct mix_txn *t)
-{
-	uint64_t end = mix_now_ns() + HELP_SPIN_NS;
-	unsigned i;
-	for (i = 0;; i++) {
-		if (__atomic_load_n(&t->done, __ATOMIC_ACQUIRE) == TXN_DONE ||
-		    mix_writer_help(w))
-			return;
-		if (i % 32 == 31 && mix_now_ns() > end)
-			return;
-		caa_cpu_relax();
-	}
-}
-
-int mix_txn_commit_wait(struct mix_txn *t)
-{
-	int spins;
-	mix_writer_commit(t->index->writer, t);
-	/* Short spin (by time): a NONE commit is usually done within a few
-	 * tens of µs, sooner than a futex sleep and wake-up round trip.  A
-	 * SYNC commit waits for an fdatasync (~100 µs or more): spinning
-	 * would only take the CPU from the writer and other committers. */
-	if (t->durability != MIX_DURABILITY_SYNC) {
-		uint64_t now = mix_now_ns(), end = now + COMMIT_SPIN_NS;
-		uint64_t yield_from = now + 2000;
-		for (spins = 0;; spins++) {
-			if (__atomic_load_n(&t->done, __ATOMIC_ACQUIRE) ==
-			    TXN_DONE)
-				break;
-			if (spins % 32 == 31) {
-				now = mix_now_ns();
-				if (now > end)
-					break;
-				/* a holder that left t behind woke the writer
-				 * thread; on a busy machine we may be quicker */
-				if (mix_writer_help(t->index->writer))
-					continue;
-				/* past 2 µs, let a writer that shares our
-				 * CPU run instead of spinning against it */
-				if (now > yield_from)
-					sched_yield();
-			}
-			caa_cpu_relax();
-		}
-	}
-	/* Announce the sleep (TXN_SLEEPING) so that the applier wakes the
-	 * writer's sleepers once its batch is done (ORDER(txn-wake)); a CAS
-	 * that fails found TXN_DONE.  The sleep is on the writer's done_seq,
-	 * shared by every committer of the writer: one wake-up call serves
-	 * a whole batch, and the applier is not preempted by the first
-	 * committer it wakes before it has woken the others. */
-	{
-		struct mix_writer *w = t->index->writer;
-		uint32_t exp = TXN_PENDING;
-		if (__atomic_compare_exchange_n(&t->done, &exp, TXN_SLEEPING,
-						0, __ATOMIC_ACQ_REL,
-						__ATOMIC_ACQUIRE))
-			for (;;) {
-				uint32_t seq = __atomic_load_n(&w->done_seq,
-							       __ATOMIC_SEQ_CST);
-				if (__atomic_load_n(&t->done, __ATOMIC_ACQUIRE)
-				    == TXN_DONE)
-					break;
-				futex_wait(&w->done_seq, seq);
-				help_briefly(w, t);
-			}
-	}
-	if (t->ret < 0)
-		mix_err_set(t->ret, t->errmsg);
-	return t->ret;
-}
-
-void mix_txn_complete(struct mix_txn *t, int ret)
-{
-	t->ret = ret;
-	if (ret < 0) {
-		mix_err_copy(t->errmsg, sizeof(t->errmsg));
-		/* a failed commit has no modseq or UIDs: what apply put
-		 * here was never visible (and may be issued again) */
-		memset(&t->result, 0, sizeof(t->result));
-	}
-	if (t->cb) {
-		t->cb(t->cb_ctx, ret, &t->result);
-		mix_txn_free(t);
-		return;
-	}
-	/* ORDER(txn-done): results above are visible before done; pairs
-	 * with the acquire loads and the CAS in mix_txn_commit_wait.  The
-	 * exchange tells whether the committer went to sleep; a spinning
-	 * one needs no system call, a sleeping one is woken with the others
-	 * of the batch (mix_txn_wake_sleepers).  t is the committer's once
-	 * done: w is read first. */
-	{
-		struct mix_writer *w = t->index->writer;
-		if (__atomic_exchange_n(&t->done, TXN_DONE, __ATOMIC_ACQ_REL) ==
-		    TXN_SLEEPING && w)
-			w->wake_pending = 1;
-	}
-}
-
-void mix_txn_wake_sleepers(struct mix_writer *w)
-{
-	if (!w || !w->wake_pending)
-		return;
-	w->wake_pending = 0;
-	/* ORDER(txn-wake): the TXN_DONE stores of the batch, then this
-	 * seq_cst increment, then the wake-up; a committer loads done_seq,
-	 * then its done, then sleeps only while done_seq is unchanged: it
-	 * either sees its TXN_DONE or is woken (or finds done_seq moved). */
-	__atomic_add_fetch(&w->done_seq, 1, __ATOMIC_SEQ_CST);
-	syscall(SYS_futex, &w->done_seq, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL,
-		NULL, 0);
-}
-
-static int commit_check(struct mix_txn *t)
-{
-	if (mix_rcu_read_ongoing())
-		return mix_err(MIX_EDEADLK, "commit inside a read-side "
-			       "section");
-	if (__atomic_load_n(&t->index->poisoned, __ATOMIC_ACQUIRE))
-		return mix_err(MIX_EPANIC, "%s: an earlier write failed; "
-			       "reopen the index", t->index->dir);
-	return 0;
-}
-
-MIX_API int mix_txn_commit(struct mix_txn **txn, enum mix_durability d,
-			   struct mix_commit_result *result_r)
-{
-	struct mix_txn *t = *txn;
-	int ret;
-	*txn = NULL;
-	if (d > MIX_DURABILITY_SYNC)
-		ret = mix_err(MIX_EINVAL, "invalid durability %d", d);
-	else
-		ret = commit_check(t);
-	if (ret == 0) {
-		t->durability = d;
-		ret = mix_txn_commit_wait(t);
-		if (ret == 0 && result_r) {
-			/* the MODIFIED, changed and expunged sets move to
-			 * the caller */
-			*result_r = t->result;
-			if (result_r->modified)
-				t->modified = NULL;
-			if (result_r->changed)
-				t->changed.r = NULL;
-			if (result_r->expunged)
-				t->expunged.r = NULL;
-		}
-	}
-	mix_txn_free(t);
-	return ret;
-}
-
-MIX_API int mix_txn_commit_async(struct mix_txn **txn, enum mix_durability d,
-				 mix_commit_fn *cb, void *ctx)
-{
-	struct mix_txn *t = *txn;
-	int ret;
-	if (!cb || d > MIX_DURABILITY_SYNC) {
-		mix_txn_abort(txn);
-		return mix_err(MIX_EINVAL, "no callback or invalid durability");
-	}
-	*txn = NULL;
-	if ((ret = commit_check(t)) < 0) {
-		mix_txn_free(t);
-		return ret;
-	}
-	t->durability = d;
-	t->cb = cb;
-	t->cb_ctx = ctx;
-	mix_writer_enqueue(t->index->writer, t);
 	return 0;
 }

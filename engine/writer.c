@@ -36,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "commit.h"
 #include "engine.h"
 #include "err.h"
 #include "index-commit.h"
