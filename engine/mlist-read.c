@@ -251,6 +251,10 @@ static const struct mlkids *walk_start(struct walk *w, size_t *blen_r,
 			cut = i;
 	if (cut == 0 || cut > MIX_MBOX_NAME_MAX_LEN)
 		return w->v->top;
+	if (p[cut - 1] == sep) {
+		*none_r = 1;    /* an empty component: no valid name matches */
+		return NULL;
+	}
 	/* p[0..cut) names an entry; INBOX in any case as the first */
 	for (i = 0; i < cut; ) {
 		const char *c = p + i, *s = memchr(c, sep, cut - i);

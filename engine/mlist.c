@@ -473,6 +473,41 @@ static int op_encode(struct mlop *op, struct mix_txn *txn)
 	return 0;
 }
 
+/* Durability NONE: commit synchronously under wlock (no fsync to group,
+ * and the committer may apply it itself, without waking the writer
+ * thread), then publish as the callback would.  Intake order is kept:
+ * every change enqueues under wlock. */
+static int op_commit_now(struct mlop *op, struct mix_txn *txn)
+{
+	struct mix_list *list = op->list;
+	struct mix_commit_result res;
+	int ret;
+
+	memset(&res, 0, sizeof(res));
+	ret = mix_txn_commit(&txn, MIX_DURABILITY_NONE, &res);
+	if (ret == 0 && op->nv->next_id > op->first_id &&
+	    res.first_uid != op->first_id)
+		ret = mix_err(MIX_ECORRUPT, "%s: mailbox list ids diverged "
+			      "(expected uid %u, got %u)", list->dir,
+			      op->first_id, res.first_uid);
+	mix_commit_result_free(&res);
+	if (ret != 0 || __atomic_load_n(&list->broken, __ATOMIC_SEQ_CST)) {
+		/* the next change reloads from the records */
+		__atomic_store_n(&list->broken, 1, __ATOMIC_SEQ_CST);
+		mlist_op_abort(op);
+		return ret;
+	}
+	list->wver->next = op->nv;
+	list->wver = op->nv;
+	pthread_mutex_lock(&list->pub_lock);
+	publish_locked(list, op->nv);
+	pthread_mutex_unlock(&list->pub_lock);
+	pthread_mutex_unlock(&list->wlock);
+	free(op->touched);
+	op->touched = NULL;
+	return 0;
+}
+
 int mlist_op_commit(struct mlop *op)
 {
 	struct mix_list *list = op->list;
@@ -490,6 +525,8 @@ int mlist_op_commit(struct mlop *op)
 		mlist_op_abort(op);
 		return ret;
 	}
+	if (op->dur == MIX_DURABILITY_NONE)
+		return op_commit_now(op, txn);
 	__atomic_add_fetch(&list->pending, 1, __ATOMIC_SEQ_CST);
 	/* linked before the enqueue: the callback (maybe before
 	 * commit_async returns) walks the chain up to op->nv */

@@ -192,6 +192,22 @@ static double run_create(void *c)
 	return (double)t0 / 1e3;
 }
 
+static struct mix_index *base_idx;
+
+/* The baseline of a create: one plain mix commit (one append, NONE) of
+ * a small index, the round trip through the writer every change pays. */
+static double run_commit(void *c)
+{
+	struct mix_txn *t;
+	uint64_t t0 = st_now_ns();
+
+	if (mix_txn_begin(base_idx, &t) < 0 ||
+	    mix_txn_append(t, 0, NULL, NULL) < 0 ||
+	    mix_txn_commit(&t, MIX_DURABILITY_NONE, NULL) < 0)
+		st_die("commit: %s", mix_last_error());
+	return (double)(st_now_ns() - t0) / 1e3;
+}
+
 struct cthr {
 	struct mix_list *l;
 	unsigned t, n, round;
@@ -325,6 +341,9 @@ int main(int argc, char **argv)
 	printf("list_status_live %.1f ns (an attached mailbox)\n",
 	       median_of(run_status, &x));
 	mix_list_detach(l, ids[3]);
+	base_idx = mbox;
+	printf("mix_commit_1 %.1f us (baseline: one append, NONE, plain "
+	       "index)\n", median_of(run_commit, &x));
 	mix_index_close(&mbox);
 	printf("list_create_10k %.1f us (one create, NONE, at %u entries)\n",
 	       median_of(run_create, &x), nnames);

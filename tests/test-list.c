@@ -32,7 +32,7 @@
 #endif
 #endif
 
-#define MAXN 400
+#define MAXN 2000
 #define SEP '/'
 
 struct ment {
@@ -545,8 +545,15 @@ static void random_op(struct mix_list *l, uint64_t *rng)
  * after a crash skips UIDs, format.md §2.7). */
 static struct mix_list *open_list(struct mix_engine *e, const char *dir)
 {
+	static unsigned opens;
+	struct mix_list_config cfg;
 	struct mix_list *l;
-	if (mix_list_open(e, dir, NULL, &l) < 0)
+
+	/* every other open commits with NONE: the synchronous path */
+	mix_list_config_init(&cfg);
+	cfg.durability = opens++ % 2 ? MIX_DURABILITY_NONE
+				     : MIX_DURABILITY_SYNC;
+	if (mix_list_open(e, dir, &cfg, &l) < 0)
 		BAIL("open %s: %s", dir, mix_last_error());
 	mix_read_lock();
 	next_id = mix_snap_next_uid(mix_index_snap(mix_list_index(l)));
