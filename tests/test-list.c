@@ -710,7 +710,7 @@ static void model_test(uint64_t seed, long steps)
 int main(void)
 {
 	uint64_t seed = tu_seed();
-	long steps = (long)(2000 * tu_scale());
+	long steps = (long)(1000 * tu_scale());
 
 	model_test(seed, steps);
 	return tap_done();
