@@ -41,7 +41,7 @@ MIX_API int mix_engine_create(const struct mix_engine_config *cfg,
 	*engine_r = NULL;
 	e = calloc(1, sizeof(*e));
 	if (!e)
-		return -ENOMEM;
+		return MIX_ENOMEM();
 	if (cfg)
 		e->cfg = *cfg;
 	else
@@ -57,7 +57,7 @@ MIX_API int mix_engine_create(const struct mix_engine_config *cfg,
 	e->writers = calloc(e->cfg.writer_threads, sizeof(*e->writers));
 	if (!e->writers) {
 		free(e);
-		return -ENOMEM;
+		return MIX_ENOMEM();
 	}
 	/* one checkpointer thread per engine (checkpoint.c,
 	 * docs/design.md "Checkpoints off the writer thread") */

@@ -315,7 +315,7 @@ static int load_index(struct recovery *rc)
 	rc->map = calloc(1, sizeof(*rc->map));
 	if (!rc->map) {
 		mix_ifile_free(&f);
-		return -ENOMEM;
+		return MIX_ENOMEM();
 	}
 	rc->map->robj.kind = MIX_ROBJ_MAP;
 	rc->map->robj.born_gen = rc->gen;
@@ -536,7 +536,7 @@ static int salvage_skip_add(struct recovery *rc, struct mix_log_reader *r,
 		uint32_t cap = sk->cap ? 2 * sk->cap : 16;
 		void *e = realloc(sk->e, cap * sizeof(sk->e[0]));
 		if (!e)
-			return -ENOMEM;
+			return MIX_ENOMEM();
 		sk->e = e;
 		sk->cap = cap;
 	}
@@ -717,7 +717,7 @@ static int rebuild_start(struct recovery *rc)
 		struct mix_log_reader *r = &rc->logs[i];
 		if (rc->have_log[i] && r->hdr.prev_file_seq == 0) {
 			if (state_empty(rc, r->hdr.indexid, r->hdr.file_seq) < 0)
-				return -ENOMEM;
+				return MIX_ENOMEM();
 			rc->pos_seq = r->hdr.file_seq;
 			rc->pos_off = r->hdr.hdr_size;
 			rc->need_checkpoint = 1;
@@ -1120,7 +1120,7 @@ static int index_alloc(struct mix_engine *e, const char *dir, unsigned flags,
 	struct mix_index *idx = calloc(1, sizeof(*idx));
 	if (!idx || !(idx->dir = strdup(dir))) {
 		free(idx);
-		return -ENOMEM;
+		return MIX_ENOMEM();
 	}
 	idx->engine = e;
 	idx->flags = flags;
@@ -1131,7 +1131,7 @@ static int index_alloc(struct mix_engine *e, const char *dir, unsigned flags,
 	if (mix_reclaim_init(&idx->reclaim) < 0) {
 		free(idx->dir);
 		free(idx);
-		return -ENOMEM;
+		return MIX_ENOMEM();
 	}
 	pthread_mutex_init(&idx->watch_lock, NULL);
 	pthread_mutex_init(&idx->refresh_lock, NULL);
@@ -1303,7 +1303,7 @@ int mix_index_close_one(struct mix_index **idxp)
 	if (idx->writer) {
 		struct mix_txn *t = calloc(1, sizeof(*t));
 		if (!t)
-			return -ENOMEM;   /* still open; the caller may retry */
+			return MIX_ENOMEM();   /* still open; the caller may retry */
 		*idxp = NULL;
 		t->index = idx;
 		t->kind = TXN_KIND_CLOSE;

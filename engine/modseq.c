@@ -28,7 +28,7 @@ static int rset_push(struct rset *s, uint32_t first, uint32_t last)
 		uint32_t cap = s->cap ? s->cap * 2 : 16;
 		void *p = realloc(s->r, cap * sizeof(*s->r));
 		if (!p)
-			return -ENOMEM;
+			return MIX_ENOMEM();
 		s->r = p;
 		s->cap = cap;
 	}
@@ -84,7 +84,7 @@ static int rset_intersect(const struct rset *a, const struct rset *b,
 		uint32_t hi = a->r[i].last < b->r[j].last ? a->r[i].last
 							  : b->r[j].last;
 		if (lo <= hi && rset_add(out, lo, hi) < 0)
-			return -ENOMEM;
+			return MIX_ENOMEM();
 		if (a->r[i].last < b->r[j].last)
 			i++;
 		else
@@ -102,7 +102,7 @@ static int rset_copy(struct rset *s, const struct mix_uid_range *r,
 			return mix_err(MIX_EINVAL, "bad UID range %u:%u",
 				       r[i].first, r[i].last);
 		if (rset_push(s, r[i].first, r[i].last) < 0)
-			return -ENOMEM;
+			return MIX_ENOMEM();
 	}
 	rset_normalize(s);
 	return 0;
@@ -176,7 +176,7 @@ static int expunged_since(const struct mix_snap *s, uint64_t since,
 	for (i = 0; i < s->xhist.count && x->modseq > since; i++, x = x->next)
 		for (j = 0; j < x->nranges; j++)
 			if (rset_push(out, x->r[j].first, x->r[j].last) < 0)
-				return -ENOMEM;
+				return MIX_ENOMEM();
 	rset_normalize(out);
 	return 1;
 }
@@ -233,17 +233,17 @@ static int vanished_fallback(const struct mix_snap *s, const struct rset *cand,
 			a = floor + 1;
 		if (!mix_snap_uid_range_to_seq(s, a, b, &seq1, &seq2)) {
 			if (rset_add(out, a, b) < 0)
-				return -ENOMEM;
+				return MIX_ENOMEM();
 			continue;
 		}
 		for (; seq1 <= seq2; seq1++) {
 			mix_snap_lookup_seq(s, seq1, &rec);
 			if (rec.uid > a && rset_add(out, a, rec.uid - 1) < 0)
-				return -ENOMEM;
+				return MIX_ENOMEM();
 			a = rec.uid + 1;
 		}
 		if (a <= b && a != 0 && rset_add(out, a, b) < 0)
-			return -ENOMEM;
+			return MIX_ENOMEM();
 	}
 	return 0;
 }
@@ -268,7 +268,7 @@ static int qresync_changed(const struct mix_snap *s,
 		if (out->n && last_seq + 1 == rec.seq)
 			out->r[out->n - 1].last = rec.uid;
 		else if (rset_add(out, rec.uid, rec.uid) < 0)
-			return -ENOMEM;
+			return MIX_ENOMEM();
 		last_seq = rec.seq;
 	}
 	return 0;

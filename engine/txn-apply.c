@@ -57,15 +57,17 @@ static int day_update(struct mix_builder *b, struct mix_buf *buf,
 	struct mix_index_header *h = &b->hdr;
 	uint32_t today = (uint32_t)(time(NULL) / 86400 * 86400);
 	uint32_t v[9], i;
+	int ret;
 	if (today <= h->day_stamp)
 		return 0;
 	v[0] = today;
 	for (i = 7; i > 0; i--)
 		v[1 + i] = h->day_first_uid[i - 1];
 	v[1] = first_uid;
-	if (mix_hdr_apply(b, offsetof(struct mix_index_header, day_stamp),
-			  (const uint8_t *)v, sizeof(v)) < 0)
-		return -EINVAL;
+	if ((ret = mix_hdr_apply(b, offsetof(struct mix_index_header,
+						     day_stamp),
+				 (const uint8_t *)v, sizeof(v))) < 0)
+		return ret;
 	return mix_logenc_hdr(buf, offsetof(struct mix_index_header, day_stamp),
 			      v, sizeof(v));
 }
@@ -163,7 +165,7 @@ static int modified_add(struct mix_txn *t, const struct mix_ranges *gt)
 		while (cap < need)
 			cap *= 2;
 		if (!(n = realloc(t->modified, cap * sizeof(*t->modified))))
-			return -ENOMEM;
+			return MIX_ENOMEM();
 		t->modified = n;
 		t->modified_cap = cap;
 	}
@@ -181,14 +183,14 @@ static int rlist_add(struct txn_rlist *l, const struct mix_log_uid_range *r,
 	if (n == 0)
 		return 0;
 	if (need > UINT32_MAX / sizeof(*l->r))
-		return -ENOMEM;
+		return MIX_ENOMEM();
 	if (need > l->cap) {
 		uint32_t cap = l->cap ? l->cap : 8;
 		void *p;
 		while (cap < need)
 			cap *= 2;
 		if (!(p = realloc(l->r, cap * sizeof(*l->r))))
-			return -ENOMEM;
+			return MIX_ENOMEM();
 		l->r = p;
 		l->cap = cap;
 	}
@@ -325,7 +327,7 @@ static int apply_kw_replace(struct mix_builder *b, struct mix_txn *t,
 	/* the bitmap size is final now that every name exists */
 	want = calloc(1, b->layout->exts[MIX_EXT_KEYWORDS].rec_size + 1);
 	if (!want)
-		return -ENOMEM;
+		return MIX_ENOMEM();
 	for (i = 0; i < op->nkw; i++) {
 		(void)kw_idx(b, buf, txn_kw(t, op, i), 0, &idx);
 		want[idx / 8] |= (uint8_t)(1u << (idx % 8));
@@ -445,7 +447,7 @@ static int deleted_runs(const struct mix_builder *b, uint32_t first,
 				out->r[out->count - 1].last = uid;
 			} else {
 				if (mix_ranges_add(out, uid, uid) < 0)
-					return -ENOMEM;
+					return MIX_ENOMEM();
 				open = 1;
 			}
 		}
@@ -485,12 +487,13 @@ static int apply_recent_claim(struct mix_builder *b, struct mix_txn *t,
 	struct mix_index_header *h = &b->hdr;
 	uint32_t first = h->first_recent_uid ? h->first_recent_uid : 1;
 	uint32_t next = h->next_uid, off;
+	int ret;
 
 	if (first >= next)
 		return 0;
 	off = offsetof(struct mix_index_header, first_recent_uid);
-	if (mix_hdr_apply(b, off, (const uint8_t *)&next, 4) < 0)
-		return -EINVAL;
+	if ((ret = mix_hdr_apply(b, off, (const uint8_t *)&next, 4)) < 0)
+		return ret;
 	if (t->result.recent_first == 0)
 		t->result.recent_first = first;
 	t->result.recent_last = next - 1;
@@ -516,6 +519,7 @@ static int apply_hdr(struct mix_builder *b, const struct txn_op *op,
 {
 	struct mix_index_header *h = &b->hdr;
 	uint32_t off, cur;
+	int ret;
 	switch (op->ext_id) {
 	case MIX_HDR_UID_VALIDITY:
 		off = offsetof(struct mix_index_header, uid_validity);
@@ -534,8 +538,8 @@ static int apply_hdr(struct mix_builder *b, const struct txn_op *op,
 			return 0;
 		break;
 	}
-	if (mix_hdr_apply(b, off, (const uint8_t *)&op->value, 4) < 0)
-		return -EINVAL;
+	if ((ret = mix_hdr_apply(b, off, (const uint8_t *)&op->value, 4)) < 0)
+		return ret;
 	return mix_logenc_hdr(buf, off, &op->value, 4);
 }
 
@@ -562,9 +566,9 @@ static int apply_register(struct mix_builder *b, struct mix_txn *t,
 			       e->rec_size, e->rec_align, e->hdr_size,
 			       was ? ", modseq-neutral" : "");
 	}
-	if (mix_builder_ext_add(b, name, op->size, 0, op->hdr_size,
-				op->rec_size, op->rec_align, &id) < 0)
-		return -EINVAL;
+	if ((ret = mix_builder_ext_add(b, name, op->size, 0, op->hdr_size,
+				       op->rec_size, op->rec_align, &id)) < 0)
+		return ret;
 	memset(&in, 0, sizeof(in));
 	in.ext_id = id;
 	in.hdr_size = op->hdr_size;
@@ -658,7 +662,7 @@ static int rlist_subtract(struct txn_rlist *l, const struct txn_rlist *x)
 		return 0;
 	cap = l->count + x->count;
 	if (cap < l->count || !(out = malloc((size_t)cap * sizeof(*out))))
-		return -ENOMEM;
+		return MIX_ENOMEM();
 	for (i = 0; i < l->count; i++) {
 		uint32_t f = l->r[i].first, e = l->r[i].last;
 		int left = 1;    /* [f, e] still has UIDs to keep */
@@ -700,7 +704,7 @@ static int results_finish(struct mix_txn *t)
 	t->expunged.count = ranges_normalize(t->expunged.r,
 					     t->expunged.count);
 	if (rlist_subtract(&t->changed, &t->expunged) < 0)
-		return -ENOMEM;
+		return MIX_ENOMEM();
 	if (t->changed.count) {
 		t->result.changed = (struct mix_uid_range *)t->changed.r;
 		t->result.changed_count = t->changed.count;
@@ -735,7 +739,7 @@ int mix_txn_apply(struct mix_builder *b, struct mix_txn *t, uint64_t modseq,
 	t->appkw_pos = 0;
 	if (t->late_exts && !t->append_uids &&
 	    !(t->append_uids = calloc(t->appends, sizeof(uint32_t))))
-		return -ENOMEM;
+		return MIX_ENOMEM();
 	if ((ret = mix_logenc_begin(buf, &start)) < 0)
 		return ret;
 	body = buf->len;

@@ -30,7 +30,7 @@ MIX_API int mix_txn_begin(struct mix_index *idx, struct mix_txn **txn_r)
 			       "reopen the index", idx->dir);
 	t = calloc(1, sizeof(*t));
 	if (!t)
-		return -ENOMEM;
+		return MIX_ENOMEM();
 	t->index = idx;
 	*txn_r = t;
 	return 0;
@@ -89,7 +89,7 @@ static int64_t arena_put(struct mix_txn *t, const void *p, size_t n)
 		return MIX_ELIMIT;
 	if (mix_buf_append(&t->arena, zero, pad) < 0 ||
 	    mix_buf_reserve(&t->arena, n) < 0)
-		return -ENOMEM;
+		return MIX_ENOMEM();
 	off = t->arena.len;
 	if (n)
 		memcpy(t->arena.data + off, p, n);
@@ -169,7 +169,7 @@ static int put_keywords(struct mix_txn *t, const char *const *kw,
 				       MIX_MAX_KEYWORDS);
 	}
 	if (n > 64 && !(o = big = malloc(n * sizeof(*o))))
-		return -ENOMEM;
+		return MIX_ENOMEM();
 	for (i = 0; i < n && ret == 0; i++) {
 		off = arena_put(t, kw[i], strlen(kw[i]) + 1);
 		if (off < 0)
@@ -203,7 +203,7 @@ static int app_reserve(struct mix_txn *t, uint32_t a)
 	if (cap > UINT32_MAX)
 		cap = UINT32_MAX;
 	if (!(n = realloc(t->app_flags, (size_t)cap)))
-		return -ENOMEM;
+		return MIX_ENOMEM();
 	t->app_flags = n;
 	t->app_cap = (uint32_t)cap;
 	return 0;
@@ -217,7 +217,7 @@ static int appkw_add(struct mix_txn *t, uint32_t a, const char *const *kw)
 		uint32_t cap = t->appkw_cap ? t->appkw_cap * 2 : 8;
 		void *n = realloc(t->appkw, cap * sizeof(*t->appkw));
 		if (!n)
-			return -ENOMEM;
+			return MIX_ENOMEM();
 		t->appkw = n;
 		t->appkw_cap = cap;
 	}
@@ -242,7 +242,7 @@ MIX_API int mix_txn_append(struct mix_txn *t, uint8_t flags,
 		return mix_err(MIX_ELIMIT, "too many appends in one "
 			       "transaction");
 	if (app_reserve(t, a) < 0)
-		return -ENOMEM;
+		return MIX_ENOMEM();
 	if (keywords && keywords[0] && (ret = appkw_add(t, a, keywords)) < 0)
 		return ret;
 	/* consecutive appends are one run (one operation) */
@@ -252,7 +252,7 @@ MIX_API int mix_txn_append(struct mix_txn *t, uint8_t flags,
 		if (!(last = op_add(t, TXN_APPEND))) {
 			if (t->nappkw && t->appkw[t->nappkw - 1].append == a)
 				t->nappkw--;
-			return -ENOMEM;
+			return MIX_ENOMEM();
 		}
 		last->uid = a;
 		last->size = 1;
@@ -305,7 +305,7 @@ static int put_data_op(struct mix_txn *t, uint8_t type, uint32_t ext_id,
 	if (off < 0)
 		return (int)off;
 	if (!(op = op_add(t, type)))
-		return -ENOMEM;
+		return MIX_ENOMEM();
 	op->ext_id = ext_id;
 	op->uid = uid;
 	op->offset = offset;
@@ -338,7 +338,7 @@ static int col_get(struct mix_txn *t, uint32_t ext_id, size_t size,
 		return mix_err(MIX_EINVAL, "extension %u has no record data",
 			       ext_id);
 	if (!(c = realloc(t->cols, (t->ncols + 1) * sizeof(*c))))
-		return -ENOMEM;
+		return MIX_ENOMEM();
 	t->cols = c;
 	c = &t->cols[t->ncols++];
 	memset(c, 0, sizeof(*c));
@@ -359,12 +359,12 @@ static int col_reserve(struct txn_col *c, uint32_t a, uint32_t appends)
 	while (cap <= a || cap < appends)
 		cap = cap > UINT32_MAX / 2 ? UINT32_MAX : cap * 2;
 	if ((uint64_t)cap * c->size > SIZE_MAX / 2)
-		return -ENOMEM;
+		return MIX_ENOMEM();
 	if (!(d = realloc(c->data, (size_t)cap * c->size)))
-		return -ENOMEM;
+		return MIX_ENOMEM();
 	c->data = d;
 	if (!(s = realloc(c->set, cap)))
-		return -ENOMEM;
+		return MIX_ENOMEM();
 	memset(s + c->cap, 0, cap - c->cap);
 	c->set = s;
 	c->cap = cap;
@@ -398,7 +398,7 @@ MIX_API int mix_txn_append_ext(struct mix_txn *t, uint32_t append,
 	if ((ret = col_get(t, ext_id, size, &c)) < 0)
 		return ret;
 	if (col_reserve(c, append, t->appends) < 0)
-		return -ENOMEM;
+		return MIX_ENOMEM();
 	if (c->size == 8) /* a date, a size, a UID: copied inline */
 		memcpy(c->data + (size_t)append * 8, data, 8);
 	else
@@ -417,7 +417,7 @@ MIX_API int mix_txn_flags(struct mix_txn *t, const struct mix_uid_range *ranges,
 	if (modify > MIX_MODIFY_REPLACE)
 		return mix_err(MIX_EINVAL, "invalid modify type %d", modify);
 	if (!(op = op_add(t, TXN_FLAGS)))
-		return -ENOMEM;
+		return MIX_ENOMEM();
 	op->modify = (uint8_t)modify;
 	op->flags = flags;
 	if ((ret = put_ranges(t, op, ranges, count)) < 0)
@@ -475,7 +475,7 @@ MIX_API int mix_txn_keywords(struct mix_txn *t,
 	if (modify > MIX_MODIFY_REPLACE)
 		return mix_err(MIX_EINVAL, "invalid modify type %d", modify);
 	if (!(op = op_add(t, TXN_KEYWORDS)))
-		return -ENOMEM;
+		return MIX_ENOMEM();
 	op->modify = (uint8_t)modify;
 	if ((ret = put_ranges(t, op, ranges, count)) < 0 ||
 	    (ret = put_keywords(t, keywords, &t->ops[t->nops - 1].kw,
@@ -490,7 +490,7 @@ MIX_API int mix_txn_expunge(struct mix_txn *t,
 	struct txn_op *op;
 	int ret;
 	if (!(op = op_add(t, TXN_EXPUNGE)))
-		return -ENOMEM;
+		return MIX_ENOMEM();
 	if ((ret = put_ranges(t, op, ranges, count)) < 0)
 		t->nops--;
 	return ret;
@@ -509,7 +509,7 @@ MIX_API int mix_txn_expunge_deleted(struct mix_txn *t,
 	if (!ranges && count)
 		return mix_err(MIX_EINVAL, "NULL ranges with count %zu", count);
 	if (!(op = op_add(t, TXN_EXPUNGE_DELETED)))
-		return -ENOMEM;
+		return MIX_ENOMEM();
 	if (!ranges)
 		ret = put_ranges(t, op, &all, 1);
 	else
@@ -561,7 +561,7 @@ MIX_API int mix_txn_hdr_set(struct mix_txn *t, enum mix_hdr_field field,
 		return mix_err(MIX_EINVAL, "invalid header field %d or value "
 			       "%u", field, value);
 	if (!(op = op_add(t, TXN_HDR)))
-		return -ENOMEM;
+		return MIX_ENOMEM();
 	op->ext_id = field;
 	op->value = value;
 	return 0;
