@@ -216,9 +216,8 @@ MIX_API int mix_list_lookup_id(struct mix_list *list, uint32_t id,
 			       struct mix_list_info *info_r, char *buf,
 			       size_t size, size_t *len_r);
 
-/* One entry as children and walk report it.  name is the full name (not
- * NUL-terminated beyond name_len... it is NUL-terminated), valid during
- * the callback only. */
+/* One entry as children and walk report it.  name is the full name,
+ * name_len bytes, NUL-terminated, valid during the callback only. */
 struct mix_list_entry {
 	const char *name;
 	size_t name_len;
