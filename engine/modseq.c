@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "ranges.h"
 #include "snapshot.h"
 
 /* ---- UID range sets ------------------------------------------------------ */
@@ -49,28 +50,10 @@ static int rset_add(struct rset *s, uint32_t first, uint32_t last)
 	return rset_push(s, first, last);
 }
 
-static int range_cmp(const void *a, const void *b)
-{
-	const struct mix_uid_range *x = a, *y = b;
-	return x->first < y->first ? -1 : x->first > y->first;
-}
-
 /* Sort and merge in place. */
 static void rset_normalize(struct rset *s)
 {
-	uint32_t i, n = 0;
-	if (s->n < 2)
-		return;
-	qsort(s->r, s->n, sizeof(*s->r), range_cmp);
-	for (i = 0; i < s->n; i++) {
-		if (n && (uint64_t)s->r[n - 1].last + 1 >= s->r[i].first) {
-			if (s->r[i].last > s->r[n - 1].last)
-				s->r[n - 1].last = s->r[i].last;
-		} else {
-			s->r[n++] = s->r[i];
-		}
-	}
-	s->n = n;
+	s->n = mix_uid_ranges_normalize(s->r, s->n);
 }
 
 /* out = a ∩ b (both normalized). */

@@ -50,28 +50,6 @@ static inline uint8_t *c_rec(const struct mix_builder *b, struct mix_chunk *c,
 	return c->recs + (size_t)pos * b_rs(b);
 }
 
-int mix_ranges_add(struct mix_ranges *rs, uint32_t first, uint32_t last)
-{
-	if (rs->count == rs->cap) {
-		uint32_t ncap = rs->cap ? rs->cap * 2 : 16;
-		void *n = realloc(rs->r, ncap * sizeof(*rs->r));
-		if (!n)
-			return MIX_ENOMEM();
-		rs->r = n;
-		rs->cap = ncap;
-	}
-	rs->r[rs->count].first = first;
-	rs->r[rs->count].last = last;
-	rs->count++;
-	return 0;
-}
-
-void mix_ranges_free(struct mix_ranges *rs)
-{
-	free(rs->r);
-	memset(rs, 0, sizeof(*rs));
-}
-
 /* Tracks maximal runs of changed records whose UIDs are consecutive
  * numbers, so a range names exactly the changed UIDs (the expunge history
  * answers QRESYNC with them). */

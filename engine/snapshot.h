@@ -23,6 +23,7 @@
 
 #include "mix/mix.h"
 #include "format.h"
+#include "ranges.h"
 #include "rcu.h"
 
 #define MIX_CHUNK_MAX 1024u
@@ -207,12 +208,6 @@ struct mix_builder {
 };
 
 /* Effective change ranges returned by mutations (for encoding the log). */
-struct mix_ranges {
-	struct mix_log_uid_range *r;
-	uint32_t count, cap;
-};
-int mix_ranges_add(struct mix_ranges *rs, uint32_t first, uint32_t last);
-void mix_ranges_free(struct mix_ranges *rs);
 
 /* Start building generation base->gen + 1 from base. */
 int mix_builder_begin(struct mix_builder *b, const struct mix_snap *base);

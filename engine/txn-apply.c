@@ -32,6 +32,7 @@
 #include "err.h"
 #include "ext-neutral.h"
 #include "index.h"
+#include "ranges.h"
 #include "replay.h"
 #include "txn-apply.h"
 #include "txn.h"
@@ -625,29 +626,11 @@ static int apply_op(struct mix_builder *b, struct mix_txn *t, uint32_t *i,
 	return mix_err(MIX_EINVAL, "unknown operation %u", op->type);
 }
 
-static int range_cmp(const void *a, const void *b)
-{
-	const struct mix_log_uid_range *x = a, *y = b;
-	return x->first < y->first ? -1 : x->first > y->first;
-}
-
 /* Ranges gathered from several operations (MODIFIED sets, changed or
  * expunged UIDs), as one sorted, merged set; returns the new count. */
 static uint32_t ranges_normalize(struct mix_log_uid_range *r, uint32_t count)
 {
-	uint32_t i, n = 0;
-	if (count < 2)
-		return count;
-	qsort(r, count, sizeof(*r), range_cmp);
-	for (i = 0; i < count; i++) {
-		if (n && (uint64_t)r[n - 1].last + 1 >= r[i].first) {
-			if (r[i].last > r[n - 1].last)
-				r[n - 1].last = r[i].last;
-		} else {
-			r[n++] = r[i];
-		}
-	}
-	return n;
+	return mix_log_ranges_normalize(r, count);
 }
 
 /* Remove from l (normalized) every UID in x (normalized), in place: a

@@ -17,6 +17,7 @@
 
 #include "err.h"
 #include "index.h"
+#include "ranges.h"
 #include "txn.h"
 
 MIX_API int mix_txn_begin(struct mix_index *idx, struct mix_txn **txn_r)
@@ -97,12 +98,6 @@ static int64_t arena_put(struct mix_txn *t, const void *p, size_t n)
 	return (int64_t)off;
 }
 
-static int range_cmp(const void *a, const void *b)
-{
-	const struct mix_uid_range *x = a, *y = b;
-	return x->first < y->first ? -1 : x->first > y->first;
-}
-
 /* Validate, sort and merge ranges into the arena. */
 static int put_ranges(struct mix_txn *t, struct txn_op *op,
 		      const struct mix_uid_range *ranges, size_t count)
@@ -121,15 +116,7 @@ static int put_ranges(struct mix_txn *t, struct txn_op *op,
 	if (off < 0)
 		return (int)off;
 	r = txn_ptr(t, (uint32_t)off);
-	qsort(r, count, sizeof(*r), range_cmp);
-	for (i = 0; i < count; i++) {
-		if (n > 0 && (uint64_t)r[n - 1].last + 1 >= r[i].first) {
-			if (r[i].last > r[n - 1].last)
-				r[n - 1].last = r[i].last;
-		} else {
-			r[n++] = r[i];
-		}
-	}
+	n = mix_uid_ranges_normalize(r, (uint32_t)count);
 	op->ranges = (uint32_t)off;
 	op->nranges = (uint32_t)n;
 	return 0;
