@@ -118,7 +118,7 @@ static void test_highestmodseq_and_store(struct mix_index *idx)
 	m = hms(idx);
 	store(idx, 5, 5, MIX_MODIFY_ADD, MIX_FLAG_ANSWERED, 0, 0, NULL);
 	store(idx, 7, 7, MIX_MODIFY_ADD, MIX_FLAG_SEEN, 0, 0, NULL);
-	ok(store(idx, 1, 7, MIX_MODIFY_ADD, MIX_FLAG_DELETED, 1, m, &res) == 0,
+	is(store(idx, 1, 7, MIX_MODIFY_ADD, MIX_FLAG_DELETED, 1, m, &res), 0,
 	   "STORE 1:7 (UNCHANGEDSINCE m) +FLAGS (\\Deleted)");
 	ok(res.modified_count == 2 && res.modified[0].first == 5 &&
 	   res.modified[0].last == 5 && res.modified[1].first == 7,
@@ -137,7 +137,7 @@ static void test_highestmodseq_and_store(struct mix_index *idx)
 		ok(good, "the others got \\Deleted, 5 and 7 did not");
 	}
 	mix_commit_result_free(&res);
-	ok(res.modified == NULL, "result freed");
+	is(res.modified, NULL, "result freed");
 	store(idx, 1, 3, MIX_MODIFY_ADD, MIX_FLAG_DRAFT, 1, 0, &res);
 	ok(res.modified_count == 1 && res.modified[0].first == 1 &&
 	   res.modified[0].last == 3 && res.no_changes,
@@ -236,7 +236,7 @@ static void test_qresync(struct mix_index *idx, const char *dir)
 	uidv = mix_snap_uid_validity(mix_index_snap(idx));
 	p.uid_validity = uidv;
 	p.modseq = m;
-	ok(mix_snap_qresync(mix_index_snap(idx), &p, &res) == 0, "qresync");
+	is(mix_snap_qresync(mix_index_snap(idx), &p, &res), 0, "qresync");
 	ok(res.precise && res.vanished_count == 2 &&
 	   res.vanished[0].first == 1 && res.vanished[0].last == 1 &&
 	   res.vanished[1].first == 9 && res.vanished[1].last == 10,
@@ -447,7 +447,7 @@ static void test_dirty(const char *dir)
 	   (unsigned long long)res.modseq);
 
 	ret = mix_index_open(engine, dir, MIX_OPEN_READONLY, &ro);
-	ok(ret == 0, "read-only open replays the log: %s",
+	is(ret, 0, "read-only open replays the log: %s",
 	   ret ? mix_last_error() : "ok");
 	if (ret == 0) {
 		ok(same_state(ro, &live, "replayed"), "replay gives the live "

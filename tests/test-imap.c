@@ -738,7 +738,7 @@ static void test_neutral(const char *dir)
 		BAIL("open: %s", mix_last_error());
 	ret = mix_index_ext_register_flags(idx, "test.cache", 8, 8, 16,
 					   MIX_EXT_FLAG_NO_MODSEQ, &cache);
-	ok(ret == 0, "neutral extension registered: %s",
+	is(ret, 0, "neutral extension registered: %s",
 	   ret ? mix_last_error() : "ok");
 	ret = mix_index_ext_register(idx, "test.vis", 8, 8, 0, &vis);
 	ok(ret == 0 && vis != cache, "a normal one beside it");
@@ -804,7 +804,7 @@ static void test_neutral(const char *dir)
 	   (unsigned long long)res.modseq);
 
 	ret = mix_index_open(engine, dir, MIX_OPEN_READONLY, &ro);
-	ok(ret == 0, "read-only open replays the log: %s",
+	is(ret, 0, "read-only open replays the log: %s",
 	   ret ? mix_last_error() : "ok");
 	if (ret == 0) {
 		nstate(ro, cache, &b);

@@ -867,9 +867,9 @@ int main(void)
 	mix_engine_config_init(&cfg);
 	cfg.log_rotate_size = 16384;
 	cfg.expunge_history_max = 2000; /* small: trimming happens */
-	ok(mix_engine_create(&cfg, &e) == 0, "engine created");
+	is(mix_engine_create(&cfg, &e), 0, "engine created");
 	ret = mix_index_open(e, dir, MIX_OPEN_CREATE, &idx);
-	ok(ret == 0, "index created: %s", mix_last_error());
+	is(ret, 0, "index created: %s", mix_last_error());
 	if (ret < 0)
 		return tap_done();
 	ret = mix_index_ext_register(idx, "test.ext", EXT_SIZE, 8, EXT_HDR,
@@ -883,7 +883,7 @@ int main(void)
 	{
 		struct mix_open_info info;
 		mix_index_open_info(idx, &info);
-		ok(info.created == 1, "open info says created");
+		is(info.created, 1, "open info says created");
 	}
 	mix_read_lock();
 	M.next_uid = 1;
@@ -901,12 +901,12 @@ int main(void)
 			compare(idx);
 		}
 	}
-	ok(failures == 0, "%ld random operations in %ld commits agree with "
+	is(failures, 0, "%ld random operations in %ld commits agree with "
 	   "the model after every commit", ops, step);
 	ok(ops >= target, "ran all %ld operations", target);
 	reopen(e, &idx, dir);
 	compare(idx);
-	ok(failures == 0, "after %ld reopens and a final one the index agrees "
+	is(failures, 0, "after %ld reopens and a final one the index agrees "
 	   "(%u messages, %u keywords)", reopens + 1, M.n, M.nkw);
 	ok(M.nkw > 64, "more than 64 keywords in use (%u)", M.nkw);
 	ok(xh_answered > 0 && nxh > 0, "expunged-since answered %ld times "

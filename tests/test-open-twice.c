@@ -82,10 +82,10 @@ static void two_handles(struct mix_engine *e, const char *dir)
 	/* another spelling of the same directory */
 	snprintf(other, sizeof(other), "%s/./", dir);
 	is(mix_index_open(e, other, MIX_OPEN_CREATE, &c), 0, "open %s", other);
-	ok(c == a, "the other spelling finds the same index");
+	is(c, a, "the other spelling finds the same index");
 
 	is(mix_index_close(&a), 0, "close A first");
-	ok(a == NULL, "close sets A to NULL");
+	is(a, NULL, "close sets A to NULL");
 	is(append_one(b), 0, "B commits after A closed");
 	is(count_of(c), 3, "C sees it");
 	is(mix_engine_free(&e), MIX_EINVAL,
@@ -127,7 +127,7 @@ static void views(struct mix_engine *e, const char *dir)
 		return;
 	is(append_one(a), 0, "A still commits");
 	is(mix_index_open(e, dir, 0, &b), 0, "open B again after the refusal");
-	ok(b == a, "B is A again");
+	is(b, a, "B is A again");
 	is(mix_index_close(&b), 0, "close B");
 	mix_view_close(&v);
 	is(mix_index_close(&a), 0, "the last close after the view closed");
