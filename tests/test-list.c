@@ -520,7 +520,7 @@ static void random_op(struct mix_list *l, uint64_t *rng)
 	} else if (k <= 6) {
 		if (tu_rand_below(rng, 8) == 0)
 			strcpy(a, "INBOX");
-		snprintf(lastop, sizeof(lastop), "rename %s %s", a, b);
+		snprintf(lastop, sizeof(lastop), "rename %.90s %.90s", a, b);
 		r = mix_list_rename(l, a, strlen(a), b, strlen(b), NULL, &id);
 		w = m_rename(a, b);
 	} else if (k <= 8) {
