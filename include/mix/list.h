@@ -91,7 +91,7 @@ struct mix_list_config {
 	void *warning_ctx;
 };
 
-/* Fill *cfg with the defaults.  Any thread. */
+/* Fill *cfg with the defaults.  Cannot fail.  Any thread. */
 MIX_API void mix_list_config_init(struct mix_list_config *cfg);
 
 /* Open (creating with MIX_OPEN_CREATE) the list index in directory dir
@@ -112,7 +112,8 @@ MIX_API int mix_list_open(struct mix_engine *engine, const char *dir,
 MIX_API int mix_list_close(struct mix_list **list);
 
 /* The list's mix index (for mixctl, watchers: IDLE on the list).  Do not
- * commit to it.  Valid until close. */
+ * commit to it.  Returns it (valid until close); cannot fail.  Any
+ * thread. */
 MIX_API struct mix_index *mix_list_index(struct mix_list *list);
 
 /* ---- changes ------------------------------------------------------------ */
@@ -124,7 +125,9 @@ MIX_API struct mix_index *mix_list_index(struct mix_list *list);
  * children move to the new id; SUBSCRIBED carries over).  *id_r (may be
  * NULL) gets the id.  Returns 0; MIX_EINVAL (bad name, a component over
  * MIX_LIST_COMPONENT_MAX); -EEXIST (a mailbox by that name exists); any
- * error of mix_txn_commit_async() or of the commit. */
+ * error of mix_txn_commit_async() or of the commit.  Nothing changes on
+ * an error. Any thread, not inside a read-side section, not from a commit
+ * callback. */
 MIX_API int mix_list_create(struct mix_list *list, const char *name,
 			    size_t len, const uint8_t *guid, uint32_t *id_r);
 
@@ -135,7 +138,8 @@ MIX_API int mix_list_create(struct mix_list *list, const char *name,
  * INBOX, which cannot be deleted); MIX_ENOTFOUND (no mailbox by that
  * name, including placeholders and nonexistent subscriptions); -EEXIST
  * (a \Noselect name with children, RFC 9051: deleting it is an error);
- * commit errors. */
+ * commit errors. Any thread, not inside a read-side section, not from a commit
+ * callback. */
 MIX_API int mix_list_delete(struct mix_list *list, const char *name,
 			    size_t len);
 
@@ -150,7 +154,8 @@ MIX_API int mix_list_delete(struct mix_list *list, const char *name,
  * name; `to` inside `from`'s subtree; to INBOX); MIX_ENOTFOUND (no
  * mailbox or \Noselect name `from`); -EEXIST (`to` exists, other than as
  * a childless nonexistent subscription, which it replaces); commit
- * errors. */
+ * errors. Any thread, not inside a read-side section, not from a commit
+ * callback. */
 MIX_API int mix_list_rename(struct mix_list *list, const char *from,
 			    size_t from_len, const char *to, size_t to_len,
 			    const uint8_t *new_guid, uint32_t *id_r);
@@ -159,14 +164,16 @@ MIX_API int mix_list_rename(struct mix_list *list, const char *from,
  * that does not exist creates a NONEXISTENT|SUBSCRIBED record (RFC 9051
  * allows it); unsubscribing one removes it.  Returns 0 (also when
  * nothing changed); MIX_EINVAL (bad name); MIX_ENOTFOUND (unsubscribe of
- * a name that has no record); commit errors. */
+ * a name that has no record); commit errors. Any thread, not inside a read-side section, not from a commit
+ * callback. */
 MIX_API int mix_list_subscribe(struct mix_list *list, const char *name,
 			       size_t len, int on);
 
 /* Set the special-use attributes (MIX_LIST_SPECIAL_USE bits only) of
  * mailbox name, replacing the old ones.  Returns 0; MIX_EINVAL (bad
  * name or flags); MIX_ENOTFOUND (no mailbox by that name); commit
- * errors. */
+ * errors. Any thread, not inside a read-side section, not from a commit
+ * callback. */
 MIX_API int mix_list_set_special_use(struct mix_list *list, const char *name,
 				     size_t len, uint32_t special_use);
 
@@ -181,7 +188,9 @@ MIX_API int mix_list_set_special_use(struct mix_list *list, const char *name,
  * mailboxes at or below root that were not named vanish as
  * mix_list_delete would make them.  result_r (may be NULL) gets the
  * counts.  Returns 0; MIX_EINVAL (bad name, a name outside root); next's
- * error; commit errors. */
+ * error; commit errors.  next runs on the calling thread, before the
+ * list's mutex is taken. Any thread, not inside a read-side section, not from a commit
+ * callback. */
 typedef int mix_list_sync_next_fn(void *ctx, const char **name_r,
 				  size_t *len_r, const uint8_t **guid_r);
 struct mix_list_sync_result {
@@ -208,7 +217,7 @@ struct mix_list_info {
 MIX_API int mix_list_lookup(struct mix_list *list, const char *name,
 			    size_t len, struct mix_list_info *info_r);
 
-/* The entry with id: 1 and *info_r, or 0.  When buf is not NULL, its
+/* The entry with id: returns 1 and *info_r, or 0.  When buf is not NULL, its
  * full name is written there NUL-terminated (size >= 1001 always
  * suffices; a longer name is cut) and its length to *len_r (may be
  * NULL).  Any thread. */
@@ -282,7 +291,8 @@ struct mix_list_status {
 	uint32_t flags;      /* enum mix_list_status_flags */
 };
 
-/* STATUS of mailbox id from the cache: 1 and *st_r, 0 if no entry id.
+/* STATUS of mailbox id from the cache: returns 1 and *st_r, 0 if no
+ * entry id.
  * Never ahead of what a view of the mailbox can see (docs/mailbox-list.md
  * "Staleness rule").  Any thread. */
 MIX_API int mix_list_status(struct mix_list *list, uint32_t id,
@@ -294,33 +304,39 @@ MIX_API int mix_list_status(struct mix_list *list, uint32_t id,
  * The status is computed from the index first.  index must stay open
  * until mix_list_detach() and must not be attached twice (one hook per
  * index).  Returns 0; MIX_ENOTFOUND (no mailbox id); MIX_EINVAL (already
- * attached; the index has another hook); commit errors. */
+ * attached; the index has another hook); commit errors. Any thread, not inside a read-side section, not from a commit
+ * callback. */
 MIX_API int mix_list_attach(struct mix_list *list, uint32_t id,
 			    struct mix_index *index);
 
 /* Detach mailbox id: stop following its index, make the index's state
  * durable (an empty SYNC commit to it), write the final status to the
  * record and clear the in-doubt mark.  Call before closing the index.
- * Returns 0 (also when not attached); commit errors (the mark stays). */
+ * Returns 0 (also when not attached); commit errors (the mark stays).
+ * Any thread, not inside a read-side section, not from a commit
+ * callback. */
 MIX_API int mix_list_detach(struct mix_list *list, uint32_t id);
 
 /* Recompute the status of mailbox id from index (open, attached or not)
  * and persist it; clears the in-doubt mark when not attached.  The
  * answer to MIX_LIST_STATUS_INDOUBT.  Returns 0; MIX_ENOTFOUND; commit
- * errors. */
+ * errors. Any thread, not inside a read-side section, not from a commit
+ * callback. */
 MIX_API int mix_list_refresh_status(struct mix_list *list, uint32_t id,
 				    struct mix_index *index);
 
 /* Set the caller's size field of mailbox id (live at once; persisted at
  * the next flush or detach when attached, else now).  Returns 0,
- * MIX_ENOTFOUND, commit errors. */
+ * MIX_ENOTFOUND, commit errors. Any thread, not inside a read-side section, not from a commit
+ * callback. */
 MIX_API int mix_list_set_size(struct mix_list *list, uint32_t id,
 			      uint64_t size);
 
 /* Persist the live status of every attached mailbox whose status changed
  * since the last persist, in one transaction (the in-doubt marks stay).
  * Coalescing is the caller's choice: e.g. every few seconds.  Returns 0
- * or commit errors. */
+ * or commit errors. Any thread, not inside a read-side section, not from a commit
+ * callback. */
 MIX_API int mix_list_flush(struct mix_list *list);
 
 #ifdef __cplusplus
