@@ -17,6 +17,8 @@
  *     its id looked up again (mix_list_lookup_id, a later version) must
  *     still exist and be named the same member under A/t or B/t (ids
  *     survive renames; a member is never elsewhere).
+ *   - STATUS of an attached mailbox (an appender commits to it) is never
+ *     ahead of the mailbox snapshot read after it, never goes back.
  * Figures (name value unit): renames, rename latency median, reader
  * walks and lookups per second.
  */
@@ -38,6 +40,9 @@ static struct {
 } opt = { NULL, 2, 4, 200, 0, 0 };
 
 static struct mix_list *L;
+static struct mix_index *MB;     /* the attached mailbox */
+static uint32_t mb_id;
+static uint64_t appends;
 static int stop_flag;             /* atomic */
 static struct mix_engine *E;
 static int violations;
@@ -98,6 +103,71 @@ static void setup(void)
 		snprintf(n, sizeof(n), "other/x%u", i);
 		mix_list_create(L, n, strlen(n), NULL, NULL);
 	}
+	/* a mailbox whose STATUS the readers check against its snapshots */
+	{
+		char *md = st_subdir(opt.dir, "mbox");
+		if (mix_list_create(L, "other/box", 9, NULL, &mb_id) < 0 ||
+		    mix_index_open(E, md, MIX_OPEN_CREATE, &MB) < 0 ||
+		    mix_list_attach(L, mb_id, MB) < 0)
+			st_die("attach: %s", mix_last_error());
+		free(md);
+	}
+}
+
+/* STATUS of the attached mailbox: never ahead of its newest snapshot
+ * read afterwards (a view opened now sees at least as much), and never
+ * going back for one reader. */
+static void check_status(uint64_t *last_hms)
+{
+	struct mix_list_status st;
+	const struct mix_snap *snap;
+	uint32_t msgs, next;
+	uint64_t hms;
+
+	if (mix_list_status(L, mb_id, &st) != 1) {
+		violation("status of attached mailbox %u: not found", mb_id);
+		return;
+	}
+	mix_read_lock();
+	snap = mix_index_snap(MB);
+	msgs = mix_snap_messages_count(snap);
+	next = mix_snap_next_uid(snap);
+	hms = mix_snap_highest_modseq(snap);
+	mix_read_unlock();
+	if (!(st.flags & MIX_LIST_STATUS_LIVE) || st.messages > msgs ||
+	    st.uidnext > next || st.highestmodseq > hms)
+		violation("STATUS ahead of the mailbox: flags %x messages %u "
+			  "uidnext %u hms %" PRIu64 "; the snapshot after it: "
+			  "%u %u %" PRIu64, st.flags, st.messages, st.uidnext,
+			  st.highestmodseq, msgs, next, hms);
+	if (st.highestmodseq < *last_hms)
+		violation("STATUS went back: hms %" PRIu64 " after %" PRIu64,
+			  st.highestmodseq, *last_hms);
+	*last_hms = st.highestmodseq;
+}
+
+static void *appender(void *arg)
+{
+	uint64_t rng = *(uint64_t *)arg;
+	struct mix_txn *t;
+	uint64_t n = 0;
+
+	while (!stopping()) {
+		uint32_t k = 1 + st_rand_below(&rng, 4);
+		if (mix_txn_begin(MB, &t) < 0)
+			break;
+		for (uint32_t i = 0; i < k; i++)
+			mix_txn_append(t, st_rand_below(&rng, 2) ?
+				       MIX_FLAG_SEEN : 0, NULL, NULL);
+		if (mix_txn_commit(&t, MIX_DURABILITY_NONE, NULL) < 0) {
+			violation("append: %s", mix_last_error());
+			break;
+		}
+		n += k;
+		usleep(100);     /* leave the shared writer to the renames */
+	}
+	__atomic_add_fetch(&appends, n, __ATOMIC_RELAXED);
+	return NULL;
 }
 
 /* ---- readers ---------------------------------------------------------- */
@@ -164,6 +234,7 @@ static void *reader(void *arg)
 	struct seen s = { NULL, 0, 0, 0, 0, 0 };
 	char n[64], got[1100];
 	struct mix_list_info info;
+	uint64_t last_hms = 0;
 
 	if (mix_mbox_name_pattern_new("", 0, "*", 1, '/', &all) < 0 ||
 	    mix_mbox_name_pattern_new("", 0, "%/t/%", 5, '/', &lvl) < 0 ||
@@ -171,6 +242,7 @@ static void *reader(void *arg)
 		st_die("pattern");
 	while (!stopping()) {
 		uint32_t i = st_rand_below(&rng, opt.subtree);
+		check_status(&last_hms);
 		check_walk(all, &s, opt.subtree + 1, "*");
 		check_walk(lvl, &s, nfan, "%/t/%");
 		check_walk(top, &s, 1, "%/t");
@@ -298,7 +370,7 @@ static void parse(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-	pthread_t *rt, wt, sb;
+	pthread_t *rt, wt, sb, ap;
 	uint64_t *seeds;
 	double secs;
 	uint64_t start;
@@ -309,14 +381,15 @@ int main(int argc, char **argv)
 	st_mkdir(opt.dir);
 	setup();
 	rt = calloc(opt.readers, sizeof(*rt));
-	seeds = calloc(opt.readers + 2, sizeof(*seeds));
-	for (i = 0; i < opt.readers + 2; i++)
+	seeds = calloc(opt.readers + 3, sizeof(*seeds));
+	for (i = 0; i < opt.readers + 3; i++)
 		seeds[i] = st_seed_derive(opt.seed, i + 1);
 	start = st_now_ns();
 	for (i = 0; i < opt.readers; i++)
 		pthread_create(&rt[i], NULL, reader, &seeds[i]);
 	pthread_create(&wt, NULL, renamer, &seeds[opt.readers]);
 	pthread_create(&sb, NULL, subscriber, &seeds[opt.readers + 1]);
+	pthread_create(&ap, NULL, appender, &seeds[opt.readers + 2]);
 	while (!stopping() && st_secs_since(start) < opt.seconds)
 		usleep(10000);
 	__atomic_store_n(&stop_flag, 1, __ATOMIC_RELAXED);
@@ -324,6 +397,7 @@ int main(int argc, char **argv)
 		pthread_join(rt[i], NULL);
 	pthread_join(wt, NULL);
 	pthread_join(sb, NULL);
+	pthread_join(ap, NULL);
 	secs = st_secs_since(start);
 	printf("list_stress_renames %" PRIu64 " count (subtree %u, %s)\n",
 	       renames, opt.subtree + 1, opt.sync ? "SYNC" : "NONE");
@@ -331,6 +405,12 @@ int main(int argc, char **argv)
 	printf("list_stress_walks %.0f per_s (%u readers)\n",
 	       (double)walks / secs, opt.readers);
 	printf("list_stress_lookups %.0f per_s\n", (double)lookups / secs);
+	printf("list_stress_appends %" PRIu64 " count (attached mailbox)\n",
+	       appends);
+	if (mix_list_detach(L, mb_id) < 0 || mix_index_close(&MB) < 0) {
+		printf("VIOLATION: detach: %s\n", mix_last_error());
+		violations++;
+	}
 	if (mix_list_close(&L) < 0) {
 		printf("VIOLATION: close: %s\n", mix_last_error());
 		violations++;

@@ -2,8 +2,10 @@
 # TAP: stress/list-stress, small — 3 readers listing ("*", "%/t/%",
 # "%/t") and looking up while one writer renames a 201-mailbox subtree
 # between A/t and B/t for 2 s (with creates and deletes beside it) and
-# another sets special-use flags inside it and subscriptions outside it;
-# once with durability NONE, once SYNC.  A reader that sees half a
+# another sets special-use flags inside it and subscriptions outside it,
+# while an attached mailbox takes appends and the readers check its
+# STATUS is never ahead of its snapshot nor goes back; once with
+# durability NONE, once SYNC.  A reader that sees half a
 # rename, a mailbox in two places or an id listed twice makes
 # list-stress exit non-zero (docs/mailbox-list.md "Concurrency").  Its
 # output (seed, figures, the VIOLATION line) is printed as diagnostics;
