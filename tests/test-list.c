@@ -500,43 +500,138 @@ static void rand_name(uint64_t *rng, char *n, int maxdepth)
 	}
 }
 
-/* One random operation on both; the results must agree. */
+/* ---- storage sync ---------------------------------------------------- */
+
+struct snames {
+	char (*n)[128];
+	int count, i;
+};
+
+static int snext(void *ctx, const char **name_r, size_t *len_r,
+		 const uint8_t **guid_r)
+{
+	struct snames *s = ctx;
+	if (s->i == s->count)
+		return 0;
+	*name_r = s->n[s->i++];
+	*len_r = strlen(*name_r);
+	*guid_r = NULL;
+	return 1;
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+static int depth_of(const char *n)
+{
+	int d = 0;
+	for (; *n; n++)
+		d += *n == SEP;
+	return d;
+}
+
+static int depth_cmp(const void *a, const void *b)
+{
+	return depth_of(b) - depth_of(a);
+}
+
+/* The storage holds about 70% of the mailboxes and one random name: the
+ * model makes every given name a mailbox (in byte order, as the list
+ * does: the ids follow that order), then every mailbox not given
+ * vanishes. */
+static int m_sync(char (*n)[128], int count)
+{
+	static char gone[MAXN][128];
+	int ng = 0, i, j;
+
+	for (i = 0; i < count; i++)
+		m_make(n[i]);
+	for (i = 0; i < mn; i++) {
+		if (M[i].flags & NOTMBOX)
+			continue;
+		for (j = 0; j < count && strcmp(n[j], M[i].name); j++)
+			;
+		if (j == count)
+			snprintf(gone[ng++], 128, "%.127s", M[i].name);
+	}
+	/* descendants before ancestors, as the list does (a parent that
+	 * vanished while its child was a mailbox stays \Noselect) */
+	qsort(gone, (size_t)ng, 128, depth_cmp);
+	for (i = 0; i < ng; i++)
+		if ((j = mfind(gone[i])) >= 0 && !(M[j].flags & NOTMBOX))
+			m_vanish(j);
+	return 0;
+}
+
+static int sync_op(struct mix_list *l, uint64_t *rng)
+{
+	static char n[MAXN + 1][128];
+	struct snames s = { n, 0, 0 };
+	int i;
+
+	for (i = 0; i < mn; i++)
+		if (!(M[i].flags & NOTMBOX) && tu_rand_below(rng, 10) < 7)
+			snprintf(n[s.count++], 128, "%.127s", M[i].name);
+	rand_name(rng, n[s.count++], 3);
+	qsort(n, (size_t)s.count, 128, name_cmp);
+	if (l != NULL) {
+		int r = mix_list_sync(l, NULL, 0, snext, &s, NULL);
+		int w = m_sync(n, s.count);
+		return r != w ? r : 0;
+	}
+	return m_sync(n, s.count);
+}
+
+/* One random operation on both (on the model only when l is NULL: the
+ * replay of what a crashed child did); the results must agree. */
 static void random_op(struct mix_list *l, uint64_t *rng)
 {
 	char a[128], b[128];
-	int k = (int)tu_rand_below(rng, 10), r, w;
+	int k = (int)tu_rand_below(rng, 21), r = 0, w;
 	uint32_t id = 0;
 
 	rand_name(rng, a, 3);
 	rand_name(rng, b, 3);
-	if (k <= 2) {
+	if (k <= 5) {
 		snprintf(lastop, sizeof(lastop), "create %s", a);
-		r = mix_list_create(l, a, strlen(a), NULL, &id);
+		if (l)
+			r = mix_list_create(l, a, strlen(a), NULL, &id);
 		w = m_make(a);
-	} else if (k <= 4) {
+	} else if (k <= 9) {
 		snprintf(lastop, sizeof(lastop), "delete %s", a);
-		r = mix_list_delete(l, a, strlen(a));
+		if (l)
+			r = mix_list_delete(l, a, strlen(a));
 		w = m_delete(a);
-	} else if (k <= 6) {
+	} else if (k <= 13) {
 		if (tu_rand_below(rng, 8) == 0)
 			strcpy(a, "INBOX");
 		snprintf(lastop, sizeof(lastop), "rename %.90s %.90s", a, b);
-		r = mix_list_rename(l, a, strlen(a), b, strlen(b), NULL, &id);
+		if (l)
+			r = mix_list_rename(l, a, strlen(a), b, strlen(b),
+					    NULL, &id);
 		w = m_rename(a, b);
-	} else if (k <= 8) {
+	} else if (k <= 17) {
 		int on = (int)tu_rand_below(rng, 2);
 		snprintf(lastop, sizeof(lastop), "%ssubscribe %s",
 			 on ? "" : "un", a);
-		r = mix_list_subscribe(l, a, strlen(a), on);
+		if (l)
+			r = mix_list_subscribe(l, a, strlen(a), on);
 		w = m_subscribe(a, on);
-	} else {
+	} else if (k <= 19) {
 		uint32_t su = tu_rand_below(rng, 3) == 0 ? 0 :
 			      MIX_LIST_ALL << tu_rand_below(rng, 7);
 		snprintf(lastop, sizeof(lastop), "special-use %s %x", a, su);
-		r = mix_list_set_special_use(l, a, strlen(a), su);
+		if (l)
+			r = mix_list_set_special_use(l, a, strlen(a), su);
 		w = m_special(a, su);
+	} else {
+		snprintf(lastop, sizeof(lastop), "sync");
+		r = sync_op(l, rng);
+		w = 0;
 	}
-	if (r != w)
+	if (l != NULL && r != w)
 		fail("returned %d (%s), expected %d", r,
 		     r ? mix_last_error() : "", w);
 }
@@ -602,30 +697,9 @@ static __attribute__((unused)) struct mix_list *crash_cycle(struct mix_engine **
 	waitpid(pid, &st, 0);
 	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
 		fail("crash child exited with status %d", st);
-	/* the same operations on the model: one list is enough to compare
-	 * return codes, so replay them against a throwaway check of the
-	 * model only */
-	for (int i = 0; i < done; i++) {
-		char a[128], b[128];
-		int k = (int)tu_rand_below(rng, 10);
-		rand_name(rng, a, 3);
-		rand_name(rng, b, 3);
-		if (k <= 2)
-			m_make(a);
-		else if (k <= 4)
-			m_delete(a);
-		else if (k <= 6) {
-			if (tu_rand_below(rng, 8) == 0)
-				strcpy(a, "INBOX");
-			m_rename(a, b);
-		} else if (k <= 8)
-			m_subscribe(a, (int)tu_rand_below(rng, 2));
-		else {
-			uint32_t su = tu_rand_below(rng, 3) == 0 ? 0 :
-				MIX_LIST_ALL << tu_rand_below(rng, 7);
-			m_special(a, su);
-		}
-	}
+	/* the same operations on the model */
+	for (int i = 0; i < done; i++)
+		random_op(NULL, rng);
 	if (mix_engine_create(NULL, ep) < 0)
 		BAIL("engine");
 	return open_list(*ep, dir);
