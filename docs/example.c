@@ -45,6 +45,8 @@ int main(int argc, char **argv)
 	struct mix_index *index;
 	struct mix_txn *txn = NULL;
 	struct mix_commit_result app, seen, xp;
+	struct mix_view *view;
+	struct mix_view_changes ch;
 	struct mix_uid_range range;
 	struct mix_iter it;
 	struct mix_record rec;
@@ -116,6 +118,11 @@ int main(int argc, char **argv)
 	expect(count == 3 && n == 3, "3 messages");
 	expect(highest == seen.modseq, "highest modseq = the last commit's");
 
+	/* A session's view (SELECT): its sequence numbers stay put until it
+	 * syncs. */
+	if ((ret = mix_view_open(index, &view)) < 0)
+		return fail("mix_view_open", ret);
+
 	/* IMAP EXPUNGE: \Deleted on the last message, then an expunge the
 	 * writer applies to the messages that have \Deleted when it runs
 	 * (had another session cleared it in between, the message would
@@ -140,6 +147,32 @@ int main(int argc, char **argv)
 	count = mix_snap_messages_count(mix_index_snap(index));
 	mix_read_unlock();
 	expect(count == 2, "2 messages after EXPUNGE");
+
+	/* The session is in the middle of a FETCH, where IMAP forbids
+	 * EXPUNGE responses: a holding sync reports flag changes and new
+	 * messages but keeps the expunged message, with its sequence number
+	 * and last state, until a sync that may send EXPUNGE. */
+	if ((ret = mix_view_sync_flags(view, MIX_VIEW_SYNC_HOLD_EXPUNGES,
+				       &ch)) < 0)
+		return fail("holding sync", ret);
+	printf("holding sync: EXISTS %" PRIu32 ", %" PRIu32 " held, "
+	       "HIGHESTMODSEQ %" PRIu64 "\n", ch.new_messages_count,
+	       ch.held_count, ch.new_highest_modseq);
+	expect(ch.expunged_count == 0 && ch.new_messages_count == 3 &&
+	       mix_view_lookup_seq(view, 3, &rec, NULL) == MIX_VIEW_EXPUNGED &&
+	       rec.uid == app.last_uid, "seq 3 is held, not expunged yet");
+	expect(ch.new_highest_modseq < xp.modseq,
+	       "HIGHESTMODSEQ stays below the held expunge");
+	mix_view_changes_free(&ch);
+	/* NOOP: now the EXPUNGE goes out. */
+	if ((ret = mix_view_sync(view, &ch)) < 0)
+		return fail("sync", ret);
+	for (k = 0; k < ch.expunged_count; k++)
+		printf("* %" PRIu32 " EXPUNGE\n", ch.expunged_seqs[k]);
+	expect(ch.expunged_count == 1 && ch.expunged_seqs[0] == 3 &&
+	       ch.new_messages_count == 2, "the held EXPUNGE at NOOP");
+	mix_view_changes_free(&ch);
+	mix_view_close(&view);
 
 	if ((ret = mix_index_close(&index)) < 0)
 		return fail("mix_index_close", ret);

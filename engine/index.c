@@ -1277,6 +1277,7 @@ int mix_index_open_one(struct mix_engine *e, const char *dir,
 MIX_API void mix_index_stats(struct mix_index *idx,
 			     struct mix_index_stats *st)
 {
+	memset(st, 0, sizeof(*st));   /* reserved included */
 	pthread_mutex_lock(&idx->reclaim.lock);
 	st->snapshots_live = idx->reclaim.live;
 	st->snapshots_freed = idx->reclaim.snaps_freed;

@@ -177,6 +177,7 @@ MIX_API uint64_t mix_snap_highest_modseq(const struct mix_snap *s)
 MIX_API void mix_snap_counts(const struct mix_snap *s,
 			     struct mix_snap_counts *c)
 {
+	memset(c, 0, sizeof(*c));   /* reserved included */
 	c->seen = s->hdr.seen_messages_count;
 	c->deleted = s->hdr.deleted_messages_count;
 	c->first_recent_uid = s->hdr.first_recent_uid;

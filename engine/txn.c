@@ -80,14 +80,15 @@ static struct txn_op *op_add(struct mix_txn *t, uint8_t type)
 	return op;
 }
 
-/* Copy n bytes into the arena (8-aligned); returns the offset or -ENOMEM
- * as a negative int64. */
+/* Copy n bytes into the arena (8-aligned); returns the offset, or
+ * MIX_ELIMIT / -ENOMEM as a negative int64. */
 static int64_t arena_put(struct mix_txn *t, const void *p, size_t n)
 {
 	static const uint8_t zero[8];
 	size_t pad = (8 - t->arena.len % 8) % 8, off;
 	if (t->arena.len + pad + n > UINT32_MAX)
-		return MIX_ELIMIT;
+		return mix_err(MIX_ELIMIT, "transaction: its operations' data "
+			       "would pass 4 GiB (%zu more bytes)", n);
 	if (mix_buf_append(&t->arena, zero, pad) < 0 ||
 	    mix_buf_reserve(&t->arena, n) < 0)
 		return MIX_ENOMEM();

@@ -739,6 +739,7 @@ MIX_API int mix_virtual_snap_backend(const struct mix_snap *snap,
 		ent = h + MIX_VIRTUAL_HDR_FIXED + i * MIX_VIRTUAL_HDR_ENTRY;
 		if (mix_get_u32(ent) != mailbox_id)
 			continue;
+		memset(state_r, 0, sizeof(*state_r));   /* reserved too */
 		state_r->uid_validity = mix_get_u32(ent + 8);
 		state_r->next_uid = mix_get_u32(ent + 12);
 		state_r->highest_modseq = get64(ent + 16);

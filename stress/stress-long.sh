@@ -36,7 +36,7 @@ step() {
 
 step readers64 --readers 64 --committers 8 --seconds 10
 step rss60 --seconds 60 --rss-check
-for k in drop-changed drop-new swap-expunged unlogged no-rearm; do
+for k in drop-changed drop-new swap-expunged unlogged no-rearm hold-modseq; do
 	out=$dir/inject-$k.out
 	"$bin" --dir "$dir/inject-$k" --seconds 8 --readers 2 --committers 2 \
 		--view-readers 2 --mailboxes 2 --messages 5000 \

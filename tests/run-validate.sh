@@ -1,6 +1,8 @@
 #!/bin/sh
 # TAP: stress/validate, small — 6 readers, 4 view readers (2 syncing in a
-# loop, 2 woken by watchers), a read-only process following the writer
+# loop, 2 woken by watchers), 2 hold readers (held-expunge syncs inside
+# each simulated command, released at its end), a read-only process
+# following the writer
 # and 4 committers for 2 s on 3 mailboxes of 10,000 messages served by 2
 # writer threads, logs rotating every 16 KiB (so checkpoints and rotations
 # happen while readers run), then the close/reopen and crash-recovery

@@ -53,7 +53,8 @@ struct mix_mbox_name_component {
 };
 
 /* Is sep usable as a hierarchy separator?  ASCII punctuation (0x21-0x7e,
- * not a letter or digit), not '*' or '%'.  Returns 0 or MIX_EINVAL. */
+ * not a letter or digit), not '*' or '%'.  Returns 0 or MIX_EINVAL.  Any
+ * thread. */
 MIX_API int mix_mbox_name_sep_check(char sep);
 
 /* Check that name[0..len) is a valid mailbox name with separator sep
@@ -64,7 +65,7 @@ MIX_API int mix_mbox_name_sep_check(char sep);
  * U+10FFFF; the position is the sequence's first byte —, control
  * character, line or paragraph separator, leading, doubled or trailing
  * separator, longer than MIX_MBOX_NAME_MAX_LEN, deeper than
- * MIX_MBOX_NAME_MAX_DEPTH). */
+ * MIX_MBOX_NAME_MAX_DEPTH).  Any thread. */
 MIX_API int mix_mbox_name_check(const char *name, size_t len, char sep);
 
 /* Check name[0..len) as mix_mbox_name_check() does and write its normal
@@ -73,14 +74,14 @@ MIX_API int mix_mbox_name_check(const char *name, size_t len, char sep);
  * to "INBOX" ignoring ASCII case is spelled "INBOX"; every other byte is
  * copied.  The list index stores and compares names in normal form.
  * Returns 0 or MIX_EINVAL (as mix_mbox_name_check(), or out too small;
- * out is untouched then). */
+ * out is untouched then).  Any thread. */
 MIX_API int mix_mbox_name_normalize(const char *name, size_t len, char sep,
 				    char *out, size_t out_size);
 
 /* Split the valid name name[0..len) into its components, in order, into
  * comps[0 .. *count_r).  max = MIX_MBOX_NAME_MAX_DEPTH always suffices.
  * Returns 0 or MIX_EINVAL (invalid name, or more than max components;
- * comps may have been written then). */
+ * comps may have been written then).  Any thread. */
 MIX_API int mix_mbox_name_split(const char *name, size_t len, char sep,
 				struct mix_mbox_name_component *comps,
 				uint32_t max, uint32_t *count_r);
@@ -89,7 +90,7 @@ MIX_API int mix_mbox_name_split(const char *name, size_t len, char sep,
  * *parent_len_r so that name[0 .. *parent_len_r) is the parent's name
  * ("a/b/c" -> "a/b"); returns 0 for a top-level name (*parent_len_r = 0);
  * MIX_EINVAL for an invalid name.  Pass a normalised name to get a
- * normalised parent. */
+ * normalised parent.  Any thread. */
 MIX_API int mix_mbox_name_parent(const char *name, size_t len, char sep,
 				 size_t *parent_len_r);
 
@@ -112,17 +113,20 @@ struct mix_mbox_pattern;
  * mix_mbox_name_pattern_free().  Returns 0, MIX_EINVAL (bad separator;
  * invalid UTF-8 or a control character in ref or pattern — the message
  * says which argument and the byte position; together longer than
- * MIX_MBOX_PATTERN_MAX_LEN) or -ENOMEM. */
+ * MIX_MBOX_PATTERN_MAX_LEN) or -ENOMEM.  Any thread; the caller owns
+ * the pattern. */
 MIX_API int mix_mbox_name_pattern_new(const char *ref, size_t ref_len,
 				      const char *pattern, size_t pattern_len,
 				      char sep,
 				      struct mix_mbox_pattern **pat_r);
 
-/* Free a pattern and set *pat to NULL (NULL or *pat NULL: no-op). */
+/* Free a pattern and set *pat to NULL (NULL or *pat NULL: no-op).  Any
+ * thread, once no other thread uses the pattern; cannot fail. */
 MIX_API void mix_mbox_name_pattern_free(struct mix_mbox_pattern **pat);
 
-/* The combined, reduced pattern text (NUL-terminated, owned by pat) and
- * its length in *len_r (may be NULL). */
+/* Returns the combined, reduced pattern text (NUL-terminated, owned by
+ * pat, valid until it is freed) and its length in *len_r (may be NULL).
+ * Any thread; cannot fail. */
 MIX_API const char *mix_mbox_name_pattern_text(const struct mix_mbox_pattern *pat,
 					       size_t *len_r);
 
@@ -130,7 +134,8 @@ MIX_API const char *mix_mbox_name_pattern_text(const struct mix_mbox_pattern *pa
  * validated (any bytes are safe); the list index passes normalised
  * names.  A first component equal to "INBOX" ignoring case matches
  * pattern letters in either case ("inbox/%" and "I%" match "INBOX/a" and
- * "INBOX"); every other byte must be equal, or be taken by a wildcard. */
+ * "INBOX"); every other byte must be equal, or be taken by a wildcard.
+ * Any thread, any number at once on one pattern. */
 MIX_API int mix_mbox_name_match(const struct mix_mbox_pattern *pat,
 				const char *name, size_t len);
 
@@ -140,7 +145,8 @@ MIX_API int mix_mbox_name_match(const struct mix_mbox_pattern *pat,
  * the subtree; RECURSIVEMATCH and the CHILDREN return option use it to
  * decide whether children need looking at.  Exact when t may be any
  * bytes; so a pattern that only matches invalid descendants (such as
- * "a//%", with its empty component) may still get 1 for "a". */
+ * "a//%", with its empty component) may still get 1 for "a".  Any
+ * thread. */
 MIX_API int mix_mbox_name_match_children(const struct mix_mbox_pattern *pat,
 					 const char *name, size_t len);
 

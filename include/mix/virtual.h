@@ -29,7 +29,8 @@ extern "C" {
 
 struct mix_virtual;
 
-/* One backend.  name (1..255 bytes, unique in the definition) identifies
+/* One backend (an array element, so fixed: it never grows).  name
+ * (1..255 bytes, unique in the definition) identifies
  * it across syncs and opens: the virtual mailbox gives each new name a
  * mailbox id that is never reused (highest_mailbox_id in the header).
  * index is borrowed: it must stay open until the backend list is replaced
@@ -60,6 +61,9 @@ struct mix_virtual_def {
 	 * mailbox go to (mix_virtual_save_target); NULL = appends are
 	 * refused */
 	const char *save_target;
+	/* room for fields added later (docs/api.md "ABI of the public
+	 * structs"): zero-initialize the struct (= { 0 }); never set it */
+	uint64_t reserved[4];
 };
 
 /* Open (creating if needed) the virtual mailbox index in directory dir
@@ -79,13 +83,16 @@ MIX_API int mix_virtual_open(struct mix_engine *engine, const char *dir,
  * read-side section. */
 MIX_API int mix_virtual_close(struct mix_virtual **v);
 
-/* The virtual index, for reading (snapshots, views, watchers).  Do not
- * commit to it: only mix_virtual_sync() writes it.  Valid until close. */
+/* Returns the virtual index, for reading (snapshots, views, watchers):
+ * owned by v, valid until mix_virtual_close.  Do not commit to it: only
+ * mix_virtual_sync() writes it.  Any thread; cannot fail. */
 MIX_API struct mix_index *mix_virtual_index(struct mix_virtual *v);
 
 /* Replace the backend list (same rules as in the definition).  Takes
  * effect at the next sync: backends no longer listed drop their messages
- * then, new names get new mailbox ids.  Returns 0, MIX_EINVAL, -ENOMEM. */
+ * then, new names get new mailbox ids.  Returns 0, MIX_EINVAL (a bad
+ * backend entry, or live mode is on), -ENOMEM; on error the list is as
+ * before.  The thread using v, any context. */
 MIX_API int mix_virtual_set_backends(struct mix_virtual *v,
 				     const struct mix_virtual_backend *b,
 				     uint32_t count);
@@ -124,6 +131,8 @@ struct mix_virtual_sync_result {
 	/* modseq of the sync's transaction on the virtual index; 0 if
 	 * nothing needed writing */
 	uint64_t modseq;
+	/* room for fields added later; filled with 0 by mix */
+	uint64_t reserved[4];
 };
 
 /* Bring the virtual mailbox up to date with its backends in one
@@ -137,7 +146,8 @@ MIX_API int mix_virtual_sync(struct mix_virtual *v, unsigned flags,
 			     struct mix_virtual_sync_result *result_r);
 
 /* The mailbox id the virtual mailbox gave backend name.  Returns 1 and
- * *id_r, or 0 if name has none yet (before its first sync). */
+ * *id_r, or 0 if name has none yet (before its first sync).  The thread
+ * using v (serialized with the live thread). */
 MIX_API int mix_virtual_mailbox_id(struct mix_virtual *v, const char *name,
 				   uint32_t *id_r);
 
@@ -164,8 +174,8 @@ MIX_API int mix_virtual_lookup_real(const struct mix_snap *snap,
  * message is not in snap.  real_uids need not be sorted.  Returns how
  * many were found, or -ENOMEM.  Costs one scan plus O(n log n): use it
  * when a backend change concerns many messages (a backend EXPUNGE fanned
- * out to sessions of the virtual mailbox).  Same rules as
- * mix_virtual_lookup_real(). */
+ * out to sessions of the virtual mailbox).  Inside the read-side
+ * section that got snap, or on a view's snapshot. */
 MIX_API int mix_virtual_lookup_real_many(const struct mix_snap *snap,
 					 uint32_t mailbox_id,
 					 const uint32_t *real_uids, uint32_t n,
@@ -177,11 +187,14 @@ struct mix_virtual_backend_state {
 	uint32_t uid_validity;
 	uint32_t next_uid;
 	uint64_t highest_modseq;
+	/* room for fields added later; filled with 0 by mix */
+	uint64_t reserved[2];
 };
 
 /* The state backend mailbox_id was last synced at, as recorded in snap.
  * Returns 1 and *state_r; 0 if snap has no valid vmap header or no such
- * backend.  Same rules as mix_virtual_lookup(). */
+ * backend.  Inside the read-side section that got snap, or on a view's
+ * snapshot. */
 MIX_API int mix_virtual_snap_backend(const struct mix_snap *snap,
 				     uint32_t mailbox_id,
 				     struct mix_virtual_backend_state *state_r);
@@ -202,6 +215,8 @@ struct mix_virtual_store {
 	/* CONDSTORE UNCHANGEDSINCE on virtual modseqs; 0 = unconditional
 	 * (ignored for expunge) */
 	uint64_t unchangedsince;
+	/* room for fields added later: zero-initialize; never set it */
+	uint64_t reserved[2];
 };
 
 struct mix_virtual_store_result {
@@ -214,6 +229,8 @@ struct mix_virtual_store_result {
 	/* virtual messages of backends not open or no longer in the
 	 * definition: left unchanged */
 	uint32_t unavailable;
+	/* room for fields added later; filled with 0 by mix */
+	uint64_t reserved[4];
 };
 
 /* Apply st to the virtual UIDs in ranges (of the newest snapshot; UIDs
@@ -239,7 +256,8 @@ MIX_API void mix_virtual_store_result_free(struct mix_virtual_store_result *r);
  * the message appears in the virtual mailbox at the next sync if it
  * matches the rule.  Returns 0 and *index_r; MIX_EINVAL with a message
  * saying why (no save target: appends are refused; the target is not a
- * backend of the definition, or not open). */
+ * backend of the definition, or not open).  The thread using v; the
+ * index is v's backend, owned by its opener. */
 MIX_API int mix_virtual_save_target(struct mix_virtual *v,
 				    struct mix_index **index_r);
 
@@ -262,7 +280,8 @@ MIX_API int mix_virtual_live_start(struct mix_virtual *v, unsigned flags);
  * section, not from the warning callback. */
 MIX_API int mix_virtual_live_stop(struct mix_virtual *v);
 
-/* Syncs the live thread has run since it started (0 when off). */
+/* Returns the syncs the live thread has run since it started (0 when
+ * off).  Any thread; cannot fail. */
 MIX_API uint64_t mix_virtual_live_syncs(struct mix_virtual *v);
 
 #ifdef __cplusplus
