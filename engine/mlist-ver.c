@@ -95,9 +95,20 @@ static inline const struct mlent *slot(struct mlpage *const *t, uint32_t i)
 	return t[i >> MLP_BITS]->s[i & (MLP_SLOTS - 1)];
 }
 
-/* Write slot i of table t (nv's directory), copying its page first. */
+static inline uint16_t slot_tag(struct mlpage *const *t, uint32_t i)
+{
+	return t[i >> MLP_BITS]->tag[i & (MLP_SLOTS - 1)];
+}
+
+static inline uint16_t tag_of(uint32_t home)
+{
+	return (uint16_t)(home >> 16);
+}
+
+/* Write slot i of table t (nv's directory) with e and its tag, copying
+ * the page first. */
 static int slot_set(struct mlver *nv, struct mlpage **t, uint32_t i,
-		    const struct mlent *e)
+		    const struct mlent *e, uint16_t tag)
 {
 	struct mlpage *p = t[i >> MLP_BITS];
 
@@ -108,11 +119,13 @@ static int slot_set(struct mlver *nv, struct mlpage **t, uint32_t i,
 			return -ENOMEM;
 		}
 		memcpy(c->s, p->s, sizeof(c->s));
+		memcpy(c->tag, p->tag, sizeof(c->tag));
 		c->gen = nv->gen;
 		retire(nv, p);
 		t[i >> MLP_BITS] = p = c;
 	}
 	p->s[i & (MLP_SLOTS - 1)] = e;
+	p->tag[i & (MLP_SLOTS - 1)] = tag;
 	return 0;
 }
 
@@ -123,7 +136,7 @@ static int table_add(struct mlver *nv, struct mlpage **t, uint32_t home,
 
 	while (slot(t, i) != NULL)
 		i = (i + 1) & mask;
-	return slot_set(nv, t, i, e);
+	return slot_set(nv, t, i, e, tag_of(home));
 }
 
 /* The slot holding e, probing from home; or UINT32_MAX. */
@@ -161,12 +174,12 @@ static int table_del(struct mlver *nv, struct mlpage **t, uint32_t home,
 		k = home_of(nv, t, x) & mask;
 		/* x may move to i if i lies cyclically in [k, j) */
 		if ((j > i && (k <= i || k > j)) || (j < i && k <= i && k > j)) {
-			if (slot_set(nv, t, i, x) < 0)
+			if (slot_set(nv, t, i, x, slot_tag(t, j)) < 0)
 				return -ENOMEM;
 			i = j;
 		}
 	}
-	return slot_set(nv, t, i, NULL);
+	return slot_set(nv, t, i, NULL, 0);
 }
 
 static int table_replace(struct mlver *nv, struct mlpage **t, uint32_t home,
@@ -174,7 +187,7 @@ static int table_replace(struct mlver *nv, struct mlpage **t, uint32_t home,
 {
 	uint32_t i = table_pos(nv, t, home, old);
 
-	return i == UINT32_MAX ? -EINVAL : slot_set(nv, t, i, e);
+	return i == UINT32_MAX ? -EINVAL : slot_set(nv, t, i, e, tag_of(home));
 }
 
 /* ---- versions ---------------------------------------------------------- */
@@ -324,10 +337,12 @@ const struct mlent *mlist_find(const struct mlver *v, uint32_t parent,
 {
 	uint32_t h = mlist_hash(parent, name, len);
 	uint32_t mask = (1u << v->bits) - 1, i = h & mask;
+	uint16_t tag = tag_of(h);
 	const struct mlent *e;
 
 	while ((e = slot(v->byname, i)) != NULL) {
-		if (e->hash == h && e->parent == parent && e->len == len &&
+		if (slot_tag(v->byname, i) == tag && e->hash == h &&
+		    e->parent == parent && e->len == len &&
 		    memcmp(e->name, name, len) == 0)
 			return e;
 		i = (i + 1) & mask;
@@ -337,11 +352,12 @@ const struct mlent *mlist_find(const struct mlver *v, uint32_t parent,
 
 const struct mlent *mlist_find_id(const struct mlver *v, uint32_t id)
 {
-	uint32_t mask = (1u << v->bits) - 1, i = id_home(id) & mask;
+	uint32_t home = id_home(id), mask = (1u << v->bits) - 1, i = home & mask;
+	uint16_t tag = tag_of(home);
 	const struct mlent *e;
 
 	while ((e = slot(v->byid, i)) != NULL) {
-		if (e->id == id)
+		if (slot_tag(v->byid, i) == tag && e->id == id)
 			return e;
 		i = (i + 1) & mask;
 	}

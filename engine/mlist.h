@@ -74,6 +74,9 @@ struct mlent {
 
 struct mlpage {
 	uint64_t gen;
+	/* the top 16 bits of each slot's hash (home), so a probe loads only
+	 * the entries whose tag matches */
+	uint16_t tag[MLP_SLOTS];
 	const struct mlent *s[MLP_SLOTS];
 };
 
