@@ -113,7 +113,7 @@ MIX_API int mix_view_open(struct mix_index *idx, struct mix_view **view_r)
 	struct mix_view *v = calloc(1, sizeof(*v));
 	*view_r = NULL;
 	if (!v)
-		return -ENOMEM;
+		return MIX_ENOMEM();
 	v->idx = idx;
 	__atomic_add_fetch(&idx->users, 1, __ATOMIC_RELAXED);
 	v->snap = newest_ref(idx, NULL);
@@ -298,7 +298,7 @@ static int u32v_add(struct u32v *a, uint32_t x)
 		uint32_t cap = a->cap ? a->cap * 2 : 16;
 		void *p = realloc(a->v, cap * sizeof(*a->v));
 		if (!p)
-			return -ENOMEM;
+			return MIX_ENOMEM();
 		a->v = p;
 		a->cap = cap;
 	}
@@ -319,7 +319,7 @@ static int uids_to_ranges(const uint32_t *u, uint32_t n,
 	struct mix_uid_range *r = NULL;
 	uint32_t i, k = 0;
 	if (n && !(r = malloc(n * sizeof(*r))))
-		return -ENOMEM;
+		return MIX_ENOMEM();
 	for (i = 0; i < n; i++) {
 		if (k && r[k - 1].last + 1 == u[i])
 			r[k - 1].last = u[i];
@@ -486,7 +486,7 @@ static int held_merge(const struct mix_view *v, const struct mix_snap *s,
 	struct mix_record rec;
 
 	if (!h)
-		return -ENOMEM;
+		return MIX_ENOMEM();
 	for (k = 0; k < n; k++) {
 		if (j == nx || (i < v->nheld && v->held[i].uid < x[j]))
 			h[k] = v->held[i++];
@@ -596,7 +596,7 @@ static int copy_records(struct mix_view *v, const struct mix_snap *old,
 		for (cap = cap ? cap : 4096; cap < need; cap *= 2)
 			;
 		if (!(dst = realloc(v->recs, cap)))
-			return -ENOMEM;
+			return MIX_ENOMEM();
 		v->recs = dst;   /* same content, more room */
 		v->recs_cap = cap;
 	}

@@ -577,7 +577,7 @@ static void run(struct mix_engine *e, const char *dir, const char *what,
 	memset(&M, 0, sizeof(M));
 	memset(cl, 0, sizeof(cl));
 	M.next_uid = 1;
-	if (!ok(mix_index_open(e, dir, MIX_OPEN_CREATE, &idx) == 0,
+	if (!is(mix_index_open(e, dir, MIX_OPEN_CREATE, &idx), 0,
 		"%s: index opened", what))
 		return;
 	for (step = 0; step < 30; step++)
@@ -595,7 +595,7 @@ static void run(struct mix_engine *e, const char *dir, const char *what,
 				maxheld = (int)mix_view_held_count(cl[v].view);
 		}
 	}
-	ok(failures == f0, "%s: %d steps, %d holding syncs: every report "
+	is(failures, f0, "%s: %d steps, %d holding syncs: every report "
 	   "and lookup as the client model expects", what, step, holds);
 	ok(maxheld > 0, "%s: the run held expunges (up to %d at once)", what,
 	   maxheld);
@@ -608,7 +608,7 @@ static void run(struct mix_engine *e, const char *dir, const char *what,
 			     mix_view_messages_count(cl[v].view),
 			     mix_snap_messages_count(mix_view_snap(cl[v].view)));
 	}
-	ok(failures == f0, "%s: a final release leaves the views equal to "
+	is(failures, f0, "%s: a final release leaves the views equal to "
 	   "their snapshots", what);
 	is(mix_view_sync_flags(cl[0].view, 0x80, &ch), MIX_EINVAL,
 	   "%s: an unknown sync flag is refused", what);
@@ -617,7 +617,7 @@ static void run(struct mix_engine *e, const char *dir, const char *what,
 		mix_view_close(&cl[v].view);
 		free(cl[v].e);
 	}
-	ok(mix_index_close(&idx) == 0, "%s: index closed", what);
+	is(mix_index_close(&idx), 0, "%s: index closed", what);
 }
 
 int main(void)

@@ -101,7 +101,7 @@ static void test_pin(struct mix_engine *e, const char *dir)
 	uint32_t nb, na, i;
 	int same, waited;
 
-	ok(mix_index_open(e, dir, MIX_OPEN_CREATE, &idx) == 0, "index");
+	is(mix_index_open(e, dir, MIX_OPEN_CREATE, &idx), 0, "index");
 	fill(idx, 3000);
 	mix_view_open(idx, &v);
 	before = snap_list(mix_view_snap(v), &nb);
@@ -130,7 +130,7 @@ static void test_pin(struct mix_engine *e, const char *dir)
 	(void)st0;
 	free(before);
 	free(after);
-	ok(mix_index_close(&idx) == 0, "closed");
+	is(mix_index_close(&idx), 0, "closed");
 }
 
 /* Check one sync report against the two snapshots' contents. */
@@ -187,7 +187,7 @@ static void test_sync_reports(struct mix_engine *e, const char *dir,
 	struct mix_view *views[4];
 	int i, round, bad = 0, syncs = 0, full = 0;
 
-	ok(mix_index_open(e, dir, MIX_OPEN_CREATE, &idx) == 0, "index");
+	is(mix_index_open(e, dir, MIX_OPEN_CREATE, &idx), 0, "index");
 	fill(idx, 500);
 	for (i = 0; i < 4; i++)
 		mix_view_open(idx, &views[i]);
@@ -249,18 +249,18 @@ static void test_watch(struct mix_engine *e, const char *dir)
 	pthread_t th;
 	int ep, n, r;
 
-	ok(mix_index_open(e, dir, MIX_OPEN_CREATE, &w_idx) == 0, "index");
+	is(mix_index_open(e, dir, MIX_OPEN_CREATE, &w_idx), 0, "index");
 	fill(w_idx, 10);
-	ok(mix_watch_open(w_idx, &w) == 0, "watcher");
+	is(mix_watch_open(w_idx, &w), 0, "watcher");
 	mix_view_open(w_idx, &v);
 	ep = epoll_create1(0);
 	epoll_ctl(ep, EPOLL_CTL_ADD, mix_watch_fd(w), &ev);
 	mix_watch_rearm(w);
 	n = epoll_wait(ep, &out, 1, 0);
-	ok(n == 0, "not readable before a commit");
+	is(n, 0, "not readable before a commit");
 	pthread_create(&th, NULL, committer_later, NULL);
 	n = epoll_wait(ep, &out, 1, 10000);
-	ok(n == 1, "epoll_wait woke after another thread's commit");
+	is(n, 1, "epoll_wait woke after another thread's commit");
 	pthread_join(th, NULL);
 	mix_watch_rearm(w);
 	r = mix_view_sync(v, &ch);
@@ -268,7 +268,7 @@ static void test_watch(struct mix_engine *e, const char *dir)
 	   "the view sees the new message after syncing");
 	mix_view_changes_free(&ch);
 	n = epoll_wait(ep, &out, 1, 0);
-	ok(n == 0, "re-armed: quiet again");
+	is(n, 0, "re-armed: quiet again");
 	close(ep);
 	mix_view_close(&v);
 	mix_watch_close(&w);
@@ -342,7 +342,7 @@ static void test_other_process(const char *dir)
 		ok(ret == MIX_ELOCKED && strstr(mix_last_error(), want),
 		   "second writer: %s", mix_last_error());
 	}
-	ok(mix_index_open(e, dir, MIX_OPEN_READONLY, &ro) == 0,
+	is(mix_index_open(e, dir, MIX_OPEN_READONLY, &ro), 0,
 	   "READONLY open beside the writing process");
 	if (write(down[1], "g", 1) != 1)
 		BAIL("pipe");
@@ -403,7 +403,7 @@ static void test_other_process(const char *dir)
 	if (write(down[1], "c", 1) != 1)
 		BAIL("pipe");
 	ret = mix_index_open(e, dir, 0, &w2);
-	ok(ret == 0, "writable open waited for the other process's lock: %s",
+	is(ret, 0, "writable open waited for the other process's lock: %s",
 	   ret ? mix_last_error() : "ok");
 	if (ret == 0)
 		mix_index_close(&w2);
@@ -481,7 +481,7 @@ static void test_refresh_rotation(const char *dir)
 	} while ((uint64_t)ts.tv_sec < t_end);
 	__atomic_store_n(&rr_stop, 1, __ATOMIC_RELEASE);
 	pthread_join(th, NULL);
-	ok(misses == 0, "%llu read-only refreshes during rotations every "
+	is(misses, 0, "%llu read-only refreshes during rotations every "
 	   "4 KiB: each sees every commit acknowledged before it",
 	   (unsigned long long)refreshes);
 	mix_index_close(&ro);
@@ -546,7 +546,7 @@ static void test_writers(const char *base)
 		mix_index_close(&boxes[i]);
 		tu_rmdir_r(dirs[i]);
 	}
-	ok(bad == 0, "4 writer threads, %d mailboxes, 8 committers: every "
+	is(bad, 0, "4 writer threads, %d mailboxes, 8 committers: every "
 	   "append of every mailbox is there after reopen", NBOX);
 	mix_engine_free(&e);
 }
