@@ -1298,6 +1298,8 @@ int mix_index_close_one(struct mix_index **idxp)
 
 	if (!idx)
 		return 0;
+	/* ORDER(users): pairs with the release decrements of
+	 * mix_view_close and mix_watch_close */
 	if (__atomic_load_n(&idx->users, __ATOMIC_ACQUIRE) != 0)
 		return mix_err(MIX_EINVAL, "%s: %u views or watchers still open",
 			       idx->dir, idx->users);

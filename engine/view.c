@@ -129,6 +129,8 @@ MIX_API void mix_view_close(struct mix_view **vp)
 	*vp = NULL;
 	held_drop(v);
 	mix_snap_unref(v->snap);
+	/* ORDER(users): release: the view's last use of the index happens
+	 * before a close that sees the count drop frees it */
 	__atomic_sub_fetch(&v->idx->users, 1, __ATOMIC_RELEASE);
 	free(v);
 }
