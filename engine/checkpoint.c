@@ -828,7 +828,8 @@ void mix_index_ckpt_tick(struct mix_index *idx)
 		return;
 	}
 	if (idx->log.offset < idx->rotate_size ||
-	    __atomic_load_n(&idx->poisoned, __ATOMIC_RELAXED) /* ORDER(poison) */)
+	    /* ORDER(poison) */
+	    __atomic_load_n(&idx->poisoned, __ATOMIC_RELAXED))
 		return;
 	if (ckpt_start(idx) == 0)
 		return;

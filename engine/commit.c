@@ -159,7 +159,8 @@ static int commit_check(struct mix_txn *t)
 	if (mix_rcu_read_ongoing())
 		return mix_err(MIX_EDEADLK, "commit inside a read-side "
 			       "section");
-	if (__atomic_load_n(&t->index->poisoned, __ATOMIC_RELAXED) /* ORDER(poison) */)
+	/* ORDER(poison) */
+	if (__atomic_load_n(&t->index->poisoned, __ATOMIC_RELAXED))
 		return mix_err(MIX_EPANIC, "%s: an earlier write failed; "
 			       "reopen the index", t->index->dir);
 	return 0;

@@ -265,7 +265,8 @@ static void run_batch(struct mix_index *idx, struct mix_txn **txns,
 	int ret, need_sync, failed;
 
 	while (start < n) {
-		if (__atomic_load_n(&idx->poisoned, __ATOMIC_RELAXED) /* ORDER(poison) */) {
+		/* ORDER(poison) */
+		if (__atomic_load_n(&idx->poisoned, __ATOMIC_RELAXED)) {
 			mix_err(MIX_EPANIC, "%s: an earlier write failed; "
 				"reopen the index", idx->dir);
 			complete_range(idx->writer, txns, start, n, MIX_EPANIC, 0);
@@ -321,7 +322,8 @@ static void close_index(struct mix_index *idx, struct mix_txn *t)
 	struct mix_writer *w = idx->writer;
 	int ret = 0;
 	idx->closing = 1;
-	if (!__atomic_load_n(&idx->poisoned, __ATOMIC_RELAXED) /* ORDER(poison) */ &&
+	/* ORDER(poison) */
+	if (!__atomic_load_n(&idx->poisoned, __ATOMIC_RELAXED) &&
 	    !idx->rotate_pending_seq &&
 	    (idx->ckpt_seq != idx->log.hdr.file_seq ||
 	     idx->ckpt_off != idx->log.offset ||

@@ -26,7 +26,8 @@ MIX_API int mix_txn_begin(struct mix_index *idx, struct mix_txn **txn_r)
 	*txn_r = NULL;
 	if (idx->flags & MIX_OPEN_READONLY)
 		return mix_err(MIX_EREADONLY, "%s: opened read-only", idx->dir);
-	if (__atomic_load_n(&idx->poisoned, __ATOMIC_RELAXED) /* ORDER(poison) */)
+	/* ORDER(poison) */
+	if (__atomic_load_n(&idx->poisoned, __ATOMIC_RELAXED))
 		return mix_err(MIX_EPANIC, "%s: an earlier write failed; "
 			       "reopen the index", idx->dir);
 	t = calloc(1, sizeof(*t));
