@@ -10,11 +10,13 @@
 #             make fuzz         the libFuzzer targets, FUZZ_SECONDS each
 # Stress      make stress       stress/validate with defaults, then stress/stall (a 10 s
 #                               read-side section), in temporary directories under
-#                               $TMPDIR (VIRTUAL=1: also stress/virtual-stress)
+#                               $TMPDIR (VIRTUAL=1: also stress/virtual-stress;
+#                               LIST=1: also stress/list-stress)
+#             make stress-virtual, stress-list   those two alone
 #             make stress-long, crashtest, powercut   longer torture runs
 # Bench       make bench        stress/bench figures (name value unit), then mix vs
 #                               LMDB, scaling, read-path check, plots (bench-lmdb)
-#             make bench-views, bench-rcu, perf
+#             make bench-views, bench-list, bench-rcu, perf
 # Install     make install PREFIX=/usr/local [LIBDIR=...] [DESTDIR=...]
 #             make uninstall    (same variables) removes what install put
 #             make clean
@@ -55,8 +57,9 @@ HEADERS    := $(sort $(wildcard include/mix/*.h))
 TEST_SRC   := $(sort $(wildcard tests/test-*.c))
 TEST_BIN   := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 # TAP scripts prove runs after the test programs
-TEST_SH    := tests/run-example.sh tests/test-abi.sh tests/run-validate.sh \
-              tests/run-stall.sh tests/run-virtual-stress.sh
+TEST_SH    := tests/run-example.sh tests/test-abi.sh tests/test-header.sh \
+              tests/run-validate.sh tests/run-stall.sh \
+              tests/run-virtual-stress.sh tests/run-list-stress.sh
 STRESS_SRC := $(sort $(wildcard stress/*.c))
 # bench-lmdb links LMDB, which make check does not need (see make bench)
 STRESS_BIN := $(filter-out $(BUILD)/stress/bench-lmdb,$(STRESS_SRC:stress/%.c=$(BUILD)/stress/%))
@@ -66,8 +69,8 @@ TMP        := $${TMPDIR:-/tmp}
 
 .PHONY: all deps deps-ok check example abi-update rcu-loop asan tsan \
 	fuzz fuzz-build fuzz-lib fuzz-corpus fuzz-clean \
-	stress stress-virtual stress-long crashtest powercut \
-	bench bench-deps bench-lmdb bench-views bench-rcu perf \
+	stress stress-virtual stress-list stress-long crashtest powercut \
+	bench bench-deps bench-lmdb bench-views bench-list bench-rcu perf \
 	install uninstall clean FORCE
 .DEFAULT_GOAL := all
 
@@ -231,6 +234,7 @@ stress: all $(BUILD)/stress/validate $(BUILD)/stress/stall
 	  d=$$(mktemp -d "$(TMP)/mix-stall.XXXXXX") && \
 	  $(BUILD)/stress/stall --dir "$$d" $(STALL_ARGS); rc=$$?; rm -rf "$$d"; exit $$rc
 	@if [ -n "$(VIRTUAL)" ]; then $(MAKE) --no-print-directory BUILD=$(BUILD) stress-virtual; fi
+	@if [ -n "$(LIST)" ]; then $(MAKE) --no-print-directory BUILD=$(BUILD) stress-list; fi
 
 # make stress-virtual [VIRTUAL_ARGS=...]: stress/virtual-stress, the atomic
 # remap of virtual mailboxes (docs/virtual.md "Atomic remap"): readers
@@ -243,6 +247,18 @@ stress-virtual: all $(BUILD)/stress/virtual-stress
 	@d=$$(mktemp -d "$(TMP)/mix-vstress.XXXXXX") && \
 	  $(BUILD)/stress/virtual-stress --dir "$$d/run" $(VIRTUAL_ARGS) && \
 	  $(BUILD)/stress/virtual-stress --dir "$$d/live" $(VIRTUAL_ARGS) --live --writes; \
+	  rc=$$?; rm -rf "$$d"; exit $$rc
+
+# make stress-list [LIST_ARGS=...]: stress/list-stress (docs/mailbox-list.md
+# "Concurrency"): readers look up and LIST while a writer renames a subtree
+# back and forth, with NONE and with SYNC commits; a reader that sees half
+# a rename or a mailbox twice fails it.  `make stress LIST=1` runs it after
+# the others.
+LIST_ARGS ?= --seconds 10 --readers 4 --subtree 1000
+stress-list: all $(BUILD)/stress/list-stress
+	@d=$$(mktemp -d "$(TMP)/mix-lstress.XXXXXX") && \
+	  $(BUILD)/stress/list-stress --dir "$$d/none" $(LIST_ARGS) && \
+	  $(BUILD)/stress/list-stress --dir "$$d/sync" $(LIST_ARGS) --sync; \
 	  rc=$$?; rm -rf "$$d"; exit $$rc
 
 # make stress-long: stress/stress-long.sh — 64 readers + 8 committers for
@@ -303,6 +319,13 @@ bench-lmdb: all bench-deps $(BUILD)/stress/bench-lmdb
 
 # make bench-views: refresh, view sync and CHANGEDSINCE figures
 # (stress/bench-views.c; issue 3).
+# make bench-list [BENCH_LIST_ARGS=...]: stress/bench-list, the mailbox
+# list index's figures (docs/benchmarks.md "Mailbox list index").
+bench-list: all $(BUILD)/stress/bench-list
+	@d=$$(mktemp -d "$(TMP)/mix-bench.XXXXXX") && \
+	  $(BUILD)/stress/bench-list --dir "$$d" $(BENCH_LIST_ARGS) | tee $(BUILD)/bench-list.txt; \
+	  rc=$$?; rm -rf "$$d"; exit $$rc
+
 bench-views: all $(BUILD)/stress/bench-views
 	@d=$$(mktemp -d "$(TMP)/mix-bench.XXXXXX") && \
 	  $(BUILD)/stress/bench-views --dir "$$d" $(BENCH_VIEWS_ARGS) | tee $(BUILD)/bench-views.txt; \

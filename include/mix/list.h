@@ -41,6 +41,10 @@ extern "C" {
 #endif
 
 struct mix_list;
+/* mailbox-name.h declares it; declared here too, for a file that
+ * includes mailbox-name.h first (which includes mix.h, which includes
+ * this header before mailbox-name.h's own declarations) */
+struct mix_mbox_pattern;
 
 /* Longest name component in bytes: a record holds the last component in
  * a fixed field (docs/mailbox-list.md "Limits"). */

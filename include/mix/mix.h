@@ -1222,5 +1222,6 @@ MIX_API void mix_qresync_result_free(struct mix_qresync_result *result);
 #include "mix/version.h"
 #include "mix/virtual.h"
 #include "mix/mailbox-name.h"
+#include "mix/list.h"
 
 #endif
