@@ -29,6 +29,7 @@
 
 #include "err.h"
 #include "mlist.h"
+#include "txn.h"
 
 static void put16(uint8_t *p, uint16_t x) { memcpy(p, &x, 2); }
 static void put32(uint8_t *p, uint32_t x) { memcpy(p, &x, 4); }
@@ -224,6 +225,12 @@ static int load_version(struct mix_list *list, uint64_t gen,
 	ret = load_records(list, snap, v);
 	if (ret == 0)
 		ret = load_check_tree(list, v, snap);
+	if (ret == 0) {
+		size_t size = 0;
+		const uint8_t *h = mix_snap_ext_hdr(snap, list->ext_id, &size);
+		list->wctr = h && size == MLIST_HDR_SIZE ?
+			     get32(h + MLIST_HDR_CTR) : 0;
+	}
 	mix_read_unlock();
 	if (ret == 0)
 		ret = mlist_link_all(v);
@@ -430,9 +437,20 @@ static int op_encode(struct mlop *op, struct mix_txn *txn)
 	struct mix_list *list = op->list;
 	uint8_t r[MLIST_REC_SIZE];
 	const struct mlent *e;
-	uint32_t i, id, app;
+	uint32_t i, id, app, next = list->wctr + 1;
 	int ret;
 
+	/* Chained changes: this one requires the counter its predecessor
+	 * set.  A change whose commit failed (out of space) left the counter
+	 * where it was, so every change built on it, already queued behind
+	 * it, fails alone with -EAGAIN and changes nothing, instead of
+	 * landing on a state it was not built for (a child whose new
+	 * parent never came, a name twice). */
+	if ((ret = mix_txn_ext_hdr_require(txn, list->ext_id, MLIST_HDR_CTR,
+					   &list->wctr, 4)) < 0 ||
+	    (ret = mix_txn_ext_hdr_set(txn, list->ext_id, MLIST_HDR_CTR,
+				       &next, 4)) < 0)
+		return ret;
 	for (id = op->first_id; id < op->nv->next_id; id++) {
 		e = mlist_find_id(op->nv, id);
 		if ((ret = mix_txn_append(txn, 0, NULL, &app)) < 0)
@@ -497,6 +515,7 @@ static int op_commit_now(struct mlop *op, struct mix_txn *txn)
 		mlist_op_abort(op);
 		return ret;
 	}
+	list->wctr++;
 	list->wver->next = op->nv;
 	list->wver = op->nv;
 	pthread_mutex_lock(&list->pub_lock);
@@ -539,6 +558,7 @@ int mlist_op_commit(struct mlop *op)
 		return ret;
 	}
 	list->wver = op->nv;
+	list->wctr++;
 	pthread_mutex_unlock(&list->wlock);
 	free(op->touched);
 	op->touched = NULL;
@@ -546,6 +566,11 @@ int mlist_op_commit(struct mlop *op)
 	while (!op->done)
 		pthread_cond_wait(&list->done_cond, &list->done_lock);
 	pthread_mutex_unlock(&list->done_lock);
+	if (op->ret == -EAGAIN)
+		return mix_err(-EAGAIN, "%s: an earlier change of the mailbox "
+			       "list failed, and this one was built on it: "
+			       "nothing of it was applied; retry it",
+			       list->dir);
 	return op->ret;
 }
 

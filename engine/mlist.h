@@ -36,6 +36,7 @@
 #define MLIST_MAGIC     0x3154534cu   /* "LST1" little-endian */
 #define MLIST_VERSION   1u
 #define MLIST_HDR_SIZE  16u
+#define MLIST_HDR_CTR   12u           /* offset of the change counter */
 #define MLIST_REC_SIZE  328u
 #define MLIST_REC_NAME  66u           /* offset of the name bytes */
 
@@ -187,6 +188,10 @@ struct mix_list {
 	/* writer side: checks and enqueueing, one change at a time */
 	pthread_mutex_t wlock;
 	struct mlver *wver;      /* the newest version built (wlock) */
+	/* the change counter (format.md §6.1, header offset 12) the next
+	 * change requires and moves on by one (wlock): a change built on
+	 * one that failed fails too (-EAGAIN), see op_encode */
+	uint32_t wctr;
 	/* a commit failed (atomic): the versions built after the published
 	 * one are wrong; the next change reloads from the records */
 	int broken;

@@ -585,6 +585,27 @@ static int apply_register(struct mix_builder *b, struct mix_txn *t,
 	return ret;
 }
 
+/* A precondition (mix_txn_ext_hdr_require): checked against the state
+ * the earlier transactions of the batch left; logs nothing. */
+static int apply_require(const struct mix_builder *b, const struct mix_txn *t,
+			 const struct txn_op *op)
+{
+	const struct mix_exthdrs *x = b->exthdrs;
+
+	if (op->ext_id >= x->count || op->offset > x->e[op->ext_id].size ||
+	    op->size > x->e[op->ext_id].size - op->offset)
+		return mix_err(MIX_EINVAL, "precondition on extension %u "
+			       "header at %u+%u outside its data", op->ext_id,
+			       op->offset, op->size);
+	if (memcmp(x->e[op->ext_id].data + op->offset, txn_ptr(t, op->data),
+		   op->size) != 0)
+		return mix_err(-EAGAIN, "precondition failed: extension %u "
+			       "header bytes %u..%u changed since the "
+			       "transaction was built", op->ext_id, op->offset,
+			       op->offset + op->size - 1);
+	return 0;
+}
+
 static int apply_op(struct mix_builder *b, struct mix_txn *t, uint32_t *i,
 		    uint64_t modseq, struct mix_buf *buf)
 {
@@ -614,6 +635,8 @@ static int apply_op(struct mix_builder *b, struct mix_txn *t, uint32_t *i,
 						 op->size);
 		return ret;
 	}
+	case TXN_EXT_HDR_REQUIRE:
+		return apply_require(b, t, op);
 	case TXN_HDR:
 		return apply_hdr(b, op, buf);
 	case TXN_EXT_REGISTER:

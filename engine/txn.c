@@ -541,6 +541,16 @@ MIX_API int mix_txn_ext_hdr_set(struct mix_txn *t, uint32_t ext_id,
 	return put_data_op(t, TXN_EXT_HDR, ext_id, 0, offset, data, size);
 }
 
+int mix_txn_ext_hdr_require(struct mix_txn *t, uint32_t ext_id,
+			    uint32_t offset, const void *data, size_t size)
+{
+	int ret;
+	if ((ret = ext_check(t, ext_id, size, 0, offset)) < 0)
+		return ret;
+	return put_data_op(t, TXN_EXT_HDR_REQUIRE, ext_id, 0, offset, data,
+			   size);
+}
+
 MIX_API int mix_txn_hdr_set(struct mix_txn *t, enum mix_hdr_field field,
 			    uint32_t value)
 {

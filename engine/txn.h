@@ -25,6 +25,7 @@ enum txn_op_type {
 	TXN_EXT_REGISTER,
 	TXN_EXPUNGE_DELETED, /* expunge those of ranges with \Deleted now */
 	TXN_RECENT_CLAIM,    /* [first_recent_uid, next_uid) to the caller */
+	TXN_EXT_HDR_REQUIRE, /* fail unless extension header bytes equal */
 };
 
 /* One operation; variable data lives in the transaction's arena at the
@@ -159,6 +160,17 @@ static inline const char *txn_kw(const struct mix_txn *t,
 }
 
 void mix_txn_free(struct mix_txn *t);
+
+/* A precondition, checked by the writer when it applies the transaction,
+ * atomically with every other commit: size bytes at offset of extension
+ * ext_id's header data must equal data then, or the whole transaction
+ * fails alone with -EAGAIN and changes nothing.  For layers inside the
+ * library that chain their changes (the mailbox list: each change
+ * requires the change counter its predecessor set, so a change built on
+ * one that failed fails too, instead of landing on a state it was not
+ * built for).  Put it first.  Returns 0, MIX_EINVAL, -ENOMEM. */
+int mix_txn_ext_hdr_require(struct mix_txn *t, uint32_t ext_id,
+			    uint32_t offset, const void *data, size_t size);
 
 
 #endif

@@ -7,6 +7,7 @@
  * inside a read-side section is refused; read-only indexes refuse writes;
  * the engine refuses to be freed with an index open.
  */
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 #include <unistd.h>
 
 #include "mix/mix.h"
+#include "txn.h"
 #include "tap.h"
 #include "testutil.h"
 
@@ -265,6 +267,54 @@ static void test_readonly(const char *dir)
 	   MIX_EINVAL, "READONLY|CREATE refused");
 }
 
+/* The writer-checked precondition on extension header bytes
+ * (mix_txn_ext_hdr_require, internal; the mailbox list chains its
+ * changes with it): a transaction whose bytes no longer match fails
+ * alone with -EAGAIN and changes nothing, even inside one batch. */
+static void test_require(struct mix_index *idx)
+{
+	uint32_t ext, zero = 0, one = 1, two = 2, before, after;
+	struct mix_txn *t1, *t2;
+	int r1 = 1, r2 = 1;
+
+	is(mix_index_ext_register(idx, "counter", 0, 4, 8, &ext), 0,
+	   "require: extension registered");
+	mix_read_lock();
+	before = mix_snap_messages_count(mix_index_snap(idx));
+	mix_read_unlock();
+	/* t1 and t2 both built on counter 0; t1 moves it to 1 */
+	if (mix_txn_begin(idx, &t1) < 0 || mix_txn_begin(idx, &t2) < 0)
+		BAIL("txn begin: %s", mix_last_error());
+	is(mix_txn_ext_hdr_require(t1, ext, 4, &zero, 4), 0, "require added");
+	mix_txn_ext_hdr_set(t1, ext, 4, &one, 4);
+	mix_txn_append(t1, 0, NULL, NULL);
+	mix_txn_ext_hdr_require(t2, ext, 4, &zero, 4);
+	mix_txn_ext_hdr_set(t2, ext, 4, &two, 4);
+	mix_txn_append(t2, 0, NULL, NULL);
+	r1 = mix_txn_commit(&t1, MIX_DURABILITY_NONE, NULL);
+	r2 = mix_txn_commit(&t2, MIX_DURABILITY_NONE, NULL);
+	is(r1, 0, "require: the first transaction built on 0 commits");
+	is(r2, -EAGAIN, "require: the second, built on 0 too, fails with "
+	   "-EAGAIN (%s)", mix_last_error());
+	mix_read_lock();
+	{
+		const struct mix_snap *s = mix_index_snap(idx);
+		size_t size = 0;
+		const uint8_t *h = mix_snap_ext_hdr(s, ext, &size);
+		uint32_t v = 0;
+		if (h && size == 8)
+			memcpy(&v, h + 4, 4);
+		is(v, 1, "require: the counter is the first one's");
+		after = mix_snap_messages_count(s);
+	}
+	mix_read_unlock();
+	is(after, before + 1, "require: only the first one's append landed");
+	is(mix_txn_begin(idx, &t1), 0, "require: begin");
+	is(mix_txn_ext_hdr_require(t1, ext, 6, &zero, 4), MIX_EINVAL,
+	   "require: bytes outside the header refused");
+	mix_txn_abort(&t1);
+}
+
 int main(void)
 {
 	struct mix_engine_config cfg;
@@ -286,6 +336,7 @@ int main(void)
 	test_bad_args(idx);
 	test_ext(idx);
 	test_async(idx);
+	test_require(idx);
 	test_readonly(dir);
 	is(mix_engine_free(&engine), MIX_EINVAL,
 	   "engine free with an open index refused");
