@@ -1303,6 +1303,12 @@ int mix_index_close_one(struct mix_index **idxp)
 	if (__atomic_load_n(&idx->users, __ATOMIC_ACQUIRE) != 0)
 		return mix_err(MIX_EINVAL, "%s: %u views or watchers still open",
 			       idx->dir, idx->users);
+	/* a mailbox list's STATUS cache holds this index (mix_list_attach):
+	 * closing it under the list would leave the list a dangling
+	 * pointer; the list's detach clears the hook */
+	if (__atomic_load_n(&idx->has_hook, __ATOMIC_RELAXED))
+		return mix_err(MIX_EINVAL, "%s: attached to a mailbox list "
+			       "(mix_list_attach): detach it first", idx->dir);
 	if (idx->writer) {
 		struct mix_txn *t = calloc(1, sizeof(*t));
 		if (!t)

@@ -125,8 +125,15 @@ static void test_status(const char *base)
 	mix_list_status(l, id, &st);
 	is(st.size, 12345, "size live");
 	is(mix_list_flush(l), 0, "flush");
+	{
+		struct mix_index *keep = idx;
+		is(mix_index_close(&idx), MIX_EINVAL, "closing an attached "
+		   "mailbox is refused (%s)", mix_last_error());
+		ok(idx == keep, "the refused close kept the handle");
+		idx = keep;
+	}
 	is(mix_list_detach(l, id), 0, "detach");
-	mix_index_close(&idx);
+	is(mix_index_close(&idx), 0, "closed after detach");
 	mix_list_close(&l);
 	l = lopen(ldir);
 	mix_list_status(l, id, &st);

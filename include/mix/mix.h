@@ -383,7 +383,8 @@ MIX_API void mix_index_open_info(struct mix_index *index,
  * the index stays open for them, views and watchers included; the last
  * close does what follows.  Returns 0 or the error of the final
  * checkpoint (the index is closed either way; nothing acknowledged is
- * lost); MIX_EINVAL while views or watchers of it are open, -ENOMEM
+ * lost); MIX_EINVAL while views or watchers of it are open or it is
+ * attached to a mailbox list (mix_list_attach), -ENOMEM
  * (nothing is closed then, *index is kept).  No transaction of the
  * index may be open.  Any thread, not inside a read-side section (it
  * waits for the writer), not from a callback. */
