@@ -55,7 +55,8 @@ struct recovery {
 	int need_checkpoint;
 	uint64_t gen;        /* generation of the state built (1 at open) */
 	int quiet;           /* refresh: a torn tail is a write in progress */
-	int gap;             /* replay_chain found a log missing */
+	int gap;             /* replay_chain found a log missing or of
+			      * another indexid (refresh: read again) */
 	int recreate;        /* MIX_OPEN_RECREATE: a new index replaces it */
 	int salvage;         /* MIX_OPEN_SALVAGE: keep what is valid */
 	unsigned leftover;   /* bit i: logs[i] was an interrupted RECREATE's */
@@ -670,10 +671,16 @@ static int replay_chain(struct recovery *rc)
 		uint64_t limit = r->size;
 		if (!rc->have_log[i] || r->hdr.file_seq < rc->pos_seq)
 			continue;
-		if (r->hdr.indexid != rc->indexid)
+		if (r->hdr.indexid != rc->indexid) {
+			/* to a follower's refresh, a writer in the middle
+			 * of a RECREATE (a new mix.index or a new log read
+			 * with an old one): read everything again (only
+			 * refresh reads gap) */
+			rc->gap = 1;
 			return mix_err(MIX_ECORRUPT, "%s: field indexid: %u, "
 				       "but the index is %u", r->path,
 				       r->hdr.indexid, rc->indexid);
+		}
 		if (i == 0 && rc->have_log[1] &&
 		    rc->logs[1].hdr.prev_file_seq == r->hdr.file_seq)
 			limit = rc->logs[1].hdr.prev_file_offset;

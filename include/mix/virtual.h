@@ -284,6 +284,38 @@ MIX_API int mix_virtual_live_stop(struct mix_virtual *v);
  * off).  Any thread; cannot fail. */
 MIX_API uint64_t mix_virtual_live_syncs(struct mix_virtual *v);
 
+/* ---- backends by name pattern (docs/virtual.md) ---------------------- */
+
+struct mix_list;
+
+/* One mailbox a pattern matched (an array element: fixed). */
+struct mix_virtual_match {
+	char *name;          /* its name, normalised (INBOX); malloc'd */
+	uint32_t list_id;    /* its mailbox id in the list: a rename keeps it */
+	char id_name[12];    /* "#<list_id>": a backend name that a rename
+			      * keeps, so the virtual UIDs stay */
+};
+
+/* The selectable mailboxes of list (not \Noselect, not nonexistent)
+ * whose names match one of the LIST patterns (`*`, `%`, compiled with the
+ * list's separator) and none of the exclusion patterns, written with a
+ * leading '-' ("-Trash", "-Archive/%"), on one version of the list.
+ * Sorted by name, each once.  Resolve again after the list changed (a
+ * create, delete or rename) and pass the result to
+ * mix_virtual_set_backends().  Returns 0 with *matches_r (free with
+ * mix_virtual_matches_free; NULL when none) and *count_r; MIX_EINVAL (no
+ * list, a NULL or invalid pattern: the message names it), MIX_EDEADLK
+ * (inside a read-side section), -ENOMEM; on error nothing is allocated.
+ * Any thread, not inside a read-side section. */
+MIX_API int mix_virtual_resolve(struct mix_list *list,
+				const char *const *patterns, uint32_t count,
+				struct mix_virtual_match **matches_r,
+				uint32_t *count_r);
+
+/* Free what mix_virtual_resolve returned.  Any thread; cannot fail. */
+MIX_API void mix_virtual_matches_free(struct mix_virtual_match *m,
+				      uint32_t count);
+
 #ifdef __cplusplus
 }
 #endif
