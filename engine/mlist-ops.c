@@ -64,7 +64,7 @@ static int ensure_parents(struct mlop *op, const struct pname *p,
 					 p->c[i].len, MIX_LIST_NONEXISTENT,
 					 NULL);
 			if (e == NULL)
-				return -ENOMEM;
+				return MIX_ENOMEM();
 		}
 		id = e->id;
 	}
@@ -91,7 +91,7 @@ static int prune_up(struct mlop *op, uint32_t id)
 			if (e->flags & MIX_LIST_NONEXISTENT)
 				return 0;
 			if ((m = mlist_mut(op->nv, id)) == NULL)
-				return -ENOMEM;
+				return MIX_ENOMEM();
 			m->flags = (m->flags & ~MIX_LIST_NOSELECT) |
 				   MIX_LIST_NONEXISTENT;
 			return mlist_op_touch(op, id);
@@ -161,7 +161,7 @@ static int make_mailbox(struct mlop *op, const struct pname *p,
 			return -EEXIST;
 		if (memcmp(e->guid, zero, 16) == 0) {
 			if ((m = mlist_mut(op->nv, e->id)) == NULL)
-				return -ENOMEM;
+				return MIX_ENOMEM();
 			memcpy(m->guid, guid, 16);
 			if ((ret = mlist_op_touch(op, e->id)) < 0)
 				return ret;
@@ -173,7 +173,7 @@ static int make_mailbox(struct mlop *op, const struct pname *p,
 	if (e != NULL) {
 		m = replace_entry(op, e, e->flags & MIX_LIST_SUBSCRIBED, guid);
 		if (m == NULL)
-			return -ENOMEM;
+			return MIX_ENOMEM();
 		*id_r = m->id;
 		return 0;
 	}
@@ -181,7 +181,7 @@ static int make_mailbox(struct mlop *op, const struct pname *p,
 		return ret;
 	nm = last(p, &len);
 	if ((m = mlist_insert(op->nv, parent, nm, len, 0, guid)) == NULL)
-		return -ENOMEM;
+		return MIX_ENOMEM();
 	*id_r = m->id;
 	return 0;
 }
@@ -225,7 +225,7 @@ static int vanish(struct mlop *op, uint32_t id)
 	if (mlist_has_children(op->nv, e) ||
 	    (e->kids != NULL && e->kids->n > 0) || sub) {
 		if ((m = mlist_mut(op->nv, id)) == NULL)
-			return -ENOMEM;
+			return MIX_ENOMEM();
 		m->flags = sub | (mlist_has_children(op->nv, m) ?
 				  MIX_LIST_NOSELECT : MIX_LIST_NONEXISTENT);
 		memset(&m->st, 0, sizeof(m->st));
@@ -317,7 +317,7 @@ static int rename_apply(struct mlop *op, const struct pname *t,
 		return ret;
 	if (sub) {
 		if ((m = mlist_mut(op->nv, id)) == NULL)
-			return -ENOMEM;
+			return MIX_ENOMEM();
 		m->flags |= sub;
 	}
 	return prune_up(op, oldp);
@@ -334,7 +334,7 @@ MIX_API int mix_list_rename(struct mix_list *list, const char *from,
 	int ret, created;
 
 	if (f == NULL)
-		return -ENOMEM;
+		return MIX_ENOMEM();
 	t = f + 1;
 	if ((ret = pname_init(list, f, from, from_len)) < 0 ||
 	    (ret = pname_init(list, t, to, to_len)) < 0 ||
@@ -438,7 +438,7 @@ MIX_API int mix_list_set_special_use(struct mix_list *list, const char *name,
 	}
 	if ((m = mlist_mut(op.nv, e->id)) == NULL) {
 		mlist_op_abort(&op);
-		return -ENOMEM;
+		return MIX_ENOMEM();
 	}
 	m->flags = (m->flags & ~MIX_LIST_SPECIAL_USE) | special_use;
 	if ((ret = mlist_op_touch(&op, m->id)) < 0) {
@@ -501,7 +501,7 @@ static int sync_collect(struct mix_list *list, const char *root, size_t rlen,
 	int ret;
 
 	if (p == NULL)
-		return -ENOMEM;
+		return MIX_ENOMEM();
 	while ((ret = next(ctx, &name, &len, &guid)) > 0) {
 		struct sync_name *sn;
 		if ((ret = pname_init(list, p, name, len)) < 0)
@@ -574,7 +574,7 @@ static int gone_walk(struct mlop *op, const struct sync_ctx *s,
 					uint32_t cap = g->cap ? g->cap * 2 : 64;
 					void *n = realloc(g->ids, cap * 4);
 					if (n == NULL)
-						return -ENOMEM;
+						return MIX_ENOMEM();
 					g->ids = n;
 					g->cap = cap;
 				}

@@ -133,7 +133,7 @@ static int set_change(struct mix_list *list, struct mlatt *a, int add)
 
 	s = malloc(sizeof(*s) + (n + 1) * sizeof(s->a[0]));
 	if (s == NULL)
-		return -ENOMEM;
+		return MIX_ENOMEM();
 	for (i = 0; i < n; i++) {
 		if (add && a != NULL && old->a[i]->id > a->id) {
 			s->a[j++] = a;
@@ -219,7 +219,7 @@ static int persist(struct mix_list *list, uint32_t id, const struct mlstat *st,
 	}
 	if ((m = mlist_mut(op.nv, id)) == NULL) {
 		mlist_op_abort(&op);
-		return -ENOMEM;
+		return MIX_ENOMEM();
 	}
 	m->st = *st;
 	if ((ret = mlist_op_touch(&op, id)) < 0) {
@@ -262,7 +262,7 @@ MIX_API int mix_list_attach(struct mix_list *list, uint32_t id,
 		return mix_err(MIX_ENOTFOUND, "%s: no mailbox with id %u",
 			       list->dir, id);
 	if ((a = calloc(1, sizeof(*a))) == NULL)
-		return -ENOMEM;
+		return MIX_ENOMEM();
 	a->id = id;
 	a->list = list;
 	a->index = index;

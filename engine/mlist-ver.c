@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "err.h"
 #include "mlist.h"
 
 /* ---- small helpers ----------------------------------------------------- */
@@ -32,7 +33,7 @@ static int vec_push(struct mlvec *v, void *p)
 		uint32_t cap = v->cap ? v->cap * 2 : 16;
 		void **n = realloc(v->p, cap * sizeof(*n));
 		if (n == NULL)
-			return -ENOMEM;
+			return MIX_ENOMEM();
 		v->p = n;
 		v->cap = cap;
 	}
@@ -116,7 +117,7 @@ static int slot_set(struct mlver *nv, struct mlpage **t, uint32_t i,
 		struct mlpage *c = malloc(sizeof(*c));
 		if (c == NULL || born(nv, c) < 0) {
 			free(c);
-			return -ENOMEM;
+			return MIX_ENOMEM();
 		}
 		memcpy(c->s, p->s, sizeof(c->s));
 		memcpy(c->tag, p->tag, sizeof(c->tag));
@@ -175,7 +176,7 @@ static int table_del(struct mlver *nv, struct mlpage **t, uint32_t home,
 		/* x may move to i if i lies cyclically in [k, j) */
 		if ((j > i && (k <= i || k > j)) || (j < i && k <= i && k > j)) {
 			if (slot_set(nv, t, i, x, slot_tag(t, j)) < 0)
-				return -ENOMEM;
+				return MIX_ENOMEM();
 			i = j;
 		}
 	}
@@ -241,13 +242,13 @@ static int rehash(struct mlver *nv, const struct mlver *v, uint32_t bits)
 	nv->byname = dir_new(nv, bits);
 	nv->byid = nv->byname ? dir_new(nv, bits) : NULL;
 	if (nv->byid == NULL)
-		return -ENOMEM;
+		return MIX_ENOMEM();
 	for (i = 0; i < n; i++) {
 		if ((e = slot(v->byid, i)) == NULL)
 			continue;
 		if (table_add(nv, nv->byid, id_home(e->id), e) < 0 ||
 		    table_add(nv, nv->byname, e->hash, e) < 0)
-			return -ENOMEM;
+			return MIX_ENOMEM();
 	}
 	for (i = 0; i < old; i++) {
 		retire(nv, v->byid[i]);
@@ -451,7 +452,7 @@ static int kids_set(struct mlver *nv, uint32_t id, const struct mlkids *k)
 		nv->top = k;
 	} else {
 		if ((p = mlist_mut(nv, id)) == NULL)
-			return -ENOMEM;
+			return MIX_ENOMEM();
 		old = p->kids;
 		p->kids = k;
 	}
@@ -487,7 +488,7 @@ static int kids_add(struct mlver *nv, uint32_t parent, const struct mlent *c)
 			hi = mid;
 	}
 	if ((nk = kids_alloc(nv, n + 1)) == NULL)
-		return -ENOMEM;
+		return MIX_ENOMEM();
 	if (lo > 0)
 		memcpy(nk->ids, k->ids, lo * sizeof(nk->ids[0]));
 	nk->ids[lo] = c->id;
@@ -507,7 +508,7 @@ static int kids_del(struct mlver *nv, uint32_t parent, uint32_t id)
 		return 0;
 	if (k->n > 1) {
 		if ((nk = kids_alloc(nv, k->n - 1)) == NULL)
-			return -ENOMEM;
+			return MIX_ENOMEM();
 		for (i = 0; i < k->n; i++)
 			if (k->ids[i] != id && j < nk->n)
 				nk->ids[j++] = k->ids[i];
@@ -581,7 +582,7 @@ int mlist_move(struct mlver *nv, uint32_t id, uint32_t parent,
 		return -EINVAL;
 	oldp = e->parent;
 	if ((c = ent_alloc(nv, name, len)) == NULL)
-		return -ENOMEM;
+		return MIX_ENOMEM();
 	memcpy(c, e, sizeof(*c));
 	c->gen = nv->gen;
 	memcpy(c->name, name, len);
@@ -594,7 +595,7 @@ int mlist_move(struct mlver *nv, uint32_t id, uint32_t parent,
 	    table_replace(nv, nv->byid, id_home(id), e, c) < 0 ||
 	    table_add(nv, nv->byname, c->hash, c) < 0 ||
 	    kids_add(nv, parent, c) < 0)
-		return -ENOMEM;
+		return MIX_ENOMEM();
 	retire(nv, e);
 	return 0;
 }
@@ -608,7 +609,7 @@ int mlist_remove(struct mlver *nv, uint32_t id)
 	if (kids_del(nv, e->parent, id) < 0 ||
 	    table_del(nv, nv->byname, e->hash, e) < 0 ||
 	    table_del(nv, nv->byid, id_home(id), e) < 0)
-		return -ENOMEM;
+		return MIX_ENOMEM();
 	retire(nv, e->kids);
 	retire(nv, e);
 	nv->count--;
@@ -672,7 +673,7 @@ int mlist_link_all(struct mlver *nv)
 	const struct mlent *e;
 
 	if (p == NULL)
-		return -ENOMEM;
+		return MIX_ENOMEM();
 	for (i = 0; i < n && cnt < nv->count; i++)
 		if ((e = slot(nv->byid, i)) != NULL)
 			p[cnt++] = (struct link_pair){ e->parent, e };
@@ -683,13 +684,13 @@ int mlist_link_all(struct mlver *nv)
 			;
 		if ((k = kids_alloc(nv, j - i)) == NULL) {
 			free(p);
-			return -ENOMEM;
+			return MIX_ENOMEM();
 		}
 		for (uint32_t x = i; x < j; x++)
 			k->ids[x - i] = p[x].e->id;
 		if (kids_set(nv, p[i].parent, k) < 0) {
 			free(p);
-			return -ENOMEM;
+			return MIX_ENOMEM();
 		}
 	}
 	free(p);

@@ -173,7 +173,7 @@ static int load_records(struct mix_list *list, const struct mix_snap *snap,
 				       "the same name as record uid %u under "
 				       "parent %u", dup->id, get32(r));
 		if (e == NULL)
-			return -ENOMEM;
+			return MIX_ENOMEM();
 		rec_fill(e, r);
 	}
 	return 0;
@@ -220,7 +220,7 @@ static int load_version(struct mix_list *list, uint64_t gen,
 			    mix_snap_messages_count(snap), gen);
 	if (v == NULL) {
 		mix_read_unlock();
-		return -ENOMEM;
+		return MIX_ENOMEM();
 	}
 	ret = load_records(list, snap, v);
 	if (ret == 0)
@@ -394,7 +394,7 @@ int mlist_op_begin(struct mix_list *list, struct mlop *op, uint32_t extra)
 	}
 	if ((op->nv = mlist_ver_begin(list->wver, extra)) == NULL) {
 		pthread_mutex_unlock(&list->wlock);
-		return -ENOMEM;
+		return MIX_ENOMEM();
 	}
 	op->first_id = op->nv->next_id;
 	op->dur = list->durability;
@@ -407,7 +407,7 @@ int mlist_op_touch(struct mlop *op, uint32_t id)
 		uint32_t cap = op->cap ? op->cap * 2 : 16;
 		uint32_t *n = realloc(op->touched, cap * sizeof(*n));
 		if (n == NULL)
-			return -ENOMEM;
+			return MIX_ENOMEM();
 		op->touched = n;
 		op->cap = cap;
 	}
@@ -697,7 +697,7 @@ MIX_API int mix_list_open(struct mix_engine *engine, const char *dir,
 	if ((list = calloc(1, sizeof(*list))) == NULL ||
 	    (list->dir = strdup(dir)) == NULL) {
 		free(list);
-		return -ENOMEM;
+		return MIX_ENOMEM();
 	}
 	list->engine = engine;
 	list->sep = cfg->separator;
