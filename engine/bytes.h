@@ -33,7 +33,17 @@ static inline uint64_t mix_get_u64(const uint8_t *p)
 	return v;
 }
 
+static inline void mix_put_u16(uint8_t *p, uint16_t v)
+{
+	memcpy(p, &v, sizeof(v));
+}
+
 static inline void mix_put_u32(uint8_t *p, uint32_t v)
+{
+	memcpy(p, &v, sizeof(v));
+}
+
+static inline void mix_put_u64(uint8_t *p, uint64_t v)
 {
 	memcpy(p, &v, sizeof(v));
 }

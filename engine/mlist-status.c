@@ -88,6 +88,8 @@ static void slot_set(struct mlatt *a, const struct mlstat *st, int force)
 	b->st.size = a->size;
 	/* ORDER(mlist-slot): b is filled; pairs with mlist_att_status */
 	MIX_RCU_PUBLISH(a->cur, b);
+	/* the old box is unreachable now; a reader that loaded it before
+	 * the store is inside its section: free after a grace period */
 	if (old != NULL)
 		mix_rcu_defer(&old->rcu, box_free_cb);
 }
@@ -148,6 +150,9 @@ static int set_change(struct mix_list *list, struct mlatt *a, int add)
 	s->n = j;
 	/* ORDER(mlist-att): s is filled; pairs with mlist_att_status */
 	MIX_RCU_PUBLISH(list->att, s);
+	/* readers that loaded the old set are inside their sections:
+	 * free it (not its members, still in s or freed apart) after a
+	 * grace period */
 	if (old != NULL)
 		mix_rcu_defer(&old->rcu, set_free_cb);
 	return 0;
@@ -342,6 +347,9 @@ MIX_API int mix_list_detach(struct mix_list *list, uint32_t id)
 	ret = persist(list, id, &st, list->durability);
 	if (ret == MIX_ENOTFOUND)
 		ret = 0;         /* deleted while attached */
+	/* a left the published set in set_change above (no new reader
+	 * finds it) and the hook is cleared (no writer updates it): free
+	 * it and its box after a grace period, for readers still in it */
 	mix_rcu_defer(&a->rcu, att_free_cb);
 	return ret < 0 ? ret : ret2;
 }

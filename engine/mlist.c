@@ -27,16 +27,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "bytes.h"
 #include "err.h"
 #include "mlist.h"
 #include "txn.h"
-
-static void put16(uint8_t *p, uint16_t x) { memcpy(p, &x, 2); }
-static void put32(uint8_t *p, uint32_t x) { memcpy(p, &x, 4); }
-static void put64(uint8_t *p, uint64_t x) { memcpy(p, &x, 8); }
-static uint16_t get16(const uint8_t *p) { uint16_t x; memcpy(&x, p, 2); return x; }
-static uint32_t get32(const uint8_t *p) { uint32_t x; memcpy(&x, p, 4); return x; }
-static uint64_t get64(const uint8_t *p) { uint64_t x; memcpy(&x, p, 8); return x; }
 
 void mlist_warn(struct mix_list *list, const char *fmt, ...)
 {
@@ -64,18 +58,18 @@ MIX_API void mix_list_config_init(struct mix_list_config *cfg)
 static void rec_encode(const struct mlent *e, uint8_t *r)
 {
 	memset(r, 0, MLIST_REC_SIZE);
-	put32(r + 0, e->parent);
-	put32(r + 4, e->flags);
+	mix_put_u32(r + 0, e->parent);
+	mix_put_u32(r + 4, e->flags);
 	memcpy(r + 8, e->guid, 16);
-	put32(r + 24, e->st.messages);
-	put32(r + 28, e->st.unseen);
-	put32(r + 32, e->st.recent);
-	put32(r + 36, e->st.uidnext);
-	put32(r + 40, e->st.uidvalidity);
-	put32(r + 44, e->st.sflags);
-	put64(r + 48, e->st.highestmodseq);
-	put64(r + 56, e->st.size);
-	put16(r + 64, e->len);
+	mix_put_u32(r + 24, e->st.messages);
+	mix_put_u32(r + 28, e->st.unseen);
+	mix_put_u32(r + 32, e->st.recent);
+	mix_put_u32(r + 36, e->st.uidnext);
+	mix_put_u32(r + 40, e->st.uidvalidity);
+	mix_put_u32(r + 44, e->st.sflags);
+	mix_put_u64(r + 48, e->st.highestmodseq);
+	mix_put_u64(r + 56, e->st.size);
+	mix_put_u16(r + 64, e->len);
 	memcpy(r + MLIST_REC_NAME, e->name, e->len);
 }
 
@@ -107,10 +101,10 @@ static int rec_check(const struct mix_list *list, uint32_t id,
 		return corrupt(list, id, 0, "record", "%s extension data "
 			       "missing or %zu bytes, expected %u", MLIST_EXT,
 			       r ? size : 0, MLIST_REC_SIZE);
-	flags = get32(r + 4);
-	sflags = get32(r + 44);
-	len = get16(r + 64);
-	if (get32(r) == id)
+	flags = mix_get_u32(r + 4);
+	sflags = mix_get_u32(r + 44);
+	len = mix_get_u16(r + 64);
+	if (mix_get_u32(r) == id)
 		return corrupt(list, id, 0, "parent", "is the record itself");
 	if (flags & ~MLIST_STORED_FLAGS)
 		return corrupt(list, id, 4, "flags", "0x%x has bits that are "
@@ -126,7 +120,7 @@ static int rec_check(const struct mix_list *list, uint32_t id,
 	    mix_mbox_name_check(name, len, list->sep) < 0)
 		return corrupt(list, id, MLIST_REC_NAME, "name",
 			       "not a valid name component");
-	if (get32(r) == 0 && len == 5 && strncasecmp(name, "INBOX", 5) == 0 &&
+	if (mix_get_u32(r) == 0 && len == 5 && strncasecmp(name, "INBOX", 5) == 0 &&
 	    memcmp(name, "INBOX", 5) != 0)
 		return corrupt(list, id, MLIST_REC_NAME, "name",
 			       "INBOX not in normal form");
@@ -135,16 +129,16 @@ static int rec_check(const struct mix_list *list, uint32_t id,
 
 static void rec_fill(struct mlent *e, const uint8_t *r)
 {
-	e->flags = get32(r + 4);
+	e->flags = mix_get_u32(r + 4);
 	memcpy(e->guid, r + 8, 16);
-	e->st.messages = get32(r + 24);
-	e->st.unseen = get32(r + 28);
-	e->st.recent = get32(r + 32);
-	e->st.uidnext = get32(r + 36);
-	e->st.uidvalidity = get32(r + 40);
-	e->st.sflags = get32(r + 44);
-	e->st.highestmodseq = get64(r + 48);
-	e->st.size = get64(r + 56);
+	e->st.messages = mix_get_u32(r + 24);
+	e->st.unseen = mix_get_u32(r + 28);
+	e->st.recent = mix_get_u32(r + 32);
+	e->st.uidnext = mix_get_u32(r + 36);
+	e->st.uidvalidity = mix_get_u32(r + 40);
+	e->st.sflags = mix_get_u32(r + 44);
+	e->st.highestmodseq = mix_get_u64(r + 48);
+	e->st.size = mix_get_u64(r + 56);
 }
 
 /* ---- load --------------------------------------------------------------- */
@@ -165,13 +159,13 @@ static int load_records(struct mix_list *list, const struct mix_snap *snap,
 						  &size);
 		if ((ret = rec_check(list, rec.uid, r, size)) < 0)
 			return ret;
-		e = mlist_load_insert(v, rec.uid, get32(r),
+		e = mlist_load_insert(v, rec.uid, mix_get_u32(r),
 				      (const char *)r + MLIST_REC_NAME,
-				      get16(r + 64), &dup);
+				      mix_get_u16(r + 64), &dup);
 		if (e == NULL && dup != NULL)
 			return corrupt(list, rec.uid, MLIST_REC_NAME, "name",
 				       "the same name as record uid %u under "
-				       "parent %u", dup->id, get32(r));
+				       "parent %u", dup->id, mix_get_u32(r));
 		if (e == NULL)
 			return MIX_ENOMEM();
 		rec_fill(e, r);
@@ -229,7 +223,7 @@ static int load_version(struct mix_list *list, uint64_t gen,
 		size_t size = 0;
 		const uint8_t *h = mix_snap_ext_hdr(snap, list->ext_id, &size);
 		list->wctr = h && size == MLIST_HDR_SIZE ?
-			     get32(h + MLIST_HDR_CTR) : 0;
+			     mix_get_u32(h + MLIST_HDR_CTR) : 0;
 	}
 	mix_read_unlock();
 	if (ret == 0)
@@ -458,7 +452,7 @@ static int op_encode(struct mlop *op, struct mix_txn *txn)
 		if (e == NULL) {    /* born and gone in this change */
 			struct mix_uid_range u = { id, id };
 			memset(r, 0, sizeof(r));
-			put16(r + 64, 1);
+			mix_put_u16(r + 64, 1);
 			r[MLIST_REC_NAME] = 'x';
 			if ((ret = mix_txn_append_ext(txn, app, list->ext_id,
 						      r, sizeof(r))) < 0 ||
@@ -637,11 +631,11 @@ static int hdr_prepare(struct mix_list *list)
 			       "expected %u", list->dir, MLIST_EXT, size,
 			       MLIST_HDR_SIZE);
 	if (memcmp(h, zero, sizeof(h)) != 0) {
-		if (get32(h) != MLIST_MAGIC || get32(h + 4) != MLIST_VERSION)
+		if (mix_get_u32(h) != MLIST_MAGIC || mix_get_u32(h + 4) != MLIST_VERSION)
 			return mix_err(MIX_ECORRUPT, "%s: %s header offset 0: "
 				       "magic 0x%08x version %u, expected "
 				       "0x%08x %u", list->dir, MLIST_EXT,
-				       get32(h), get32(h + 4), MLIST_MAGIC,
+				       mix_get_u32(h), mix_get_u32(h + 4), MLIST_MAGIC,
 				       MLIST_VERSION);
 		if ((char)h[8] != list->sep)
 			return mix_err(MIX_EINVAL, "%s: the list index uses "
@@ -649,8 +643,8 @@ static int hdr_prepare(struct mix_list *list)
 				       h[8], list->sep);
 		return 0;
 	}
-	put32(h, MLIST_MAGIC);
-	put32(h + 4, MLIST_VERSION);
+	mix_put_u32(h, MLIST_MAGIC);
+	mix_put_u32(h + 4, MLIST_VERSION);
 	h[8] = (uint8_t)list->sep;
 	if ((ret = mix_txn_begin(list->index, &txn)) < 0)
 		return ret;

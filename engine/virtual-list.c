@@ -119,15 +119,15 @@ MIX_API int mix_virtual_resolve(struct mix_list *list,
 	if (mix_rcu_read_ongoing())
 		return mix_err(MIX_EDEADLK, "mix_virtual_resolve inside a "
 			       "read-side section");
+	for (i = 0; i < count; i++)
+		if (patterns[i] == NULL)
+			return mix_err(MIX_EINVAL, "pattern %u is NULL", i);
 	/* includes first, then exclusions ("-name"), whatever the order */
 	for (pass = 0; pass < 2 && ret == 0; pass++) {
 		for (i = 0; i < count && ret == 0; i++) {
 			const char *p = patterns[i];
 			struct mix_mbox_pattern *pat;
 			int excl;
-			if (p == NULL)
-				return mix_err(MIX_EINVAL, "pattern %u is "
-					       "NULL", i);
 			excl = p[0] == '-';
 			if (excl != pass)
 				continue;

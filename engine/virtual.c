@@ -152,9 +152,6 @@ void mix_virtual_bk_sort(struct vbackend *b)
 
 /* ---- the header (docs/format.md §5.2) ---------------------------------- */
 
-static void put32(uint8_t *p, uint32_t x) { memcpy(p, &x, 4); }
-static void put64(uint8_t *p, uint64_t x) { memcpy(p, &x, 8); }
-static uint64_t get64(const uint8_t *p) { uint64_t x; memcpy(&x, p, 8); return x; }
 
 int mix_virtual_hdr_encode(const struct mix_virtual *v, uint8_t *buf,
 			   uint32_t *used_r)
@@ -170,28 +167,28 @@ int mix_virtual_hdr_encode(const struct mix_virtual *v, uint8_t *buf,
 			       "header bytes, more than %u", v->dir,
 			       v->bk_count, used, MIX_VIRTUAL_HDR_SIZE);
 	memset(buf, 0, used);
-	put32(buf + 0, MIX_VIRTUAL_MAGIC);
-	put32(buf + 4, MIX_VIRTUAL_VERSION);
-	put32(buf + 12, used);
-	put32(buf + 16, v->change_counter);
-	put32(buf + 20, v->bk_count);
-	put32(buf + 24, v->highest_mailbox_id);
-	put32(buf + 28, v->rule_crc);
+	mix_put_u32(buf + 0, MIX_VIRTUAL_MAGIC);
+	mix_put_u32(buf + 4, MIX_VIRTUAL_VERSION);
+	mix_put_u32(buf + 12, used);
+	mix_put_u32(buf + 16, v->change_counter);
+	mix_put_u32(buf + 20, v->bk_count);
+	mix_put_u32(buf + 24, v->highest_mailbox_id);
+	mix_put_u32(buf + 28, v->rule_crc);
 	names = MIX_VIRTUAL_HDR_FIXED + v->bk_count * MIX_VIRTUAL_HDR_ENTRY;
 	for (i = 0; i < v->bk_count; i++) {
 		const struct vbackend *b = &v->bk[i];
 		uint32_t len = (uint32_t)strlen(b->name);
 		ent = buf + MIX_VIRTUAL_HDR_FIXED + i * MIX_VIRTUAL_HDR_ENTRY;
-		put32(ent + 0, b->id);
-		put32(ent + 4, len);
-		put32(ent + 8, b->uid_validity);
-		put32(ent + 12, b->next_uid);
-		put64(ent + 16, b->highest_modseq);
+		mix_put_u32(ent + 0, b->id);
+		mix_put_u32(ent + 4, len);
+		mix_put_u32(ent + 8, b->uid_validity);
+		mix_put_u32(ent + 12, b->next_uid);
+		mix_put_u64(ent + 16, b->highest_modseq);
 		memcpy(ent + 24, b->guid, 16);
 		memcpy(buf + names, b->name, len);
 		names += len;
 	}
-	put32(buf + 8, mix_crc32c(0, buf, used));
+	mix_put_u32(buf + 8, mix_crc32c(0, buf, used));
 	*used_r = used;
 	return 0;
 }
@@ -268,7 +265,7 @@ int mix_virtual_hdr_decode(struct mix_virtual *v, const uint8_t *h,
 			return MIX_ENOMEM();
 		b->uid_validity = mix_get_u32(ent + 8);
 		b->next_uid = mix_get_u32(ent + 12);
-		b->highest_modseq = get64(ent + 16);
+		b->highest_modseq = mix_get_u64(ent + 16);
 		memcpy(b->guid, ent + 24, 16);
 		names += len;
 		prev = id;
@@ -742,7 +739,7 @@ MIX_API int mix_virtual_snap_backend(const struct mix_snap *snap,
 		memset(state_r, 0, sizeof(*state_r));   /* reserved too */
 		state_r->uid_validity = mix_get_u32(ent + 8);
 		state_r->next_uid = mix_get_u32(ent + 12);
-		state_r->highest_modseq = get64(ent + 16);
+		state_r->highest_modseq = mix_get_u64(ent + 16);
 		return 1;
 	}
 	return 0;
