@@ -17,6 +17,7 @@
 static void info_fill(const struct mlver *v, const struct mlent *e,
 		      struct mix_list_info *info)
 {
+	memset(info, 0, sizeof(*info));     /* the reserved space too */
 	info->id = e->id;
 	info->parent = e->parent;
 	info->flags = mlist_flags(v, e);
@@ -119,6 +120,7 @@ static int emit(struct walk *w, const struct mlent *e, size_t len,
 {
 	struct mix_list_entry ent;
 
+	memset(&ent, 0, sizeof(ent));       /* the reserved space too */
 	ent.name = w->buf;
 	ent.name_len = len;
 	ent.id = e->id;

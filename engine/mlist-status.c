@@ -187,6 +187,7 @@ MIX_API int mix_list_status(struct mix_list *list, uint32_t id,
 	if (!mlist_att_status(list, id, &st))
 		st = e->st;
 	mix_read_unlock();
+	memset(st_r, 0, sizeof(*st_r));     /* the reserved space too */
 	st_r->messages = st.messages;
 	st_r->unseen = st.unseen;
 	st_r->recent = st.recent;

@@ -352,6 +352,67 @@ static void test_errors(const char *base)
 	free(ldir);
 }
 
+/* ---- reserved space (docs/api.md "ABI of the public structs") ----------- */
+
+static int all_zero(const void *p, size_t n)
+{
+	const uint8_t *b = p;
+	while (n--)
+		if (*b++)
+			return 0;
+	return 1;
+}
+
+static int entry_reserved_cb(void *ctx, const struct mix_list_entry *e)
+{
+	if (!all_zero(e->reserved, sizeof(e->reserved)))
+		(*(int *)ctx)++;
+	return 0;
+}
+
+/* mix fills the reserved space of what it returns with 0, whatever the
+ * caller's struct held, and config_init zeroes the config's. */
+static void test_reserved(const char *base)
+{
+	char *ldir = subdir(base, "reserved");
+	struct mix_list *l = lopen(ldir);
+	struct mix_list_config cfg;
+	struct mix_list_info info;
+	struct mix_list_status st;
+	struct mix_list_sync_result r;
+	struct mix_mbox_pattern *p;
+	struct names s = { NULL, NULL, 0 };
+	static const char *const none[] = { NULL };
+	uint32_t id;
+	int dirty = 0;
+
+	memset(&cfg, 0xa5, sizeof(cfg));
+	mix_list_config_init(&cfg);
+	ok(all_zero(cfg.reserved, sizeof(cfg.reserved)),
+	   "config_init zeroes the reserved space");
+	mix_list_create(l, "r/s", 3, NULL, &id);
+	memset(&info, 0xa5, sizeof(info));
+	memset(&st, 0xa5, sizeof(st));
+	memset(&r, 0xa5, sizeof(r));
+	ok(mix_list_lookup(l, "r/s", 3, &info) == 1 &&
+	   all_zero(info.reserved, sizeof(info.reserved)),
+	   "lookup fills the info's reserved space with 0");
+	ok(mix_list_status(l, id, &st) == 1 &&
+	   all_zero(st.reserved, sizeof(st.reserved)),
+	   "status fills the reserved space with 0");
+	s.n = none;
+	ok(mix_list_sync(l, "q", 1, next_name, &s, &r) == 0 &&
+	   all_zero(r.reserved, sizeof(r.reserved)),
+	   "sync fills the result's reserved space with 0");
+	mix_mbox_name_pattern_new("", 0, "*", 1, '/', &p);
+	mix_list_walk(l, p, 0, entry_reserved_cb, &dirty);
+	mix_list_children(l, 0, entry_reserved_cb, &dirty);
+	mix_mbox_name_pattern_free(&p);
+	is(dirty, 0, "walk and children: every entry's reserved space is 0");
+	mix_list_close(&l);
+	free(ldir);
+}
+
 /* ---- damage --------------------------------------------------------------- */
 
 /* Make a list with a, a/b, c, then change record uid's data with fn. */
@@ -481,6 +542,7 @@ int main(void)
 	test_status(base);
 	test_sync(base);
 	test_errors(base);
+	test_reserved(base);
 	test_damage(base, seed);
 	mix_engine_free(&E);
 	tu_rmdir_r(base);

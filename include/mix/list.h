@@ -81,6 +81,9 @@ enum mix_list_flags {
 };
 #define MIX_LIST_SPECIAL_USE 0x7f00u
 
+/* List configuration: always start from mix_list_config_init() (or pass
+ * NULL for the defaults), so fields added later in the reserved space get
+ * their defaults (docs/api.md "ABI", docs/abi.md). */
 struct mix_list_config {
 	/* hierarchy separator (mix_mbox_name_sep_check; default '/').  It
 	 * is stored in the list index: opening with another one fails with
@@ -93,9 +96,14 @@ struct mix_list_config {
 	/* optional: repairs made at open, failed status refreshes */
 	mix_warning_fn *warning;
 	void *warning_ctx;
+	/* room for fields added later (docs/api.md "ABI"): never
+	 * read or write it */
+	uint64_t reserved[8];
 };
 
-/* Fill *cfg with the defaults.  Cannot fail.  Any thread. */
+/* Fill *cfg with the defaults, every field (those added in later minor
+ * versions too: the reserved space is zeroed).  Cannot fail.  Any
+ * thread. */
 MIX_API void mix_list_config_init(struct mix_list_config *cfg);
 
 /* Open (creating with MIX_OPEN_CREATE) the list index in directory dir
@@ -201,6 +209,9 @@ struct mix_list_sync_result {
 	uint32_t seen;       /* names next gave that were already mailboxes */
 	uint32_t created;    /* mailboxes created or replaced */
 	uint32_t vanished;   /* mailboxes gone from the storage */
+	/* room for fields added later (docs/api.md "ABI"): never
+	 * read or write it; filled with 0 by mix */
+	uint64_t reserved[4];
 };
 MIX_API int mix_list_sync(struct mix_list *list, const char *root,
 			  size_t root_len, mix_list_sync_next_fn *next,
@@ -213,6 +224,9 @@ struct mix_list_info {
 	uint32_t parent;     /* parent's id; 0 at the top level */
 	uint32_t flags;      /* enum mix_list_flags, derived ones included */
 	uint8_t guid[16];
+	/* room for fields added later (docs/api.md "ABI"): never
+	 * read or write it; filled with 0 by mix */
+	uint64_t reserved[4];
 };
 
 /* Look up name.  Returns 1 and *info_r (may be NULL), 0 when the list
@@ -229,8 +243,9 @@ MIX_API int mix_list_lookup_id(struct mix_list *list, uint32_t id,
 			       struct mix_list_info *info_r, char *buf,
 			       size_t size, size_t *len_r);
 
-/* One entry as children and walk report it.  name is the full name,
- * name_len bytes, NUL-terminated, valid during the callback only. */
+/* One entry as children and walk report it (allocated by mix, passed to
+ * the callback).  name is the full name, name_len bytes, NUL-terminated,
+ * valid during the callback only. */
 struct mix_list_entry {
 	const char *name;
 	size_t name_len;
@@ -239,6 +254,9 @@ struct mix_list_entry {
 	uint32_t flags;      /* as in mix_list_info, plus CHILDINFO */
 	uint32_t depth;      /* 1 at the top level */
 	const uint8_t *guid;
+	/* room for fields added later (docs/api.md "ABI"): never
+	 * read or write it; filled with 0 by mix */
+	uint64_t reserved[4];
 };
 /* Return 0 to go on, anything else to stop (the walk returns it). */
 typedef int mix_list_entry_fn(void *ctx, const struct mix_list_entry *e);
@@ -293,6 +311,9 @@ struct mix_list_status {
 	uint64_t highestmodseq;
 	uint64_t size;       /* the caller's (mix_list_set_size) */
 	uint32_t flags;      /* enum mix_list_status_flags */
+	/* room for fields added later (docs/api.md "ABI"): never
+	 * read or write it; filled with 0 by mix */
+	uint64_t reserved[4];
 };
 
 /* STATUS of mailbox id from the cache: returns 1 and *st_r, 0 if no
