@@ -8,7 +8,12 @@
  *   powercut [--seed N] [--traces N] [--ops N] [--prefix-max N]
  *            [--random N] [--stride N] [--nested N] [--mixctl PATH]
  *            [--mixctl-every N] [--only N] [--tmp DIR] [--findings FILE]
- *            [--strict-uids] [--verbose]
+ *            [--strict-uids] [--list] [--verbose]
+ *
+ * --list: the mailbox list workload and check instead of the index's
+ * (stress/powercut-list.h): list changes of both durabilities, attached
+ * mailboxes, and every crash state's list must open and hold every
+ * acknowledged SYNC change.
  *
  * The seed is printed; MIX_POWERCUT_SEED (or --seed) replays a run, and
  * with --only N only its trace N (the N of a FAIL line's "tN-...").
@@ -22,19 +27,22 @@
  * Single-threaded apart from the engine's writer thread.
  */
 #include "powercut.h"
+#include "powercut-list.h"
 
 static void usage(void)
 {
 	fprintf(stderr, "usage: powercut [--seed N] [--traces N] [--ops N] "
 		"[--prefix-max N] [--random N] [--stride N] [--nested N] [--mixctl PATH] "
 		"[--mixctl-every N] [--only N] [--tmp DIR] "
-		"[--findings FILE] [--strict-uids] [--verbose]\n");
+		"[--findings FILE] [--strict-uids] [--list] [--verbose]\n");
 	exit(2);
 }
 
 /* --only N: run trace N of the run alone (replaying a FAIL line's
  * "tN-..." with the run's seed). */
 static long only = -1;
+/* --list: the mailbox list mode (stress/powercut-list.h) */
+static int list_mode;
 
 static void parse(int argc, char **argv, struct pc_opts *o)
 {
@@ -87,6 +95,8 @@ static void parse(int argc, char **argv, struct pc_opts *o)
 			o->findings = v, i++;
 		else if (!strcmp(a, "--strict-uids"))
 			o->strict_uids = 1;
+		else if (!strcmp(a, "--list"))
+			list_mode = 1;
 		else if (!strcmp(a, "--verbose"))
 			o->verbose = 1;
 		else
@@ -95,6 +105,8 @@ static void parse(int argc, char **argv, struct pc_opts *o)
 	o->seed = st_seed_pick(seed ? seed : "");
 	if (!seed || !*seed)
 		o->seed = st_seed_pick(NULL);
+	if (list_mode)
+		pcl_opts(o);
 }
 
 /* A count as a `name value unit` line, every digit shown. */
@@ -115,9 +127,10 @@ int main(int argc, char **argv)
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	parse(argc, argv, &o);
 	printf("powercut: seed %llu (MIX_POWERCUT_SEED=%llu replays), %u "
-	       "traces of %u steps, scratch in %s%s\n",
+	       "traces of %u steps, scratch in %s%s%s\n",
 	       (unsigned long long)o.seed, (unsigned long long)o.seed,
-	       o.traces, o.ops, o.tmp, o.strict_uids ? ", strict UIDs" : "");
+	       o.traces, o.ops, o.tmp, o.strict_uids ? ", strict UIDs" : "",
+	       list_mode ? ", mailbox list workload" : "");
 	mix_engine_config_init(&cfg);
 	cfg.log_rotate_size = 4096;
 	cfg.warning = pc_warning;

@@ -321,6 +321,10 @@ static inline uint64_t pc_xhist(struct mix_index *ix)
 
 /* ---- options, counters ------------------------------------------------- */
 
+struct pc_work;
+struct pc_run;
+struct pc_trace;
+
 struct pc_opts {
 	uint64_t seed;
 	unsigned traces;        /* traces of one run (profiles in turn) */
@@ -337,6 +341,12 @@ struct pc_opts {
 	const char *tmp;        /* scratch parent directory */
 	const char *findings;   /* append failures to this file, or NULL */
 	const char *pfx;        /* before every output line ("# " in TAP) */
+	/* another workload and check (stress/powercut-list.h: --list);
+	 * NULL: the index workload below.  mode prefixes trace names */
+	int (*workload)(struct pc_work *w, unsigned ops);
+	int (*check)(struct pc_run *r, struct pc_trace *nt, char *err,
+		     size_t esize);
+	const char *mode;
 };
 
 #define PC_PFX(o) ((o)->pfx ? (o)->pfx : "")
@@ -384,6 +394,8 @@ struct pc_work {
 	int ext_have[2];       /* registered in this session */
 	int ext_ever[2];       /* registered in some session */
 	char err[512];
+	void *user;            /* the other workload's (o->workload) */
+	char *base;            /* the trace's scratch parent */
 };
 
 static inline size_t pc_step_begin(struct pc_trace *t, enum pc_step_kind k,
@@ -1726,7 +1738,9 @@ static inline void pc_try(struct pc_run *r, const struct pc_choice *c)
 	nt.dirlen = strlen(r->state);
 	pc_materialize(r);
 	err[0] = '\0';
-	ret = pc_check(r, nest ? &nt : NULL, err, sizeof(err));
+	ret = r->o->check ? r->o->check(r, nest ? &nt : NULL, err,
+					sizeof(err))
+			  : pc_check(r, nest ? &nt : NULL, err, sizeof(err));
 	if (ret < 0) {
 		r->tot->failures++;
 		pc_report(r, c, err);
@@ -2028,7 +2042,8 @@ static inline int pc_run_trace(const struct pc_opts *o,
 	w.rng = r.seed;
 	r.rng = st_seed_derive(r.seed, 1);
 	w.profile = (int)(i % 4);
-	snprintf(r.name, sizeof(r.name), "t%u-%s%s", i,
+	snprintf(r.name, sizeof(r.name), "%st%u-%s%s",
+		 o->mode ? o->mode : "", i,
 		 pc_profile_names[w.profile], small_xhist ? "-xh3" : "");
 	if (small_xhist) {
 		struct mix_engine_config cfg;
@@ -2054,7 +2069,8 @@ static inline int pc_run_trace(const struct pc_opts *o,
 
 	t.on = 1;
 	mix_io_trace_set(pc_trace_hook, &t);
-	ret = pc_workload(&w, o->ops);
+	w.base = r.base;
+	ret = o->workload ? o->workload(&w, o->ops) : pc_workload(&w, o->ops);
 	if (w.ix)
 		mix_index_close(&w.ix);
 	if (w.sh)

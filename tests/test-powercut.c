@@ -5,12 +5,16 @@
  * states, every 60th state's recovery cut again.  One TAP line per trace
  * (no failing state) and three for the run: enough states were checked,
  * no modseq issued twice, no UID handed out twice (a TODO with
- * MIX_POWERCUT_STRICT_UIDS=0).  `make powercut` is the long version.
+ * MIX_POWERCUT_STRICT_UIDS=0).  Then two short traces of the mailbox
+ * list mode (stress/powercut-list.h: every crash state's list opens and
+ * holds every acknowledged SYNC change, ids above every acknowledged
+ * one).  `make powercut` is the long version.
  *
  * Seed: MIX_POWERCUT_SEED, else MIX_SEED, else the clock (printed).
  * Single test thread plus the engine's writer.
  */
 #include "../stress/powercut.h"
+#include "../stress/powercut-list.h"
 
 #include "tap.h"
 #include "testutil.h"
@@ -46,7 +50,7 @@ int main(void)
 	if (!o.tmp || !*o.tmp)
 		o.tmp = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
 
-	tap_plan((int)o.traces + 4);
+	tap_plan((int)o.traces + 4 + 2);
 	mix_engine_config_init(&cfg);
 	cfg.log_rotate_size = 4096;
 	cfg.warning = pc_warning;
@@ -63,6 +67,24 @@ int main(void)
 			diag("  %llu failing states (FAIL lines above; seed "
 			     "%llu)", (unsigned long long)one.failures,
 			     (unsigned long long)o.seed);
+	}
+	{
+		/* the mailbox list mode: one SYNC-leaning, one NONE-leaning
+		 * trace (the profile only names them; durability is drawn
+		 * per session) */
+		struct pc_opts lo = o;
+		pcl_opts(&lo);
+		lo.ops = (unsigned)(40 * tu_scale());
+		lo.strict_uids = 1;
+		for (unsigned i = 0; i < 2; i++) {
+			pc_run_trace(&lo, eng, i, &one);
+			if (!is(one.failures + one.uid_reuse, 0, "list trace %u: "
+				"%llu crash states open and hold every "
+				"acknowledged SYNC change, ids never reused",
+				i, (unsigned long long)one.states))
+				diag("  FAIL lines above; seed %llu",
+				     (unsigned long long)o.seed);
+		}
 	}
 	mix_engine_free(&eng);
 	pc_classes_print(stdout, "# ");
