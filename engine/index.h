@@ -1,7 +1,9 @@
 /*
- * One open index (index.c: open, recovery, checkpoint, rotation, close;
- * replay.c: applying logged transactions; txn-apply.c: the writer's
- * resolution of transactions).  docs/design.md "Recovery and modseqs", "The write path", "Snapshots and the read path".
+ * One open index (index.c: open and close; recovery.c: the state the
+ * files hold; refresh.c: read-only followers; checkpoint.c and
+ * index-commit.c: checkpoints, rotation, publishing; replay.c: applying
+ * logged transactions; txn-apply.c: the writer's resolution of
+ * transactions).  docs/design.md "Recovery and modseqs", "The write path", "Snapshots and the read path".
  */
 #ifndef MIX_INDEX_H
 #define MIX_INDEX_H
@@ -89,6 +91,15 @@ struct mix_index {
 	} ifile_id;
 	/* MIX_OPEN_READONLY: mix_index_refresh callers, one at a time */
 	pthread_mutex_t refresh_lock;
+
+	/* where the open's recovery started and where its replay ended
+	 * (recovery.c; mixctl check reads it, mix_index_recovered) */
+	struct mix_recovered {
+		int from_index;      /* 1: at mix.index's log position; 0:
+				      * at the first log (rebuilt, created) */
+		uint32_t start_seq, end_seq;
+		uint64_t start_off, end_off;
+	} recovered;
 
 	/* MIX_EPANIC once set; atomic (committers read it) */
 	int poisoned;

@@ -36,8 +36,14 @@
  *    mix.index.log (file_seq, prev_file_seq, prev_file_offset), the
  *    index's log position inside the chain, transactions that mix.index
  *    contains having modseqs at most its highest_modseq and the first one
- *    after it a higher one, and a replay from the index's position (the
- *    engine's replayer, as open does) whose result must agree with itself.
+ *    after it a higher one;
+ *  - the library's recovered state (mixctl never replays by itself:
+ *    which position to start from, which logs belong and how far to read
+ *    are engine/recovery.c's rules, and mix_index_recovered says what it
+ *    chose): torn transactions are judged from where its replay started,
+ *    its replay must end where the last log's intact transactions end,
+ *    and the snapshot it published must agree with itself (UID order,
+ *    modseqs, counters).
  *  - a virtual index (one with the vmap extension, format.md §5): the
  *    vmap header and every record's vmap data in the newest snapshot,
  *    by the library's checker (mix_virtual_check_snap): each problem as
@@ -67,10 +73,7 @@
 #include "crc32c.h"
 #include "format.h"
 #include "index-file.h"
-#include "index.h"
-#include "reclaim.h"
-#include "replay.h"
-#include "snapshot.h"
+#include "recovery.h"
 #include "txlog.h"
 #include "virtual.h"
 
@@ -682,57 +685,6 @@ static void check_torn(const struct log *l, int is_last, uint32_t pos_seq,
 			l->torn_reason, (uint64_t)l->f.size - l->end);
 }
 
-/* Check the index's log position and replay from it (as open does). */
-static int replay_from(struct dirstate *d, struct mix_builder *b,
-		       uint32_t pos_seq, uint64_t pos_off, uint64_t limit2)
-{
-	for (int i = 0; i < 2; i++) {
-		struct log *l = &d->logs[i];
-		uint64_t limit = i == 0 ? limit2 : l->f.size;
-		uint64_t from;
-		const uint8_t *txn;
-		uint32_t size;
-		uint64_t off;
-
-		if (!l->hdr_ok || l->h.file_seq < pos_seq)
-			continue;
-		if (l->h.file_seq == pos_seq) {
-			from = pos_off;
-		} else if (l->h.prev_file_seq == pos_seq &&
-			   l->h.prev_file_offset <= pos_off) {
-			from = l->h.hdr_size;
-		} else {
-			problem(l->f.path, LOFF(prev_file_seq), "prev_file_seq",
-				"%u (offset %u) does not continue from seq %u "
-				"offset %" PRIu64 " where the state is: a log "
-				"is missing (expected %u)", l->h.prev_file_seq,
-				l->h.prev_file_offset, pos_seq, pos_off,
-				pos_seq);
-			return -1;
-		}
-		if (mix_log_reader_seek(&l->r, from) < 0) {
-			engine_problem(l->f.path, "position", mix_last_error());
-			return -1;
-		}
-		while (l->r.pos < limit &&
-		       mix_log_reader_next(&l->r, &txn, &size, &off) > 0) {
-			if (mix_replay_txn(b, txn, size,
-					   l->r.hdr.major_version,
-					   mix_modseq_make(l->h.indexid,
-							   l->h.file_seq,
-							   (uint32_t)off),
-					   l->f.path, off) < 0) {
-				engine_problem(l->f.path, "replay",
-					       mix_last_error());
-				return -1;
-			}
-		}
-		pos_seq = l->h.file_seq;
-		pos_off = l->r.pos;
-	}
-	return 0;
-}
-
 /* The replayed state agrees with itself (format.md §2.4-§2.5, the same
  * rules a checkpoint of it must pass). */
 static void check_state(const char *what, const struct mix_snap *s)
@@ -765,31 +717,60 @@ static void check_state(const char *what, const struct mix_snap *s)
 			mix_snap_messages_count(s), c.seen, c.deleted, n, seen,
 			deleted);
 }
+/* ---- the library's verdict ------------------------------------------------ */
 
-static void finish_and_check(const char *what, struct mix_builder *b)
+#define LIB_WARNINGS_MAX 16
+
+struct lib_verdict {
+	int ret;                     /* of mix_index_open */
+	char error[1024];            /* its message when it refused */
+	struct mix_open_info info;
+	unsigned nwarnings;          /* warning callback calls */
+	char warnings[LIB_WARNINGS_MAX][512];
+	/* when it opened: the index, kept open for the checks of its state,
+	 * and where its recovery started and ended (engine/recovery.h) */
+	struct mix_engine *e;
+	struct mix_index *idx;
+	struct mix_recovered rec;
+};
+
+
+/* The state the library recovered, against the files: its replay must
+ * end where the last log's intact transactions end (dropping none,
+ * reading nothing beyond), and the state must agree with itself. */
+static void check_recovered(struct dirstate *d, const struct lib_verdict *v)
 {
-	struct mix_reclaim rc;
-	struct mix_robj *retired;
-	struct mix_snap *s;
+	const struct mix_recovered *rec = &v->rec;
+	const struct log *last = d->logs[1].hdr_ok ? &d->logs[1]
+			       : d->logs[0].hdr_ok ? &d->logs[0] : NULL;
 
-	if (mix_builder_finish(b, &s, &retired) < 0) {
-		mix_builder_abort(b);
-		fprintf(stderr, "mixctl: out of memory\n");
-		exit(2);
-	}
-	check_state(what, s);
-	(void)mix_reclaim_init(&rc);
-	mix_reclaim_publish(&rc, s, NULL, retired);
-	mix_reclaim_destroy(&rc, s, NULL);
+	if (last && rec->end_seq < last->h.file_seq)
+		problem(last->f.path, LOFF(file_seq), "recovery", "the "
+			"library's replay ended in log seq %u, before this "
+			"log (file_seq %u; expected it to reach the last log)",
+			rec->end_seq, last->h.file_seq);
+	else if (last && rec->end_seq == last->h.file_seq &&
+		 rec->end_off != last->end)
+		problem(last->f.path, (long long)rec->end_off, "recovery",
+			"the library's replay ended at offset %" PRIu64 ", but "
+			"intact transactions run to %" PRIu64 " (expected "
+			"equal)", rec->end_off, (uint64_t)last->end);
+	mix_read_lock();
+	check_state(d->dir, mix_index_snap(v->idx));
+	mix_read_unlock();
 }
 
-static void cross_checks(struct dirstate *d)
+/* Checks across the files, from the position the library's recovery
+ * started at (engine/recovery.c decides it: mix.index's log position,
+ * or the first log when it rebuilt the index).  When the library
+ * refused the directory, mix.index's own position stands in, so that
+ * these checks still look for the damage. */
+static void cross_checks(struct dirstate *d, const struct lib_verdict *v)
 {
 	struct log *l2 = &d->logs[0], *l1 = &d->logs[1];
 	uint64_t limit2 = check_chain(d);
-	struct mix_builder b;
-	uint32_t pos_seq;
-	uint64_t pos_off;
+	uint32_t pos_seq = 0;
+	uint64_t pos_off = 0;
 
 	if (d->have_index) {
 		const struct mix_index_header *h = d->ifile.hdr;
@@ -819,58 +800,23 @@ static void cross_checks(struct dirstate *d)
 			check_modseqs(d, l2, limit2, pos_seq, pos_off);
 		if (l1->hdr_ok)
 			check_modseqs(d, l1, l1->f.size, pos_seq, pos_off);
-		if (mix_builder_from_ifile(&b, 1, &d->ifile, NULL) < 0) {
-			/* e.g. the expunge history (format.md §2.6), which
-			 * only the loader reads */
-			engine_problem(d->index.path, "load",
-				       mix_last_error());
-			return;
-		}
-	} else {
-		struct mix_index_header h;
-		struct log *first = l2->hdr_ok && l2->h.prev_file_seq == 0 ? l2
-				  : l1->hdr_ok && l1->h.prev_file_seq == 0 ? l1
-				  : NULL;
-		if (!first)
-			return;   /* nothing to replay onto */
-		if (!d->index.present)
-			warning(d->index.path, "missing; the logs reach back to "
-				"the index's creation, so open rebuilds it");
-		memset(&h, 0, sizeof(h));
-		h.indexid = first->h.indexid;
-		h.next_uid = h.first_recent_uid = 1;
-		h.first_unseen_uid_lowwater = h.first_deleted_uid_lowwater = 1;
-		h.highest_modseq = mix_modseq_make(h.indexid,
-						   first->h.file_seq, 0);
-		pos_seq = first->h.file_seq;
-		pos_off = first->h.hdr_size;
-		if (mix_builder_init_empty(&b, 1, &h) < 0) {
-			fprintf(stderr, "mixctl: out of memory\n");
-			exit(2);
-		}
+	} else if (v->ret == 0 && !v->rec.from_index && !d->index.present) {
+		warning(d->index.path, "missing; the logs reach back to the "
+			"index's creation, so open rebuilds it");
+	}
+	if (v->ret == 0) {
+		pos_seq = v->rec.start_seq;
+		pos_off = v->rec.start_off;
+	} else if (!d->have_index) {
+		return;   /* no position to check from; the library said why */
 	}
 	if (l2->hdr_ok)
 		check_torn(l2, !l1->hdr_ok, pos_seq, pos_off, limit2);
 	if (l1->hdr_ok)
 		check_torn(l1, 1, pos_seq, pos_off, l1->f.size);
-	if (replay_from(d, &b, pos_seq, pos_off, limit2) < 0) {
-		mix_builder_abort(&b);
-		return;
-	}
-	finish_and_check(d->dir, &b);
+	if (v->ret == 0)
+		check_recovered(d, v);
 }
-
-/* ---- the library's verdict ------------------------------------------------ */
-
-#define LIB_WARNINGS_MAX 16
-
-struct lib_verdict {
-	int ret;                     /* of mix_index_open */
-	char error[1024];            /* its message when it refused */
-	struct mix_open_info info;
-	unsigned nwarnings;          /* warning callback calls */
-	char warnings[LIB_WARNINGS_MAX][512];
-};
 
 static void lib_warning(void *ctx, const char *message)
 {
@@ -902,11 +848,21 @@ static void library_open(const char *dir, struct lib_verdict *v)
 	if (v->ret < 0) {
 		snprintf(v->error, sizeof(v->error), "%s (%s)",
 			 mix_last_error(), mix_strerror(v->ret));
-	} else {
-		mix_index_open_info(idx, &v->info);
-		(void)mix_index_close(&idx);
+		(void)mix_engine_free(&e);
+		return;
 	}
-	(void)mix_engine_free(&e);
+	mix_index_open_info(idx, &v->info);
+	mix_index_recovered(idx, &v->rec);
+	v->e = e;
+	v->idx = idx;
+}
+
+static void library_close(struct lib_verdict *v)
+{
+	if (v->idx)
+		(void)mix_index_close(&v->idx);
+	if (v->e)
+		(void)mix_engine_free(&v->e);
 }
 
 /* The library's verdict, printed before mixctl's own checks. */
@@ -1029,23 +985,15 @@ static void vmap_problem(void *ctx, long long off, const char *field,
  * library opens read-only.  The library opens a damaged vmap (it is the
  * virtual mailbox's data, not the index's), so these problems are not a
  * disagreement with it: mix_virtual_sync would warn and rebuild. */
-static void check_virtual(const char *dir)
+static void check_virtual(const char *dir, const struct lib_verdict *v)
 {
-	struct mix_engine_config cfg;
-	struct mix_engine *e;
-	struct mix_index *idx;
 	unsigned problems = 0;
 	int ret;
 
-	mix_engine_config_init(&cfg);
-	if (mix_engine_create(&cfg, &e) < 0)
-		return;
-	if (mix_index_open(e, dir, MIX_OPEN_READONLY, &idx) < 0) {
-		(void)mix_engine_free(&e);
+	if (!v->idx)
 		return;         /* reported by the library verdict */
-	}
 	mix_read_lock();
-	ret = mix_virtual_check_snap(mix_index_snap(idx), vmap_problem,
+	ret = mix_virtual_check_snap(mix_index_snap(v->idx), vmap_problem,
 				     (void *)dir, &problems);
 	mix_read_unlock();
 	if (ret < 0)
@@ -1059,8 +1007,6 @@ static void check_virtual(const char *dir)
 		       "and rebuild the virtual mailbox\n", dir, problems,
 		       problems == 1 ? "" : "s");
 	n_errors += problems;
-	(void)mix_index_close(&idx);
-	(void)mix_engine_free(&e);
 }
 
 static int cmd_check(const char *dir)
@@ -1103,11 +1049,11 @@ static int cmd_check(const char *dir)
 			problem(d.index.path, -1, "file", "missing, and the "
 				"logs do not reach back to the index's creation "
 				"(expected mix.index)");
-		cross_checks(&d);
+		cross_checks(&d, &lib);
 	}
 	check_strays(dir);
 	library_agree(dir, &lib, n_errors - lib_errors);
-	check_virtual(dir);
+	check_virtual(dir, &lib);
 	printf("%s: %s: %u problem%s, %u warning%s; library: %s, %u "
 	       "warning%s\n", dir, n_errors ? "NOT CLEAN" : "clean",
 	       n_errors, n_errors == 1 ? "" : "s", n_warnings,
@@ -1119,6 +1065,7 @@ static int cmd_check(const char *dir)
 			n_errors == 1 ? "" : "s", lib.ret < 0 ? lib.error :
 			"opens it", first_problem[0] ? first_problem :
 			"none (the library alone refuses)");
+	library_close(&lib);
 	mix_ifile_free(&d.ifile);
 	for (int i = 0; i < 2; i++) {
 		mix_log_reader_close(&d.logs[i].r);
