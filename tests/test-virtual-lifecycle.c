@@ -1,0 +1,412 @@
+/*
+ * Virtual mailbox lifecycles (engine/virtual*.c, docs/virtual.md
+ * "Lifecycle test"): three backend indexes take random appends, flag
+ * changes and expunges while the virtual mailbox (rule "UNSEEN") is
+ * open, closed, or being synced by a child process that is killed with
+ * SIGKILL at a random moment (or _exits without closing) — the child
+ * also commits to the backends, so they crash too.  After every step
+ * the virtual mailbox is (re)opened if needed and synced with
+ * MIX_VIRTUAL_SYNC_EXPUNGE, and its view must equal the truth read from
+ * the backends: exactly the backend messages without \Seen, each once,
+ * with the backend's system flags; a message that stays in the view
+ * keeps its virtual UID; a new virtual UID is above every virtual UID
+ * seen before (never reused); the virtual mailbox always opens and never
+ * reports damage (result.rebuilt stays 0).  Seen vs expected printed on
+ * failure.  MIX_SEED replays, MIX_TEST_SCALE runs more steps.  Crash
+ * children need fork among threads: skipped under TSan and ASan.  Single
+ * test thread plus the engine's writer (and the child processes).
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <sys/wait.h>
+
+#include "mix/mix.h"
+#include "mix/virtual.h"
+#include "tap.h"
+#include "testutil.h"
+
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+#define FORK_SKIP 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
+#define FORK_SKIP 1
+#endif
+#endif
+
+#define NB 3
+#define MAXV 4096
+#define SYSFLAGS (MIX_FLAG_ANSWERED | MIX_FLAG_FLAGGED | MIX_FLAG_DELETED | \
+		  MIX_FLAG_SEEN | MIX_FLAG_DRAFT)
+
+static const char *const bnames[NB] = { "INBOX", "Work", "Lists" };
+static char *base;
+static long nfail, step;
+static char lastop[160];
+
+/* What the test remembers across steps: the virtual UID of each backend
+ * message while it is in the view, and the highest virtual UID seen. */
+struct vmsg {
+	uint32_t mbid, ruid, vuid;
+	uint8_t flags;
+};
+static struct vmsg known[MAXV];
+static int nknown;
+static uint32_t max_vuid;
+
+static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void fail(const char *fmt, ...)
+{
+	va_list ap;
+
+	if (nfail++ >= 10)
+		return;
+	printf("#   step %ld (%s): ", step, lastop);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	putchar('\n');
+	fflush(stdout);
+}
+
+static char *dir_of(const char *name)
+{
+	static char p[4][4200];
+	static int k;
+	k = (k + 1) % 4;
+	snprintf(p[k], sizeof(p[k]), "%s/%s", base, name);
+	return p[k];
+}
+
+/* ---- backends ------------------------------------------------------------ */
+
+static void open_backends(struct mix_engine *e, struct mix_index **b)
+{
+	for (int i = 0; i < NB; i++) {
+		int ret;
+		mkdir(dir_of(bnames[i]), 0700);
+		if ((ret = mix_index_open(e, dir_of(bnames[i]),
+					  MIX_OPEN_CREATE, &b[i])) < 0)
+			BAIL("open backend %s: %s", bnames[i],
+			     mix_last_error());
+	}
+}
+
+static void close_backends(struct mix_index **b)
+{
+	for (int i = 0; i < NB; i++)
+		if (b[i] && mix_index_close(&b[i]) < 0)
+			fail("close backend %s: %s", bnames[i],
+			     mix_last_error());
+}
+
+/* A random UID range of backend ix (may name no message). */
+static struct mix_uid_range some_uids(struct mix_index *ix, uint64_t *rng)
+{
+	struct mix_uid_range r;
+	uint32_t nu;
+	mix_read_lock();
+	nu = mix_snap_next_uid(mix_index_snap(ix));
+	mix_read_unlock();
+	r.first = 1 + tu_rand_below(rng, nu);
+	r.last = r.first + tu_rand_below(rng, 3);
+	return r;
+}
+
+/* One random backend commit: appends, a flag change or an expunge. */
+static int backend_op(struct mix_index *ix, uint64_t *rng)
+{
+	struct mix_txn *t;
+	struct mix_uid_range r = some_uids(ix, rng);
+	uint32_t k = tu_rand_below(rng, 10);
+	int ret = mix_txn_begin(ix, &t);
+
+	if (ret < 0)
+		return ret;
+	if (k < 4) {
+		for (uint32_t n = 1 + tu_rand_below(rng, 3); n > 0 && !ret; n--)
+			ret = mix_txn_append(t, (uint8_t)(tu_rand_below(rng, 2)
+					     ? MIX_FLAG_SEEN : 0) |
+					     (tu_rand_below(rng, 3) ? 0 :
+					      MIX_FLAG_FLAGGED), NULL, NULL);
+	} else if (k < 8) {
+		static const uint8_t f[] = { MIX_FLAG_SEEN, MIX_FLAG_FLAGGED,
+					     MIX_FLAG_ANSWERED };
+		ret = mix_txn_flags(t, &r, 1, tu_rand_below(rng, 2) ?
+				    MIX_MODIFY_ADD : MIX_MODIFY_REMOVE,
+				    f[tu_rand_below(rng, 3)]);
+	} else {
+		ret = mix_txn_expunge(t, &r, 1);
+	}
+	if (ret < 0) {
+		mix_txn_abort(&t);
+		return ret;
+	}
+	return mix_txn_commit(&t, tu_rand_below(rng, 2) ? MIX_DURABILITY_SYNC
+						       : MIX_DURABILITY_NONE,
+			      NULL);
+}
+
+/* ---- the virtual mailbox ------------------------------------------------- */
+
+static struct mix_virtual *open_virtual(struct mix_engine *e,
+					struct mix_index **b)
+{
+	struct mix_virtual_backend vb[NB];
+	struct mix_virtual_def def = { 0 };
+	struct mix_virtual *v;
+	int ret;
+
+	for (int i = 0; i < NB; i++) {
+		vb[i].name = bnames[i];
+		vb[i].index = b[i];
+	}
+	def.backends = vb;
+	def.backend_count = NB;
+	def.rule = "UNSEEN";
+	mkdir(dir_of("virtual"), 0700);
+	if ((ret = mix_virtual_open(e, dir_of("virtual"), &def, &v)) < 0) {
+		fail("virtual open: %s (%s)", mix_strerror(ret),
+		     mix_last_error());
+		BAIL("the virtual mailbox does not open");
+	}
+	return v;
+}
+
+static int vsync(struct mix_virtual *v, unsigned flags)
+{
+	struct mix_virtual_sync_result res;
+	int ret = mix_virtual_sync(v, flags, &res);
+	if (ret < 0)
+		fail("virtual sync: %s (%s)", mix_strerror(ret),
+		     mix_last_error());
+	else if (res.rebuilt)
+		fail("virtual sync rebuilt the virtual mailbox (%d: %s)",
+		     res.rebuilt, res.rebuilt == 2 ? "damage" : "rule");
+	return ret;
+}
+
+static int vmsg_cmp(const void *a, const void *b)
+{
+	const struct vmsg *x = a, *y = b;
+	if (x->mbid != y->mbid)
+		return x->mbid < y->mbid ? -1 : 1;
+	return x->ruid < y->ruid ? -1 : x->ruid > y->ruid;
+}
+
+static struct vmsg seen_v[MAXV], want_v[MAXV];
+
+/* The view after a sync with expunges must be the truth. */
+static void compare(struct mix_virtual *v, struct mix_index **b)
+{
+	const struct mix_snap *s;
+	struct mix_iter it;
+	struct mix_record rec;
+	int ns = 0, nw = 0, i;
+
+	mix_read_lock();
+	s = mix_index_snap(mix_virtual_index(v));
+	mix_iter_init(&it, s, 1);
+	while (mix_iter_next(&it, &rec) && ns < MAXV) {
+		struct vmsg *m = &seen_v[ns++];
+		m->vuid = rec.uid;
+		m->flags = rec.flags & SYSFLAGS;
+		if (mix_virtual_lookup(s, rec.uid, &m->mbid, &m->ruid) != 1)
+			m->mbid = m->ruid = 0;
+	}
+	mix_read_unlock();
+	for (int k = 0; k < NB; k++) {
+		uint32_t mbid = 0;
+		if (mix_virtual_mailbox_id(v, bnames[k], &mbid) != 1)
+			continue;
+		mix_read_lock();
+		s = mix_index_snap(b[k]);
+		mix_iter_init(&it, s, 1);
+		while (mix_iter_next(&it, &rec) && nw < MAXV) {
+			if (rec.flags & MIX_FLAG_SEEN)
+				continue;
+			want_v[nw].mbid = mbid;
+			want_v[nw].ruid = rec.uid;
+			want_v[nw].flags = rec.flags & SYSFLAGS;
+			want_v[nw++].vuid = 0;
+		}
+		mix_read_unlock();
+	}
+	qsort(seen_v, (size_t)ns, sizeof(seen_v[0]), vmsg_cmp);
+	qsort(want_v, (size_t)nw, sizeof(want_v[0]), vmsg_cmp);
+	for (i = 0; i < ns || i < nw; i++) {
+		const struct vmsg *a = i < ns ? &seen_v[i] : NULL;
+		const struct vmsg *w = i < nw ? &want_v[i] : NULL;
+		if (!a || !w || vmsg_cmp(a, w) != 0 || a->flags != w->flags) {
+			fail("view: seen (mailbox %u, uid %u, flags %x, vuid "
+			     "%u) expected (mailbox %u, uid %u, flags %x) "
+			     "[%d vs %d messages]", a ? a->mbid : 0,
+			     a ? a->ruid : 0, a ? a->flags : 0,
+			     a ? a->vuid : 0, w ? w->mbid : 0,
+			     w ? w->ruid : 0, w ? w->flags : 0, ns, nw);
+			return;
+		}
+	}
+	/* virtual UIDs: kept while in the view, new ones above all seen */
+	{
+		uint32_t newmax = max_vuid;
+		for (i = 0; i < ns; i++) {
+			struct vmsg *k = bsearch(&seen_v[i], known,
+						 (size_t)nknown,
+						 sizeof(known[0]), vmsg_cmp);
+			if (k && k->vuid != seen_v[i].vuid)
+				fail("mailbox %u uid %u: virtual UID %u, it "
+				     "was %u", seen_v[i].mbid, seen_v[i].ruid,
+				     seen_v[i].vuid, k->vuid);
+			if (!k && seen_v[i].vuid <= max_vuid)
+				fail("mailbox %u uid %u: new virtual UID %u, "
+				     "not above %u seen before (reused)",
+				     seen_v[i].mbid, seen_v[i].ruid,
+				     seen_v[i].vuid, max_vuid);
+			if (seen_v[i].vuid > newmax)
+				newmax = seen_v[i].vuid;
+		}
+		max_vuid = newmax;
+		memcpy(known, seen_v, (size_t)ns * sizeof(known[0]));
+		nknown = ns;
+	}
+}
+
+/* ---- crashes ------------------------------------------------------------- */
+
+/* A child opens backends and the virtual mailbox, commits to the
+ * backends and syncs, acknowledging each sync with 'x'; it is killed
+ * after a random number of them or _exits without closing. */
+static void crash_cycle(struct mix_engine **ep, struct mix_index **b,
+			struct mix_virtual **vp, uint64_t *rng)
+{
+	uint64_t crng = tu_rand(rng);
+	int rounds = 1 + (int)tu_rand_below(rng, 6);
+	int kill_after = (int)tu_rand_below(rng, (uint32_t)rounds + 2);
+	int fd[2], st, acked = 0, killed = 0;
+	char c;
+	pid_t pid;
+
+	if (*vp)
+		mix_virtual_close(vp);
+	close_backends(b);
+	mix_engine_free(ep);
+	if (pipe(fd) < 0)
+		BAIL("pipe");
+	fflush(stdout);
+	if ((pid = fork()) < 0)
+		BAIL("fork");
+	if (pid == 0) {
+		struct mix_engine *ce;
+		struct mix_index *cb[NB];
+		struct mix_virtual *cv;
+		close(fd[0]);
+		if (mix_engine_create(NULL, &ce) < 0)
+			_exit(3);
+		open_backends(ce, cb);
+		cv = open_virtual(ce, cb);
+		for (int i = 0; i < rounds; i++) {
+			for (int k = (int)tu_rand_below(&crng, 4); k >= 0; k--)
+				backend_op(cb[tu_rand_below(&crng, NB)], &crng);
+			if (mix_virtual_sync(cv, tu_rand_below(&crng, 2) ?
+					     MIX_VIRTUAL_SYNC_EXPUNGE : 0,
+					     NULL) < 0 ||
+			    write(fd[1], "x", 1) != 1)
+				_exit(4);
+		}
+		_exit(0);
+	}
+	close(fd[1]);
+	while (acked < kill_after && read(fd[0], &c, 1) == 1)
+		acked++;
+	if (acked == kill_after && kill_after < rounds) {
+		kill(pid, SIGKILL);
+		killed = 1;
+	}
+	waitpid(pid, &st, 0);
+	while (read(fd[0], &c, 1) == 1)
+		acked++;
+	close(fd[0]);
+	snprintf(lastop, sizeof(lastop), "crash: child of %d syncs %s after "
+		 "%d", rounds, killed ? "SIGKILLed" : "exited", acked);
+	if (!killed && (!WIFEXITED(st) || WEXITSTATUS(st) != 0))
+		fail("the crash child exited with status %d", st);
+	if (mix_engine_create(NULL, ep) < 0)
+		BAIL("engine");
+	open_backends(*ep, b);
+	*vp = open_virtual(*ep, b);
+}
+
+/* ---- the test -------------------------------------------------------------- */
+
+static void lifecycle(uint64_t seed, long steps)
+{
+	struct mix_engine *e;
+	struct mix_index *b[NB] = { 0 };
+	struct mix_virtual *v;
+	uint64_t rng = seed;
+	long crashes = 0, reopens = 0, closed_ops = 0;
+
+	base = tu_tmpdir("virtual-life");
+	if (mix_engine_create(NULL, &e) < 0)
+		BAIL("engine: %s", mix_last_error());
+	open_backends(e, b);
+	v = open_virtual(e, b);
+	for (step = 1; step <= steps && nfail == 0; step++) {
+		uint32_t ev = tu_rand_below(&rng, 100);
+		if (ev < 55) {
+			int k = (int)tu_rand_below(&rng, NB);
+			snprintf(lastop, sizeof(lastop), "commit to %s",
+				 bnames[k]);
+			if (backend_op(b[k], &rng) < 0)
+				fail("backend commit: %s", mix_last_error());
+			if (tu_rand_below(&rng, 3) == 0)
+				vsync(v, 0);       /* delayed removal */
+		} else if (ev < 75) {
+			snprintf(lastop, sizeof(lastop), "changes while the "
+				 "virtual mailbox is closed");
+			mix_virtual_close(&v);
+			for (int k = (int)tu_rand_below(&rng, 6); k >= 0; k--)
+				backend_op(b[tu_rand_below(&rng, NB)], &rng);
+			if (tu_rand_below(&rng, 2)) {  /* backends reopen too */
+				close_backends(b);
+				open_backends(e, b);
+			}
+			v = open_virtual(e, b);
+			closed_ops++;
+		} else if (ev < 85) {
+			snprintf(lastop, sizeof(lastop), "reopen");
+			mix_virtual_close(&v);
+			v = open_virtual(e, b);
+			reopens++;
+		} else {
+#ifndef FORK_SKIP
+			crash_cycle(&e, b, &v, &rng);
+			crashes++;
+#endif
+		}
+		if (vsync(v, MIX_VIRTUAL_SYNC_EXPUNGE) == 0)
+			compare(v, b);
+	}
+	ok(nfail == 0, "virtual lifecycle: %ld steps (%ld rounds of changes "
+	   "while closed, %ld reopens, %ld crashes) leave the view equal to "
+	   "the backends' unseen messages (%d), UIDs kept and never reused",
+	   step - 1, closed_ops, reopens, crashes, nknown);
+	mix_virtual_close(&v);
+	close_backends(b);
+	mix_engine_free(&e);
+	tu_rmdir_r(base);
+	free(base);
+}
+
+int main(void)
+{
+	uint64_t seed = tu_seed();
+	long steps = (long)(300 * tu_scale());
+
+#ifdef FORK_SKIP
+	diag("crash children skipped (fork among threads under a sanitizer)");
+#endif
+	lifecycle(seed, steps);
+	return tap_done();
+}
