@@ -104,6 +104,11 @@ static inline void pcl_step_end(struct pc_work *w, size_t j)
 	int hz;
 
 	s->ack_ev = pc_trace_len(w->t);
+	/* a change that changed nothing (subscribing a subscribed name)
+	 * returns without a commit: it makes nothing durable, not even a
+	 * NONE flush before it */
+	if (s->kind == PC_STEP_COMMIT && s->ack_ev == s->start_ev)
+		s->sync = 0;
 	if (p->list == NULL) {
 		/* after a close (which may have detached a mailbox): read
 		 * the closed index, untraced (nothing else writes it) */
