@@ -30,26 +30,6 @@
 
 static struct mix_engine *engine;
 
-static uint64_t hms(struct mix_index *idx)
-{
-	uint64_t v;
-	mix_read_lock();
-	v = mix_snap_highest_modseq(mix_index_snap(idx));
-	mix_read_unlock();
-	return v;
-}
-
-static uint64_t modseq_of(struct mix_index *idx, uint32_t uid)
-{
-	struct mix_record rec;
-	uint64_t v = 0;
-	mix_read_lock();
-	if (mix_snap_lookup_uid(mix_index_snap(idx), uid, &rec))
-		v = rec.modseq;
-	mix_read_unlock();
-	return v;
-}
-
 static int store(struct mix_index *idx, uint32_t first, uint32_t last,
 		 enum mix_modify mod, uint8_t flags, int cond, uint64_t m,
 		 struct mix_commit_result *res)
@@ -76,53 +56,25 @@ static int expunge(struct mix_index *idx, uint32_t first, uint32_t last,
 	return mix_txn_commit(&t, MIX_DURABILITY_NONE, res);
 }
 
-static void append(struct mix_index *idx, uint32_t n)
-{
-	struct mix_txn *t;
-	uint32_t i;
-	mix_txn_begin(idx, &t);
-	for (i = 0; i < n; i++)
-		mix_txn_append(t, 0, NULL, NULL);
-	mix_txn_commit(&t, MIX_DURABILITY_NONE, NULL);
-}
-
-static const char *fmt_set(const struct mix_uid_range *r, uint32_t n)
-{
-	static char buf[512];
-	size_t len = 0;
-	uint32_t i;
-	buf[0] = '\0';
-	for (i = 0; i < n && len < sizeof(buf) - 24; i++) {
-		if (r[i].last != r[i].first)
-			snprintf(buf + len, sizeof(buf) - len, "%s%u:%u",
-				 i ? "," : "", r[i].first, r[i].last);
-		else
-			snprintf(buf + len, sizeof(buf) - len, "%s%u",
-				 i ? "," : "", r[i].first);
-		len = strlen(buf);
-	}
-	return buf;
-}
-
 static void test_highestmodseq_and_store(struct mix_index *idx)
 {
 	struct mix_commit_result res, a;
-	uint64_t h0 = hms(idx), m;
+	uint64_t h0 = tu_highest_modseq(idx), m;
 	ok(h0 > 0 && (h0 & 0xffffffffu) == 0, "HIGHESTMODSEQ of a mailbox that "
 	   "never changed: (indexid + first log seq) << 32 = %llx",
 	   (unsigned long long)h0);
-	append(idx, 7);
-	ok(hms(idx) > h0, "appends raise HIGHESTMODSEQ");
+	tu_append(idx, 7, 0);
+	ok(tu_highest_modseq(idx) > h0, "appends raise HIGHESTMODSEQ");
 	/* RFC 7162 §3.1.3 example: messages 1:7; some modified later */
 	store(idx, 2, 2, MIX_MODIFY_ADD, MIX_FLAG_FLAGGED, 0, 0, NULL);
-	m = hms(idx);
+	m = tu_highest_modseq(idx);
 	store(idx, 5, 5, MIX_MODIFY_ADD, MIX_FLAG_ANSWERED, 0, 0, NULL);
 	store(idx, 7, 7, MIX_MODIFY_ADD, MIX_FLAG_SEEN, 0, 0, NULL);
 	is(store(idx, 1, 7, MIX_MODIFY_ADD, MIX_FLAG_DELETED, 1, m, &res), 0,
 	   "STORE 1:7 (UNCHANGEDSINCE m) +FLAGS (\\Deleted)");
 	ok(res.modified_count == 2 && res.modified[0].first == 5 &&
 	   res.modified[0].last == 5 && res.modified[1].first == 7,
-	   "MODIFIED 5,7: %s", fmt_set(res.modified, res.modified_count));
+	   "MODIFIED 5,7: %s", tu_fmt_set(res.modified, res.modified_count));
 	{
 		struct mix_record rec;
 		int good = 1;
@@ -142,7 +94,7 @@ static void test_highestmodseq_and_store(struct mix_index *idx)
 	ok(res.modified_count == 1 && res.modified[0].first == 1 &&
 	   res.modified[0].last == 3 && res.no_changes,
 	   "UNCHANGEDSINCE 0: every message fails (MODIFIED %s)",
-	   fmt_set(res.modified, res.modified_count));
+	   tu_fmt_set(res.modified, res.modified_count));
 	mix_commit_result_free(&res);
 	{
 		/* two conditional operations in one transaction: one MODIFIED
@@ -157,16 +109,18 @@ static void test_highestmodseq_and_store(struct mix_index *idx)
 		mix_txn_commit(&t, MIX_DURABILITY_NONE, &res);
 		ok(res.modified_count == 1 && res.modified[0].first == 1 &&
 		   res.modified[0].last == 7, "MODIFIED of two operations "
-		   "merged: %s", fmt_set(res.modified, res.modified_count));
+		   "merged: %s", tu_fmt_set(res.modified, res.modified_count));
 		mix_commit_result_free(&res);
 	}
-	m = modseq_of(idx, 1);
+	m = tu_modseq_of(idx, 1);
 	store(idx, 1, 1, MIX_MODIFY_ADD, MIX_FLAG_DELETED, 0, 0, &a);
-	ok(a.no_changes && modseq_of(idx, 1) == m && a.modseq == hms(idx),
+	ok(a.no_changes && tu_modseq_of(idx, 1) == m &&
+	   a.modseq == tu_highest_modseq(idx),
 	   "a no-op STORE changes no modseq and reports no_changes");
-	m = hms(idx);
-	ok(expunge(idx, 3, 3, &res) == 0 && res.modseq > m && hms(idx) ==
-	   res.modseq, "an expunge raises HIGHESTMODSEQ to its modseq");
+	m = tu_highest_modseq(idx);
+	ok(expunge(idx, 3, 3, &res) == 0 && res.modseq > m &&
+	   tu_highest_modseq(idx) == res.modseq,
+	   "an expunge raises HIGHESTMODSEQ to its modseq");
 }
 
 static void test_changedsince(struct mix_index *idx)
@@ -180,7 +134,7 @@ static void test_changedsince(struct mix_index *idx)
 	struct mix_txn *t;
 	struct mix_uid_range r = { 6, 6 };
 
-	m = hms(idx);
+	m = tu_highest_modseq(idx);
 	store(idx, 2, 2, MIX_MODIFY_REMOVE, MIX_FLAG_FLAGGED, 0, 0, NULL);
 	store(idx, 4, 4, MIX_MODIFY_ADD, MIX_FLAG_FLAGGED, 0, 0, NULL);
 	mix_txn_begin(idx, &t);
@@ -227,8 +181,8 @@ static void test_qresync(struct mix_index *idx, const char *dir)
 	mix_txn_begin(idx, &t);
 	mix_txn_hdr_set(t, MIX_HDR_UID_VALIDITY, 67890007);
 	mix_txn_commit(&t, MIX_DURABILITY_NONE, NULL);
-	append(idx, 10);           /* UIDs 8..17 */
-	m = hms(idx);
+	tu_append(idx, 10, 0);           /* UIDs 8..17 */
+	m = tu_highest_modseq(idx);
 	expunge(idx, 1, 1, NULL);
 	expunge(idx, 9, 10, NULL);
 	store(idx, 12, 12, MIX_MODIFY_ADD, MIX_FLAG_SEEN, 0, 0, NULL);
@@ -241,9 +195,9 @@ static void test_qresync(struct mix_index *idx, const char *dir)
 	   res.vanished[0].first == 1 && res.vanished[0].last == 1 &&
 	   res.vanished[1].first == 9 && res.vanished[1].last == 10,
 	   "VANISHED (EARLIER) 1,9:10 precise: %s",
-	   fmt_set(res.vanished, res.vanished_count));
+	   tu_fmt_set(res.vanished, res.vanished_count));
 	ok(res.changed_count == 1 && res.changed[0].first == 12,
-	   "changed: 12 (%s)", fmt_set(res.changed, res.changed_count));
+	   "changed: 12 (%s)", tu_fmt_set(res.changed, res.changed_count));
 	mix_qresync_result_free(&res);
 	p.known_uids = known;
 	p.known_uids_count = 2;
@@ -251,7 +205,7 @@ static void test_qresync(struct mix_index *idx, const char *dir)
 	ok(res.precise && res.vanished_count == 2 &&
 	   res.vanished[0].first == 1 && res.vanished[1].first == 9,
 	   "with known UIDs 1:2,8:20: VANISHED %s",
-	   fmt_set(res.vanished, res.vanished_count));
+	   tu_fmt_set(res.vanished, res.vanished_count));
 	mix_qresync_result_free(&res);
 	p.uid_validity = uidv + 1;
 	mix_snap_qresync(mix_index_snap(idx), &p, &res);
@@ -271,7 +225,7 @@ static void test_qresync(struct mix_index *idx, const char *dir)
 	mix_snap_qresync(mix_index_snap(idx), &p, &res);
 	ok(res.precise && res.vanished_count == 2 && res.vanished[1].first == 9,
 	   "after reopen the expunge history still answers: %s",
-	   fmt_set(res.vanished, res.vanished_count));
+	   tu_fmt_set(res.vanished, res.vanished_count));
 	mix_qresync_result_free(&res);
 	/* older than the history: the fallback */
 	{
@@ -295,14 +249,14 @@ static void test_qresync(struct mix_index *idx, const char *dir)
 	ok(!res.precise && res.vanished_count >= 1 &&
 	   res.vanished[0].first == 9 && res.vanished[0].last == 10,
 	   "fallback with sequence match data: VANISHED %s (above the last "
-	   "matching pair)", fmt_set(res.vanished, res.vanished_count));
+	   "matching pair)", tu_fmt_set(res.vanished, res.vanished_count));
 	mix_qresync_result_free(&res);
 	p.match_count = 0;
 	mix_snap_qresync(mix_index_snap(idx), &p, &res);
 	ok(!res.precise && res.vanished_count >= 2 &&
 	   res.vanished[0].first == 1 && res.vanished[0].last == 1,
 	   "fallback without: every missing UID below UIDNEXT: %s",
-	   fmt_set(res.vanished, res.vanished_count));
+	   tu_fmt_set(res.vanished, res.vanished_count));
 	mix_qresync_result_free(&res);
 	mix_read_unlock();
 	mix_index_close(&idx);
@@ -333,9 +287,9 @@ static void seen_state(struct mix_index *idx, struct seen_state *st)
 	uint32_t u;
 	for (u = 1; u <= 5; u++) {
 		st->flags[u] = flags_of(idx, u);
-		st->modseq[u] = modseq_of(idx, u);
+		st->modseq[u] = tu_modseq_of(idx, u);
 	}
-	st->highest = hms(idx);
+	st->highest = tu_highest_modseq(idx);
 }
 
 /* The same flags (DIRTY included), modseqs and HIGHESTMODSEQ in idx as in
@@ -380,7 +334,7 @@ static void test_dirty(const char *dir)
 
 	if (mix_index_open(engine, dir, MIX_OPEN_CREATE, &idx) < 0)
 		BAIL("open: %s", mix_last_error());
-	append(idx, 5);
+	tu_append(idx, 5, 0);
 	store(idx, 3, 3, MIX_MODIFY_ADD, MIX_FLAG_DIRTY | MIX_FLAG_SEEN, 0, 0,
 	      NULL);
 	/* the checkpoint holds the messages; what follows is replayed */
@@ -395,17 +349,19 @@ static void test_dirty(const char *dir)
 	   !res.no_changes && (flags_of(idx, 1) & MIX_FLAG_DIRTY),
 	   "STORE 1:2 +DIRTY changes the records (no_changes %d)",
 	   res.no_changes);
-	is(modseq_of(idx, 1), m1, "+DIRTY leaves the record's modseq");
-	is(hms(idx), h, "+DIRTY leaves HIGHESTMODSEQ");
+	is(tu_modseq_of(idx, 1), m1, "+DIRTY leaves the record's modseq");
+	is(tu_highest_modseq(idx), h, "+DIRTY leaves HIGHESTMODSEQ");
 	is(res.modseq, h, "and the commit reports HIGHESTMODSEQ as its "
 	   "modseq");
 	store(idx, 1, 1, MIX_MODIFY_REMOVE, MIX_FLAG_DIRTY, 0, 0, NULL);
-	ok(!(flags_of(idx, 1) & MIX_FLAG_DIRTY) && modseq_of(idx, 1) == m1 &&
-	   hms(idx) == h, "-DIRTY: cleared, modseq and HIGHESTMODSEQ kept");
+	ok(!(flags_of(idx, 1) & MIX_FLAG_DIRTY) && tu_modseq_of(idx, 1) == m1 &&
+	   tu_highest_modseq(idx) == h,
+	   "-DIRTY: cleared, modseq and HIGHESTMODSEQ kept");
 	/* REPLACE whose only effect is DIRTY: uid 3 has SEEN|DIRTY */
 	store(idx, 3, 3, MIX_MODIFY_REPLACE, MIX_FLAG_SEEN, 0, 0, NULL);
 	ok(flags_of(idx, 3) == MIX_FLAG_SEEN &&
-	   modseq_of(idx, 3) == before.modseq[3] && hms(idx) == h,
+	   tu_modseq_of(idx, 3) == before.modseq[3] &&
+	   tu_highest_modseq(idx) == h,
 	   "FLAGS (\\Seen) on \\Seen+DIRTY: only DIRTY changes, no modseq "
 	   "moves");
 	{
@@ -415,10 +371,11 @@ static void test_dirty(const char *dir)
 		   "UNCHANGEDSINCE HIGHESTMODSEQ after a DIRTY change: not "
 		   "MODIFIED (%u)", res.modified_count);
 		mix_commit_result_free(&res);
-		ok(modseq_of(idx, 2) > h && hms(idx) == modseq_of(idx, 2),
+		ok(tu_modseq_of(idx, 2) > h &&
+		   tu_highest_modseq(idx) == tu_modseq_of(idx, 2),
 		   "and that visible change raises the modseq and "
 		   "HIGHESTMODSEQ");
-		h = hms(idx);
+		h = tu_highest_modseq(idx);
 	}
 	/* one transaction: DIRTY on uid 1, \Seen on uid 4 */
 	mix_txn_begin(idx, &t);
@@ -429,13 +386,13 @@ static void test_dirty(const char *dir)
 		mix_txn_flags(t, &r4, 1, MIX_MODIFY_ADD, MIX_FLAG_SEEN);
 	}
 	mix_txn_commit(&t, MIX_DURABILITY_NONE, &res);
-	ok(res.modseq > h && hms(idx) == res.modseq &&
-	   modseq_of(idx, 4) == res.modseq && modseq_of(idx, 1) == m1 &&
-	   modseq_of(idx, 2) == h, "DIRTY beside \\Seen in one transaction: "
+	ok(res.modseq > h && tu_highest_modseq(idx) == res.modseq &&
+	   tu_modseq_of(idx, 4) == res.modseq && tu_modseq_of(idx, 1) == m1 &&
+	   tu_modseq_of(idx, 2) == h, "DIRTY beside \\Seen in one transaction: "
 	   "only the \\Seen message gets the modseq (1: %llx, 2: %llx, 4: "
-	   "%llx, txn %llx)", (unsigned long long)modseq_of(idx, 1),
-	   (unsigned long long)modseq_of(idx, 2),
-	   (unsigned long long)modseq_of(idx, 4),
+	   "%llx, txn %llx)", (unsigned long long)tu_modseq_of(idx, 1),
+	   (unsigned long long)tu_modseq_of(idx, 2),
+	   (unsigned long long)tu_modseq_of(idx, 4),
 	   (unsigned long long)res.modseq);
 	/* and a DIRTY-only transaction last, so the log ends with one */
 	mix_txn_begin(idx, &t);
@@ -511,7 +468,7 @@ static void *racer(void *arg)
 
 		pthread_barrier_wait(&barrier);
 		if (me == 0)
-			race_m[round] = hms(race_idx);
+			race_m[round] = tu_highest_modseq(race_idx);
 		pthread_barrier_wait(&barrier);
 		snprintf(kw, sizeof(kw), "t%dr%d", me, round);
 		mix_txn_begin(race_idx, &t);
@@ -540,7 +497,7 @@ static void test_race(const char *dir)
 
 	if (mix_index_open(engine, dir, MIX_OPEN_CREATE, &race_idx) < 0)
 		BAIL("open: %s", mix_last_error());
-	append(race_idx, RACE_MSGS);
+	tu_append(race_idx, RACE_MSGS, 0);
 	pthread_barrier_init(&barrier, NULL, 2);
 	pthread_create(&th[0], NULL, racer, (void *)0);
 	pthread_create(&th[1], NULL, racer, (void *)1);

@@ -33,18 +33,6 @@ static uint64_t seed;
 
 /* ---- helpers -------------------------------------------------------------- */
 
-static void append(struct mix_index *idx, uint32_t n)
-{
-	struct mix_txn *t;
-	uint32_t i;
-	if (mix_txn_begin(idx, &t) < 0)
-		BAIL("begin: %s", mix_last_error());
-	for (i = 0; i < n; i++)
-		mix_txn_append(t, 0, NULL, NULL);
-	if (mix_txn_commit(&t, MIX_DURABILITY_NONE, NULL) < 0)
-		BAIL("append: %s", mix_last_error());
-}
-
 static int store(struct mix_index *idx, uint32_t first, uint32_t last,
 		 enum mix_modify mod, uint8_t flags, int want,
 		 struct mix_commit_result *res)
@@ -72,34 +60,6 @@ static int xdel(struct mix_index *idx, const struct mix_uid_range *r,
 	return mix_txn_commit(&t, MIX_DURABILITY_NONE, res);
 }
 
-static const char *fmt_set(const struct mix_uid_range *r, uint32_t n)
-{
-	/* a ring of buffers: one ok() may format several sets, in any
-	 * order of evaluation */
-	static char buf[8][512];
-	static int which;
-	char *b = buf[which = (which + 1) % 8];
-	size_t len = 0;
-	uint32_t i;
-	b[0] = '\0';
-	for (i = 0; i < n && len < sizeof(buf[0]) - 24; i++) {
-		if (r[i].last != r[i].first)
-			snprintf(b + len, sizeof(buf[0]) - len, "%s%u:%u",
-				 i ? "," : "", r[i].first, r[i].last);
-		else
-			snprintf(b + len, sizeof(buf[0]) - len, "%s%u",
-				 i ? "," : "", r[i].first);
-		len = strlen(b);
-	}
-	return n ? b : "(none)";
-}
-
-/* The set written as "a:b,c" equals r[0..n). */
-static int set_is(const struct mix_uid_range *r, uint32_t n, const char *want)
-{
-	return strcmp(fmt_set(r, n), want) == 0;
-}
-
 /* The UIDs present, as a set string. */
 static const char *uids_now(struct mix_index *idx)
 {
@@ -117,28 +77,8 @@ static const char *uids_now(struct mix_index *idx)
 			r[n].first = r[n].last = rec.uid, n++;
 	}
 	mix_read_unlock();
-	s = fmt_set(r, n);
+	s = tu_fmt_set(r, n);
 	return s;
-}
-
-static uint64_t modseq_of(struct mix_index *idx, uint32_t uid)
-{
-	struct mix_record rec;
-	uint64_t v = 0;
-	mix_read_lock();
-	if (mix_snap_lookup_uid(mix_index_snap(idx), uid, &rec))
-		v = rec.modseq;
-	mix_read_unlock();
-	return v;
-}
-
-static uint64_t hms(struct mix_index *idx)
-{
-	uint64_t v;
-	mix_read_lock();
-	v = mix_snap_highest_modseq(mix_index_snap(idx));
-	mix_read_unlock();
-	return v;
 }
 
 /* ---- conditional expunge ---------------------------------------------------- */
@@ -154,16 +94,16 @@ static void test_expunge_deleted(const char *dir)
 
 	if (mix_index_open(engine, dir, MIX_OPEN_CREATE, &idx) < 0)
 		BAIL("open: %s", mix_last_error());
-	append(idx, 12);
+	tu_append(idx, 12, 0);
 	store(idx, 2, 3, MIX_MODIFY_ADD, MIX_FLAG_DELETED, 0, NULL);
 	store(idx, 5, 5, MIX_MODIFY_ADD, MIX_FLAG_DELETED, 0, NULL);
 	store(idx, 9, 9, MIX_MODIFY_ADD, MIX_FLAG_DELETED, 0, NULL);
-	before = hms(idx);
+	before = tu_highest_modseq(idx);
 	ret = xdel(idx, NULL, 0, &res);
-	ok(ret == 0 && set_is(res.expunged, res.expunged_count, "2:3,5,9"),
+	ok(ret == 0 && tu_set_is(res.expunged, res.expunged_count, "2:3,5,9"),
 	   "EXPUNGE removes the \\Deleted messages and names them: %s "
-	   "(expected 2:3,5,9)", fmt_set(res.expunged, res.expunged_count));
-	ok(res.modseq > before && hms(idx) == res.modseq,
+	   "(expected 2:3,5,9)", tu_fmt_set(res.expunged, res.expunged_count));
+	ok(res.modseq > before && tu_highest_modseq(idx) == res.modseq,
 	   "and raises HIGHESTMODSEQ to its modseq");
 	is_str(uids_now(idx), "1,4,6:8,10:12", "left: the others");
 	mix_commit_result_free(&res);
@@ -175,13 +115,13 @@ static void test_expunge_deleted(const char *dir)
 	store(idx, 6, 8, MIX_MODIFY_ADD, MIX_FLAG_DELETED, 0, NULL);
 	store(idx, 11, 12, MIX_MODIFY_ADD, MIX_FLAG_DELETED, 0, NULL);
 	ret = xdel(idx, r, 2, &res);
-	ok(ret == 0 && set_is(res.expunged, res.expunged_count, "4,6:8,12"),
+	ok(ret == 0 && tu_set_is(res.expunged, res.expunged_count, "4,6:8,12"),
 	   "UID EXPUNGE 4:10,12 removes only those: %s (expected 4,6:8,12)",
-	   fmt_set(res.expunged, res.expunged_count));
+	   tu_fmt_set(res.expunged, res.expunged_count));
 	is_str(uids_now(idx), "1,10:11", "1 and 11 keep \\Deleted, stay");
 	mix_commit_result_free(&res);
 
-	before = hms(idx);
+	before = tu_highest_modseq(idx);
 	r[0].first = r[0].last = 10;
 	ret = xdel(idx, r, 1, &res);
 	ok(ret == 0 && res.no_changes && res.expunged == NULL &&
@@ -197,9 +137,9 @@ static void test_expunge_deleted(const char *dir)
 	mix_txn_flags(t, r, 1, MIX_MODIFY_ADD, MIX_FLAG_DELETED);
 	mix_txn_expunge_deleted(t, NULL, 0);
 	ret = mix_txn_commit(&t, MIX_DURABILITY_NONE, &res);
-	ok(ret == 0 && set_is(res.expunged, res.expunged_count, "10:11"),
+	ok(ret == 0 && tu_set_is(res.expunged, res.expunged_count, "10:11"),
 	   "-\\Deleted 1, +\\Deleted 10, EXPUNGE in one transaction: %s "
-	   "(expected 10:11)", fmt_set(res.expunged, res.expunged_count));
+	   "(expected 10:11)", tu_fmt_set(res.expunged, res.expunged_count));
 	mix_commit_result_free(&res);
 	is_str(uids_now(idx), "1", "left: 1");
 
@@ -210,8 +150,8 @@ static void test_expunge_deleted(const char *dir)
 		ret = mix_snap_expunged_since(mix_index_snap(idx), before,
 					      &xr, &xn, NULL);
 		mix_read_unlock();
-		ok(ret == 1 && set_is(xr, xn, "10:11"), "the expunge history "
-		   "has them: %s", fmt_set(xr, xn));
+		ok(ret == 1 && tu_set_is(xr, xn, "10:11"),
+		   "the expunge history has them: %s", tu_fmt_set(xr, xn));
 		free(xr);
 	}
 	ret = mix_txn_begin(idx, &t);
@@ -417,7 +357,7 @@ static void test_expunge_race(const char *dir)
 		mix_read_lock();
 		rx_uid0 = mix_snap_next_uid(mix_index_snap(rx_idx));
 		mix_read_unlock();
-		append(rx_idx, RX_MSGS);
+		tu_append(rx_idx, RX_MSGS, 0);
 		pthread_barrier_wait(&rx_barrier);
 		pthread_barrier_wait(&rx_barrier);
 		for (k = RX_TOGGLERS; k < nthreads; k++)
@@ -454,16 +394,16 @@ static void test_changed(const char *dir)
 
 	if (mix_index_open(engine, dir, MIX_OPEN_CREATE, &idx) < 0)
 		BAIL("open: %s", mix_last_error());
-	append(idx, 10);
+	tu_append(idx, 10, 0);
 	store(idx, 1, 5, MIX_MODIFY_ADD, MIX_FLAG_SEEN, 0, NULL);
-	ms5 = modseq_of(idx, 5);
+	ms5 = tu_modseq_of(idx, 5);
 	ret = store(idx, 1, 10, MIX_MODIFY_ADD, MIX_FLAG_SEEN, 1, &res);
-	ok(ret == 0 && set_is(res.changed, res.changed_count, "6:10"),
+	ok(ret == 0 && tu_set_is(res.changed, res.changed_count, "6:10"),
 	   "STORE 1:10 +FLAGS \\Seen, 1:5 had it: changed %s (expected "
-	   "6:10)", fmt_set(res.changed, res.changed_count));
-	good = modseq_of(idx, 5) == ms5;
+	   "6:10)", tu_fmt_set(res.changed, res.changed_count));
+	good = tu_modseq_of(idx, 5) == ms5;
 	for (u = 6; u <= 10; u++)
-		good &= modseq_of(idx, u) == res.modseq;
+		good &= tu_modseq_of(idx, u) == res.modseq;
 	ok(good, "the changed messages have the result's modseq, the others "
 	   "kept theirs");
 	mix_commit_result_free(&res);
@@ -476,13 +416,13 @@ static void test_changed(const char *dir)
 	   "a no-op STORE reports nothing changed (%u)", res.changed_count);
 	ret = store(idx, 3, 4, MIX_MODIFY_ADD, MIX_FLAG_DIRTY, 1, &res);
 	ok(ret == 0 && res.changed == NULL, "a DIRTY-only change is not "
-	   "reported (%s)", fmt_set(res.changed, res.changed_count));
+	   "reported (%s)", tu_fmt_set(res.changed, res.changed_count));
 	mix_commit_result_free(&res);
 	ret = store(idx, 2, 4, MIX_MODIFY_ADD, MIX_FLAG_DIRTY |
 		    MIX_FLAG_FLAGGED, 1, &res);
-	ok(ret == 0 && set_is(res.changed, res.changed_count, "2:4"),
+	ok(ret == 0 && tu_set_is(res.changed, res.changed_count, "2:4"),
 	   "DIRTY with a visible flag: reported (%s)",
-	   fmt_set(res.changed, res.changed_count));
+	   tu_fmt_set(res.changed, res.changed_count));
 	mix_commit_result_free(&res);
 
 	/* keywords, add and replace */
@@ -491,21 +431,21 @@ static void test_changed(const char *dir)
 	r.first = 7, r.last = 8;
 	mix_txn_keywords(t, &r, 1, MIX_MODIFY_ADD, kw);
 	ret = mix_txn_commit(&t, MIX_DURABILITY_NONE, &res);
-	ok(ret == 0 && set_is(res.changed, res.changed_count, "7:8"),
-	   "+KEYWORD on 7:8: %s", fmt_set(res.changed, res.changed_count));
+	ok(ret == 0 && tu_set_is(res.changed, res.changed_count, "7:8"),
+	   "+KEYWORD on 7:8: %s", tu_fmt_set(res.changed, res.changed_count));
 	mix_commit_result_free(&res);
 	mix_txn_begin(idx, &t);
 	mix_txn_want_changed(t);
 	r.first = 6, r.last = 9;
 	mix_txn_keywords(t, &r, 1, MIX_MODIFY_REPLACE, kw);
 	ret = mix_txn_commit(&t, MIX_DURABILITY_NONE, &res);
-	ok(ret == 0 && set_is(res.changed, res.changed_count, "6,9"),
+	ok(ret == 0 && tu_set_is(res.changed, res.changed_count, "6,9"),
 	   "KEYWORDS ($Junk) on 6:9, 7:8 had exactly that: %s (expected "
-	   "6,9)", fmt_set(res.changed, res.changed_count));
+	   "6,9)", tu_fmt_set(res.changed, res.changed_count));
 	mix_commit_result_free(&res);
 
 	/* UNCHANGEDSINCE: MODIFIED and changed split the request */
-	m = hms(idx);
+	m = tu_highest_modseq(idx);
 	store(idx, 2, 2, MIX_MODIFY_ADD, MIX_FLAG_ANSWERED, 0, NULL);
 	store(idx, 4, 4, MIX_MODIFY_ADD, MIX_FLAG_ANSWERED, 0, NULL);
 	mix_txn_begin(idx, &t);
@@ -514,13 +454,13 @@ static void test_changed(const char *dir)
 	mix_txn_flags_unchangedsince(t, &r, 1, MIX_MODIFY_ADD,
 				     MIX_FLAG_DRAFT, m);
 	ret = mix_txn_commit(&t, MIX_DURABILITY_NONE, &res);
-	ok(ret == 0 && set_is(res.modified, res.modified_count, "2,4") &&
-	   set_is(res.changed, res.changed_count, "1,3,5:10"),
+	ok(ret == 0 && tu_set_is(res.modified, res.modified_count, "2,4") &&
+	   tu_set_is(res.changed, res.changed_count, "1,3,5:10"),
 	   "STORE 1:10 (UNCHANGEDSINCE m) +FLAGS \\Draft after 2 and 4 "
 	   "changed: MODIFIED %s, changed %s (expected 2,4 and 1,3,5:10: "
 	   "disjoint, together the request)",
-	   fmt_set(res.modified, res.modified_count),
-	   fmt_set(res.changed, res.changed_count));
+	   tu_fmt_set(res.modified, res.modified_count),
+	   tu_fmt_set(res.changed, res.changed_count));
 	mix_commit_result_free(&res);
 
 	/* changed, then expunged by the same transaction: expunged only */
@@ -531,11 +471,11 @@ static void test_changed(const char *dir)
 	r.first = 4, r.last = 5;
 	mix_txn_expunge(t, &r, 1);
 	ret = mix_txn_commit(&t, MIX_DURABILITY_NONE, &res);
-	ok(ret == 0 && set_is(res.changed, res.changed_count, "1:3,6:10") &&
-	   set_is(res.expunged, res.expunged_count, "4:5"),
+	ok(ret == 0 && tu_set_is(res.changed, res.changed_count, "1:3,6:10") &&
+	   tu_set_is(res.expunged, res.expunged_count, "4:5"),
 	   "+\\Deleted 1:10 then expunge 4:5: changed %s, expunged %s",
-	   fmt_set(res.changed, res.changed_count),
-	   fmt_set(res.expunged, res.expunged_count));
+	   tu_fmt_set(res.changed, res.changed_count),
+	   tu_fmt_set(res.expunged, res.expunged_count));
 	mix_commit_result_free(&res);
 	mix_index_close(&idx);
 }
@@ -607,14 +547,14 @@ static void test_recent(const char *dir)
 
 	if (mix_index_open(engine, dir, MIX_OPEN_CREATE, &idx) < 0)
 		BAIL("open: %s", mix_last_error());
-	append(idx, 5);
+	tu_append(idx, 5, 0);
 	ret = claim(idx, &f, &l);
 	ok(ret == 0 && f == 1 && l == 5, "first claim gets 1:5 (got %u:%u)",
 	   f, l);
 	ret = claim(idx, &f, &l);
 	ok(ret == 0 && f == 0 && l == 0, "second claim gets nothing (got "
 	   "%u:%u)", f, l);
-	append(idx, 3);
+	tu_append(idx, 3, 0);
 	ret = claim(idx, &f, &l);
 	ok(ret == 0 && f == 6 && l == 8, "after 3 appends: 6:8 (got %u:%u)",
 	   f, l);
@@ -637,7 +577,7 @@ static void test_recent(const char *dir)
 	for (i = 0; i < RC_CLAIMERS; i++)
 		pthread_create(&th[i], NULL, rc_run, (void *)(uintptr_t)i);
 	for (i = 0; i < appends; i++)
-		append(idx, 1 + tu_rand_below(&rng, 3));
+		tu_append(idx, 1 + tu_rand_below(&rng, 3), 0);
 	__atomic_store_n(&rc_stop, 1, __ATOMIC_RELEASE);
 	for (i = 0; i < RC_CLAIMERS; i++)
 		pthread_join(th[i], NULL);
@@ -742,7 +682,7 @@ static void test_neutral(const char *dir)
 	   ret ? mix_last_error() : "ok");
 	ret = mix_index_ext_register(idx, "test.vis", 8, 8, 0, &vis);
 	ok(ret == 0 && vis != cache, "a normal one beside it");
-	append(idx, 5);
+	tu_append(idx, 5, 0);
 	/* the checkpoint holds the registration; what follows is replayed */
 	mix_index_close(&idx);
 	if (mix_index_open(engine, dir, 0, &idx) < 0)

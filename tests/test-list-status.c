@@ -16,46 +16,10 @@
 #include "tap.h"
 #include "testutil.h"
 
-/* The crash children need fork() among mix's threads (as test-open-twice
- * says): not under ThreadSanitizer (no threads in the child of a
- * multi-threaded fork) nor ASan (GCC 12's allocator is not locked around
- * fork: a child can hang in malloc). */
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
-#define FORK_SKIP 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
-#define FORK_SKIP 1
-#endif
-#endif
+/* The crash children need fork() among mix's threads: skipped where
+ * testutil.h defines TU_FORK_SKIP_WHY (TSan, ASan). */
 
 static struct mix_engine *E;
-
-static struct mix_list *lopen(const char *dir)
-{
-	struct mix_list *l;
-	if (mix_list_open(E, dir, NULL, &l) < 0)
-		BAIL("open %s: %s", dir, mix_last_error());
-	return l;
-}
-
-static char *subdir(const char *base, const char *name)
-{
-	char *p;
-	if (asprintf(&p, "%s/%s", base, name) < 0 || mkdir(p, 0700) < 0)
-		BAIL("mkdir %s", name);
-	return p;
-}
-
-static void append(struct mix_index *idx, int n, int seen)
-{
-	struct mix_txn *t;
-	if (mix_txn_begin(idx, &t) < 0)
-		BAIL("txn");
-	for (int i = 0; i < n; i++)
-		mix_txn_append(t, i < seen ? MIX_FLAG_SEEN : 0, NULL, NULL);
-	if (mix_txn_commit(&t, MIX_DURABILITY_NONE, NULL) < 0)
-		BAIL("commit: %s", mix_last_error());
-}
 
 /* The status the mailbox's newest snapshot implies. */
 static void expect_of(struct mix_index *idx, struct mix_list_status *s)
@@ -99,8 +63,9 @@ static void same_status(const struct mix_list_status *g,
 
 static void test_status(const char *base)
 {
-	char *ldir = subdir(base, "st-list"), *mdir = subdir(base, "st-box");
-	struct mix_list *l = lopen(ldir);
+	char *ldir = tu_subdir(base, "st-list");
+	char *mdir = tu_subdir(base, "st-box");
+	struct mix_list *l = tu_list_open(E, ldir, NULL);
 	struct mix_index *idx;
 	struct mix_list_status st, want;
 	uint32_t id;
@@ -112,10 +77,10 @@ static void test_status(const char *base)
 	is(st.flags, 0, "never computed: flags 0 (not VALID)");
 	if (mix_index_open(E, mdir, MIX_OPEN_CREATE, &idx) < 0)
 		BAIL("open box: %s", mix_last_error());
-	append(idx, 4, 1);
+	tu_append(idx, 4, 1);
 	is(mix_list_attach(l, id, idx), 0, "attach");
 	is(mix_list_attach(l, id, idx), MIX_EINVAL, "attach twice refused");
-	append(idx, 3, 2);
+	tu_append(idx, 3, 2);
 	mix_list_status(l, id, &st);
 	expect_of(idx, &want);
 	same_status(&st, &want, "live after appends");
@@ -135,7 +100,7 @@ static void test_status(const char *base)
 	is(mix_list_detach(l, id), 0, "detach");
 	is(mix_index_close(&idx), 0, "closed after detach");
 	mix_list_close(&l);
-	l = lopen(ldir);
+	l = tu_list_open(E, ldir, NULL);
 	mix_list_status(l, id, &st);
 	same_status(&st, &want, "after detach and reopen");
 	is(st.flags, MIX_LIST_STATUS_VALID, "clean: VALID, not in doubt");
@@ -143,11 +108,11 @@ static void test_status(const char *base)
 	mix_list_close(&l);
 
 	/* a crash while attached: the mark stays */
-#ifdef FORK_SKIP
+#ifdef TU_FORK_SKIP_WHY
 	ok(1, "# SKIP crash child: fork among threads under a sanitizer");
 	(void)pid;
 	(void)st_c;
-	l = lopen(ldir);
+	l = tu_list_open(E, ldir, NULL);
 	if (mix_index_open(E, mdir, 0, &idx) < 0)
 		BAIL("reopen box: %s", mix_last_error());
 #else
@@ -161,12 +126,12 @@ static void test_status(const char *base)
 		    mix_index_open(ce, mdir, 0, &ci) < 0 ||
 		    mix_list_attach(cl, id, ci) < 0)
 			_exit(3);
-		append(ci, 5, 0);
+		tu_append(ci, 5, 0);
 		_exit(0);
 	}
 	waitpid(pid, &st_c, 0);
 	is(WIFEXITED(st_c) ? WEXITSTATUS(st_c) : -1, 0, "crash child ran");
-	l = lopen(ldir);
+	l = tu_list_open(E, ldir, NULL);
 	mix_list_status(l, id, &st);
 	ok(st.flags & MIX_LIST_STATUS_INDOUBT, "after the crash the status "
 	   "is in doubt (flags %x)", st.flags);
@@ -181,9 +146,9 @@ static void test_status(const char *base)
 #endif
 	/* close detaches */
 	is(mix_list_attach(l, id, idx), 0, "attach again");
-	append(idx, 1, 1);
+	tu_append(idx, 1, 1);
 	is(mix_list_close(&l), 0, "close with a mailbox attached");
-	l = lopen(ldir);
+	l = tu_list_open(E, ldir, NULL);
 	mix_list_status(l, id, &st);
 	expect_of(idx, &want);
 	same_status(&st, &want, "close detached it");
@@ -223,8 +188,8 @@ static uint32_t flags_of(struct mix_list *l, const char *n)
 
 static void test_sync(const char *base)
 {
-	char *ldir = subdir(base, "sync");
-	struct mix_list *l = lopen(ldir);
+	char *ldir = tu_subdir(base, "sync");
+	struct mix_list *l = tu_list_open(E, ldir, NULL);
 	static const char *const all[] = { "a/b", "e/f", "inbox", NULL };
 	static const char *const sub[] = { "e/g", NULL };
 	static const char *const out[] = { "x", NULL };
@@ -282,8 +247,8 @@ static void test_sync(const char *base)
 
 static void test_errors(const char *base)
 {
-	char *ldir = subdir(base, "err");
-	struct mix_list *l = lopen(ldir);
+	char *ldir = tu_subdir(base, "err");
+	struct mix_list *l = tu_list_open(E, ldir, NULL);
 	struct mix_list_config cfg;
 	struct mix_list_info info;
 	char big[300];
@@ -374,8 +339,8 @@ static int entry_reserved_cb(void *ctx, const struct mix_list_entry *e)
  * caller's struct held, and config_init zeroes the config's. */
 static void test_reserved(const char *base)
 {
-	char *ldir = subdir(base, "reserved");
-	struct mix_list *l = lopen(ldir);
+	char *ldir = tu_subdir(base, "reserved");
+	struct mix_list *l = tu_list_open(E, ldir, NULL);
 	struct mix_list_config cfg;
 	struct mix_list_info info;
 	struct mix_list_status st;
@@ -419,8 +384,8 @@ static void test_reserved(const char *base)
 static char *damaged(const char *base, const char *tag, int which,
 		     void (*fn)(uint8_t *r, uint32_t *ids), uint32_t *ids)
 {
-	char *dir = subdir(base, tag);
-	struct mix_list *l = lopen(dir);
+	char *dir = tu_subdir(base, tag);
+	struct mix_list *l = tu_list_open(E, dir, NULL);
 	struct mix_index *idx;
 	const struct mix_snap *snap;
 	struct mix_record rec;

@@ -20,17 +20,8 @@
 #include "tap.h"
 #include "testutil.h"
 
-/* The crash children need fork() among mix's threads (as test-open-twice
- * says): not under ThreadSanitizer (no threads in the child of a
- * multi-threaded fork) nor ASan (GCC 12's allocator is not locked around
- * fork: a child can hang in malloc). */
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
-#define FORK_SKIP 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
-#define FORK_SKIP 1
-#endif
-#endif
+/* The crash children need fork() among mix's threads: skipped where
+ * testutil.h defines TU_FORK_SKIP_WHY (TSan, ASan). */
 
 #define MAXN 2000
 #define SEP '/'
@@ -648,11 +639,8 @@ static struct mix_list *open_list(struct mix_engine *e, const char *dir)
 	mix_list_config_init(&cfg);
 	cfg.durability = opens++ % 2 ? MIX_DURABILITY_NONE
 				     : MIX_DURABILITY_SYNC;
-	if (mix_list_open(e, dir, &cfg, &l) < 0)
-		BAIL("open %s: %s", dir, mix_last_error());
-	mix_read_lock();
-	next_id = mix_snap_next_uid(mix_index_snap(mix_list_index(l)));
-	mix_read_unlock();
+	l = tu_list_open(e, dir, &cfg);
+	next_id = tu_next_uid(mix_list_index(l));
 	return l;
 }
 
@@ -762,7 +750,7 @@ static void model_test(uint64_t seed, long steps)
 			l = open_list(e, dir);
 			compare(l);
 		}
-#ifndef FORK_SKIP
+#ifndef TU_FORK_SKIP_WHY
 		if (step % 151 == 0) {
 			snprintf(lastop, sizeof(lastop), "crash");
 			l = crash_cycle(&e, l, dir, &rng, 5);

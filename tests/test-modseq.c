@@ -32,18 +32,6 @@ static int flag_commit(struct mix_index *idx, uint32_t uid, int add,
 	return mix_txn_commit(&t, MIX_DURABILITY_NONE, res);
 }
 
-static int append_commit(struct mix_index *idx, uint32_t n,
-			 struct mix_commit_result *res)
-{
-	struct mix_txn *t;
-	uint32_t i;
-	if (mix_txn_begin(idx, &t) < 0)
-		return -1;
-	for (i = 0; i < n; i++)
-		mix_txn_append(t, 0, NULL, NULL);
-	return mix_txn_commit(&t, MIX_DURABILITY_NONE, res);
-}
-
 static void test_formula(const char *dir)
 {
 	struct mix_index *idx;
@@ -60,7 +48,7 @@ static void test_formula(const char *dir)
 	mix_read_lock();
 	hms0 = mix_snap_highest_modseq(mix_index_snap(idx));
 	mix_read_unlock();
-	is(append_commit(idx, 10, &res), 0, "append");
+	is(tu_append_commit(idx, 10, MIX_DURABILITY_NONE, &res), 0, "append");
 	snprintf(p, sizeof(p), "%s/mix.index.log", dir);
 	log = tu_read_file(p, &size);
 	ok(log && size >= sizeof(h), "log read");
@@ -101,7 +89,7 @@ static void test_increasing(const char *dir)
 	uint64_t rng = tu_seed();
 
 	is(mix_index_open(engine, dir, MIX_OPEN_CREATE, &idx), 0, "created");
-	append_commit(idx, 100, &res);
+	tu_append_commit(idx, 100, MIX_DURABILITY_NONE, &res);
 	last = res.modseq;
 	for (i = 0; i < n; i++) {
 		uint32_t uid = 1 + tu_rand_below(&rng, 100);
@@ -130,7 +118,7 @@ static void test_increasing(const char *dir)
 	mix_index_close(&idx);
 	is(mix_index_open(engine, dir, MIX_OPEN_RECREATE, &idx), 0,
 	   "recreated");
-	append_commit(idx, 1, &res);
+	tu_append_commit(idx, 1, MIX_DURABILITY_NONE, &res);
 	ok(res.modseq > last, "after re-creation: %llx > %llx",
 	   (unsigned long long)res.modseq, (unsigned long long)last);
 	mix_read_lock();

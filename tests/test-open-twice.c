@@ -14,7 +14,7 @@
  *    one index and leave nothing open;
  *  - a forked child starts with no registered handle: its own engine
  *    shares its own opens, and the parent's index stays the parent's
- *    (skipped under TSan and ASan, see FORK_SKIP_WHY).
+ *    (skipped under TSan and ASan, see testutil.h TU_FORK_SKIP_WHY).
  * The seed (MIX_SEED) picks the close order of the threads.
  */
 #include <pthread.h>
@@ -30,39 +30,6 @@
 
 #define NTHREADS 8
 
-/* The child starts an engine (threads) after a multi-threaded fork:
- * ThreadSanitizer cannot, and GCC 12's ASan allocator may hang there
- * (tests/test-fork.c says more); the fork checks are skipped under both. */
-#if defined(__SANITIZE_THREAD__)
-#define FORK_SKIP_WHY "ThreadSanitizer cannot start threads in the child " \
-	"of a multi-threaded fork"
-#elif defined(__SANITIZE_ADDRESS__)
-#define FORK_SKIP_WHY "ASan's allocator (GCC 12) is not locked around " \
-	"fork: a child can hang in malloc"
-#endif
-
-static uint32_t count_of(struct mix_index *idx)
-{
-	uint32_t n;
-	mix_read_lock();
-	n = mix_snap_messages_count(mix_index_snap(idx));
-	mix_read_unlock();
-	return n;
-}
-
-static int append_one(struct mix_index *idx)
-{
-	struct mix_txn *t;
-	int ret;
-	if ((ret = mix_txn_begin(idx, &t)) < 0)
-		return ret;
-	if ((ret = mix_txn_append(t, 0, NULL, NULL)) < 0) {
-		mix_txn_abort(&t);
-		return ret;
-	}
-	return mix_txn_commit(&t, MIX_DURABILITY_SYNC, NULL);
-}
-
 static void two_handles(struct mix_engine *e, const char *dir)
 {
 	struct mix_index *a = NULL, *b = NULL, *c = NULL;
@@ -74,10 +41,12 @@ static void two_handles(struct mix_engine *e, const char *dir)
 	   (void *)a, (void *)b);
 	if (!a || a != b)
 		return;
-	is(append_one(a), 0, "commit through A");
-	is(count_of(b), 1, "B sees A's commit");
-	is(append_one(b), 0, "commit through B");
-	is(count_of(a), 2, "A sees B's commit");
+	is(tu_append_commit(a, 1, MIX_DURABILITY_SYNC, NULL), 0,
+	   "commit through A");
+	is(tu_messages(b), 1, "B sees A's commit");
+	is(tu_append_commit(b, 1, MIX_DURABILITY_SYNC, NULL), 0,
+	   "commit through B");
+	is(tu_messages(a), 2, "A sees B's commit");
 
 	/* another spelling of the same directory */
 	snprintf(other, sizeof(other), "%s/./", dir);
@@ -86,8 +55,9 @@ static void two_handles(struct mix_engine *e, const char *dir)
 
 	is(mix_index_close(&a), 0, "close A first");
 	is(a, NULL, "close sets A to NULL");
-	is(append_one(b), 0, "B commits after A closed");
-	is(count_of(c), 3, "C sees it");
+	is(tu_append_commit(b, 1, MIX_DURABILITY_SYNC, NULL), 0,
+	   "B commits after A closed");
+	is(tu_messages(c), 3, "C sees it");
 	is(mix_engine_free(&e), MIX_EINVAL,
 	   "engine free refused while handles remain");
 	is(mix_index_close(&c), 0, "close C");
@@ -106,7 +76,7 @@ static void lock_released(const char *dir, uint32_t want)
 	   "writable open in another engine after the last close (%s)",
 	   mix_last_error());
 	if (x) {
-		is(count_of(x), want, "it sees every commit");
+		is(tu_messages(x), want, "it sees every commit");
 		is(mix_index_close(&x), 0, "close it");
 	}
 	is(mix_engine_free(&e2), 0, "free the second engine");
@@ -125,7 +95,8 @@ static void views(struct mix_engine *e, const char *dir)
 	ok(a != NULL, "A kept after the refused close");
 	if (!a)
 		return;
-	is(append_one(a), 0, "A still commits");
+	is(tu_append_commit(a, 1, MIX_DURABILITY_SYNC, NULL), 0,
+	   "A still commits");
 	is(mix_index_open(e, dir, 0, &b), 0, "open B again after the refusal");
 	is(b, a, "B is A again");
 	is(mix_index_close(&b), 0, "close B");
@@ -143,14 +114,14 @@ static void refusals(struct mix_engine *e, const char *dir)
 	is(mix_index_open(e, dir, 0, &a), 0, "open A");
 	if (!a)
 		return;
-	n = count_of(a);
+	n = tu_messages(a);
 	is(mix_index_open(e, dir, MIX_OPEN_RECREATE, &x), MIX_ELOCKED,
 	   "MIX_OPEN_RECREATE while open: MIX_ELOCKED");
 	ok(x == NULL && strstr(mix_last_error(), "RECREATE needs it closed"),
 	   "the message says why: %s", mix_last_error());
 	is(mix_index_open(e, dir, MIX_OPEN_SALVAGE, &x), MIX_ELOCKED,
 	   "MIX_OPEN_SALVAGE while open: MIX_ELOCKED");
-	is(count_of(a), n, "the open index is untouched");
+	is(tu_messages(a), n, "the open index is untouched");
 
 	is(mix_engine_create(NULL, &e2), 0, "second engine");
 	is(mix_index_open(e2, dir, 0, &x), MIX_ELOCKED,
@@ -160,7 +131,7 @@ static void refusals(struct mix_engine *e, const char *dir)
 	is(mix_index_open(e2, dir, MIX_OPEN_READONLY, &ro), 0,
 	   "read-only open from the other engine");
 	if (ro) {
-		is(count_of(ro), n, "it sees the messages");
+		is(tu_messages(ro), n, "it sees the messages");
 		is(mix_index_close(&ro), 0, "close it");
 	}
 	is(mix_index_open(e, dir, MIX_OPEN_READONLY, &ro), 0,
@@ -186,7 +157,8 @@ static void *open_thread(void *arg)
 	struct opener *o = arg;
 	o->ret = mix_index_open(o->e, o->dir, MIX_OPEN_CREATE, &o->idx);
 	if (o->ret == 0)
-		o->ret = append_one(o->idx);
+		o->ret = tu_append_commit(o->idx, 1, MIX_DURABILITY_SYNC,
+					  NULL);
 	return NULL;
 }
 
@@ -220,7 +192,8 @@ static void threads(struct mix_engine *e, const char *dir, uint64_t *seed)
 	   bad < 0 ? "" : mix_strerror(o[bad].ret));
 	ok(same && o[0].idx, "they all got the same index");
 	if (o[0].idx)
-		is(count_of(o[0].idx), NTHREADS, "it has every thread's commit");
+		is(tu_messages(o[0].idx), NTHREADS,
+		   "it has every thread's commit");
 
 	/* close in an order the seed picks, two threads at a time */
 	for (i = 0; i < NTHREADS; i++)
@@ -258,11 +231,11 @@ static void forked(struct mix_engine *e, const char *dir, const char *dir2)
 	is(mix_index_open(e, dir, 0, &a), 0, "parent opens A");
 	is(mix_index_open(e, dir, 0, &b), 0, "parent opens B");
 	fflush(stdout);
-#ifdef FORK_SKIP_WHY
+#ifdef TU_FORK_SKIP_WHY
 	(void)dir2;
 	for (pid = 0; pid < 2; pid++) {
 		tap_n++;
-		printf("ok %d # skip %s\n", tap_n, FORK_SKIP_WHY);
+		printf("ok %d # skip %s\n", tap_n, TU_FORK_SKIP_WHY);
 	}
 	pid = -1;
 #else
@@ -291,7 +264,8 @@ static void forked(struct mix_engine *e, const char *dir, const char *dir2)
 	   "the child: parent's index locked (not 'another engine'), its own "
 	   "opens shared, everything closed (11/12/13: which step failed)");
 #endif
-	is(append_one(a), 0, "the parent's index still commits after the fork");
+	is(tu_append_commit(a, 1, MIX_DURABILITY_SYNC, NULL), 0,
+	   "the parent's index still commits after the fork");
 	is(mix_index_close(&b), 0, "parent closes B");
 	is(mix_index_close(&a), 0, "parent closes A");
 }

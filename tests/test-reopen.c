@@ -110,15 +110,6 @@ static int commit_n(struct mix_index *idx, int n, enum mix_durability d)
 	return 0;
 }
 
-static uint32_t count_of(struct mix_index *idx)
-{
-	uint32_t n;
-	mix_read_lock();
-	n = mix_snap_messages_count(mix_index_snap(idx));
-	mix_read_unlock();
-	return n;
-}
-
 /* ---- steps (run in children) ------------------------------------------ */
 
 /* arg: 0 create + 3 SYNC messages + close */
@@ -143,7 +134,7 @@ static int st_idle(struct mix_engine *e, const char *dir, int arg)
 		note_err(ret);
 		return 1;
 	}
-	sh->count = count_of(idx);
+	sh->count = tu_messages(idx);
 	return mix_index_close(&idx) == 0 ? 0 : 2;
 }
 
@@ -193,7 +184,7 @@ static int st_open_commit(struct mix_engine *e, const char *dir, int arg)
 	sh->ret = 0;
 	mix_index_open_info(idx, &info);
 	sh->logs_missing = info.logs_missing;
-	sh->count = count_of(idx);
+	sh->count = tu_messages(idx);
 	if (!(arg & MIX_OPEN_READONLY)) {
 		struct mix_commit_result res;
 		struct mix_txn *t;
@@ -368,7 +359,7 @@ static int st_salvage(struct mix_engine *e, const char *dir, int arg)
 		return 1;
 	}
 	mix_index_open_info(idx, &info);
-	sh->count = count_of(idx);
+	sh->count = tu_messages(idx);
 	sh->ret = info.salvaged;
 	sh->modseq = info.salvage_skipped_bytes;
 	return mix_index_close(&idx) == 0 ? 0 : 2;

@@ -40,15 +40,6 @@ static void on_commit(void *ctx, int ret, const struct mix_commit_result *r)
 	pthread_mutex_unlock(&a->lock);
 }
 
-static uint32_t count(struct mix_index *idx)
-{
-	uint32_t n;
-	mix_read_lock();
-	n = mix_snap_messages_count(mix_index_snap(idx));
-	mix_read_unlock();
-	return n;
-}
-
 static void test_bad_args(struct mix_index *idx)
 {
 	struct mix_txn *t;
@@ -59,7 +50,7 @@ static void test_bad_args(struct mix_index *idx)
 	const char *kw_empty[] = { "", NULL };
 	char longkw[300];
 	const char *kw_long[] = { longkw, NULL };
-	uint32_t before = count(idx);
+	uint32_t before = tu_messages(idx);
 	uint8_t data[8] = { 0 };
 
 	memset(longkw, 'x', sizeof(longkw) - 1);
@@ -97,7 +88,7 @@ static void test_bad_args(struct mix_index *idx)
 	is(mix_txn_commit(&t, (enum mix_durability)5, NULL), MIX_EINVAL,
 	   "unknown durability refused");
 	is(t, NULL, "commit cleared the pointer");
-	is(count(idx), before, "nothing was committed");
+	is(tu_messages(idx), before, "nothing was committed");
 
 	is(mix_txn_begin(idx, &t), 0, "begin");
 	mix_txn_append(t, 0, NULL, NULL);
@@ -105,11 +96,11 @@ static void test_bad_args(struct mix_index *idx)
 	is(mix_txn_commit(&t, MIX_DURABILITY_NONE, NULL), MIX_EDEADLK,
 	   "commit inside a read-side section refused");
 	mix_read_unlock();
-	is(count(idx), before, "and did not commit");
+	is(tu_messages(idx), before, "and did not commit");
 	is(mix_txn_begin(idx, &t), 0, "begin");
 	mix_txn_append(t, 0, NULL, NULL);
 	mix_txn_abort(&t);
-	ok(t == NULL && count(idx) == before, "abort commits nothing");
+	ok(t == NULL && tu_messages(idx) == before, "abort commits nothing");
 }
 
 /* Extension data of appends: the column path (right after the append)
@@ -222,7 +213,7 @@ static void test_async(struct mix_index *idx)
 	struct async_state a = { PTHREAD_MUTEX_INITIALIZER,
 				 PTHREAD_COND_INITIALIZER, 0, 0, { 0 } };
 	struct mix_txn *t;
-	uint32_t before = count(idx), next;
+	uint32_t before = tu_messages(idx), next;
 
 	mix_read_lock();
 	next = mix_snap_next_uid(mix_index_snap(idx));
@@ -241,7 +232,7 @@ static void test_async(struct mix_index *idx)
 	ok(a.res.first_uid == next && a.res.last_uid == next + 1 &&
 	   a.res.modseq != 0, "result: uids %u-%u", a.res.first_uid,
 	   a.res.last_uid);
-	is(count(idx), before + 2, "visible after the callback");
+	is(tu_messages(idx), before + 2, "visible after the callback");
 	is(mix_txn_begin(idx, &t), 0, "begin");
 	is(mix_txn_commit_async(&t, MIX_DURABILITY_NONE, NULL, NULL),
 	   MIX_EINVAL, "async commit without callback refused");
@@ -258,7 +249,8 @@ static void test_readonly(const char *dir)
 	   ret ? mix_last_error() : "ok");
 	if (ret)
 		return;
-	ok(count(ro) > 0, "read-only index sees %u messages", count(ro));
+	ok(tu_messages(ro) > 0, "read-only index sees %u messages",
+	   tu_messages(ro));
 	is(mix_txn_begin(ro, &t), MIX_EREADONLY, "begin refused");
 	is(mix_index_ext_register(ro, "x.z", 4, 4, 0, &id), MIX_EREADONLY,
 	   "register refused");

@@ -82,16 +82,6 @@ static void random_txn(struct mix_index *idx)
 	mix_txn_commit(&t, MIX_DURABILITY_NONE, NULL);
 }
 
-static void fill(struct mix_index *idx, uint32_t n)
-{
-	struct mix_txn *t;
-	uint32_t i;
-	mix_txn_begin(idx, &t);
-	for (i = 0; i < n; i++)
-		mix_txn_append(t, 0, NULL, NULL);
-	mix_txn_commit(&t, MIX_DURABILITY_NONE, NULL);
-}
-
 static void test_pin(struct mix_engine *e, const char *dir)
 {
 	struct mix_index *idx;
@@ -102,7 +92,7 @@ static void test_pin(struct mix_engine *e, const char *dir)
 	int same, waited;
 
 	is(mix_index_open(e, dir, MIX_OPEN_CREATE, &idx), 0, "index");
-	fill(idx, 3000);
+	tu_append(idx, 3000, 0);
 	mix_view_open(idx, &v);
 	before = snap_list(mix_view_snap(v), &nb);
 	mix_index_stats(idx, &st0);
@@ -188,7 +178,7 @@ static void test_sync_reports(struct mix_engine *e, const char *dir,
 	int i, round, bad = 0, syncs = 0, full = 0;
 
 	is(mix_index_open(e, dir, MIX_OPEN_CREATE, &idx), 0, "index");
-	fill(idx, 500);
+	tu_append(idx, 500, 0);
 	for (i = 0; i < 4; i++)
 		mix_view_open(idx, &views[i]);
 	for (round = 0; round < (int)(1500 * tu_scale()); round++) {
@@ -236,7 +226,7 @@ static void *committer_later(void *arg)
 {
 	(void)arg;
 	usleep(50000);
-	fill(w_idx, 1);
+	tu_append(w_idx, 1, 0);
 	return NULL;
 }
 
@@ -250,7 +240,7 @@ static void test_watch(struct mix_engine *e, const char *dir)
 	int ep, n, r;
 
 	is(mix_index_open(e, dir, MIX_OPEN_CREATE, &w_idx), 0, "index");
-	fill(w_idx, 10);
+	tu_append(w_idx, 10, 0);
 	is(mix_watch_open(w_idx, &w), 0, "watcher");
 	mix_view_open(w_idx, &v);
 	ep = epoll_create1(0);
@@ -295,7 +285,7 @@ static void child_writer(const char *dir, int to_parent, int from_parent)
 	if (mix_engine_create(&cfg, &e) < 0 ||
 	    mix_index_open(e, dir, MIX_OPEN_CREATE, &idx) < 0)
 		_exit(2);
-	fill(idx, 100);
+	tu_append(idx, 100, 0);
 	if (write(to_parent, "r", 1) != 1 || read(from_parent, &c, 1) != 1)
 		_exit(3);
 	for (i = 0; i < CHILD_COMMITS; i++) {
@@ -455,7 +445,7 @@ static void test_refresh_rotation(const char *dir)
 	cfg.log_rotate_size = 4096;
 	mix_engine_create(&cfg, &e);
 	mix_index_open(e, dir, MIX_OPEN_CREATE, &rr_idx);
-	fill(rr_idx, 50);
+	tu_append(rr_idx, 50, 0);
 	if (mix_index_open(e, dir, MIX_OPEN_READONLY, &ro) < 0)
 		BAIL("ro: %s", mix_last_error());
 	pthread_create(&th, NULL, rr_committer, NULL);

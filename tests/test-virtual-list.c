@@ -18,19 +18,6 @@
 
 static struct mix_engine *E;
 
-/* base/name, created; malloc'd */
-static char *subdir(const char *base, const char *name)
-{
-	size_t len = strlen(base) + strlen(name) + 2;
-	char *p = malloc(len);
-	if (p == NULL)
-		BAIL("out of memory");
-	snprintf(p, len, "%s/%s", base, name);
-	if (mkdir(p, 0700) < 0 && errno != EEXIST)
-		BAIL("mkdir %s failed", p);
-	return p;
-}
-
 /* "a,b,c" of the resolved names, for comparison */
 static void names(const struct mix_virtual_match *m, uint32_t n, char *buf,
 		  size_t size)
@@ -63,17 +50,6 @@ static uint32_t create(struct mix_list *l, const char *name)
 	if (mix_list_create(l, name, strlen(name), NULL, &id) < 0)
 		BAIL("create %s: %s", name, mix_last_error());
 	return id;
-}
-
-static void append(struct mix_index *idx, unsigned n)
-{
-	struct mix_txn *t;
-	if (mix_txn_begin(idx, &t) < 0)
-		BAIL("begin: %s", mix_last_error());
-	while (n--)
-		mix_txn_append(t, 0, NULL, NULL);
-	if (mix_txn_commit(&t, MIX_DURABILITY_NONE, NULL) < 0)
-		BAIL("append: %s", mix_last_error());
 }
 
 /* The virtual UIDs of the messages of backend id_name... simply: the
@@ -110,16 +86,16 @@ static void test_follow(const char *dir, struct mix_list *l)
 		BAIL("resolve Work/*: %s (%u)", mix_last_error(), n);
 	for (i = 0; i < n; i++) {
 		/* the storage names mailboxes by id: a rename moves no file */
-		bdir = subdir(dir, m[i].id_name + 1);
+		bdir = tu_subdir(dir, m[i].id_name + 1);
 		if (mix_index_open(E, bdir, MIX_OPEN_CREATE, &idx[i]) < 0)
 			BAIL("open %s: %s", bdir, mix_last_error());
 		free(bdir);
-		append(idx[i], 2 + i);
+		tu_append(idx[i], 2 + i, 0);
 		snprintf(bname[i], sizeof(bname[i]), "%s", m[i].id_name);
 		b[i].name = bname[i];
 		b[i].index = idx[i];
 	}
-	vdir = subdir(dir, "virtual");
+	vdir = tu_subdir(dir, "virtual");
 	memset(&def, 0, sizeof(def));
 	def.backends = b;
 	def.backend_count = n;
@@ -181,11 +157,10 @@ int main(void)
 
 	if (mix_engine_create(NULL, &E) < 0)
 		BAIL("engine: %s", mix_last_error());
-	ldir = subdir(dir, "list");
+	ldir = tu_subdir(dir, "list");
 	mix_list_config_init(&cfg);
 	cfg.durability = MIX_DURABILITY_NONE;
-	if (mix_list_open(E, ldir, &cfg, &l) < 0)
-		BAIL("list: %s", mix_last_error());
+	l = tu_list_open(E, ldir, &cfg);
 	free(ldir);
 	create(l, "INBOX");
 	create(l, "INBOX/a");

@@ -328,18 +328,9 @@ static void op_expunge(struct mbk *b)
 	b->count = j;
 }
 
-static uint32_t next_uid_of(struct mix_index *idx)
-{
-	uint32_t n;
-	mix_read_lock();
-	n = mix_snap_next_uid(mix_index_snap(idx));
-	mix_read_unlock();
-	return n;
-}
-
 static void op_recreate(struct mbk *b)
 {
-	uint32_t old_next = next_uid_of(b->index), old_uv = b->uid_validity;
+	uint32_t old_next = tu_next_uid(b->index), old_uv = b->uid_validity;
 
 	if (mix_index_close(&b->index) < 0)
 		BAIL("close: %s", mix_last_error());
@@ -352,7 +343,7 @@ static void op_recreate(struct mbk *b)
 	/* same UIDVALIDITY and UIDs past the old next_uid before the next
 	 * sync: only the guid says it is another mailbox */
 	if (b->uid_validity == old_uv)
-		while (next_uid_of(b->index) <= old_next)
+		while (tu_next_uid(b->index) <= old_next)
 			op_append(b);
 }
 

@@ -54,15 +54,6 @@ struct model {
 	uint32_t nprobes;
 };
 
-static uint64_t hms(struct mix_index *idx)
-{
-	uint64_t v;
-	mix_read_lock();
-	v = mix_snap_highest_modseq(mix_index_snap(idx));
-	mix_read_unlock();
-	return v;
-}
-
 static void probe_add(struct model *m, uint64_t v)
 {
 	if (m->nprobes && m->probes[m->nprobes - 1] == v)
@@ -135,7 +126,7 @@ static int step(struct mix_index *idx, struct model *m, uint64_t *seed,
 				}
 	}
 	mix_commit_result_free(&res);
-	probe_add(m, hms(idx));
+	probe_add(m, tu_highest_modseq(idx));
 	return 0;
 }
 
@@ -252,7 +243,7 @@ static int run(struct mix_engine *e, uint32_t max, uint64_t *seed,
 	m->next_uid = 1;
 	if (mix_index_open(e, dir, MIX_OPEN_CREATE, &idx) < 0)
 		BAIL("open %s: %s", dir, mix_last_error());
-	probe_add(m, hms(idx));
+	probe_add(m, tu_highest_modseq(idx));
 	for (i = 0; i < steps && ret == 0; i++) {
 		if (step(idx, m, seed, what, sizeof(what)) < 0) {
 			diag("max %u step %u (%s): commit: %s", max, i, what,
@@ -336,17 +327,14 @@ static void test_old_file(void)
 	struct mix_uid_range *x = NULL;
 	char *dir = tu_tmpdir("xhist-old");
 	uint64_t first = 0, oldest = 0;
-	uint32_t i, n = 0;
+	uint32_t n = 0;
 	int r0, r1x;
 
 	mix_engine_config_init(&cfg);
 	if (mix_engine_create(&cfg, &e) < 0 ||
 	    mix_index_open(e, dir, MIX_OPEN_CREATE, &idx) < 0)
 		BAIL("open: %s", mix_last_error());
-	mix_txn_begin(idx, &t);
-	for (i = 0; i < 6; i++)
-		mix_txn_append(t, 0, NULL, NULL);
-	mix_txn_commit(&t, MIX_DURABILITY_NONE, NULL);
+	tu_append(idx, 6, 0);
 	/* one transaction, two EXPUNGE records; then another */
 	mix_txn_begin(idx, &t);
 	mix_txn_expunge(t, &r1, 1);

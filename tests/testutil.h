@@ -1,6 +1,11 @@
 /*
  * Helpers shared by the test programs: temporary directories, seeds,
- * file utilities.  Header-only (static functions).
+ * file utilities, the sanitizers that rule out a fork among threads, and
+ * small operations on a mix index or mailbox list that many tests need
+ * (appends, highest modseq, counts, UID sets as text, a list opened).
+ * Header-only (static functions); the setup helpers stop the test with
+ * BAIL (tap.h) when mix fails.  Any thread, outside a read-side section
+ * (each reader helper takes its own).
  */
 #ifndef MIX_TESTUTIL_H
 #define MIX_TESTUTIL_H
@@ -15,6 +20,9 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "mix/mix.h"
+#include "tap.h"
 
 /* A fresh directory under $TMPDIR (or /tmp); removed by tu_rmdir_r. */
 static inline char *tu_tmpdir(const char *tag)
@@ -174,6 +182,166 @@ static inline void tu_files_free(struct tu_files *f)
 	int i;
 	for (i = 0; i < TU_NFILES; i++)
 		free(f->data[i]);
+}
+
+/* A directory base/name, created (it may exist); malloc'd. */
+static inline char *tu_subdir(const char *base, const char *name)
+{
+	char *p;
+	if (asprintf(&p, "%s/%s", base, name) < 0)
+		BAIL("out of memory");
+	if (mkdir(p, 0700) < 0 && errno != EEXIST)
+		BAIL("mkdir %s failed", p);
+	return p;
+}
+
+/* ---- fork among mix's threads ------------------------------------------- */
+
+/* A child that starts an engine (threads) after a multi-threaded fork:
+ * ThreadSanitizer cannot, and GCC 12's ASan allocator may hang there
+ * (tests/test-fork.c says more).  TU_FORK_SKIP_WHY is defined, to the
+ * reason, under either (GCC's and clang's spellings); tests skip their
+ * fork checks then. */
+#if defined(__SANITIZE_THREAD__)
+#define TU_FORK_SKIP_WHY "ThreadSanitizer cannot start threads in the " \
+	"child of a multi-threaded fork"
+#elif defined(__SANITIZE_ADDRESS__)
+#define TU_FORK_SKIP_WHY "ASan's allocator (GCC 12) is not locked around " \
+	"fork: a child can hang in malloc"
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define TU_FORK_SKIP_WHY "ThreadSanitizer cannot start threads in the " \
+	"child of a multi-threaded fork"
+#elif __has_feature(address_sanitizer)
+#define TU_FORK_SKIP_WHY "ASan's allocator is not locked around fork: a " \
+	"child can hang in malloc"
+#endif
+#endif
+
+/* ---- a mix index ------------------------------------------------------- */
+
+/* Append n messages in one transaction (MIX_DURABILITY_NONE), the first
+ * `seen` of them with \Seen.  Test setup: an error bails. */
+static inline void tu_append(struct mix_index *idx, uint32_t n,
+			     uint32_t seen)
+{
+	struct mix_txn *t;
+	uint32_t i;
+	if (mix_txn_begin(idx, &t) < 0)
+		BAIL("append: begin: %s", mix_last_error());
+	for (i = 0; i < n; i++)
+		if (mix_txn_append(t, i < seen ? MIX_FLAG_SEEN : 0, NULL,
+				   NULL) < 0)
+			BAIL("append: %s", mix_last_error());
+	if (mix_txn_commit(&t, MIX_DURABILITY_NONE, NULL) < 0)
+		BAIL("append: commit: %s", mix_last_error());
+}
+
+/* Append n messages (no flags) in one transaction committed with d, its
+ * result to *res (may be NULL).  Returns the commit's return, or the
+ * error of begin or append (the transaction aborted). */
+static inline int tu_append_commit(struct mix_index *idx, uint32_t n,
+				   enum mix_durability d,
+				   struct mix_commit_result *res)
+{
+	struct mix_txn *t;
+	uint32_t i;
+	int ret;
+	if ((ret = mix_txn_begin(idx, &t)) < 0)
+		return ret;
+	for (i = 0; i < n; i++)
+		if ((ret = mix_txn_append(t, 0, NULL, NULL)) < 0) {
+			mix_txn_abort(&t);
+			return ret;
+		}
+	return mix_txn_commit(&t, d, res);
+}
+
+/* HIGHESTMODSEQ of the index's newest snapshot. */
+static inline uint64_t tu_highest_modseq(struct mix_index *idx)
+{
+	uint64_t v;
+	mix_read_lock();
+	v = mix_snap_highest_modseq(mix_index_snap(idx));
+	mix_read_unlock();
+	return v;
+}
+
+/* The modseq of message uid, 0 if it is not there. */
+static inline uint64_t tu_modseq_of(struct mix_index *idx, uint32_t uid)
+{
+	struct mix_record rec;
+	uint64_t v = 0;
+	mix_read_lock();
+	if (mix_snap_lookup_uid(mix_index_snap(idx), uid, &rec))
+		v = rec.modseq;
+	mix_read_unlock();
+	return v;
+}
+
+/* Messages in the index's newest snapshot. */
+static inline uint32_t tu_messages(struct mix_index *idx)
+{
+	uint32_t n;
+	mix_read_lock();
+	n = mix_snap_messages_count(mix_index_snap(idx));
+	mix_read_unlock();
+	return n;
+}
+
+/* next_uid of the index's newest snapshot. */
+static inline uint32_t tu_next_uid(struct mix_index *idx)
+{
+	uint32_t n;
+	mix_read_lock();
+	n = mix_snap_next_uid(mix_index_snap(idx));
+	mix_read_unlock();
+	return n;
+}
+
+/* UID ranges as IMAP writes a set ("1:3,5"), "(none)" when n is 0.  A
+ * ring of 8 buffers: one check may format several sets, in any order of
+ * evaluation.  Longer sets are cut at a range. */
+static inline const char *tu_fmt_set(const struct mix_uid_range *r,
+				     uint32_t n)
+{
+	static char buf[8][512];
+	static int which;
+	char *b = buf[which = (which + 1) % 8];
+	size_t len = 0;
+	uint32_t i;
+	b[0] = '\0';
+	for (i = 0; i < n && len < sizeof(buf[0]) - 24; i++) {
+		if (r[i].last != r[i].first)
+			snprintf(b + len, sizeof(buf[0]) - len, "%s%u:%u",
+				 i ? "," : "", r[i].first, r[i].last);
+		else
+			snprintf(b + len, sizeof(buf[0]) - len, "%s%u",
+				 i ? "," : "", r[i].first);
+		len = strlen(b);
+	}
+	return n ? b : "(none)";
+}
+
+/* The set r[0..n) written as tu_fmt_set writes it equals want. */
+static inline int tu_set_is(const struct mix_uid_range *r, uint32_t n,
+			    const char *want)
+{
+	return strcmp(tu_fmt_set(r, n), want) == 0;
+}
+
+/* ---- a mailbox list ---------------------------------------------------- */
+
+/* Open (creating) the list in dir with cfg (NULL: the defaults).  Test
+ * setup: an error bails. */
+static inline struct mix_list *tu_list_open(struct mix_engine *e,
+					    const char *dir,
+					    const struct mix_list_config *cfg)
+{
+	struct mix_list *l;
+	if (mix_list_open(e, dir, cfg, &l) < 0)
+		BAIL("open %s: %s", dir, mix_last_error());
+	return l;
 }
 
 #if defined(__SANITIZE_THREAD__)
