@@ -319,6 +319,8 @@ static int examine(struct vsync *c, struct vbackend *b,
 
 /* ---- one backend ------------------------------------------------------- */
 
+static int bk_expunges_lookup(struct vsync *c, struct vbackend *b);
+
 /* The backend's expunges since the saved modseq go at once. */
 static int bk_expunges(struct vsync *c, struct vbackend *b)
 {
@@ -329,17 +331,8 @@ static int bk_expunges(struct vsync *c, struct vbackend *b)
 	ret = mix_snap_expunged_since(c->bs, b->highest_modseq, &r, &n, NULL);
 	if (ret < 0)
 		return ret;
-	if (ret == 0) {
-		/* the history does not reach back: ask the snapshot */
-		for (i = 0; i < b->count; i++) {
-			if (b->e[i].vuid == 0 ||
-			    mix_snap_lookup_uid(c->bs, b->e[i].ruid, NULL))
-				continue;
-			if ((ret = entry_expunge(c, b, i)) < 0)
-				return ret;
-		}
-		return 0;
-	}
+	if (ret == 0)        /* the history does not reach back */
+		return bk_expunges_lookup(c, b);
 	for (i = 0; i < n && ret >= 0; i++) {
 		mix_virtual_bk_lookup(b, r[i].first, &pos);
 		for (; pos < b->count && b->e[pos].ruid <= r[i].last; pos++) {
@@ -351,6 +344,63 @@ static int bk_expunges(struct vsync *c, struct vbackend *b)
 	}
 	free(r);
 	return ret < 0 ? ret : 0;
+}
+
+/* Every virtual message of b whose backend message is gone goes (a
+ * lookup each: when the expunge history cannot say). */
+static int bk_expunges_lookup(struct vsync *c, struct vbackend *b)
+{
+	uint32_t i;
+	int ret;
+
+	for (i = 0; i < b->count; i++) {
+		if (b->e[i].vuid == 0 ||
+		    mix_snap_lookup_uid(c->bs, b->e[i].ruid, NULL))
+			continue;
+		if ((ret = entry_expunge(c, b, i)) < 0)
+			return ret;
+	}
+	return 0;
+}
+
+/* Whether the backend may have lost writes the saved state had seen (a
+ * power cut; docs/virtual.md "Backends that lost writes").  Every UID in
+ * [saved next_uid, nu) was handed out by a commit after the saved state,
+ * so it is in the backend now or in its expunge history since the saved
+ * modseq.  A UID that is neither was skipped by a recovery's UID floor
+ * (format.md §2.7), which a writable open does only when the last writer
+ * may have lost writes: then appends, flag changes and expunges the
+ * saved state mirrors may be gone without a trace an incremental sync
+ * could read (the lost messages were never expunged; reverted messages
+ * keep their old modseqs).  Without a history reaching back, a gap of at
+ * least the smallest floor step (2^17 UIDs) counts as one; a false alarm
+ * only costs a full pass.  Returns 1, 0 or -ENOMEM. */
+static int bk_lost_writes(struct vsync *c, struct vbackend *b, uint32_t nu)
+{
+	struct mix_uid_range *r = NULL;
+	uint32_t n = 0, i, s1, s2, present = 0;
+	uint64_t gone = 0, gap;
+	int ret;
+
+	if (nu <= b->next_uid)
+		return 0;
+	gap = (uint64_t)nu - b->next_uid;
+	if (mix_snap_uid_range_to_seq(c->bs, b->next_uid, nu - 1, &s1, &s2))
+		present = s2 - s1 + 1;
+	ret = mix_snap_expunged_since(c->bs, b->highest_modseq, &r, &n, NULL);
+	if (ret < 0)
+		return ret;
+	if (ret == 0)
+		return gap - present >= (1u << 17);
+	for (i = 0; i < n; i++) {
+		uint32_t lo = r[i].first > b->next_uid ? r[i].first
+						       : b->next_uid;
+		uint32_t hi = r[i].last < nu - 1 ? r[i].last : nu - 1;
+		if (lo <= hi)
+			gone += (uint64_t)hi - lo + 1;
+	}
+	free(r);
+	return present + gone < gap;
 }
 
 static void snap_guid(const struct mix_snap *s, uint8_t guid[16])
@@ -387,7 +437,7 @@ static int bk_sync(struct vsync *c, struct vbackend *b)
 	uint32_t uv, nu;
 	uint64_t hms;
 	uint8_t guid[16];
-	int synced, ret;
+	int synced, ret, lost = 0;
 
 	if (b->index == NULL) {
 		c->res->backends_unavailable++;
@@ -404,21 +454,44 @@ static int bk_sync(struct vsync *c, struct vbackend *b)
 	synced = b->uid_validity != 0 || b->next_uid != 0 ||
 		 b->highest_modseq != 0;
 	if (synced && (uv != b->uid_validity || memcmp(guid, b->guid, 16) ||
-		       hms < b->highest_modseq || nu < b->next_uid)) {
+		       nu < b->next_uid)) {
 		if ((ret = bk_reset(c, b)) < 0)
 			return ret;
 		synced = 0;
 	}
+	/* highest_modseq went down with next_uid not: the backend lost
+	 * writes the saved state had seen (a power cut after which no
+	 * commit reached the old highest modseq yet).  The saved modseq
+	 * says nothing then; a full pass does, and keeps the virtual UIDs
+	 * of the messages that survived. */
+	if (synced && hms < b->highest_modseq)
+		lost = 1;
 	if (synced && nu == b->next_uid && hms == b->highest_modseq &&
 	    !c->v->rule->time_relative) {
 		c->res->backends_skipped++;
 		return 0;
 	}
-	if (!synced)
+	if (synced && !lost && (lost = bk_lost_writes(c, b, nu)) < 0)
+		return lost;
+	if (lost) {
+		/* a full pass: every virtual message looked up, every
+		 * record examined; virtual UIDs of survivors stay */
+		mix_virtual_warn(c->v, "virtual %s: backend '%s' may have lost "
+				 "writes since the last sync (next_uid %u -> "
+				 "%u, highest_modseq %llu -> %llu): checking "
+				 "all its messages", c->v->dir, b->name,
+				 b->next_uid, nu,
+				 (unsigned long long)b->highest_modseq,
+				 (unsigned long long)hms);
+		if ((ret = bk_expunges_lookup(c, b)) < 0)
+			return ret;
+	} else if (!synced) {
 		c->res->backends_rebuilt++;
-	else if ((ret = bk_expunges(c, b)) < 0)
+	} else if ((ret = bk_expunges(c, b)) < 0) {
 		return ret;
-	if ((ret = bk_examine(c, b, !synced || c->v->rule->time_relative)) < 0)
+	}
+	if ((ret = bk_examine(c, b, !synced || lost ||
+			      c->v->rule->time_relative)) < 0)
 		return ret;
 	b->uid_validity = uv;
 	b->next_uid = nu;
