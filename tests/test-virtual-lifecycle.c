@@ -47,6 +47,9 @@
 		  MIX_FLAG_SEEN | MIX_FLAG_DRAFT)
 
 static const char *const bnames[NB] = { "INBOX", "Work", "Lists" };
+/* which backends the definition lists now (one may be dropped and come
+ * back: with a new mailbox id, its messages with new virtual UIDs) */
+static int in_def[NB] = { 1, 1, 1 };
 static char *base;
 static long nfail, step;
 static char lastop[160];
@@ -212,12 +215,16 @@ static struct mix_virtual *open_virtual(struct mix_engine *e,
 	struct mix_virtual *v;
 	int ret;
 
+	uint32_t n = 0;
+
 	for (int i = 0; i < NB; i++) {
-		vb[i].name = bnames[i];
-		vb[i].index = b[i];
+		if (!in_def[i])
+			continue;
+		vb[n].name = bnames[i];
+		vb[n++].index = b[i];
 	}
 	def.backends = vb;
-	def.backend_count = NB;
+	def.backend_count = n;
 	def.rule = "UNSEEN";
 	def.warning = on_warning;
 	mkdir(dir_of("virtual"), 0700);
@@ -273,8 +280,13 @@ static void compare(struct mix_virtual *v, struct mix_index **b)
 	mix_read_unlock();
 	for (int k = 0; k < NB; k++) {
 		uint32_t mbid = 0;
-		if (mix_virtual_mailbox_id(v, bnames[k], &mbid) != 1)
+		if (!in_def[k])
 			continue;
+		if (mix_virtual_mailbox_id(v, bnames[k], &mbid) != 1) {
+			fail("backend %s has no mailbox id after a sync",
+			     bnames[k]);
+			continue;
+		}
 		mix_read_lock();
 		s = mix_index_snap(b[k]);
 		mix_iter_init(&it, s, 1);
@@ -481,6 +493,50 @@ static void backend_powercut(struct mix_engine *e, struct mix_index **b,
 	*vp = open_virtual(e, b);
 }
 
+/* Backend k re-created (MIX_OPEN_RECREATE: a new, empty index) while
+ * the virtual mailbox is closed; its old messages must all go. */
+static void backend_recreate(struct mix_engine *e, struct mix_index **b,
+			     struct mix_virtual **vp, uint64_t *rng)
+{
+	int k = (int)tu_rand_below(rng, NB), i, n = 0;
+	uint32_t mbid = 0;
+
+	snprintf(lastop, sizeof(lastop), "recreate backend %s", bnames[k]);
+	mix_virtual_mailbox_id(*vp, bnames[k], &mbid);
+	mix_virtual_close(vp);
+	if (mix_index_close(&b[k]) < 0 ||
+	    mix_index_open(e, dir_of(bnames[k]), MIX_OPEN_RECREATE, &b[k]) < 0)
+		BAIL("recreate %s: %s", bnames[k], mix_last_error());
+	for (int j = (int)tu_rand_below(rng, 4); j >= 0; j--)
+		backend_op(b[k], rng);
+	for (i = 0; i < nknown; i++)   /* (mailbox, uid) pairs start again */
+		if (known[i].mbid != mbid)
+			known[n++] = known[i];
+	nknown = n;
+	*vp = open_virtual(e, b);
+}
+
+/* Backend k leaves the definition (its messages go at the next sync),
+ * or comes back (a new mailbox id). */
+static void backend_toggle(struct mix_virtual *v, struct mix_index **b,
+			   uint64_t *rng)
+{
+	struct mix_virtual_backend vb[NB];
+	int k = (int)tu_rand_below(rng, NB);
+	uint32_t n = 0;
+
+	in_def[k] = !in_def[k];
+	snprintf(lastop, sizeof(lastop), "backend %s %s the definition",
+		 bnames[k], in_def[k] ? "back in" : "out of");
+	for (int i = 0; i < NB; i++)
+		if (in_def[i]) {
+			vb[n].name = bnames[i];
+			vb[n++].index = b[i];
+		}
+	if (mix_virtual_set_backends(v, vb, n) < 0)
+		fail("set_backends: %s", mix_last_error());
+}
+
 /* ---- the test -------------------------------------------------------------- */
 
 static void lifecycle(uint64_t seed, long steps)
@@ -524,7 +580,11 @@ static void lifecycle(uint64_t seed, long steps)
 		} else if (ev < 80) {
 			backend_powercut(e, b, &v, &rng);
 			cuts++;
-		} else if (ev < 87) {
+		} else if (ev < 82) {
+			backend_recreate(e, b, &v, &rng);
+		} else if (ev < 84) {
+			backend_toggle(v, b, &rng);
+		} else if (ev < 89) {
 			snprintf(lastop, sizeof(lastop), "reopen");
 			mix_virtual_close(&v);
 			v = open_virtual(e, b);
