@@ -197,7 +197,7 @@ FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
 FUZZ_BUILD   := build-fuzz
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all
-FUZZ_TARGETS := ifile log vmap
+FUZZ_TARGETS := ifile log vmap mlist
 fuzz-lib:
 	@MIX_DEPS_FUZZ=1 CC=$(FUZZ_CC) sh tools/install-deps.sh
 	$(MAKE) BUILD=$(FUZZ_BUILD) CC=$(FUZZ_CC) OPT=-O1 \

@@ -2,10 +2,11 @@
  * The fuzz targets without libFuzzer (docs/reliability.md): every file of
  * tests/fuzz/corpus-ifile and regress-ifile goes through mix_fuzz_ifile,
  * every file of corpus-log and regress-log through mix_fuzz_log, every
- * file of corpus-vmap and regress-vmap through mix_fuzz_vmap — the
- * same entry functions `make fuzz` runs (tests/fuzz/fuzz-*.c, included
- * here with MIX_FUZZ_NO_MAIN).  regress-* hold the inputs of fixed
- * findings; each must pass.
+ * file of corpus-vmap and regress-vmap through mix_fuzz_vmap, every file
+ * of corpus-mlist and regress-mlist through mix_fuzz_mlist — the same
+ * entry functions `make fuzz` runs (tests/fuzz/fuzz-*.c, included here
+ * with MIX_FUZZ_NO_MAIN).  regress-* hold the inputs of fixed findings;
+ * each must pass.
  *
  * Then a deterministic corruption sweep over the corpus, deeper than the
  * per-module flip tests: every byte of every corpus file flipped (xor
@@ -15,7 +16,11 @@
  * the flips get past the checksums to the field checks, the decoder and
  * the replayer.  The answer must be success with a consistent state, or a
  * documented error naming the file.  `make asan` runs this under ASan
- * and UBSan.
+ * and UBSan.  The mailbox list target writes and opens a list index for
+ * each input (milliseconds, not microseconds), so its sweep is narrower:
+ * the header and the fields before the name bytes of every record of one
+ * corpus file (corpus-mlist/separator-dot.mlist) inverted, and every
+ * truncation at a record boundary.
  *
  * MIX_FUZZ_DIR overrides where the directories are (default tests/fuzz,
  * relative to the top of the tree, where make check runs).
@@ -29,6 +34,7 @@
 #include "fuzz/fuzz-ifile.c"
 #include "fuzz/fuzz-log.c"
 #include "fuzz/fuzz-vmap.c"
+#include "fuzz/fuzz-mlist.c"
 
 #include "tap.h"
 #include "testutil.h"
@@ -169,6 +175,38 @@ static void sweep_dir(const char *base, const char *sub, fuzz_fn *fn)
 	free_inputs(in, n);
 }
 
+/* The mailbox list's narrower sweep (the top comment says why). */
+static void sweep_mlist(const char *base, const char *file)
+{
+	struct sweep sw = { 0, 0 };
+	char path[4096];
+	size_t size;
+	uint8_t *data, *buf;
+
+	snprintf(path, sizeof(path), "%s/corpus-mlist/%s", base, file);
+	if (!(data = tu_read_file(path, &size)) || !(buf = malloc(size + 1)))
+		BAIL("cannot read %s", path);
+	for (size_t at = 0; at < size; at++) {
+		size_t in_rec = at < 16 ? 0 : (at - 16) % 328;
+		if (in_rec >= 66)
+			continue;       /* the name bytes: left to make fuzz */
+		memcpy(buf, data, size);
+		buf[at] ^= 0xff;
+		sweep_one(&sw, mix_fuzz_mlist, path, buf, size, "byte inverted",
+			  at);
+	}
+	for (size_t at = 0; at < size; at += at < 16 ? 16 : 328) {
+		memcpy(buf, data, at);
+		sweep_one(&sw, mix_fuzz_mlist, path, buf, at, "truncated", at);
+	}
+	ok(size > 16 && sw.bad == 0, "%s: %lu corrupted variants (each also "
+	   "with the header's magic made right): a valid open or a "
+	   "documented error naming the directory (%lu break a rule)", path,
+	   sw.runs, sw.bad);
+	free(buf);
+	free(data);
+}
+
 /*
  * The snapshot builder refuses an append of UID 2^32-1, which would wrap
  * next_uid to 0 (a fuzzer finding).  The log decoder stops that input
@@ -206,9 +244,12 @@ int main(void)
 	run_dir(base, "regress-log", mix_fuzz_log, 0);
 	run_dir(base, "corpus-vmap", mix_fuzz_vmap, 1);
 	run_dir(base, "regress-vmap", mix_fuzz_vmap, 0);
+	run_dir(base, "corpus-mlist", mix_fuzz_mlist, 1);
+	run_dir(base, "regress-mlist", mix_fuzz_mlist, 0);
 	sweep_dir(base, "corpus-ifile", mix_fuzz_ifile);
 	sweep_dir(base, "corpus-log", mix_fuzz_log);
 	sweep_dir(base, "corpus-vmap", mix_fuzz_vmap);
+	sweep_mlist(base, "separator-dot.mlist");
 	builder_uid_max();
 	return tap_done();
 }

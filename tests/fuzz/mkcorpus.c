@@ -20,6 +20,13 @@
  * virtual mailbox's vmap header (its used bytes) and every record's vmap
  * data, in that target's input format.
  *
+ * scenario_mlist writes OUT/corpus-mlist/NAME.mlist for fuzz-mlist.c:
+ * a mailbox list's `mlist` header (16 bytes) and every record's `mlist`
+ * data (328 bytes), the mailbox ids renumbered 1, 2, ... in UID order
+ * (parents too), as that target gives them back to records 1, 2, ...;
+ * and copies just past the limits that mix cannot make (65 levels, a
+ * 1,001-byte name, a cycle, a record without mlist data).
+ *
  * Usage: mkcorpus OUT   (make fuzz-corpus runs it with OUT = tests/fuzz)
  */
 #include <errno.h>
@@ -30,6 +37,7 @@
 #include <unistd.h>
 
 #include "mix/mix.h"
+#include "mix/list.h"
 #include "mix/virtual.h"
 #include "txlog.h"
 
@@ -454,6 +462,230 @@ static void scenario_vmap(void)
 	CHECK(mix_engine_free(&e));
 }
 
+/* A list index as fuzz-mlist.c reads it: the mlist header, then each
+ * record's data with the ids (UIDs) renumbered 1, 2, ... */
+struct mlist_seed {
+	uint8_t hdr[16];
+	uint8_t rec[66][328];
+	uint32_t n;
+};
+
+static void load_mlist(struct mix_engine *e, const char *dir,
+		       struct mlist_seed *m)
+{
+	uint32_t uids[64], ext;
+	const struct mix_snap *s;
+	struct mix_index *idx;
+	struct mix_record r;
+	struct mix_iter it;
+	const uint8_t *h;
+	size_t size = 0;
+
+	memset(m, 0, sizeof(*m));
+	CHECK(mix_index_open(e, dir, 0, &idx));
+	CHECK(mix_index_ext_register(idx, "mlist", 328, 8, 16, &ext));
+	mix_read_lock();
+	s = mix_index_snap(idx);
+	if ((h = mix_snap_ext_hdr(s, ext, &size)) != NULL && size == 16)
+		memcpy(m->hdr, h, 16);
+	mix_iter_init(&it, s, 1);
+	while (mix_iter_next(&it, &r) && m->n < 64) {
+		const void *d = mix_record_ext(s, &r, ext, &size);
+		if (d == NULL || size != 328)
+			die("a list record without mlist data", MIX_ECORRUPT);
+		uids[m->n] = r.uid;
+		memcpy(m->rec[m->n++], d, 328);
+	}
+	mix_read_unlock();
+	CHECK(mix_index_close(&idx));
+	for (uint32_t i = 0; i < m->n; i++) {
+		uint32_t parent, k;
+		memcpy(&parent, m->rec[i], 4);
+		for (k = 0; parent != 0 && k < m->n && uids[k] != parent; k++)
+			;
+		parent = parent ? k + 1 : 0;
+		memcpy(m->rec[i], &parent, 4);
+	}
+}
+
+/* OUT/corpus-mlist/NAME.mlist, and tail bytes of one more record (a
+ * record without mlist data) when tail is not 0. */
+static void write_mlist(const struct mlist_seed *m, const char *name,
+			size_t tail)
+{
+	char path[4096];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/corpus-mlist/%s.mlist", out_dir,
+		 name);
+	if (!(f = fopen(path, "wb"))) {
+		perror(path);
+		exit(1);
+	}
+	fwrite(m->hdr, 1, 16, f);
+	for (uint32_t i = 0; i < m->n; i++)
+		fwrite(m->rec[i], 1, 328, f);
+	for (size_t i = 0; i < tail; i++)
+		fputc(0, f);
+	if (fclose(f) != 0) {
+		perror(path);
+		exit(1);
+	}
+}
+
+static void save_mlist(struct mix_engine *e, const char *dir,
+		       const char *name)
+{
+	struct mlist_seed m;
+
+	load_mlist(e, dir, &m);
+	write_mlist(&m, name, 0);
+}
+
+/* Record n + 1 of m: component c (len bytes) under parent. */
+static void add_rec(struct mlist_seed *m, uint32_t parent, char c,
+		    uint16_t len)
+{
+	uint8_t *r = m->rec[m->n++];
+
+	memset(r, 0, 328);
+	memcpy(r, &parent, 4);
+	memcpy(r + 64, &len, 2);
+	memset(r + 66, c, len);
+}
+
+/* Past the limits, made from lists at them (mix refuses to make these
+ * itself): 65 levels, a full name of 1,001 bytes (and one of 1,000, at
+ * the limit), two records each the other's parent, a record without
+ * mlist data. */
+static void mlist_edges(struct mix_engine *e, const char *dir)
+{
+	struct mlist_seed m;
+
+	load_mlist(e, dir, &m);         /* component-255: 767 bytes */
+	add_rec(&m, m.n, 'y', 232);
+	write_mlist(&m, "name-1000", 0);
+	m.n--;
+	add_rec(&m, m.n, 'y', 233);
+	write_mlist(&m, "name-1001", 0);
+	m.n = 0;
+	add_rec(&m, 2, 'p', 1);
+	add_rec(&m, 1, 'q', 1);
+	write_mlist(&m, "cycle", 0);
+	m.n = 1;
+	memset(m.rec[0], 0, 4);
+	write_mlist(&m, "tail-without-data", 40);
+}
+
+static struct mix_list *list_new(struct mix_engine *e, const char *dir,
+				 char sep)
+{
+	struct mix_list_config cfg;
+	struct mix_list *l;
+
+	rm_dir(dir);
+	if (mkdir(dir, 0700) < 0) {
+		perror(dir);
+		exit(1);
+	}
+	mix_list_config_init(&cfg);
+	cfg.separator = sep;
+	cfg.durability = MIX_DURABILITY_NONE;
+	CHECK(mix_list_open(e, dir, &cfg, &l));
+	return l;
+}
+
+static void mk(struct mix_list *l, const char *name)
+{
+	CHECK(mix_list_create(l, name, strlen(name), NULL, NULL));
+}
+
+/* Mailbox lists: empty; a tree with placeholders, subscriptions (one to a
+ * name that does not exist), special-use, a renamed subtree, a \Noselect
+ * name and a STATUS from an attached mailbox; 64 levels; components of
+ * 255 bytes; the separator '.'. */
+static void scenario_mlist(void)
+{
+	struct mix_engine *e = engine(1u << 30);
+	char *dir = new_dir(), *mdir = new_dir(), deep[200], big[767];
+	static const uint8_t guid[16] = { 0x6d, 0x69, 0x78, 1, 2, 3 };
+	struct mix_list_info info;
+	struct mix_index *box;
+	struct mix_list *l;
+	uint32_t id;
+	size_t n = 0;
+
+	l = list_new(e, dir, '/');
+	CHECK(mix_list_close(&l));
+	save_mlist(e, dir, "empty");
+
+	l = list_new(e, dir, '/');
+	mk(l, "INBOX");
+	mk(l, "INBOX/sub");
+	mk(l, "Projects/2026");
+	mk(l, "Projects");
+	mk(l, "Lists/mix-dev");
+	CHECK(mix_list_create(l, "Work", 4, guid, &id));
+	mk(l, "Work/a");
+	mk(l, "Trash");
+	mk(l, "Sent");
+	CHECK(mix_list_subscribe(l, "Lists/mix-dev", 13, 1));
+	CHECK(mix_list_subscribe(l, "Gone", 4, 1));
+	CHECK(mix_list_set_special_use(l, "Trash", 5, MIX_LIST_TRASH));
+	CHECK(mix_list_set_special_use(l, "Sent", 4, MIX_LIST_SENT));
+	CHECK(mix_list_rename(l, "Projects", 8, "Old/Projects", 12, NULL,
+			      NULL));
+	CHECK(mix_list_delete(l, "Work", 4));
+	box = open_new(e, mdir);
+	appends(box, 4, NULL);
+	if (mix_list_lookup(l, "INBOX/sub", 9, &info) != 1)
+		die("lookup INBOX/sub", MIX_ENOTFOUND);
+	CHECK(mix_list_attach(l, id = info.id, box));
+	appends(box, 2, NULL);
+	CHECK(mix_list_set_size(l, id, 12345));
+	CHECK(mix_list_detach(l, id));
+	CHECK(mix_index_close(&box));
+	CHECK(mix_list_close(&l));
+	save_mlist(e, dir, "tree");
+
+	for (int i = 0; i < 64; i++) {
+		deep[n++] = (char)('a' + i % 26);
+		if (i < 63)
+			deep[n++] = '/';
+	}
+	l = list_new(e, dir, '/');
+	CHECK(mix_list_create(l, deep, n, NULL, NULL));
+	CHECK(mix_list_close(&l));
+	save_mlist(e, dir, "deep-64");
+	{
+		struct mlist_seed m;
+		load_mlist(e, dir, &m);
+		add_rec(&m, m.n, 'z', 1);
+		write_mlist(&m, "deep-65", 0);
+	}
+
+	memset(big, 'x', sizeof(big));
+	big[255] = '/';
+	big[511] = '/';
+	l = list_new(e, dir, '/');
+	CHECK(mix_list_create(l, big, 767, NULL, NULL));
+	CHECK(mix_list_close(&l));
+	save_mlist(e, dir, "component-255");
+	mlist_edges(e, dir);
+
+	l = list_new(e, dir, '.');
+	mk(l, "INBOX.Drafts");
+	mk(l, "Shared.Team.Plans");
+	CHECK(mix_list_subscribe(l, "Shared.Team", 11, 1));
+	CHECK(mix_list_close(&l));
+	save_mlist(e, dir, "separator-dot");
+	rm_dir(dir);
+	rm_dir(mdir);
+	free(dir);
+	free(mdir);
+	CHECK(mix_engine_free(&e));
+}
+
 int main(int argc, char **argv)
 {
 	struct mix_engine *e;
@@ -470,6 +702,8 @@ int main(int argc, char **argv)
 	mkdir(p, 0755);
 	snprintf(p, sizeof(p), "%s/corpus-vmap", out_dir);
 	mkdir(p, 0755);
+	snprintf(p, sizeof(p), "%s/corpus-mlist", out_dir);
+	mkdir(p, 0755);
 	e = engine(1u << 30);
 	scenario_empty(e);
 	scenario_small(e);
@@ -480,6 +714,7 @@ int main(int argc, char **argv)
 	scenario_rotation();
 	scenario_v3();
 	scenario_vmap();
+	scenario_mlist();
 	printf("mkcorpus: corpora written under %s\n", out_dir);
 	return 0;
 }
