@@ -90,6 +90,22 @@ static char *dir_of(const char *name)
 
 /* ---- backends ------------------------------------------------------------ */
 
+/* Writable opens of a backend that skipped UIDs (format.md §2.7: the
+ * last writer may have lost writes).  Only then may a sync take the
+ * backend for one that lost writes.  Besides the simulated power cuts,
+ * a child killed inside its open between the lock file's truncation and
+ * its rewrite (engine/index.c lock_write) leaves an empty lock file,
+ * which the next open takes for another boot. */
+static long opens_skipped;
+
+static void note_open(struct mix_index *ix)
+{
+	struct mix_open_info oi;
+	mix_index_open_info(ix, &oi);
+	if (oi.uids_skipped > 0)
+		opens_skipped++;
+}
+
 static void open_backends(struct mix_engine *e, struct mix_index **b)
 {
 	for (int i = 0; i < NB; i++) {
@@ -99,6 +115,7 @@ static void open_backends(struct mix_engine *e, struct mix_index **b)
 					  MIX_OPEN_CREATE, &b[i])) < 0)
 			BAIL("open backend %s: %s", bnames[i],
 			     mix_last_error());
+		note_open(b[i]);
 	}
 }
 
@@ -490,6 +507,7 @@ static void backend_powercut(struct mix_engine *e, struct mix_index **b,
 	if (mix_index_open(e, bd, 0, &b[k]) < 0)
 		BAIL("reopen %s after the cut: %s", bnames[k],
 		     mix_last_error());
+	note_open(b[k]);
 	*vp = open_virtual(e, b);
 }
 
@@ -554,7 +572,7 @@ static void lifecycle(uint64_t seed, long steps)
 	v = open_virtual(e, b);
 	for (step = 1; step <= steps && nfail == 0; step++) {
 		uint32_t ev = tu_rand_below(&rng, 100);
-		long lw = lost_warnings;
+		long lw = lost_warnings, os = opens_skipped;
 		if (ev < 55) {
 			int k = (int)tu_rand_below(&rng, NB);
 			snprintf(lastop, sizeof(lastop), "commit to %s",
@@ -597,10 +615,10 @@ static void lifecycle(uint64_t seed, long steps)
 		}
 		if (vsync(v, MIX_VIRTUAL_SYNC_EXPUNGE) == 0)
 			compare(v, b);
-		if (lost_warnings != lw && !(ev >= 75 && ev < 80))
+		if (lost_warnings != lw && opens_skipped == os)
 			fail("a sync took a backend for one that lost writes, "
-			     "with no power cut (%ld warnings)",
-			     lost_warnings - lw);
+			     "though no backend open skipped UIDs (%ld "
+			     "warnings)", lost_warnings - lw);
 	}
 	ok(nfail == 0, "virtual lifecycle: %ld steps (%ld rounds of changes "
 	   "while closed, %ld reopens, %ld crashes, %ld backend power cuts) "
@@ -608,7 +626,8 @@ static void lifecycle(uint64_t seed, long steps)
 	   "kept and never reused", step - 1, closed_ops, reopens, crashes,
 	   cuts - cuts_skipped, nknown);
 	diag("%ld backend cuts not simulated (the backend synced after the "
-	     "copy of its files)", cuts_skipped);
+	     "copy of its files); %ld backend opens skipped UIDs", cuts_skipped,
+	     opens_skipped);
 	mix_virtual_close(&v);
 	close_backends(b);
 	mix_engine_free(&e);
