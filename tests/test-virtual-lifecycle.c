@@ -382,8 +382,9 @@ static void forget_gone(struct mix_virtual *v)
 /* A child opens backends and the virtual mailbox, commits to the
  * backends and syncs, acknowledging each sync with 'x'; it is killed
  * after a random number of them or _exits without closing. */
-static void crash_cycle(struct mix_engine **ep, struct mix_index **b,
-			struct mix_virtual **vp, uint64_t *rng)
+static __attribute__((unused)) void
+crash_cycle(struct mix_engine **ep, struct mix_index **b,
+	    struct mix_virtual **vp, uint64_t *rng)
 {
 	uint64_t crng = tu_rand(rng);
 	int rounds = 1 + (int)tu_rand_below(rng, 6);
