@@ -64,6 +64,9 @@ struct vsync {
 	int have_recv;
 	struct kwpair *kw;
 	uint32_t kw_count, kw_cap;
+	/* a backend with messages was unavailable when the delayed-removal
+	 * marks were recovered: recover them again at the next sync */
+	int recover_again;
 };
 
 static int grow(void **p, uint32_t *cap, uint32_t need, size_t size)
@@ -363,44 +366,69 @@ static int bk_expunges_lookup(struct vsync *c, struct vbackend *b)
 	return 0;
 }
 
+/* 1 if uid is in one of the n sorted ranges r. */
+static int in_ranges(const struct mix_uid_range *r, uint32_t n, uint32_t uid)
+{
+	uint32_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (r[mid].last < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < n && r[lo].first <= uid;
+}
+
 /* Whether the backend may have lost writes the saved state had seen (a
- * power cut; docs/virtual.md "Backends that lost writes").  Every UID in
- * [saved next_uid, nu) was handed out by a commit after the saved state,
- * so it is in the backend now or in its expunge history since the saved
- * modseq.  A UID that is neither was skipped by a recovery's UID floor
- * (format.md §2.7), which a writable open does only when the last writer
- * may have lost writes: then appends, flag changes and expunges the
- * saved state mirrors may be gone without a trace an incremental sync
- * could read (the lost messages were never expunged; reverted messages
- * keep their old modseqs).  Without a history reaching back, a gap of at
- * least the smallest floor step (2^17 UIDs) counts as one; a false alarm
- * only costs a full pass.  Returns 1, 0 or -ENOMEM. */
+ * power cut; docs/virtual.md "Backends that lost writes").  Two traces
+ * of a tail lost and recovered, read against the expunge history since
+ * the saved modseq (r, n; have: it reaches back):
+ * - UIDs in [saved next_uid, nu) neither in the backend nor expunged:
+ *   every UID there was handed out by a commit after the saved state,
+ *   unless a recovery's UID floor skipped it (format.md §2.7), which a
+ *   writable open does only when the last writer may have lost writes.
+ *   Without a history, a gap of at least the smallest floor step (2^17)
+ *   counts as one;
+ * - the virtual message of the backend with the highest real UID gone
+ *   but not expunged: lost appends are the newest ones.
+ * A false alarm only costs a full pass.  Returns 1, 0 or -ENOMEM. */
 static int bk_lost_writes(struct vsync *c, struct vbackend *b, uint32_t nu)
 {
 	struct mix_uid_range *r = NULL;
 	uint32_t n = 0, i, s1, s2, present = 0;
-	uint64_t gone = 0, gap;
-	int ret;
+	uint64_t gone = 0, gap = 0;
+	int have, lost = 0;
 
-	if (nu <= b->next_uid)
-		return 0;
-	gap = (uint64_t)nu - b->next_uid;
-	if (mix_snap_uid_range_to_seq(c->bs, b->next_uid, nu - 1, &s1, &s2))
-		present = s2 - s1 + 1;
-	ret = mix_snap_expunged_since(c->bs, b->highest_modseq, &r, &n, NULL);
-	if (ret < 0)
-		return ret;
-	if (ret == 0)
-		return gap - present >= (1u << 17);
-	for (i = 0; i < n; i++) {
-		uint32_t lo = r[i].first > b->next_uid ? r[i].first
-						       : b->next_uid;
-		uint32_t hi = r[i].last < nu - 1 ? r[i].last : nu - 1;
-		if (lo <= hi)
-			gone += (uint64_t)hi - lo + 1;
+	have = mix_snap_expunged_since(c->bs, b->highest_modseq, &r, &n,
+				       NULL);
+	if (have < 0)
+		return have;
+	if (nu > b->next_uid) {
+		gap = (uint64_t)nu - b->next_uid;
+		if (mix_snap_uid_range_to_seq(c->bs, b->next_uid, nu - 1, &s1,
+					      &s2))
+			present = s2 - s1 + 1;
+		for (i = 0; have && i < n; i++) {
+			uint32_t lo = r[i].first > b->next_uid ? r[i].first
+							       : b->next_uid;
+			uint32_t hi = r[i].last < nu - 1 ? r[i].last : nu - 1;
+			if (lo <= hi)
+				gone += (uint64_t)hi - lo + 1;
+		}
+		lost = have ? present + gone < gap
+			    : gap - present >= (1u << 17);
+	}
+	for (i = b->count; !lost && have && i-- > 0;) {
+		if (b->e[i].vuid == 0)
+			continue;
+		lost = !mix_snap_lookup_uid(c->bs, b->e[i].ruid, NULL) &&
+		       !in_ranges(r, n, b->e[i].ruid);
+		break;
 	}
 	free(r);
-	return present + gone < gap;
+	return lost;
 }
 
 static void snap_guid(const struct mix_snap *s, uint8_t guid[16])
@@ -511,8 +539,14 @@ static int bk_recover(struct vsync *c, struct vbackend *b)
 	uint32_t i;
 	int ret;
 
-	if (b->index == NULL)
+	if (b->index == NULL) {
+		/* its marks cannot be known now; without them a message of
+		 * it that stopped matching before the open would stay after
+		 * every sync with expunges until it changes again */
+		if (b->count > 0)
+			c->recover_again = 1;
 		return 0;
+	}
 	c->bs = mix_index_snap(b->index);
 	snap_guid(c->bs, guid);
 	if (mix_snap_uid_validity(c->bs) != b->uid_validity ||
@@ -802,6 +836,11 @@ int mix_virtual_sync_locked(struct mix_virtual *v, unsigned flags,
 	}
 	if ((ret = apply(&c, first)) < 0)
 		goto fail;
+	/* the next sync loads the map from the index again and recovers
+	 * the marks of every backend then available (docs/virtual.md
+	 * "Reopen") */
+	if (c.recover_again)
+		v->loaded = 0;
 	vsync_free(&c);
 	return 0;
 fail:

@@ -50,6 +50,8 @@ static const char *const bnames[NB] = { "INBOX", "Work", "Lists" };
 /* which backends the definition lists now (one may be dropped and come
  * back: with a new mailbox id, its messages with new virtual UIDs) */
 static int in_def[NB] = { 1, 1, 1 };
+/* a backend given as NULL (cannot be opened now) at the next open, or -1 */
+static int unavailable = -1;
 static char *base;
 static long nfail, step;
 static char lastop[160];
@@ -238,7 +240,7 @@ static struct mix_virtual *open_virtual(struct mix_engine *e,
 		if (!in_def[i])
 			continue;
 		vb[n].name = bnames[i];
-		vb[n++].index = b[i];
+		vb[n++].index = i == unavailable ? NULL : b[i];
 	}
 	def.backends = vb;
 	def.backend_count = n;
@@ -275,6 +277,45 @@ static int vmsg_cmp(const void *a, const void *b)
 }
 
 static struct vmsg seen_v[MAXV], want_v[MAXV];
+
+/* Every virtual UID ever seen and the message it named, by vuid. */
+static struct vmsg *ever;
+static size_t never, capever;
+
+static int vuid_cmp(const void *a, const void *b)
+{
+	const struct vmsg *x = a, *y = b;
+	return x->vuid < y->vuid ? -1 : x->vuid > y->vuid;
+}
+
+static struct vmsg *ever_find(uint32_t vuid)
+{
+	struct vmsg key = { .vuid = vuid };
+	return never ? bsearch(&key, ever, never, sizeof(*ever), vuid_cmp)
+		     : NULL;
+}
+
+static void ever_add(const struct vmsg *m)
+{
+	size_t lo = 0, hi = never;
+	if (ever_find(m->vuid))
+		return;
+	if (never == capever) {
+		capever = capever ? capever * 2 : 1024;
+		if ((ever = realloc(ever, capever * sizeof(*ever))) == NULL)
+			BAIL("out of memory");
+	}
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (ever[mid].vuid < m->vuid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	memmove(&ever[lo + 1], &ever[lo], (never - lo) * sizeof(*ever));
+	ever[lo] = *m;
+	never++;
+}
 
 /* The view after a sync with expunges must be the truth. */
 static void compare(struct mix_virtual *v, struct mix_index **b)
@@ -332,18 +373,26 @@ static void compare(struct mix_virtual *v, struct mix_index **b)
 			return;
 		}
 	}
-	/* virtual UIDs: kept while in the view, new ones above all seen */
+	/* virtual UIDs: kept while in the view; one seen before names the
+	 * same message as then; an unseen one is above all seen */
 	{
 		uint32_t newmax = max_vuid;
 		for (i = 0; i < ns; i++) {
 			struct vmsg *k = bsearch(&seen_v[i], known,
 						 (size_t)nknown,
 						 sizeof(known[0]), vmsg_cmp);
+			struct vmsg *o = ever_find(seen_v[i].vuid);
 			if (k && k->vuid != seen_v[i].vuid)
 				fail("mailbox %u uid %u: virtual UID %u, it "
 				     "was %u", seen_v[i].mbid, seen_v[i].ruid,
 				     seen_v[i].vuid, k->vuid);
-			if (!k && seen_v[i].vuid <= max_vuid)
+			if (o && (o->mbid != seen_v[i].mbid ||
+				  o->ruid != seen_v[i].ruid))
+				fail("virtual UID %u names mailbox %u uid %u, "
+				     "it named mailbox %u uid %u (reused)",
+				     seen_v[i].vuid, seen_v[i].mbid,
+				     seen_v[i].ruid, o->mbid, o->ruid);
+			if (!o && seen_v[i].vuid <= max_vuid)
 				fail("mailbox %u uid %u: new virtual UID %u, "
 				     "not above %u seen before (reused)",
 				     seen_v[i].mbid, seen_v[i].ruid,
@@ -351,6 +400,8 @@ static void compare(struct mix_virtual *v, struct mix_index **b)
 			if (seen_v[i].vuid > newmax)
 				newmax = seen_v[i].vuid;
 		}
+		for (i = 0; i < ns; i++)
+			ever_add(&seen_v[i]);
 		max_vuid = newmax;
 		memcpy(known, seen_v, (size_t)ns * sizeof(known[0]));
 		nknown = ns;
@@ -439,6 +490,9 @@ crash_cycle(struct mix_engine **ep, struct mix_index **b,
 		fail("the crash child exited with status %d", st);
 	if (mix_engine_create(NULL, ep) < 0)
 		BAIL("engine");
+	/* the child's syncs may have taken messages out of the view and
+	 * back in (new virtual UIDs): only "never reused" holds across it */
+	nknown = 0;
 	open_backends(*ep, b);
 	*vp = open_virtual(*ep, b);
 }
@@ -535,6 +589,52 @@ static void backend_recreate(struct mix_engine *e, struct mix_index **b,
 	*vp = open_virtual(e, b);
 }
 
+/* A restart during which backend k cannot be opened: the virtual
+ * mailbox is opened with it NULL and synced (its messages kept as they
+ * were), then the backend comes back (set_backends).  Messages of it
+ * that stopped matching before the restart (delayed removal, not
+ * stored) must still go at the next sync with expunges. */
+static void restart_unavailable(struct mix_engine *e, struct mix_index **b,
+				struct mix_virtual **vp, uint64_t *rng)
+{
+	struct mix_virtual_backend vb[NB];
+	int k = (int)tu_rand_below(rng, NB);
+	uint32_t n = 0;
+
+	if (!in_def[k])
+		return;
+	snprintf(lastop, sizeof(lastop), "restart with %s unavailable",
+		 bnames[k]);
+	for (int j = (int)tu_rand_below(rng, 4); j >= 0; j--)
+		backend_op(b[k], rng);
+	{                       /* some of k's messages stop matching */
+		struct mix_uid_range r = some_uids(b[k], rng);
+		struct mix_txn *t;
+		r.last = r.first + 5;
+		if (tu_rand_below(rng, 2))
+			r.first = 1, r.last = UINT32_MAX;
+		if (mix_txn_begin(b[k], &t) < 0 ||
+		    mix_txn_flags(t, &r, 1, MIX_MODIFY_ADD, MIX_FLAG_SEEN) < 0 ||
+		    mix_txn_commit(&t, MIX_DURABILITY_NONE, NULL) < 0)
+			fail("seen on %s: %s", bnames[k], mix_last_error());
+	}
+	vsync(*vp, 0);          /* delayed removals of k */
+	forget_gone(*vp);
+	mix_virtual_close(vp);
+	unavailable = k;
+	*vp = open_virtual(e, b);
+	unavailable = -1;
+	vsync(*vp, tu_rand_below(rng, 2) ? MIX_VIRTUAL_SYNC_EXPUNGE : 0);
+	forget_gone(*vp);
+	for (int i = 0; i < NB; i++)
+		if (in_def[i]) {
+			vb[n].name = bnames[i];
+			vb[n++].index = b[i];
+		}
+	if (mix_virtual_set_backends(*vp, vb, n) < 0)
+		fail("set_backends: %s", mix_last_error());
+}
+
 /* Backend k leaves the definition (its messages go at the next sync),
  * or comes back (a new mailbox id). */
 static void backend_toggle(struct mix_virtual *v, struct mix_index **b,
@@ -603,7 +703,9 @@ static void lifecycle(uint64_t seed, long steps)
 			backend_recreate(e, b, &v, &rng);
 		} else if (ev < 84) {
 			backend_toggle(v, b, &rng);
-		} else if (ev < 89) {
+		} else if (ev < 87) {
+			restart_unavailable(e, b, &v, &rng);
+		} else if (ev < 90) {
 			snprintf(lastop, sizeof(lastop), "reopen");
 			mix_virtual_close(&v);
 			v = open_virtual(e, b);
@@ -634,6 +736,7 @@ static void lifecycle(uint64_t seed, long steps)
 	mix_engine_free(&e);
 	tu_rmdir_r(base);
 	free(base);
+	free(ever);
 }
 
 int main(void)
