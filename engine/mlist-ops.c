@@ -658,7 +658,7 @@ MIX_API int mix_list_sync(struct mix_list *list, const char *root,
 			  size_t root_len, mix_list_sync_next_fn *next,
 			  void *ctx, struct mix_list_sync_result *result_r)
 {
-	struct mix_list_sync_result r = { 0, 0, 0 };
+	struct mix_list_sync_result r = { 0 };
 	struct sync_ctx s = { NULL, 0, 0, 0 };
 	char rootbuf[NAMEBUF];
 	struct mlop op;

@@ -230,7 +230,7 @@ static inline int pcl_change(struct pc_work *w)
 {
 	struct pcl_work *p = pcl_of(w);
 	struct mix_list *l = p->list;
-	char a[64], b[64], what[160];
+	char a[32], b[32], what[96];
 	uint32_t k = st_rand_below(&w->rng, 100), id;
 	size_t j;
 	int ret;
@@ -344,7 +344,7 @@ static inline int pcl_attach(struct pc_work *w)
 {
 	static struct pcl_names s;
 	struct pcl_work *p = pcl_of(w);
-	char what[128];
+	char what[64];
 	size_t j;
 	int ret;
 
