@@ -163,12 +163,34 @@ static int ext_name_valid(const char *name)
 	return 1;
 }
 
+static int ext_register(struct mix_index *idx, const char *name,
+			uint16_t record_size, uint16_t record_align,
+			uint32_t hdr_size, unsigned flags, int engine,
+			uint32_t *ext_id_r);
+
 MIX_API int mix_index_ext_register_flags(struct mix_index *idx,
 					 const char *name,
 					 uint16_t record_size,
 					 uint16_t record_align,
 					 uint32_t hdr_size, unsigned flags,
 					 uint32_t *ext_id_r)
+{
+	return ext_register(idx, name, record_size, record_align, hdr_size,
+			    flags, 0, ext_id_r);
+}
+
+int mix_index_ext_register_engine(struct mix_index *idx, const char *name,
+				  uint32_t hdr_size, uint32_t *ext_id_r)
+{
+	return ext_register(idx, name, 0, 1, hdr_size, 0, 1, ext_id_r);
+}
+
+/* engine: one of the engine's own "mix." extensions (their names are
+ * refused to callers). */
+static int ext_register(struct mix_index *idx, const char *name,
+			uint16_t record_size, uint16_t record_align,
+			uint32_t hdr_size, unsigned flags, int engine,
+			uint32_t *ext_id_r)
 {
 	struct mix_txn *t;
 	struct txn_op *op;
@@ -178,7 +200,8 @@ MIX_API int mix_index_ext_register_flags(struct mix_index *idx,
 	if (len == 0 || len > MIX_EXT_NAME_MAX || record_size > MIX_EXT_REC_MAX ||
 	    hdr_size > MIX_EXT_HDR_MAX ||
 	    (record_align != 1 && record_align != 2 && record_align != 4 &&
-	     record_align != 8) || !ext_name_valid(name))
+	     record_align != 8) ||
+	    (engine ? strncmp(name, "mix.", 4) != 0 : !ext_name_valid(name)))
 		return mix_err(MIX_EINVAL, "extension '%.64s': bad name or "
 			       "sizes", name ? name : "");
 	if (flags & ~(unsigned)MIX_EXT_FLAG_NO_MODSEQ)

@@ -35,4 +35,12 @@ int mix_ext_rec_apply(struct mix_builder *b, uint32_t uid, uint32_t ext_id,
 int mix_ext_neutral_mark(struct mix_builder *b, uint32_t ext_id,
 			 struct mix_buf *buf);
 
+/* Register one of the engine's own header-only extensions (a "mix."
+ * name, which mix_index_ext_register refuses to callers), as a
+ * transaction through the writer; opener or any thread outside a
+ * read-side section. */
+struct mix_index;
+int mix_index_ext_register_engine(struct mix_index *idx, const char *name,
+				  uint32_t hdr_size, uint32_t *ext_id_r);
+
 #endif

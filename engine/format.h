@@ -98,6 +98,9 @@ _Static_assert(sizeof(struct mix_index_ext_header) == 16, "ext header");
 /* §2.7: the UID floor at the checkpoint, an engine extension of 8 bytes
  * of header data just before mix.expunges */
 #define MIX_EXT_NAME_UIDS "mix.uids"
+/* §2.9: the lost point, an ordinary engine extension (logged, replayed,
+ * checkpointed) with 8 bytes of header data: a modseq, 0 if none */
+#define MIX_EXT_NAME_LOST "mix.lost"
 #define MIX_XHIST_HDR_MAX (64u << 20)
 struct mix_xhist_header {
 	uint64_t oldest_modseq;

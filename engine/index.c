@@ -27,7 +27,9 @@
 #include "commit.h"
 #include "engine.h"
 #include "err.h"
+#include "ext-neutral.h"
 #include "fileio.h"
+#include "format.h"
 #include "index-commit.h"
 #include "index.h"
 #include "index-registry.h"
@@ -151,14 +153,27 @@ static int recreate_drop_logs(struct mix_index *idx)
 
 
 /* The jump uid_floor_apply decided, as a header transaction through the
- * writer (logged, synced, published; replay gives the same state). */
-static int uid_jump_commit(struct mix_index *idx, uint32_t next_uid)
+ * writer (logged, synced, published; replay gives the same state), and
+ * in the same transaction the lost point (format.md §2.9): the last
+ * writer may have lost writes a client saw, so no modseq issued before
+ * this session's first log (lost_at) can be answered incrementally.  The
+ * jump is decided exactly then (a reboot, an unreadable lock file or
+ * lost logs, and a reservation above next_uid, which a close never
+ * leaves).  Raising next_uid raises HIGHESTMODSEQ above lost_at, so a
+ * client that synchronizes afterwards is incremental again. */
+static int uid_jump_commit(struct mix_index *idx, uint32_t next_uid,
+			   uint64_t lost_at)
 {
 	struct mix_txn *t;
-	int ret = mix_txn_begin(idx, &t);
-	if (ret < 0)
+	uint32_t lost_id;
+	int ret = mix_index_ext_register_engine(idx, MIX_EXT_NAME_LOST,
+						sizeof(lost_at), &lost_id);
+	if (ret < 0 || (ret = mix_txn_begin(idx, &t)) < 0)
 		return ret;
-	if ((ret = mix_txn_hdr_set(t, MIX_HDR_NEXT_UID, next_uid)) < 0) {
+	mix_txn_engine(t);
+	if ((ret = mix_txn_hdr_set(t, MIX_HDR_NEXT_UID, next_uid)) < 0 ||
+	    (ret = mix_txn_ext_hdr_set(t, lost_id, 0, &lost_at,
+				       sizeof(lost_at))) < 0) {
 		mix_txn_free(t);
 		return ret;
 	}
@@ -421,9 +436,16 @@ int mix_index_open_one(struct mix_engine *e, const char *dir,
 		return mix_err_set(ret, msg);
 	}
 	if (!(flags & MIX_OPEN_READONLY)) {
+		/* the session's first log: every modseq issued before is
+		 * below its start (writer_setup; read before a writer has
+		 * the index) */
+		uint64_t lost_at = mix_modseq_make(idx->log.hdr.indexid,
+			idx->rotate_pending_seq ? idx->rotate_pending_seq
+						: idx->log.hdr.file_seq, 0);
 		idx->writer = &e->writers[__atomic_fetch_add(
 			&e->next_writer, 1, __ATOMIC_RELAXED) % e->nwriters];
-		if (rc.uid_jump && (ret = uid_jump_commit(idx, rc.uid_jump)) < 0) {
+		if (rc.uid_jump &&
+		    (ret = uid_jump_commit(idx, rc.uid_jump, lost_at)) < 0) {
 			char msg[512];
 			mix_err_copy(msg, sizeof(msg));
 			__atomic_add_fetch(&e->open_indexes, 1,

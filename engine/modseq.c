@@ -6,12 +6,18 @@
  * Everything here reads one immutable snapshot inside a read-side
  * section; nothing shared is written (results are malloc'd for the
  * caller).  Modseqs come from log positions (docs/format.md §4).
+ *
+ * The lost point (format.md §2.9, docs/condstore.md "What a power cut
+ * takes back"): a modseq below it may belong to a change a power cut
+ * took back, so a question asked from it is answered as from 0: every
+ * message is "changed" and the expunge history cannot answer.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "err.h"
+#include "format.h"
 #include "ranges.h"
 #include "snapshot.h"
 
@@ -91,13 +97,36 @@ static int rset_copy(struct rset *s, const struct mix_uid_range *r,
 	return 0;
 }
 
+/* ---- the lost point -------------------------------------------------------- */
+
+MIX_API uint64_t mix_snap_lost_modseq(const struct mix_snap *s)
+{
+	const void *d;
+	uint64_t v = 0;
+	uint32_t id;
+	size_t size;
+
+	if (!mix_snap_ext_lookup(s, MIX_EXT_NAME_LOST, &id))
+		return 0;
+	d = mix_snap_ext_hdr(s, id, &size);
+	if (d && size == sizeof(v))
+		memcpy(&v, d, sizeof(v));
+	return v;
+}
+
+/* since, or 0 when it is below the lost point. */
+static uint64_t since_kept(const struct mix_snap *s, uint64_t since)
+{
+	return since < mix_snap_lost_modseq(s) ? 0 : since;
+}
+
 /* ---- CHANGEDSINCE ---------------------------------------------------------- */
 
 MIX_API void mix_changed_iter_init(struct mix_changed_iter *it,
 				   const struct mix_snap *snap, uint64_t since)
 {
 	it->snap = snap;
-	it->since = since;
+	it->since = since_kept(snap, since);
 	it->chunk = 0;
 	it->pos = 0;
 }
@@ -153,7 +182,7 @@ static int expunged_since(const struct mix_snap *s, uint64_t since,
 	const struct mix_xhist_node *x = s->xhist.head;
 	uint32_t i, j;
 
-	if (since < s->xhist.oldest)
+	if (since < s->xhist.oldest || since < mix_snap_lost_modseq(s))
 		return 0;
 	/* newest first: stop at the first entry not above since */
 	for (i = 0; i < s->xhist.count && x->modseq > since; i++, x = x->next)
@@ -171,10 +200,12 @@ MIX_API int mix_snap_expunged_since(const struct mix_snap *s, uint64_t since,
 	struct rset out = { 0 };
 	int ret = expunged_since(s, since, &out);
 
+	uint64_t lost = mix_snap_lost_modseq(s);
+
 	*ranges_r = NULL;
 	*count_r = 0;
 	if (oldest_r)
-		*oldest_r = s->xhist.oldest;
+		*oldest_r = s->xhist.oldest > lost ? s->xhist.oldest : lost;
 	if (ret <= 0) {
 		free(out.r);
 		return ret;
@@ -284,8 +315,13 @@ MIX_API int mix_snap_qresync(const struct mix_snap *s,
 	} else if (ret == 0) {
 		ret = vanished_fallback(s, &known, match_floor(s, p), &van);
 	}
+	/* below the lost point a message the client saw expunged may be
+	 * back (the expunge was lost): it is reported though not known, so
+	 * that the client hears of it (its FETCH, and EXISTS) */
 	if (ret == 0)
-		ret = qresync_changed(s, p, have_known ? &known : NULL, &chg);
+		ret = qresync_changed(s, p, have_known &&
+				      p->modseq >= mix_snap_lost_modseq(s) ?
+				      &known : NULL, &chg);
 	free(known.r);
 	free(exp.r);
 	if (ret < 0) {

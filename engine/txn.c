@@ -263,7 +263,8 @@ static int ext_check(struct mix_txn *t, uint32_t ext_id, size_t rec_size,
 	s = mix_index_snap(t->index);
 	if (ext_id < MIX_EXT_FIRST || ext_id >= s->layout->ext_count)
 		ret = mix_err(MIX_EINVAL, "unknown extension id %u", ext_id);
-	else if (strncmp(s->layout->exts[ext_id].name, "mix.", 4) == 0)
+	else if (strncmp(s->layout->exts[ext_id].name, "mix.", 4) == 0 &&
+		 !t->engine)
 		/* the engine's own (mix.neutral: which are modseq-neutral) */
 		ret = mix_err(MIX_EINVAL, "extension %s belongs to the engine",
 			      s->layout->exts[ext_id].name);

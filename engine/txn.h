@@ -99,6 +99,9 @@ struct mix_txn {
 	uint32_t nops, ops_cap;
 	struct mix_buf arena;
 	uint32_t appends;
+	/* the engine's own transaction (mix_txn_engine): it may write the
+	 * data of "mix." extensions, which callers may not */
+	uint8_t engine;
 	uint8_t *app_flags;  /* by append number */
 	uint32_t app_cap;
 	struct txn_appkw *appkw;  /* sorted by append number */
@@ -171,6 +174,13 @@ void mix_txn_free(struct mix_txn *t);
  * built for).  Put it first.  Returns 0, MIX_EINVAL, -ENOMEM. */
 int mix_txn_ext_hdr_require(struct mix_txn *t, uint32_t ext_id,
 			    uint32_t offset, const void *data, size_t size);
+
+/* Mark t as the engine's own: its mix_txn_ext_* calls may write the
+ * engine's "mix." extensions (the lost point, index.c). */
+static inline void mix_txn_engine(struct mix_txn *t)
+{
+	t->engine = 1;
+}
 
 
 #endif

@@ -1137,8 +1137,23 @@ struct mix_changed_iter {
 	uint64_t reserved[2];
 };
 
+/* The lost point of snap, or 0: a modseq below it may be one a client
+ * saw from a change a power cut then took back (a transaction committed
+ * with MIX_DURABILITY_NONE; docs/condstore.md "What a power cut takes
+ * back").  It is set by the writable open after such a crash (when the
+ * open's mix_open_info.uids_skipped is non-zero) to the first modseq of
+ * that session, and never lowered.  mix_changed_iter_init,
+ * mix_snap_expunged_since and mix_snap_qresync answer a since below it
+ * as from 0 (every message changed, no precise expunge history), so a
+ * client that synchronized before the crash is resynchronized in full,
+ * once.  Section (inside the read-side section that got snap, on that
+ * thread, or on a view's snapshot by the view's owner thread); cannot
+ * fail. */
+MIX_API uint64_t mix_snap_lost_modseq(const struct mix_snap *snap);
+
 /* Iterate, in UID order, the messages of snap whose modseq is above
- * since (FETCH CHANGEDSINCE, SEARCH MODSEQ).  Chunks whose highest
+ * since (FETCH CHANGEDSINCE, SEARCH MODSEQ); a since below the lost
+ * point (mix_snap_lost_modseq) counts as 0.  Chunks whose highest
  * modseq is not above since are skipped without being read, so the cost
  * follows the number of changed chunks, not the mailbox size.  The
  * iterator is the caller's plain struct, usable as long as snap.
@@ -1156,7 +1171,8 @@ MIX_API int mix_changed_iter_next(struct mix_changed_iter *it,
 
 /* The UIDs expunged by transactions with modseq above since.  Returns 1
  * and a malloc'd sorted, merged range list (free() it; NULL when empty)
- * when the expunge history reaches back to since; 0 when it does not —
+ * when the expunge history reaches back to since; 0 when it does not, or
+ * since is below the lost point (mix_snap_lost_modseq) —
  * then *oldest_r (may be NULL) is the oldest modseq it can answer for;
  * -ENOMEM (*ranges_r NULL).  Section (inside the read-side section that got snap, on that thread,
  * or on a view's snapshot by the view's owner thread). */
@@ -1188,13 +1204,15 @@ struct mix_qresync_result {
 	/* the client's UIDVALIDITY differs: nothing else is filled */
 	int uid_validity_mismatch;
 	/* 1: vanished lists exactly the UIDs expunged since modseq (within
-	 * known-uids); 0: the history did not reach back, vanished is the
+	 * known-uids); 0: the history did not reach back (or modseq is
+	 * below the lost point, mix_snap_lost_modseq), vanished is the
 	 * RFC's fallback (known UIDs, above the last matching sequence match
 	 * pair, that no longer exist) */
 	int precise;
 	struct mix_uid_range *vanished;   /* VANISHED (EARLIER) */
 	uint32_t vanished_count;
-	struct mix_uid_range *changed;    /* FETCH these: modseq > modseq */
+	struct mix_uid_range *changed;    /* FETCH these: modseq > modseq
+					   * (every one below the lost point) */
 	uint32_t changed_count;
 	/* room for fields added later (docs/api.md "ABI"): never
 	 * read or write it */
