@@ -1,5 +1,6 @@
 /*
- * Shared by the libFuzzer targets (fuzz-ifile.c, fuzz-log.c, fuzz-vmap.c)
+ * Shared by the libFuzzer targets (fuzz-ifile.c, fuzz-log.c, fuzz-vmap.c,
+ * fuzz-mlist.c)
  * and by their regression replayer (tests/test-fuzz-regress.c, which
  * includes the
  * targets with MIX_FUZZ_NO_MAIN): the oracle that a snapshot built from
@@ -32,6 +33,8 @@ int mix_fuzz_log(const uint8_t *data, size_t size, char *why,
 		 size_t why_size);
 int mix_fuzz_vmap(const uint8_t *data, size_t size, char *why,
 		  size_t why_size);
+int mix_fuzz_mlist(const uint8_t *data, size_t size, char *why,
+		   size_t why_size);
 
 static int fuzz_bad(char *why, size_t size, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

@@ -46,9 +46,6 @@
 #define FUZZ_MLIST_STORED (MIX_LIST_NONEXISTENT | MIX_LIST_NOSELECT | \
 			   MIX_LIST_SUBSCRIBED | MIX_LIST_SPECIAL_USE)
 
-int mix_fuzz_mlist(const uint8_t *data, size_t size, char *why,
-		   size_t why_size);
-
 static struct mix_engine *fuzz_mlist_engine;
 static char fuzz_mlist_dir[256];
 
