@@ -171,6 +171,8 @@ int main(int argc, char **argv)
 	figure("uid_reuse", all.uid_reuse, "states");
 	figure("uid_reuse_in_recovery", all.uid_reuse_recovery, "states");
 	figure("expunge_history_shortened", all.xhist_lost, "opens");
+	figure("lost_points_set", all.lost_points, "opens");
+	figure("lost_points_too_low", all.lost_point_low, "opens");
 	st_figure("seconds", st_secs_since(t0), "s");
 	if (all.failures > 0)
 		return 1;

@@ -359,6 +359,9 @@ struct pc_totals {
 	uint64_t xhist_lost;    /* history could answer, recovered cannot */
 	uint64_t mixctl_runs, mixctl_fail;
 	uint64_t uid_reuse_recovery;   /* of uid_reuse: at depth 1 */
+	/* opens that skipped UIDs, so set a lost point (format.md §2.9),
+	 * and of those, lost points not above what the workload saw */
+	uint64_t lost_points, lost_point_low;
 };
 
 /* Engine warnings of the check in progress (for failure reports). */
@@ -1382,6 +1385,29 @@ static inline int pc_check_commit(struct pc_run *r, struct mix_index *ix,
 			 (unsigned long long)res.modseq,
 			 (unsigned long long)r->max_modseq);
 		return -1;
+	}
+	{
+		/* §2.9: an open that skipped UIDs may follow lost writes a
+		 * client saw: its lost point is above all of them */
+		struct mix_open_info oi;
+		uint64_t lost;
+		mix_index_open_info(ix, &oi);
+		mix_read_lock();
+		lost = mix_snap_lost_modseq(mix_index_snap(ix));
+		mix_read_unlock();
+		if (oi.uids_skipped && r->depth == 0) {
+			r->tot->lost_points++;
+			if (lost <= r->max_modseq) {
+				r->tot->lost_point_low++;
+				snprintf(err, esize, "lost point %llu after an "
+					 "open that skipped %u UIDs, not above "
+					 "the workload's modseq %llu",
+					 (unsigned long long)lost,
+					 oi.uids_skipped,
+					 (unsigned long long)r->max_modseq);
+				return -1;
+			}
+		}
 	}
 	if (res.last_uid <= r->max_uid) {
 		r->tot->uid_reuse++;
