@@ -741,6 +741,7 @@ struct lib_verdict {
 static void check_recovered(struct dirstate *d, const struct lib_verdict *v)
 {
 	const struct mix_recovered *rec = &v->rec;
+	uint64_t lost, hms;
 	const struct log *last = d->logs[1].hdr_ok ? &d->logs[1]
 			       : d->logs[0].hdr_ok ? &d->logs[0] : NULL;
 
@@ -757,7 +758,19 @@ static void check_recovered(struct dirstate *d, const struct lib_verdict *v)
 			"equal)", rec->end_off, (uint64_t)last->end);
 	mix_read_lock();
 	check_state(d->dir, mix_index_snap(v->idx));
+	lost = mix_snap_lost_modseq(mix_index_snap(v->idx));
+	hms = mix_snap_highest_modseq(mix_index_snap(v->idx));
 	mix_read_unlock();
+	/* format.md §2.9: set with a next_uid raise, whose modseq is above */
+	if (lost > hms)
+		problem(d->dir, -1, "mix.lost", "lost point %" PRIu64 " is "
+			"above highest_modseq %" PRIu64 " (expected at most "
+			"it: the open that sets it raises next_uid after)",
+			lost, hms);
+	else if (lost)
+		printf("%s: lost point %" PRIu64 ": clients that synchronized "
+		       "below it get a full resync (format.md §2.9)\n", d->dir,
+		       lost);
 }
 
 /* Checks across the files, from the position the library's recovery
