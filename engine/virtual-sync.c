@@ -366,71 +366,6 @@ static int bk_expunges_lookup(struct vsync *c, struct vbackend *b)
 	return 0;
 }
 
-/* 1 if uid is in one of the n sorted ranges r. */
-static int in_ranges(const struct mix_uid_range *r, uint32_t n, uint32_t uid)
-{
-	uint32_t lo = 0, hi = n;
-
-	while (lo < hi) {
-		uint32_t mid = lo + (hi - lo) / 2;
-		if (r[mid].last < uid)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo < n && r[lo].first <= uid;
-}
-
-/* Whether the backend may have lost writes the saved state had seen (a
- * power cut; docs/virtual.md "Backends that lost writes").  Two traces
- * of a tail lost and recovered, read against the expunge history since
- * the saved modseq (r, n; have: it reaches back):
- * - UIDs in [saved next_uid, nu) neither in the backend nor expunged:
- *   every UID there was handed out by a commit after the saved state,
- *   unless a recovery's UID floor skipped it (format.md §2.7), which a
- *   writable open does only when the last writer may have lost writes.
- *   Without a history, a gap of at least the smallest floor step (2^17)
- *   counts as one;
- * - the virtual message of the backend with the highest real UID gone
- *   but not expunged: lost appends are the newest ones.
- * A false alarm only costs a full pass.  Returns 1, 0 or -ENOMEM. */
-static int bk_lost_writes(struct vsync *c, struct vbackend *b, uint32_t nu)
-{
-	struct mix_uid_range *r = NULL;
-	uint32_t n = 0, i, s1, s2, present = 0;
-	uint64_t gone = 0, gap = 0;
-	int have, lost = 0;
-
-	have = mix_snap_expunged_since(c->bs, b->highest_modseq, &r, &n,
-				       NULL);
-	if (have < 0)
-		return have;
-	if (nu > b->next_uid) {
-		gap = (uint64_t)nu - b->next_uid;
-		if (mix_snap_uid_range_to_seq(c->bs, b->next_uid, nu - 1, &s1,
-					      &s2))
-			present = s2 - s1 + 1;
-		for (i = 0; have && i < n; i++) {
-			uint32_t lo = r[i].first > b->next_uid ? r[i].first
-							       : b->next_uid;
-			uint32_t hi = r[i].last < nu - 1 ? r[i].last : nu - 1;
-			if (lo <= hi)
-				gone += (uint64_t)hi - lo + 1;
-		}
-		lost = have ? present + gone < gap
-			    : gap - present >= (1u << 17);
-	}
-	for (i = b->count; !lost && have && i-- > 0;) {
-		if (b->e[i].vuid == 0)
-			continue;
-		lost = !mix_snap_lookup_uid(c->bs, b->e[i].ruid, NULL) &&
-		       !in_ranges(r, n, b->e[i].ruid);
-		break;
-	}
-	free(r);
-	return lost;
-}
-
 static void snap_guid(const struct mix_snap *s, uint8_t guid[16])
 {
 	/* mix has no GUID; the indexid (format.md §2.1) changes when the
@@ -487,30 +422,33 @@ static int bk_sync(struct vsync *c, struct vbackend *b)
 			return ret;
 		synced = 0;
 	}
-	/* highest_modseq went down with next_uid not: the backend lost
-	 * writes the saved state had seen (a power cut after which no
-	 * commit reached the old highest modseq yet).  The saved modseq
-	 * says nothing then; a full pass does, and keeps the virtual UIDs
-	 * of the messages that survived. */
-	if (synced && hms < b->highest_modseq)
+	/* The backend may have lost writes the saved state had seen (docs/
+	 * virtual.md "Backends that lost writes"): its lost point (format.md
+	 * §2.9, set by the recovery that skipped UIDs) is above the saved
+	 * modseq, or highest_modseq went down with next_uid not (a state
+	 * restored from elsewhere).  The saved modseq says nothing then: a
+	 * full pass does, and keeps the survivors' virtual UIDs.  (Below
+	 * the lost point mix_changed_iter and mix_snap_expunged_since answer
+	 * as from 0 anyway; this says so and looks every message up.) */
+	if (synced && (hms < b->highest_modseq ||
+		       b->highest_modseq < mix_snap_lost_modseq(c->bs)))
 		lost = 1;
 	if (synced && nu == b->next_uid && hms == b->highest_modseq &&
 	    !c->v->rule->time_relative) {
 		c->res->backends_skipped++;
 		return 0;
 	}
-	if (synced && !lost && (lost = bk_lost_writes(c, b, nu)) < 0)
-		return lost;
 	if (lost) {
 		/* a full pass: every virtual message looked up, every
 		 * record examined; virtual UIDs of survivors stay */
 		mix_virtual_warn(c->v, "virtual %s: backend '%s' may have lost "
-				 "writes since the last sync (next_uid %u -> "
-				 "%u, highest_modseq %llu -> %llu): checking "
-				 "all its messages", c->v->dir, b->name,
-				 b->next_uid, nu,
+				 "writes since the last sync (highest_modseq "
+				 "%llu -> %llu, lost point %llu): checking all "
+				 "its messages", c->v->dir, b->name,
 				 (unsigned long long)b->highest_modseq,
-				 (unsigned long long)hms);
+				 (unsigned long long)hms,
+				 (unsigned long long)
+				 mix_snap_lost_modseq(c->bs));
 		if ((ret = bk_expunges_lookup(c, b)) < 0)
 			return ret;
 	} else if (!synced) {
