@@ -79,12 +79,24 @@ static int lock_take(struct mix_index *idx)
 }
 
 /* Write "<pid> <boot>" into the lock file (best effort: the lock holds
- * either way; only messages and the boot test read it). */
+ * either way; only messages and the boot test read it).  One pwrite of
+ * a fixed LOCK_TEXT_SIZE bytes (the line, then spaces; readers stop at
+ * the newline) and no ftruncate: a process killed in between used to
+ * leave an empty file, which the next open took for another boot,
+ * skipping UIDs and setting a lost point for nothing (reliability.md
+ * finding 11).  The file is never longer: every writer writes this
+ * size. */
+#define LOCK_TEXT_SIZE 96
 static void lock_write(int fd, const char *boot)
 {
-	char buf[96];
-	int n = snprintf(buf, sizeof(buf), "%ld %s\n", (long)getpid(), boot);
-	if (ftruncate(fd, 0) < 0 || pwrite(fd, buf, (size_t)n, 0) != n) {
+	char buf[LOCK_TEXT_SIZE];
+	int n = snprintf(buf, sizeof(buf), "%ld %.60s\n", (long)getpid(),
+			 boot);
+	if (n < 0 || n >= LOCK_TEXT_SIZE)
+		n = LOCK_TEXT_SIZE - 1;
+	memset(buf + n, ' ', sizeof(buf) - (size_t)n);
+	buf[n > 0 ? n - 1 : 0] = '\n';
+	if (pwrite(fd, buf, sizeof(buf), 0) != (ssize_t)sizeof(buf)) {
 		/* a second writer's ELOCKED names no pid; the next open
 		 * after a crash assumes another boot and skips UIDs it did
 		 * not have to */
