@@ -142,7 +142,8 @@ $(BUILD)/tests/%: tests/%.c tests/tap.h tests/testutil.h $(BUILD)/libmix.a
 # the regression replayer includes the fuzz targets' sources
 $(BUILD)/tests/test-fuzz-regress: $(wildcard tests/fuzz/*.c tests/fuzz/*.h)
 # the short TAP version (make check) shares the simulator's core
-$(BUILD)/tests/test-powercut: stress/powercut.h stress/stress.h
+$(BUILD)/tests/test-powercut: stress/powercut.h stress/powercut-list.h \
+	stress/stress.h
 
 # The README's example, compiled against the installed-style header path.
 $(BUILD)/tests/example: docs/example.c $(BUILD)/libmix.a
@@ -289,10 +290,13 @@ crashtest: all $(BUILD)/stress/crashtest $(BUILD)/tests/test-lifecycle
 # cut point, opens and checks the acknowledged commits.  Scratch
 # directories under $TMPDIR (else /dev/shm, else /tmp); failing states are
 # kept there and their paths printed.  Every 20th state also goes through
-# mixctl check (--mixctl-every N).  (issue 10, docs/reliability.md)
+# mixctl check (--mixctl-every N).  Then the same for the mailbox list
+# (--list: list changes, attach, flush, detach; docs/mailbox-list.md).
+# (issue 10, docs/reliability.md)
 POWERCUT_ARGS ?=
 powercut: all $(BUILD)/stress/powercut
 	$(BUILD)/stress/powercut --mixctl $(BUILD)/mixctl $(POWERCUT_ARGS)
+	$(BUILD)/stress/powercut --list $(POWERCUT_ARGS)
 
 # ==== Bench and profiles (docs/benchmarks.md) ===============================
 
