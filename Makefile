@@ -141,6 +141,8 @@ $(BUILD)/tests/%: tests/%.c tests/tap.h tests/testutil.h $(BUILD)/libmix.a
 
 # the regression replayer includes the fuzz targets' sources
 $(BUILD)/tests/test-fuzz-regress: $(wildcard tests/fuzz/*.c tests/fuzz/*.h)
+# the mailbox list's reference model, shared by two tests
+$(BUILD)/tests/test-list $(BUILD)/tests/test-list-lifecycle: tests/list-model.h
 # the short TAP version (make check) shares the simulator's core
 $(BUILD)/tests/test-powercut: stress/powercut.h stress/powercut-list.h \
 	stress/stress.h
