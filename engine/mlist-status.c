@@ -263,6 +263,9 @@ MIX_API int mix_list_attach(struct mix_list *list, uint32_t id,
 
 	if (index == NULL)
 		return mix_err(MIX_EINVAL, "attach: NULL index");
+	if (list->readonly)
+		return mix_err(MIX_EINVAL, "%s: mailbox list opened read-only",
+			       list->dir);
 	if (mix_list_lookup_id(list, id, &info, NULL, 0, NULL) != 1 ||
 	    (info.flags & NOTMBOX) || mix_list_status(list, id, &cur) != 1)
 		return mix_err(MIX_ENOTFOUND, "%s: no mailbox with id %u",

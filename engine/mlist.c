@@ -377,6 +377,9 @@ int mlist_op_begin(struct mix_list *list, struct mlop *op, uint32_t extra)
 
 	memset(op, 0, sizeof(*op));
 	op->list = list;
+	if (list->readonly)
+		return mix_err(MIX_EINVAL, "%s: mailbox list opened read-only",
+			       list->dir);
 	if (mix_rcu_read_ongoing())
 		return mix_err(MIX_EDEADLK, "%s: mailbox list change inside "
 			       "a read-side section", list->dir);
@@ -630,6 +633,9 @@ static int hdr_prepare(struct mix_list *list)
 		return mix_err(MIX_ECORRUPT, "%s: %s header is %zu bytes, "
 			       "expected %u", list->dir, MLIST_EXT, size,
 			       MLIST_HDR_SIZE);
+	if (memcmp(h, zero, sizeof(h)) == 0 && list->readonly)
+		return mix_err(MIX_ENOTFOUND, "%s: no mailbox list yet (its "
+			       "writer has not set it up)", list->dir);
 	if (memcmp(h, zero, sizeof(h)) != 0) {
 		if (mix_get_u32(h) != MLIST_MAGIC || mix_get_u32(h + 4) != MLIST_VERSION)
 			return mix_err(MIX_ECORRUPT, "%s: %s header offset 0: "
@@ -658,6 +664,54 @@ static int hdr_prepare(struct mix_list *list)
 	return mix_txn_commit(&txn, MIX_DURABILITY_SYNC, NULL);
 }
 
+/* The mlist extension: registered by a writer (a no-op once it exists),
+ * looked up by a read-only open, which writes nothing. */
+static int ext_find(struct mix_list *list)
+{
+	int found;
+
+	if (!list->readonly)
+		return mix_index_ext_register(list->index, MLIST_EXT,
+					      MLIST_REC_SIZE, 8, MLIST_HDR_SIZE,
+					      &list->ext_id);
+	mix_read_lock();
+	found = mix_snap_ext_lookup(mix_index_snap(list->index), MLIST_EXT,
+				    &list->ext_id);
+	mix_read_unlock();
+	return found ? 0 : mix_err(MIX_ENOTFOUND, "%s: no mailbox list "
+				   "yet (no %s extension)", list->dir,
+				   MLIST_EXT);
+}
+
+/* ---- read-only followers --------------------------------------------------- */
+
+MIX_API int mix_list_refresh(struct mix_list *list)
+{
+	struct mlver *v, *old;
+	int ret;
+
+	if (!list->readonly)
+		return mix_err(MIX_EINVAL, "%s: refresh is for read-only "
+			       "opens; a writable list is always current",
+			       list->dir);
+	if ((ret = mix_index_refresh(list->index)) <= 0)
+		return ret;
+	pthread_mutex_lock(&list->wlock);
+	ret = load_version(list, list->pub->gen + 1, &v);
+	if (ret == 0) {
+		pthread_mutex_lock(&list->pub_lock);
+		old = list->pub;
+		/* ORDER(mlist-publish): v is complete; as in publish_locked */
+		MIX_RCU_PUBLISH(list->pub, v);
+		pthread_mutex_unlock(&list->pub_lock);
+		/* old is unreachable for new readers */
+		mix_rcu_defer(&old->rcu, free_all_cb);
+		list->wver = v;
+	}
+	pthread_mutex_unlock(&list->wlock);
+	return ret < 0 ? ret : 1;
+}
+
 static void list_free(struct mix_list *list)
 {
 	pthread_mutex_destroy(&list->wlock);
@@ -684,10 +738,10 @@ MIX_API int mix_list_open(struct mix_engine *engine, const char *dir,
 	}
 	if ((ret = mix_mbox_name_sep_check(cfg->separator)) < 0)
 		return ret;
-	if (cfg->open_flags & (MIX_OPEN_READONLY | MIX_OPEN_RECREATE))
+	if (cfg->open_flags & MIX_OPEN_RECREATE)
 		return mix_err(MIX_EINVAL, "%s: mailbox list open flags 0x%x: "
-			       "READONLY and RECREATE are not supported",
-			       dir, cfg->open_flags);
+			       "RECREATE is not supported", dir,
+			       cfg->open_flags);
 	if ((list = calloc(1, sizeof(*list))) == NULL ||
 	    (list->dir = strdup(dir)) == NULL) {
 		free(list);
@@ -695,6 +749,7 @@ MIX_API int mix_list_open(struct mix_engine *engine, const char *dir,
 	}
 	list->engine = engine;
 	list->sep = cfg->separator;
+	list->readonly = (cfg->open_flags & MIX_OPEN_READONLY) != 0;
 	list->durability = cfg->durability;
 	list->warning = cfg->warning;
 	list->warning_ctx = cfg->warning_ctx;
@@ -706,9 +761,7 @@ MIX_API int mix_list_open(struct mix_engine *engine, const char *dir,
 	if ((ret = mix_index_open(engine, dir, cfg->open_flags,
 				  &list->index)) < 0)
 		goto fail;
-	if ((ret = mix_index_ext_register(list->index, MLIST_EXT,
-					  MLIST_REC_SIZE, 8, MLIST_HDR_SIZE,
-					  &list->ext_id)) < 0 ||
+	if ((ret = ext_find(list)) < 0 ||
 	    (ret = hdr_prepare(list)) < 0 ||
 	    (ret = load_version(list, 1, &v)) < 0) {
 		mix_index_close(&list->index);

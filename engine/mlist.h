@@ -175,6 +175,9 @@ struct mix_list {
 	char *dir;
 	uint32_t ext_id;
 	char sep;
+	/* opened with MIX_OPEN_READONLY: a follower of a writer in another
+	 * process (mix_list_refresh); every change is refused */
+	int readonly;
 	enum mix_durability durability;
 	mix_warning_fn *warning;
 	void *warning_ctx;

@@ -89,7 +89,10 @@ struct mix_list_config {
 	 * is stored in the list index: opening with another one fails with
 	 * MIX_EINVAL */
 	char separator;
-	/* MIX_OPEN_CREATE (default) and/or MIX_OPEN_SALVAGE for the index */
+	/* MIX_OPEN_CREATE (default) and/or MIX_OPEN_SALVAGE for the index,
+	 * or MIX_OPEN_READONLY: a follower of the writer in another process
+	 * (mix_list_refresh), which writes nothing and refuses every
+	 * change and mix_list_attach with MIX_EINVAL */
 	unsigned open_flags;
 	/* durability of every change (default MIX_DURABILITY_SYNC) */
 	enum mix_durability durability;
@@ -110,12 +113,23 @@ MIX_API void mix_list_config_init(struct mix_list_config *cfg);
  * (which must exist).  Every record is validated (docs/mailbox-list.md
  * "Recovery"): damage is MIX_ECORRUPT naming the record (mailbox id) and
  * field.  cfg may be NULL for the defaults.  Returns 0; MIX_EINVAL (bad
- * separator, or not the one stored); MIX_ECORRUPT; any error of
- * mix_index_open() or mix_index_ext_register(); -ENOMEM.  Not inside a
+ * separator, or not the one stored, or MIX_OPEN_RECREATE); MIX_ECORRUPT;
+ * MIX_ENOTFOUND (read-only, and no writer has set the list up yet); any
+ * error of mix_index_open() or mix_index_ext_register(); -ENOMEM.  Not inside a
  * read-side section. */
 MIX_API int mix_list_open(struct mix_engine *engine, const char *dir,
 			  const struct mix_list_config *cfg,
 			  struct mix_list **list_r);
+
+/* A list opened with MIX_OPEN_READONLY catches up with its writer in
+ * another process (mix_index_refresh of the list index, then a new
+ * version built and checked from the records, as at open, published
+ * whole).  Returns 1 (something changed), 0 (nothing new), MIX_EINVAL
+ * (not a read-only list), MIX_ECORRUPT (the new records are damaged: the
+ * list keeps its version), any error of mix_index_refresh(), -ENOMEM.
+ * One refresh of a list at a time; readers go on meanwhile.  Not inside
+ * a read-side section. */
+MIX_API int mix_list_refresh(struct mix_list *list);
 
 /* Detach every attached mailbox (as mix_list_detach), close the list
  * index and free list.  Sets *list to NULL.  Returns the first error of
