@@ -20,6 +20,9 @@
  * header and records; a vmap header checksum, a record naming a mailbox
  * id the header does not list, and two records with the same (mailbox
  * id, real UID) are each reported (exit 1) with the field or the UIDs.
+ * A mailbox list index checks clean with its records ("mlist: a mailbox
+ * list"); one record's mlist data zeroed is NOT CLEAN ("the mailbox list
+ * does not open"), though the index itself is sound.
  * Runs $MIX_BUILD/mixctl (make check sets it).
  */
 #include <stdio.h>
@@ -305,6 +308,50 @@ static void damage_virtual(struct mix_engine *e, const char *vdir, int kind)
 	if (mix_txn_commit(&t, MIX_DURABILITY_NONE, NULL) < 0 ||
 	    mix_index_close(&idx) < 0)
 		BAIL("virtual damage: %s", mix_last_error());
+}
+
+static void rm_tree(const char *dir);
+
+/* A mailbox list index: clean, then one record's data zeroed. */
+static void list_checks(void)
+{
+	struct mix_engine *e;
+	struct mix_list *l;
+	struct mix_index *ix;
+	struct mix_txn *t;
+	static uint8_t zero[328];
+	char out[16384], *dir = tu_tmpdir("mixctl-list");
+	uint32_t id, ext;
+	int rc;
+
+	if (mix_engine_create(NULL, &e) < 0 ||
+	    mix_list_open(e, dir, NULL, &l) < 0 ||
+	    mix_list_create(l, "a/b", 3, NULL, &id) < 0 ||
+	    mix_list_create(l, "INBOX", 5, NULL, &id) < 0 ||
+	    mix_list_close(&l) < 0)
+		BAIL("list: %s", mix_last_error());
+	rc = run_at("check", dir, out, sizeof(out));
+	if (!ok(rc == 0 && strstr(out, "mlist: a mailbox list; 3 records"),
+		"a clean mailbox list: exit %d (expected 0), its 3 records "
+		"checked", rc))
+		diag("mixctl said:\n%s", out);
+	/* the record of "a/b" (id 2) written as zeros through the index */
+	if (mix_index_open(e, dir, 0, &ix) < 0 ||
+	    mix_index_ext_register(ix, "mlist", 328, 8, 16, &ext) < 0 ||
+	    mix_txn_begin(ix, &t) < 0 ||
+	    mix_txn_ext_set(t, 2, ext, zero, sizeof(zero)) < 0 ||
+	    mix_txn_commit(&t, MIX_DURABILITY_SYNC, NULL) < 0 ||
+	    mix_index_close(&ix) < 0)
+		BAIL("damage the list: %s", mix_last_error());
+	rc = run_at("check", dir, out, sizeof(out));
+	if (!ok(rc == 1 && strstr(out, "mlist: the mailbox list does not "
+				  "open") && strstr(err_out, "NOT CLEAN"),
+		"a list record zeroed: exit %d (expected 1), \"does not "
+		"open\"", rc))
+		diag("mixctl said:\n%s", out);
+	mix_engine_free(&e);
+	rm_tree(dir);
+	free(dir);
 }
 
 static void rm_tree(const char *dir)
@@ -714,6 +761,7 @@ int main(void)
 	files_free(&torn);
 
 	virtual_checks();
+	list_checks();
 
 	rc = run("dump", &good, out, sizeof(out));
 	ok(rc == 0 && strstr(out, "next_uid ") && strstr(out, "keyword 0 ") &&
