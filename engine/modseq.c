@@ -17,7 +17,6 @@
 #include <string.h>
 
 #include "err.h"
-#include "format.h"
 #include "ranges.h"
 #include "snapshot.h"
 
@@ -101,17 +100,7 @@ static int rset_copy(struct rset *s, const struct mix_uid_range *r,
 
 MIX_API uint64_t mix_snap_lost_modseq(const struct mix_snap *s)
 {
-	const void *d;
-	uint64_t v = 0;
-	uint32_t id;
-	size_t size;
-
-	if (!mix_snap_ext_lookup(s, MIX_EXT_NAME_LOST, &id))
-		return 0;
-	d = mix_snap_ext_hdr(s, id, &size);
-	if (d && size == sizeof(v))
-		memcpy(&v, d, sizeof(v));
-	return v;
+	return s->lost_modseq;   /* read from mix.lost when s was built */
 }
 
 /* since, or 0 when it is below the lost point. */

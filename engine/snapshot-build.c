@@ -256,6 +256,19 @@ static int merge_small(struct mix_builder *b)
 
 static size_t up8(size_t n) { return (n + 7) & ~(size_t)7; }
 
+/* The lost point in b's extension headers (format.md §2.9), or 0. */
+static uint64_t lost_modseq_of(const struct mix_builder *b)
+{
+	uint64_t v = 0;
+	uint32_t id;
+
+	if (mix_builder_ext_find(b, MIX_EXT_NAME_LOST,
+				 sizeof(MIX_EXT_NAME_LOST) - 1, &id) &&
+	    id < b->exthdrs->count && b->exthdrs->e[id].size == sizeof(v))
+		memcpy(&v, b->exthdrs->e[id].data, sizeof(v));
+	return v;
+}
+
 int mix_builder_finish(struct mix_builder *b, struct mix_snap **snap_r,
 		       struct mix_robj **retired_r)
 {
@@ -306,6 +319,7 @@ int mix_builder_finish(struct mix_builder *b, struct mix_snap **snap_r,
 	s->kw = b->kw;
 	s->exthdrs = b->exthdrs;
 	s->xhist = b->xhist;
+	s->lost_modseq = lost_modseq_of(b);
 	s->refs = 1;
 	*snap_r = s;
 	*retired_r = b->retired;

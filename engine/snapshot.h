@@ -143,6 +143,10 @@ struct mix_snap {
 	const struct mix_kwlist *kw;
 	const struct mix_exthdrs *exthdrs;
 	struct mix_xhist xhist;
+	/* the lost point (format.md §2.9; 0 if none), read once from the
+	 * mix.lost extension header when the snapshot was built, so that
+	 * CHANGEDSINCE and QRESYNC pay a load, not a name lookup */
+	uint64_t lost_modseq;
 	uint32_t nchunks;
 	/* the directory, as arrays so that a lookup touches no chunk
 	 * struct: first/last UID, records, cumulative counts */
