@@ -345,14 +345,14 @@ static void free_all_cb(struct mix_rcu_head *h)
 	mlist_ver_free_all(v);
 }
 
-/* wlock held: rebuild the version from the records after a failure. */
-static int reload_locked(struct mix_list *list)
+/* wlock held, nothing unpublished: a new version from the records,
+ * published whole in place of the old one, which is freed with all its
+ * objects after a grace period (nothing is shared between them). */
+static int reload_version(struct mix_list *list)
 {
 	struct mlver *v, *old;
 	int ret;
 
-	wait_idle(list);
-	drop_unpublished(list);
 	if ((ret = load_version(list, list->pub->gen + 1, &v)) < 0)
 		return ret;
 	pthread_mutex_lock(&list->pub_lock);
@@ -363,6 +363,18 @@ static int reload_locked(struct mix_list *list)
 	/* old (and its objects) is unreachable for new readers */
 	mix_rcu_defer(&old->rcu, free_all_cb);
 	list->wver = v;
+	return 0;
+}
+
+/* wlock held: rebuild the version from the records after a failure. */
+static int reload_locked(struct mix_list *list)
+{
+	int ret;
+
+	wait_idle(list);
+	drop_unpublished(list);
+	if ((ret = reload_version(list)) < 0)
+		return ret;
 	__atomic_store_n(&list->broken, 0, __ATOMIC_SEQ_CST);
 	mlist_warn(list, "%s: mailbox list reloaded from its records after "
 		   "a failed commit", list->dir);
@@ -687,7 +699,6 @@ static int ext_find(struct mix_list *list)
 
 MIX_API int mix_list_refresh(struct mix_list *list)
 {
-	struct mlver *v, *old;
 	int ret;
 
 	if (!list->readonly)
@@ -697,17 +708,7 @@ MIX_API int mix_list_refresh(struct mix_list *list)
 	if ((ret = mix_index_refresh(list->index)) <= 0)
 		return ret;
 	pthread_mutex_lock(&list->wlock);
-	ret = load_version(list, list->pub->gen + 1, &v);
-	if (ret == 0) {
-		pthread_mutex_lock(&list->pub_lock);
-		old = list->pub;
-		/* ORDER(mlist-publish): v is complete; as in publish_locked */
-		MIX_RCU_PUBLISH(list->pub, v);
-		pthread_mutex_unlock(&list->pub_lock);
-		/* old is unreachable for new readers */
-		mix_rcu_defer(&old->rcu, free_all_cb);
-		list->wver = v;
-	}
+	ret = reload_version(list);
 	pthread_mutex_unlock(&list->wlock);
 	return ret < 0 ? ret : 1;
 }
