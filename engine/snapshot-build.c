@@ -256,15 +256,15 @@ static int merge_small(struct mix_builder *b)
 
 static size_t up8(size_t n) { return (n + 7) & ~(size_t)7; }
 
-/* The lost point in b's extension headers (format.md §2.9), or 0. */
+/* The lost point in b's extension headers (format.md §2.9), or 0: a
+ * load and a compare per publish (the layout knows the id). */
 static uint64_t lost_modseq_of(const struct mix_builder *b)
 {
+	uint32_t id = b->layout->lost_ext;
 	uint64_t v = 0;
-	uint32_t id;
 
-	if (mix_builder_ext_find(b, MIX_EXT_NAME_LOST,
-				 sizeof(MIX_EXT_NAME_LOST) - 1, &id) &&
-	    id < b->exthdrs->count && b->exthdrs->e[id].size == sizeof(v))
+	if (id != 0 && id < b->exthdrs->count &&
+	    b->exthdrs->e[id].size == sizeof(v))
 		memcpy(&v, b->exthdrs->e[id].data, sizeof(v));
 	return v;
 }

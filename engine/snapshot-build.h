@@ -59,5 +59,9 @@ struct mix_exthdrs *mix_exthdrs_make(uint64_t gen,
 /* Assign the record offsets of l's extensions and its record size.
  * 0, or MIX_ELIMIT when the record passes 65,528 bytes. */
 int mix_layout_compute(struct mix_layout *l);
+/* The fields of l derived from its extension names (lost_ext): by
+ * mix_layout_compute, and by the loader, which takes offsets from the
+ * file instead of computing them. */
+void mix_layout_derive(struct mix_layout *l);
 
 #endif

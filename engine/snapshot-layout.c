@@ -32,12 +32,23 @@ struct mix_layout *mix_layout_alloc(const struct mix_builder *b,
 
 /* Assign record offsets: modseq at 8, keywords at 16, the rest in order
  * at their alignment; record_size rounded up to 8 (docs/format.md §2.4). */
+void mix_layout_derive(struct mix_layout *l)
+{
+	uint32_t i;
+
+	l->lost_ext = 0;
+	for (i = MIX_EXT_FIRST; i < l->ext_count; i++)
+		if (strcmp(l->exts[i].name, MIX_EXT_NAME_LOST) == 0)
+			l->lost_ext = i;
+}
+
 int mix_layout_compute(struct mix_layout *l)
 {
 	uint32_t off = MIX_REC_KEYWORDS_OFFSET, i;
 	l->exts[MIX_EXT_MODSEQ].rec_offset = MIX_REC_MODSEQ_OFFSET;
 	l->exts[MIX_EXT_KEYWORDS].rec_offset = MIX_REC_KEYWORDS_OFFSET;
 	off += l->exts[MIX_EXT_KEYWORDS].rec_size;
+	mix_layout_derive(l);
 	for (i = MIX_EXT_FIRST; i < l->ext_count; i++) {
 		struct mix_ext *e = &l->exts[i];
 		if (e->rec_size == 0) {

@@ -146,6 +146,7 @@ int mix_builder_from_ifile(struct mix_builder *b, uint64_t gen,
 		e->rec_align = f->exts[i].rec_align;
 	}
 	b->layout->record_size = f->hdr->record_size;
+	mix_layout_derive(b->layout);
 	free(b->exthdrs);
 	b->exthdrs = exthdrs_from_ifile(gen, f, n);
 	if (!b->exthdrs || chunks_from_ifile(b, f) < 0) {

@@ -93,6 +93,10 @@ struct mix_ext {
 struct mix_layout {
 	struct mix_robj robj;
 	uint16_t record_size;
+	/* the id of the engine extension mix.lost (format.md §2.9), 0 if
+	 * none: set by mix_layout_derive, so that building a snapshot
+	 * reads the lost point without a name lookup */
+	uint32_t lost_ext;
 	uint32_t ext_count;
 	struct mix_ext exts[];
 };
