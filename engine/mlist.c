@@ -705,10 +705,19 @@ MIX_API int mix_list_refresh(struct mix_list *list)
 		return mix_err(MIX_EINVAL, "%s: refresh is for read-only "
 			       "opens; a writable list is always current",
 			       list->dir);
-	if ((ret = mix_index_refresh(list->index)) <= 0)
+	if ((ret = mix_index_refresh(list->index)) < 0)
 		return ret;
 	pthread_mutex_lock(&list->wlock);
+	/* a reload that failed before left the index ahead of the version:
+	 * try again even when the index has nothing newer (the writer may
+	 * have repaired nothing, but the follower must not stay behind
+	 * silently) */
+	if (ret == 0 && !list->ro_behind) {
+		pthread_mutex_unlock(&list->wlock);
+		return 0;
+	}
 	ret = reload_version(list);
+	list->ro_behind = ret < 0;
 	pthread_mutex_unlock(&list->wlock);
 	return ret < 0 ? ret : 1;
 }

@@ -178,6 +178,9 @@ struct mix_list {
 	/* opened with MIX_OPEN_READONLY: a follower of a writer in another
 	 * process (mix_list_refresh); every change is refused */
 	int readonly;
+	/* read-only: the last reload failed (damaged records), so the
+	 * index is ahead of the published version; under wlock */
+	int ro_behind;
 	enum mix_durability durability;
 	mix_warning_fn *warning;
 	void *warning_ctx;

@@ -380,12 +380,12 @@ static void test_reserved(const char *base)
 
 /* ---- damage --------------------------------------------------------------- */
 
-/* Make a list with a, a/b, c, then change record uid's data with fn. */
-static char *damaged(const char *base, const char *tag, int which,
-		     void (*fn)(uint8_t *r, uint32_t *ids), uint32_t *ids)
+/* Change record ids[which]'s data in the list index at dir with fn,
+ * through the index itself (the list is not open for writing). */
+static void damage_record(const char *dir, const char *tag, int which,
+			  void (*fn)(uint8_t *r, uint32_t *ids),
+			  uint32_t *ids)
 {
-	char *dir = tu_subdir(base, tag);
-	struct mix_list *l = tu_list_open(E, dir, NULL);
 	struct mix_index *idx;
 	const struct mix_snap *snap;
 	struct mix_record rec;
@@ -394,10 +394,6 @@ static char *damaged(const char *base, const char *tag, int which,
 	uint8_t r[328];
 	const void *d;
 
-	mix_list_create(l, "a", 1, NULL, &ids[0]);
-	mix_list_create(l, "a/b", 3, NULL, &ids[1]);
-	mix_list_create(l, "c", 1, NULL, &ids[2]);
-	mix_list_close(&l);
 	if (mix_index_open(E, dir, 0, &idx) < 0 ||
 	    mix_index_ext_register(idx, "mlist", 328, 8, 16, &ext) < 0)
 		BAIL("reopen %s: %s", tag, mix_last_error());
@@ -413,7 +409,59 @@ static char *damaged(const char *base, const char *tag, int which,
 	if (mix_txn_commit(&t, MIX_DURABILITY_NONE, NULL) < 0)
 		BAIL("commit damage");
 	mix_index_close(&idx);
+}
+
+/* A list with a, a/b, c in base/tag (ids[0..2]). */
+static char *three(const char *base, const char *tag, uint32_t *ids)
+{
+	char *dir = tu_subdir(base, tag);
+	struct mix_list *l = tu_list_open(E, dir, NULL);
+
+	mix_list_create(l, "a", 1, NULL, &ids[0]);
+	mix_list_create(l, "a/b", 3, NULL, &ids[1]);
+	mix_list_create(l, "c", 1, NULL, &ids[2]);
+	mix_list_close(&l);
 	return dir;
+}
+
+/* Make a list with a, a/b, c, then change record uid's data with fn. */
+static char *damaged(const char *base, const char *tag, int which,
+		     void (*fn)(uint8_t *r, uint32_t *ids), uint32_t *ids)
+{
+	char *dir = three(base, tag, ids);
+	damage_record(dir, tag, which, fn, ids);
+	return dir;
+}
+
+static void d_parent(uint8_t *r, uint32_t *ids);
+
+/* A read-only follower whose refresh meets damaged records keeps its
+ * version and says so again at the next refresh, even though the index
+ * has nothing newer by then (it must not fall silent, behind). */
+static void test_follower_damage(const char *base)
+{
+	struct mix_list_config cfg;
+	struct mix_list_info info;
+	struct mix_list *ro;
+	uint32_t ids[3];
+	char *dir = three(base, "ro-damage", ids);
+	int r1, r2;
+
+	mix_list_config_init(&cfg);
+	cfg.open_flags = MIX_OPEN_READONLY;
+	if (mix_list_open(E, dir, &cfg, &ro) < 0)
+		BAIL("read-only open: %s", mix_last_error());
+	damage_record(dir, "ro-damage", 2, d_parent, ids);
+	r1 = mix_list_refresh(ro);
+	r2 = mix_list_refresh(ro);
+	is(r1, MIX_ECORRUPT, "follower: a refresh onto damaged records "
+	   "fails (%s)", mix_last_error());
+	is(r2, MIX_ECORRUPT, "follower: the next refresh fails again, not "
+	   "'nothing new'");
+	is(mix_list_lookup(ro, "c", 1, &info), 1, "follower: keeps its "
+	   "version (c is still there)");
+	mix_list_close(&ro);
+	free(dir);
 }
 
 static void d_parent(uint8_t *r, uint32_t *ids) { uint32_t x = 999; memcpy(r, &x, 4); }
@@ -509,6 +557,7 @@ int main(void)
 	test_errors(base);
 	test_reserved(base);
 	test_damage(base, seed);
+	test_follower_damage(base);
 	mix_engine_free(&E);
 	tu_rmdir_r(base);
 	free(base);
