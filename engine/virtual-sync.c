@@ -423,15 +423,15 @@ static int bk_sync(struct vsync *c, struct vbackend *b)
 		synced = 0;
 	}
 	/* The backend may have lost writes the saved state had seen (docs/
-	 * virtual.md "Backends that lost writes"): its lost point (format.md
-	 * §2.9, set by the recovery that skipped UIDs) is above the saved
-	 * modseq, or highest_modseq went down with next_uid not (a state
-	 * restored from elsewhere).  The saved modseq says nothing then: a
-	 * full pass does, and keeps the survivors' virtual UIDs.  (Below
-	 * the lost point mix_changed_iter and mix_snap_expunged_since answer
-	 * as from 0 anyway; this says so and looks every message up.) */
-	if (synced && (hms < b->highest_modseq ||
-		       b->highest_modseq < mix_snap_lost_modseq(c->bs)))
+	 * virtual.md "Backends that lost writes").  A power cut's loss needs
+	 * nothing here: below the backend's lost point (format.md §2.9)
+	 * mix_changed_iter and mix_snap_expunged_since answer as from 0, so
+	 * the ordinary pass below examines every record and looks every
+	 * message up.  What the lost point cannot say: highest_modseq went
+	 * down with next_uid not (a state restored from elsewhere), where
+	 * the saved modseq is above everything; then a full pass, which
+	 * keeps the survivors' virtual UIDs. */
+	if (synced && hms < b->highest_modseq)
 		lost = 1;
 	if (synced && nu == b->next_uid && hms == b->highest_modseq &&
 	    !c->v->rule->time_relative) {
@@ -443,12 +443,10 @@ static int bk_sync(struct vsync *c, struct vbackend *b)
 		 * record examined; virtual UIDs of survivors stay */
 		mix_virtual_warn(c->v, "virtual %s: backend '%s' may have lost "
 				 "writes since the last sync (highest_modseq "
-				 "%llu -> %llu, lost point %llu): checking all "
-				 "its messages", c->v->dir, b->name,
+				 "%llu -> %llu): checking all its messages",
+				 c->v->dir, b->name,
 				 (unsigned long long)b->highest_modseq,
-				 (unsigned long long)hms,
-				 (unsigned long long)
-				 mix_snap_lost_modseq(c->bs));
+				 (unsigned long long)hms);
 		if ((ret = bk_expunges_lookup(c, b)) < 0)
 			return ret;
 	} else if (!synced) {
