@@ -210,6 +210,8 @@ int mix_index_checkpoint(struct mix_index *idx, int do_remap)
 	 * included), so that a session whose log passed rotate_size has
 	 * rotated by the time it closed, as when checkpoints were
 	 * synchronous */
+	if ((ret = mix_index_rot_settle(idx)) < 0)
+		return ret;
 	if (idx->closing)
 		ckpt_finish(idx);
 	else
@@ -299,7 +301,11 @@ int mix_index_rotate_to(struct mix_index *idx, uint32_t file_seq)
 	struct mix_log_writer nw;
 	const struct mix_log_header *h = &idx->log.hdr;
 	uint32_t floor = mix_index_uid_reserve(idx, idx->snap->hdr.next_uid);
-	int ret = mix_log_rotate_to_floor(idx->dir, h->indexid, file_seq,
+	int ret = mix_index_rot_settle(idx);
+
+	if (ret < 0)
+		return ret;
+	ret = mix_log_rotate_to_floor(idx->dir, h->indexid, file_seq,
 					  h->file_seq,
 					  (uint32_t)idx->log.offset, floor,
 					  &nw);
@@ -351,11 +357,19 @@ static int ckpt_must_wait(const struct mix_index *idx)
 }
 
 enum { JOB_QUEUED, JOB_RUNNING, JOB_DONE };
+/* a checkpoint of a pinned snapshot, or an asynchronous rotation's
+ * completion (its flushes and renames) */
+enum { JOB_CKPT, JOB_ROTATE };
 /* what failed, for the report */
 enum { STAGE_NONE, STAGE_SYNC, STAGE_WRITE, STAGE_LOAD };
 
 struct mix_ckpt_job {
 	struct mix_ckpt_job *next;   /* the checkpointer's queue (lock) */
+	int kind;                    /* JOB_CKPT or JOB_ROTATE */
+	int old_fd;                  /* JOB_ROTATE: the old log, ours */
+	int prep_fd;                 /* JOB_CKPT: mix.index.log.newtmp,
+				      * created for the rotation that
+				      * follows, or -1 */
 	struct mix_index *idx;       /* only idx->dir is read, and poison */
 	struct mix_snap *snap;       /* pinned (one reference of ours)
 				      * until the checkpointer is done with
@@ -374,6 +388,8 @@ struct mix_ckpt_job {
 	int state;
 	int ret, stage;
 	char errmsg[512];
+	int rotated;                 /* JOB_CKPT: a synchronous rotation
+				      * followed (it replaced newtmp) */
 	struct mix_map *map;         /* the new mix.index, mapped */
 	/* snap's non-empty chunks in UID order: their pointer values
 	 * (keys, never followed once snap is released), first UIDs, and
@@ -471,17 +487,57 @@ static int log_sync_path(const char *path)
 	return ret;
 }
 
+/* A rotation's completion (mix_log_switch_complete), on the
+ * checkpointer or on the writer role that needed it first.  A failed
+ * flush cannot be retried (§3.2) and a half-done rotation is for
+ * recovery to finish: the index is poisoned at once, before any batch
+ * can be acknowledged as durable in the new log. */
+static void rot_run(struct mix_ckpt_job *j)
+{
+	int ret = mix_log_switch_complete(j->idx->dir, j->old_fd);
+
+	MIX_PROBE2(rotate, j->seq, ret);
+	mix_io_close(&j->old_fd);
+	j->old_fd = -1;
+	if (ret < 0) {
+		mix_err_copy(j->errmsg, sizeof(j->errmsg));
+		mix_index_poison(j->idx);
+	}
+	j->ret = ret;
+}
+
 /* Checkpointer: the job's I/O.  Touches only the pinned snapshot, the
  * index directory's files and the job. */
 static void job_run(struct mix_ckpt_job *j)
 {
 	int ret = 0;
 
+	if (j->kind == JOB_ROTATE) {
+		rot_run(j);
+		return;
+	}
+
 	j->stage = STAGE_SYNC;
 	if (j->sync_path && (ret = log_sync_path(j->sync_path)) < 0)
 		/* §3.2: a failed fdatasync cannot be retried; at once, so
 		 * that no later batch is acknowledged as durable */
 		mix_index_poison(j->idx);
+	if (ret == 0) {
+		/* The next log's file, empty, before mix.index's directory
+		 * fsync makes its name durable: from the switch on, the
+		 * writer hands out modseqs of its file_seq, and after a
+		 * power cut that loses everything of it but the name, the
+		 * name alone tells recovery that the file_seq was used
+		 * (§3.5).  Without it the rotation stays synchronous. */
+		char tmp[4096];
+		snprintf(tmp, sizeof(tmp), "%s/%s", j->idx->dir,
+			 MIX_LOG_TMP_FILENAME);
+		j->prep_fd = mix_log_tmp_create(tmp);
+		if (j->prep_fd < 0) {
+			j->prep_fd = -1;
+			mix_err_clear();
+		}
+	}
 	if (ret == 0) {
 		j->stage = STAGE_WRITE;
 		writing_enter(j->idx);
@@ -606,7 +662,49 @@ static void job_free(struct mix_ckpt_job *j)
 	if (j->snap)
 		mix_snap_unref(j->snap);   /* cancelled before it ran */
 	free(j->sync_path);
+	if (j->kind == JOB_ROTATE && j->old_fd >= 0)
+		mix_io_close(&j->old_fd);   /* never ran (a forked child) */
+	if (j->kind == JOB_CKPT && j->prep_fd >= 0) {
+		/* prepared, not used (a failed job, a discarded one, a
+		 * synchronous rotation at close replaced it already) */
+		char tmp[4096], msg[512];
+		snprintf(tmp, sizeof(tmp), "%s/%s", j->idx->dir,
+			 MIX_LOG_TMP_FILENAME);
+		mix_err_copy(msg, sizeof(msg));   /* the caller's error */
+		mix_io_close(&j->prep_fd);
+		if (!j->rotated)
+			(void)mix_io_unlink(tmp);
+		(void)mix_err_set(0, msg);
+	}
 	free(j);
+}
+
+/* Append j to the checkpointer's queue and wake it. */
+static void job_queue(struct mix_ckpter *ck, struct mix_ckpt_job *j)
+{
+	pthread_mutex_lock(&ck->lock);
+	__atomic_store_n(&j->state, JOB_QUEUED, __ATOMIC_RELAXED);
+	if (ck->tail)
+		ck->tail->next = j;
+	else
+		ck->head = j;
+	ck->tail = j;
+	pthread_cond_signal(&ck->work);
+	pthread_mutex_unlock(&ck->lock);
+}
+
+/* Under ck->lock: take a queued j off the queue. */
+static void job_unqueue(struct mix_ckpter *ck, struct mix_ckpt_job *j)
+{
+	struct mix_ckpt_job **pp = &ck->head, *prev = NULL;
+
+	while (*pp != j) {
+		prev = *pp;
+		pp = &(*pp)->next;
+	}
+	*pp = j->next;
+	if (ck->tail == j)
+		ck->tail = prev;
 }
 
 /* Writer role: pin the current snapshot and queue its checkpoint.
@@ -620,6 +718,7 @@ static int ckpt_start(struct mix_index *idx)
 	if (!ck || mix_ckpt_sync_only || !(j = calloc(1, sizeof(*j))))
 		return MIX_ENOMEM();
 	j->idx = idx;
+	j->prep_fd = -1;
 	/* s is the current snapshot: the writer role's "current" reference
 	 * keeps refs >= 1 until s's successor is published and a grace
 	 * period has passed, so this increment cannot race with its death;
@@ -638,15 +737,7 @@ static int ckpt_start(struct mix_index *idx)
 		job_free(j);
 		return MIX_ENOMEM();
 	}
-	pthread_mutex_lock(&ck->lock);
-	__atomic_store_n(&j->state, JOB_QUEUED, __ATOMIC_RELAXED);
-	if (ck->tail)
-		ck->tail->next = j;
-	else
-		ck->head = j;
-	ck->tail = j;
-	pthread_cond_signal(&ck->work);
-	pthread_mutex_unlock(&ck->lock);
+	job_queue(ck, j);
 	idx->ckpt_job = j;
 	return 0;
 }
@@ -666,14 +757,7 @@ static int job_wait(struct mix_ckpter *ck, struct mix_ckpt_job *j, int wait,
 	pthread_mutex_lock(&ck->lock);
 	if (cancel && __atomic_load_n(&j->state, __ATOMIC_RELAXED) ==
 		      JOB_QUEUED) {
-		struct mix_ckpt_job **pp = &ck->head, *prev = NULL;
-		while (*pp != j) {
-			prev = *pp;
-			pp = &(*pp)->next;
-		}
-		*pp = j->next;
-		if (ck->tail == j)
-			ck->tail = prev;
+		job_unqueue(ck, j);
 		j->ret = MIX_EINVAL;
 		snprintf(j->errmsg, sizeof(j->errmsg), "%s: checkpoint "
 			 "cancelled", j->idx->dir);
@@ -725,6 +809,9 @@ static void ckpt_finish(struct mix_index *idx)
 
 void mix_index_ckpt_cancel(struct mix_index *idx)
 {
+	/* a rotation cannot be left half done by a close that succeeded:
+	 * complete it (its failure has poisoned the index already) */
+	(void)mix_index_rot_settle(idx);
 	ckpt_discard(idx);
 }
 
@@ -765,6 +852,96 @@ static void remap_failed(struct mix_index *idx, const char *what)
 		c->warning(c->warning_ctx, msg);
 }
 
+/* Writer role: switch to the next log without a flush and queue the
+ * rotation's completion (design.md "Checkpoints off the writer thread",
+ * format.md §3.5 "A rotation in two steps").  The old log's end is final
+ * here: the new header names it.  The header repeats the session's UID
+ * reservation rather than making a new one: it is not durable before the
+ * completion, and a batch that passes the reservation syncs (a UID_FLOOR
+ * record), which settles the rotation first.  Falls back to the
+ * synchronous rotation when the job cannot be allocated. */
+static int rot_begin(struct mix_index *idx, struct mix_ckpter *ck,
+		     struct mix_ckpt_job *cj)
+{
+	const struct mix_log_header *h = &idx->log.hdr;
+	struct mix_log_writer nw;
+	struct mix_ckpt_job *j;
+	int ret;
+
+	/* §3.5 precondition, as in mix_index_rotate: mix.index needs
+	 * nothing of the old .log.2 (the completion replaces it) */
+	if (idx->ckpt_seq != h->file_seq || idx->ckpt_off > idx->log.offset)
+		return mix_index_rotate(idx);   /* reports it */
+	if (cj->prep_fd < 0 || !(j = calloc(1, sizeof(*j)))) {
+		/* nothing prepared, or out of memory: synchronously */
+		cj->rotated = 1;   /* the rotation replaces newtmp itself */
+		if ((ret = log_durable(idx)) < 0)
+			return ret;
+		return mix_index_rotate(idx);
+	}
+	ret = mix_log_switch_begin(idx->dir, cj->prep_fd, h->indexid,
+				   h->file_seq + 1, h->file_seq,
+				   (uint32_t)idx->log.offset, idx->uid_floor,
+				   &nw);
+	if (ret < 0) {
+		free(j);
+		return ret;   /* nothing changed: the old log stays active */
+	}
+	cj->prep_fd = -1;   /* the log writer's now */
+	j->kind = JOB_ROTATE;
+	j->prep_fd = -1;
+	j->idx = idx;
+	j->seq = nw.hdr.file_seq;
+	j->old_fd = idx->log.fd;   /* the job's now: synced, then closed */
+	idx->log.fd = -1;
+	mix_log_writer_close(&idx->log);
+	idx->log = nw;
+	idx->rot_job = j;
+	job_queue(ck, j);
+	return 0;
+}
+
+int mix_index_rot_settle(struct mix_index *idx)
+{
+	struct mix_ckpt_job *j = idx->rot_job;
+	struct mix_ckpter *ck;
+	int run = 0, ret;
+
+	if (!j)
+		return 0;
+	idx->rot_job = NULL;
+	if (!(ck = ckpter_of(idx))) {
+		/* a forked child: the job is the parent's, and so are the
+		 * files it renames */
+		job_free(j);
+		return 0;
+	}
+	pthread_mutex_lock(&ck->lock);
+	if (__atomic_load_n(&j->state, __ATOMIC_RELAXED) == JOB_QUEUED) {
+		/* not begun (behind another index's checkpoint, say): do
+		 * it here rather than wait for that */
+		job_unqueue(ck, j);
+		__atomic_store_n(&j->state, JOB_RUNNING, __ATOMIC_RELAXED);
+		run = 1;
+	}
+	pthread_mutex_unlock(&ck->lock);
+	if (run) {
+		job_run(j);
+		__atomic_store_n(&j->state, JOB_DONE, __ATOMIC_RELEASE);
+	} else {
+		job_wait(ck, j, 1, 0);
+	}
+	ret = j->ret;
+	if (ret < 0) {
+		mix_err_set(ret, j->errmsg);
+		checkpoint_failed(idx);
+		/* the report above may have replaced the message */
+		mix_err_set(ret, j->errmsg);
+	}
+	job_free(j);
+	return ret;
+}
+
 /* Writer role: a finished job.  Mirrors the synchronous path: a failed
  * write is reported (checkpoint_failed) and retried after a later
  * batch; a file that does not load again is reported and blocks the
@@ -795,7 +972,11 @@ static void ckpt_collect(struct mix_index *idx, struct mix_ckpt_job *j)
 		if (ret == MIX_ECORRUPT)
 			return;   /* the logs must not come to depend on it */
 	}
-	if ((ret = log_durable(idx)) < 0 || (ret = mix_index_rotate(idx)) < 0) {
+	if (!idx->closing && ckpter_of(idx) && !mix_ckpt_sync_only)
+		ret = rot_begin(idx, ckpter_of(idx), j);
+	else if ((j->rotated = 1, ret = log_durable(idx)) == 0)
+		ret = mix_index_rotate(idx);
+	if (ret < 0) {
 		char path[4096];
 		snprintf(path, sizeof(path), "%s/%s", idx->dir,
 			 MIX_LOG_FILENAME);
@@ -809,8 +990,21 @@ static void ckpt_collect(struct mix_index *idx, struct mix_ckpt_job *j)
 
 void mix_index_ckpt_tick(struct mix_index *idx)
 {
-	struct mix_ckpt_job *j = idx->ckpt_job;
+	struct mix_ckpt_job *j = idx->rot_job;
 
+	/* A rotation still completing: no checkpoint may name a position
+	 * in the new log before its name and header are durable, so the
+	 * next one waits; collect it once done (or once the log grew to
+	 * twice the rotation size: then complete it here). */
+	if (j) {
+		/* ORDER(ckpt-done): pairs with the release of JOB_DONE */
+		if (__atomic_load_n(&j->state, __ATOMIC_ACQUIRE) != JOB_DONE &&
+		    !ckpt_must_wait(idx))
+			return;
+		if (mix_index_rot_settle(idx) < 0)
+			return;   /* poisoned and reported */
+	}
+	j = idx->ckpt_job;
 	if (j) {
 		struct mix_ckpter *ck;
 		/* ORDER(ckpt-done): pairs with the release in ckpter_main */

@@ -45,6 +45,13 @@ uint32_t mix_index_uid_reserve(const struct mix_index *idx, uint32_t next_uid);
 void mix_index_ckpt_tick(struct mix_index *idx);
 /* Both, as the writer does when the log passed rotate_size. */
 int mix_index_checkpoint_rotate(struct mix_index *idx);
+/* Writer role (or the closing thread): complete an asynchronous
+ * rotation's flushes and renames now if the checkpointer has not begun
+ * them, else wait for it, and collect the result; 0 when none is pending.
+ * Before anything that needs the log durable or renamed: a sync of a
+ * batch, a checkpoint, another rotation, the close.  A failure has
+ * poisoned the index (checkpoint.c). */
+int mix_index_rot_settle(struct mix_index *idx);
 /* Index close (index_free), before the final barriers: cancel or wait
  * for idx's asynchronous checkpoint and drop its pin (checkpoint.c). */
 void mix_index_ckpt_cancel(struct mix_index *idx);

@@ -185,7 +185,13 @@ static int flush(struct mix_index *idx, struct mix_builder *b, int need_sync)
 	}
 	if (ret == 0 && need_sync) {
 		MIX_PROBE0(fsync_start);
-		ret = mix_log_sync(&idx->log);
+		/* a batch acknowledged as durable in a log whose rotation is
+		 * still completing needs that completion: the old log's tail
+		 * and the new log's name and header (checkpoint.c) */
+		if (idx->rot_job)
+			ret = mix_index_rot_settle(idx);
+		if (ret == 0)
+			ret = mix_log_sync(&idx->log);
 		MIX_PROBE1(fsync_end, ret);
 		if (ret == 0 && w)
 			__atomic_add_fetch(&w->stat_fsyncs, 1,

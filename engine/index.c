@@ -221,6 +221,30 @@ static int salvage_set_aside(struct mix_recovery *rc)
 	return mix_index_rotate_pending(idx);
 }
 
+/* §4: the session's log gets a file_seq no log ever had.  Without an
+ * active log, a rotation may have been cut short after it created (and
+ * maybe used, if mix.index.log was since lost) max_seq + 1: skip it.  A
+ * next log (mix.index.log.newtmp, §3.5) was used up to its file_seq when
+ * adopted; one not adopted may have been used too, as the one after the
+ * active log when its header is unreadable. */
+static uint32_t session_log_seq(const struct mix_recovery *rc)
+{
+	uint32_t top = rc->max_seq;
+	int active = rc->have_log[1];
+
+	if (rc->next_adopted && rc->next.hdr.file_seq > top)
+		top = rc->next.hdr.file_seq;
+	if (rc->next_adopted)
+		active = 1;
+	if (rc->next_stale) {
+		uint32_t t = rc->have_next &&
+			     rc->next.hdr.indexid == rc->indexid ?
+			     rc->next.hdr.file_seq : 0;
+		top = t > top + 1 ? t : top + 1;
+	}
+	return top + (active ? 1 : 2);
+}
+
 /* Writable open: make mix.index cover everything replayed.  The new log
  * file (file_seq above every log that may ever have existed, §4) is
  * started by the first write (rotate_pending in index-commit.c), so an
@@ -290,29 +314,31 @@ static int writer_setup(struct mix_recovery *rc)
 			return ret;
 	}
 	lw->synced = lw->offset;   /* fdatasync'ed above, or not ours */
-	/* §4: the session's log gets a file_seq no log ever had.  Without an
-	 * active log, a rotation may have been cut short after it created
-	 * (and maybe used, if mix.index.log was since lost) max_seq + 1:
-	 * skip it. */
-	idx->rotate_pending_seq = rc->max_seq + (rc->have_log[1] ? 1 : 2);
+	idx->rotate_pending_seq = session_log_seq(rc);
 	if (!mix_modseq_file_ok(rc->indexid, idx->rotate_pending_seq))
 		return mix_err(MIX_ELIMIT, "%s: indexid %u + file_seq %u "
 			       "reaches 2^31 (format.md §4)", idx->dir,
 			       rc->indexid, idx->rotate_pending_seq);
-	if (rc->need_checkpoint || !rc->have_index || idx->info.salvaged) {
+	/* an adopted next log: mix.index covers it before the renames
+	 * replace .log.2, which it then no longer needs (§3.5) */
+	if (rc->need_checkpoint || !rc->have_index || idx->info.salvaged ||
+	    rc->next_adopted) {
 		if ((ret = mix_index_checkpoint(idx, 0)) < 0)
 			return ret;
 		/* chunks into the new mapping */
 		if ((ret = mix_index_remap_checked(idx)) < 0)
 			return ret;
 	}
+	if (rc->next_adopted && (ret = mix_recovery_adopt_next(rc)) < 0)
+		return ret;
 	if (idx->info.salvaged)
 		return salvage_set_aside(rc);
-	/* no active log (lost, or a rotation cut short): start the session's
-	 * log now, not at the first write, so that the directory is whole
-	 * again even if this session changes nothing (every later open would
-	 * find the logs missing otherwise) */
-	if (!rc->have_log[1])
+	/* no active log (lost, or a rotation cut short), or a next log
+	 * that was not adopted: start the session's log now, not at the
+	 * first write, so that the directory is whole again even if this
+	 * session changes nothing (every later open would find the logs
+	 * missing otherwise, or the stale newtmp) */
+	if (!rc->have_log[1] || rc->next_stale)
 		return mix_index_rotate_pending(idx);
 	return 0;
 }

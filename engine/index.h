@@ -99,6 +99,8 @@ struct mix_index {
 				      * at the first log (rebuilt, created) */
 		uint32_t start_seq, end_seq;
 		uint64_t start_off, end_off;
+		int next_adopted;    /* the replay read mix.index.log.newtmp
+				      * (format.md §3.5) */
 	} recovered;
 
 	/* MIX_EPANIC once set; atomic (committers read it) */
@@ -112,6 +114,11 @@ struct mix_index {
 	/* the asynchronous checkpoint in flight or finished and not yet
 	 * collected (writer-role state; NULL if none) */
 	struct mix_ckpt_job *ckpt_job;
+	/* an asynchronous rotation switched to the new log (appends go to
+	 * mix.index.log.newtmp) and not yet completed and collected: its
+	 * flushes and renames are the checkpointer's job (writer-role
+	 * state; NULL if none; mix_index_rot_settle) */
+	struct mix_ckpt_job *rot_job;
 	/* checkpoints writing mix.index right now (atomic; at most 1) */
 	uint32_t ckpt_writing;
 };

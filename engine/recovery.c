@@ -30,6 +30,7 @@
 #include "checkpoint.h"
 #include "engine.h"
 #include "err.h"
+#include "fileio.h"
 #include "index-file.h"
 #include "index.h"
 #include "recovery.h"
@@ -207,6 +208,32 @@ static int stale_log(const struct mix_recovery *rc, const struct mix_log_header 
 		       (uint64_t)rc->indexid + (rc->pos_seq ? rc->pos_seq : 1);
 }
 
+/* §3.5 "A rotation in two steps": the next log, appended to before its
+ * rename.  Opened after .log.2 and before .log: files move from newtmp
+ * to .log to .log.2, so a completion racing with a follower either
+ * leaves newtmp where it is found, or has already moved it to .log,
+ * which is opened after; opened last, it could be gone to a name already
+ * read, and the commits in it missed without a gap to show for it.  A
+ * file without a usable header was created for a switch that went no
+ * further: never read, but its file_seq may have been used. */
+static int open_next(struct mix_recovery *rc)
+{
+	char path[4096];
+	int ret;
+
+	mix_dir_path(path, sizeof(path), rc->idx->dir, MIX_LOG_TMP_FILENAME);
+	ret = mix_log_reader_open(path, &rc->next);
+	if (ret == 0)
+		rc->have_next = 1;
+	else if (ret == MIX_ECORRUPT)
+		rc->next_stale = 1;   /* no header, or not a log's */
+	else if (ret != -ENOENT)
+		return ret;   /* unread, it could hold acknowledged commits */
+	if (ret < 0)
+		mix_err_clear();
+	return 0;
+}
+
 int mix_recovery_open_logs(struct mix_recovery *rc)
 {
 	static const char *const names[2] = { MIX_LOG2_FILENAME,
@@ -215,6 +242,8 @@ int mix_recovery_open_logs(struct mix_recovery *rc)
 	int i, ret;
 
 	for (i = 0; i < 2; i++) {
+		if (i == 1 && (ret = open_next(rc)) < 0)
+			return ret;
 		mix_dir_path(path, sizeof(path), rc->idx->dir, names[i]);
 		ret = mix_log_reader_open(path, &rc->logs[i]);
 		if (ret == -ENOENT)
@@ -233,6 +262,14 @@ int mix_recovery_open_logs(struct mix_recovery *rc)
 			rc->max_seq = rc->logs[i].hdr.file_seq;
 	}
 	return 0;
+}
+
+/* mix.index names a position in the next log (a writable open that
+ * adopted it checkpointed before its renames, and crashed between). */
+static int next_at_pos(const struct mix_recovery *rc)
+{
+	return rc->have_next && rc->next.hdr.indexid == rc->indexid &&
+	       rc->next.hdr.file_seq == rc->pos_seq;
 }
 
 static void drop_log(struct mix_recovery *rc, int i)
@@ -296,7 +333,8 @@ static int check_logs(struct mix_recovery *rc)
 			drop_log(rc, 0);  /* history nobody needs */
 		}
 	}
-	if (rc->have_index && rc->have_log[1] && l->hdr.file_seq < rc->pos_seq)
+	if (rc->have_index && rc->have_log[1] && l->hdr.file_seq < rc->pos_seq &&
+	    !next_at_pos(rc))
 		return mix_err(MIX_ECORRUPT, "%s/%s: field log_file_seq (offset "
 			       "56) is %u, beyond the active log %s (file_seq "
 			       "%u): mix.index is from a later state than its "
@@ -314,7 +352,7 @@ static void check_logs_lost(struct mix_recovery *rc)
 	struct mix_index *idx = rc->idx;
 	char msg[512];
 
-	if (!rc->have_index || rc->have_log[1] ||
+	if (!rc->have_index || rc->have_log[1] || next_at_pos(rc) ||
 	    (rc->have_log[0] && rc->logs[0].hdr.file_seq >= rc->pos_seq))
 		return;
 	if (rc->leftover) {
@@ -517,6 +555,45 @@ static int replay_log(struct mix_recovery *rc, struct mix_log_reader *r,
 	return 0;
 }
 
+/* §3.5 "A rotation in two steps": mix.index.log.newtmp is the next log
+ * when it continues exactly where the replay of the others ended (or
+ * holds the state's position itself: a follower already read some of
+ * it, or mix.index names it); its transactions were visible, and after
+ * a crash in the same boot they were acknowledged, so they are
+ * replayed.  Otherwise it is what a power cut left of a switch whose
+ * completion did not happen: the old log lost the tail the new one
+ * continues, or its header never reached the disk.  Then nothing of it
+ * is read, and its file_seq counts as used (next_stale): nothing it
+ * held was durable, and the lost point (format.md §2.9) covers what
+ * clients saw of it.  Salvage never adopts it. */
+static int replay_next(struct mix_recovery *rc)
+{
+	struct mix_log_reader *r = &rc->next;
+	int i, at_pos = 0, ret;
+
+	if (!rc->have_next || rc->next_adopted)
+		return 0;
+	if (r->hdr.indexid == rc->indexid && r->hdr.file_seq == rc->pos_seq) {
+		at_pos = 1;
+		for (i = 0; i < 2; i++)
+			if (rc->have_log[i] &&
+			    rc->logs[i].hdr.file_seq == rc->pos_seq)
+				at_pos = 0;   /* that log was the one read */
+	}
+	if (rc->salvage || r->hdr.indexid != rc->indexid ||
+	    (!at_pos && (r->hdr.file_seq <= rc->pos_seq ||
+			 r->hdr.prev_file_seq != rc->pos_seq ||
+			 r->hdr.prev_file_offset != rc->pos_off))) {
+		rc->next_stale = 1;
+		return 0;
+	}
+	ret = replay_log(rc, r, at_pos ? rc->pos_off : r->hdr.hdr_size, r->size,
+			 1);
+	if (ret == 0)
+		rc->next_adopted = 1;
+	return ret;
+}
+
 /* Replay every log at or after the state's position, checking that the
  * chain (file_seq, prev_file_seq, prev_file_offset) has no gap. */
 int mix_recovery_replay_chain(struct mix_recovery *rc)
@@ -568,7 +645,7 @@ int mix_recovery_replay_chain(struct mix_recovery *rc)
 		if (ret < 0)
 			return ret;
 	}
-	return 0;
+	return replay_next(rc);
 }
 
 /* No usable mix.index: start from the first log of the chain if the logs
@@ -600,14 +677,15 @@ static int rebuild_start(struct mix_recovery *rc)
  * an old state that would issue a modseq again. */
 static int recreate_indexid(struct mix_index *idx, uint32_t *indexid_r)
 {
-	static const char *const names[2] = { MIX_LOG_FILENAME,
-					      MIX_LOG2_FILENAME };
+	static const char *const names[3] = { MIX_LOG_FILENAME,
+					      MIX_LOG2_FILENAME,
+					      MIX_LOG_TMP_FILENAME };
 	struct mix_index_header h;
 	uint64_t floor = 0;
 	char path[4096];
 	int i, fd;
 
-	for (i = 0; i < 2; i++) {
+	for (i = 0; i < 3; i++) {
 		struct mix_log_reader r;
 		mix_dir_path(path, sizeof(path), idx->dir, names[i]);
 		if (mix_log_reader_open(path, &r) == 0) {
@@ -653,6 +731,8 @@ static uint32_t recovered_uid_floor(const struct mix_recovery *rc)
 					rc->logs[i].hdr.file_seq > rc->idx_seq) &&
 		    rc->logs[i].hdr.uid_floor > f)
 			f = rc->logs[i].hdr.uid_floor;
+	if (rc->next_adopted && rc->next.hdr.uid_floor > f)
+		f = rc->next.hdr.uid_floor;
 	if (rc->b.uid_floor > f)
 		f = rc->b.uid_floor;
 	if (rc->idx->info.logs_missing)
@@ -704,6 +784,7 @@ static int recover(struct mix_recovery *rc, unsigned flags)
 		return ret;
 	rd->end_seq = rc->pos_seq;
 	rd->end_off = rc->pos_off;
+	rd->next_adopted = rc->next_adopted;
 	if (!(flags & MIX_OPEN_READONLY) && !rc->idx->info.created)
 		uid_floor_apply(rc);
 	return 0;
@@ -768,12 +849,67 @@ static int recover_states(struct mix_recovery *rc, unsigned flags)
 	return 0;
 }
 
+int mix_recovery_adopt_next(struct mix_recovery *rc)
+{
+	struct mix_index *idx = rc->idx;
+	char path[4096], tmp[4096], log2[4096];
+	int i, fd, ret = 0;
+
+	if (!rc->next_adopted || !rc->have_next)
+		return 0;
+	mix_dir_path(path, sizeof(path), idx->dir, MIX_LOG_FILENAME);
+	mix_dir_path(tmp, sizeof(tmp), idx->dir, MIX_LOG_TMP_FILENAME);
+	mix_dir_path(log2, sizeof(log2), idx->dir, MIX_LOG2_FILENAME);
+	/* what the dead writer may have left in the page cache only: the
+	 * log the next one continues, and the next one */
+	for (i = 1; i >= 0 && ret == 0; i--) {
+		if (!rc->have_log[i] ||
+		    rc->logs[i].hdr.file_seq != rc->next.hdr.prev_file_seq)
+			continue;
+		if ((fd = mix_io_open(rc->logs[i].path, O_RDWR, 0)) < 0)
+			return fd;
+		ret = mix_io_fdatasync(fd, rc->logs[i].path);
+		close(fd);
+		break;
+	}
+	if (ret == 0 && (fd = mix_io_open(tmp, O_RDWR, 0)) < 0)
+		return fd;
+	if (ret == 0) {
+		ret = mix_io_fdatasync(fd, tmp);
+		close(fd);
+	}
+	/* the completion's renames (txlog.c mix_log_switch_complete) */
+	if (ret == 0 && rc->have_log[1] &&
+	    (ret = mix_io_rename(path, log2)) == 0)
+		ret = mix_io_fsync_dir(idx->dir);
+	if (ret == 0 && (ret = mix_io_rename(tmp, path)) == 0)
+		ret = mix_io_fsync_dir(idx->dir);
+	if (ret < 0)
+		return ret;
+	/* the readers follow the files: .log is now .log.2, next is .log */
+	if (rc->have_log[0])
+		mix_log_reader_close(&rc->logs[0]);
+	rc->logs[0] = rc->logs[1];
+	rc->have_log[0] = rc->have_log[1];
+	rc->logs[1] = rc->next;
+	rc->have_log[1] = 1;
+	memset(&rc->next, 0, sizeof(rc->next));
+	rc->next.fd = -1;
+	rc->have_next = 0;
+	if (rc->logs[1].hdr.file_seq > rc->max_seq)
+		rc->max_seq = rc->logs[1].hdr.file_seq;
+	return 0;
+}
+
 void mix_recovery_free(struct mix_recovery *rc)
 {
 	int i;
 	for (i = 0; i < 2; i++)
 		if (rc->have_log[i])
 			mix_log_reader_close(&rc->logs[i]);
+	if (rc->have_next)
+		mix_log_reader_close(&rc->next);
+	rc->have_next = 0;
 }
 
 /* Is a writer (another process, or this one) holding the index's write

@@ -60,6 +60,14 @@ struct mix_recovery {
 	struct mix_salvage_skips *skips;
 	struct mix_log_reader logs[2]; /* [0] .log.2, [1] .log */
 	int have_log[2];
+	/* mix.index.log.newtmp (format.md §3.5 "A rotation in two steps"):
+	 * opened when it has a header (have_next); replayed when it
+	 * continues the chain exactly where the logs end (next_adopted);
+	 * otherwise its file_seq (or, without a header, the one after the
+	 * active log's) counts as used (next_stale: a writable open skips it
+	 * and replaces the file) */
+	struct mix_log_reader next;
+	int have_next, next_adopted, next_stale;
 };
 
 struct mix_salvage_skips {
@@ -103,6 +111,13 @@ int mix_recovery_replay_chain(struct mix_recovery *rc);
  * of the files follow the library's own choice (recovery.h top). */
 void mix_index_recovered(const struct mix_index *idx,
 			 struct mix_recovered *r);
+
+/* A writable open whose replay adopted mix.index.log.newtmp, after the
+ * checkpoint that covers it: make the log it continues and it durable
+ * and finish the rotation's renames (format.md §3.5 "A rotation in two
+ * steps"); rc's readers then follow the files (logs[1] is the adopted
+ * one).  0 or the I/O error. */
+int mix_recovery_adopt_next(struct mix_recovery *rc);
 
 /* Close the logs rc opened (the builder and map are the caller's). */
 void mix_recovery_free(struct mix_recovery *rc);

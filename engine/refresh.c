@@ -43,6 +43,9 @@ static int open_logs_settled(struct mix_recovery *rc)
 				mix_log_reader_close(&rc->logs[i]);
 				rc->have_log[i] = 0;
 			}
+		if (rc->have_next)
+			mix_log_reader_close(&rc->next);
+		rc->have_next = rc->next_stale = 0;
 		usleep(2000);
 	}
 	return mix_recovery_open_logs(rc);

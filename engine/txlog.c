@@ -1075,12 +1075,32 @@ static void unlink_keep_err(const char *path)
 	(void)mix_err_set(0, msg);
 }
 
+int mix_log_tmp_create(const char *tmp)
+{
+	int fd = mix_io_open(tmp, O_CREAT | O_EXCL | O_RDWR, 0644), ret;
+
+	if (fd != -EEXIST)
+		return fd;
+	/* One a crash left: its name must stay (recovery counted its
+	 * file_seq as used, and a crash before the new file is in place
+	 * must find it again), and its old content must never show under
+	 * the new header: empty, durably, before anything is written. */
+	mix_err_clear();
+	if ((fd = mix_io_open(tmp, O_RDWR | O_TRUNC, 0)) < 0)
+		return fd;
+	if ((ret = mix_io_fsync(fd, tmp)) < 0) {
+		mix_io_close(&fd);
+		return ret;
+	}
+	return fd;
+}
+
 /* Write and fsync the new log under tmp; w->fd stays open on it. */
 static int rotate_write_tmp(struct mix_log_writer *w, const char *tmp)
 {
 	int ret;
 
-	w->fd = mix_io_open(tmp, O_CREAT | O_TRUNC | O_RDWR, 0644);
+	w->fd = mix_log_tmp_create(tmp);
 	if (w->fd < 0) {
 		ret = w->fd;
 		w->fd = -1;
@@ -1184,6 +1204,84 @@ out:
 	} else {
 		*w_r = w;
 	}
+	free(tmp);
+	free(log2);
+	return ret;
+}
+
+int mix_log_switch_begin(const char *dir, int fd, uint32_t indexid,
+			 uint32_t file_seq, uint32_t prev_file_seq,
+			 uint32_t prev_file_offset, uint32_t uid_floor,
+			 struct mix_log_writer *w_r)
+{
+	struct mix_log_writer w = { .fd = -1 };
+	char *tmp = NULL;
+	int ret;
+
+	memset(w_r, 0, sizeof(*w_r));
+	w_r->fd = -1;
+	if ((ret = rotate_check_args(dir, indexid, file_seq, prev_file_seq)) < 0)
+		return ret;
+	w.path = path_join(dir, MIX_LOG_FILENAME);
+	tmp = path_join(dir, MIX_LOG_TMP_FILENAME);
+	w.dir = strdup(dir);
+	if (w.path == NULL || tmp == NULL || w.dir == NULL) {
+		ret = mix_err(-ENOMEM, "%s: out of memory", dir);
+		goto out;
+	}
+	log_hdr_init(&w.hdr, indexid, file_seq, prev_file_seq,
+		     prev_file_offset, uid_floor);
+	w.offset = sizeof(w.hdr);
+	w.synced = 0;   /* nothing durable until mix_log_switch_complete */
+	ret = mix_io_pwrite(fd, tmp, &w.hdr, sizeof(w.hdr), 0);
+	if (ret == 0)
+		w.fd = fd;   /* ours from here on */
+out:
+	if (ret < 0)
+		mix_log_writer_close(&w);
+	else
+		*w_r = w;
+	free(tmp);
+	return ret;
+}
+
+int mix_log_switch_complete(const char *dir, int old_fd)
+{
+	char *path = path_join(dir, MIX_LOG_FILENAME);
+	char *tmp = path_join(dir, MIX_LOG_TMP_FILENAME);
+	char *log2 = path_join(dir, MIX_LOG2_FILENAME);
+	int ret = 0, fd = -1;
+
+	if (path == NULL || tmp == NULL || log2 == NULL) {
+		ret = mix_err(-ENOMEM, "%s: out of memory", dir);
+		goto out;
+	}
+	/* §3.5: the old log is durable to the end the new one names, and
+	 * the new one's header (its UID floor) before it takes the name */
+	ret = mix_io_fdatasync(old_fd, path);
+	if (ret == 0 && (fd = mix_io_open(tmp, O_RDWR, 0)) < 0)
+		ret = fd;
+	if (ret == 0)
+		ret = mix_io_fdatasync(fd, tmp);
+	mix_io_close(&fd);
+	/* the two renames in rotate_renames' order, each made durable;
+	 * but a failure never takes the new log away: transactions were
+	 * acknowledged in it (recovery adopts it where it is) */
+	if (ret == 0) {
+		ret = mix_io_rename(path, log2);
+		if (ret == -ENOENT) {
+			mix_err_clear();
+			ret = 0;
+		} else if (ret == 0) {
+			ret = mix_io_fsync_dir(dir);
+		}
+	}
+	if (ret == 0)
+		ret = mix_io_rename(tmp, path);
+	if (ret == 0)
+		ret = mix_io_fsync_dir(dir);
+out:
+	free(path);
 	free(tmp);
 	free(log2);
 	return ret;

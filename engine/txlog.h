@@ -83,6 +83,45 @@ int mix_log_rotate_to_floor(const char *dir, uint32_t indexid,
 			    uint32_t prev_file_offset, uint32_t uid_floor,
 			    struct mix_log_writer *w_r);
 
+/* Create dir/mix.index.log.newtmp (tmp), empty.  A file left under that
+ * name keeps it (its name tells recovery that its file_seq may have been
+ * used, §3.5, until the new file replaces it) and is truncated with an
+ * fsync, so that after a power cut no old transaction can show under a
+ * new header (recovery reads a newtmp that continues the chain).
+ * Returns the descriptor (read-write) or a negative error. */
+int mix_log_tmp_create(const char *tmp);
+
+/*
+ * An asynchronous rotation (§3.5 "A rotation in two steps"; docs/design.md
+ * "Checkpoints off the writer thread"), step 1, the switch, which makes no
+ * flush.  fd is mix.index.log.newtmp, which the checkpointer created empty
+ * before the directory fsync of its mix.index (so that after any crash
+ * the file is there to say that its file_seq may have been used); the
+ * header is written into it (prev_file_offset: the old log's end, final
+ * now).  *w_r appends to it from now on (w_r->synced 0: nothing of it is
+ * durable, not even the header); its path names mix.index.log, the name
+ * it will have.  The caller keeps the old log's descriptor for
+ * mix_log_switch_complete and must not let a sync, a checkpoint or
+ * another rotation happen before that completed.  Same returns as
+ * mix_log_rotate_to_floor; fd belongs to *w_r on success and stays the
+ * caller's on error, when nothing changed and the old log stays active.
+ */
+int mix_log_switch_begin(const char *dir, int fd, uint32_t indexid,
+			 uint32_t file_seq, uint32_t prev_file_seq,
+			 uint32_t prev_file_offset, uint32_t uid_floor,
+			 struct mix_log_writer *w_r);
+/*
+ * Step 2, the flushes: fdatasync the old log (old_fd, the writer's former
+ * descriptor) to its end, fdatasync mix.index.log.newtmp through a
+ * descriptor of its own, rename mix.index.log to .log.2, fsync dir, rename
+ * newtmp to mix.index.log, fsync dir.  Only then is the new log's header
+ * (its UID floor among it) durable and may a mix.index name a position in
+ * it.  Any thread.  A failure leaves a state recovery handles (newtmp is
+ * adopted when it continues the chain); the caller poisons the index,
+ * because a failed flush cannot be retried (§3.2).
+ */
+int mix_log_switch_complete(const char *dir, int old_fd);
+
 /* Append len bytes (one or more whole transactions, so len is a multiple
  * of 4) at w->offset with one write and advance w->offset.  Returns 0;
  * MIX_EINVAL (writer not open, len not a multiple of 4); MIX_ELIMIT (the

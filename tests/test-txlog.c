@@ -1426,6 +1426,7 @@ static void test_rotation_faults(uint64_t seed)
 	ok(seen[0] && seen[1], "rot faults: both failure states reached (old "
 	   "active %d, between renames %d), never the new log in place",
 	   seen[0], seen[1]);
+	/* create, header, fsync, rename, fsync_dir, rename, fsync_dir */
 	is(first_ok, 8, "rot faults: rotation makes 7 I/O calls, succeeds "
 	   "when the 8th would fail");
 	free_txns(b, 2);

@@ -128,16 +128,19 @@ static inline double tu_scale(void)
 }
 
 /* The files of an index directory, as a crash leaves them: mix.index,
- * the two logs, and the lock file, which says in which boot the last
+ * the two logs, the lock file, which says in which boot the last
  * writer ran (format.md §2.7: a copy without it looks like a power cut,
- * and next_uid skips what the writer had reserved).  Restoring also
- * removes the temporary files a crash can leave. */
-#define TU_NFILES 4
+ * and next_uid skips what the writer had reserved), and the next log of
+ * a rotation still completing (format.md §3.5), which holds acknowledged
+ * commits.  Restoring also removes mix.index.tmp, which a crash can
+ * leave. */
+#define TU_NFILES 5
 
 static inline const char *tu_file_name(int i)
 {
 	static const char *const names[TU_NFILES] = { "mix.index",
-		"mix.index.log", "mix.index.log.2", "mix.index.lock" };
+		"mix.index.log", "mix.index.log.2", "mix.index.lock",
+		"mix.index.log.newtmp" };
 	return names[i];
 }
 
@@ -159,8 +162,7 @@ static inline void tu_files_save(const char *dir, struct tu_files *f)
 
 static inline void tu_files_restore(const char *dir, const struct tu_files *f)
 {
-	static const char *const tmp[2] = { "mix.index.tmp",
-					    "mix.index.log.newtmp" };
+	static const char *const tmp[1] = { "mix.index.tmp" };
 	char p[4200];
 	int i;
 	for (i = 0; i < TU_NFILES; i++) {
@@ -171,7 +173,7 @@ static inline void tu_files_restore(const char *dir, const struct tu_files *f)
 			exit(255);
 		}
 	}
-	for (i = 0; i < 2; i++) {
+	for (i = 0; i < 1; i++) {
 		snprintf(p, sizeof(p), "%.4000s/%s", dir, tmp[i]);
 		unlink(p);
 	}

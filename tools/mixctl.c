@@ -543,7 +543,18 @@ struct dirstate {
 	struct mix_ifile ifile;
 	int have_index;              /* verified */
 	struct log logs[2];          /* [0] mix.index.log.2, [1] mix.index.log */
+	/* mix.index.log.newtmp when the library's replay went into it
+	 * (format.md §3.5 "A rotation in two steps": the next log, before
+	 * its rename); otherwise it is a stray (check_strays) */
+	struct log next;
+	int next_adopted;
 };
+
+struct lib_verdict;
+/* The next log, checked as a log only when the library read it
+ * (mix_index_recovered: rec.next_adopted). */
+static void load_next(struct dirstate *d, const char *dir,
+		      const struct lib_verdict *v);
 
 /* The chain .log.2 -> .log (§3.5).  Returns the limit of .log.2's valid
  * data (what .log says it was when it was created), or its size. */
@@ -742,7 +753,8 @@ static void check_recovered(struct dirstate *d, const struct lib_verdict *v)
 {
 	const struct mix_recovered *rec = &v->rec;
 	uint64_t lost, hms;
-	const struct log *last = d->logs[1].hdr_ok ? &d->logs[1]
+	const struct log *last = d->next_adopted ? &d->next
+			       : d->logs[1].hdr_ok ? &d->logs[1]
 			       : d->logs[0].hdr_ok ? &d->logs[0] : NULL;
 
 	if (last && rec->end_seq < last->h.file_seq)
@@ -789,7 +801,9 @@ static void cross_checks(struct dirstate *d, const struct lib_verdict *v)
 		const struct mix_index_header *h = d->ifile.hdr;
 		struct log *at = l1->hdr_ok && l1->h.file_seq == h->log_file_seq
 			? l1 : l2->hdr_ok && l2->h.file_seq == h->log_file_seq
-			? l2 : NULL;
+			? l2 : d->next_adopted &&
+			  d->next.h.file_seq == h->log_file_seq ? &d->next
+			: NULL;
 		pos_seq = h->log_file_seq;
 		pos_off = h->log_file_head_offset;
 		if (at && (pos_off < at->h.hdr_size || pos_off % 4 ||
@@ -799,8 +813,9 @@ static void cross_checks(struct dirstate *d, const struct lib_verdict *v)
 				"transaction position of %s (expected a "
 				"multiple of 4 from %u to %" PRIu64 ")", pos_off,
 				at->f.path, at->h.hdr_size, at->end);
-		if ((l1->hdr_ok && pos_seq > l1->h.file_seq) ||
-		    (!l1->hdr_ok && l2->hdr_ok && pos_seq > l2->h.file_seq))
+		if (((l1->hdr_ok && pos_seq > l1->h.file_seq) ||
+		     (!l1->hdr_ok && l2->hdr_ok && pos_seq > l2->h.file_seq)) &&
+		    at != &d->next)
 			problem(d->index.path, HOFF(log_file_seq),
 				"log_file_seq", "%u is newer than every log "
 				"(expected at most %u)", pos_seq,
@@ -812,7 +827,12 @@ static void cross_checks(struct dirstate *d, const struct lib_verdict *v)
 		if (l2->hdr_ok)
 			check_modseqs(d, l2, limit2, pos_seq, pos_off);
 		if (l1->hdr_ok)
-			check_modseqs(d, l1, l1->f.size, pos_seq, pos_off);
+			check_modseqs(d, l1, d->next_adopted ?
+				      d->next.h.prev_file_offset : l1->f.size,
+				      pos_seq, pos_off);
+		if (d->next_adopted)
+			check_modseqs(d, &d->next, d->next.f.size, pos_seq,
+				      pos_off);
 	} else if (v->ret == 0 && !v->rec.from_index && !d->index.present) {
 		warning(d->index.path, "missing; the logs reach back to the "
 			"index's creation, so open rebuilds it");
@@ -825,8 +845,14 @@ static void cross_checks(struct dirstate *d, const struct lib_verdict *v)
 	}
 	if (l2->hdr_ok)
 		check_torn(l2, !l1->hdr_ok, pos_seq, pos_off, limit2);
+	/* an adopted next log continues .log at its prev_file_offset: a
+	 * torn tail after that is a crash's, read by nobody */
 	if (l1->hdr_ok)
-		check_torn(l1, 1, pos_seq, pos_off, l1->f.size);
+		check_torn(l1, !d->next_adopted, pos_seq, pos_off,
+			   d->next_adopted ? d->next.h.prev_file_offset
+					   : l1->f.size);
+	if (d->next_adopted)
+		check_torn(&d->next, 1, pos_seq, pos_off, d->next.f.size);
 	if (v->ret == 0)
 		check_recovered(d, v);
 }
@@ -925,6 +951,33 @@ static void library_agree(const char *dir, const struct lib_verdict *v,
 			own_errors, own_errors == 1 ? "" : "s");
 }
 
+static void load_next(struct dirstate *d, const char *dir,
+		      const struct lib_verdict *v)
+{
+	struct log *n = &d->next;
+
+	if (v->ret < 0 || !v->rec.next_adopted)
+		return;
+	load(&n->f, dir, MIX_LOG_TMP_FILENAME);
+	if (!n->f.present)
+		return;
+	log_header_checks(n, d->have_index,
+			  d->have_index ? d->ifile.hdr->indexid : 0);
+	if (mix_log_reader_from_buf(n->f.data, n->f.size, n->f.path,
+				    &n->r) < 0) {
+		engine_problem(n->f.path, "header", mix_last_error());
+		return;
+	}
+	n->hdr_ok = 1;
+	n->h = n->r.hdr;
+	log_walk(n);
+	d->next_adopted = n->h.file_seq == v->rec.end_seq;
+	if (!d->next_adopted)
+		problem(n->f.path, LOFF(file_seq), "recovery", "the library's "
+			"replay ended in log seq %u, but this next log is %u "
+			"(expected the same)", v->rec.end_seq, n->h.file_seq);
+}
+
 /* Temporary files an interrupted checkpoint or rotation leaves. */
 static void check_strays(const char *dir)
 {
@@ -934,8 +987,10 @@ static void check_strays(const char *dir)
 		struct file s;
 		path_of(&s, dir, strays[i]);
 		if (access(s.path, F_OK) == 0)
-			warning(s.path, "left by an interrupted %s; never read",
-				i ? "rotation" : "checkpoint");
+			warning(s.path, "left by an interrupted %s; %s",
+				i ? "rotation" : "checkpoint",
+				i ? "read only when it continues the chain "
+				    "(format.md §3.5)" : "never read");
 		free(s.path);
 	}
 }
@@ -1093,6 +1148,7 @@ static int cmd_check(const char *dir)
 	if (!recreate_leftover(dir, MIX_LOG_FILENAME, &d))
 		check_log(&d.logs[1], dir, MIX_LOG_FILENAME, d.have_index,
 			  d.have_index ? d.ifile.hdr->indexid : 0);
+	load_next(&d, dir, &lib);
 	if (!d.index.present && !d.logs[0].f.present && !d.logs[1].f.present) {
 		problem(dir, -1, "directory", "holds no mix.index and no log "
 			"(expected an index)");
@@ -1126,6 +1182,8 @@ static int cmd_check(const char *dir)
 		mix_log_reader_close(&d.logs[i].r);
 		unload(&d.logs[i].f);
 	}
+	mix_log_reader_close(&d.next.r);
+	unload(&d.next.f);
 	unload(&d.index);
 	return n_errors ? 1 : 0;
 }
