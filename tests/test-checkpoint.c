@@ -438,16 +438,7 @@ static int position_inside_log2(const char *dir)
 /* mixctl check on a crash state: exit 0 (warnings allowed). */
 static int mixctl_ok(const char *dir)
 {
-	char cmd[8192];
-	int st;
-	if (!g_mixctl)
-		return 1;
-	snprintf(cmd, sizeof(cmd), "'%s' check '%s' > /dev/null 2>&1",
-		 g_mixctl, dir);
-	st = system(cmd);
-	if (st != 0)
-		diag("mixctl check %s: status %d", dir, st);
-	return st == 0;
+	return tu_mixctl_ok(g_mixctl, dir);
 }
 
 /* --child DIR SEED FIRST FD: commit steps FIRST.. until killed, writing

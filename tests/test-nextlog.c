@@ -161,16 +161,7 @@ static void make_state(const char *dir, const struct tu_files *f,
 
 static int mixctl_ok(const char *dir)
 {
-	char cmd[8192];
-	int st;
-	if (!g_mixctl)
-		return 1;
-	snprintf(cmd, sizeof(cmd), "'%s' check '%s' > /dev/null 2>&1",
-		 g_mixctl, dir);
-	st = system(cmd);
-	if (st != 0)
-		diag("mixctl check %s: status %d", dir, st);
-	return st == 0;
+	return tu_mixctl_ok(g_mixctl, dir);
 }
 
 /* The file_seq of dir's file name, 0 if it has no readable header. */

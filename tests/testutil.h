@@ -186,6 +186,22 @@ static inline void tu_files_free(struct tu_files *f)
 		free(f->data[i]);
 }
 
+/* `mixctl check dir` exits 0 (warnings allowed); 1 when mixctl is NULL
+ * (not built: the check is skipped).  A failure's status goes to diag. */
+static inline int tu_mixctl_ok(const char *mixctl, const char *dir)
+{
+	char cmd[8192];
+	int st;
+	if (!mixctl)
+		return 1;
+	snprintf(cmd, sizeof(cmd), "'%s' check '%s' > /dev/null 2>&1",
+		 mixctl, dir);
+	st = system(cmd);
+	if (st != 0)
+		diag("mixctl check %s: status %d", dir, st);
+	return st == 0;
+}
+
 /* A directory base/name, created (it may exist); malloc'd. */
 static inline char *tu_subdir(const char *base, const char *name)
 {
