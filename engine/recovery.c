@@ -565,7 +565,8 @@ static int replay_log(struct mix_recovery *rc, struct mix_log_reader *r,
  * continues, or its header never reached the disk.  Then nothing of it
  * is read, and its file_seq counts as used (next_stale): nothing it
  * held was durable, and the lost point (format.md §2.9) covers what
- * clients saw of it.  Salvage never adopts it. */
+ * clients saw of it.  Salvage adopts it on the same terms (it keeps
+ * every valid transaction; a gap before the next log is not crossed). */
 static int replay_next(struct mix_recovery *rc)
 {
 	struct mix_log_reader *r = &rc->next;
@@ -580,7 +581,7 @@ static int replay_next(struct mix_recovery *rc)
 			    rc->logs[i].hdr.file_seq == rc->pos_seq)
 				at_pos = 0;   /* that log was the one read */
 	}
-	if (rc->salvage || r->hdr.indexid != rc->indexid ||
+	if (r->hdr.indexid != rc->indexid ||
 	    (!at_pos && (r->hdr.file_seq <= rc->pos_seq ||
 			 r->hdr.prev_file_seq != rc->pos_seq ||
 			 r->hdr.prev_file_offset != rc->pos_off))) {

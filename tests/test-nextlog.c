@@ -24,7 +24,8 @@
  *     a newtmp (its checkpoint, fdatasyncs, renames, directory fsyncs):
  *     whatever failed, the next opens (read-only, then writable) hold
  *     every transaction, and mixctl check passes;
- *  6. MIX_OPEN_RECREATE beside a newtmp: the new indexid starts above
+ *  6. MIX_OPEN_SALVAGE keeps the newtmp's transactions too;
+ *  7. MIX_OPEN_RECREATE beside a newtmp: the new indexid starts above
  *     every modseq the newtmp issued.
  *
  * Deterministic but for the directory names.  MIX_BUILD (for mixctl)
@@ -412,6 +413,30 @@ static void test_adopt_faults(struct mix_engine *e, const struct tu_files *f,
 	free(dir);
 }
 
+/* MIX_OPEN_SALVAGE keeps the newtmp's transactions like any open. */
+static void test_salvage(struct mix_engine *e, const struct tu_files *f,
+			 const struct split *sp)
+{
+	char *dir = tu_tmpdir("nextlog-salvage");
+	uint32_t msgs = 0;
+	uint64_t modseq = 0;
+	int adopted = 0, ret;
+
+	make_state(dir, f, sp, NTX / 2, NEXT_WHOLE);
+	ret = rw_commit(e, dir, MIX_OPEN_SALVAGE, &msgs, &modseq);
+	ok(ret == 0 && msgs == NTX * PER &&
+	   modseq >= seq_floor(sp->h.indexid, sp->h.file_seq + 2),
+	   "salvage: keeps the newtmp's transactions (%u messages, expected "
+	   "%u) and goes on above them (modseq %llu)", msgs, NTX * PER,
+	   (unsigned long long)modseq);
+	ret = ro_look(e, dir, &msgs, &adopted);
+	ok(ret == 0 && msgs == NTX * PER + 1 && mixctl_ok(dir),
+	   "salvage: a reopen holds them (%u messages), mixctl check passes",
+	   msgs);
+	tu_rmdir_r(dir);
+	free(dir);
+}
+
 static void test_recreate(struct mix_engine *e, const struct tu_files *f,
 			  const struct split *sp)
 {
@@ -454,6 +479,7 @@ int main(void)
 	test_not_adopted(e, &f, &sp, NEXT_EMPTY);
 	test_follower(e, &f, &sp);
 	test_adopt_faults(e, &f, &sp);
+	test_salvage(e, &f, &sp);
 	test_recreate(e, &f, &sp);
 	mix_engine_free(&e);
 	tu_files_free(&f);
