@@ -2793,30 +2793,85 @@ static void reopen_and_compare(struct mix_engine *engine, const char *dir,
 	check_ret(mix_index_close(&idx), what);
 }
 
-/* Copy the index's files as they are now (the writer is idle, so this is
- * what a kill -9 would leave: everything acknowledged is in the page
- * cache) into dir/crash-copy.  The lock file comes too: it says the
- * writer ran in this boot, so recovery knows no write was lost and keeps
- * next_uid (format.md §2.7).  Returns the copy's path or NULL. */
-static char *crash_copy(const char *dir)
+/* The identity of each of the index's files (inode, size, change time;
+ * all zero when absent). */
+struct file_ids {
+	struct stat st[5];
+};
+
+static const char *const g_crash_files[5] = {
+	"mix.index", "mix.index.log", "mix.index.log.2", "mix.index.lock",
+	"mix.index.log.newtmp"
+};
+
+static void file_ids(const char *dir, struct file_ids *ids)
 {
-	static const char *const files[] = { "mix.index", "mix.index.log",
-					     "mix.index.log.2",
-					     "mix.index.lock" };
-	char *copy = st_subdir(dir, "crash-copy");
+	char p[4096];
 	size_t i;
 
-	for (i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
-		int ret = st_copy_file(dir, copy, files[i]);
-		if (ret < 0 && ret != -ENOENT) {
-			violation("copying %s/%s: observed %s expected a copy",
-				  dir, files[i], strerror(-ret));
-			st_rmdir_r(copy);
-			free(copy);
-			return NULL;
-		}
+	memset(ids, 0, sizeof(*ids));
+	for (i = 0; i < 5; i++) {
+		snprintf(p, sizeof(p), "%s/%s", dir, g_crash_files[i]);
+		if (stat(p, &ids->st[i]) < 0)
+			memset(&ids->st[i], 0, sizeof(ids->st[i]));
 	}
-	return copy;
+}
+
+static int file_ids_eq(const struct file_ids *a, const struct file_ids *b)
+{
+	size_t i;
+
+	for (i = 0; i < 5; i++)
+		if (a->st[i].st_ino != b->st[i].st_ino ||
+		    a->st[i].st_size != b->st[i].st_size ||
+		    a->st[i].st_ctim.tv_sec != b->st[i].st_ctim.tv_sec ||
+		    a->st[i].st_ctim.tv_nsec != b->st[i].st_ctim.tv_nsec)
+			return 0;
+	return 1;
+}
+
+/* Copy the index's files as they are now into dir/crash-copy: what a
+ * kill -9 would leave (everything acknowledged is in the page cache).
+ * The writer is idle, but the checkpointer may be completing a rotation
+ * (format.md §3.5 "A rotation in two steps": its renames move the logs),
+ * so the copy is taken again until no file changed while it was made.
+ * The next log (newtmp) comes too: it may hold acknowledged commits.
+ * The lock file comes too: it says the writer ran in this boot, so
+ * recovery knows no write was lost and keeps next_uid (format.md §2.7).
+ * Returns the copy's path or NULL. */
+static char *crash_copy(const char *dir)
+{
+	char *copy = st_subdir(dir, "crash-copy");
+	struct file_ids before, after;
+	int tries;
+	size_t i;
+
+	for (tries = 0; tries < 100; tries++) {
+		file_ids(dir, &before);
+		for (i = 0; i < 5; i++) {
+			int ret = st_copy_file(dir, copy, g_crash_files[i]);
+			if (ret < 0 && ret != -ENOENT) {
+				violation("copying %s/%s: observed %s expected "
+					  "a copy", dir, g_crash_files[i],
+					  strerror(-ret));
+				st_rmdir_r(copy);
+				free(copy);
+				return NULL;
+			}
+		}
+		file_ids(dir, &after);
+		if (file_ids_eq(&before, &after))
+			return copy;
+		st_rmdir_r(copy);
+		free(copy);
+		usleep(2000);
+		copy = st_subdir(dir, "crash-copy");
+	}
+	violation("copying %s: observed its files changing for 100 tries "
+		  "expected an idle writer", dir);
+	st_rmdir_r(copy);
+	free(copy);
+	return NULL;
 }
 
 static _Atomic(const char *) g_phase = "setup";

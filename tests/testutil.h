@@ -149,15 +149,52 @@ struct tu_files {
 	size_t size[TU_NFILES];
 };
 
-static inline void tu_files_save(const char *dir, struct tu_files *f)
+/* Identity of each file (inode, size, change time; zeros if absent). */
+static inline void tu_files_ids(const char *dir, struct stat *st)
 {
 	char p[4200];
 	int i;
-	memset(f, 0, sizeof(*f));
 	for (i = 0; i < TU_NFILES; i++) {
 		snprintf(p, sizeof(p), "%.4000s/%s", dir, tu_file_name(i));
-		f->data[i] = tu_read_file(p, &f->size[i]);
+		if (stat(p, &st[i]) < 0)
+			memset(&st[i], 0, sizeof(st[i]));
 	}
+}
+
+/* The files as they are at one moment: read again until none changed
+ * while they were read (with the writer idle, the checkpointer may still
+ * be completing a rotation, whose renames move the logs: format.md §3.5
+ * "A rotation in two steps"). */
+static inline void tu_files_save(const char *dir, struct tu_files *f)
+{
+	struct stat before[TU_NFILES], after[TU_NFILES];
+	char p[4200];
+	int i, tries, same = 0;
+
+	for (tries = 0; tries < 100 && !same; tries++) {
+		if (tries)
+			usleep(2000);
+		memset(f, 0, sizeof(*f));
+		tu_files_ids(dir, before);
+		for (i = 0; i < TU_NFILES; i++) {
+			snprintf(p, sizeof(p), "%.4000s/%s", dir,
+				 tu_file_name(i));
+			f->data[i] = tu_read_file(p, &f->size[i]);
+		}
+		tu_files_ids(dir, after);
+		same = 1;
+		for (i = 0; i < TU_NFILES; i++)
+			if (before[i].st_ino != after[i].st_ino ||
+			    before[i].st_size != after[i].st_size ||
+			    before[i].st_ctim.tv_sec != after[i].st_ctim.tv_sec ||
+			    before[i].st_ctim.tv_nsec != after[i].st_ctim.tv_nsec)
+				same = 0;
+		if (!same)
+			for (i = 0; i < TU_NFILES; i++)
+				free(f->data[i]);
+	}
+	if (!same)
+		BAIL("%s: its files kept changing while they were copied", dir);
 }
 
 static inline void tu_files_restore(const char *dir, const struct tu_files *f)
