@@ -216,10 +216,16 @@ static int flush(struct mix_index *idx, struct mix_builder *b, int need_sync)
 	return ret;
 }
 
-/* §3.3.13: a batch that hands out a UID at or above the reservation
- * carries a UID_FLOOR transaction raising it, and is synced before it is
- * published, so that after any crash next_uid starts above every UID a
- * client may have seen (RFC 9051 §2.3.1.1).  *floor_r: the new floor, or
+/* §3.3.13: a batch after which next_uid reaches the reservation (it
+ * handed out the last reserved UID, or one above) carries a UID_FLOOR
+ * transaction raising it, and is synced before it is published, so that
+ * after any crash next_uid starts above every UID a client may have seen
+ * (RFC 9051 §2.3.1.1).  Reaching, not passing: a session's reservation
+ * then always stays strictly above next_uid, so a crash of a session
+ * that wrote always leaves a floor above the recovered next_uid, which
+ * is what makes the next open skip and set the lost point (format.md
+ * §2.9) even when the session's appends ended exactly at the old
+ * reservation.  *floor_r: the new floor, or
  * 0 if the reservation still holds. */
 static int uid_floor_raise(struct mix_index *idx, const struct mix_builder *b,
 			   uint32_t *floor_r)
@@ -228,7 +234,7 @@ static int uid_floor_raise(struct mix_index *idx, const struct mix_builder *b,
 	int ret;
 
 	*floor_r = 0;
-	if (b->hdr.next_uid <= idx->uid_floor)
+	if (b->hdr.next_uid < idx->uid_floor)
 		return 0;
 	*floor_r = mix_index_uid_reserve(idx, b->hdr.next_uid);
 	if ((ret = mix_logenc_begin(&idx->batch, &st)) < 0)

@@ -25,6 +25,9 @@
  * above every modseq issued before the cut and at most the new
  * HIGHESTMODSEQ; after a clean close it does not move (no false alarm).
  *
+ * A session whose appends ended exactly at its UID reservation sets the
+ * lost point too (condstore.md).
+ *
  * Last, a writer killed (SIGKILL) in the same boot lost nothing (the
  * page cache keeps its writes): the next open skips no UID and sets no
  * lost point, and the lock file is written whole (reliability.md
@@ -40,6 +43,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "checkpoint.h"
 #include "mix/mix.h"
 #include "tap.h"
 #include "testutil.h"
@@ -400,6 +404,52 @@ static void same_boot_kill(struct mix_engine *e)
 	free(dir);
 }
 
+/* A session whose appends end exactly at its UID reservation, then a
+ * NONE flag change the client sees, then a power cut: the next open must
+ * still set a lost point above that change's modseq, or the client keeps
+ * the reverted flag (condstore.md: the reservation is raised when
+ * next_uid reaches it, format.md §2.7).  A new index reserves UIDs below
+ * 1 + MIX_UID_STEP_MIN. */
+static void exact_reservation(struct mix_engine *e)
+{
+	char *dir = tu_tmpdir("lost-exact");
+	struct mix_index *idx;
+	struct mix_open_info info;
+	struct mix_commit_result res;
+	struct mix_uid_range one = { 1, 1 };
+	struct tu_files saved;
+	struct mix_txn *t;
+	uint64_t top;
+
+	if (mix_index_open(e, dir, MIX_OPEN_CREATE, &idx) < 0)
+		BAIL("open: %s", mix_last_error());
+	if (tu_append_commit(idx, MIX_UID_STEP_MIN, MIX_DURABILITY_SYNC,
+			     NULL) < 0)
+		BAIL("append: %s", mix_last_error());
+	tu_files_save(dir, &saved);   /* the durable point */
+	if (mix_txn_begin(idx, &t) < 0 ||
+	    mix_txn_flags(t, &one, 1, MIX_MODIFY_ADD, MIX_FLAG_SEEN) < 0 ||
+	    mix_txn_commit(&t, MIX_DURABILITY_NONE, &res) < 0)
+		BAIL("flag change: %s", mix_last_error());
+	top = tu_highest_modseq(idx);
+	if (mix_index_close(&idx) < 0)
+		BAIL("close: %s", mix_last_error());
+	tu_files_restore(dir, &saved);
+	other_boot(dir);
+	if (mix_index_open(e, dir, 0, &idx) < 0)
+		BAIL("reopen: %s", mix_last_error());
+	mix_index_open_info(idx, &info);
+	ok(tu_next_uid(idx) > MIX_UID_STEP_MIN + 1 && lost_of(idx) > top,
+	   "exact reservation: after a power cut the open skips UIDs "
+	   "(next_uid %u, %u skipped) and sets a lost point %llu above the "
+	   "lost change's modseq %llu", tu_next_uid(idx), info.uids_skipped,
+	   (unsigned long long)lost_of(idx), (unsigned long long)top);
+	mix_index_close(&idx);
+	tu_files_free(&saved);
+	tu_rmdir_r(dir);
+	free(dir);
+}
+
 int main(void)
 {
 	struct mix_engine_config cfg;
@@ -415,6 +465,7 @@ int main(void)
 	ok(lossy > 0, "%u of %u rounds lost commits in a power cut", lossy,
 	   rounds);
 	same_boot_kill(e);
+	exact_reservation(e);
 	mix_engine_free(&e);
 	return tap_done();
 }
