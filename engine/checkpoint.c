@@ -388,8 +388,6 @@ struct mix_ckpt_job {
 	int state;
 	int ret, stage;
 	char errmsg[512];
-	int rotated;                 /* JOB_CKPT: a synchronous rotation
-				      * followed (it replaced newtmp) */
 	struct mix_map *map;         /* the new mix.index, mapped */
 	/* snap's non-empty chunks in UID order: their pointer values
 	 * (keys, never followed once snap is released), first UIDs, and
@@ -665,15 +663,15 @@ static void job_free(struct mix_ckpt_job *j)
 	if (j->kind == JOB_ROTATE && j->old_fd >= 0)
 		mix_io_close(&j->old_fd);   /* never ran (a forked child) */
 	if (j->kind == JOB_CKPT && j->prep_fd >= 0) {
-		/* prepared, not used (a failed job, a discarded one, a
-		 * synchronous rotation at close replaced it already) */
+		/* prepared, not used (a failed job, a discarded one); after
+		 * a synchronous rotation, which took the name itself, the
+		 * unlink finds nothing */
 		char tmp[4096], msg[512];
 		snprintf(tmp, sizeof(tmp), "%s/%s", j->idx->dir,
 			 MIX_LOG_TMP_FILENAME);
 		mix_err_copy(msg, sizeof(msg));   /* the caller's error */
 		mix_io_close(&j->prep_fd);
-		if (!j->rotated)
-			(void)mix_io_unlink(tmp);
+		(void)mix_io_unlink(tmp);
 		(void)mix_err_set(0, msg);
 	}
 	free(j);
@@ -874,7 +872,6 @@ static int rot_begin(struct mix_index *idx, struct mix_ckpter *ck,
 		return mix_index_rotate(idx);   /* reports it */
 	if (cj->prep_fd < 0 || !(j = calloc(1, sizeof(*j)))) {
 		/* nothing prepared, or out of memory: synchronously */
-		cj->rotated = 1;   /* the rotation replaces newtmp itself */
 		if ((ret = log_durable(idx)) < 0)
 			return ret;
 		return mix_index_rotate(idx);
@@ -974,7 +971,7 @@ static void ckpt_collect(struct mix_index *idx, struct mix_ckpt_job *j)
 	}
 	if (!idx->closing && ckpter_of(idx) && !mix_ckpt_sync_only)
 		ret = rot_begin(idx, ckpter_of(idx), j);
-	else if ((j->rotated = 1, ret = log_durable(idx)) == 0)
+	else if ((ret = log_durable(idx)) == 0)
 		ret = mix_index_rotate(idx);
 	if (ret < 0) {
 		char path[4096];

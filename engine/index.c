@@ -230,12 +230,10 @@ static int salvage_set_aside(struct mix_recovery *rc)
 static uint32_t session_log_seq(const struct mix_recovery *rc)
 {
 	uint32_t top = rc->max_seq;
-	int active = rc->have_log[1];
+	int active = rc->have_log[1] || rc->next_adopted;
 
 	if (rc->next_adopted && rc->next.hdr.file_seq > top)
 		top = rc->next.hdr.file_seq;
-	if (rc->next_adopted)
-		active = 1;
 	if (rc->next_stale) {
 		uint32_t t = rc->have_next &&
 			     rc->next.hdr.indexid == rc->indexid ?

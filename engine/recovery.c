@@ -853,38 +853,21 @@ static int recover_states(struct mix_recovery *rc, unsigned flags)
 int mix_recovery_adopt_next(struct mix_recovery *rc)
 {
 	struct mix_index *idx = rc->idx;
-	char path[4096], tmp[4096], log2[4096];
-	int i, fd, ret = 0;
+	int i, fd = -1, ret;
 
 	if (!rc->next_adopted || !rc->have_next)
 		return 0;
-	mix_dir_path(path, sizeof(path), idx->dir, MIX_LOG_FILENAME);
-	mix_dir_path(tmp, sizeof(tmp), idx->dir, MIX_LOG_TMP_FILENAME);
-	mix_dir_path(log2, sizeof(log2), idx->dir, MIX_LOG2_FILENAME);
-	/* what the dead writer may have left in the page cache only: the
-	 * log the next one continues, and the next one */
-	for (i = 1; i >= 0 && ret == 0; i--) {
-		if (!rc->have_log[i] ||
-		    rc->logs[i].hdr.file_seq != rc->next.hdr.prev_file_seq)
-			continue;
-		if ((fd = mix_io_open(rc->logs[i].path, O_RDWR, 0)) < 0)
+	/* the log the next one continues, which the dead writer may have
+	 * left in the page cache only; then the completion a live writer's
+	 * checkpointer makes (txlog.c) */
+	for (i = 1; i >= 0 && fd < 0; i--)
+		if (rc->have_log[i] &&
+		    rc->logs[i].hdr.file_seq == rc->next.hdr.prev_file_seq &&
+		    (fd = mix_io_open(rc->logs[i].path, O_RDWR, 0)) < 0)
 			return fd;
-		ret = mix_io_fdatasync(fd, rc->logs[i].path);
-		close(fd);
-		break;
-	}
-	if (ret == 0 && (fd = mix_io_open(tmp, O_RDWR, 0)) < 0)
-		return fd;
-	if (ret == 0) {
-		ret = mix_io_fdatasync(fd, tmp);
-		close(fd);
-	}
-	/* the completion's renames (txlog.c mix_log_switch_complete) */
-	if (ret == 0 && rc->have_log[1] &&
-	    (ret = mix_io_rename(path, log2)) == 0)
-		ret = mix_io_fsync_dir(idx->dir);
-	if (ret == 0 && (ret = mix_io_rename(tmp, path)) == 0)
-		ret = mix_io_fsync_dir(idx->dir);
+	/* fd < 0: that log is gone (mix.index names the next one) */
+	ret = mix_log_switch_complete(idx->dir, fd);
+	mix_io_close(&fd);
 	if (ret < 0)
 		return ret;
 	/* the readers follow the files: .log is now .log.2, next is .log */

@@ -1112,7 +1112,11 @@ static int rotate_write_tmp(struct mix_log_writer *w, const char *tmp)
 	return ret;
 }
 
-/* §3.5: the two renames.  The old log's rename is made durable before the
+/* §3.5 steps 2 and 3, shared by both kinds of rotation: path (if any) to
+ * log2, directory fsync, tmp to path, directory fsync; *placed says
+ * whether the second rename happened.
+ *
+ * §3.5: the two renames.  The old log's rename is made durable before the
  * new file takes its name: otherwise a crash could keep the second rename
  * and lose the first, and the old log (with transactions mix.index may not
  * have yet) would be gone.
@@ -1127,20 +1131,32 @@ static int rotate_write_tmp(struct mix_log_writer *w, const char *tmp)
  * failed").  So the new (empty) log is taken away again: every failure
  * after the first rename leaves no mix.index.log, the state a crash after
  * step 2 leaves, which recovery handles by rotating again. */
-static int rotate_renames(struct mix_log_writer *w, const char *tmp,
-			  const char *log2)
+static int renames_into_place(const char *dir, const char *path,
+			      const char *tmp, const char *log2, int *placed)
 {
-	int ret = mix_io_rename(w->path, log2);
+	int ret = mix_io_rename(path, log2);
 
+	*placed = 0;
 	if (ret == -ENOENT)
 		mix_err_clear();        /* no active log yet */
 	else if (ret < 0)
 		return ret;
-	else if ((ret = mix_io_fsync_dir(w->dir)) < 0)
+	else if ((ret = mix_io_fsync_dir(dir)) < 0)
 		return ret;
-	ret = mix_io_rename(tmp, w->path);
-	if (ret == 0 && (ret = mix_io_fsync_dir(w->dir)) < 0)
-		unlink_keep_err(w->path);
+	if ((ret = mix_io_rename(tmp, path)) < 0)
+		return ret;
+	*placed = 1;
+	return mix_io_fsync_dir(dir);
+}
+
+static int rotate_renames(struct mix_log_writer *w, const char *tmp,
+			  const char *log2)
+{
+	int placed, ret = renames_into_place(w->dir, w->path, tmp, log2,
+					     &placed);
+
+	if (ret < 0 && placed)
+		unlink_keep_err(w->path);   /* empty: nothing lost (above) */
 	return ret;
 }
 
@@ -1258,28 +1274,20 @@ int mix_log_switch_complete(const char *dir, int old_fd)
 	}
 	/* §3.5: the old log is durable to the end the new one names, and
 	 * the new one's header (its UID floor) before it takes the name */
-	ret = mix_io_fdatasync(old_fd, path);
+	if (old_fd >= 0)
+		ret = mix_io_fdatasync(old_fd, path);
 	if (ret == 0 && (fd = mix_io_open(tmp, O_RDWR, 0)) < 0)
 		ret = fd;
 	if (ret == 0)
 		ret = mix_io_fdatasync(fd, tmp);
 	mix_io_close(&fd);
-	/* the two renames in rotate_renames' order, each made durable;
-	 * but a failure never takes the new log away: transactions were
+	/* the two renames, as a synchronous rotation makes them; but a
+	 * failure never takes the new log away: transactions were
 	 * acknowledged in it (recovery adopts it where it is) */
 	if (ret == 0) {
-		ret = mix_io_rename(path, log2);
-		if (ret == -ENOENT) {
-			mix_err_clear();
-			ret = 0;
-		} else if (ret == 0) {
-			ret = mix_io_fsync_dir(dir);
-		}
+		int placed;
+		ret = renames_into_place(dir, path, tmp, log2, &placed);
 	}
-	if (ret == 0)
-		ret = mix_io_rename(tmp, path);
-	if (ret == 0)
-		ret = mix_io_fsync_dir(dir);
 out:
 	free(path);
 	free(tmp);

@@ -112,7 +112,7 @@ int mix_log_switch_begin(const char *dir, int fd, uint32_t indexid,
 			 struct mix_log_writer *w_r);
 /*
  * Step 2, the flushes: fdatasync the old log (old_fd, the writer's former
- * descriptor) to its end, fdatasync mix.index.log.newtmp through a
+ * descriptor, or a recovering open's; -1 when that log is gone) to its end, fdatasync mix.index.log.newtmp through a
  * descriptor of its own, rename mix.index.log to .log.2, fsync dir, rename
  * newtmp to mix.index.log, fsync dir.  Only then is the new log's header
  * (its UID floor among it) durable and may a mix.index name a position in

@@ -959,19 +959,10 @@ static void load_next(struct dirstate *d, const char *dir,
 
 	if (v->ret < 0 || !v->rec.next_adopted)
 		return;
-	load(&n->f, dir, MIX_LOG_TMP_FILENAME);
-	if (!n->f.present)
+	check_log(n, dir, MIX_LOG_TMP_FILENAME, d->have_index,
+		  d->have_index ? d->ifile.hdr->indexid : 0);
+	if (!n->hdr_ok)
 		return;
-	log_header_checks(n, d->have_index,
-			  d->have_index ? d->ifile.hdr->indexid : 0);
-	if (mix_log_reader_from_buf(n->f.data, n->f.size, n->f.path,
-				    &n->r) < 0) {
-		engine_problem(n->f.path, "header", mix_last_error());
-		return;
-	}
-	n->hdr_ok = 1;
-	n->h = n->r.hdr;
-	log_walk(n);
 	d->next_adopted = n->h.file_seq == v->rec.end_seq;
 	if (!d->next_adopted)
 		problem(n->f.path, LOFF(file_seq), "recovery", "the library's "
