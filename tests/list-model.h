@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "mix/list.h"
+#include "stepfail.h"
 #include "testutil.h"
 
 #ifndef MAXN
@@ -43,23 +44,7 @@ static struct model MD;
 #define mn MD.n
 #define next_id MD.next_id
 
-static long nfail, step;
-static char lastop[200];
 
-static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void fail(const char *fmt, ...)
-{
-	va_list ap;
-
-	if (nfail++ >= 10)
-		return;
-	printf("#   step %ld (%s): ", step, lastop);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	putchar('\n');
-	fflush(stdout);
-}
 
 /* ---- the reference model (as tests/test-list.c) ----------------------- */
 

@@ -30,6 +30,7 @@
 #include "fileio.h"          /* the I/O trace hook: faithful cuts only */
 #include "mix/mix.h"
 #include "mix/virtual.h"
+#include "stepfail.h"
 #include "tap.h"
 #include "testutil.h"
 
@@ -53,8 +54,6 @@ static int in_def[NB] = { 1, 1, 1 };
 /* a backend given as NULL (cannot be opened now) at the next open, or -1 */
 static int unavailable = -1;
 static char *base;
-static long nfail, step;
-static char lastop[160];
 
 /* What the test remembers across steps: the virtual UID of each backend
  * message while it is in the view, and the highest virtual UID seen. */
@@ -66,20 +65,6 @@ static struct vmsg known[MAXV];
 static int nknown;
 static uint32_t max_vuid;
 
-static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void fail(const char *fmt, ...)
-{
-	va_list ap;
-
-	if (nfail++ >= 10)
-		return;
-	printf("#   step %ld (%s): ", step, lastop);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	putchar('\n');
-	fflush(stdout);
-}
 
 static char *dir_of(const char *name)
 {
