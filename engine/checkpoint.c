@@ -201,6 +201,27 @@ static void writing_leave(struct mix_index *idx)
 	__atomic_sub_fetch(&idx->ckpt_writing, 1, __ATOMIC_SEQ_CST);
 }
 
+/* A writer that died (kill -9) may have left renames and creations
+ * without the directory fsync that follows them: the rename of its last
+ * mix.index, of a rotation's logs, the creation of a newtmp.  This
+ * session read the files under those names and builds on them; if a
+ * power cut kept a rename of ours but lost one of theirs, the names
+ * would no longer fit (the old mix.index back, naming a .log.2 our
+ * rotation replaced: "a log is missing").  So before its first change of
+ * a name, a session makes the names it found durable.  An open that
+ * changes nothing pays nothing; powercut --kill-nested cuts such
+ * recoveries. */
+int mix_index_dir_found_durable(struct mix_index *idx)
+{
+	int ret;
+	if (idx->dir_found_durable)
+		return 0;
+	if ((ret = mix_io_fsync_dir(idx->dir)) < 0)
+		return ret;
+	idx->dir_found_durable = 1;
+	return 0;
+}
+
 int mix_index_checkpoint(struct mix_index *idx, int do_remap)
 {
 	int ret;
@@ -210,7 +231,8 @@ int mix_index_checkpoint(struct mix_index *idx, int do_remap)
 	 * included), so that a session whose log passed rotate_size has
 	 * rotated by the time it closed, as when checkpoints were
 	 * synchronous */
-	if ((ret = mix_index_rot_settle(idx)) < 0)
+	if ((ret = mix_index_rot_settle(idx)) < 0 ||
+	    (ret = mix_index_dir_found_durable(idx)) < 0)
 		return ret;
 	if (idx->closing)
 		ckpt_finish(idx);
@@ -303,6 +325,8 @@ int mix_index_rotate_to(struct mix_index *idx, uint32_t file_seq)
 	uint32_t floor = mix_index_uid_reserve(idx, idx->snap->hdr.next_uid);
 	int ret = mix_index_rot_settle(idx);
 
+	if (ret == 0)
+		ret = mix_index_dir_found_durable(idx);
 	if (ret < 0)
 		return ret;
 	ret = mix_log_rotate_to_floor(idx->dir, h->indexid, file_seq,

@@ -13,6 +13,10 @@
 
 struct mix_engine;
 
+/* Writer: before the first change a writable session makes to a name in
+ * the directory, make the directory as the open found it durable (one
+ * fsync of it, once per session).  Returns 0 or a mix error. */
+int mix_index_dir_found_durable(struct mix_index *idx);
 /* Writer: write the current snapshot to mix.index at the log's current
  * position; with do_remap, republish it with chunks in the new mapping.
  * Cancels or first waits for an asynchronous checkpoint in flight. */

@@ -243,6 +243,17 @@ static uint32_t session_log_seq(const struct mix_recovery *rc)
 	return top + (active ? 1 : 2);
 }
 
+/* fdatasync a log file that recovery replayed. */
+static int sync_replayed(const char *path)
+{
+	int fd = mix_io_open(path, O_RDWR, 0), ret;
+	if (fd < 0)
+		return fd;
+	ret = mix_io_fdatasync(fd, path);
+	close(fd);
+	return ret;
+}
+
 /* Writable open: make mix.index cover everything replayed.  The new log
  * file (file_seq above every log that may ever have existed, §4) is
  * started by the first write (rotate_pending in index-commit.c), so an
@@ -271,22 +282,6 @@ static int writer_setup(struct mix_recovery *rc)
 			return ret;
 		return mix_index_checkpoint(idx, 1);
 	}
-	/* an interrupted RECREATE's old logs: finish removing them */
-	if (rc->leftover) {
-		static const char *const names[2] = { MIX_LOG2_FILENAME,
-						      MIX_LOG_FILENAME };
-		char path[4096];
-		int i;
-		for (i = 0; i < 2; i++) {
-			if (!(rc->leftover & (1u << i)))
-				continue;
-			mix_dir_path(path, sizeof(path), idx->dir, names[i]);
-			if ((ret = mix_io_unlink(path)) < 0)
-				return ret;
-		}
-		if ((ret = mix_io_fsync_dir(idx->dir)) < 0)
-			return ret;
-	}
 	/* the old active log, as the position the state reached */
 	lw->hdr.indexid = rc->indexid;
 	lw->hdr.file_seq = rc->pos_seq;
@@ -299,19 +294,43 @@ static int writer_setup(struct mix_recovery *rc)
 	 * this session's checkpoints state (§2.7) */
 	idx->uid_floor = rc->uid_floor > idx->snap->hdr.next_uid ?
 			 rc->uid_floor : idx->snap->hdr.next_uid;
-	if (rc->have_log[1]) {
-		/* What we replayed must be on disk before mix.index or a new
-		 * log says where it ended: the process that wrote it may have
-		 * died with it in the page cache only (§2, §3.5). */
-		int fd = mix_io_open(rc->logs[1].path, O_RDWR, 0);
-		if (fd < 0)
-			return fd;
-		ret = mix_io_fdatasync(fd, rc->logs[1].path);
-		close(fd);
-		if (ret < 0)
+	/* What we replayed must be on disk before mix.index or a new log
+	 * says where it ended: the process that wrote it may have died with
+	 * it in the page cache only (§2, §3.5).  That is the active log,
+	 * and an adopted next log, in which the checkpoint below names the
+	 * position — its data and its name, which the dead writer may have
+	 * created without a directory fsync (a synchronous rotation cut
+	 * short): synced only by the completion after the checkpoint, a
+	 * power cut between the two left a mix.index beyond its logs.  The
+	 * other names the dead writer may have left pending are made
+	 * durable before this session's first change of a name
+	 * (mix_index_dir_found_durable). */
+	if (rc->have_log[1] && (ret = sync_replayed(rc->logs[1].path)) < 0)
+		return ret;
+	if (rc->next_adopted &&
+	    ((ret = sync_replayed(rc->next.path)) < 0 ||
+	     (ret = mix_index_dir_found_durable(idx)) < 0))
+		return ret;
+	lw->synced = lw->offset;   /* fdatasync'ed above, or not ours */
+	/* an interrupted RECREATE's old logs: finish removing them, once
+	 * its new mix.index is durable by name too */
+	if (rc->leftover) {
+		static const char *const names[2] = { MIX_LOG2_FILENAME,
+						      MIX_LOG_FILENAME };
+		char path[4096];
+		int i;
+		if ((ret = mix_index_dir_found_durable(idx)) < 0)
+			return ret;
+		for (i = 0; i < 2; i++) {
+			if (!(rc->leftover & (1u << i)))
+				continue;
+			mix_dir_path(path, sizeof(path), idx->dir, names[i]);
+			if ((ret = mix_io_unlink(path)) < 0)
+				return ret;
+		}
+		if ((ret = mix_io_fsync_dir(idx->dir)) < 0)
 			return ret;
 	}
-	lw->synced = lw->offset;   /* fdatasync'ed above, or not ours */
 	idx->rotate_pending_seq = session_log_seq(rc);
 	if (!mix_modseq_file_ok(rc->indexid, idx->rotate_pending_seq))
 		return mix_err(MIX_ELIMIT, "%s: indexid %u + file_seq %u "

@@ -64,6 +64,9 @@ struct mix_index {
 	/* the last writer ran in this boot (lock file, index.c): a crash
 	 * of it lost no write, so no UID needs skipping */
 	int same_boot;
+	/* the directory as this writable session found it was fsynced
+	 * (mix_index_dir_found_durable); writer role */
+	int dir_found_durable;
 
 	/* Coalescing (index-commit.c): transactions held back while
 	 * reclamation lags, in commit order; when they are due; when the

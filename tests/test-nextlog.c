@@ -26,7 +26,9 @@
  *     every transaction, and mixctl check passes;
  *  6. MIX_OPEN_SALVAGE keeps the newtmp's transactions too;
  *  7. MIX_OPEN_RECREATE beside a newtmp: the new indexid starts above
- *     every modseq the newtmp issued.
+ *     every modseq the newtmp issued;
+ *  8. the adopting open makes the newtmp's data and name durable before
+ *     its checkpoint's mix.index names a position in it.
  *
  * Deterministic but for the directory names.  MIX_BUILD (for mixctl)
  * is optional: without it the mixctl checks are skipped.
@@ -43,6 +45,7 @@
 
 #include "err.h"
 #include "fileio.h"
+#include "index-file.h"
 #include "index.h"
 #include "recovery.h"
 #include "tap.h"
@@ -271,6 +274,69 @@ static void test_whole(struct mix_engine *e, const struct tu_files *f,
 	free(dir);
 }
 
+/* The order of the adopting open's flushes (a trace of its I/O). */
+struct order {
+	int n;              /* events seen */
+	int tmp_sync;       /* first fdatasync of the newtmp, or -1 */
+	int dir_after;      /* first directory fsync after it, or -1 */
+	int index_rename;   /* first rename onto mix.index, or -1 */
+};
+
+static const char *base_of(const char *path)
+{
+	const char *p = path ? strrchr(path, '/') : NULL;
+	return p ? p + 1 : path ? path : "";
+}
+
+static void order_hook(void *ctx, const struct mix_io_event *ev)
+{
+	struct order *o = ctx;
+	int i = o->n++;
+	if (ev->kind == MIX_IO_EV_FDATASYNC && o->tmp_sync < 0 &&
+	    !strcmp(base_of(ev->path), MIX_LOG_TMP_FILENAME))
+		o->tmp_sync = i;
+	if (ev->kind == MIX_IO_EV_FSYNC_DIR && o->tmp_sync >= 0 &&
+	    o->dir_after < 0)
+		o->dir_after = i;
+	if (ev->kind == MIX_IO_EV_RENAME && o->index_rename < 0 &&
+	    !strcmp(base_of(ev->path2), MIX_INDEX_FILENAME))
+		o->index_rename = i;
+}
+
+/* The dead writer may have left the newtmp's transactions, and even its
+ * name (a synchronous rotation cut short before its directory fsync), in
+ * the page cache only.  The adopting open's checkpoint names a position
+ * in the newtmp, so both must be durable before mix.index is renamed
+ * into place: otherwise a power cut right after it leaves a mix.index
+ * beyond its logs, which no open accepts (found by an independent
+ * lifecycle check: a kill -9 between the switch and the completion,
+ * then the open, then a power cut).  powercut --kill-nested cuts every
+ * such recovery; this checks the order on every run. */
+static void test_adopt_order(struct mix_engine *e, const struct tu_files *f,
+			     const struct split *sp)
+{
+	char *dir = tu_tmpdir("nextlog-order");
+	struct order o = { 0, -1, -1, -1 };
+	struct mix_index *idx = NULL;
+	int ret;
+
+	make_state(dir, f, sp, NTX / 2, NEXT_WHOLE);
+	mix_io_trace_set(order_hook, &o);
+	ret = mix_index_open(e, dir, 0, &idx);
+	mix_io_trace_set(NULL, NULL);
+	if (ret == 0)
+		mix_index_close(&idx);
+	ok(ret == 0 && o.index_rename >= 0 && o.tmp_sync >= 0 &&
+	   o.tmp_sync < o.index_rename && o.dir_after >= 0 &&
+	   o.dir_after < o.index_rename,
+	   "order: the adopting open makes the newtmp's data (I/O call %d) "
+	   "and name (directory fsync, call %d) durable before it renames "
+	   "mix.index into place (call %d)", o.tmp_sync, o.dir_after,
+	   o.index_rename);
+	tu_rmdir_r(dir);
+	free(dir);
+}
+
 static void test_not_adopted(struct mix_engine *e, const struct tu_files *f,
 			     const struct split *sp, int how)
 {
@@ -475,6 +541,7 @@ int main(void)
 	log_offsets(&f, &sp);
 	e = engine_new();
 	test_whole(e, &f, &sp);
+	test_adopt_order(e, &f, &sp);
 	test_not_adopted(e, &f, &sp, NEXT_TAIL_LOST);
 	test_not_adopted(e, &f, &sp, NEXT_EMPTY);
 	test_follower(e, &f, &sp);
