@@ -511,7 +511,7 @@ static int pcl_check(struct pc_run *r, struct pc_trace *nt, char *err,
 	 * mlist extension or its header (mix_list_open writes them) */
 	if (hz && r->t->nsteps > 0 && r->t->steps[0].ack_ev > r->cut)
 		j = 0;
-	else if ((j = pc_match_err(r, "read-only", d_ro, err, esize)) < 0)
+	else if ((j = pc_match_state(r, "read-only", d_ro, err, esize)) < 0)
 		return -1;
 	ret = mix_list_open(r->eng, r->state, NULL, &l);
 	if (ret < 0) {
@@ -586,6 +586,7 @@ static inline void pcl_opts(struct pc_opts *o)
 	o->check = pcl_check;
 	o->mode = "list-";
 	o->nested_every = 0;      /* recovery sessions: the index mode's */
+	o->kill_nested_every = 0;
 	o->mixctl = NULL;         /* mixctl check knows no mlist records */
 }
 

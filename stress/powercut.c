@@ -6,7 +6,8 @@
  * each and checks the acknowledged commits.
  *
  *   powercut [--seed N] [--traces N] [--ops N] [--prefix-max N]
- *            [--random N] [--stride N] [--nested N] [--mixctl PATH]
+ *            [--random N] [--stride N] [--nested N] [--kill-nested N]
+ *            [--mixctl PATH]
  *            [--mixctl-every N] [--only N] [--tmp DIR] [--findings FILE]
  *            [--strict-uids] [--list] [--verbose]
  *
@@ -14,6 +15,13 @@
  * (stress/powercut-list.h): list changes of both durabilities, attached
  * mailboxes, and every crash state's list must open and hold every
  * acknowledged SYNC change.
+ *
+ * --kill-nested N: every N-th "everything" state (what a kill -9 leaves)
+ * gets its recovery session cut too, with what was not durable at the
+ * kill still pending in the model (0: never; default 10).  The states of
+ * such a session may also be any the kill's cut alone could leave.
+ * MIX_POWERCUT_DEBUG=SUBSTRING prints the model and the events of the
+ * recovery sessions whose names contain it (a FAIL line's name).
  *
  * The seed is printed; MIX_POWERCUT_SEED (or --seed) replays a run, and
  * with --only N only its trace N (the N of a FAIL line's "tN-...").
@@ -32,7 +40,8 @@
 static void usage(void)
 {
 	fprintf(stderr, "usage: powercut [--seed N] [--traces N] [--ops N] "
-		"[--prefix-max N] [--random N] [--stride N] [--nested N] [--mixctl PATH] "
+		"[--prefix-max N] [--random N] [--stride N] [--nested N] "
+		"[--kill-nested N] [--mixctl PATH] "
 		"[--mixctl-every N] [--only N] [--tmp DIR] "
 		"[--findings FILE] [--strict-uids] [--list] [--verbose]\n");
 	exit(2);
@@ -55,6 +64,7 @@ static void parse(int argc, char **argv, struct pc_opts *o)
 	o->random_per_cut = 6;
 	o->cut_stride = 1;
 	o->nested_every = 50;
+	o->kill_nested_every = 10;
 	o->mixctl_every = 20;
 	/* UID reuse fails the run (format.md §2.7); MIX_POWERCUT_STRICT_UIDS=0
 	 * only counts it */
@@ -82,6 +92,9 @@ static void parse(int argc, char **argv, struct pc_opts *o)
 		else if (!strcmp(a, "--nested") && v)
 			o->nested_every = (unsigned)st_opt_u64("nested", v, 0,
 							       1000000), i++;
+		else if (!strcmp(a, "--kill-nested") && v)
+			o->kill_nested_every = (unsigned)st_opt_u64(
+				"kill-nested", v, 0, 1000000), i++;
 		else if (!strcmp(a, "--mixctl") && v)
 			o->mixctl = v, i++;
 		else if (!strcmp(a, "--mixctl-every") && v)
@@ -162,6 +175,10 @@ int main(int argc, char **argv)
 	figure("states_at_workload_cuts", all.states - all.nested_states,
 	       "states");
 	figure("states_in_recovery", all.nested_states, "states");
+	figure("recoveries_after_kill_cut", all.kill_runs, "sessions");
+	figure("states_in_recovery_after_kill", all.kill_states, "states");
+	figure("states_after_kill_as_the_kill_left", all.kill_fallbacks,
+	       "opens");
 	figure("mixctl_checks", all.mixctl_runs, "states");
 	figure("mixctl_failures", all.mixctl_fail, "states");
 	figure("failures", all.failures, "states");

@@ -333,6 +333,11 @@ struct pc_opts {
 	unsigned random_per_cut;
 	unsigned cut_stride;    /* check every cut_stride-th cut (1 = all) */
 	unsigned nested_every;  /* cut the recovery of every n-th state */
+	/* cut the recovery of every n-th "everything" state (what a kill -9
+	 * leaves) with what was not durable at the cut still pending: the
+	 * dead writer's page cache, which the recovery must make durable
+	 * before it names it (0: never) */
+	unsigned kill_nested_every;
 	const char *mixctl;     /* run `mixctl check` on ... */
 	unsigned mixctl_every;  /* ... every n-th state (0: never) */
 	int strict_uids;        /* UID reuse is a failure */
@@ -355,6 +360,9 @@ struct pc_totals {
 	uint64_t events, steps, cuts, states, dup_states, no_index;
 	uint64_t failures, uid_reuse, modseq_reuse, open_fail, mismatch;
 	uint64_t torn, subsets, nested_runs, nested_states;
+	/* of nested_*: recoveries after a kill -9 (kill_nested_every), and
+	 * their states that were one the kill's cut alone could leave */
+	uint64_t kill_runs, kill_states, kill_fallbacks, kill_candidates;
 	uint64_t commits, commits_sync, commits_async, recreates, idle;
 	uint64_t xhist_lost;    /* history could answer, recovered cannot */
 	uint64_t mixctl_runs, mixctl_fail;
@@ -1070,6 +1078,7 @@ struct pc_choice {
 	uint64_t torn_keep;
 	int torn_fill;
 	int random;             /* a random subset (counted apart) */
+	int all;                /* every pending operation: a kill -9 */
 	char desc[256];
 };
 
@@ -1106,6 +1115,9 @@ struct pc_run {
 	int depth;
 	uint64_t floor_modseq;
 	uint32_t floor_uid;
+	/* a recovery after a kill -9 (kill_nested_every): the workload's
+	 * run at the kill's cut, whose states this one's may also be */
+	struct pc_run *killed;
 };
 
 /* 1 if key was new (and is now in the set). */
@@ -1333,6 +1345,22 @@ static inline int pc_match_err(struct pc_run *r, const char *which,
 	return -1;
 }
 
+/* pc_match_err, and in a recovery after a kill -9 (r->killed) also a
+ * state that the kill's cut alone could leave (a power cut before the
+ * recovery made the dead writer's page cache durable): 0 then, the
+ * session's first step. */
+static inline int pc_match_state(struct pc_run *r, const char *which,
+				 const uint64_t d[5], char *err, size_t esize)
+{
+	long any, hms;
+	if (r->killed && pc_match(r, d, &any, &hms) < 0 &&
+	    pc_match(r->killed, d, &any, &hms) >= 0) {
+		r->tot->kill_fallbacks++;
+		return 0;
+	}
+	return pc_match_err(r, which, d, err, esize);
+}
+
 /* The end of a step of a check's recovery session (nested trace). */
 static inline void pc_nt_end(struct pc_trace *nt, size_t j,
 			     const uint64_t d[5])
@@ -1459,30 +1487,107 @@ static inline int pc_check_reopen(struct pc_run *r, uint32_t uid,
 
 static int pc_cuts(struct pc_run *r);
 
+/* MIX_POWERCUT_DEBUG=SUBSTRING: for each recovery session whose name
+ * contains it, the workload's last events before its cut, the session's
+ * starting model (files, durable and live names) and its events. */
+static inline void pc_nested_debug(const struct pc_run *r,
+				   const struct pc_run *n,
+				   const struct pc_trace *nt)
+{
+	const char *want = getenv("MIX_POWERCUT_DEBUG");
+	char b[300];
+
+	if (!want || !*want || !strstr(n->name, want))
+		return;
+	printf("%sdebug %s: the workload's events before cut %zu:\n",
+	       PC_PFX(r->o), n->name, r->cut);
+	for (size_t k = r->cut > 12 ? r->cut - 12 : 0; k < r->cut; k++)
+		printf("%s  w%zu %s\n", PC_PFX(r->o), k,
+		       pc_ev_desc(&r->t->ev[k], b, sizeof(b)));
+	for (size_t f = 0; f < n->m.nfiles; f++)
+		if (n->m.files[f].npend || n->m.files[f].ino < UINT64_MAX / 2)
+			printf("%s  file %zu: %zu bytes durable, %zu writes "
+			       "pending\n", PC_PFX(r->o), f,
+			       n->m.files[f].dsize, n->m.files[f].npend);
+	for (int i = 0; i < n->m.dur.n; i++)
+		printf("%s  durable name %s: file %d\n", PC_PFX(r->o),
+		       n->m.dur.name[i], n->m.dur.file[i]);
+	for (int i = 0; i < n->m.cur.n; i++)
+		printf("%s  live name %s: file %d\n", PC_PFX(r->o),
+		       n->m.cur.name[i], n->m.cur.file[i]);
+	for (size_t k = 0; k < nt->nev; k++)
+		printf("%s  r%zu %s\n", PC_PFX(r->o), k,
+		       pc_ev_desc(&nt->ev[k], b, sizeof(b)));
+}
+
 /* Every crash state of the check's recovery session nt on the state
- * just checked (r->map, r->buf: all durable when it started). */
-static inline void pc_nested(struct pc_run *r, struct pc_trace *nt)
+ * just checked (r->map, r->buf).  Either all of that state was durable
+ * when the session started (a power cut, then recovery, then another),
+ * or, killed: the state is what a kill -9 at r's cut left, and only what
+ * was durable at that cut is durable in the session's model, the rest
+ * (r->m's pending writes and directory operations) still pending: the
+ * recovery reads the dead writer's page cache, and a power cut during it
+ * may keep any part of that, until the recovery's own flushes. */
+static inline void pc_nested(struct pc_run *r, struct pc_trace *nt,
+			     int killed)
 {
 	struct pc_run n = { .o = r->o, .tot = r->tot, .eng = r->eng, .t = nt,
 			    .seed = r->seed, .base = r->base, .depth = 1,
 			    .floor_modseq = r->max_modseq,
-			    .floor_uid = r->max_uid };
+			    .floor_uid = r->max_uid,
+			    .killed = killed ? r : NULL };
 
-	snprintf(n.name, sizeof(n.name), "%.80s-cut%zu-recovery", r->name,
-		 r->cut);
+	snprintf(n.name, sizeof(n.name), "%.80s-cut%zu-%s", r->name,
+		 r->cut, killed ? "kill-recovery" : "recovery");
 	n.rng = st_seed_derive(r->rng, r->cut);
 	if (asprintf(&n.state, "%s/state2", r->base) < 0)
 		st_die("out of memory");
-	for (int i = 0; i < r->map.n; i++) {
-		int f = pc_file_new(&n.m, r->bino[i]);
-		struct pc_file *pf = &n.m.files[f];
-		pc_buf_size(&pf->dur, &pf->dsize, &pf->dcap, r->bsize[i]);
-		if (r->bsize[i] > 0)
-			memcpy(pf->dur, r->buf[i], r->bsize[i]);
-		pc_map_set(&n.m.cur, r->map.name[i], f);
+	if (killed) {
+		/* the model's files in r->m's order (so that its maps and
+		 * directory operations keep their file numbers), with the
+		 * inodes the state was written with; a file with no name in
+		 * the state gets one no trace event can carry */
+		for (size_t f = 0; f < r->m.nfiles; f++) {
+			const struct pc_file *of = &r->m.files[f];
+			uint64_t ino = UINT64_MAX - f;
+			struct pc_file *pf;
+			int nf;
+			for (int i = 0; i < r->map.n; i++)
+				if (r->map.file[i] == (int)f)
+					ino = r->bino[i];
+			nf = pc_file_new(&n.m, ino);   /* may move files */
+			pf = &n.m.files[nf];
+			pc_buf_size(&pf->dur, &pf->dsize, &pf->dcap,
+				    of->dsize);
+			if (of->dsize > 0)
+				memcpy(pf->dur, of->dur, of->dsize);
+			for (size_t k = 0; k < of->npend; k++)
+				pc_pend_add(pf, of->pend[k].trunc,
+					    of->pend[k].off, of->pend[k].len,
+					    of->pend[k].data);
+		}
+		n.m.cur = r->m.cur;
+		n.m.dur = r->m.dur;
+		for (size_t k = 0; k < r->m.ndops; k++) {
+			const struct pc_dop *d = &r->m.dops[k];
+			pc_dop_add(&n.m, d->kind, d->name, d->name2, d->file);
+		}
+		n.m.cur = r->m.cur;   /* pc_dop_add applied them again */
+		r->tot->kill_runs++;
+	} else {
+		for (int i = 0; i < r->map.n; i++) {
+			int f = pc_file_new(&n.m, r->bino[i]);
+			struct pc_file *pf = &n.m.files[f];
+			pc_buf_size(&pf->dur, &pf->dsize, &pf->dcap,
+				    r->bsize[i]);
+			if (r->bsize[i] > 0)
+				memcpy(pf->dur, r->buf[i], r->bsize[i]);
+			pc_map_set(&n.m.cur, r->map.name[i], f);
+		}
+		n.m.dur = n.m.cur;
 	}
-	n.m.dur = n.m.cur;
 	r->tot->nested_runs++;
+	pc_nested_debug(r, &n, nt);
 	n.saved = r->saved;
 	pc_cuts(&n);
 	r->saved = n.saved;
@@ -1557,7 +1662,7 @@ static inline int pc_check(struct pc_run *r, struct pc_trace *nt, char *err,
 	d_ro[4] = pc_hms(ix);
 	pc_hdr_desc(ix, hdr_ro, sizeof(hdr_ro));
 	mix_index_close(&ix);
-	if ((ret = pc_match_err(r, "read-only", d_ro, err, esize)) < 0) {
+	if ((ret = pc_match_state(r, "read-only", d_ro, err, esize)) < 0) {
 		size_t n = strlen(err);
 		snprintf(err + n, esize - n, " [found: %s]", hdr_ro);
 		return -1;
@@ -1592,7 +1697,7 @@ static inline int pc_check(struct pc_run *r, struct pc_trace *nt, char *err,
 	if (nt)
 		pc_nt_end(nt, j, d_rw);
 	pc_hdr_desc(ix, hdr_rw, sizeof(hdr_rw));
-	if (pc_match_err(r, "writable", d_rw, err, esize) < 0 ||
+	if (pc_match_state(r, "writable", d_rw, err, esize) < 0 ||
 	    (d_rw[0] != d_ro[0] && snprintf(err, esize, "the read-only open "
 					    "saw another state than the "
 					    "writable open") > 0) ||
@@ -1740,7 +1845,7 @@ static inline void pc_try(struct pc_run *r, const struct pc_choice *c)
 	struct pc_trace nt = { .lock = PTHREAD_MUTEX_INITIALIZER };
 	char err[1024];
 	uint64_t key = pc_build(r, c);
-	int ret, nest;
+	int ret, nest, killed = 0;
 
 	PC_HV(key, r->lo);
 	PC_HV(key, r->hi);
@@ -1760,10 +1865,19 @@ static inline void pc_try(struct pc_run *r, const struct pc_choice *c)
 		r->tot->subsets++;
 	nest = r->depth == 0 && r->o->nested_every > 0 &&
 	       r->tot->states % r->o->nested_every == 0;
+	/* a kill -9 with something not yet durable: its recovery is cut
+	 * with that still pending */
+	if (r->depth == 0 && c->all && r->o->kill_nested_every > 0 &&
+	    c->nsel > 0 &&
+	    ++r->tot->kill_candidates % r->o->kill_nested_every == 0)
+		killed = 1;
+	if (r->killed)
+		r->tot->kill_states++;
 	nt.dir = r->state;
 	nt.dirlen = strlen(r->state);
 	pc_materialize(r);
 	err[0] = '\0';
+	nest |= killed;
 	ret = r->o->check ? r->o->check(r, nest ? &nt : NULL, err,
 					sizeof(err))
 			  : pc_check(r, nest ? &nt : NULL, err, sizeof(err));
@@ -1776,7 +1890,7 @@ static inline void pc_try(struct pc_run *r, const struct pc_choice *c)
 		       r->depth ? "  recovery " : "",
 		       r->cut, c->desc, ret < 0 ? err : "ok");
 	if (nest && ret >= 0 && nt.nev > 0)
-		pc_nested(r, &nt);
+		pc_nested(r, &nt, killed);
 	pc_trace_free(&nt);
 }
 
@@ -1960,6 +2074,9 @@ static inline void pc_expect(struct pc_run *r)
 	}
 	if (r->floor_modseq > r->max_modseq)
 		r->max_modseq = r->floor_modseq;
+	/* after a kill -9 during the creation, nothing may be durable */
+	if (r->killed && !r->killed->must_exist)
+		r->must_exist = 0;
 }
 
 /* Every state of the current cut. */
@@ -1986,7 +2103,9 @@ static inline void pc_cut(struct pc_run *r)
 	pc_try(r, &c);
 	pc_sel_all(r, &c, 1);
 	snprintf(c.desc, sizeof(c.desc), "everything");
+	c.all = 1;
 	pc_try(r, &c);
+	c.all = 0;
 	for (size_t f = 0; f < r->m.nfiles; f++)
 		if (r->m.files[f].npend > 0)
 			pc_try_file(r, &c, (int)f);

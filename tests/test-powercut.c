@@ -44,13 +44,14 @@ int main(void)
 	o.random_per_cut = 2;
 	o.cut_stride = 1;
 	o.nested_every = 60;
+	o.kill_nested_every = 6;
 	o.strict_uids = 0;
 	o.pfx = "# ";
 	o.tmp = getenv("TMPDIR");
 	if (!o.tmp || !*o.tmp)
 		o.tmp = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
 
-	tap_plan((int)o.traces + 4 + 2);
+	tap_plan((int)o.traces + 5 + 2);
 	mix_engine_config_init(&cfg);
 	cfg.log_rotate_size = 4096;
 	cfg.warning = pc_warning;
@@ -96,6 +97,12 @@ int main(void)
 	     (unsigned long long)all.modseq_reuse);
 	ok(all.states >= 200, "at least 200 distinct crash states checked "
 	   "(%llu)", (unsigned long long)all.states);
+	/* a kill -9, its recovery, a power cut in it: the recovery must
+	 * make the dead writer's page cache durable before it names it */
+	ok(all.kill_runs > 0 && all.kill_states > 0, "recoveries after a "
+	   "kill -9 cut with its page cache pending (%llu sessions, %llu "
+	   "states)", (unsigned long long)all.kill_runs,
+	   (unsigned long long)all.kill_states);
 	is(all.modseq_reuse, 0, "no modseq issued again after a cut "
 	   "(%llu states did)", (unsigned long long)all.modseq_reuse);
 	/* UIDs: the UID floor (format.md §2.7) covers cuts inside recovery
