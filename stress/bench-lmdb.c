@@ -124,7 +124,14 @@
  *          (commits/s, median; p99 of every commit).  Target: mix >=
  *          LMDB.  (2) 16 mix SYNC committers (as commit16) with and
  *          without the readers, interleaved, 3 rounds of 1 s; target:
- *          with >= 80% of without; p99 of both.
+ *          with >= 80% of without; p99 of both; each phase's mean batch
+ *          and fdatasyncs/s (how full the batches stay, how many the
+ *          disk path completes).  (3) 16 LMDB committers with fsync at
+ *          commit, with and without LMDB readers: what the reference
+ *          engine keeps.  A single thread's append + fdatasync loop,
+ *          with and without the readers, for the disk path alone.
+ *          --reader-nice N runs the readers at nice N: a control that
+ *          shows what the committers lose to the scheduler.
  * callgrind (only with --only callgrind, for tools/callgrind-lookup.sh):
  *          fills 100,000 messages on each side and runs --lookups random
  *          lookups in cg_mix_lookups() and cg_lmdb_lookups(), which the
@@ -135,7 +142,7 @@
  *
  * Options: --dir DIR (required), --quick (shorter, 100,000 instead of
  * 1,000,000 messages; names say which), --only NAME, --seed N,
- * --lookups N (callgrind).  Full run ~1.5 minutes, --quick ~20 s.
+ * --lookups N (callgrind), --reader-nice N (busy).  Full run ~1.5 minutes, --quick ~20 s.
  */
 #include <fcntl.h>
 #include <getopt.h>
@@ -146,6 +153,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <lmdb.h>
 #include <mix/mix.h>
@@ -169,6 +179,10 @@
 static const char *g_dir;
 static const char *g_only;
 static int g_quick;
+/* --reader-nice: the busy section's spinning readers run at this nice
+ * value (a control, not a setting of the engine: it shows what the
+ * committers lose to the scheduler's wake-up placement) */
+static int g_reader_nice;
 static uint64_t g_seed;
 static struct mix_engine *g_engine;
 
@@ -964,6 +978,7 @@ struct reader {
 	struct mixdb *m;
 	struct ldb *l;
 	uint32_t messages;
+	int nice;               /* setpriority of this thread, if not 0 */
 	pthread_barrier_t *start;
 	const atomic_int *stop;
 	uint64_t rng;
@@ -1016,6 +1031,10 @@ static void *reader_main(void *arg)
 	size_t last_txnid = 0;
 	uint64_t t0, c0;
 
+	/* Linux: a thread's nice value is its own (PRIO_PROCESS of a tid) */
+	if (r->nice && setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid),
+				   r->nice) != 0)
+		st_die("setpriority failed");
 	if (r->mode == R_LMDB) {
 		mdb_ok(mdb_txn_begin(r->l->env, NULL, MDB_RDONLY, &txn),
 		       "mdb_txn_begin(RDONLY)");
@@ -1188,6 +1207,7 @@ static void busy_start(struct busy *b, enum rmode mode, struct mixdb *m,
 		b->r[i].start = &b->start;
 		b->r[i].stop = &b->stop;
 		b->r[i].rng = st_seed_derive(g_seed, 2000 + i);
+		b->r[i].nice = g_reader_nice;
 		if (pthread_create(&b->r[i].thread, NULL, reader_main,
 				   &b->r[i]))
 			st_die("pthread_create failed");
@@ -1224,6 +1244,31 @@ static void role_figures(const char *prefix, const struct mix_engine_stats *a,
 	       "%s_mix_batches_held", prefix);
 }
 
+/* A phase's commits, batches and fdatasyncs, summed over its runs. */
+struct phase {
+	uint64_t commits, batches, fsyncs;
+	double secs;
+};
+
+static void phase_add(struct phase *p, const struct mix_engine_stats *a,
+		      const struct mix_engine_stats *b, double secs)
+{
+	p->commits += b->commits - a->commits;
+	p->batches += b->batches - a->batches;
+	p->fsyncs += b->fsyncs - a->fsyncs;
+	p->secs += secs;
+}
+
+static void phase_print(const struct phase *p, const char *prefix)
+{
+	if (p->batches)
+		figure("commits/batch", (double)p->commits /
+		       (double)p->batches, "%s_mix_mean_batch", prefix);
+	if (p->secs > 0)
+		figure("fsyncs/s", (double)p->fsyncs / p->secs,
+		       "%s_mix_fsyncs", prefix);
+}
+
 static uint64_t process_cpu_ns(void)
 {
 	struct timespec ts;
@@ -1238,9 +1283,11 @@ static void bench_busy(void)
 	unsigned runs16 = g_quick ? 1 : 3;
 	double s1 = g_quick ? 0.2 : 0.5, s16 = g_quick ? 0.5 : 1.0;
 	double mn[5], ln[5], wo[3], wi[3], cpus[3], rawo[3], rawi[3];
-	double mnm, lnm, wom, wim;
+	double mnm, lnm, wom, wim, lo[3], li[3], lom, lim;
 	struct hist *h_mn = hist_new(), *h_ln = hist_new();
 	struct hist *h_wo = hist_new(), *h_wi = hist_new();
+	struct hist *h_lo = hist_new(), *h_li = hist_new();
+	struct phase alone = { 0 }, inbusy = { 0 };
 	struct toggler mtg, ltg;
 	struct mix_engine_stats a, b;
 	struct mix_engine *e;
@@ -1281,18 +1328,39 @@ static void bench_busy(void)
 	role_figures("busy_commit_1thr", &a, &b);
 	target_set(3, ratio(mnm, lnm));
 
-	ldb_close(&l);
+	/* (2) 16 SYNC committers; each phase's batches and fdatasyncs are
+	 * counted apart, so the loss beside the readers splits into the
+	 * fdatasyncs the disk path still completes and how full the
+	 * committers, woken onto busy CPUs, keep each batch */
 	mix_engine_stats(e, &a);
 	for (i = 0; i < runs16; i++) {
 		uint64_t c0 = process_cpu_ns(), t0 = st_now_ns();
+		struct mix_engine_stats p0, p1;
+		mix_engine_stats(e, &p0);
 		wo[i] = multi_commit(&m, NULL, 16, s16, h_wo);
 		cpus[i] = (double)(process_cpu_ns() - c0) /
 			  (double)(st_now_ns() - t0);
+		mix_engine_stats(e, &p1);
+		phase_add(&alone, &p0, &p1, st_secs_since(t0));
 		busy_start(&bg, R_MIX_SECTION, &m, NULL, nread);
+		t0 = st_now_ns();
+		mix_engine_stats(e, &p0);
 		wi[i] = multi_commit(&m, NULL, 16, s16, h_wi);
+		mix_engine_stats(e, &p1);
+		phase_add(&inbusy, &p0, &p1, st_secs_since(t0));
 		busy_stop(&bg);
 	}
 	mix_engine_stats(e, &b);
+	/* the same 16 committers on LMDB with its default fsync at commit,
+	 * beside LMDB readers: how much the reference engine keeps */
+	ldb_set_sync(&l, LDB_SYNC);
+	for (i = 0; i < runs16; i++) {
+		lo[i] = multi_commit(NULL, &l, 16, s16, h_lo);
+		busy_start(&bg, R_LMDB, NULL, &l, nread);
+		li[i] = multi_commit(NULL, &l, 16, s16, h_li);
+		busy_stop(&bg);
+	}
+	ldb_close(&l);
 	/* what the disk path itself does beside the readers: one thread's
 	 * 64-byte append + fdatasync loop, alone and busy */
 	for (i = 0; i < runs16; i++) {
@@ -1320,11 +1388,25 @@ static void bench_busy(void)
 	       "busy_commit_16thr_alone_p99");
 	figure("us", (double)hist_pct(h_wi, 99) / 1e3,
 	       "busy_commit_16thr_busy_p99");
+	phase_print(&alone, "busy_commit_16thr_alone");
+	phase_print(&inbusy, "busy_commit_16thr_busy");
+	lom = st_median(lo, runs16);
+	lim = st_median(li, runs16);
+	figure("commits/s", lom, "busy_commit_16thr_lmdb_sync_alone");
+	figure("commits/s", lim, "busy_commit_16thr_lmdb_sync_busy");
+	figure("ratio", lom > 0 ? lim / lom : 0,
+	       "busy_commit_16thr_lmdb_busy_over_alone");
+	figure("us", (double)hist_pct(h_lo, 99) / 1e3,
+	       "busy_commit_16thr_lmdb_alone_p99");
+	figure("us", (double)hist_pct(h_li, 99) / 1e3,
+	       "busy_commit_16thr_lmdb_busy_p99");
 	target_set(4, wom > 0 ? wim / wom : 0);
 	free(h_mn);
 	free(h_ln);
 	free(h_wo);
 	free(h_wi);
+	free(h_lo);
+	free(h_li);
 }
 
 /* ---- (d) lookups -------------------------------------------------------- */
@@ -1511,7 +1593,7 @@ static void usage(FILE *out)
 {
 	fprintf(out, "usage: bench-lmdb --dir DIR [--quick] [--seed N] "
 		"[--only calib|append|commit|commit16|lookup|refresh|scale|"
-		"callgrind] [--lookups N]\n");
+		"callgrind] [--lookups N] [--reader-nice 0..19]\n");
 }
 
 static void print_targets(void)
@@ -1536,6 +1618,7 @@ int main(int argc, char **argv)
 		{ "only", required_argument, NULL, 'o' },
 		{ "seed", required_argument, NULL, 'S' },
 		{ "lookups", required_argument, NULL, 'L' },
+		{ "reader-nice", required_argument, NULL, 'N' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -1557,6 +1640,10 @@ int main(int argc, char **argv)
 			cg_lookups = st_opt_u64("lookups", optarg, 1000,
 						1000000000);
 			cg_lookups -= cg_lookups % LOOKUPS_PER_SECTION;
+			break;
+		case 'N':
+			g_reader_nice = (int)st_opt_u64("reader-nice", optarg,
+							0, 19);
 			break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
