@@ -16,7 +16,6 @@
  */
 #include <errno.h>
 #include <linux/futex.h>
-#include <sched.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -32,9 +31,18 @@
  * just a small one: 1,000 appends take the writer ~15-30 µs, and a
  * committer that gave up at 30 µs went to sleep on most of them and paid
  * a futex wake-up and a context switch each time (bench-lmdb appends
- * 1.9x -> 2.3-3.0x LMDB with 100 µs).  Past 2 µs the poll yields the CPU
- * at every check, so a writer or reader on the same CPU is not kept
- * waiting by it. */
+ * 1.9x -> 2.3-3.0x LMDB with 100 µs).
+ *
+ * The poll never yields the CPU.  It used to call sched_yield at every
+ * check after 2 µs, so that a writer or reader on the same CPU would not
+ * wait for it; but a yield hands the CPU to whatever else is runnable
+ * for the rest of a time slice, and the checkpointer's long CPU bursts
+ * are: tools/offcpu.sh showed the side mailbox's committer of `bench
+ * --only ckptasync` preempted in sched_yield 57-82 times for 1-6 ms in
+ * 12 s, and without the yield that mailbox's commit p99.9 fell from
+ * 1.6-1.7 ms to 0.2-0.37 ms (docs/benchmarks.md "Where the commit maxima
+ * come from").  The poll ends after COMMIT_SPIN_NS at most, and the
+ * futex sleep after it gives the CPU back. */
 #define COMMIT_SPIN_NS 100000
 
 static void futex_wait(uint32_t *addr, uint32_t val)
@@ -51,26 +59,19 @@ static void futex_wait(uint32_t *addr, uint32_t val)
 
 /* Poll for t's acknowledgement for up to spin_ns, trying the writer role
  * (a holder that left t behind woke the writer thread; on a busy machine
- * we may be quicker) every 32 polls, and from yield_ns on yielding the
- * CPU at each of those checks, so that a writer or reader sharing it is
- * not kept waiting by us.  Returns 1 once t is done. */
-static int spin_for(struct mix_writer *w, struct mix_txn *t, uint64_t spin_ns,
-		    uint64_t yield_ns)
+ * we may be quicker) every 32 polls.  Returns 1 once t is done. */
+static int spin_for(struct mix_writer *w, struct mix_txn *t, uint64_t spin_ns)
 {
-	uint64_t now = mix_now_ns(), end = now + spin_ns;
-	uint64_t yield_from = now + yield_ns;
+	uint64_t end = mix_now_ns() + spin_ns;
 	unsigned i;
 	for (i = 0;; i++) {
 		if (__atomic_load_n(&t->done, __ATOMIC_ACQUIRE) == TXN_DONE)
 			return 1;
 		if (i % 32 == 31) {
-			now = mix_now_ns();
-			if (now > end)
+			if (mix_now_ns() > end)
 				return 0;
 			if (mix_writer_help(w))
 				continue;
-			if (now > yield_from)
-				sched_yield();
 		}
 		caa_cpu_relax();
 	}
@@ -84,7 +85,7 @@ int mix_txn_commit_wait(struct mix_txn *t)
 	 * SYNC commit waits for an fdatasync (~100 µs or more): spinning
 	 * would only take the CPU from the writer and other committers. */
 	if (t->durability != MIX_DURABILITY_SYNC)
-		(void)spin_for(t->index->writer, t, COMMIT_SPIN_NS, 2000);
+		(void)spin_for(t->index->writer, t, COMMIT_SPIN_NS);
 	/* Announce the sleep (TXN_SLEEPING) so that the applier wakes the
 	 * writer's sleepers once its batch is done (ORDER(txn-wake)); a CAS
 	 * that fails found TXN_DONE.  The sleep is on the writer's done_seq,
@@ -104,7 +105,7 @@ int mix_txn_commit_wait(struct mix_txn *t)
 				    == TXN_DONE)
 					break;
 				futex_wait(&w->done_seq, seq);
-				(void)spin_for(w, t, HELP_SPIN_NS, HELP_SPIN_NS);
+				(void)spin_for(w, t, HELP_SPIN_NS);
 			}
 	}
 	if (t->ret < 0)
