@@ -21,6 +21,7 @@
  * Checkpoints and rotation are in checkpoint.c.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,11 +32,14 @@
 #include "commit.h"
 #include "engine.h"
 #include "err.h"
+#include "fileio.h"
 #include "index-commit.h"
 #include "index-file.h"
 #include "index.h"
 #include "probes.h"
+#include "recovery.h"
 #include "txn-apply.h"
+#include "txlog.h"
 #include "txn.h"
 #include "watch.h"
 
@@ -486,4 +490,36 @@ uint32_t mix_index_run_held(struct mix_index *idx)
 	uint32_t n = idx->held_n;
 	idx->held_n = 0;
 	return process_now(idx, idx->held, n);
+}
+
+int mix_index_make_durable(struct mix_index *idx)
+{
+	static const char *const names[3] = { MIX_LOG2_FILENAME,
+		MIX_LOG_TMP_FILENAME, MIX_LOG_FILENAME };
+	char path[4096];
+	int i, ret;
+
+	if (idx->writer) {
+		struct mix_txn *t;
+		if ((ret = mix_txn_begin(idx, &t)) == 0)
+			ret = mix_txn_commit(&t, MIX_DURABILITY_SYNC, NULL);
+		return ret;
+	}
+	/* files move from newtmp to .log to .log.2 (a live writer's
+	 * rotation): this order finds each at least once */
+	for (i = 0; i < 3; i++) {
+		int fd;
+		mix_dir_path(path, sizeof(path), idx->dir, names[i]);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0) {
+			if (errno == ENOENT)
+				continue;
+			return mix_err_sys("open(%s)", path);
+		}
+		ret = mix_io_fdatasync(fd, path);
+		close(fd);
+		if (ret < 0)
+			return ret;
+	}
+	return mix_io_fsync_dir(idx->dir);
 }

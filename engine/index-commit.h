@@ -29,6 +29,14 @@ uint32_t mix_index_run_held(struct mix_index *idx);
 /* Publish the builder's state as the next snapshot. */
 int mix_index_publish(struct mix_index *idx, struct mix_builder *b);
 
+/* Make durable everything idx's current snapshot shows, so that a
+ * record of it may lose its doubt (the mailbox list's STATUS).
+ * Writable: an empty SYNC commit (the log durable to its end).
+ * Read-only: what it replayed was written by another process, perhaps
+ * one that died with it in the page cache: each log file present is
+ * fdatasync'ed, then the directory.  Returns 0 or a mix error. */
+int mix_index_make_durable(struct mix_index *idx);
+
 /* Start the log a writable open deferred (rotate_pending_seq), after a
  * checkpoint when mix.index does not cover the active log (§3.5). */
 int mix_index_rotate_pending(struct mix_index *idx);

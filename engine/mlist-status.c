@@ -27,6 +27,7 @@
 
 #include "err.h"
 #include "index.h"
+#include "index-commit.h"
 #include "mlist.h"
 #include "watch.h"
 
@@ -324,7 +325,6 @@ static void att_free_cb(struct mix_rcu_head *h)
 
 MIX_API int mix_list_detach(struct mix_list *list, uint32_t id)
 {
-	struct mix_txn *txn;
 	struct mlstat st;
 	struct mlatt *a;
 	int ret, ret2 = 0;
@@ -341,12 +341,12 @@ MIX_API int mix_list_detach(struct mix_list *list, uint32_t id)
 		return ret;
 	/* waits for a hook call in progress: none after this */
 	mix_index_set_publish_hook(a->index, NULL, NULL);
-	/* make what the status will say durable in the mailbox first */
-	if (mix_txn_begin(a->index, &txn) == 0)
-		ret2 = mix_txn_commit(&txn, MIX_DURABILITY_SYNC, NULL);
+	/* the status first, then make it durable in the mailbox (a no-op
+	 * commit raises no modseq); a failure — a poisoned or read-only
+	 * index refuses the transaction itself — keeps the mark */
 	snap_status(a->index, &st);
 	st.size = a->size;
-	if (ret2 < 0)
+	if ((ret2 = mix_index_make_durable(a->index)) < 0)
 		st.sflags |= MIX_LIST_STATUS_INDOUBT;
 	ret = persist(list, id, &st, list->durability);
 	if (ret == MIX_ENOTFOUND)
@@ -364,6 +364,7 @@ MIX_API int mix_list_refresh_status(struct mix_list *list, uint32_t id,
 	struct mlstat st;
 	struct mlatt *a = att_get(list, id);
 	struct mix_list_status cur;
+	int ret, ret2 = 0;
 
 	if (mix_list_status(list, id, &cur) != 1)
 		return mix_err(MIX_ENOTFOUND, "%s: no mailbox with id %u",
@@ -375,8 +376,14 @@ MIX_API int mix_list_refresh_status(struct mix_list *list, uint32_t id,
 		slot_set(a, &st, 0);
 		pthread_mutex_unlock(&a->lock);
 		st.sflags |= MIX_LIST_STATUS_INDOUBT;
+	} else if ((ret2 = mix_index_make_durable(index)) < 0) {
+		/* a record without the mark must be exact after a power cut
+		 * too: what it says must be durable in the mailbox first (a
+		 * read-only open may have read a dead writer's page cache) */
+		st.sflags |= MIX_LIST_STATUS_INDOUBT;
 	}
-	return persist(list, id, &st, list->durability);
+	ret = persist(list, id, &st, list->durability);
+	return ret < 0 ? ret : ret2;
 }
 
 MIX_API int mix_list_set_size(struct mix_list *list, uint32_t id,

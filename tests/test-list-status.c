@@ -6,13 +6,18 @@
  * argument errors and their messages, the separator stored in the
  * index, and damaged records (each kind refused with MIX_ECORRUPT naming
  * the record and field; random byte damage: success or MIX_ECORRUPT,
- * never a crash).  MIX_SEED replays the random damage.
+ * never a crash), and the rule that a record loses its in-doubt mark
+ * only once what it says is durable in the mailbox (a detach of a
+ * poisoned index keeps it; a refresh from a read-only open flushes the
+ * mailbox's logs first).  MIX_SEED replays the random damage.
  */
 #include <errno.h>
+#include <string.h>
 #include <sys/wait.h>
 
 #include "mix/mix.h"
 #include "mix/list.h"
+#include "fileio.h"
 #include "tap.h"
 #include "testutil.h"
 
@@ -545,6 +550,95 @@ static void test_damage(const char *base, uint64_t seed)
 	   "said MIX_ECORRUPT", okc);
 }
 
+
+/* The I/O of one call, in order: which of the mailbox's log files were
+ * fdatasync'ed, whether its directory was fsynced, and the position of
+ * the first write into the list's directory. */
+struct dtrace {
+	const char *mdir, *ldir;
+	int n, log_sync, dir_sync, first_list_write;
+};
+
+static void dtrace_hook(void *ctx, const struct mix_io_event *ev)
+{
+	struct dtrace *d = ctx;
+	size_t ml = strlen(d->mdir), ll = strlen(d->ldir);
+	int i = d->n++;
+	if (!ev->path)
+		return;
+	if (ev->kind == MIX_IO_EV_FDATASYNC &&
+	    !strncmp(ev->path, d->mdir, ml) &&
+	    strstr(ev->path + ml, "mix.index.log") && d->log_sync < 0)
+		d->log_sync = i;
+	if (ev->kind == MIX_IO_EV_FSYNC_DIR && !strncmp(ev->path, d->mdir, ml)
+	    && strlen(ev->path) <= ml + 1 && d->dir_sync < 0)
+		d->dir_sync = i;
+	if (ev->kind == MIX_IO_EV_PWRITE && !strncmp(ev->path, d->ldir, ll) &&
+	    d->first_list_write < 0)
+		d->first_list_write = i;
+}
+
+/* A record without MIX_LIST_STATUS_INDOUBT must be exact after a power
+ * cut too, so the mark goes only once the mailbox's state is durable
+ * (found by an independent lifecycle check: a refresh from a read-only
+ * open of a mailbox whose writer died with NONE commits in the page
+ * cache cleared the mark over data no one had flushed; a detach of a
+ * poisoned index ignored the refused transaction and cleared it). */
+static void test_durable(const char *base)
+{
+	char *ldir = tu_subdir(base, "du-list");
+	char *mdir = tu_subdir(base, "du-box");
+	struct mix_list *l = tu_list_open(E, ldir, NULL);
+	struct mix_index *idx, *ro;
+	struct mix_list_status st;
+	struct dtrace d = { mdir, ldir, 0, -1, -1, -1 };
+	uint32_t id;
+	int ret;
+
+	is(mix_list_create(l, "box", 3, NULL, &id), 0, "durable: create box");
+	if (mix_index_open(E, mdir, MIX_OPEN_CREATE, &idx) < 0)
+		BAIL("open box: %s", mix_last_error());
+	is(mix_list_attach(l, id, idx), 0, "durable: attach");
+	tu_append(idx, 4, 0);
+	/* the next I/O call fails: the SYNC commit's write, which poisons */
+	mix_io_fault_set(1, -EIO);
+	ret = tu_append_commit(idx, 1, MIX_DURABILITY_SYNC, NULL);
+	mix_io_fault_set(0, 0);
+	ok(ret < 0, "durable: a SYNC commit failed by an injected EIO (%s)",
+	   ret < 0 ? mix_strerror(ret) : "it succeeded");
+	ret = mix_list_detach(l, id);
+	ok(ret < 0, "durable: detaching the poisoned index reports it (%s)",
+	   ret < 0 ? mix_strerror(ret) : "returned 0");
+	mix_list_status(l, id, &st);
+	ok(st.flags & MIX_LIST_STATUS_INDOUBT, "durable: and the record "
+	   "stays in doubt (flags %#x)", st.flags);
+	mix_index_close(&idx);
+
+	/* a NONE commit in the page cache, then a read-only open's refresh */
+	if (mix_index_open(E, mdir, 0, &idx) < 0)
+		BAIL("reopen box: %s", mix_last_error());
+	tu_append(idx, 3, 0);
+	if (mix_index_open(E, mdir, MIX_OPEN_READONLY, &ro) < 0)
+		BAIL("read-only box: %s", mix_last_error());
+	mix_io_trace_set(dtrace_hook, &d);
+	ret = mix_list_refresh_status(l, id, ro);
+	mix_io_trace_set(NULL, NULL);
+	is(ret, 0, "durable: refresh from a read-only open");
+	mix_list_status(l, id, &st);
+	ok(!(st.flags & MIX_LIST_STATUS_INDOUBT), "durable: clears the mark "
+	   "(flags %#x)", st.flags);
+	ok(d.log_sync >= 0 && d.dir_sync >= 0 && d.first_list_write > d.log_sync
+	   && d.first_list_write > d.dir_sync, "durable: after an fdatasync "
+	   "of the mailbox's log (I/O call %d) and an fsync of its directory "
+	   "(call %d), before the list's record is written (call %d)",
+	   d.log_sync, d.dir_sync, d.first_list_write);
+	mix_index_close(&ro);
+	mix_index_close(&idx);
+	mix_list_close(&l);
+	free(ldir);
+	free(mdir);
+}
+
 int main(void)
 {
 	uint64_t seed = tu_seed();
@@ -558,6 +652,7 @@ int main(void)
 	test_reserved(base);
 	test_damage(base, seed);
 	test_follower_damage(base);
+	test_durable(base);
 	mix_engine_free(&E);
 	tu_rmdir_r(base);
 	free(base);

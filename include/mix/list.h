@@ -349,17 +349,23 @@ MIX_API int mix_list_attach(struct mix_list *list, uint32_t id,
 			    struct mix_index *index);
 
 /* Detach mailbox id: stop following its index, make the index's state
- * durable (an empty SYNC commit to it), write the final status to the
- * record and clear the in-doubt mark.  Call before closing the index.
- * Returns 0 (also when not attached); commit errors (the mark stays).
+ * durable (an empty SYNC commit to a writable index; for a read-only
+ * one, an fdatasync of its log files and an fsync of its directory),
+ * write the final status to the record and clear the in-doubt mark.
+ * Call before closing the index.  Returns 0 (also when not attached);
+ * the error that kept the state from being made durable (a poisoned
+ * index: MIX_EPANIC; commit and I/O errors), and then the mark stays.
  * Any thread, not inside a read-side section, not from a commit
  * callback. */
 MIX_API int mix_list_detach(struct mix_list *list, uint32_t id);
 
 /* Recompute the status of mailbox id from index (open, attached or not)
- * and persist it; clears the in-doubt mark when not attached.  The
- * answer to MIX_LIST_STATUS_INDOUBT.  Returns 0; MIX_ENOTFOUND; commit
- * errors. Any thread, not inside a read-side section, not from a commit
+ * and persist it; when not attached, makes the index's state durable as
+ * mix_list_detach() does and then clears the in-doubt mark (an index
+ * opened read-only after its writer died may show what that writer left
+ * in the page cache only).  The answer to MIX_LIST_STATUS_INDOUBT.
+ * Returns 0; MIX_ENOTFOUND; the error that kept the state from being made
+ * durable (the status is persisted with the mark); commit errors. Any thread, not inside a read-side section, not from a commit
  * callback. */
 MIX_API int mix_list_refresh_status(struct mix_list *list, uint32_t id,
 				    struct mix_index *index);
