@@ -16,11 +16,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "bytes.h"
 #include "crc32c.h"
 #include "err.h"
+#include "format.h"
 #include "snapshot.h"
 #include "virtual.h"
 
@@ -473,7 +473,7 @@ static void virtual_free(struct mix_virtual *v)
 static int index_prepare(struct mix_virtual *v)
 {
 	struct mix_txn *txn;
-	uint32_t uv;
+	uint32_t uv, indexid;
 	int ret;
 
 	if ((ret = mix_index_ext_register(v->index, MIX_VIRTUAL_EXT,
@@ -483,14 +483,20 @@ static int index_prepare(struct mix_virtual *v)
 		return ret;
 	mix_read_lock();
 	uv = mix_snap_uid_validity(mix_index_snap(v->index));
+	indexid = mix_index_snap(v->index)->hdr.indexid;
 	mix_read_unlock();
 	if (uv != 0)
 		return 0;
 	if ((ret = mix_txn_begin(v->index, &txn)) < 0)
 		return ret;
-	uv = (uint32_t)time(NULL);
-	if ((ret = mix_txn_hdr_set(txn, MIX_HDR_UID_VALIDITY,
-				   uv ? uv : 1)) < 0) {
+	/* The creation time as the index's indexid states it (format.md
+	 * §2.1), which is unique among the indexes this process creates:
+	 * time(NULL) gave a virtual index deleted and created again within
+	 * the same second the same UIDVALIDITY while its UIDs named other
+	 * messages (RFC 9051 §2.3.1.1; found by a lifecycle check).  Two
+	 * processes creating one in the same second can still collide. */
+	uv = MIX_INDEXID_EPOCH + indexid;
+	if ((ret = mix_txn_hdr_set(txn, MIX_HDR_UID_VALIDITY, uv)) < 0) {
 		mix_txn_abort(&txn);
 		return ret;
 	}

@@ -1483,6 +1483,44 @@ out:
 	free(dir);
 }
 
+/* A virtual index deleted and created again at once (the remedy
+ * virtual.md gives for a changed rule) gets a new UIDVALIDITY: its UIDs
+ * name other messages now.  With UIDVALIDITY = time(NULL) both
+ * incarnations of one second had the same (found by a lifecycle check). */
+static void uidvalidity_check(const char *root)
+{
+	char *dir;
+	uint32_t uv[3];
+	int i;
+
+	if (asprintf(&dir, "%s/uv-virtual", root) < 0)
+		BAIL("asprintf");
+	for (i = 0; i < 3; i++) {
+		struct mix_virtual_backend d[NB];
+		struct mix_virtual_def def;
+		struct mix_virtual *v;
+		memset(&def, 0, sizeof(def));
+		def.backends = d;
+		def.backend_count = def_backends(d);
+		def.rule = rules[0];
+		def.warning = on_warning;
+		if (mkdir(dir, 0700) < 0 ||
+		    mix_virtual_open(engine, dir, &def, &v) < 0)
+			BAIL("virtual open %d: %s", i, mix_last_error());
+		mix_read_lock();
+		uv[i] = mix_snap_uid_validity(mix_index_snap(
+			mix_virtual_index(v)));
+		mix_read_unlock();
+		if (mix_virtual_close(&v) < 0)
+			BAIL("virtual close: %s", mix_last_error());
+		tu_rmdir_r(dir);
+	}
+	ok(uv[0] && uv[1] != uv[0] && uv[2] != uv[1] && uv[2] != uv[0],
+	   "a virtual index created three times in a row gets three "
+	   "UIDVALIDITYs (%u, %u, %u)", uv[0], uv[1], uv[2]);
+	free(dir);
+}
+
 int main(void)
 {
 	const char *env = getenv("MIX_VIRTUAL_STEPS");
@@ -1532,6 +1570,7 @@ int main(void)
 	def_errors_check(root);
 	live_check(root);
 	writes_check(root);
+	uidvalidity_check(root);
 	for (b = 0; b < NB; b++) {
 		mix_index_close(&bk[b].index);
 		free(bk[b].m);
