@@ -1269,6 +1269,26 @@ static void phase_print(const struct phase *p, const char *prefix)
 		       "%s_mix_fsyncs", prefix);
 }
 
+/* The 16 SYNC committers of one side alone and beside the readers:
+ * commits/s (medians of runs), their ratio and p99s.  Returns the
+ * ratio. */
+static double alone_busy_figures(const char *side, const char *tag,
+				 double *alone, double *busy, unsigned runs,
+				 struct hist *ha, struct hist *hb)
+{
+	double a = st_median(alone, runs);   /* sorts them */
+	double b = st_median(busy, runs);
+	double r = a > 0 ? b / a : 0;
+	figure("commits/s", a, "busy_commit_16thr_%s_sync_alone", side);
+	figure("commits/s", b, "busy_commit_16thr_%s_sync_busy", side);
+	figure("ratio", r, "busy_commit_16thr_%sbusy_over_alone", tag);
+	figure("us", (double)hist_pct(ha, 99) / 1e3,
+	       "busy_commit_16thr_%salone_p99", tag);
+	figure("us", (double)hist_pct(hb, 99) / 1e3,
+	       "busy_commit_16thr_%sbusy_p99", tag);
+	return r;
+}
+
 static uint64_t process_cpu_ns(void)
 {
 	struct timespec ts;
@@ -1283,7 +1303,7 @@ static void bench_busy(void)
 	unsigned runs16 = g_quick ? 1 : 3;
 	double s1 = g_quick ? 0.2 : 0.5, s16 = g_quick ? 0.5 : 1.0;
 	double mn[5], ln[5], wo[3], wi[3], cpus[3], rawo[3], rawi[3];
-	double mnm, lnm, wom, wim, lo[3], li[3], lom, lim;
+	double mnm, lnm, ratio16, lo[3], li[3];
 	struct hist *h_mn = hist_new(), *h_ln = hist_new();
 	struct hist *h_wo = hist_new(), *h_wi = hist_new();
 	struct hist *h_lo = hist_new(), *h_li = hist_new();
@@ -1374,33 +1394,15 @@ static void bench_busy(void)
 	mixdb_close(&m);
 	fail_ret(mix_engine_free(&e), "mix_engine_free");
 	role_figures("busy_commit_16thr", &a, &b);
-	wom = st_median(wo, runs16);
-	wim = st_median(wi, runs16);
-	figure("commits/s", wom, "busy_commit_16thr_mix_sync_alone");
-	figure("commits/s", wim, "busy_commit_16thr_mix_sync_busy");
-	figure("ratio", wom > 0 ? wim / wom : 0,
-	       "busy_commit_16thr_busy_over_alone");
+	ratio16 = alone_busy_figures("mix", "", wo, wi, runs16, h_wo, h_wi);
 	/* how much CPU the committers need alone: with 2 spinning readers
 	 * per CPU taking their fair share, more than about a third of the
 	 * machine cannot be had */
 	figure("CPUs", st_median(cpus, runs16), "busy_commit_16thr_alone_cpus");
-	figure("us", (double)hist_pct(h_wo, 99) / 1e3,
-	       "busy_commit_16thr_alone_p99");
-	figure("us", (double)hist_pct(h_wi, 99) / 1e3,
-	       "busy_commit_16thr_busy_p99");
 	phase_print(&alone, "busy_commit_16thr_alone");
 	phase_print(&inbusy, "busy_commit_16thr_busy");
-	lom = st_median(lo, runs16);
-	lim = st_median(li, runs16);
-	figure("commits/s", lom, "busy_commit_16thr_lmdb_sync_alone");
-	figure("commits/s", lim, "busy_commit_16thr_lmdb_sync_busy");
-	figure("ratio", lom > 0 ? lim / lom : 0,
-	       "busy_commit_16thr_lmdb_busy_over_alone");
-	figure("us", (double)hist_pct(h_lo, 99) / 1e3,
-	       "busy_commit_16thr_lmdb_alone_p99");
-	figure("us", (double)hist_pct(h_li, 99) / 1e3,
-	       "busy_commit_16thr_lmdb_busy_p99");
-	target_set(4, wom > 0 ? wim / wom : 0);
+	(void)alone_busy_figures("lmdb", "lmdb_", lo, li, runs16, h_lo, h_li);
+	target_set(4, ratio16);
 	free(h_mn);
 	free(h_ln);
 	free(h_wo);
