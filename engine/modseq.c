@@ -302,7 +302,16 @@ MIX_API int mix_snap_qresync(const struct mix_snap *s,
 		res->precise = 1;
 		ret = rset_intersect(&exp, &known, &van);
 	} else if (ret == 0) {
-		ret = vanished_fallback(s, &known, match_floor(s, p), &van);
+		/* The sequence-match floor rests on expunges never being
+		 * undone: below the lost point they may be (a message the
+		 * client saw expunged back after a power cut shifts the
+		 * sequence numbers as an expunge since would, and the two
+		 * cancel out), so there every known UID is looked up (found
+		 * by a lifecycle check: a UID expunged after the cut was left
+		 * out of VANISHED) */
+		uint32_t floor = p->modseq < mix_snap_lost_modseq(s) ? 0 :
+				 match_floor(s, p);
+		ret = vanished_fallback(s, &known, floor, &van);
 	}
 	/* below the lost point a message the client saw expunged may be
 	 * back (the expunge was lost): it is reported though not known, so

@@ -756,8 +756,15 @@ static void uid_floor_apply(struct mix_recovery *rc)
 	 * a second crash would forget UIDs the first lost writer may have
 	 * handed out (the logs that said so are then behind mix.index) */
 	rc->uid_floor = f;
+	/* a writer that died in this boot lost no write (the page cache
+	 * kept them all), unless logs are missing or salvage skipped what
+	 * it could not read: acknowledged appends, flag changes and
+	 * expunges a client saw (found by a lifecycle check: a salvage in
+	 * the same boot handed out an acknowledged UID again and set no
+	 * lost point) */
 	if (f <= rc->b.hdr.next_uid ||
-	    (idx->same_boot && !idx->info.logs_missing))
+	    (idx->same_boot && !idx->info.logs_missing &&
+	     !idx->info.salvaged))
 		return;
 	idx->info.uids_skipped = f - rc->b.hdr.next_uid;
 	snprintf(msg, sizeof(msg), "%s: UIDs %u..%u may have been handed out "

@@ -269,6 +269,11 @@ static uint64_t lost_modseq_of(const struct mix_builder *b)
 	return v;
 }
 
+uint64_t mix_builder_lost_modseq(const struct mix_builder *b)
+{
+	return lost_modseq_of(b);
+}
+
 int mix_builder_finish(struct mix_builder *b, struct mix_snap **snap_r,
 		       struct mix_robj **retired_r)
 {

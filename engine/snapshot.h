@@ -229,6 +229,9 @@ void mix_builder_abort(struct mix_builder *b);
 int mix_builder_finish(struct mix_builder *b, struct mix_snap **snap_r,
 		       struct mix_robj **retired_r);
 
+/* The lost point in the builder's state (format.md §2.9), or 0. */
+uint64_t mix_builder_lost_modseq(const struct mix_builder *b);
+
 /* Mutations.  All take the transaction's modseq for the records they
  * change and add the UIDs actually changed to out (may be NULL).  They
  * keep the header counters (seen, deleted, low-water marks,

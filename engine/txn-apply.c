@@ -205,6 +205,7 @@ static int op_ranges_get(struct mix_builder *b, struct mix_txn *t,
 {
 	const struct mix_uid_range *r = txn_ptr(t, op->ranges);
 	struct mix_ranges gt = { 0 };
+	uint64_t since = op->unchangedsince;
 	uint32_t i;
 	int ret = 0;
 
@@ -214,9 +215,17 @@ static int op_ranges_get(struct mix_builder *b, struct mix_txn *t,
 		o->n = op->nranges;
 		return 0;
 	}
+	/* Below the lost point a message may have changed since the
+	 * client's modseq without a higher modseq to show it (a power cut
+	 * took a change back, format.md §2.9): every message is then
+	 * MODIFIED, so the client fetches them again, as CHANGEDSINCE,
+	 * expunged-since and QRESYNC answer such a modseq (found by a
+	 * lifecycle check) */
+	if (since < mix_builder_lost_modseq(b))
+		since = 0;
 	for (i = 0; i < op->nranges && ret == 0; i++)
 		ret = mix_builder_split_modseq(b, r[i].first, r[i].last,
-					       op->unchangedsince, &o->tmp, &gt);
+					       since, &o->tmp, &gt);
 	if (ret == 0)
 		ret = modified_add(t, &gt);
 	mix_ranges_free(&gt);

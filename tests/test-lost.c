@@ -33,6 +33,15 @@
  * lost point, and the lock file is written whole (reliability.md
  * finding 11: an empty one looked like another boot).
  *
+ * Then three rules a lifecycle check found broken (reliability.md finding
+ * 16): QRESYNC sequence-match data below the lost point must not hide a
+ * UID that vanished since (a message back from a lost expunge cancels
+ * out a later expunge in the sequence numbers); STORE (UNCHANGEDSINCE m)
+ * below the lost point reports every message MODIFIED; a salvage that
+ * skipped acknowledged transactions in the same boot skips UIDs and sets
+ * a lost point like a power cut.  The random rounds' clients send
+ * sequence match data too.
+ *
  * MIX_SEED replays a run (printed); MIX_TEST_SCALE scales the rounds.
  */
 #include <signal.h>
@@ -136,18 +145,30 @@ static int resync_qresync(struct mix_index *idx, const struct view *c,
 	struct mix_qresync_params p = { 0 };
 	struct mix_qresync_result res;
 	struct mix_uid_range known[MAXU];
+	uint32_t mseq[MAXU], muid[MAXU], nm = 0;
 	struct view v = *c;
 	uint32_t n = 0, u, i;
 	int ret;
 
+	/* the known UIDs, and sequence match data as a client sends it:
+	 * the sequence number it has for every third known UID (a message
+	 * the client saw expunged and a power cut brought back shifts
+	 * sequence numbers like an expunge does: the pairs must not hide
+	 * one that vanished since) */
 	for (u = 1; u < MAXU; u++)
-		if (c->present[u])
+		if (c->present[u]) {
 			known[n].first = known[n].last = u, n++;
+			if (n % 3 == 1)
+				mseq[nm] = n, muid[nm] = u, nm++;
+		}
 	mix_read_lock();
 	p.uid_validity = mix_snap_uid_validity(mix_index_snap(idx));
 	p.modseq = c->modseq;
 	p.known_uids = n ? known : NULL;
 	p.known_uids_count = n;
+	p.match_seqs = nm ? mseq : NULL;
+	p.match_uids = nm ? muid : NULL;
+	p.match_count = nm;
 	ret = mix_snap_qresync(mix_index_snap(idx), &p, &res);
 	mix_read_unlock();
 	if (ret < 0)
@@ -450,6 +471,213 @@ static void exact_reservation(struct mix_engine *e)
 	free(dir);
 }
 
+/* ---- rules found by a lifecycle check (reliability.md finding 16) ---- */
+
+static void commit_or_bail(struct mix_txn **t, enum mix_durability d,
+			   struct mix_commit_result *res)
+{
+	if (mix_txn_commit(t, d, res) < 0)
+		BAIL("commit: %s", mix_last_error());
+}
+
+static struct mix_txn *begin_or_bail(struct mix_index *idx)
+{
+	struct mix_txn *t;
+	if (mix_txn_begin(idx, &t) < 0)
+		BAIL("begin: %s", mix_last_error());
+	return t;
+}
+
+static void expunge_one(struct mix_index *idx, uint32_t uid,
+			enum mix_durability d)
+{
+	struct mix_txn *t = begin_or_bail(idx);
+	struct mix_uid_range r = { uid, uid };
+	if (mix_txn_expunge(t, &r, 1) < 0)
+		BAIL("expunge: %s", mix_last_error());
+	commit_or_bail(&t, d, NULL);
+}
+
+/* UIDs 1-4 durable; UID 2 expunged with NONE (the client holds 1,3,4 as
+ * sequence numbers 1-3); a power cut brings UID 2 back; the new session
+ * expunges UID 3.  UID 4 is sequence 3 again, so the client's match pair
+ * (3, 4) still matches: QRESYNC must still report UID 3 vanished. */
+static void lost_expunge_seqmatch(struct mix_engine *e)
+{
+	char *dir = tu_tmpdir("lost-seqmatch");
+	struct mix_uid_range known = { 1, 4 };
+	uint32_t mseq[3] = { 1, 2, 3 }, muid[3] = { 1, 3, 4 }, i;
+	struct mix_qresync_params p = { 0 };
+	struct mix_qresync_result r;
+	struct mix_index *idx;
+	struct mix_txn *t;
+	struct tu_files saved;
+	int found = 0;
+
+	if (mix_index_open(e, dir, MIX_OPEN_CREATE, &idx) < 0)
+		BAIL("open: %s", mix_last_error());
+	t = begin_or_bail(idx);
+	if (mix_txn_hdr_set(t, MIX_HDR_UID_VALIDITY, 12345) < 0)
+		BAIL("uid_validity: %s", mix_last_error());
+	for (i = 0; i < 4; i++)
+		if (mix_txn_append(t, 0, NULL, NULL) < 0)
+			BAIL("append: %s", mix_last_error());
+	commit_or_bail(&t, MIX_DURABILITY_SYNC, NULL);
+	tu_files_save(dir, &saved);
+	expunge_one(idx, 2, MIX_DURABILITY_NONE);
+	p.modseq = tu_highest_modseq(idx);
+	mix_index_close(&idx);
+	tu_files_restore(dir, &saved);
+	other_boot(dir);
+	if (mix_index_open(e, dir, 0, &idx) < 0)
+		BAIL("reopen: %s", mix_last_error());
+	expunge_one(idx, 3, MIX_DURABILITY_SYNC);
+	p.uid_validity = 12345;
+	p.known_uids = &known;
+	p.known_uids_count = 1;
+	p.match_seqs = mseq;
+	p.match_uids = muid;
+	p.match_count = 3;
+	mix_read_lock();
+	if (mix_snap_qresync(mix_index_snap(idx), &p, &r) < 0)
+		BAIL("qresync: %s", mix_last_error());
+	mix_read_unlock();
+	for (i = 0; i < r.vanished_count; i++)
+		found |= r.vanished[i].first <= 3 && r.vanished[i].last >= 3;
+	ok(found, "seq-match: below the lost point the match data hides no "
+	   "vanished UID (UID 3 in VANISHED: %s, %u ranges)",
+	   found ? "yes" : "no", r.vanished_count);
+	mix_qresync_result_free(&r);
+	mix_index_close(&idx);
+	tu_files_free(&saved);
+	tu_rmdir_r(dir);
+	free(dir);
+}
+
+/* A client saw UID 1 \Deleted at modseq m (a NONE change a power cut
+ * took back); STORE (UNCHANGEDSINCE m) must report it MODIFIED and
+ * change nothing, as UNCHANGEDSINCE 0 would. */
+static void unchangedsince_below_lost(struct mix_engine *e)
+{
+	char *dir = tu_tmpdir("lost-unchanged");
+	struct mix_uid_range one = { 1, 1 };
+	struct mix_commit_result res;
+	struct mix_index *idx;
+	struct mix_txn *t;
+	struct tu_files saved;
+	uint64_t m, before;
+
+	if (mix_index_open(e, dir, MIX_OPEN_CREATE, &idx) < 0)
+		BAIL("open: %s", mix_last_error());
+	t = begin_or_bail(idx);
+	if (mix_txn_append(t, 0, NULL, NULL) < 0)
+		BAIL("append: %s", mix_last_error());
+	commit_or_bail(&t, MIX_DURABILITY_SYNC, NULL);
+	tu_files_save(dir, &saved);
+	t = begin_or_bail(idx);
+	if (mix_txn_flags(t, &one, 1, MIX_MODIFY_ADD, MIX_FLAG_DELETED) < 0)
+		BAIL("flags: %s", mix_last_error());
+	commit_or_bail(&t, MIX_DURABILITY_NONE, &res);
+	m = res.modseq;
+	mix_commit_result_free(&res);
+	mix_index_close(&idx);
+	tu_files_restore(dir, &saved);
+	other_boot(dir);
+	if (mix_index_open(e, dir, 0, &idx) < 0)
+		BAIL("reopen: %s", mix_last_error());
+	before = tu_modseq_of(idx, 1);
+	t = begin_or_bail(idx);
+	if (mix_txn_flags_unchangedsince(t, &one, 1, MIX_MODIFY_ADD,
+					 MIX_FLAG_SEEN, m) < 0)
+		BAIL("flags: %s", mix_last_error());
+	commit_or_bail(&t, MIX_DURABILITY_SYNC, &res);
+	ok(res.modified_count == 1 && res.modified[0].first == 1 &&
+	   tu_modseq_of(idx, 1) == before,
+	   "unchangedsince: below the lost point (%llu < %llu) the store "
+	   "reports UID 1 MODIFIED (%u ranges) and changes nothing (modseq "
+	   "%llu, was %llu)", (unsigned long long)m,
+	   (unsigned long long)lost_of(idx), res.modified_count,
+	   (unsigned long long)tu_modseq_of(idx, 1),
+	   (unsigned long long)before);
+	mix_commit_result_free(&res);
+	mix_index_close(&idx);
+	tu_files_free(&saved);
+	tu_rmdir_r(dir);
+	free(dir);
+}
+
+/* Four acknowledged SYNC commits, a crash in this boot, one byte of the
+ * second (an append of UID 4) damaged: MIX_OPEN_SALVAGE skips it, and
+ * although the last writer ran in this boot, the UID and the changes
+ * were acknowledged: the next UID is above 4 and a lost point is set
+ * above the last commit's modseq. */
+static void salvage_same_boot(struct mix_engine *e)
+{
+	char *dir = tu_tmpdir("lost-salvage");
+	struct mix_uid_range r1 = { 1, 1 }, r2 = { 2, 2 };
+	struct mix_commit_result res;
+	struct mix_open_info info;
+	struct mix_index *idx;
+	struct mix_txn *t;
+	struct tu_files saved;
+	uint64_t t3_modseq, t4_modseq;
+	size_t off;
+	int i;
+
+	if (mix_index_open(e, dir, MIX_OPEN_CREATE, &idx) < 0)
+		BAIL("open: %s", mix_last_error());
+	t = begin_or_bail(idx);
+	for (i = 0; i < 3; i++)
+		if (mix_txn_append(t, 0, NULL, NULL) < 0)
+			BAIL("append: %s", mix_last_error());
+	commit_or_bail(&t, MIX_DURABILITY_SYNC, NULL);
+	t = begin_or_bail(idx);
+	if (mix_txn_append(t, MIX_FLAG_FLAGGED, NULL, NULL) < 0)
+		BAIL("append: %s", mix_last_error());
+	commit_or_bail(&t, MIX_DURABILITY_SYNC, NULL);
+	t = begin_or_bail(idx);
+	if (mix_txn_flags(t, &r2, 1, MIX_MODIFY_ADD, MIX_FLAG_SEEN) < 0)
+		BAIL("flags: %s", mix_last_error());
+	commit_or_bail(&t, MIX_DURABILITY_SYNC, &res);
+	t3_modseq = res.modseq;
+	mix_commit_result_free(&res);
+	t = begin_or_bail(idx);
+	if (mix_txn_expunge(t, &r1, 1) < 0)
+		BAIL("expunge: %s", mix_last_error());
+	commit_or_bail(&t, MIX_DURABILITY_SYNC, &res);
+	t4_modseq = res.modseq;
+	mix_commit_result_free(&res);
+	tu_files_save(dir, &saved);      /* as a kill -9 leaves it */
+	mix_index_close(&idx);
+	/* a byte inside the second transaction (it ends where the third
+	 * begins: the modseq's low bits are the log offset) */
+	off = (size_t)(t3_modseq & 0xffffffffu) - 8;
+	if (!saved.data[1] || off >= saved.size[1])
+		BAIL("salvage: no log to damage");
+	saved.data[1][off] ^= 0x55;
+	tu_files_restore(dir, &saved);   /* the lock file names this boot */
+	ok(mix_index_open(e, dir, 0, &idx) == MIX_ECORRUPT,
+	   "salvage: a plain open refuses the damaged log");
+	if (mix_index_open(e, dir, MIX_OPEN_SALVAGE, &idx) < 0)
+		BAIL("salvage open: %s", mix_last_error());
+	mix_index_open_info(idx, &info);
+	t = begin_or_bail(idx);
+	if (mix_txn_append(t, 0, NULL, NULL) < 0)
+		BAIL("append: %s", mix_last_error());
+	commit_or_bail(&t, MIX_DURABILITY_SYNC, &res);
+	ok(res.first_uid > 4 && lost_of(idx) > t4_modseq,
+	   "salvage: in the same boot, the next append gets UID %u (4 was "
+	   "acknowledged) and the lost point %llu is above the last "
+	   "acknowledged modseq %llu (uids_skipped %u)", res.first_uid,
+	   (unsigned long long)lost_of(idx), (unsigned long long)t4_modseq,
+	   info.uids_skipped);
+	mix_commit_result_free(&res);
+	mix_index_close(&idx);
+	tu_files_free(&saved);
+	tu_rmdir_r(dir);
+	free(dir);
+}
+
 int main(void)
 {
 	struct mix_engine_config cfg;
@@ -466,6 +694,9 @@ int main(void)
 	   rounds);
 	same_boot_kill(e);
 	exact_reservation(e);
+	lost_expunge_seqmatch(e);
+	unchangedsince_below_lost(e);
+	salvage_same_boot(e);
 	mix_engine_free(&e);
 	return tap_done();
 }

@@ -424,8 +424,12 @@ static void test_midlog(const char *base)
 	   "%u messages, logs_missing %d, warnings: %s)", ret, sh->count,
 	   sh->logs_missing, sh->warnings);
 	ret = in_child(st_open_commit, dir, 0);
-	ok(ret == 0 && sh->count == 11 && sh->uid == 13, "and takes the "
-	   "next commit (ret %d, UID %u)", ret, sh->uid);
+	/* the salvage skipped a transaction that was acknowledged: the
+	 * UIDs it may have handed out are skipped too, up to the session's
+	 * reservation (format.md §2.7, reliability.md finding 16) */
+	ok(ret == 0 && sh->count == 11 && sh->uid > 12, "and takes the "
+	   "next commit above every UID handed out before (ret %d, UID %u)",
+	   ret, sh->uid);
 	ok(mixctl_check(dir) <= 0, "mixctl check clean after the salvage");
 }
 
