@@ -408,7 +408,9 @@ MIX_API void mix_index_stats(struct mix_index *index,
 /* Register extension name (1..63 bytes) with a per-record data size
  * (0..1024 bytes, 0 = header only), record alignment (1, 2, 4 or 8) and a
  * header data size (0..65536).  If the index already has it, the sizes
- * must match.  Returns its id (>= MIX_EXT_FIRST) in *ext_id_r.  Goes
+ * must match, and so must the alignment when records have data (a
+ * header-only extension has no records to align: its alignment is not
+ * compared).  Returns its id (>= MIX_EXT_FIRST) in *ext_id_r.  Goes
  * through the writer like a transaction (it is logged).  Returns 0;
  * MIX_EINVAL (bad name or sizes; a name the index has with other sizes;
  * names starting with "mix." are the engine's); MIX_EDEADLK (inside a
