@@ -494,21 +494,6 @@ static int job_load(struct mix_ckpt_job *j)
 	return 0;
 }
 
-/* Checkpointer: make the log durable through a descriptor of its own.
- * Write-back errors are reported once per open file description, and a
- * new one still gets an error nobody has seen yet: the writer role's
- * descriptor keeps reporting what this one reports, and the reverse, so
- * neither consumes an error the other must see (§3.2). */
-static int log_sync_path(const char *path)
-{
-	int fd = mix_io_open(path, O_RDWR, 0), ret;
-	if (fd < 0)
-		return fd;
-	ret = mix_io_fdatasync(fd, path);
-	mix_io_close(&fd);
-	return ret;
-}
-
 /* A rotation's completion (mix_log_switch_complete), on the
  * checkpointer or on the writer role that needed it first.  A failed
  * flush cannot be retried (§3.2) and a half-done rotation is for
@@ -540,7 +525,7 @@ static void job_run(struct mix_ckpt_job *j)
 	}
 
 	j->stage = STAGE_SYNC;
-	if (j->sync_path && (ret = log_sync_path(j->sync_path)) < 0)
+	if (j->sync_path && (ret = mix_log_sync_path(j->sync_path)) < 0)
 		/* §3.2: a failed fdatasync cannot be retried; at once, so
 		 * that no later batch is acknowledged as durable */
 		mix_index_poison(j->idx);

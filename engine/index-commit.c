@@ -21,7 +21,6 @@
  * Checkpoints and rotation are in checkpoint.c.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -508,17 +507,11 @@ int mix_index_make_durable(struct mix_index *idx)
 	/* files move from newtmp to .log to .log.2 (a live writer's
 	 * rotation): this order finds each at least once */
 	for (i = 0; i < 3; i++) {
-		int fd;
 		mix_dir_path(path, sizeof(path), idx->dir, names[i]);
-		fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (fd < 0) {
-			if (errno == ENOENT)
-				continue;
-			return mix_err_sys("open(%s)", path);
-		}
-		ret = mix_io_fdatasync(fd, path);
-		close(fd);
-		if (ret < 0)
+		ret = mix_log_sync_path(path);
+		if (ret == -ENOENT)
+			mix_err_clear();
+		else if (ret < 0)
 			return ret;
 	}
 	return mix_io_fsync_dir(idx->dir);

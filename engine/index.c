@@ -243,17 +243,6 @@ static uint32_t session_log_seq(const struct mix_recovery *rc)
 	return top + (active ? 1 : 2);
 }
 
-/* fdatasync a log file that recovery replayed. */
-static int sync_replayed(const char *path)
-{
-	int fd = mix_io_open(path, O_RDWR, 0), ret;
-	if (fd < 0)
-		return fd;
-	ret = mix_io_fdatasync(fd, path);
-	close(fd);
-	return ret;
-}
-
 /* Writable open: make mix.index cover everything replayed.  The new log
  * file (file_seq above every log that may ever have existed, §4) is
  * started by the first write (rotate_pending in index-commit.c), so an
@@ -302,14 +291,13 @@ static int writer_setup(struct mix_recovery *rc)
 	 * created without a directory fsync (a synchronous rotation cut
 	 * short): synced only by the completion after the checkpoint, a
 	 * power cut between the two left a mix.index beyond its logs.  The
-	 * other names the dead writer may have left pending are made
-	 * durable before this session's first change of a name
+	 * name, and every other the dead writer may have left pending, is
+	 * made durable before this session's first change of a name: the
+	 * checkpoint's, or the leftover unlinks below
 	 * (mix_index_dir_found_durable). */
-	if (rc->have_log[1] && (ret = sync_replayed(rc->logs[1].path)) < 0)
+	if (rc->have_log[1] && (ret = mix_log_sync_path(rc->logs[1].path)) < 0)
 		return ret;
-	if (rc->next_adopted &&
-	    ((ret = sync_replayed(rc->next.path)) < 0 ||
-	     (ret = mix_index_dir_found_durable(idx)) < 0))
+	if (rc->next_adopted && (ret = mix_log_sync_path(rc->next.path)) < 0)
 		return ret;
 	lw->synced = lw->offset;   /* fdatasync'ed above, or not ours */
 	/* an interrupted RECREATE's old logs: finish removing them, once

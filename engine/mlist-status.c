@@ -342,8 +342,8 @@ MIX_API int mix_list_detach(struct mix_list *list, uint32_t id)
 	/* waits for a hook call in progress: none after this */
 	mix_index_set_publish_hook(a->index, NULL, NULL);
 	/* the status first, then make it durable in the mailbox (a no-op
-	 * commit raises no modseq); a failure — a poisoned or read-only
-	 * index refuses the transaction itself — keeps the mark */
+	 * commit raises no modseq); a failure (a poisoned index refuses
+	 * the commit; an I/O error) keeps the mark */
 	snap_status(a->index, &st);
 	st.size = a->size;
 	if ((ret2 = mix_index_make_durable(a->index)) < 0)

@@ -258,7 +258,7 @@ static size_t up8(size_t n) { return (n + 7) & ~(size_t)7; }
 
 /* The lost point in b's extension headers (format.md §2.9), or 0: a
  * load and a compare per publish (the layout knows the id). */
-static uint64_t lost_modseq_of(const struct mix_builder *b)
+uint64_t mix_builder_lost_modseq(const struct mix_builder *b)
 {
 	uint32_t id = b->layout->lost_ext;
 	uint64_t v = 0;
@@ -267,11 +267,6 @@ static uint64_t lost_modseq_of(const struct mix_builder *b)
 	    b->exthdrs->e[id].size == sizeof(v))
 		memcpy(&v, b->exthdrs->e[id].data, sizeof(v));
 	return v;
-}
-
-uint64_t mix_builder_lost_modseq(const struct mix_builder *b)
-{
-	return lost_modseq_of(b);
 }
 
 int mix_builder_finish(struct mix_builder *b, struct mix_snap **snap_r,
@@ -324,7 +319,7 @@ int mix_builder_finish(struct mix_builder *b, struct mix_snap **snap_r,
 	s->kw = b->kw;
 	s->exthdrs = b->exthdrs;
 	s->xhist = b->xhist;
-	s->lost_modseq = lost_modseq_of(b);
+	s->lost_modseq = mix_builder_lost_modseq(b);
 	s->refs = 1;
 	*snap_r = s;
 	*retired_r = b->retired;

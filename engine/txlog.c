@@ -1075,6 +1075,16 @@ static void unlink_keep_err(const char *path)
 	(void)mix_err_set(0, msg);
 }
 
+int mix_log_sync_path(const char *path)
+{
+	int fd = mix_io_open(path, O_RDONLY, 0), ret;
+	if (fd < 0)
+		return fd;
+	ret = mix_io_fdatasync(fd, path);
+	mix_io_close(&fd);
+	return ret;
+}
+
 int mix_log_tmp_create(const char *tmp)
 {
 	int fd = mix_io_open(tmp, O_CREAT | O_EXCL | O_RDWR, 0644), ret;
@@ -1266,7 +1276,7 @@ int mix_log_switch_complete(const char *dir, int old_fd)
 	char *path = path_join(dir, MIX_LOG_FILENAME);
 	char *tmp = path_join(dir, MIX_LOG_TMP_FILENAME);
 	char *log2 = path_join(dir, MIX_LOG2_FILENAME);
-	int ret = 0, fd = -1;
+	int ret = 0;
 
 	if (path == NULL || tmp == NULL || log2 == NULL) {
 		ret = mix_err(-ENOMEM, "%s: out of memory", dir);
@@ -1276,11 +1286,8 @@ int mix_log_switch_complete(const char *dir, int old_fd)
 	 * the new one's header (its UID floor) before it takes the name */
 	if (old_fd >= 0)
 		ret = mix_io_fdatasync(old_fd, path);
-	if (ret == 0 && (fd = mix_io_open(tmp, O_RDWR, 0)) < 0)
-		ret = fd;
 	if (ret == 0)
-		ret = mix_io_fdatasync(fd, tmp);
-	mix_io_close(&fd);
+		ret = mix_log_sync_path(tmp);
 	/* the two renames, as a synchronous rotation makes them; but a
 	 * failure never takes the new log away: transactions were
 	 * acknowledged in it (recovery adopts it where it is) */

@@ -83,6 +83,18 @@ int mix_log_rotate_to_floor(const char *dir, uint32_t indexid,
 			    uint32_t prev_file_offset, uint32_t uid_floor,
 			    struct mix_log_writer *w_r);
 
+/* fdatasync the file at path through a descriptor of its own (read-only:
+ * enough for fdatasync on Linux, and what a read-only open of the index
+ * may have): a log another descriptor wrote (the checkpointer's sync of
+ * the writer's log, a rotation's completion), or a dead process did (a
+ * recovering open).  Write-back errors are reported once per open file
+ * description, and a new one still gets an error nobody has seen yet:
+ * the writer's descriptor keeps reporting what this one reports, and the
+ * reverse, so neither consumes an error the other must see (§3.2).
+ * Returns 0 or a negative error (-ENOENT when there is no such file, with
+ * the error message set). */
+int mix_log_sync_path(const char *path);
+
 /* Create dir/mix.index.log.newtmp (tmp), empty.  A file left under that
  * name keeps it (its name tells recovery that its file_seq may have been
  * used, §3.5, until the new file replaces it) and is truncated with an
