@@ -1566,13 +1566,13 @@ static inline void pc_nested(struct pc_run *r, struct pc_trace *nt,
 					    of->pend[k].off, of->pend[k].len,
 					    of->pend[k].data);
 		}
-		n.m.cur = r->m.cur;
-		n.m.dur = r->m.dur;
+		/* the live names are the durable ones with the pending
+		 * directory operations applied, as in r->m */
+		n.m.dur = n.m.cur = r->m.dur;
 		for (size_t k = 0; k < r->m.ndops; k++) {
 			const struct pc_dop *d = &r->m.dops[k];
 			pc_dop_add(&n.m, d->kind, d->name, d->name2, d->file);
 		}
-		n.m.cur = r->m.cur;   /* pc_dop_add applied them again */
 		r->tot->kill_runs++;
 	} else {
 		for (int i = 0; i < r->map.n; i++) {

@@ -498,6 +498,43 @@ static void expunge_one(struct mix_index *idx, uint32_t uid,
 	commit_or_bail(&t, d, NULL);
 }
 
+/* A new index in dir with n messages appended by one SYNC commit; with
+ * saved, its files right after: the durable point of a power cut. */
+static struct mix_index *durable_start(struct mix_engine *e, const char *dir,
+				       uint32_t n, struct tu_files *saved)
+{
+	struct mix_index *idx;
+	if (mix_index_open(e, dir, MIX_OPEN_CREATE, &idx) < 0 ||
+	    tu_append_commit(idx, n, MIX_DURABILITY_SYNC, NULL) < 0)
+		BAIL("%s: %s", dir, mix_last_error());
+	if (saved)
+		tu_files_save(dir, saved);
+	return idx;
+}
+
+/* A power cut back to saved, then the writable open of the next boot. */
+static struct mix_index *cut_reopen(struct mix_engine *e, struct mix_index **idx,
+				    const char *dir, const struct tu_files *saved)
+{
+	struct mix_index *n;
+	mix_index_close(idx);
+	tu_files_restore(dir, saved);
+	other_boot(dir);
+	if (mix_index_open(e, dir, 0, &n) < 0)
+		BAIL("reopen: %s", mix_last_error());
+	return n;
+}
+
+/* The end of a scenario: close, drop the saved files and the directory. */
+static void scenario_end(struct mix_index **idx, struct tu_files *saved,
+			 char *dir)
+{
+	mix_index_close(idx);
+	tu_files_free(saved);
+	tu_rmdir_r(dir);
+	free(dir);
+}
+
 /* UIDs 1-4 durable; UID 2 expunged with NONE (the client holds 1,3,4 as
  * sequence numbers 1-3); a power cut brings UID 2 back; the new session
  * expunges UID 3.  UID 4 is sequence 3 again, so the client's match pair
@@ -509,36 +546,21 @@ static void lost_expunge_seqmatch(struct mix_engine *e)
 	uint32_t mseq[3] = { 1, 2, 3 }, muid[3] = { 1, 3, 4 }, i;
 	struct mix_qresync_params p = { 0 };
 	struct mix_qresync_result r;
-	struct mix_index *idx;
-	struct mix_txn *t;
 	struct tu_files saved;
+	struct mix_index *idx = durable_start(e, dir, 4, &saved);
 	int found = 0;
 
-	if (mix_index_open(e, dir, MIX_OPEN_CREATE, &idx) < 0)
-		BAIL("open: %s", mix_last_error());
-	t = begin_or_bail(idx);
-	if (mix_txn_hdr_set(t, MIX_HDR_UID_VALIDITY, 12345) < 0)
-		BAIL("uid_validity: %s", mix_last_error());
-	for (i = 0; i < 4; i++)
-		if (mix_txn_append(t, 0, NULL, NULL) < 0)
-			BAIL("append: %s", mix_last_error());
-	commit_or_bail(&t, MIX_DURABILITY_SYNC, NULL);
-	tu_files_save(dir, &saved);
 	expunge_one(idx, 2, MIX_DURABILITY_NONE);
 	p.modseq = tu_highest_modseq(idx);
-	mix_index_close(&idx);
-	tu_files_restore(dir, &saved);
-	other_boot(dir);
-	if (mix_index_open(e, dir, 0, &idx) < 0)
-		BAIL("reopen: %s", mix_last_error());
+	idx = cut_reopen(e, &idx, dir, &saved);
 	expunge_one(idx, 3, MIX_DURABILITY_SYNC);
-	p.uid_validity = 12345;
 	p.known_uids = &known;
 	p.known_uids_count = 1;
 	p.match_seqs = mseq;
 	p.match_uids = muid;
 	p.match_count = 3;
 	mix_read_lock();
+	p.uid_validity = mix_snap_uid_validity(mix_index_snap(idx));
 	if (mix_snap_qresync(mix_index_snap(idx), &p, &r) < 0)
 		BAIL("qresync: %s", mix_last_error());
 	mix_read_unlock();
@@ -548,10 +570,7 @@ static void lost_expunge_seqmatch(struct mix_engine *e)
 	   "vanished UID (UID 3 in VANISHED: %s, %u ranges)",
 	   found ? "yes" : "no", r.vanished_count);
 	mix_qresync_result_free(&r);
-	mix_index_close(&idx);
-	tu_files_free(&saved);
-	tu_rmdir_r(dir);
-	free(dir);
+	scenario_end(&idx, &saved, dir);
 }
 
 /* A client saw UID 1 \Deleted at modseq m (a NONE change a power cut
@@ -562,29 +581,17 @@ static void unchangedsince_below_lost(struct mix_engine *e)
 	char *dir = tu_tmpdir("lost-unchanged");
 	struct mix_uid_range one = { 1, 1 };
 	struct mix_commit_result res;
-	struct mix_index *idx;
-	struct mix_txn *t;
 	struct tu_files saved;
+	struct mix_index *idx = durable_start(e, dir, 1, &saved);
+	struct mix_txn *t = begin_or_bail(idx);
 	uint64_t m, before;
 
-	if (mix_index_open(e, dir, MIX_OPEN_CREATE, &idx) < 0)
-		BAIL("open: %s", mix_last_error());
-	t = begin_or_bail(idx);
-	if (mix_txn_append(t, 0, NULL, NULL) < 0)
-		BAIL("append: %s", mix_last_error());
-	commit_or_bail(&t, MIX_DURABILITY_SYNC, NULL);
-	tu_files_save(dir, &saved);
-	t = begin_or_bail(idx);
 	if (mix_txn_flags(t, &one, 1, MIX_MODIFY_ADD, MIX_FLAG_DELETED) < 0)
 		BAIL("flags: %s", mix_last_error());
 	commit_or_bail(&t, MIX_DURABILITY_NONE, &res);
 	m = res.modseq;
 	mix_commit_result_free(&res);
-	mix_index_close(&idx);
-	tu_files_restore(dir, &saved);
-	other_boot(dir);
-	if (mix_index_open(e, dir, 0, &idx) < 0)
-		BAIL("reopen: %s", mix_last_error());
+	idx = cut_reopen(e, &idx, dir, &saved);
 	before = tu_modseq_of(idx, 1);
 	t = begin_or_bail(idx);
 	if (mix_txn_flags_unchangedsince(t, &one, 1, MIX_MODIFY_ADD,
@@ -600,10 +607,7 @@ static void unchangedsince_below_lost(struct mix_engine *e)
 	   (unsigned long long)tu_modseq_of(idx, 1),
 	   (unsigned long long)before);
 	mix_commit_result_free(&res);
-	mix_index_close(&idx);
-	tu_files_free(&saved);
-	tu_rmdir_r(dir);
-	free(dir);
+	scenario_end(&idx, &saved, dir);
 }
 
 /* Four acknowledged SYNC commits, a crash in this boot, one byte of the
@@ -614,57 +618,41 @@ static void unchangedsince_below_lost(struct mix_engine *e)
 static void salvage_same_boot(struct mix_engine *e)
 {
 	char *dir = tu_tmpdir("lost-salvage");
-	struct mix_uid_range r1 = { 1, 1 }, r2 = { 2, 2 };
+	struct mix_uid_range r2 = { 2, 2 };
 	struct mix_commit_result res;
 	struct mix_open_info info;
-	struct mix_index *idx;
-	struct mix_txn *t;
 	struct tu_files saved;
+	struct mix_index *idx = durable_start(e, dir, 3, NULL);
+	struct mix_txn *t;
 	uint64_t t3_modseq, t4_modseq;
 	size_t off;
-	int i;
 
-	if (mix_index_open(e, dir, MIX_OPEN_CREATE, &idx) < 0)
-		BAIL("open: %s", mix_last_error());
-	t = begin_or_bail(idx);
-	for (i = 0; i < 3; i++)
-		if (mix_txn_append(t, 0, NULL, NULL) < 0)
-			BAIL("append: %s", mix_last_error());
-	commit_or_bail(&t, MIX_DURABILITY_SYNC, NULL);
-	t = begin_or_bail(idx);
-	if (mix_txn_append(t, MIX_FLAG_FLAGGED, NULL, NULL) < 0)
+	if (tu_append_commit(idx, 1, MIX_DURABILITY_SYNC, NULL) < 0)
 		BAIL("append: %s", mix_last_error());
-	commit_or_bail(&t, MIX_DURABILITY_SYNC, NULL);
 	t = begin_or_bail(idx);
 	if (mix_txn_flags(t, &r2, 1, MIX_MODIFY_ADD, MIX_FLAG_SEEN) < 0)
 		BAIL("flags: %s", mix_last_error());
 	commit_or_bail(&t, MIX_DURABILITY_SYNC, &res);
 	t3_modseq = res.modseq;
 	mix_commit_result_free(&res);
-	t = begin_or_bail(idx);
-	if (mix_txn_expunge(t, &r1, 1) < 0)
-		BAIL("expunge: %s", mix_last_error());
-	commit_or_bail(&t, MIX_DURABILITY_SYNC, &res);
-	t4_modseq = res.modseq;
-	mix_commit_result_free(&res);
+	expunge_one(idx, 1, MIX_DURABILITY_SYNC);
+	t4_modseq = tu_highest_modseq(idx);
 	tu_files_save(dir, &saved);      /* as a kill -9 leaves it */
-	mix_index_close(&idx);
 	/* a byte inside the second transaction (it ends where the third
 	 * begins: the modseq's low bits are the log offset) */
 	off = (size_t)(t3_modseq & 0xffffffffu) - 8;
 	if (!saved.data[1] || off >= saved.size[1])
 		BAIL("salvage: no log to damage");
 	saved.data[1][off] ^= 0x55;
+	mix_index_close(&idx);
 	tu_files_restore(dir, &saved);   /* the lock file names this boot */
 	ok(mix_index_open(e, dir, 0, &idx) == MIX_ECORRUPT,
 	   "salvage: a plain open refuses the damaged log");
 	if (mix_index_open(e, dir, MIX_OPEN_SALVAGE, &idx) < 0)
 		BAIL("salvage open: %s", mix_last_error());
 	mix_index_open_info(idx, &info);
-	t = begin_or_bail(idx);
-	if (mix_txn_append(t, 0, NULL, NULL) < 0)
+	if (tu_append_commit(idx, 1, MIX_DURABILITY_SYNC, &res) < 0)
 		BAIL("append: %s", mix_last_error());
-	commit_or_bail(&t, MIX_DURABILITY_SYNC, &res);
 	ok(res.first_uid > 4 && lost_of(idx) > t4_modseq,
 	   "salvage: in the same boot, the next append gets UID %u (4 was "
 	   "acknowledged) and the lost point %llu is above the last "
@@ -672,10 +660,7 @@ static void salvage_same_boot(struct mix_engine *e)
 	   (unsigned long long)lost_of(idx), (unsigned long long)t4_modseq,
 	   info.uids_skipped);
 	mix_commit_result_free(&res);
-	mix_index_close(&idx);
-	tu_files_free(&saved);
-	tu_rmdir_r(dir);
-	free(dir);
+	scenario_end(&idx, &saved, dir);
 }
 
 int main(void)
