@@ -221,6 +221,34 @@ static int salvage_set_aside(struct mix_recovery *rc)
 	return mix_index_rotate_pending(idx);
 }
 
+/* A writable open on a full disk (docs/reliability.md "A full disk"):
+ * the recovery's checkpoint of what it replayed, and the session's new
+ * log where the directory has no active one, only save later opens work;
+ * the state they would record is whole on disk already (the logs,
+ * fdatasync'ed above).  Out of room (ENOSPC, EDQUOT, nothing written:
+ * the failed checkpoint removed its temporary file, a failed rotation
+ * its new log), the open goes on without them and leaves the directory
+ * as it found it: the first batch starts the session's log
+ * (rotate_pending, which checkpoints first when the active log must
+ * become .log.2), and until the room is there its commits fail with
+ * -ENOSPC and nothing else, like any commit on a full disk.  Read-only
+ * opens never write.  Other errors stay errors. */
+static int defer_on_full_disk(struct mix_index *idx, int ret,
+			      const char *what)
+{
+	const struct mix_engine_config *c = &idx->engine->cfg;
+	char msg[768];
+
+	if (ret != -ENOSPC && ret != -EDQUOT)
+		return ret;
+	snprintf(msg, sizeof(msg), "%s: the disk is full: the open's %s is "
+		 "left to the first commit (%s)", idx->dir, what,
+		 mix_last_error());
+	if (c->warning)
+		c->warning(c->warning_ctx, msg);
+	return 0;
+}
+
 /* §4: the session's log gets a file_seq no log ever had.  Without an
  * active log, a rotation may have been cut short after it created (and
  * maybe used, if mix.index.log was since lost) max_seq + 1: skip it.  A
@@ -328,10 +356,13 @@ static int writer_setup(struct mix_recovery *rc)
 	 * replace .log.2, which it then no longer needs (§3.5) */
 	if (rc->need_checkpoint || !rc->have_index || idx->info.salvaged ||
 	    rc->next_adopted) {
-		if ((ret = mix_index_checkpoint(idx, 0)) < 0)
-			return ret;
+		ret = mix_index_checkpoint(idx, 0);
 		/* chunks into the new mapping */
-		if ((ret = mix_index_remap_checked(idx)) < 0)
+		if (ret == 0)
+			ret = mix_index_remap_checked(idx);
+		else if (!rc->next_adopted && !idx->info.salvaged)
+			ret = defer_on_full_disk(idx, ret, "checkpoint");
+		if (ret < 0)
 			return ret;
 	}
 	if (rc->next_adopted && (ret = mix_recovery_adopt_next(rc)) < 0)
@@ -344,7 +375,8 @@ static int writer_setup(struct mix_recovery *rc)
 	 * session changes nothing (every later open would find the logs
 	 * missing otherwise, or the stale newtmp) */
 	if (!rc->have_log[1] || rc->next_stale)
-		return mix_index_rotate_pending(idx);
+		return defer_on_full_disk(idx, mix_index_rotate_pending(idx),
+					  "new log");
 	return 0;
 }
 

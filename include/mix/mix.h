@@ -344,7 +344,11 @@ struct mix_open_info {
  * mix.index is verified and the log replayed.  A torn transaction at the
  * tail of the log is cut off and reported through the warning callback
  * and mix_index_open_info(); nothing before it is lost.  A writable open
- * takes the index's lock and continues in a new log file.
+ * takes the index's lock and continues in a new log file.  On a full
+ * disk it still opens (its checkpoint of what recovery replayed waits
+ * for the first commit, which fails with -ENOSPC until there is room),
+ * unless it must change a name first: creating, MIX_OPEN_SALVAGE,
+ * adopting the next log of a rotation cut short (docs/api.md).
  * Opening twice: a writable open of a directory this engine already has
  * open for writing (any spelling of the path; MIX_OPEN_CREATE or no flag)
  * returns the same index (*index_r is the same pointer) with one more
