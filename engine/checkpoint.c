@@ -73,7 +73,7 @@ static uint32_t ckpt_uid_floor(const struct mix_index *idx,
 
 /* Write s to dir/mix.index stating log position (seq, off) and UID floor
  * uid_floor.  Reads only s, which must stay alive (current or pinned). */
-static int checkpoint_write(const char *dir, const struct mix_snap *s,
+static int checkpoint_write(int dfd, const char *dir, const struct mix_snap *s,
 			    uint32_t seq, uint64_t off, uint32_t uid_floor)
 {
 	const struct mix_layout *l = s->layout;
@@ -124,7 +124,7 @@ static int checkpoint_write(const char *dir, const struct mix_snap *s,
 	src.keywords = s->kw->names;
 	src.next_run = mix_snap_next_run;
 	src.ctx = &runs;
-	ret = mix_ifile_write(dir, &src);
+	ret = mix_ifile_write(dfd, dir, &src);
 	free(exts);
 	free(xh);
 	return ret;
@@ -141,7 +141,7 @@ int mix_index_remap(struct mix_index *idx)
 	int ret;
 
 	snprintf(path, sizeof(path), "%s/%s", idx->dir, MIX_INDEX_FILENAME);
-	if ((ret = mix_ifile_open(path, &f)) < 0)
+	if ((ret = mix_ifile_open_in(idx->dirfd, path, &f)) < 0)
 		return ret;
 	map = calloc(1, sizeof(*map));
 	if (!map) {
@@ -216,7 +216,7 @@ int mix_index_dir_found_durable(struct mix_index *idx)
 	int ret;
 	if (idx->dir_found_durable)
 		return 0;
-	if ((ret = mix_io_fsync_dir(idx->dir)) < 0)
+	if ((ret = mix_io_fsync_dir_in(idx->dirfd, idx->dir)) < 0)
 		return ret;
 	idx->dir_found_durable = 1;
 	return 0;
@@ -241,7 +241,7 @@ int mix_index_checkpoint(struct mix_index *idx, int do_remap)
 	ret = log_durable(idx);
 	if (ret == 0) {
 		writing_enter(idx);
-		ret = checkpoint_write(idx->dir, idx->snap,
+		ret = checkpoint_write(idx->dirfd, idx->dir, idx->snap,
 				       idx->log.hdr.file_seq, idx->log.offset,
 				       ckpt_uid_floor(idx, idx->snap));
 		writing_leave(idx);
@@ -329,7 +329,8 @@ int mix_index_rotate_to(struct mix_index *idx, uint32_t file_seq)
 		ret = mix_index_dir_found_durable(idx);
 	if (ret < 0)
 		return ret;
-	ret = mix_log_rotate_to_floor(idx->dir, h->indexid, file_seq,
+	ret = mix_log_rotate_to_floor(idx->dirfd, idx->dir, h->indexid,
+				      file_seq,
 					  h->file_seq,
 					  (uint32_t)idx->log.offset, floor,
 					  &nw);
@@ -353,7 +354,7 @@ int mix_index_checkpoint_rotate(struct mix_index *idx)
 		char path[4096];
 		snprintf(path, sizeof(path), "%s/%s", idx->dir,
 			 MIX_LOG_FILENAME);
-		if (access(path, F_OK) != 0)
+		if (!mix_io_access_in(idx->dirfd, path))
 			idx->rotate_pending_seq = idx->log.hdr.file_seq + 1;
 	}
 	return ret;
@@ -394,7 +395,8 @@ struct mix_ckpt_job {
 	int prep_fd;                 /* JOB_CKPT: mix.index.log.newtmp,
 				      * created for the rotation that
 				      * follows, or -1 */
-	struct mix_index *idx;       /* only idx->dir is read, and poison */
+	struct mix_index *idx;       /* only idx->dir and dirfd are read,
+				      * and poison */
 	struct mix_snap *snap;       /* pinned (one reference of ours)
 				      * until the checkpointer is done with
 				      * it, then NULL */
@@ -445,7 +447,7 @@ static int job_load(struct mix_ckpt_job *j)
 	int ret;
 
 	snprintf(path, sizeof(path), "%s/%s", j->idx->dir, MIX_INDEX_FILENAME);
-	if ((ret = mix_ifile_open(path, &f)) < 0)
+	if ((ret = mix_ifile_open_in(j->idx->dirfd, path, &f)) < 0)
 		return ret;
 	if (f.hdr->messages_count != s->c_seq[s->nchunks] ||
 	    f.hdr->record_size != rs) {
@@ -501,7 +503,8 @@ static int job_load(struct mix_ckpt_job *j)
  * can be acknowledged as durable in the new log. */
 static void rot_run(struct mix_ckpt_job *j)
 {
-	int ret = mix_log_switch_complete(j->idx->dir, j->old_fd);
+	int ret = mix_log_switch_complete(j->idx->dirfd, j->idx->dir,
+					  j->old_fd);
 
 	MIX_PROBE2(rotate, j->seq, ret);
 	mix_io_close(&j->old_fd);
@@ -525,7 +528,8 @@ static void job_run(struct mix_ckpt_job *j)
 	}
 
 	j->stage = STAGE_SYNC;
-	if (j->sync_path && (ret = mix_log_sync_path(j->sync_path)) < 0)
+	if (j->sync_path &&
+	    (ret = mix_log_sync_path(j->idx->dirfd, j->sync_path)) < 0)
 		/* §3.2: a failed fdatasync cannot be retried; at once, so
 		 * that no later batch is acknowledged as durable */
 		mix_index_poison(j->idx);
@@ -539,7 +543,7 @@ static void job_run(struct mix_ckpt_job *j)
 		char tmp[4096];
 		snprintf(tmp, sizeof(tmp), "%s/%s", j->idx->dir,
 			 MIX_LOG_TMP_FILENAME);
-		j->prep_fd = mix_log_tmp_create(tmp);
+		j->prep_fd = mix_log_tmp_create(j->idx->dirfd, tmp);
 		if (j->prep_fd < 0) {
 			j->prep_fd = -1;
 			mix_err_clear();
@@ -548,7 +552,8 @@ static void job_run(struct mix_ckpt_job *j)
 	if (ret == 0) {
 		j->stage = STAGE_WRITE;
 		writing_enter(j->idx);
-		ret = checkpoint_write(j->idx->dir, j->snap, j->seq, j->off,
+		ret = checkpoint_write(j->idx->dirfd, j->idx->dir, j->snap,
+				       j->seq, j->off,
 				       j->uid_floor);
 		writing_leave(j->idx);
 		MIX_PROBE2(checkpoint, j->snap->hdr.messages_count, ret);
@@ -680,7 +685,7 @@ static void job_free(struct mix_ckpt_job *j)
 			 MIX_LOG_TMP_FILENAME);
 		mix_err_copy(msg, sizeof(msg));   /* the caller's error */
 		mix_io_close(&j->prep_fd);
-		(void)mix_io_unlink(tmp);
+		(void)mix_io_unlink_in(j->idx->dirfd, tmp);
 		(void)mix_err_set(0, msg);
 	}
 	free(j);
@@ -986,7 +991,7 @@ static void ckpt_collect(struct mix_index *idx, struct mix_ckpt_job *j)
 		char path[4096];
 		snprintf(path, sizeof(path), "%s/%s", idx->dir,
 			 MIX_LOG_FILENAME);
-		if (ret != MIX_EINVAL && access(path, F_OK) != 0)
+		if (ret != MIX_EINVAL && !mix_io_access_in(idx->dirfd, path))
 			idx->rotate_pending_seq = idx->log.hdr.file_seq + 1;
 		checkpoint_failed(idx);
 	}

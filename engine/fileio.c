@@ -110,15 +110,59 @@ static int fault_hit(const char *op)
 	return 0;
 }
 
-int mix_io_open(const char *path, int flags, mode_t mode)
+/* The name path has in its directory: what follows the last '/'. */
+static const char *base_name(const char *path)
+{
+	const char *s = strrchr(path, '/');
+	return s ? s + 1 : path;
+}
+
+/* An error of a call in the directory held as dfd: if the directory was
+ * removed (no link left), say so, since the path then names whatever
+ * was put there since, or nothing. */
+static int err_in(int dfd, const char *what, const char *path,
+		  const char *path2)
+{
+	struct stat st;
+	int e = errno;
+
+	if (dfd >= 0 && fstat(dfd, &st) == 0 && st.st_nlink == 0) {
+		errno = e;
+		return mix_err_sys("%s(%s%s%s): the index's directory was "
+				   "removed while it was open", what, path,
+				   path2 ? ", " : "", path2 ? path2 : "");
+	}
+	errno = e;
+	return mix_err_sys("%s(%s%s%s)", what, path, path2 ? ", " : "",
+			   path2 ? path2 : "");
+}
+
+int mix_io_open_in(int dfd, const char *path, int flags, mode_t mode)
 {
 	int fd;
 	if (fault_hit("open") < 0)
 		return mix_err_sys("open(%s) (injected)", path);
-	fd = open(path, flags | O_CLOEXEC, mode);
-	if (fd < 0)
-		return mix_err_sys("open(%s)", path);
+	fd = dfd >= 0 ? openat(dfd, base_name(path), flags | O_CLOEXEC, mode)
+		      : open(path, flags | O_CLOEXEC, mode);
+	if (fd < 0)   /* a missing name it only reads is no news */
+		return err_in(flags & O_CREAT ? dfd : -1, "open", path, NULL);
 	TRACE(fd, .kind = MIX_IO_EV_OPEN, .path = path, .flags = flags);
+	return fd;
+}
+
+int mix_io_open(const char *path, int flags, mode_t mode)
+{
+	return mix_io_open_in(-1, path, flags, mode);
+}
+
+int mix_io_dir_open(const char *dir)
+{
+	int fd;
+	if (fault_hit("open") < 0)
+		return mix_err_sys("open(%s) (injected)", dir);
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return mix_err_sys("open(%s)", dir);
 	return fd;
 }
 
@@ -251,35 +295,71 @@ int mix_io_ftruncate(int fd, const char *path, uint64_t size)
 	return 0;
 }
 
+int mix_io_rename_in(int dfd, const char *from, const char *to)
+{
+	if (fault_hit("rename") < 0)
+		return mix_err_sys("rename(%s, %s) (injected)", from, to);
+	if ((dfd >= 0 ? renameat(dfd, base_name(from), dfd, base_name(to))
+		      : rename(from, to)) < 0)
+		return err_in(dfd, "rename", from, to);
+	TRACE(-1, .kind = MIX_IO_EV_RENAME, .path = from, .path2 = to);
+	return 0;
+}
+
 int mix_io_rename(const char *from, const char *to)
 {
-	if (fault_hit("rename") < 0 || rename(from, to) < 0)
-		return mix_err_sys("rename(%s, %s)", from, to);
-	TRACE(-1, .kind = MIX_IO_EV_RENAME, .path = from, .path2 = to);
+	return mix_io_rename_in(-1, from, to);
+}
+
+int mix_io_unlink_in(int dfd, const char *path)
+{
+	if (fault_hit("unlink") < 0)
+		return mix_err_sys("unlink(%s) (injected)", path);
+	if ((dfd >= 0 ? unlinkat(dfd, base_name(path), 0) : unlink(path)) < 0 &&
+	    errno != ENOENT)
+		return err_in(dfd, "unlink", path, NULL);
+	TRACE(-1, .kind = MIX_IO_EV_UNLINK, .path = path);
 	return 0;
 }
 
 int mix_io_unlink(const char *path)
 {
-	if (fault_hit("unlink") < 0 || (unlink(path) < 0 && errno != ENOENT))
-		return mix_err_sys("unlink(%s)", path);
-	TRACE(-1, .kind = MIX_IO_EV_UNLINK, .path = path);
-	return 0;
+	return mix_io_unlink_in(-1, path);
 }
 
-int mix_io_fsync_dir(const char *dir)
+int mix_io_fsync_dir_in(int dfd, const char *dir)
 {
 	int fd, ret;
 	if (fault_hit("fsync_dir") < 0)
 		return mix_err_sys("fsync(%s) (injected)", dir);
-	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	fd = dfd >= 0 ? dfd : open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return mix_err_sys("open(%s)", dir);
-	ret = fsync(fd) < 0 ? mix_err_sys("fsync(%s)", dir) : 0;
-	close(fd);
+	ret = fsync(fd) < 0 ? err_in(dfd, "fsync", dir, NULL) : 0;
+	if (fd != dfd)
+		close(fd);
 	if (ret == 0)
 		TRACE(-1, .kind = MIX_IO_EV_FSYNC_DIR, .path = dir);
 	return ret;
+}
+
+int mix_io_fsync_dir(const char *dir)
+{
+	return mix_io_fsync_dir_in(-1, dir);
+}
+
+int mix_io_stat_in(int dfd, const char *path, struct stat *st)
+{
+	if ((dfd >= 0 ? fstatat(dfd, base_name(path), st, 0)
+		      : stat(path, st)) < 0)
+		return -errno;
+	return 0;
+}
+
+int mix_io_access_in(int dfd, const char *path)
+{
+	return (dfd >= 0 ? faccessat(dfd, base_name(path), F_OK, 0)
+			 : access(path, F_OK)) == 0;
 }
 
 int mix_io_size(int fd, const char *path, uint64_t *size_r)

@@ -16,6 +16,32 @@
 int mix_io_open(const char *path, int flags, mode_t mode);
 void mix_io_close(int *fd);
 
+/*
+ * Names in a directory held open (the "_in" calls).  An open index holds
+ * its directory (mix_io_dir_open) and makes every change of a name in
+ * it (create, rename, unlink, the directory's fsync) relative to that
+ * descriptor: the index follows its directory if it is renamed, and
+ * never writes into another directory put at its old path (IMAP DELETE
+ * and CREATE of the same name while a session still has the old
+ * mailbox open: docs/reliability.md finding 18).  Once the directory is
+ * removed, creating a name in it fails (ENOENT) and the message says
+ * so.  path is still the whole "dir/name": the name used is what follows
+ * its last '/', and path is what messages and traces show.  dfd -1
+ * means no directory held: path is used as it is.
+ */
+int mix_io_dir_open(const char *dir);   /* O_DIRECTORY fd or -errno */
+int mix_io_open_in(int dfd, const char *path, int flags, mode_t mode);
+int mix_io_rename_in(int dfd, const char *from, const char *to);
+int mix_io_unlink_in(int dfd, const char *path);
+int mix_io_fsync_dir_in(int dfd, const char *dir);
+/* 1 if the name of path exists in the directory (no fault injection,
+ * no message: a probe). */
+int mix_io_access_in(int dfd, const char *path);
+/* stat(2) of the name (following a symbolic link): 0 or -errno, no
+ * fault injection, no message (a probe). */
+struct stat;
+int mix_io_stat_in(int dfd, const char *path, struct stat *st);
+
 /* Write all len bytes at offset (loops over short writes).  A write that
  * cannot complete returns -errno (ENOSPC for a write that made no progress
  * on a full disk). */

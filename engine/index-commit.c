@@ -508,11 +508,11 @@ int mix_index_make_durable(struct mix_index *idx)
 	 * rotation): this order finds each at least once */
 	for (i = 0; i < 3; i++) {
 		mix_dir_path(path, sizeof(path), idx->dir, names[i]);
-		ret = mix_log_sync_path(path);
+		ret = mix_log_sync_path(idx->dirfd, path);
 		if (ret == -ENOENT)
 			mix_err_clear();
 		else if (ret < 0)
 			return ret;
 	}
-	return mix_io_fsync_dir(idx->dir);
+	return mix_io_fsync_dir_in(idx->dirfd, idx->dir);
 }

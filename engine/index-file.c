@@ -776,13 +776,18 @@ int mix_ifile_parse(const void *buf, size_t size, const char *path,
 
 int mix_ifile_open(const char *path, struct mix_ifile *f_r)
 {
+	return mix_ifile_open_in(-1, path, f_r);
+}
+
+int mix_ifile_open_in(int dfd, const char *path, struct mix_ifile *f_r)
+{
 	uint64_t size;
 	void *map;
 	int fd, ret;
 
 	memset(f_r, 0, sizeof(*f_r));
 	/* a regular file only, and never block opening (a FIFO would) */
-	if ((fd = mix_regfile_open_ro(path, &size)) < 0)
+	if ((fd = mix_regfile_open_ro_in(dfd, path, &size)) < 0)
 		return fd;
 	if (size == 0 || size > SIZE_MAX) {
 		/* nothing to map; parse says what is wrong with an empty one */
@@ -855,6 +860,7 @@ int mix_ifile_keywords_encode(const char *const *names, uint32_t count,
  * the CRC of everything flushed so far. */
 struct ckpt {
 	char *path;                 /* dir/mix.index.tmp */
+	int dfd;                    /* dir held open, or -1 */
 	int fd;
 	uint8_t *buf;
 	size_t len;                 /* bytes in buf */
@@ -1095,7 +1101,8 @@ static int ckpt_write(struct ckpt *c, const struct vctx *v,
 
 	if ((c->buf = malloc(WRITE_BUF_SIZE)) == NULL)
 		return mix_err(-ENOMEM, "%s: out of memory", c->path);
-	c->fd = mix_io_open(c->path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	c->fd = mix_io_open_in(c->dfd, c->path, O_WRONLY | O_CREAT | O_TRUNC,
+			       0600);
 	if (c->fd < 0)
 		return c->fd;
 	*created_r = 1;
@@ -1114,13 +1121,13 @@ static void ckpt_abort(struct ckpt *c, int created)
 	mix_err_copy(msg, sizeof(msg));
 	mix_io_close(&c->fd);
 	if (created)
-		(void)mix_io_unlink(c->path);
+		(void)mix_io_unlink_in(c->dfd, c->path);
 	mix_err_set(0, msg);
 }
 
-int mix_ifile_write(const char *dir, const struct mix_ifile_src *src)
+int mix_ifile_write(int dfd, const char *dir, const struct mix_ifile_src *src)
 {
-	struct ckpt c = { .fd = -1 };
+	struct ckpt c = { .fd = -1, .dfd = dfd };
 	struct vctx v = { .code = MIX_EINVAL };
 	struct mix_ifile f;
 	uint8_t *hbuf = NULL;
@@ -1145,11 +1152,11 @@ int mix_ifile_write(const char *dir, const struct mix_ifile_src *src)
 		ret = ckpt_write(&c, &v, &f, src, &created);
 	/* invariant 3: the one commit point is this rename */
 	if (ret == 0)
-		ret = mix_io_rename(c.path, dst);
+		ret = mix_io_rename_in(dfd, c.path, dst);
 	if (ret < 0)
 		ckpt_abort(&c, created);
 	else
-		ret = mix_io_fsync_dir(dir);
+		ret = mix_io_fsync_dir_in(dfd, dir);
 out:
 	mix_ifile_free_keep_map(&f);
 	free(hbuf);

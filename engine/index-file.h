@@ -58,6 +58,9 @@ struct mix_ifile {
  * the first matching UID.
  */
 int mix_ifile_open(const char *path, struct mix_ifile *f_r);
+/* The same for the name of path in the directory held as dfd (fileio.h
+ * "the _in calls"). */
+int mix_ifile_open_in(int dfd, const char *path, struct mix_ifile *f_r);
 
 /* Same verification on a buffer (no mapping is taken: f_r->map is NULL and
  * pointers point into buf, which must outlive f_r).  For tests and the
@@ -97,8 +100,11 @@ struct mix_ifile_src {
  * dir/mix.index and fsync dir (invariant 3).  The record count written
  * must equal hdr.messages_count (MIX_EINVAL otherwise, nothing renamed).
  * On error the old mix.index is untouched and the temp file removed.
+ * dfd: dir held open, in which the names are taken (fileio.h "the _in
+ * calls"), or -1: under the path dir.
  */
-int mix_ifile_write(const char *dir, const struct mix_ifile_src *src);
+int mix_ifile_write(int dfd, const char *dir,
+		    const struct mix_ifile_src *src);
 
 /* Encode the "keywords" extension header data (§2.3) into a malloc'd
  * buffer; returns 0 or -ENOMEM.  Exposed for tests. */

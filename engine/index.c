@@ -48,7 +48,7 @@ static int lock_take(struct mix_index *idx)
 	int fd, n;
 
 	mix_dir_path(path, sizeof(path), idx->dir, MIX_LOCK_FILENAME);
-	fd = mix_io_open(path, O_RDWR | O_CREAT, 0644);
+	fd = mix_io_open_in(idx->dirfd, path, O_RDWR | O_CREAT, 0644);
 	if (fd < 0)
 		return fd;
 	{
@@ -157,7 +157,7 @@ static int recreate_drop_logs(struct mix_index *idx)
 	int i, ret;
 	for (i = 0; i < 2; i++) {
 		mix_dir_path(path, sizeof(path), idx->dir, names[i]);
-		if ((ret = mix_io_unlink(path)) < 0)
+		if ((ret = mix_io_unlink_in(idx->dirfd, path)) < 0)
 			return ret;
 	}
 	return 0;
@@ -213,10 +213,10 @@ static int salvage_set_aside(struct mix_recovery *rc)
 		mix_dir_path(from, sizeof(from), idx->dir, names[i]);
 		snprintf(to, sizeof(to), "%s.salvaged.%u", from,
 			 rc->logs[i].hdr.file_seq);
-		if ((ret = mix_io_rename(from, to)) < 0)
+		if ((ret = mix_io_rename_in(idx->dirfd, from, to)) < 0)
 			return ret;
 	}
-	if ((ret = mix_io_fsync_dir(idx->dir)) < 0)
+	if ((ret = mix_io_fsync_dir_in(idx->dirfd, idx->dir)) < 0)
 		return ret;
 	return mix_index_rotate_pending(idx);
 }
@@ -293,7 +293,8 @@ static int writer_setup(struct mix_recovery *rc)
 	}
 	if (idx->info.created) {
 		idx->uid_floor = mix_index_uid_reserve(idx, 1);
-		ret = mix_log_rotate_to_floor(idx->dir, rc->indexid, 1, 0, 0,
+		ret = mix_log_rotate_to_floor(idx->dirfd, idx->dir,
+					      rc->indexid, 1, 0, 0,
 					      idx->uid_floor, lw);
 		if (ret < 0)
 			return ret;
@@ -323,9 +324,11 @@ static int writer_setup(struct mix_recovery *rc)
 	 * made durable before this session's first change of a name: the
 	 * checkpoint's, or the leftover unlinks below
 	 * (mix_index_dir_found_durable). */
-	if (rc->have_log[1] && (ret = mix_log_sync_path(rc->logs[1].path)) < 0)
+	if (rc->have_log[1] && (ret = mix_log_sync_path(idx->dirfd,
+							rc->logs[1].path)) < 0)
 		return ret;
-	if (rc->next_adopted && (ret = mix_log_sync_path(rc->next.path)) < 0)
+	if (rc->next_adopted && (ret = mix_log_sync_path(idx->dirfd,
+							rc->next.path)) < 0)
 		return ret;
 	lw->synced = lw->offset;   /* fdatasync'ed above, or not ours */
 	/* an interrupted RECREATE's old logs: finish removing them, once
@@ -341,10 +344,10 @@ static int writer_setup(struct mix_recovery *rc)
 			if (!(rc->leftover & (1u << i)))
 				continue;
 			mix_dir_path(path, sizeof(path), idx->dir, names[i]);
-			if ((ret = mix_io_unlink(path)) < 0)
+			if ((ret = mix_io_unlink_in(idx->dirfd, path)) < 0)
 				return ret;
 		}
-		if ((ret = mix_io_fsync_dir(idx->dir)) < 0)
+		if ((ret = mix_io_fsync_dir_in(idx->dirfd, idx->dir)) < 0)
 			return ret;
 	}
 	idx->rotate_pending_seq = session_log_seq(rc);
@@ -426,6 +429,7 @@ static void index_free(struct mix_index *idx)
 	if (idx->lock_fd >= 0)
 		close(idx->lock_fd);
 	idx->lock_fd = -1;
+	mix_io_close(&idx->dirfd);
 	if (idx->snap) {
 		mix_rcu_defer(&idx->free_rcu, index_free_snaps);
 		return;
@@ -446,6 +450,7 @@ static int index_alloc(struct mix_engine *e, const char *dir, unsigned flags,
 	idx->engine = e;
 	idx->flags = flags;
 	idx->lock_fd = -1;
+	idx->dirfd = -1;
 	idx->log.fd = -1;
 	idx->rotate_size = e->cfg.log_rotate_size;
 	idx->xhist_max = e->cfg.expunge_history_max;
@@ -479,7 +484,9 @@ int mix_index_open_one(struct mix_engine *e, const char *dir,
 	if ((ret = index_alloc(e, dir, flags, &idx)) < 0)
 		return ret;
 	mix_recovery_init(&rc, idx, flags, &warnings, &skips);
-	if (!(flags & MIX_OPEN_READONLY))
+	if ((idx->dirfd = mix_io_dir_open(dir)) < 0)
+		ret = idx->dirfd;
+	if (ret == 0 && !(flags & MIX_OPEN_READONLY))
 		ret = lock_take(idx);
 	if (ret == 0)
 		ret = mix_recovery_run(&rc, flags);

@@ -30,6 +30,11 @@ struct mix_index {
 	struct mix_engine *engine;
 	struct mix_writer *writer;   /* the one writer thread that owns it */
 	char *dir;
+	/* the directory, held open from open to close: every name the
+	 * index reads, creates, renames or removes is taken in it, not
+	 * under the path dir, which only names it in messages (fileio.h
+	 * "the _in calls") */
+	int dirfd;
 	unsigned flags;
 
 	/* ORDER(snap-publish): the current snapshot.  Stored with

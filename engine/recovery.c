@@ -155,7 +155,7 @@ int mix_file_id_eq(const struct mix_file_id *a,
 static void ifile_note(struct mix_index *idx, const char *path)
 {
 	struct stat st;
-	if (stat(path, &st) == 0)
+	if (mix_io_stat_in(idx->dirfd, path, &st) == 0)
 		idx->ifile_id = mix_file_id_of(&st);
 }
 
@@ -167,7 +167,7 @@ int mix_recovery_load_index(struct mix_recovery *rc)
 	int ret;
 
 	mix_dir_path(path, sizeof(path), idx->dir, MIX_INDEX_FILENAME);
-	ret = mix_ifile_open(path, &f);
+	ret = mix_ifile_open_in(idx->dirfd, path, &f);
 	if (ret < 0)
 		return ret;
 	rc->map = calloc(1, sizeof(*rc->map));
@@ -222,7 +222,7 @@ static int open_next(struct mix_recovery *rc)
 	int ret;
 
 	mix_dir_path(path, sizeof(path), rc->idx->dir, MIX_LOG_TMP_FILENAME);
-	ret = mix_log_reader_open(path, &rc->next);
+	ret = mix_log_reader_open_in(rc->idx->dirfd, path, &rc->next);
 	if (ret == 0)
 		rc->have_next = 1;
 	else if (ret == MIX_ECORRUPT)
@@ -245,7 +245,8 @@ int mix_recovery_open_logs(struct mix_recovery *rc)
 		if (i == 1 && (ret = open_next(rc)) < 0)
 			return ret;
 		mix_dir_path(path, sizeof(path), rc->idx->dir, names[i]);
-		ret = mix_log_reader_open(path, &rc->logs[i]);
+		ret = mix_log_reader_open_in(rc->idx->dirfd, path,
+					     &rc->logs[i]);
 		if (ret == -ENOENT)
 			continue;
 		if (ret < 0)
@@ -689,7 +690,7 @@ static int recreate_indexid(struct mix_index *idx, uint32_t *indexid_r)
 	for (i = 0; i < 3; i++) {
 		struct mix_log_reader r;
 		mix_dir_path(path, sizeof(path), idx->dir, names[i]);
-		if (mix_log_reader_open(path, &r) == 0) {
+		if (mix_log_reader_open_in(idx->dirfd, path, &r) == 0) {
 			uint64_t top = (uint64_t)r.hdr.indexid + r.hdr.file_seq;
 			if (top > floor)
 				floor = top;
@@ -697,7 +698,8 @@ static int recreate_indexid(struct mix_index *idx, uint32_t *indexid_r)
 		}
 	}
 	mix_dir_path(path, sizeof(path), idx->dir, MIX_INDEX_FILENAME);
-	fd = mix_regfile_open_ro(path, NULL);   /* never blocks on a FIFO */
+	/* never blocks on a FIFO */
+	fd = mix_regfile_open_ro_in(idx->dirfd, path, NULL);
 	if (fd < 0)
 		mix_err_clear();   /* no usable old mix.index: no floor from it */
 	if (fd >= 0) {
@@ -870,10 +872,11 @@ int mix_recovery_adopt_next(struct mix_recovery *rc)
 	for (i = 1; i >= 0 && fd < 0; i--)
 		if (rc->have_log[i] &&
 		    rc->logs[i].hdr.file_seq == rc->next.hdr.prev_file_seq &&
-		    (fd = mix_io_open(rc->logs[i].path, O_RDWR, 0)) < 0)
+		    (fd = mix_io_open_in(idx->dirfd, rc->logs[i].path, O_RDWR,
+					 0)) < 0)
 			return fd;
 	/* fd < 0: that log is gone (mix.index names the next one) */
-	ret = mix_log_switch_complete(idx->dir, fd);
+	ret = mix_log_switch_complete(idx->dirfd, idx->dir, fd);
 	mix_io_close(&fd);
 	if (ret < 0)
 		return ret;
@@ -905,14 +908,13 @@ void mix_recovery_free(struct mix_recovery *rc)
 
 /* Is a writer (another process, or this one) holding the index's write
  * lock right now?  Only asks: F_OFD_GETLK takes nothing. */
-static int writer_active(const char *dir)
+static int writer_active(int dfd)
 {
 	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
-	char path[4096];
 	int fd, active = 0;
 
-	mix_dir_path(path, sizeof(path), dir, MIX_LOCK_FILENAME);
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	fd = openat(dfd, MIX_LOCK_FILENAME,
+		    O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	if (fd < 0)
 		return 0;
 	if (fcntl(fd, F_OFD_GETLK, &fl) == 0 && fl.l_type != F_UNLCK)
@@ -959,7 +961,7 @@ int mix_recovery_run(struct mix_recovery *rc, unsigned flags)
 		if (ret == SALVAGE_RESTART)
 			tries = 0;  /* bounded by SALVAGE_SKIPS_MAX */
 		else if (ret != MIX_ECORRUPT || !(flags & MIX_OPEN_READONLY) ||
-			 tries >= OPEN_RO_TRIES || !writer_active(idx->dir))
+			 tries >= OPEN_RO_TRIES || !writer_active(idx->dirfd))
 			return ret;
 		if (rc->have_state)
 			mix_builder_abort(&rc->b);

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "err.h"
+#include "fileio.h"
 #include "index-commit.h"
 #include "index-file.h"
 #include "index.h"
@@ -102,12 +103,12 @@ static int refresh_recreated(struct mix_index *idx, uint32_t indexid)
 	int fd, other = 0;
 
 	mix_dir_path(path, sizeof(path), idx->dir, MIX_INDEX_FILENAME);
-	if (stat(path, &st) < 0)
+	if (mix_io_stat_in(idx->dirfd, path, &st) < 0)
 		return 0;
 	now = mix_file_id_of(&st);
 	if (mix_file_id_eq(&now, &idx->ifile_id))
 		return 0;
-	if ((fd = mix_regfile_open_ro(path, NULL)) < 0) {
+	if ((fd = mix_regfile_open_ro_in(idx->dirfd, path, NULL)) < 0) {
 		mix_err_clear();
 		return 0;
 	}
@@ -174,6 +175,17 @@ static int refresh_locked(struct mix_index *idx)
 	return ret;
 }
 
+/* The directory the index holds has no name left: a follower reads
+ * files by their names in it (fileio.h "the _in calls"), so once it was
+ * removed nothing new can come, and "nothing new" would hide that the
+ * mailbox is gone (one fstat; a follower whose directory is renamed
+ * follows it instead). */
+static int dir_removed(const struct mix_index *idx)
+{
+	struct stat st;
+	return fstat(idx->dirfd, &st) == 0 && st.st_nlink == 0;
+}
+
 MIX_API int mix_index_refresh(struct mix_index *idx)
 {
 	int ret;
@@ -187,5 +199,9 @@ MIX_API int mix_index_refresh(struct mix_index *idx)
 	pthread_mutex_lock(&idx->refresh_lock);
 	ret = refresh_locked(idx);
 	pthread_mutex_unlock(&idx->refresh_lock);
+	if (ret == 0 && dir_removed(idx))
+		ret = mix_err(MIX_ENOTFOUND, "%s: the index's directory was "
+			      "removed while it was open (the mailbox was "
+			      "deleted); nothing more will come", idx->dir);
 	return ret;
 }

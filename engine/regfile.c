@@ -44,6 +44,11 @@ static const char *file_type_name(mode_t mode)
 
 int mix_regfile_open_ro(const char *path, uint64_t *size_r)
 {
+	return mix_regfile_open_ro_in(-1, path, size_r);
+}
+
+int mix_regfile_open_ro_in(int dfd, const char *path, uint64_t *size_r)
+{
 	struct stat st;
 	int fd;
 
@@ -53,9 +58,9 @@ int mix_regfile_open_ro(const char *path, uint64_t *size_r)
 	 * usually absent, every time); a symbolic link (ELOOP) is then
 	 * followed, and one that leads nowhere is not a file that was
 	 * never written */
-	fd = mix_io_open(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW, 0);
+	fd = mix_io_open_in(dfd, path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW, 0);
 	if (fd == -ELOOP) {
-		fd = mix_io_open(path, O_RDONLY | O_NONBLOCK, 0);
+		fd = mix_io_open_in(dfd, path, O_RDONLY | O_NONBLOCK, 0);
 		if (fd == -ENOENT)
 			return mix_err(MIX_ECORRUPT, "%s: file type: a "
 				       "symbolic link to a file that does "

@@ -22,5 +22,8 @@
  * or a symbolic link whose target does not exist) when it is not a
  * regular file; -errno from fstat or fcntl. */
 int mix_regfile_open_ro(const char *path, uint64_t *size_r);
+/* The same for the name of path in the directory held as dfd (-1: path
+ * as it is; fileio.h "the _in calls"). */
+int mix_regfile_open_ro_in(int dfd, const char *path, uint64_t *size_r);
 
 #endif

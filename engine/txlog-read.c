@@ -205,6 +205,12 @@ static int log_size_check(const char *path, uint64_t size)
 
 int mix_log_reader_open(const char *path, struct mix_log_reader *r_r)
 {
+	return mix_log_reader_open_in(-1, path, r_r);
+}
+
+int mix_log_reader_open_in(int dfd, const char *path,
+			   struct mix_log_reader *r_r)
+{
 	uint8_t *data = NULL;
 	uint64_t size = 0, head;
 	int fd, ret;
@@ -213,7 +219,7 @@ int mix_log_reader_open(const char *path, struct mix_log_reader *r_r)
 	r_r->fd = -1;
 	/* §3: a regular file (a symlink to one is followed); a FIFO or a
 	 * device is refused without blocking */
-	fd = mix_regfile_open_ro(path, &size);
+	fd = mix_regfile_open_ro_in(dfd, path, &size);
 	if (fd < 0)
 		return fd;
 	ret = log_size_check(path, size);

@@ -1066,18 +1066,18 @@ static char *path_join(const char *dir, const char *name)
 }
 
 /* Run an I/O call for cleanup without losing the current error message. */
-static void unlink_keep_err(const char *path)
+static void unlink_keep_err(int dfd, const char *path)
 {
 	char msg[512];
 
 	mix_err_copy(msg, sizeof(msg));
-	(void)mix_io_unlink(path);
+	(void)mix_io_unlink_in(dfd, path);
 	(void)mix_err_set(0, msg);
 }
 
-int mix_log_sync_path(const char *path)
+int mix_log_sync_path(int dfd, const char *path)
 {
-	int fd = mix_io_open(path, O_RDONLY, 0), ret;
+	int fd = mix_io_open_in(dfd, path, O_RDONLY, 0), ret;
 	if (fd < 0)
 		return fd;
 	ret = mix_io_fdatasync(fd, path);
@@ -1085,9 +1085,9 @@ int mix_log_sync_path(const char *path)
 	return ret;
 }
 
-int mix_log_tmp_create(const char *tmp)
+int mix_log_tmp_create(int dfd, const char *tmp)
 {
-	int fd = mix_io_open(tmp, O_CREAT | O_EXCL | O_RDWR, 0644), ret;
+	int fd = mix_io_open_in(dfd, tmp, O_CREAT | O_EXCL | O_RDWR, 0644), ret;
 
 	if (fd != -EEXIST)
 		return fd;
@@ -1096,7 +1096,7 @@ int mix_log_tmp_create(const char *tmp)
 	 * must find it again), and its old content must never show under
 	 * the new header: empty, durably, before anything is written. */
 	mix_err_clear();
-	if ((fd = mix_io_open(tmp, O_RDWR | O_TRUNC, 0)) < 0)
+	if ((fd = mix_io_open_in(dfd, tmp, O_RDWR | O_TRUNC, 0)) < 0)
 		return fd;
 	if ((ret = mix_io_fsync(fd, tmp)) < 0) {
 		mix_io_close(&fd);
@@ -1106,11 +1106,12 @@ int mix_log_tmp_create(const char *tmp)
 }
 
 /* Write and fsync the new log under tmp; w->fd stays open on it. */
-static int rotate_write_tmp(struct mix_log_writer *w, const char *tmp)
+static int rotate_write_tmp(int dfd, struct mix_log_writer *w,
+			    const char *tmp)
 {
 	int ret;
 
-	w->fd = mix_log_tmp_create(tmp);
+	w->fd = mix_log_tmp_create(dfd, tmp);
 	if (w->fd < 0) {
 		ret = w->fd;
 		w->fd = -1;
@@ -1141,32 +1142,32 @@ static int rotate_write_tmp(struct mix_log_writer *w, const char *tmp)
  * failed").  So the new (empty) log is taken away again: every failure
  * after the first rename leaves no mix.index.log, the state a crash after
  * step 2 leaves, which recovery handles by rotating again. */
-static int renames_into_place(const char *dir, const char *path,
+static int renames_into_place(int dfd, const char *dir, const char *path,
 			      const char *tmp, const char *log2, int *placed)
 {
-	int ret = mix_io_rename(path, log2);
+	int ret = mix_io_rename_in(dfd, path, log2);
 
 	*placed = 0;
 	if (ret == -ENOENT)
 		mix_err_clear();        /* no active log yet */
 	else if (ret < 0)
 		return ret;
-	else if ((ret = mix_io_fsync_dir(dir)) < 0)
+	else if ((ret = mix_io_fsync_dir_in(dfd, dir)) < 0)
 		return ret;
-	if ((ret = mix_io_rename(tmp, path)) < 0)
+	if ((ret = mix_io_rename_in(dfd, tmp, path)) < 0)
 		return ret;
 	*placed = 1;
-	return mix_io_fsync_dir(dir);
+	return mix_io_fsync_dir_in(dfd, dir);
 }
 
-static int rotate_renames(struct mix_log_writer *w, const char *tmp,
-			  const char *log2)
+static int rotate_renames(int dfd, struct mix_log_writer *w,
+			  const char *tmp, const char *log2)
 {
-	int placed, ret = renames_into_place(w->dir, w->path, tmp, log2,
+	int placed, ret = renames_into_place(dfd, w->dir, w->path, tmp, log2,
 					     &placed);
 
 	if (ret < 0 && placed)
-		unlink_keep_err(w->path);   /* empty: nothing lost (above) */
+		unlink_keep_err(dfd, w->path);   /* empty: nothing lost (above) */
 	return ret;
 }
 
@@ -1188,11 +1189,12 @@ int mix_log_rotate_to(const char *dir, uint32_t indexid, uint32_t file_seq,
 		      uint32_t prev_file_seq, uint32_t prev_file_offset,
 		      struct mix_log_writer *w_r)
 {
-	return mix_log_rotate_to_floor(dir, indexid, file_seq, prev_file_seq,
-				       prev_file_offset, 0, w_r);
+	return mix_log_rotate_to_floor(-1, dir, indexid, file_seq,
+				       prev_file_seq, prev_file_offset, 0,
+				       w_r);
 }
 
-int mix_log_rotate_to_floor(const char *dir, uint32_t indexid,
+int mix_log_rotate_to_floor(int dfd, const char *dir, uint32_t indexid,
 			    uint32_t file_seq, uint32_t prev_file_seq,
 			    uint32_t prev_file_offset, uint32_t uid_floor,
 			    struct mix_log_writer *w_r)
@@ -1219,13 +1221,13 @@ int mix_log_rotate_to_floor(const char *dir, uint32_t indexid,
 	w.offset = sizeof(w.hdr);
 	/* rotate_write_tmp fsyncs the header before the file is used */
 	w.synced = w.offset;
-	ret = rotate_write_tmp(&w, tmp);
+	ret = rotate_write_tmp(dfd, &w, tmp);
 	if (ret == 0)
-		ret = rotate_renames(&w, tmp, log2);
+		ret = rotate_renames(dfd, &w, tmp, log2);
 out:
 	if (ret < 0) {
 		if (tmp != NULL)
-			unlink_keep_err(tmp);
+			unlink_keep_err(dfd, tmp);
 		mix_log_writer_close(&w);
 	} else {
 		*w_r = w;
@@ -1271,7 +1273,7 @@ out:
 	return ret;
 }
 
-int mix_log_switch_complete(const char *dir, int old_fd)
+int mix_log_switch_complete(int dfd, const char *dir, int old_fd)
 {
 	char *path = path_join(dir, MIX_LOG_FILENAME);
 	char *tmp = path_join(dir, MIX_LOG_TMP_FILENAME);
@@ -1287,13 +1289,13 @@ int mix_log_switch_complete(const char *dir, int old_fd)
 	if (old_fd >= 0)
 		ret = mix_io_fdatasync(old_fd, path);
 	if (ret == 0)
-		ret = mix_log_sync_path(tmp);
+		ret = mix_log_sync_path(dfd, tmp);
 	/* the two renames, as a synchronous rotation makes them; but a
 	 * failure never takes the new log away: transactions were
 	 * acknowledged in it (recovery adopts it where it is) */
 	if (ret == 0) {
 		int placed;
-		ret = renames_into_place(dir, path, tmp, log2, &placed);
+		ret = renames_into_place(dfd, dir, path, tmp, log2, &placed);
 	}
 out:
 	free(path);

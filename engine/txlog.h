@@ -77,8 +77,11 @@ int mix_log_rotate_to(const char *dir, uint32_t indexid, uint32_t file_seq,
 /* The same, writing uid_floor into the header (§3.1, major 3: every UID
  * handed out while this file is the active log will be below it unless a
  * UID_FLOOR record raises it; 0 claims nothing).  mix_log_rotate_to is
- * this with uid_floor 0.  Same returns. */
-int mix_log_rotate_to_floor(const char *dir, uint32_t indexid,
+ * this with uid_floor 0.  Same returns.  dfd: the directory dir held
+ * open, in which every name is taken (fileio.h "the _in calls"), or -1
+ * (mix_log_rotate_to): names under the path dir; the same for the dfd of
+ * the calls below. */
+int mix_log_rotate_to_floor(int dfd, const char *dir, uint32_t indexid,
 			    uint32_t file_seq, uint32_t prev_file_seq,
 			    uint32_t prev_file_offset, uint32_t uid_floor,
 			    struct mix_log_writer *w_r);
@@ -93,7 +96,7 @@ int mix_log_rotate_to_floor(const char *dir, uint32_t indexid,
  * reverse, so neither consumes an error the other must see (§3.2).
  * Returns 0 or a negative error (-ENOENT when there is no such file, with
  * the error message set). */
-int mix_log_sync_path(const char *path);
+int mix_log_sync_path(int dfd, const char *path);
 
 /* Create dir/mix.index.log.newtmp (tmp), empty.  A file left under that
  * name keeps it (its name tells recovery that its file_seq may have been
@@ -101,7 +104,7 @@ int mix_log_sync_path(const char *path);
  * fsync, so that after a power cut no old transaction can show under a
  * new header (recovery reads a newtmp that continues the chain).
  * Returns the descriptor (read-write) or a negative error. */
-int mix_log_tmp_create(const char *tmp);
+int mix_log_tmp_create(int dfd, const char *tmp);
 
 /*
  * An asynchronous rotation (§3.5 "A rotation in two steps"; docs/design.md
@@ -132,7 +135,7 @@ int mix_log_switch_begin(const char *dir, int fd, uint32_t indexid,
  * adopted when it continues the chain); the caller poisons the index,
  * because a failed flush cannot be retried (§3.2).
  */
-int mix_log_switch_complete(const char *dir, int old_fd);
+int mix_log_switch_complete(int dfd, const char *dir, int old_fd);
 
 /* Append len bytes (one or more whole transactions, so len is a multiple
  * of 4) at w->offset with one write and advance w->offset.  Returns 0;
@@ -289,6 +292,10 @@ struct mix_log_reader {
  * -errno.  Positions the reader at the first
  * transaction.  On error *r_r is zeroed (closing it is harmless). */
 int mix_log_reader_open(const char *path, struct mix_log_reader *r_r);
+/* The same for the name of path in the directory held as dfd (fileio.h
+ * "the _in calls"). */
+int mix_log_reader_open_in(int dfd, const char *path,
+			   struct mix_log_reader *r_r);
 /* The same over a copy of buf (tests, fuzzer). */
 int mix_log_reader_from_buf(const void *buf, size_t size, const char *path,
 			    struct mix_log_reader *r_r);

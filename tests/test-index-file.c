@@ -315,7 +315,7 @@ static int model_write(const struct model *m, const char *dir)
 	struct runs r;
 	struct mix_ifile_src src;
 	model_src(m, &r, &src);
-	return mix_ifile_write(dir, &src);
+	return mix_ifile_write(-1, dir, &src);
 }
 
 /* ---- comparing a file with its model -------------------------------- */
@@ -548,7 +548,7 @@ static void test_rewrite_identical(void)
 			   .record_size = f.hdr->record_size, .rseed = 99 };
 	src.next_run = next_run;
 	src.ctx = &r;
-	is(mix_ifile_write(d2, &src), 0, "rewrite from a parsed file");
+	is(mix_ifile_write(-1, d2, &src), 0, "rewrite from a parsed file");
 	mix_ifile_free(&f);
 	a = tu_read_file(p1, &na);
 	b = tu_read_file(p2, &nb);
@@ -1113,7 +1113,7 @@ static void write_refused(const char *dir, struct mix_ifile_src *src,
 	char *tmp = path_in(dir, "mix.index.tmp");
 	size_t size = 0;
 	uint8_t *old = tu_read_file(path, &size);
-	int ret = mix_ifile_write(dir, src);
+	int ret = mix_ifile_write(-1, dir, src);
 
 	ok(ret == code && (needle == NULL ||
 			   strstr(mix_last_error(), needle) != NULL),

@@ -142,12 +142,12 @@ static void make_state(const char *dir, const struct tu_files *f,
 	tu_files_restore(dir, f);
 	unlink(tmp);
 	if (how == NEXT_EMPTY) {
-		if ((fd = mix_log_tmp_create(tmp)) < 0)
+		if ((fd = mix_log_tmp_create(-1, tmp)) < 0)
 			BAIL("create %s: %s", tmp, mix_last_error());
 		close(fd);
 	} else if (how != NEXT_NONE) {
 		struct mix_log_writer w;
-		if ((fd = mix_log_tmp_create(tmp)) < 0 ||
+		if ((fd = mix_log_tmp_create(-1, tmp)) < 0 ||
 		    mix_log_switch_begin(dir, fd, sp->h.indexid,
 					 sp->h.file_seq + 1, sp->h.file_seq,
 					 (uint32_t)e, sp->h.uid_floor, &w) < 0 ||
@@ -401,7 +401,7 @@ static void test_follower(struct mix_engine *e, const struct tu_files *f,
 	   msgs, NTX * PER);
 	/* the completion's flushes and renames */
 	if ((fd = open(log, O_RDWR)) < 0 ||
-	    mix_log_switch_complete(dir, fd) < 0)
+	    mix_log_switch_complete(-1, dir, fd) < 0)
 		BAIL("complete: %s", mix_last_error());
 	close(fd);
 	ret = mix_index_refresh(ro);

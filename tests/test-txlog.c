@@ -3192,7 +3192,7 @@ static void test_v3_writer(void)
 	   "sync leaves synced at %llu (%d)", (unsigned long long)w.synced, ret);
 	mix_log_writer_close(&w);
 
-	is(mix_log_rotate_to_floor(dir, 50, 2, 1, 80, 4242, &w), 0,
+	is(mix_log_rotate_to_floor(-1, dir, 50, 2, 1, 80, 4242, &w), 0,
 	   "v3 writer: rotate with a uid_floor");
 	ok(w.hdr.uid_floor == 4242 && w.synced == 48, "v3 writer: header "
 	   "uid_floor %u", w.hdr.uid_floor);

@@ -1071,7 +1071,9 @@ MIX_API void mix_watch_close(struct mix_watch **watch);
  * transaction.  Returns 1 if a new snapshot was published, 0 if nothing
  * was new, MIX_EINVAL for a writable index, MIX_EDEADLK inside a read-side
  * section, MIX_ECORRUPT (the files are damaged; the index keeps its last
- * snapshot), -errno.  Any thread, not inside a read-side section, not
+ * snapshot), MIX_ENOTFOUND (the index's directory was removed: the
+ * mailbox was deleted; the index keeps its last snapshot), -errno.  A
+ * directory renamed while open is followed.  Any thread, not inside a read-side section, not
  * from a callback; concurrent calls are serialized. */
 MIX_API int mix_index_refresh(struct mix_index *index);
 

@@ -336,7 +336,7 @@ static void scenario_v3(void)
 	struct mix_buf b = { 0 };
 	FILE *f;
 
-	CHECK(mix_log_rotate_to_floor(dir, 100, 1, 0, 0, 50, &w));
+	CHECK(mix_log_rotate_to_floor(-1, dir, 100, 1, 0, 0, 50, &w));
 	for (uint32_t i = 0; i < 5; i++) {
 		struct mix_log_uid_range rg = { 1, 3 };
 		size_t start;
