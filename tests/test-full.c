@@ -511,5 +511,8 @@ int main(void)
 
 	umount2(mnt, MNT_DETACH);
 	rmdir(mnt);
+	free(dir);
+	free(filler);
+	free(mnt);
 	return tap_done();
 }
