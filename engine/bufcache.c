@@ -73,33 +73,30 @@ int mix_bufcache_put(void *p, size_t size)
 	return kept;
 }
 
-/* fork: a writer or the reclaim thread may hold bc.lock when another
- * thread forks; the child has neither thread but may use the cache (its
- * own engine's opens, refreshes and frees), so the forking thread takes
- * the lock around the fork and releases it in both processes.  Nothing is
- * taken while bc.lock is held, so these handlers cannot deadlock with
- * rcu.c's.  The cached buffers stay valid in both processes (each has
- * its own copy of the heap). */
-static void bc_prepare(void)
+/* fork: a writer, a reader or the reclaim thread may hold bc.lock when
+ * another thread forks; the child has none of them but may use the
+ * cache (its own engine's opens, refreshes and frees), so the forking
+ * thread takes the lock around the fork and releases it in both
+ * processes.  Only after the fork gate (fork.c): a reader inside its
+ * section frees into the cache (mix_bufcache_put) while a grace period
+ * that holds the gate waits for that reader.  Nothing is taken while
+ * bc.lock is held.  The cached buffers stay valid in both processes
+ * (each has its own copy of the heap). */
+void mix_bufcache_fork_prepare(void)
 {
 	pthread_mutex_lock(&bc.lock);
 }
 
-static void bc_parent(void)
+void mix_bufcache_fork_parent(void)
 {
 	pthread_mutex_unlock(&bc.lock);
 }
 
-static void bc_child(void)
+void mix_bufcache_fork_child(void)
 {
 	/* the forking thread, the child's only thread, holds it: release it
 	 * (a re-initialisation of a held lock confuses ThreadSanitizer) */
 	pthread_mutex_unlock(&bc.lock);
-}
-
-__attribute__((constructor)) static void bc_setup(void)
-{
-	(void)pthread_atfork(bc_prepare, bc_parent, bc_child);
 }
 
 void mix_bufcache_drain(void)

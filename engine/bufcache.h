@@ -19,4 +19,9 @@ int mix_bufcache_put(void *p, size_t size);
 /* Free every cached buffer (engine free; also fine at any time). */
 void mix_bufcache_drain(void);
 
+/* fork(): take the cache's lock around it, after the fork gate (fork.c). */
+void mix_bufcache_fork_prepare(void);
+void mix_bufcache_fork_parent(void);
+void mix_bufcache_fork_child(void);
+
 #endif

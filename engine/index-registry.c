@@ -212,17 +212,17 @@ MIX_API int mix_index_close(struct mix_index **idxp)
 
 /* ---- fork ---------------------------------------------------------------- */
 
-static void reg_prepare(void)
+void mix_registry_fork_prepare(void)
 {
 	pthread_mutex_lock(&reg.lock);
 }
 
-static void reg_parent(void)
+void mix_registry_fork_parent(void)
 {
 	pthread_mutex_unlock(&reg.lock);
 }
 
-static void reg_child(void)
+void mix_registry_fork_child(void)
 {
 	struct reg_entry *r, *next;
 
@@ -238,7 +238,3 @@ static void reg_child(void)
 	pthread_mutex_unlock(&reg.lock);
 }
 
-__attribute__((constructor)) static void reg_setup(void)
-{
-	(void)pthread_atfork(reg_prepare, reg_parent, reg_child);
-}

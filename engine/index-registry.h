@@ -17,4 +17,10 @@ int mix_index_open_one(struct mix_engine *e, const char *dir,
 		       unsigned flags, struct mix_index **idx_r);
 int mix_index_close_one(struct mix_index **idxp);
 
+/* fork(): take the registry's lock around it, after the fork gate
+ * (fork.c); the child forgets the parent's handles. */
+void mix_registry_fork_prepare(void);
+void mix_registry_fork_parent(void);
+void mix_registry_fork_child(void);
+
 #endif

@@ -16,7 +16,8 @@
  * the child forever, and its entry lives in that thread's TLS, which
  * glibc reuses for the child's next thread — and (c) the reclaim queue's
  * mutex and condition variables with the parent's waiters counted in
- * them.  So one pthread_atfork triple (rcu_setup) does this:
+ * them.  So one pthread_atfork triple (mix_rcu_fork_*, registered by
+ * fork.c, which calls it first) does this:
  *   prepare: take the fork gate exclusively — every synchronize_rcu,
  *            register and unregister holds it shared, so none is in
  *            progress and liburcu's locks are free and its registry
@@ -46,6 +47,7 @@
 #include <urcu/list.h>
 #include <urcu/static/urcu-memb.h>
 
+#include "fork.h"
 #include "probes.h"
 #include "rcu.h"
 #include "stats.h"
@@ -398,19 +400,20 @@ static int dq_start(void)
 
 /* ---- fork ------------------------------------------------------------------ */
 
-/* ORDER(fork-gate), then dq.lock: the gate first, because a grace
+/* ORDER(fork-gate), then dq.lock (and then, fork.c, the registry's and
+ * the buffer cache's locks): the gate first, because a grace
  * period in progress holds the gate shared and waits for readers, and a
  * reader inside its section may be about to take dq.lock (mix_rcu_defer
  * starting the thread, or a barrier); the other order could wait for
  * that reader forever.  The lock-free queue needs nothing here: the
  * child empties it. */
-static void fork_prepare(void)
+void mix_rcu_fork_prepare(void)
 {
 	pthread_rwlock_wrlock(&fork_gate);
 	pthread_mutex_lock(&dq.lock);
 }
 
-static void fork_parent(void)
+void mix_rcu_fork_parent(void)
 {
 	pthread_mutex_unlock(&dq.lock);
 	pthread_rwlock_unlock(&fork_gate);
@@ -447,7 +450,7 @@ static void fork_child_prune(void)
  * fork; their memory stays allocated in the child, freed by neither
  * process twice.  No reclaim thread until the child's first deferred
  * call (dq_start). */
-static void fork_child(void)
+void mix_rcu_fork_child(void)
 {
 	fork_child_prune();
 	/* the two locks fork_prepare took are this thread's: release them
@@ -471,12 +474,12 @@ static void fork_child(void)
 }
 
 /* At load, before any thread of ours exists: the key that unregisters
- * exiting threads, and the fork handlers (registered here rather than
- * at first use so that no fork can find them half set up). */
+ * exiting threads, and the fork handlers (fork.c: the handlers above
+ * with the other modules', in one fixed order). */
 __attribute__((constructor)) static void rcu_setup(void)
 {
 	rcu_key_ok = pthread_key_create(&rcu_key, rcu_thread_exit) == 0;
-	(void)pthread_atfork(fork_prepare, fork_parent, fork_child);
+	mix_fork_setup();
 }
 
 /* ---- the calls --------------------------------------------------------- */

@@ -9,7 +9,7 @@
  *
  * Deferred calls run on a thread of our own (rcu.c), not liburcu's.
  *
- * fork(): rcu.c's pthread_atfork handlers make a child's RCU domain
+ * fork(): rcu.c's fork handlers (fork.c registers them) make a child's RCU domain
  * usable (liburcu 0.13's urcu-memb has no fork hooks of its own): no
  * fork while a grace period, a registration or an unregistration is in
  * progress (ORDER(fork-gate)); the child unlinks the threads it does not
@@ -145,5 +145,11 @@ static inline void mix_rcu_gp_acquire(void)
 	__tsan_acquire(&mix_rcu_tsan_token);
 #endif
 }
+
+/* fork(): what the RCU domain does around it (rcu.c); fork.c calls them,
+ * prepare before every other module's, parent and child after. */
+void mix_rcu_fork_prepare(void);
+void mix_rcu_fork_parent(void);
+void mix_rcu_fork_child(void);
 
 #endif

@@ -749,8 +749,10 @@ MIX_API void mix_txn_abort(struct mix_txn **txn);
 
 struct mix_snap;
 
-/* Start / end a read-side section.  Never blocks; nests; each lock needs
- * its unlock on the same thread.  Any thread (registers it with mix's RCU
+/* Start / end a read-side section.  Never blocks (but for a thread's
+ * first call, which registers the thread: while another thread forks,
+ * it waits for that fork, which waits for the sections open at that
+ * moment); nests; each lock needs its unlock on the same thread.  Any thread (registers it with mix's RCU
  * domain on first use), not from a signal handler; cannot fail. */
 MIX_API void mix_read_lock(void);
 MIX_API void mix_read_unlock(void);
