@@ -491,19 +491,28 @@ uint32_t mix_index_run_held(struct mix_index *idx)
 	return process_now(idx, idx->held, n);
 }
 
-int mix_index_make_durable(struct mix_index *idx)
+int mix_index_make_durable(struct mix_index *idx, uint64_t *upto_r)
 {
 	static const char *const names[3] = { MIX_LOG2_FILENAME,
 		MIX_LOG_TMP_FILENAME, MIX_LOG_FILENAME };
 	char path[4096];
 	int i, ret;
 
+	*upto_r = 0;
 	if (idx->writer) {
+		struct mix_commit_result res;
 		struct mix_txn *t;
-		if ((ret = mix_txn_begin(idx, &t)) == 0)
-			ret = mix_txn_commit(&t, MIX_DURABILITY_SYNC, NULL);
+		/* an empty commit's modseq is the highest modseq of the
+		 * state it was applied to: every commit queued before it */
+		if ((ret = mix_txn_begin(idx, &t)) == 0 &&
+		    (ret = mix_txn_commit(&t, MIX_DURABILITY_SYNC, &res)) == 0)
+			*upto_r = res.modseq;
 		return ret;
 	}
+	/* what the files held when this snapshot was read from them */
+	mix_read_lock();
+	*upto_r = mix_snap_highest_modseq(mix_index_snap(idx));
+	mix_read_unlock();
 	/* files move from newtmp to .log to .log.2 (a live writer's
 	 * rotation): this order finds each at least once */
 	for (i = 0; i < 3; i++) {

@@ -34,8 +34,12 @@ int mix_index_publish(struct mix_index *idx, struct mix_builder *b);
  * Writable: an empty SYNC commit (the log durable to its end).
  * Read-only: what it replayed was written by another process, perhaps
  * one that died with it in the page cache: each log file present is
- * fdatasync'ed, then the directory.  Returns 0 or a mix error. */
-int mix_index_make_durable(struct mix_index *idx);
+ * fdatasync'ed, then the directory.  *upto_r: the highest modseq of
+ * the state now durable (writable: the state the empty commit was
+ * applied to, which includes every commit queued before it; read-only:
+ * the snapshot's as it was before the flushes), or 0 on error.
+ * Returns 0 or a mix error. */
+int mix_index_make_durable(struct mix_index *idx, uint64_t *upto_r);
 
 /* Start the log a writable open deferred (rotate_pending_seq), after a
  * checkpoint when mix.index does not cover the active log (§3.5). */

@@ -271,6 +271,28 @@ MIX_API int mix_list_delete(struct mix_list *list, const char *name,
 }
 
 /* Checks of a rename; 0 or an error (op still open). */
+/* The deepest descendant of e below it (levels) and the longest name
+ * suffix a descendant adds to e's name (bytes, separators included).
+ * The list is valid (every chain within the limits), so the recursion
+ * is at most MIX_MBOX_NAME_MAX_DEPTH deep. */
+static void subtree_extent(const struct mlver *v, const struct mlent *e,
+			   uint32_t depth, size_t len, uint32_t *depth_max,
+			   size_t *len_max)
+{
+	uint32_t i;
+
+	if (depth > *depth_max)
+		*depth_max = depth;
+	if (len > *len_max)
+		*len_max = len;
+	for (i = 0; e->kids != NULL && i < e->kids->n; i++) {
+		const struct mlent *k = mlist_find_id(v, e->kids->ids[i]);
+		if (k != NULL)
+			subtree_extent(v, k, depth + 1, len + 1 + k->len,
+				       depth_max, len_max);
+	}
+}
+
 static int rename_check(struct mlop *op, const struct pname *f,
 			const struct pname *t, const struct mlent **src_r,
 			const struct mlent **dst_r)
@@ -291,6 +313,23 @@ static int rename_check(struct mlop *op, const struct pname *f,
 			    (dst->kids != NULL && dst->kids->n > 0) ||
 			    dst == *src_r))
 		return mix_err(-EEXIST, "mailbox %s exists", t->buf);
+	/* the whole subtree moves: every name under the new one must stay
+	 * a valid name (format.md §6.2: each parent chain within 64 levels
+	 * and 1,000 bytes), or the list would not open again */
+	{
+		uint32_t depth = 0;
+		size_t len = 0;
+		subtree_extent(op->nv, *src_r, 0, 0, &depth, &len);
+		if (t->n + depth > MIX_MBOX_NAME_MAX_DEPTH ||
+		    t->len + len > MIX_MBOX_NAME_MAX_LEN)
+			return mix_err(MIX_EINVAL, "cannot rename %s to %s: a "
+				       "mailbox under it would be %u levels "
+				       "deep and %zu bytes long (at most %u "
+				       "and %u)", f->buf, t->buf,
+				       t->n + depth, t->len + len,
+				       MIX_MBOX_NAME_MAX_DEPTH,
+				       MIX_MBOX_NAME_MAX_LEN);
+	}
 	return 0;
 }
 

@@ -243,6 +243,32 @@ static void snap_status(struct mix_index *index, struct mlstat *st)
 	mix_read_unlock();
 }
 
+/* index's status into *st, and durable in the mailbox: a record
+ * without the in-doubt mark must be exact after a power cut too.  The
+ * flush first, then the status, which is checked against what the flush
+ * covered: a status taken first missed the commits still queued when
+ * detach was called (the flush made them durable, the record did not
+ * show them: finding 20), and one taken later may show commits made
+ * after the flush, which a second flush then covers.  A mailbox that
+ * keeps committing meanwhile (it is being written without being
+ * attached) keeps the mark.  Returns 0 (st durable and exact), 1 (st
+ * not shown durable: the caller keeps INDOUBT) or the flush's error. */
+static int durable_status(struct mix_index *index, struct mlstat *st)
+{
+	uint64_t upto;
+	int i, ret;
+
+	for (i = 0; i < 2; i++) {
+		ret = mix_index_make_durable(index, &upto);
+		snap_status(index, st);
+		if (ret < 0)
+			return ret;
+		if (st->highestmodseq <= upto)
+			return 0;
+	}
+	return 1;
+}
+
 static struct mlatt *att_get(struct mix_list *list, uint32_t id)
 {
 	struct mlatt *a;
@@ -341,13 +367,15 @@ MIX_API int mix_list_detach(struct mix_list *list, uint32_t id)
 		return ret;
 	/* waits for a hook call in progress: none after this */
 	mix_index_set_publish_hook(a->index, NULL, NULL);
-	/* the status first, then make it durable in the mailbox (a no-op
-	 * commit raises no modseq); a failure (a poisoned index refuses
-	 * the commit; an I/O error) keeps the mark */
-	snap_status(a->index, &st);
+	/* the final status, durable in the mailbox (a no-op commit raises
+	 * no modseq); a failure (a poisoned index refuses the commit; an
+	 * I/O error) keeps the mark */
+	ret2 = durable_status(a->index, &st);
 	st.size = a->size;
-	if ((ret2 = mix_index_make_durable(a->index)) < 0)
+	if (ret2 != 0)
 		st.sflags |= MIX_LIST_STATUS_INDOUBT;
+	if (ret2 > 0)
+		ret2 = 0;
 	ret = persist(list, id, &st, list->durability);
 	if (ret == MIX_ENOTFOUND)
 		ret = 0;         /* deleted while attached */
@@ -369,18 +397,23 @@ MIX_API int mix_list_refresh_status(struct mix_list *list, uint32_t id,
 	if (mix_list_status(list, id, &cur) != 1)
 		return mix_err(MIX_ENOTFOUND, "%s: no mailbox with id %u",
 			       list->dir, id);
-	snap_status(index, &st);
-	st.size = cur.size;
 	if (a != NULL) {
+		snap_status(index, &st);
+		st.size = cur.size;
 		pthread_mutex_lock(&a->lock);
 		slot_set(a, &st, 0);
 		pthread_mutex_unlock(&a->lock);
 		st.sflags |= MIX_LIST_STATUS_INDOUBT;
-	} else if ((ret2 = mix_index_make_durable(index)) < 0) {
+	} else {
 		/* a record without the mark must be exact after a power cut
 		 * too: what it says must be durable in the mailbox first (a
 		 * read-only open may have read a dead writer's page cache) */
-		st.sflags |= MIX_LIST_STATUS_INDOUBT;
+		ret2 = durable_status(index, &st);
+		st.size = cur.size;
+		if (ret2 != 0)
+			st.sflags |= MIX_LIST_STATUS_INDOUBT;
+		if (ret2 > 0)
+			ret2 = 0;
 	}
 	ret = persist(list, id, &st, list->durability);
 	return ret < 0 ? ret : ret2;

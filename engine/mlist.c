@@ -401,6 +401,16 @@ int mlist_op_begin(struct mix_list *list, struct mlop *op, uint32_t extra)
 		pthread_mutex_unlock(&list->wlock);
 		return ret;
 	}
+	/* ids are the list index's UIDs: the last one is 2^32 - 2 (the
+	 * index refuses a next_uid past 2^32 - 1).  extra bounds the
+	 * entries this change may create: refused here, before anything is
+	 * built, an id never wraps around to one already given out */
+	if ((uint64_t)list->wver->next_id + extra > UINT32_MAX) {
+		pthread_mutex_unlock(&list->wlock);
+		return mix_err(MIX_ELIMIT, "%s: mailbox ids exhausted (next "
+			       "id %u, this change may need %u)", list->dir,
+			       list->wver->next_id, extra);
+	}
 	if ((op->nv = mlist_ver_begin(list->wver, extra)) == NULL) {
 		pthread_mutex_unlock(&list->wlock);
 		return MIX_ENOMEM();

@@ -639,6 +639,69 @@ static void test_durable(const char *base)
 	free(mdir);
 }
 
+/* Detach (and close, which detaches) while commits made while attached
+ * are still queued: the record takes the final status, exact (finding
+ * 20: it took the status before the flush that made the queued commits
+ * durable, and recorded an older state as exact). */
+static int inflight_done;
+
+static void inflight_cb(void *ctx, int ret, const struct mix_commit_result *r)
+{
+	(void)ctx;
+	(void)r;
+	__atomic_add_fetch(&inflight_done, ret == 0 ? 1 : 1000000,
+			   __ATOMIC_SEQ_CST);
+}
+
+static void test_detach_inflight(const char *base)
+{
+	static const int counts[3] = { 1, 5, 200 };
+	char *ldir = tu_subdir(base, "if-list");
+	struct mix_list *l = tu_list_open(E, ldir, NULL);
+	struct mix_list_status st;
+
+	for (int k = 0; k < 3; k++) {
+		char name[16], *mdir;
+		struct mix_index *idx;
+		uint32_t id, msgs, nu;
+		int n = counts[k], ret;
+
+		snprintf(name, sizeof(name), "if-box%d", k);
+		mdir = tu_subdir(base, name);
+		if (mix_list_create(l, name, strlen(name), NULL, &id) < 0 ||
+		    mix_index_open(E, mdir, MIX_OPEN_CREATE, &idx) < 0 ||
+		    mix_list_attach(l, id, idx) < 0)
+			BAIL("in flight: setup: %s", mix_last_error());
+		__atomic_store_n(&inflight_done, 0, __ATOMIC_SEQ_CST);
+		for (int i = 0; i < n; i++) {
+			struct mix_txn *t;
+			if (mix_txn_begin(idx, &t) < 0 ||
+			    mix_txn_append(t, 0, NULL, NULL) < 0 ||
+			    mix_txn_commit_async(&t, MIX_DURABILITY_SYNC,
+						 inflight_cb, NULL) < 0)
+				BAIL("in flight: commit: %s", mix_last_error());
+		}
+		ret = mix_list_detach(l, id);
+		while (__atomic_load_n(&inflight_done, __ATOMIC_SEQ_CST) < n)
+			usleep(1000);
+		msgs = tu_messages(idx);
+		nu = tu_next_uid(idx);
+		mix_list_status(l, id, &st);
+		ok(ret == 0 && inflight_done == n &&
+		   ((st.flags & MIX_LIST_STATUS_INDOUBT) ||
+		    (st.messages == msgs && st.uidnext == nu)),
+		   "in flight: detach with %d SYNC commits queued: %d; the "
+		   "record says %u messages, UIDNEXT %u%s, the mailbox has "
+		   "%u, %u", n, ret, st.messages, st.uidnext,
+		   (st.flags & MIX_LIST_STATUS_INDOUBT) ? " (in doubt)" :
+		   " (exact)", msgs, nu);
+		mix_index_close(&idx);
+		free(mdir);
+	}
+	mix_list_close(&l);
+	free(ldir);
+}
+
 int main(void)
 {
 	uint64_t seed = tu_seed();
@@ -653,6 +716,7 @@ int main(void)
 	test_damage(base, seed);
 	test_follower_damage(base);
 	test_durable(base);
+	test_detach_inflight(base);
 	mix_engine_free(&E);
 	tu_rmdir_r(base);
 	free(base);

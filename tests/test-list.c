@@ -448,11 +448,106 @@ static void model_test(uint64_t seed, long steps)
 	free(dir);
 }
 
+/* A rename moves a whole subtree: every name under the new one must stay
+ * within 64 levels and 1,000 bytes (finding 21: renames that each
+ * passed the check on the new name alone built a 65-level mailbox, and
+ * the list did not open again).  Then the end of the id space (finding
+ * 22: an id past 2^32 - 2 wrapped around, an acknowledged create was
+ * not stored, and an id was given out twice). */
+static void limits_test(void)
+{
+	char *dir = tu_tmpdir("list-limits"), name[1100];
+	struct mix_engine *e;
+	struct mix_list *l;
+	struct mix_index *ix;
+	struct mix_txn *t;
+	uint32_t id, id2;
+	int ret, bad = 0, i;
+	size_t n;
+
+	if (mix_engine_create(NULL, &e) < 0)
+		BAIL("engine");
+	l = tu_list_open(e, dir, NULL);
+	/* a/1/2/.../63: 64 levels, then a rename that adds two */
+	n = (size_t)snprintf(name, sizeof(name), "a");
+	for (i = 1; i < 64; i++)
+		n += (size_t)snprintf(name + n, sizeof(name) - n, "/%d", i);
+	is(mix_list_create(l, "a", 1, NULL, &id), 0, "limits: create a");
+	is(mix_list_create(l, name, n, NULL, &id), 0, "limits: a 64-level "
+	   "mailbox under it");
+	ret = mix_list_rename(l, "a", 1, "x/y/z", 5, NULL, &id2);
+	is(ret, MIX_EINVAL, "limits: renaming its top to 3 levels is refused "
+	   "(%s)", ret ? mix_last_error() : "accepted");
+	/* short names, one level deeper each round */
+	is(mix_list_create(l, "A", 1, NULL, &id), 0, "limits: create A");
+	for (i = 0; i < 70 && !bad; i++) {
+		if (mix_list_create(l, "T", 1, NULL, &id2) < 0) {
+			bad = 1;
+			break;
+		}
+		ret = mix_list_rename(l, "A", 1, "T/A", 3, NULL, &id2);
+		if (ret == MIX_EINVAL) {
+			(void)mix_list_delete(l, "T", 1);
+			break;
+		}
+		if (ret < 0 || mix_list_rename(l, "T", 1, "A", 1, NULL,
+					       &id2) < 0)
+			bad = 1;
+	}
+	ok(!bad && i == 63, "limits: nesting A one level deeper per round "
+	   "stops at 64 levels (round %d refused)", i);
+	/* a 998-byte name (components of 99 bytes), its top renamed three
+	 * bytes longer */
+	n = (size_t)snprintf(name, sizeof(name), "b");
+	for (i = 0; i < 10; i++) {
+		size_t c = i < 9 ? 99 : 96;
+		name[n++] = '/';
+		memset(name + n, 'n', c);
+		n += c;
+	}
+	is(mix_list_create(l, "b", 1, NULL, &id), 0, "limits: create b");
+	is(mix_list_create(l, name, n, NULL, &id), 0, "limits: a %zu-byte "
+	   "mailbox under b", n);
+	ret = mix_list_rename(l, "b", 1, "bbbb", 4, NULL, &id2);
+	is(ret, MIX_EINVAL, "limits: renaming b to bbbb (1,001 bytes under "
+	   "it) is refused");
+	is(mix_list_close(&l), 0, "limits: close");
+	l = tu_list_open(e, dir, NULL);
+	ok(l != NULL, "limits: the list opens again");
+	mix_list_close(&l);
+
+	/* the end of the id space: the list's index at next_uid 2^32 - 2
+	 * (a shortcut: mix_list_index() is not to be committed to) */
+	if (mix_index_open(e, dir, 0, &ix) < 0 || mix_txn_begin(ix, &t) < 0 ||
+	    mix_txn_hdr_set(t, MIX_HDR_NEXT_UID, 0xfffffffeu) < 0 ||
+	    mix_txn_commit(&t, MIX_DURABILITY_SYNC, NULL) < 0)
+		BAIL("limits: raising next_uid: %s", mix_last_error());
+	mix_index_close(&ix);
+	l = tu_list_open(e, dir, NULL);
+	ret = mix_list_create(l, "c/d", 3, NULL, &id);
+	is(ret, MIX_ELIMIT, "limits: a create that needs ids past the last "
+	   "one is refused with MIX_ELIMIT (%s)",
+	   ret ? mix_last_error() : "accepted");
+	ret = mix_list_create(l, "e", 1, NULL, &id);
+	ok(ret == 0 || ret == MIX_ELIMIT, "limits: so is, or works, one that "
+	   "needs one id (%d, id %u)", ret, ret == 0 ? id : 0);
+	is(mix_list_close(&l), 0, "limits: close");
+	l = tu_list_open(e, dir, NULL);
+	ok(mix_list_lookup(l, "c/d", 3, NULL) == 0 &&
+	   (ret != 0 || mix_list_lookup(l, "e", 1, NULL) == 1),
+	   "limits: after a reopen the list has exactly what it acknowledged");
+	mix_list_close(&l);
+	mix_engine_free(&e);
+	tu_rmdir_r(dir);
+	free(dir);
+}
+
 int main(void)
 {
 	uint64_t seed = tu_seed();
 	long steps = (long)(1000 * tu_scale());
 
 	model_test(seed, steps);
+	limits_test();
 	return tap_done();
 }

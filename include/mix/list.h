@@ -150,7 +150,9 @@ MIX_API struct mix_index *mix_list_index(struct mix_list *list);
  * becomes a mailbox with a NEW id (the old record is replaced and its
  * children move to the new id; SUBSCRIBED carries over).  *id_r (may be
  * NULL) gets the id.  Returns 0; MIX_EINVAL (bad name, a component over
- * MIX_LIST_COMPONENT_MAX); -EEXIST (a mailbox by that name exists); any
+ * MIX_LIST_COMPONENT_MAX); -EEXIST (a mailbox by that name exists);
+ * MIX_ELIMIT (the list's ids are used up: the last is 2^32 - 2, and a
+ * change that may need more than are left is refused whole); any
  * error of mix_txn_commit_async() or of the commit.  Nothing changes on
  * an error. Any thread, not inside a read-side section, not from a commit
  * callback. */
@@ -177,7 +179,10 @@ MIX_API int mix_list_delete(struct mix_list *list, const char *name,
  * with a new id and new_guid (NULL = zero) and leaves INBOX and its
  * children in place: the caller moves the messages.  *id_r (may be NULL)
  * gets the id of the mailbox now named `to`.  Returns 0; MIX_EINVAL (bad
- * name; `to` inside `from`'s subtree; to INBOX); MIX_ENOTFOUND (no
+ * name; `to` inside `from`'s subtree; to INBOX; a mailbox of the subtree
+ * would be deeper than MIX_MBOX_NAME_MAX_DEPTH levels or longer than
+ * MIX_MBOX_NAME_MAX_LEN bytes under the new name); MIX_ELIMIT (renaming
+ * INBOX when the ids are used up); MIX_ENOTFOUND (no
  * mailbox or \Noselect name `from`); -EEXIST (`to` exists, other than as
  * a childless nonexistent subscription, which it replaces); commit
  * errors. Any thread, not inside a read-side section, not from a commit
