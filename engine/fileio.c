@@ -155,6 +155,30 @@ int mix_io_open(const char *path, int flags, mode_t mode)
 	return mix_io_open_in(-1, path, flags, mode);
 }
 
+int mix_io_open_own(int dfd, const char *path, int flags, mode_t mode)
+{
+	struct stat st;
+	int fd;
+
+	/* never follow a link, never wait for a FIFO's reader; a regular
+	 * file ignores O_NONBLOCK */
+	flags |= O_CREAT | O_NOFOLLOW | O_NONBLOCK;
+	fd = mix_io_open_in(dfd, path, flags, mode);
+	if (fd >= 0) {
+		if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
+			return fd;
+		mix_io_close(&fd);   /* a FIFO with a reader, a device */
+	} else if (fd != -ELOOP && fd != -ENXIO && fd != -EWOULDBLOCK) {
+		return fd;
+	}
+	/* the name is the engine's own and holds no file of it: replace
+	 * what someone put there (the link itself, not its target) */
+	mix_err_clear();
+	if ((fd = mix_io_unlink_in(dfd, path)) < 0)
+		return fd;
+	return mix_io_open_in(dfd, path, (flags & ~O_TRUNC) | O_EXCL, mode);
+}
+
 int mix_io_dir_open(const char *dir)
 {
 	int fd;

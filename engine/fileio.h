@@ -34,6 +34,14 @@ int mix_io_open_in(int dfd, const char *path, int flags, mode_t mode);
 int mix_io_rename_in(int dfd, const char *from, const char *to);
 int mix_io_unlink_in(int dfd, const char *path);
 int mix_io_fsync_dir_in(int dfd, const char *dir);
+/* Open (creating it if needed) one of the engine's own files that it
+ * writes: the checkpoint's mix.index.tmp, the next log's newtmp, the
+ * lock file.  Only a regular file is used: a symbolic link, a FIFO or a
+ * device at that name is removed (the name, never what it points to)
+ * and a new file made, so the writer never writes outside the directory
+ * and never waits for a FIFO's reader.  Returns the fd or -errno (a
+ * directory at the name stays an error). */
+int mix_io_open_own(int dfd, const char *path, int flags, mode_t mode);
 /* 1 if the name of path exists in the directory (no fault injection,
  * no message: a probe). */
 int mix_io_access_in(int dfd, const char *path);

@@ -1101,8 +1101,7 @@ static int ckpt_write(struct ckpt *c, const struct vctx *v,
 
 	if ((c->buf = malloc(WRITE_BUF_SIZE)) == NULL)
 		return mix_err(-ENOMEM, "%s: out of memory", c->path);
-	c->fd = mix_io_open_in(c->dfd, c->path, O_WRONLY | O_CREAT | O_TRUNC,
-			       0600);
+	c->fd = mix_io_open_own(c->dfd, c->path, O_WRONLY | O_TRUNC, 0600);
 	if (c->fd < 0)
 		return c->fd;
 	*created_r = 1;

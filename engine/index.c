@@ -48,7 +48,7 @@ static int lock_take(struct mix_index *idx)
 	int fd, n;
 
 	mix_dir_path(path, sizeof(path), idx->dir, MIX_LOCK_FILENAME);
-	fd = mix_io_open_in(idx->dirfd, path, O_RDWR | O_CREAT, 0644);
+	fd = mix_io_open_own(idx->dirfd, path, O_RDWR, 0644);
 	if (fd < 0)
 		return fd;
 	{

@@ -1087,7 +1087,8 @@ int mix_log_sync_path(int dfd, const char *path)
 
 int mix_log_tmp_create(int dfd, const char *tmp)
 {
-	int fd = mix_io_open_in(dfd, tmp, O_CREAT | O_EXCL | O_RDWR, 0644), ret;
+	int fd = mix_io_open_in(dfd, tmp, O_CREAT | O_EXCL | O_RDWR |
+				O_NOFOLLOW, 0644), ret;
 
 	if (fd != -EEXIST)
 		return fd;
@@ -1096,7 +1097,7 @@ int mix_log_tmp_create(int dfd, const char *tmp)
 	 * must find it again), and its old content must never show under
 	 * the new header: empty, durably, before anything is written. */
 	mix_err_clear();
-	if ((fd = mix_io_open_in(dfd, tmp, O_RDWR | O_TRUNC, 0)) < 0)
+	if ((fd = mix_io_open_own(dfd, tmp, O_RDWR | O_TRUNC, 0644)) < 0)
 		return fd;
 	if ((ret = mix_io_fsync(fd, tmp)) < 0) {
 		mix_io_close(&fd);

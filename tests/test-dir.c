@@ -20,13 +20,18 @@
  *    a follower of the old one refreshes to an error, never to the new
  *    mailbox's messages.
  *
- * One engine, one process: these are the sessions of one server.
+ * And the engine's own scratch names holding a symbolic link or a FIFO
+ * (test_scratch).
+ *
+ * One engine, one process: these are the sessions of one server (the
+ * scratch cases write in a child, under an alarm).
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "mix/mix.h"
@@ -160,11 +165,101 @@ static void test_replace(const char *base, int old_first, int old_commits)
 	free(sub);
 }
 
+/* The engine's own scratch names (the checkpoint's mix.index.tmp, the
+ * next log's newtmp, the lock file) holding a symbolic link to a file
+ * outside the mailbox, or a FIFO: the writer replaces the name and never
+ * writes through it or waits on it (finding 23: it overwrote the
+ * outside file, or hung in open(2)).  Each case runs in a child with an
+ * alarm, so a hang is a failure. */
+static int scratch_child(const char *dir, int create)
+{
+	struct mix_engine_config cfg;
+	struct mix_engine *ce;
+	struct mix_index *idx;
+	uint32_t n;
+
+	alarm(30);
+	mix_engine_config_init(&cfg);
+	cfg.log_rotate_size = 4096;
+	if (mix_engine_create(&cfg, &ce) < 0 ||
+	    mix_index_open(ce, dir, create ? MIX_OPEN_CREATE : 0, &idx) < 0)
+		return 2;
+	if (commits(idx, create ? 20 : 200) != 0)
+		return 3;
+	if (mix_index_close(&idx) < 0)
+		return 4;
+	if (create)
+		return 0;
+	if (mix_index_open(ce, dir, 0, &idx) < 0)
+		return 5;
+	n = tu_messages(idx);
+	mix_index_close(&idx);
+	return n == 220 ? 0 : 6;
+}
+
+static int scratch_run(const char *dir, int create)
+{
+	int status;
+	pid_t pid;
+
+	fflush(stdout);
+	if ((pid = fork()) == 0)
+		_exit(scratch_child(dir, create));
+	if (pid < 0 || waitpid(pid, &status, 0) != pid)
+		BAIL("fork");
+	return status;
+}
+
+static void test_scratch(const char *base)
+{
+	static const char *const names[3] = { "mix.index.tmp",
+		"mix.index.log.newtmp", "mix.index.lock" };
+	static const char victim_text[] = "precious, outside the mailbox\n";
+
+	for (int kind = 0; kind < 2; kind++)
+		for (int i = 0; i < 3; i++) {
+			char tag[64], *dir, *victim, *p;
+			size_t vsize = 0;
+			uint8_t *v;
+			int status;
+
+			snprintf(tag, sizeof(tag), "scratch-%d-%d", kind, i);
+			dir = tu_subdir(base, tag);
+			if (asprintf(&victim, "%s/%s.victim", base, tag) < 0 ||
+			    asprintf(&p, "%s/%s", dir, names[i]) < 0)
+				BAIL("out of memory");
+			if (tu_write_file(victim, victim_text,
+					  sizeof(victim_text) - 1) < 0)
+				BAIL("victim");
+			if (scratch_run(dir, 1) != 0)
+				BAIL("scratch: setup of %s failed", dir);
+			unlink(p);
+			if (kind == 0 ? symlink(victim, p) : mkfifo(p, 0644))
+				BAIL("%s: %s", p, strerror(errno));
+			status = scratch_run(dir, 0);
+			v = tu_read_file(victim, &vsize);
+			ok(status == 0 && v && vsize == sizeof(victim_text) - 1 &&
+			   !memcmp(v, victim_text, vsize),
+			   "scratch: %s a %s: the writer opens, commits 200 "
+			   "times through rotations, closes, and a reopen has "
+			   "the 220 messages (status %#x: exit 2 open, 3 "
+			   "commit, 4 close, 5 reopen, 6 count, signal 14 a "
+			   "hang); the file outside is untouched (%zu bytes)",
+			   names[i], kind == 0 ? "symbolic link to a file "
+			   "outside" : "FIFO", status, vsize);
+			free(v);
+			free(victim);
+			free(p);
+			free(dir);
+		}
+}
+
 int main(void)
 {
 	struct mix_engine_config cfg;
 	char *base = tu_tmpdir("dir");
 
+	test_scratch(base);   /* first: forks while this process has no threads */
 	mix_engine_config_init(&cfg);
 	cfg.log_rotate_size = 4096;
 	if (mix_engine_create(&cfg, &eng) < 0)

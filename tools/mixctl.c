@@ -184,17 +184,22 @@ static void load(struct file *f, const char *dir, const char *name)
 
 	memset(f, 0, sizeof(*f));
 	path_of(f, dir, name);
-	if ((fd = open(f->path, O_RDONLY | O_CLOEXEC)) < 0) {
+	/* O_NONBLOCK: a FIFO put in a file's place must not hang the tool
+	 * (the library refuses it the same way, regfile.c) */
+	if ((fd = open(f->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)) < 0) {
 		if (errno == ENOENT)
 			return;
 		fprintf(stderr, "mixctl: %s: %s\n", f->path, strerror(errno));
 		exit(2);
 	}
-	if (fstat(fd, &st) < 0 || st.st_size < 0 ||
-	    (uint64_t)st.st_size > MIX_LOG_SIZE_MAX * 2 ||
+	errno = 0;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size < 0 ||
+	    (uint64_t)st.st_size > MIX_LOG_SIZE_MAX ||
 	    !(f->data = malloc(st.st_size ? (size_t)st.st_size : 1))) {
 		fprintf(stderr, "mixctl: %s: cannot read (%s)\n", f->path,
-			strerror(errno ? errno : EFBIG));
+			errno ? strerror(errno) :
+			!S_ISREG(st.st_mode) ? "not a regular file" :
+			"larger than a log file may be, format.md §3.4");
 		exit(2);
 	}
 	while (got < (size_t)st.st_size &&
