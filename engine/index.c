@@ -351,6 +351,29 @@ static int writer_setup(struct mix_recovery *rc)
 			return ret;
 	}
 	idx->rotate_pending_seq = session_log_seq(rc);
+	/* every modseq the session gives is above the state's
+	 * HIGHESTMODSEQ, which its log position bounds in a file the engine
+	 * wrote; one above it (a writer bug, a crafted or restored file)
+	 * would otherwise hand out modseqs below what clients were shown,
+	 * and report the old HIGHESTMODSEQ for every commit after */
+	{
+		uint64_t need = (idx->snap->hdr.highest_modseq >> 32) + 1;
+		if (need > (uint64_t)rc->indexid + idx->rotate_pending_seq &&
+		    need - rc->indexid <= UINT32_MAX) {
+			char msg[512];
+			snprintf(msg, sizeof(msg), "%s: HIGHESTMODSEQ %llu is "
+				 "above the log position of mix.index (seq "
+				 "%u): the session's log starts at seq %llu, "
+				 "above it", idx->dir, (unsigned long long)
+				 idx->snap->hdr.highest_modseq, rc->idx_seq,
+				 (unsigned long long)(need - rc->indexid));
+			idx->rotate_pending_seq =
+				(uint32_t)(need - rc->indexid);
+			if (idx->engine->cfg.warning)
+				idx->engine->cfg.warning(
+					idx->engine->cfg.warning_ctx, msg);
+		}
+	}
 	if (!mix_modseq_file_ok(rc->indexid, idx->rotate_pending_seq))
 		return mix_err(MIX_ELIMIT, "%s: indexid %u + file_seq %u "
 			       "reaches 2^31 (format.md §4)", idx->dir,

@@ -14,12 +14,14 @@
  *    in the read-only mapping of mix.index (regression: replay once wrote
  *    into the mapping and crashed), for writable and read-only opens.
  */
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 
 #include "mix/mix.h"
+#include "crc32c.h"
 #include "tap.h"
 #include "testutil.h"
 
@@ -373,6 +375,59 @@ static void test_bad_logs(const char *dir)
 	   mix_strerror(ret));
 }
 
+/* A mix.index whose HIGHESTMODSEQ is above what its log position allows
+ * (a writer bug, a crafted or restored file; its checksum is right): the
+ * next writer's modseqs go above it, each commit reports its own, and
+ * the open says so (finding 24: every commit reported the old value and
+ * the new records got lower modseqs, so CHANGEDSINCE missed them). */
+static void test_high_modseq(const char *dir)
+{
+	struct mix_commit_result r1, r2;
+	struct mix_index *idx;
+	char path[4096];
+	uint64_t hm, rec_ms;
+	uint32_t crc, indexid;
+	uint8_t *d;
+	size_t size;
+
+	if (mix_index_open(engine, dir, MIX_OPEN_CREATE, &idx) < 0)
+		BAIL("high modseq: create: %s", mix_last_error());
+	for (int i = 0; i < 5; i++)
+		if (tu_append_commit(idx, 1, MIX_DURABILITY_SYNC, NULL) < 0)
+			BAIL("high modseq: commit");
+	mix_index_close(&idx);
+	snprintf(path, sizeof(path), "%s/mix.index", dir);
+	if (!(d = tu_read_file(path, &size)) || size < 120)
+		BAIL("high modseq: read %s", path);
+	memcpy(&indexid, d + 16, 4);
+	hm = (uint64_t)(indexid + 100) << 32;
+	memcpy(d + 64, &hm, 8);
+	memset(d + 108, 0, 4);
+	crc = mix_crc32c(0, d, size);
+	memcpy(d + 108, &crc, 4);
+	if (tu_write_file(path, d, size) < 0)
+		BAIL("high modseq: write");
+	free(d);
+	warnings[0] = '\0';
+	if (mix_index_open(engine, dir, 0, &idx) < 0)
+		BAIL("high modseq: open: %s", mix_last_error());
+	memset(&r1, 0, sizeof(r1));
+	memset(&r2, 0, sizeof(r2));
+	if (tu_append_commit(idx, 1, MIX_DURABILITY_SYNC, &r1) < 0 ||
+	    tu_append_commit(idx, 1, MIX_DURABILITY_SYNC, &r2) < 0)
+		BAIL("high modseq: commits: %s", mix_last_error());
+	rec_ms = tu_modseq_of(idx, r2.first_uid);
+	ok(r1.modseq > hm && r2.modseq > r1.modseq && rec_ms == r2.modseq &&
+	   tu_highest_modseq(idx) == r2.modseq,
+	   "high modseq: commits after HIGHESTMODSEQ %" PRIu64 " get %"
+	   PRIu64 " and %" PRIu64 " (the record has %" PRIu64 ", "
+	   "HIGHESTMODSEQ %" PRIu64 ")", hm, r1.modseq, r2.modseq, rec_ms,
+	   tu_highest_modseq(idx));
+	ok(strstr(warnings, "HIGHESTMODSEQ") != NULL, "high modseq: the open "
+	   "says so through the warning callback");
+	mix_index_close(&idx);
+}
+
 int main(void)
 {
 	struct mix_engine_config cfg;
@@ -391,6 +446,12 @@ int main(void)
 	test_rebuild(d2);
 	test_bad_logs(d3);
 	test_mapped_replay(d4);
+	{
+		char *d5 = tu_tmpdir("recov5");
+		test_high_modseq(d5);
+		tu_rmdir_r(d5);
+		free(d5);
+	}
 	is(mix_engine_free(&engine), 0, "engine freed");
 	tu_rmdir_r(d1);
 	tu_rmdir_r(d2);
