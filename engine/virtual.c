@@ -420,6 +420,9 @@ MIX_API int mix_virtual_set_backends(struct mix_virtual *v,
 	struct mix_virtual_backend *d;
 	uint32_t i, j;
 
+	if (b == NULL && count > 0)
+		return mix_err(MIX_EINVAL, "virtual %s: %u backends but no "
+			       "backend array (NULL)", v->dir, count);
 	for (i = 0; i < count; i++) {
 		size_t len = b[i].name ? strlen(b[i].name) : 0;
 		if (len == 0 || len > MIX_VIRTUAL_NAME_MAX)
@@ -687,8 +690,12 @@ MIX_API int mix_virtual_lookup_real_many(const struct mix_snap *snap,
 	uint32_t ci, pos, cn, i;
 	int found = 0;
 
+	/* n == 0 may come with NULL arrays: memset(NULL, 0, 0) is
+	 * undefined behaviour too */
+	if (n == 0)
+		return 0;
 	memset(vuids_r, 0, (size_t)n * sizeof(*vuids_r));
-	if (n == 0 || e == NULL)
+	if (e == NULL)
 		return 0;
 	if ((w = malloc((size_t)n * sizeof(*w))) == NULL)
 		return MIX_ENOMEM();

@@ -1521,6 +1521,85 @@ static void uidvalidity_check(const char *root)
 	free(dir);
 }
 
+/* ---- regressions of the review of virtual mailboxes ------------------- */
+
+/* A backend index in root/name with UIDVALIDITY uv and n messages. */
+static struct mix_index *rv_backend(const char *root, const char *name,
+				    uint32_t uv, uint32_t n)
+{
+	struct mix_index *ix;
+	struct mix_txn *t;
+	char *dir = tu_subdir(root, name);
+
+	if (mix_index_open(engine, dir, MIX_OPEN_CREATE, &ix) < 0 ||
+	    mix_txn_begin(ix, &t) < 0 ||
+	    mix_txn_hdr_set(t, MIX_HDR_UID_VALIDITY, uv) < 0 ||
+	    mix_txn_commit(&t, MIX_DURABILITY_NONE, NULL) < 0)
+		BAIL("backend %s: %s", dir, mix_last_error());
+	if (n > 0)
+		tu_append(ix, n, 0);
+	free(dir);
+	return ix;
+}
+
+/* A virtual mailbox in root/name over d[0..n-1] with rule; NULL and the
+ * error in *ret_r if the open failed. */
+static struct mix_virtual *rv_open(const char *root, const char *name,
+				   const struct mix_virtual_backend *d,
+				   uint32_t n, const char *rule, int *ret_r)
+{
+	struct mix_virtual_def def;
+	struct mix_virtual *t = NULL;
+	char *dir = tu_subdir(root, name);
+
+	memset(&def, 0, sizeof(def));
+	def.backends = d;
+	def.backend_count = n;
+	def.rule = rule;
+	def.warning = on_warning;
+	*ret_r = mix_virtual_open(engine, dir, &def, &t);
+	free(dir);
+	return t;
+}
+
+/* Flags of uid in ix, -1 if it is not there. */
+static int rv_flags(struct mix_index *ix, uint32_t uid)
+{
+	struct mix_record rec;
+	int f = -1;
+
+	mix_read_lock();
+	if (mix_snap_lookup_uid(mix_index_snap(ix), uid, &rec))
+		f = rec.flags;
+	mix_read_unlock();
+	return f;
+}
+
+/* A backend array of NULL with a count crashed the open (SIGSEGV);
+ * lookup_real_many with n == 0 passed NULL to memset. */
+static void rv_null_backends(const char *root)
+{
+	struct mix_virtual *t;
+	int ret, n;
+
+	t = rv_open(root, "rv-null", NULL, 2, "ALL", &ret);
+	is(ret, MIX_EINVAL, "open with backends NULL and backend_count 2");
+	ok(t == NULL && strstr(mix_last_error(), "NULL") != NULL,
+	   "refused, saying why: %s", mix_last_error());
+	t = rv_open(root, "rv-null", NULL, 0, "ALL", &ret);
+	if (t == NULL)
+		BAIL("open with no backends: %s", mix_last_error());
+	is(mix_virtual_set_backends(t, NULL, 1), MIX_EINVAL,
+	   "set_backends(NULL, 1)");
+	is(mix_virtual_sync(t, 0, NULL), 0, "sync with no backends");
+	mix_read_lock();
+	n = mix_virtual_lookup_real_many(mix_index_snap(mix_virtual_index(t)),
+					 1, NULL, 0, NULL);
+	mix_read_unlock();
+	is(n, 0, "lookup_real_many of no UIDs (NULL arrays)");
+	mix_virtual_close(&t);
+}
+
 int main(void)
 {
 	const char *env = getenv("MIX_VIRTUAL_STEPS");
@@ -1571,6 +1650,7 @@ int main(void)
 	live_check(root);
 	writes_check(root);
 	uidvalidity_check(root);
+	rv_null_backends(root);
 	for (b = 0; b < NB; b++) {
 		mix_index_close(&bk[b].index);
 		free(bk[b].m);
