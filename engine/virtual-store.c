@@ -296,9 +296,12 @@ static int store_locked(struct mix_virtual *v,
 		ret = mix_err(MIX_EINVAL, "virtual %s: no vmap", v->dir);
 	if (ret == 0)
 		ret = sctx_init(&c, v, vs);
+	/* UNCHANGEDSINCE is ignored for expunge (mix/virtual.h): an
+	 * expunge by UID is unconditional, as a backend's own is */
 	if (ret == 0)
-		ret = split(&c, vs, ext, ranges, count, st->unchangedsince,
-			    res);
+		ret = split(&c, vs, ext, ranges, count,
+			    st->op == MIX_VIRTUAL_STORE_EXPUNGE ? 0 :
+			    st->unchangedsince, res);
 	mix_read_unlock();
 	for (i = 0; ret == 0 && i < c.nb; i++)
 		if (c.b[i].count > 0)

@@ -1600,6 +1600,35 @@ static void rv_null_backends(const char *root)
 	mix_virtual_close(&t);
 }
 
+/* UNCHANGEDSINCE is ignored for expunge (mix/virtual.h). */
+static void rv_expunge_unchangedsince(const char *root)
+{
+	struct mix_index *a = rv_backend(root, "rv-xu-a", 7001, 2);
+	struct mix_virtual_backend d[1] = { { "A", a } };
+	struct mix_virtual_store sto;
+	struct mix_virtual_store_result res;
+	struct mix_uid_range r = { 1, UINT32_MAX };
+	struct mix_virtual *t;
+	int ret;
+
+	t = rv_open(root, "rv-xu", d, 1, "ALL", &ret);
+	if (t == NULL || mix_virtual_sync(t, 0, NULL) < 0)
+		BAIL("rv-xu: %s", mix_last_error());
+	memset(&sto, 0, sizeof(sto));
+	sto.op = MIX_VIRTUAL_STORE_EXPUNGE;
+	sto.unchangedsince = 1;
+	ret = mix_virtual_store(t, &r, 1, &sto, &res);
+	ok(ret == 0 && res.modified_count == 0 && res.backends == 1 &&
+	   rv_flags(a, 1) < 0 && rv_flags(a, 2) < 0,
+	   "expunge with unchangedsince 1: ret %d, modified %u (expected 0), "
+	   "backends %u (expected 1), backend UIDs 1, 2 %s (expected gone)",
+	   ret, res.modified_count, res.backends,
+	   rv_flags(a, 1) < 0 && rv_flags(a, 2) < 0 ? "gone" : "still there");
+	mix_virtual_store_result_free(&res);
+	mix_virtual_close(&t);
+	mix_index_close(&a);
+}
+
 int main(void)
 {
 	const char *env = getenv("MIX_VIRTUAL_STEPS");
@@ -1651,6 +1680,7 @@ int main(void)
 	writes_check(root);
 	uidvalidity_check(root);
 	rv_null_backends(root);
+	rv_expunge_unchangedsince(root);
 	for (b = 0; b < NB; b++) {
 		mix_index_close(&bk[b].index);
 		free(bk[b].m);
