@@ -476,9 +476,25 @@ static void virtual_free(struct mix_virtual *v)
 static int index_prepare(struct mix_virtual *v)
 {
 	struct mix_txn *txn;
-	uint32_t uv, indexid;
-	int ret;
+	uint32_t uv, indexid, ext, messages;
+	int ret, is_virtual;
 
+	/* What makes an index virtual is the vmap extension: the first
+	 * open registers it, before any sync can append, so a virtual
+	 * index with messages always has it (damaged data or not).  An
+	 * index with messages and no vmap is an ordinary mailbox (a
+	 * directory given by mistake): adopting it would make the first
+	 * sync take its messages for damage and expunge them all. */
+	mix_read_lock();
+	is_virtual = mix_snap_ext_lookup(mix_index_snap(v->index),
+					 MIX_VIRTUAL_EXT, &ext);
+	messages = mix_snap_messages_count(mix_index_snap(v->index));
+	mix_read_unlock();
+	if (!is_virtual && messages > 0)
+		return mix_err(MIX_EINVAL, "virtual %s: not a virtual index "
+			       "(%u messages and no '%s' extension): the "
+			       "directory of an ordinary mailbox?", v->dir,
+			       messages, MIX_VIRTUAL_EXT);
 	if ((ret = mix_index_ext_register(v->index, MIX_VIRTUAL_EXT,
 					  sizeof(struct vmap_rec), 4,
 					  MIX_VIRTUAL_HDR_SIZE,

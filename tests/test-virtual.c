@@ -1629,6 +1629,38 @@ static void rv_expunge_unchangedsince(const char *root)
 	mix_index_close(&a);
 }
 
+/* mix_virtual_open on an ordinary mailbox's directory (a configuration
+ * mistake) took its messages for damaged vmap data: the first sync
+ * expunged them all.  An empty index without vmap may be adopted. */
+static void rv_not_virtual(const char *root)
+{
+	struct mix_index *inbox = rv_backend(root, "rv-nv-inbox", 7101, 5);
+	struct mix_index *other = rv_backend(root, "rv-nv-other", 7102, 1);
+	struct mix_index *empty = rv_backend(root, "rv-nv-empty", 7103, 0);
+	struct mix_virtual_backend d[1] = { { "Other", other } };
+	struct mix_virtual *t;
+	int ret;
+
+	t = rv_open(root, "rv-nv-inbox", d, 1, "ALL", &ret);
+	if (t != NULL)
+		mix_virtual_sync(t, 0, NULL);
+	ok(ret == MIX_EINVAL && t == NULL &&
+	   strstr(mix_last_error(), "not a virtual index") != NULL,
+	   "open on an ordinary mailbox's directory: %d (expected %d "
+	   "MIX_EINVAL), %s", ret, MIX_EINVAL, mix_last_error());
+	is(tu_messages(inbox), 5, "the mailbox keeps its messages");
+	mix_virtual_close(&t);
+	t = rv_open(root, "rv-nv-empty", d, 1, "ALL", &ret);
+	ok(ret == 0 && t != NULL && mix_virtual_sync(t, 0, NULL) == 0 &&
+	   tu_messages(mix_virtual_index(t)) == 1,
+	   "an empty index without vmap is adopted: %d %s", ret,
+	   ret < 0 ? mix_last_error() : "");
+	mix_virtual_close(&t);
+	mix_index_close(&inbox);
+	mix_index_close(&other);
+	mix_index_close(&empty);
+}
+
 int main(void)
 {
 	const char *env = getenv("MIX_VIRTUAL_STEPS");
@@ -1681,6 +1713,7 @@ int main(void)
 	uidvalidity_check(root);
 	rv_null_backends(root);
 	rv_expunge_unchangedsince(root);
+	rv_not_virtual(root);
 	for (b = 0; b < NB; b++) {
 		mix_index_close(&bk[b].index);
 		free(bk[b].m);

@@ -71,9 +71,11 @@ struct mix_virtual_def {
  * synced yet: call mix_virtual_sync().  def and the strings in it are
  * copied; the backend indexes are borrowed.  Returns 0; MIX_EINVAL (bad
  * rule: the message names the byte position; bad or duplicate backend
- * name); any error of mix_index_open() or mix_index_ext_register() (an
- * index whose `vmap` extension has another layout: MIX_EINVAL).  Not
- * inside a read-side section. */
+ * name; backends NULL with a count; dir holds an index with messages
+ * but no `vmap` extension: "not a virtual index", left untouched); any
+ * error of mix_index_open() or mix_index_ext_register() (an index whose
+ * `vmap` extension has another layout: MIX_EINVAL).  Not inside a
+ * read-side section. */
 MIX_API int mix_virtual_open(struct mix_engine *engine, const char *dir,
 			     const struct mix_virtual_def *def,
 			     struct mix_virtual **v_r);
