@@ -85,16 +85,28 @@ static void sctx_free(struct sctx *c)
 	free(c->mod);
 }
 
-/* The backends of v, with their recorded modseq in vs. */
+/* The backends of v, with their recorded modseq in vs.  A backend whose
+ * index now is another mailbox than the one vs's map was built from (the
+ * name's mailbox deleted and created again, given by set_backends before
+ * the next sync: another UIDVALIDITY or guid) is unavailable: the real
+ * UIDs vs records for it name messages of the old mailbox, and the same
+ * numbers in the new one are other messages the client never saw.  The
+ * guid (indexid) of an open struct mix_index never changes, so a
+ * re-created mailbox is caught for the whole store; a UIDVALIDITY set on
+ * the same open index by another writer between this check and the
+ * backend's commit is not (a transaction has no precondition on header
+ * fields). */
 static int sctx_init(struct sctx *c, struct mix_virtual *v,
 		     const struct mix_snap *vs)
 {
 	struct mix_virtual_backend_state st;
+	uint8_t guid[16], cur[16];
 	uint32_t i;
 
 	if ((c->b = calloc(v->bk_count + 1, sizeof(*c->b))) == NULL)
 		return MIX_ENOMEM();
 	for (i = 0; i < v->bk_count; i++) {
+		const struct mix_snap *bs;
 		uint32_t j;
 		c->b[i].id = v->bk[i].id;
 		/* the current definition's index: one replaced by
@@ -102,8 +114,18 @@ static int sctx_init(struct sctx *c, struct mix_virtual *v,
 		for (j = 0; j < v->def_count; j++)
 			if (strcmp(v->def[j].name, v->bk[i].name) == 0)
 				c->b[i].index = v->def[j].index;
-		if (mix_virtual_snap_backend(vs, v->bk[i].id, &st))
-			c->b[i].recorded = st.highest_modseq;
+		if (c->b[i].index == NULL)
+			continue;
+		if (!mix_virtual_snap_entry(vs, v->bk[i].id, &st, guid)) {
+			c->b[i].index = NULL;   /* vs never synced it */
+			continue;
+		}
+		c->b[i].recorded = st.highest_modseq;
+		bs = mix_index_snap(c->b[i].index);
+		mix_virtual_snap_guid(bs, cur);
+		if (mix_snap_uid_validity(bs) != st.uid_validity ||
+		    memcmp(cur, guid, 16) != 0)
+			c->b[i].index = NULL;
 	}
 	c->nb = v->bk_count;
 	return 0;

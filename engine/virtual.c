@@ -747,9 +747,15 @@ MIX_API int mix_virtual_lookup_real_many(const struct mix_snap *snap,
 	return found;
 }
 
-MIX_API int mix_virtual_snap_backend(const struct mix_snap *snap,
-				     uint32_t mailbox_id,
-				     struct mix_virtual_backend_state *state_r)
+void mix_virtual_snap_guid(const struct mix_snap *s, uint8_t guid[16])
+{
+	memset(guid, 0, 16);
+	memcpy(guid, &s->hdr.indexid, sizeof(s->hdr.indexid));
+}
+
+int mix_virtual_snap_entry(const struct mix_snap *snap, uint32_t mailbox_id,
+			   struct mix_virtual_backend_state *state_r,
+			   uint8_t guid_r[16])
 {
 	char why[160];
 	const uint8_t *h, *ent;
@@ -769,7 +775,16 @@ MIX_API int mix_virtual_snap_backend(const struct mix_snap *snap,
 		state_r->uid_validity = mix_get_u32(ent + 8);
 		state_r->next_uid = mix_get_u32(ent + 12);
 		state_r->highest_modseq = mix_get_u64(ent + 16);
+		if (guid_r != NULL)
+			memcpy(guid_r, ent + 24, 16);
 		return 1;
 	}
 	return 0;
+}
+
+MIX_API int mix_virtual_snap_backend(const struct mix_snap *snap,
+				     uint32_t mailbox_id,
+				     struct mix_virtual_backend_state *state_r)
+{
+	return mix_virtual_snap_entry(snap, mailbox_id, state_r, NULL);
 }

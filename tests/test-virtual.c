@@ -1661,6 +1661,77 @@ static void rv_not_virtual(const char *root)
 	mix_index_close(&empty);
 }
 
+/* A backend's mailbox deleted and created again (new UIDVALIDITY and
+ * indexid), given by set_backends before the next sync: a store or
+ * expunge by virtual UID went to the new mailbox's messages with the
+ * same real UIDs, which the client never saw. */
+static void rv_recreated_backend(const char *root)
+{
+	struct mix_index *w = rv_backend(root, "rv-re-work", 7201, 3);
+	struct mix_virtual_backend d[1] = { { "Work", w } };
+	struct mix_virtual_store sto;
+	struct mix_virtual_store_result res;
+	struct mix_uid_range r1 = { 1, 1 }, r2 = { 2, 2 };
+	struct mix_virtual *t;
+	struct mix_txn *txn;
+	char *wdir;
+	int ret, f1, f2;
+
+	t = rv_open(root, "rv-re", d, 1, "ALL", &ret);
+	if (t == NULL || mix_virtual_sync(t, MIX_VIRTUAL_SYNC_EXPUNGE, NULL) < 0)
+		BAIL("rv-re: %s", mix_last_error());
+	d[0].index = NULL;
+	if (mix_virtual_set_backends(t, d, 1) < 0 || mix_index_close(&w) < 0)
+		BAIL("rv-re: %s", mix_last_error());
+	wdir = tu_subdir(root, "rv-re-work");
+	if (mix_index_open(engine, wdir, MIX_OPEN_RECREATE, &w) < 0 ||
+	    mix_txn_begin(w, &txn) < 0 ||
+	    mix_txn_hdr_set(txn, MIX_HDR_UID_VALIDITY, 7202) < 0 ||
+	    mix_txn_commit(&txn, MIX_DURABILITY_NONE, NULL) < 0)
+		BAIL("rv-re recreate: %s", mix_last_error());
+	free(wdir);
+	tu_append(w, 3, 0);
+	d[0].index = w;
+	if (mix_virtual_set_backends(t, d, 1) < 0)
+		BAIL("rv-re: %s", mix_last_error());
+	memset(&sto, 0, sizeof(sto));
+	sto.op = MIX_VIRTUAL_STORE_FLAGS;
+	sto.modify = MIX_MODIFY_ADD;
+	sto.flags = MIX_FLAG_DELETED;
+	ret = mix_virtual_store(t, &r1, 1, &sto, &res);
+	f1 = rv_flags(w, 1);
+	ok(ret == 0 && res.unavailable == 1 && res.backends == 0 && f1 == 0,
+	   "store on virtual UID 1 of the old Work after it was re-created: "
+	   "ret %d, unavailable %u (expected 1), backends %u (expected 0), "
+	   "new Work's UID 1 flags %#x (expected 0)", ret, res.unavailable,
+	   res.backends, f1);
+	mix_virtual_store_result_free(&res);
+	memset(&sto, 0, sizeof(sto));
+	sto.op = MIX_VIRTUAL_STORE_EXPUNGE;
+	ret = mix_virtual_store(t, &r2, 1, &sto, &res);
+	f2 = rv_flags(w, 2);
+	ok(ret == 0 && res.unavailable == 1 && f2 == 0,
+	   "expunge of virtual UID 2: ret %d, unavailable %u (expected 1), "
+	   "new Work's UID 2 %s (expected present)", ret, res.unavailable,
+	   f2 < 0 ? "gone" : "present");
+	mix_virtual_store_result_free(&res);
+	ok(mix_virtual_sync(t, MIX_VIRTUAL_SYNC_EXPUNGE, NULL) == 0 &&
+	   tu_messages(mix_virtual_index(t)) == 3, "the sync then shows the "
+	   "new Work's 3 messages");
+	sto.op = MIX_VIRTUAL_STORE_FLAGS;
+	sto.modify = MIX_MODIFY_ADD;
+	sto.flags = MIX_FLAG_FLAGGED;
+	r1.last = UINT32_MAX;
+	ret = mix_virtual_store(t, &r1, 1, &sto, &res);
+	ok(ret == 0 && res.backends == 1 && res.unavailable == 0 &&
+	   rv_flags(w, 1) == MIX_FLAG_FLAGGED,
+	   "and stores reach it again: ret %d, backends %u", ret,
+	   res.backends);
+	mix_virtual_store_result_free(&res);
+	mix_virtual_close(&t);
+	mix_index_close(&w);
+}
+
 int main(void)
 {
 	const char *env = getenv("MIX_VIRTUAL_STEPS");
@@ -1714,6 +1785,7 @@ int main(void)
 	rv_null_backends(root);
 	rv_expunge_unchangedsince(root);
 	rv_not_virtual(root);
+	rv_recreated_backend(root);
 	for (b = 0; b < NB; b++) {
 		mix_index_close(&bk[b].index);
 		free(bk[b].m);

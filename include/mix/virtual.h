@@ -228,8 +228,10 @@ struct mix_virtual_store_result {
 	uint32_t modified_count;
 	/* backend transactions committed */
 	uint32_t backends;
-	/* virtual messages of backends not open or no longer in the
-	 * definition: left unchanged */
+	/* virtual messages of backends not open, no longer in the
+	 * definition, or re-created since the sync the virtual snapshot
+	 * records (another UIDVALIDITY or guid: its real UIDs would name
+	 * other messages): left unchanged */
 	uint32_t unavailable;
 	/* room for fields added later; filled with 0 by mix */
 	uint64_t reserved[4];
