@@ -149,8 +149,15 @@ static int split(struct sctx *c, const struct mix_snap *vs, uint32_t ext,
 	struct mix_record rec;
 	struct mix_iter it;
 	uint32_t i, s1, s2;
-	int ret = 0;
+	int ret = 0, below_lost;
 
+	/* UNCHANGEDSINCE below the virtual index's lost point acts as
+	 * UNCHANGEDSINCE 0 (docs/condstore.md "What a power cut takes
+	 * back"): a virtual message may have changed since it without a
+	 * higher modseq to show it, so every message is MODIFIED and
+	 * nothing is stored, as a backend's own writer answers */
+	below_lost = unchangedsince != 0 &&
+		     unchangedsince < mix_snap_lost_modseq(vs);
 	for (i = 0; i < count && ret == 0; i++) {
 		if (!mix_snap_uid_range_to_seq(vs, r[i].first, r[i].last, &s1,
 					       &s2))
@@ -164,7 +171,8 @@ static int split(struct sctx *c, const struct mix_snap *vs, uint32_t ext,
 			if (d == NULL || size != sizeof(m))
 				continue;
 			memcpy(&m, d, sizeof(m));
-			if (unchangedsince != 0 && rec.modseq > unchangedsince) {
+			if (unchangedsince != 0 &&
+			    (below_lost || rec.modseq > unchangedsince)) {
 				ret = push_u32(&c->mod, &c->mod_count,
 					       &c->mod_cap, rec.uid);
 				continue;

@@ -1732,6 +1732,81 @@ static void rv_recreated_backend(const char *root)
 	mix_index_close(&w);
 }
 
+/* STORE UNCHANGEDSINCE through the virtual mailbox below the virtual
+ * index's lost point was applied: it must act as UNCHANGEDSINCE 0
+ * (docs/condstore.md "What a power cut takes back").  The lost point
+ * comes from a lock file of another boot, as after a power cut. */
+static void rv_lost_point(const char *root)
+{
+	static const char line[] = "1 00000000-0000-4000-8000-000000000000\n";
+	struct mix_index *a = rv_backend(root, "rv-lp-a", 7301, 2);
+	struct mix_virtual_backend d[1] = { { "A", a } };
+	struct mix_virtual_store sto;
+	struct mix_virtual_store_result res;
+	struct mix_uid_range all = { 1, UINT32_MAX };
+	struct mix_virtual *t;
+	struct tu_files saved;
+	uint64_t m, lost;
+	uint32_t x;
+	char *lock, *vd;
+	int ret;
+
+	t = rv_open(root, "rv-lp", d, 1, "ALL", &ret);
+	if (t == NULL || mix_virtual_sync(t, 0, NULL) < 0)
+		BAIL("rv-lp: %s", mix_last_error());
+	vd = tu_subdir(root, "rv-lp");
+	tu_files_save(vd, &saved);          /* the durable point */
+	/* what the power cut takes back: \Seen on UID 1 mirrored, the
+	 * client sees HIGHESTMODSEQ m */
+	x = 1;
+	if (live_commit(a, 1, &x) < 0 ||
+	    mix_virtual_sync(t, 0, NULL) < 0)
+		BAIL("rv-lp: %s", mix_last_error());
+	m = vhighest(t);
+	if (mix_virtual_close(&t) < 0 ||
+	    asprintf(&lock, "%s/mix.index.lock", vd) < 0)
+		BAIL("rv-lp: close");
+	tu_files_restore(vd, &saved);
+	tu_files_free(&saved);
+	if (tu_write_file(lock, line, sizeof(line) - 1) < 0)
+		BAIL("rv-lp: other boot");
+	free(lock);
+	free(vd);
+	t = rv_open(root, "rv-lp", d, 1, "ALL", &ret);
+	if (t == NULL || mix_virtual_sync(t, 0, NULL) < 0)
+		BAIL("rv-lp reopen: %s", mix_last_error());
+	mix_read_lock();
+	lost = mix_snap_lost_modseq(mix_index_snap(mix_virtual_index(t)));
+	mix_read_unlock();
+	ok(lost > m, "the open after another boot set the lost point %llu "
+	   "above the client's modseq %llu", (unsigned long long)lost,
+	   (unsigned long long)m);
+	memset(&sto, 0, sizeof(sto));
+	sto.op = MIX_VIRTUAL_STORE_FLAGS;
+	sto.modify = MIX_MODIFY_ADD;
+	sto.flags = MIX_FLAG_FLAGGED;
+	sto.unchangedsince = m;
+	ret = mix_virtual_store(t, &all, 1, &sto, &res);
+	ok(ret == 0 && res.backends == 0 && res.modified_count == 1 &&
+	   res.modified[0].last - res.modified[0].first == 1 &&
+	   rv_flags(a, 1) == MIX_FLAG_SEEN && rv_flags(a, 2) == 0,
+	   "UNCHANGEDSINCE below the lost point: ret %d, MODIFIED %s "
+	   "(expected both messages), backends %u (expected 0), backend "
+	   "flags %#x %#x (expected 0x%x 0)", ret,
+	   tu_fmt_set(res.modified, res.modified_count), res.backends,
+	   rv_flags(a, 1), rv_flags(a, 2), MIX_FLAG_SEEN);
+	mix_virtual_store_result_free(&res);
+	sto.unchangedsince = vhighest(t);
+	ret = mix_virtual_store(t, &all, 1, &sto, &res);
+	ok(ret == 0 && res.backends == 1 && res.modified_count == 0,
+	   "UNCHANGEDSINCE at the current modseq stores: ret %d, backends %u, "
+	   "MODIFIED %s", ret, res.backends,
+	   tu_fmt_set(res.modified, res.modified_count));
+	mix_virtual_store_result_free(&res);
+	mix_virtual_close(&t);
+	mix_index_close(&a);
+}
+
 int main(void)
 {
 	const char *env = getenv("MIX_VIRTUAL_STEPS");
@@ -1786,6 +1861,7 @@ int main(void)
 	rv_expunge_unchangedsince(root);
 	rv_not_virtual(root);
 	rv_recreated_backend(root);
+	rv_lost_point(root);
 	for (b = 0; b < NB; b++) {
 		mix_index_close(&bk[b].index);
 		free(bk[b].m);

@@ -244,7 +244,9 @@ struct mix_virtual_store_result {
  * mailbox at the next sync (or at once in live mode).  With
  * unchangedsince, a message is MODIFIED if its virtual modseq is above it
  * or its backend message changed after the state the virtual mailbox
- * mirrors (the backend's writer checks it atomically).  Returns 0 and
+ * mirrors (the backend's writer checks it atomically); unchangedsince
+ * below the virtual index's lost point (mix_snap_lost_modseq) makes
+ * every message MODIFIED and stores nothing.  Returns 0 and
  * *res (free it); MIX_EINVAL (bad op, no successful sync yet); any error
  * of a backend's mix_txn_commit() (backends before it are committed);
  * -ENOMEM.  Not inside a read-side section. */
