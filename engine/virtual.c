@@ -413,12 +413,41 @@ static void def_free(struct mix_virtual_backend *b, uint32_t count)
 	free(b);
 }
 
+/* A backend must be an ordinary mailbox: the virtual index itself would
+ * add its own messages again at every sync (and wake its own live thread
+ * forever), and another virtual index's records map to messages of its
+ * backends, which writes through and its sync do not follow.  What marks
+ * an index virtual is its vmap extension (index_prepare). */
+static int backend_check(const struct mix_virtual *v,
+			 const struct mix_virtual_backend *b)
+{
+	uint32_t ext;
+	int is_virtual;
+
+	if (b->index == NULL)
+		return 0;
+	if (b->index == v->index)
+		return mix_err(MIX_EINVAL, "virtual %s: backend '%s' is the "
+			       "virtual mailbox itself", v->dir, b->name);
+	mix_read_lock();
+	is_virtual = mix_snap_ext_lookup(mix_index_snap(b->index),
+					 MIX_VIRTUAL_EXT, &ext);
+	mix_read_unlock();
+	if (is_virtual)
+		return mix_err(MIX_EINVAL, "virtual %s: backend '%s' is a "
+			       "virtual mailbox (it has the '%s' extension); "
+			       "virtual mailboxes do not nest", v->dir,
+			       b->name, MIX_VIRTUAL_EXT);
+	return 0;
+}
+
 MIX_API int mix_virtual_set_backends(struct mix_virtual *v,
 				     const struct mix_virtual_backend *b,
 				     uint32_t count)
 {
 	struct mix_virtual_backend *d;
 	uint32_t i, j;
+	int ret;
 
 	if (b == NULL && count > 0)
 		return mix_err(MIX_EINVAL, "virtual %s: %u backends but no "
@@ -433,6 +462,8 @@ MIX_API int mix_virtual_set_backends(struct mix_virtual *v,
 				return mix_err(MIX_EINVAL, "virtual %s: backend "
 					       "'%s' listed twice", v->dir,
 					       b[i].name);
+		if ((ret = backend_check(v, &b[i])) < 0)
+			return ret;
 	}
 	d = calloc(count ? count : 1, sizeof(*d));
 	if (d == NULL)
@@ -554,6 +585,7 @@ MIX_API int mix_virtual_open(struct mix_engine *engine, const char *dir,
 			     struct mix_virtual **v_r)
 {
 	struct mix_virtual *v;
+	uint32_t i;
 	int ret;
 
 	*v_r = NULL;
@@ -572,7 +604,12 @@ MIX_API int mix_virtual_open(struct mix_engine *engine, const char *dir,
 		virtual_free(v);
 		return ret;
 	}
-	if ((ret = index_prepare(v)) < 0) {
+	/* the definition was checked before v->index existed: a backend
+	 * that is this very index (opened by the caller as an ordinary
+	 * index, shared by the engine) is caught only now */
+	for (i = 0; ret == 0 && i < v->def_count; i++)
+		ret = backend_check(v, &v->def[i]);
+	if (ret < 0 || (ret = index_prepare(v)) < 0) {
 		mix_index_close(&v->index);
 		virtual_free(v);
 		return ret;

@@ -1807,6 +1807,65 @@ static void rv_lost_point(const char *root)
 	mix_index_close(&a);
 }
 
+/* A virtual mailbox as its own backend grew at every sync (and woke
+ * its own live thread forever); as another's backend it nested.  Both
+ * are refused, at set_backends and at open. */
+static void rv_no_nesting(const char *root)
+{
+	struct mix_index *a = rv_backend(root, "rv-ns-a", 7401, 2), *self;
+	struct mix_virtual_backend d[2] = { { "A", a }, { "self", NULL } };
+	struct mix_virtual *t, *t2;
+	char *dir;
+	int ret;
+
+	t = rv_open(root, "rv-ns", d, 1, "ALL", &ret);
+	dir = tu_subdir(root, "rv-ns");
+	if (t == NULL || mix_index_open(engine, dir, 0, &self) < 0)
+		BAIL("rv-ns: %s", mix_last_error());
+	free(dir);
+	d[1].index = self;
+	ret = mix_virtual_set_backends(t, d, 2);
+	ok(ret == MIX_EINVAL && strstr(mix_last_error(), "itself") != NULL,
+	   "the virtual mailbox as its own backend: %d (expected %d), %s",
+	   ret, MIX_EINVAL, mix_last_error());
+	d[1].name = "V1";
+	d[1].index = mix_virtual_index(t);
+	t2 = rv_open(root, "rv-ns2", d, 2, "ALL", &ret);
+	ok(ret == MIX_EINVAL && t2 == NULL &&
+	   strstr(mix_last_error(), "do not nest") != NULL,
+	   "a virtual mailbox as another's backend at open: %d (expected "
+	   "%d), %s", ret, MIX_EINVAL, mix_last_error());
+	mix_virtual_close(&t2);
+	t2 = rv_open(root, "rv-ns2", d, 1, "ALL", &ret);
+	if (t2 == NULL)
+		BAIL("rv-ns2: %s", mix_last_error());
+	ret = mix_virtual_set_backends(t2, d, 2);
+	ok(ret == MIX_EINVAL, "and at set_backends: %d (expected %d)", ret,
+	   MIX_EINVAL);
+	ret = mix_virtual_sync(t, 0, NULL);
+	ok(ret == 0 && tu_messages(mix_virtual_index(t)) == 2,
+	   "the first keeps its backend list: sync %d, %u messages "
+	   "(expected 2)", ret, tu_messages(mix_virtual_index(t)));
+	mix_virtual_close(&t2);
+	mix_virtual_close(&t);
+	mix_index_close(&self);
+	/* the directory opened as an ordinary index first: the virtual
+	 * open shares that index, and it is its own backend */
+	dir = tu_subdir(root, "rv-ns3");
+	if (mix_index_open(engine, dir, MIX_OPEN_CREATE, &self) < 0)
+		BAIL("rv-ns3: %s", mix_last_error());
+	free(dir);
+	d[1].name = "self";
+	d[1].index = self;
+	t = rv_open(root, "rv-ns3", d, 2, "ALL", &ret);
+	ok(ret == MIX_EINVAL && t == NULL,
+	   "an open whose definition lists the index being opened: %d "
+	   "(expected %d), %s", ret, MIX_EINVAL, mix_last_error());
+	mix_virtual_close(&t);
+	mix_index_close(&self);
+	mix_index_close(&a);
+}
+
 int main(void)
 {
 	const char *env = getenv("MIX_VIRTUAL_STEPS");
@@ -1862,6 +1921,7 @@ int main(void)
 	rv_not_virtual(root);
 	rv_recreated_backend(root);
 	rv_lost_point(root);
+	rv_no_nesting(root);
 	for (b = 0; b < NB; b++) {
 		mix_index_close(&bk[b].index);
 		free(bk[b].m);

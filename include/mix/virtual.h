@@ -29,7 +29,9 @@ extern "C" {
 
 struct mix_virtual;
 
-/* One backend (an array element, so fixed: it never grows).  name
+/* One backend (an array element, so fixed: it never grows).  An index
+ * that is a virtual mailbox (it has the `vmap` extension), this one or
+ * another, cannot be a backend: MIX_EINVAL.  name
  * (1..255 bytes, unique in the definition) identifies
  * it across syncs and opens: the virtual mailbox gives each new name a
  * mailbox id that is never reused (highest_mailbox_id in the header).
@@ -71,7 +73,8 @@ struct mix_virtual_def {
  * synced yet: call mix_virtual_sync().  def and the strings in it are
  * copied; the backend indexes are borrowed.  Returns 0; MIX_EINVAL (bad
  * rule: the message names the byte position; bad or duplicate backend
- * name; backends NULL with a count; dir holds an index with messages
+ * name; backends NULL with a count; a backend that is a virtual mailbox,
+ * this one included; dir holds an index with messages
  * but no `vmap` extension: "not a virtual index", left untouched); any
  * error of mix_index_open() or mix_index_ext_register() (an index whose
  * `vmap` extension has another layout: MIX_EINVAL).  Not inside a
@@ -93,7 +96,8 @@ MIX_API struct mix_index *mix_virtual_index(struct mix_virtual *v);
 /* Replace the backend list (same rules as in the definition).  Takes
  * effect at the next sync: backends no longer listed drop their messages
  * then, new names get new mailbox ids.  Returns 0, MIX_EINVAL (a bad
- * backend entry, or live mode is on), -ENOMEM; on error the list is as
+ * backend entry: NULL array with a count, bad or duplicate name, a
+ * virtual mailbox; or live mode is on), -ENOMEM; on error the list is as
  * before.  The thread using v, any context. */
 MIX_API int mix_virtual_set_backends(struct mix_virtual *v,
 				     const struct mix_virtual_backend *b,
