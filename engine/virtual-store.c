@@ -357,7 +357,10 @@ MIX_API int mix_virtual_store(struct mix_virtual *v,
 		return mix_err(MIX_EINVAL, "virtual %s: store op %d", v->dir,
 			       st->op);
 	pthread_mutex_lock(&v->lock);
-	if (!v->loaded)
+	/* not v->loaded: a successful sync can leave the map to be loaded
+	 * again (a backend unavailable at reopen); the store reads only
+	 * the snapshot's map and header */
+	if (!v->synced)
 		ret = mix_err(MIX_EINVAL, "virtual %s: store before a "
 			      "successful sync", v->dir);
 	else

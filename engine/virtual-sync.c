@@ -769,6 +769,7 @@ int mix_virtual_sync_locked(struct mix_virtual *v, unsigned flags,
 	 * "Reopen") */
 	if (c.recover_again)
 		v->loaded = 0;
+	v->synced = 1;
 	vsync_free(&c);
 	return 0;
 fail:

@@ -76,8 +76,14 @@ struct mix_virtual {
 	struct mix_virtual_backend *def;
 	uint32_t def_count;
 
-	/* in-memory map, valid when loaded */
+	/* in-memory map, valid when loaded; cleared after a failed sync
+	 * and after one that must recover delayed-removal marks again, so
+	 * it does not say whether a sync ever succeeded */
 	int loaded;
+	/* a sync succeeded since open (under lock): the virtual index's
+	 * newest snapshot has a vmap header of this definition, which
+	 * mix_virtual_store maps virtual UIDs by; never cleared */
+	int synced;
 	struct vbackend *bk;
 	uint32_t bk_count, bk_cap;
 	uint32_t change_counter;

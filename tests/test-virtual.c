@@ -1866,6 +1866,61 @@ static void rv_no_nesting(const char *root)
 	mix_index_close(&a);
 }
 
+/* mix_virtual_store read "the map is loaded" as "a sync succeeded":
+ * after a reopen with a backend unavailable every successful sync
+ * leaves the map to be loaded again, and every store failed with
+ * MIX_EINVAL "store before a successful sync". */
+static void rv_store_after_unavailable(const char *root)
+{
+	struct mix_index *a = rv_backend(root, "rv-su-a", 7501, 3);
+	struct mix_index *b = rv_backend(root, "rv-su-b", 7502, 3);
+	struct mix_virtual_backend d[2] = { { "A", a }, { "B", b } };
+	struct mix_virtual_store sto;
+	struct mix_virtual_store_result res;
+	struct mix_virtual *t;
+	uint32_t ida, vuid;
+	int ret, i, fails = 0;
+
+	t = rv_open(root, "rv-su", d, 2, "ALL", &ret);
+	if (t == NULL || mix_virtual_sync(t, 0, NULL) < 0 ||
+	    mix_virtual_close(&t) < 0)
+		BAIL("rv-su: %s", mix_last_error());
+	d[1].index = NULL;
+	t = rv_open(root, "rv-su", d, 2, "ALL", &ret);
+	if (t == NULL)
+		BAIL("rv-su reopen: %s", mix_last_error());
+	memset(&sto, 0, sizeof(sto));
+	sto.op = MIX_VIRTUAL_STORE_FLAGS;
+	sto.modify = MIX_MODIFY_ADD;
+	sto.flags = MIX_FLAG_ANSWERED;
+	for (i = 0; i < 2; i++) {
+		struct mix_uid_range r;
+		if (mix_virtual_sync(t, 0, NULL) < 0 ||
+		    !mix_virtual_mailbox_id(t, "A", &ida))
+			BAIL("rv-su sync: %s", mix_last_error());
+		mix_read_lock();
+		ret = mix_virtual_lookup_real(mix_index_snap(
+			mix_virtual_index(t)), ida, 1 + i, &vuid);
+		mix_read_unlock();
+		r.first = r.last = vuid;
+		ret = ret == 1 ? mix_virtual_store(t, &r, 1, &sto, &res) : -1;
+		if (!ok(ret == 0 && res.backends == 1,
+			"store after successful sync %d with B unavailable: %d "
+			"(expected 0) %s", i + 1, ret,
+			ret < 0 ? mix_last_error() : ""))
+			fails++;
+		if (ret == 0)
+			mix_virtual_store_result_free(&res);
+	}
+	ok(fails == 0 && rv_flags(a, 1) == MIX_FLAG_ANSWERED &&
+	   rv_flags(a, 2) == MIX_FLAG_ANSWERED,
+	   "A's UIDs 1 and 2 got \\Answered: %#x %#x", rv_flags(a, 1),
+	   rv_flags(a, 2));
+	mix_virtual_close(&t);
+	mix_index_close(&a);
+	mix_index_close(&b);
+}
+
 int main(void)
 {
 	const char *env = getenv("MIX_VIRTUAL_STEPS");
@@ -1922,6 +1977,7 @@ int main(void)
 	rv_recreated_backend(root);
 	rv_lost_point(root);
 	rv_no_nesting(root);
+	rv_store_after_unavailable(root);
 	for (b = 0; b < NB; b++) {
 		mix_index_close(&bk[b].index);
 		free(bk[b].m);

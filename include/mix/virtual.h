@@ -250,9 +250,9 @@ struct mix_virtual_store_result {
  * or its backend message changed after the state the virtual mailbox
  * mirrors (the backend's writer checks it atomically); unchangedsince
  * below the virtual index's lost point (mix_snap_lost_modseq) makes
- * every message MODIFIED and stores nothing.  Returns 0 and
- * *res (free it); MIX_EINVAL (bad op, no successful sync yet); any error
- * of a backend's mix_txn_commit() (backends before it are committed);
+ * every message MODIFIED and stores nothing.  Returns 0 and *res (free
+ * it); MIX_EINVAL (bad op, no successful sync since open); any error of
+ * a backend's mix_txn_commit() (backends before it are committed);
  * -ENOMEM.  Not inside a read-side section. */
 MIX_API int mix_virtual_store(struct mix_virtual *v,
 			      const struct mix_uid_range *ranges,
