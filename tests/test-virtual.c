@@ -1921,6 +1921,47 @@ static void rv_store_after_unavailable(const char *root)
 	mix_index_close(&b);
 }
 
+/* The same virtual mailbox opened twice in one engine (once per
+ * session) got the same index with two in-memory maps: both syncs added
+ * the same backend messages (duplicates, then a rebuild).  The second
+ * open is refused while the first is open, and works after its close. */
+static void rv_open_twice(const char *root)
+{
+	struct mix_index *a = rv_backend(root, "rv-2-a", 7601, 2);
+	struct mix_virtual_backend d[1] = { { "A", a } };
+	struct mix_virtual *s1, *s2;
+	int ret;
+
+	s1 = rv_open(root, "rv-2", d, 1, "ALL", &ret);
+	if (s1 == NULL || mix_virtual_sync(s1, 0, NULL) < 0)
+		BAIL("rv-2: %s", mix_last_error());
+	s2 = rv_open(root, "rv-2", d, 1, "ALL", &ret);
+	if (s2 != NULL) {
+		/* what the two maps did: each adds the new message */
+		tu_append(a, 1, 0);
+		mix_virtual_sync(s2, 0, NULL);
+		mix_virtual_sync(s1, 0, NULL);
+	}
+	ok(ret == MIX_ELOCKED && s2 == NULL &&
+	   strstr(mix_last_error(), "already open") != NULL,
+	   "a second open of an open virtual mailbox: %d (expected %d "
+	   "MIX_ELOCKED) %s; virtual messages %u (backend has %u)", ret,
+	   MIX_ELOCKED, mix_last_error(), tu_messages(mix_virtual_index(s1)),
+	   tu_messages(a));
+	mix_virtual_close(&s2);
+	ok(mix_virtual_sync(s1, 0, NULL) == 0 &&
+	   tu_messages(mix_virtual_index(s1)) == tu_messages(a),
+	   "the first still syncs: %u virtual messages, backend %u",
+	   tu_messages(mix_virtual_index(s1)), tu_messages(a));
+	mix_virtual_close(&s1);
+	s2 = rv_open(root, "rv-2", d, 1, "ALL", &ret);
+	ok(s2 != NULL && mix_virtual_sync(s2, 0, NULL) == 0,
+	   "after its close the directory opens again: %d %s", ret,
+	   ret < 0 ? mix_last_error() : "");
+	mix_virtual_close(&s2);
+	mix_index_close(&a);
+}
+
 int main(void)
 {
 	const char *env = getenv("MIX_VIRTUAL_STEPS");
@@ -1978,6 +2019,7 @@ int main(void)
 	rv_lost_point(root);
 	rv_no_nesting(root);
 	rv_store_after_unavailable(root);
+	rv_open_twice(root);
 	for (b = 0; b < NB; b++) {
 		mix_index_close(&bk[b].index);
 		free(bk[b].m);

@@ -13,7 +13,8 @@
  * built from are published together.
  *
  * Threads: a struct mix_virtual is used by one thread at a time (open,
- * sync, set_backends, close), besides its own live thread when live mode
+ * sync, set_backends, close; there is one per directory and process:
+ * a second mix_virtual_open of it is refused), besides its own live thread when live mode
  * is on (mix_virtual_live_start); any thread may read the virtual index
  * (mix_virtual_index() with mix_read_lock or a view) at the same time.
  * Return conventions as in mix.h.
@@ -75,8 +76,10 @@ struct mix_virtual_def {
  * rule: the message names the byte position; bad or duplicate backend
  * name; backends NULL with a count; a backend that is a virtual mailbox,
  * this one included; dir holds an index with messages
- * but no `vmap` extension: "not a virtual index", left untouched); any
- * error of mix_index_open() or mix_index_ext_register() (an index whose
+ * but no `vmap` extension: "not a virtual index", left untouched);
+ * MIX_ELOCKED (a struct mix_virtual of this process has dir open: one
+ * open per directory and process, which the sessions showing it share;
+ * it opens again after mix_virtual_close); any error of mix_index_open() or mix_index_ext_register() (an index whose
  * `vmap` extension has another layout: MIX_EINVAL).  Not inside a
  * read-side section. */
 MIX_API int mix_virtual_open(struct mix_engine *engine, const char *dir,
