@@ -222,6 +222,12 @@ static struct mix_uid_range *ruid_ranges(const struct sbk *b, uint32_t *n_r)
 	return r;
 }
 
+static int is_expunge(enum mix_virtual_store_op op)
+{
+	return op == MIX_VIRTUAL_STORE_EXPUNGE ||
+	       op == MIX_VIRTUAL_STORE_EXPUNGE_DELETED;
+}
+
 static int txn_op(struct mix_txn *txn, const struct mix_uid_range *r,
 		  uint32_t n, const struct mix_virtual_store *st, uint64_t us)
 {
@@ -236,6 +242,10 @@ static int txn_op(struct mix_txn *txn, const struct mix_uid_range *r,
 							    st->keywords, us)
 			  : mix_txn_keywords(txn, r, n, st->modify,
 					     st->keywords);
+	case MIX_VIRTUAL_STORE_EXPUNGE_DELETED:
+		/* the backend's writer decides by \Deleted at apply time,
+		 * atomically with other sessions' commits */
+		return mix_txn_expunge_deleted(txn, r, n);
 	default:
 		return mix_txn_expunge(txn, r, n);
 	}
@@ -256,7 +266,7 @@ static int bk_commit(struct sctx *c, struct sbk *b,
 	qsort(b->p, b->count, sizeof(*b->p), spair_cmp);
 	if ((r = ruid_ranges(b, &n)) == NULL)
 		return MIX_ENOMEM();
-	if (st->unchangedsince != 0 && st->op != MIX_VIRTUAL_STORE_EXPUNGE)
+	if (st->unchangedsince != 0 && !is_expunge(st->op))
 		us = b->recorded ? b->recorded : 1;
 	if ((ret = mix_txn_begin(b->index, &txn)) == 0 &&
 	    (ret = txn_op(txn, r, n, st, us)) < 0)
@@ -330,8 +340,7 @@ static int store_locked(struct mix_virtual *v,
 	 * expunge by UID is unconditional, as a backend's own is */
 	if (ret == 0)
 		ret = split(&c, vs, ext, ranges, count,
-			    st->op == MIX_VIRTUAL_STORE_EXPUNGE ? 0 :
-			    st->unchangedsince, res);
+			    is_expunge(st->op) ? 0 : st->unchangedsince, res);
 	mix_read_unlock();
 	for (i = 0; ret == 0 && i < c.nb; i++)
 		if (c.b[i].count > 0)
@@ -353,7 +362,7 @@ MIX_API int mix_virtual_store(struct mix_virtual *v,
 	memset(res, 0, sizeof(*res));
 	if (st->op != MIX_VIRTUAL_STORE_FLAGS &&
 	    st->op != MIX_VIRTUAL_STORE_KEYWORDS &&
-	    st->op != MIX_VIRTUAL_STORE_EXPUNGE)
+	    !is_expunge(st->op))
 		return mix_err(MIX_EINVAL, "virtual %s: store op %d", v->dir,
 			       st->op);
 	pthread_mutex_lock(&v->lock);

@@ -1962,6 +1962,58 @@ static void rv_open_twice(const char *root)
 	mix_index_close(&a);
 }
 
+/* IMAP EXPUNGE through the virtual mailbox could not be race-free:
+ * MIX_VIRTUAL_STORE_EXPUNGE expunges whatever the caller names.
+ * MIX_VIRTUAL_STORE_EXPUNGE_DELETED leaves to each backend's writer which
+ * messages have \Deleted when it applies the expunge. */
+static void rv_expunge_deleted(const char *root)
+{
+	struct mix_index *a = rv_backend(root, "rv-xd-a", 7701, 3);
+	struct mix_virtual_backend d[1] = { { "A", a } };
+	struct mix_virtual_store sto;
+	struct mix_virtual_store_result res;
+	struct mix_uid_range all = { 1, UINT32_MAX }, r1 = { 1, 2 };
+	struct mix_virtual *t;
+	struct mix_txn *txn;
+	int ret;
+
+	t = rv_open(root, "rv-xd", d, 1, "ALL", &ret);
+	if (t == NULL || mix_virtual_sync(t, 0, NULL) < 0)
+		BAIL("rv-xd: %s", mix_last_error());
+	/* the client saw \Deleted on UIDs 1 and 2; another session then
+	 * clears it on 2 in the backend, before the next sync */
+	if (mix_txn_begin(a, &txn) < 0 ||
+	    mix_txn_flags(txn, &r1, 1, MIX_MODIFY_ADD, MIX_FLAG_DELETED) < 0 ||
+	    mix_txn_commit(&txn, MIX_DURABILITY_NONE, NULL) < 0 ||
+	    mix_virtual_sync(t, 0, NULL) < 0)
+		BAIL("rv-xd: %s", mix_last_error());
+	r1.first = r1.last = 2;
+	if (mix_txn_begin(a, &txn) < 0 ||
+	    mix_txn_flags(txn, &r1, 1, MIX_MODIFY_REMOVE, MIX_FLAG_DELETED) < 0 ||
+	    mix_txn_commit(&txn, MIX_DURABILITY_NONE, NULL) < 0)
+		BAIL("rv-xd: %s", mix_last_error());
+	memset(&sto, 0, sizeof(sto));
+	sto.op = MIX_VIRTUAL_STORE_EXPUNGE_DELETED;
+	ret = mix_virtual_store(t, &all, 1, &sto, &res);
+	ok(ret == 0 && res.backends == 1 && rv_flags(a, 1) < 0 &&
+	   rv_flags(a, 2) == 0 && rv_flags(a, 3) == 0,
+	   "EXPUNGE_DELETED on 1:*: ret %d %s, backends %u; UID 1 %s "
+	   "(expected gone), UID 2 %s (\\Deleted cleared by another session: "
+	   "expected kept), UID 3 %s (expected kept)", ret,
+	   ret < 0 ? mix_last_error() : "", res.backends,
+	   rv_flags(a, 1) < 0 ? "gone" : "kept",
+	   rv_flags(a, 2) < 0 ? "gone" : "kept",
+	   rv_flags(a, 3) < 0 ? "gone" : "kept");
+	if (ret == 0)
+		mix_virtual_store_result_free(&res);
+	ret = mix_virtual_sync(t, 0, NULL);
+	ok(ret == 0 && tu_messages(mix_virtual_index(t)) == 2,
+	   "the sync shows the 2 kept messages: sync %d, %u messages", ret,
+	   tu_messages(mix_virtual_index(t)));
+	mix_virtual_close(&t);
+	mix_index_close(&a);
+}
+
 int main(void)
 {
 	const char *env = getenv("MIX_VIRTUAL_STEPS");
@@ -2020,6 +2072,7 @@ int main(void)
 	rv_no_nesting(root);
 	rv_store_after_unavailable(root);
 	rv_open_twice(root);
+	rv_expunge_deleted(root);
 	for (b = 0; b < NB; b++) {
 		mix_index_close(&bk[b].index);
 		free(bk[b].m);

@@ -213,7 +213,14 @@ MIX_API int mix_virtual_snap_backend(const struct mix_snap *snap,
 enum mix_virtual_store_op {
 	MIX_VIRTUAL_STORE_FLAGS = 1,     /* modify, flags */
 	MIX_VIRTUAL_STORE_KEYWORDS,      /* modify, keywords */
+	/* expunge the messages, whatever their flags */
 	MIX_VIRTUAL_STORE_EXPUNGE,
+	/* IMAP EXPUNGE / UID EXPUNGE through the virtual mailbox: each
+	 * backend's part is mix_txn_expunge_deleted() on its real UIDs, so
+	 * its writer expunges only the messages that have \Deleted when
+	 * it applies the transaction (one whose \Deleted another session
+	 * cleared stays); what IMAP EXPUNGE should use */
+	MIX_VIRTUAL_STORE_EXPUNGE_DELETED,
 };
 
 struct mix_virtual_store {
@@ -222,7 +229,7 @@ struct mix_virtual_store {
 	uint8_t flags;
 	const char *const *keywords;     /* NULL-terminated */
 	/* CONDSTORE UNCHANGEDSINCE on virtual modseqs; 0 = unconditional
-	 * (ignored for expunge) */
+	 * (ignored for both expunge ops) */
 	uint64_t unchangedsince;
 	/* room for fields added later: zero-initialize; never set it */
 	uint64_t reserved[2];
