@@ -85,16 +85,28 @@ static void sctx_free(struct sctx *c)
 	free(c->mod);
 }
 
-/* The backends of v, with their recorded modseq in vs. */
+/* The backends of v, with their recorded modseq in vs.  A backend whose
+ * index now is another mailbox than the one vs's map was built from (the
+ * name's mailbox deleted and created again, given by set_backends before
+ * the next sync: another UIDVALIDITY or guid) is unavailable: the real
+ * UIDs vs records for it name messages of the old mailbox, and the same
+ * numbers in the new one are other messages the client never saw.  The
+ * guid (indexid) of an open struct mix_index never changes, so a
+ * re-created mailbox is caught for the whole store; a UIDVALIDITY set on
+ * the same open index by another writer between this check and the
+ * backend's commit is not (a transaction has no precondition on header
+ * fields). */
 static int sctx_init(struct sctx *c, struct mix_virtual *v,
 		     const struct mix_snap *vs)
 {
 	struct mix_virtual_backend_state st;
+	uint8_t guid[16], cur[16];
 	uint32_t i;
 
 	if ((c->b = calloc(v->bk_count + 1, sizeof(*c->b))) == NULL)
 		return MIX_ENOMEM();
 	for (i = 0; i < v->bk_count; i++) {
+		const struct mix_snap *bs;
 		uint32_t j;
 		c->b[i].id = v->bk[i].id;
 		/* the current definition's index: one replaced by
@@ -102,8 +114,18 @@ static int sctx_init(struct sctx *c, struct mix_virtual *v,
 		for (j = 0; j < v->def_count; j++)
 			if (strcmp(v->def[j].name, v->bk[i].name) == 0)
 				c->b[i].index = v->def[j].index;
-		if (mix_virtual_snap_backend(vs, v->bk[i].id, &st))
-			c->b[i].recorded = st.highest_modseq;
+		if (c->b[i].index == NULL)
+			continue;
+		if (!mix_virtual_snap_entry(vs, v->bk[i].id, &st, guid)) {
+			c->b[i].index = NULL;   /* vs never synced it */
+			continue;
+		}
+		c->b[i].recorded = st.highest_modseq;
+		bs = mix_index_snap(c->b[i].index);
+		mix_virtual_snap_guid(bs, cur);
+		if (mix_snap_uid_validity(bs) != st.uid_validity ||
+		    memcmp(cur, guid, 16) != 0)
+			c->b[i].index = NULL;
 	}
 	c->nb = v->bk_count;
 	return 0;
@@ -127,8 +149,15 @@ static int split(struct sctx *c, const struct mix_snap *vs, uint32_t ext,
 	struct mix_record rec;
 	struct mix_iter it;
 	uint32_t i, s1, s2;
-	int ret = 0;
+	int ret = 0, below_lost;
 
+	/* UNCHANGEDSINCE below the virtual index's lost point acts as
+	 * UNCHANGEDSINCE 0 (docs/condstore.md "What a power cut takes
+	 * back"): a virtual message may have changed since it without a
+	 * higher modseq to show it, so every message is MODIFIED and
+	 * nothing is stored, as a backend's own writer answers */
+	below_lost = unchangedsince != 0 &&
+		     unchangedsince < mix_snap_lost_modseq(vs);
 	for (i = 0; i < count && ret == 0; i++) {
 		if (!mix_snap_uid_range_to_seq(vs, r[i].first, r[i].last, &s1,
 					       &s2))
@@ -142,7 +171,8 @@ static int split(struct sctx *c, const struct mix_snap *vs, uint32_t ext,
 			if (d == NULL || size != sizeof(m))
 				continue;
 			memcpy(&m, d, sizeof(m));
-			if (unchangedsince != 0 && rec.modseq > unchangedsince) {
+			if (unchangedsince != 0 &&
+			    (below_lost || rec.modseq > unchangedsince)) {
 				ret = push_u32(&c->mod, &c->mod_count,
 					       &c->mod_cap, rec.uid);
 				continue;
@@ -192,6 +222,12 @@ static struct mix_uid_range *ruid_ranges(const struct sbk *b, uint32_t *n_r)
 	return r;
 }
 
+static int is_expunge(enum mix_virtual_store_op op)
+{
+	return op == MIX_VIRTUAL_STORE_EXPUNGE ||
+	       op == MIX_VIRTUAL_STORE_EXPUNGE_DELETED;
+}
+
 static int txn_op(struct mix_txn *txn, const struct mix_uid_range *r,
 		  uint32_t n, const struct mix_virtual_store *st, uint64_t us)
 {
@@ -206,6 +242,10 @@ static int txn_op(struct mix_txn *txn, const struct mix_uid_range *r,
 							    st->keywords, us)
 			  : mix_txn_keywords(txn, r, n, st->modify,
 					     st->keywords);
+	case MIX_VIRTUAL_STORE_EXPUNGE_DELETED:
+		/* the backend's writer decides by \Deleted at apply time,
+		 * atomically with other sessions' commits */
+		return mix_txn_expunge_deleted(txn, r, n);
 	default:
 		return mix_txn_expunge(txn, r, n);
 	}
@@ -226,7 +266,7 @@ static int bk_commit(struct sctx *c, struct sbk *b,
 	qsort(b->p, b->count, sizeof(*b->p), spair_cmp);
 	if ((r = ruid_ranges(b, &n)) == NULL)
 		return MIX_ENOMEM();
-	if (st->unchangedsince != 0 && st->op != MIX_VIRTUAL_STORE_EXPUNGE)
+	if (st->unchangedsince != 0 && !is_expunge(st->op))
 		us = b->recorded ? b->recorded : 1;
 	if ((ret = mix_txn_begin(b->index, &txn)) == 0 &&
 	    (ret = txn_op(txn, r, n, st, us)) < 0)
@@ -296,9 +336,11 @@ static int store_locked(struct mix_virtual *v,
 		ret = mix_err(MIX_EINVAL, "virtual %s: no vmap", v->dir);
 	if (ret == 0)
 		ret = sctx_init(&c, v, vs);
+	/* UNCHANGEDSINCE is ignored for expunge (mix/virtual.h): an
+	 * expunge by UID is unconditional, as a backend's own is */
 	if (ret == 0)
-		ret = split(&c, vs, ext, ranges, count, st->unchangedsince,
-			    res);
+		ret = split(&c, vs, ext, ranges, count,
+			    is_expunge(st->op) ? 0 : st->unchangedsince, res);
 	mix_read_unlock();
 	for (i = 0; ret == 0 && i < c.nb; i++)
 		if (c.b[i].count > 0)
@@ -320,11 +362,14 @@ MIX_API int mix_virtual_store(struct mix_virtual *v,
 	memset(res, 0, sizeof(*res));
 	if (st->op != MIX_VIRTUAL_STORE_FLAGS &&
 	    st->op != MIX_VIRTUAL_STORE_KEYWORDS &&
-	    st->op != MIX_VIRTUAL_STORE_EXPUNGE)
+	    !is_expunge(st->op))
 		return mix_err(MIX_EINVAL, "virtual %s: store op %d", v->dir,
 			       st->op);
 	pthread_mutex_lock(&v->lock);
-	if (!v->loaded)
+	/* not v->loaded: a successful sync can leave the map to be loaded
+	 * again (a backend unavailable at reopen); the store reads only
+	 * the snapshot's map and header */
+	if (!v->synced)
 		ret = mix_err(MIX_EINVAL, "virtual %s: store before a "
 			      "successful sync", v->dir);
 	else

@@ -366,14 +366,6 @@ static int bk_expunges_lookup(struct vsync *c, struct vbackend *b)
 	return 0;
 }
 
-static void snap_guid(const struct mix_snap *s, uint8_t guid[16])
-{
-	/* mix has no GUID; the indexid (format.md §2.1) changes when the
-	 * index is re-created, which is what the guid is there to catch */
-	memset(guid, 0, 16);
-	memcpy(guid, &s->hdr.indexid, sizeof(s->hdr.indexid));
-}
-
 static int bk_examine(struct vsync *c, struct vbackend *b, int full)
 {
 	struct mix_record rec;
@@ -413,7 +405,7 @@ static int bk_sync(struct vsync *c, struct vbackend *b)
 	uv = mix_snap_uid_validity(c->bs);
 	nu = mix_snap_next_uid(c->bs);
 	hms = mix_snap_highest_modseq(c->bs);
-	snap_guid(c->bs, guid);
+	mix_virtual_snap_guid(c->bs, guid);
 	synced = b->uid_validity != 0 || b->next_uid != 0 ||
 		 b->highest_modseq != 0;
 	if (synced && (uv != b->uid_validity || memcmp(guid, b->guid, 16) ||
@@ -484,7 +476,7 @@ static int bk_recover(struct vsync *c, struct vbackend *b)
 		return 0;
 	}
 	c->bs = mix_index_snap(b->index);
-	snap_guid(c->bs, guid);
+	mix_virtual_snap_guid(c->bs, guid);
 	if (mix_snap_uid_validity(c->bs) != b->uid_validity ||
 	    memcmp(guid, b->guid, 16) != 0)
 		return 0;        /* bk_sync rebuilds it */
@@ -777,6 +769,7 @@ int mix_virtual_sync_locked(struct mix_virtual *v, unsigned flags,
 	 * "Reopen") */
 	if (c.recover_again)
 		v->loaded = 0;
+	v->synced = 1;
 	vsync_free(&c);
 	return 0;
 fail:

@@ -413,13 +413,45 @@ static void def_free(struct mix_virtual_backend *b, uint32_t count)
 	free(b);
 }
 
+/* A backend must be an ordinary mailbox: the virtual index itself would
+ * add its own messages again at every sync (and wake its own live thread
+ * forever), and another virtual index's records map to messages of its
+ * backends, which writes through and its sync do not follow.  What marks
+ * an index virtual is its vmap extension (index_prepare). */
+static int backend_check(const struct mix_virtual *v,
+			 const struct mix_virtual_backend *b)
+{
+	uint32_t ext;
+	int is_virtual;
+
+	if (b->index == NULL)
+		return 0;
+	if (b->index == v->index)
+		return mix_err(MIX_EINVAL, "virtual %s: backend '%s' is the "
+			       "virtual mailbox itself", v->dir, b->name);
+	mix_read_lock();
+	is_virtual = mix_snap_ext_lookup(mix_index_snap(b->index),
+					 MIX_VIRTUAL_EXT, &ext);
+	mix_read_unlock();
+	if (is_virtual)
+		return mix_err(MIX_EINVAL, "virtual %s: backend '%s' is a "
+			       "virtual mailbox (it has the '%s' extension); "
+			       "virtual mailboxes do not nest", v->dir,
+			       b->name, MIX_VIRTUAL_EXT);
+	return 0;
+}
+
 MIX_API int mix_virtual_set_backends(struct mix_virtual *v,
 				     const struct mix_virtual_backend *b,
 				     uint32_t count)
 {
 	struct mix_virtual_backend *d;
 	uint32_t i, j;
+	int ret;
 
+	if (b == NULL && count > 0)
+		return mix_err(MIX_EINVAL, "virtual %s: %u backends but no "
+			       "backend array (NULL)", v->dir, count);
 	for (i = 0; i < count; i++) {
 		size_t len = b[i].name ? strlen(b[i].name) : 0;
 		if (len == 0 || len > MIX_VIRTUAL_NAME_MAX)
@@ -430,6 +462,8 @@ MIX_API int mix_virtual_set_backends(struct mix_virtual *v,
 				return mix_err(MIX_EINVAL, "virtual %s: backend "
 					       "'%s' listed twice", v->dir,
 					       b[i].name);
+		if ((ret = backend_check(v, &b[i])) < 0)
+			return ret;
 	}
 	d = calloc(count ? count : 1, sizeof(*d));
 	if (d == NULL)
@@ -469,13 +503,118 @@ static void virtual_free(struct mix_virtual *v)
 	free(v);
 }
 
+/* The virtual indexes a struct mix_virtual of this process has open.
+ * The engine shares one struct mix_index per directory (index-
+ * registry.c), so a second mix_virtual_open of the same directory in
+ * one engine would get the same index with a map of its own: the two
+ * maps would each add the same backend messages (duplicates, then a
+ * rebuild).  Sharing the struct mix_virtual would need one definition
+ * for both opens; the second open is refused instead (MIX_ELOCKED).
+ * vreg_lock is held across mix_index_open/close and the list update,
+ * so a closed index's address reused by a new open is never taken for
+ * the old one.  Indexes of different engines never compare equal. */
+static pthread_mutex_t vreg_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct mix_index **vreg;
+static uint32_t vreg_count, vreg_cap;
+
+/* With vreg_lock held: 1 if index is in the list. */
+static int vreg_has(const struct mix_index *index)
+{
+	uint32_t i;
+
+	for (i = 0; i < vreg_count; i++)
+		if (vreg[i] == index)
+			return 1;
+	return 0;
+}
+
+/* With vreg_lock held: add index; 0 or -ENOMEM. */
+static int vreg_add(struct mix_index *index)
+{
+	if (vreg_count == vreg_cap) {
+		uint32_t cap = vreg_cap ? vreg_cap * 2 : 8;
+		void *n = realloc(vreg, cap * sizeof(*vreg));
+		if (n == NULL)
+			return MIX_ENOMEM();
+		vreg = n;
+		vreg_cap = cap;
+	}
+	vreg[vreg_count++] = index;
+	return 0;
+}
+
+/* With vreg_lock held: remove index. */
+static void vreg_remove(const struct mix_index *index)
+{
+	uint32_t i;
+
+	for (i = 0; i < vreg_count; i++) {
+		if (vreg[i] == index) {
+			vreg[i] = vreg[--vreg_count];
+			return;
+		}
+	}
+}
+
+/* Open v->index for v->dir, unless a struct mix_virtual has it open. */
+static int vreg_open(struct mix_engine *engine, struct mix_virtual *v)
+{
+	int ret;
+
+	pthread_mutex_lock(&vreg_lock);
+	ret = mix_index_open(engine, v->dir, MIX_OPEN_CREATE, &v->index);
+	if (ret == 0 && vreg_has(v->index)) {
+		mix_index_close(&v->index);
+		v->index = NULL;
+		ret = mix_err(MIX_ELOCKED, "virtual %s: already open as a "
+			      "virtual mailbox in this engine (one "
+			      "mix_virtual_open per directory; share that "
+			      "struct mix_virtual)", v->dir);
+	} else if (ret == 0 && (ret = vreg_add(v->index)) < 0) {
+		mix_index_close(&v->index);
+		v->index = NULL;
+	}
+	pthread_mutex_unlock(&vreg_lock);
+	return ret;
+}
+
+/* Close v->index; leaves it in the list if nothing was closed. */
+static int vreg_close(struct mix_virtual *v)
+{
+	struct mix_index *index = v->index;
+	int ret;
+
+	pthread_mutex_lock(&vreg_lock);
+	ret = mix_index_close(&v->index);
+	if (v->index == NULL)
+		vreg_remove(index);
+	pthread_mutex_unlock(&vreg_lock);
+	return ret;
+}
+
 /* Register vmap and give a new index its UIDVALIDITY. */
 static int index_prepare(struct mix_virtual *v)
 {
 	struct mix_txn *txn;
-	uint32_t uv, indexid;
-	int ret;
+	uint32_t uv, indexid, ext, messages;
+	int ret, is_virtual;
 
+	/* What makes an index virtual is the vmap extension: the first
+	 * open registers it, before any sync can append, so a virtual
+	 * index with messages always has it (damaged data or not).  An
+	 * index with messages and no vmap is an ordinary mailbox (a
+	 * directory given by mistake): adopting it would make the first
+	 * sync take its messages for damage and expunge them all. */
+	mix_read_lock();
+	is_virtual = mix_snap_ext_lookup(mix_index_snap(v->index),
+					 MIX_VIRTUAL_EXT, &ext);
+	messages = mix_snap_messages_count(mix_index_snap(v->index));
+	mix_read_unlock();
+	if (!is_virtual && messages > 0)
+		return mix_err(MIX_EINVAL, "virtual %s: not a virtual index "
+			       "(%u messages and no '%s' extension): the "
+			       "directory of an ordinary mailbox?", v->dir,
+			       messages, MIX_VIRTUAL_EXT);
 	if ((ret = mix_index_ext_register(v->index, MIX_VIRTUAL_EXT,
 					  sizeof(struct vmap_rec), 4,
 					  MIX_VIRTUAL_HDR_SIZE,
@@ -535,6 +674,7 @@ MIX_API int mix_virtual_open(struct mix_engine *engine, const char *dir,
 			     struct mix_virtual **v_r)
 {
 	struct mix_virtual *v;
+	uint32_t i;
 	int ret;
 
 	*v_r = NULL;
@@ -548,13 +688,17 @@ MIX_API int mix_virtual_open(struct mix_engine *engine, const char *dir,
 	}
 	pthread_mutex_init(&v->lock, NULL);
 	if ((ret = def_copy(v, def)) < 0 ||
-	    (ret = mix_index_open(engine, dir, MIX_OPEN_CREATE,
-				  &v->index)) < 0) {
+	    (ret = vreg_open(engine, v)) < 0) {
 		virtual_free(v);
 		return ret;
 	}
-	if ((ret = index_prepare(v)) < 0) {
-		mix_index_close(&v->index);
+	/* the definition was checked before v->index existed: a backend
+	 * that is this very index (opened by the caller as an ordinary
+	 * index, shared by the engine) is caught only now */
+	for (i = 0; ret == 0 && i < v->def_count; i++)
+		ret = backend_check(v, &v->def[i]);
+	if (ret < 0 || (ret = index_prepare(v)) < 0) {
+		vreg_close(v);
 		virtual_free(v);
 		return ret;
 	}
@@ -570,7 +714,7 @@ MIX_API int mix_virtual_close(struct mix_virtual **vp)
 	if (v == NULL)
 		return 0;
 	mix_virtual_live_stop(v);
-	ret = mix_index_close(&v->index);
+	ret = vreg_close(v);
 	if (v->index != NULL)
 		return ret;      /* nothing closed (views open, -ENOMEM) */
 	virtual_free(v);
@@ -687,8 +831,12 @@ MIX_API int mix_virtual_lookup_real_many(const struct mix_snap *snap,
 	uint32_t ci, pos, cn, i;
 	int found = 0;
 
+	/* n == 0 may come with NULL arrays: memset(NULL, 0, 0) is
+	 * undefined behaviour too */
+	if (n == 0)
+		return 0;
 	memset(vuids_r, 0, (size_t)n * sizeof(*vuids_r));
-	if (n == 0 || e == NULL)
+	if (e == NULL)
 		return 0;
 	if ((w = malloc((size_t)n * sizeof(*w))) == NULL)
 		return MIX_ENOMEM();
@@ -724,9 +872,15 @@ MIX_API int mix_virtual_lookup_real_many(const struct mix_snap *snap,
 	return found;
 }
 
-MIX_API int mix_virtual_snap_backend(const struct mix_snap *snap,
-				     uint32_t mailbox_id,
-				     struct mix_virtual_backend_state *state_r)
+void mix_virtual_snap_guid(const struct mix_snap *s, uint8_t guid[16])
+{
+	memset(guid, 0, 16);
+	memcpy(guid, &s->hdr.indexid, sizeof(s->hdr.indexid));
+}
+
+int mix_virtual_snap_entry(const struct mix_snap *snap, uint32_t mailbox_id,
+			   struct mix_virtual_backend_state *state_r,
+			   uint8_t guid_r[16])
 {
 	char why[160];
 	const uint8_t *h, *ent;
@@ -746,7 +900,16 @@ MIX_API int mix_virtual_snap_backend(const struct mix_snap *snap,
 		state_r->uid_validity = mix_get_u32(ent + 8);
 		state_r->next_uid = mix_get_u32(ent + 12);
 		state_r->highest_modseq = mix_get_u64(ent + 16);
+		if (guid_r != NULL)
+			memcpy(guid_r, ent + 24, 16);
 		return 1;
 	}
 	return 0;
+}
+
+MIX_API int mix_virtual_snap_backend(const struct mix_snap *snap,
+				     uint32_t mailbox_id,
+				     struct mix_virtual_backend_state *state_r)
+{
+	return mix_virtual_snap_entry(snap, mailbox_id, state_r, NULL);
 }

@@ -76,8 +76,14 @@ struct mix_virtual {
 	struct mix_virtual_backend *def;
 	uint32_t def_count;
 
-	/* in-memory map, valid when loaded */
+	/* in-memory map, valid when loaded; cleared after a failed sync
+	 * and after one that must recover delayed-removal marks again, so
+	 * it does not say whether a sync ever succeeded */
 	int loaded;
+	/* a sync succeeded since open (under lock): the virtual index's
+	 * newest snapshot has a vmap header of this definition, which
+	 * mix_virtual_store maps virtual UIDs by; never cleared */
+	int synced;
 	struct vbackend *bk;
 	uint32_t bk_count, bk_cap;
 	uint32_t change_counter;
@@ -108,6 +114,19 @@ int mix_virtual_hdr_encode(const struct mix_virtual *v, uint8_t *buf,
  * and 2 the backend list is empty and highest_mailbox_id kept as high as
  * anything seen. */
 int mix_virtual_load(struct mix_virtual *v);
+
+/* The guid the vmap header records for a backend snapshot s: mix has no
+ * GUID, so its indexid (format.md §2.1), which changes when the index is
+ * re-created, zero-padded to 16 bytes. */
+void mix_virtual_snap_guid(const struct mix_snap *s, uint8_t guid[16]);
+
+/* The entry of backend mailbox_id in the vmap header of snap (a virtual
+ * index's snapshot; inside its read-side section): 1 with *state_r and
+ * guid_r (may be NULL), 0 if snap has no valid header or no such
+ * backend. */
+int mix_virtual_snap_entry(const struct mix_snap *snap, uint32_t mailbox_id,
+			   struct mix_virtual_backend_state *state_r,
+			   uint8_t guid_r[16]);
 
 /* The backend of mailbox id, or NULL. */
 struct vbackend *mix_virtual_bk_find(struct mix_virtual *v, uint32_t id);

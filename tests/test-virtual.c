@@ -1521,6 +1521,499 @@ static void uidvalidity_check(const char *root)
 	free(dir);
 }
 
+/* ---- regressions of the review of virtual mailboxes ------------------- */
+
+/* A backend index in root/name with UIDVALIDITY uv and n messages. */
+static struct mix_index *rv_backend(const char *root, const char *name,
+				    uint32_t uv, uint32_t n)
+{
+	struct mix_index *ix;
+	struct mix_txn *t;
+	char *dir = tu_subdir(root, name);
+
+	if (mix_index_open(engine, dir, MIX_OPEN_CREATE, &ix) < 0 ||
+	    mix_txn_begin(ix, &t) < 0 ||
+	    mix_txn_hdr_set(t, MIX_HDR_UID_VALIDITY, uv) < 0 ||
+	    mix_txn_commit(&t, MIX_DURABILITY_NONE, NULL) < 0)
+		BAIL("backend %s: %s", dir, mix_last_error());
+	if (n > 0)
+		tu_append(ix, n, 0);
+	free(dir);
+	return ix;
+}
+
+/* A virtual mailbox in root/name over d[0..n-1] with rule; NULL and the
+ * error in *ret_r if the open failed. */
+static struct mix_virtual *rv_open(const char *root, const char *name,
+				   const struct mix_virtual_backend *d,
+				   uint32_t n, const char *rule, int *ret_r)
+{
+	struct mix_virtual_def def;
+	struct mix_virtual *t = NULL;
+	char *dir = tu_subdir(root, name);
+
+	memset(&def, 0, sizeof(def));
+	def.backends = d;
+	def.backend_count = n;
+	def.rule = rule;
+	def.warning = on_warning;
+	*ret_r = mix_virtual_open(engine, dir, &def, &t);
+	free(dir);
+	return t;
+}
+
+/* Flags of uid in ix, -1 if it is not there. */
+static int rv_flags(struct mix_index *ix, uint32_t uid)
+{
+	struct mix_record rec;
+	int f = -1;
+
+	mix_read_lock();
+	if (mix_snap_lookup_uid(mix_index_snap(ix), uid, &rec))
+		f = rec.flags;
+	mix_read_unlock();
+	return f;
+}
+
+/* A backend array of NULL with a count crashed the open (SIGSEGV);
+ * lookup_real_many with n == 0 passed NULL to memset. */
+static void rv_null_backends(const char *root)
+{
+	struct mix_virtual *t;
+	int ret, n;
+
+	t = rv_open(root, "rv-null", NULL, 2, "ALL", &ret);
+	is(ret, MIX_EINVAL, "open with backends NULL and backend_count 2");
+	ok(t == NULL && strstr(mix_last_error(), "NULL") != NULL,
+	   "refused, saying why: %s", mix_last_error());
+	t = rv_open(root, "rv-null", NULL, 0, "ALL", &ret);
+	if (t == NULL)
+		BAIL("open with no backends: %s", mix_last_error());
+	is(mix_virtual_set_backends(t, NULL, 1), MIX_EINVAL,
+	   "set_backends(NULL, 1)");
+	is(mix_virtual_sync(t, 0, NULL), 0, "sync with no backends");
+	mix_read_lock();
+	n = mix_virtual_lookup_real_many(mix_index_snap(mix_virtual_index(t)),
+					 1, NULL, 0, NULL);
+	mix_read_unlock();
+	is(n, 0, "lookup_real_many of no UIDs (NULL arrays)");
+	mix_virtual_close(&t);
+}
+
+/* UNCHANGEDSINCE is ignored for expunge (mix/virtual.h). */
+static void rv_expunge_unchangedsince(const char *root)
+{
+	struct mix_index *a = rv_backend(root, "rv-xu-a", 7001, 2);
+	struct mix_virtual_backend d[1] = { { "A", a } };
+	struct mix_virtual_store sto;
+	struct mix_virtual_store_result res;
+	struct mix_uid_range r = { 1, UINT32_MAX };
+	struct mix_virtual *t;
+	int ret;
+
+	t = rv_open(root, "rv-xu", d, 1, "ALL", &ret);
+	if (t == NULL || mix_virtual_sync(t, 0, NULL) < 0)
+		BAIL("rv-xu: %s", mix_last_error());
+	memset(&sto, 0, sizeof(sto));
+	sto.op = MIX_VIRTUAL_STORE_EXPUNGE;
+	sto.unchangedsince = 1;
+	ret = mix_virtual_store(t, &r, 1, &sto, &res);
+	ok(ret == 0 && res.modified_count == 0 && res.backends == 1 &&
+	   rv_flags(a, 1) < 0 && rv_flags(a, 2) < 0,
+	   "expunge with unchangedsince 1: ret %d, modified %u (expected 0), "
+	   "backends %u (expected 1), backend UIDs 1, 2 %s (expected gone)",
+	   ret, res.modified_count, res.backends,
+	   rv_flags(a, 1) < 0 && rv_flags(a, 2) < 0 ? "gone" : "still there");
+	mix_virtual_store_result_free(&res);
+	mix_virtual_close(&t);
+	mix_index_close(&a);
+}
+
+/* mix_virtual_open on an ordinary mailbox's directory (a configuration
+ * mistake) took its messages for damaged vmap data: the first sync
+ * expunged them all.  An empty index without vmap may be adopted. */
+static void rv_not_virtual(const char *root)
+{
+	struct mix_index *inbox = rv_backend(root, "rv-nv-inbox", 7101, 5);
+	struct mix_index *other = rv_backend(root, "rv-nv-other", 7102, 1);
+	struct mix_index *empty = rv_backend(root, "rv-nv-empty", 7103, 0);
+	struct mix_virtual_backend d[1] = { { "Other", other } };
+	struct mix_virtual *t;
+	int ret;
+
+	t = rv_open(root, "rv-nv-inbox", d, 1, "ALL", &ret);
+	if (t != NULL)
+		mix_virtual_sync(t, 0, NULL);
+	ok(ret == MIX_EINVAL && t == NULL &&
+	   strstr(mix_last_error(), "not a virtual index") != NULL,
+	   "open on an ordinary mailbox's directory: %d (expected %d "
+	   "MIX_EINVAL), %s", ret, MIX_EINVAL, mix_last_error());
+	is(tu_messages(inbox), 5, "the mailbox keeps its messages");
+	mix_virtual_close(&t);
+	t = rv_open(root, "rv-nv-empty", d, 1, "ALL", &ret);
+	ok(ret == 0 && t != NULL && mix_virtual_sync(t, 0, NULL) == 0 &&
+	   tu_messages(mix_virtual_index(t)) == 1,
+	   "an empty index without vmap is adopted: %d %s", ret,
+	   ret < 0 ? mix_last_error() : "");
+	mix_virtual_close(&t);
+	mix_index_close(&inbox);
+	mix_index_close(&other);
+	mix_index_close(&empty);
+}
+
+/* A backend's mailbox deleted and created again (new UIDVALIDITY and
+ * indexid), given by set_backends before the next sync: a store or
+ * expunge by virtual UID went to the new mailbox's messages with the
+ * same real UIDs, which the client never saw. */
+static void rv_recreated_backend(const char *root)
+{
+	struct mix_index *w = rv_backend(root, "rv-re-work", 7201, 3);
+	struct mix_virtual_backend d[1] = { { "Work", w } };
+	struct mix_virtual_store sto;
+	struct mix_virtual_store_result res;
+	struct mix_uid_range r1 = { 1, 1 }, r2 = { 2, 2 };
+	struct mix_virtual *t;
+	struct mix_txn *txn;
+	char *wdir;
+	int ret, f1, f2;
+
+	t = rv_open(root, "rv-re", d, 1, "ALL", &ret);
+	if (t == NULL || mix_virtual_sync(t, MIX_VIRTUAL_SYNC_EXPUNGE, NULL) < 0)
+		BAIL("rv-re: %s", mix_last_error());
+	d[0].index = NULL;
+	if (mix_virtual_set_backends(t, d, 1) < 0 || mix_index_close(&w) < 0)
+		BAIL("rv-re: %s", mix_last_error());
+	wdir = tu_subdir(root, "rv-re-work");
+	if (mix_index_open(engine, wdir, MIX_OPEN_RECREATE, &w) < 0 ||
+	    mix_txn_begin(w, &txn) < 0 ||
+	    mix_txn_hdr_set(txn, MIX_HDR_UID_VALIDITY, 7202) < 0 ||
+	    mix_txn_commit(&txn, MIX_DURABILITY_NONE, NULL) < 0)
+		BAIL("rv-re recreate: %s", mix_last_error());
+	free(wdir);
+	tu_append(w, 3, 0);
+	d[0].index = w;
+	if (mix_virtual_set_backends(t, d, 1) < 0)
+		BAIL("rv-re: %s", mix_last_error());
+	memset(&sto, 0, sizeof(sto));
+	sto.op = MIX_VIRTUAL_STORE_FLAGS;
+	sto.modify = MIX_MODIFY_ADD;
+	sto.flags = MIX_FLAG_DELETED;
+	ret = mix_virtual_store(t, &r1, 1, &sto, &res);
+	f1 = rv_flags(w, 1);
+	ok(ret == 0 && res.unavailable == 1 && res.backends == 0 && f1 == 0,
+	   "store on virtual UID 1 of the old Work after it was re-created: "
+	   "ret %d, unavailable %u (expected 1), backends %u (expected 0), "
+	   "new Work's UID 1 flags %#x (expected 0)", ret, res.unavailable,
+	   res.backends, f1);
+	mix_virtual_store_result_free(&res);
+	memset(&sto, 0, sizeof(sto));
+	sto.op = MIX_VIRTUAL_STORE_EXPUNGE;
+	ret = mix_virtual_store(t, &r2, 1, &sto, &res);
+	f2 = rv_flags(w, 2);
+	ok(ret == 0 && res.unavailable == 1 && f2 == 0,
+	   "expunge of virtual UID 2: ret %d, unavailable %u (expected 1), "
+	   "new Work's UID 2 %s (expected present)", ret, res.unavailable,
+	   f2 < 0 ? "gone" : "present");
+	mix_virtual_store_result_free(&res);
+	ok(mix_virtual_sync(t, MIX_VIRTUAL_SYNC_EXPUNGE, NULL) == 0 &&
+	   tu_messages(mix_virtual_index(t)) == 3, "the sync then shows the "
+	   "new Work's 3 messages");
+	sto.op = MIX_VIRTUAL_STORE_FLAGS;
+	sto.modify = MIX_MODIFY_ADD;
+	sto.flags = MIX_FLAG_FLAGGED;
+	r1.last = UINT32_MAX;
+	ret = mix_virtual_store(t, &r1, 1, &sto, &res);
+	ok(ret == 0 && res.backends == 1 && res.unavailable == 0 &&
+	   rv_flags(w, 1) == MIX_FLAG_FLAGGED,
+	   "and stores reach it again: ret %d, backends %u", ret,
+	   res.backends);
+	mix_virtual_store_result_free(&res);
+	mix_virtual_close(&t);
+	mix_index_close(&w);
+}
+
+/* STORE UNCHANGEDSINCE through the virtual mailbox below the virtual
+ * index's lost point was applied: it must act as UNCHANGEDSINCE 0
+ * (docs/condstore.md "What a power cut takes back").  The lost point
+ * comes from a lock file of another boot, as after a power cut. */
+static void rv_lost_point(const char *root)
+{
+	static const char line[] = "1 00000000-0000-4000-8000-000000000000\n";
+	struct mix_index *a = rv_backend(root, "rv-lp-a", 7301, 2);
+	struct mix_virtual_backend d[1] = { { "A", a } };
+	struct mix_virtual_store sto;
+	struct mix_virtual_store_result res;
+	struct mix_uid_range all = { 1, UINT32_MAX };
+	struct mix_virtual *t;
+	struct tu_files saved;
+	uint64_t m, lost;
+	uint32_t x;
+	char *lock, *vd;
+	int ret;
+
+	t = rv_open(root, "rv-lp", d, 1, "ALL", &ret);
+	if (t == NULL || mix_virtual_sync(t, 0, NULL) < 0)
+		BAIL("rv-lp: %s", mix_last_error());
+	vd = tu_subdir(root, "rv-lp");
+	tu_files_save(vd, &saved);          /* the durable point */
+	/* what the power cut takes back: \Seen on UID 1 mirrored, the
+	 * client sees HIGHESTMODSEQ m */
+	x = 1;
+	if (live_commit(a, 1, &x) < 0 ||
+	    mix_virtual_sync(t, 0, NULL) < 0)
+		BAIL("rv-lp: %s", mix_last_error());
+	m = vhighest(t);
+	if (mix_virtual_close(&t) < 0 ||
+	    asprintf(&lock, "%s/mix.index.lock", vd) < 0)
+		BAIL("rv-lp: close");
+	tu_files_restore(vd, &saved);
+	tu_files_free(&saved);
+	if (tu_write_file(lock, line, sizeof(line) - 1) < 0)
+		BAIL("rv-lp: other boot");
+	free(lock);
+	free(vd);
+	t = rv_open(root, "rv-lp", d, 1, "ALL", &ret);
+	if (t == NULL || mix_virtual_sync(t, 0, NULL) < 0)
+		BAIL("rv-lp reopen: %s", mix_last_error());
+	mix_read_lock();
+	lost = mix_snap_lost_modseq(mix_index_snap(mix_virtual_index(t)));
+	mix_read_unlock();
+	ok(lost > m, "the open after another boot set the lost point %llu "
+	   "above the client's modseq %llu", (unsigned long long)lost,
+	   (unsigned long long)m);
+	memset(&sto, 0, sizeof(sto));
+	sto.op = MIX_VIRTUAL_STORE_FLAGS;
+	sto.modify = MIX_MODIFY_ADD;
+	sto.flags = MIX_FLAG_FLAGGED;
+	sto.unchangedsince = m;
+	ret = mix_virtual_store(t, &all, 1, &sto, &res);
+	ok(ret == 0 && res.backends == 0 && res.modified_count == 1 &&
+	   res.modified[0].last - res.modified[0].first == 1 &&
+	   rv_flags(a, 1) == MIX_FLAG_SEEN && rv_flags(a, 2) == 0,
+	   "UNCHANGEDSINCE below the lost point: ret %d, MODIFIED %s "
+	   "(expected both messages), backends %u (expected 0), backend "
+	   "flags %#x %#x (expected 0x%x 0)", ret,
+	   tu_fmt_set(res.modified, res.modified_count), res.backends,
+	   rv_flags(a, 1), rv_flags(a, 2), MIX_FLAG_SEEN);
+	mix_virtual_store_result_free(&res);
+	sto.unchangedsince = vhighest(t);
+	ret = mix_virtual_store(t, &all, 1, &sto, &res);
+	ok(ret == 0 && res.backends == 1 && res.modified_count == 0,
+	   "UNCHANGEDSINCE at the current modseq stores: ret %d, backends %u, "
+	   "MODIFIED %s", ret, res.backends,
+	   tu_fmt_set(res.modified, res.modified_count));
+	mix_virtual_store_result_free(&res);
+	mix_virtual_close(&t);
+	mix_index_close(&a);
+}
+
+/* A virtual mailbox as its own backend grew at every sync (and woke
+ * its own live thread forever); as another's backend it nested.  Both
+ * are refused, at set_backends and at open. */
+static void rv_no_nesting(const char *root)
+{
+	struct mix_index *a = rv_backend(root, "rv-ns-a", 7401, 2), *self;
+	struct mix_virtual_backend d[2] = { { "A", a }, { "self", NULL } };
+	struct mix_virtual *t, *t2;
+	char *dir;
+	int ret;
+
+	t = rv_open(root, "rv-ns", d, 1, "ALL", &ret);
+	dir = tu_subdir(root, "rv-ns");
+	if (t == NULL || mix_index_open(engine, dir, 0, &self) < 0)
+		BAIL("rv-ns: %s", mix_last_error());
+	free(dir);
+	d[1].index = self;
+	ret = mix_virtual_set_backends(t, d, 2);
+	ok(ret == MIX_EINVAL && strstr(mix_last_error(), "itself") != NULL,
+	   "the virtual mailbox as its own backend: %d (expected %d), %s",
+	   ret, MIX_EINVAL, mix_last_error());
+	d[1].name = "V1";
+	d[1].index = mix_virtual_index(t);
+	t2 = rv_open(root, "rv-ns2", d, 2, "ALL", &ret);
+	ok(ret == MIX_EINVAL && t2 == NULL &&
+	   strstr(mix_last_error(), "do not nest") != NULL,
+	   "a virtual mailbox as another's backend at open: %d (expected "
+	   "%d), %s", ret, MIX_EINVAL, mix_last_error());
+	mix_virtual_close(&t2);
+	t2 = rv_open(root, "rv-ns2", d, 1, "ALL", &ret);
+	if (t2 == NULL)
+		BAIL("rv-ns2: %s", mix_last_error());
+	ret = mix_virtual_set_backends(t2, d, 2);
+	ok(ret == MIX_EINVAL, "and at set_backends: %d (expected %d)", ret,
+	   MIX_EINVAL);
+	ret = mix_virtual_sync(t, 0, NULL);
+	ok(ret == 0 && tu_messages(mix_virtual_index(t)) == 2,
+	   "the first keeps its backend list: sync %d, %u messages "
+	   "(expected 2)", ret, tu_messages(mix_virtual_index(t)));
+	mix_virtual_close(&t2);
+	mix_virtual_close(&t);
+	mix_index_close(&self);
+	/* the directory opened as an ordinary index first: the virtual
+	 * open shares that index, and it is its own backend */
+	dir = tu_subdir(root, "rv-ns3");
+	if (mix_index_open(engine, dir, MIX_OPEN_CREATE, &self) < 0)
+		BAIL("rv-ns3: %s", mix_last_error());
+	free(dir);
+	d[1].name = "self";
+	d[1].index = self;
+	t = rv_open(root, "rv-ns3", d, 2, "ALL", &ret);
+	ok(ret == MIX_EINVAL && t == NULL,
+	   "an open whose definition lists the index being opened: %d "
+	   "(expected %d), %s", ret, MIX_EINVAL, mix_last_error());
+	mix_virtual_close(&t);
+	mix_index_close(&self);
+	mix_index_close(&a);
+}
+
+/* mix_virtual_store read "the map is loaded" as "a sync succeeded":
+ * after a reopen with a backend unavailable every successful sync
+ * leaves the map to be loaded again, and every store failed with
+ * MIX_EINVAL "store before a successful sync". */
+static void rv_store_after_unavailable(const char *root)
+{
+	struct mix_index *a = rv_backend(root, "rv-su-a", 7501, 3);
+	struct mix_index *b = rv_backend(root, "rv-su-b", 7502, 3);
+	struct mix_virtual_backend d[2] = { { "A", a }, { "B", b } };
+	struct mix_virtual_store sto;
+	struct mix_virtual_store_result res;
+	struct mix_virtual *t;
+	uint32_t ida, vuid;
+	int ret, i, fails = 0;
+
+	t = rv_open(root, "rv-su", d, 2, "ALL", &ret);
+	if (t == NULL || mix_virtual_sync(t, 0, NULL) < 0 ||
+	    mix_virtual_close(&t) < 0)
+		BAIL("rv-su: %s", mix_last_error());
+	d[1].index = NULL;
+	t = rv_open(root, "rv-su", d, 2, "ALL", &ret);
+	if (t == NULL)
+		BAIL("rv-su reopen: %s", mix_last_error());
+	memset(&sto, 0, sizeof(sto));
+	sto.op = MIX_VIRTUAL_STORE_FLAGS;
+	sto.modify = MIX_MODIFY_ADD;
+	sto.flags = MIX_FLAG_ANSWERED;
+	for (i = 0; i < 2; i++) {
+		struct mix_uid_range r;
+		if (mix_virtual_sync(t, 0, NULL) < 0 ||
+		    !mix_virtual_mailbox_id(t, "A", &ida))
+			BAIL("rv-su sync: %s", mix_last_error());
+		mix_read_lock();
+		ret = mix_virtual_lookup_real(mix_index_snap(
+			mix_virtual_index(t)), ida, 1 + i, &vuid);
+		mix_read_unlock();
+		r.first = r.last = vuid;
+		ret = ret == 1 ? mix_virtual_store(t, &r, 1, &sto, &res) : -1;
+		if (!ok(ret == 0 && res.backends == 1,
+			"store after successful sync %d with B unavailable: %d "
+			"(expected 0) %s", i + 1, ret,
+			ret < 0 ? mix_last_error() : ""))
+			fails++;
+		if (ret == 0)
+			mix_virtual_store_result_free(&res);
+	}
+	ok(fails == 0 && rv_flags(a, 1) == MIX_FLAG_ANSWERED &&
+	   rv_flags(a, 2) == MIX_FLAG_ANSWERED,
+	   "A's UIDs 1 and 2 got \\Answered: %#x %#x", rv_flags(a, 1),
+	   rv_flags(a, 2));
+	mix_virtual_close(&t);
+	mix_index_close(&a);
+	mix_index_close(&b);
+}
+
+/* The same virtual mailbox opened twice in one engine (once per
+ * session) got the same index with two in-memory maps: both syncs added
+ * the same backend messages (duplicates, then a rebuild).  The second
+ * open is refused while the first is open, and works after its close. */
+static void rv_open_twice(const char *root)
+{
+	struct mix_index *a = rv_backend(root, "rv-2-a", 7601, 2);
+	struct mix_virtual_backend d[1] = { { "A", a } };
+	struct mix_virtual *s1, *s2;
+	int ret;
+
+	s1 = rv_open(root, "rv-2", d, 1, "ALL", &ret);
+	if (s1 == NULL || mix_virtual_sync(s1, 0, NULL) < 0)
+		BAIL("rv-2: %s", mix_last_error());
+	s2 = rv_open(root, "rv-2", d, 1, "ALL", &ret);
+	if (s2 != NULL) {
+		/* what the two maps did: each adds the new message */
+		tu_append(a, 1, 0);
+		mix_virtual_sync(s2, 0, NULL);
+		mix_virtual_sync(s1, 0, NULL);
+	}
+	ok(ret == MIX_ELOCKED && s2 == NULL &&
+	   strstr(mix_last_error(), "already open") != NULL,
+	   "a second open of an open virtual mailbox: %d (expected %d "
+	   "MIX_ELOCKED) %s; virtual messages %u (backend has %u)", ret,
+	   MIX_ELOCKED, mix_last_error(), tu_messages(mix_virtual_index(s1)),
+	   tu_messages(a));
+	mix_virtual_close(&s2);
+	ok(mix_virtual_sync(s1, 0, NULL) == 0 &&
+	   tu_messages(mix_virtual_index(s1)) == tu_messages(a),
+	   "the first still syncs: %u virtual messages, backend %u",
+	   tu_messages(mix_virtual_index(s1)), tu_messages(a));
+	mix_virtual_close(&s1);
+	s2 = rv_open(root, "rv-2", d, 1, "ALL", &ret);
+	ok(s2 != NULL && mix_virtual_sync(s2, 0, NULL) == 0,
+	   "after its close the directory opens again: %d %s", ret,
+	   ret < 0 ? mix_last_error() : "");
+	mix_virtual_close(&s2);
+	mix_index_close(&a);
+}
+
+/* IMAP EXPUNGE through the virtual mailbox could not be race-free:
+ * MIX_VIRTUAL_STORE_EXPUNGE expunges whatever the caller names.
+ * MIX_VIRTUAL_STORE_EXPUNGE_DELETED leaves to each backend's writer which
+ * messages have \Deleted when it applies the expunge. */
+static void rv_expunge_deleted(const char *root)
+{
+	struct mix_index *a = rv_backend(root, "rv-xd-a", 7701, 3);
+	struct mix_virtual_backend d[1] = { { "A", a } };
+	struct mix_virtual_store sto;
+	struct mix_virtual_store_result res;
+	struct mix_uid_range all = { 1, UINT32_MAX }, r1 = { 1, 2 };
+	struct mix_virtual *t;
+	struct mix_txn *txn;
+	int ret;
+
+	t = rv_open(root, "rv-xd", d, 1, "ALL", &ret);
+	if (t == NULL || mix_virtual_sync(t, 0, NULL) < 0)
+		BAIL("rv-xd: %s", mix_last_error());
+	/* the client saw \Deleted on UIDs 1 and 2; another session then
+	 * clears it on 2 in the backend, before the next sync */
+	if (mix_txn_begin(a, &txn) < 0 ||
+	    mix_txn_flags(txn, &r1, 1, MIX_MODIFY_ADD, MIX_FLAG_DELETED) < 0 ||
+	    mix_txn_commit(&txn, MIX_DURABILITY_NONE, NULL) < 0 ||
+	    mix_virtual_sync(t, 0, NULL) < 0)
+		BAIL("rv-xd: %s", mix_last_error());
+	r1.first = r1.last = 2;
+	if (mix_txn_begin(a, &txn) < 0 ||
+	    mix_txn_flags(txn, &r1, 1, MIX_MODIFY_REMOVE, MIX_FLAG_DELETED) < 0 ||
+	    mix_txn_commit(&txn, MIX_DURABILITY_NONE, NULL) < 0)
+		BAIL("rv-xd: %s", mix_last_error());
+	memset(&sto, 0, sizeof(sto));
+	sto.op = MIX_VIRTUAL_STORE_EXPUNGE_DELETED;
+	ret = mix_virtual_store(t, &all, 1, &sto, &res);
+	ok(ret == 0 && res.backends == 1 && rv_flags(a, 1) < 0 &&
+	   rv_flags(a, 2) == 0 && rv_flags(a, 3) == 0,
+	   "EXPUNGE_DELETED on 1:*: ret %d %s, backends %u; UID 1 %s "
+	   "(expected gone), UID 2 %s (\\Deleted cleared by another session: "
+	   "expected kept), UID 3 %s (expected kept)", ret,
+	   ret < 0 ? mix_last_error() : "", res.backends,
+	   rv_flags(a, 1) < 0 ? "gone" : "kept",
+	   rv_flags(a, 2) < 0 ? "gone" : "kept",
+	   rv_flags(a, 3) < 0 ? "gone" : "kept");
+	if (ret == 0)
+		mix_virtual_store_result_free(&res);
+	ret = mix_virtual_sync(t, 0, NULL);
+	ok(ret == 0 && tu_messages(mix_virtual_index(t)) == 2,
+	   "the sync shows the 2 kept messages: sync %d, %u messages", ret,
+	   tu_messages(mix_virtual_index(t)));
+	mix_virtual_close(&t);
+	mix_index_close(&a);
+}
+
 int main(void)
 {
 	const char *env = getenv("MIX_VIRTUAL_STEPS");
@@ -1571,6 +2064,15 @@ int main(void)
 	live_check(root);
 	writes_check(root);
 	uidvalidity_check(root);
+	rv_null_backends(root);
+	rv_expunge_unchangedsince(root);
+	rv_not_virtual(root);
+	rv_recreated_backend(root);
+	rv_lost_point(root);
+	rv_no_nesting(root);
+	rv_store_after_unavailable(root);
+	rv_open_twice(root);
+	rv_expunge_deleted(root);
 	for (b = 0; b < NB; b++) {
 		mix_index_close(&bk[b].index);
 		free(bk[b].m);

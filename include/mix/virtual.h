@@ -13,7 +13,8 @@
  * built from are published together.
  *
  * Threads: a struct mix_virtual is used by one thread at a time (open,
- * sync, set_backends, close), besides its own live thread when live mode
+ * sync, set_backends, close; there is one per directory and process:
+ * a second mix_virtual_open of it is refused), besides its own live thread when live mode
  * is on (mix_virtual_live_start); any thread may read the virtual index
  * (mix_virtual_index() with mix_read_lock or a view) at the same time.
  * Return conventions as in mix.h.
@@ -29,7 +30,9 @@ extern "C" {
 
 struct mix_virtual;
 
-/* One backend (an array element, so fixed: it never grows).  name
+/* One backend (an array element, so fixed: it never grows).  An index
+ * that is a virtual mailbox (it has the `vmap` extension), this one or
+ * another, cannot be a backend: MIX_EINVAL.  name
  * (1..255 bytes, unique in the definition) identifies
  * it across syncs and opens: the virtual mailbox gives each new name a
  * mailbox id that is never reused (highest_mailbox_id in the header).
@@ -71,9 +74,14 @@ struct mix_virtual_def {
  * synced yet: call mix_virtual_sync().  def and the strings in it are
  * copied; the backend indexes are borrowed.  Returns 0; MIX_EINVAL (bad
  * rule: the message names the byte position; bad or duplicate backend
- * name); any error of mix_index_open() or mix_index_ext_register() (an
- * index whose `vmap` extension has another layout: MIX_EINVAL).  Not
- * inside a read-side section. */
+ * name; backends NULL with a count; a backend that is a virtual mailbox,
+ * this one included; dir holds an index with messages
+ * but no `vmap` extension: "not a virtual index", left untouched);
+ * MIX_ELOCKED (a struct mix_virtual of this process has dir open: one
+ * open per directory and process, which the sessions showing it share;
+ * it opens again after mix_virtual_close); any error of mix_index_open() or mix_index_ext_register() (an index whose
+ * `vmap` extension has another layout: MIX_EINVAL).  Not inside a
+ * read-side section. */
 MIX_API int mix_virtual_open(struct mix_engine *engine, const char *dir,
 			     const struct mix_virtual_def *def,
 			     struct mix_virtual **v_r);
@@ -91,7 +99,8 @@ MIX_API struct mix_index *mix_virtual_index(struct mix_virtual *v);
 /* Replace the backend list (same rules as in the definition).  Takes
  * effect at the next sync: backends no longer listed drop their messages
  * then, new names get new mailbox ids.  Returns 0, MIX_EINVAL (a bad
- * backend entry, or live mode is on), -ENOMEM; on error the list is as
+ * backend entry: NULL array with a count, bad or duplicate name, a
+ * virtual mailbox; or live mode is on), -ENOMEM; on error the list is as
  * before.  The thread using v, any context. */
 MIX_API int mix_virtual_set_backends(struct mix_virtual *v,
 				     const struct mix_virtual_backend *b,
@@ -204,7 +213,14 @@ MIX_API int mix_virtual_snap_backend(const struct mix_snap *snap,
 enum mix_virtual_store_op {
 	MIX_VIRTUAL_STORE_FLAGS = 1,     /* modify, flags */
 	MIX_VIRTUAL_STORE_KEYWORDS,      /* modify, keywords */
+	/* expunge the messages, whatever their flags */
 	MIX_VIRTUAL_STORE_EXPUNGE,
+	/* IMAP EXPUNGE / UID EXPUNGE through the virtual mailbox: each
+	 * backend's part is mix_txn_expunge_deleted() on its real UIDs, so
+	 * its writer expunges only the messages that have \Deleted when
+	 * it applies the transaction (one whose \Deleted another session
+	 * cleared stays); what IMAP EXPUNGE should use */
+	MIX_VIRTUAL_STORE_EXPUNGE_DELETED,
 };
 
 struct mix_virtual_store {
@@ -213,7 +229,7 @@ struct mix_virtual_store {
 	uint8_t flags;
 	const char *const *keywords;     /* NULL-terminated */
 	/* CONDSTORE UNCHANGEDSINCE on virtual modseqs; 0 = unconditional
-	 * (ignored for expunge) */
+	 * (ignored for both expunge ops) */
 	uint64_t unchangedsince;
 	/* room for fields added later: zero-initialize; never set it */
 	uint64_t reserved[2];
@@ -226,8 +242,10 @@ struct mix_virtual_store_result {
 	uint32_t modified_count;
 	/* backend transactions committed */
 	uint32_t backends;
-	/* virtual messages of backends not open or no longer in the
-	 * definition: left unchanged */
+	/* virtual messages of backends not open, no longer in the
+	 * definition, or re-created since the sync the virtual snapshot
+	 * records (another UIDVALIDITY or guid: its real UIDs would name
+	 * other messages): left unchanged */
 	uint32_t unavailable;
 	/* room for fields added later; filled with 0 by mix */
 	uint64_t reserved[4];
@@ -240,9 +258,11 @@ struct mix_virtual_store_result {
  * mailbox at the next sync (or at once in live mode).  With
  * unchangedsince, a message is MODIFIED if its virtual modseq is above it
  * or its backend message changed after the state the virtual mailbox
- * mirrors (the backend's writer checks it atomically).  Returns 0 and
- * *res (free it); MIX_EINVAL (bad op, no successful sync yet); any error
- * of a backend's mix_txn_commit() (backends before it are committed);
+ * mirrors (the backend's writer checks it atomically); unchangedsince
+ * below the virtual index's lost point (mix_snap_lost_modseq) makes
+ * every message MODIFIED and stores nothing.  Returns 0 and *res (free
+ * it); MIX_EINVAL (bad op, no successful sync since open); any error of
+ * a backend's mix_txn_commit() (backends before it are committed);
  * -ENOMEM.  Not inside a read-side section. */
 MIX_API int mix_virtual_store(struct mix_virtual *v,
 			      const struct mix_uid_range *ranges,
