@@ -578,6 +578,18 @@ static int vreg_open(struct mix_engine *engine, struct mix_virtual *v)
 	return ret;
 }
 
+/* fork(), in the child (fork.c): the parent's open virtual indexes are
+ * not the child's, and a parent thread may have held vreg_lock (it is
+ * held across an index's open and close, which may wait for a grace
+ * period, so the fork cannot take it beforehand): a fresh lock, an
+ * empty list (the parent's array stays allocated in the child). */
+void mix_virtual_fork_child(void)
+{
+	pthread_mutex_init(&vreg_lock, NULL);
+	vreg = NULL;
+	vreg_count = vreg_cap = 0;
+}
+
 /* Close v->index; leaves it in the list if nothing was closed. */
 static int vreg_close(struct mix_virtual *v)
 {
