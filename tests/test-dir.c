@@ -273,5 +273,6 @@ int main(void)
 	if (mix_engine_free(&eng) < 0)
 		BAIL("engine free: %s", mix_last_error());
 	tu_rmdir_r(base);
+	free(base);
 	return tap_done();
 }
