@@ -753,8 +753,8 @@ static int verify_records(const struct vctx *v, const struct mix_ifile *f)
 
 /* ---- reading --------------------------------------------------------- */
 
-int mix_ifile_parse(const void *buf, size_t size, const char *path,
-		    struct mix_ifile *f_r)
+static int parse(const void *buf, size_t size, const char *path, int crc,
+		 struct mix_ifile *f_r)
 {
 	struct vctx v = { .path = path, .code = MIX_ECORRUPT, .buf = buf,
 			  .size = size };
@@ -763,7 +763,7 @@ int mix_ifile_parse(const void *buf, size_t size, const char *path,
 	memset(f_r, 0, sizeof(*f_r));
 	/* §2.5, in order */
 	if ((ret = check_ident(&v)) < 0 || (ret = check_sizes(&v)) < 0 ||
-	    (ret = check_length(&v)) < 0 || (ret = check_crc(&v)) < 0 ||
+	    (ret = check_length(&v)) < 0 || (crc && (ret = check_crc(&v)) < 0) ||
 	    (ret = check_fields(&v)) < 0 || (ret = verify_exts(&v, f_r)) < 0 ||
 	    (ret = verify_records(&v, f_r)) < 0) {
 		mix_ifile_free_keep_map(f_r);
@@ -774,12 +774,32 @@ int mix_ifile_parse(const void *buf, size_t size, const char *path,
 	return 0;
 }
 
+int mix_ifile_parse(const void *buf, size_t size, const char *path,
+		    struct mix_ifile *f_r)
+{
+	return parse(buf, size, path, 1, f_r);
+}
+
 int mix_ifile_open(const char *path, struct mix_ifile *f_r)
 {
 	return mix_ifile_open_in(-1, path, f_r);
 }
 
+static int ifile_open(int dfd, const char *path, int crc,
+		      struct mix_ifile *f_r);
+
 int mix_ifile_open_in(int dfd, const char *path, struct mix_ifile *f_r)
+{
+	return ifile_open(dfd, path, 1, f_r);
+}
+
+int mix_ifile_open_nocrc_in(int dfd, const char *path, struct mix_ifile *f_r)
+{
+	return ifile_open(dfd, path, 0, f_r);
+}
+
+static int ifile_open(int dfd, const char *path, int crc,
+		      struct mix_ifile *f_r)
 {
 	uint64_t size;
 	void *map;
@@ -796,7 +816,7 @@ int mix_ifile_open_in(int dfd, const char *path, struct mix_ifile *f_r)
 			return mix_err(MIX_ECORRUPT, "%s: file is %llu bytes, "
 				       "too large to map", path,
 				       (unsigned long long)size);
-		return mix_ifile_parse("", 0, path, f_r);
+		return parse("", 0, path, crc, f_r);
 	}
 	/* MAP_SHARED of a file that is only ever replaced by rename, never
 	 * written or truncated in place (invariant 3) */
@@ -805,7 +825,7 @@ int mix_ifile_open_in(int dfd, const char *path, struct mix_ifile *f_r)
 		return ret;
 	}
 	mix_io_close(&fd);
-	if ((ret = mix_ifile_parse(map, (size_t)size, path, f_r)) < 0) {
+	if ((ret = parse(map, (size_t)size, path, crc, f_r)) < 0) {
 		munmap(map, (size_t)size);
 		return ret;
 	}

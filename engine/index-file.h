@@ -61,6 +61,11 @@ int mix_ifile_open(const char *path, struct mix_ifile *f_r);
 /* The same for the name of path in the directory held as dfd (fileio.h
  * "the _in calls"). */
 int mix_ifile_open_in(int dfd, const char *path, struct mix_ifile *f_r);
+/* The same without the checksum (§2.5 step 8), every other check kept:
+ * for MIX_OPEN_SALVAGE only, when nothing else can bring the state back
+ * (recovery.c). */
+int mix_ifile_open_nocrc_in(int dfd, const char *path,
+			    struct mix_ifile *f_r);
 
 /* Same verification on a buffer (no mapping is taken: f_r->map is NULL and
  * pointers point into buf, which must outlive f_r).  For tests and the

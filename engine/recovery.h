@@ -73,6 +73,10 @@ struct mix_recovery {
 struct mix_salvage_skips {
 	uint32_t n, cap;
 	struct { uint32_t seq; uint64_t off; } *e;
+	/* salvage: mix.index failed its checksum and the logs do not reach
+	 * back to creation, so the next pass loads it without the checksum
+	 * (every other check still applies) */
+	int index_nocrc;
 };
 
 /* "dir/name" into buf (paths longer than size are cut, and then fail to
