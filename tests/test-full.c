@@ -431,6 +431,17 @@ static const char *mixctl_path(char *buf, size_t size)
 	return access(buf, X_OK) == 0 ? buf : NULL;
 }
 
+/* The parent's exit, a Bail out! included: never leave the mount. */
+static pid_t parent_pid;
+
+static void unmount_at_exit(void)
+{
+	if (getpid() == parent_pid && mnt != NULL) {
+		umount2(mnt, MNT_DETACH);
+		rmdir(mnt);
+	}
+}
+
 int main(void)
 {
 	char opts[64], mc[4096];
@@ -446,6 +457,8 @@ int main(void)
 		rmdir(mnt);
 		return 0;
 	}
+	parent_pid = getpid();
+	atexit(unmount_at_exit);
 	if (asprintf(&dir, "%s/box", mnt) < 0 ||
 	    asprintf(&filler, "%s/filler", mnt) < 0)
 		BAIL("out of memory");
@@ -514,5 +527,6 @@ int main(void)
 	free(dir);
 	free(filler);
 	free(mnt);
+	mnt = NULL;
 	return tap_done();
 }
