@@ -330,10 +330,8 @@ int mix_index_rotate_to(struct mix_index *idx, uint32_t file_seq)
 	if (ret < 0)
 		return ret;
 	ret = mix_log_rotate_to_floor(idx->dirfd, idx->dir, h->indexid,
-				      file_seq,
-					  h->file_seq,
-					  (uint32_t)idx->log.offset, floor,
-					  &nw);
+				      file_seq, h->file_seq,
+				      (uint32_t)idx->log.offset, floor, &nw);
 	MIX_PROBE2(rotate, file_seq, ret);
 	if (ret < 0)
 		return ret;
@@ -341,6 +339,15 @@ int mix_index_rotate_to(struct mix_index *idx, uint32_t file_seq)
 	idx->log = nw;
 	idx->uid_floor = floor;   /* durable: the header was fsynced */
 	return 0;
+}
+
+/* After a failed rotation: is there no mix.index.log any more (the old
+ * log renamed away, the new one not in place)? */
+static int active_log_gone(const struct mix_index *idx)
+{
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/%s", idx->dir, MIX_LOG_FILENAME);
+	return !mix_io_access_in(idx->dirfd, path);
 }
 
 int mix_index_checkpoint_rotate(struct mix_index *idx)
@@ -351,10 +358,7 @@ int mix_index_checkpoint_rotate(struct mix_index *idx)
 		 * place, further appends would go to a file nobody reads: the
 		 * next batch starts the new log first (the rename of a missing
 		 * active log is skipped, §3.5), as after a writable open. */
-		char path[4096];
-		snprintf(path, sizeof(path), "%s/%s", idx->dir,
-			 MIX_LOG_FILENAME);
-		if (!mix_io_access_in(idx->dirfd, path))
+		if (active_log_gone(idx))
 			idx->rotate_pending_seq = idx->log.hdr.file_seq + 1;
 	}
 	return ret;
@@ -988,10 +992,7 @@ static void ckpt_collect(struct mix_index *idx, struct mix_ckpt_job *j)
 	else if ((ret = log_durable(idx)) == 0)
 		ret = mix_index_rotate(idx);
 	if (ret < 0) {
-		char path[4096];
-		snprintf(path, sizeof(path), "%s/%s", idx->dir,
-			 MIX_LOG_FILENAME);
-		if (ret != MIX_EINVAL && !mix_io_access_in(idx->dirfd, path))
+		if (ret != MIX_EINVAL && active_log_gone(idx))
 			idx->rotate_pending_seq = idx->log.hdr.file_seq + 1;
 		checkpoint_failed(idx);
 	}

@@ -168,7 +168,7 @@ int mix_io_open_own(int dfd, const char *path, int flags, mode_t mode)
 		if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
 			return fd;
 		mix_io_close(&fd);   /* a FIFO with a reader, a device */
-	} else if (fd != -ELOOP && fd != -ENXIO && fd != -EWOULDBLOCK) {
+	} else if (fd != -ELOOP && fd != -ENXIO) {   /* a link; a FIFO */
 		return fd;
 	}
 	/* the name is the engine's own and holds no file of it: replace
@@ -179,15 +179,18 @@ int mix_io_open_own(int dfd, const char *path, int flags, mode_t mode)
 	return mix_io_open_in(dfd, path, (flags & ~O_TRUNC) | O_EXCL, mode);
 }
 
+/* The directory's own descriptor, or -errno with the message set. */
+static int dir_open(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	return fd >= 0 ? fd : mix_err_sys("open(%s)", dir);
+}
+
 int mix_io_dir_open(const char *dir)
 {
-	int fd;
 	if (fault_hit("open") < 0)
 		return mix_err_sys("open(%s) (injected)", dir);
-	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return mix_err_sys("open(%s)", dir);
-	return fd;
+	return dir_open(dir);
 }
 
 void mix_io_close(int *fd)
@@ -356,9 +359,8 @@ int mix_io_fsync_dir_in(int dfd, const char *dir)
 	int fd, ret;
 	if (fault_hit("fsync_dir") < 0)
 		return mix_err_sys("fsync(%s) (injected)", dir);
-	fd = dfd >= 0 ? dfd : open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return mix_err_sys("open(%s)", dir);
+	if ((fd = dfd >= 0 ? dfd : dir_open(dir)) < 0)
+		return fd;
 	ret = fsync(fd) < 0 ? err_in(dfd, "fsync", dir, NULL) : 0;
 	if (fd != dfd)
 		close(fd);

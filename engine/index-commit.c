@@ -505,8 +505,10 @@ int mix_index_make_durable(struct mix_index *idx, uint64_t *upto_r)
 		/* an empty commit's modseq is the highest modseq of the
 		 * state it was applied to: every commit queued before it */
 		if ((ret = mix_txn_begin(idx, &t)) == 0 &&
-		    (ret = mix_txn_commit(&t, MIX_DURABILITY_SYNC, &res)) == 0)
+		    (ret = mix_txn_commit(&t, MIX_DURABILITY_SYNC, &res)) == 0) {
 			*upto_r = res.modseq;
+			mix_commit_result_free(&res);
+		}
 		return ret;
 	}
 	/* what the files held when this snapshot was read from them */

@@ -233,20 +233,44 @@ static int salvage_set_aside(struct mix_recovery *rc)
  * become .log.2), and until the room is there its commits fail with
  * -ENOSPC and nothing else, like any commit on a full disk.  Read-only
  * opens never write.  Other errors stay errors. */
-static int defer_on_full_disk(struct mix_index *idx, int ret,
+static int defer_on_full_disk(struct mix_recovery *rc, int ret,
 			      const char *what)
 {
-	const struct mix_engine_config *c = &idx->engine->cfg;
 	char msg[768];
 
 	if (ret != -ENOSPC && ret != -EDQUOT)
 		return ret;
 	snprintf(msg, sizeof(msg), "%s: the disk is full: the open's %s is "
-		 "left to the first commit (%s)", idx->dir, what,
+		 "left to the first commit (%s)", rc->idx->dir, what,
 		 mix_last_error());
-	if (c->warning)
-		c->warning(c->warning_ctx, msg);
+	mix_recovery_warn(rc, msg);
 	return 0;
+}
+
+/* Every modseq the session gives must be above the state's
+ * HIGHESTMODSEQ, which its log position bounds in a file the engine
+ * wrote.  One above it (a writer bug, a crafted or restored file) would
+ * otherwise have the session hand out modseqs below what clients were
+ * shown and report the old HIGHESTMODSEQ for every commit after: the
+ * session's log starts high enough instead, or past 2^31 (refused by
+ * the caller's mix_modseq_file_ok). */
+static void session_seq_above_modseq(struct mix_recovery *rc)
+{
+	struct mix_index *idx = rc->idx;
+	uint64_t hm = idx->snap->hdr.highest_modseq, seq;
+	char msg[512];
+
+	if ((hm >> 32) < rc->indexid)
+		return;
+	seq = (hm >> 32) + 1 - rc->indexid;
+	if (seq <= idx->rotate_pending_seq)
+		return;
+	snprintf(msg, sizeof(msg), "%s: HIGHESTMODSEQ %llu is above the log "
+		 "position of mix.index (seq %u): the session's log starts "
+		 "at seq %llu, above it", idx->dir, (unsigned long long)hm,
+		 rc->idx_seq, (unsigned long long)seq);
+	mix_recovery_warn(rc, msg);
+	idx->rotate_pending_seq = seq > UINT32_MAX ? UINT32_MAX : (uint32_t)seq;
 }
 
 /* §4: the session's log gets a file_seq no log ever had.  Without an
@@ -351,29 +375,7 @@ static int writer_setup(struct mix_recovery *rc)
 			return ret;
 	}
 	idx->rotate_pending_seq = session_log_seq(rc);
-	/* every modseq the session gives is above the state's
-	 * HIGHESTMODSEQ, which its log position bounds in a file the engine
-	 * wrote; one above it (a writer bug, a crafted or restored file)
-	 * would otherwise hand out modseqs below what clients were shown,
-	 * and report the old HIGHESTMODSEQ for every commit after */
-	{
-		uint64_t need = (idx->snap->hdr.highest_modseq >> 32) + 1;
-		if (need > (uint64_t)rc->indexid + idx->rotate_pending_seq &&
-		    need - rc->indexid <= UINT32_MAX) {
-			char msg[512];
-			snprintf(msg, sizeof(msg), "%s: HIGHESTMODSEQ %llu is "
-				 "above the log position of mix.index (seq "
-				 "%u): the session's log starts at seq %llu, "
-				 "above it", idx->dir, (unsigned long long)
-				 idx->snap->hdr.highest_modseq, rc->idx_seq,
-				 (unsigned long long)(need - rc->indexid));
-			idx->rotate_pending_seq =
-				(uint32_t)(need - rc->indexid);
-			if (idx->engine->cfg.warning)
-				idx->engine->cfg.warning(
-					idx->engine->cfg.warning_ctx, msg);
-		}
-	}
+	session_seq_above_modseq(rc);
 	if (!mix_modseq_file_ok(rc->indexid, idx->rotate_pending_seq))
 		return mix_err(MIX_ELIMIT, "%s: indexid %u + file_seq %u "
 			       "reaches 2^31 (format.md §4)", idx->dir,
@@ -387,7 +389,7 @@ static int writer_setup(struct mix_recovery *rc)
 		if (ret == 0)
 			ret = mix_index_remap_checked(idx);
 		else if (!rc->next_adopted && !idx->info.salvaged)
-			ret = defer_on_full_disk(idx, ret, "checkpoint");
+			ret = defer_on_full_disk(rc, ret, "checkpoint");
 		if (ret < 0)
 			return ret;
 	}
@@ -401,7 +403,7 @@ static int writer_setup(struct mix_recovery *rc)
 	 * session changes nothing (every later open would find the logs
 	 * missing otherwise, or the stale newtmp) */
 	if (!rc->have_log[1] || rc->next_stale)
-		return defer_on_full_disk(idx, mix_index_rotate_pending(idx),
+		return defer_on_full_disk(rc, mix_index_rotate_pending(idx),
 					  "new log");
 	return 0;
 }
@@ -507,7 +509,13 @@ int mix_index_open_one(struct mix_engine *e, const char *dir,
 	if ((ret = index_alloc(e, dir, flags, &idx)) < 0)
 		return ret;
 	mix_recovery_init(&rc, idx, flags, &warnings, &skips);
-	if ((idx->dirfd = mix_io_dir_open(dir)) < 0)
+	/* a directory that is not there holds no index (as before the
+	 * directory was held: the open looked for the index's files) */
+	if ((idx->dirfd = mix_io_dir_open(dir)) == -ENOENT &&
+	    !(flags & (MIX_OPEN_CREATE | MIX_OPEN_RECREATE)))
+		ret = mix_err(MIX_ENOTFOUND, "%s: no index (no such "
+			      "directory)", dir);
+	else if (idx->dirfd < 0)
 		ret = idx->dirfd;
 	if (ret == 0 && !(flags & MIX_OPEN_READONLY))
 		ret = lock_take(idx);

@@ -51,9 +51,7 @@ static void warn(struct mix_index *idx, const char *msg)
 		c->warning(c->warning_ctx, msg);
 }
 
-/* A recovery warning: kept for the end of the open when it defers them
- * (rc->warnings), given at once otherwise (refresh). */
-static void rc_warn(const struct mix_recovery *rc, const char *msg)
+void mix_recovery_warn(const struct mix_recovery *rc, const char *msg)
 {
 	if (!rc->warnings ||
 	    mix_buf_append(rc->warnings, msg, strlen(msg) + 1) < 0)
@@ -177,7 +175,7 @@ int mix_recovery_load_index(struct mix_recovery *rc)
 				 "salvage loaded it without its checksum "
 				 "(every other check passed; clients resync "
 				 "below the lost point)", path);
-			rc_warn(rc, msg);
+			mix_recovery_warn(rc, msg);
 			idx->info.salvaged = 1;
 		}
 	} else {
@@ -377,7 +375,7 @@ static void check_logs_lost(struct mix_recovery *rc)
 		snprintf(msg, sizeof(msg), "%s: old logs left by an interrupted "
 			 "re-creation are ignored (the next writer removes "
 			 "them)", idx->dir);
-		rc_warn(rc, msg);
+		mix_recovery_warn(rc, msg);
 		return;
 	}
 	idx->info.logs_missing = 1;
@@ -387,7 +385,7 @@ static void check_logs_lost(struct mix_recovery *rc)
 		 "above every modseq the lost logs can have issued", idx->dir,
 		 MIX_LOG_FILENAME, MIX_LOG2_FILENAME, rc->pos_seq,
 		 (unsigned long long)rc->pos_off);
-	rc_warn(rc, msg);
+	mix_recovery_warn(rc, msg);
 }
 
 /* ---- replay ------------------------------------------------------------ */
@@ -413,7 +411,7 @@ static void salvage_note(struct mix_recovery *rc, const char *what)
 {
 	struct mix_index *idx = rc->idx;
 	idx->info.salvaged = 1;
-	rc_warn(rc, what);
+	mix_recovery_warn(rc, what);
 }
 
 /* Replay one transaction; in salvage mode a transaction that does not
@@ -529,7 +527,7 @@ static int replay_stop(struct mix_recovery *rc, struct mix_log_reader *r,
 	idx->info.dropped_bytes = r->size - r->torn_offset;
 	idx->info.dropped_file_seq = r->hdr.file_seq;
 	idx->info.dropped_offset = (uint32_t)r->torn_offset;
-	rc_warn(rc, r->torn_reason);
+	mix_recovery_warn(rc, r->torn_reason);
 	return 0;
 }
 
@@ -788,7 +786,7 @@ static void uid_floor_apply(struct mix_recovery *rc)
 		 "before the last writer stopped without closing; next_uid "
 		 "continues at %u (format.md §2.7)", idx->dir,
 		 rc->b.hdr.next_uid, f - 1, f);
-	rc_warn(rc, msg);
+	mix_recovery_warn(rc, msg);
 	/* done by a logged transaction once the writer has the index
 	 * (uid_jump_commit): followers in other processes read the jump from
 	 * the log like any change */
@@ -859,13 +857,13 @@ static int recover_states(struct mix_recovery *rc, unsigned flags)
 			idx->info.created = 1;
 			return state_empty(rc, now_indexid(), 1);
 		}
-		/* a mix.index that fails only its checksum (a flipped bit in
-		 * a pad byte) is all there is: salvage loads it without it,
-		 * on a pass of its own (the restart below) */
+		/* a corrupt mix.index is all there is: salvage tries it once
+		 * more without its checksum, on a pass of its own (the
+		 * restart below); if the checksum was not all that was
+		 * wrong, that pass fails on what else is */
 		if (ret == 0 && index_err == MIX_ECORRUPT &&
 		    (flags & MIX_OPEN_SALVAGE) && rc->skips != NULL &&
-		    !rc->skips->index_nocrc &&
-		    strstr(msg, "field checksum at offset 108") != NULL) {
+		    !rc->skips->index_nocrc) {
 			rc->skips->index_nocrc = 1;
 			return SALVAGE_RESTART;
 		}
@@ -878,7 +876,7 @@ static int recover_states(struct mix_recovery *rc, unsigned flags)
 					MIX_INDEX_FILENAME);
 		if (index_err == MIX_ECORRUPT) {
 			idx->info.rebuilt = 1;
-			rc_warn(rc, msg);
+			mix_recovery_warn(rc, msg);
 		}
 	}
 	return 0;

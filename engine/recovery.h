@@ -129,6 +129,9 @@ void mix_recovery_free(struct mix_recovery *rc);
 /* Give the warnings an open kept (rc->warnings) to the engine's
  * callback, in order, and empty w. */
 void mix_recovery_warnings_flush(struct mix_index *idx, struct mix_buf *w);
+/* A warning of the open or refresh rc runs: kept for the end of an open
+ * (given only if the open succeeds), at once otherwise. */
+void mix_recovery_warn(const struct mix_recovery *rc, const char *msg);
 
 /* A file's identity (device, inode, size, change time): a follower
  * notices a replaced mix.index by it (refresh.c). */

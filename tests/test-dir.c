@@ -264,6 +264,18 @@ int main(void)
 	cfg.log_rotate_size = 4096;
 	if (mix_engine_create(&cfg, &eng) < 0)
 		BAIL("engine: %s", mix_last_error());
+	{
+		/* a directory that is not there holds no index */
+		struct mix_index *none = NULL;
+		char *missing;
+		int ret;
+		if (asprintf(&missing, "%s/missing", base) < 0)
+			BAIL("out of memory");
+		ret = mix_index_open(eng, missing, MIX_OPEN_READONLY, &none);
+		is(ret, MIX_ENOTFOUND, "a read-only open of a directory that "
+		   "does not exist: MIX_ENOTFOUND (%s)", mix_last_error());
+		free(missing);
+	}
 	test_rename(base);
 	for (int first = 0; first < 2; first++) {
 		test_replace(base, first, 0);
