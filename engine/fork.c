@@ -25,10 +25,7 @@
  * or the cache's lock while it waits for the gate or a grace period, so
  * taking them after the gate cannot wait for the fork's own waiters.
  *
- * The parent and the child release in the reverse order.  virtual.c's
- * list of open virtual indexes has a lock held across index opens and
- * closes, which may wait for a grace period, so prepare cannot take it;
- * the child makes it new and forgets the parent's list.
+ * The parent and the child release in the reverse order.
  */
 #include <pthread.h>
 
@@ -36,7 +33,6 @@
 #include "fork.h"
 #include "index-registry.h"
 #include "rcu.h"
-#include "virtual.h"
 
 static void fork_prepare(void)
 {
@@ -54,7 +50,6 @@ static void fork_parent(void)
 
 static void fork_child(void)
 {
-	mix_virtual_fork_child();
 	mix_bufcache_fork_child();
 	mix_registry_fork_child();
 	mix_rcu_fork_child();

@@ -585,6 +585,22 @@ MIX_API void mix_index_stats(struct mix_index *idx,
 	pthread_mutex_unlock(&idx->reclaim.lock);
 }
 
+int mix_index_claim_virtual(struct mix_index *idx, void *owner)
+{
+	void *none = NULL;
+	/* relaxed: the owner pointer is the whole message */
+	return __atomic_compare_exchange_n(&idx->virtual_owner, &none, owner,
+					   0, __ATOMIC_RELAXED,
+					   __ATOMIC_RELAXED) ? 0 : -1;
+}
+
+void mix_index_release_virtual(struct mix_index *idx, void *owner)
+{
+	void *mine = owner;
+	(void)__atomic_compare_exchange_n(&idx->virtual_owner, &mine, NULL, 0,
+					  __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+}
+
 MIX_API void mix_index_open_info(struct mix_index *idx,
 				 struct mix_open_info *info_r)
 {

@@ -36,6 +36,10 @@ struct mix_index {
 	 * "the _in calls") */
 	int dirfd;
 	unsigned flags;
+	/* the struct mix_virtual this index is the virtual index of, or
+	 * NULL (mix_index_claim_virtual); atomic: CAS on claim and release,
+	 * nothing else is ordered by it */
+	void *virtual_owner;
 
 	/* ORDER(snap-publish): the current snapshot.  Stored with
 	 * MIX_RCU_PUBLISH by the writer (or open) after the snapshot is
@@ -130,5 +134,11 @@ struct mix_index {
 	/* checkpoints writing mix.index right now (atomic; at most 1) */
 	uint32_t ckpt_writing;
 };
+
+/* A struct mix_virtual (owner) takes idx as its virtual index: 0, or -1
+ * when another one has it (one map per index, virtual.c).  Release
+ * gives it up; only the owner's release does anything. */
+int mix_index_claim_virtual(struct mix_index *idx, void *owner);
+void mix_index_release_virtual(struct mix_index *idx, void *owner);
 
 #endif

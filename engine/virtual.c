@@ -21,6 +21,7 @@
 #include "crc32c.h"
 #include "err.h"
 #include "format.h"
+#include "index.h"
 #include "snapshot.h"
 #include "virtual.h"
 
@@ -503,104 +504,38 @@ static void virtual_free(struct mix_virtual *v)
 	free(v);
 }
 
-/* The virtual indexes a struct mix_virtual of this process has open.
- * The engine shares one struct mix_index per directory (index-
- * registry.c), so a second mix_virtual_open of the same directory in
- * one engine would get the same index with a map of its own: the two
- * maps would each add the same backend messages (duplicates, then a
+/* The engine shares one struct mix_index per directory (index-
+ * registry.c), so a second mix_virtual_open of the same directory in one
+ * engine would get the same index with a map of its own: the two maps
+ * would each add the same backend messages (duplicates, then a
  * rebuild).  Sharing the struct mix_virtual would need one definition
- * for both opens; the second open is refused instead (MIX_ELOCKED).
- * vreg_lock is held across mix_index_open/close and the list update,
- * so a closed index's address reused by a new open is never taken for
- * the old one.  Indexes of different engines never compare equal. */
-static pthread_mutex_t vreg_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct mix_index **vreg;
-static uint32_t vreg_count, vreg_cap;
-
-/* With vreg_lock held: 1 if index is in the list. */
-static int vreg_has(const struct mix_index *index)
+ * for both opens; the second open is refused instead (MIX_ELOCKED): the
+ * index records which struct mix_virtual owns it
+ * (mix_index_claim_virtual). */
+static int vindex_open(struct mix_engine *engine, struct mix_virtual *v)
 {
-	uint32_t i;
+	int ret = mix_index_open(engine, v->dir, MIX_OPEN_CREATE, &v->index);
 
-	for (i = 0; i < vreg_count; i++)
-		if (vreg[i] == index)
-			return 1;
-	return 0;
-}
-
-/* With vreg_lock held: add index; 0 or -ENOMEM. */
-static int vreg_add(struct mix_index *index)
-{
-	if (vreg_count == vreg_cap) {
-		uint32_t cap = vreg_cap ? vreg_cap * 2 : 8;
-		void *n = realloc(vreg, cap * sizeof(*vreg));
-		if (n == NULL)
-			return MIX_ENOMEM();
-		vreg = n;
-		vreg_cap = cap;
-	}
-	vreg[vreg_count++] = index;
-	return 0;
-}
-
-/* With vreg_lock held: remove index. */
-static void vreg_remove(const struct mix_index *index)
-{
-	uint32_t i;
-
-	for (i = 0; i < vreg_count; i++) {
-		if (vreg[i] == index) {
-			vreg[i] = vreg[--vreg_count];
-			return;
-		}
-	}
-}
-
-/* Open v->index for v->dir, unless a struct mix_virtual has it open. */
-static int vreg_open(struct mix_engine *engine, struct mix_virtual *v)
-{
-	int ret;
-
-	pthread_mutex_lock(&vreg_lock);
-	ret = mix_index_open(engine, v->dir, MIX_OPEN_CREATE, &v->index);
-	if (ret == 0 && vreg_has(v->index)) {
+	if (ret == 0 && mix_index_claim_virtual(v->index, v) < 0) {
 		mix_index_close(&v->index);
 		v->index = NULL;
 		ret = mix_err(MIX_ELOCKED, "virtual %s: already open as a "
 			      "virtual mailbox in this engine (one "
 			      "mix_virtual_open per directory; share that "
 			      "struct mix_virtual)", v->dir);
-	} else if (ret == 0 && (ret = vreg_add(v->index)) < 0) {
-		mix_index_close(&v->index);
-		v->index = NULL;
 	}
-	pthread_mutex_unlock(&vreg_lock);
 	return ret;
 }
 
-/* fork(), in the child (fork.c): the parent's open virtual indexes are
- * not the child's, and a parent thread may have held vreg_lock (it is
- * held across an index's open and close, which may wait for a grace
- * period, so the fork cannot take it beforehand): a fresh lock, an
- * empty list (the parent's array stays allocated in the child). */
-void mix_virtual_fork_child(void)
+/* Close v->index; keeps its claim if nothing was closed (views open). */
+static int vindex_close(struct mix_virtual *v)
 {
-	pthread_mutex_init(&vreg_lock, NULL);
-	vreg = NULL;
-	vreg_count = vreg_cap = 0;
-}
-
-/* Close v->index; leaves it in the list if nothing was closed. */
-static int vreg_close(struct mix_virtual *v)
-{
-	struct mix_index *index = v->index;
 	int ret;
 
-	pthread_mutex_lock(&vreg_lock);
+	mix_index_release_virtual(v->index, v);
 	ret = mix_index_close(&v->index);
-	if (v->index == NULL)
-		vreg_remove(index);
-	pthread_mutex_unlock(&vreg_lock);
+	if (v->index != NULL)
+		(void)mix_index_claim_virtual(v->index, v);
 	return ret;
 }
 
@@ -700,7 +635,7 @@ MIX_API int mix_virtual_open(struct mix_engine *engine, const char *dir,
 	}
 	pthread_mutex_init(&v->lock, NULL);
 	if ((ret = def_copy(v, def)) < 0 ||
-	    (ret = vreg_open(engine, v)) < 0) {
+	    (ret = vindex_open(engine, v)) < 0) {
 		virtual_free(v);
 		return ret;
 	}
@@ -710,7 +645,7 @@ MIX_API int mix_virtual_open(struct mix_engine *engine, const char *dir,
 	for (i = 0; ret == 0 && i < v->def_count; i++)
 		ret = backend_check(v, &v->def[i]);
 	if (ret < 0 || (ret = index_prepare(v)) < 0) {
-		vreg_close(v);
+		vindex_close(v);
 		virtual_free(v);
 		return ret;
 	}
@@ -726,7 +661,7 @@ MIX_API int mix_virtual_close(struct mix_virtual **vp)
 	if (v == NULL)
 		return 0;
 	mix_virtual_live_stop(v);
-	ret = vreg_close(v);
+	ret = vindex_close(v);
 	if (v->index != NULL)
 		return ret;      /* nothing closed (views open, -ENOMEM) */
 	virtual_free(v);

@@ -196,7 +196,4 @@ int mix_virtual_hdr_decode(struct mix_virtual *v, const uint8_t *h,
 /* Free v's backend list (after mix_virtual_hdr_decode). */
 void mix_virtual_bk_free_all(struct mix_virtual *v);
 
-/* fork(): the child forgets the parent's open virtual indexes (fork.c). */
-void mix_virtual_fork_child(void);
-
 #endif
