@@ -315,8 +315,10 @@ static int rename_check(struct mlop *op, const struct pname *f,
 		return mix_err(-EEXIST, "mailbox %s exists", t->buf);
 	/* the whole subtree moves: every name under the new one must stay
 	 * a valid name (format.md §6.2: each parent chain within 64 levels
-	 * and 1,000 bytes), or the list would not open again */
-	{
+	 * and 1,000 bytes), or the list would not open again.  Every name
+	 * is valid now, so a new name no deeper and no longer than the old
+	 * keeps them so: the walk (O(subtree)) only for one that grows */
+	if (t->n > f->n || t->len > f->len) {
 		uint32_t depth = 0;
 		size_t len = 0;
 		subtree_extent(op->nv, *src_r, 0, 0, &depth, &len);
